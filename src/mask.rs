@@ -1,0 +1,68 @@
+//! Masking of personal fields for every output to anyone but the holder (DESIGN.md §8,
+//! profile §2.4): name `张*`, ID `11**************01`, phone `186****5247`.
+//!
+//! Masking counts characters, not bytes, so Chinese names mask correctly, and it never
+//! reveals more than the rule allows, even for values shorter than the kept parts.
+
+use crate::standard::PersonalClass;
+
+/// Masks a value of the given personal class.
+pub fn mask(class: PersonalClass, value: &str) -> String {
+    match class {
+        PersonalClass::Name => keep(value, 1, 0),
+        PersonalClass::Id => keep(value, 2, 2),
+        PersonalClass::Phone => {
+            let n = value.chars().count();
+            if n >= 8 {
+                let head: String = value.chars().take(3).collect();
+                let tail: String = value.chars().skip(n - 4).collect();
+                format!("{head}****{tail}")
+            } else {
+                "*".repeat(n.max(1))
+            }
+        }
+    }
+}
+
+/// Keeps `head` leading and `tail` trailing characters and stars the rest. When the value
+/// is too short to hide anything that way, it is starred whole but for the first character
+/// (a name of one character becomes `*`).
+fn keep(value: &str, head: usize, tail: usize) -> String {
+    let chars: Vec<char> = value.chars().collect();
+    let n = chars.len();
+    if n == 0 {
+        return String::new();
+    }
+    if n <= head + tail {
+        let shown = if n > 1 { 1 } else { 0 };
+        return chars[..shown].iter().collect::<String>() + &"*".repeat(n - shown);
+    }
+    let mut out: String = chars[..head].iter().collect();
+    out.push_str(&"*".repeat(n - head - tail));
+    out.extend(&chars[n - tail..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_as_the_profile_shows() {
+        assert_eq!(mask(PersonalClass::Name, "张三"), "张*");
+        assert_eq!(mask(PersonalClass::Name, "欧阳娜娜"), "欧***");
+        assert_eq!(
+            mask(PersonalClass::Id, "11010519491231002X"),
+            "11**************2X"
+        );
+        assert_eq!(mask(PersonalClass::Phone, "18612345247"), "186****5247");
+    }
+
+    #[test]
+    fn never_shows_a_short_value_whole() {
+        assert_eq!(mask(PersonalClass::Name, "张"), "*");
+        assert_eq!(mask(PersonalClass::Id, "1234"), "1***");
+        assert_eq!(mask(PersonalClass::Phone, "12345"), "*****");
+        assert_eq!(mask(PersonalClass::Name, ""), "");
+    }
+}

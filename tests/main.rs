@@ -1,0 +1,11 @@
+//! hutong's integration tests: one binary, shared helpers (`support`), one module per area.
+
+// Test code: helpers panic on purpose, and `pub` in modules of a test binary is just `pub(crate)`.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod cli;
+mod idno_stdnum;
+mod openapi;
+mod validate_fixtures;
