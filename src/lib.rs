@@ -10,10 +10,23 @@
 //!   and their schemas, and the OpenAPI document generated from them.
 //! - [`national`]: the typed national model (records of GB/T 38962, messages of GB/T 38963),
 //!   validation of a message against the standard, GB 11643 ID numbers, calendar dates.
+//! - [`crypto`]: national cryptography over RustCrypto: SM2 signatures and encryption, SM3,
+//!   HMAC-SM3, SM4-CBC; keys from hex and PEM.
+//! - [`envelope`]: the national envelope of GB/T 38963 clause 5, both sides: canonical
+//!   string, SM2 or HMAC-SM3 signatures, SM4 `bizContent`, timestamp window and nonces.
+//! - [`code`]: PHIC1 national code tokens and their URL form; the `CodeFormat` trait that
+//!   regional code contents plug into; verification against the trust registry.
+//! - [`trust`]: the trust registry of issuers and keys, and the signed trust list.
+//! - [`render`]: the code page of GB/T 38961 as PNG or SVG (QR in the status colour).
 //! - [`mask`]: masking of personal fields for anyone but their holder.
 //! - [`cli`]: the `hutong` command runners; `main.rs` only parses arguments and calls them.
 
 pub mod cli;
+pub mod code;
+pub mod crypto;
+pub mod envelope;
 pub mod mask;
 pub mod national;
+pub mod render;
 pub mod standard;
+pub mod trust;

@@ -8,4 +8,5 @@ mod support;
 mod cli;
 mod idno_stdnum;
 mod openapi;
+mod openssl;
 mod validate_fixtures;

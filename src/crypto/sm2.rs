@@ -1,0 +1,344 @@
+//! SM2 signature keys (GB/T 32918.2, SM3withSM2) and the SM2 key codecs shared with `pke`.
+//!
+//! Signatures are DER `SEQUENCE { r INTEGER, s INTEGER }` over `SM3(Z_A ‖ M)` with the user ID
+//! [`DEFAULT_DISTID`]: what OpenSSL 3 produces with `-digest sm3 -pkeyopt
+//! distid:1234567812345678`, and what the envelope, PHIC1 tokens and the trust list carry.
+//!
+//! Keys: public keys as uncompressed SEC1 points `04‖x‖y` (130 hex digits) or PEM
+//! SubjectPublicKeyInfo (`PUBLIC KEY`); private keys as a 32-byte scalar (64 hex digits) or
+//! unencrypted PEM PKCS#8 (`PRIVATE KEY`), as `openssl genpkey -algorithm SM2` writes them.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use getrandom::rand_core::{TryCryptoRng, TryRng};
+use sm2::dsa::signature::{RandomizedSigner, Signer, Verifier};
+use sm2::dsa::{self, Signature};
+use sm2::elliptic_curve::Generate;
+use sm2::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+};
+use zeroize::{Zeroize, Zeroizing};
+
+use super::{CryptoError, decode_hex_into, to_hex};
+
+/// The SM2 distinguishing identifier (user ID) every hutong signature uses: the GM/T 0009
+/// default `1234567812345678`.
+pub const DEFAULT_DISTID: &str = "1234567812345678";
+
+/// Length of an uncompressed SEC1 point: `04‖x‖y`.
+const SEC1_UNCOMPRESSED_LEN: usize = 65;
+
+/// Length of an SM2 private scalar.
+const SCALAR_LEN: usize = 32;
+
+/// Longest DER signature: `30 46 | 02 21 00 r(32) | 02 21 00 s(32)`.
+const MAX_DER_SIGNATURE_LEN: usize = 72;
+
+// ---------------------------------------------------------------------------------------------
+// Key codecs, shared by the signature and the encryption keys.
+
+/// Parses an uncompressed SEC1 point. Compressed points are refused: the profile fixes the
+/// uncompressed form, and accepting two spellings of one key invites mismatched key ids.
+pub(crate) fn public_from_sec1(bytes: &[u8]) -> Result<sm2::PublicKey, CryptoError> {
+    if bytes.len() != SEC1_UNCOMPRESSED_LEN || bytes[0] != 0x04 {
+        return Err(CryptoError::InvalidPublicKey);
+    }
+    // Checks that the coordinates are field elements and the point is on the curve; the
+    // identity has no uncompressed encoding, and is refused here anyway.
+    sm2::PublicKey::from_sec1_bytes(bytes).map_err(|_| CryptoError::InvalidPublicKey)
+}
+
+/// Parses 130 hex digits of an uncompressed SEC1 point.
+pub(crate) fn public_from_hex(hex: &str) -> Result<sm2::PublicKey, CryptoError> {
+    let mut bytes = [0u8; SEC1_UNCOMPRESSED_LEN];
+    decode_hex_into(hex, &mut bytes, "public key")?;
+    public_from_sec1(&bytes)
+}
+
+/// Parses a PEM SubjectPublicKeyInfo (`-----BEGIN PUBLIC KEY-----`) holding an SM2 point.
+pub(crate) fn public_from_pem(pem: &str) -> Result<sm2::PublicKey, CryptoError> {
+    sm2::PublicKey::from_public_key_pem(pem)
+        .map_err(|_| CryptoError::InvalidPem { what: "public key" })
+}
+
+/// `04‖x‖y`.
+pub(crate) fn public_to_sec1(key: &sm2::PublicKey) -> [u8; SEC1_UNCOMPRESSED_LEN] {
+    use sm2::elliptic_curve::sec1::ToSec1Point;
+    let point = key.as_affine().to_sec1_point(false);
+    let mut out = [0u8; SEC1_UNCOMPRESSED_LEN];
+    // An uncompressed point of a 256-bit curve is always 65 bytes; the guard keeps a change in
+    // the dependency from turning into a panic on the request path.
+    let bytes = point.as_bytes();
+    debug_assert_eq!(bytes.len(), SEC1_UNCOMPRESSED_LEN);
+    if bytes.len() == SEC1_UNCOMPRESSED_LEN {
+        out.copy_from_slice(bytes);
+    }
+    out
+}
+
+/// PEM SubjectPublicKeyInfo, LF line endings.
+pub(crate) fn public_to_pem(key: &sm2::PublicKey) -> Result<String, CryptoError> {
+    key.to_public_key_pem(LineEnding::LF)
+        .map_err(|_| CryptoError::PemEncoding)
+}
+
+/// Parses 64 hex digits of a private scalar in `[1, n-1]`.
+pub(crate) fn secret_from_hex(hex: &str) -> Result<sm2::SecretKey, CryptoError> {
+    let mut bytes = Zeroizing::new([0u8; SCALAR_LEN]);
+    decode_hex_into(hex, bytes.as_mut_slice(), "private key")?;
+    sm2::SecretKey::from_slice(bytes.as_slice()).map_err(|_| CryptoError::InvalidPrivateKey)
+}
+
+/// Parses an unencrypted PEM PKCS#8 private key (`-----BEGIN PRIVATE KEY-----`).
+pub(crate) fn secret_from_pem(pem: &str) -> Result<sm2::SecretKey, CryptoError> {
+    sm2::SecretKey::from_pkcs8_pem(pem).map_err(|_| CryptoError::InvalidPem {
+        what: "private key",
+    })
+}
+
+/// PEM PKCS#8, LF line endings, in a buffer wiped on drop.
+pub(crate) fn secret_to_pem(key: &sm2::SecretKey) -> Result<Zeroizing<String>, CryptoError> {
+    key.to_pkcs8_pem(LineEnding::LF)
+        .map_err(|_| CryptoError::PemEncoding)
+}
+
+/// 64 lowercase hex digits, in a buffer wiped on drop.
+pub(crate) fn scalar_to_hex(mut bytes: sm2::FieldBytes) -> Zeroizing<String> {
+    let hex = Zeroizing::new(to_hex(&bytes));
+    bytes.as_mut_slice().zeroize();
+    hex
+}
+
+/// A fresh private key from the OS RNG.
+pub(crate) fn secret_generate() -> Result<sm2::SecretKey, CryptoError> {
+    sm2::SecretKey::try_generate_from_rng(&mut getrandom::SysRng).map_err(|_| CryptoError::Rng)
+}
+
+/// Overwrites a secret-holding value in place with a public placeholder.
+///
+/// The `sm2` crate's `dsa::SigningKey` and `pke::DecryptingKey` do not zeroize their scalar
+/// on drop (unlike `ecdsa`'s), and keep it private. The keys here live in a `Box`, so they
+/// never move; on drop this writes a placeholder (secret scalar 1, a public value) over the
+/// same heap bytes, and `black_box` keeps that store from being removed as dead.
+pub(crate) fn wipe<T: Clone>(slot: &mut T, placeholder: Option<&T>) {
+    if let Some(placeholder) = placeholder {
+        *slot = placeholder.clone();
+        std::hint::black_box(&*slot);
+    }
+}
+
+/// The scalar 1, big-endian: the placeholder secret [`wipe`] writes.
+pub(crate) const PLACEHOLDER_SCALAR: [u8; SCALAR_LEN] = {
+    let mut one = [0u8; SCALAR_LEN];
+    one[SCALAR_LEN - 1] = 1;
+    one
+};
+
+// ---------------------------------------------------------------------------------------------
+// Signatures.
+
+/// An SM2 private key that signs with SM3withSM2 and the ID [`DEFAULT_DISTID`].
+///
+/// Signing is deterministic (RFC 6979 nonces over SM3), so it needs no randomness at call time
+/// and the same key and message give the same signature. The secret scalar is wiped on drop.
+pub struct SigningKey {
+    inner: Box<dsa::SigningKey>,
+}
+
+impl SigningKey {
+    /// A fresh key from the OS RNG. Fails only if the RNG fails ([`CryptoError::Rng`]).
+    pub fn generate() -> Result<Self, CryptoError> {
+        Self::from_secret(&secret_generate()?)
+    }
+
+    /// Parses 64 hex digits (either case) of the private scalar.
+    ///
+    /// Errors: [`CryptoError::InvalidHex`] for a wrong length or a non-hex digit;
+    /// [`CryptoError::InvalidPrivateKey`] for zero or a scalar not below the group order.
+    pub fn from_hex(hex: &str) -> Result<Self, CryptoError> {
+        Self::from_secret(&secret_from_hex(hex)?)
+    }
+
+    /// Parses an unencrypted PEM PKCS#8 SM2 private key ([`CryptoError::InvalidPem`]).
+    pub fn from_pem(pem: &str) -> Result<Self, CryptoError> {
+        Self::from_secret(&secret_from_pem(pem)?)
+    }
+
+    fn from_secret(secret: &sm2::SecretKey) -> Result<Self, CryptoError> {
+        let inner = dsa::SigningKey::new(DEFAULT_DISTID, secret)
+            .map_err(|_| CryptoError::InvalidPrivateKey)?;
+        Ok(Self {
+            inner: Box::new(inner),
+        })
+    }
+
+    /// The private scalar as 64 lowercase hex digits. Key material: do not log.
+    pub fn to_hex(&self) -> Zeroizing<String> {
+        scalar_to_hex(self.inner.to_bytes())
+    }
+
+    /// The private key as PEM PKCS#8 (`PRIVATE KEY`), readable by OpenSSL.
+    pub fn to_pem(&self) -> Result<Zeroizing<String>, CryptoError> {
+        let secret = sm2::SecretKey::from(self.inner.as_nonzero_scalar());
+        secret_to_pem(&secret)
+    }
+
+    /// The matching public key.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        VerifyingKey {
+            inner: self.inner.verifying_key().clone(),
+        }
+    }
+
+    /// Signs `msg`: SM3withSM2 with ID [`DEFAULT_DISTID`], DER-encoded (at most 72 bytes).
+    ///
+    /// Never fails. RFC 6979 as the `sm2` crate implements it draws one nonce candidate and
+    /// fails when it is not below the group order (probability about 2^-32); each retry here
+    /// feeds RFC 6979 a different additional input (RFC 6979 §3.6), which gives an
+    /// independent candidate, so the loop ends after one pass except about once in 2^32.
+    pub fn sign(&self, msg: &[u8]) -> Vec<u8> {
+        if let Ok(sig) = Signer::<Signature>::try_sign(&*self.inner, msg) {
+            return sig.to_der().to_vec();
+        }
+        let mut retry = RetryInput(0);
+        loop {
+            retry.0 = retry.0.wrapping_add(1);
+            if let Ok(sig) =
+                RandomizedSigner::<Signature>::try_sign_with_rng(&*self.inner, &mut retry, msg)
+            {
+                return sig.to_der().to_vec();
+            }
+        }
+    }
+}
+
+impl Clone for SigningKey {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl Drop for SigningKey {
+    fn drop(&mut self) {
+        static PLACEHOLDER: OnceLock<Option<dsa::SigningKey>> = OnceLock::new();
+        let placeholder = PLACEHOLDER
+            .get_or_init(|| dsa::SigningKey::from_slice(DEFAULT_DISTID, &PLACEHOLDER_SCALAR).ok());
+        wipe(&mut *self.inner, placeholder.as_ref());
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("public", &self.verifying_key().to_hex())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The additional input of a retried RFC 6979 signature: a counter, not randomness.
+///
+/// It implements the RNG traits only because that is how `sm2` takes RFC 6979's `k'`
+/// additional data; the nonce stays derived from the secret key and the message.
+struct RetryInput(u64);
+
+impl TryRng for RetryInput {
+    type Error = std::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(self.0 as u32)
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        Ok(self.0)
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        dst.fill(0);
+        let counter = self.0.to_be_bytes();
+        let n = dst.len().min(counter.len());
+        let start = dst.len() - n;
+        dst[start..].copy_from_slice(&counter[counter.len() - n..]);
+        Ok(())
+    }
+}
+
+impl TryCryptoRng for RetryInput {}
+
+/// An SM2 public key that verifies SM3withSM2 signatures with the ID [`DEFAULT_DISTID`].
+#[derive(Clone)]
+pub struct VerifyingKey {
+    inner: dsa::VerifyingKey,
+}
+
+impl VerifyingKey {
+    /// Parses an uncompressed SEC1 point `04‖x‖y` (65 bytes).
+    ///
+    /// [`CryptoError::InvalidPublicKey`] for any other length or prefix, coordinates not below
+    /// the field prime, or a point not on the curve.
+    pub fn from_sec1_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+        Self::from_public(public_from_sec1(bytes)?)
+    }
+
+    /// Parses 130 hex digits (either case) of `04‖x‖y`.
+    pub fn from_hex(hex: &str) -> Result<Self, CryptoError> {
+        Self::from_public(public_from_hex(hex)?)
+    }
+
+    /// Parses a PEM SubjectPublicKeyInfo (`PUBLIC KEY`) holding an SM2 key.
+    pub fn from_pem(pem: &str) -> Result<Self, CryptoError> {
+        Self::from_public(public_from_pem(pem)?)
+    }
+
+    fn from_public(public: sm2::PublicKey) -> Result<Self, CryptoError> {
+        dsa::VerifyingKey::new(DEFAULT_DISTID, public)
+            .map(|inner| Self { inner })
+            .map_err(|_| CryptoError::InvalidPublicKey)
+    }
+
+    /// `04‖x‖y`, 65 bytes.
+    pub fn to_sec1_bytes(&self) -> [u8; SEC1_UNCOMPRESSED_LEN] {
+        public_to_sec1(&sm2::PublicKey::from(&self.inner))
+    }
+
+    /// `04‖x‖y` as 130 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        to_hex(&self.to_sec1_bytes())
+    }
+
+    /// PEM SubjectPublicKeyInfo (`PUBLIC KEY`), readable by OpenSSL.
+    pub fn to_pem(&self) -> Result<String, CryptoError> {
+        public_to_pem(&sm2::PublicKey::from(&self.inner))
+    }
+
+    /// Verifies a DER signature over `msg`.
+    ///
+    /// Errors: [`CryptoError::MalformedSignature`] when `der_sig` is not a DER sequence of two
+    /// integers in `[1, n-1]` with nothing after it; [`CryptoError::BadSignature`] when it is
+    /// well formed but does not verify.
+    pub fn verify(&self, msg: &[u8], der_sig: &[u8]) -> Result<(), CryptoError> {
+        if der_sig.len() > MAX_DER_SIGNATURE_LEN {
+            return Err(CryptoError::MalformedSignature);
+        }
+        let sig = Signature::from_der(der_sig).map_err(|_| CryptoError::MalformedSignature)?;
+        self.inner
+            .verify(msg, &sig)
+            .map_err(|_| CryptoError::BadSignature)
+    }
+}
+
+impl PartialEq for VerifyingKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_sec1_bytes() == other.to_sec1_bytes()
+    }
+}
+
+impl Eq for VerifyingKey {}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("VerifyingKey").field(&self.to_hex()).finish()
+    }
+}

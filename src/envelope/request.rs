@@ -1,0 +1,358 @@
+//! The request direction: [`seal_request`] on the client, [`parse_request`] and
+//! [`ParsedRequest::open`] (or [`open_request`]) on the gateway.
+//!
+//! The gateway's checks run in this order, each refusing with its return code: parse and
+//! field rules (1001, 1002), the client's registration (1005), the signature (1003), the
+//! timestamp window and the nonce (1004), plaintext permission (1006), then decryption (1008).
+//! Nothing is decrypted, and no nonce is recorded, before the signature has verified.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::canonical::{Alphabet, Field, MaxLen, canonical_string, check_fields, parse_object};
+use super::{
+    BASE64, ClientCredentials, EncType, EnvelopeError, EnvelopeLimits, MAX_ENC_KEY_LEN, MAX_ID_LEN,
+    MAX_SIGN_LEN, MAX_TIMESTAMP_LEN, MAX_TYPE_LEN, MAX_VERSION_LEN, NonceCheck, OpenContext,
+    Session, SignType, Signer, decode_biz, encode_biz, parse_timestamp, sign_canonical, to_object,
+    unwrap_enc_key, verify_canonical,
+};
+use crate::crypto::{EncryptionKey, MacKey, SigningKey, Sm4Key};
+use base64::Engine;
+
+/// The public parameters of a request, as on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestEnvelope {
+    /// The calling client, as registered.
+    pub app_id: String,
+    /// The national service called (`verifyCode`…).
+    pub service: String,
+    /// Interface version (`1.0`).
+    pub version: String,
+    /// Unique per call; makes declarations and corrections idempotent.
+    pub request_id: String,
+    /// Unix milliseconds, as a decimal string.
+    pub timestamp: String,
+    /// Unique per client within the replay window.
+    pub nonce: String,
+    /// How `bizContent` is protected.
+    pub enc_type: EncType,
+    /// Base64 of the SM2-encrypted per-request SM4 key, when one is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enc_key: Option<String>,
+    /// Base64 of the (encrypted) business JSON.
+    pub biz_content: String,
+    /// How the canonical string is authenticated.
+    pub sign_type: SignType,
+    /// Base64 signature or MAC over the canonical string.
+    pub sign: String,
+}
+
+/// The request parameters and their rules.
+const REQUEST_FIELDS: [Field; 11] = [
+    Field::required("appId", MaxLen::Fixed(MAX_ID_LEN), Alphabet::Id),
+    Field::required("service", MaxLen::Fixed(MAX_ID_LEN), Alphabet::Id),
+    Field::required("version", MaxLen::Fixed(MAX_VERSION_LEN), Alphabet::Id),
+    Field::required("requestId", MaxLen::Fixed(MAX_ID_LEN), Alphabet::Id),
+    Field::required(
+        "timestamp",
+        MaxLen::Fixed(MAX_TIMESTAMP_LEN),
+        Alphabet::Digits,
+    ),
+    Field::required("nonce", MaxLen::Fixed(MAX_ID_LEN), Alphabet::Id),
+    Field::required("encType", MaxLen::Fixed(MAX_TYPE_LEN), Alphabet::Id),
+    Field::optional(
+        "encKey",
+        MaxLen::Fixed(MAX_ENC_KEY_LEN),
+        Alphabet::Printable,
+    ),
+    Field::required("bizContent", MaxLen::Configured, Alphabet::Printable),
+    Field::required("signType", MaxLen::Fixed(MAX_TYPE_LEN), Alphabet::Id),
+    Field::required("sign", MaxLen::Fixed(MAX_SIGN_LEN), Alphabet::Printable),
+];
+
+// ---------------------------------------------------------------------------------------------
+// Client side.
+
+/// The caller-chosen public parameters of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHeader<'a> {
+    /// `appId`.
+    pub app_id: &'a str,
+    /// `service`.
+    pub service: &'a str,
+    /// `version`.
+    pub version: &'a str,
+    /// `requestId` (see [`super::random_id`]).
+    pub request_id: &'a str,
+    /// `nonce` (see [`super::random_id`]).
+    pub nonce: &'a str,
+    /// `timestamp`, Unix milliseconds.
+    pub timestamp_ms: u64,
+}
+
+/// How a client authenticates its request.
+#[derive(Debug, Clone, Copy)]
+pub enum RequestSigner<'a> {
+    /// SM3withSM2 with the client's private key.
+    Sm2(&'a SigningKey),
+    /// HMAC-SM3 with the client's registered MAC key.
+    HmacSm3(&'a MacKey),
+}
+
+/// How a client protects `bizContent`.
+#[derive(Debug, Clone, Copy)]
+pub enum RequestEncryption<'a> {
+    /// SM4 under the client's registered (pre-shared) key; no `encKey`.
+    RegisteredKey(&'a Sm4Key),
+    /// SM4 under a fresh key, sent in `encKey` encrypted to the gateway's SM2 key.
+    PerRequestKey(&'a EncryptionKey),
+    /// `encType` `NONE`: Base64 of the JSON. Only test clients may send it.
+    InsecurePlaintext,
+}
+
+/// A sealed request: the body to send and the session to open the answer with.
+#[derive(Debug, Clone)]
+pub struct SealedRequest {
+    /// The public parameters, signed.
+    pub envelope: RequestEnvelope,
+    /// The JSON body.
+    pub body: String,
+    /// Keys for [`super::open_response`].
+    pub session: Session,
+}
+
+/// Builds, encrypts and signs a request carrying the business object `biz`.
+///
+/// Errors: [`EnvelopeError::BadFormat`] / [`EnvelopeError::TooLong`] when a header value
+/// breaks the field rules the gateway applies, or `biz` is not a JSON object;
+/// [`EnvelopeError::Seal`] if the OS RNG fails.
+pub fn seal_request(
+    header: &RequestHeader<'_>,
+    biz: &Value,
+    signer: RequestSigner<'_>,
+    encryption: RequestEncryption<'_>,
+) -> Result<SealedRequest, EnvelopeError> {
+    let (enc_type, enc_key, sm4_key) = match encryption {
+        RequestEncryption::RegisteredKey(key) => (EncType::Sm4, None, Some(key.clone())),
+        RequestEncryption::PerRequestKey(gateway) => {
+            let key = Sm4Key::generate()?;
+            let wrapped = gateway.encrypt(key.as_bytes())?;
+            (EncType::Sm4, Some(BASE64.encode(wrapped)), Some(key))
+        }
+        RequestEncryption::InsecurePlaintext => (EncType::None, None, None),
+    };
+    let (sign_type, mac_key) = match signer {
+        RequestSigner::Sm2(_) => (SignType::Sm2, None),
+        RequestSigner::HmacSm3(key) => (SignType::HmacSm3, Some(key.clone())),
+    };
+    let mut envelope = RequestEnvelope {
+        app_id: header.app_id.to_string(),
+        service: header.service.to_string(),
+        version: header.version.to_string(),
+        request_id: header.request_id.to_string(),
+        timestamp: header.timestamp_ms.to_string(),
+        nonce: header.nonce.to_string(),
+        enc_type,
+        enc_key,
+        biz_content: encode_biz(biz, sm4_key.as_ref())?,
+        sign_type,
+        // A placeholder that passes the field rules; the canonical string leaves `sign` out.
+        sign: "-".to_string(),
+    };
+
+    let map = to_object(&envelope)?;
+    check_fields(&map, &REQUEST_FIELDS, usize::MAX)?;
+    let canonical = canonical_string(&map);
+    envelope.sign = sign_canonical(
+        &canonical,
+        match signer {
+            RequestSigner::Sm2(key) => Signer::Sm2(key),
+            RequestSigner::HmacSm3(key) => Signer::Mac(key),
+        },
+    );
+    let body = serde_json::to_string(&envelope)
+        .map_err(|_| EnvelopeError::Internal("request does not serialise"))?;
+    let session = Session {
+        request_id: envelope.request_id.clone(),
+        sign_type,
+        mac_key,
+        sm4_key,
+    };
+    Ok(SealedRequest {
+        envelope,
+        body,
+        session,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gateway side.
+
+/// A request whose format is valid but whose signature, freshness and content are not checked
+/// yet. Look its client up by [`ParsedRequest::app_id`], then [`ParsedRequest::open`] it.
+#[derive(Debug, Clone)]
+pub struct ParsedRequest {
+    envelope: RequestEnvelope,
+    canonical: String,
+    timestamp_ms: u64,
+}
+
+/// A request that passed every check.
+#[derive(Debug, Clone)]
+pub struct OpenedRequest {
+    /// The public parameters as received (`bizContent` still encrypted).
+    pub envelope: RequestEnvelope,
+    /// `timestamp` as Unix milliseconds.
+    pub timestamp_ms: u64,
+    /// The business parameters: a JSON object.
+    pub biz: Value,
+    /// Keys for [`super::seal_response`].
+    pub session: Session,
+}
+
+/// Parses a request body and checks its parameters' presence and format.
+///
+/// Errors, all before any cryptography: [`EnvelopeError::MissingParameter`] (1001);
+/// [`EnvelopeError::NotAnObject`], [`EnvelopeError::DuplicateParameter`],
+/// [`EnvelopeError::UnknownParameter`], [`EnvelopeError::NotAString`],
+/// [`EnvelopeError::TooLong`], [`EnvelopeError::BadFormat`] (1002).
+pub fn parse_request(body: &[u8], limits: &EnvelopeLimits) -> Result<ParsedRequest, EnvelopeError> {
+    let mut map = parse_object(body)?;
+    check_fields(&map, &REQUEST_FIELDS, limits.max_biz_content_len)?;
+    for (name, ok) in [
+        (
+            "encType",
+            map.get("encType")
+                .and_then(Value::as_str)
+                .and_then(EncType::parse)
+                .is_some(),
+        ),
+        (
+            "signType",
+            map.get("signType")
+                .and_then(Value::as_str)
+                .and_then(SignType::parse)
+                .is_some(),
+        ),
+    ] {
+        if !ok {
+            return Err(EnvelopeError::BadFormat(name));
+        }
+    }
+    // An empty `encKey` is left out of the canonical string, so it means "absent".
+    if map.get("encKey").and_then(Value::as_str) == Some("") {
+        map.remove("encKey");
+    }
+    let canonical = canonical_string(&map);
+    let envelope: RequestEnvelope = serde_json::from_value(Value::Object(map))
+        .map_err(|_| EnvelopeError::BadFormat("envelope"))?;
+    if envelope.enc_type == EncType::None && envelope.enc_key.is_some() {
+        return Err(EnvelopeError::BadFormat("encKey"));
+    }
+    let timestamp_ms = parse_timestamp(&envelope.timestamp)?;
+    Ok(ParsedRequest {
+        envelope,
+        canonical,
+        timestamp_ms,
+    })
+}
+
+impl ParsedRequest {
+    /// The public parameters (not yet authenticated).
+    pub fn envelope(&self) -> &RequestEnvelope {
+        &self.envelope
+    }
+
+    /// The claimed `appId`, to look the client up by.
+    pub fn app_id(&self) -> &str {
+        &self.envelope.app_id
+    }
+
+    /// The canonical string the signature must cover.
+    pub fn canonical(&self) -> &str {
+        &self.canonical
+    }
+
+    /// Authenticates, checks freshness, and decrypts, for the client `client`.
+    ///
+    /// Errors in order: [`EnvelopeError::KeyUnknown`] (1005) when the client has no key for
+    /// the sign type; [`EnvelopeError::SignatureInvalid`] (1003); [`EnvelopeError::Stale`],
+    /// [`EnvelopeError::Replayed`] (1004); [`EnvelopeError::NonceStoreFull`] (1007),
+    /// [`EnvelopeError::NonceStoreUnavailable`] (9999); [`EnvelopeError::PlaintextNotAllowed`]
+    /// (1006); [`EnvelopeError::MissingParameter`] for `encKey` when the client has no
+    /// registered SM4 key (1001); [`EnvelopeError::DecryptFailed`] (1008); and
+    /// [`EnvelopeError::BadFormat`] when the decrypted content is not a JSON object (1002).
+    pub fn open(
+        self,
+        client: &ClientCredentials,
+        ctx: &OpenContext<'_>,
+    ) -> Result<OpenedRequest, EnvelopeError> {
+        let env = &self.envelope;
+        verify_canonical(
+            &self.canonical,
+            &env.sign,
+            env.sign_type,
+            client.verifying_key.as_ref(),
+            client.mac_key.as_ref(),
+        )?;
+
+        if self.timestamp_ms.abs_diff(ctx.now_ms) > ctx.limits.max_clock_skew_ms {
+            return Err(EnvelopeError::Stale);
+        }
+        match ctx
+            .nonces
+            .check_and_insert(&env.app_id, &env.nonce, ctx.now_ms)
+        {
+            NonceCheck::Fresh => {}
+            NonceCheck::Replayed => return Err(EnvelopeError::Replayed),
+            NonceCheck::Full => return Err(EnvelopeError::NonceStoreFull),
+            NonceCheck::Unavailable => return Err(EnvelopeError::NonceStoreUnavailable),
+        }
+
+        let sm4_key = match env.enc_type {
+            EncType::None if !client.insecure_allow_plaintext => {
+                return Err(EnvelopeError::PlaintextNotAllowed);
+            }
+            EncType::None => None,
+            EncType::Sm4 => Some(match &env.enc_key {
+                Some(enc_key) => unwrap_enc_key(enc_key, ctx.decryption_key)?,
+                None => client
+                    .sm4_key
+                    .clone()
+                    .ok_or(EnvelopeError::MissingParameter("encKey"))?,
+            }),
+        };
+        let biz = decode_biz(&env.biz_content, sm4_key.as_ref())?;
+
+        let session = Session {
+            request_id: env.request_id.clone(),
+            sign_type: env.sign_type,
+            mac_key: match env.sign_type {
+                SignType::HmacSm3 => client.mac_key.clone(),
+                SignType::Sm2 => None,
+            },
+            sm4_key,
+        };
+        Ok(OpenedRequest {
+            envelope: self.envelope,
+            timestamp_ms: self.timestamp_ms,
+            biz,
+            session,
+        })
+    }
+}
+
+/// [`parse_request`], then `lookup` of the client by `appId` ([`EnvelopeError::UnknownApp`],
+/// 1005, when it returns `None`), then [`ParsedRequest::open`].
+///
+/// When the registry lookup is asynchronous, call the two steps directly instead.
+pub fn open_request<'c>(
+    body: &[u8],
+    ctx: &OpenContext<'_>,
+    lookup: impl FnOnce(&str) -> Option<&'c ClientCredentials>,
+) -> Result<OpenedRequest, EnvelopeError> {
+    let parsed = parse_request(body, ctx.limits)?;
+    let client = lookup(parsed.app_id()).ok_or(EnvelopeError::UnknownApp)?;
+    parsed.open(client, ctx)
+}
