@@ -18,6 +18,7 @@
 //!   regional code contents plug into; verification against the trust registry.
 //! - [`trust`]: the trust registry of issuers and keys, and the signed trust list.
 //! - [`render`]: the code page of GB/T 38961 as PNG or SVG (QR in the status colour).
+//! - [`tlsdev`]: development certificates (CA, server, mTLS clients) with rcgen.
 //! - [`mask`]: masking of personal fields for anyone but their holder.
 //! - [`cli`]: the `hutong` command runners; `main.rs` only parses arguments and calls them.
 
@@ -29,4 +30,5 @@ pub mod mask;
 pub mod national;
 pub mod render;
 pub mod standard;
+pub mod tlsdev;
 pub mod trust;

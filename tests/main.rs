@@ -6,6 +6,7 @@
 mod support;
 
 mod cli;
+mod code_cli;
 mod idno_stdnum;
 mod openapi;
 mod openssl;

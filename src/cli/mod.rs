@@ -17,8 +17,12 @@ macro_rules! say_raw {
     }};
 }
 
+mod code;
+mod keys;
 mod show;
 mod validate;
+
+pub(crate) use keys::write_secret;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -54,6 +58,15 @@ pub enum Command {
     /// Look into the standard: data elements, code tables, services, return codes.
     #[command(subcommand)]
     Standard(StandardCmd),
+    /// PHIC1 national codes: issue, verify offline, render the code page.
+    #[command(subcommand)]
+    Code(code::CodeCmd),
+    /// SM2 keys and signed trust lists.
+    #[command(subcommand)]
+    Keys(keys::KeysCmd),
+    /// TLS certificates for development and tests.
+    #[command(subcommand)]
+    Certs(keys::CertsCmd),
 }
 
 /// `hutong standard …`.
@@ -86,6 +99,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(a) => validate::run(&standard, &a),
         Command::Standard(StandardCmd::Show(a)) => show::run(&standard, &a),
+        Command::Code(c) => code::run(&standard, &c),
+        Command::Keys(k) => keys::run_keys(&k),
+        Command::Certs(c) => keys::run_certs(&c),
         Command::Standard(StandardCmd::Check) => {
             say!(
                 "{} {}: {} elements, {} tables, {} divisions (+{} historic), {} countries, {} services, {} return codes: OK",

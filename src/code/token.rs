@@ -281,9 +281,10 @@ impl Verifier {
     }
 
     /// Verify `token` as of `now` (Unix seconds). Checks, in order: shape and fields
-    /// (3001), issuer and key known (3003), key not revoked (3004), key valid now
-    /// (3003), signature (3004), key valid at `iat` (3003), `iat`/`exp` against `now`
-    /// with the skew (3002). See the module docs for why time comes last.
+    /// (3001), issuer and key known (3003), key not revoked (3004), signature (3004), key
+    /// valid at `iat` (3003), `iat`/`exp` against `now` with the skew (3002), key still
+    /// valid now (3003). See the module docs for why time comes after the signature: an
+    /// expired token answers 3002 even when its key has since been retired.
     pub fn verify_at(&self, token: &str, now: i64) -> Result<VerifiedCode, CodeError> {
         let parsed = parse(token)?;
         let claims = parsed.claims;
@@ -303,9 +304,6 @@ impl Verifier {
         if key.status == KeyStatus::Revoked {
             return Err(CodeError::KeyRevoked);
         }
-        if !key.valid_at(now, skew) {
-            return Err(CodeError::KeyNotValid);
-        }
         key.public_key
             .verify(parsed.signed.as_bytes(), &parsed.signature)
             .map_err(|_| CodeError::BadSignature)?;
@@ -319,6 +317,9 @@ impl Verifier {
         }
         if now.saturating_sub(skew) >= claims.exp {
             return Err(CodeError::Expired);
+        }
+        if !key.valid_at(now, skew) {
+            return Err(CodeError::KeyNotValid);
         }
         Ok(VerifiedCode {
             claims,

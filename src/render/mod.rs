@@ -23,6 +23,8 @@ mod raster;
 #[cfg(test)]
 mod tests;
 
+use crate::national::time::{BEIJING_OFFSET_SECS, DateTime};
+use crate::standard::PersonalClass;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -128,15 +130,7 @@ impl MaskedName {
     /// Mask a full name: keep the first character, replace each other one with `*`
     /// (`张三` → `张*`, `欧阳娜娜` → `欧***`). A one-character name becomes `*`.
     pub fn mask(full_name: &str) -> Self {
-        let mut chars = full_name.trim().chars();
-        let masked = match (chars.next(), chars.clone().count()) {
-            (None, _) => String::new(),
-            (Some(_), 0) => "*".to_owned(),
-            (Some(first), rest) => std::iter::once(first)
-                .chain(std::iter::repeat_n('*', rest))
-                .collect(),
-        };
-        MaskedName(masked)
+        MaskedName(crate::mask::mask(PersonalClass::Name, full_name.trim()))
     }
 
     /// Accept a name masked elsewhere (e.g. `**双` from a region); `None` unless it has
@@ -177,24 +171,8 @@ impl CodeView {
 
 /// Format Unix seconds as `yyyy-MM-dd HH:mm:ss` at a UTC offset (China: `8 * 3600`).
 pub fn format_update_time(unix_secs: i64, utc_offset_secs: i32) -> String {
-    let t = unix_secs.saturating_add(i64::from(utc_offset_secs));
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    let shift = i64::from(utc_offset_secs) - BEIJING_OFFSET_SECS;
+    DateTime::from_unix(unix_secs.saturating_add(shift)).to_string()
 }
 
 /// Title in the header band.

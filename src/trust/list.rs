@@ -206,6 +206,27 @@ fn from_doc(doc: ListDoc) -> Result<TrustList, TrustError> {
     Ok(list)
 }
 
+/// Parses an unsigned trust list: the JSON that [`sign_trust_list`] signs (public keys as
+/// SEC1 uncompressed hex). This is the input of `hutong keys trust-list`.
+///
+/// # Errors
+/// [`TrustError::TooLarge`], [`TrustError::Malformed`], or what [`TrustList::validate`] finds.
+pub fn parse_unsigned_list(bytes: &[u8]) -> Result<TrustList, TrustError> {
+    if bytes.len() > MAX_TRUST_LIST_BYTES {
+        return Err(TrustError::TooLarge(bytes.len()));
+    }
+    let doc: ListDoc =
+        serde_json::from_slice(bytes).map_err(|e| TrustError::Malformed(format!("list: {e}")))?;
+    from_doc(doc)
+}
+
+/// The unsigned JSON form of a list, pretty-printed for people.
+pub fn unsigned_list_json(list: &TrustList) -> String {
+    // Invariant: the document is strings and integers only.
+    #[allow(clippy::expect_used)]
+    serde_json::to_string_pretty(&to_doc(list)).expect("a trust list serialises")
+}
+
 /// Serialise `list` and sign it with the anchor key `anchor` (id `anchor_kid`).
 pub fn sign_trust_list(
     list: &TrustList,

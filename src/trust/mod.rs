@@ -24,7 +24,10 @@ use arc_swap::ArcSwap;
 
 use crate::crypto::VerifyingKey;
 
-pub use list::{SignedTrustList, TrustAnchors, sign_trust_list, verify_trust_list};
+pub use list::{
+    SignedTrustList, TrustAnchors, parse_unsigned_list, sign_trust_list, unsigned_list_json,
+    verify_trust_list,
+};
 
 /// Longest key id accepted, in bytes.
 pub const MAX_KID_LEN: usize = 32;

@@ -1,0 +1,188 @@
+//! `hutong keys …` and `hutong certs dev`: SM2 key pairs, signed trust lists, and the
+//! development certificates for TLS and mTLS.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+use crate::crypto::{SigningKey, VerifyingKey};
+use crate::trust::{parse_unsigned_list, sign_trust_list};
+
+/// `hutong keys …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum KeysCmd {
+    /// Write a new SM2 key pair: PREFIX.key.pem (PKCS#8, mode 0600) and PREFIX.pub.pem
+    /// (SubjectPublicKeyInfo), and print the public key as SEC1 hex (04‖x‖y).
+    Gen {
+        /// Path prefix of the two files, e.g. keys/issuer-330000.
+        #[arg(long)]
+        out: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Sign a trust list with the trust anchor's key. The input is the unsigned list as
+    /// JSON (`{"version", "issued_at", "issuers": [{"id", "region", "name", "keys": [{"kid",
+    /// "public_key", "not_before", "not_after", "status"}]}]}`); a `public_key` may be SEC1
+    /// hex or `@path/to/key.pub.pem`.
+    TrustList {
+        /// The unsigned list (JSON), or - for standard input.
+        list: String,
+        /// The trust anchor's private key (PKCS#8 PEM).
+        #[arg(long)]
+        anchor: PathBuf,
+        /// The anchor's key id, which verifiers look the anchor up by.
+        #[arg(long, default_value = "anchor-1")]
+        anchor_kid: String,
+        /// Write the signed list here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// `hutong certs …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum CertsCmd {
+    /// Write a development CA, a server certificate for the gateway and client certificates
+    /// for mTLS, as PEM files (ECDSA P-256; TLS stacks do not speak SM2). For development
+    /// and tests only: the CA key sits next to the certificates.
+    Dev {
+        /// Directory to write into (created if missing).
+        #[arg(long, default_value = "dev-certs")]
+        out: PathBuf,
+        /// DNS names and IP addresses of the server certificate.
+        #[arg(long, value_delimiter = ',', default_value = "localhost,127.0.0.1")]
+        server_names: Vec<String>,
+        /// Client identities (appIds), one certificate each; the appId is the certificate's
+        /// common name and a URI SAN `phic:app:<appId>`.
+        #[arg(long, value_delimiter = ',', default_value = "A3300010001")]
+        clients: Vec<String>,
+    },
+}
+
+pub(super) fn run_keys(cmd: &KeysCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        KeysCmd::Gen { out, force } => {
+            let key_path = with_suffix(out, ".key.pem");
+            let pub_path = with_suffix(out, ".pub.pem");
+            for p in [&key_path, &pub_path] {
+                if p.exists() && !force {
+                    bail!("{} exists; pass --force to overwrite", p.display());
+                }
+            }
+            if let Some(dir) = key_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let key = SigningKey::generate()?;
+            write_secret(&key_path, key.to_pem()?.as_bytes())?;
+            let public = key.verifying_key();
+            std::fs::write(&pub_path, public.to_pem()?)?;
+            say!("wrote {} and {}", key_path.display(), pub_path.display());
+            say!("public key (SEC1 hex): {}", public.to_hex());
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCmd::TrustList {
+            list,
+            anchor,
+            anchor_kid,
+            out,
+        } => {
+            let raw = super::read_input(list, crate::trust::list::MAX_TRUST_LIST_BYTES)?;
+            let mut doc: Value = serde_json::from_slice(&raw).context("the list is not JSON")?;
+            let base = if list == "-" {
+                PathBuf::from(".")
+            } else {
+                Path::new(list)
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default()
+            };
+            resolve_key_files(&mut doc, &base)?;
+            let parsed = parse_unsigned_list(serde_json::to_vec(&doc)?.as_slice())?;
+            let pem = std::fs::read_to_string(anchor)
+                .with_context(|| format!("cannot read {}", anchor.display()))?;
+            let key = SigningKey::from_pem(&pem)?;
+            let signed = sign_trust_list(&parsed, anchor_kid, &key)?;
+            let json = signed.to_json();
+            match out {
+                Some(p) => {
+                    std::fs::write(p, &json)?;
+                    say!(
+                        "signed trust list v{} ({} issuer(s)) by {anchor_kid}: {} (ETag {})",
+                        parsed.version,
+                        parsed.issuers.len(),
+                        p.display(),
+                        signed.etag()
+                    );
+                }
+                None => say!("{json}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Replaces `"public_key": "@file.pem"` with the key's SEC1 hex.
+fn resolve_key_files(doc: &mut Value, base: &Path) -> anyhow::Result<()> {
+    let issuers = doc.get_mut("issuers").and_then(Value::as_array_mut);
+    for issuer in issuers.into_iter().flatten() {
+        let keys = issuer.get_mut("keys").and_then(Value::as_array_mut);
+        for key in keys.into_iter().flatten() {
+            if let Some(Value::String(s)) = key.get_mut("public_key") {
+                if let Some(file) = s.strip_prefix('@') {
+                    let path = base.join(file);
+                    let pem = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    *s = VerifyingKey::from_pem(&pem)
+                        .with_context(|| format!("{}", path.display()))?
+                        .to_hex();
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
+    let mut s = prefix.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Writes a secret file readable by its owner only.
+pub(crate) fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(bytes)?;
+    Ok(())
+}
+
+pub(super) fn run_certs(cmd: &CertsCmd) -> anyhow::Result<ExitCode> {
+    let CertsCmd::Dev {
+        out,
+        server_names,
+        clients,
+    } = cmd;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let set = crate::tlsdev::DevCerts::generate(server_names, clients)?;
+    set.write_to(out)?;
+    say!(
+        "wrote a development CA, a server certificate for {} and {} client certificate(s) to {}",
+        server_names.join(", "),
+        clients.len(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
