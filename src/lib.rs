@@ -18,6 +18,8 @@
 //!   regional code contents plug into; verification against the trust registry.
 //! - [`trust`]: the trust registry of issuers and keys, and the signed trust list.
 //! - [`render`]: the code page of GB/T 38961 as PNG or SVG (QR in the status colour).
+//! - [`ratelimit`]: governor rate limits on the request path: per IP before
+//!   authentication, per client and per client and service after it (1007, `Retry-After`).
 //! - [`tlsdev`]: development certificates (CA, server, mTLS clients) with rcgen.
 //! - [`mask`]: masking of personal fields for anyone but their holder.
 //! - [`cli`]: the `hutong` command runners; `main.rs` only parses arguments and calls them.
@@ -28,6 +30,7 @@ pub mod crypto;
 pub mod envelope;
 pub mod mask;
 pub mod national;
+pub mod ratelimit;
 pub mod render;
 pub mod standard;
 pub mod tlsdev;
