@@ -18,16 +18,22 @@
 //!   regional code contents plug into; verification against the trust registry.
 //! - [`trust`]: the trust registry of issuers and keys, and the signed trust list.
 //! - [`render`]: the code page of GB/T 38961 as PNG or SVG (QR in the status colour).
+//! - [`ratelimit`]: governor rate limits on the request path: per IP before
+//!   authentication, per client and per client and service after it (1007, `Retry-After`).
+//! - [`cache`]: the response cache (moka): freshness tied to health-status validity, one
+//!   upstream call per key, keys partitioned by what the caller may see, purge by person.
 //! - [`tlsdev`]: development certificates (CA, server, mTLS clients) with rcgen.
 //! - [`mask`]: masking of personal fields for anyone but their holder.
 //! - [`cli`]: the `hutong` command runners; `main.rs` only parses arguments and calls them.
 
+pub mod cache;
 pub mod cli;
 pub mod code;
 pub mod crypto;
 pub mod envelope;
 pub mod mask;
 pub mod national;
+pub mod ratelimit;
 pub mod render;
 pub mod standard;
 pub mod tlsdev;
