@@ -11,8 +11,8 @@
 //! The contract under test: any input gives `Ok` or `Err`, never a panic, and an opened
 //! request's content is a JSON object.
 //!
-//! Run: `cargo +nightly fuzz run envelope fuzz/corpus/envelope fuzz/seeds -- -max_total_time=120`
-//! (new inputs go to the first, git-ignored, directory; `fuzz/seeds` holds hand-made envelopes).
+//! Run: `cargo +nightly fuzz run envelope fuzz/corpus/envelope fuzz/seeds/envelope -- -max_total_time=120`
+//! (new inputs go to the first, git-ignored, directory; `fuzz/seeds/envelope` holds hand-made envelopes).
 
 #![no_main]
 

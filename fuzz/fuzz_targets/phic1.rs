@@ -7,8 +7,9 @@
 //!   `Verifier::verify_content`;
 //! - `1` payload: the body bytes are the payload, base64url-encoded and signed here, so any
 //!   payload JSON reaches claim validation, the trust lookup and the time checks;
-//! - `2` merge: the body is a JSON object merged over the payload of a valid token (a
-//!   `null` value removes the field), then signed: small edits of a valid payload;
+//! - `2` merge: the body is a JSON object merged over the payload of a valid token (its
+//!   `kid` set to the signer's; a `null` value removes a field), then signed: small edits
+//!   of a valid payload;
 //! - `3` splice: the next byte picks a part of a valid token (or of its URL form) to
 //!   replace with the rest of the body: the payload segment, the signature segment, the
 //!   DER signature bytes, the URL query, text after the token, text before it.
@@ -288,6 +289,8 @@ fuzz_target!(|input: &[u8]| {
                 return;
             };
             let mut payload = w.payload.clone();
+            // Signed by signer `i`, named as signer `i` (the unknown key uses the active kid).
+            payload.insert("kid".into(), w.keys[signer].kid().as_str().into());
             for (k, v) in edits {
                 if v.is_null() {
                     payload.remove(&k);
