@@ -20,8 +20,11 @@
 //! - [`render`]: the code page of GB/T 38961 as PNG or SVG (QR in the status colour).
 //! - [`tlsdev`]: development certificates (CA, server, mTLS clients) with rcgen.
 //! - [`mask`]: masking of personal fields for anyone but their holder.
+//! - [`store`]: the embedded state: one redb file in the data directory, and its tables.
+//! - [`audit`]: the SM3-chained audit log, person pseudonyms, verification, holder receipts.
 //! - [`cli`]: the `hutong` command runners; `main.rs` only parses arguments and calls them.
 
+pub mod audit;
 pub mod cli;
 pub mod code;
 pub mod crypto;
@@ -30,5 +33,6 @@ pub mod mask;
 pub mod national;
 pub mod render;
 pub mod standard;
+pub mod store;
 pub mod tlsdev;
 pub mod trust;
