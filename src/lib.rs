@@ -22,6 +22,7 @@
 //! - [`mask`]: masking of personal fields for anyone but their holder.
 //! - [`store`]: the embedded state: one redb file in the data directory, and its tables.
 //! - [`audit`]: the SM3-chained audit log, person pseudonyms, verification, holder receipts.
+//! - [`idempotency`]: the answer given to each `(appId, requestId)`, kept 24 hours.
 //! - [`cli`]: the `hutong` command runners; `main.rs` only parses arguments and calls them.
 
 pub mod audit;
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod code;
 pub mod crypto;
 pub mod envelope;
+pub mod idempotency;
 pub mod mask;
 pub mod national;
 pub mod render;
