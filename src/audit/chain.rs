@@ -179,7 +179,7 @@ impl Verifier {
         }
         if let Some(prev) = self.prev {
             if rec.prev_hash != prev.hash {
-                let after = if prev.seq == self.checkpoint.seq && prev == self.checkpoint {
+                let after = if prev == self.checkpoint {
                     if self.checkpoint.seq == 0 {
                         "the start of the chain".to_owned()
                     } else {
