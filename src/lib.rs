@@ -24,17 +24,23 @@
 //!   upstream call per key, keys partitioned by what the caller may see, purge by person.
 //! - [`tlsdev`]: development certificates (CA, server, mTLS clients) with rcgen.
 //! - [`mask`]: masking of personal fields for anyone but their holder.
+//! - [`store`]: the embedded state: one redb file in the data directory, and its tables.
+//! - [`audit`]: the SM3-chained audit log, person pseudonyms, verification, holder receipts.
+//! - [`idempotency`]: the answer given to each `(appId, requestId)`, kept 24 hours.
 //! - [`cli`]: the `hutong` command runners; `main.rs` only parses arguments and calls them.
 
+pub mod audit;
 pub mod cache;
 pub mod cli;
 pub mod code;
 pub mod crypto;
 pub mod envelope;
+pub mod idempotency;
 pub mod mask;
 pub mod national;
 pub mod ratelimit;
 pub mod render;
 pub mod standard;
+pub mod store;
 pub mod tlsdev;
 pub mod trust;

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod audit_cli;
 mod cli;
 mod code_cli;
 mod idno_stdnum;

@@ -17,6 +17,7 @@ macro_rules! say_raw {
     }};
 }
 
+mod audit;
 mod code;
 mod keys;
 mod show;
@@ -67,6 +68,9 @@ pub enum Command {
     /// TLS certificates for development and tests.
     #[command(subcommand)]
     Certs(keys::CertsCmd),
+    /// The audit log: verify its hash chain, print a holder's receipt.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
 }
 
 /// `hutong standard …`.
@@ -102,6 +106,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Code(c) => code::run(&standard, &c),
         Command::Keys(k) => keys::run_keys(&k),
         Command::Certs(c) => keys::run_certs(&c),
+        Command::Audit(a) => audit::run(&a),
         Command::Standard(StandardCmd::Check) => {
             say!(
                 "{} {}: {} elements, {} tables, {} divisions (+{} historic), {} countries, {} services, {} return codes: OK",

@@ -1,0 +1,242 @@
+//! The embedded [`AuditLog`]: records in redb tables of a [`Store`], with a subject index
+//! for receipts.
+//!
+//! Appends use group commit. A durable redb commit costs an `fsync`; committing each
+//! record alone would cap the gateway at a few hundred audited requests a second. Instead
+//! each caller queues its record and then takes the writer lock; whoever holds it drains
+//! the queue, appends every queued record in one transaction, commits once, and hands each
+//! caller its result. A caller whose record went out with someone else's batch finds its
+//! result waiting when it gets the lock. There is one writer at a time, so sequence numbers
+//! and the chain stay consistent.
+
+use std::sync::{Mutex, mpsc};
+
+use redb::ReadableTable;
+
+use crate::store::tables::{AUDIT_BY_SUBJECT, AUDIT_META, AUDIT_RECORDS};
+use crate::store::{Store, StoreError, lock};
+
+use super::chain::Verifier;
+use super::{
+    AuditLog, AuditRecord, CHECKPOINT_KEY, ChainMark, HEAD_KEY, NewRecord, Pseudonym, VerifyReport,
+};
+
+/// Most records removed in one purge transaction, so that a large purge does not hold the
+/// writer (and stall appends) for long.
+const PURGE_BATCH: usize = 10_000;
+
+type Reply = mpsc::SyncSender<Result<AuditRecord, StoreError>>;
+
+/// The redb [`AuditLog`].
+#[derive(Debug)]
+pub struct RedbAuditLog {
+    store: Store,
+    /// Records waiting for the next group commit.
+    queue: Mutex<Vec<(NewRecord, Reply)>>,
+    /// Held by the caller that is committing a batch.
+    writer: Mutex<()>,
+}
+
+impl RedbAuditLog {
+    /// The audit log in `store`.
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            queue: Mutex::new(Vec::new()),
+            writer: Mutex::new(()),
+        }
+    }
+
+    /// The head marker: the last appended record, if any.
+    ///
+    /// # Errors
+    /// When the store cannot be read or the marker does not decode.
+    pub fn head(&self) -> Result<Option<ChainMark>, StoreError> {
+        let txn = self.store.db().begin_read()?;
+        let meta = txn.open_table(AUDIT_META)?;
+        read_mark(&meta, HEAD_KEY)
+    }
+
+    /// Appends a batch in one transaction. Records over their limits get their own error
+    /// and take no sequence number; a store failure fails the whole batch.
+    fn write_batch(
+        &self,
+        batch: Vec<NewRecord>,
+    ) -> Result<Vec<Result<AuditRecord, StoreError>>, StoreError> {
+        let txn = self.store.db().begin_write()?;
+        let mut out = Vec::with_capacity(batch.len());
+        {
+            let mut meta = txn.open_table(AUDIT_META)?;
+            let mut records = txn.open_table(AUDIT_RECORDS)?;
+            let mut index = txn.open_table(AUDIT_BY_SUBJECT)?;
+            let mut head = read_mark(&meta, HEAD_KEY)?.unwrap_or(ChainMark::GENESIS);
+            for rec in batch {
+                if let Err(e) = rec.check() {
+                    out.push(Err(e));
+                    continue;
+                }
+                let seq = head.seq.checked_add(1).ok_or(StoreError::TooLarge {
+                    what: "audit sequence number",
+                })?;
+                let sealed = AuditRecord::seal(seq, head.hash, rec)?;
+                records.insert(seq, sealed.encode_stored().as_slice())?;
+                if let Some(s) = &sealed.subject {
+                    index.insert((s.0, seq), ())?;
+                }
+                head = ChainMark::of(&sealed);
+                out.push(Ok(sealed));
+            }
+            meta.insert(HEAD_KEY, head.encode().as_slice())?;
+        }
+        txn.commit()?;
+        Ok(out)
+    }
+}
+
+impl AuditLog for RedbAuditLog {
+    fn append(&self, rec: NewRecord) -> Result<AuditRecord, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        lock(&self.queue).push((rec, tx));
+        let _writer = lock(&self.writer);
+        // Invariant: a leader replies to every record of its batch before it releases the
+        // writer lock. So either our result is waiting, or our record is still queued and
+        // goes out in the batch we take now.
+        if let Ok(done) = rx.try_recv() {
+            return done;
+        }
+        let (records, replies): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut *lock(&self.queue)).into_iter().unzip();
+        match self.write_batch(records) {
+            Ok(results) => {
+                for (reply, result) in replies.into_iter().zip(results) {
+                    // A sender's buffer holds one message and gets only this one; a
+                    // failed send means the caller is gone, which harms no one.
+                    let _ = reply.try_send(result);
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.try_send(Err(e.clone()));
+                }
+            }
+        }
+        rx.try_recv()
+            .unwrap_or_else(|_| Err(StoreError::Db("audit append lost its reply".to_owned())))
+    }
+
+    fn verify(&self) -> Result<VerifyReport, StoreError> {
+        // One read transaction: a consistent snapshot, taken without blocking appends.
+        let txn = self.store.db().begin_read()?;
+        let meta = txn.open_table(AUDIT_META)?;
+        let records = txn.open_table(AUDIT_RECORDS)?;
+        let index = txn.open_table(AUDIT_BY_SUBJECT)?;
+        let checkpoint = read_mark(&meta, CHECKPOINT_KEY)?.unwrap_or(ChainMark::GENESIS);
+        let head = read_mark(&meta, HEAD_KEY)?;
+        let mut v = Verifier::new(checkpoint);
+        for entry in records.iter()? {
+            let (k, val) = entry?;
+            let key = k.value();
+            let Some(rec) = v.push(key, val.value()) else {
+                continue;
+            };
+            // A record missing from the index would be hidden from its holder's receipt.
+            if let Some(s) = rec.subject {
+                if index.get((s.0, key))?.is_none() {
+                    v.problem(
+                        key,
+                        format!("seq {key}: missing from the subject index (hidden from receipts)"),
+                    );
+                }
+            }
+        }
+        // And the other way: every index entry points at a record about that subject.
+        for entry in index.iter()? {
+            let (subject, seq) = entry?.0.value();
+            let matches = match records.get(seq)? {
+                Some(val) => AuditRecord::decode_stored(val.value())
+                    .is_ok_and(|r| r.subject.is_some_and(|s| s.0 == subject)),
+                None => false,
+            };
+            if !matches {
+                v.problem(
+                    seq,
+                    format!("seq {seq}: a subject index entry has no matching record"),
+                );
+            }
+        }
+        Ok(v.finish(head))
+    }
+
+    fn receipt(&self, subject: &Pseudonym) -> Result<Vec<AuditRecord>, StoreError> {
+        let txn = self.store.db().begin_read()?;
+        let records = txn.open_table(AUDIT_RECORDS)?;
+        let index = txn.open_table(AUDIT_BY_SUBJECT)?;
+        let mut out = Vec::new();
+        for entry in index.range((subject.0, 0)..=(subject.0, u64::MAX))? {
+            let seq = entry?.0.value().1;
+            // An index entry without its record is a purge in progress or tampering; the
+            // receipt lists what exists, and `verify` reports the rest.
+            let Some(val) = records.get(seq)? else {
+                continue;
+            };
+            let rec = AuditRecord::decode_stored(val.value())?;
+            if rec.subject.as_ref() == Some(subject) {
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    }
+
+    fn purge_before(&self, time_ms: u64) -> Result<u64, StoreError> {
+        let mut purged = 0u64;
+        loop {
+            let _writer = lock(&self.writer);
+            let txn = self.store.db().begin_write()?;
+            let mut n = 0;
+            {
+                let mut meta = txn.open_table(AUDIT_META)?;
+                let mut records = txn.open_table(AUDIT_RECORDS)?;
+                let mut index = txn.open_table(AUDIT_BY_SUBJECT)?;
+                let mut checkpoint = None;
+                while n < PURGE_BATCH {
+                    let Some((k, val)) = records.first()? else {
+                        break;
+                    };
+                    let key = k.value();
+                    let rec = AuditRecord::decode_stored(val.value())?;
+                    drop((k, val));
+                    if rec.time_ms >= time_ms {
+                        break;
+                    }
+                    records.remove(key)?;
+                    if let Some(s) = rec.subject {
+                        index.remove((s.0, key))?;
+                    }
+                    checkpoint = Some(ChainMark {
+                        seq: key,
+                        hash: rec.hash,
+                    });
+                    n += 1;
+                }
+                if let Some(c) = checkpoint {
+                    meta.insert(CHECKPOINT_KEY, c.encode().as_slice())?;
+                }
+            }
+            txn.commit()?;
+            purged += n as u64;
+            if n < PURGE_BATCH {
+                return Ok(purged);
+            }
+        }
+    }
+}
+
+fn read_mark(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<ChainMark>, StoreError> {
+    match meta.get(key)? {
+        None => Ok(None),
+        Some(v) => ChainMark::decode(v.value()).map(Some),
+    }
+}

@@ -1,0 +1,217 @@
+//! `hutong audit …`: verify the audit chain of a data directory, and print a holder's
+//! receipt. Both open the database file directly, so the gateway must not be running on
+//! that directory (redb locks the file; the command then fails with exit status 2).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use zeroize::Zeroizing;
+
+use crate::audit::{AuditLog, AuditRecord, RedbAuditLog, VerifyReport, pseudonym};
+use crate::crypto::{MIN_MAC_KEY_LEN, MacKey, to_hex};
+use crate::national::time::DateTime;
+use crate::store::Store;
+
+/// `hutong audit …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCmd {
+    /// Check the audit chain: every record's SM3 hash, every link, no gaps, and the head
+    /// marker. Exits 0 when intact, 1 when tampered, listing every problem with its seq.
+    ///
+    /// Example: hutong audit verify --data-dir /var/lib/hutong
+    Verify {
+        /// The gateway's data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a holder's receipt: every audit record about them. The ID number only
+    /// computes the holder's pseudonym; it is neither printed nor stored.
+    ///
+    /// Example: hutong audit receipt --data-dir /var/lib/hutong --secret-file pseudonym.hex
+    /// --id-type 10 --id-no - (then type the number on standard input)
+    Receipt {
+        /// The gateway's data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The pseudonym secret: a file holding at least 16 bytes as hex.
+        #[arg(long, value_name = "FILE")]
+        secret_file: PathBuf,
+        /// The ID type (code table `idType`; 10 is the resident ID card).
+        #[arg(long, default_value = "10")]
+        id_type: String,
+        /// The ID number, or - to read it from standard input (which keeps it out of the
+        /// shell history and the process list).
+        #[arg(long, value_name = "ID|-")]
+        id_no: String,
+        /// Print the records as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(super) fn run(cmd: &AuditCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AuditCmd::Verify { data_dir, json } => verify(data_dir, *json),
+        AuditCmd::Receipt {
+            data_dir,
+            secret_file,
+            id_type,
+            id_no,
+            json,
+        } => receipt(data_dir, secret_file, id_type, id_no, *json),
+    }
+}
+
+fn open_log(data_dir: &Path) -> anyhow::Result<(Store, RedbAuditLog)> {
+    let store = Store::open_existing(data_dir)?;
+    Ok((store.clone(), RedbAuditLog::new(store)))
+}
+
+fn verify(data_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let (store, log) = open_log(data_dir)?;
+    let report = log.verify()?;
+    if json {
+        say!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        say_raw!("{}", verify_text(&store, &report));
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn verify_text(store: &Store, r: &VerifyReport) -> String {
+    let mut o = format!(
+        "audit log {}: {} record(s)",
+        store.path().display(),
+        r.records
+    );
+    if r.checkpoint.seq > 0 {
+        let _ = write!(o, " after the purge checkpoint at seq {}", r.checkpoint.seq);
+    }
+    match &r.head {
+        Some(h) => {
+            let _ = writeln!(o, "; head seq {} hash {}", h.seq, to_hex(&h.hash));
+        }
+        None => o.push_str("; empty\n"),
+    }
+    if r.ok {
+        o.push_str("intact\n");
+    } else {
+        let _ = writeln!(o, "TAMPERED: {} problem(s)", r.problems.len());
+        for p in &r.problems {
+            let _ = writeln!(o, "  {p}");
+        }
+    }
+    o
+}
+
+fn receipt(
+    data_dir: &Path,
+    secret_file: &Path,
+    id_type: &str,
+    id_no: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let secret = read_secret(secret_file)?;
+    let id_no = if id_no == "-" {
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the ID number from standard input")?;
+        line
+    } else {
+        Zeroizing::new(id_no.to_owned())
+    };
+    if id_no.trim().is_empty() {
+        bail!("the ID number is empty");
+    }
+    let subject = pseudonym(&secret, id_type, &id_no);
+    drop(id_no);
+    let (_, log) = open_log(data_dir)?;
+    let records = log.receipt(&subject)?;
+    if json {
+        let doc = serde_json::json!({ "pseudonym": subject.to_hex(), "records": records });
+        say!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        say_raw!("{}", receipt_text(&subject.to_hex(), &records));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The pseudonym secret: hex of at least [`MIN_MAC_KEY_LEN`] bytes, surrounding whitespace
+/// ignored.
+fn read_secret(path: &Path) -> anyhow::Result<MacKey> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+    );
+    let hex = text.trim();
+    if hex.len() % 2 != 0 || hex.len() / 2 < MIN_MAC_KEY_LEN {
+        bail!(
+            "{}: the pseudonym secret must be hex of at least {MIN_MAC_KEY_LEN} bytes",
+            path.display()
+        );
+    }
+    let mut bytes = Zeroizing::new(vec![0u8; hex.len() / 2]);
+    crate::crypto::decode_hex_into(hex, &mut bytes, "pseudonym secret")
+        .with_context(|| format!("{}", path.display()))?;
+    Ok(MacKey::from_bytes(&bytes)?)
+}
+
+fn receipt_text(pseudonym: &str, records: &[AuditRecord]) -> String {
+    let mut o = format!(
+        "receipt for pseudonym {pseudonym}: {} record(s)\n",
+        records.len()
+    );
+    if records.is_empty() {
+        return o;
+    }
+    let header = [
+        "seq", "time", "actor", "action", "purpose", "result", "request", "loss",
+    ];
+    let rows: Vec<[String; 8]> = records
+        .iter()
+        .map(|r| {
+            let secs = i64::try_from(r.time_ms / 1000).unwrap_or(i64::MAX);
+            [
+                r.seq.to_string(),
+                DateTime::from_unix(secs).to_string(),
+                r.actor.clone(),
+                r.action.clone(),
+                r.purpose.clone(),
+                r.result.clone(),
+                r.request_id.clone(),
+                if r.loss.is_empty() {
+                    "-".to_owned()
+                } else {
+                    r.loss.join(",")
+                },
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut l = String::new();
+        for (cell, w) in cells.zip(widths) {
+            let _ = write!(l, "{cell:<w$}  ");
+        }
+        let _ = writeln!(o, "{}", l.trim_end());
+    };
+    line(&mut header.iter().copied());
+    for row in &rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    o
+}

@@ -1,0 +1,227 @@
+//! The gateway's embedded state (DESIGN.md §7): one redb file, `hutong.redb`, in the data
+//! directory, holding the audit chain and the idempotency records.
+//!
+//! [`Store`] owns the database and creates every table on open, so readers never meet a
+//! missing table. The modules that keep state ([`crate::audit`], [`crate::idempotency`])
+//! define their behaviour behind traits ([`crate::audit::AuditLog`],
+//! [`crate::idempotency::IdempotencyStore`]) with a redb implementation over a [`Store`];
+//! a PostgreSQL backend for the cluster deployment implements the same traits.
+//!
+//! # Blocking
+//!
+//! redb is synchronous and a durable commit waits for `fsync`. Every method of the store and
+//! of the implementations over it blocks the calling thread: async code must not call them
+//! on a runtime worker thread. Use [`blocking`] (a `tokio::task::spawn_blocking` wrapper),
+//! or `spawn_blocking` directly.
+//!
+//! # Schema
+//!
+//! The table definitions live in [`tables`]: they are the on-disk format, and the
+//! integration tests open the file with redb directly to tamper with it.
+
+mod error;
+
+pub use error::StoreError;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::Database;
+
+/// The on-disk schema: every table of `hutong.redb`. Changing a key or value type here is a
+/// format change.
+pub mod tables {
+    use redb::TableDefinition;
+
+    /// Audit records by sequence number. The value is the stored form of
+    /// [`crate::audit::AuditRecord`] (`prev_hash ‖ canonical bytes ‖ hash`).
+    pub const AUDIT_RECORDS: TableDefinition<'static, u64, &[u8]> =
+        TableDefinition::new("audit_records");
+
+    /// The audit chain's markers: [`crate::audit::HEAD_KEY`] and
+    /// [`crate::audit::CHECKPOINT_KEY`], each a [`crate::audit::ChainMark`] as
+    /// `seq (u64 big-endian) ‖ hash (32 bytes)`.
+    pub const AUDIT_META: TableDefinition<'static, &str, &[u8]> =
+        TableDefinition::new("audit_meta");
+
+    /// Index for holder receipts: `(pseudonym, seq)` of every record that has a subject.
+    pub const AUDIT_BY_SUBJECT: TableDefinition<'static, ([u8; 32], u64), ()> =
+        TableDefinition::new("audit_by_subject");
+
+    /// Idempotency records by `(appId, requestId)`; the value is described in
+    /// [`crate::idempotency`].
+    pub const IDEMPOTENCY: TableDefinition<'static, (&str, &str), &[u8]> =
+        TableDefinition::new("idempotency");
+
+    /// Expiry index of the idempotency records: `(expires_at_ms, appId, requestId)`.
+    pub const IDEMPOTENCY_EXPIRY: TableDefinition<'static, (u64, &str, &str), ()> =
+        TableDefinition::new("idempotency_expiry");
+}
+
+/// The embedded database: a redb file in the data directory, shared by cloning (the
+/// database sits behind an `Arc`).
+///
+/// redb locks the file: one process at a time. `hutong audit verify` on a data directory
+/// that a running gateway holds fails with [`StoreError::Open`].
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Name of the database file inside the data directory.
+    pub const FILE_NAME: &'static str = "hutong.redb";
+
+    /// Opens the database in `dir`, creating the directory, the file and the tables when
+    /// they are missing.
+    ///
+    /// # Errors
+    /// [`StoreError::Dir`] when the directory cannot be created; [`StoreError::Open`] when
+    /// redb cannot open the file (held by another process, corrupted beyond repair, or of a
+    /// newer format); [`StoreError::Db`] when the tables cannot be created.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Dir {
+            path: dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Self::open_file(dir.join(Self::FILE_NAME))
+    }
+
+    /// Opens the database in `dir` only if it exists: for the commands that inspect a data
+    /// directory (`hutong audit …`), where creating an empty database would hide a mistyped
+    /// path.
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`] when `dir` holds no database; otherwise as [`Store::open`].
+    pub fn open_existing(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join(Self::FILE_NAME);
+        if !path.is_file() {
+            return Err(StoreError::Missing { path });
+        }
+        Self::open_file(path)
+    }
+
+    fn open_file(path: PathBuf) -> Result<Self, StoreError> {
+        let db = Database::create(&path).map_err(|e| StoreError::Open {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let txn = db.begin_write()?;
+        txn.open_table(tables::AUDIT_RECORDS)?;
+        txn.open_table(tables::AUDIT_META)?;
+        txn.open_table(tables::AUDIT_BY_SUBJECT)?;
+        txn.open_table(tables::IDEMPOTENCY)?;
+        txn.open_table(tables::IDEMPOTENCY_EXPIRY)?;
+        txn.commit()?;
+        Ok(Self {
+            inner: Arc::new(Inner { db, path }),
+        })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The redb database, for the implementations in this crate.
+    pub(crate) fn db(&self) -> &Database {
+        &self.inner.db
+    }
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs blocking store work `f` on tokio's blocking thread pool, so that a redb commit never
+/// stalls a runtime worker.
+///
+/// # Errors
+/// What `f` returns, or [`StoreError::Db`] if the task panicked or the runtime is shutting
+/// down.
+///
+/// # Panics
+/// When called outside a tokio runtime.
+pub async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+where
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Db(format!("blocking store task failed: {e}")))?
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked (every critical
+/// section in the stores either completes its update or makes none), so poisoning is
+/// ignored rather than turned into a panic on every later call.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "hutong-store-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn open_creates_the_directory_and_reopens() {
+        let dir = temp_dir("open").join("nested");
+        let store = Store::open(&dir).expect("open");
+        assert_eq!(store.path(), dir.join(Store::FILE_NAME));
+        drop(store);
+        Store::open_existing(&dir).expect("reopen");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn open_existing_refuses_an_empty_directory() {
+        let dir = temp_dir("missing");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let err = Store::open_existing(&dir).expect_err("no database");
+        assert!(matches!(err, StoreError::Missing { .. }), "{err}");
+        assert!(!dir.join(Store::FILE_NAME).exists());
+        assert_eq!(err.return_code(), crate::standard::ReturnCode::SystemError);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_file_fails_cleanly() {
+        let dir = temp_dir("locked");
+        let _first = Store::open(&dir).expect("open");
+        let err = Store::open(&dir).expect_err("locked");
+        assert!(matches!(err, StoreError::Open { .. }), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn blocking_runs_store_work_off_the_runtime() {
+        let dir = temp_dir("blocking");
+        let store = Store::open(&dir).expect("open");
+        let s = store.clone();
+        let path = blocking(move || Ok(s.path().to_path_buf()))
+            .await
+            .expect("runs");
+        assert_eq!(path, store.path());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
