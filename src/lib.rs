@@ -20,6 +20,10 @@
 //! - [`render`]: the code page of GB/T 38961 as PNG or SVG (QR in the status colour).
 //! - [`tlsdev`]: development certificates (CA, server, mTLS clients) with rcgen.
 //! - [`mask`]: masking of personal fields for anyone but their holder.
+//! - [`upstream`]: how the gateway calls a region: the `Upstream` trait, the national-envelope
+//!   client with deadlines, a retry budget and a circuit breaker per region.
+//! - [`sim`]: `hutong sim --national`, a reference region back-end over real HTTP with a
+//!   synthetic population and injectable faults; its small generic HTTP server.
 //! - [`cli`]: the `hutong` command runners; `main.rs` only parses arguments and calls them.
 
 pub mod cli;
@@ -29,6 +33,8 @@ pub mod envelope;
 pub mod mask;
 pub mod national;
 pub mod render;
+pub mod sim;
 pub mod standard;
 pub mod tlsdev;
 pub mod trust;
+pub mod upstream;

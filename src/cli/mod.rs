@@ -20,6 +20,7 @@ macro_rules! say_raw {
 mod code;
 mod keys;
 mod show;
+mod sim;
 mod validate;
 
 pub(crate) use keys::write_secret;
@@ -67,6 +68,10 @@ pub enum Command {
     /// TLS certificates for development and tests.
     #[command(subcommand)]
     Certs(keys::CertsCmd),
+    /// Run a simulated region back-end (national envelope) with a synthetic population.
+    ///
+    /// Example: hutong sim --national --clients config/sim-national.example.toml
+    Sim(sim::Args),
 }
 
 /// `hutong standard …`.
@@ -102,6 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Code(c) => code::run(&standard, &c),
         Command::Keys(k) => keys::run_keys(&k),
         Command::Certs(c) => keys::run_certs(&c),
+        Command::Sim(a) => sim::run(&a),
         Command::Standard(StandardCmd::Check) => {
             say!(
                 "{} {}: {} elements, {} tables, {} divisions (+{} historic), {} countries, {} services, {} return codes: OK",
