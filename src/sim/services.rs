@@ -164,7 +164,7 @@ fn time(unix: i64) -> String {
 fn find_user(pop: &Population, user: &User) -> Result<usize> {
     let i = pop
         .find_id(&user.id_type, &user.id_no)
-        .ok_or(Outcome::fail(ReturnCode::UserNotFound, "person not found"))?;
+        .ok_or_else(|| Outcome::fail(ReturnCode::UserNotFound, "person not found"))?;
     match pop.get(i) {
         Some(p) if p.name == user.name => Ok(i),
         Some(_) => Err(Outcome::fail(
@@ -177,7 +177,7 @@ fn find_user(pop: &Population, user: &User) -> Result<usize> {
 
 fn person(pop: &Population, i: usize) -> Result<&Person> {
     pop.get(i)
-        .ok_or(Outcome::fail(ReturnCode::UserNotFound, "person not found"))
+        .ok_or_else(|| Outcome::fail(ReturnCode::UserNotFound, "person not found"))
 }
 
 fn masked(p: &Person) -> (String, String) {
@@ -193,7 +193,7 @@ fn declare_health(state: &SimState, r: &DeclareHealthRequest, now: i64) -> Resul
     let i = find_user(&pop, &r.user)?;
     let p = pop
         .get_mut(i)
-        .ok_or(Outcome::fail(ReturnCode::UserNotFound, "person not found"))?;
+        .ok_or_else(|| Outcome::fail(ReturnCode::UserNotFound, "person not found"))?;
     let fever = r.temperature.is_some_and(|t| t >= FEVER_CELSIUS);
     p.health_flag = fever || r.contact_history == "1" || r.high_risk_stay == "1";
     p.declaration = Some(Declaration {
@@ -227,7 +227,7 @@ fn declare_trip(state: &SimState, r: &DeclareTripRequest, now: i64) -> Result<Ou
     let i = find_user(&pop, &r.user)?;
     let p = pop
         .get_mut(i)
-        .ok_or(Outcome::fail(ReturnCode::UserNotFound, "person not found"))?;
+        .ok_or_else(|| Outcome::fail(ReturnCode::UserNotFound, "person not found"))?;
     // A risky trip keeps the flag until the region lifts it; a clean trip does not clear it.
     p.trip_flag |= visited;
     p.reevaluate(now);
@@ -279,10 +279,7 @@ fn granted(state: &SimState, auth_code: &str, app_id: &str, now: i64) -> Result<
     state
         .grants()
         .check(auth_code, app_id, now)
-        .ok_or(Outcome::fail(
-            ReturnCode::NotAuthorised,
-            "authCode unknown or expired",
-        ))
+        .ok_or_else(|| Outcome::fail(ReturnCode::NotAuthorised, "authCode unknown or expired"))
 }
 
 fn generate_code(
@@ -297,10 +294,10 @@ fn generate_code(
     };
     let pop = state.population();
     let by_token = match &r.user_token {
-        Some(t) => Some(pop.find_token(t).ok_or(Outcome::fail(
-            ReturnCode::UserNotFound,
-            "unknown user token",
-        ))?),
+        Some(t) => Some(
+            pop.find_token(t)
+                .ok_or_else(|| Outcome::fail(ReturnCode::UserNotFound, "unknown user token"))?,
+        ),
         None => None,
     };
     let i = match (by_token, by_auth) {
@@ -384,7 +381,7 @@ fn verify_code(state: &SimState, app_id: &str, r: &VerifyCodeRequest, now: i64) 
     let pop = state.population();
     let i = pop
         .find_code(verified.claims.cid.as_str())
-        .ok_or(Outcome::fail(ReturnCode::UserNotFound, "unknown code id"))?;
+        .ok_or_else(|| Outcome::fail(ReturnCode::UserNotFound, "unknown code id"))?;
     let p = person(&pop, i)?;
     // The issuer answers with the colour now, which may be newer than the token's.
     let fever = r.temperature.is_some_and(|t| t >= FEVER_CELSIUS);
@@ -430,7 +427,7 @@ fn query_health_info(
             })?;
             let i = pop
                 .find_code(&cid)
-                .ok_or(Outcome::fail(ReturnCode::UserNotFound, "person not found"))?;
+                .ok_or_else(|| Outcome::fail(ReturnCode::UserNotFound, "person not found"))?;
             (i, false)
         }
         (None, Some(user), Some(code)) => {
