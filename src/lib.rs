@@ -27,6 +27,10 @@
 //! - [`store`]: the embedded state: one redb file in the data directory, and its tables.
 //! - [`audit`]: the SM3-chained audit log, person pseudonyms, verification, holder receipts.
 //! - [`idempotency`]: the answer given to each `(appId, requestId)`, kept 24 hours.
+//! - [`upstream`]: how the gateway calls a region: the `Upstream` trait, the national-envelope
+//!   client with deadlines, a retry budget and a circuit breaker per region.
+//! - [`sim`]: `hutong sim --national`, a reference region back-end over real HTTP with a
+//!   synthetic population and injectable faults; its small generic HTTP server.
 //! - [`cli`]: the `hutong` command runners; `main.rs` only parses arguments and calls them.
 
 pub mod audit;
@@ -40,7 +44,9 @@ pub mod mask;
 pub mod national;
 pub mod ratelimit;
 pub mod render;
+pub mod sim;
 pub mod standard;
 pub mod store;
 pub mod tlsdev;
 pub mod trust;
+pub mod upstream;

@@ -11,4 +11,5 @@ mod code_cli;
 mod idno_stdnum;
 mod openapi;
 mod openssl;
+mod sim_cli;
 mod validate_fixtures;

@@ -21,6 +21,7 @@ mod audit;
 mod code;
 mod keys;
 mod show;
+mod sim;
 mod validate;
 
 pub(crate) use keys::write_secret;
@@ -71,6 +72,10 @@ pub enum Command {
     /// The audit log: verify its hash chain, print a holder's receipt.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// Run a simulated region back-end (national envelope) with a synthetic population.
+    ///
+    /// Example: hutong sim --national --clients config/sim-national.example.toml
+    Sim(sim::Args),
 }
 
 /// `hutong standard …`.
@@ -107,6 +112,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(k) => keys::run_keys(&k),
         Command::Certs(c) => keys::run_certs(&c),
         Command::Audit(a) => audit::run(&a),
+        Command::Sim(a) => sim::run(&a),
         Command::Standard(StandardCmd::Check) => {
             say!(
                 "{} {}: {} elements, {} tables, {} divisions (+{} historic), {} countries, {} services, {} return codes: OK",

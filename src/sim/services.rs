@@ -1,0 +1,521 @@
+//! The business semantics of the seven services, as a region's back-end would apply them.
+//!
+//! Each function takes the opened, validated business content and gives an [`Outcome`]:
+//! a return code, a message without personal data, and the business answer. Envelopes,
+//! faults and idempotency are handled around them (`mod.rs`).
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::code::{Claims, CodeUrl, Colour, issue};
+use crate::envelope::random_id;
+use crate::mask::mask;
+use crate::national::model::{
+    ApplyCodeAccessRequest, ApplyCodeAccessResponse, CorrectHealthInfoRequest,
+    CorrectHealthInfoResponse, DeclareHealthRequest, DeclareHealthResponse, DeclareTripRequest,
+    DeclareTripResponse, GenerateCodeRequest, GenerateCodeResponse, Person as PersonBlock,
+    QueryCode, QueryHealth, QueryHealthInfoRequest, QueryHealthInfoResponse, QueryNucleic,
+    QueryVaccine, User, VerifyCodeRequest, VerifyCodeResponse,
+};
+use crate::national::time::DateTime;
+use crate::standard::{PersonalClass, ReturnCode, ServiceName};
+
+use super::SimState;
+use super::population::{Declaration, FEVER_CELSIUS, ID_TYPE, Person, Population};
+use super::ticket::TICKET_TTL_SECS;
+
+/// Lifetime of an `authCode`, seconds (the schema's maximum `expiresIn`).
+pub const AUTH_CODE_TTL_SECS: u32 = 300;
+
+/// How often a code page should fetch a fresh code, seconds.
+pub const REFRESH_INTERVAL_SECS: u32 = 60;
+
+/// Days a correction is expected to take.
+const CORRECTION_DAYS: i64 = 3;
+
+/// Live `authCode`s at most; expired ones are dropped first when it is reached.
+const MAX_GRANTS: usize = 200_000;
+
+/// What one call comes to.
+#[derive(Debug, Clone)]
+pub(super) struct Outcome {
+    /// The return code.
+    pub code: ReturnCode,
+    /// The message: never personal data.
+    pub msg: String,
+    /// The business answer.
+    pub biz: Option<Value>,
+}
+
+impl Outcome {
+    fn answer(code: ReturnCode, biz: &impl Serialize) -> Self {
+        match serde_json::to_value(biz) {
+            Ok(v) => Self {
+                code,
+                msg: if code == ReturnCode::Success {
+                    "success"
+                } else {
+                    "accepted"
+                }
+                .to_owned(),
+                biz: Some(v),
+            },
+            Err(_) => Self::fail(ReturnCode::SystemError, "answer does not serialise"),
+        }
+    }
+
+    pub(super) fn fail(code: ReturnCode, msg: impl Into<String>) -> Self {
+        Self {
+            code,
+            msg: msg.into(),
+            biz: None,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, Outcome>;
+
+/// An `authCode` granted by `applyCodeAccess`.
+#[derive(Debug, Clone)]
+struct Grant {
+    person: usize,
+    app_id: String,
+    expires_at: i64,
+}
+
+/// The live `authCode`s.
+#[derive(Debug, Default)]
+pub(super) struct Grants {
+    map: HashMap<String, Grant>,
+}
+
+impl Grants {
+    fn insert(&mut self, code: String, grant: Grant, now: i64) {
+        if self.map.len() >= MAX_GRANTS {
+            self.map.retain(|_, g| g.expires_at > now);
+        }
+        if self.map.len() >= MAX_GRANTS {
+            // Still full of live grants: drop one rather than grow without bound.
+            if let Some(k) = self.map.keys().next().cloned() {
+                self.map.remove(&k);
+            }
+        }
+        self.map.insert(code, grant);
+    }
+
+    /// The person an `authCode` lets `app_id` act for at `now`.
+    fn check(&self, code: &str, app_id: &str, now: i64) -> Option<usize> {
+        self.map
+            .get(code)
+            .filter(|g| g.app_id == app_id && now < g.expires_at)
+            .map(|g| g.person)
+    }
+}
+
+/// Runs one service.
+pub(super) fn dispatch(
+    state: &SimState,
+    service: ServiceName,
+    app_id: &str,
+    biz: &Value,
+    now: i64,
+) -> Outcome {
+    let result = match service {
+        ServiceName::DeclareHealth => parse(biz).and_then(|r| declare_health(state, &r, now)),
+        ServiceName::DeclareTrip => parse(biz).and_then(|r| declare_trip(state, &r, now)),
+        ServiceName::QueryHealthInfo => {
+            parse(biz).and_then(|r| query_health_info(state, app_id, &r, now))
+        }
+        ServiceName::ApplyCodeAccess => {
+            parse(biz).and_then(|r| apply_code_access(state, app_id, &r, now))
+        }
+        ServiceName::GenerateCode => parse(biz).and_then(|r| generate_code(state, app_id, &r, now)),
+        ServiceName::VerifyCode => parse(biz).and_then(|r| verify_code(state, app_id, &r, now)),
+        ServiceName::CorrectHealthInfo => {
+            parse(biz).and_then(|r| correct_health_info(state, app_id, &r, now))
+        }
+    };
+    result.unwrap_or_else(|o| o)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(biz: &Value) -> Result<T> {
+    serde_json::from_value(biz.clone()).map_err(|_| {
+        Outcome::fail(
+            ReturnCode::BadFormat,
+            "business content does not fit the model",
+        )
+    })
+}
+
+fn fresh_id(prefix: &str) -> Result<String> {
+    random_id()
+        .map(|id| format!("{prefix}{id}"))
+        .map_err(|_| Outcome::fail(ReturnCode::SystemError, "random number generator failed"))
+}
+
+fn time(unix: i64) -> String {
+    DateTime::from_unix(unix).to_string()
+}
+
+/// The person a `user` block names: 2001 when nobody holds the document, 2002 when the name
+/// does not match it (not real-name verified).
+fn find_user(pop: &Population, user: &User) -> Result<usize> {
+    let i = pop
+        .find_id(&user.id_type, &user.id_no)
+        .ok_or_else(|| Outcome::fail(ReturnCode::UserNotFound, "person not found"))?;
+    match pop.get(i) {
+        Some(p) if p.name == user.name => Ok(i),
+        Some(_) => Err(Outcome::fail(
+            ReturnCode::NotRealName,
+            "name does not match the ID document",
+        )),
+        None => Err(Outcome::fail(ReturnCode::UserNotFound, "person not found")),
+    }
+}
+
+fn person(pop: &Population, i: usize) -> Result<&Person> {
+    pop.get(i)
+        .ok_or_else(|| Outcome::fail(ReturnCode::UserNotFound, "person not found"))
+}
+
+fn masked(p: &Person) -> (String, String) {
+    (
+        mask(PersonalClass::Name, &p.name),
+        mask(PersonalClass::Id, &p.id_no),
+    )
+}
+
+fn declare_health(state: &SimState, r: &DeclareHealthRequest, now: i64) -> Result<Outcome> {
+    let declare_id = fresh_id("DH")?;
+    let mut pop = state.population_mut();
+    let i = find_user(&pop, &r.user)?;
+    let p = pop
+        .get_mut(i)
+        .ok_or_else(|| Outcome::fail(ReturnCode::UserNotFound, "person not found"))?;
+    let fever = r.temperature.is_some_and(|t| t >= FEVER_CELSIUS);
+    p.health_flag = fever || r.contact_history == "1" || r.high_risk_stay == "1";
+    p.declaration = Some(Declaration {
+        temperature: r.temperature,
+        symptoms: r.symptoms.clone(),
+        high_risk_stay: r.high_risk_stay.clone(),
+        contact_history: r.contact_history.clone(),
+        declare_time: DateTime::parse(&r.declare_time).map_or(now, DateTime::unix),
+    });
+    p.reevaluate(now);
+    Ok(Outcome::answer(
+        ReturnCode::Success,
+        &DeclareHealthResponse {
+            declare_id,
+            code_color: p.colour.as_str().to_owned(),
+            update_time: time(p.update_time),
+        },
+    ))
+}
+
+fn declare_trip(state: &SimState, r: &DeclareTripRequest, now: i64) -> Result<Outcome> {
+    let trip_declare_id = fresh_id("DT")?;
+    let visited = r.trips.iter().any(|t| {
+        state.high_risk.contains(&t.from_region)
+            || state.high_risk.contains(&t.to_region)
+            || t.from_country
+                .as_deref()
+                .is_some_and(|c| c != "CHN" && c != "156")
+    });
+    let mut pop = state.population_mut();
+    let i = find_user(&pop, &r.user)?;
+    let p = pop
+        .get_mut(i)
+        .ok_or_else(|| Outcome::fail(ReturnCode::UserNotFound, "person not found"))?;
+    // A risky trip keeps the flag until the region lifts it; a clean trip does not clear it.
+    p.trip_flag |= visited;
+    p.reevaluate(now);
+    Ok(Outcome::answer(
+        ReturnCode::Success,
+        &DeclareTripResponse {
+            trip_declare_id,
+            code_color: p.colour.as_str().to_owned(),
+            risk_area_visited: if visited { "2" } else { "1" }.to_owned(),
+        },
+    ))
+}
+
+fn apply_code_access(
+    state: &SimState,
+    app_id: &str,
+    r: &ApplyCodeAccessRequest,
+    now: i64,
+) -> Result<Outcome> {
+    // The schema guarantees a non-empty proof; the simulator accepts any.
+    let auth_code = fresh_id("ac")?;
+    let pop = state.population();
+    let i = find_user(&pop, &r.user)?;
+    let user_token = person(&pop, i)?.user_token.clone();
+    drop(pop);
+    state.grants().insert(
+        auth_code.clone(),
+        Grant {
+            person: i,
+            app_id: app_id.to_owned(),
+            expires_at: now + i64::from(AUTH_CODE_TTL_SECS),
+        },
+        now,
+    );
+    Ok(Outcome::answer(
+        ReturnCode::Success,
+        &ApplyCodeAccessResponse {
+            auth_code,
+            user_token,
+            expires_in: AUTH_CODE_TTL_SECS,
+            code_page_url: None,
+        },
+    ))
+}
+
+/// The person an `authCode` lets `app_id` act for: 2003 when it is unknown, expired, or
+/// another client's.
+fn granted(state: &SimState, auth_code: &str, app_id: &str, now: i64) -> Result<usize> {
+    state
+        .grants()
+        .check(auth_code, app_id, now)
+        .ok_or_else(|| Outcome::fail(ReturnCode::NotAuthorised, "authCode unknown or expired"))
+}
+
+fn generate_code(
+    state: &SimState,
+    app_id: &str,
+    r: &GenerateCodeRequest,
+    now: i64,
+) -> Result<Outcome> {
+    let by_auth = match &r.auth_code {
+        Some(c) => Some(granted(state, c, app_id, now)?),
+        None => None,
+    };
+    let pop = state.population();
+    let by_token = match &r.user_token {
+        Some(t) => Some(
+            pop.find_token(t)
+                .ok_or_else(|| Outcome::fail(ReturnCode::UserNotFound, "unknown user token"))?,
+        ),
+        None => None,
+    };
+    let i = match (by_token, by_auth) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(Outcome::fail(
+                ReturnCode::NotAuthorised,
+                "authCode is for another person",
+            ));
+        }
+        (Some(a), _) | (None, Some(a)) => a,
+        (None, None) => {
+            return Err(Outcome::fail(
+                ReturnCode::NotAuthorised,
+                "userToken or authCode is required",
+            ));
+        }
+    };
+    let p = person(&pop, i)?;
+    let claims = Claims {
+        cid: p.code_id.clone(),
+        col: p.colour,
+        iat: now,
+        exp: now + i64::from(state.code_ttl_secs),
+        nc: r
+            .with_national
+            .unwrap_or(false)
+            .then(|| p.national_code_id.clone()),
+    };
+    let fail = |_| Outcome::fail(ReturnCode::SystemError, "code could not be issued");
+    let token = issue(&state.issuer_key, &claims).map_err(fail)?;
+    let code_content = CodeUrl::for_token(&state.code_host, &token)
+        .map_err(fail)?
+        .to_url();
+    let (matrix, width) = if r.output.as_deref() == Some("MATRIX") {
+        let (side, dark) = crate::render::qr_matrix(&code_content)
+            .map_err(|_| Outcome::fail(ReturnCode::SystemError, "code could not be drawn"))?;
+        let bits: String = dark.iter().map(|d| if *d { '1' } else { '0' }).collect();
+        (Some(bits), Some(side))
+    } else {
+        (None, None)
+    };
+    let (name_masked, id_no_masked) = masked(p);
+    let color_hex = state
+        .std
+        .table("colour")
+        .and_then(|t| t.get(p.colour.as_str()))
+        .and_then(|c| c.hex.clone());
+    Ok(Outcome::answer(
+        ReturnCode::Success,
+        &GenerateCodeResponse {
+            code_content,
+            code_image: None,
+            matrix,
+            width,
+            code_color: p.colour.as_str().to_owned(),
+            color_hex,
+            name_masked: Some(name_masked),
+            id_no_masked: Some(id_no_masked),
+            update_time: time(p.update_time),
+            expire_time: Some(time(claims.exp)),
+            refresh_interval: Some(REFRESH_INTERVAL_SECS),
+        },
+    ))
+}
+
+fn verify_code(state: &SimState, app_id: &str, r: &VerifyCodeRequest, now: i64) -> Result<Outcome> {
+    let verified = state
+        .verifier
+        .verify_content(&r.code_content)
+        .map_err(|e| {
+            Outcome::fail(
+                e.return_code(),
+                match e.return_code() {
+                    ReturnCode::CodeExpired => "code expired",
+                    ReturnCode::CodeIssuerUntrusted => "code not issued here",
+                    ReturnCode::CodeSignatureInvalid => "code signature invalid",
+                    _ => "code not recognised",
+                },
+            )
+        })?;
+    let pop = state.population();
+    let i = pop
+        .find_code(verified.claims.cid.as_str())
+        .ok_or_else(|| Outcome::fail(ReturnCode::UserNotFound, "unknown code id"))?;
+    let p = person(&pop, i)?;
+    // The issuer answers with the colour now, which may be newer than the token's.
+    let fever = r.temperature.is_some_and(|t| t >= FEVER_CELSIUS);
+    let verify_result = match p.colour {
+        Colour::Green if !fever => "PASS",
+        Colour::Red => "DENY",
+        _ => "WARN",
+    };
+    let ticket = state
+        .ticket
+        .seal(p.code_id.as_str(), app_id, now, TICKET_TTL_SECS)
+        .map_err(|_| Outcome::fail(ReturnCode::SystemError, "ticket could not be sealed"))?;
+    let (name_masked, id_no_masked) = masked(p);
+    Ok(Outcome::answer(
+        ReturnCode::Success,
+        &VerifyCodeResponse {
+            verify_result: verify_result.to_owned(),
+            code_color: p.colour.as_str().to_owned(),
+            name_masked: Some(name_masked),
+            id_no_masked: Some(id_no_masked),
+            update_time: time(p.update_time),
+            issuer: Some(state.issuer.as_str().to_owned()),
+            issuer_region: Some(state.issuer.region().as_str().to_owned()),
+            national_code_id: Some(p.national_code_id.as_str().to_owned()),
+            biz_ext_data: Some(ticket),
+            ticket_expires_in: Some(TICKET_TTL_SECS),
+        },
+    ))
+}
+
+fn query_health_info(
+    state: &SimState,
+    app_id: &str,
+    r: &QueryHealthInfoRequest,
+    now: i64,
+) -> Result<Outcome> {
+    let pop = state.population();
+    // A verifier's ticket, or the holder's authorisation; the ticket wins when both come.
+    let (i, holder) = match (&r.biz_ext_data, &r.user, &r.auth_code) {
+        (Some(ticket), _, _) => {
+            let cid = state.ticket.open(ticket, app_id, now).map_err(|_| {
+                Outcome::fail(ReturnCode::TicketInvalid, "ticket invalid or expired")
+            })?;
+            let i = pop
+                .find_code(&cid)
+                .ok_or_else(|| Outcome::fail(ReturnCode::UserNotFound, "person not found"))?;
+            (i, false)
+        }
+        (None, Some(user), Some(code)) => {
+            let i = find_user(&pop, user)?;
+            if granted(state, code, app_id, now)? != i {
+                return Err(Outcome::fail(
+                    ReturnCode::NotAuthorised,
+                    "authCode is for another person",
+                ));
+            }
+            (i, true)
+        }
+        _ => {
+            return Err(Outcome::fail(
+                ReturnCode::NotAuthorised,
+                "a ticket or the holder's authCode is required",
+            ));
+        }
+    };
+    let p = person(&pop, i)?;
+    let default_scope = ["code".to_owned()];
+    let scope = r.scope.as_deref().unwrap_or(&default_scope);
+    let wants = |s: &str| scope.iter().any(|x| x == s);
+    let (name_masked, id_no_masked) = masked(p);
+    let answer = QueryHealthInfoResponse {
+        person: PersonBlock {
+            name_masked,
+            id_no_masked,
+            id_type: Some(ID_TYPE.to_owned()),
+        },
+        code: wants("code").then(|| QueryCode {
+            code_color: p.colour.as_str().to_owned(),
+            update_time: time(p.update_time),
+            // The reason is the holder's to read, not a venue's.
+            color_reason: holder.then(|| p.color_reason.clone()),
+            issuer_region: Some(state.issuer.region().as_str().to_owned()),
+        }),
+        health: p
+            .declaration
+            .as_ref()
+            .filter(|_| wants("health"))
+            .map(|d| QueryHealth {
+                temperature: d.temperature,
+                symptoms: Some(d.symptoms.clone()),
+                high_risk_stay: Some(d.high_risk_stay.clone()),
+                contact_history: Some(d.contact_history.clone()),
+                declare_time: time(d.declare_time),
+            }),
+        nucleic: wants("nucleic").then(|| QueryNucleic {
+            nucleic_result: p.nucleic.result.to_owned(),
+            nucleic_time: p.nucleic.time.map(time),
+            nucleic_org: p.nucleic.org.clone(),
+        }),
+        vaccine: wants("vaccine").then(|| QueryVaccine {
+            vaccine_doses: p.vaccine.doses,
+            vaccine_last_date: p.vaccine.last_date.map(|d| d.to_string()),
+        }),
+        // Cross-region status is the gateway's to merge; a region answers for itself only.
+        region_status: None,
+        partial: None,
+        unavailable_regions: None,
+    };
+    Ok(Outcome::answer(ReturnCode::Success, &answer))
+}
+
+fn correct_health_info(
+    state: &SimState,
+    app_id: &str,
+    r: &CorrectHealthInfoRequest,
+    now: i64,
+) -> Result<Outcome> {
+    let ticket_id = fresh_id("CT")?;
+    let pop = state.population();
+    let i = find_user(&pop, &r.user)?;
+    drop(pop);
+    if granted(state, &r.auth_code, app_id, now)? != i {
+        return Err(Outcome::fail(
+            ReturnCode::NotAuthorised,
+            "authCode is for another person",
+        ));
+    }
+    state.record_correction();
+    Ok(Outcome::answer(
+        ReturnCode::CorrectionAccepted,
+        &CorrectHealthInfoResponse {
+            ticket_id,
+            status: "ACCEPTED".to_owned(),
+            expected_time: Some(time(now + CORRECTION_DAYS * 86_400)),
+        },
+    ))
+}

@@ -1,0 +1,65 @@
+//! How the gateway calls a region: the "relay" step of the request path (DESIGN.md §5),
+//! after the request is decoded, validated and missed the cache.
+//!
+//! [`Upstream`] is the one interface the relay uses, whatever the region speaks. A national
+//! region is a [`NationalUpstream`]: it seals the business content in the national envelope
+//! as the gateway's own client identity, sends it over a pooled hyper client (HTTP/1.1 or
+//! HTTP/2, rustls with a configured CA, or plain HTTP on loopback for development), and opens
+//! and verifies the answer with the region's public key. Around each call:
+//!
+//! - a deadline for the whole call, and one per attempt (`tokio::time`);
+//! - retries only for idempotent calls and retryable errors, within a retry budget
+//!   ([`RetryBudget`]: a share of recent calls plus a minimum), so retries cannot multiply
+//!   the load on a region that is already failing;
+//! - a circuit breaker per region ([`CircuitBreaker`]): after N consecutive failures it
+//!   rejects calls for a cool-down without touching the network, then lets one probe through.
+//!
+//! Errors say whose fault they are and whether a retry may help ([`UpstreamError`]); they
+//! become return codes 9001/9002 (or the region's own business code) in `return_code`.
+//! Files: `breaker`, `budget`, `national`, `error`.
+
+mod breaker;
+mod budget;
+mod error;
+mod national;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::Value;
+
+use crate::standard::ServiceName;
+
+pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, Permit};
+pub use budget::{RetryBudget, RetryBudgetConfig};
+pub use error::{UpstreamConfigError, UpstreamError};
+pub use national::{
+    ClientIdentity, DEFAULT_MAX_RESPONSE_BYTES, NATIONAL_VERSION, NationalUpstream,
+    NationalUpstreamConfig, UpstreamPolicy,
+};
+
+/// A boxed, sendable future (the trait stays object-safe).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A region the gateway can call.
+pub trait Upstream: Send + Sync {
+    /// The region's GB/T 2260 code (for routing, metrics and logs).
+    fn region(&self) -> &str;
+
+    /// Calls `service` with the national business content `biz` (a JSON object that already
+    /// passed validation) and gives the region's business answer.
+    ///
+    /// `idempotent` says the call may be sent again (declarations and corrections, whose
+    /// `requestId` makes a repeat harmless); only then are retryable errors retried. A
+    /// success is return code `0`, or `4001` for a correction; any other code from the
+    /// region is [`UpstreamError::Business`].
+    fn call<'a>(
+        &'a self,
+        service: ServiceName,
+        biz: &'a Value,
+        idempotent: bool,
+    ) -> BoxFuture<'a, Result<Value, UpstreamError>>;
+}

@@ -1,0 +1,543 @@
+//! [`NationalUpstream`]: a region that speaks the national envelope.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Uri, header};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::crypto::{EncryptionKey, MacKey, SigningKey, Sm4Key, VerifyingKey};
+use crate::envelope::{
+    EnvelopeLimits, RequestEncryption, RequestHeader, RequestSigner, open_response, random_id,
+    seal_request,
+};
+use crate::national::validate::{Context, validate_value};
+use crate::standard::{Direction, ReturnCode, ServiceKind, ServiceName, Standard};
+
+use super::{
+    BoxFuture, BreakerConfig, BreakerState, CircuitBreaker, RetryBudget, RetryBudgetConfig,
+    Upstream, UpstreamConfigError, UpstreamError,
+};
+
+/// Interface version sent in `version`.
+pub const NATIONAL_VERSION: &str = "1.0";
+
+/// Largest answer body read from a region, bytes.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 2 << 20;
+
+/// Timing, retry and breaker settings of one upstream. Every field has a default; units are
+/// in the names.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamPolicy {
+    /// Time to establish a connection (TCP and TLS), milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Time for one attempt, from sending to the whole answer, milliseconds.
+    pub attempt_timeout_ms: u64,
+    /// Time for the whole call, retries included, milliseconds.
+    pub deadline_ms: u64,
+    /// Attempts at most for an idempotent call (1: never retry).
+    pub max_attempts: u32,
+    /// Pause before a retry, milliseconds.
+    pub retry_backoff_ms: u64,
+    /// Retries allowed per call in the budget window (0.1: at most 10 % extra calls).
+    pub retry_budget_ratio: f64,
+    /// Retries allowed per budget window whatever the traffic.
+    pub retry_budget_min: u32,
+    /// Length of the retry budget window, milliseconds.
+    pub retry_budget_window_ms: u64,
+    /// Consecutive failures that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long the breaker stays open before a probe, milliseconds.
+    pub breaker_cool_down_ms: u64,
+    /// How long an idle pooled connection is kept, milliseconds.
+    pub pool_idle_timeout_ms: u64,
+    /// Idle pooled connections kept per host.
+    pub pool_max_idle_per_host: usize,
+}
+
+impl Default for UpstreamPolicy {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: 1_000,
+            attempt_timeout_ms: 2_000,
+            deadline_ms: 3_000,
+            max_attempts: 2,
+            retry_backoff_ms: 50,
+            retry_budget_ratio: 0.1,
+            retry_budget_min: 10,
+            retry_budget_window_ms: 10_000,
+            breaker_failures: 5,
+            breaker_cool_down_ms: 5_000,
+            pool_idle_timeout_ms: 90_000,
+            pool_max_idle_per_host: 32,
+        }
+    }
+}
+
+impl UpstreamPolicy {
+    /// Every problem with the settings.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, v) in [
+            ("connect_timeout_ms", self.connect_timeout_ms),
+            ("attempt_timeout_ms", self.attempt_timeout_ms),
+            ("deadline_ms", self.deadline_ms),
+            ("retry_budget_window_ms", self.retry_budget_window_ms),
+        ] {
+            if v == 0 {
+                out.push(format!("{name} must be positive"));
+            }
+        }
+        if self.max_attempts == 0 {
+            out.push("max_attempts must be at least 1".to_owned());
+        }
+        if self.breaker_failures == 0 {
+            out.push("breaker_failures must be at least 1".to_owned());
+        }
+        if !(0.0..=1.0).contains(&self.retry_budget_ratio) {
+            out.push("retry_budget_ratio must be between 0 and 1".to_owned());
+        }
+        out
+    }
+}
+
+/// Who the gateway is to a region: its `appId` and keys, as the region registered them.
+/// `Debug` hides the keys.
+#[derive(Debug, Clone, Default)]
+pub struct ClientIdentity {
+    /// The gateway's `appId` at the region.
+    pub app_id: String,
+    /// SM2 signing key: used for declarations and corrections (non-repudiation), and for
+    /// everything when there is no MAC key.
+    pub sm2_key: Option<SigningKey>,
+    /// HMAC-SM3 key: used for queries and code services when present.
+    pub mac_key: Option<MacKey>,
+    /// Pre-shared SM4 key for `bizContent`.
+    pub sm4_key: Option<Sm4Key>,
+    /// The region's SM2 encryption key: a fresh SM4 key per request (`encKey`) when there
+    /// is no pre-shared one.
+    pub region_encryption_key: Option<EncryptionKey>,
+    /// Send `encType` NONE when neither key is given (test regions only).
+    pub insecure_plaintext: bool,
+}
+
+/// Everything a [`NationalUpstream`] is built from.
+#[derive(Debug, Clone)]
+pub struct NationalUpstreamConfig {
+    /// The region's GB/T 2260 code.
+    pub region: String,
+    /// Base URL of the region's national endpoints; calls go to
+    /// `{base_url}/phic/v1/{service}`. `https://`, or `http://` to a loopback address.
+    pub base_url: String,
+    /// The gateway's identity at the region.
+    pub identity: ClientIdentity,
+    /// Verifies the region's SM2-signed answers.
+    pub region_key: VerifyingKey,
+    /// PEM certificates of the CAs that may sign the region's TLS certificate (required
+    /// for `https://`).
+    pub ca_pem: Option<String>,
+    /// Timing, retries and breaker.
+    pub policy: UpstreamPolicy,
+    /// Limits applied to the answer envelope.
+    pub limits: EnvelopeLimits,
+    /// Largest answer body, bytes.
+    pub max_response_bytes: usize,
+}
+
+impl NationalUpstreamConfig {
+    /// A configuration with the default policy and limits.
+    pub fn new(
+        region: impl Into<String>,
+        base_url: impl Into<String>,
+        identity: ClientIdentity,
+        region_key: VerifyingKey,
+    ) -> Self {
+        Self {
+            region: region.into(),
+            base_url: base_url.into(),
+            identity,
+            region_key,
+            ca_pem: None,
+            policy: UpstreamPolicy::default(),
+            limits: EnvelopeLimits::default(),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+}
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A region that speaks the national envelope (see the module docs of `upstream`).
+pub struct NationalUpstream {
+    region: String,
+    base: String,
+    identity: ClientIdentity,
+    region_key: VerifyingKey,
+    limits: EnvelopeLimits,
+    max_response_bytes: usize,
+    attempt_timeout: Duration,
+    deadline: Duration,
+    max_attempts: u32,
+    backoff: Duration,
+    std: Arc<Standard>,
+    client: HttpClient,
+    breaker: CircuitBreaker,
+    budget: RetryBudget,
+    attempts: AtomicU64,
+}
+
+impl std::fmt::Debug for NationalUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NationalUpstream")
+            .field("region", &self.region)
+            .field("base", &self.base)
+            .field("app_id", &self.identity.app_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl NationalUpstream {
+    /// Checks the configuration and builds the pooled client. Needs a Tokio runtime only
+    /// when called (the pool starts its idle timer lazily).
+    pub fn new(config: NationalUpstreamConfig) -> Result<Self, UpstreamConfigError> {
+        let mut problems = config.policy.problems();
+        let base = config.base_url.trim_end_matches('/').to_owned();
+        let https = match base.parse::<Uri>() {
+            Ok(uri) => match (uri.scheme_str(), uri.host()) {
+                (Some("https"), Some(_)) => {
+                    if config.ca_pem.is_none() {
+                        problems.push("an https base_url needs a CA certificate".to_owned());
+                    }
+                    true
+                }
+                (Some("http"), Some(host)) => {
+                    if !is_loopback(host) {
+                        problems.push(
+                            "plain http is only for loopback addresses; use https".to_owned(),
+                        );
+                    }
+                    false
+                }
+                _ => {
+                    problems.push(format!("base_url `{base}` is not an http(s) URL"));
+                    false
+                }
+            },
+            Err(_) => {
+                problems.push(format!("base_url `{base}` is not a URL"));
+                false
+            }
+        };
+        let id = &config.identity;
+        if id.app_id.is_empty() {
+            problems.push("app_id is empty".to_owned());
+        }
+        if id.sm2_key.is_none() && id.mac_key.is_none() {
+            problems.push("the identity needs an SM2 key or a MAC key".to_owned());
+        }
+        if id.sm4_key.is_none() && id.region_encryption_key.is_none() && !id.insecure_plaintext {
+            problems
+                .push("the identity needs an SM4 key or the region's encryption key".to_owned());
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        if let Some(pem) = &config.ca_pem {
+            use rustls::pki_types::CertificateDer;
+            use rustls::pki_types::pem::PemObject as _;
+            let mut n = 0;
+            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                match cert
+                    .map_err(|e| e.to_string())
+                    .and_then(|c| roots.add(c).map_err(|e| e.to_string()))
+                {
+                    Ok(()) => n += 1,
+                    Err(e) => problems.push(format!("CA certificate: {e}")),
+                }
+            }
+            if n == 0 {
+                problems.push("no CA certificate in ca_pem".to_owned());
+            }
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions();
+        let tls = match tls {
+            Ok(b) => Some(b.with_root_certificates(roots).with_no_client_auth()),
+            Err(e) => {
+                problems.push(format!("TLS: {e}"));
+                None
+            }
+        };
+        let (Some(tls), true) = (tls, problems.is_empty()) else {
+            return Err(UpstreamConfigError {
+                region: config.region,
+                problems,
+            });
+        };
+
+        let p = &config.policy;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_millis(p.connect_timeout_ms)));
+        let builder = HttpsConnectorBuilder::new().with_tls_config(tls);
+        let connector = if https {
+            builder
+                .https_only()
+                .enable_http1()
+                .enable_http2()
+                .wrap_connector(http)
+        } else {
+            builder
+                .https_or_http()
+                .enable_http1()
+                .enable_http2()
+                .wrap_connector(http)
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_millis(p.pool_idle_timeout_ms))
+            .pool_max_idle_per_host(p.pool_max_idle_per_host)
+            .build(connector);
+        let failure_threshold = NonZeroU32::new(p.breaker_failures).unwrap_or(NonZeroU32::MIN);
+        Ok(Self {
+            region: config.region,
+            base,
+            identity: config.identity,
+            region_key: config.region_key,
+            limits: config.limits,
+            max_response_bytes: config.max_response_bytes,
+            attempt_timeout: Duration::from_millis(p.attempt_timeout_ms),
+            deadline: Duration::from_millis(p.deadline_ms),
+            max_attempts: p.max_attempts,
+            backoff: Duration::from_millis(p.retry_backoff_ms),
+            std: Standard::embedded(),
+            client,
+            breaker: CircuitBreaker::new(BreakerConfig {
+                failure_threshold,
+                cool_down: Duration::from_millis(p.breaker_cool_down_ms),
+            }),
+            budget: RetryBudget::new(RetryBudgetConfig {
+                ratio: p.retry_budget_ratio,
+                min_retries: p.retry_budget_min,
+                window: Duration::from_millis(p.retry_budget_window_ms),
+            }),
+            attempts: AtomicU64::new(0),
+        })
+    }
+
+    /// The breaker's state.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.breaker.state()
+    }
+
+    /// HTTP attempts made so far (first tries and retries).
+    pub fn attempts(&self) -> u64 {
+        self.attempts.load(Ordering::Relaxed)
+    }
+
+    /// The whole call: breaker, deadlines, retries.
+    async fn call_inner(
+        &self,
+        service: ServiceName,
+        biz: &Value,
+        idempotent: bool,
+    ) -> Result<Value, UpstreamError> {
+        let deadline = Instant::now() + self.deadline;
+        // One requestId for every attempt: it is what makes a repeat harmless.
+        let request_id = random_id().map_err(UpstreamError::Seal)?;
+        self.budget.record_call();
+        let mut attempt = 1;
+        loop {
+            let permit = self
+                .breaker
+                .try_acquire()
+                .ok_or(UpstreamError::CircuitOpen)?;
+            let until = deadline.min(Instant::now() + self.attempt_timeout);
+            let result = tokio::time::timeout_at(until, self.attempt(service, biz, &request_id))
+                .await
+                .unwrap_or(Err(UpstreamError::Timeout));
+            match &result {
+                Err(e) if e.is_upstream_failure() => permit.failure(),
+                _ => permit.success(),
+            }
+            let error = match result {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let may_retry = idempotent
+                && error.retryable()
+                && attempt < self.max_attempts
+                && Instant::now() + self.backoff < deadline
+                && self.budget.try_retry();
+            if !may_retry {
+                return Err(error);
+            }
+            tracing::debug!(
+                region = %self.region,
+                service = service.as_str(),
+                %request_id,
+                attempt,
+                error = %error,
+                "retrying"
+            );
+            tokio::time::sleep(self.backoff).await;
+            attempt += 1;
+        }
+    }
+
+    /// One HTTP exchange.
+    async fn attempt(
+        &self,
+        service: ServiceName,
+        biz: &Value,
+        request_id: &str,
+    ) -> Result<Value, UpstreamError> {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+        let id = &self.identity;
+        let nonce = random_id().map_err(UpstreamError::Seal)?;
+        let header = RequestHeader {
+            app_id: &id.app_id,
+            service: service.as_str(),
+            version: NATIONAL_VERSION,
+            request_id,
+            nonce: &nonce,
+            timestamp_ms: now_ms(),
+        };
+        let declaration = matches!(
+            self.std.service(service).kind,
+            ServiceKind::Declaration | ServiceKind::Correction
+        );
+        let signer = match (&id.sm2_key, &id.mac_key) {
+            (Some(k), Some(_)) if declaration => RequestSigner::Sm2(k),
+            (_, Some(m)) => RequestSigner::HmacSm3(m),
+            (Some(k), None) => RequestSigner::Sm2(k),
+            // `new` refuses an identity with neither key.
+            (None, None) => {
+                return Err(UpstreamError::Seal(
+                    crate::envelope::EnvelopeError::KeyUnknown("signing key"),
+                ));
+            }
+        };
+        let encryption = match (&id.sm4_key, &id.region_encryption_key) {
+            (Some(k), _) => RequestEncryption::RegisteredKey(k),
+            (None, Some(k)) => RequestEncryption::PerRequestKey(k),
+            (None, None) => RequestEncryption::InsecurePlaintext,
+        };
+        let sealed = seal_request(&header, biz, signer, encryption).map_err(UpstreamError::Seal)?;
+        let uri = format!("{}/phic/v1/{}", self.base, service.as_str());
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+            .body(Full::new(Bytes::from(sealed.body)))
+            .map_err(|e| UpstreamError::Connect(format!("request: {e}")))?;
+        let response = self.client.request(request).await.map_err(|e| {
+            let what = if e.is_connect() {
+                "connect"
+            } else {
+                "exchange"
+            };
+            UpstreamError::Connect(format!("{what}: {}", root_cause(&e)))
+        })?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), self.max_response_bytes)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    UpstreamError::Garbage("answer body too large".to_owned())
+                } else {
+                    UpstreamError::Connect(format!("reading the answer: {e}"))
+                }
+            })?
+            .to_bytes();
+        let opened =
+            match open_response(&body, &sealed.session, Some(&self.region_key), &self.limits) {
+                Ok(o) => o,
+                Err(_) if !status.is_success() => {
+                    return Err(UpstreamError::Status(status.as_u16()));
+                }
+                Err(e) => return Err(UpstreamError::Garbage(format!("answer envelope: {e}"))),
+            };
+        let code = ReturnCode::parse(&opened.envelope.code).ok_or_else(|| {
+            UpstreamError::Garbage("answer has an unknown return code".to_owned())
+        })?;
+        if !matches!(code, ReturnCode::Success | ReturnCode::CorrectionAccepted) {
+            return Err(UpstreamError::Business {
+                code,
+                msg: opened.envelope.msg,
+            });
+        }
+        let biz = opened
+            .biz
+            .ok_or_else(|| UpstreamError::Garbage("success without business content".to_owned()))?;
+        let now = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
+        let report = validate_value(
+            &self.std,
+            service,
+            Direction::Response,
+            &biz,
+            &Context { now_unix: now },
+        );
+        if !report.is_valid() {
+            let paths: Vec<&str> = report.violations.iter().map(|v| v.path.as_str()).collect();
+            return Err(UpstreamError::Garbage(format!(
+                "answer breaks the standard at {}",
+                paths.join(", ")
+            )));
+        }
+        Ok(biz)
+    }
+}
+
+impl Upstream for NationalUpstream {
+    fn region(&self) -> &str {
+        &self.region
+    }
+
+    fn call<'a>(
+        &'a self,
+        service: ServiceName,
+        biz: &'a Value,
+        idempotent: bool,
+    ) -> BoxFuture<'a, Result<Value, UpstreamError>> {
+        Box::pin(self.call_inner(service, biz, idempotent))
+    }
+}
+
+/// The innermost cause of an error, which says what happened (refused, reset…).
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,92 @@
+//! `hutong sim --national` as a process: the one line on standard output, the public keys,
+//! HTTP on the printed port, a graceful stop on SIGTERM, and configuration errors.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+use crate::support::{hutong, root, temp_dir};
+
+#[test]
+fn sim_prints_its_port_serves_and_stops_on_sigterm() {
+    let keys = temp_dir("sim-keys");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hutong"))
+        .args(["sim", "--national", "--population", "50", "--clients"])
+        .arg(root().join("config/sim-national.example.toml"))
+        .arg("--keys-out")
+        .arg(&keys)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the hutong binary starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+    let port: u16 = addr.parse().unwrap();
+    assert_ne!(port, 0);
+
+    for file in [
+        "sim-response.pub.pem",
+        "sim-issuer.pub.pem",
+        "sim-encryption.pub.pem",
+        "sim-trust-list.json",
+    ] {
+        assert!(keys.join(file).is_file(), "{file} written");
+    }
+
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET /phic/v1/verifyCode HTTP/1.1\r\nHost: sim\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "a graceful stop exits 0: {status}");
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "", "one line on standard output, no more");
+    let _ = std::fs::remove_dir_all(keys);
+}
+
+#[test]
+fn sim_reports_every_configuration_problem_at_once() {
+    let out = hutong([
+        "sim",
+        "--region",
+        "999999",
+        "--issuer",
+        "33x",
+        "--error-rate",
+        "2",
+        "--colours",
+        "1:2",
+        "--clients",
+        "/nonexistent/clients.toml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "only --national",
+        "cannot read /nonexistent/clients.toml",
+        "issuer `33x`",
+        "colour mix `1:2`",
+        "error rate 2",
+        "region `999999`",
+    ] {
+        assert!(err.contains(needle), "`{needle}` missing from:\n{err}");
+    }
+    assert!(!err.contains("no client may call"), "not repeated: {err}");
+}
