@@ -368,7 +368,7 @@ impl Bench {
 /// Prints one table row. `bytes` is the input size per operation; MB/s is shown for it
 /// except on the signature rows, where it is `None`.
 fn row(op: &str, bytes: Option<usize>, hutong: f64, sm_crypto: Option<f64>) {
-    let size = bytes.map_or_else(|| format!("{}", MESSAGE.len()), |b| fmt_size(b));
+    let size = bytes.map_or_else(|| format!("{}", MESSAGE.len()), fmt_size);
     // Throughput in MB/s only means something for the hashes and ciphers.
     let mbps = |ops: f64| match bytes {
         Some(b) if b >= 64 && !op.starts_with("PHIC1") => fmt_num(ops * b as f64 / 1e6),

@@ -5,6 +5,15 @@
 //!
 //! The modules follow the domain, and (as they land) the request path:
 //!
+//! - [`config`]: the gateway's configuration (`config/hutong.toml`), validated whole.
+//! - [`auth`]: who is calling: mTLS identity, access tokens (JWT ES256).
+//! - [`server`]: `hutong serve`: TLS listener, the request pipeline, the one error-to-code
+//!   rescue point, the admin listener; first-start generation of development files.
+//! - [`route`]: which region answers a call (code issuer, ticket, caller's area), and the
+//!   relay to it.
+//! - [`client`]: a caller of the gateway (`hutong client`, tests, conformance): seal, send
+//!   over TLS with mTLS and a token, open the answer.
+//! - [`metrics`]: counters with bounded labels, as Prometheus text.
 //! - [`standard`]: the profile of the standard as data (`standard/`), loaded once into an
 //!   immutable [`standard::Standard`]: data elements, code tables, return codes, services
 //!   and their schemas, and the OpenAPI document generated from them.
@@ -34,16 +43,22 @@
 //! - [`cli`]: the `hutong` command runners; `main.rs` only parses arguments and calls them.
 
 pub mod audit;
+pub mod auth;
 pub mod cache;
 pub mod cli;
+pub mod client;
 pub mod code;
+pub mod config;
 pub mod crypto;
 pub mod envelope;
 pub mod idempotency;
 pub mod mask;
+pub mod metrics;
 pub mod national;
 pub mod ratelimit;
 pub mod render;
+pub mod route;
+pub mod server;
 pub mod sim;
 pub mod standard;
 pub mod store;

@@ -18,8 +18,10 @@ macro_rules! say_raw {
 }
 
 mod audit;
+mod client;
 mod code;
 mod keys;
+pub mod serve;
 mod show;
 mod sim;
 mod validate;
@@ -76,6 +78,19 @@ pub enum Command {
     ///
     /// Example: hutong sim --national --clients config/sim-national.example.toml
     Sim(sim::Args),
+    /// Run the gateway: the national endpoints over TLS, and the admin listener.
+    ///
+    /// With the default config/hutong.toml it starts on a fresh machine: embedded store,
+    /// development certificates and keys generated under data/ on first start.
+    Serve(serve::ServeArgs),
+    /// Access tokens for registered clients.
+    #[command(subcommand)]
+    Token(serve::TokenCmd),
+    /// Call a gateway as a registered client: build, encrypt and sign the request, send it
+    /// over TLS, verify and decrypt the answer, print it.
+    ///
+    /// Example: hutong client verifyCode --body request.json --as data/clients/A3300010001.toml
+    Client(client::ClientArgs),
 }
 
 /// `hutong standard …`.
@@ -113,6 +128,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Certs(c) => keys::run_certs(&c),
         Command::Audit(a) => audit::run(&a),
         Command::Sim(a) => sim::run(&a),
+        Command::Serve(a) => serve::run_serve(&a),
+        Command::Token(t) => serve::run_token(&t),
+        Command::Client(a) => client::run(&a),
         Command::Standard(StandardCmd::Check) => {
             say!(
                 "{} {}: {} elements, {} tables, {} divisions (+{} historic), {} countries, {} services, {} return codes: OK",

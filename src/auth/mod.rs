@@ -1,0 +1,327 @@
+//! Authentication of a caller, in the order the request path runs it: the mTLS identity of
+//! the connection, the access token (JWT, ES256), then (in [`crate::envelope`]) the envelope
+//! signature and the replay window. Each failure has its return code: an unknown or badly
+//! credentialed caller 1005, a caller without the right 1006, a bad signature 1003, a stale
+//! or replayed request 1004.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::standard::{ReturnCode, ServiceName};
+use crate::tlsdev::APP_URI_PREFIX;
+
+/// Why a caller was not authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// The envelope names an appId the registry does not have. (1005)
+    #[error("appId is not registered")]
+    UnknownApp,
+    /// No `Authorization: Bearer` token where one is required. (1005)
+    #[error("access token missing")]
+    MissingToken,
+    /// The token does not verify, is expired, or is for another audience or client. (1005)
+    #[error("access token invalid: {0}")]
+    BadToken(String),
+    /// The token does not grant this service. (1006)
+    #[error("access token does not grant {0}")]
+    Scope(ServiceName),
+    /// The client is registered to present a certificate, and did not, or presented one
+    /// for another appId. (1006)
+    #[error("client certificate missing or issued to another client")]
+    Mtls,
+    /// The client may not call this service. (1006)
+    #[error("client may not call {0}")]
+    Service(ServiceName),
+}
+
+impl AuthError {
+    /// The standard return code.
+    pub fn return_code(&self) -> ReturnCode {
+        match self {
+            Self::UnknownApp | Self::MissingToken | Self::BadToken(_) => ReturnCode::UnknownApp,
+            Self::Scope(_) | Self::Mtls | Self::Service(_) => ReturnCode::NoPermission,
+        }
+    }
+}
+
+/// What an access token says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenClaims {
+    /// The client's appId.
+    pub sub: String,
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Issued at (Unix seconds).
+    pub iat: u64,
+    /// Expires at (Unix seconds).
+    pub exp: u64,
+    /// Services granted, space-separated.
+    pub scope: String,
+}
+
+/// The gateway's access-token keys.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    issuer: String,
+    audience: String,
+}
+
+impl std::fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKeys")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Errors loading token keys.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The key file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not an ECDSA P-256 PKCS#8 key.
+    #[error("{0} is not an ECDSA P-256 PKCS#8 PEM key: {1}")]
+    Parse(String, String),
+}
+
+impl TokenKeys {
+    /// Loads the ES256 signing key (PKCS#8 PEM) and derives its verifying key.
+    ///
+    /// # Errors
+    /// [`KeyError`] naming the file.
+    pub fn load(path: &Path, issuer: &str, audience: &str) -> Result<Self, KeyError> {
+        let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_pem(&pem, issuer, audience)
+            .map_err(|e| KeyError::Parse(path.display().to_string(), e))
+    }
+
+    /// From a PKCS#8 PEM string.
+    ///
+    /// # Errors
+    /// A message when the key is not ECDSA P-256.
+    pub fn from_pem(pem: &str, issuer: &str, audience: &str) -> Result<Self, String> {
+        let pair = rcgen::KeyPair::from_pem(pem).map_err(|e| e.to_string())?;
+        if pair.algorithm() != &rcgen::PKCS_ECDSA_P256_SHA256 {
+            return Err("not an ECDSA P-256 key".into());
+        }
+        // The RustCrypto backend signs with a PKCS#8 DER key and verifies a SEC1 point.
+        let encoding = EncodingKey::from_ec_der(&pair.serialize_der());
+        let decoding = DecodingKey::from_ec_der(pair.public_key_raw());
+        Ok(Self {
+            encoding,
+            decoding,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+        })
+    }
+
+    /// A new ES256 key as PKCS#8 PEM.
+    ///
+    /// # Errors
+    /// When the system random source fails.
+    pub fn generate_pem() -> Result<String, String> {
+        rcgen::KeyPair::generate()
+            .map(|k| k.serialize_pem())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Issues a token for `app_id` granting `services`, valid `ttl_secs`.
+    ///
+    /// # Errors
+    /// A message when signing fails.
+    pub fn issue(
+        &self,
+        app_id: &str,
+        services: &[ServiceName],
+        ttl_secs: u64,
+    ) -> Result<String, String> {
+        let now = now_secs();
+        let claims = TokenClaims {
+            sub: app_id.to_owned(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            iat: now,
+            exp: now + ttl_secs,
+            scope: services
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &self.encoding)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Checks that `Authorization` holds a valid token of `app_id`, whatever it grants.
+    ///
+    /// # Errors
+    /// [`AuthError::MissingToken`] or [`AuthError::BadToken`].
+    pub fn check_any(
+        &self,
+        authorization: Option<&str>,
+        app_id: &str,
+    ) -> Result<TokenClaims, AuthError> {
+        match self.check(authorization, app_id, ServiceName::DeclareHealth) {
+            Err(AuthError::Scope(_)) => self.decode(authorization, app_id),
+            other => other,
+        }
+    }
+
+    fn decode(&self, authorization: Option<&str>, app_id: &str) -> Result<TokenClaims, AuthError> {
+        let token = authorization
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or(AuthError::MissingToken)?;
+        let mut v = Validation::new(Algorithm::ES256);
+        v.set_audience(&[&self.audience]);
+        v.set_issuer(&[&self.issuer]);
+        v.leeway = 30;
+        let data = jsonwebtoken::decode::<TokenClaims>(token, &self.decoding, &v)
+            .map_err(|e| AuthError::BadToken(e.to_string()))?;
+        if data.claims.sub != app_id {
+            return Err(AuthError::BadToken("issued to another client".into()));
+        }
+        Ok(data.claims)
+    }
+
+    /// Checks `Authorization` for `app_id` calling `service`.
+    ///
+    /// # Errors
+    /// [`AuthError::MissingToken`], [`AuthError::BadToken`] or [`AuthError::Scope`].
+    pub fn check(
+        &self,
+        authorization: Option<&str>,
+        app_id: &str,
+        service: ServiceName,
+    ) -> Result<TokenClaims, AuthError> {
+        let token = authorization
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::MissingToken)?;
+        let mut v = Validation::new(Algorithm::ES256);
+        v.set_audience(&[&self.audience]);
+        v.set_issuer(&[&self.issuer]);
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        v.leeway = 30;
+        let data = jsonwebtoken::decode::<TokenClaims>(token, &self.decoding, &v)
+            .map_err(|e| AuthError::BadToken(e.to_string()))?;
+        if data.claims.sub != app_id {
+            return Err(AuthError::BadToken("issued to another client".into()));
+        }
+        if !data.claims.scope.split(' ').any(|s| s == service.as_str()) {
+            return Err(AuthError::Scope(service));
+        }
+        Ok(data.claims)
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// The appIds a client certificate names: its common name and every URI SAN
+/// `phic:app:<appId>`. Empty for a certificate that cannot be parsed.
+pub fn certificate_app_ids(der: &[u8]) -> Vec<String> {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = cert
+        .subject()
+        .iter_common_name()
+        .filter_map(|cn| cn.as_str().ok().map(str::to_owned))
+        .collect();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::URI(u) = name {
+                if let Some(app) = u.strip_prefix(APP_URI_PREFIX) {
+                    out.push(app.to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> TokenKeys {
+        TokenKeys::from_pem(&TokenKeys::generate_pem().unwrap(), "hutong", "hutong").unwrap()
+    }
+
+    #[test]
+    fn a_token_grants_its_services_to_its_client_only() {
+        let k = keys();
+        let t = k.issue("A1", &[ServiceName::VerifyCode], 60).unwrap();
+        let h = format!("Bearer {t}");
+        assert!(k.check(Some(&h), "A1", ServiceName::VerifyCode).is_ok());
+        assert_eq!(
+            k.check(Some(&h), "A1", ServiceName::DeclareHealth),
+            Err(AuthError::Scope(ServiceName::DeclareHealth))
+        );
+        assert!(matches!(
+            k.check(Some(&h), "B2", ServiceName::VerifyCode),
+            Err(AuthError::BadToken(_))
+        ));
+        assert_eq!(
+            k.check(None, "A1", ServiceName::VerifyCode),
+            Err(AuthError::MissingToken)
+        );
+    }
+
+    #[test]
+    fn rejects_another_gateways_token_and_garbage() {
+        let (k, other) = (keys(), keys());
+        let t = other.issue("A1", &[ServiceName::VerifyCode], 60).unwrap();
+        assert!(matches!(
+            k.check(Some(&format!("Bearer {t}")), "A1", ServiceName::VerifyCode),
+            Err(AuthError::BadToken(_))
+        ));
+        assert!(matches!(
+            k.check(Some("Bearer x.y.z"), "A1", ServiceName::VerifyCode),
+            Err(AuthError::BadToken(_))
+        ));
+        assert_eq!(
+            AuthError::BadToken(String::new()).return_code(),
+            ReturnCode::UnknownApp
+        );
+        assert_eq!(AuthError::Mtls.return_code(), ReturnCode::NoPermission);
+    }
+
+    #[test]
+    fn reads_the_app_id_from_a_client_certificate() {
+        let set = crate::tlsdev::DevCerts::generate(&["localhost".into()], &["A3300010001".into()])
+            .unwrap();
+        use rustls_pki_types::pem::PemObject as _;
+        let der =
+            rustls_pki_types::CertificateDer::from_pem_slice(set.clients[0].cert_pem.as_bytes())
+                .unwrap();
+        assert_eq!(
+            certificate_app_ids(&der),
+            vec!["A3300010001".to_owned(), "A3300010001".to_owned()]
+        );
+        assert!(certificate_app_ids(b"not a certificate").is_empty());
+    }
+}

@@ -1,0 +1,172 @@
+//! `hutong serve` and `hutong token issue`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::auth::TokenKeys;
+use crate::config::{Config, Validated};
+use crate::server::{self, Gateway};
+
+/// Default configuration file.
+pub const DEFAULT_CONFIG: &str = "config/hutong.toml";
+
+/// Arguments of `hutong serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The configuration file.
+    #[arg(long, default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+}
+
+/// `hutong token …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCmd {
+    /// Issue an access token (JWT, ES256) for a registered client, granting the services
+    /// its registration allows. Print it, or write it to --out.
+    Issue {
+        /// The client's appId.
+        #[arg(long)]
+        client: String,
+        /// The gateway's configuration file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Lifetime in seconds (default: auth.token_ttl_secs).
+        #[arg(long)]
+        ttl: Option<u64>,
+        /// Write the token to this file (mode 0600) instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Reads a configuration, generating development files first when it asks for them.
+///
+/// # Errors
+/// Unreadable or invalid configuration; files that cannot be generated.
+pub fn load_with_bootstrap(path: &Path) -> anyhow::Result<(Validated, Vec<String>)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let raw: Config = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let wrote = server::bootstrap::bootstrap(&raw, &base)?;
+    let validated = raw.validate(&base)?;
+    Ok((validated, wrote))
+}
+
+pub(super) fn run_serve(a: &ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let (cfg, wrote) = load_with_bootstrap(&a.config)?;
+    for w in &wrote {
+        tracing::info!(file = %w, "generated for development");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let relay = crate::route::Router::from_config(&cfg)?;
+        let relay = Arc::new(relay);
+        let gw = Arc::new(Gateway::new(cfg, relay.clone())?);
+        let running = server::start(Arc::clone(&gw)).await?;
+        let scheme = if gw.config.load().server.insecure_plain_http {
+            "http"
+        } else {
+            "https"
+        };
+        say!(
+            "hutong {} listening on {scheme}://{} (admin http://{})",
+            env!("CARGO_PKG_VERSION"),
+            running.addr,
+            running.admin_addr
+        );
+        tracing::info!(addr = %running.addr, admin = %running.admin_addr, "listening");
+        let stop = running.stopper();
+        let config_path = a.config.clone();
+        tokio::spawn(signals(gw, relay, stop, config_path));
+        running.wait().await;
+        tracing::info!("stopped");
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM and ctrl-c stop the gateway (draining); SIGHUP reloads the configuration and
+/// keeps the old one when the new one is invalid.
+async fn signals(
+    gw: Arc<Gateway>,
+    relay: Arc<crate::route::Router>,
+    stop: tokio::sync::watch::Sender<bool>,
+    path: PathBuf,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = hup.recv() => match Config::load(&path) {
+                Ok(new) => match relay.reconfigure(&new) {
+                    Ok(()) => {
+                        gw.config.store(Arc::new(new));
+                        tracing::info!(config = %path.display(), "configuration reloaded");
+                    }
+                    Err(e) => tracing::error!(error = %e, "reload refused; the running configuration stays"),
+                },
+                Err(e) => tracing::error!(error = %e, "reload refused; the running configuration stays"),
+            },
+        }
+    }
+    tracing::info!("shutting down: draining requests in flight");
+    let _ = stop.send(true);
+}
+
+/// JSON logs on stderr; `HUTONG_LOG` sets the filter (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HUTONG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_current_span(false)
+        .try_init();
+}
+
+pub(super) fn run_token(cmd: &TokenCmd) -> anyhow::Result<ExitCode> {
+    let TokenCmd::Issue {
+        client,
+        config,
+        ttl,
+        out,
+    } = cmd;
+    let (cfg, _) = load_with_bootstrap(config)?;
+    let c = cfg
+        .clients
+        .get(client)
+        .with_context(|| format!("client {client} is not registered in {}", config.display()))?;
+    let keys = TokenKeys::load(&cfg.auth.jwt_key_file, &cfg.auth.issuer, &cfg.auth.audience)?;
+    let token = keys
+        .issue(
+            &c.app_id,
+            &c.services,
+            ttl.unwrap_or(cfg.auth.token_ttl_secs),
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
+    match out {
+        Some(p) => {
+            super::write_secret(p, token.as_bytes())?;
+            say!("wrote a token for {client} to {}", p.display());
+        }
+        None => say!("{token}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,431 @@
+//! The gateway's configuration: `config/hutong.toml` and its client and region registries.
+//!
+//! Parsed in two steps, as linkerd does: serde structs that refuse unknown keys, then
+//! [`Config::validate`] into a [`Validated`] value whose types cannot hold bad values
+//! (parsed keys, `Duration`s, `NonZero` limits). Every problem is reported at once. A reload
+//! (SIGHUP) repeats both steps; on failure the running configuration stays.
+
+pub mod raw;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use raw::{
+    AuthConfig, ClientConfig, Config, GatewayConfig, RegionConfig, Role, ServerConfig, SignTypeName,
+};
+
+use crate::crypto::{EncryptionKey, MacKey, Sm4Key, VerifyingKey};
+use crate::envelope::ClientCredentials;
+use crate::standard::ServiceName;
+
+/// Problems found in a configuration, all of them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+/// A client after validation: keys parsed, services as values of the standard.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// Its `appId`.
+    pub app_id: String,
+    /// Its GB/T 2260 region.
+    pub region: String,
+    /// What it is.
+    pub role: Role,
+    /// Services it may call.
+    pub services: Vec<ServiceName>,
+    /// Regions whose data it may read; `*` for all.
+    pub regions: Vec<String>,
+    /// Its keys, as the envelope checks them: SM2 public key (sign type SM2), MAC key
+    /// (HMAC-SM3), registered SM4 key (else `encKey`), plaintext for test clients.
+    pub credentials: ClientCredentials,
+    /// Whether a client certificate naming this appId is required.
+    pub require_mtls: bool,
+    /// Its own rate limits.
+    pub rate_limit: crate::ratelimit::ClientLimitsConfig,
+}
+
+impl Client {
+    /// Whether the client may call `service`.
+    pub fn may_call(&self, service: ServiceName) -> bool {
+        self.services.contains(&service)
+    }
+
+    /// Whether the client may read data of `region`.
+    pub fn may_read_region(&self, region: &str) -> bool {
+        self.regions.iter().any(|r| r == "*" || r == region)
+    }
+}
+
+/// A region after validation.
+#[derive(Debug, Clone)]
+pub struct Region {
+    /// GB/T 2260 code.
+    pub code: String,
+    /// Display name.
+    pub name: String,
+    /// Base URL of its national-envelope endpoint.
+    pub url: String,
+    /// The issuer ids whose codes it answers for.
+    pub issuer_ids: Vec<String>,
+    /// Its response-signing key.
+    pub public_key: VerifyingKey,
+    /// CA for its TLS certificate, when https.
+    pub ca_file: Option<PathBuf>,
+    /// Whole-call deadline.
+    pub timeout: Duration,
+    /// Connect deadline.
+    pub connect_timeout: Duration,
+    /// How long a status it reports stays fresh.
+    pub validity: Duration,
+    /// The gateway's HMAC-SM3 key registered at the region, if any.
+    pub gateway_mac_key: Option<Vec<u8>>,
+    /// The gateway's SM4 key registered at the region, if any (else `encKey`).
+    pub gateway_sm4_key: Option<Vec<u8>>,
+    /// The region's SM2 encryption key, for `encKey`.
+    pub encryption_key: Option<EncryptionKey>,
+}
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    /// Listener settings.
+    pub server: ServerSettings,
+    /// The gateway's own identity and files.
+    pub gateway: GatewayConfig,
+    /// Access tokens.
+    pub auth: AuthConfig,
+    /// Clients by appId.
+    pub clients: HashMap<String, Client>,
+    /// Regions by code.
+    pub regions: HashMap<String, Region>,
+    /// Rate limits.
+    pub limits: crate::ratelimit::LimitsConfig,
+    /// Cache settings.
+    pub cache: crate::cache::CacheConfig,
+    /// Where relative paths are resolved from (the config file's directory).
+    pub base_dir: PathBuf,
+}
+
+/// Listener settings with units applied.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Public listener.
+    pub listen: SocketAddr,
+    /// Admin listener (metrics, liveness, readiness).
+    pub admin_listen: SocketAddr,
+    /// Plain HTTP instead of TLS (development, loopback only).
+    pub insecure_plain_http: bool,
+    /// Server certificate chain, PEM.
+    pub tls_cert_file: PathBuf,
+    /// Server key, PEM.
+    pub tls_key_file: PathBuf,
+    /// CA whose client certificates are accepted (mTLS); none disables client certs.
+    pub client_ca_file: Option<PathBuf>,
+    /// Generate development certificates when the files are missing.
+    pub generate_dev_certs: bool,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Largest request head.
+    pub max_header_bytes: usize,
+    /// Time a client has to send its request head.
+    pub header_read_timeout: Duration,
+    /// Deadline of one request inside the gateway.
+    pub request_timeout: Duration,
+    /// Requests in flight before new ones are shed.
+    pub max_concurrency: usize,
+    /// How long shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    ///
+    /// # Errors
+    /// Every problem found, at once.
+    pub fn load(path: &Path) -> Result<Validated, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(vec![format!("{}: {e}", path.display())]))?;
+        let raw: Config = toml::from_str(&text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| {
+                    format!(
+                        " (line {})",
+                        text[..s.start.min(text.len())].lines().count().max(1)
+                    )
+                })
+                .unwrap_or_default();
+            ConfigError(vec![format!("{}{at}: {}", path.display(), e.message())])
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        raw.validate(&base)
+    }
+
+    /// Validates a parsed configuration; relative paths resolve against `base`.
+    ///
+    /// # Errors
+    /// Every problem found, at once.
+    pub fn validate(self, base: &Path) -> Result<Validated, ConfigError> {
+        let mut p = Vec::new();
+        let resolve = |f: &Path| {
+            if f.is_absolute() {
+                f.to_path_buf()
+            } else {
+                base.join(f)
+            }
+        };
+        let s = &self.server;
+        let listen = parse_addr(&s.listen, "server.listen", &mut p);
+        let admin = parse_addr(&s.admin_listen, "server.admin_listen", &mut p);
+        if s.insecure_plain_http {
+            if let Some(a) = listen {
+                if !a.ip().is_loopback() {
+                    p.push(format!(
+                        "server.insecure_plain_http is allowed on loopback only, not {a}"
+                    ));
+                }
+            }
+        }
+        for (name, v) in [
+            ("max_body_bytes", s.max_body_bytes),
+            ("max_header_bytes", s.max_header_bytes),
+            ("max_concurrency", s.max_concurrency),
+        ] {
+            if v == 0 {
+                p.push(format!("server.{name} must be positive"));
+            }
+        }
+        let std = crate::standard::Standard::embedded();
+        let mut clients = HashMap::new();
+        for c in self.client {
+            let at = format!("client {}", c.app_id);
+            if c.app_id.is_empty()
+                || c.app_id.len() > 32
+                || !c.app_id.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                p.push(format!(
+                    "{at}: app_id must be 1-32 ASCII letters and digits"
+                ));
+            }
+            if !std.divisions.is_current(&c.region) {
+                p.push(format!(
+                    "{at}: region {} is not a current GB/T 2260 code",
+                    c.region
+                ));
+            }
+            let mut services = Vec::new();
+            for name in &c.services {
+                match name.parse::<ServiceName>() {
+                    Ok(s) => services.push(s),
+                    Err(e) => p.push(format!("{at}: {e}")),
+                }
+            }
+            let sm2 =
+                c.sm2_public_key
+                    .as_deref()
+                    .and_then(|k| match read_public_key(k, &resolve) {
+                        Ok(k) => Some(k),
+                        Err(e) => {
+                            p.push(format!("{at}: sm2_public_key: {e}"));
+                            None
+                        }
+                    });
+            let mac = c.mac_key_hex.as_deref().and_then(|h| {
+                match hex_bytes(h).and_then(|b| MacKey::from_bytes(&b).map_err(|e| e.to_string())) {
+                    Ok(k) => Some(k),
+                    Err(e) => {
+                        p.push(format!("{at}: mac_key_hex: {e}"));
+                        None
+                    }
+                }
+            });
+            let sm4 = c
+                .sm4_key_hex
+                .as_deref()
+                .and_then(|h| match Sm4Key::from_hex(h) {
+                    Ok(k) => Some(k),
+                    Err(e) => {
+                        p.push(format!("{at}: sm4_key_hex: {e}"));
+                        None
+                    }
+                });
+            for t in &c.sign_types {
+                let has = match t {
+                    SignTypeName::Sm2 => sm2.is_some() || c.sm2_public_key.is_some(),
+                    SignTypeName::HmacSm3 => mac.is_some() || c.mac_key_hex.is_some(),
+                };
+                if !has {
+                    p.push(format!("{at}: sign type {t:?} needs its key"));
+                }
+            }
+            let rate_limit = c.rate_limit;
+            let client = Client {
+                app_id: c.app_id.clone(),
+                region: c.region,
+                role: c.role,
+                services,
+                regions: c.regions,
+                credentials: ClientCredentials {
+                    verifying_key: if c.sign_types.contains(&SignTypeName::Sm2) {
+                        sm2
+                    } else {
+                        None
+                    },
+                    mac_key: if c.sign_types.contains(&SignTypeName::HmacSm3) {
+                        mac
+                    } else {
+                        None
+                    },
+                    sm4_key: sm4,
+                    insecure_allow_plaintext: c.insecure_test_client,
+                },
+                require_mtls: c.require_mtls,
+                rate_limit,
+            };
+            if clients.insert(c.app_id.clone(), client).is_some() {
+                p.push(format!("{at}: duplicate app_id"));
+            }
+        }
+        let mut regions = HashMap::new();
+        for r in self.region {
+            let at = format!("region {}", r.code);
+            if !std.divisions.is_current(&r.code) {
+                p.push(format!("{at}: not a current GB/T 2260 code"));
+            }
+            if !(r.url.starts_with("https://")
+                || r.url.starts_with("http://127.")
+                || r.url.starts_with("http://localhost")
+                || r.url.starts_with("http://[::1]"))
+            {
+                p.push(format!("{at}: url must be https, or http on loopback"));
+            }
+            let key = match read_public_key(&r.public_key, &resolve) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    p.push(format!("{at}: public_key: {e}"));
+                    None
+                }
+            };
+            for i in &r.issuer_ids {
+                if i.len() != 8 || !i.bytes().all(|b| b.is_ascii_digit()) {
+                    p.push(format!("{at}: issuer id {i} must be 8 digits"));
+                }
+            }
+            if let Some(k) = key {
+                let region = Region {
+                    code: r.code.clone(),
+                    name: r.name,
+                    url: r.url.trim_end_matches('/').to_owned(),
+                    issuer_ids: r.issuer_ids,
+                    public_key: k,
+                    ca_file: r.ca_file.as_deref().map(resolve),
+                    timeout: Duration::from_millis(r.timeout_ms),
+                    connect_timeout: Duration::from_millis(r.connect_timeout_ms),
+                    validity: Duration::from_secs(r.validity_secs),
+                    gateway_mac_key: r.gateway_mac_key_hex.as_deref().and_then(|h| {
+                        hex_bytes(h)
+                            .map_err(|e| p.push(format!("{at}: gateway_mac_key_hex: {e}")))
+                            .ok()
+                    }),
+                    encryption_key: r.encryption_key.as_deref().and_then(
+                        |k| match read_public_key(k, &resolve) {
+                            Ok(v) => EncryptionKey::from_sec1_bytes(&v.to_sec1_bytes())
+                                .map_err(|e| p.push(format!("{at}: encryption_key: {e}")))
+                                .ok(),
+                            Err(e) => {
+                                p.push(format!("{at}: encryption_key: {e}"));
+                                None
+                            }
+                        },
+                    ),
+                    gateway_sm4_key: r.gateway_sm4_key_hex.as_deref().and_then(|h| {
+                        hex_bytes(h)
+                            .map_err(|e| p.push(format!("{at}: gateway_sm4_key_hex: {e}")))
+                            .ok()
+                    }),
+                };
+                if regions.insert(r.code.clone(), region).is_some() {
+                    p.push(format!("{at}: duplicate region"));
+                }
+            }
+        }
+        if !p.is_empty() {
+            return Err(ConfigError(p));
+        }
+        let (Some(listen), Some(admin_listen)) = (listen, admin) else {
+            return Err(ConfigError(vec!["listen addresses".into()]));
+        };
+        let mut gateway = self.gateway;
+        for f in [
+            &mut gateway.data_dir,
+            &mut gateway.signing_key_file,
+            &mut gateway.encryption_key_file,
+            &mut gateway.pseudonym_secret_file,
+        ] {
+            *f = resolve(f);
+        }
+        let mut auth = self.auth;
+        auth.jwt_key_file = resolve(&auth.jwt_key_file);
+        Ok(Validated {
+            server: ServerSettings {
+                listen,
+                admin_listen,
+                insecure_plain_http: s.insecure_plain_http,
+                tls_cert_file: resolve(&s.tls_cert_file),
+                tls_key_file: resolve(&s.tls_key_file),
+                client_ca_file: s.client_ca_file.as_deref().map(resolve),
+                generate_dev_certs: s.generate_dev_certs,
+                max_body_bytes: s.max_body_bytes,
+                max_header_bytes: s.max_header_bytes,
+                header_read_timeout: Duration::from_millis(s.header_read_timeout_ms),
+                request_timeout: Duration::from_millis(s.request_timeout_ms),
+                max_concurrency: s.max_concurrency,
+                shutdown_grace: Duration::from_millis(s.shutdown_grace_ms),
+            },
+            gateway,
+            auth,
+            clients,
+            regions,
+            limits: self.limits,
+            cache: self.cache,
+            base_dir: base.to_path_buf(),
+        })
+    }
+}
+
+fn parse_addr(s: &str, name: &str, p: &mut Vec<String>) -> Option<SocketAddr> {
+    s.parse()
+        .map_err(|_| p.push(format!("{name}: `{s}` is not host:port")))
+        .ok()
+}
+
+/// A public key given inline as SEC1 hex, or as `@file` (PEM or hex).
+fn read_public_key(v: &str, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<VerifyingKey, String> {
+    let text = match v.strip_prefix('@') {
+        Some(f) => {
+            let path = resolve(Path::new(f));
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => v.to_owned(),
+    };
+    if text.contains("-----BEGIN") {
+        VerifyingKey::from_pem(&text).map_err(|e| e.to_string())
+    } else {
+        VerifyingKey::from_hex(text.trim()).map_err(|e| e.to_string())
+    }
+}
+
+fn hex_bytes(h: &str) -> Result<Vec<u8>, String> {
+    if h.len() % 2 != 0 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("expected hex".into());
+    }
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).map_err(|e| e.to_string()))
+        .collect()
+}

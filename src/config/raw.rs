@@ -1,0 +1,283 @@
+//! The configuration file as written: serde structs that refuse unknown keys. Keys are
+//! snake_case and carry their unit. See `config/hutong.toml` for a documented example.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Default public listener.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+/// Default admin listener.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9464";
+/// Default largest request body: an envelope with five Base64 evidence files fits.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// Default largest request head.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Default time to send the request head.
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 5_000;
+/// Default deadline of a request.
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
+/// Default requests in flight before shedding.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 4_096;
+/// Default shutdown grace.
+pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
+/// Default region call deadline.
+pub const DEFAULT_REGION_TIMEOUT_MS: u64 = 3_000;
+/// Default region connect deadline.
+pub const DEFAULT_REGION_CONNECT_TIMEOUT_MS: u64 = 1_000;
+/// Default freshness of a region's status: a colour stays valid for a day after the
+/// region set it, unless the region says otherwise (its status events purge earlier).
+pub const DEFAULT_REGION_VALIDITY_SECS: u64 = 86_400;
+/// Default access-token lifetime.
+pub const DEFAULT_TOKEN_TTL_SECS: u64 = 3_600;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listeners and their limits.
+    pub server: ServerConfig,
+    /// The gateway's own identity and state.
+    pub gateway: GatewayConfig,
+    /// Access tokens (JWT).
+    pub auth: AuthConfig,
+    /// Rate limits.
+    #[serde(default)]
+    pub limits: crate::ratelimit::LimitsConfig,
+    /// Response cache.
+    #[serde(default)]
+    pub cache: crate::cache::CacheConfig,
+    /// Registered clients.
+    #[serde(default)]
+    pub client: Vec<ClientConfig>,
+    /// Regions the gateway relays to.
+    #[serde(default)]
+    pub region: Vec<RegionConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Public listener, `host:port`.
+    #[serde(default = "d_listen")]
+    pub listen: String,
+    /// Admin listener for `/metrics`, `/live`, `/ready`.
+    #[serde(default = "d_admin")]
+    pub admin_listen: String,
+    /// Serve plain HTTP instead of TLS. Development only, loopback only.
+    #[serde(default)]
+    pub insecure_plain_http: bool,
+    /// Server certificate chain (PEM).
+    pub tls_cert_file: PathBuf,
+    /// Server private key (PEM).
+    pub tls_key_file: PathBuf,
+    /// CA of client certificates (mTLS). Absent: no client certificates are asked for.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+    /// Generate a development CA and certificates when the files are missing.
+    #[serde(default)]
+    pub generate_dev_certs: bool,
+    /// Largest request body, bytes.
+    #[serde(default = "d_body")]
+    pub max_body_bytes: usize,
+    /// Largest request head, bytes.
+    #[serde(default = "d_header")]
+    pub max_header_bytes: usize,
+    /// Time a client has to send its request head, ms (slow clients are cut off).
+    #[serde(default = "d_header_timeout")]
+    pub header_read_timeout_ms: u64,
+    /// Deadline of one request inside the gateway, ms.
+    #[serde(default = "d_request_timeout")]
+    pub request_timeout_ms: u64,
+    /// Requests in flight before new ones are shed with 9999.
+    #[serde(default = "d_concurrency")]
+    pub max_concurrency: usize,
+    /// How long shutdown waits for requests in flight, ms.
+    #[serde(default = "d_grace")]
+    pub shutdown_grace_ms: u64,
+}
+
+/// `[gateway]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The gateway's appId towards regions.
+    pub app_id: String,
+    /// Directory of the embedded store and generated files.
+    pub data_dir: PathBuf,
+    /// SM2 key that signs the gateway's responses (PKCS#8 PEM).
+    pub signing_key_file: PathBuf,
+    /// SM2 key that `encKey`s are encrypted to (PKCS#8 PEM).
+    pub encryption_key_file: PathBuf,
+    /// Secret of person pseudonyms (hex, at least 16 bytes).
+    pub pseudonym_secret_file: PathBuf,
+    /// Generate the key files when missing (development).
+    #[serde(default)]
+    pub generate_keys: bool,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Whether every call needs `Authorization: Bearer <JWT>`.
+    #[serde(default = "d_true")]
+    pub require_token: bool,
+    /// ES256 key that signs and verifies access tokens (PKCS#8 PEM); generated when
+    /// missing and `gateway.generate_keys` is set.
+    pub jwt_key_file: PathBuf,
+    /// The tokens' issuer.
+    #[serde(default = "d_issuer")]
+    pub issuer: String,
+    /// The tokens' audience.
+    #[serde(default = "d_issuer")]
+    pub audience: String,
+    /// Lifetime of tokens `hutong token issue` makes, seconds.
+    #[serde(default = "d_token_ttl")]
+    pub token_ttl_secs: u64,
+}
+
+/// What a client is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A venue, transport or device verifier.
+    Verifier,
+    /// An app showing a holder's code.
+    App,
+    /// A region's code service.
+    Region,
+    /// The national platform.
+    Platform,
+}
+
+/// A sign type a client may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SignTypeName {
+    /// SM3withSM2.
+    #[serde(rename = "SM2")]
+    Sm2,
+    /// HMAC-SM3.
+    #[serde(rename = "HMAC-SM3")]
+    HmacSm3,
+}
+
+/// `[[client]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// `appId`.
+    pub app_id: String,
+    /// GB/T 2260 region of the client.
+    pub region: String,
+    /// What it is.
+    pub role: Role,
+    /// Services it may call.
+    pub services: Vec<String>,
+    /// Regions whose data it may read (`*` for all).
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// Sign types it may use.
+    pub sign_types: Vec<SignTypeName>,
+    /// SM2 public key: SEC1 hex, or `@file` (PEM or hex).
+    #[serde(default)]
+    pub sm2_public_key: Option<String>,
+    /// HMAC-SM3 key, hex.
+    #[serde(default)]
+    pub mac_key_hex: Option<String>,
+    /// Registered SM4 key, hex; absent means the client sends `encKey`.
+    #[serde(default)]
+    pub sm4_key_hex: Option<String>,
+    /// Allow `encType` NONE. For test clients only.
+    #[serde(default)]
+    pub insecure_test_client: bool,
+    /// Require a client certificate naming this appId.
+    #[serde(default)]
+    pub require_mtls: bool,
+    /// Its own rate limits (per client, and per client and service).
+    #[serde(default)]
+    pub rate_limit: crate::ratelimit::ClientLimitsConfig,
+}
+
+/// `[[region]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    /// GB/T 2260 code.
+    pub code: String,
+    /// Display name.
+    pub name: String,
+    /// Base URL of its national-envelope endpoint.
+    pub url: String,
+    /// Issuer ids of its codes.
+    #[serde(default)]
+    pub issuer_ids: Vec<String>,
+    /// Its response-signing SM2 key: SEC1 hex or `@file`.
+    pub public_key: String,
+    /// CA of its TLS certificate.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Whole-call deadline, ms.
+    #[serde(default = "d_region_timeout")]
+    pub timeout_ms: u64,
+    /// Connect deadline, ms.
+    #[serde(default = "d_region_connect")]
+    pub connect_timeout_ms: u64,
+    /// How long a status it reports stays fresh, seconds.
+    #[serde(default = "d_validity")]
+    pub validity_secs: u64,
+    /// The gateway's HMAC-SM3 key as registered at the region (hex); absent: SM2 only.
+    #[serde(default)]
+    pub gateway_mac_key_hex: Option<String>,
+    /// The region's SM2 encryption key for `encKey` (SEC1 hex or `@file`), used when no
+    /// SM4 key is registered.
+    #[serde(default)]
+    pub encryption_key: Option<String>,
+    /// The gateway's SM4 key as registered at the region (hex); absent: `encKey`.
+    #[serde(default)]
+    pub gateway_sm4_key_hex: Option<String>,
+}
+
+fn d_listen() -> String {
+    DEFAULT_LISTEN.into()
+}
+fn d_admin() -> String {
+    DEFAULT_ADMIN_LISTEN.into()
+}
+fn d_body() -> usize {
+    DEFAULT_MAX_BODY_BYTES
+}
+fn d_header() -> usize {
+    DEFAULT_MAX_HEADER_BYTES
+}
+fn d_header_timeout() -> u64 {
+    DEFAULT_HEADER_READ_TIMEOUT_MS
+}
+fn d_request_timeout() -> u64 {
+    DEFAULT_REQUEST_TIMEOUT_MS
+}
+fn d_concurrency() -> usize {
+    DEFAULT_MAX_CONCURRENCY
+}
+fn d_grace() -> u64 {
+    DEFAULT_SHUTDOWN_GRACE_MS
+}
+fn d_true() -> bool {
+    true
+}
+fn d_issuer() -> String {
+    "hutong".into()
+}
+fn d_token_ttl() -> u64 {
+    DEFAULT_TOKEN_TTL_SECS
+}
+fn d_region_timeout() -> u64 {
+    DEFAULT_REGION_TIMEOUT_MS
+}
+fn d_region_connect() -> u64 {
+    DEFAULT_REGION_CONNECT_TIMEOUT_MS
+}
+fn d_validity() -> u64 {
+    DEFAULT_REGION_VALIDITY_SECS
+}

@@ -1,0 +1,94 @@
+use std::path::Path;
+
+use super::*;
+
+/// Every file under `config/` parses as what it documents (STYLE: config/ holds documented
+/// examples, and a test parses every one).
+#[test]
+fn every_shipped_config_file_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        if name.starts_with("sim-") {
+            crate::sim::parse_clients(&text, Some(&dir)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        } else {
+            toml::from_str::<Config>(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        seen += 1;
+    }
+    assert!(seen >= 1);
+}
+
+fn minimal(extra: &str) -> String {
+    format!(
+        r#"
+[server]
+tls_cert_file = "c.pem"
+tls_key_file = "k.pem"
+[gateway]
+app_id = "GW1"
+data_dir = "d"
+signing_key_file = "s.pem"
+encryption_key_file = "e.pem"
+pseudonym_secret_file = "p.hex"
+[auth]
+jwt_key_file = "j.pem"
+{extra}"#
+    )
+}
+
+#[test]
+fn reports_every_problem_at_once() {
+    let text = minimal(
+        r#"
+[[client]]
+app_id = "bad id!"
+region = "999999"
+role = "verifier"
+services = ["verifyCode", "flyToMoon"]
+sign_types = ["SM2"]
+
+[[region]]
+code = "330000"
+name = "浙江"
+url = "http://10.1.2.3:80"
+public_key = "04zz"
+"#,
+    );
+    let cfg: Config = toml::from_str(&text).unwrap();
+    let err = cfg.validate(Path::new("/tmp")).unwrap_err();
+    let all = err.to_string();
+    for needle in [
+        "app_id must be",
+        "region 999999",
+        "flyToMoon",
+        "sign type Sm2 needs its key",
+        "https, or http on loopback",
+        "public_key",
+    ] {
+        assert!(all.contains(needle), "missing `{needle}` in:\n{all}");
+    }
+}
+
+#[test]
+fn refuses_plain_http_off_loopback_and_unknown_keys() {
+    let text = minimal("").replace(
+        "[server]",
+        "[server]\nlisten = \"0.0.0.0:80\"\ninsecure_plain_http = true",
+    );
+    let cfg: Config = toml::from_str(&text).unwrap();
+    assert!(
+        cfg.validate(Path::new("/tmp"))
+            .unwrap_err()
+            .to_string()
+            .contains("loopback only")
+    );
+    let text = minimal("").replace("[auth]", "[auth]\ncolour = 1");
+    assert!(toml::from_str::<Config>(&text).is_err());
+}

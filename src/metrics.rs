@@ -1,0 +1,215 @@
+//! Metrics: every name in one place, label values from bounded sets only (services,
+//! return codes). Rendered as Prometheus text on the admin listener.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::standard::{ReturnCode, ServiceName};
+
+/// Latency buckets, milliseconds.
+const BUCKETS_MS: [u64; 13] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+/// Services, plus one slot for requests that named none.
+const SERVICES: usize = ServiceName::ALL.len() + 1;
+const CODES: usize = ReturnCode::ALL.len();
+
+/// The gateway's counters.
+#[derive(Debug)]
+pub struct Metrics {
+    requests: Vec<AtomicU64>,
+    latency: Vec<AtomicU64>,
+    latency_sum_us: Vec<AtomicU64>,
+    /// Cache hits.
+    pub cache_hits: AtomicU64,
+    /// Cache misses.
+    pub cache_misses: AtomicU64,
+    /// Entries purged by status events.
+    pub cache_purged: AtomicU64,
+    /// Calls to regions.
+    pub upstream_calls: AtomicU64,
+    /// Requests shed under load.
+    pub shed: AtomicU64,
+    /// Connections refused at the TLS handshake.
+    pub tls_failures: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let v = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect();
+        Self {
+            requests: v(SERVICES * CODES),
+            latency: v(SERVICES * (BUCKETS_MS.len() + 1)),
+            latency_sum_us: v(SERVICES),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+            cache_purged: AtomicU64::new(0),
+            upstream_calls: AtomicU64::new(0),
+            shed: AtomicU64::new(0),
+            tls_failures: AtomicU64::new(0),
+        }
+    }
+}
+
+fn service_index(s: Option<ServiceName>) -> usize {
+    s.map_or(ServiceName::ALL.len(), |s| s as usize)
+}
+
+fn service_label(i: usize) -> &'static str {
+    ServiceName::ALL.get(i).map_or("none", |s| s.as_str())
+}
+
+impl Metrics {
+    /// Records one finished request.
+    pub fn record(
+        &self,
+        service: Option<ServiceName>,
+        code: ReturnCode,
+        elapsed: std::time::Duration,
+    ) {
+        let s = service_index(service);
+        let c = ReturnCode::ALL
+            .iter()
+            .position(|x| *x == code)
+            .unwrap_or(CODES - 1);
+        self.requests[s * CODES + c].fetch_add(1, Ordering::Relaxed);
+        let ms = elapsed.as_millis() as u64;
+        let b = BUCKETS_MS
+            .iter()
+            .position(|&le| ms <= le)
+            .unwrap_or(BUCKETS_MS.len());
+        self.latency[s * (BUCKETS_MS.len() + 1) + b].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us[s].fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Requests answered with `code` for `service` so far.
+    pub fn requests(&self, service: Option<ServiceName>, code: ReturnCode) -> u64 {
+        let c = ReturnCode::ALL.iter().position(|x| *x == code).unwrap_or(0);
+        self.requests[service_index(service) * CODES + c].load(Ordering::Relaxed)
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "# HELP hutong_requests_total Requests answered, by service and return code.\n# TYPE hutong_requests_total counter"
+        );
+        for s in 0..SERVICES {
+            for (c, code) in ReturnCode::ALL.iter().enumerate() {
+                let n = self.requests[s * CODES + c].load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        o,
+                        "hutong_requests_total{{service=\"{}\",code=\"{}\"}} {n}",
+                        service_label(s),
+                        code.as_str()
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            o,
+            "# HELP hutong_request_duration_seconds Time from request to answer.\n# TYPE hutong_request_duration_seconds histogram"
+        );
+        for s in 0..SERVICES {
+            let row = &self.latency[s * (BUCKETS_MS.len() + 1)..(s + 1) * (BUCKETS_MS.len() + 1)];
+            let total: u64 = row.iter().map(|a| a.load(Ordering::Relaxed)).sum();
+            if total == 0 {
+                continue;
+            }
+            let mut acc = 0;
+            for (i, le) in BUCKETS_MS.iter().enumerate() {
+                acc += row[i].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    o,
+                    "hutong_request_duration_seconds_bucket{{service=\"{}\",le=\"{}\"}} {acc}",
+                    service_label(s),
+                    *le as f64 / 1000.0
+                );
+            }
+            let _ = writeln!(
+                o,
+                "hutong_request_duration_seconds_bucket{{service=\"{}\",le=\"+Inf\"}} {total}",
+                service_label(s)
+            );
+            let sum = self.latency_sum_us[s].load(Ordering::Relaxed) as f64 / 1e6;
+            let _ = writeln!(
+                o,
+                "hutong_request_duration_seconds_sum{{service=\"{}\"}} {sum}",
+                service_label(s)
+            );
+            let _ = writeln!(
+                o,
+                "hutong_request_duration_seconds_count{{service=\"{}\"}} {total}",
+                service_label(s)
+            );
+        }
+        for (name, help, v) in [
+            (
+                "hutong_cache_hits_total",
+                "Answers served from the cache.",
+                &self.cache_hits,
+            ),
+            (
+                "hutong_cache_misses_total",
+                "Cache lookups that called a region.",
+                &self.cache_misses,
+            ),
+            (
+                "hutong_cache_purged_total",
+                "Cache entries purged by status events.",
+                &self.cache_purged,
+            ),
+            (
+                "hutong_upstream_calls_total",
+                "Calls made to regions.",
+                &self.upstream_calls,
+            ),
+            ("hutong_shed_total", "Requests shed under load.", &self.shed),
+            (
+                "hutong_tls_handshake_failures_total",
+                "Connections that failed the TLS handshake.",
+                &self.tls_failures,
+            ),
+        ] {
+            let _ = writeln!(
+                o,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_with_bounded_labels() {
+        let m = Metrics::default();
+        m.record(
+            Some(ServiceName::VerifyCode),
+            ReturnCode::Success,
+            std::time::Duration::from_millis(3),
+        );
+        m.record(
+            None,
+            ReturnCode::BadFormat,
+            std::time::Duration::from_millis(0),
+        );
+        let t = m.render();
+        assert!(
+            t.contains("hutong_requests_total{service=\"verifyCode\",code=\"0\"} 1"),
+            "{t}"
+        );
+        assert!(t.contains("hutong_requests_total{service=\"none\",code=\"1002\"} 1"));
+        assert!(t.contains(
+            "hutong_request_duration_seconds_bucket{service=\"verifyCode\",le=\"0.005\"} 1"
+        ));
+        assert_eq!(
+            m.requests(Some(ServiceName::VerifyCode), ReturnCode::Success),
+            1
+        );
+    }
+}

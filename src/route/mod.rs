@@ -1,0 +1,269 @@
+//! Routing: which region answers a validated call, and the relay to it.
+//!
+//! - `verifyCode`: the region whose issuer ids include the code's issuer (a PHIC1 token or
+//!   URL names it; regional code formats join with the dialects). Unknown → 3001; known
+//!   issuer without a configured region → 3003.
+//! - `queryHealthInfo` with a BizExtData ticket: the issuer id before the ticket's `.`.
+//! - everything else: the caller's own region (county → prefecture → province, the first
+//!   that is configured).
+//!
+//! A caller reads a region's data only when its registration lists that region (1006).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use serde_json::Value;
+
+use crate::code::{CodeFormat, Phic1Format};
+use crate::config::Validated;
+use crate::crypto::{MacKey, SigningKey, Sm4Key};
+use crate::server::{BoxFuture, Call, GatewayError, Relay, ServerError};
+use crate::standard::{ReturnCode, ServiceName, Standard};
+use crate::upstream::{
+    ClientIdentity, NationalUpstream, NationalUpstreamConfig, Upstream, UpstreamError,
+    UpstreamPolicy,
+};
+
+/// One region of the table: its upstream, and the issuer ids whose codes it answers for.
+pub type Route = (Arc<dyn Upstream>, Vec<String>);
+
+/// The routing table: regions and the issuers they answer for.
+struct Table {
+    regions: HashMap<String, Arc<dyn Upstream>>,
+    issuers: HashMap<String, String>,
+    validity: HashMap<String, std::time::Duration>,
+}
+
+/// Routes calls to regions; the table is replaced whole on reload.
+pub struct Router {
+    table: ArcSwap<Table>,
+    standard: Arc<Standard>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.table.load();
+        f.debug_struct("Router")
+            .field("regions", &t.regions.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Router {
+    /// A router over given upstreams (tests, or custom wiring): `(upstream, issuer ids)`.
+    pub fn new(upstreams: Vec<Route>) -> Self {
+        Self {
+            table: ArcSwap::from_pointee(table(upstreams)),
+            standard: Standard::embedded(),
+        }
+    }
+
+    /// Builds national-envelope upstreams for every configured region.
+    ///
+    /// # Errors
+    /// [`ServerError::Keys`] for key files or region settings that do not work.
+    pub fn from_config(cfg: &Validated) -> Result<Self, ServerError> {
+        let r = Self::new(upstreams(cfg)?);
+        r.set_validity(cfg);
+        Ok(r)
+    }
+
+    fn set_validity(&self, cfg: &Validated) {
+        let t = self.table.load_full();
+        let validity = cfg
+            .regions
+            .values()
+            .map(|r| (r.code.clone(), r.validity))
+            .collect();
+        self.table.store(Arc::new(Table {
+            regions: t.regions.clone(),
+            issuers: t.issuers.clone(),
+            validity,
+        }));
+    }
+
+    /// Replaces the regions after a configuration reload.
+    ///
+    /// # Errors
+    /// As [`Router::from_config`]; the old table stays on error.
+    pub fn reconfigure(&self, cfg: &Validated) -> Result<(), ServerError> {
+        self.table.store(Arc::new(table(upstreams(cfg)?)));
+        self.set_validity(cfg);
+        Ok(())
+    }
+
+    /// The region code that answers `call`, or the error the caller gets.
+    fn target(&self, t: &Table, call: &Call, biz: &Value) -> Result<String, GatewayError> {
+        let by_issuer = |iss: &str| {
+            t.issuers
+                .get(iss)
+                .cloned()
+                .ok_or_else(|| GatewayError::Domain {
+                    code: ReturnCode::CodeIssuerUntrusted,
+                    msg: "the code's issuer is not served by this gateway".into(),
+                })
+        };
+        match call.service {
+            ServiceName::VerifyCode => {
+                let content = biz
+                    .get("codeContent")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let rec = Phic1Format
+                    .recognise(content)
+                    .ok_or_else(|| GatewayError::Domain {
+                        code: ReturnCode::CodeInvalid,
+                        msg: "code content not recognised".into(),
+                    })?;
+                let iss = rec.issuer_hint.ok_or_else(|| GatewayError::Domain {
+                    code: ReturnCode::CodeInvalid,
+                    msg: "code content names no issuer".into(),
+                })?;
+                by_issuer(iss.as_str())
+            }
+            ServiceName::QueryHealthInfo if biz.get("bizExtData").is_some() => {
+                let ticket = biz
+                    .get("bizExtData")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let iss = ticket
+                    .split_once('.')
+                    .map(|(i, _)| i)
+                    .filter(|i| i.len() == 8)
+                    .ok_or_else(|| GatewayError::Domain {
+                        code: ReturnCode::TicketInvalid,
+                        msg: "BizExtData names no issuer".into(),
+                    })?;
+                by_issuer(iss)
+            }
+            _ => {
+                let r = &call.client.region;
+                let candidates = [
+                    r.clone(),
+                    format!("{}00", &r[..4.min(r.len())]),
+                    format!("{}0000", &r[..2.min(r.len())]),
+                ];
+                candidates
+                    .into_iter()
+                    .find(|c| t.regions.contains_key(c))
+                    .ok_or_else(|| GatewayError::Domain {
+                        code: ReturnCode::UpstreamFailed,
+                        msg: "no region serves the caller's area".into(),
+                    })
+            }
+        }
+    }
+}
+
+impl Relay for Router {
+    fn freshness(&self, call: &Call, biz: &Value) -> std::time::Duration {
+        let t = self.table.load();
+        self.target(&t, call, biz)
+            .ok()
+            .and_then(|r| t.validity.get(&r).copied())
+            .unwrap_or(std::time::Duration::from_secs(
+                crate::config::raw::DEFAULT_REGION_VALIDITY_SECS,
+            ))
+    }
+
+    fn relay<'a>(
+        &'a self,
+        call: &'a Call,
+        biz: &'a Value,
+    ) -> BoxFuture<'a, Result<Value, GatewayError>> {
+        Box::pin(async move {
+            let t = self.table.load_full();
+            let region = self.target(&t, call, biz)?;
+            if !call.client.may_read_region(&region) {
+                return Err(crate::auth::AuthError::Service(call.service).into());
+            }
+            let upstream = t
+                .regions
+                .get(&region)
+                .ok_or_else(|| GatewayError::Internal(format!("region {region} vanished")))?;
+            let idempotent = self.standard.service(call.service).idempotent;
+            upstream
+                .call(call.service, biz, idempotent)
+                .await
+                .map_err(|e| upstream_error(&e))
+        })
+    }
+}
+
+/// A region's failure as the caller sees it: the region's own business code passes
+/// through; transport failures are 9001/9002 with a message that names no internals.
+pub fn upstream_error(e: &UpstreamError) -> GatewayError {
+    let code = e.return_code();
+    let msg = match e {
+        UpstreamError::Business { msg, .. } => msg.clone(),
+        _ => e.to_string(),
+    };
+    GatewayError::Domain { code, msg }
+}
+
+fn table(upstreams: Vec<Route>) -> Table {
+    let mut regions = HashMap::new();
+    let mut issuers = HashMap::new();
+    for (u, iss) in upstreams {
+        for i in iss {
+            issuers.insert(i, u.region().to_owned());
+        }
+        regions.insert(u.region().to_owned(), u);
+    }
+    Table {
+        regions,
+        issuers,
+        validity: HashMap::new(),
+    }
+}
+
+fn upstreams(cfg: &Validated) -> Result<Vec<Route>, ServerError> {
+    let key_pem = std::fs::read_to_string(&cfg.gateway.signing_key_file).map_err(|e| {
+        ServerError::Keys(format!("{}: {e}", cfg.gateway.signing_key_file.display()))
+    })?;
+    let sm2 = SigningKey::from_pem(&key_pem).map_err(|e| ServerError::Keys(e.to_string()))?;
+    let mut out: Vec<Route> = Vec::new();
+    for r in cfg.regions.values() {
+        let identity = ClientIdentity {
+            app_id: cfg.gateway.app_id.clone(),
+            sm2_key: Some(sm2.clone()),
+            mac_key: r
+                .gateway_mac_key
+                .as_deref()
+                .map(MacKey::from_bytes)
+                .transpose()
+                .map_err(|e| ServerError::Keys(e.to_string()))?,
+            sm4_key: r
+                .gateway_sm4_key
+                .as_deref()
+                .map(Sm4Key::from_bytes)
+                .transpose()
+                .map_err(|e| ServerError::Keys(e.to_string()))?,
+            region_encryption_key: r.encryption_key.clone(),
+            insecure_plaintext: false,
+        };
+        let mut c = NationalUpstreamConfig::new(
+            r.code.clone(),
+            r.url.clone(),
+            identity,
+            r.public_key.clone(),
+        );
+        if let Some(ca) = &r.ca_file {
+            c.ca_pem = Some(
+                std::fs::read_to_string(ca)
+                    .map_err(|e| ServerError::Keys(format!("{}: {e}", ca.display())))?,
+            );
+        }
+        c.policy = UpstreamPolicy {
+            connect_timeout_ms: r.connect_timeout.as_millis() as u64,
+            deadline_ms: r.timeout.as_millis() as u64,
+            attempt_timeout_ms: r.timeout.as_millis() as u64,
+            ..UpstreamPolicy::default()
+        };
+        let u = NationalUpstream::new(c)
+            .map_err(|e| ServerError::Keys(format!("region {}: {e}", r.code)))?;
+        out.push((Arc::new(u), r.issuer_ids.clone()));
+    }
+    Ok(out)
+}

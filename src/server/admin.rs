@@ -1,0 +1,56 @@
+//! The admin listener: `/live` (the process runs), `/ready` (it takes traffic; false while
+//! draining), `/metrics` (Prometheus text). Plain HTTP, meant for loopback or a private
+//! network; it serves nothing personal.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::Gateway;
+
+pub(super) async fn serve(
+    gw: Arc<Gateway>,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let tcp = tokio::select! {
+            r = listener.accept() => match r { Ok((t, _)) => t, Err(_) => continue },
+            _ = stop.changed() => return,
+        };
+        let gw = Arc::clone(&gw);
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                let gw = Arc::clone(&gw);
+                async move { Ok::<_, std::convert::Infallible>(answer(&gw, req.uri().path())) }
+            });
+            let _ = Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tcp), svc)
+                .await;
+        });
+    }
+}
+
+fn answer(gw: &Gateway, path: &str) -> Response<Full<Bytes>> {
+    let (status, body, kind) = match path {
+        "/live" => (200, "live\n".to_owned(), "text/plain"),
+        "/ready" if gw.ready.load(Ordering::SeqCst) => (200, "ready\n".to_owned(), "text/plain"),
+        "/ready" => (503, "draining\n".to_owned(), "text/plain"),
+        "/metrics" => (200, gw.metrics.render(), "text/plain; version=0.0.4"),
+        _ => (404, "not found\n".to_owned(), "text/plain"),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+    if let Ok(v) = hyper::header::HeaderValue::from_str(kind) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}

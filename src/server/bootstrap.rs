@@ -1,0 +1,263 @@
+//! First start on a development machine: the files the default configuration names are
+//! generated when missing, so `hutong serve` runs on a fresh machine with no set-up.
+//! Only when the configuration asks for it (`generate_dev_certs`, `generate_keys`); a
+//! production configuration sets neither and names files that exist.
+
+use std::path::{Path, PathBuf};
+
+use crate::auth::TokenKeys;
+use crate::cli::write_secret;
+use crate::config::Config;
+use crate::crypto::{DecryptionKey, SigningKey, to_hex};
+use crate::tlsdev::DevCerts;
+
+use super::ServerError;
+
+/// Generates what is missing; returns what it wrote, for the log.
+///
+/// # Errors
+/// [`ServerError::Bootstrap`] naming the file that could not be written.
+pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> {
+    let resolve = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    let mut wrote = Vec::new();
+    let fail = |what: &Path, e: &dyn std::fmt::Display| {
+        ServerError::Bootstrap(format!("{}: {e}", what.display()))
+    };
+    if raw.server.generate_dev_certs {
+        let cert = resolve(&raw.server.tls_cert_file);
+        if !cert.exists() {
+            let dir = cert.parent().map(Path::to_path_buf).unwrap_or_default();
+            std::fs::create_dir_all(&dir).map_err(|e| fail(&dir, &e))?;
+            let apps: Vec<String> = raw.client.iter().map(|c| c.app_id.clone()).collect();
+            let set = DevCerts::generate(&["localhost".into(), "127.0.0.1".into()], &apps)
+                .map_err(|e| fail(&cert, &e))?;
+            set.write_to(&dir).map_err(|e| fail(&dir, &e))?;
+            std::fs::write(&cert, &set.server.cert_pem).map_err(|e| fail(&cert, &e))?;
+            let key = resolve(&raw.server.tls_key_file);
+            write_secret(&key, set.server.key_pem.as_bytes()).map_err(|e| fail(&key, &e))?;
+            if let Some(ca) = &raw.server.client_ca_file {
+                let ca = resolve(ca);
+                std::fs::write(&ca, &set.ca.cert_pem).map_err(|e| fail(&ca, &e))?;
+            }
+            wrote.push(format!("development certificates in {}", dir.display()));
+        }
+    }
+    if raw.gateway.generate_keys {
+        let g = &raw.gateway;
+        let sign = resolve(&g.signing_key_file);
+        if !sign.exists() {
+            let k = SigningKey::generate().map_err(|e| fail(&sign, &e))?;
+            write_key_pair(
+                &sign,
+                &k.to_pem().map_err(|e| fail(&sign, &e))?,
+                &k.verifying_key().to_pem().map_err(|e| fail(&sign, &e))?,
+            )?;
+            wrote.push(sign.display().to_string());
+        }
+        let enc = resolve(&g.encryption_key_file);
+        if !enc.exists() {
+            let k = DecryptionKey::generate().map_err(|e| fail(&enc, &e))?;
+            write_key_pair(
+                &enc,
+                &k.to_pem().map_err(|e| fail(&enc, &e))?,
+                &k.encryption_key().to_pem().map_err(|e| fail(&enc, &e))?,
+            )?;
+            wrote.push(enc.display().to_string());
+        }
+        let secret = resolve(&g.pseudonym_secret_file);
+        if !secret.exists() {
+            let mut b = [0u8; 32];
+            crate::crypto::fill_random(&mut b).map_err(|e| fail(&secret, &e))?;
+            ensure_parent(&secret)?;
+            write_secret(&secret, to_hex(&b).as_bytes()).map_err(|e| fail(&secret, &e))?;
+            wrote.push(secret.display().to_string());
+        }
+        let jwt = resolve(&raw.auth.jwt_key_file);
+        if !jwt.exists() {
+            let pem = TokenKeys::generate_pem().map_err(|e| fail(&jwt, &e))?;
+            ensure_parent(&jwt)?;
+            write_secret(&jwt, pem.as_bytes()).map_err(|e| fail(&jwt, &e))?;
+            wrote.push(jwt.display().to_string());
+        }
+        // Development clients whose public key file is missing get a key pair.
+        for c in &raw.client {
+            let Some(file) = c
+                .sm2_public_key
+                .as_deref()
+                .and_then(|k| k.strip_prefix('@'))
+            else {
+                continue;
+            };
+            let public = resolve(Path::new(file));
+            if public.exists() {
+                continue;
+            }
+            let k = SigningKey::generate().map_err(|e| fail(&public, &e))?;
+            let private = private_for(&public);
+            ensure_parent(&public)?;
+            write_secret(
+                &private,
+                k.to_pem().map_err(|e| fail(&private, &e))?.as_bytes(),
+            )
+            .map_err(|e| fail(&private, &e))?;
+            std::fs::write(
+                &public,
+                k.verifying_key().to_pem().map_err(|e| fail(&public, &e))?,
+            )
+            .map_err(|e| fail(&public, &e))?;
+            wrote.push(format!("client key pair {}", private.display()));
+        }
+        // A profile per development client, for `hutong client --as`.
+        for c in &raw.client {
+            let profile = resolve(&g.data_dir)
+                .join("clients")
+                .join(format!("{}.toml", c.app_id));
+            if profile.exists() {
+                continue;
+            }
+            ensure_parent(&profile)?;
+            let text = dev_profile(raw, base, c).map_err(|e| fail(&profile, &e))?;
+            std::fs::write(&profile, text).map_err(|e| fail(&profile, &e))?;
+            wrote.push(format!("client profile {}", profile.display()));
+        }
+    }
+    Ok(wrote)
+}
+
+/// Lifetime of the access tokens written into development profiles: 30 days.
+const DEV_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
+
+/// A development client's profile: absolute paths to the files bootstrap wrote.
+fn dev_profile(
+    raw: &Config,
+    base: &Path,
+    c: &crate::config::ClientConfig,
+) -> Result<String, String> {
+    let resolve = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    let q = |p: &Path| toml_string(&p.display().to_string());
+    let cert_dir = resolve(&raw.server.tls_cert_file)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let port = raw.server.listen.rsplit(':').next().unwrap_or("8443");
+    let scheme = if raw.server.insecure_plain_http {
+        "http"
+    } else {
+        "https"
+    };
+    let mut out = format!(
+        "# Development profile of client {app}, written by `hutong serve` on first start.\n\
+         gateway = \"{scheme}://localhost:{port}\"\napp_id = \"{app}\"\n",
+        app = c.app_id
+    );
+    let sm2 = c
+        .sm2_public_key
+        .as_deref()
+        .and_then(|k| k.strip_prefix('@'))
+        .map(|f| private_for(&resolve(Path::new(f))));
+    let sign = if c.sign_types.contains(&crate::config::SignTypeName::HmacSm3)
+        && c.mac_key_hex.is_some()
+    {
+        "HMAC-SM3"
+    } else {
+        "SM2"
+    };
+    out.push_str(&format!("sign_type = \"{sign}\"\n"));
+    if let Some(k) = &sm2 {
+        out.push_str(&format!("sm2_key_file = {}\n", q(k)));
+    }
+    if let Some(m) = &c.mac_key_hex {
+        out.push_str(&format!("mac_key_hex = \"{m}\"\n"));
+    }
+    if let Some(k) = &c.sm4_key_hex {
+        out.push_str(&format!("sm4_key_hex = \"{k}\"\n"));
+    }
+    out.push_str(&format!(
+        "gateway_sign_key_file = {}\n",
+        q(&public_for(&resolve(&raw.gateway.signing_key_file)))
+    ));
+    out.push_str(&format!(
+        "gateway_encryption_key_file = {}\n",
+        q(&public_for(&resolve(&raw.gateway.encryption_key_file)))
+    ));
+    let ca = raw
+        .server
+        .client_ca_file
+        .as_deref()
+        .map_or_else(|| cert_dir.join("ca.crt.pem"), &resolve);
+    out.push_str(&format!("ca_file = {}\n", q(&ca)));
+    out.push_str(&format!(
+        "client_cert_file = {}\n",
+        q(&cert_dir.join(format!("client-{}.crt.pem", c.app_id)))
+    ));
+    out.push_str(&format!(
+        "client_key_file = {}\n",
+        q(&cert_dir.join(format!("client-{}.key.pem", c.app_id)))
+    ));
+    let services: Vec<crate::standard::ServiceName> =
+        c.services.iter().filter_map(|s| s.parse().ok()).collect();
+    let keys = TokenKeys::load(
+        &resolve(&raw.auth.jwt_key_file),
+        &raw.auth.issuer,
+        &raw.auth.audience,
+    )
+    .map_err(|e| e.to_string())?;
+    let token = keys.issue(&c.app_id, &services, DEV_TOKEN_TTL_SECS)?;
+    let token_file = resolve(&raw.gateway.data_dir)
+        .join("clients")
+        .join(format!("{}.token", c.app_id));
+    write_secret(&token_file, token.as_bytes()).map_err(|e| e.to_string())?;
+    out.push_str(&format!("token_file = {}\n", q(&token_file)));
+    Ok(out)
+}
+
+fn toml_string(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
+
+/// `x.pub.pem` → `x.key.pem`.
+pub fn private_for(public: &Path) -> PathBuf {
+    let s = public.display().to_string();
+    PathBuf::from(
+        s.strip_suffix(".pub.pem")
+            .map_or_else(|| format!("{s}.key.pem"), |p| format!("{p}.key.pem")),
+    )
+}
+
+/// `x.key.pem` → `x.pub.pem`.
+pub fn public_for(private: &Path) -> PathBuf {
+    let s = private.display().to_string();
+    PathBuf::from(
+        s.strip_suffix(".key.pem")
+            .map_or_else(|| format!("{s}.pub.pem"), |p| format!("{p}.pub.pem")),
+    )
+}
+
+fn ensure_parent(p: &Path) -> Result<(), ServerError> {
+    if let Some(d) = p.parent() {
+        std::fs::create_dir_all(d)
+            .map_err(|e| ServerError::Bootstrap(format!("{}: {e}", d.display())))?;
+    }
+    Ok(())
+}
+
+fn write_key_pair(private: &Path, private_pem: &str, public_pem: &str) -> Result<(), ServerError> {
+    ensure_parent(private)?;
+    write_secret(private, private_pem.as_bytes())
+        .map_err(|e| ServerError::Bootstrap(format!("{}: {e}", private.display())))?;
+    let public = public_for(private);
+    std::fs::write(&public, public_pem)
+        .map_err(|e| ServerError::Bootstrap(format!("{}: {e}", public.display())))
+}

@@ -1,0 +1,147 @@
+//! The one place an error becomes an answer: [`GatewayError`] knows its return code, its
+//! HTTP status (from the standard's table), whose fault it is and whether a retry may help.
+//! Internals never reach a client: an internal error answers 9999 with a generic message,
+//! and the detail goes to the log.
+
+use crate::auth::AuthError;
+use crate::envelope::EnvelopeError;
+use crate::national::validate::Report;
+use crate::standard::{ReturnCode, Side, Standard};
+
+/// Everything that can stop a request.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The envelope: missing or bad parameters, signature, replay, decryption.
+    #[error("{0}")]
+    Envelope(#[from] EnvelopeError),
+    /// Who is calling: unknown client, token, mTLS identity, permission.
+    #[error("{0}")]
+    Auth(#[from] AuthError),
+    /// The business content does not conform to the standard (1001/1002).
+    #[error("business content is invalid: {}", first_violation(.0))]
+    Invalid(Report),
+    /// Over a rate limit (1007).
+    #[error("rate limit exceeded")]
+    RateLimited {
+        /// Seconds until a request may succeed.
+        retry_after_secs: u64,
+    },
+    /// A return code decided by the domain (routing, codes, tickets, a region's answer).
+    #[error("{msg}")]
+    Domain {
+        /// The code.
+        code: ReturnCode,
+        /// A message safe to show the caller (no personal data).
+        msg: String,
+    },
+    /// The request body is over the configured limit (1002, HTTP 413).
+    #[error("request body over {0} bytes")]
+    BodyTooLarge(usize),
+    /// No such endpoint (1002, HTTP 404).
+    #[error("no such endpoint")]
+    NotFound,
+    /// Not POST (1002, HTTP 405).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Too many requests in flight: shed (9999, HTTP 503).
+    #[error("the gateway is overloaded, retry later")]
+    Shed,
+    /// The request's deadline passed inside the gateway (9001, HTTP 504).
+    #[error("deadline exceeded")]
+    Deadline,
+    /// The gateway's own fault (9999). The detail is logged, never shown.
+    #[error("internal error")]
+    Internal(String),
+}
+
+fn first_violation(r: &Report) -> String {
+    r.violations
+        .first()
+        .map(|v| {
+            format!(
+                "{} {}: {}",
+                v.code,
+                if v.path.is_empty() {
+                    "(message)"
+                } else {
+                    &v.path
+                },
+                v.message
+            )
+        })
+        .unwrap_or_default()
+}
+
+impl GatewayError {
+    /// The standard return code.
+    pub fn return_code(&self) -> ReturnCode {
+        match self {
+            Self::Envelope(e) => e.return_code(),
+            Self::Auth(e) => e.return_code(),
+            Self::Invalid(r) => r.return_code(),
+            Self::RateLimited { .. } => ReturnCode::RateLimited,
+            Self::Domain { code, .. } => *code,
+            Self::BodyTooLarge(_) | Self::NotFound | Self::MethodNotAllowed => {
+                ReturnCode::BadFormat
+            }
+            Self::Shed | Self::Internal(_) => ReturnCode::SystemError,
+            Self::Deadline => ReturnCode::UpstreamTimeout,
+        }
+    }
+
+    /// The HTTP status: the standard's, except where HTTP has a more exact one.
+    pub fn http_status(&self, std: &Standard) -> u16 {
+        match self {
+            Self::BodyTooLarge(_) => 413,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::Shed => 503,
+            _ => std.return_code(self.return_code()).http,
+        }
+    }
+
+    /// Whose fault it is.
+    pub fn side(&self, std: &Standard) -> Side {
+        match self {
+            Self::Internal(_) | Self::Shed => Side::Gateway,
+            _ => std.return_code(self.return_code()).side,
+        }
+    }
+
+    /// Seconds a client should wait before retrying, when a retry may help.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_secs } => Some((*retry_after_secs).max(1)),
+            Self::Shed => Some(1),
+            _ => None,
+        }
+    }
+
+    /// The caller-facing form of an error shared by several waiters (the cache's single
+    /// flight): same code, same public message.
+    pub fn from_shared(e: &GatewayError) -> Self {
+        match e {
+            Self::RateLimited { retry_after_secs } => Self::RateLimited {
+                retry_after_secs: *retry_after_secs,
+            },
+            Self::Deadline => Self::Deadline,
+            other => Self::Domain {
+                code: other.return_code(),
+                msg: other.public_message(),
+            },
+        }
+    }
+
+    /// The message the caller sees.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Internal(_) => "internal error".to_owned(),
+            other => {
+                let mut m = other.to_string();
+                // `&` and control characters are not allowed in `msg` (canonical string).
+                m.retain(|c| c != '&' && !c.is_control());
+                m.chars().take(400).collect()
+            }
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The listeners: TCP accept, TLS handshake under a deadline, HTTP/1.1 or HTTP/2 with head
+//! size and read-time limits, and graceful shutdown that drains within a grace period.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+use super::{Gateway, ServerError, admin, pipeline};
+use crate::auth::certificate_app_ids;
+
+/// What a connection knows of its peer.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// The appIds its client certificate names; empty without one.
+    pub cert_app_ids: Arc<Vec<String>>,
+}
+
+/// A started gateway.
+#[derive(Debug)]
+pub struct Running {
+    /// The public listener's address (with the real port when 0 was asked for).
+    pub addr: SocketAddr,
+    /// The admin listener's address.
+    pub admin_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets requests in flight finish within the grace period, and
+    /// returns when every connection is closed or the grace period ended.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.done.await;
+    }
+
+    /// A handle that triggers shutdown (for signal handlers).
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+
+    /// Waits until the gateway has stopped.
+    pub async fn wait(self) {
+        let _ = self.done.await;
+    }
+}
+
+/// Binds both listeners and starts serving.
+///
+/// # Errors
+/// [`ServerError::Bind`] or [`ServerError::Tls`].
+pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
+    let cfg = gw.config.load_full();
+    let s = &cfg.server;
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: addr.to_string(),
+                source,
+            })
+    };
+    let listener = bind(s.listen).await?;
+    let admin_listener = bind(s.admin_listen).await?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: s.listen.to_string(),
+        source,
+    })?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind {
+            addr: s.admin_listen.to_string(),
+            source,
+        })?;
+    let tls = if s.insecure_plain_http {
+        None
+    } else {
+        Some(TlsAcceptor::from(super::tls::server_config(s)?))
+    };
+
+    let (stop, mut stopped) = watch::channel(false);
+    let admin_stop = stop.subscribe();
+    tokio::spawn(admin::serve(Arc::clone(&gw), admin_listener, admin_stop));
+
+    let mut http = Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(s.header_read_timeout)
+        .max_buf_size(s.max_header_bytes.max(8192));
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(s.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256);
+    let http = Arc::new(http);
+    let permits = Arc::new(Semaphore::new(s.max_concurrency));
+    let handshake_deadline = s.header_read_timeout;
+    let grace = s.shutdown_grace;
+    let graceful = GracefulShutdown::new();
+
+    let done = tokio::spawn(async move {
+        loop {
+            let (tcp, peer_addr) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                },
+                _ = stopped.changed() => break,
+            };
+            let _ = tcp.set_nodelay(true);
+            let (gw, http, permits, tls) = (
+                Arc::clone(&gw),
+                Arc::clone(&http),
+                Arc::clone(&permits),
+                tls.clone(),
+            );
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                match tls {
+                    None => {
+                        let peer = Peer {
+                            addr: peer_addr,
+                            cert_app_ids: Arc::new(Vec::new()),
+                        };
+                        serve_conn(&http, watcher, gw, permits, TokioIo::new(tcp), peer).await;
+                    }
+                    Some(acceptor) => {
+                        let stream =
+                            match tokio::time::timeout(handshake_deadline, acceptor.accept(tcp))
+                                .await
+                            {
+                                Ok(Ok(s)) => s,
+                                _ => {
+                                    gw.metrics.tls_failures.fetch_add(1, Ordering::Relaxed);
+                                    return;
+                                }
+                            };
+                        let ids = stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|c| c.first())
+                            .map(|c| certificate_app_ids(c))
+                            .unwrap_or_default();
+                        let peer = Peer {
+                            addr: peer_addr,
+                            cert_app_ids: Arc::new(ids),
+                        };
+                        serve_conn(&http, watcher, gw, permits, TokioIo::new(stream), peer).await;
+                    }
+                }
+            });
+        }
+        gw.ready.store(false, Ordering::SeqCst);
+        drop(listener);
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "shutdown grace period ended with connections open"
+            );
+        }
+    });
+    Ok(Running {
+        addr,
+        admin_addr,
+        stop,
+        done,
+    })
+}
+
+/// Serves one connection (plain or TLS) until it closes or shutdown drains it.
+async fn serve_conn<I>(
+    http: &Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    gw: Arc<Gateway>,
+    permits: Arc<Semaphore>,
+    io: TokioIo<I>,
+    peer: Peer,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| {
+        let (gw, permits, peer) = (Arc::clone(&gw), Arc::clone(&permits), peer.clone());
+        async move { Ok::<_, std::convert::Infallible>(pipeline::handle(gw, permits, peer, req).await) }
+    });
+    let conn = http.serve_connection_with_upgrades(io, svc).into_owned();
+    let _ = watcher.watch(conn).await;
+}

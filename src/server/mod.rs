@@ -1,0 +1,218 @@
+//! `hutong serve`: the gateway's listeners and the request path.
+//!
+//! ```text
+//! TLS accept (rustls, ALPN h2/http1.1, optional client cert) → HTTP (hyper, header size
+//! and read-time limits) → [pipeline] shed at the concurrency limit → deadline → body limit
+//! → route to /phic/v1/{service} → envelope parse (1001/1002) → client lookup (1005)
+//! → mTLS identity and access token (1005/1006) → rate limit (1007) → envelope open:
+//! signature (1003), replay window (1004), decryption (1008) → validate against standard/
+//! (1001/1002) → relay (cache, region) → seal the answer → metrics and log.
+//! ```
+//!
+//! `pipeline.rs` composes the stages in one function, in that order; `error.rs` turns any
+//! failure into a return code in one place; `admin.rs` serves `/metrics`, `/live`, `/ready`.
+
+mod admin;
+pub mod bootstrap;
+mod error;
+mod http;
+pub(crate) mod pipeline;
+pub mod services;
+pub mod tls;
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use arc_swap::ArcSwap;
+use serde_json::Value;
+
+pub use error::GatewayError;
+pub use http::{Peer, Running, start};
+pub use pipeline::{PATH_PREFIX, STATUS_EVENT};
+
+use crate::audit::{AuditLog, RedbAuditLog};
+use crate::auth::TokenKeys;
+use crate::cache::{MillisClock, ResponseCache};
+use crate::config::{Client, Validated};
+use crate::crypto::{DecryptionKey, SigningKey};
+use crate::crypto::{MacKey, Sm4Key, sm3};
+use crate::envelope::{EnvelopeLimits, MemoryNonceStore, NonceStore, NonceStoreConfig};
+use crate::idempotency::{IdempotencyStore, RedbIdempotencyStore};
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::standard::{ServiceName, Standard};
+use crate::store::Store;
+
+/// A boxed future, for the object-safe traits of the request path.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Errors that stop the gateway from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Certificates or keys of the listener.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// Binding a listener.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Files the gateway needs.
+    #[error("{0}")]
+    Keys(String),
+    /// Generating development files.
+    #[error("first-start generation: {0}")]
+    Bootstrap(String),
+}
+
+/// One authenticated, validated call on its way to a region.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The service.
+    pub service: ServiceName,
+    /// The caller.
+    pub client: Client,
+    /// The request's id, for idempotency and the audit.
+    pub request_id: String,
+}
+
+/// What answers a validated call: routing and the regions behind it.
+pub trait Relay: Send + Sync {
+    /// Answers `call` with the business content `biz`.
+    fn relay<'a>(
+        &'a self,
+        call: &'a Call,
+        biz: &'a Value,
+    ) -> BoxFuture<'a, Result<Value, GatewayError>>;
+
+    /// How long the answering region's status stays fresh (bounds the cache).
+    fn freshness(&self, _call: &Call, _biz: &Value) -> std::time::Duration {
+        std::time::Duration::from_secs(crate::config::raw::DEFAULT_REGION_VALIDITY_SECS)
+    }
+}
+
+/// The shared state of the request path.
+pub struct Gateway {
+    /// The standard.
+    pub standard: Arc<Standard>,
+    /// The configuration; replaced whole on reload.
+    pub config: ArcSwap<Validated>,
+    /// Signs the gateway's answers.
+    pub signing_key: SigningKey,
+    /// Opens `encKey`s.
+    pub decryption_key: DecryptionKey,
+    /// Access-token keys.
+    pub tokens: TokenKeys,
+    /// The replay store.
+    pub nonces: Arc<dyn NonceStore>,
+    /// Envelope limits.
+    pub limits: EnvelopeLimits,
+    /// Counters.
+    pub metrics: Metrics,
+    /// What answers validated calls.
+    pub relay: Arc<dyn Relay>,
+    /// Rate limits (per IP, per client, per client and service).
+    pub limiter: RateLimiter,
+    /// Answers of `verifyCode` and `queryHealthInfo`.
+    pub cache: ResponseCache,
+    /// The audit log.
+    pub audit: Arc<dyn AuditLog>,
+    /// requestId idempotency records.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Secret of person pseudonyms.
+    pub pseudonym_key: MacKey,
+    /// Whether the gateway takes traffic (false while draining).
+    pub ready: AtomicBool,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Builds the state from a validated configuration: loads the keys it names.
+    ///
+    /// # Errors
+    /// [`ServerError::Keys`] naming a missing or malformed key file.
+    pub fn new(config: Validated, relay: Arc<dyn Relay>) -> Result<Self, ServerError> {
+        let read = |p: &Path| {
+            std::fs::read_to_string(p)
+                .map_err(|e| ServerError::Keys(format!("{}: {e}", p.display())))
+        };
+        let g = &config.gateway;
+        let signing_key = SigningKey::from_pem(&read(&g.signing_key_file)?)
+            .map_err(|e| ServerError::Keys(format!("{}: {e}", g.signing_key_file.display())))?;
+        let decryption_key = DecryptionKey::from_pem(&read(&g.encryption_key_file)?)
+            .map_err(|e| ServerError::Keys(format!("{}: {e}", g.encryption_key_file.display())))?;
+        let tokens = TokenKeys::load(
+            &config.auth.jwt_key_file,
+            &config.auth.issuer,
+            &config.auth.audience,
+        )
+        .map_err(|e| ServerError::Keys(e.to_string()))?;
+        let secret_hex = read(&g.pseudonym_secret_file)?;
+        let secret = hex_decode(secret_hex.trim()).ok_or_else(|| {
+            ServerError::Keys(format!(
+                "{}: expected hex",
+                g.pseudonym_secret_file.display()
+            ))
+        })?;
+        let pseudonym_key = MacKey::from_bytes(&secret).map_err(|e| {
+            ServerError::Keys(format!("{}: {e}", g.pseudonym_secret_file.display()))
+        })?;
+        // Bodies kept for idempotency are personal data: SM4 at rest, under a key derived
+        // from the pseudonym secret (one secret to protect, two uses kept apart).
+        let mut derived = b"hutong data at rest v1".to_vec();
+        derived.extend_from_slice(&secret);
+        let body_key = Sm4Key::from_bytes(&sm3(&derived)[..16])
+            .map_err(|e| ServerError::Keys(e.to_string()))?;
+        let store =
+            Store::open(&g.data_dir).map_err(|e| ServerError::Keys(format!("store: {e}")))?;
+        let limiter = RateLimiter::new(&config.limits);
+        for c in config.clients.values() {
+            limiter.set_client_limits(
+                &c.app_id,
+                c.rate_limit.per_client,
+                c.rate_limit.per_client_service,
+            );
+        }
+        let cache = ResponseCache::new(&config.cache, MillisClock::system());
+        Ok(Self {
+            standard: Standard::embedded(),
+            config: ArcSwap::from_pointee(config),
+            signing_key,
+            decryption_key,
+            tokens,
+            nonces: Arc::new(MemoryNonceStore::new(NonceStoreConfig::default())),
+            limits: EnvelopeLimits::default(),
+            metrics: Metrics::default(),
+            relay,
+            limiter,
+            cache,
+            audit: Arc::new(RedbAuditLog::new(store.clone())),
+            idempotency: Arc::new(RedbIdempotencyStore::new(store, body_key)),
+            pseudonym_key,
+            ready: AtomicBool::new(true),
+        })
+    }
+}
+
+fn hex_decode(h: &str) -> Option<Vec<u8>> {
+    if h.len() % 2 != 0 {
+        return None;
+    }
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
+        .collect()
+}

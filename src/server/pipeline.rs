@@ -1,0 +1,319 @@
+//! The request path, stage by stage, in one function ([`handle`]). The stages are plain
+//! async steps over typed values rather than tower layers, because each needs the typed
+//! result of the one before (the parsed envelope, the client, the opened content). The two
+//! generic concerns, load shedding and the deadline, wrap the rest.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use super::http::Peer;
+use super::{Call, Gateway, GatewayError, services};
+use crate::envelope::{OpenContext, Session, parse_request, seal_response};
+use crate::national::validate::{self, Context};
+use crate::standard::{Direction, ReturnCode, ServiceName};
+
+/// Path prefix of the national services.
+pub const PATH_PREFIX: &str = "/phic/v1/";
+
+/// Answers one HTTP request. Never fails: every error becomes a signed envelope.
+pub(super) async fn handle(
+    gw: Arc<Gateway>,
+    permits: Arc<Semaphore>,
+    peer: Peer,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let tail = req
+        .uri()
+        .path()
+        .strip_prefix(PATH_PREFIX)
+        .unwrap_or_default();
+    let service = tail.parse::<ServiceName>().ok();
+    let status_event = tail == STATUS_EVENT;
+    let mut session: Option<Session> = None;
+    let mut request_id: Option<String> = None;
+
+    // Shed first: a request over the concurrency limit costs no parsing or cryptography.
+    let outcome = match permits.try_acquire() {
+        Err(_) => {
+            gw.metrics
+                .shed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err(GatewayError::Shed)
+        }
+        Ok(_permit) => {
+            // The deadline bounds everything after, including the relay to a region.
+            let deadline = gw.config.load().server.request_timeout;
+            let route = if status_event {
+                Route::StatusEvent
+            } else {
+                Route::Service(service)
+            };
+            match tokio::time::timeout(
+                deadline,
+                stages(&gw, &peer, req, route, &mut session, &mut request_id),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(GatewayError::Deadline),
+            }
+        }
+    };
+    let (code, resp) = match outcome {
+        Ok((sess, biz)) => (
+            ReturnCode::Success,
+            answer(
+                &gw,
+                &sess,
+                ReturnCode::Success,
+                "success",
+                Some(&biz),
+                200,
+                None,
+            ),
+        ),
+        Err(e) => {
+            let code = e.return_code();
+            if let GatewayError::Internal(detail) = &e {
+                tracing::error!(error = %detail, "internal error");
+            }
+            let sess =
+                session.unwrap_or_else(|| Session::for_rejected_request(request_id.as_deref()));
+            let status = e.http_status(&gw.standard);
+            (
+                code,
+                answer(
+                    &gw,
+                    &sess,
+                    code,
+                    &e.public_message(),
+                    None,
+                    status,
+                    e.retry_after(),
+                ),
+            )
+        }
+    };
+    gw.metrics.record(service, code, started.elapsed());
+    tracing::info!(
+        service = service.map_or("none", ServiceName::as_str),
+        request_id = request_id.as_deref().unwrap_or("-"),
+        peer = %peer.addr,
+        code = code.as_str(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    resp
+}
+
+/// The last segment of the status-event endpoint, `POST /phic/v1/statusEvent`.
+pub const STATUS_EVENT: &str = "statusEvent";
+
+/// Where a request goes.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    /// One of the seven services (None: a path that names none).
+    Service(Option<ServiceName>),
+    /// A region's status event.
+    StatusEvent,
+}
+
+/// The stages after shedding and under the deadline.
+async fn stages(
+    gw: &Arc<Gateway>,
+    peer: &Peer,
+    req: Request<Incoming>,
+    route: Route,
+    session: &mut Option<Session>,
+    request_id: &mut Option<String>,
+) -> Result<(Session, Value), GatewayError> {
+    // Per-IP limit, before any parsing: a flood costs one hash lookup per request.
+    gw.limiter
+        .check_ip(peer.addr.ip())
+        .map_err(|l| GatewayError::RateLimited {
+            retry_after_secs: l.retry_after_secs(),
+        })?;
+    // Route: only POST /phic/v1/{service} and /phic/v1/statusEvent exist.
+    if req.method() != hyper::Method::POST {
+        return Err(GatewayError::MethodNotAllowed);
+    }
+    let (service, path_name) = match route {
+        Route::Service(s) => {
+            let s = s.ok_or(GatewayError::NotFound)?;
+            (Some(s), s.as_str())
+        }
+        Route::StatusEvent => (None, STATUS_EVENT),
+    };
+    let cfg = gw.config.load_full();
+    let authorization = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+
+    // Body limit: read at most max_body_bytes, then refuse.
+    let limit = cfg.server.max_body_bytes;
+    let body = Limited::new(req.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|_| GatewayError::BodyTooLarge(limit))?
+        .to_bytes();
+
+    // Envelope shape (1001/1002) before anything costly.
+    let parsed = parse_request(&body, &gw.limits)?;
+    *request_id = Some(parsed.envelope().request_id.clone());
+    if parsed.envelope().service != path_name {
+        return Err(GatewayError::Domain {
+            code: ReturnCode::BadFormat,
+            msg: "service differs from the path".into(),
+        });
+    }
+
+    // Who: the registered client (1005), its certificate (1006), its token (1005/1006).
+    let client = cfg
+        .clients
+        .get(parsed.app_id())
+        .ok_or(crate::auth::AuthError::UnknownApp)?
+        .clone();
+    if client.require_mtls && !peer.cert_app_ids.contains(&client.app_id) {
+        return Err(crate::auth::AuthError::Mtls.into());
+    }
+    match service {
+        Some(service) => {
+            if cfg.auth.require_token {
+                gw.tokens
+                    .check(authorization.as_deref(), &client.app_id, service)?;
+            }
+            if !client.may_call(service) {
+                return Err(crate::auth::AuthError::Service(service).into());
+            }
+        }
+        // Status events come from regions and the platform only; their token must be valid
+        // (its service scopes do not apply).
+        None => {
+            if cfg.auth.require_token {
+                gw.tokens
+                    .check_any(authorization.as_deref(), &client.app_id)?;
+            }
+            if !matches!(
+                client.role,
+                crate::config::Role::Region | crate::config::Role::Platform
+            ) {
+                return Err(crate::auth::AuthError::Mtls.into());
+            }
+        }
+    }
+
+    // Signature (1003), replay window (1004), decryption (1008).
+    let now_ms = now_ms();
+    let ctx = OpenContext {
+        limits: &gw.limits,
+        decryption_key: Some(&gw.decryption_key),
+        nonces: gw.nonces.as_ref(),
+        now_ms,
+    };
+    let opened = parsed.open(&client.credentials, &ctx)?;
+    *session = Some(opened.session.clone());
+
+    // Per-client limits, after the signature: nobody spends another client's quota.
+    let limit_service = service.unwrap_or(ServiceName::DeclareHealth);
+    gw.limiter
+        .check_client(&client.app_id, limit_service)
+        .map_err(|l| GatewayError::RateLimited {
+            retry_after_secs: l.retry_after_secs(),
+        })?;
+
+    let Some(service) = service else {
+        let call = Call {
+            service: ServiceName::DeclareHealth,
+            client,
+            request_id: opened.envelope.request_id.clone(),
+        };
+        let (answer, subject) = services::status_event(gw, &opened.biz).await?;
+        services::audit_event(gw, &call, subject).await?;
+        return Ok((opened.session, answer));
+    };
+
+    // The business content against standard/ (1001/1002).
+    let vcx = Context {
+        now_unix: (now_ms / 1000) as i64,
+    };
+    let report =
+        validate::validate_value(&gw.standard, service, Direction::Request, &opened.biz, &vcx);
+    if !report.is_valid() {
+        return Err(GatewayError::Invalid(report));
+    }
+
+    // Idempotency, cache and relay; then the audit record, whatever the outcome.
+    let call = Call {
+        service,
+        client,
+        request_id: opened.envelope.request_id.clone(),
+    };
+    let subject = services::subject_of(gw, &opened.biz);
+    let result = services::process(gw, &call, &opened.biz, subject).await;
+    let code = match &result {
+        Ok(_) => ReturnCode::Success,
+        Err(e) => e.return_code(),
+    };
+    let purpose = opened
+        .biz
+        .get("scene")
+        .and_then(Value::as_str)
+        .unwrap_or(service.as_str())
+        .to_owned();
+    services::audit(gw, &call, subject, code, &purpose).await?;
+    Ok((opened.session, result?))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Seals an answer. If sealing fails (the OS random source), answers 9999 unsigned: there
+/// is nothing better to send, and the client will refuse it.
+fn answer(
+    gw: &Gateway,
+    session: &Session,
+    code: ReturnCode,
+    msg: &str,
+    biz: Option<&Value>,
+    status: u16,
+    retry_after: Option<u64>,
+) -> Response<Full<Bytes>> {
+    let body = match seal_response(session, &gw.signing_key, code, msg, biz, now_ms()) {
+        Ok(s) => s.body,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot seal a response");
+            format!(
+                "{{\"code\":\"9999\",\"msg\":\"internal error\",\"requestId\":\"{}\"}}",
+                session.request_id()
+            )
+        }
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    if let Some(secs) = retry_after {
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&secs.to_string()) {
+            h.insert(hyper::header::RETRY_AFTER, v);
+        }
+    }
+    r
+}

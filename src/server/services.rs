@@ -1,0 +1,278 @@
+//! The domain steps around the relay, once a call is authenticated and valid: requestId
+//! idempotency for declarations and corrections, the response cache for `verifyCode` and
+//! `queryHealthInfo`, the audit record of every access to personal data, and status events
+//! that purge a person's cached answers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::{Map, Value};
+
+use super::{Call, Gateway, GatewayError};
+use crate::audit::{NewRecord, Pseudonym, pseudonym};
+use crate::cache::{CacheKey, Cached, freshness_deadline};
+use crate::code::{CodeFormat, Phic1Format, token};
+use crate::idempotency::{PutOutcome, StoredResponse, fingerprint};
+use crate::national::time::DateTime;
+use crate::standard::{ReturnCode, ServiceName};
+use crate::store::blocking;
+
+/// JSON with object keys sorted at every level: the same request always gives the same
+/// bytes, whatever order the caller wrote its keys in.
+pub fn canonical_json(v: &Value) -> Vec<u8> {
+    fn sort(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sort(&m[k])))
+                        .collect::<Map<_, _>>(),
+                )
+            }
+            Value::Array(a) => Value::Array(a.iter().map(sort).collect()),
+            other => other.clone(),
+        }
+    }
+    serde_json::to_vec(&sort(v)).unwrap_or_default()
+}
+
+/// The person a request is about, as a pseudonym, when it names one (`user`).
+pub fn subject_of(gw: &Gateway, biz: &Value) -> Option<Pseudonym> {
+    let user = biz.get("user")?;
+    let (t, n) = (user.get("idType")?.as_str()?, user.get("idNo")?.as_str()?);
+    Some(pseudonym(&gw.pseudonym_key, t, n))
+}
+
+/// Cache subject of a code: its code id, until the link registry ties codes to persons.
+fn code_subject(cid: &str) -> String {
+    format!("cid:{cid}")
+}
+
+/// Idempotency, cache and relay, in that order.
+pub async fn process(
+    gw: &Arc<Gateway>,
+    call: &Call,
+    biz: &Value,
+    subject: Option<Pseudonym>,
+) -> Result<Value, GatewayError> {
+    if gw.standard.service(call.service).idempotent {
+        return idempotent(gw, call, biz).await;
+    }
+    match call.service {
+        ServiceName::VerifyCode | ServiceName::QueryHealthInfo => {
+            cached(gw, call, biz, subject).await
+        }
+        _ => gw.relay.relay(call, biz).await,
+    }
+}
+
+async fn idempotent(gw: &Arc<Gateway>, call: &Call, biz: &Value) -> Result<Value, GatewayError> {
+    let fp = fingerprint(&canonical_json(biz));
+    let store = Arc::clone(&gw.idempotency);
+    let (app, rid, now) = (
+        call.client.app_id.clone(),
+        call.request_id.clone(),
+        now_ms(),
+    );
+    let reused = |code: ReturnCode| GatewayError::Domain {
+        code,
+        msg: "requestId was used before with other content".into(),
+    };
+    let dup_code = if call.service == ServiceName::CorrectHealthInfo {
+        ReturnCode::CorrectionDuplicate
+    } else {
+        ReturnCode::BadFormat
+    };
+    let (a, r) = (app.clone(), rid.clone());
+    if let Some(prev) = blocking(move || store.get(&a, &r, now))
+        .await
+        .map_err(internal)?
+    {
+        return if prev.same_request(&fp) {
+            decode(&prev.body)
+        } else {
+            Err(reused(dup_code))
+        };
+    }
+    let answer = gw.relay.relay(call, biz).await?;
+    let stored = StoredResponse {
+        code: "0".into(),
+        body: serde_json::to_vec(&answer).map_err(|e| internal(e.to_string()))?,
+        fingerprint: fp,
+    };
+    let store = Arc::clone(&gw.idempotency);
+    match blocking(move || store.put(&app, &rid, &stored, now))
+        .await
+        .map_err(internal)?
+    {
+        PutOutcome::Stored => Ok(answer),
+        // A concurrent twin won: everyone gets the first answer.
+        PutOutcome::AlreadyExists(first) if first.same_request(&fp) => decode(&first.body),
+        PutOutcome::AlreadyExists(_) => Err(reused(dup_code)),
+    }
+}
+
+async fn cached(
+    gw: &Arc<Gateway>,
+    call: &Call,
+    biz: &Value,
+    subject: Option<Pseudonym>,
+) -> Result<Value, GatewayError> {
+    let scopes: Vec<String> = biz
+        .get("scope")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let partition = CacheKey::partition_for(&call.client.app_id, &scopes);
+    let key = CacheKey::new(call.service, partition, &canonical_json(biz));
+    // What a code says of itself bounds its answer: never cached past the code's exp.
+    let content = biz
+        .get("codeContent")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let recognised = Phic1Format.recognise(content);
+    let code_exp_ms = recognised
+        .as_ref()
+        .and_then(|r| r.token.as_deref())
+        .and_then(|t| token::parse(t).ok())
+        .and_then(|p| u64::try_from(p.claims.exp).ok())
+        .map(|s| s * 1000);
+    let cache_subject = subject.map(|p| p.to_hex()).or_else(|| {
+        recognised
+            .as_ref()
+            .and_then(|r| r.code_id.as_ref())
+            .map(|c| code_subject(c.as_str()))
+    });
+    let fetched = AtomicBool::new(false);
+    let max_ttl = gw.config.load().cache.max_ttl_ms.get();
+    let validity = gw.relay.freshness(call, biz).as_millis() as u64;
+    let fetch = async {
+        fetched.store(true, Ordering::Relaxed);
+        gw.metrics.upstream_calls.fetch_add(1, Ordering::Relaxed);
+        let answer = gw.relay.relay(call, biz).await?;
+        let updated = answer
+            .get("updateTime")
+            .or_else(|| answer.get("code").and_then(|c| c.get("updateTime")))
+            .and_then(Value::as_str)
+            .and_then(DateTime::parse)
+            .and_then(|t| u64::try_from(t.unix()).ok())
+            .map(|s| s * 1000);
+        let now = now_ms();
+        // No updateTime: the answer is fresh as of now, for the region's validity.
+        let deadline =
+            freshness_deadline(updated.unwrap_or(now), validity, code_exp_ms, now, max_ttl);
+        Ok::<_, GatewayError>(Cached::new(answer, cache_subject.clone(), deadline))
+    };
+    let result = gw.cache.get_or_fetch(key, fetch).await;
+    if fetched.load(Ordering::Relaxed) {
+        gw.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
+    } else {
+        gw.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+    }
+    match result {
+        Ok(c) => Ok((*c.body).clone()),
+        Err(shared) => Err(GatewayError::from_shared(&shared)),
+    }
+}
+
+/// Writes the audit record of one call. The gateway fails closed: an access it cannot
+/// record is not answered (9999).
+pub async fn audit(
+    gw: &Arc<Gateway>,
+    call: &Call,
+    subject: Option<Pseudonym>,
+    result: ReturnCode,
+    purpose: &str,
+) -> Result<(), GatewayError> {
+    let rec = NewRecord {
+        time_ms: now_ms(),
+        actor: call.client.app_id.clone(),
+        action: call.service.as_str().to_owned(),
+        subject,
+        purpose: purpose.to_owned(),
+        result: result.as_str().to_owned(),
+        loss: Vec::new(),
+        request_id: call.request_id.clone(),
+    };
+    let log = Arc::clone(&gw.audit);
+    blocking(move || log.append(rec))
+        .await
+        .map(|_| ())
+        .map_err(internal)
+}
+
+/// The audit record of a status event.
+pub async fn audit_event(
+    gw: &Arc<Gateway>,
+    call: &Call,
+    subject: Option<Pseudonym>,
+) -> Result<(), GatewayError> {
+    let rec = NewRecord {
+        time_ms: now_ms(),
+        actor: call.client.app_id.clone(),
+        action: "statusEvent".to_owned(),
+        subject,
+        purpose: "risk alert".to_owned(),
+        result: "0".to_owned(),
+        loss: Vec::new(),
+        request_id: call.request_id.clone(),
+    };
+    let log = Arc::clone(&gw.audit);
+    blocking(move || log.append(rec))
+        .await
+        .map(|_| ())
+        .map_err(internal)
+}
+
+/// `POST /phic/v1/statusEvent` from a region: a person's status changed, so every cached
+/// answer about them goes. The body names the person (`user`) and/or their code ids.
+pub async fn status_event(
+    gw: &Arc<Gateway>,
+    biz: &Value,
+) -> Result<(Value, Option<Pseudonym>), GatewayError> {
+    let subject = subject_of(gw, biz);
+    let mut purged = 0;
+    if let Some(p) = subject {
+        purged += gw.cache.purge_subject(&p.to_hex()).await;
+    }
+    let ids = biz
+        .get("codeIds")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if subject.is_none() && ids.is_empty() {
+        return Err(GatewayError::Domain {
+            code: ReturnCode::MissingParameter,
+            msg: "statusEvent names no person (user) and no codeIds".into(),
+        });
+    }
+    for id in ids.iter().filter_map(Value::as_str).take(64) {
+        purged += gw.cache.purge_subject(&code_subject(id)).await;
+    }
+    gw.metrics
+        .cache_purged
+        .fetch_add(purged as u64, Ordering::Relaxed);
+    Ok((serde_json::json!({"purged": purged}), subject))
+}
+
+fn decode(body: &[u8]) -> Result<Value, GatewayError> {
+    serde_json::from_slice(body).map_err(|e| internal(e.to_string()))
+}
+
+fn internal(e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Internal(e.to_string())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}

@@ -1,0 +1,676 @@
+//! The gateway over real TLS sockets, with a national simulator on loopback behind it:
+//! the seven services end to end, authentication and replay, upstream trouble.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use hutong::client::{GatewayClient, Profile};
+use hutong::config::{Config, SignTypeName};
+use hutong::crypto::{SigningKey, Sm4Key, to_hex};
+use hutong::envelope::ClientCredentials;
+use hutong::route::Router;
+use hutong::server::{self, Gateway, Running};
+use hutong::sim::{self, RunningSim, SimConfig, SimKeys};
+use hutong::standard::ServiceName;
+use hutong::tlsdev::DevCerts;
+
+use crate::support::temp_dir;
+
+const CLIENT: &str = "A3300010001";
+const CLIENT_MAC: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const CLIENT_SM4: &str = "0123456789abcdeffedcba9876543210";
+const GW_AT_SIM_SM4: &str = "00112233445566778899aabbccddeeff";
+const REGION_APP: &str = "R3300000001";
+const REGION_MAC: &str = "202122232425262728292a2b2c2d2e2f";
+
+/// Options of one fixture.
+#[derive(Clone)]
+pub struct Opts {
+    pub require_mtls: bool,
+    pub region_timeout_ms: u64,
+    pub extra_client_toml: String,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Self {
+            require_mtls: true,
+            region_timeout_ms: 1500,
+            extra_client_toml: String::new(),
+        }
+    }
+}
+
+/// A gateway over TLS with one simulated region (330000, issuer 33000001) behind it.
+pub struct Fixture {
+    pub dir: PathBuf,
+    pub gw: Arc<Gateway>,
+    pub running: Option<Running>,
+    pub sim: Option<RunningSim>,
+}
+
+impl Fixture {
+    pub async fn start(opts: Opts) -> Self {
+        let dir = temp_dir("gw");
+        let certs = DevCerts::generate(&["localhost".into(), "127.0.0.1".into()], &[CLIENT.into()])
+            .unwrap();
+        std::fs::create_dir_all(dir.join("certs")).unwrap();
+        certs.write_to(&dir.join("certs")).unwrap();
+        let gw_sign = SigningKey::generate().unwrap();
+        let gw_enc = hutong::crypto::DecryptionKey::generate().unwrap();
+        let client_key = SigningKey::generate().unwrap();
+        let w = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
+        w("gw-sign.key.pem", &gw_sign.to_pem().unwrap());
+        w(
+            "gw-sign.pub.pem",
+            &gw_sign.verifying_key().to_pem().unwrap(),
+        );
+        w("gw-enc.key.pem", &gw_enc.to_pem().unwrap());
+        w("gw-enc.pub.pem", &gw_enc.encryption_key().to_pem().unwrap());
+        w("pseudonym.hex", &to_hex(&[7u8; 32]));
+        w(
+            "jwt.key.pem",
+            &hutong::auth::TokenKeys::generate_pem().unwrap(),
+        );
+        w(
+            "client.pub.pem",
+            &client_key.verifying_key().to_pem().unwrap(),
+        );
+        w("client.key.pem", &client_key.to_pem().unwrap());
+
+        // The region: the gateway is its registered client.
+        let mut clients = HashMap::new();
+        clients.insert(
+            "GW0000000001".to_owned(),
+            ClientCredentials {
+                verifying_key: Some(gw_sign.verifying_key()),
+                mac_key: None,
+                sm4_key: Some(Sm4Key::from_hex(GW_AT_SIM_SM4).unwrap()),
+                insecure_allow_plaintext: false,
+            },
+        );
+        let keys = SimKeys::generate().unwrap();
+        let sim_pub = keys.public();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim = sim::start(SimConfig::new(clients), keys, listener)
+            .await
+            .unwrap();
+
+        let toml = format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+tls_cert_file = "certs/server.crt.pem"
+tls_key_file = "certs/server.key.pem"
+client_ca_file = "certs/ca.crt.pem"
+request_timeout_ms = 5000
+
+[gateway]
+app_id = "GW0000000001"
+data_dir = "data"
+signing_key_file = "gw-sign.key.pem"
+encryption_key_file = "gw-enc.key.pem"
+pseudonym_secret_file = "pseudonym.hex"
+
+[auth]
+jwt_key_file = "jwt.key.pem"
+
+[[client]]
+app_id = "{CLIENT}"
+region = "330106"
+role = "verifier"
+services = ["declareHealth", "declareTrip", "queryHealthInfo", "applyCodeAccess", "generateCode", "verifyCode", "correctHealthInfo"]
+regions = ["*"]
+sign_types = ["SM2", "HMAC-SM3"]
+sm2_public_key = "@client.pub.pem"
+mac_key_hex = "{CLIENT_MAC}"
+sm4_key_hex = "{CLIENT_SM4}"
+require_mtls = {mtls}
+{extra}
+
+[[client]]
+app_id = "R3300000001"
+region = "330000"
+role = "region"
+services = []
+regions = ["330000"]
+sign_types = ["HMAC-SM3"]
+mac_key_hex = "{REGION_MAC}"
+sm4_key_hex = "{CLIENT_SM4}"
+
+[[region]]
+code = "330000"
+name = "浙江"
+url = "{url}"
+issuer_ids = ["{issuer}"]
+public_key = "{region_key}"
+gateway_sm4_key_hex = "{GW_AT_SIM_SM4}"
+timeout_ms = {timeout}
+connect_timeout_ms = 500
+validity_secs = 691200
+"#,
+            mtls = opts.require_mtls,
+            extra = opts.extra_client_toml,
+            url = sim.base_url(),
+            issuer = sim.issuer().as_str(),
+            region_key = sim_pub.response.to_hex(),
+            timeout = opts.region_timeout_ms,
+        );
+        w("hutong.toml", &toml);
+        let cfg = Config::load(&dir.join("hutong.toml")).unwrap();
+        let router = Arc::new(Router::from_config(&cfg).unwrap());
+        let gw = Arc::new(Gateway::new(cfg, router).unwrap());
+        let running = server::start(Arc::clone(&gw)).await.unwrap();
+        Self {
+            dir,
+            gw,
+            running: Some(running),
+            sim: Some(sim),
+        }
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.running.as_ref().unwrap().addr
+    }
+
+    pub fn admin(&self) -> std::net::SocketAddr {
+        self.running.as_ref().unwrap().admin_addr
+    }
+
+    /// A client profile: `sign` SM2 or HMAC-SM3, with or without a client certificate.
+    pub fn profile(&self, sign: SignTypeName, with_cert: bool) -> Profile {
+        let d = &self.dir;
+        Profile {
+            gateway: format!("https://localhost:{}", self.addr().port()),
+            app_id: CLIENT.into(),
+            sign_type: sign,
+            sm2_key_file: Some(d.join("client.key.pem")),
+            mac_key_hex: Some(CLIENT_MAC.into()),
+            sm4_key_hex: Some(CLIENT_SM4.into()),
+            gateway_sign_key_file: d.join("gw-sign.pub.pem"),
+            gateway_encryption_key_file: Some(d.join("gw-enc.pub.pem")),
+            ca_file: Some(d.join("certs/ca.crt.pem")),
+            client_cert_file: with_cert.then(|| d.join(format!("certs/client-{CLIENT}.crt.pem"))),
+            client_key_file: with_cert.then(|| d.join(format!("certs/client-{CLIENT}.key.pem"))),
+            token_file: None,
+            timeout_ms: 10_000,
+        }
+    }
+
+    /// A fully credentialed client (certificate and token).
+    pub fn client(&self, sign: SignTypeName) -> GatewayClient {
+        let mut c = GatewayClient::new(&self.profile(sign, true)).unwrap();
+        c.set_token(Some(self.token(&ServiceName::ALL)));
+        c
+    }
+
+    pub fn token(&self, services: &[ServiceName]) -> String {
+        self.gw.tokens.issue(CLIENT, services, 600).unwrap()
+    }
+
+    /// A person of the simulated population: (idType, idNo, name).
+    pub fn person(&self, i: usize) -> (String, String, String) {
+        self.sim.as_ref().unwrap().with_population(|p| {
+            let x = p.get(i).unwrap();
+            ("10".to_owned(), x.id_no.clone(), x.name.clone())
+        })
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn user(p: &(String, String, String)) -> Value {
+    json!({"idType": p.0, "idNo": p.1, "name": p.2})
+}
+
+fn code(x: &hutong::client::Exchange) -> String {
+    x.code().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seven_services_answer_end_to_end_over_tls() {
+    let fx = Fixture::start(Opts::default()).await;
+    let c = fx.client(SignTypeName::Sm2);
+    let p = fx.person(3);
+
+    let apply = c
+        .call(
+            ServiceName::ApplyCodeAccess,
+            &json!({"user": user(&p), "authType": "FACE", "authProof": "face-ok"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        code(&apply),
+        "0",
+        "{:?} {:?}",
+        apply.open_error,
+        String::from_utf8_lossy(&apply.raw)
+    );
+    let biz = apply.biz.unwrap();
+    let (auth_code, user_token) = (
+        biz["authCode"].as_str().unwrap().to_owned(),
+        biz["userToken"].as_str().unwrap().to_owned(),
+    );
+
+    let generated = c
+        .call(ServiceName::GenerateCode, &json!({"userToken": user_token}))
+        .await
+        .unwrap();
+    assert_eq!(
+        code(&generated),
+        "0",
+        "{}",
+        String::from_utf8_lossy(&generated.raw)
+    );
+    let content = generated.biz.unwrap()["codeContent"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let verify = c
+        .call(ServiceName::VerifyCode, &json!({"codeContent": content, "verifier": {"orgName": "某地铁站", "deviceId": "G-01"}}))
+        .await
+        .unwrap();
+    assert_eq!(
+        code(&verify),
+        "0",
+        "{}",
+        String::from_utf8_lossy(&verify.raw)
+    );
+    let vb = verify.biz.clone().unwrap();
+    let ticket = vb["bizExtData"].as_str().unwrap().to_owned();
+    assert!(vb["nameMasked"].as_str().unwrap().contains('*'));
+
+    let q = c
+        .call(
+            ServiceName::QueryHealthInfo,
+            &json!({"bizExtData": ticket, "scope": ["code", "nucleic"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(&q), "0", "{}", String::from_utf8_lossy(&q.raw));
+    let q2 = c
+        .call(
+            ServiceName::QueryHealthInfo,
+            &json!({"user": user(&p), "authCode": auth_code}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(&q2), "0");
+
+    let d = c
+        .call(
+            ServiceName::DeclareHealth,
+            &json!({"user": user(&p), "temperature": 36.6, "symptoms": "1", "highRiskStay": "2", "contactHistory": "2",
+                    "declareRegion": "330106", "declareTime": hutong::national::time::DateTime::from_unix(now_secs()).to_string()}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(&d), "0", "{}", String::from_utf8_lossy(&d.raw));
+    let t = c
+        .call(
+            ServiceName::DeclareTrip,
+            &json!({"user": user(&p), "trips": [{"fromRegion": "110105", "toRegion": "330106", "transport": "2", "departTime": "2026-11-20 08:00:00"}],
+                    "declareTime": hutong::national::time::DateTime::from_unix(now_secs()).to_string()}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(&t), "0", "{}", String::from_utf8_lossy(&t.raw));
+    let k = c
+        .call(
+            ServiceName::CorrectHealthInfo,
+            &json!({"user": user(&p), "authCode": auth_code, "items": [{"element": "nucleicResult", "claimedValue": "1"}], "reason": "登记错误"}),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(code(&k).as_str(), "0" | "4001"),
+        "{}",
+        String::from_utf8_lossy(&k.raw)
+    );
+
+    // Nothing a verifier sees carries the person's name or ID number in clear.
+    for x in [&verify, &q] {
+        let body = String::from_utf8_lossy(&x.raw);
+        assert!(!body.contains(&p.1) && !body.contains(&p.2));
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_authentication_failure_has_its_code() {
+    let fx = Fixture::start(Opts::default()).await;
+    let biz = json!({"codeContent": "PHIC1.x.y", "verifier": {"orgName": "站", "deviceId": "G"}});
+
+    // No token: 1005.
+    let mut c = fx.client(SignTypeName::HmacSm3);
+    c.set_token(None);
+    let x = c.call(ServiceName::VerifyCode, &biz).await.unwrap();
+    assert_eq!((x.status, code(&x).as_str()), (401, "1005"));
+
+    // A token without the service: 1006.
+    c.set_token(Some(fx.token(&[ServiceName::DeclareHealth])));
+    assert_eq!(
+        code(&c.call(ServiceName::VerifyCode, &biz).await.unwrap()),
+        "1006"
+    );
+
+    // No client certificate, for a client registered to present one: 1006.
+    let mut no_cert = GatewayClient::new(&fx.profile(SignTypeName::HmacSm3, false)).unwrap();
+    no_cert.set_token(Some(fx.token(&ServiceName::ALL)));
+    assert_eq!(
+        code(&no_cert.call(ServiceName::VerifyCode, &biz).await.unwrap()),
+        "1006"
+    );
+
+    // An appId nobody registered: 1005.
+    let mut p = fx.profile(SignTypeName::HmacSm3, true);
+    p.app_id = "ZZ0000000009".into();
+    let stranger = GatewayClient::new(&p).unwrap();
+    assert_eq!(
+        code(&stranger.call(ServiceName::VerifyCode, &biz).await.unwrap()),
+        "1005"
+    );
+
+    // A signature that does not verify: 1003.
+    let c = fx.client(SignTypeName::Sm2);
+    let sealed = c.seal(ServiceName::VerifyCode, &biz).unwrap();
+    let mut v: Value = serde_json::from_str(&sealed.body).unwrap();
+    v["nonce"] = Value::from("0123456789abcdef0123456789abcdef");
+    let (status, _, raw) = c
+        .post(
+            ServiceName::VerifyCode,
+            serde_json::to_vec(&v).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 401);
+    assert!(String::from_utf8_lossy(&raw).contains("\"code\":\"1003\""));
+
+    // A replay: the same sealed request twice; the second is 1004.
+    let sealed = c.seal(ServiceName::VerifyCode, &biz).unwrap();
+    let first = c.send(ServiceName::VerifyCode, &sealed).await.unwrap();
+    assert_ne!(code(&first), "1004");
+    let again = c.send(ServiceName::VerifyCode, &sealed).await.unwrap();
+    assert_eq!(code(&again), "1004");
+
+    // Bad business content: 1002 with the field, signed by the gateway.
+    let bad = c.call(ServiceName::VerifyCode, &json!({"codeContent": "x", "verifier": {"orgName": "站", "deviceId": "G"}, "extra": 1})).await.unwrap();
+    assert_eq!(code(&bad), "1002");
+    assert!(bad.envelope.unwrap().msg.contains("extra"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_that_is_down_hangs_or_answers_garbage_gives_9001_or_9002_in_time() {
+    let mut fx = Fixture::start(Opts {
+        region_timeout_ms: 800,
+        ..Opts::default()
+    })
+    .await;
+    let c = fx.client(SignTypeName::HmacSm3);
+    let p = fx.person(1);
+    let biz = json!({"user": user(&p), "authType": "FACE", "authProof": "ok"});
+
+    let sim = fx.sim.as_ref().unwrap();
+    sim.set_faults(sim::Faults {
+        garbage_rate: 1.0,
+        ..sim::Faults::default()
+    })
+    .unwrap();
+    let x = c.call(ServiceName::ApplyCodeAccess, &biz).await.unwrap();
+    assert_eq!(code(&x), "9002", "{}", String::from_utf8_lossy(&x.raw));
+
+    sim.set_faults(sim::Faults {
+        timeout_rate: 1.0,
+        ..sim::Faults::default()
+    })
+    .unwrap();
+    let t0 = Instant::now();
+    let x = c.call(ServiceName::ApplyCodeAccess, &biz).await.unwrap();
+    assert_eq!(code(&x), "9001");
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+
+    // Down: nothing listens any more. Then the breaker opens and fails fast.
+    fx.sim.take().unwrap().shutdown().await.unwrap();
+    for _ in 0..6 {
+        let t0 = Instant::now();
+        let x = c.call(ServiceName::ApplyCodeAccess, &biz).await.unwrap();
+        assert_eq!(code(&x), "9001");
+        assert!(t0.elapsed() < Duration::from_secs(3));
+    }
+    let t0 = Instant::now();
+    let x = c.call(ServiceName::ApplyCodeAccess, &biz).await.unwrap();
+    assert_eq!(code(&x), "9001");
+    assert!(
+        x.envelope.unwrap().msg.to_lowercase().contains("circuit"),
+        "the breaker is open"
+    );
+    assert!(t0.elapsed() < Duration::from_millis(300));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_listener_serves_metrics_live_and_ready() {
+    let fx = Fixture::start(Opts::default()).await;
+    let c = fx.client(SignTypeName::HmacSm3);
+    let _ = c
+        .call(
+            ServiceName::VerifyCode,
+            &json!({"codeContent": "nope", "verifier": {"orgName": "站", "deviceId": "G"}}),
+        )
+        .await
+        .unwrap();
+    let get = |path: &str| {
+        let addr = fx.admin();
+        let path = path.to_owned();
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            )
+            .await
+            .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        }
+    };
+    assert!(get("/live").await.starts_with("HTTP/1.1 200"));
+    assert!(get("/ready").await.starts_with("HTTP/1.1 200"));
+    let m = get("/metrics").await;
+    assert!(
+        m.contains("hutong_requests_total{service=\"verifyCode\",code=\"3001\"} 1"),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_limit_is_1007_with_retry_after() {
+    let fx = Fixture::start(Opts {
+        extra_client_toml: "rate_limit = { per_client = { per_second = 1, burst = 2 } }".into(),
+        ..Opts::default()
+    })
+    .await;
+    let c = fx.client(SignTypeName::HmacSm3);
+    let biz = json!({"codeContent": "nope", "verifier": {"orgName": "站", "deviceId": "G"}});
+    let mut codes = Vec::new();
+    let mut retry = None;
+    for _ in 0..4 {
+        let x = c.call(ServiceName::VerifyCode, &biz).await.unwrap();
+        if code(&x) == "1007" {
+            assert_eq!(x.status, 429);
+            retry = x.retry_after.clone();
+        }
+        codes.push(code(&x));
+    }
+    assert_eq!(&codes[..2], &["3001", "3001"], "{codes:?}");
+    assert!(codes[2..].iter().all(|c| c == "1007"), "{codes:?}");
+    assert!(retry.unwrap().parse::<u64>().unwrap() >= 1);
+}
+
+/// The region's own client, which pushes status events.
+fn region_client(fx: &Fixture) -> GatewayClient {
+    let mut p = fx.profile(SignTypeName::HmacSm3, false);
+    p.app_id = REGION_APP.into();
+    p.mac_key_hex = Some(REGION_MAC.into());
+    let mut c = GatewayClient::new(&p).unwrap();
+    c.set_token(Some(fx.gw.tokens.issue(REGION_APP, &[], 600).unwrap()));
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_hit_avoids_the_region_and_a_status_event_purges_it() {
+    let fx = Fixture::start(Opts::default()).await;
+    let c = fx.client(SignTypeName::HmacSm3);
+    let p = fx.person(5);
+    let apply = c
+        .call(
+            ServiceName::ApplyCodeAccess,
+            &json!({"user": user(&p), "authType": "FACE", "authProof": "ok"}),
+        )
+        .await
+        .unwrap();
+    let token = apply.biz.unwrap()["userToken"].as_str().unwrap().to_owned();
+    let generated = c
+        .call(ServiceName::GenerateCode, &json!({"userToken": token}))
+        .await
+        .unwrap();
+    let content = generated.biz.unwrap()["codeContent"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cid = hutong::code::CodeUrl::parse(&content)
+        .unwrap()
+        .cid
+        .as_str()
+        .to_owned();
+    let biz =
+        json!({"codeContent": content, "verifier": {"orgName": "某地铁站", "deviceId": "G-01"}});
+    let sim = fx.sim.as_ref().unwrap();
+
+    let first = c.call(ServiceName::VerifyCode, &biz).await.unwrap();
+    assert_eq!(code(&first), "0");
+    let calls = sim.requests();
+    let second = c.call(ServiceName::VerifyCode, &biz).await.unwrap();
+    assert_eq!(code(&second), "0");
+    assert_eq!(sim.requests(), calls, "a hit does not reach the region");
+    assert_eq!(second.biz, first.biz);
+    assert!(
+        fx.gw
+            .metrics
+            .cache_hits
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+
+    // The region pushes a status change for the code: the entry goes.
+    let r = region_client(&fx);
+    let ev = r
+        .call_raw_service("statusEvent", &json!({"codeIds": [cid], "codeColor": "10"}))
+        .await
+        .unwrap();
+    assert_eq!(code(&ev), "0", "{}", String::from_utf8_lossy(&ev.raw));
+    assert_eq!(ev.biz.unwrap()["purged"], 1);
+    let third = c.call(ServiceName::VerifyCode, &biz).await.unwrap();
+    assert_eq!(code(&third), "0");
+    assert_eq!(
+        sim.requests(),
+        calls + 1,
+        "after the purge the region is asked again"
+    );
+
+    // A verifier may not push status events.
+    let refused = c
+        .call_raw_service("statusEvent", &json!({"codeIds": [cid]}))
+        .await
+        .unwrap();
+    assert_eq!(code(&refused), "1006");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_request_id_gets_the_first_answer_and_other_content_is_refused() {
+    let fx = Fixture::start(Opts::default()).await;
+    let c = fx.client(SignTypeName::Sm2);
+    let p = fx.person(7);
+    let now = hutong::national::time::DateTime::from_unix(now_secs()).to_string();
+    let biz = json!({"user": user(&p), "temperature": 36.5, "symptoms": "1", "highRiskStay": "2", "contactHistory": "2", "declareRegion": "330106", "declareTime": now});
+    let sealed = c.seal(ServiceName::DeclareHealth, &biz).unwrap();
+    let first = c.send(ServiceName::DeclareHealth, &sealed).await.unwrap();
+    assert_eq!(code(&first), "0", "{}", String::from_utf8_lossy(&first.raw));
+    let calls = fx.sim.as_ref().unwrap().requests();
+    // The same requestId again, freshly signed (a retry after a lost answer).
+    let again = c
+        .reseal_with_request_id(
+            ServiceName::DeclareHealth,
+            &biz,
+            &sealed.envelope.request_id,
+        )
+        .unwrap();
+    let second = c.send(ServiceName::DeclareHealth, &again).await.unwrap();
+    assert_eq!(code(&second), "0");
+    assert_eq!(second.biz, first.biz);
+    assert_eq!(
+        fx.sim.as_ref().unwrap().requests(),
+        calls,
+        "answered from the idempotency record"
+    );
+    let mut other = biz.clone();
+    other["temperature"] = json!(38.5);
+    let clash = c
+        .reseal_with_request_id(
+            ServiceName::DeclareHealth,
+            &other,
+            &sealed.envelope.request_id,
+        )
+        .unwrap();
+    assert_eq!(
+        code(&c.send(ServiceName::DeclareHealth, &clash).await.unwrap()),
+        "1002"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_access_is_audited_in_a_chain_that_verifies() {
+    let fx = Fixture::start(Opts::default()).await;
+    let c = fx.client(SignTypeName::HmacSm3);
+    let p = fx.person(2);
+    let x = c
+        .call(
+            ServiceName::ApplyCodeAccess,
+            &json!({"user": user(&p), "authType": "SMS", "authProof": "123456"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(&x), "0");
+    let _ = c
+        .call(
+            ServiceName::VerifyCode,
+            &json!({"codeContent": "nope", "verifier": {"orgName": "站", "deviceId": "G"}}),
+        )
+        .await
+        .unwrap();
+    let report = fx.gw.audit.verify().unwrap();
+    assert!(report.ok, "{:?}", report.problems);
+    assert_eq!(report.records, 2);
+    let who = hutong::audit::pseudonym(&fx.gw.pseudonym_key, &p.0, &p.1);
+    let receipt = fx.gw.audit.receipt(&who).unwrap();
+    assert_eq!(receipt.len(), 1);
+    assert_eq!(receipt[0].action, "applyCodeAccess");
+    assert_eq!(receipt[0].actor, CLIENT);
+}
