@@ -12,5 +12,6 @@ mod gateway;
 mod idno_stdnum;
 mod openapi;
 mod openssl;
+mod serve_cli;
 mod sim_cli;
 mod validate_fixtures;

@@ -116,6 +116,7 @@ async fn signals(
             _ = hup.recv() => match Config::load(&path) {
                 Ok(new) => match relay.reconfigure(&new) {
                     Ok(()) => {
+                        gw.limiter.reconfigure(&new.limits, new.clients.values().map(|c| (c.app_id.clone(), c.rate_limit)));
                         gw.config.store(Arc::new(new));
                         tracing::info!(config = %path.display(), "configuration reloaded");
                     }

@@ -103,6 +103,8 @@ pub struct Validated {
     pub clients: HashMap<String, Client>,
     /// Regions by code.
     pub regions: HashMap<String, Region>,
+    /// Offline code verification, with paths resolved.
+    pub trust: Option<raw::TrustConfig>,
     /// Rate limits.
     pub limits: crate::ratelimit::LimitsConfig,
     /// Cache settings.
@@ -369,6 +371,12 @@ impl Config {
         ] {
             *f = resolve(f);
         }
+        let trust = self.trust.map(|mut t| {
+            t.list_file = resolve(&t.list_file);
+            t.anchor_key_file = resolve(&t.anchor_key_file);
+            t.dev_issuer_key_file = t.dev_issuer_key_file.as_deref().map(resolve);
+            t
+        });
         let mut auth = self.auth;
         auth.jwt_key_file = resolve(&auth.jwt_key_file);
         Ok(Validated {
@@ -391,6 +399,7 @@ impl Config {
             auth,
             clients,
             regions,
+            trust,
             limits: self.limits,
             cache: self.cache,
             base_dir: base.to_path_buf(),

@@ -47,6 +47,9 @@ pub struct Config {
     /// Response cache.
     #[serde(default)]
     pub cache: crate::cache::CacheConfig,
+    /// Offline verification of national codes (PHIC1) against a signed trust list.
+    #[serde(default)]
+    pub trust: Option<TrustConfig>,
     /// Registered clients.
     #[serde(default)]
     pub client: Vec<ClientConfig>,
@@ -136,6 +139,31 @@ pub struct AuthConfig {
     /// Lifetime of tokens `hutong token issue` makes, seconds.
     #[serde(default = "d_token_ttl")]
     pub token_ttl_secs: u64,
+}
+
+/// `[trust]`: the signed trust list the gateway verifies PHIC1 codes against, for issuers
+/// no configured region answers for (mechanism 3, the direct national code).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustConfig {
+    /// The signed trust list (from `hutong keys trust-list`).
+    pub list_file: PathBuf,
+    /// The trust anchor's public key (PEM).
+    pub anchor_key_file: PathBuf,
+    /// The anchor's key id.
+    #[serde(default = "d_anchor_kid")]
+    pub anchor_kid: String,
+    /// Development: when the list is missing and `gateway.generate_keys` is set, generate an
+    /// anchor, an issuer key (`dev_issuer_key_file`) with this issuer id, and the list.
+    #[serde(default)]
+    pub dev_issuer_id: Option<String>,
+    /// Where the development issuer's private key goes.
+    #[serde(default)]
+    pub dev_issuer_key_file: Option<PathBuf>,
+}
+
+fn d_anchor_kid() -> String {
+    "anchor-1".into()
 }
 
 /// What a client is.

@@ -15,11 +15,13 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde_json::Value;
 
-use crate::code::{CodeFormat, Phic1Format};
+use crate::code::{CodeFormat, Colour, Phic1Format, SystemClock, Verifier, VerifierConfig};
 use crate::config::Validated;
 use crate::crypto::{MacKey, SigningKey, Sm4Key};
+use crate::national::time::DateTime;
 use crate::server::{BoxFuture, Call, GatewayError, Relay, ServerError};
 use crate::standard::{ReturnCode, ServiceName, Standard};
+use crate::trust::{TrustAnchors, TrustRegistry, verify_trust_list};
 use crate::upstream::{
     ClientIdentity, NationalUpstream, NationalUpstreamConfig, Upstream, UpstreamError,
     UpstreamPolicy,
@@ -39,6 +41,8 @@ struct Table {
 pub struct Router {
     table: ArcSwap<Table>,
     standard: Arc<Standard>,
+    /// Verifies PHIC1 codes of issuers no region answers for, offline.
+    local: ArcSwap<Option<Verifier>>,
 }
 
 impl std::fmt::Debug for Router {
@@ -56,6 +60,7 @@ impl Router {
         Self {
             table: ArcSwap::from_pointee(table(upstreams)),
             standard: Standard::embedded(),
+            local: ArcSwap::from_pointee(None),
         }
     }
 
@@ -66,6 +71,7 @@ impl Router {
     pub fn from_config(cfg: &Validated) -> Result<Self, ServerError> {
         let r = Self::new(upstreams(cfg)?);
         r.set_validity(cfg);
+        r.local.store(Arc::new(local_verifier(cfg)?));
         Ok(r)
     }
 
@@ -88,8 +94,10 @@ impl Router {
     /// # Errors
     /// As [`Router::from_config`]; the old table stays on error.
     pub fn reconfigure(&self, cfg: &Validated) -> Result<(), ServerError> {
+        let local = local_verifier(cfg)?;
         self.table.store(Arc::new(table(upstreams(cfg)?)));
         self.set_validity(cfg);
+        self.local.store(Arc::new(local));
         Ok(())
     }
 
@@ -156,6 +164,49 @@ impl Router {
     }
 }
 
+impl Router {
+    /// `verifyCode` of a PHIC1 code whose issuer no region answers for, checked against the
+    /// trust list; `None` when a region answers for it, or there is no trust list.
+    fn verify_locally(&self, t: &Table, biz: &Value) -> Option<Result<Value, GatewayError>> {
+        let local = self.local.load_full();
+        let verifier = (*local).as_ref()?;
+        let content = biz.get("codeContent").and_then(Value::as_str)?;
+        let rec = Phic1Format.recognise(content)?;
+        if rec
+            .issuer_hint
+            .as_ref()
+            .is_some_and(|i| t.issuers.contains_key(i.as_str()))
+        {
+            return None;
+        }
+        Some(match verifier.verify_content(content) {
+            Ok(v) => {
+                let c = &v.claims;
+                let result = match c.col {
+                    Colour::Green => "PASS",
+                    Colour::Red => "DENY",
+                    _ => "WARN",
+                };
+                let mut answer = serde_json::json!({
+                    "verifyResult": result,
+                    "codeColor": c.col.as_str(),
+                    "updateTime": DateTime::from_unix(c.iat).to_string(),
+                    "issuer": c.iss.as_str(),
+                    "issuerRegion": v.region.as_str(),
+                });
+                if let Some(nc) = &c.nc {
+                    answer["nationalCodeId"] = Value::from(nc.as_str());
+                }
+                Ok(answer)
+            }
+            Err(e) => Err(GatewayError::Domain {
+                code: e.return_code(),
+                msg: e.to_string(),
+            }),
+        })
+    }
+}
+
 impl Relay for Router {
     fn freshness(&self, call: &Call, biz: &Value) -> std::time::Duration {
         let t = self.table.load();
@@ -174,6 +225,11 @@ impl Relay for Router {
     ) -> BoxFuture<'a, Result<Value, GatewayError>> {
         Box::pin(async move {
             let t = self.table.load_full();
+            if call.service == ServiceName::VerifyCode {
+                if let Some(answer) = self.verify_locally(&t, biz) {
+                    return answer;
+                }
+            }
             let region = self.target(&t, call, biz)?;
             if !call.client.may_read_region(&region) {
                 return Err(crate::auth::AuthError::Service(call.service).into());
@@ -266,4 +322,26 @@ fn upstreams(cfg: &Validated) -> Result<Vec<Route>, ServerError> {
         out.push((Arc::new(u), r.issuer_ids.clone()));
     }
     Ok(out)
+}
+
+/// The offline verifier of the `[trust]` section, if configured.
+fn local_verifier(cfg: &Validated) -> Result<Option<Verifier>, ServerError> {
+    let Some(t) = &cfg.trust else { return Ok(None) };
+    let keys = |e: &dyn std::fmt::Display| ServerError::Keys(format!("trust: {e}"));
+    let wire = std::fs::read(&t.list_file)
+        .map_err(|e| keys(&format!("{}: {e}", t.list_file.display())))?;
+    let pem = std::fs::read_to_string(&t.anchor_key_file)
+        .map_err(|e| keys(&format!("{}: {e}", t.anchor_key_file.display())))?;
+    let anchor = crate::crypto::VerifyingKey::from_pem(&pem).map_err(|e| keys(&e))?;
+    let list = verify_trust_list(
+        &wire,
+        &TrustAnchors::new().with(t.anchor_kid.clone(), anchor),
+    )
+    .map_err(|e| keys(&e))?;
+    let registry = TrustRegistry::new(list).map_err(|e| keys(&e))?;
+    Ok(Some(Verifier::new(
+        Arc::new(registry),
+        Arc::new(SystemClock),
+        VerifierConfig::default(),
+    )))
 }

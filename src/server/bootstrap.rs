@@ -113,6 +113,25 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
             .map_err(|e| fail(&public, &e))?;
             wrote.push(format!("client key pair {}", private.display()));
         }
+        // A development trust list: an anchor, one issuer key, the signed list.
+        if let Some(t) = &raw.trust {
+            let list = resolve(&t.list_file);
+            if let (false, Some(iss), Some(key_file)) =
+                (list.exists(), &t.dev_issuer_id, &t.dev_issuer_key_file)
+            {
+                dev_trust_list(
+                    &list,
+                    &resolve(&t.anchor_key_file),
+                    &t.anchor_kid,
+                    iss,
+                    &resolve(key_file),
+                )?;
+                wrote.push(format!(
+                    "development trust list {} (issuer {iss}, key id {DEV_ISSUER_KID})",
+                    list.display()
+                ));
+            }
+        }
         // A profile per development client, for `hutong client --as`.
         for c in &raw.client {
             let profile = resolve(&g.data_dir)
@@ -130,6 +149,57 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
     Ok(wrote)
 }
 
+/// Key id of the development issuer key.
+pub const DEV_ISSUER_KID: &str = "dev-1";
+
+fn dev_trust_list(
+    list: &Path,
+    anchor_pub: &Path,
+    anchor_kid: &str,
+    iss: &str,
+    issuer_key: &Path,
+) -> Result<(), ServerError> {
+    use crate::trust::{Issuer, IssuerId, KeyStatus, Kid, TrustList, TrustedKey, sign_trust_list};
+    let err =
+        |e: &dyn std::fmt::Display| ServerError::Bootstrap(format!("{}: {e}", list.display()));
+    let anchor = SigningKey::generate().map_err(|e| err(&e))?;
+    write_key_pair(
+        &private_for(anchor_pub),
+        &anchor.to_pem().map_err(|e| err(&e))?,
+        &anchor.verifying_key().to_pem().map_err(|e| err(&e))?,
+    )?;
+    let issuer = SigningKey::generate().map_err(|e| err(&e))?;
+    write_key_pair(
+        issuer_key,
+        &issuer.to_pem().map_err(|e| err(&e))?,
+        &issuer.verifying_key().to_pem().map_err(|e| err(&e))?,
+    )?;
+    let id = IssuerId::parse(iss).map_err(|e| err(&e))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    let trust = TrustList {
+        version: 1,
+        issued_at: now,
+        issuers: vec![Issuer {
+            region: id.region(),
+            name: "hutong development issuer".into(),
+            id,
+            keys: vec![TrustedKey {
+                kid: Kid::parse(DEV_ISSUER_KID).map_err(|e| err(&e))?,
+                public_key: issuer.verifying_key(),
+                not_before: now - 60,
+                not_after: now + 365 * 86_400,
+                status: KeyStatus::Active,
+            }],
+        }],
+    };
+    let signed = sign_trust_list(&trust, anchor_kid, &anchor).map_err(|e| err(&e))?;
+    ensure_parent(list)?;
+    std::fs::write(list, signed.to_json()).map_err(|e| err(&e))
+}
+
 /// Lifetime of the access tokens written into development profiles: 30 days.
 const DEV_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
 
@@ -139,6 +209,8 @@ fn dev_profile(
     base: &Path,
     c: &crate::config::ClientConfig,
 ) -> Result<String, String> {
+    // Absolute paths: the profile is read from its own directory, not from here.
+    let base = &std::path::absolute(base).map_err(|e| e.to_string())?;
     let resolve = |p: &Path| {
         if p.is_absolute() {
             p.to_path_buf()

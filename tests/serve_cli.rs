@@ -1,0 +1,155 @@
+//! `hutong serve` as an operator runs it: the default configuration on a fresh directory
+//! (everything generated on first start), a working request with a development code,
+//! SIGHUP reload that keeps the old configuration when the new one is invalid, and SIGTERM
+//! that drains and exits.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use hutong::client::GatewayClient;
+use hutong::standard::ServiceName;
+
+use crate::support::{root, temp_dir};
+
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_config_starts_fresh_serves_reloads_and_drains() {
+    let dir = temp_dir("serve");
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    let shipped = std::fs::read_to_string(root().join("config/hutong.toml")).unwrap();
+    // The shipped file, on free ports.
+    let cfg = shipped
+        .replace("127.0.0.1:8443", "127.0.0.1:0")
+        .replace("127.0.0.1:9464", "127.0.0.1:0");
+    let path = dir.join("config/hutong.toml");
+    std::fs::write(&path, &cfg).unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hutong"))
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let serve = Serve(child);
+    // "hutong 0.1.0 listening on https://127.0.0.1:PORT (admin http://127.0.0.1:PORT)"
+    let port = |after: &str| {
+        line.split(after)
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .unwrap()
+            .to_owned()
+    };
+    let (port, admin) = (port("https://127.0.0.1:"), port("http://127.0.0.1:"));
+    assert!(line.contains("listening on https://"), "{line}");
+
+    // First start wrote keys, certificates, a trust list and a client profile.
+    let data = dir.join("data");
+    for f in [
+        "certs/server.crt.pem",
+        "keys/gateway-sign.key.pem",
+        "trust/trust-list.json",
+        "clients/A3300010001.toml",
+        "hutong.redb",
+    ] {
+        assert!(data.join(f).exists(), "{f} was not generated");
+    }
+
+    // A working request: a development code, verified by the gateway against its trust list.
+    let issued = Command::new(env!("CARGO_BIN_EXE_hutong"))
+        .args([
+            "code",
+            "issue",
+            "--key",
+            data.join("keys/dev-issuer.key.pem").to_str().unwrap(),
+            "--iss",
+            "33000099",
+            "--kid",
+            "dev-1",
+            "--col",
+            "10",
+        ])
+        .output()
+        .unwrap();
+    let token = String::from_utf8(issued.stdout).unwrap().trim().to_owned();
+    let profile = data.join("clients/A3300010001.toml");
+    let text = std::fs::read_to_string(&profile)
+        .unwrap()
+        .replace(":0\"", &format!(":{port}\""));
+    std::fs::write(&profile, text).unwrap();
+    let client = GatewayClient::from_profile_file(&profile).unwrap();
+    let x = client
+        .call(
+            ServiceName::VerifyCode,
+            &json!({"codeContent": token, "verifier": {"orgName": "某地铁站", "deviceId": "G-01"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(x.code(), "0", "{}", String::from_utf8_lossy(&x.raw));
+    assert_eq!(x.biz.as_ref().unwrap()["verifyResult"], "DENY");
+
+    // A broken configuration is refused on SIGHUP; the gateway keeps serving.
+    std::fs::write(&path, format!("{cfg}\nbogus = 1\n")).unwrap();
+    signal(&serve.0, "-HUP");
+    let mut log = BufReader::new(stderr);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = false;
+    let mut l = String::new();
+    while Instant::now() < deadline && !seen {
+        l.clear();
+        if log.read_line(&mut l).unwrap() == 0 {
+            break;
+        }
+        seen = l.contains("reload refused");
+    }
+    assert!(seen, "the refused reload is logged");
+    let again = client
+        .call(
+            ServiceName::VerifyCode,
+            &json!({"codeContent": "nope", "verifier": {"orgName": "站", "deviceId": "G"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.code(), "3001");
+    // Logs carry no personal data and no keys.
+    assert!(!l.contains("PRIVATE KEY"));
+
+    // SIGTERM drains and exits cleanly; the admin port closes.
+    let mut serve = serve;
+    signal(&serve.0, "-TERM");
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = serve.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    assert!(std::net::TcpStream::connect(format!("127.0.0.1:{admin}")).is_err());
+    let _ = std::fs::remove_dir_all(dir);
+}
