@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::Value;
 use tokio::sync::Semaphore;
+use tracing::Instrument as _;
 
 use super::http::Peer;
 use super::{Call, Gateway, GatewayError, services};
@@ -37,6 +38,18 @@ pub(super) async fn handle(
         .unwrap_or_default();
     let service = tail.parse::<ServiceName>().ok();
     let status_event = tail == STATUS_EVENT;
+    // One span per request; fields are ids and codes only, never personal data.
+    let label: String = service.map_or_else(
+        || tail.chars().take(32).collect(),
+        |s| s.as_str().to_owned(),
+    );
+    let span = tracing::info_span!(
+        "request",
+        service = %label,
+        request_id = tracing::field::Empty,
+        client = tracing::field::Empty,
+        code = tracing::field::Empty,
+    );
     let mut session: Option<Session> = None;
     let mut request_id: Option<String> = None;
 
@@ -58,7 +71,8 @@ pub(super) async fn handle(
             };
             match tokio::time::timeout(
                 deadline,
-                stages(&gw, &peer, req, route, &mut session, &mut request_id),
+                stages(&gw, &peer, req, route, &mut session, &mut request_id)
+                    .instrument(span.clone()),
             )
             .await
             {
@@ -103,6 +117,9 @@ pub(super) async fn handle(
         }
     };
     gw.metrics.record(service, code, started.elapsed());
+    span.record("request_id", request_id.as_deref().unwrap_or("-"));
+    span.record("code", code.as_str());
+    let _entered = span.enter(); // the summary line below belongs to the request
     tracing::info!(
         service = service.map_or("none", ServiceName::as_str),
         request_id = request_id.as_deref().unwrap_or("-"),
@@ -183,6 +200,7 @@ async fn stages(
         .get(parsed.app_id())
         .ok_or(crate::auth::AuthError::UnknownApp)?
         .clone();
+    tracing::Span::current().record("client", client.app_id.as_str());
     if client.require_mtls && !peer.cert_app_ids.contains(&client.app_id) {
         return Err(crate::auth::AuthError::Mtls.into());
     }
