@@ -143,15 +143,9 @@ fn read(p: &Path) -> Result<String, ClientError> {
 }
 
 fn hex(h: &str) -> Result<Vec<u8>, ClientError> {
-    if h.len() % 2 != 0 {
-        return Err(ClientError::Profile("odd-length hex".into()));
-    }
-    (0..h.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&h[i..i + 2], 16).map_err(|_| ClientError::Profile("bad hex".into()))
-        })
-        .collect()
+    crate::crypto::decode_hex(h, "key")
+        .map(|k| k.to_vec())
+        .map_err(|e| ClientError::Profile(e.to_string()))
 }
 
 impl GatewayClient {
@@ -237,6 +231,12 @@ impl GatewayClient {
                 ));
             }
             _ => {}
+        }
+        if !p.gateway.starts_with("https://") && !crate::config::is_loopback_http(&p.gateway) {
+            return Err(ClientError::Profile(
+                "gateway must be https, or http on loopback (the token would travel in clear)"
+                    .into(),
+            ));
         }
         if sm4.is_none() && gateway_enc.is_none() {
             return Err(ClientError::Profile(

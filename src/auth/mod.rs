@@ -35,6 +35,12 @@ pub enum AuthError {
     /// The client may not call this service. (1006)
     #[error("client may not call {0}")]
     Service(ServiceName),
+    /// Only regions and the national platform may push status events. (1006)
+    #[error("only a region or the national platform may push status events")]
+    Role,
+    /// The client may not read data of the region that answers. (1006)
+    #[error("client may not read this region's data")]
+    Region,
 }
 
 impl AuthError {
@@ -42,7 +48,9 @@ impl AuthError {
     pub fn return_code(&self) -> ReturnCode {
         match self {
             Self::UnknownApp | Self::MissingToken | Self::BadToken(_) => ReturnCode::UnknownApp,
-            Self::Scope(_) | Self::Mtls | Self::Service(_) => ReturnCode::NoPermission,
+            Self::Scope(_) | Self::Mtls | Self::Service(_) | Self::Role | Self::Region => {
+                ReturnCode::NoPermission
+            }
         }
     }
 }
@@ -240,17 +248,14 @@ fn now_secs() -> u64 {
         .unwrap_or_default()
 }
 
-/// The appIds a client certificate names: its common name and every URI SAN
+/// The appIds a client certificate names: every URI SAN
 /// `phic:app:<appId>`. Empty for a certificate that cannot be parsed.
 pub fn certificate_app_ids(der: &[u8]) -> Vec<String> {
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
         return Vec::new();
     };
-    let mut out: Vec<String> = cert
-        .subject()
-        .iter_common_name()
-        .filter_map(|cn| cn.as_str().ok().map(str::to_owned))
-        .collect();
+    // Only the URI SAN names a client: a common name can be anything a CA was asked for.
+    let mut out: Vec<String> = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {
             if let x509_parser::extensions::GeneralName::URI(u) = name {
@@ -318,10 +323,7 @@ mod tests {
         let der =
             rustls_pki_types::CertificateDer::from_pem_slice(set.clients[0].cert_pem.as_bytes())
                 .unwrap();
-        assert_eq!(
-            certificate_app_ids(&der),
-            vec!["A3300010001".to_owned(), "A3300010001".to_owned()]
-        );
+        assert_eq!(certificate_app_ids(&der), vec!["A3300010001".to_owned()]);
         assert!(certificate_app_ids(b"not a certificate").is_empty());
     }
 }

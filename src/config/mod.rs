@@ -299,11 +299,7 @@ impl Config {
             if !std.divisions.is_current(&r.code) {
                 p.push(format!("{at}: not a current GB/T 2260 code"));
             }
-            if !(r.url.starts_with("https://")
-                || r.url.starts_with("http://127.")
-                || r.url.starts_with("http://localhost")
-                || r.url.starts_with("http://[::1]"))
-            {
+            if !(r.url.starts_with("https://") || is_loopback_http(&r.url)) {
                 p.push(format!("{at}: url must be https, or http on loopback"));
             }
             let key = match read_public_key(&r.public_key, &resolve) {
@@ -430,11 +426,27 @@ fn read_public_key(v: &str, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Verify
 }
 
 fn hex_bytes(h: &str) -> Result<Vec<u8>, String> {
-    if h.len() % 2 != 0 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err("expected hex".into());
+    crate::crypto::decode_hex(h, "key")
+        .map(|k| k.to_vec())
+        .map_err(|e| e.to_string())
+}
+
+/// Whether `url` is `http://` to a loopback host (parsed, not prefix-matched:
+/// `http://127.evil.example` is not loopback).
+pub fn is_loopback_http(url: &str) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return false;
+    };
+    if uri.scheme_str() != Some("http") {
+        return false;
     }
-    (0..h.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).map_err(|e| e.to_string()))
-        .collect()
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

@@ -77,6 +77,16 @@ public_key = "04zz"
 }
 
 #[test]
+fn plain_http_means_a_loopback_host_not_a_prefix() {
+    assert!(is_loopback_http("http://127.0.0.1:7001"));
+    assert!(is_loopback_http("http://localhost:80/x"));
+    assert!(is_loopback_http("http://[::1]:8080"));
+    assert!(!is_loopback_http("http://127.evil.example"));
+    assert!(!is_loopback_http("http://localhost.evil.example"));
+    assert!(!is_loopback_http("https://127.0.0.1"));
+}
+
+#[test]
 fn refuses_plain_http_off_loopback_and_unknown_keys() {
     let text = minimal("").replace(
         "[server]",

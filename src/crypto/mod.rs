@@ -53,6 +53,23 @@ pub fn to_hex(bytes: &[u8]) -> String {
     out
 }
 
+/// Decodes hex of any even length into bytes, in time that depends only on the length
+/// (for secret keys). `what` names the value in the error.
+///
+/// # Errors
+/// [`CryptoError::InvalidHex`] for an odd length or a character that is not hex.
+pub fn decode_hex(
+    hex: &str,
+    what: &'static str,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, CryptoError> {
+    if hex.len() % 2 != 0 {
+        return Err(CryptoError::InvalidHex { what });
+    }
+    let mut out = zeroize::Zeroizing::new(vec![0u8; hex.len() / 2]);
+    decode_hex_into(hex, &mut out, what)?;
+    Ok(out)
+}
+
 /// Decodes hex (either case) into `out`, which must be exactly half as long as `hex`.
 ///
 /// `what` names the value in the error. Runs in time that depends only on the length, so it

@@ -156,7 +156,7 @@ impl Router {
                     .into_iter()
                     .find(|c| t.regions.contains_key(c))
                     .ok_or_else(|| GatewayError::Domain {
-                        code: ReturnCode::UpstreamFailed,
+                        code: ReturnCode::SystemError,
                         msg: "no region serves the caller's area".into(),
                     })
             }
@@ -208,6 +208,16 @@ impl Router {
 }
 
 impl Relay for Router {
+    fn authorize(&self, call: &Call, biz: &Value) -> Result<(), GatewayError> {
+        let t = self.table.load();
+        match self.target(&t, call, biz) {
+            Ok(region) if !call.client.may_read_region(&region) => {
+                Err(crate::auth::AuthError::Region.into())
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn freshness(&self, call: &Call, biz: &Value) -> std::time::Duration {
         let t = self.table.load();
         self.target(&t, call, biz)
@@ -232,7 +242,7 @@ impl Relay for Router {
             }
             let region = self.target(&t, call, biz)?;
             if !call.client.may_read_region(&region) {
-                return Err(crate::auth::AuthError::Service(call.service).into());
+                return Err(crate::auth::AuthError::Region.into());
             }
             let upstream = t
                 .regions
@@ -251,9 +261,17 @@ impl Relay for Router {
 /// through; transport failures are 9001/9002 with a message that names no internals.
 pub fn upstream_error(e: &UpstreamError) -> GatewayError {
     let code = e.return_code();
+    // A region's text may carry personal data, and transport errors name hosts and
+    // certificates: the caller gets the standard's text for the code; the detail is logged.
+    match e {
+        UpstreamError::Business { .. } => {
+            tracing::info!(code = code.as_str(), "region refused the call")
+        }
+        other => tracing::warn!(error = %other, code = code.as_str(), "region call failed"),
+    }
     let msg = match e {
-        UpstreamError::Business { msg, .. } => msg.clone(),
-        _ => e.to_string(),
+        UpstreamError::CircuitOpen => "region unavailable (circuit open)".to_owned(),
+        _ => Standard::embedded().return_code(code).name_en.clone(),
     };
     GatewayError::Domain { code, msg }
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -23,7 +23,13 @@ pub(super) async fn serve(
 ) {
     loop {
         let tcp = tokio::select! {
-            r = listener.accept() => match r { Ok((t, _)) => t, Err(_) => continue },
+            r = listener.accept() => match r {
+                Ok((t, _)) => t,
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
             _ = stop.changed() => return,
         };
         let gw = Arc::clone(&gw);
@@ -32,9 +38,12 @@ pub(super) async fn serve(
                 let gw = Arc::clone(&gw);
                 async move { Ok::<_, std::convert::Infallible>(answer(&gw, req.uri().path())) }
             });
-            let _ = Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tcp), svc)
-                .await;
+            // Slow clients may not hold admin connections open either.
+            let mut http = Builder::new(TokioExecutor::new());
+            http.http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(5));
+            let _ = http.serve_connection(TokioIo::new(tcp), svc).await;
         });
     }
 }

@@ -142,7 +142,7 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
             }
             ensure_parent(&profile)?;
             let text = dev_profile(raw, base, c).map_err(|e| fail(&profile, &e))?;
-            std::fs::write(&profile, text).map_err(|e| fail(&profile, &e))?;
+            write_secret(&profile, text.as_bytes()).map_err(|e| fail(&profile, &e))?;
             wrote.push(format!("client profile {}", profile.display()));
         }
     }

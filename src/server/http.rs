@@ -113,7 +113,9 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
                 r = listener.accept() => match r {
                     Ok(x) => x,
                     Err(e) => {
+                        // Out of descriptors or similar: back off instead of spinning.
                         tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         continue;
                     }
                 },

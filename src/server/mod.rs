@@ -4,9 +4,9 @@
 //! TLS accept (rustls, ALPN h2/http1.1, optional client cert) → HTTP (hyper, header size
 //! and read-time limits) → [pipeline] shed at the concurrency limit → deadline → body limit
 //! → route to /phic/v1/{service} → envelope parse (1001/1002) → client lookup (1005)
-//! → mTLS identity and access token (1005/1006) → rate limit (1007) → envelope open:
-//! signature (1003), replay window (1004), decryption (1008) → validate against standard/
-//! (1001/1002) → relay (cache, region) → seal the answer → metrics and log.
+//! → mTLS identity and access token (1005/1006) → envelope open: signature (1003), replay
+//! window (1004), decryption (1008) → per-client rate limit (1007) → validate against
+//! standard/ (1001/1002) → idempotency, cache, relay → audit → seal the answer → metrics.
 //! ```
 //!
 //! `pipeline.rs` composes the stages in one function, in that order; `error.rs` turns any
@@ -90,6 +90,15 @@ pub trait Relay: Send + Sync {
         call: &'a Call,
         biz: &'a Value,
     ) -> BoxFuture<'a, Result<Value, GatewayError>>;
+
+    /// Whether the caller may read the answering region's data; checked before the cache,
+    /// so a narrowed grant also stops cached answers.
+    ///
+    /// # Errors
+    /// The refusal the caller gets.
+    fn authorize(&self, _call: &Call, _biz: &Value) -> Result<(), GatewayError> {
+        Ok(())
+    }
 
     /// How long the answering region's status stays fresh (bounds the cache).
     fn freshness(&self, _call: &Call, _biz: &Value) -> std::time::Duration {
@@ -208,11 +217,7 @@ impl Gateway {
 }
 
 fn hex_decode(h: &str) -> Option<Vec<u8>> {
-    if h.len() % 2 != 0 {
-        return None;
-    }
-    (0..h.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
-        .collect()
+    crate::crypto::decode_hex(h, "pseudonym secret")
+        .ok()
+        .map(|k| k.to_vec())
 }

@@ -39,10 +39,12 @@ pub(super) async fn handle(
     let service = tail.parse::<ServiceName>().ok();
     let status_event = tail == STATUS_EVENT;
     // One span per request; fields are ids and codes only, never personal data.
-    let label: String = service.map_or_else(
-        || tail.chars().take(32).collect(),
-        |s| s.as_str().to_owned(),
-    );
+    // The path is the caller's text: only a known name goes into the log.
+    let label: &str = if status_event {
+        STATUS_EVENT
+    } else {
+        service.map_or("unknown", ServiceName::as_str)
+    };
     let span = tracing::info_span!(
         "request",
         service = %label,
@@ -225,7 +227,7 @@ async fn stages(
                 client.role,
                 crate::config::Role::Region | crate::config::Role::Platform
             ) {
-                return Err(crate::auth::AuthError::Mtls.into());
+                return Err(crate::auth::AuthError::Role.into());
             }
         }
     }

@@ -60,6 +60,7 @@ pub async fn process(
     if gw.standard.service(call.service).idempotent {
         return idempotent(gw, call, biz).await;
     }
+    gw.relay.authorize(call, biz)?;
     match call.service {
         ServiceName::VerifyCode | ServiceName::QueryHealthInfo => {
             cached(gw, call, biz, subject).await
@@ -150,6 +151,11 @@ async fn cached(
             .and_then(|r| r.code_id.as_ref())
             .map(|c| code_subject(c.as_str()))
     });
+    // An answer no status event could find (a ticket query names neither person nor code)
+    // is not cached: every cached answer must be purgeable.
+    if cache_subject.is_none() {
+        return gw.relay.relay(call, biz).await;
+    }
     let fetched = AtomicBool::new(false);
     let max_ttl = gw.config.load().cache.max_ttl_ms.get();
     let validity = gw.relay.freshness(call, biz).as_millis() as u64;

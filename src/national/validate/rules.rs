@@ -57,7 +57,12 @@ pub(super) fn object(w: &mut Walker<'_>, o: &ObjectNode, map: &Map<String, Value
     if let (Some((name, id)), Some(ID_TYPE_RESIDENT_CARD)) = (id_prop, id_type) {
         let today = Date::beijing_today(w.cx.now_unix);
         match idno::check(id, &w.std.divisions, today) {
-            Err(e) => found.push((join(path, name), format!("证件号码 (idNo): {e}"))),
+            // Fixed texts: the message travels outside the encrypted content, so it names
+            // the defect, never digits of the number.
+            Err(e) => found.push((
+                join(path, name),
+                format!("证件号码 (idNo): {}", idno_defect(&e)),
+            )),
             Ok(info) => {
                 if let Some((n, v)) = birth_date {
                     if v.as_str()
@@ -121,5 +126,19 @@ pub(super) fn object(w: &mut Walker<'_>, o: &ObjectNode, map: &Map<String, Value
     }
     for (p, m) in found {
         w.push(&p, ReturnCode::BadFormat, m);
+    }
+}
+
+/// What is wrong with an ID number, without any of its digits.
+fn idno_defect(e: &idno::IdNumberError) -> &'static str {
+    use idno::IdNumberError as E;
+    match e {
+        E::Length(_) => "must be 18 characters",
+        E::Characters => "must be 17 digits followed by a digit or X",
+        E::LowercaseX => "the check character must be an upper-case X",
+        E::BirthDate => "characters 7-14 are not a real date",
+        E::BirthOutOfRange(_) => "the birth date is before 1900 or in the future",
+        E::Region(_) => "the address code is in no revision of GB/T 2260",
+        E::CheckDigit { .. } => "the check character does not match",
     }
 }
