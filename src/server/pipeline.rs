@@ -183,7 +183,19 @@ async fn stages(
     let body = Limited::new(req.into_body(), limit)
         .collect()
         .await
-        .map_err(|_| GatewayError::BodyTooLarge(limit))?
+        .map_err(|e| {
+            // Over the limit is 413; a body the client broke off is a bad request.
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                GatewayError::BodyTooLarge(limit)
+            } else {
+                GatewayError::Domain {
+                    code: ReturnCode::BadFormat,
+                    msg: "the request body could not be read".into(),
+                }
+            }
+        })?
         .to_bytes();
 
     // Envelope shape (1001/1002) before anything costly.
@@ -258,7 +270,15 @@ async fn stages(
             request_id: opened.envelope.request_id.clone(),
         };
         let (answer, subject) = services::status_event(gw, &opened.biz).await?;
-        services::audit_event(gw, &call, subject).await?;
+        services::audit(
+            gw,
+            &call,
+            STATUS_EVENT,
+            subject,
+            ReturnCode::Success,
+            "risk alert",
+        )
+        .await?;
         return Ok((opened.session, answer));
     };
 
@@ -290,7 +310,7 @@ async fn stages(
         .and_then(Value::as_str)
         .unwrap_or(service.as_str())
         .to_owned();
-    services::audit(gw, &call, subject, code, &purpose).await?;
+    services::audit(gw, &call, service.as_str(), subject, code, &purpose).await?;
     Ok((opened.session, result?))
 }
 

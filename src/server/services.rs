@@ -193,6 +193,7 @@ async fn cached(
 pub async fn audit(
     gw: &Arc<Gateway>,
     call: &Call,
+    action: &str,
     subject: Option<Pseudonym>,
     result: ReturnCode,
     purpose: &str,
@@ -200,33 +201,10 @@ pub async fn audit(
     let rec = NewRecord {
         time_ms: now_ms(),
         actor: call.client.app_id.clone(),
-        action: call.service.as_str().to_owned(),
+        action: action.to_owned(),
         subject,
         purpose: purpose.to_owned(),
         result: result.as_str().to_owned(),
-        loss: Vec::new(),
-        request_id: call.request_id.clone(),
-    };
-    let log = Arc::clone(&gw.audit);
-    blocking(move || log.append(rec))
-        .await
-        .map(|_| ())
-        .map_err(internal)
-}
-
-/// The audit record of a status event.
-pub async fn audit_event(
-    gw: &Arc<Gateway>,
-    call: &Call,
-    subject: Option<Pseudonym>,
-) -> Result<(), GatewayError> {
-    let rec = NewRecord {
-        time_ms: now_ms(),
-        actor: call.client.app_id.clone(),
-        action: "statusEvent".to_owned(),
-        subject,
-        purpose: "risk alert".to_owned(),
-        result: "0".to_owned(),
         loss: Vec::new(),
         request_id: call.request_id.clone(),
     };
