@@ -63,5 +63,6 @@ pub mod sim;
 pub mod standard;
 pub mod store;
 pub mod tlsdev;
+pub mod translate;
 pub mod trust;
 pub mod upstream;
