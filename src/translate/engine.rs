@@ -65,24 +65,40 @@ pub fn to_dialect(
     for (p, v) in &m.constants {
         write(&mut out, p, v.clone())?;
     }
+    // Rules that share a dialect field (a colour and the verdict derived from it) must
+    // agree; when they do not, the earlier value is lost and reported.
+    let mut written: Vec<(&str, &str, Value)> = Vec::new();
     for r in &m.rules {
-        match path::get(biz, &r.national).filter(|v| !v.is_null()) {
-            Some(v) => {
-                let v = rule_to_dialect(r, v, &mut losses)?;
-                write(&mut out, &r.dialect, v)?;
-            }
-            None => {
-                if let Some(def) = &r.dialect_default {
-                    write(&mut out, &r.dialect, def.clone())?;
+        let v = match path::get(biz, &r.national).filter(|v| !v.is_null()) {
+            Some(v) => rule_to_dialect(r, v, &mut losses)?,
+            None => match &r.dialect_default {
+                Some(def) => {
                     losses.push(
                         LossKind::Defaulted,
-                        None,
+                        Some(&r.national),
                         Some(&r.dialect),
-                        format!("no `{}`; the dialect default was written", r.national),
+                        "absent; the dialect default was written",
                     );
+                    def.clone()
                 }
+                None => continue,
+            },
+        };
+        for (d, n, earlier) in &written {
+            if *d == r.dialect && *earlier != v {
+                losses.push(
+                    LossKind::Truncated,
+                    Some(n),
+                    Some(d),
+                    format!(
+                        "`{}` writes the same dialect field and disagrees; it won",
+                        r.national
+                    ),
+                );
             }
         }
+        write(&mut out, &r.dialect, v.clone())?;
+        written.push((&r.dialect, &r.national, v));
     }
     for leaf in path::leaves(biz) {
         if !m.rules.iter().any(|r| path::covers(&r.national, &leaf)) {

@@ -201,7 +201,7 @@ fn reports_truncation_of_long_values_and_sub_second_times() {
     );
     assert_eq!(
         t.losses.header_value(),
-        "defaulted:(d)deviceId,truncated:verifier.orgName"
+        "defaulted:verifier.deviceId,truncated:verifier.orgName"
     );
     let t = to_national(
         &zj,
