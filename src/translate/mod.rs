@@ -10,6 +10,7 @@
 //! - [`engine`]: the translation in both directions, with a [`LossReport`].
 //! - [`codec`]: the wire forms (JSON, form-urlencoded) as JSON values for the engine.
 //! - [`value`]: value maps, date formats, JSON types.
+//! - [`sign`]: the dialects' own request signatures (HMAC-SHA256 over concatenated fields).
 //!
 //! The engine is pure and synchronous: no I/O, no clock, no configuration read at call
 //! time. Nothing is dropped silently: every field that a translation could not carry,
@@ -19,6 +20,7 @@ pub mod codec;
 pub mod dialect;
 pub mod engine;
 mod path;
+pub mod sign;
 pub mod value;
 
 pub use dialect::{CodePattern, Codec, Dialect, LoadError, Problem, Signing};
