@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use hutong::standard::{Direction, ServiceName};
+use hutong::standard::{Direction, ServiceName, Standard};
 use hutong::translate::{self, Dialect, LossKind, LossReport, codec};
 use proptest::prelude::*;
 use serde::Deserialize;
@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use crate::support::{fixture, hutong, root, stdout, temp_dir};
 
 fn shipped() -> Vec<Dialect> {
-    Dialect::load_dir(&root().join("config/regions")).unwrap_or_else(|e| panic!("{e}"))
+    Dialect::load_dir(&root().join("config/regions"), &Standard::embedded())
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -425,7 +426,7 @@ fields = [
 fn onboards_a_seventh_dialect_from_a_directory_without_code() {
     let dir = temp_dir("dialect-onboard");
     std::fs::write(dir.join("shaanxi.toml"), SEVENTH).unwrap();
-    let ds = Dialect::load_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let ds = Dialect::load_dir(&dir, &Standard::embedded()).unwrap_or_else(|e| panic!("{e}"));
     let d = &ds[0];
     let t = translate::to_national(
         d,

@@ -137,7 +137,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => serve::run_serve(&a),
         Command::Token(t) => serve::run_token(&t),
         Command::Client(a) => client::run(&a),
-        Command::Translate(a) => translate::run(&a),
+        Command::Translate(a) => translate::run(&standard, &a),
         Command::Standard(StandardCmd::Check) => {
             say!(
                 "{} {}: {} elements, {} tables, {} divisions (+{} historic), {} countries, {} services, {} return codes: OK",

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::standard::{Direction, ServiceName};
+use crate::standard::{Direction, ServiceName, Standard};
 use crate::translate::{self, Dialect, codec};
 
 /// The most a message to translate may weigh.
@@ -34,8 +34,8 @@ pub struct Args {
     pub file: String,
 }
 
-pub(super) fn run(a: &Args) -> anyhow::Result<ExitCode> {
-    let dialects = Dialect::load_dir(&a.regions).map_err(|e| anyhow::anyhow!("{e}"))?;
+pub(super) fn run(standard: &Standard, a: &Args) -> anyhow::Result<ExitCode> {
+    let dialects = Dialect::load_dir(&a.regions, standard).map_err(|e| anyhow::anyhow!("{e}"))?;
     let find = |id: &str| {
         dialects
             .iter()

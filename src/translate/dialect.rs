@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use super::path;
 use super::value::{DateFormat, JsonType, ValueMap};
-use crate::standard::ServiceName;
+use crate::standard::{Direction, Node, ServiceName, Standard};
 
 /// How a region's messages are encoded on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,12 +323,17 @@ impl Checker<'_> {
 
 impl Dialect {
     /// Parses and checks one dialect file. `id` is what callers name it by; `file` is how
-    /// problems name the file.
+    /// problems name the file. National paths are checked against the standard's schemas.
     ///
     /// # Errors
     /// Every problem found: TOML syntax and unknown keys (the first such, with its line),
     /// then every semantic problem at once.
-    pub fn from_toml(id: &str, file: &str, text: &str) -> Result<Self, LoadError> {
+    pub fn from_toml(
+        id: &str,
+        file: &str,
+        text: &str,
+        standard: &Standard,
+    ) -> Result<Self, LoadError> {
         let mut ck = Checker {
             file,
             text,
@@ -342,7 +347,7 @@ impl Dialect {
                 return Err(LoadError(ck.problems));
             }
         };
-        let d = check(id, &raw, &mut ck);
+        let d = check(id, &raw, standard, &mut ck);
         if ck.problems.is_empty() {
             Ok(d)
         } else {
@@ -356,7 +361,7 @@ impl Dialect {
     ///
     /// # Errors
     /// Every problem of every file, and unreadable files or directory.
-    pub fn load_dir(dir: &Path) -> Result<Vec<Self>, LoadError> {
+    pub fn load_dir(dir: &Path, standard: &Standard) -> Result<Vec<Self>, LoadError> {
         let problem = |file: String, message: String| Problem {
             file,
             line: None,
@@ -381,7 +386,7 @@ impl Dialect {
                 .to_owned();
             match std::fs::read_to_string(&f) {
                 Err(e) => problems.push(problem(shown, e.to_string())),
-                Ok(text) => match Self::from_toml(&id, &shown, &text) {
+                Ok(text) => match Self::from_toml(&id, &shown, &text, standard) {
                     Ok(d) => out.push(d),
                     Err(LoadError(p)) => problems.extend(p),
                 },
@@ -400,7 +405,7 @@ impl Dialect {
     }
 }
 
-fn check(id: &str, raw: &RawDialect, ck: &mut Checker<'_>) -> Dialect {
+fn check(id: &str, raw: &RawDialect, standard: &Standard, ck: &mut Checker<'_>) -> Dialect {
     let region = raw.region.get_ref();
     if region.len() != 6 || !region.bytes().all(|b| b.is_ascii_digit()) {
         ck.at(
@@ -455,12 +460,21 @@ fn check(id: &str, raw: &RawDialect, ck: &mut Checker<'_>) -> Dialect {
             continue;
         };
         let base = format!("services.{service}");
-        let request = check_message(&s.request, &format!("{base}.request"), codec, &maps, ck);
+        let schema = standard.service(service);
+        let request = check_message(
+            &s.request,
+            &format!("{base}.request"),
+            codec,
+            &maps,
+            (schema.schema(Direction::Request), &schema.request_file),
+            ck,
+        );
         let response = check_message(
             &s.response,
             &format!("{base}.response"),
             response_codec,
             &maps,
+            (schema.schema(Direction::Response), &schema.response_file),
             ck,
         );
         if request.result.is_some() {
@@ -547,6 +561,7 @@ fn check_message(
     base: &str,
     codec: Codec,
     maps: &BTreeMap<String, ValueMap>,
+    (schema, schema_file): (&Node, &str),
     ck: &mut Checker<'_>,
 ) -> MessageMap {
     let dialect_path = |p: &Spanned<String>, field: &str, ck: &mut Checker<'_>| {
@@ -577,6 +592,13 @@ fn check_message(
                 &r.national,
                 &format!("{f}.national"),
                 format!("`{}` is not a dotted field path", r.national.get_ref()),
+            );
+        }
+        if path::is_valid(r.national.get_ref()) && !has_path(schema, r.national.get_ref()) {
+            ck.at(
+                &r.national,
+                &format!("{f}.national"),
+                format!("`{}` is not a field of {schema_file}", r.national.get_ref()),
             );
         }
         let dialect = dialect_path(&r.dialect, &format!("{f}.dialect"), ck);
@@ -689,4 +711,14 @@ fn check_message(
         ignore: raw.ignore.clone(),
         result,
     }
+}
+
+/// Whether a dotted path names a property of a schema (through objects; an array is a leaf).
+fn has_path(schema: &Node, p: &str) -> bool {
+    p.split('.')
+        .try_fold(schema, |node, key| match node.resolve() {
+            Node::Object(o) => o.properties.iter().find(|q| q.name == key).map(|q| &q.node),
+            _ => None,
+        })
+        .is_some()
 }

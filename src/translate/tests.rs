@@ -3,10 +3,14 @@ use std::path::Path;
 use serde_json::json;
 
 use super::*;
+use crate::standard::Standard;
 
 fn shipped() -> Vec<Dialect> {
-    Dialect::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/regions"))
-        .unwrap_or_else(|e| panic!("{e}"))
+    Dialect::load_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("config/regions"),
+        &Standard::embedded(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn dialect(id: &str) -> Dialect {
@@ -37,9 +41,11 @@ path = "/v"
 fields = [
   { national = "codeColor", dialect = "a..b", map = "color" },
   { national = "updateTime", dialect = "t", date = "dd/MM/yyyy" },
+  { national = "codeColour", dialect = "c" },
 ]
 "#;
-    let LoadError(problems) = Dialect::from_toml("bad", "bad.toml", text).unwrap_err();
+    let LoadError(problems) =
+        Dialect::from_toml("bad", "bad.toml", text, &Standard::embedded()).unwrap_err();
     let got: Vec<_> = problems
         .iter()
         .map(|p| (p.line, p.field.as_str()))
@@ -54,6 +60,7 @@ fields = [
             (Some(15), "services.verifyCode.response.fields[0].dialect"),
             (Some(15), "services.verifyCode.response.fields[0].map"),
             (Some(16), "services.verifyCode.response.fields[1].date"),
+            (Some(17), "services.verifyCode.response.fields[2].national"),
         ],
         "{problems:#?}"
     );
@@ -62,14 +69,20 @@ fields = [
 
 #[test]
 fn reports_toml_syntax_errors_with_their_line() {
-    let LoadError(p) =
-        Dialect::from_toml("x", "x.toml", "region = \"330000\"\nname = \n").unwrap_err();
+    let LoadError(p) = Dialect::from_toml(
+        "x",
+        "x.toml",
+        "region = \"330000\"\nname = \n",
+        &Standard::embedded(),
+    )
+    .unwrap_err();
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].line, Some(2));
     let LoadError(p) = Dialect::from_toml(
         "x",
         "x.toml",
         "region = \"330000\"\nname = \"x\"\ncodec = \"json\"\ncolour = 1\n",
+        &Standard::embedded(),
     )
     .unwrap_err();
     assert!(p[0].message.contains("colour"), "{p:?}");
@@ -82,8 +95,7 @@ fn recognises_codes_by_url_and_prefix() {
         Dialect::from_toml(
             "anhui",
             "anhui.toml",
-            "region = \"340000\"\nname = \"a\"\ncodec = \"json\"\n[[codes]]\nprefix = \"akm:qrcode:\"\n",
-        )
+            "region = \"340000\"\nname = \"a\"\ncodec = \"json\"\n[[codes]]\nprefix = \"akm:qrcode:\"\n", &Standard::embedded())
         .unwrap(),
     );
     let zj = recognise(
