@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use super::path;
 use super::value::{DateFormat, JsonType, ValueMap};
-use crate::standard::{Direction, Node, ServiceName, Standard};
+use crate::standard::{Direction, Node, PersonalClass, ServiceName, Standard};
 
 /// How a region's messages are encoded on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +97,9 @@ pub struct Rule {
     pub dialect_default: Option<Value>,
     /// Written to the national side when the dialect field is absent (reported).
     pub national_default: Option<Value>,
+    /// Mask the value on its way to the national side (a back-end that answers a verifier
+    /// with full names); a value the mask changes is reported as truncated.
+    pub mask: Option<PersonalClass>,
 }
 
 /// Where the outcome of a call sits in a dialect response, and how it maps to the
@@ -276,6 +279,7 @@ struct RawRule {
     max_len: Option<usize>,
     dialect_default: Option<Value>,
     national_default: Option<Value>,
+    mask: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -669,6 +673,22 @@ fn check_message(
             max_len: r.max_len,
             dialect_default: r.dialect_default.clone(),
             national_default: r.national_default.clone(),
+            mask: r.mask.as_ref().and_then(|m| {
+                let class = match m.get_ref().as_str() {
+                    "name" => Some(PersonalClass::Name),
+                    "id" => Some(PersonalClass::Id),
+                    "phone" => Some(PersonalClass::Phone),
+                    _ => None,
+                };
+                if class.is_none() {
+                    ck.at(
+                        m,
+                        &format!("{f}.mask"),
+                        format!("`{}` is not a mask (name, id, phone)", m.get_ref()),
+                    );
+                }
+                class
+            }),
         });
     }
     let result = raw.result.as_ref().and_then(|r| {

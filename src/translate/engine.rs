@@ -453,9 +453,24 @@ fn rule_to_national(r: &Rule, v: &Value, losses: &mut LossReport) -> Result<Valu
     } else {
         v.clone()
     };
-    match r.national_type {
-        Some(t) => typed(Some(t), out, &r.dialect),
-        None => Ok(out),
+    let out = match r.national_type {
+        Some(t) => typed(Some(t), out, &r.dialect)?,
+        None => out,
+    };
+    match (r.mask, &out) {
+        (Some(class), Value::String(s)) => {
+            let masked = crate::mask::mask(class, s);
+            if masked != *s {
+                losses.push(
+                    LossKind::Truncated,
+                    Some(&r.national),
+                    Some(&r.dialect),
+                    "masked: the full value is for its holder only",
+                );
+            }
+            Ok(Value::String(masked))
+        }
+        _ => Ok(out),
     }
 }
 
