@@ -6,7 +6,8 @@
 //! upstream sends it, and the answer comes back through here. Ingress runs the same maps
 //! the other way round.
 //!
-//! - [`dialect`]: the dialect file (`config/regions/*.toml`), checked whole on load.
+//! - [`dialect`]: a loaded dialect; `load` parses `config/regions/*.toml` and checks it
+//!   whole.
 //! - [`engine`]: the translation in both directions, with a [`LossReport`].
 //! - [`codec`]: the wire forms (JSON, form-urlencoded) as JSON values for the engine.
 //! - [`value`]: value maps, date formats, JSON types.
@@ -19,6 +20,7 @@
 pub mod codec;
 pub mod dialect;
 pub mod engine;
+mod load;
 mod path;
 pub mod sign;
 pub mod value;
