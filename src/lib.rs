@@ -36,6 +36,8 @@
 //! - [`store`]: the embedded state: one redb file in the data directory, and its tables.
 //! - [`audit`]: the SM3-chained audit log, person pseudonyms, verification, holder receipts.
 //! - [`idempotency`]: the answer given to each `(appId, requestId)`, kept 24 hours.
+//! - [`translate`]: regional dialects (`config/regions/*.toml`) and the pure mapping engine
+//!   between them and the national model, both ways, with a loss report per translation.
 //! - [`upstream`]: how the gateway calls a region: the `Upstream` trait, the national-envelope
 //!   client with deadlines, a retry budget and a circuit breaker per region.
 //! - [`sim`]: `hutong sim --national`, a reference region back-end over real HTTP with a
@@ -63,5 +65,6 @@ pub mod sim;
 pub mod standard;
 pub mod store;
 pub mod tlsdev;
+pub mod translate;
 pub mod trust;
 pub mod upstream;

@@ -24,6 +24,7 @@ mod keys;
 pub mod serve;
 mod show;
 mod sim;
+mod translate;
 mod validate;
 
 pub(crate) use keys::write_secret;
@@ -91,6 +92,11 @@ pub enum Command {
     ///
     /// Example: hutong client verifyCode --body request.json --as data/clients/A3300010001.toml
     Client(client::ClientArgs),
+    /// Translate one message between the national model and a regional dialect (or
+    /// between two dialects), and print the loss report.
+    ///
+    /// Example: hutong translate --from national --to jiangsu --service verifyCode req.json
+    Translate(translate::Args),
 }
 
 /// `hutong standard …`.
@@ -131,6 +137,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => serve::run_serve(&a),
         Command::Token(t) => serve::run_token(&t),
         Command::Client(a) => client::run(&a),
+        Command::Translate(a) => translate::run(&standard, &a),
         Command::Standard(StandardCmd::Check) => {
             say!(
                 "{} {}: {} elements, {} tables, {} divisions (+{} historic), {} countries, {} services, {} return codes: OK",

@@ -23,6 +23,12 @@ fn every_shipped_config_file_parses() {
         seen += 1;
     }
     assert!(seen >= 1);
+    // The regional dialects, checked against the standard.
+    crate::translate::Dialect::load_dir(
+        &dir.join("regions"),
+        &crate::standard::Standard::embedded(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn minimal(extra: &str) -> String {

@@ -1,0 +1,81 @@
+//! The wire forms of a dialect as JSON values for the engine: JSON as it is, and
+//! `application/x-www-form-urlencoded` as a flat object of strings.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use serde_json::{Map, Value};
+
+use super::value::scalar_text;
+use super::{Codec, TranslateError};
+
+/// What form-urlencoding leaves as it is (the unreserved characters of RFC 3986).
+const FORM: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Decodes a body in `codec` into the value the engine reads.
+///
+/// # Errors
+/// [`TranslateError::Codec`] for a body that is not JSON, not UTF-8 form data, or repeats
+/// a form field.
+pub fn decode(codec: Codec, body: &[u8]) -> Result<Value, TranslateError> {
+    match codec {
+        Codec::Json => serde_json::from_slice(body)
+            .map_err(|e| TranslateError::Codec(format!("not JSON: {e}"))),
+        Codec::Form => {
+            let text = std::str::from_utf8(body)
+                .map_err(|_| TranslateError::Codec("form data is not UTF-8".into()))?;
+            let mut out = Map::new();
+            for pair in text
+                .trim_end_matches(['\r', '\n'])
+                .split('&')
+                .filter(|p| !p.is_empty())
+            {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                let dec = |s: &str| {
+                    percent_decode_str(&s.replace('+', " "))
+                        .decode_utf8()
+                        .map(|c| c.into_owned())
+                        .map_err(|_| TranslateError::Codec("form field is not UTF-8".into()))
+                };
+                let key = dec(k)?;
+                if out.insert(key.clone(), Value::String(dec(v)?)).is_some() {
+                    return Err(TranslateError::Codec(format!(
+                        "form field `{key}` repeated"
+                    )));
+                }
+            }
+            Ok(Value::Object(out))
+        }
+    }
+}
+
+/// Encodes the engine's output in `codec`.
+///
+/// # Errors
+/// [`TranslateError::Shape`] when a form value is not a scalar.
+pub fn encode(codec: Codec, v: &Value) -> Result<Vec<u8>, TranslateError> {
+    match codec {
+        Codec::Json => Ok(serde_json::to_vec(v).unwrap_or_default()),
+        Codec::Form => {
+            let map = v.as_object().ok_or(TranslateError::Shape {
+                path: "(message)".into(),
+                expected: "an object",
+            })?;
+            let mut parts = Vec::with_capacity(map.len());
+            for (k, val) in map {
+                let text = scalar_text(val).ok_or_else(|| TranslateError::Shape {
+                    path: k.clone(),
+                    expected: "a scalar form value",
+                })?;
+                parts.push(format!(
+                    "{}={}",
+                    utf8_percent_encode(k, FORM),
+                    utf8_percent_encode(&text, FORM)
+                ));
+            }
+            Ok(parts.join("&").into_bytes())
+        }
+    }
+}

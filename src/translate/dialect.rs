@@ -1,0 +1,195 @@
+//! A loaded dialect (`config/regions/<id>.toml`, format in `config/regions/README.md`):
+//! the checked types the engine trusts. Parsing and checking live in [`super::load`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::Value;
+
+use super::value::DateFormat;
+use super::value::JsonType;
+use super::value::ValueMap;
+use crate::standard::{PersonalClass, ServiceName};
+
+/// How a region's messages are encoded on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// `application/json`; dialect paths may be nested.
+    Json,
+    /// `application/x-www-form-urlencoded`; dialect paths are flat names, values strings.
+    Form,
+}
+
+/// How a region's requests are signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signing {
+    /// Unsigned (a closed network, or a token field mapped like any other).
+    None,
+    /// HMAC-SHA256 over the values of `fields` concatenated in that order, then the secret
+    /// (Zhejiang parse-jkm style); the hex digest goes in `sign_field`.
+    HmacSha256Concat {
+        /// The parameters whose values are concatenated, in order.
+        fields: Vec<String>,
+        /// Where the signature goes.
+        sign_field: String,
+    },
+    /// The national envelope of GB/T 38963 clause 5 (SM2 signatures, SM4 `bizContent`).
+    NationalSm2,
+}
+
+impl Signing {
+    /// The top-level dialect fields that belong to the signing envelope rather than to the
+    /// business content: read without being reported as unmapped.
+    pub fn envelope_fields(&self) -> Vec<&str> {
+        match self {
+            Self::HmacSha256Concat { fields, sign_field } => fields
+                .iter()
+                .map(String::as_str)
+                .chain(std::iter::once(sign_field.as_str()))
+                .collect(),
+            Self::None | Self::NationalSm2 => Vec::new(),
+        }
+    }
+}
+
+/// A pattern that recognises this region's code contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodePattern {
+    /// A URL on `host` whose path starts with `path_prefix`; the local code id is the query
+    /// parameter `param`, and the national code id, when present, is `national_param`.
+    Url {
+        /// Host, e.g. `healthcode.zj.example.cn`.
+        host: String,
+        /// Path prefix, e.g. `/healthAct/index.html`.
+        path_prefix: String,
+        /// Query parameter carrying the local code id.
+        param: String,
+        /// Query parameter carrying the national code id (`stateCouncilBarCode`).
+        national_param: Option<String>,
+    },
+    /// A content that starts with `prefix` (`akm:qrcode:`); the rest is the code id.
+    Prefix(String),
+}
+
+/// One mapped field of a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// Dotted path in the national business content.
+    pub national: String,
+    /// Dotted path in the dialect message.
+    pub dialect: String,
+    /// Value map (national value ⇄ dialect value).
+    pub map: Option<ValueMap>,
+    /// Date format on the dialect side; the national side is `yyyy-MM-dd HH:mm:ss`.
+    pub date: Option<DateFormat>,
+    /// Region-code width on the dialect side (6 or 12); the national side has 6.
+    pub region_digits: Option<u8>,
+    /// JSON type on the dialect side.
+    pub dialect_type: Option<JsonType>,
+    /// JSON type on the national side (form values arrive as strings).
+    pub national_type: Option<JsonType>,
+    /// Longest dialect value in characters; longer values are truncated and reported.
+    pub max_len: Option<usize>,
+    /// Written to the dialect when the national field is absent (reported as defaulted).
+    pub dialect_default: Option<Value>,
+    /// Written to the national side when the dialect field is absent (reported).
+    pub national_default: Option<Value>,
+    /// Mask the value on its way to the national side (a back-end that answers a verifier
+    /// with full names); a value the mask changes is reported as truncated.
+    pub mask: Option<PersonalClass>,
+}
+
+/// Where the outcome of a call sits in a dialect response, and how it maps to the
+/// national return codes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultRule {
+    /// Dotted path of the result code (`resCode`, `errCode`).
+    pub dialect: String,
+    /// National return code ⇄ dialect result code.
+    pub map: ValueMap,
+    /// JSON type of the result code in the dialect.
+    pub dialect_type: Option<JsonType>,
+    /// Dotted path of the message text, if the dialect has one.
+    pub message: Option<String>,
+}
+
+/// The mapping of one direction of one service.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MessageMap {
+    /// Fixed dialect fields written on the way out and accepted on the way in.
+    pub constants: Vec<(String, Value)>,
+    /// The mapped fields.
+    pub rules: Vec<Rule>,
+    /// Dialect fields known to carry nothing the national side has (read, not reported).
+    pub ignore: Vec<String>,
+    /// The result code (responses only).
+    pub result: Option<ResultRule>,
+}
+
+/// One national service as this region serves it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceMap {
+    /// The region back-end's path for the call.
+    pub path: String,
+    /// HTTP method.
+    pub method: String,
+    /// Request mapping, national → dialect.
+    pub request: MessageMap,
+    /// Response mapping, dialect → national.
+    pub response: MessageMap,
+}
+
+/// A loaded, checked dialect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dialect {
+    /// The file stem: `zhejiang` for `zhejiang.toml`; what `--from`/`--to` name.
+    pub id: String,
+    /// Province-level division code (6 digits).
+    pub region: String,
+    /// Display name.
+    pub name: String,
+    /// Wire encoding of requests.
+    pub codec: Codec,
+    /// Wire encoding of responses (Jiangsu: form requests, JSON answers).
+    pub response_codec: Codec,
+    /// Signing scheme.
+    pub signing: Signing,
+    /// Patterns of this region's code contents.
+    pub codes: Vec<CodePattern>,
+    /// The national services this region supports.
+    pub services: BTreeMap<ServiceName, ServiceMap>,
+}
+
+impl Dialect {
+    /// The mapping of a service, if this region supports it.
+    pub fn service(&self, name: ServiceName) -> Option<&ServiceMap> {
+        self.services.get(&name)
+    }
+}
+
+/// One problem found in a dialect file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file, as given to the loader.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The field at fault (`services.verifyCode.response.fields[2].map`).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{l}: {}: {}", self.file, self.field, self.message),
+            None => write!(f, "{}: {}: {}", self.file, self.field, self.message),
+        }
+    }
+}
+
+/// Every problem of the dialect files loaded together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} problem(s) in dialect files:\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct LoadError(pub Vec<Problem>);

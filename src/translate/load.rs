@@ -1,0 +1,566 @@
+//! Parsing and checking of dialect files: the TOML format of `config/regions/README.md`
+//! into a [`Dialect`], with every problem of every file reported at once, each with file,
+//! line and field. National paths are checked against the standard's schemas.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+use toml::Spanned;
+
+use super::dialect::{
+    CodePattern, Codec, Dialect, LoadError, MessageMap, Problem, ResultRule, Rule, ServiceMap,
+    Signing,
+};
+use super::path;
+use super::value::{DateFormat, JsonType, ValueMap};
+use crate::standard::{Direction, Node, PersonalClass, ServiceName, Standard};
+
+// The file format ---------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDialect {
+    region: Spanned<String>,
+    name: String,
+    codec: Spanned<String>,
+    response_codec: Option<Spanned<String>>,
+    #[serde(default)]
+    signing: Option<RawSigning>,
+    #[serde(default)]
+    codes: Vec<RawCode>,
+    #[serde(default)]
+    maps: BTreeMap<String, RawMap>,
+    #[serde(default)]
+    services: BTreeMap<Spanned<String>, RawService>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSigning {
+    scheme: Spanned<String>,
+    #[serde(default)]
+    fields: Vec<String>,
+    sign_field: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCode {
+    host: Option<String>,
+    path_prefix: Option<String>,
+    param: Option<String>,
+    national_param: Option<String>,
+    prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMap {
+    /// `[national, dialect]` pairs; the first pair matching wins in each direction.
+    pairs: Vec<[String; 2]>,
+    fallback_national: Option<String>,
+    fallback_dialect: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    path: String,
+    #[serde(default = "default_method")]
+    method: String,
+    #[serde(default)]
+    request: RawMessage,
+    #[serde(default)]
+    response: RawMessage,
+}
+
+fn default_method() -> String {
+    "POST".to_owned()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMessage {
+    #[serde(default)]
+    constants: BTreeMap<String, Value>,
+    #[serde(default)]
+    fields: Vec<RawRule>,
+    #[serde(default)]
+    ignore: Vec<String>,
+    result: Option<RawResult>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    national: Spanned<String>,
+    dialect: Spanned<String>,
+    map: Option<Spanned<String>>,
+    date: Option<Spanned<String>>,
+    region_digits: Option<Spanned<u8>>,
+    #[serde(rename = "type")]
+    dialect_type: Option<Spanned<String>>,
+    national_type: Option<Spanned<String>>,
+    max_len: Option<usize>,
+    dialect_default: Option<Value>,
+    national_default: Option<Value>,
+    mask: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResult {
+    dialect: Spanned<String>,
+    map: Spanned<String>,
+    #[serde(rename = "type")]
+    dialect_type: Option<Spanned<String>>,
+    message: Option<String>,
+}
+
+/// Collects problems with the file's line numbers.
+struct Checker<'a> {
+    file: &'a str,
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn line(&self, offset: usize) -> usize {
+        self.text
+            .as_bytes()
+            .iter()
+            .take(offset)
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn at<T>(&mut self, spanned: &Spanned<T>, field: &str, message: impl Into<String>) {
+        let line = Some(self.line(spanned.span().start));
+        self.push(line, field, message);
+    }
+
+    fn push(&mut self, line: Option<usize>, field: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: self.file.to_owned(),
+            line,
+            field: field.to_owned(),
+            message: message.into(),
+        });
+    }
+}
+
+impl Dialect {
+    /// Parses and checks one dialect file. `id` is what callers name it by; `file` is how
+    /// problems name the file. National paths are checked against the standard's schemas.
+    ///
+    /// # Errors
+    /// Every problem found: TOML syntax and unknown keys (the first such, with its line),
+    /// then every semantic problem at once.
+    pub fn from_toml(
+        id: &str,
+        file: &str,
+        text: &str,
+        standard: &Standard,
+    ) -> Result<Self, LoadError> {
+        let mut ck = Checker {
+            file,
+            text,
+            problems: Vec::new(),
+        };
+        let raw: RawDialect = match toml::from_str(text) {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.span().map(|s| ck.line(s.start));
+                ck.push(line, "(file)", e.message().to_owned());
+                return Err(LoadError(ck.problems));
+            }
+        };
+        let d = check(id, &raw, standard, &mut ck);
+        if ck.problems.is_empty() {
+            Ok(d)
+        } else {
+            // In file order, as an editor would walk them.
+            ck.problems.sort_by_key(|p| p.line);
+            Err(LoadError(ck.problems))
+        }
+    }
+
+    /// Loads every `*.toml` of a directory, in name order.
+    ///
+    /// # Errors
+    /// Every problem of every file, and unreadable files or directory.
+    pub fn load_dir(dir: &Path, standard: &Standard) -> Result<Vec<Self>, LoadError> {
+        let problem = |file: String, message: String| Problem {
+            file,
+            line: None,
+            field: "(file)".to_owned(),
+            message,
+        };
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| LoadError(vec![problem(dir.display().to_string(), e.to_string())]))?;
+        let mut files: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        let (mut out, mut problems) = (Vec::new(), Vec::new());
+        for f in files {
+            let shown = f.display().to_string();
+            let id = f
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            match std::fs::read_to_string(&f) {
+                Err(e) => problems.push(problem(shown, e.to_string())),
+                Ok(text) => match Self::from_toml(&id, &shown, &text, standard) {
+                    Ok(d) => out.push(d),
+                    Err(LoadError(p)) => problems.extend(p),
+                },
+            }
+        }
+        if problems.is_empty() {
+            Ok(out)
+        } else {
+            Err(LoadError(problems))
+        }
+    }
+}
+
+fn check(id: &str, raw: &RawDialect, standard: &Standard, ck: &mut Checker<'_>) -> Dialect {
+    let region = raw.region.get_ref();
+    if region.len() != 6 || !region.bytes().all(|b| b.is_ascii_digit()) {
+        ck.at(
+            &raw.region,
+            "region",
+            format!("`{region}` is not a 6-digit division code"),
+        );
+    }
+    let codec_of =
+        |s: &Spanned<String>, field: &str, ck: &mut Checker<'_>| match s.get_ref().as_str() {
+            "json" => Codec::Json,
+            "form" => Codec::Form,
+            other => {
+                ck.at(s, field, format!("`{other}` is not a codec (json, form)"));
+                Codec::Json
+            }
+        };
+    let codec = codec_of(&raw.codec, "codec", ck);
+    let response_codec = raw
+        .response_codec
+        .as_ref()
+        .map_or(codec, |c| codec_of(c, "response_codec", ck));
+    let signing = raw
+        .signing
+        .as_ref()
+        .map_or(Signing::None, |s| check_signing(s, ck));
+    let codes = raw
+        .codes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| check_code(c, &format!("codes[{i}]"), ck))
+        .collect();
+    let mut maps = BTreeMap::new();
+    for (name, m) in &raw.maps {
+        maps.insert(
+            name.clone(),
+            ValueMap::new(
+                name,
+                m.pairs
+                    .iter()
+                    .map(|[n, d]| (n.clone(), d.clone()))
+                    .collect(),
+                m.fallback_national.clone(),
+                m.fallback_dialect.clone(),
+            ),
+        );
+    }
+    let mut services = BTreeMap::new();
+    for (name, s) in &raw.services {
+        let Ok(service) = name.get_ref().parse::<ServiceName>() else {
+            ck.at(name, &format!("services.{}", name.get_ref()), "not a national service (declareHealth, declareTrip, queryHealthInfo, applyCodeAccess, generateCode, verifyCode, correctHealthInfo)");
+            continue;
+        };
+        let base = format!("services.{service}");
+        let schema = standard.service(service);
+        let request = check_message(
+            &s.request,
+            &format!("{base}.request"),
+            codec,
+            &maps,
+            (schema.schema(Direction::Request), &schema.request_file),
+            ck,
+        );
+        let response = check_message(
+            &s.response,
+            &format!("{base}.response"),
+            response_codec,
+            &maps,
+            (schema.schema(Direction::Response), &schema.response_file),
+            ck,
+        );
+        if request.result.is_some() {
+            ck.push(
+                None,
+                &format!("{base}.request.result"),
+                "a result code belongs to responses",
+            );
+        }
+        services.insert(
+            service,
+            ServiceMap {
+                path: s.path.clone(),
+                method: s.method.clone(),
+                request,
+                response,
+            },
+        );
+    }
+    Dialect {
+        id: id.to_owned(),
+        region: region.clone(),
+        name: raw.name.clone(),
+        codec,
+        response_codec,
+        signing,
+        codes,
+        services,
+    }
+}
+
+fn check_signing(s: &RawSigning, ck: &mut Checker<'_>) -> Signing {
+    match s.scheme.get_ref().as_str() {
+        "none" => Signing::None,
+        "national-sm2" => Signing::NationalSm2,
+        "hmac-sha256-concat" => {
+            if s.fields.is_empty() {
+                ck.at(
+                    &s.scheme,
+                    "signing.fields",
+                    "hmac-sha256-concat needs the fields to concatenate",
+                );
+            }
+            Signing::HmacSha256Concat {
+                fields: s.fields.clone(),
+                sign_field: s.sign_field.clone().unwrap_or_else(|| "sign".to_owned()),
+            }
+        }
+        other => {
+            ck.at(
+                &s.scheme,
+                "signing.scheme",
+                format!(
+                    "`{other}` is not a signing scheme (none, hmac-sha256-concat, national-sm2)"
+                ),
+            );
+            Signing::None
+        }
+    }
+}
+
+fn check_code(c: &RawCode, field: &str, ck: &mut Checker<'_>) -> Option<CodePattern> {
+    match (&c.prefix, &c.host, &c.param) {
+        (Some(p), None, None) if !p.is_empty() => Some(CodePattern::Prefix(p.clone())),
+        (None, Some(host), Some(param)) => Some(CodePattern::Url {
+            host: host.clone(),
+            path_prefix: c.path_prefix.clone().unwrap_or_else(|| "/".to_owned()),
+            param: param.clone(),
+            national_param: c.national_param.clone(),
+        }),
+        _ => {
+            ck.push(
+                None,
+                field,
+                "a code pattern is either `prefix`, or `host` and `param`",
+            );
+            None
+        }
+    }
+}
+
+fn check_message(
+    raw: &RawMessage,
+    base: &str,
+    codec: Codec,
+    maps: &BTreeMap<String, ValueMap>,
+    (schema, schema_file): (&Node, &str),
+    ck: &mut Checker<'_>,
+) -> MessageMap {
+    let dialect_path = |p: &Spanned<String>, field: &str, ck: &mut Checker<'_>| {
+        let s = p.get_ref();
+        if !path::is_valid(s) {
+            ck.at(p, field, format!("`{s}` is not a dotted field path"));
+        } else if codec == Codec::Form && s.contains('.') {
+            ck.at(
+                p,
+                field,
+                format!("`{s}`: form fields are flat, a path cannot nest"),
+            );
+        }
+        s.clone()
+    };
+    let lookup_map = |m: &Spanned<String>, field: &str, ck: &mut Checker<'_>| {
+        let found = maps.get(m.get_ref()).cloned();
+        if found.is_none() {
+            ck.at(m, field, format!("no map `{}` in [maps]", m.get_ref()));
+        }
+        found
+    };
+    let mut rules = Vec::new();
+    for (i, r) in raw.fields.iter().enumerate() {
+        let f = format!("{base}.fields[{i}]");
+        if !path::is_valid(r.national.get_ref()) {
+            ck.at(
+                &r.national,
+                &format!("{f}.national"),
+                format!("`{}` is not a dotted field path", r.national.get_ref()),
+            );
+        }
+        if path::is_valid(r.national.get_ref()) && !has_path(schema, r.national.get_ref()) {
+            ck.at(
+                &r.national,
+                &format!("{f}.national"),
+                format!("`{}` is not a field of {schema_file}", r.national.get_ref()),
+            );
+        }
+        let dialect = dialect_path(&r.dialect, &format!("{f}.dialect"), ck);
+        let map = r
+            .map
+            .as_ref()
+            .and_then(|m| lookup_map(m, &format!("{f}.map"), ck));
+        let date = r.date.as_ref().and_then(|d| {
+            let parsed = DateFormat::parse(d.get_ref());
+            if parsed.is_none() {
+                ck.at(
+                    d,
+                    &format!("{f}.date"),
+                    format!(
+                        "`{}` is not a date format ({})",
+                        d.get_ref(),
+                        DateFormat::NAMES
+                    ),
+                );
+            }
+            parsed
+        });
+        let region_digits = r.region_digits.as_ref().map(|w| {
+            if ![6, 12].contains(w.get_ref()) {
+                ck.at(
+                    w,
+                    &format!("{f}.region_digits"),
+                    "region codes have 6 or 12 digits",
+                );
+            }
+            *w.get_ref()
+        });
+        let ty = |t: &Option<Spanned<String>>, name: &str, ck: &mut Checker<'_>| {
+            t.as_ref().and_then(|t| {
+                let parsed = JsonType::parse(t.get_ref());
+                if parsed.is_none() {
+                    ck.at(
+                        t,
+                        &format!("{f}.{name}"),
+                        format!("`{}` is not a type (string, number, bool)", t.get_ref()),
+                    );
+                }
+                parsed
+            })
+        };
+        let dialect_type = ty(&r.dialect_type, "type", ck);
+        let national_type = ty(&r.national_type, "national_type", ck);
+        if [map.is_some(), date.is_some(), region_digits.is_some()]
+            .iter()
+            .filter(|&&b| b)
+            .count()
+            > 1
+        {
+            ck.at(
+                &r.national,
+                &f,
+                "a field has at most one of map, date, region_digits",
+            );
+        }
+        rules.push(Rule {
+            national: r.national.get_ref().clone(),
+            dialect,
+            map,
+            date,
+            region_digits,
+            dialect_type,
+            national_type,
+            max_len: r.max_len,
+            dialect_default: r.dialect_default.clone(),
+            national_default: r.national_default.clone(),
+            mask: r.mask.as_ref().and_then(|m| {
+                let class = match m.get_ref().as_str() {
+                    "name" => Some(PersonalClass::Name),
+                    "id" => Some(PersonalClass::Id),
+                    "phone" => Some(PersonalClass::Phone),
+                    _ => None,
+                };
+                if class.is_none() {
+                    ck.at(
+                        m,
+                        &format!("{f}.mask"),
+                        format!("`{}` is not a mask (name, id, phone)", m.get_ref()),
+                    );
+                }
+                class
+            }),
+        });
+    }
+    let result = raw.result.as_ref().and_then(|r| {
+        let dialect = dialect_path(&r.dialect, &format!("{base}.result.dialect"), ck);
+        let map = lookup_map(&r.map, &format!("{base}.result.map"), ck)?;
+        let dialect_type = r.dialect_type.as_ref().and_then(|t| {
+            let parsed = JsonType::parse(t.get_ref());
+            if parsed.is_none() {
+                ck.at(
+                    t,
+                    &format!("{base}.result.type"),
+                    format!("`{}` is not a type (string, number, bool)", t.get_ref()),
+                );
+            }
+            parsed
+        });
+        Some(ResultRule {
+            dialect,
+            map,
+            dialect_type,
+            message: r.message.clone(),
+        })
+    });
+    for (i, p) in raw.ignore.iter().chain(raw.constants.keys()).enumerate() {
+        if !path::is_valid(p) {
+            ck.push(
+                None,
+                &format!("{base}.ignore/constants[{i}]"),
+                format!("`{p}` is not a dotted field path"),
+            );
+        }
+    }
+    MessageMap {
+        constants: raw
+            .constants
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        rules,
+        ignore: raw.ignore.clone(),
+        result,
+    }
+}
+
+/// Whether a dotted path names a property of a schema (through objects; an array is a leaf).
+fn has_path(schema: &Node, p: &str) -> bool {
+    p.split('.')
+        .try_fold(schema, |node, key| match node.resolve() {
+            Node::Object(o) => o.properties.iter().find(|q| q.name == key).map(|q| &q.node),
+            _ => None,
+        })
+        .is_some()
+}

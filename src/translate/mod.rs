@@ -1,0 +1,187 @@
+//! Regional dialects (DESIGN.md §6): the mapping engine that carries national business
+//! content to a region's own API and back.
+//!
+//! On the request path it stands between routing and the upstream call: the route picks a
+//! region, this module rewrites the national message into that region's dialect, the
+//! upstream sends it, and the answer comes back through here. Ingress runs the same maps
+//! the other way round.
+//!
+//! - [`dialect`]: a loaded dialect; `load` parses `config/regions/*.toml` and checks it
+//!   whole.
+//! - [`engine`]: the translation in both directions, with a [`LossReport`].
+//! - [`codec`]: the wire forms (JSON, form-urlencoded) as JSON values for the engine.
+//! - [`value`]: value maps, date formats, JSON types.
+//! - [`sign`]: the dialects' own request signatures (HMAC-SHA256 over concatenated fields).
+//!
+//! The engine is pure and synchronous: no I/O, no clock, no configuration read at call
+//! time. Nothing is dropped silently: every field that a translation could not carry,
+//! filled with a default, or shortened is named in the loss report.
+
+pub mod codec;
+pub mod dialect;
+pub mod engine;
+mod load;
+mod path;
+pub mod sign;
+pub mod value;
+
+pub use dialect::{CodePattern, Codec, Dialect, LoadError, Problem, Signing};
+pub use engine::{CodeMatch, recognise, to_dialect, to_national};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::standard::ServiceName;
+
+/// What happened to a field that did not cross intact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossKind {
+    /// The source field has no place on the other side.
+    Unmapped,
+    /// The target field was absent from the source and got a default, or a value outside
+    /// a map got the map's fallback.
+    Defaulted,
+    /// The value was shortened or lost precision (length, sub-second time, 12→6 digit
+    /// region, a map that merges values).
+    Truncated,
+}
+
+/// One entry of a loss report. Paths are dotted; the national path is relative to the
+/// business content (`bizContent`), with `code`/`msg` for a response's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Loss {
+    /// What happened.
+    pub kind: LossKind,
+    /// The national field concerned, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub national: Option<String>,
+    /// The dialect field concerned, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dialect: Option<String>,
+    /// A short explanation, without the personal values themselves.
+    pub detail: String,
+}
+
+/// Every loss of one translation. It goes to the audit record and the `X-Hutong-Loss`
+/// response header.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct LossReport(pub Vec<Loss>);
+
+impl LossReport {
+    /// No loss at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The compact header form: `unmapped:verifier.orgCode,defaulted:(d)source`.
+    pub fn header_value(&self) -> String {
+        self.0
+            .iter()
+            .map(|l| {
+                let kind = match l.kind {
+                    LossKind::Unmapped => "unmapped",
+                    LossKind::Defaulted => "defaulted",
+                    LossKind::Truncated => "truncated",
+                };
+                match (&l.national, &l.dialect) {
+                    (Some(n), _) => format!("{kind}:{n}"),
+                    (None, Some(d)) => format!("{kind}:(d){d}"),
+                    (None, None) => kind.to_owned(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        kind: LossKind,
+        national: Option<&str>,
+        dialect: Option<&str>,
+        detail: impl Into<String>,
+    ) {
+        self.0.push(Loss {
+            kind,
+            national: national.map(str::to_owned),
+            dialect: dialect.map(str::to_owned),
+            detail: detail.into(),
+        });
+    }
+}
+
+/// Which half of a service a message is.
+pub use crate::standard::Direction;
+
+/// A translated message and what it lost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Translation {
+    /// The message on the target side. A national response is
+    /// `{"code", "msg"?, "bizContent"?}`; a national request is the business content.
+    pub body: Value,
+    /// What did not cross intact.
+    pub losses: LossReport,
+}
+
+/// Why a message could not be translated. Every variant names the field path at fault;
+/// none carries the personal value itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TranslateError {
+    /// The dialect does not serve this service.
+    #[error("dialect `{dialect}` does not support {service}")]
+    UnsupportedService {
+        /// The dialect's id.
+        dialect: String,
+        /// The service asked for.
+        service: ServiceName,
+    },
+    /// The message is not a JSON object (or a response lacks its outcome).
+    #[error("{path}: expected {expected}")]
+    Shape {
+        /// Where.
+        path: String,
+        /// What was expected there.
+        expected: &'static str,
+    },
+    /// A value has the wrong form for its rule (a date that is not one, text as a number).
+    #[error("{path}: not {expected}")]
+    BadValue {
+        /// The field, on the side being read.
+        path: String,
+        /// What the rule expects.
+        expected: String,
+    },
+    /// A value has no entry in its value map, and the map has no fallback.
+    #[error("{path}: value not in map `{map}`")]
+    UnknownValue {
+        /// The field, on the side being read.
+        path: String,
+        /// The map's name.
+        map: String,
+    },
+    /// Writing a field would go through a value that is not an object.
+    #[error("{path}: two rules of the dialect collide here")]
+    Collision {
+        /// The path that is already a scalar.
+        path: String,
+    },
+    /// The bytes are not in the dialect's codec.
+    #[error("body: {0}")]
+    Codec(String),
+}
+
+impl TranslateError {
+    /// The national return code a malformed regional payload earns: 9002 (upstream
+    /// answered wrongly) for responses, 1002 (bad format) for requests.
+    pub fn return_code(&self, dir: Direction) -> &'static str {
+        match (self, dir) {
+            (Self::UnsupportedService { .. }, _) => "1006",
+            (_, Direction::Request) => "1002",
+            (_, Direction::Response) => "9002",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,240 @@
+use std::path::Path;
+
+use serde_json::json;
+
+use super::*;
+use crate::standard::Standard;
+
+fn shipped() -> Vec<Dialect> {
+    Dialect::load_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("config/regions"),
+        &Standard::embedded(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn dialect(id: &str) -> Dialect {
+    shipped().into_iter().find(|d| d.id == id).unwrap()
+}
+
+#[test]
+fn loads_every_shipped_dialect() {
+    let ids: Vec<_> = shipped().into_iter().map(|d| d.id).collect();
+    assert!(ids.contains(&"zhejiang".to_owned()) && ids.contains(&"jiangsu".to_owned()));
+}
+
+#[test]
+fn reports_every_problem_of_a_bad_dialect_with_lines() {
+    let text = r#"
+region = "33"
+name = "bad"
+codec = "xml"
+[signing]
+scheme = "md5-please"
+[maps.colour]
+pairs = [["00", "green"]]
+[services.verifyKode]
+path = "/x"
+[services.verifyCode]
+path = "/v"
+[services.verifyCode.response]
+fields = [
+  { national = "codeColor", dialect = "a..b", map = "color" },
+  { national = "updateTime", dialect = "t", date = "dd/MM/yyyy" },
+  { national = "codeColour", dialect = "c" },
+]
+"#;
+    let LoadError(problems) =
+        Dialect::from_toml("bad", "bad.toml", text, &Standard::embedded()).unwrap_err();
+    let got: Vec<_> = problems
+        .iter()
+        .map(|p| (p.line, p.field.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (Some(2), "region"),
+            (Some(4), "codec"),
+            (Some(6), "signing.scheme"),
+            (Some(9), "services.verifyKode"),
+            (Some(15), "services.verifyCode.response.fields[0].dialect"),
+            (Some(15), "services.verifyCode.response.fields[0].map"),
+            (Some(16), "services.verifyCode.response.fields[1].date"),
+            (Some(17), "services.verifyCode.response.fields[2].national"),
+        ],
+        "{problems:#?}"
+    );
+    assert!(problems.iter().all(|p| p.file == "bad.toml"));
+}
+
+#[test]
+fn reports_toml_syntax_errors_with_their_line() {
+    let LoadError(p) = Dialect::from_toml(
+        "x",
+        "x.toml",
+        "region = \"330000\"\nname = \n",
+        &Standard::embedded(),
+    )
+    .unwrap_err();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].line, Some(2));
+    let LoadError(p) = Dialect::from_toml(
+        "x",
+        "x.toml",
+        "region = \"330000\"\nname = \"x\"\ncodec = \"json\"\ncolour = 1\n",
+        &Standard::embedded(),
+    )
+    .unwrap_err();
+    assert!(p[0].message.contains("colour"), "{p:?}");
+}
+
+#[test]
+fn recognises_codes_by_url_and_prefix() {
+    let mut ds = shipped();
+    ds.push(
+        Dialect::from_toml(
+            "anhui",
+            "anhui.toml",
+            "region = \"340000\"\nname = \"a\"\ncodec = \"json\"\n[[codes]]\nprefix = \"akm:qrcode:\"\n", &Standard::embedded())
+        .unwrap(),
+    );
+    let zj = recognise(
+        &ds,
+        "https://healthcode.zj.example.cn/healthAct/index.html?qrCode=V2ab12&stateCouncilBarCode=5c1e0b7a#/result",
+    )
+    .unwrap();
+    assert_eq!(zj.dialect, "zhejiang");
+    assert_eq!(zj.code_id, "V2ab12");
+    assert_eq!(zj.national_code_id.as_deref(), Some("5c1e0b7a"));
+    let ah = recognise(
+        &ds,
+        "https://akm.ah.example.cn/index.html#/myAkm?isScan=1&id=akm:qrcode:0123abcd&cityNo=340000000000",
+    )
+    .unwrap();
+    assert_eq!(
+        (ah.dialect.as_str(), ah.code_id.as_str()),
+        ("anhui", "0123abcd")
+    );
+    assert_eq!(
+        recognise(
+            &ds,
+            "https://evil.example.cn/healthAct/index.html?qrCode=V2"
+        ),
+        None
+    );
+}
+
+#[test]
+fn maps_jiangsu_result_codes_both_ways() {
+    let js = dialect("jiangsu");
+    for (res, code) in [
+        (0, "0"),
+        (1, "9999"),
+        (111, "3002"),
+        (112, "3001"),
+        (116, "1006"),
+        (118, "1006"),
+        (119, "2002"),
+        (7, "9002"),
+    ] {
+        let t = to_national(
+            &js,
+            ServiceName::VerifyCode,
+            Direction::Response,
+            &json!({"resCode": res}),
+        )
+        .unwrap();
+        assert_eq!(t.body["code"], json!(code), "resCode {res}");
+        assert_eq!(
+            t.losses.is_empty(),
+            res != 7,
+            "resCode {res}: {:?}",
+            t.losses
+        );
+    }
+    let back = to_dialect(
+        &js,
+        ServiceName::VerifyCode,
+        Direction::Response,
+        &json!({"code": "9002"}),
+    )
+    .unwrap();
+    assert_eq!(back.body, json!({"resCode": 1}));
+    assert_eq!(back.losses.0[0].kind, LossKind::Defaulted);
+}
+
+#[test]
+fn names_the_field_path_of_a_bad_value() {
+    let zj = dialect("zhejiang");
+    let err = to_national(
+        &zj,
+        ServiceName::VerifyCode,
+        Direction::Response,
+        &json!({"errCode": 0, "resultData": {"data": {"level": "purple"}}}),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        TranslateError::UnknownValue {
+            path: "resultData.data.level".into(),
+            map: "colour".into()
+        }
+    );
+    let err = to_national(
+        &zj,
+        ServiceName::VerifyCode,
+        Direction::Response,
+        &json!({"errCode": 0, "resultData": {"data": {"zjgxsj": "yesterday"}}}),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, TranslateError::BadValue { ref path, .. } if path == "resultData.data.zjgxsj")
+    );
+    assert_eq!(err.return_code(Direction::Response), "9002");
+}
+
+#[test]
+fn reports_truncation_of_long_values_and_sub_second_times() {
+    let zj = dialect("zhejiang");
+    let t = to_dialect(
+        &zj,
+        ServiceName::VerifyCode,
+        Direction::Request,
+        &json!({"codeContent": "x", "verifier": {"orgName": "长".repeat(70)}}),
+    )
+    .unwrap();
+    assert_eq!(
+        t.body["bizData"]["unitName"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .count(),
+        64
+    );
+    assert_eq!(
+        t.losses.header_value(),
+        "defaulted:verifier.deviceId,truncated:verifier.orgName"
+    );
+    let t = to_national(
+        &zj,
+        ServiceName::VerifyCode,
+        Direction::Response,
+        &json!({"errCode": 0, "resultData": {"data": {"zjgxsj": 1_795_393_805_123_i64}}}),
+    )
+    .unwrap();
+    assert_eq!(
+        t.body["bizContent"]["updateTime"],
+        json!("2026-11-23 08:30:05")
+    );
+    assert_eq!(t.losses.header_value(), "truncated:updateTime");
+}
+
+#[test]
+fn round_trips_form_bodies() {
+    let v =
+        json!({"url": "https://a.example.cn/x?qrCode=V5&b=1#/result", "verifierDept": "某 站+"});
+    let bytes = codec::encode(Codec::Form, &v).unwrap();
+    assert_eq!(codec::decode(Codec::Form, &bytes).unwrap(), v);
+    assert!(codec::decode(Codec::Form, b"a=1&a=2").is_err());
+    assert!(codec::decode(Codec::Json, b"{").is_err());
+}

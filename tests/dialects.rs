@@ -1,0 +1,532 @@
+//! Regional dialects: the golden fixture pairs of `tests/fixtures/dialects/<region>/`
+//! walked by one data-driven test, round-trip properties of every shipped dialect,
+//! onboarding a dialect from a directory without code, and bad dialect files.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use hutong::standard::{Direction, ServiceName, Standard};
+use hutong::translate::{self, Dialect, LossKind, LossReport, codec};
+use proptest::prelude::*;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::support::{fixture, hutong, root, stdout, temp_dir};
+
+fn shipped() -> Vec<Dialect> {
+    Dialect::load_dir(&root().join("config/regions"), &Standard::embedded())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Cases {
+    case: Vec<Case>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    name: String,
+    service: String,
+    direction: String,
+    /// National side: business content, or `{code, msg, bizContent}` for a response.
+    national: String,
+    /// Dialect side, in the dialect's wire form.
+    dialect: String,
+    /// `to_dialect`, `to_national`, or both.
+    ways: Vec<String>,
+    #[serde(default)]
+    losses_to_dialect: Vec<String>,
+    #[serde(default)]
+    losses_to_national: Vec<String>,
+}
+
+fn header_items(l: &LossReport) -> Vec<String> {
+    let h = l.header_value();
+    if h.is_empty() {
+        Vec::new()
+    } else {
+        h.split(',').map(str::to_owned).collect()
+    }
+}
+
+fn check(d: &Dialect, dir: &Path, c: &Case) -> Result<(), String> {
+    let service: ServiceName = c.service.parse().map_err(|e| format!("{e}"))?;
+    let direction = match c.direction.as_str() {
+        "request" => Direction::Request,
+        "response" => Direction::Response,
+        other => return Err(format!("direction `{other}`")),
+    };
+    let wire = match direction {
+        Direction::Request => d.codec,
+        Direction::Response => d.response_codec,
+    };
+    let read = |f: &str| std::fs::read(dir.join(f)).map_err(|e| format!("{f}: {e}"));
+    let national: Value =
+        serde_json::from_slice(&read(&c.national)?).map_err(|e| format!("{}: {e}", c.national))?;
+    let dialect =
+        codec::decode(wire, &read(&c.dialect)?).map_err(|e| format!("{}: {e}", c.dialect))?;
+    for way in &c.ways {
+        match way.as_str() {
+            "to_dialect" => {
+                let t = translate::to_dialect(d, service, direction, &national)
+                    .map_err(|e| e.to_string())?;
+                // Through the wire form, so a form dialect compares as strings.
+                let bytes = codec::encode(wire, &t.body).map_err(|e| e.to_string())?;
+                let got = codec::decode(wire, &bytes).map_err(|e| e.to_string())?;
+                if got != dialect {
+                    return Err(format!("to_dialect gave {got}, want {dialect}"));
+                }
+                if header_items(&t.losses) != c.losses_to_dialect {
+                    return Err(format!(
+                        "to_dialect losses {:?}, want {:?}",
+                        t.losses, c.losses_to_dialect
+                    ));
+                }
+            }
+            "to_national" => {
+                let t = translate::to_national(d, service, direction, &dialect)
+                    .map_err(|e| e.to_string())?;
+                if t.body != national {
+                    return Err(format!("to_national gave {}, want {national}", t.body));
+                }
+                if header_items(&t.losses) != c.losses_to_national {
+                    return Err(format!(
+                        "to_national losses {:?}, want {:?}",
+                        t.losses, c.losses_to_national
+                    ));
+                }
+            }
+            other => return Err(format!("way `{other}`")),
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn golden_fixture_pairs_of_every_dialect_translate_exactly() {
+    let dialects = shipped();
+    let base = fixture("dialects");
+    let mut regions: Vec<_> = std::fs::read_dir(&base)
+        .expect("tests/fixtures/dialects")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    regions.sort();
+    let (mut ran, mut failures) = (0, Vec::new());
+    for dir in &regions {
+        let id = dir
+            .file_name()
+            .and_then(|s| s.to_str())
+            .expect("utf-8 name");
+        let d = dialects
+            .iter()
+            .find(|d| d.id == id)
+            .unwrap_or_else(|| panic!("fixtures for `{id}` but no config/regions/{id}.toml"));
+        let text = std::fs::read_to_string(dir.join("cases.toml")).expect("cases.toml");
+        let cases: Cases = toml::from_str(&text).unwrap_or_else(|e| panic!("{id}/cases.toml: {e}"));
+        for c in &cases.case {
+            ran += 1;
+            if let Err(e) = check(d, dir, c) {
+                failures.push(format!("{id}: {}: {e}", c.name));
+            }
+        }
+    }
+    assert!(
+        regions.len() >= 2 && ran >= 10,
+        "only {ran} cases in {} regions",
+        regions.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failing case(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+// Round trips -------------------------------------------------------------------------
+
+/// National leaves (dotted paths) whose values differ between two documents.
+fn differing(a: &Value, b: &Value) -> BTreeSet<String> {
+    let mut paths: BTreeSet<String> = leaves(a);
+    paths.extend(leaves(b));
+    paths
+        .into_iter()
+        .filter(|p| get(a, p) != get(b, p))
+        .collect()
+}
+
+fn leaves(v: &Value) -> BTreeSet<String> {
+    fn walk(v: &Value, prefix: &str, out: &mut BTreeSet<String>) {
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                for (k, c) in m {
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(c, &p, out);
+                }
+            }
+            _ if !prefix.is_empty() => {
+                out.insert(prefix.to_owned());
+            }
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(v, "", &mut out);
+    out
+}
+
+fn get<'a>(v: &'a Value, p: &str) -> Option<&'a Value> {
+    p.split('.').try_fold(v, |v, k| v.get(k))
+}
+
+/// The national side of a message as one document: a response's outcome beside its
+/// business content, as the loss report names them.
+fn flatten(dir: Direction, v: &Value) -> Value {
+    match dir {
+        Direction::Request => v.clone(),
+        Direction::Response => {
+            let mut out = v.get("bizContent").cloned().unwrap_or_else(|| json!({}));
+            for k in ["code", "msg"] {
+                if let (Some(x), Some(o)) = (v.get(k), out.as_object_mut()) {
+                    o.insert(k.to_owned(), x.clone());
+                }
+            }
+            out
+        }
+    }
+}
+
+/// national → dialect (→ wire → back) → national keeps every field the dialect carries,
+/// and the loss reports name exactly the rest; a named field that came back equal was
+/// only defaulted (a map fallback that happened to land on the same value).
+fn round_trip(
+    d: &Dialect,
+    service: ServiceName,
+    dir: Direction,
+    national: &Value,
+) -> Result<(), TestCaseError> {
+    let wire = match dir {
+        Direction::Request => d.codec,
+        Direction::Response => d.response_codec,
+    };
+    let there = translate::to_dialect(d, service, dir, national)
+        .map_err(|e| TestCaseError::fail(format!("{}: to_dialect: {e}", d.id)))?;
+    let bytes = codec::encode(wire, &there.body).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let on_wire = codec::decode(wire, &bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let back = translate::to_national(d, service, dir, &on_wire)
+        .map_err(|e| TestCaseError::fail(format!("{}: to_national: {e}", d.id)))?;
+    let diff = differing(&flatten(dir, national), &flatten(dir, &back.body));
+    let losses: Vec<_> = there.losses.0.iter().chain(&back.losses.0).collect();
+    prop_assert!(
+        losses.iter().all(|l| l.national.is_some()),
+        "{}: a dialect-only loss on a round trip: {losses:?}",
+        d.id
+    );
+    let named: BTreeSet<String> = losses.iter().filter_map(|l| l.national.clone()).collect();
+    prop_assert!(
+        diff.is_subset(&named),
+        "{}: changed but not reported: {:?}",
+        d.id,
+        diff.difference(&named).collect::<Vec<_>>()
+    );
+    for p in named.difference(&diff) {
+        prop_assert!(
+            losses
+                .iter()
+                .filter(|l| l.national.as_deref() == Some(p.as_str()))
+                .all(|l| l.kind == LossKind::Defaulted),
+            "{}: `{p}` came back intact but was reported as lost: {losses:?}",
+            d.id
+        );
+    }
+    Ok(())
+}
+
+fn opt<T: std::fmt::Debug + Clone + 'static>(
+    s: impl Strategy<Value = T> + 'static,
+) -> BoxedStrategy<Option<T>> {
+    prop::option::of(s).boxed()
+}
+
+fn datetime() -> impl Strategy<Value = String> {
+    (1990i32..2060, 1u8..=12, 1u8..=28, 0u8..24, 0u8..60, 0u8..60)
+        .prop_map(|(y, mo, d, h, mi, s)| format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"))
+}
+
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-zA-Z0-9 ,.&=+%#/?:-]{0,20}",
+        "[\\u{4e00}-\\u{4e80}]{1,80}"
+    ]
+}
+
+fn verify_request() -> impl Strategy<Value = Value> {
+    (
+        text(),
+        (
+            opt(text()),
+            opt(text()),
+            opt(text()),
+            opt(text()),
+            opt(text()),
+        ),
+        (opt("[1-6][0-9]{5}"), opt(text())),
+        opt(prop_oneof![Just("VENUE"), Just("TRANSPORT")]),
+        opt((350u32..420).prop_map(|t| f64::from(t) / 10.0)),
+    )
+        .prop_map(
+            |(content, (org, code, op, phone, dev), (region, addr), scene, temp)| {
+                let mut v = json!({"codeContent": content, "verifier": {}});
+                let put = |v: &mut Value, path: &[&str], x: Option<Value>| {
+                    if let Some(x) = x {
+                        let mut cur = v;
+                        for k in &path[..path.len() - 1] {
+                            cur = cur
+                                .as_object_mut()
+                                .unwrap()
+                                .entry(*k)
+                                .or_insert_with(|| json!({}));
+                        }
+                        cur.as_object_mut()
+                            .unwrap()
+                            .insert(path[path.len() - 1].to_owned(), x);
+                    }
+                };
+                put(&mut v, &["verifier", "orgName"], org.map(Value::from));
+                put(&mut v, &["verifier", "orgCode"], code.map(Value::from));
+                put(&mut v, &["verifier", "operatorName"], op.map(Value::from));
+                put(
+                    &mut v,
+                    &["verifier", "operatorPhone"],
+                    phone.map(Value::from),
+                );
+                put(&mut v, &["verifier", "deviceId"], dev.map(Value::from));
+                put(&mut v, &["location", "region"], region.map(Value::from));
+                put(&mut v, &["location", "address"], addr.map(Value::from));
+                put(&mut v, &["scene"], scene.map(Value::from));
+                put(
+                    &mut v,
+                    &["temperature"],
+                    temp.map(|t| serde_json::from_str(&t.to_string()).unwrap()),
+                );
+                v
+            },
+        )
+}
+
+fn verify_response() -> impl Strategy<Value = Value> {
+    (
+        prop_oneof![
+            Just("0"),
+            Just("1006"),
+            Just("2002"),
+            Just("3001"),
+            Just("3002"),
+            Just("9002"),
+            Just("9999"),
+            Just("1001")
+        ],
+        opt(text()),
+        (0usize..3, 0usize..3),
+        (
+            opt(text()),
+            opt(text()),
+            opt(datetime()),
+            opt("[1-6][0-9]{5}"),
+            opt("[0-9a-f]{32}"),
+            opt(text()),
+        ),
+    )
+        .prop_map(
+            |(code, msg, (c, v), (name, id, time, region, ncid, issuer))| {
+                let colours = ["00", "01", "10"];
+                let verdicts = ["PASS", "WARN", "DENY"];
+                let mut biz = json!({"verifyResult": verdicts[v], "codeColor": colours[c]});
+                let b = biz.as_object_mut().unwrap();
+                for (k, x) in [
+                    ("nameMasked", name),
+                    ("idNoMasked", id),
+                    ("updateTime", time),
+                    ("issuerRegion", region),
+                    ("nationalCodeId", ncid),
+                    ("issuer", issuer),
+                ] {
+                    if let Some(x) = x {
+                        b.insert(k.to_owned(), Value::from(x));
+                    }
+                }
+                let mut out = json!({"code": code, "bizContent": biz});
+                if let Some(m) = msg {
+                    out["msg"] = Value::from(m);
+                }
+                out
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn verify_requests_round_trip_through_every_dialect(n in verify_request()) {
+        for d in shipped() {
+            if d.service(ServiceName::VerifyCode).is_some() {
+                round_trip(&d, ServiceName::VerifyCode, Direction::Request, &n)?;
+            }
+        }
+    }
+
+    #[test]
+    fn verify_responses_round_trip_through_every_dialect(n in verify_response()) {
+        for d in shipped() {
+            if d.service(ServiceName::VerifyCode).is_some() {
+                round_trip(&d, ServiceName::VerifyCode, Direction::Response, &n)?;
+            }
+        }
+    }
+}
+
+// Onboarding and bad files ------------------------------------------------------------
+
+const SEVENTH: &str = r#"
+region = "610000"
+name = "陕西 Shaanxi (a seventh region, onboarded by a file)"
+codec = "json"
+
+[[codes]]
+host = "qr.sn.example.cn"
+path_prefix = "/c"
+param = "id"
+
+[maps.colour]
+pairs = [["00", "1"], ["01", "2"], ["10", "0"]]
+
+[services.verifyCode]
+path = "/verify"
+
+[services.verifyCode.request]
+fields = [{ national = "codeContent", dialect = "content" }]
+
+[services.verifyCode.response]
+fields = [
+  { national = "codeColor", dialect = "data.status", map = "colour", type = "number" },
+  { national = "updateTime", dialect = "data.time", date = "YYYYMMDDhhmmss" },
+  { national = "issuerRegion", dialect = "data.cityNo", region_digits = 12 },
+]
+"#;
+
+#[test]
+fn onboards_a_seventh_dialect_from_a_directory_without_code() {
+    let dir = temp_dir("dialect-onboard");
+    std::fs::write(dir.join("shaanxi.toml"), SEVENTH).unwrap();
+    let ds = Dialect::load_dir(&dir, &Standard::embedded()).unwrap_or_else(|e| panic!("{e}"));
+    let d = &ds[0];
+    let t = translate::to_national(
+        d,
+        ServiceName::VerifyCode,
+        Direction::Response,
+        &json!({"data": {"status": 0, "time": "20261123083005", "cityNo": "610113001000"}}),
+    )
+    .unwrap();
+    assert_eq!(
+        t.body,
+        json!({"code": "0", "bizContent": {"codeColor": "10", "updateTime": "2026-11-23 08:30:05", "issuerRegion": "610113"}})
+    );
+    assert_eq!(t.losses.header_value(), "truncated:issuerRegion");
+    assert_eq!(
+        translate::recognise(&ds, "https://qr.sn.example.cn/c?id=abc123").map(|m| m.code_id),
+        Some("abc123".to_owned())
+    );
+
+    // And from the command line, with the same directory.
+    let input = dir.join("req.json");
+    std::fs::write(
+        &input,
+        r#"{"codeContent": "https://qr.sn.example.cn/c?id=abc123", "scene": "VENUE"}"#,
+    )
+    .unwrap();
+    let out = hutong([
+        "translate",
+        "--regions",
+        dir.to_str().unwrap(),
+        "--from",
+        "national",
+        "--to",
+        "shaanxi",
+        "--service",
+        "verifyCode",
+        input.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    assert!(
+        text.contains(r#""content": "https://qr.sn.example.cn/c?id=abc123""#),
+        "{text}"
+    );
+    assert!(text.contains("unmapped  national=scene"), "{text}");
+}
+
+#[test]
+fn reports_every_problem_of_every_bad_dialect_file_at_once() {
+    let dir = temp_dir("dialect-bad");
+    std::fs::write(
+        dir.join("a.toml"),
+        SEVENTH
+            .replace("\"610000\"", "\"61\"")
+            .replace("\"colour\", type", "\"color\", type"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("b.toml"),
+        "region = \"620000\"\nname = \"b\"\ncodec = \"xml\"\nsigning = { scheme = \"md5\" }\n",
+    )
+    .unwrap();
+    let out = hutong([
+        "translate",
+        "--regions",
+        dir.to_str().unwrap(),
+        "--from",
+        "national",
+        "--to",
+        "a",
+        "--service",
+        "verifyCode",
+        "-",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "a.toml:2: region:",
+        "a.toml:22: services.verifyCode.response.fields[0].map: no map `color`",
+        "b.toml:3: codec:",
+        "b.toml:4: signing.scheme:",
+    ] {
+        assert!(err.contains(want), "missing `{want}` in:\n{err}");
+    }
+    assert!(err.contains("4 problem(s)"), "{err}");
+}
+
+#[test]
+fn a_malformed_regional_payload_is_an_error_with_its_path_never_a_panic() {
+    let ds = shipped();
+    for d in &ds {
+        for body in [
+            json!([]),
+            json!({"resCode": "x", "errCode": [1], "res": "s", "resultData": {"data": {"level": 7, "zjgxsj": true, "cityNo": "33"}}}),
+        ] {
+            // Either a translation or a typed error; both are fine, a panic is not.
+            if let Err(e) =
+                translate::to_national(d, ServiceName::VerifyCode, Direction::Response, &body)
+            {
+                assert_eq!(e.return_code(Direction::Response), "9002", "{e}");
+            }
+        }
+    }
+}
