@@ -1,12 +1,23 @@
 //! `hutong client <service> --body FILE --as PROFILE`: one signed call to a gateway.
+//!
+//! With `--seal-only N` it sends nothing and prints N freshly sealed request bodies, one
+//! per line, for a load generator (`benches/gateway.sh`): the envelope's replay protection
+//! (a unique nonce, a timestamp within ±300 s) means a benchmark cannot repeat one body.
+//! Two hidden options serve the same benchmark: `--sm2-bound-secs` times the SM2 work of
+//! one SM2-signed call (one verify and one sign) on every core, and `--sim-user` prints a
+//! person of `hutong sim --national`'s synthetic population.
 
+use std::io::Write as _;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, anyhow, bail};
 use serde_json::{Value, json};
 
 use crate::client::GatewayClient;
+use crate::crypto::SigningKey;
 use crate::standard::ServiceName;
 
 /// Arguments of `hutong client`.
@@ -21,16 +32,51 @@ pub struct ClientArgs {
     /// file. `hutong serve` writes one per development client under data/clients/.
     #[arg(long = "as", value_name = "PROFILE")]
     pub profile: PathBuf,
+    /// Send nothing: print N freshly sealed request bodies (JSON), one per line, each with
+    /// its own requestId, nonce and timestamp, for a load generator to send once each. They
+    /// stay acceptable for the timestamp window (±300 s) and only until the gateway has seen
+    /// their nonce.
+    #[arg(long, value_name = "N")]
+    pub seal_only: Option<usize>,
+    /// Development (benchmarks): for SECS seconds, on one thread per core, time one SM2
+    /// verify plus one SM2 sign of this sealed request (the cryptography the gateway does
+    /// for an SM2-signed call), and print the rate as JSON. Sends nothing.
+    #[arg(long, hide = true, value_name = "SECS", conflicts_with = "seal_only")]
+    pub sm2_bound_secs: Option<f64>,
+    /// Development (benchmarks): print person INDEX of `hutong sim --national --seed SEED
+    /// --population POPULATION --region REGION` (default colour mix), started on the same
+    /// day (Beijing time), as a `user` object, and exit. The service, body and profile are
+    /// not read.
+    #[arg(
+        long,
+        hide = true,
+        value_name = "SEED:POPULATION:REGION:INDEX",
+        conflicts_with_all = ["seal_only", "sm2_bound_secs"]
+    )]
+    pub sim_user: Option<String>,
 }
 
 pub(super) fn run(a: &ClientArgs) -> anyhow::Result<ExitCode> {
+    if let Some(spec) = &a.sim_user {
+        return sim_user(spec);
+    }
+    let service = a.service;
     let raw = super::read_input(&a.body, crate::national::validate::MAX_MESSAGE_BYTES)?;
     let biz: Value = serde_json::from_slice(&raw).context("the body is not JSON")?;
     let client = GatewayClient::from_profile_file(&a.profile)?;
+    if let Some(n) = a.seal_only {
+        seal_only(&client, service, &biz, n)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(secs) = a.sm2_bound_secs {
+        let sealed = client.seal(service, &biz)?;
+        sm2_bound(sealed.body.as_bytes(), secs)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let x = rt.block_on(client.call(a.service, &biz))?;
+    let x = rt.block_on(client.call(service, &biz))?;
     let Some(env) = &x.envelope else {
         say!(
             "HTTP {}: the answer did not verify: {}",
@@ -54,4 +100,137 @@ pub(super) fn run(a: &ClientArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+}
+
+/// Writes `n` sealed bodies to standard output, one per line, sealed on every core.
+fn seal_only(
+    client: &GatewayClient,
+    service: ServiceName,
+    biz: &Value,
+    n: usize,
+) -> anyhow::Result<()> {
+    const FLUSH_BYTES: usize = 1 << 20;
+    let threads = cores().clamp(1, n.max(1));
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let share = n / threads + usize::from(t < n % threads);
+                s.spawn(move || -> anyhow::Result<()> {
+                    let mut buf = String::with_capacity(FLUSH_BYTES + 4096);
+                    for i in 0..share {
+                        let sealed = client.seal(service, biz)?;
+                        if sealed.body.contains('\n') {
+                            bail!("a sealed body spans lines");
+                        }
+                        buf.push_str(&sealed.body);
+                        buf.push('\n');
+                        if buf.len() >= FLUSH_BYTES || i + 1 == share {
+                            // One locked write per batch: lines of two threads never mix.
+                            std::io::stdout()
+                                .lock()
+                                .write_all(buf.as_bytes())
+                                .context("cannot write to standard output")?;
+                            buf.clear();
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join()
+                .map_err(|_| anyhow!("a sealing thread panicked"))??;
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    std::io::stdout().lock().flush()?;
+    Ok(())
+}
+
+/// One SM2 verify plus one SM2 sign of `msg`, on one thread per core for `secs` seconds.
+fn sm2_bound(msg: &[u8], secs: f64) -> anyhow::Result<()> {
+    if !(secs.is_finite() && secs > 0.0 && secs <= 600.0) {
+        bail!("--sm2-bound-secs must be more than 0 and at most 600");
+    }
+    let key = SigningKey::generate()?;
+    let public = key.verifying_key();
+    let sig = key.sign(msg);
+    public.verify(msg, &sig)?;
+    let threads = cores();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(secs);
+    let pairs: u64 = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut n = 0u64;
+                    while Instant::now() < deadline {
+                        if public.verify(msg, &sig).is_err() {
+                            return 0;
+                        }
+                        std::hint::black_box(key.sign(std::hint::black_box(msg)));
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    if pairs == 0 {
+        bail!("the SM2 timing loop did no work");
+    }
+    let rate = pairs as f64 / elapsed;
+    say!(
+        "{}",
+        json!({
+            "threads": threads,
+            "seconds": (elapsed * 1000.0).round() / 1000.0,
+            "message_bytes": msg.len(),
+            "verify_plus_sign": pairs,
+            "per_second": rate.round(),
+            "per_second_per_thread": (rate / threads as f64).round(),
+        })
+    );
+    Ok(())
+}
+
+/// Person INDEX of the simulator's population, as a `user` object.
+fn sim_user(spec: &str) -> anyhow::Result<ExitCode> {
+    use crate::sim::population::{ColourMix, ID_TYPE, Population};
+    let parts: Vec<&str> = spec.split(':').collect();
+    let [seed, size, region, index] = parts.as_slice() else {
+        bail!("--sim-user wants SEED:POPULATION:REGION:INDEX");
+    };
+    let (seed, size, index): (u64, usize, usize) = (
+        seed.parse().context("SEED")?,
+        size.parse().context("POPULATION")?,
+        index.parse().context("INDEX")?,
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default();
+    let std = crate::standard::Standard::embedded();
+    let pop = Population::generate(
+        seed,
+        size,
+        region,
+        ColourMix::default(),
+        &std.divisions,
+        now,
+    )?;
+    let p = pop
+        .get(index)
+        .with_context(|| format!("the population has {} people", pop.len()))?;
+    say!(
+        "{}",
+        json!({"idType": ID_TYPE, "idNo": p.id_no, "name": p.name})
+    );
+    Ok(ExitCode::SUCCESS)
 }
