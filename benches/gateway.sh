@@ -85,10 +85,11 @@ H="$ROOT/target/release/hutong"
 # ---------------------------------------------------------------------------------------
 T=$(mktemp -d /tmp/hutong-bench.XXXXXX)
 PIDS=()
+WRK_PID=""
 cleanup() {
   local rc=$?
   trap - ERR
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in $WRK_PID "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
@@ -470,20 +471,30 @@ bench() {
   t0=$(cpu_ticks "$@")
   a0=$(cpu_ticks "${PIDS[@]}" $NGINX_PIDS)
   m0=$(busy_ticks)
-  local TIMEFORMAT='%3U %3S'
-  {
-    time BENCH_BODIES="$T/$bodies" BENCH_PATH=$path BENCH_HOST=${url#https://} BENCH_TOKEN=$token \
-      wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$T/bench.lua" "$url$path" >"$T/$key.wrk" 2>&1
-  } 2>"$T/$key.time" || { cat "$T/$key.wrk" >&2; die "wrk failed ($key)"; }
+  times >"$T/$key.times0" # this shell's children's CPU: wrk's, once it is reaped
+  # In the background, so that a signal to this script ends the run at once.
+  BENCH_BODIES="$T/$bodies" BENCH_PATH=$path BENCH_HOST=${url#https://} BENCH_TOKEN=$token \
+    wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$T/bench.lua" "$url$path" >"$T/$key.wrk" 2>&1 &
+  WRK_PID=$!
+  wait "$WRK_PID" || { cat "$T/$key.wrk" >&2; die "wrk failed ($key)"; }
+  WRK_PID=""
+  times >"$T/$key.times1"
   m1=$(busy_ticks)
   a1=$(cpu_ticks "${PIDS[@]}" $NGINX_PIDS)
   t1=$(cpu_ticks "$@")
-  wrk_ticks=$(awk -v h="$TICKS" '{printf "%.0f", ($1 + $2) * h}' "$T/$key.time")
+  wrk_ticks=$(child_secs "$T/$key.times1" "$T/$key.times0" | awk -v h="$TICKS" '{printf "%.0f", $1 * h}')
   line=$(grep '^RESULT ' "$T/$key.wrk") || { cat "$T/$key.wrk" >&2; die "wrk printed no result ($key)"; }
   printf '%s cpu_ticks=%s wrk_ticks=%s other_ticks=%s\n' "$line" "$((t1 - t0))" "$wrk_ticks" \
     "$((m1 - m0 - (a1 - a0) - wrk_ticks))" >"$T/$key.result"
   say "$key: $(field "$key" requests) requests, $(awk -v r="$(field "$key" requests)" \
     -v d="$(field "$key" duration_us)" 'BEGIN{printf "%.0f", r / (d / 1e6)}') req/s"
+}
+# child_secs AFTER BEFORE: CPU seconds (user + system) of the children reaped in between,
+# from two outputs of the `times` builtin (second line: children's user and system time).
+child_secs() {
+  awk 'function s(t,  m) { m = t; sub(/m.*/, "", m); sub(/^[0-9]+m/, "", t); sub(/s$/, "", t); return m * 60 + t }
+       FNR == 2 { v = s($1) + s($2); if (FILENAME == ARGV[1]) a = v; else b = v }
+       END { printf "%.3f\n", a - b }' "$1" "$2"
 }
 field() { sed -E "s/.* $2=([^ ]*).*/\1/" "$T/$1.result"; }
 
