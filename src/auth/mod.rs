@@ -352,6 +352,10 @@ mod tests {
             k.check(Some(&h), "A1", ServiceName::VerifyCode).is_ok(),
             "re-verified from the token itself, still valid"
         );
+        assert!(
+            k.verified.lock().unwrap().get(&key).unwrap().exp > 1,
+            "the stale entry was replaced by a fresh verification"
+        );
     }
 
     #[test]
