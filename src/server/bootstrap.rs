@@ -210,6 +210,12 @@ fn dev_profile(
     c: &crate::config::ClientConfig,
 ) -> Result<String, String> {
     // Absolute paths: the profile is read from its own directory, not from here.
+    // A config file named without a directory has an empty base: that is the current one.
+    let base = if base.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        base
+    };
     let base = &std::path::absolute(base).map_err(|e| e.to_string())?;
     let resolve = |p: &Path| {
         if p.is_absolute() {
