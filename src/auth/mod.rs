@@ -193,27 +193,7 @@ impl TokenKeys {
         authorization: Option<&str>,
         app_id: &str,
     ) -> Result<TokenClaims, AuthError> {
-        match self.check(authorization, app_id, ServiceName::DeclareHealth) {
-            Err(AuthError::Scope(_)) => self.decode(authorization, app_id),
-            other => other,
-        }
-    }
-
-    fn decode(&self, authorization: Option<&str>, app_id: &str) -> Result<TokenClaims, AuthError> {
-        let token = authorization
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or(AuthError::MissingToken)?;
-        let mut v = Validation::new(Algorithm::ES256);
-        v.set_audience(&[&self.audience]);
-        v.set_issuer(&[&self.issuer]);
-        v.leeway = 30;
-        let data = jsonwebtoken::decode::<TokenClaims>(token, &self.decoding, &v)
-            .map_err(|e| AuthError::BadToken(e.to_string()))?;
-        if data.claims.sub != app_id {
-            return Err(AuthError::BadToken("issued to another client".into()));
-        }
-        Ok(data.claims)
+        self.verify(authorization, app_id)
     }
 
     /// Checks `Authorization` for `app_id` calling `service`.
@@ -226,6 +206,15 @@ impl TokenKeys {
         app_id: &str,
         service: ServiceName,
     ) -> Result<TokenClaims, AuthError> {
+        let claims = self.verify(authorization, app_id)?;
+        if !claims.scope.split(' ').any(|s| s == service.as_str()) {
+            return Err(AuthError::Scope(service));
+        }
+        Ok(claims)
+    }
+
+    /// The claims of a valid token of `app_id`, from memory when it was verified before.
+    fn verify(&self, authorization: Option<&str>, app_id: &str) -> Result<TokenClaims, AuthError> {
         let token = authorization
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
@@ -259,9 +248,6 @@ impl TokenKeys {
         };
         if claims.sub != app_id {
             return Err(AuthError::BadToken("issued to another client".into()));
-        }
-        if !claims.scope.split(' ').any(|s| s == service.as_str()) {
-            return Err(AuthError::Scope(service));
         }
         Ok(claims)
     }
