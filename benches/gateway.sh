@@ -23,7 +23,8 @@
 # Usage: bash benches/gateway.sh
 # Knobs (environment): BENCH_DURATION (seconds per run, 10), BENCH_CONNECTIONS (32),
 # BENCH_THREADS (wrk threads, 2), BENCH_HUTONG_LOG (the gateway's log filter, warn: nginx
-# runs with access_log off), BENCH_SM2_BOUND_SECS (3), BENCH_RELAY_SERVICE (generateCode or
+# runs with access_log off), BENCH_AUDIT_SYNC (the gateway's [audit] sync policy: interval,
+# the default here, or commit), BENCH_SM2_BOUND_SECS (3), BENCH_RELAY_SERVICE (generateCode or
 # applyCodeAccess), BENCH_NO_BUILD=1 (skip cargo build), BENCH_KEEP=1 (keep the directory).
 set -euo pipefail
 
@@ -35,6 +36,7 @@ THREADS=${BENCH_THREADS:-2}
 LOG_LEVEL=${BENCH_HUTONG_LOG:-warn}
 BOUND_SECS=${BENCH_SM2_BOUND_SECS:-3}
 RELAY=${BENCH_RELAY_SERVICE:-generateCode}
+AUDIT_SYNC=${BENCH_AUDIT_SYNC:-interval}
 # Largest rate each pool of sealed requests covers for DURATION seconds. The gateway keeps
 # at most 500,000 nonces per client for 600 s, so every scenario has its own client and no
 # pool exceeds 480,000.
@@ -56,6 +58,8 @@ for v in DURATION CONNS THREADS BOUND_SECS MAX_RPS_VERIFY MAX_RPS_RELAY MAX_RPS_
 done
 ((CONNS >= THREADS)) || die "BENCH_CONNECTIONS must be at least BENCH_THREADS"
 ((THREADS <= 99)) || die "BENCH_THREADS must be at most 99"
+[[ $AUDIT_SYNC == commit || $AUDIT_SYNC == interval ]] \
+  || die "BENCH_AUDIT_SYNC must be commit or interval"
 [[ $RELAY == generateCode || $RELAY == applyCodeAccess ]] \
   || die "BENCH_RELAY_SERVICE must be generateCode or applyCodeAccess"
 
@@ -245,6 +249,10 @@ default_per_client_service = { per_second = 1000000, burst = 1000000 }
 [cache]
 max_entries = 200000
 max_ttl_ms = 300000
+
+[audit]
+sync = "$AUDIT_SYNC"
+sync_interval_ms = 10
 EOF
   client_toml A3300010001 '["verifyCode", "applyCodeAccess", "generateCode"]' '["HMAC-SM3"]'
   client_toml A3300010002 '["applyCodeAccess", "generateCode"]' '["HMAC-SM3"]'
@@ -588,7 +596,7 @@ S_PC=$(ratio "$(per_core verify-sm2)" "$BOUND_PER_CORE")
   echo "hutong gateway benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))"
   echo "command:  $CMDLINE   (from $ROOT, commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?'))"
   echo "load:     $WRK_CMD https://127.0.0.1:PORT/PATH  ($WRK_VERSION; HTTP/1.1 keep-alive over TLS, loopback)"
-  echo "servers:  hutong serve (HUTONG_LOG=$LOG_LEVEL), $NGINX_VERSION (worker_processes auto, access_log off),"
+  echo "servers:  hutong serve (HUTONG_LOG=$LOG_LEVEL, [audit] sync = \"$AUDIT_SYNC\"), $NGINX_VERSION (worker_processes auto, access_log off),"
   echo "          2 × hutong sim --national --seed 1 --population 1000 (plain HTTP), all on the same $(nproc) cores"
   echo "load avg: $LOAD_BEFORE before, $LOAD_AFTER after"
   echo

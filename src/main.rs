@@ -4,6 +4,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc rather than the system allocator: the request path allocates many small,
+/// short-lived buffers (JSON values, envelopes, base64), and under load glibc's malloc and
+/// free took about a tenth of the gateway's CPU (`perf`, `benches/gateway.sh` scenario 1).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = hutong::cli::Cli::parse();
     match hutong::cli::run(cli) {

@@ -670,11 +670,11 @@ async fn every_access_is_audited_in_a_chain_that_verifies() {
         )
         .await
         .unwrap();
-    let report = fx.gw.audit.verify().unwrap();
+    let report = fx.gw.audit.log().verify().unwrap();
     assert!(report.ok, "{:?}", report.problems);
     assert_eq!(report.records, 2);
     let who = hutong::audit::pseudonym(&fx.gw.pseudonym_key, &p.0, &p.1);
-    let receipt = fx.gw.audit.receipt(&who).unwrap();
+    let receipt = fx.gw.audit.log().receipt(&who).unwrap();
     assert_eq!(receipt.len(), 1);
     assert_eq!(receipt[0].action, "applyCodeAccess");
     assert_eq!(receipt[0].actor, CLIENT);

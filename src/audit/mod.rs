@@ -11,19 +11,26 @@
 //! backend over [`crate::store::Store`]), `memory` (for tests).
 
 mod chain;
+mod config;
+pub mod journal;
 mod memory;
 mod pseudonym;
 mod record;
 mod redb_log;
+mod writer;
 
+#[cfg(test)]
+mod journal_tests;
 #[cfg(test)]
 mod tests;
 
 pub use chain::{ChainMark, VerifyReport};
+pub use config::{AuditConfig, DEFAULT_SYNC_INTERVAL_MS, MAX_SYNC_INTERVAL_MS, SyncPolicy};
 pub use memory::MemoryAuditLog;
 pub use pseudonym::{Pseudonym, pseudonym};
 pub use record::{AuditRecord, MAX_FIELD_BYTES, MAX_LOSS_ENTRIES, NewRecord, RECORD_VERSION};
 pub use redb_log::RedbAuditLog;
+pub use writer::{AuditSync, AuditWriter};
 
 use crate::store::StoreError;
 
@@ -48,6 +55,23 @@ pub trait AuditLog: Send + Sync {
     /// [`StoreError::TooLarge`] for a field over its limit; any store failure. On error
     /// nothing was appended.
     fn append(&self, rec: NewRecord) -> Result<AuditRecord, StoreError>;
+
+    /// Appends `recs` in order, durable together when this returns (one commit where the
+    /// backend can). Each record gets its own result: one over its limits fails alone and
+    /// takes no sequence number.
+    ///
+    /// The default appends one record at a time; backends with transactions commit the
+    /// batch once.
+    ///
+    /// # Errors
+    /// A store failure, which fails the whole batch (for a transactional backend, nothing
+    /// of it was appended).
+    fn append_batch(
+        &self,
+        recs: Vec<NewRecord>,
+    ) -> Result<Vec<Result<AuditRecord, StoreError>>, StoreError> {
+        Ok(recs.into_iter().map(|r| self.append(r)).collect())
+    }
 
     /// Walks the whole chain from the purge checkpoint and reports every problem.
     /// Tampering is a finding in the report, not an error.

@@ -79,10 +79,7 @@ impl RedbAuditLog {
                     what: "audit sequence number",
                 })?;
                 let sealed = AuditRecord::seal(seq, head.hash, rec)?;
-                records.insert(seq, sealed.encode_stored().as_slice())?;
-                if let Some(s) = &sealed.subject {
-                    index.insert((s.0, seq), ())?;
-                }
+                insert(&mut records, &mut index, &sealed)?;
                 head = ChainMark::of(&sealed);
                 out.push(Ok(sealed));
             }
@@ -90,6 +87,45 @@ impl RedbAuditLog {
         }
         txn.commit()?;
         Ok(out)
+    }
+}
+
+impl RedbAuditLog {
+    /// Commits records sealed elsewhere (by the journaled writer, which keeps the head in
+    /// memory), durably, in one transaction. They must continue the stored chain:
+    /// consecutive sequence numbers from the head, each `prev_hash` the hash before it.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when they do not continue the chain (nothing is written);
+    /// any store failure.
+    pub fn commit_sealed(&self, sealed: &[AuditRecord]) -> Result<(), StoreError> {
+        if sealed.is_empty() {
+            return Ok(());
+        }
+        let _writer = lock(&self.writer);
+        let txn = self.store.db().begin_write()?;
+        {
+            let mut meta = txn.open_table(AUDIT_META)?;
+            let mut records = txn.open_table(AUDIT_RECORDS)?;
+            let mut index = txn.open_table(AUDIT_BY_SUBJECT)?;
+            let mut head = read_mark(&meta, HEAD_KEY)?.unwrap_or(ChainMark::GENESIS);
+            for rec in sealed {
+                if rec.seq != head.seq.wrapping_add(1) || rec.prev_hash != head.hash {
+                    return Err(StoreError::Corrupt {
+                        what: "audit record",
+                        reason: format!(
+                            "record {} does not continue the chain at {}",
+                            rec.seq, head.seq
+                        ),
+                    });
+                }
+                insert(&mut records, &mut index, rec)?;
+                head = ChainMark::of(rec);
+            }
+            meta.insert(HEAD_KEY, head.encode().as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
     }
 }
 
@@ -122,6 +158,16 @@ impl AuditLog for RedbAuditLog {
         }
         rx.try_recv()
             .unwrap_or_else(|_| Err(StoreError::Db("audit append lost its reply".to_owned())))
+    }
+
+    fn append_batch(
+        &self,
+        recs: Vec<NewRecord>,
+    ) -> Result<Vec<Result<AuditRecord, StoreError>>, StoreError> {
+        // Holding the writer lock keeps the chain single-writer alongside `append`'s own
+        // group commit; records queued by `append` callers go out in their leader's batch.
+        let _writer = lock(&self.writer);
+        self.write_batch(recs)
     }
 
     fn verify(&self) -> Result<VerifyReport, StoreError> {
@@ -229,6 +275,18 @@ impl AuditLog for RedbAuditLog {
             }
         }
     }
+}
+
+fn insert(
+    records: &mut redb::Table<'_, u64, &'static [u8]>,
+    index: &mut redb::Table<'_, ([u8; 32], u64), ()>,
+    sealed: &AuditRecord,
+) -> Result<(), StoreError> {
+    records.insert(sealed.seq, sealed.encode_stored().as_slice())?;
+    if let Some(s) = &sealed.subject {
+        index.insert((s.0, sealed.seq), ())?;
+    }
+    Ok(())
 }
 
 fn read_mark(

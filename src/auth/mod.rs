@@ -79,9 +79,13 @@ pub struct TokenKeys {
     decoding: DecodingKey,
     issuer: String,
     audience: String,
-    /// Tokens already verified, by SM3 of the exact token text, until their `exp`. An
-    /// ES256 verification costs about 140 µs; a caller sends the same token for an hour.
-    verified: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], TokenClaims>>>,
+    /// Tokens already verified, by their exact text, until their `exp`. An ES256
+    /// verification costs about 140 µs; a caller sends the same token for an hour. (The
+    /// map's hash picks the slot and the whole text is compared, so a token one character
+    /// off is a miss and is verified afresh.)
+    verified: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<Box<str>, std::sync::Arc<TokenClaims>>>,
+    >,
 }
 
 /// Most verified tokens remembered; past it the memory is cleared and refilled.
@@ -192,7 +196,7 @@ impl TokenKeys {
         &self,
         authorization: Option<&str>,
         app_id: &str,
-    ) -> Result<TokenClaims, AuthError> {
+    ) -> Result<std::sync::Arc<TokenClaims>, AuthError> {
         self.verify(authorization, app_id)
     }
 
@@ -205,7 +209,7 @@ impl TokenKeys {
         authorization: Option<&str>,
         app_id: &str,
         service: ServiceName,
-    ) -> Result<TokenClaims, AuthError> {
+    ) -> Result<std::sync::Arc<TokenClaims>, AuthError> {
         let claims = self.verify(authorization, app_id)?;
         if !claims.scope.split(' ').any(|s| s == service.as_str()) {
             return Err(AuthError::Scope(service));
@@ -213,19 +217,46 @@ impl TokenKeys {
         Ok(claims)
     }
 
+    /// The claims of a valid token, whoever it was issued to: for callers that name
+    /// themselves only by their token (a region's own systems calling a dialect endpoint).
+    ///
+    /// # Errors
+    /// [`AuthError::MissingToken`] or [`AuthError::BadToken`].
+    pub fn identify(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<std::sync::Arc<TokenClaims>, AuthError> {
+        self.verify_claims(authorization)
+    }
+
     /// The claims of a valid token of `app_id`, from memory when it was verified before.
-    fn verify(&self, authorization: Option<&str>, app_id: &str) -> Result<TokenClaims, AuthError> {
+    fn verify(
+        &self,
+        authorization: Option<&str>,
+        app_id: &str,
+    ) -> Result<std::sync::Arc<TokenClaims>, AuthError> {
+        let claims = self.verify_claims(authorization)?;
+        if claims.sub != app_id {
+            return Err(AuthError::BadToken("issued to another client".into()));
+        }
+        Ok(claims)
+    }
+
+    /// The claims of a valid token, from memory when it was verified before.
+    fn verify_claims(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<std::sync::Arc<TokenClaims>, AuthError> {
         let token = authorization
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::MissingToken)?;
-        let key = crate::crypto::sm3(token.as_bytes());
         let remembered = self
             .verified
             .lock()
             .ok()
-            .and_then(|m| m.get(&key).cloned())
+            .and_then(|m| m.get(token).cloned())
             .filter(|c| c.exp > now_secs());
         let claims = match remembered {
             Some(c) => c,
@@ -237,18 +268,16 @@ impl TokenKeys {
                 v.leeway = 30;
                 let data = jsonwebtoken::decode::<TokenClaims>(token, &self.decoding, &v)
                     .map_err(|e| AuthError::BadToken(e.to_string()))?;
+                let claims = std::sync::Arc::new(data.claims);
                 if let Ok(mut m) = self.verified.lock() {
                     if m.len() >= MAX_VERIFIED_TOKENS {
                         m.clear();
                     }
-                    m.insert(key, data.claims.clone());
+                    m.insert(token.into(), std::sync::Arc::clone(&claims));
                 }
-                data.claims
+                claims
             }
         };
-        if claims.sub != app_id {
-            return Err(AuthError::BadToken("issued to another client".into()));
-        }
         Ok(claims)
     }
 }
@@ -332,14 +361,18 @@ mod tests {
             Err(AuthError::BadToken(_))
         ));
         // A remembered entry past its exp is not served: the token is verified again.
-        let key = crate::crypto::sm3(t.as_bytes());
-        k.verified.lock().unwrap().get_mut(&key).unwrap().exp = 1;
+        let key: &str = t.as_str();
+        {
+            let mut m = k.verified.lock().unwrap();
+            let stale = m.get_mut(key).unwrap();
+            std::sync::Arc::make_mut(stale).exp = 1;
+        }
         assert!(
             k.check(Some(&h), "A1", ServiceName::VerifyCode).is_ok(),
             "re-verified from the token itself, still valid"
         );
         assert!(
-            k.verified.lock().unwrap().get(&key).unwrap().exp > 1,
+            k.verified.lock().unwrap().get(key).unwrap().exp > 1,
             "the stale entry was replaced by a fresh verification"
         );
     }

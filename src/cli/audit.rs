@@ -69,7 +69,21 @@ pub(super) fn run(cmd: &AuditCmd) -> anyhow::Result<ExitCode> {
 
 fn open_log(data_dir: &Path) -> anyhow::Result<(Store, RedbAuditLog)> {
     let store = Store::open_existing(data_dir)?;
-    Ok((store.clone(), RedbAuditLog::new(store)))
+    let log = RedbAuditLog::new(store.clone());
+    // Records a gateway answered for under `sync = "interval"` and had not yet committed
+    // when it stopped are in the journal: read them into the store first.
+    let r =
+        crate::audit::journal::recover(&log, &data_dir.join(crate::audit::journal::JOURNAL_FILE))?;
+    if r.replayed > 0 || r.discarded_bytes > 0 {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "audit journal: {} record(s) replayed into the store, {} byte(s) of torn tail discarded",
+            r.replayed,
+            r.discarded_bytes
+        );
+    }
+    Ok((store, log))
 }
 
 fn verify(data_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {

@@ -109,6 +109,8 @@ pub struct Validated {
     pub limits: crate::ratelimit::LimitsConfig,
     /// Cache settings.
     pub cache: crate::cache::CacheConfig,
+    /// Audit writer settings.
+    pub audit: crate::audit::AuditConfig,
     /// Where relative paths are resolved from (the config file's directory).
     pub base_dir: PathBuf,
 }
@@ -202,6 +204,7 @@ impl Config {
                 p.push(format!("server.{name} must be positive"));
             }
         }
+        p.extend(self.audit.problems());
         let std = crate::standard::Standard::embedded();
         let mut clients = HashMap::new();
         for c in self.client {
@@ -398,6 +401,7 @@ impl Config {
             trust,
             limits: self.limits,
             cache: self.cache,
+            audit: self.audit,
             base_dir: base.to_path_buf(),
         })
     }

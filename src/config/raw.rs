@@ -47,6 +47,9 @@ pub struct Config {
     /// Response cache.
     #[serde(default)]
     pub cache: crate::cache::CacheConfig,
+    /// When audit records reach the disk.
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
     /// Offline verification of national codes (PHIC1) against a signed trust list.
     #[serde(default)]
     pub trust: Option<TrustConfig>,

@@ -110,6 +110,11 @@ impl Alphabet {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')),
             Alphabet::Digits => s.bytes().all(|b| b.is_ascii_digit()),
+            // Nearly every value is ASCII (base64, hex, digits): check bytes, and walk
+            // characters only for the rest.
+            Alphabet::Printable if s.is_ascii() => {
+                s.bytes().all(|b| b != b'&' && !b.is_ascii_control())
+            }
             Alphabet::Printable => s.chars().all(|c| c != '&' && !c.is_control()),
         }
     }

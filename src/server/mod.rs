@@ -33,7 +33,7 @@ pub use error::GatewayError;
 pub use http::{Peer, Running, start};
 pub use pipeline::{PATH_PREFIX, STATUS_EVENT};
 
-use crate::audit::{AuditLog, RedbAuditLog};
+use crate::audit::{AuditWriter, RedbAuditLog};
 use crate::auth::TokenKeys;
 use crate::cache::{MillisClock, ResponseCache};
 use crate::config::{Client, Validated};
@@ -130,8 +130,8 @@ pub struct Gateway {
     pub limiter: RateLimiter,
     /// Answers of `verifyCode` and `queryHealthInfo`.
     pub cache: ResponseCache,
-    /// The audit log.
-    pub audit: Arc<dyn AuditLog>,
+    /// The audit log, behind its writer thread.
+    pub audit: AuditWriter,
     /// requestId idempotency records.
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// Secret of person pseudonyms.
@@ -196,6 +196,12 @@ impl Gateway {
             );
         }
         let cache = ResponseCache::new(&config.cache, MillisClock::system());
+        let audit = AuditWriter::start_embedded(
+            Arc::new(RedbAuditLog::new(store.clone())),
+            config.audit.policy(),
+            &g.data_dir.join(crate::audit::journal::JOURNAL_FILE),
+        )
+        .map_err(|e| ServerError::Keys(format!("audit: {e}")))?;
         Ok(Self {
             standard: Standard::embedded(),
             config: ArcSwap::from_pointee(config),
@@ -208,7 +214,7 @@ impl Gateway {
             relay,
             limiter,
             cache,
-            audit: Arc::new(RedbAuditLog::new(store.clone())),
+            audit,
             idempotency: Arc::new(RedbIdempotencyStore::new(store, body_key)),
             pseudonym_key,
             ready: AtomicBool::new(true),

@@ -208,11 +208,7 @@ pub async fn audit(
         loss: Vec::new(),
         request_id: call.request_id.clone(),
     };
-    let log = Arc::clone(&gw.audit);
-    blocking(move || log.append(rec))
-        .await
-        .map(|_| ())
-        .map_err(internal)
+    gw.audit.append(rec).await.map(|_| ()).map_err(internal)
 }
 
 /// `POST /phic/v1/statusEvent` from a region: a person's status changed, so every cached

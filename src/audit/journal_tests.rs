@@ -1,0 +1,144 @@
+//! The `interval` policy: answers before the commit, the commit within the interval, and
+//! the replay of a journal that a crashed run left.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use super::journal::{JOURNAL_FILE, Journal, recover};
+use super::{AuditLog, AuditRecord, AuditSync, AuditWriter, ChainMark, NewRecord, RedbAuditLog};
+use crate::store::Store;
+
+fn dir() -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "hutong-journal-unit-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("mkdir");
+    d
+}
+
+fn rec(i: u64) -> NewRecord {
+    NewRecord {
+        time_ms: 1_700_000_000_000 + i,
+        actor: "A3300010001".to_owned(),
+        action: "verifyCode".to_owned(),
+        subject: None,
+        purpose: "verification".to_owned(),
+        result: "0".to_owned(),
+        loss: Vec::new(),
+        request_id: format!("req-{i}"),
+    }
+}
+
+/// Seals `n` records after `head`, the way the writer does.
+fn sealed(head: ChainMark, n: u64) -> Vec<AuditRecord> {
+    let mut h = head;
+    (1..=n)
+        .map(|i| {
+            let r = AuditRecord::seal(h.seq + 1, h.hash, rec(i)).expect("seal");
+            h = ChainMark::of(&r);
+            r
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn interval_answers_from_the_journal_and_commits_within_the_interval() {
+    let d = dir();
+    let log = Arc::new(RedbAuditLog::new(Store::open(&d).expect("store")));
+    let w = AuditWriter::start_embedded(
+        Arc::clone(&log),
+        AuditSync::Interval(Duration::from_millis(300)),
+        &d.join(JOURNAL_FILE),
+    )
+    .expect("writer");
+    for i in 1..=10 {
+        assert_eq!(w.append(rec(i)).await.expect("append").seq, i);
+    }
+    // Answered, in the journal, not yet in the store.
+    assert_eq!(log.head().expect("head"), None);
+    let journal_len = std::fs::metadata(d.join(JOURNAL_FILE))
+        .expect("journal")
+        .len();
+    assert!(
+        journal_len > 10 * 64,
+        "journal holds the frames: {journal_len} bytes"
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(log.head().expect("head").map(|m| m.seq), Some(10));
+    assert_eq!(
+        std::fs::metadata(d.join(JOURNAL_FILE))
+            .expect("journal")
+            .len(),
+        0
+    );
+    let report = log.verify().expect("verify");
+    assert!(report.ok && report.records == 10, "{report:?}");
+    // Appends go on from the committed head.
+    assert_eq!(w.append(rec(11)).await.expect("append").seq, 11);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_crashed_runs_journal_is_replayed_and_a_torn_tail_discarded() {
+    let d = dir();
+    let path = d.join(JOURNAL_FILE);
+    let log = RedbAuditLog::new(Store::open(&d).expect("store"));
+    // Three records committed, then five more that reached only the journal; the journal
+    // also still holds the three (its emptying was lost), and ends in half a frame.
+    let first = sealed(ChainMark::GENESIS, 3);
+    log.commit_sealed(&first).expect("commit");
+    let head = ChainMark::of(first.last().expect("three"));
+    let more = sealed(head, 5);
+    let mut j = Journal::open(&path).expect("journal");
+    j.append(&first).expect("write");
+    j.append(&more).expect("write");
+    drop(j);
+    let mut bytes = std::fs::read(&path).expect("read");
+    let whole = bytes.len();
+    bytes.extend_from_slice(&200u32.to_be_bytes());
+    bytes.extend_from_slice(&[7u8; 50]);
+    std::fs::write(&path, &bytes).expect("write torn tail");
+
+    let r = recover(&log, &path).expect("recover");
+    assert_eq!((r.replayed, r.already_stored), (5, 3));
+    assert_eq!(r.discarded_bytes as usize, bytes.len() - whole);
+    assert_eq!(log.head().expect("head").map(|m| m.seq), Some(8));
+    let report = log.verify().expect("verify");
+    assert!(report.ok && report.records == 8, "{report:?}");
+    assert_eq!(std::fs::metadata(&path).expect("journal").len(), 0);
+    // A second replay finds nothing.
+    assert_eq!(recover(&log, &path).expect("again").replayed, 0);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_journal_that_does_not_continue_the_chain_is_not_replayed() {
+    let d = dir();
+    let path = d.join(JOURNAL_FILE);
+    let log = RedbAuditLog::new(Store::open(&d).expect("store"));
+    log.commit_sealed(&sealed(ChainMark::GENESIS, 2))
+        .expect("commit");
+    // Records sealed on another chain (a journal from a different store).
+    let foreign = sealed(
+        ChainMark {
+            seq: 2,
+            hash: [9; 32],
+        },
+        3,
+    );
+    let mut j = Journal::open(&path).expect("journal");
+    j.append(&foreign).expect("write");
+    drop(j);
+    let r = recover(&log, &path).expect("recover");
+    assert_eq!(r.replayed, 0);
+    assert!(r.discarded_bytes > 0);
+    assert!(log.verify().expect("verify").ok);
+    assert_eq!(log.head().expect("head").map(|m| m.seq), Some(2));
+    let _ = std::fs::remove_dir_all(&d);
+}
