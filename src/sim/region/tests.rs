@@ -379,73 +379,7 @@ async fn serves_the_dialect_paths_only() {
 }
 
 /// A dialect that exists only as data: JSON, unsigned, prefixed codes, four services.
-const TESTLAND: &str = r#"
-region = "420000"
-name = "Testland"
-codec = "json"
-
-[signing]
-scheme = "none"
-
-[[codes]]
-prefix = "tl:qr:"
-
-[maps.colour]
-pairs = [["00", "G"], ["01", "Y"], ["10", "R"]]
-
-[maps.result]
-pairs = [["0", "ok"], ["3001", "bad-code"], ["2001", "no-person"]]
-fallback_national = "9002"
-fallback_dialect = "error"
-
-[services.applyCodeAccess]
-path = "/api/grant"
-[services.applyCodeAccess.request]
-fields = [
-  { national = "user.idNo", dialect = "idcard" },
-  { national = "user.name", dialect = "name" },
-]
-[services.applyCodeAccess.response]
-result = { dialect = "status", map = "result" }
-fields = [
-  { national = "authCode", dialect = "grant" },
-  { national = "userToken", dialect = "uid" },
-]
-
-[services.generateCode]
-path = "/api/code"
-[services.generateCode.request]
-fields = [{ national = "userToken", dialect = "uid" }]
-[services.generateCode.response]
-result = { dialect = "status", map = "result" }
-fields = [
-  { national = "codeContent", dialect = "qr" },
-  { national = "codeColor", dialect = "colour", map = "colour" },
-  { national = "nameMasked", dialect = "holder", mask = "name" },
-]
-
-[services.verifyCode]
-path = "/api/scan"
-[services.verifyCode.request]
-fields = [{ national = "codeContent", dialect = "qr" }]
-[services.verifyCode.response]
-result = { dialect = "status", map = "result" }
-fields = [
-  { national = "codeColor", dialect = "colour", map = "colour" },
-  { national = "nameMasked", dialect = "holder" },
-]
-
-[services.declareHealth]
-path = "/api/declare"
-[services.declareHealth.request]
-fields = [
-  { national = "user.idNo", dialect = "idcard" },
-  { national = "temperature", dialect = "temp" },
-]
-[services.declareHealth.response]
-result = { dialect = "status", map = "result" }
-fields = [{ national = "codeColor", dialect = "colour", map = "colour" }]
-"#;
+const TESTLAND: &str = include_str!("testland.toml");
 
 fn testland() -> Dialect {
     Dialect::from_toml("testland", "testland.toml", TESTLAND, &Standard::embedded()).unwrap()
