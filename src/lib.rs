@@ -40,8 +40,9 @@
 //!   between them and the national model, both ways, with a loss report per translation.
 //! - [`upstream`]: how the gateway calls a region: the `Upstream` trait, the national-envelope
 //!   client with deadlines, a retry budget and a circuit breaker per region.
-//! - [`sim`]: `hutong sim --national`, a reference region back-end over real HTTP with a
-//!   synthetic population and injectable faults; its small generic HTTP server.
+//! - [`sim`]: `hutong sim --national` and `hutong sim --region <dialect>`, reference region
+//!   back-ends over real HTTP with a synthetic population and injectable faults; its small
+//!   generic HTTP server.
 //! - [`cli`]: the `hutong` command runners; `main.rs` only parses arguments and calls them.
 
 pub mod audit;

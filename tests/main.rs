@@ -13,6 +13,7 @@ mod gateway;
 mod idno_stdnum;
 mod openapi;
 mod openssl;
+mod region_sim;
 mod serve_cli;
 mod sim_cli;
 mod validate_fixtures;

@@ -65,6 +65,9 @@ fn sim_prints_its_port_serves_and_stops_on_sigterm() {
 fn sim_reports_every_configuration_problem_at_once() {
     let out = hutong([
         "sim",
+        "--national",
+        "--secret",
+        "s3cret",
         "--region",
         "999999",
         "--issuer",
@@ -79,7 +82,7 @@ fn sim_reports_every_configuration_problem_at_once() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     for needle in [
-        "only --national",
+        "--secret is for a dialect simulator",
         "cannot read /nonexistent/clients.toml",
         "issuer `33x`",
         "colour mix `1:2`",

@@ -75,10 +75,12 @@ pub enum Command {
     /// The audit log: verify its hash chain, print a holder's receipt.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
-    /// Run a simulated region back-end (national envelope) with a synthetic population.
+    /// Run a simulated region back-end with a synthetic population: the national envelope
+    /// (--national), or a regional dialect's own API (--region DIALECT).
     ///
-    /// Example: hutong sim --national --clients config/sim-national.example.toml
-    Sim(sim::Args),
+    /// Examples: hutong sim --national --clients config/sim-national.example.toml;
+    /// hutong sim --region jiangsu
+    Sim(Box<sim::Args>),
     /// Run the gateway: the national endpoints over TLS, and the admin listener.
     ///
     /// With the default config/hutong.toml it starts on a fresh machine: embedded store,
@@ -133,7 +135,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(k) => keys::run_keys(&k),
         Command::Certs(c) => keys::run_certs(&c),
         Command::Audit(a) => audit::run(&a),
-        Command::Sim(a) => sim::run(&a),
+        Command::Sim(a) => sim::run(&standard, &a),
         Command::Serve(a) => serve::run_serve(&a),
         Command::Token(t) => serve::run_token(&t),
         Command::Client(a) => client::run(&a),

@@ -15,7 +15,9 @@ fn every_shipped_config_file_parses() {
             continue;
         }
         let text = std::fs::read_to_string(&p).unwrap();
-        if name.starts_with("sim-") {
+        if name.starts_with("sim-region") {
+            crate::sim::region::parse_callers(&text).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        } else if name.starts_with("sim-") {
             crate::sim::parse_clients(&text, Some(&dir)).unwrap_or_else(|e| panic!("{name}: {e}"));
         } else {
             toml::from_str::<Config>(&text).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -13,6 +13,8 @@
 //!
 //! Files: `server` (generic HTTP server), `population` (synthetic people), `services` (the
 //! seven services), `ticket` (BizExtData tickets), `faults`, `clients` (the clients file).
+//! [`region`] is `hutong sim --region <dialect>`: the same population, tickets and faults
+//! behind any regional dialect's own API instead of the national envelope.
 //! The simulator's keys are generated at start ([`SimKeys`]); [`write_public_keys`] puts
 //! the public halves where a gateway or a test can trust them.
 
@@ -21,6 +23,7 @@ pub mod faults;
 mod handler;
 mod names;
 pub mod population;
+pub mod region;
 pub mod server;
 mod services;
 pub mod ticket;

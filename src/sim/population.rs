@@ -6,7 +6,8 @@
 //! configured mix with a reason, nucleic-acid and vaccination records, a code id, a national
 //! code id and a user token. The same seed, size, region, mix and clock give the same people.
 //!
-//! Persons are looked up by `(idType, idNo)`, by code id and by user token.
+//! Persons are looked up by `(idType, idNo)`, by code id, by national code id and by user
+//! token.
 
 use std::collections::HashMap;
 
@@ -236,6 +237,7 @@ pub struct Population {
     persons: Vec<Person>,
     by_id: HashMap<String, usize>,
     by_code: HashMap<String, usize>,
+    by_national_code: HashMap<String, usize>,
     by_token: HashMap<String, usize>,
 }
 
@@ -285,6 +287,8 @@ impl Population {
         let i = self.persons.len();
         self.by_id.insert(p.id_no.clone(), i);
         self.by_code.insert(p.code_id.as_str().to_owned(), i);
+        self.by_national_code
+            .insert(p.national_code_id.as_str().to_owned(), i);
         self.by_token.insert(p.user_token.clone(), i);
         self.persons.push(p);
     }
@@ -324,6 +328,11 @@ impl Population {
     /// The index of the holder of a code id.
     pub fn find_code(&self, code_id: &str) -> Option<usize> {
         self.by_code.get(code_id).copied()
+    }
+
+    /// The index of the holder of a national code id.
+    pub fn find_national_code(&self, national_code_id: &str) -> Option<usize> {
+        self.by_national_code.get(national_code_id).copied()
     }
 
     /// The index of the holder of a user token.

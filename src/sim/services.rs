@@ -4,7 +4,7 @@
 //! a return code, a message without personal data, and the business answer. Envelopes,
 //! faults and idempotency are handled around them (`mod.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -20,11 +20,12 @@ use crate::national::model::{
     QueryVaccine, User, VerifyCodeRequest, VerifyCodeResponse,
 };
 use crate::national::time::DateTime;
-use crate::standard::{PersonalClass, ReturnCode, ServiceName};
+use crate::standard::{PersonalClass, ReturnCode, ServiceName, Standard};
+use crate::trust::IssuerId;
 
 use super::SimState;
 use super::population::{Declaration, FEVER_CELSIUS, ID_TYPE, Person, Population};
-use super::ticket::TICKET_TTL_SECS;
+use super::ticket::{TICKET_TTL_SECS, TicketKey};
 
 /// Lifetime of an `authCode`, seconds (the schema's maximum `expiresIn`).
 pub const AUTH_CODE_TTL_SECS: u32 = 300;
@@ -33,7 +34,7 @@ pub const AUTH_CODE_TTL_SECS: u32 = 300;
 pub const REFRESH_INTERVAL_SECS: u32 = 60;
 
 /// Days a correction is expected to take.
-const CORRECTION_DAYS: i64 = 3;
+pub(super) const CORRECTION_DAYS: i64 = 3;
 
 /// Live `authCode`s at most; expired ones are dropped first when it is reached.
 const MAX_GRANTS: usize = 200_000;
@@ -50,7 +51,8 @@ pub(super) struct Outcome {
 }
 
 impl Outcome {
-    fn answer(code: ReturnCode, biz: &impl Serialize) -> Self {
+    /// A success (or accepted) answer with `biz` as its business content.
+    pub(super) fn answer(code: ReturnCode, biz: &impl Serialize) -> Self {
         match serde_json::to_value(biz) {
             Ok(v) => Self {
                 code,
@@ -79,10 +81,13 @@ type Result<T> = std::result::Result<T, Outcome>;
 
 /// An `authCode` granted by `applyCodeAccess`.
 #[derive(Debug, Clone)]
-struct Grant {
-    person: usize,
-    app_id: String,
-    expires_at: i64,
+pub(super) struct Grant {
+    /// The person's index in the population.
+    pub(super) person: usize,
+    /// The client it was granted to.
+    pub(super) app_id: String,
+    /// Unix seconds.
+    pub(super) expires_at: i64,
 }
 
 /// The live `authCode`s.
@@ -92,7 +97,8 @@ pub(super) struct Grants {
 }
 
 impl Grants {
-    fn insert(&mut self, code: String, grant: Grant, now: i64) {
+    /// Keeps `grant` under `code`, dropping expired grants when the table is full.
+    pub(super) fn insert(&mut self, code: String, grant: Grant, now: i64) {
         if self.map.len() >= MAX_GRANTS {
             self.map.retain(|_, g| g.expires_at > now);
         }
@@ -106,7 +112,7 @@ impl Grants {
     }
 
     /// The person an `authCode` lets `app_id` act for at `now`.
-    fn check(&self, code: &str, app_id: &str, now: i64) -> Option<usize> {
+    pub(super) fn check(&self, code: &str, app_id: &str, now: i64) -> Option<usize> {
         self.map
             .get(code)
             .filter(|g| g.app_id == app_id && now < g.expires_at)
@@ -149,13 +155,15 @@ fn parse<T: serde::de::DeserializeOwned>(biz: &Value) -> Result<T> {
     })
 }
 
-fn fresh_id(prefix: &str) -> Result<String> {
+/// `prefix` followed by 32 random hex digits.
+pub(super) fn fresh_id(prefix: &str) -> Result<String> {
     random_id()
         .map(|id| format!("{prefix}{id}"))
         .map_err(|_| Outcome::fail(ReturnCode::SystemError, "random number generator failed"))
 }
 
-fn time(unix: i64) -> String {
+/// A national date-time text (`yyyy-MM-dd HH:mm:ss`, Beijing time).
+pub(super) fn time(unix: i64) -> String {
     DateTime::from_unix(unix).to_string()
 }
 
@@ -187,6 +195,27 @@ fn masked(p: &Person) -> (String, String) {
     )
 }
 
+/// Keeps a health declaration and re-evaluates the colour: a fever, a contact or a stay in
+/// a high-risk area asks for at least yellow.
+pub(super) fn record_declaration(p: &mut Person, d: Declaration, now: i64) {
+    let fever = d.temperature.is_some_and(|t| t >= FEVER_CELSIUS);
+    p.health_flag = fever || d.contact_history == "1" || d.high_risk_stay == "1";
+    p.declaration = Some(d);
+    p.reevaluate(now);
+}
+
+/// Whether a trip touches a high-risk division or starts abroad.
+pub(super) fn risky_trip(
+    high_risk: &HashSet<String>,
+    from_region: &str,
+    to_region: &str,
+    from_country: Option<&str>,
+) -> bool {
+    high_risk.contains(from_region)
+        || high_risk.contains(to_region)
+        || from_country.is_some_and(|c| c != "CHN" && c != "156")
+}
+
 fn declare_health(state: &SimState, r: &DeclareHealthRequest, now: i64) -> Result<Outcome> {
     let declare_id = fresh_id("DH")?;
     let mut pop = state.population_mut();
@@ -194,16 +223,17 @@ fn declare_health(state: &SimState, r: &DeclareHealthRequest, now: i64) -> Resul
     let p = pop
         .get_mut(i)
         .ok_or_else(|| Outcome::fail(ReturnCode::UserNotFound, "person not found"))?;
-    let fever = r.temperature.is_some_and(|t| t >= FEVER_CELSIUS);
-    p.health_flag = fever || r.contact_history == "1" || r.high_risk_stay == "1";
-    p.declaration = Some(Declaration {
-        temperature: r.temperature,
-        symptoms: r.symptoms.clone(),
-        high_risk_stay: r.high_risk_stay.clone(),
-        contact_history: r.contact_history.clone(),
-        declare_time: DateTime::parse(&r.declare_time).map_or(now, DateTime::unix),
-    });
-    p.reevaluate(now);
+    record_declaration(
+        p,
+        Declaration {
+            temperature: r.temperature,
+            symptoms: r.symptoms.clone(),
+            high_risk_stay: r.high_risk_stay.clone(),
+            contact_history: r.contact_history.clone(),
+            declare_time: DateTime::parse(&r.declare_time).map_or(now, DateTime::unix),
+        },
+        now,
+    );
     Ok(Outcome::answer(
         ReturnCode::Success,
         &DeclareHealthResponse {
@@ -217,11 +247,12 @@ fn declare_health(state: &SimState, r: &DeclareHealthRequest, now: i64) -> Resul
 fn declare_trip(state: &SimState, r: &DeclareTripRequest, now: i64) -> Result<Outcome> {
     let trip_declare_id = fresh_id("DT")?;
     let visited = r.trips.iter().any(|t| {
-        state.high_risk.contains(&t.from_region)
-            || state.high_risk.contains(&t.to_region)
-            || t.from_country
-                .as_deref()
-                .is_some_and(|c| c != "CHN" && c != "156")
+        risky_trip(
+            &state.high_risk,
+            &t.from_region,
+            &t.to_region,
+            t.from_country.as_deref(),
+        )
     });
     let mut pop = state.population_mut();
     let i = find_user(&pop, &r.user)?;
@@ -331,7 +362,26 @@ fn generate_code(
     let code_content = CodeUrl::for_token(&state.code_host, &token)
         .map_err(fail)?
         .to_url();
-    let (matrix, width) = if r.output.as_deref() == Some("MATRIX") {
+    let answer = code_answer(
+        &state.std,
+        p,
+        code_content,
+        Some(claims.exp),
+        r.output.as_deref(),
+    )?;
+    Ok(Outcome::answer(ReturnCode::Success, &answer))
+}
+
+/// The answer of `generateCode` for `p`'s `code_content`, with the QR matrix when `output`
+/// asks for `MATRIX`.
+pub(super) fn code_answer(
+    std: &Standard,
+    p: &Person,
+    code_content: String,
+    expires_at: Option<i64>,
+    output: Option<&str>,
+) -> Result<GenerateCodeResponse> {
+    let (matrix, width) = if output == Some("MATRIX") {
         let (side, dark) = crate::render::qr_matrix(&code_content)
             .map_err(|_| Outcome::fail(ReturnCode::SystemError, "code could not be drawn"))?;
         let bits: String = dark.iter().map(|d| if *d { '1' } else { '0' }).collect();
@@ -340,27 +390,23 @@ fn generate_code(
         (None, None)
     };
     let (name_masked, id_no_masked) = masked(p);
-    let color_hex = state
-        .std
+    let color_hex = std
         .table("colour")
         .and_then(|t| t.get(p.colour.as_str()))
         .and_then(|c| c.hex.clone());
-    Ok(Outcome::answer(
-        ReturnCode::Success,
-        &GenerateCodeResponse {
-            code_content,
-            code_image: None,
-            matrix,
-            width,
-            code_color: p.colour.as_str().to_owned(),
-            color_hex,
-            name_masked: Some(name_masked),
-            id_no_masked: Some(id_no_masked),
-            update_time: time(p.update_time),
-            expire_time: Some(time(claims.exp)),
-            refresh_interval: Some(REFRESH_INTERVAL_SECS),
-        },
-    ))
+    Ok(GenerateCodeResponse {
+        code_content,
+        code_image: None,
+        matrix,
+        width,
+        code_color: p.colour.as_str().to_owned(),
+        color_hex,
+        name_masked: Some(name_masked),
+        id_no_masked: Some(id_no_masked),
+        update_time: time(p.update_time),
+        expire_time: expires_at.map(time),
+        refresh_interval: Some(REFRESH_INTERVAL_SECS),
+    })
 }
 
 fn verify_code(state: &SimState, app_id: &str, r: &VerifyCodeRequest, now: i64) -> Result<Outcome> {
@@ -385,31 +431,40 @@ fn verify_code(state: &SimState, app_id: &str, r: &VerifyCodeRequest, now: i64) 
     let p = person(&pop, i)?;
     // The issuer answers with the colour now, which may be newer than the token's.
     let fever = r.temperature.is_some_and(|t| t >= FEVER_CELSIUS);
+    let answer = verify_answer(p, fever, &state.issuer, &state.ticket, app_id, now)?;
+    Ok(Outcome::answer(ReturnCode::Success, &answer))
+}
+
+/// The answer of `verifyCode` about `p` with its colour now, and a ticket for `app_id`.
+pub(super) fn verify_answer(
+    p: &Person,
+    fever: bool,
+    issuer: &IssuerId,
+    tickets: &TicketKey,
+    app_id: &str,
+    now: i64,
+) -> Result<VerifyCodeResponse> {
     let verify_result = match p.colour {
         Colour::Green if !fever => "PASS",
         Colour::Red => "DENY",
         _ => "WARN",
     };
-    let ticket = state
-        .ticket
+    let ticket = tickets
         .seal(p.code_id.as_str(), app_id, now, TICKET_TTL_SECS)
         .map_err(|_| Outcome::fail(ReturnCode::SystemError, "ticket could not be sealed"))?;
     let (name_masked, id_no_masked) = masked(p);
-    Ok(Outcome::answer(
-        ReturnCode::Success,
-        &VerifyCodeResponse {
-            verify_result: verify_result.to_owned(),
-            code_color: p.colour.as_str().to_owned(),
-            name_masked: Some(name_masked),
-            id_no_masked: Some(id_no_masked),
-            update_time: time(p.update_time),
-            issuer: Some(state.issuer.as_str().to_owned()),
-            issuer_region: Some(state.issuer.region().as_str().to_owned()),
-            national_code_id: Some(p.national_code_id.as_str().to_owned()),
-            biz_ext_data: Some(ticket),
-            ticket_expires_in: Some(TICKET_TTL_SECS),
-        },
-    ))
+    Ok(VerifyCodeResponse {
+        verify_result: verify_result.to_owned(),
+        code_color: p.colour.as_str().to_owned(),
+        name_masked: Some(name_masked),
+        id_no_masked: Some(id_no_masked),
+        update_time: time(p.update_time),
+        issuer: Some(issuer.as_str().to_owned()),
+        issuer_region: Some(issuer.region().as_str().to_owned()),
+        national_code_id: Some(p.national_code_id.as_str().to_owned()),
+        biz_ext_data: Some(ticket),
+        ticket_expires_in: Some(TICKET_TTL_SECS),
+    })
 }
 
 fn query_health_info(
@@ -448,11 +503,23 @@ fn query_health_info(
         }
     };
     let p = person(&pop, i)?;
+    let answer = health_info(p, r.scope.as_deref(), holder, &state.issuer);
+    Ok(Outcome::answer(ReturnCode::Success, &answer))
+}
+
+/// The answer of `queryHealthInfo` about `p`: the parts `scope` names (`code` when it is
+/// absent); the colour's reason only when the holder asks.
+pub(super) fn health_info(
+    p: &Person,
+    scope: Option<&[String]>,
+    holder: bool,
+    issuer: &IssuerId,
+) -> QueryHealthInfoResponse {
     let default_scope = ["code".to_owned()];
-    let scope = r.scope.as_deref().unwrap_or(&default_scope);
+    let scope = scope.unwrap_or(&default_scope);
     let wants = |s: &str| scope.iter().any(|x| x == s);
     let (name_masked, id_no_masked) = masked(p);
-    let answer = QueryHealthInfoResponse {
+    QueryHealthInfoResponse {
         person: PersonBlock {
             name_masked,
             id_no_masked,
@@ -463,7 +530,7 @@ fn query_health_info(
             update_time: time(p.update_time),
             // The reason is the holder's to read, not a venue's.
             color_reason: holder.then(|| p.color_reason.clone()),
-            issuer_region: Some(state.issuer.region().as_str().to_owned()),
+            issuer_region: Some(issuer.region().as_str().to_owned()),
         }),
         health: p
             .declaration
@@ -489,8 +556,7 @@ fn query_health_info(
         region_status: None,
         partial: None,
         unavailable_regions: None,
-    };
-    Ok(Outcome::answer(ReturnCode::Success, &answer))
+    }
 }
 
 fn correct_health_info(
