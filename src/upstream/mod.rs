@@ -22,6 +22,7 @@ mod breaker;
 mod budget;
 mod error;
 mod national;
+mod transport;
 
 #[cfg(test)]
 mod tests;

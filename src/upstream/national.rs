@@ -1,20 +1,10 @@
 //! [`NationalUpstream`]: a region that speaks the national envelope.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Method, Request, Uri, header};
-use http_body_util::{BodyExt as _, Full, Limited};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use http::Method;
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::time::Instant;
 
 use crate::crypto::{EncryptionKey, MacKey, SigningKey, Sm4Key, VerifyingKey};
 use crate::envelope::{
@@ -24,10 +14,8 @@ use crate::envelope::{
 use crate::national::validate::{Context, validate_value};
 use crate::standard::{Direction, ReturnCode, ServiceKind, ServiceName, Standard};
 
-use super::{
-    BoxFuture, BreakerConfig, BreakerState, CircuitBreaker, RetryBudget, RetryBudgetConfig,
-    Upstream, UpstreamConfigError, UpstreamError,
-};
+use super::transport::Transport;
+use super::{BoxFuture, BreakerState, Upstream, UpstreamConfigError, UpstreamError};
 
 /// Interface version sent in `version`.
 pub const NATIONAL_VERSION: &str = "1.0";
@@ -176,77 +164,29 @@ impl NationalUpstreamConfig {
     }
 }
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
 /// A region that speaks the national envelope (see the module docs of `upstream`).
 pub struct NationalUpstream {
-    region: String,
-    base: String,
+    transport: Transport,
     identity: ClientIdentity,
     region_key: VerifyingKey,
     limits: EnvelopeLimits,
-    max_response_bytes: usize,
-    attempt_timeout: Duration,
-    deadline: Duration,
-    max_attempts: u32,
-    backoff: Duration,
     std: Arc<Standard>,
-    client: HttpClient,
-    breaker: CircuitBreaker,
-    budget: RetryBudget,
-    attempts: AtomicU64,
 }
 
 impl std::fmt::Debug for NationalUpstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NationalUpstream")
-            .field("region", &self.region)
-            .field("base", &self.base)
+            .field("region", &self.transport.region())
             .field("app_id", &self.identity.app_id)
             .finish_non_exhaustive()
     }
-}
-
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl NationalUpstream {
     /// Checks the configuration and builds the pooled client. Needs a Tokio runtime only
     /// when called (the pool starts its idle timer lazily).
     pub fn new(config: NationalUpstreamConfig) -> Result<Self, UpstreamConfigError> {
-        let mut problems = config.policy.problems();
-        let base = config.base_url.trim_end_matches('/').to_owned();
-        let https = match base.parse::<Uri>() {
-            Ok(uri) => match (uri.scheme_str(), uri.host()) {
-                (Some("https"), Some(_)) => {
-                    if config.ca_pem.is_none() {
-                        problems.push("an https base_url needs a CA certificate".to_owned());
-                    }
-                    true
-                }
-                (Some("http"), Some(host)) => {
-                    if !is_loopback(host) {
-                        problems.push(
-                            "plain http is only for loopback addresses; use https".to_owned(),
-                        );
-                    }
-                    false
-                }
-                _ => {
-                    problems.push(format!("base_url `{base}` is not an http(s) URL"));
-                    false
-                }
-            },
-            Err(_) => {
-                problems.push(format!("base_url `{base}` is not a URL"));
-                false
-            }
-        };
+        let mut problems = Vec::new();
         let id = &config.identity;
         if id.app_id.is_empty() {
             problems.push("app_id is empty".to_owned());
@@ -258,102 +198,46 @@ impl NationalUpstream {
             problems
                 .push("the identity needs an SM4 key or the region's encryption key".to_owned());
         }
-        let mut roots = rustls::RootCertStore::empty();
-        if let Some(pem) = &config.ca_pem {
-            use rustls::pki_types::CertificateDer;
-            use rustls::pki_types::pem::PemObject as _;
-            let mut n = 0;
-            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                match cert
-                    .map_err(|e| e.to_string())
-                    .and_then(|c| roots.add(c).map_err(|e| e.to_string()))
-                {
-                    Ok(()) => n += 1,
-                    Err(e) => problems.push(format!("CA certificate: {e}")),
-                }
+        let transport = Transport::new(
+            config.region.clone(),
+            &config.base_url,
+            config.ca_pem.as_deref(),
+            &config.policy,
+            config.max_response_bytes,
+        );
+        let transport = match transport {
+            Ok(t) if problems.is_empty() => t,
+            Ok(_) => {
+                return Err(UpstreamConfigError {
+                    region: config.region,
+                    problems,
+                });
             }
-            if n == 0 {
-                problems.push("no CA certificate in ca_pem".to_owned());
-            }
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions();
-        let tls = match tls {
-            Ok(b) => Some(b.with_root_certificates(roots).with_no_client_auth()),
-            Err(e) => {
-                problems.push(format!("TLS: {e}"));
-                None
+            Err(mut p) => {
+                problems.append(&mut p);
+                return Err(UpstreamConfigError {
+                    region: config.region,
+                    problems,
+                });
             }
         };
-        let (Some(tls), true) = (tls, problems.is_empty()) else {
-            return Err(UpstreamConfigError {
-                region: config.region,
-                problems,
-            });
-        };
-
-        let p = &config.policy;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_millis(p.connect_timeout_ms)));
-        let builder = HttpsConnectorBuilder::new().with_tls_config(tls);
-        let connector = if https {
-            builder
-                .https_only()
-                .enable_http1()
-                .enable_http2()
-                .wrap_connector(http)
-        } else {
-            builder
-                .https_or_http()
-                .enable_http1()
-                .enable_http2()
-                .wrap_connector(http)
-        };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_millis(p.pool_idle_timeout_ms))
-            .pool_max_idle_per_host(p.pool_max_idle_per_host)
-            .build(connector);
-        let failure_threshold = NonZeroU32::new(p.breaker_failures).unwrap_or(NonZeroU32::MIN);
         Ok(Self {
-            region: config.region,
-            base,
+            transport,
             identity: config.identity,
             region_key: config.region_key,
             limits: config.limits,
-            max_response_bytes: config.max_response_bytes,
-            attempt_timeout: Duration::from_millis(p.attempt_timeout_ms),
-            deadline: Duration::from_millis(p.deadline_ms),
-            max_attempts: p.max_attempts,
-            backoff: Duration::from_millis(p.retry_backoff_ms),
             std: Standard::embedded(),
-            client,
-            breaker: CircuitBreaker::new(BreakerConfig {
-                failure_threshold,
-                cool_down: Duration::from_millis(p.breaker_cool_down_ms),
-            }),
-            budget: RetryBudget::new(RetryBudgetConfig {
-                ratio: p.retry_budget_ratio,
-                min_retries: p.retry_budget_min,
-                window: Duration::from_millis(p.retry_budget_window_ms),
-            }),
-            attempts: AtomicU64::new(0),
         })
     }
 
     /// The breaker's state.
     pub fn breaker_state(&self) -> BreakerState {
-        self.breaker.state()
+        self.transport.breaker_state()
     }
 
     /// HTTP attempts made so far (first tries and retries).
     pub fn attempts(&self) -> u64 {
-        self.attempts.load(Ordering::Relaxed)
+        self.transport.attempts()
     }
 
     /// The whole call: breaker, deadlines, retries.
@@ -363,47 +247,11 @@ impl NationalUpstream {
         biz: &Value,
         idempotent: bool,
     ) -> Result<Value, UpstreamError> {
-        let deadline = Instant::now() + self.deadline;
         // One requestId for every attempt: it is what makes a repeat harmless.
         let request_id = random_id().map_err(UpstreamError::Seal)?;
-        self.budget.record_call();
-        let mut attempt = 1;
-        loop {
-            let permit = self
-                .breaker
-                .try_acquire()
-                .ok_or(UpstreamError::CircuitOpen)?;
-            let until = deadline.min(Instant::now() + self.attempt_timeout);
-            let result = tokio::time::timeout_at(until, self.attempt(service, biz, &request_id))
-                .await
-                .unwrap_or(Err(UpstreamError::Timeout));
-            match &result {
-                Err(e) if e.is_upstream_failure() => permit.failure(),
-                _ => permit.success(),
-            }
-            let error = match result {
-                Ok(v) => return Ok(v),
-                Err(e) => e,
-            };
-            let may_retry = idempotent
-                && error.retryable()
-                && attempt < self.max_attempts
-                && Instant::now() + self.backoff < deadline
-                && self.budget.try_retry();
-            if !may_retry {
-                return Err(error);
-            }
-            tracing::debug!(
-                region = %self.region,
-                service = service.as_str(),
-                %request_id,
-                attempt,
-                error = %error,
-                "retrying"
-            );
-            tokio::time::sleep(self.backoff).await;
-            attempt += 1;
-        }
+        self.transport
+            .call(service, idempotent, || self.attempt(service, biz, &request_id))
+            .await
     }
 
     /// One HTTP exchange.
@@ -413,7 +261,6 @@ impl NationalUpstream {
         biz: &Value,
         request_id: &str,
     ) -> Result<Value, UpstreamError> {
-        self.attempts.fetch_add(1, Ordering::Relaxed);
         let id = &self.identity;
         let nonce = random_id().map_err(UpstreamError::Seal)?;
         let header = RequestHeader {
@@ -445,33 +292,11 @@ impl NationalUpstream {
             (None, None) => RequestEncryption::InsecurePlaintext,
         };
         let sealed = seal_request(&header, biz, signer, encryption).map_err(UpstreamError::Seal)?;
-        let uri = format!("{}/phic/v1/{}", self.base, service.as_str());
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(uri)
-            .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
-            .body(Full::new(Bytes::from(sealed.body)))
-            .map_err(|e| UpstreamError::Connect(format!("request: {e}")))?;
-        let response = self.client.request(request).await.map_err(|e| {
-            let what = if e.is_connect() {
-                "connect"
-            } else {
-                "exchange"
-            };
-            UpstreamError::Connect(format!("{what}: {}", root_cause(&e)))
-        })?;
-        let status = response.status();
-        let body = Limited::new(response.into_body(), self.max_response_bytes)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    UpstreamError::Garbage("answer body too large".to_owned())
-                } else {
-                    UpstreamError::Connect(format!("reading the answer: {e}"))
-                }
-            })?
-            .to_bytes();
+        let path = format!("/phic/v1/{}", service.as_str());
+        let (status, body) = self
+            .transport
+            .exchange(Method::POST, &path, &[], sealed.body.into_bytes())
+            .await?;
         let opened =
             match open_response(&body, &sealed.session, Some(&self.region_key), &self.limits) {
                 Ok(o) => o,
@@ -513,7 +338,7 @@ impl NationalUpstream {
 
 impl Upstream for NationalUpstream {
     fn region(&self) -> &str {
-        &self.region
+        self.transport.region()
     }
 
     fn call<'a>(
@@ -524,15 +349,6 @@ impl Upstream for NationalUpstream {
     ) -> BoxFuture<'a, Result<Value, UpstreamError>> {
         Box::pin(self.call_inner(service, biz, idempotent))
     }
-}
-
-/// The innermost cause of an error, which says what happened (refused, reset…).
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 fn now_ms() -> u64 {
