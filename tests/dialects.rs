@@ -3,10 +3,10 @@
 //! onboarding a dialect from a directory without code, and bad dialect files.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hutong::standard::{Direction, ServiceName, Standard};
-use hutong::translate::{self, Dialect, LossKind, LossReport, codec};
+use hutong::translate::{self, Codec, Dialect, LossKind, LossReport, codec};
 use proptest::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -24,7 +24,7 @@ struct Cases {
     case: Vec<Case>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Case {
     name: String,
@@ -51,31 +51,46 @@ fn header_items(l: &LossReport) -> Vec<String> {
     }
 }
 
-fn check(d: &Dialect, dir: &Path, c: &Case) -> Result<(), String> {
+fn kind(c: &Case) -> Result<(ServiceName, Direction), String> {
     let service: ServiceName = c.service.parse().map_err(|e| format!("{e}"))?;
     let direction = match c.direction.as_str() {
         "request" => Direction::Request,
         "response" => Direction::Response,
         other => return Err(format!("direction `{other}`")),
     };
-    let wire = match direction {
+    Ok((service, direction))
+}
+
+fn wire_of(d: &Dialect, dir: Direction) -> Codec {
+    match dir {
         Direction::Request => d.codec,
         Direction::Response => d.response_codec,
-    };
+    }
+}
+
+/// The two sides of a case: national JSON, and the dialect's wire form decoded.
+fn sides(d: &Dialect, dir: &Path, c: &Case) -> Result<(Value, Value), String> {
+    let (_, direction) = kind(c)?;
     let read = |f: &str| std::fs::read(dir.join(f)).map_err(|e| format!("{f}: {e}"));
     let national: Value =
         serde_json::from_slice(&read(&c.national)?).map_err(|e| format!("{}: {e}", c.national))?;
-    let dialect =
-        codec::decode(wire, &read(&c.dialect)?).map_err(|e| format!("{}: {e}", c.dialect))?;
+    let dialect = codec::decode(wire_of(d, direction), &read(&c.dialect)?)
+        .map_err(|e| format!("{}: {e}", c.dialect))?;
+    Ok((national, dialect))
+}
+
+fn check(d: &Dialect, c: &Case, national: &Value, dialect: &Value) -> Result<(), String> {
+    let (service, direction) = kind(c)?;
+    let wire = wire_of(d, direction);
     for way in &c.ways {
         match way.as_str() {
             "to_dialect" => {
-                let t = translate::to_dialect(d, service, direction, &national)
+                let t = translate::to_dialect(d, service, direction, national)
                     .map_err(|e| e.to_string())?;
-                // Through the wire form, so a form dialect compares as strings.
+                // Through the wire form, so a form or XML dialect compares as strings.
                 let bytes = codec::encode(wire, &t.body).map_err(|e| e.to_string())?;
                 let got = codec::decode(wire, &bytes).map_err(|e| e.to_string())?;
-                if got != dialect {
+                if got != *dialect {
                     return Err(format!("to_dialect gave {got}, want {dialect}"));
                 }
                 if header_items(&t.losses) != c.losses_to_dialect {
@@ -86,9 +101,9 @@ fn check(d: &Dialect, dir: &Path, c: &Case) -> Result<(), String> {
                 }
             }
             "to_national" => {
-                let t = translate::to_national(d, service, direction, &dialect)
+                let t = translate::to_national(d, service, direction, dialect)
                     .map_err(|e| e.to_string())?;
-                if t.body != national {
+                if t.body != *national {
                     return Err(format!("to_national gave {}, want {national}", t.body));
                 }
                 if header_items(&t.losses) != c.losses_to_national {
@@ -104,8 +119,8 @@ fn check(d: &Dialect, dir: &Path, c: &Case) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn golden_fixture_pairs_of_every_dialect_translate_exactly() {
+/// Every fixture directory with its dialect and cases, in name order.
+fn fixture_sets() -> Vec<(Dialect, PathBuf, Cases)> {
     let dialects = shipped();
     let base = fixture("dialects");
     let mut regions: Vec<_> = std::fs::read_dir(&base)
@@ -114,36 +129,121 @@ fn golden_fixture_pairs_of_every_dialect_translate_exactly() {
         .filter(|p| p.is_dir())
         .collect();
     regions.sort();
+    regions
+        .into_iter()
+        .map(|dir| {
+            let id = dir
+                .file_name()
+                .and_then(|s| s.to_str())
+                .expect("utf-8 name")
+                .to_owned();
+            let d = dialects
+                .iter()
+                .find(|d| d.id == id)
+                .unwrap_or_else(|| panic!("fixtures for `{id}` but no config/regions/{id}.toml"))
+                .clone();
+            let text = std::fs::read_to_string(dir.join("cases.toml")).expect("cases.toml");
+            let cases: Cases =
+                toml::from_str(&text).unwrap_or_else(|e| panic!("{id}/cases.toml: {e}"));
+            (d, dir, cases)
+        })
+        .collect()
+}
+
+#[test]
+fn golden_fixture_pairs_of_every_dialect_translate_exactly() {
+    let sets = fixture_sets();
     let (mut ran, mut failures) = (0, Vec::new());
-    for dir in &regions {
-        let id = dir
-            .file_name()
-            .and_then(|s| s.to_str())
-            .expect("utf-8 name");
-        let d = dialects
-            .iter()
-            .find(|d| d.id == id)
-            .unwrap_or_else(|| panic!("fixtures for `{id}` but no config/regions/{id}.toml"));
-        let text = std::fs::read_to_string(dir.join("cases.toml")).expect("cases.toml");
-        let cases: Cases = toml::from_str(&text).unwrap_or_else(|e| panic!("{id}/cases.toml: {e}"));
+    for (d, dir, cases) in &sets {
         for c in &cases.case {
             ran += 1;
-            if let Err(e) = check(d, dir, c) {
-                failures.push(format!("{id}: {}: {e}", c.name));
+            if let Err(e) = sides(d, dir, c).and_then(|(n, w)| check(d, c, &n, &w)) {
+                failures.push(format!("{}: {}: {e}", d.id, c.name));
             }
         }
     }
-    assert!(
-        regions.len() >= 2 && ran >= 10,
-        "only {ran} cases in {} regions",
-        regions.len()
-    );
+    assert!(ran >= 40, "only {ran} cases in {} regions", sets.len());
     assert!(
         failures.is_empty(),
         "{} failing case(s):\n{}",
         failures.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn every_dialect_has_golden_pairs_for_every_service_direction_and_way() {
+    let sets = fixture_sets();
+    let mut missing = Vec::new();
+    for d in shipped() {
+        let Some((_, _, cases)) = sets.iter().find(|(f, _, _)| f.id == d.id) else {
+            missing.push(format!("{}: no tests/fixtures/dialects/{}/", d.id, d.id));
+            continue;
+        };
+        for service in d.services.keys() {
+            for dir in ["request", "response"] {
+                for way in ["to_dialect", "to_national"] {
+                    let covered = cases.case.iter().any(|c| {
+                        c.service == service.to_string()
+                            && c.direction == dir
+                            && c.ways.iter().any(|w| w == way)
+                    });
+                    if !covered {
+                        missing.push(format!("{}: {service} {dir} {way}", d.id));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "no golden pair for:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// A copy of `v` with its first leaf changed.
+fn mutated(v: &Value) -> Value {
+    let mut out = v.clone();
+    let first = leaves(v).into_iter().next().expect("a leaf");
+    let mut cur = &mut out;
+    for k in first.split('.') {
+        cur = cur.get_mut(k).expect("the leaf's path");
+    }
+    *cur = json!("\u{2603} mutated");
+    out
+}
+
+#[test]
+fn a_wrong_expectation_fails_every_golden_pair() {
+    // The walk can fail: each case, with one expected value or loss changed, is reported.
+    let mut survivors = Vec::new();
+    for (d, dir, cases) in fixture_sets() {
+        for c in &cases.case {
+            let (national, dialect) = sides(&d, &dir, c).expect("sides");
+            for way in &c.ways {
+                let one = Case {
+                    ways: vec![way.clone()],
+                    ..c.clone()
+                };
+                let (n, w) = if way == "to_dialect" {
+                    (national.clone(), mutated(&dialect))
+                } else {
+                    (mutated(&national), dialect.clone())
+                };
+                if check(&d, &one, &n, &w).is_ok() {
+                    survivors.push(format!("{}: {} ({way}): a changed value", d.id, c.name));
+                }
+                let mut lossy = one;
+                lossy.losses_to_dialect.push("unmapped:nothing".into());
+                lossy.losses_to_national.push("unmapped:nothing".into());
+                if check(&d, &lossy, &national, &dialect).is_ok() {
+                    survivors.push(format!("{}: {} ({way}): an extra loss", d.id, c.name));
+                }
+            }
+        }
+    }
+    assert!(survivors.is_empty(), "{}", survivors.join("\n"));
 }
 
 // Round trips -------------------------------------------------------------------------
@@ -485,7 +585,7 @@ fn reports_every_problem_of_every_bad_dialect_file_at_once() {
     .unwrap();
     std::fs::write(
         dir.join("b.toml"),
-        "region = \"620000\"\nname = \"b\"\ncodec = \"xml\"\nsigning = { scheme = \"md5\" }\n",
+        "region = \"620000\"\nname = \"b\"\ncodec = \"yaml\"\nsigning = { scheme = \"md5\" }\n",
     )
     .unwrap();
     let out = hutong([

@@ -316,17 +316,18 @@ pub fn to_national(
             }
         }
     }
+    // A signed field may hold the business object (`bizData`): it is consumed itself, but
+    // what lies under it is business content that rules must consume.
     let envelope = d.signing.envelope_fields();
     let mut consumed: Vec<&str> = m.rules.iter().map(|r| r.dialect.as_str()).collect();
     consumed.extend(m.constants.iter().map(|(p, _)| p.as_str()));
     consumed.extend(m.ignore.iter().map(String::as_str));
-    consumed.extend(envelope);
     if let Some(res) = &m.result {
         consumed.push(&res.dialect);
         consumed.extend(res.message.as_deref());
     }
     for leaf in path::leaves(dialect) {
-        if !consumed.iter().any(|c| path::covers(c, &leaf)) {
+        if !envelope.contains(&leaf.as_str()) && !consumed.iter().any(|c| path::covers(c, &leaf)) {
             losses.push(
                 LossKind::Unmapped,
                 None,
