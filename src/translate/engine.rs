@@ -327,14 +327,18 @@ pub fn to_national(
         consumed.extend(res.message.as_deref());
     }
     for leaf in path::leaves(dialect) {
-        if !envelope.contains(&leaf.as_str()) && !consumed.iter().any(|c| path::covers(c, &leaf)) {
-            losses.push(
-                LossKind::Unmapped,
-                None,
-                Some(&leaf),
-                "the national model has no field for it",
-            );
+        if envelope.contains(&leaf.as_str())
+            || consumed.iter().any(|c| path::covers(c, &leaf))
+            || empty_container(dialect, &leaf, &consumed, &envelope)
+        {
+            continue;
         }
+        losses.push(
+            LossKind::Unmapped,
+            None,
+            Some(&leaf),
+            "the national model has no field for it",
+        );
     }
     let body = match dir {
         Direction::Request => biz,
@@ -352,6 +356,23 @@ pub fn to_national(
         }
     };
     Ok(Translation { body, losses })
+}
+
+/// Whether a leaf is an empty value where consumed fields would sit: an XML element that
+/// held only namespace declarations (`<validateInfo xmlns="…"/>`), or an empty object on
+/// the way to a constant. It carries nothing to report.
+fn empty_container(dialect: &Value, leaf: &str, consumed: &[&str], envelope: &[&str]) -> bool {
+    let empty = match path::get(dialect, leaf) {
+        Some(Value::String(s)) => s.is_empty(),
+        Some(Value::Object(m)) => m.is_empty(),
+        Some(Value::Null) => true,
+        _ => false,
+    };
+    empty
+        && consumed
+            .iter()
+            .chain(envelope)
+            .any(|c| c.len() > leaf.len() && path::covers(leaf, c))
 }
 
 fn outcome_to_national(

@@ -127,3 +127,36 @@ fn refuses_values_without_an_xml_form() {
         );
     }
 }
+
+fn tree() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = "[ -~\u{4e00}-\u{4e20}\t\n]{0,12}".prop_map(Value::from);
+    leaf.prop_recursive(4, 48, 4, |inner| {
+        let child = prop_oneof![
+            inner.clone(),
+            prop::collection::vec(inner, 2..4).prop_map(Value::Array)
+        ];
+        prop::collection::btree_map("[a-zA-Z_][a-zA-Z0-9_-]{0,6}", child, 1..4)
+            .prop_map(|m| Value::Object(m.into_iter().collect()))
+    })
+}
+
+proptest::proptest! {
+    #[test]
+    fn every_document_it_writes_reads_back_the_same(v in tree()) {
+        let doc = json!({ "root": v });
+        let bytes = encode(&doc).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+        proptest::prop_assert_eq!(decode(&bytes).ok(), Some(doc));
+    }
+
+    #[test]
+    fn any_bytes_decode_to_a_value_or_a_codec_error(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+        let mut doc = b"<a>".to_vec();
+        doc.extend(bytes);
+        doc.extend(b"</a>");
+        match decode(&doc) {
+            Ok(_) | Err(TranslateError::Codec(_)) => {}
+            Err(e) => proptest::prop_assert!(false, "{e:?}"),
+        }
+    }
+}
