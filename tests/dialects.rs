@@ -385,3 +385,57 @@ fn a_malformed_regional_payload_is_an_error_with_its_path_never_a_panic() {
         }
     }
 }
+
+#[test]
+fn translate_command_reads_and_writes_xml_with_its_loss_report() {
+    let xml = fixture("dialects/hubei/verify.response.xml");
+    let out = hutong([
+        "translate",
+        "--regions",
+        root().join("config/regions").to_str().unwrap(),
+        "--from",
+        "hubei",
+        "--to",
+        "beijing",
+        "--service",
+        "verifyCode",
+        "--direction",
+        "response",
+        xml.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    assert!(text.contains(r#""status": "未见异常""#), "{text}");
+    assert!(
+        text.contains("# loss report: 2 field(s)")
+            && text.contains("unmapped  national=bizExtData")
+            && text.contains("unmapped  national=ticketExpiresIn"),
+        "{text}"
+    );
+
+    let json = fixture("dialects/anhui/verify.request.json");
+    let out = hutong([
+        "translate",
+        "--regions",
+        root().join("config/regions").to_str().unwrap(),
+        "--from",
+        "anhui",
+        "--to",
+        "hubei",
+        "--service",
+        "verifyCode",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    let (doc, report) = text.split_once("# loss report").expect("a loss report");
+    let read = codec::decode(Codec::Xml, doc.trim().as_bytes()).expect("XML output");
+    assert_eq!(
+        read["Envelope"]["Body"]["validateCode"]["areaCode"],
+        json!("340104")
+    );
+    assert!(
+        report.contains("truncated national=location.region dialect=cityNo"),
+        "{report}"
+    );
+}

@@ -218,6 +218,15 @@ impl Dialect {
     pub fn service(&self, name: ServiceName) -> Option<&ServiceMap> {
         self.services.get(&name)
     }
+
+    /// The service the region's own systems reach at `path` (relative to the gateway's
+    /// `/dialect/<id>` mount), if ingress is enabled there.
+    pub fn service_at_ingress(&self, path: &str) -> Option<ServiceName> {
+        self.services
+            .iter()
+            .find(|(_, s)| s.ingress_path.as_deref() == Some(path))
+            .map(|(name, _)| *name)
+    }
 }
 
 /// One problem found in a dialect file.

@@ -140,6 +140,27 @@ constants = { "@xmlns" = "urn:x" }
         ]
     );
     assert_eq!(d.codec, Codec::Xml);
+    assert_eq!(d.service_at_ingress("/g"), Some(ServiceName::GenerateCode));
+    assert_eq!(d.service_at_ingress("/q"), None);
+}
+
+#[test]
+fn shipped_dialects_declare_their_ingress() {
+    let hb = dialect("hubei");
+    assert_eq!(
+        hb.service_at_ingress("/hbjkm/code/validateCode"),
+        Some(ServiceName::VerifyCode)
+    );
+    for d in shipped() {
+        for (name, s) in &d.services {
+            assert_eq!(
+                s.ingress_path.as_deref(),
+                Some(s.path.as_str()),
+                "{} {name}",
+                d.id
+            );
+        }
+    }
 }
 
 #[test]
