@@ -1,6 +1,8 @@
 //! `hutong translate --from <dialect|national> --to <dialect|national> --service <name>
-//! [--direction request|response] <file|->`: onboarding and debugging of dialects. Prints
-//! the translated message, then the loss report.
+//! [--direction request|response] <file|->`: onboarding and debugging of dialects. Reads
+//! and writes each dialect's wire form (JSON, form-urlencoded, XML); prints the translated
+//! message, then the loss report. It does not sign: signatures need credentials and a
+//! clock, which belong to the gateway.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +16,7 @@ const MAX_INPUT_BYTES: usize = 1 << 20;
 /// Arguments of `hutong translate`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// `national`, or a dialect id (the file stem under --regions: zhejiang, jiangsu, …).
+    /// `national`, or a dialect id (the file stem under --regions: zhejiang, hubei, …).
     #[arg(long)]
     pub from: String,
     /// `national`, or a dialect id.

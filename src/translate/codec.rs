@@ -1,5 +1,6 @@
-//! The wire forms of a dialect as JSON values for the engine: JSON as it is, and
-//! `application/x-www-form-urlencoded` as a flat object of strings.
+//! The wire forms of a dialect as JSON values for the engine: JSON as it is,
+//! `application/x-www-form-urlencoded` as a flat object of strings, and XML as described
+//! in [`super::xml`] (elements as objects, text as strings, repeated siblings as arrays).
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde_json::{Map, Value};
@@ -17,10 +18,11 @@ const FORM: &AsciiSet = &NON_ALPHANUMERIC
 /// Decodes a body in `codec` into the value the engine reads.
 ///
 /// # Errors
-/// [`TranslateError::Codec`] for a body that is not JSON, not UTF-8 form data, or repeats
-/// a form field.
+/// [`TranslateError::Codec`] for a body that is not JSON, not UTF-8 form data, repeats
+/// a form field, or is not XML within the limits of [`super::xml`].
 pub fn decode(codec: Codec, body: &[u8]) -> Result<Value, TranslateError> {
     match codec {
+        Codec::Xml => super::xml::decode(body),
         Codec::Json => serde_json::from_slice(body)
             .map_err(|e| TranslateError::Codec(format!("not JSON: {e}"))),
         Codec::Form => {
@@ -54,9 +56,11 @@ pub fn decode(codec: Codec, body: &[u8]) -> Result<Value, TranslateError> {
 /// Encodes the engine's output in `codec`.
 ///
 /// # Errors
-/// [`TranslateError::Shape`] when a form value is not a scalar.
+/// [`TranslateError::Shape`] when a form value is not a scalar, or the value has no XML
+/// form (see [`super::xml::encode`]).
 pub fn encode(codec: Codec, v: &Value) -> Result<Vec<u8>, TranslateError> {
     match codec {
+        Codec::Xml => super::xml::encode(v),
         Codec::Json => Ok(serde_json::to_vec(v).unwrap_or_default()),
         Codec::Form => {
             let map = v.as_object().ok_or(TranslateError::Shape {

@@ -18,9 +18,23 @@ pub enum Codec {
     Json,
     /// `application/x-www-form-urlencoded`; dialect paths are flat names, values strings.
     Form,
+    /// XML (`text/xml`, a WebService); the first step of every path is the root element,
+    /// values are strings (see [`super::xml`]).
+    Xml,
 }
 
-/// How a region's requests are signed.
+impl Codec {
+    /// The HTTP `Content-Type` of a body in this codec.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Json => "application/json",
+            Self::Form => "application/x-www-form-urlencoded",
+            Self::Xml => "text/xml; charset=utf-8",
+        }
+    }
+}
+
+/// How a region's requests are signed (computed by [`super::sign`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signing {
     /// Unsigned (a closed network, or a token field mapped like any other).
@@ -28,18 +42,43 @@ pub enum Signing {
     /// HMAC-SHA256 over the values of `fields` concatenated in that order, then the secret
     /// (Zhejiang parse-jkm style); the hex digest goes in `sign_field`.
     HmacSha256Concat {
-        /// The parameters whose values are concatenated, in order.
+        /// The parameters whose values are concatenated, in order (dotted paths).
         fields: Vec<String>,
         /// Where the signature goes.
         sign_field: String,
+    },
+    /// A password `MD5(secret + yyyyMMdd)` (Beijing date), lowercase hex, in a field or a
+    /// header (legacy provincial WebServices).
+    Md5DatePassword {
+        /// Where the password goes.
+        target: SignTarget,
+        /// Where the caller's id goes, if the region wants it beside the password.
+        id_field: Option<String>,
+        /// Seconds of clock difference tolerated around midnight.
+        window_s: u32,
+    },
+    /// `x-tif-*` headers with a SHA-256 signature over timestamp, token, nonce and
+    /// timestamp (Guangdong TIF-style gateway).
+    XtifSha256 {
+        /// Seconds a signed timestamp may differ from the verifier's clock.
+        window_s: u32,
     },
     /// The national envelope of GB/T 38963 clause 5 (SM2 signatures, SM4 `bizContent`).
     NationalSm2,
 }
 
+/// Where a signature (or password) travels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignTarget {
+    /// A body field (a dotted path).
+    Field(String),
+    /// An HTTP header (its name).
+    Header(String),
+}
+
 impl Signing {
-    /// The top-level dialect fields that belong to the signing envelope rather than to the
-    /// business content: read without being reported as unmapped.
+    /// The dialect fields that belong to the signing envelope rather than to the business
+    /// content: read without being reported as unmapped.
     pub fn envelope_fields(&self) -> Vec<&str> {
         match self {
             Self::HmacSha256Concat { fields, sign_field } => fields
@@ -47,7 +86,16 @@ impl Signing {
                 .map(String::as_str)
                 .chain(std::iter::once(sign_field.as_str()))
                 .collect(),
-            Self::None | Self::NationalSm2 => Vec::new(),
+            Self::Md5DatePassword {
+                target, id_field, ..
+            } => {
+                let mut out: Vec<&str> = id_field.iter().map(String::as_str).collect();
+                if let SignTarget::Field(f) = target {
+                    out.push(f);
+                }
+                out
+            }
+            Self::None | Self::XtifSha256 { .. } | Self::NationalSm2 => Vec::new(),
         }
     }
 }
@@ -129,8 +177,13 @@ pub struct MessageMap {
 /// One national service as this region serves it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceMap {
-    /// The region back-end's path for the call.
+    /// The region back-end's path for the call (egress).
     pub path: String,
+    /// The path the region's own systems call at the gateway for this service (ingress),
+    /// mounted under `/dialect/<id>`; `path` unless the file says otherwise, `None` when
+    /// the file disables ingress (`ingress = false`). Starts with `/`, unique within the
+    /// dialect.
+    pub ingress_path: Option<String>,
     /// HTTP method.
     pub method: String,
     /// Request mapping, national → dialect.
@@ -164,6 +217,15 @@ impl Dialect {
     /// The mapping of a service, if this region supports it.
     pub fn service(&self, name: ServiceName) -> Option<&ServiceMap> {
         self.services.get(&name)
+    }
+
+    /// The service the region's own systems reach at `path` (relative to the gateway's
+    /// `/dialect/<id>` mount), if ingress is enabled there.
+    pub fn service_at_ingress(&self, path: &str) -> Option<ServiceName> {
+        self.services
+            .iter()
+            .find(|(_, s)| s.ingress_path.as_deref() == Some(path))
+            .map(|(name, _)| *name)
     }
 }
 

@@ -316,24 +316,29 @@ pub fn to_national(
             }
         }
     }
+    // A signed field may hold the business object (`bizData`): it is consumed itself, but
+    // what lies under it is business content that rules must consume.
     let envelope = d.signing.envelope_fields();
     let mut consumed: Vec<&str> = m.rules.iter().map(|r| r.dialect.as_str()).collect();
     consumed.extend(m.constants.iter().map(|(p, _)| p.as_str()));
     consumed.extend(m.ignore.iter().map(String::as_str));
-    consumed.extend(envelope);
     if let Some(res) = &m.result {
         consumed.push(&res.dialect);
         consumed.extend(res.message.as_deref());
     }
     for leaf in path::leaves(dialect) {
-        if !consumed.iter().any(|c| path::covers(c, &leaf)) {
-            losses.push(
-                LossKind::Unmapped,
-                None,
-                Some(&leaf),
-                "the national model has no field for it",
-            );
+        if envelope.contains(&leaf.as_str())
+            || consumed.iter().any(|c| path::covers(c, &leaf))
+            || empty_container(dialect, &leaf, &consumed, &envelope)
+        {
+            continue;
         }
+        losses.push(
+            LossKind::Unmapped,
+            None,
+            Some(&leaf),
+            "the national model has no field for it",
+        );
     }
     let body = match dir {
         Direction::Request => biz,
@@ -351,6 +356,23 @@ pub fn to_national(
         }
     };
     Ok(Translation { body, losses })
+}
+
+/// Whether a leaf is an empty value where consumed fields would sit: an XML element that
+/// held only namespace declarations (`<validateInfo xmlns="…"/>`), or an empty object on
+/// the way to a constant. It carries nothing to report.
+fn empty_container(dialect: &Value, leaf: &str, consumed: &[&str], envelope: &[&str]) -> bool {
+    let empty = match path::get(dialect, leaf) {
+        Some(Value::String(s)) => s.is_empty(),
+        Some(Value::Object(m)) => m.is_empty(),
+        Some(Value::Null) => true,
+        _ => false,
+    };
+    empty
+        && consumed
+            .iter()
+            .chain(envelope)
+            .any(|c| c.len() > leaf.len() && path::covers(leaf, c))
 }
 
 fn outcome_to_national(

@@ -10,12 +10,13 @@ use serde_json::Value;
 use toml::Spanned;
 
 use super::dialect::{
-    CodePattern, Codec, Dialect, LoadError, MessageMap, Problem, ResultRule, Rule, ServiceMap,
-    Signing,
+    Codec, Dialect, LoadError, MessageMap, Problem, ResultRule, Rule, ServiceMap, Signing,
 };
 use super::path;
 use super::value::{DateFormat, JsonType, ValueMap};
 use crate::standard::{Direction, Node, PersonalClass, ServiceName, Standard};
+
+mod parts;
 
 // The file format ---------------------------------------------------------------------
 
@@ -40,9 +41,17 @@ struct RawDialect {
 #[serde(deny_unknown_fields)]
 struct RawSigning {
     scheme: Spanned<String>,
+    /// hmac-sha256-concat: the fields concatenated, in order.
     #[serde(default)]
     fields: Vec<String>,
-    sign_field: Option<String>,
+    /// hmac-sha256-concat: where the signature goes; md5-date-password: the password field.
+    sign_field: Option<Spanned<String>>,
+    /// md5-date-password: the header of the password, instead of a field.
+    header: Option<Spanned<String>>,
+    /// md5-date-password: where the caller's id goes.
+    id_field: Option<Spanned<String>>,
+    /// md5-date-password, xtif-sha256: tolerated clock difference, seconds.
+    window_s: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,9 +76,14 @@ struct RawMap {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawService {
-    path: String,
+    path: Spanned<String>,
     #[serde(default = "default_method")]
     method: String,
+    /// The path the region's systems call at the gateway; default `path`.
+    ingress_path: Option<Spanned<String>>,
+    /// `false` disables ingress for the service.
+    #[serde(default = "default_ingress")]
+    ingress: bool,
     #[serde(default)]
     request: RawMessage,
     #[serde(default)]
@@ -78,6 +92,10 @@ struct RawService {
 
 fn default_method() -> String {
     "POST".to_owned()
+}
+
+fn default_ingress() -> bool {
+    true
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -244,8 +262,13 @@ fn check(id: &str, raw: &RawDialect, standard: &Standard, ck: &mut Checker<'_>) 
         |s: &Spanned<String>, field: &str, ck: &mut Checker<'_>| match s.get_ref().as_str() {
             "json" => Codec::Json,
             "form" => Codec::Form,
+            "xml" => Codec::Xml,
             other => {
-                ck.at(s, field, format!("`{other}` is not a codec (json, form)"));
+                ck.at(
+                    s,
+                    field,
+                    format!("`{other}` is not a codec (json, form, xml)"),
+                );
                 Codec::Json
             }
         };
@@ -257,12 +280,12 @@ fn check(id: &str, raw: &RawDialect, standard: &Standard, ck: &mut Checker<'_>) 
     let signing = raw
         .signing
         .as_ref()
-        .map_or(Signing::None, |s| check_signing(s, ck));
+        .map_or(Signing::None, |s| parts::check_signing(s, ck));
     let codes = raw
         .codes
         .iter()
         .enumerate()
-        .filter_map(|(i, c)| check_code(c, &format!("codes[{i}]"), ck))
+        .filter_map(|(i, c)| parts::check_code(c, &format!("codes[{i}]"), ck))
         .collect();
     let mut maps = BTreeMap::new();
     for (name, m) in &raw.maps {
@@ -280,6 +303,7 @@ fn check(id: &str, raw: &RawDialect, standard: &Standard, ck: &mut Checker<'_>) 
         );
     }
     let mut services = BTreeMap::new();
+    let mut ingress = Vec::new();
     for (name, s) in &raw.services {
         let Ok(service) = name.get_ref().parse::<ServiceName>() else {
             ck.at(name, &format!("services.{}", name.get_ref()), "not a national service (declareHealth, declareTrip, queryHealthInfo, applyCodeAccess, generateCode, verifyCode, correctHealthInfo)");
@@ -310,16 +334,30 @@ fn check(id: &str, raw: &RawDialect, standard: &Standard, ck: &mut Checker<'_>) 
                 "a result code belongs to responses",
             );
         }
+        let line = ck.line(name.span().start);
+        if codec == Codec::Xml {
+            let signed = signing.envelope_fields();
+            parts::check_xml_root(&request, (&format!("{base}.request"), line), &signed, ck);
+        }
+        if response_codec == Codec::Xml {
+            parts::check_xml_root(&response, (&format!("{base}.response"), line), &[], ck);
+        }
+        let ingress_path = parts::check_ingress(s, service, ck).map(|(p, line)| {
+            ingress.push((service, p.clone(), line));
+            p
+        });
         services.insert(
             service,
             ServiceMap {
-                path: s.path.clone(),
+                path: s.path.get_ref().clone(),
+                ingress_path,
                 method: s.method.clone(),
                 request,
                 response,
             },
         );
     }
+    parts::check_unique_ingress(&ingress, ck);
     Dialect {
         id: id.to_owned(),
         region: region.clone(),
@@ -329,56 +367,6 @@ fn check(id: &str, raw: &RawDialect, standard: &Standard, ck: &mut Checker<'_>) 
         signing,
         codes,
         services,
-    }
-}
-
-fn check_signing(s: &RawSigning, ck: &mut Checker<'_>) -> Signing {
-    match s.scheme.get_ref().as_str() {
-        "none" => Signing::None,
-        "national-sm2" => Signing::NationalSm2,
-        "hmac-sha256-concat" => {
-            if s.fields.is_empty() {
-                ck.at(
-                    &s.scheme,
-                    "signing.fields",
-                    "hmac-sha256-concat needs the fields to concatenate",
-                );
-            }
-            Signing::HmacSha256Concat {
-                fields: s.fields.clone(),
-                sign_field: s.sign_field.clone().unwrap_or_else(|| "sign".to_owned()),
-            }
-        }
-        other => {
-            ck.at(
-                &s.scheme,
-                "signing.scheme",
-                format!(
-                    "`{other}` is not a signing scheme (none, hmac-sha256-concat, national-sm2)"
-                ),
-            );
-            Signing::None
-        }
-    }
-}
-
-fn check_code(c: &RawCode, field: &str, ck: &mut Checker<'_>) -> Option<CodePattern> {
-    match (&c.prefix, &c.host, &c.param) {
-        (Some(p), None, None) if !p.is_empty() => Some(CodePattern::Prefix(p.clone())),
-        (None, Some(host), Some(param)) => Some(CodePattern::Url {
-            host: host.clone(),
-            path_prefix: c.path_prefix.clone().unwrap_or_else(|| "/".to_owned()),
-            param: param.clone(),
-            national_param: c.national_param.clone(),
-        }),
-        _ => {
-            ck.push(
-                None,
-                field,
-                "a code pattern is either `prefix`, or `host` and `param`",
-            );
-            None
-        }
     }
 }
 

@@ -9,9 +9,11 @@
 //! - [`dialect`]: a loaded dialect; `load` parses `config/regions/*.toml` and checks it
 //!   whole.
 //! - [`engine`]: the translation in both directions, with a [`LossReport`].
-//! - [`codec`]: the wire forms (JSON, form-urlencoded) as JSON values for the engine.
+//! - [`codec`]: the wire forms (JSON, form-urlencoded, XML) as JSON values for the engine;
+//!   [`xml`] reads and writes XML within strict limits.
 //! - [`value`]: value maps, date formats, JSON types.
-//! - [`sign`]: the dialects' own request signatures (HMAC-SHA256 over concatenated fields).
+//! - [`sign`]: the dialects' own request signatures (HMAC-SHA256 over concatenated fields,
+//!   a date-keyed MD5 password, SHA-256 `x-tif-*` header signatures).
 //!
 //! The engine is pure and synchronous: no I/O, no clock, no configuration read at call
 //! time. Nothing is dropped silently: every field that a translation could not carry,
@@ -24,8 +26,11 @@ mod load;
 mod path;
 pub mod sign;
 pub mod value;
+pub mod xml;
 
-pub use dialect::{CodePattern, Codec, Dialect, LoadError, Problem, Signing};
+pub use dialect::{
+    CodePattern, Codec, Dialect, LoadError, Problem, ServiceMap, SignTarget, Signing,
+};
 pub use engine::{CodeMatch, recognise, to_dialect, to_national};
 
 use serde::Serialize;

@@ -66,13 +66,17 @@ pub(crate) fn covers(covered: &str, path: &str) -> bool {
             && path.as_bytes()[covered.len()] == b'.')
 }
 
-/// Whether a path is well formed: non-empty keys of ASCII letters, digits, `_` or `-`.
+/// Whether a path is well formed: non-empty keys of ASCII letters, digits, `_` or `-`;
+/// a key may start with `@` (an XML attribute) or be `#text` (an XML element's text).
 pub(crate) fn is_valid(path: &str) -> bool {
     !path.is_empty()
         && path.split('.').all(|k| {
-            !k.is_empty()
-                && k.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            let name = k.strip_prefix('@').unwrap_or(k);
+            k == super::xml::TEXT_KEY
+                || (!name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
         })
 }
 
@@ -95,5 +99,7 @@ mod tests {
         );
         assert!(covers("a.b", "a.b.c") && covers("a.b", "a.b") && !covers("a.b", "a.bc"));
         assert!(is_valid("a.b_c") && !is_valid("a..b") && !is_valid(""));
+        assert!(is_valid("Envelope.@xmlns") && is_valid("a.#text"));
+        assert!(!is_valid("a.@") && !is_valid("a.#b") && !is_valid("a.b@c"));
     }
 }

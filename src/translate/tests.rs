@@ -28,7 +28,7 @@ fn reports_every_problem_of_a_bad_dialect_with_lines() {
     let text = r#"
 region = "33"
 name = "bad"
-codec = "xml"
+codec = "yaml"
 [signing]
 scheme = "md5-please"
 [maps.colour]
@@ -65,6 +65,102 @@ fields = [
         "{problems:#?}"
     );
     assert!(problems.iter().all(|p| p.file == "bad.toml"));
+}
+
+#[test]
+fn checks_ingress_paths_signing_keys_and_xml_roots() {
+    let text = r#"
+region = "420000"
+name = "bad"
+codec = "xml"
+[signing]
+scheme = "md5-date-password"
+fields = ["a"]
+sign_field = "Other.pwd"
+[services.verifyCode]
+path = "/v"
+ingress_path = "v?x=1"
+[services.verifyCode.request]
+fields = [{ national = "codeContent", dialect = "Envelope.Body.v.qrCode" }]
+[services.queryHealthInfo]
+path = "/q"
+ingress_path = "/v"
+ingress = false
+[services.generateCode]
+path = "/v"
+[services.generateCode.response]
+constants = { "@xmlns" = "urn:x" }
+"#;
+    let LoadError(problems) =
+        Dialect::from_toml("bad", "bad.toml", text, &Standard::embedded()).unwrap_err();
+    let got: Vec<_> = problems
+        .iter()
+        .map(|p| (p.line, p.field.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (Some(6), "signing.fields"),
+            (Some(9), "services.verifyCode.request"),
+            (Some(11), "services.verifyCode.ingress_path"),
+            (Some(16), "services.queryHealthInfo.ingress_path"),
+            (Some(18), "services.generateCode.response"),
+        ],
+        "{problems:#?}"
+    );
+    // Ingress defaults to the back-end path, and two services cannot share one.
+    let ok = text
+        .replace("ingress_path = \"v?x=1\"\n", "")
+        .replace("ingress_path = \"/v\"\n", "")
+        .replace("fields = [\"a\"]\n", "")
+        .replace("Other.pwd", "Envelope.Header.pwd")
+        .replace("\"@xmlns\"", "\"Envelope.@xmlns\"");
+    let LoadError(problems) =
+        Dialect::from_toml("bad", "bad.toml", &ok, &Standard::embedded()).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0].field, "services.verifyCode.ingress_path");
+    assert!(problems[0].message.contains("generateCode"), "{problems:?}");
+    let ok = ok.replace(
+        "[services.generateCode]\npath = \"/v\"",
+        "[services.generateCode]\npath = \"/v\"\ningress_path = \"/g\"",
+    );
+    let d = Dialect::from_toml("hb", "hb.toml", &ok, &Standard::embedded())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ingress: Vec<_> = d
+        .services
+        .iter()
+        .map(|(s, m)| (s.to_string(), m.path.as_str(), m.ingress_path.as_deref()))
+        .collect();
+    assert_eq!(
+        ingress,
+        vec![
+            ("queryHealthInfo".to_owned(), "/q", None),
+            ("generateCode".to_owned(), "/v", Some("/g")),
+            ("verifyCode".to_owned(), "/v", Some("/v")),
+        ]
+    );
+    assert_eq!(d.codec, Codec::Xml);
+    assert_eq!(d.service_at_ingress("/g"), Some(ServiceName::GenerateCode));
+    assert_eq!(d.service_at_ingress("/q"), None);
+}
+
+#[test]
+fn shipped_dialects_declare_their_ingress() {
+    let hb = dialect("hubei");
+    assert_eq!(
+        hb.service_at_ingress("/hbjkm/code/validateCode"),
+        Some(ServiceName::VerifyCode)
+    );
+    for d in shipped() {
+        for (name, s) in &d.services {
+            assert_eq!(
+                s.ingress_path.as_deref(),
+                Some(s.path.as_str()),
+                "{} {name}",
+                d.id
+            );
+        }
+    }
 }
 
 #[test]

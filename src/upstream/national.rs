@@ -250,7 +250,9 @@ impl NationalUpstream {
         // One requestId for every attempt: it is what makes a repeat harmless.
         let request_id = random_id().map_err(UpstreamError::Seal)?;
         self.transport
-            .call(service, idempotent, || self.attempt(service, biz, &request_id))
+            .call(service, idempotent, || {
+                self.attempt(service, biz, &request_id)
+            })
             .await
     }
 

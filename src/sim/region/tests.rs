@@ -509,7 +509,11 @@ fn configuration_problems_are_all_reported() {
             .is_empty()
     );
 
-    let shared = TESTLAND.replace("path = \"/api/code\"", "path = \"/api/scan\"");
+    // Two services on one back-end path (their ingress paths stay distinct).
+    let shared = TESTLAND.replace(
+        "path = \"/api/code\"",
+        "path = \"/api/scan\"\ningress_path = \"/api/code\"",
+    );
     let d = Dialect::from_toml("shared", "shared.toml", &shared, &std).unwrap();
     let problems = RegionSimConfig::default().problems(&d, &std);
     assert!(

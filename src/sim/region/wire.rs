@@ -33,9 +33,13 @@ impl WireError {
     /// The national return code of the refusal.
     pub(super) fn return_code(&self) -> ReturnCode {
         match self {
-            Self::Body(_) | Self::Signature(SignError::NotObject) => ReturnCode::BadFormat,
-            Self::Signature(SignError::MissingField(_)) => ReturnCode::MissingParameter,
-            Self::Signature(_) => ReturnCode::SignatureInvalid,
+            Self::Body(_) | Self::Signature(SignError::NotObject(_)) => ReturnCode::BadFormat,
+            Self::Signature(SignError::MissingField(_) | SignError::MissingHeader(_)) => {
+                ReturnCode::MissingParameter
+            }
+            Self::Signature(e) => {
+                ReturnCode::parse(e.return_code()).unwrap_or(ReturnCode::SignatureInvalid)
+            }
             Self::Answer(_) => ReturnCode::SystemError,
         }
     }
@@ -56,7 +60,9 @@ pub(super) struct Inbound {
 pub(super) fn needs_credentials(signing: &Signing) -> Result<bool, String> {
     match signing {
         Signing::None => Ok(false),
-        Signing::HmacSha256Concat { .. } => Ok(true),
+        Signing::HmacSha256Concat { .. }
+        | Signing::Md5DatePassword { .. }
+        | Signing::XtifSha256 { .. } => Ok(true),
         Signing::NationalSm2 => {
             Err("speaks the national envelope: run `hutong sim --national`".to_owned())
         }
@@ -65,6 +71,7 @@ pub(super) fn needs_credentials(signing: &Signing) -> Result<bool, String> {
 
 fn credentials(c: &Caller) -> Credentials<'_> {
     Credentials {
+        id: &c.app_key,
         key: c.app_key.as_bytes(),
         secret: &c.secret,
     }
@@ -82,8 +89,12 @@ pub(super) fn open(
     req: &Request<Bytes>,
     now_ms: u64,
 ) -> Result<Inbound, WireError> {
-    // The shipped schemes carry their timestamp inside the message, unchecked.
-    let _ = now_ms;
+    let now_s = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
     let msg = if req.method() == Method::GET {
         let query = req.uri().query().unwrap_or_default();
         codec::decode(Codec::Form, query.as_bytes())
@@ -96,7 +107,7 @@ pub(super) fn open(
     }
     let mut refusal = SignError::Unsupported;
     for (i, c) in callers.iter().enumerate() {
-        match sign::verify(&d.signing, &msg, &credentials(c)) {
+        match sign::verify(&d.signing, &msg, &headers, &credentials(c), now_s) {
             Ok(()) => {
                 return Ok(Inbound {
                     msg,
@@ -104,7 +115,7 @@ pub(super) fn open(
                 });
             }
             // Another caller's credentials may verify it.
-            Err(e @ SignError::BadSignature(_)) => refusal = e,
+            Err(e @ (SignError::BadSignature(_) | SignError::WrongCaller(_))) => refusal = e,
             // Missing fields and shapes are the same for every caller.
             Err(e) => return Err(WireError::Signature(e)),
         }
@@ -113,10 +124,7 @@ pub(super) fn open(
 }
 
 fn content_type(c: Codec) -> HeaderValue {
-    HeaderValue::from_static(match c {
-        Codec::Json => "application/json; charset=utf-8",
-        Codec::Form => "application/x-www-form-urlencoded; charset=utf-8",
-    })
+    HeaderValue::from_static(c.content_type())
 }
 
 /// Encodes an answer in the dialect's response codec, with its headers.
@@ -138,11 +146,27 @@ pub(super) fn seal(
     caller: Option<&Caller>,
     mut msg: Value,
 ) -> Result<(HeaderMap, Bytes), WireError> {
+    let mut headers = HeaderMap::new();
     if let Some(c) = caller {
-        sign::sign(&d.signing, &mut msg, &credentials(c)).map_err(WireError::Signature)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let stamp = sign::Stamp {
+            unix_s: now,
+            nonce: "sim-test-nonce",
+        };
+        for (k, v) in sign::sign(&d.signing, &mut msg, &credentials(c), &stamp)
+            .map_err(WireError::Signature)?
+        {
+            if let (Ok(k), Ok(v)) = (
+                http::HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(&v),
+            ) {
+                headers.insert(k, v);
+            }
+        }
     }
     let body = codec::encode(d.codec, &msg).map_err(WireError::Body)?;
-    let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, content_type(d.codec));
     Ok((headers, Bytes::from(body)))
 }

@@ -1,0 +1,210 @@
+use serde_json::json;
+
+use super::*;
+use crate::translate::SignTarget;
+
+/// 2026-11-23 08:30:05 Beijing time.
+const T: i64 = 1_795_393_805;
+/// 2026-11-23 00:00:00 Beijing time.
+const MIDNIGHT: i64 = 1_795_363_200;
+
+fn at(unix_s: i64) -> Stamp<'static> {
+    Stamp {
+        unix_s,
+        nonce: "n0nce-01",
+    }
+}
+
+fn zhejiang() -> Signing {
+    Signing::HmacSha256Concat {
+        fields: [
+            "appKey",
+            "bizData",
+            "deviceId",
+            "format",
+            "requestId",
+            "timestamp",
+            "version",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        sign_field: "sign".into(),
+    }
+}
+
+#[test]
+fn signs_like_zhejiang_parse_jkm_and_verifies() {
+    let creds = Credentials {
+        id: "zj-demo-app",
+        key: b"zj-demo-app",
+        secret: "s3cret",
+    };
+    let mut msg = json!({"appKey": "zj-demo-app", "bizData": {"qrCode": "V2a1b2"}, "deviceId": "G-01",
+        "format": "json", "requestId": "r-0001", "timestamp": "1795393805000", "version": "1.0"});
+    assert_eq!(sign(&zhejiang(), &mut msg, &creds, &at(T)), Ok(Vec::new()));
+    // Python: hmac.new(b"zj-demo-app", concatenation, hashlib.sha256).hexdigest()
+    assert_eq!(
+        msg["sign"],
+        json!("326e007fcaa359742401aa886dc8c812c67baa21ce780cf2d65dac3febb18d08")
+    );
+    verify(&zhejiang(), &msg, &[], &creds, T).unwrap();
+    msg["deviceId"] = json!("G-02");
+    assert_eq!(
+        verify(&zhejiang(), &msg, &[], &creds, T),
+        Err(SignError::BadSignature("sign".into()))
+    );
+    msg.as_object_mut().unwrap().remove("timestamp");
+    assert_eq!(
+        sign(&zhejiang(), &mut msg, &creds, &at(T)),
+        Err(SignError::MissingField("timestamp".into()))
+    );
+}
+
+fn hubei() -> Signing {
+    Signing::Md5DatePassword {
+        target: SignTarget::Field("Envelope.Header.auth.pwd".into()),
+        id_field: Some("Envelope.Header.auth.appId".into()),
+        window_s: DEFAULT_WINDOW_S,
+    }
+}
+
+const HB: Credentials<'static> = Credentials {
+    id: "HB-GW-01",
+    key: b"",
+    secret: "s3cret",
+};
+
+#[test]
+fn md5_date_password_is_keyed_by_the_beijing_date() {
+    // Python: hashlib.md5(b"s3cret20261123").hexdigest()
+    assert_eq!(
+        md5_date_password("s3cret", T),
+        "9aeb10b648796af5efc02f9fcea8e68e"
+    );
+    // One second before Beijing midnight is still the 22nd (16:00 UTC the day before).
+    assert_eq!(
+        md5_date_password("s3cret", MIDNIGHT - 1),
+        "1215ca97cc5f4051acdb099df60845ac"
+    );
+    let mut msg = json!({"Envelope": {"Body": {"validateCode": {"qrCode": "x"}}}});
+    assert_eq!(sign(&hubei(), &mut msg, &HB, &at(T)), Ok(Vec::new()));
+    assert_eq!(
+        msg["Envelope"]["Header"]["auth"],
+        json!({"appId": "HB-GW-01", "pwd": "9aeb10b648796af5efc02f9fcea8e68e"})
+    );
+    verify(&hubei(), &msg, &[], &HB, T + 3600).unwrap();
+    // Signed just before midnight, checked just after: within the window.
+    let mut late = msg.clone();
+    sign(&hubei(), &mut late, &HB, &at(MIDNIGHT - 10)).unwrap();
+    verify(&hubei(), &late, &[], &HB, MIDNIGHT + 10).unwrap();
+    // Yesterday's password in the afternoon is wrong.
+    assert_eq!(
+        verify(&hubei(), &late, &[], &HB, T + 6 * 3600),
+        Err(SignError::BadSignature("Envelope.Header.auth.pwd".into()))
+    );
+    let other = Credentials {
+        id: "HB-GW-02",
+        ..HB
+    };
+    assert_eq!(
+        verify(&hubei(), &msg, &[], &other, T),
+        Err(SignError::WrongCaller("Envelope.Header.auth.appId".into()))
+    );
+    assert_eq!(SignError::WrongCaller(String::new()).return_code(), "1005");
+}
+
+#[test]
+fn md5_date_password_can_travel_in_a_header() {
+    let s = Signing::Md5DatePassword {
+        target: SignTarget::Header("x-password".into()),
+        id_field: None,
+        window_s: 0,
+    };
+    let mut msg = json!({"a": 1});
+    let headers = sign(&s, &mut msg, &HB, &at(T)).unwrap();
+    assert_eq!(
+        headers,
+        vec![(
+            "x-password".to_owned(),
+            "9aeb10b648796af5efc02f9fcea8e68e".to_owned()
+        )]
+    );
+    assert_eq!(msg, json!({"a": 1}));
+    let upper = vec![(
+        "X-Password".to_owned(),
+        "9AEB10B648796AF5EFC02F9FCEA8E68E".to_owned(),
+    )];
+    verify(&s, &msg, &upper, &HB, T).unwrap();
+    assert_eq!(
+        verify(&s, &msg, &[], &HB, T),
+        Err(SignError::BadSignature("x-password".into()))
+    );
+}
+
+#[test]
+fn xtif_headers_sign_and_verify_within_the_window() {
+    let s = Signing::XtifSha256 { window_s: 180 };
+    let creds = Credentials {
+        id: "gd-paas-01",
+        key: b"",
+        secret: "tif-token",
+    };
+    let mut msg = json!({"data": {"qrcode": "x"}});
+    let before = msg.clone();
+    let headers = sign(&s, &mut msg, &creds, &at(T)).unwrap();
+    assert_eq!(msg, before, "the body is not touched");
+    // Python: hashlib.sha256(b"1795393805" + b"tif-token" + b"n0nce-01" + b"1795393805").hexdigest()
+    let want = [
+        ("x-tif-paasid", "gd-paas-01"),
+        ("x-tif-timestamp", "1795393805"),
+        ("x-tif-nonce", "n0nce-01"),
+        (
+            "x-tif-signature",
+            "6b5787064dbe6eeff19b67e66edac74ee3ba75aaad01669fab3e60b23ff569de",
+        ),
+    ];
+    assert_eq!(
+        headers,
+        want.map(|(k, v)| (k.to_owned(), v.to_owned())).to_vec()
+    );
+    verify(&s, &msg, &headers, &creds, T + 180).unwrap();
+    assert_eq!(
+        verify(&s, &msg, &headers, &creds, T + 181),
+        Err(SignError::Stale("x-tif-timestamp".into()))
+    );
+    assert_eq!(SignError::Stale(String::new()).return_code(), "1004");
+    let mut tampered = headers.clone();
+    tampered[2].1 = "n0nce-02".into();
+    assert_eq!(
+        verify(&s, &msg, &tampered, &creds, T),
+        Err(SignError::BadSignature("x-tif-signature".into()))
+    );
+    let other = Credentials {
+        id: "gd-paas-02",
+        ..creds.clone()
+    };
+    assert_eq!(
+        verify(&s, &msg, &headers, &other, T),
+        Err(SignError::WrongCaller("x-tif-paasid".into()))
+    );
+    let mut twice = headers.clone();
+    twice.push(("X-Tif-Nonce".into(), "again".into()));
+    assert_eq!(
+        verify(&s, &msg, &twice, &creds, T),
+        Err(SignError::MissingHeader("x-tif-nonce".into()))
+    );
+}
+
+#[test]
+fn national_envelope_is_not_signed_here() {
+    let mut msg = json!({});
+    assert_eq!(
+        sign(&Signing::NationalSm2, &mut msg, &HB, &at(T)),
+        Err(SignError::Unsupported)
+    );
+    assert_eq!(
+        verify(&Signing::NationalSm2, &msg, &[], &HB, T),
+        Err(SignError::Unsupported)
+    );
+    assert_eq!(sign(&Signing::None, &mut msg, &HB, &at(T)), Ok(Vec::new()));
+}
