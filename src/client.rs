@@ -392,13 +392,50 @@ impl GatewayClient {
         self.post_path(service.as_str(), body).await
     }
 
+    /// Posts a body in a region's dialect to the gateway's ingress, `path` under
+    /// `/dialect/` (`jiangsu/skm/verify`), with the profile's token. Gives the status, the
+    /// `X-Hutong-Loss` header, and the raw answer.
+    ///
+    /// # Errors
+    /// [`ClientError::Transport`].
+    pub async fn post_dialect(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Bytes,
+    ) -> Result<(u16, Option<String>, Bytes), ClientError> {
+        self.post_url(
+            &format!("{}{}{path}", self.base, crate::server::INGRESS_PREFIX),
+            content_type,
+            crate::server::LOSS_HEADER,
+            body,
+        )
+        .await
+    }
+
     async fn post_path(
         &self,
         path: &str,
         body: Bytes,
     ) -> Result<(u16, Option<String>, Bytes), ClientError> {
-        let mut req = hyper::Request::post(format!("{}/phic/v1/{}", self.base, path))
-            .header(hyper::header::CONTENT_TYPE, "application/json");
+        self.post_url(
+            &format!("{}/phic/v1/{}", self.base, path),
+            "application/json",
+            hyper::header::RETRY_AFTER.as_str(),
+            body,
+        )
+        .await
+    }
+
+    /// POSTs `body`; the status, the value of `header_name`, and the answer.
+    async fn post_url(
+        &self,
+        url: &str,
+        content_type: &str,
+        header_name: &str,
+        body: Bytes,
+    ) -> Result<(u16, Option<String>, Bytes), ClientError> {
+        let mut req = hyper::Request::post(url).header(hyper::header::CONTENT_TYPE, content_type);
         if let Some(t) = &self.token {
             req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
         }
@@ -412,7 +449,7 @@ impl GatewayClient {
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
-            .get(hyper::header::RETRY_AFTER)
+            .get(header_name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let raw = tokio::time::timeout(self.timeout, resp.into_body().collect())

@@ -8,6 +8,7 @@ mod support;
 mod audit_cli;
 mod cli;
 mod code_cli;
+mod cross_region;
 mod dialects;
 mod gateway;
 mod idno_stdnum;

@@ -76,6 +76,9 @@ pub struct Cached {
     /// [`freshness_deadline`]. At or before the cache's current time means "answer this
     /// request, keep nothing".
     pub expires_at_ms: u64,
+    /// What the translations lost when the answer was fetched (a dialect region): every
+    /// caller it is served to gets the same report.
+    pub losses: Arc<crate::translate::LossReport>,
 }
 
 impl Cached {
@@ -86,6 +89,7 @@ impl Cached {
             body: Arc::new(body),
             subject,
             expires_at_ms: deadline.unwrap_or(0),
+            losses: Arc::default(),
         }
     }
 }

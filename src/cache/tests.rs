@@ -68,6 +68,7 @@ fn fetch(
         body: Arc::new(json!({ "color": colour })),
         subject: subject.map(str::to_owned),
         expires_at_ms,
+        losses: Arc::default(),
     };
     async move {
         calls.fetch_add(1, Ordering::SeqCst);

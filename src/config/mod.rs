@@ -5,6 +5,7 @@
 //! (parsed keys, `Duration`s, `NonZero` limits). Every problem is reported at once. A reload
 //! (SIGHUP) repeats both steps; on failure the running configuration stays.
 
+pub mod dialects;
 pub mod raw;
 #[cfg(test)]
 mod tests;
@@ -12,6 +13,7 @@ mod tests;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use raw::{
@@ -47,6 +49,11 @@ pub struct Client {
     pub require_mtls: bool,
     /// Its own rate limits.
     pub rate_limit: crate::ratelimit::ClientLimitsConfig,
+    /// The dialect its systems speak at ingress, and its credentials there.
+    pub dialect: Option<(
+        Arc<crate::translate::Dialect>,
+        crate::upstream::DialectCredentials,
+    )>,
 }
 
 impl Client {
@@ -72,8 +79,13 @@ pub struct Region {
     pub url: String,
     /// The issuer ids whose codes it answers for.
     pub issuer_ids: Vec<String>,
-    /// Its response-signing key.
-    pub public_key: VerifyingKey,
+    /// Its response-signing key (a national-envelope region).
+    pub public_key: Option<VerifyingKey>,
+    /// Its dialect and the gateway's credentials there (a dialect region).
+    pub dialect: Option<(
+        Arc<crate::translate::Dialect>,
+        crate::upstream::DialectCredentials,
+    )>,
     /// CA for its TLS certificate, when https.
     pub ca_file: Option<PathBuf>,
     /// Whole-call deadline.
@@ -113,6 +125,10 @@ pub struct Validated {
     pub audit: crate::audit::AuditConfig,
     /// Where relative paths are resolved from (the config file's directory).
     pub base_dir: PathBuf,
+    /// The regional dialects, by id, and the directory they were loaded from.
+    pub dialects: Arc<dialects::Dialects>,
+    /// Where the dialect files are.
+    pub dialects_dir: PathBuf,
 }
 
 /// Listener settings with units applied.
@@ -206,6 +222,8 @@ impl Config {
         }
         p.extend(self.audit.problems());
         let std = crate::standard::Standard::embedded();
+        let (dialects_dir, dialects) =
+            dialects::load(self.gateway.dialects_dir.as_deref(), base, &std, &mut p);
         let mut clients = HashMap::new();
         for c in self.client {
             let at = format!("client {}", c.app_id);
@@ -269,6 +287,17 @@ impl Config {
                 }
             }
             let rate_limit = c.rate_limit;
+            let dialect = c.dialect.as_deref().and_then(|id| {
+                let d = dialects::find(&dialects, id, &at, &mut p)?;
+                let creds = dialects::credentials(
+                    c.dialect_credentials.as_ref(),
+                    &d,
+                    &at,
+                    &resolve,
+                    &mut p,
+                );
+                Some((d, creds))
+            });
             let client = Client {
                 app_id: c.app_id.clone(),
                 region: c.region,
@@ -291,6 +320,7 @@ impl Config {
                 },
                 require_mtls: c.require_mtls,
                 rate_limit,
+                dialect,
             };
             if clients.insert(c.app_id.clone(), client).is_some() {
                 p.push(format!("{at}: duplicate app_id"));
@@ -305,10 +335,30 @@ impl Config {
             if !(r.url.starts_with("https://") || is_loopback_http(&r.url)) {
                 p.push(format!("{at}: url must be https, or http on loopback"));
             }
-            let key = match read_public_key(&r.public_key, &resolve) {
-                Ok(k) => Some(k),
-                Err(e) => {
-                    p.push(format!("{at}: public_key: {e}"));
+            let dialect = r.dialect.as_deref().and_then(|id| {
+                let d = dialects::find(&dialects, id, &at, &mut p)?;
+                let creds = dialects::credentials(
+                    r.dialect_credentials.as_ref(),
+                    &d,
+                    &at,
+                    &resolve,
+                    &mut p,
+                );
+                Some((d, creds))
+            });
+            let key = match (&r.public_key, &r.dialect) {
+                (Some(k), _) => match read_public_key(k, &resolve) {
+                    Ok(k) => Some(Some(k)),
+                    Err(e) => {
+                        p.push(format!("{at}: public_key: {e}"));
+                        None
+                    }
+                },
+                (None, Some(_)) => Some(None),
+                (None, None) => {
+                    p.push(format!(
+                        "{at}: needs public_key (a national-envelope region) or dialect"
+                    ));
                     None
                 }
             };
@@ -324,6 +374,7 @@ impl Config {
                     url: r.url.trim_end_matches('/').to_owned(),
                     issuer_ids: r.issuer_ids,
                     public_key: k,
+                    dialect,
                     ca_file: r.ca_file.as_deref().map(resolve),
                     timeout: Duration::from_millis(r.timeout_ms),
                     connect_timeout: Duration::from_millis(r.connect_timeout_ms),
@@ -403,6 +454,8 @@ impl Config {
             cache: self.cache,
             audit: self.audit,
             base_dir: base.to_path_buf(),
+            dialects: Arc::new(dialects),
+            dialects_dir,
         })
     }
 }

@@ -121,6 +121,9 @@ pub struct GatewayConfig {
     /// Generate the key files when missing (development).
     #[serde(default)]
     pub generate_keys: bool,
+    /// Directory of the regional dialect files (default `regions` next to this file).
+    #[serde(default)]
+    pub dialects_dir: Option<PathBuf>,
 }
 
 /// `[auth]`.
@@ -229,6 +232,12 @@ pub struct ClientConfig {
     /// Its own rate limits (per client, and per client and service).
     #[serde(default)]
     pub rate_limit: crate::ratelimit::ClientLimitsConfig,
+    /// The dialect its systems speak at the gateway's ingress (`/dialect/<id>/…`).
+    #[serde(default)]
+    pub dialect: Option<String>,
+    /// Its credentials in that dialect, which its signatures are checked with.
+    #[serde(default)]
+    pub dialect_credentials: Option<super::dialects::DialectCredentialsConfig>,
 }
 
 /// `[[region]]`.
@@ -244,8 +253,16 @@ pub struct RegionConfig {
     /// Issuer ids of its codes.
     #[serde(default)]
     pub issuer_ids: Vec<String>,
-    /// Its response-signing SM2 key: SEC1 hex or `@file`.
-    pub public_key: String,
+    /// Its response-signing SM2 key: SEC1 hex or `@file` (a national-envelope region).
+    #[serde(default)]
+    pub public_key: Option<String>,
+    /// The dialect its back-end speaks (a file of `gateway.dialects_dir`); absent: the
+    /// national envelope.
+    #[serde(default)]
+    pub dialect: Option<String>,
+    /// The gateway's credentials at its back-end, in that dialect.
+    #[serde(default)]
+    pub dialect_credentials: Option<super::dialects::DialectCredentialsConfig>,
     /// CA of its TLS certificate.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,

@@ -21,10 +21,11 @@ use crate::crypto::{MacKey, SigningKey, Sm4Key};
 use crate::national::time::DateTime;
 use crate::server::{BoxFuture, Call, GatewayError, Relay, ServerError};
 use crate::standard::{ReturnCode, ServiceName, Standard};
+use crate::translate::Dialect;
 use crate::trust::{TrustAnchors, TrustRegistry, verify_trust_list};
 use crate::upstream::{
-    ClientIdentity, NationalUpstream, NationalUpstreamConfig, Upstream, UpstreamError,
-    UpstreamPolicy,
+    ClientIdentity, DialectUpstream, DialectUpstreamConfig, NationalUpstream,
+    NationalUpstreamConfig, Upstream, UpstreamError, UpstreamPolicy,
 };
 
 /// One region of the table: its upstream, and the issuer ids whose codes it answers for.
@@ -35,6 +36,9 @@ struct Table {
     regions: HashMap<String, Arc<dyn Upstream>>,
     issuers: HashMap<String, String>,
     validity: HashMap<String, std::time::Duration>,
+    /// Dialects of the regions that speak one, with the region: their code contents route
+    /// `verifyCode` there.
+    dialects: Vec<(Arc<Dialect>, String)>,
 }
 
 /// Routes calls to regions; the table is replaced whole on reload.
@@ -82,10 +86,20 @@ impl Router {
             .values()
             .map(|r| (r.code.clone(), r.validity))
             .collect();
+        let dialects = cfg
+            .regions
+            .values()
+            .filter_map(|r| {
+                r.dialect
+                    .as_ref()
+                    .map(|(d, _)| (Arc::clone(d), r.code.clone()))
+            })
+            .collect();
         self.table.store(Arc::new(Table {
             regions: t.regions.clone(),
             issuers: t.issuers.clone(),
             validity,
+            dialects,
         }));
     }
 
@@ -118,12 +132,21 @@ impl Router {
                     .get("codeContent")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                let rec = Phic1Format
-                    .recognise(content)
-                    .ok_or_else(|| GatewayError::Domain {
-                        code: ReturnCode::CodeInvalid,
-                        msg: "code content not recognised".into(),
-                    })?;
+                let Some(rec) = Phic1Format.recognise(content) else {
+                    // A region's own code content: the region whose dialect recognises it.
+                    let m =
+                        crate::translate::recognise(t.dialects.iter().map(|(d, _)| &**d), content)
+                            .ok_or_else(|| GatewayError::Domain {
+                                code: ReturnCode::CodeInvalid,
+                                msg: "code content not recognised".into(),
+                            })?;
+                    return t
+                        .dialects
+                        .iter()
+                        .find(|(d, _)| d.id == m.dialect)
+                        .map(|(_, region)| region.clone())
+                        .ok_or_else(|| GatewayError::Internal("dialect without region".into()));
+                };
                 let iss = rec.issuer_hint.ok_or_else(|| GatewayError::Domain {
                     code: ReturnCode::CodeInvalid,
                     msg: "code content names no issuer".into(),
@@ -249,10 +272,12 @@ impl Relay for Router {
                 .get(&region)
                 .ok_or_else(|| GatewayError::Internal(format!("region {region} vanished")))?;
             let idempotent = self.standard.service(call.service).idempotent;
-            upstream
-                .call(call.service, biz, idempotent)
+            let reply = upstream
+                .call_reported(call.service, biz, idempotent)
                 .await
-                .map_err(|e| upstream_error(&e))
+                .map_err(|e| upstream_error(&e))?;
+            call.losses.add(reply.losses);
+            Ok(reply.biz)
         })
     }
 }
@@ -289,6 +314,7 @@ fn table(upstreams: Vec<Route>) -> Table {
         regions,
         issuers,
         validity: HashMap::new(),
+        dialects: Vec::new(),
     }
 }
 
@@ -299,6 +325,44 @@ fn upstreams(cfg: &Validated) -> Result<Vec<Route>, ServerError> {
     let sm2 = SigningKey::from_pem(&key_pem).map_err(|e| ServerError::Keys(e.to_string()))?;
     let mut out: Vec<Route> = Vec::new();
     for r in cfg.regions.values() {
+        let policy = UpstreamPolicy {
+            connect_timeout_ms: r.connect_timeout.as_millis() as u64,
+            deadline_ms: r.timeout.as_millis() as u64,
+            attempt_timeout_ms: r.timeout.as_millis() as u64,
+            ..UpstreamPolicy::default()
+        };
+        let ca_pem = r
+            .ca_file
+            .as_ref()
+            .map(|ca| {
+                std::fs::read_to_string(ca)
+                    .map_err(|e| ServerError::Keys(format!("{}: {e}", ca.display())))
+            })
+            .transpose()?;
+        let public_key = match (&r.public_key, &r.dialect) {
+            (_, Some((d, creds))) => {
+                let mut c = DialectUpstreamConfig::new(
+                    r.code.clone(),
+                    r.url.clone(),
+                    Arc::clone(d),
+                    creds.clone(),
+                );
+                c.ticket_issuer = r.issuer_ids.first().cloned();
+                c.ca_pem = ca_pem;
+                c.policy = policy;
+                let u = DialectUpstream::new(c)
+                    .map_err(|e| ServerError::Keys(format!("region {}: {e}", r.code)))?;
+                out.push((Arc::new(u), r.issuer_ids.clone()));
+                continue;
+            }
+            (Some(k), None) => k.clone(),
+            (None, None) => {
+                return Err(ServerError::Keys(format!(
+                    "region {}: neither public_key nor dialect",
+                    r.code
+                )));
+            }
+        };
         let identity = ClientIdentity {
             app_id: cfg.gateway.app_id.clone(),
             sm2_key: Some(sm2.clone()),
@@ -317,24 +381,10 @@ fn upstreams(cfg: &Validated) -> Result<Vec<Route>, ServerError> {
             region_encryption_key: r.encryption_key.clone(),
             insecure_plaintext: false,
         };
-        let mut c = NationalUpstreamConfig::new(
-            r.code.clone(),
-            r.url.clone(),
-            identity,
-            r.public_key.clone(),
-        );
-        if let Some(ca) = &r.ca_file {
-            c.ca_pem = Some(
-                std::fs::read_to_string(ca)
-                    .map_err(|e| ServerError::Keys(format!("{}: {e}", ca.display())))?,
-            );
-        }
-        c.policy = UpstreamPolicy {
-            connect_timeout_ms: r.connect_timeout.as_millis() as u64,
-            deadline_ms: r.timeout.as_millis() as u64,
-            attempt_timeout_ms: r.timeout.as_millis() as u64,
-            ..UpstreamPolicy::default()
-        };
+        let mut c =
+            NationalUpstreamConfig::new(r.code.clone(), r.url.clone(), identity, public_key);
+        c.ca_pem = ca_pem;
+        c.policy = policy;
         let u = NationalUpstream::new(c)
             .map_err(|e| ServerError::Keys(format!("region {}: {e}", r.code)))?;
         out.push((Arc::new(u), r.issuer_ids.clone()));

@@ -16,6 +16,7 @@ mod admin;
 pub mod bootstrap;
 mod error;
 mod http;
+mod ingress;
 pub(crate) mod pipeline;
 pub mod services;
 pub mod tls;
@@ -31,7 +32,8 @@ use serde_json::Value;
 
 pub use error::GatewayError;
 pub use http::{Peer, Running, start};
-pub use pipeline::{PATH_PREFIX, STATUS_EVENT};
+pub use ingress::INGRESS_PREFIX;
+pub use pipeline::{LOSS_HEADER, PATH_PREFIX, STATUS_EVENT};
 
 use crate::audit::{AuditWriter, RedbAuditLog};
 use crate::auth::TokenKeys;
@@ -80,6 +82,28 @@ pub struct Call {
     pub client: Client,
     /// The request's id, for idempotency and the audit.
     pub request_id: String,
+    /// What translations lost on the way (a dialect region's answer, a dialect caller's
+    /// request): it goes to the audit record and the `X-Hutong-Loss` header.
+    pub losses: LossSink,
+}
+
+/// A call's loss report, filled in by whichever stage translates.
+#[derive(Debug, Clone, Default)]
+pub struct LossSink(Arc<std::sync::Mutex<crate::translate::LossReport>>);
+
+impl LossSink {
+    /// Adds `report` to the call's losses.
+    pub fn add(&self, report: crate::translate::LossReport) {
+        if report.is_empty() {
+            return;
+        }
+        crate::store::lock(&self.0).0.extend(report.0);
+    }
+
+    /// Everything recorded so far.
+    pub fn report(&self) -> crate::translate::LossReport {
+        crate::store::lock(&self.0).clone()
+    }
 }
 
 /// What answers a validated call: routing and the regions behind it.

@@ -20,6 +20,9 @@ use crate::envelope::{OpenContext, Session, parse_request, seal_response};
 use crate::national::validate::{self, Context};
 use crate::standard::{Direction, ReturnCode, ServiceName};
 
+/// The response header that carries a call's loss report (DESIGN.md §6).
+pub const LOSS_HEADER: &str = "x-hutong-loss";
+
 /// Path prefix of the national services.
 pub const PATH_PREFIX: &str = "/phic/v1/";
 
@@ -30,6 +33,9 @@ pub(super) async fn handle(
     peer: Peer,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
+    if req.uri().path().starts_with(super::ingress::INGRESS_PREFIX) {
+        return super::ingress::handle(gw, permits, peer, req).await;
+    }
     let started = Instant::now();
     let tail = req
         .uri()
@@ -54,6 +60,7 @@ pub(super) async fn handle(
     );
     let mut session: Option<Session> = None;
     let mut request_id: Option<String> = None;
+    let losses = super::LossSink::default();
 
     // Shed first: a request over the concurrency limit costs no parsing or cryptography.
     let outcome = match permits.try_acquire() {
@@ -73,8 +80,16 @@ pub(super) async fn handle(
             };
             match tokio::time::timeout(
                 deadline,
-                stages(&gw, &peer, req, route, &mut session, &mut request_id)
-                    .instrument(span.clone()),
+                stages(
+                    &gw,
+                    &peer,
+                    req,
+                    route,
+                    &mut session,
+                    &mut request_id,
+                    &losses,
+                )
+                .instrument(span.clone()),
             )
             .await
             {
@@ -118,6 +133,13 @@ pub(super) async fn handle(
             )
         }
     };
+    let mut resp = resp;
+    let report = losses.report();
+    if !report.is_empty() {
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&report.header_value()) {
+            resp.headers_mut().insert(LOSS_HEADER, v);
+        }
+    }
     gw.metrics.record(service, code, started.elapsed());
     span.record("request_id", request_id.as_deref().unwrap_or("-"));
     span.record("code", code.as_str());
@@ -153,6 +175,7 @@ async fn stages(
     route: Route,
     session: &mut Option<Session>,
     request_id: &mut Option<String>,
+    losses: &super::LossSink,
 ) -> Result<(Session, Value), GatewayError> {
     // Per-IP limit, before any parsing: a flood costs one hash lookup per request.
     gw.limiter
@@ -178,25 +201,7 @@ async fn stages(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
 
-    // Body limit: read at most max_body_bytes, then refuse.
-    let limit = cfg.server.max_body_bytes;
-    let body = Limited::new(req.into_body(), limit)
-        .collect()
-        .await
-        .map_err(|e| {
-            // Over the limit is 413; a body the client broke off is a bad request.
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                GatewayError::BodyTooLarge(limit)
-            } else {
-                GatewayError::Domain {
-                    code: ReturnCode::BadFormat,
-                    msg: "the request body could not be read".into(),
-                }
-            }
-        })?
-        .to_bytes();
+    let body = read_body(req, cfg.server.max_body_bytes).await?;
 
     // Envelope shape (1001/1002) before anything costly.
     let parsed = parse_request(&body, &gw.limits)?;
@@ -268,6 +273,7 @@ async fn stages(
             service: ServiceName::DeclareHealth,
             client,
             request_id: opened.envelope.request_id.clone(),
+            losses: losses.clone(),
         };
         let (answer, subject) = services::status_event(gw, &opened.biz).await?;
         services::audit(
@@ -282,36 +288,67 @@ async fn stages(
         return Ok((opened.session, answer));
     };
 
-    // The business content against standard/ (1001/1002).
-    let vcx = Context {
-        now_unix: (now_ms / 1000) as i64,
-    };
-    let report =
-        validate::validate_value(&gw.standard, service, Direction::Request, &opened.biz, &vcx);
-    if !report.is_valid() {
-        return Err(GatewayError::Invalid(report));
-    }
-
-    // Idempotency, cache and relay; then the audit record, whatever the outcome.
     let call = Call {
         service,
         client,
         request_id: opened.envelope.request_id.clone(),
+        losses: losses.clone(),
     };
-    let subject = services::subject_of(gw, &opened.biz);
-    let result = services::process(gw, &call, &opened.biz, subject).await;
+    let answer = serve_call(gw, &call, &opened.biz, now_ms).await?;
+    Ok((opened.session, answer))
+}
+
+/// Body limit: reads at most `limit` bytes, then refuses (413); a body the client broke off
+/// is a bad request.
+pub(super) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, GatewayError> {
+    Ok(Limited::new(req.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                GatewayError::BodyTooLarge(limit)
+            } else {
+                GatewayError::Domain {
+                    code: ReturnCode::BadFormat,
+                    msg: "the request body could not be read".into(),
+                }
+            }
+        })?
+        .to_bytes())
+}
+
+/// The stages after authentication, shared by the national endpoints and the dialect
+/// ingress: the business content against standard/ (1001/1002), then idempotency, cache
+/// and relay, then the audit record, whatever the outcome.
+pub(super) async fn serve_call(
+    gw: &Arc<Gateway>,
+    call: &Call,
+    biz: &Value,
+    now_ms: u64,
+) -> Result<Value, GatewayError> {
+    let vcx = Context {
+        now_unix: (now_ms / 1000) as i64,
+    };
+    let report =
+        validate::validate_value(&gw.standard, call.service, Direction::Request, biz, &vcx);
+    if !report.is_valid() {
+        return Err(GatewayError::Invalid(report));
+    }
+    let subject = services::subject_of(gw, biz);
+    let result = services::process(gw, call, biz, subject).await;
     let code = match &result {
         Ok(_) => ReturnCode::Success,
         Err(e) => e.return_code(),
     };
-    let purpose = opened
-        .biz
+    let purpose = biz
         .get("scene")
         .and_then(Value::as_str)
-        .unwrap_or(service.as_str())
+        .unwrap_or(call.service.as_str())
         .to_owned();
-    services::audit(gw, &call, service.as_str(), subject, code, &purpose).await?;
-    Ok((opened.session, result?))
+    services::audit(gw, call, call.service.as_str(), subject, code, &purpose).await?;
+    result
 }
 
 fn now_ms() -> u64 {

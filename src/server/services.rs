@@ -174,7 +174,9 @@ async fn cached(
         // No updateTime: the answer is fresh as of now, for the region's validity.
         let deadline =
             freshness_deadline(updated.unwrap_or(now), validity, code_exp_ms, now, max_ttl);
-        Ok::<_, GatewayError>(Cached::new(answer, cache_subject.clone(), deadline))
+        let mut cached = Cached::new(answer, cache_subject.clone(), deadline);
+        cached.losses = Arc::new(call.losses.report());
+        Ok::<_, GatewayError>(cached)
     };
     let result = gw.cache.get_or_fetch(key, fetch).await;
     if fetched.load(Ordering::Relaxed) {
@@ -183,7 +185,12 @@ async fn cached(
         gw.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
     }
     match result {
-        Ok(c) => Ok((*c.body).clone()),
+        Ok(c) => {
+            if !fetched.load(Ordering::Relaxed) {
+                call.losses.add((*c.losses).clone());
+            }
+            Ok((*c.body).clone())
+        }
         Err(shared) => Err(GatewayError::from_shared(&shared)),
     }
 }
@@ -205,7 +212,7 @@ pub async fn audit(
         subject,
         purpose: purpose.to_owned(),
         result: result.as_str().to_owned(),
-        loss: Vec::new(),
+        loss: call.losses.report().items(),
         request_id: call.request_id.clone(),
     };
     gw.audit.append(rec).await.map(|_| ()).map_err(internal)

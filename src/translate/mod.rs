@@ -80,8 +80,9 @@ impl LossReport {
         self.0.is_empty()
     }
 
-    /// The compact header form: `unmapped:verifier.orgCode,defaulted:(d)source`.
-    pub fn header_value(&self) -> String {
+    /// Each loss in compact form: `unmapped:verifier.orgCode`, `defaulted:(d)source` (a
+    /// dialect field is marked `(d)`), as the audit record keeps them.
+    pub fn items(&self) -> Vec<String> {
         self.0
             .iter()
             .map(|l| {
@@ -96,8 +97,12 @@ impl LossReport {
                     (None, None) => kind.to_owned(),
                 }
             })
-            .collect::<Vec<_>>()
-            .join(",")
+            .collect()
+    }
+
+    /// The compact header form: the [`LossReport::items`] joined by commas.
+    pub fn header_value(&self) -> String {
+        self.items().join(",")
     }
 
     pub(crate) fn push(

@@ -16,10 +16,14 @@
 //!
 //! Errors say whose fault they are and whether a retry may help ([`UpstreamError`]); they
 //! become return codes 9001/9002 (or the region's own business code) in `return_code`.
-//! Files: `breaker`, `budget`, `national`, `error`.
+//! A region whose back-end speaks its own API is a [`DialectUpstream`]: the same transport,
+//! with the dialect's translation, signing and codec in place of the envelope.
+//!
+//! Files: `transport` (what both share), `national`, `dialect`, `breaker`, `budget`, `error`.
 
 mod breaker;
 mod budget;
+mod dialect;
 mod error;
 mod national;
 mod transport;
@@ -33,9 +37,11 @@ use std::pin::Pin;
 use serde_json::Value;
 
 use crate::standard::ServiceName;
+use crate::translate::LossReport;
 
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, Permit};
 pub use budget::{RetryBudget, RetryBudgetConfig};
+pub use dialect::{DialectCredentials, DialectUpstream, DialectUpstreamConfig};
 pub use error::{UpstreamConfigError, UpstreamError};
 pub use national::{
     ClientIdentity, DEFAULT_MAX_RESPONSE_BYTES, NATIONAL_VERSION, NationalUpstream,
@@ -63,4 +69,29 @@ pub trait Upstream: Send + Sync {
         biz: &'a Value,
         idempotent: bool,
     ) -> BoxFuture<'a, Result<Value, UpstreamError>>;
+
+    /// [`Upstream::call`], with what the translations lost on the way (empty for a region
+    /// that speaks the national model).
+    fn call_reported<'a>(
+        &'a self,
+        service: ServiceName,
+        biz: &'a Value,
+        idempotent: bool,
+    ) -> BoxFuture<'a, Result<Reply, UpstreamError>> {
+        Box::pin(async move {
+            self.call(service, biz, idempotent).await.map(|biz| Reply {
+                biz,
+                losses: LossReport::default(),
+            })
+        })
+    }
+}
+
+/// A region's business answer and the loss report of its translations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// The national business content.
+    pub biz: Value,
+    /// Fields that did not cross intact, both ways.
+    pub losses: LossReport,
 }

@@ -1,0 +1,378 @@
+//! [`DialectUpstream`]: a region whose back-end speaks its own dialect (egress).
+//!
+//! A call goes: the national business content → [`crate::translate::to_dialect`] → the
+//! dialect's signing scheme ([`crate::translate::sign`]) → its codec → the back-end's path,
+//! over the same [`Transport`] as a national region (pool, deadlines, retries, breaker).
+//! The answer comes back through the dialect's response codec and
+//! [`crate::translate::to_national`], and is checked against `standard/` like any region's.
+//! Both translations' loss reports travel with the answer to the audit record and the
+//! `X-Hutong-Loss` header.
+//!
+//! Tickets (`bizExtData`) that a dialect region hands out are its own strings; the gateway
+//! prefixes them with the region's first issuer id and a `.`, the way national tickets name
+//! their issuer, so that a later `queryHealthInfo` routes back here. The prefix is removed
+//! before the ticket goes back to the region.
+
+use std::sync::Arc;
+
+use http::Method;
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::national::validate::{Context, validate_value};
+use crate::standard::{Direction, ReturnCode, ServiceName, Standard};
+use crate::translate::sign::{self, Credentials, Stamp};
+use crate::translate::{Dialect, LossReport, codec, to_dialect, to_national};
+
+use super::transport::Transport;
+use super::{
+    BoxFuture, BreakerState, DEFAULT_MAX_RESPONSE_BYTES, Reply, Upstream, UpstreamConfigError,
+    UpstreamError, UpstreamPolicy,
+};
+
+/// The gateway's credentials at a dialect region. `Debug` hides the key and secret.
+#[derive(Clone, Default)]
+pub struct DialectCredentials {
+    /// The gateway's id at the region (appKey, paas id).
+    pub id: String,
+    /// The HMAC key, where the scheme has one.
+    pub key: Zeroizing<Vec<u8>>,
+    /// The shared secret or token.
+    pub secret: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for DialectCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DialectCredentials")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything a [`DialectUpstream`] is built from.
+#[derive(Debug, Clone)]
+pub struct DialectUpstreamConfig {
+    /// The region's GB/T 2260 code.
+    pub region: String,
+    /// Base URL of the back-end; each service goes to `{base_url}{path}` of its dialect.
+    pub base_url: String,
+    /// The region's dialect.
+    pub dialect: Arc<Dialect>,
+    /// The gateway's credentials at the region.
+    pub credentials: DialectCredentials,
+    /// The issuer id its tickets are prefixed with.
+    pub ticket_issuer: Option<String>,
+    /// CA certificates for an `https://` back-end.
+    pub ca_pem: Option<String>,
+    /// Timing, retries and breaker.
+    pub policy: UpstreamPolicy,
+    /// Largest answer body, bytes.
+    pub max_response_bytes: usize,
+}
+
+impl DialectUpstreamConfig {
+    /// A configuration with the default policy.
+    pub fn new(
+        region: impl Into<String>,
+        base_url: impl Into<String>,
+        dialect: Arc<Dialect>,
+        credentials: DialectCredentials,
+    ) -> Self {
+        Self {
+            region: region.into(),
+            base_url: base_url.into(),
+            dialect,
+            credentials,
+            ticket_issuer: None,
+            ca_pem: None,
+            policy: UpstreamPolicy::default(),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+}
+
+/// A region reached through its dialect.
+pub struct DialectUpstream {
+    transport: Transport,
+    dialect: Arc<Dialect>,
+    credentials: DialectCredentials,
+    ticket_issuer: Option<String>,
+    std: Arc<Standard>,
+}
+
+impl std::fmt::Debug for DialectUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DialectUpstream")
+            .field("region", &self.transport.region())
+            .field("dialect", &self.dialect.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DialectUpstream {
+    /// Checks the configuration and builds the pooled client.
+    ///
+    /// # Errors
+    /// Every problem of the base URL, CA, policy and credentials.
+    pub fn new(config: DialectUpstreamConfig) -> Result<Self, UpstreamConfigError> {
+        let mut problems = Vec::new();
+        if matches!(
+            config.dialect.signing,
+            crate::translate::Signing::NationalSm2
+        ) {
+            problems.push(format!(
+                "dialect `{}` speaks the national envelope: configure the region without a dialect",
+                config.dialect.id
+            ));
+        }
+        let transport = Transport::new(
+            config.region.clone(),
+            &config.base_url,
+            config.ca_pem.as_deref(),
+            &config.policy,
+            config.max_response_bytes,
+        );
+        match transport {
+            Ok(transport) if problems.is_empty() => Ok(Self {
+                transport,
+                dialect: config.dialect,
+                credentials: config.credentials,
+                ticket_issuer: config.ticket_issuer,
+                std: Standard::embedded(),
+            }),
+            Ok(_) => Err(UpstreamConfigError {
+                region: config.region,
+                problems,
+            }),
+            Err(mut p) => {
+                problems.append(&mut p);
+                Err(UpstreamConfigError {
+                    region: config.region,
+                    problems,
+                })
+            }
+        }
+    }
+
+    /// The breaker's state.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.transport.breaker_state()
+    }
+
+    /// The dialect spoken.
+    pub fn dialect(&self) -> &Arc<Dialect> {
+        &self.dialect
+    }
+
+    async fn call_inner(
+        &self,
+        service: ServiceName,
+        biz: &Value,
+        idempotent: bool,
+    ) -> Result<Reply, UpstreamError> {
+        let Some(map) = self.dialect.service(service) else {
+            return Err(UpstreamError::Business {
+                code: ReturnCode::NoPermission,
+                msg: format!("the region does not offer {}", service.as_str()),
+            });
+        };
+        let biz = self.unwrap_ticket(biz);
+        let request = to_dialect(&self.dialect, service, Direction::Request, &biz)
+            .map_err(|e| UpstreamError::Garbage(format!("request does not translate: {e}")))?;
+        let method = Method::from_bytes(map.method.as_bytes()).unwrap_or(Method::POST);
+        let path = map.path.clone();
+        self.transport
+            .call(service, idempotent, || {
+                self.attempt(
+                    service,
+                    method.clone(),
+                    &path,
+                    &request.body,
+                    &request.losses,
+                )
+            })
+            .await
+    }
+
+    /// One exchange: sign (a fresh stamp per attempt), encode, send, read, translate back.
+    async fn attempt(
+        &self,
+        service: ServiceName,
+        method: Method,
+        path: &str,
+        msg: &Value,
+        request_losses: &LossReport,
+    ) -> Result<Reply, UpstreamError> {
+        let mut msg = msg.clone();
+        let nonce = crate::envelope::random_id().map_err(UpstreamError::Seal)?;
+        let unix_s = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
+        let creds = Credentials {
+            id: &self.credentials.id,
+            key: &self.credentials.key,
+            secret: &self.credentials.secret,
+        };
+        fill_signed_fields(
+            &self.dialect.signing,
+            &mut msg,
+            &self.credentials.id,
+            &nonce,
+            unix_s,
+        );
+        let mut headers = sign::sign(
+            &self.dialect.signing,
+            &mut msg,
+            &creds,
+            &Stamp {
+                unix_s,
+                nonce: &nonce,
+            },
+        )
+        .map_err(|e| UpstreamError::Garbage(format!("request cannot be signed: {e}")))?;
+        headers.push((
+            "content-type".to_owned(),
+            self.dialect.codec.content_type().to_owned(),
+        ));
+        let body = codec::encode(self.dialect.codec, &msg)
+            .map_err(|e| UpstreamError::Garbage(format!("request cannot be encoded: {e}")))?;
+        let (status, answer) = self
+            .transport
+            .exchange(method, path, &headers, body)
+            .await?;
+        let decoded = match codec::decode(self.dialect.response_codec, &answer) {
+            Ok(v) => v,
+            Err(_) if !status.is_success() => return Err(UpstreamError::Status(status.as_u16())),
+            Err(e) => return Err(UpstreamError::Garbage(format!("answer: {e}"))),
+        };
+        let back = to_national(&self.dialect, service, Direction::Response, &decoded)
+            .map_err(|e| UpstreamError::Garbage(format!("answer: {e}")))?;
+        let code = back
+            .body
+            .get("code")
+            .and_then(Value::as_str)
+            .and_then(ReturnCode::parse)
+            .ok_or_else(|| UpstreamError::Garbage("answer has no known result code".into()))?;
+        if !matches!(code, ReturnCode::Success | ReturnCode::CorrectionAccepted) {
+            let msg = back
+                .body
+                .get("msg")
+                .and_then(Value::as_str)
+                .unwrap_or("the region refused the call")
+                .to_owned();
+            return Err(UpstreamError::Business { code, msg });
+        }
+        let mut biz = back
+            .body
+            .get("bizContent")
+            .cloned()
+            .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+        self.wrap_ticket(&mut biz);
+        let report = validate_value(
+            &self.std,
+            service,
+            Direction::Response,
+            &biz,
+            &Context { now_unix: unix_s },
+        );
+        if !report.is_valid() {
+            let paths: Vec<&str> = report.violations.iter().map(|v| v.path.as_str()).collect();
+            return Err(UpstreamError::Garbage(format!(
+                "translated answer breaks the standard at {}",
+                paths.join(", ")
+            )));
+        }
+        let mut losses = request_losses.clone();
+        losses.0.extend(back.losses.0);
+        Ok(Reply { biz, losses })
+    }
+
+    /// A national ticket `ISSUER.rest` of this region → the region's own `rest`.
+    fn unwrap_ticket(&self, biz: &Value) -> Value {
+        let mut biz = biz.clone();
+        if let (Some(iss), Some(Value::String(t))) =
+            (&self.ticket_issuer, biz.get_mut("bizExtData"))
+        {
+            if let Some(rest) = t
+                .strip_prefix(iss.as_str())
+                .and_then(|r| r.strip_prefix('.'))
+            {
+                *t = rest.to_owned();
+            }
+        }
+        biz
+    }
+
+    /// The region's own ticket → `ISSUER.ticket`.
+    fn wrap_ticket(&self, biz: &mut Value) {
+        if let (Some(iss), Some(Value::String(t))) =
+            (&self.ticket_issuer, biz.get_mut("bizExtData"))
+        {
+            *t = format!("{iss}.{t}");
+        }
+    }
+}
+
+impl Upstream for DialectUpstream {
+    fn region(&self) -> &str {
+        self.transport.region()
+    }
+
+    fn call<'a>(
+        &'a self,
+        service: ServiceName,
+        biz: &'a Value,
+        idempotent: bool,
+    ) -> BoxFuture<'a, Result<Value, UpstreamError>> {
+        Box::pin(async move {
+            self.call_inner(service, biz, idempotent)
+                .await
+                .map(|r| r.biz)
+        })
+    }
+
+    fn call_reported<'a>(
+        &'a self,
+        service: ServiceName,
+        biz: &'a Value,
+        idempotent: bool,
+    ) -> BoxFuture<'a, Result<Reply, UpstreamError>> {
+        Box::pin(self.call_inner(service, biz, idempotent))
+    }
+}
+
+/// Fills the signed envelope fields that the translation leaves absent (they are not
+/// business content): an id field (`appKey`, `appId`) gets the gateway's id at the region,
+/// `requestId` or `nonce` the attempt's one-time value, `timestamp` the time in epoch
+/// milliseconds. A dialect file may still set any of them as a constant.
+fn fill_signed_fields(
+    signing: &crate::translate::Signing,
+    msg: &mut Value,
+    id: &str,
+    nonce: &str,
+    unix_s: i64,
+) {
+    let crate::translate::Signing::HmacSha256Concat { fields, .. } = signing else {
+        return;
+    };
+    let Some(obj) = msg.as_object_mut() else {
+        return;
+    };
+    for f in fields {
+        if obj.contains_key(f.as_str()) {
+            continue;
+        }
+        let v = match f.as_str() {
+            "appKey" | "appId" | "app_key" | "app_id" => id.to_owned(),
+            "requestId" | "request_id" | "nonce" => nonce.to_owned(),
+            "timestamp" => (unix_s * 1000).to_string(),
+            _ => continue,
+        };
+        obj.insert(f.clone(), Value::String(v));
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
