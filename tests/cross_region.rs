@@ -240,6 +240,44 @@ timeout_ms = 2000
     assert_ne!(answer["resCode"], Value::from(0), "{answer}");
     assert!(answer.get("res").is_none(), "{answer}");
 
+    // A body that is not a form (bad percent-encoding, not UTF-8) is the caller's fault,
+    // answered in Jiangsu's words, never a panic.
+    let (status, _, raw) = client
+        .post_dialect(
+            "jiangsu/skm/verify",
+            "application/x-www-form-urlencoded",
+            Bytes::from_static(b"url=%zz&token=\xff\xfe"),
+        )
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(status, 200);
+    assert_ne!(answer["resCode"], Value::from(0), "{answer}");
+
+    // The Zhejiang back-end answers garbage: the region's fault (9002), in Jiangsu's words,
+    // with no person data.
+    zj.set_faults(hutong::sim::Faults {
+        garbage_rate: 1.0,
+        ..hutong::sim::Faults::default()
+    })
+    .unwrap();
+    let fresh = zj.sample(45).unwrap().code_content.unwrap();
+    let (_, _, raw) = client
+        .post_dialect(
+            "jiangsu/skm/verify",
+            "application/x-www-form-urlencoded",
+            Bytes::from(form(&[
+                ("url", &fresh),
+                ("verifierDept", "南京站"),
+                ("token", "t"),
+            ])),
+        )
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&raw).unwrap();
+    assert_ne!(answer["resCode"], Value::from(0), "{answer}");
+    assert!(answer.get("res").is_none(), "{answer}");
+
     // The audit chain holds a record per verification, with the loss report.
     let report = gw.audit.log().verify().unwrap();
     assert!(report.ok && report.records >= 40, "{report:?}");
