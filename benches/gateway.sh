@@ -10,7 +10,10 @@
 #      the simulator) straight to an identical simulator. Not applyCodeAccess by default:
 #      the simulator keeps each authCode it grants (at most 200,000, live for 300 s, and
 #      past that every grant sweeps the table), which nginx's side reaches within a run;
-#      BENCH_RELAY_SERVICE=applyCodeAccess measures it anyway;
+#      BENCH_RELAY_SERVICE=applyCodeAccess measures it anyway. BENCH_RELAY_SERVICE=
+#      queryHealthInfo relays the holder's query by authCode with the gateway's
+#      queryHealthInfo cache off ([cache] query_health_info = false), so every query is a
+#      relay;
 #   3. verifyCode of a cached code with sign type SM2, vs the bound "one SM2 verify + one
 #      SM2 sign per request" timed by the same binary in the same run, on every core.
 #
@@ -24,8 +27,8 @@
 # Knobs (environment): BENCH_DURATION (seconds per run, 10), BENCH_CONNECTIONS (32),
 # BENCH_THREADS (wrk threads, 2), BENCH_HUTONG_LOG (the gateway's log filter, warn: nginx
 # runs with access_log off), BENCH_AUDIT_SYNC (the gateway's [audit] sync policy: interval,
-# the default here, or commit), BENCH_SM2_BOUND_SECS (3), BENCH_RELAY_SERVICE (generateCode or
-# applyCodeAccess), BENCH_NO_BUILD=1 (skip cargo build), BENCH_KEEP=1 (keep the directory).
+# the default here, or commit), BENCH_SM2_BOUND_SECS (3), BENCH_RELAY_SERVICE (generateCode,
+# applyCodeAccess or queryHealthInfo), BENCH_NO_BUILD=1 (skip cargo build), BENCH_KEEP=1 (keep the directory).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -60,8 +63,8 @@ done
 ((THREADS <= 99)) || die "BENCH_THREADS must be at most 99"
 [[ $AUDIT_SYNC == commit || $AUDIT_SYNC == interval ]] \
   || die "BENCH_AUDIT_SYNC must be commit or interval"
-[[ $RELAY == generateCode || $RELAY == applyCodeAccess ]] \
-  || die "BENCH_RELAY_SERVICE must be generateCode or applyCodeAccess"
+[[ $RELAY == generateCode || $RELAY == applyCodeAccess || $RELAY == queryHealthInfo ]] \
+  || die "BENCH_RELAY_SERVICE must be generateCode, applyCodeAccess or queryHealthInfo"
 
 # ---------------------------------------------------------------------------------------
 step "tools"
@@ -249,13 +252,15 @@ default_per_client_service = { per_second = 1000000, burst = 1000000 }
 [cache]
 max_entries = 200000
 max_ttl_ms = 300000
+# queryHealthInfo as the relay scenario: every query goes to the region (no cache).
+query_health_info = $([[ $RELAY == queryHealthInfo ]] && echo false || echo true)
 
 [audit]
 sync = "$AUDIT_SYNC"
 sync_interval_ms = 10
 EOF
   client_toml A3300010001 '["verifyCode", "applyCodeAccess", "generateCode"]' '["HMAC-SM3"]'
-  client_toml A3300010002 '["applyCodeAccess", "generateCode"]' '["HMAC-SM3"]'
+  client_toml A3300010002 '["applyCodeAccess", "generateCode", "queryHealthInfo"]' '["HMAC-SM3"]'
   client_toml A3300010003 '["verifyCode"]' '["SM2"]'
   cat <<EOF
 
@@ -321,7 +326,19 @@ printf '{"userToken":"%s"}\n' "$USER_TOKEN" >"$T/generate.json"
 CODE=$(call generateCode "$T/generate.json" "$T/A3300010001.toml" | jq -er '.bizContent.codeContent')
 [[ $CODE == *"pc=PHIC1."* ]] || die "generateCode gave no PHIC1 code: $CODE"
 jq -nc --arg c "$CODE" '{codeContent: $c, verifier: {orgName: "某地铁站", deviceId: "G-01"}}' >"$T/verify.json"
-if [[ $RELAY == generateCode ]]; then RELAY_BODY=$T/generate.json; else RELAY_BODY=$T/apply.json; fi
+case $RELAY in
+  generateCode) RELAY_BODY=$T/generate.json RELAY_BODY_NG=$T/generate.json ;;
+  applyCodeAccess) RELAY_BODY=$T/apply.json RELAY_BODY_NG=$T/apply.json ;;
+  queryHealthInfo)
+    # The holder's authCode, granted by each simulator to the gateway's appId: through the
+    # gateway for its side, straight from simulator B for nginx's.
+    AC_GW=$(call applyCodeAccess "$T/apply.json" "$T/A3300010002.toml" | jq -er '.bizContent.authCode')
+    AC_NG=$(call applyCodeAccess "$T/apply.json" "$T/gw-at-simB.toml" | jq -er '.bizContent.authCode')
+    RELAY_BODY=$T/query-gw.json RELAY_BODY_NG=$T/query-ng.json
+    printf '{"user":%s,"authCode":"%s"}\n' "$USER_JSON" "$AC_GW" >"$RELAY_BODY"
+    printf '{"user":%s,"authCode":"%s"}\n' "$USER_JSON" "$AC_NG" >"$RELAY_BODY_NG"
+    ;;
+esac
 call "$RELAY" "$RELAY_BODY" "$T/A3300010002.toml" >/dev/null
 
 # The answer nginx serves as its static body: a real answer of the gateway to scenario 1.
@@ -382,7 +399,7 @@ done
 NG_BYTES=$(curl -sk -X POST -d x "https://127.0.0.1:$NG_PORT/static" | wc -c)
 ((NG_BYTES == STATIC_BYTES)) || die "nginx serves $NG_BYTES bytes, the gateway $STATIC_BYTES"
 # The proxied relay answers code 0 too.
-"$H" client "$RELAY" --body "$RELAY_BODY" --as "$T/gw-at-simB.toml" --seal-only 1 >"$T/one-b.json"
+"$H" client "$RELAY" --body "$RELAY_BODY_NG" --as "$T/gw-at-simB.toml" --seal-only 1 >"$T/one-b.json"
 curl -sSk -H 'Content-Type: application/json' --data-binary @"$T/one-b.json" \
   "https://127.0.0.1:$NG_PORT/phic/v1/$RELAY" -o "$T/relay-b.json"
 grep -q '"code":"0"' "$T/relay-b.json" \
@@ -517,7 +534,7 @@ bench static "https://127.0.0.1:$NG_PORT" /static "" verify-hmac $NGINX_PIDS
 bench verify-hmac "https://$GW" /phic/v1/verifyCode "$(cat "$T/token-A3300010001")" verify-hmac "$PID_gateway"
 
 step "(2) relay of $RELAY (not cached) to the simulator"
-seal relay-nginx "$RELAY" "$RELAY_BODY" "$T/gw-at-simB.toml" "$(pool "$MAX_RPS_RELAY")"
+seal relay-nginx "$RELAY" "$RELAY_BODY_NG" "$T/gw-at-simB.toml" "$(pool "$MAX_RPS_RELAY")"
 bench relay-nginx "https://127.0.0.1:$NG_PORT" "/phic/v1/$RELAY" "" relay-nginx $NGINX_PIDS "$PID_simB"
 seal relay-gw "$RELAY" "$RELAY_BODY" "$T/A3300010002.toml" "$(pool "$MAX_RPS_RELAY")"
 bench relay-gw "https://$GW" "/phic/v1/$RELAY" "$(cat "$T/token-A3300010002")" relay-gw "$PID_gateway" "$PID_simA"
@@ -605,7 +622,7 @@ S_PC=$(ratio "$(per_core verify-sm2)" "$BOUND_PER_CORE")
   row "hutong" verify-hmac
   row "nginx return 200 ($STATIC_BYTES B)" static
   echo "      ratio $(ratio "$V_GW" "$V_NG")× (per core ${V_PC}×)   target: hutong ≥ 20,000 req/s (nginx static ≈ 80,000 here) → $(met "$V_GW" 20000)"
-  echo "(2) relay of $RELAY (uncached; the gateway caches only verifyCode, queryHealthInfo) to hutong sim --national"
+  echo "(2) relay of $RELAY (uncached: the gateway caches verifyCode, and queryHealthInfo unless told not to) to hutong sim --national"
   echo "    TLS from wrk, plain HTTP to the simulator; the simulator's CPU counts in the cores column"
   row "hutong → sim A" relay-gw
   row "nginx proxy_pass → sim B" relay-nginx

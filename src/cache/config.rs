@@ -31,6 +31,14 @@ pub struct CacheConfig {
     /// deadline (see [`super::freshness_deadline`]) is usually sooner.
     #[serde(default = "default_max_ttl_ms")]
     pub max_ttl_ms: NonZeroU64,
+    /// Whether `queryHealthInfo` answers are cached too (default true). `false` relays
+    /// every query, which `benches/gateway.sh` uses to time the relay alone.
+    #[serde(default = "default_true")]
+    pub query_health_info: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_max_entries() -> NonZeroU64 {
@@ -45,6 +53,7 @@ impl Default for CacheConfig {
         Self {
             max_entries: DEFAULT_MAX_ENTRIES,
             max_ttl_ms: DEFAULT_MAX_TTL_MS,
+            query_health_info: true,
         }
     }
 }

@@ -62,7 +62,8 @@ pub async fn process(
     }
     gw.relay.authorize(call, biz)?;
     match call.service {
-        ServiceName::VerifyCode | ServiceName::QueryHealthInfo => {
+        ServiceName::VerifyCode => cached(gw, call, biz, subject).await,
+        ServiceName::QueryHealthInfo if gw.config.load().cache.query_health_info => {
             cached(gw, call, biz, subject).await
         }
         _ => gw.relay.relay(call, biz).await,
