@@ -70,6 +70,7 @@ impl Frame {
             let value = a
                 .normalized_value(quick_xml::XmlVersion::Implicit1_0)
                 .map_err(|e| err(format!("attribute of <{name}>: {e}")))?;
+            check_chars(&value, "attribute")?;
             let k = format!("@{}", local(key.local_name().as_ref())?);
             if children
                 .insert(k.clone(), Value::String(value.into_owned()))
@@ -225,6 +226,7 @@ pub fn decode(body: &[u8]) -> Result<Value, TranslateError> {
 }
 
 fn push_text(stack: &mut [Frame], s: &str) -> Result<(), TranslateError> {
+    check_chars(s, "text")?;
     match stack.last_mut() {
         Some(f) => {
             f.text.push_str(s);
@@ -358,6 +360,22 @@ fn is_name(s: &str) -> bool {
 /// Escapes text for content or an attribute value, so that reading it back gives the
 /// same characters (line ends and, in attributes, whitespace are written as references).
 /// `Err` for a character XML 1.0 cannot carry at all.
+/// XML 1.0's `Char` production: no C0 control but tab, newline and carriage return (raw or
+/// as a character reference), no U+FFFE or U+FFFF. What `decode` accepts, `encode` can
+/// write again.
+fn check_chars(s: &str, what: &str) -> Result<(), TranslateError> {
+    match s.chars().find(|&c| {
+        (u32::from(c) < 0x20 && !matches!(c, '\t' | '\n' | '\r'))
+            || matches!(c, '\u{fffe}' | '\u{ffff}')
+    }) {
+        Some(c) => Err(err(format!(
+            "{what}: character U+{:04X} is not allowed in XML 1.0",
+            u32::from(c)
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn escape(out: &mut String, s: &str, attribute: bool) -> Result<(), ()> {
     for c in s.chars() {
         match c {

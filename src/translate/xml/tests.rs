@@ -160,3 +160,23 @@ proptest::proptest! {
         }
     }
 }
+
+/// Found by the fuzz target: a control character in text was read, and then could not be
+/// written again. XML 1.0 has no such characters, raw or as references: refuse them.
+#[test]
+fn control_characters_are_refused_raw_or_referenced() {
+    for doc in [
+        "<a>x\u{18}y</a>",
+        "<a>x&#24;y</a>",
+        "<a b=\"\u{1}\"/>",
+        "<a><b>ok</b>  \u{18}  </a>",
+    ] {
+        match decode(doc.as_bytes()) {
+            Err(TranslateError::Codec(m)) => assert!(m.contains("not allowed in XML 1.0"), "{m}"),
+            other => panic!("{doc:?} gave {other:?}"),
+        }
+    }
+    let v = decode("<a>tab\there\r\nline</a>".as_bytes()).unwrap();
+    let again = decode(&encode(&v).unwrap()).unwrap();
+    assert_eq!(v, again);
+}
