@@ -7,7 +7,7 @@
 //! HUTONG_BENCH_SECS=3 cargo bench --bench crypto   # longer runs, steadier numbers
 //! ```
 //!
-//! It prints one table and asserts nothing about speed. Rows:
+//! It prints two tables and asserts nothing about speed. Rows of the first:
 //!
 //! - SM2 sign (SM3withSM2, DER signature) and verify of a 100-byte canonical string, with the
 //!   user ID `1234567812345678` in both libraries and the same key pair;
@@ -25,6 +25,10 @@
 //! the median ops/s is reported. MB/s is 10^6 bytes of input (plaintext for the ciphers) per
 //! second. Inputs and outputs go through [`std::hint::black_box`].
 //!
+//! A second, shorter table puts hutong's SM4-CBC beside the RustCrypto `sm4` + `cbc` crates as
+//! `Sm4Key` used them before it had its own cipher (key schedule on every call, IV from the OS
+//! RNG, `IV‖ct` out): encrypt and decrypt of 512 B and 16 KiB, with the ratio.
+//!
 //! Before timing, the bench checks that the two libraries agree (each verifies the other's
 //! signatures and decrypts the other's ciphertexts, SM3 digests match) and prints the result;
 //! a mismatch is reported, not fatal.
@@ -38,10 +42,14 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use cbc::cipher::block_padding::Pkcs7;
+use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
 use hutong::code::{
     Claims, CodeId, Colour, FixedClock, IssuerKey, Verifier, VerifierConfig, issue,
 };
-use hutong::crypto::{DEFAULT_DISTID, DecryptionKey, MacKey, SigningKey, Sm4Key, hmac_sm3, sm3};
+use hutong::crypto::{
+    DEFAULT_DISTID, DecryptionKey, MacKey, SigningKey, Sm4Key, fill_random, hmac_sm3, sm3,
+};
 use hutong::trust::{Issuer, IssuerId, KeyStatus, Kid, TrustList, TrustRegistry, TrustedKey};
 use sm_crypto::{sm2 as sc_sm2, sm3 as sc_sm3, sm4 as sc_sm4};
 
@@ -152,18 +160,7 @@ fn main() {
         .collect();
     println!("interop: {}", summary[..3].join("; "));
     println!("         {}", summary[3..].join("; "));
-    println!("{rule}");
-    println!(
-        "{:<W_OP$} {:>5} {:>W_NUM$} {:>W_NUM$} {:>W_NUM$} {:>W_NUM$} {:>W_NUM$}",
-        "operation",
-        "size",
-        "hutong op/s",
-        "hutong MB/s",
-        "sm-crypto op/s",
-        "sm-crypto MB/s",
-        "hutong/sm-c",
-    );
-    println!("{rule}");
+    header(&rule, "sm-crypto", "hutong/sm-c");
 
     // ----------------------------------------------------------------------------------
     // SM2 signatures.
@@ -292,6 +289,86 @@ fn main() {
         "[2] hutong draws a fresh IV from the OS RNG per message and writes IV||ct; \
          sm-crypto uses a fixed IV"
     );
+
+    // ----------------------------------------------------------------------------------
+    // SM4-CBC against the RustCrypto crates hutong used before its own cipher.
+    println!();
+    println!(
+        "SM4-CBC vs RustCrypto sm4 0.6 + cbc 0.2 as Sm4Key used them before (key schedule per \
+         call); both draw the IV from the OS RNG and write IV||ct"
+    );
+    let key = sm4_key.as_bytes();
+    let probe = pattern(1000);
+    let agree = rc_decrypt_cbc(
+        key,
+        &sm4_key.encrypt_cbc(&probe).expect("hutong SM4 encrypt"),
+    )
+    .is_some_and(|p| p == probe)
+        && sm4_key
+            .decrypt_cbc(&rc_encrypt_cbc(key, &probe))
+            .is_ok_and(|p| p == probe);
+    println!(
+        "interop: each decrypts the other's 1000 B: {}",
+        if agree { "yes" } else { "NO" }
+    );
+    header(&rule, "RustCrypto", "hutong/RC");
+    for size in [512, 16 * 1024] {
+        let plain = pattern(size);
+        let h_ct = sm4_key.encrypt_cbc(&plain).expect("hutong SM4 encrypt");
+        let r_ct = rc_encrypt_cbc(key, &plain);
+
+        let h = bench.ops_per_sec(|| sm4_key.encrypt_cbc(black_box(&plain)));
+        let r = bench.ops_per_sec(|| rc_encrypt_cbc(key, black_box(&plain)));
+        row("SM4-CBC encrypt", Some(size), h, Some(r));
+
+        let h = bench.ops_per_sec(|| sm4_key.decrypt_cbc(black_box(&h_ct)));
+        let r = bench.ops_per_sec(|| rc_decrypt_cbc(key, black_box(&r_ct)));
+        row("SM4-CBC decrypt", Some(size), h, Some(r));
+    }
+    println!("{rule}");
+    println!("hutong/RC: ops/s ratio");
+}
+
+/// The column headings, between rules, with `other` as the library beside hutong.
+fn header(rule: &str, other: &str, ratio: &str) {
+    println!("{rule}");
+    println!(
+        "{:<W_OP$} {:>5} {:>W_NUM$} {:>W_NUM$} {:>W_NUM$} {:>W_NUM$} {:>W_NUM$}",
+        "operation",
+        "size",
+        "hutong op/s",
+        "hutong MB/s",
+        format!("{other} op/s"),
+        format!("{other} MB/s"),
+        ratio,
+    );
+    println!("{rule}");
+}
+
+/// SM4-CBC-PKCS#7 encryption as `Sm4Key::encrypt_cbc` did it over RustCrypto: a fresh IV from
+/// the OS RNG, a key schedule per call, `IV‖ct` out.
+fn rc_encrypt_cbc(key: &[u8; 16], plain: &[u8]) -> Vec<u8> {
+    let mut iv = [0u8; 16];
+    fill_random(&mut iv).expect("OS RNG");
+    let body = cbc::Encryptor::<sm4::Sm4>::new(&(*key).into(), &iv.into())
+        .encrypt_padded_vec::<Pkcs7>(plain);
+    let mut out = Vec::with_capacity(16 + body.len());
+    out.extend_from_slice(&iv);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The matching decryption of `IV‖ct`, as `Sm4Key::decrypt_cbc` did it; `None` on any error.
+fn rc_decrypt_cbc(key: &[u8; 16], data: &[u8]) -> Option<Vec<u8>> {
+    if data.len() < 32 || data.len() % 16 != 0 {
+        return None;
+    }
+    let (iv, body) = data.split_at(16);
+    let mut iv_block = [0u8; 16];
+    iv_block.copy_from_slice(iv);
+    cbc::Decryptor::<sm4::Sm4>::new(&(*key).into(), &iv_block.into())
+        .decrypt_padded_vec::<Pkcs7>(body)
+        .ok()
 }
 
 /// Seconds per run from `HUTONG_BENCH_SECS`, and a note for the header when it was set.
@@ -365,16 +442,17 @@ impl Bench {
     }
 }
 
-/// Prints one table row. `bytes` is the input size per operation; MB/s is shown for it
-/// except on the signature rows, where it is `None`.
-fn row(op: &str, bytes: Option<usize>, hutong: f64, sm_crypto: Option<f64>) {
+/// Prints one table row: hutong's ops/s beside the other library's (`sm-crypto`, or RustCrypto
+/// in the second table), if it has the operation. `bytes` is the input size per operation;
+/// MB/s is shown for it except on the signature rows, where it is `None`.
+fn row(op: &str, bytes: Option<usize>, hutong: f64, other: Option<f64>) {
     let size = bytes.map_or_else(|| format!("{}", MESSAGE.len()), fmt_size);
     // Throughput in MB/s only means something for the hashes and ciphers.
     let mbps = |ops: f64| match bytes {
         Some(b) if b >= 64 && !op.starts_with("PHIC1") => fmt_num(ops * b as f64 / 1e6),
         _ => "-".to_owned(),
     };
-    let (s_ops, s_mbps, ratio) = match sm_crypto {
+    let (s_ops, s_mbps, ratio) = match other {
         Some(s) => (fmt_num(s), mbps(s), format!("{:.1}x", hutong / s)),
         None => ("-".to_owned(), "-".to_owned(), "-".to_owned()),
     };

@@ -19,8 +19,8 @@
 //!   and their schemas, and the OpenAPI document generated from them.
 //! - [`national`]: the typed national model (records of GB/T 38962, messages of GB/T 38963),
 //!   validation of a message against the standard, GB 11643 ID numbers, calendar dates.
-//! - [`crypto`]: national cryptography over RustCrypto: SM2 signatures and encryption, SM3,
-//!   HMAC-SM3, SM4-CBC; keys from hex and PEM.
+//! - [`crypto`]: national cryptography: SM2 signatures and encryption, SM3 and HMAC-SM3 over
+//!   RustCrypto, SM4-CBC of our own; keys from hex and PEM.
 //! - [`envelope`]: the national envelope of GB/T 38963 clause 5, both sides: canonical
 //!   string, SM2 or HMAC-SM3 signatures, SM4 `bizContent`, timestamp window and nonces.
 //! - [`code`]: PHIC1 national code tokens and their URL form; the `CodeFormat` trait that

@@ -1,5 +1,5 @@
 //! National cryptography (DESIGN.md §4): SM2 signatures and public-key encryption, SM3,
-//! HMAC-SM3 and SM4-CBC, over the RustCrypto crates.
+//! HMAC-SM3 and SM4-CBC. SM2 and SM3 are the RustCrypto crates; SM4 is our own, for speed.
 //!
 //! Everything that signs, verifies, encrypts or decrypts on the request path goes through
 //! this module: the envelope (`crate::envelope`), PHIC1 tokens, the trust list and the audit
@@ -16,7 +16,8 @@
 //!   and OpenSSL's `-pkeyopt distid:1234567812345678` do.
 //!
 //! Layout: `sm2` (signature keys and the key codecs), `pke` (SM2 encryption, GM/T 0009 DER
-//! ciphertexts), `hash` (SM3, HMAC-SM3), `symmetric` (SM4-CBC), `error`.
+//! ciphertexts), `hash` (SM3, HMAC-SM3), `symmetric` (SM4-CBC and the block cipher under it),
+//! `error`.
 
 mod error;
 mod hash;
