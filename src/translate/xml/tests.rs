@@ -180,3 +180,16 @@ fn control_characters_are_refused_raw_or_referenced() {
     let again = decode(&encode(&v).unwrap()).unwrap();
     assert_eq!(v, again);
 }
+
+/// Found by the fuzz target: the reader let `xmln&` through as an attribute name, which
+/// `encode` (rightly) refuses to write.
+#[test]
+fn names_that_are_not_xml_names_are_refused() {
+    for doc in ["<a xmln&=\"1\"/>", "<a><b&c>1</b&c></a>"] {
+        assert!(
+            matches!(decode(doc.as_bytes()), Err(TranslateError::Codec(_))),
+            "{doc}"
+        );
+    }
+    assert!(decode(b"<a b-c=\"1\"><d.e>2</d.e></a>").is_ok());
+}
