@@ -10,9 +10,17 @@
 //! into the store ([`recover`]). Only a crash of the machine itself can lose the records of
 //! the last interval, which is the trade the operator chooses with this policy.
 //!
+//! # Segments
+//!
+//! The journal is a series of segment files, `audit.journal.<n>`. The writer appends to the
+//! newest; at each commit it starts the next segment and hands the closed one, with its
+//! records, to a committer thread, which commits them to the store and then deletes the
+//! segment. So the `fsync` of a commit never holds up the answers being written meanwhile.
+//! Replay reads the segments in order; the chain check runs across them.
+//!
 //! # Format
 //!
-//! A sequence of frames, each `len (u32 big-endian) ‖ the record's stored form` (see
+//! A segment is a sequence of frames, each `len (u32 big-endian) ‖ the record's stored form` (see
 //! [`super::record`]). A frame that is cut short, does not decode, fails its hash, or does
 //! not continue the chain ends the replay: what follows it cannot be trusted.
 
@@ -38,14 +46,13 @@ pub struct Journal {
     buf: Vec<u8>,
     /// Bytes of whole frames in the file.
     len: u64,
-    /// A failed write could not be cut back: nothing more may follow the torn frame until
-    /// the journal is emptied.
+    /// A failed write could not be cut back: nothing more may follow the torn frame in this
+    /// segment (the next segment starts clean).
     torn: bool,
 }
 
 impl Journal {
-    /// Opens (creating) the journal at `path` for appending. Call [`recover`] first: a
-    /// journal opened over unreplayed frames would be truncated at the next commit.
+    /// Opens (creating) a journal segment at `path` for appending. Call [`recover`] first.
     ///
     /// # Errors
     /// When the file cannot be opened.
@@ -71,12 +78,12 @@ impl Journal {
     /// # Errors
     /// When the write fails (a full disk): the caller must not answer for these records.
     /// A partly written group is cut off again, so that later frames do not follow a torn
-    /// one (replay would stop there); if even that fails, every append fails until
-    /// [`Journal::reset`].
+    /// one (replay would stop there); if even that fails, every append to this segment
+    /// fails.
     pub fn append(&mut self, recs: &[AuditRecord]) -> Result<(), StoreError> {
         if self.torn {
             return Err(StoreError::Db(format!(
-                "audit journal {}: a failed write could not be undone; waiting for the next commit",
+                "audit journal {}: a failed write could not be undone; waiting for the next segment",
                 self.path.display()
             )));
         }
@@ -103,17 +110,9 @@ impl Journal {
         }
     }
 
-    /// Empties the journal once its records are committed to the store. Not synced: if
-    /// the emptying is lost, the replay finds records the store already holds and skips
-    /// them.
-    ///
-    /// # Errors
-    /// When the file cannot be truncated.
-    pub fn reset(&mut self) -> Result<(), StoreError> {
-        self.file.set_len(0).map_err(|e| io_error(&self.path, &e))?;
-        self.len = 0;
-        self.torn = false;
-        Ok(())
+    /// The file this journal segment writes.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -129,51 +128,98 @@ pub struct Recovery {
     pub discarded_bytes: u64,
 }
 
-/// Replays the journal at `path` (if any) into `log`, durably, then empties it. Run before
-/// the store takes new records: at gateway start, and before `hutong audit` reads the
-/// store.
+/// The path of segment `n` of the journal at `base`.
+pub fn segment_path(base: &Path, n: u64) -> PathBuf {
+    let mut name = base.as_os_str().to_owned();
+    name.push(format!(".{n:06}"));
+    PathBuf::from(name)
+}
+
+/// The journal's files, oldest first: `base` itself (a single-file journal), then the
+/// segments by number. Also gives the number the next segment should take.
+fn segments(base: &Path) -> Result<(Vec<PathBuf>, u64), StoreError> {
+    let mut out = Vec::new();
+    if base.is_file() {
+        out.push((0, base.to_path_buf()));
+    }
+    let dir = base
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let prefix = format!(
+        "{}.",
+        base.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(JOURNAL_FILE)
+    );
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 1)),
+        Err(e) => return Err(io_error(dir, &e)),
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(n) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        out.push((n + 1, entry.path()));
+    }
+    out.sort();
+    let next = out.last().map_or(1, |(n, _)| *n);
+    Ok((out.into_iter().map(|(_, p)| p).collect(), next))
+}
+
+/// Replays the journal at `base` (its segments, if any) into `log`, durably, then removes
+/// them. Run before the store takes new records: at gateway start, and before `hutong
+/// audit` reads the store. Returns what it did, and the number for the next segment.
 ///
 /// # Errors
 /// When the journal cannot be read or the store cannot commit. The journal is left as it
 /// was, so a later attempt replays it again.
-pub fn recover(log: &RedbAuditLog, path: &Path) -> Result<Recovery, StoreError> {
-    let mut bytes = Vec::new();
-    match File::open(path) {
-        Ok(mut f) => {
-            f.read_to_end(&mut bytes).map_err(|e| io_error(path, &e))?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Recovery::default()),
-        Err(e) => return Err(io_error(path, &e)),
-    }
+pub fn recover(log: &RedbAuditLog, base: &Path) -> Result<Recovery, StoreError> {
+    recover_segments(log, base).map(|(r, _)| r)
+}
+
+pub(super) fn recover_segments(
+    log: &RedbAuditLog,
+    base: &Path,
+) -> Result<(Recovery, u64), StoreError> {
+    let (files, next) = segments(base)?;
     let mut out = Recovery::default();
     let mut head = log.head()?.unwrap_or(ChainMark::GENESIS);
     let mut replay = Vec::new();
-    let mut rest = bytes.as_slice();
-    // Bytes of the frames accepted so far; whatever `next_frame` or the chain check stops
-    // at is the torn or foreign tail.
-    let mut consumed = 0;
-    while let Some(rec) = next_frame(&mut rest) {
-        if rec.seq <= head.seq {
-            out.already_stored += 1;
-        } else if rec.seq == head.seq + 1 && rec.prev_hash == head.hash {
-            head = ChainMark::of(&rec);
-            replay.push(rec);
-        } else {
-            break;
+    for path in &files {
+        let mut bytes = Vec::new();
+        File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(|e| io_error(path, &e))?;
+        let mut rest = bytes.as_slice();
+        // Bytes of the frames accepted so far; whatever `next_frame` or the chain check
+        // stops at is a torn or foreign tail.
+        let mut consumed = 0;
+        while let Some(rec) = next_frame(&mut rest) {
+            if rec.seq <= head.seq {
+                out.already_stored += 1;
+            } else if rec.seq == head.seq + 1 && rec.prev_hash == head.hash {
+                head = ChainMark::of(&rec);
+                replay.push(rec);
+            } else {
+                break;
+            }
+            consumed = bytes.len() - rest.len();
         }
-        consumed = bytes.len() - rest.len();
+        out.discarded_bytes += (bytes.len() - consumed) as u64;
     }
-    out.discarded_bytes = (bytes.len() - consumed) as u64;
     log.commit_sealed(&replay)?;
     out.replayed = replay.len() as u64;
-    if !bytes.is_empty() {
-        OpenOptions::new()
-            .write(true)
-            .open(path)
-            .and_then(|f| f.set_len(0))
-            .map_err(|e| io_error(path, &e))?;
+    for path in &files {
+        std::fs::remove_file(path).map_err(|e| io_error(path, &e))?;
     }
-    Ok(out)
+    Ok((out, next))
 }
 
 /// Reads one valid frame off the front of `rest`.

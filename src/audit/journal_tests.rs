@@ -60,9 +60,9 @@ async fn interval_answers_from_the_journal_and_commits_within_the_interval() {
     for i in 1..=10 {
         assert_eq!(w.append(rec(i)).await.expect("append").seq, i);
     }
-    // Answered, in the journal, not yet in the store.
+    // Answered, in the journal's open segment, not yet in the store.
     assert_eq!(log.head().expect("head"), None);
-    let journal_len = std::fs::metadata(d.join(JOURNAL_FILE))
+    let journal_len = std::fs::metadata(super::journal::segment_path(&d.join(JOURNAL_FILE), 1))
         .expect("journal")
         .len();
     assert!(
@@ -71,12 +71,10 @@ async fn interval_answers_from_the_journal_and_commits_within_the_interval() {
     );
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(log.head().expect("head").map(|m| m.seq), Some(10));
-    assert_eq!(
-        std::fs::metadata(d.join(JOURNAL_FILE))
-            .expect("journal")
-            .len(),
-        0
-    );
+    // The committed segment is gone; the writer writes the next one.
+    let base = d.join(JOURNAL_FILE);
+    assert!(!super::journal::segment_path(&base, 1).exists());
+    assert!(super::journal::segment_path(&base, 2).exists());
     let report = log.verify().expect("verify");
     assert!(report.ok && report.records == 10, "{report:?}");
     // Appends go on from the committed head.
@@ -111,9 +109,30 @@ fn a_crashed_runs_journal_is_replayed_and_a_torn_tail_discarded() {
     assert_eq!(log.head().expect("head").map(|m| m.seq), Some(8));
     let report = log.verify().expect("verify");
     assert!(report.ok && report.records == 8, "{report:?}");
-    assert_eq!(std::fs::metadata(&path).expect("journal").len(), 0);
+    assert!(!path.exists(), "a replayed journal is removed");
     // A second replay finds nothing.
     assert_eq!(recover(&log, &path).expect("again").replayed, 0);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn segments_are_replayed_in_order_across_files() {
+    let d = dir();
+    let base = d.join(JOURNAL_FILE);
+    let log = RedbAuditLog::new(Store::open(&d).expect("store"));
+    let all = sealed(ChainMark::GENESIS, 9);
+    // Three segments as a crashed writer leaves them: the committer had not reached any.
+    for (n, part) in all.chunks(3).enumerate() {
+        let mut j =
+            Journal::open(&super::journal::segment_path(&base, n as u64 + 1)).expect("segment");
+        j.append(part).expect("write");
+    }
+    let r = recover(&log, &base).expect("recover");
+    assert_eq!((r.replayed, r.discarded_bytes), (9, 0));
+    assert!(log.verify().expect("verify").ok);
+    for n in 1..=3 {
+        assert!(!super::journal::segment_path(&base, n).exists());
+    }
     let _ = std::fs::remove_dir_all(&d);
 }
 

@@ -17,7 +17,7 @@
 //! (one `write`, safe from a process crash) and commits to the store at most every
 //! interval. See [`super::journal`] for what each guarantees.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,7 +95,7 @@ impl AuditWriter {
     ) -> Result<Self, StoreError> {
         // Replay whatever an earlier run left, under either policy: switching from
         // `interval` to `commit` must not strand records.
-        let recovered = journal::recover(&log, journal_path)?;
+        let (recovered, next_segment) = journal::recover_segments(&log, journal_path)?;
         if recovered.replayed > 0 || recovered.discarded_bytes > 0 {
             tracing::warn!(
                 replayed = recovered.replayed,
@@ -107,23 +107,33 @@ impl AuditWriter {
             AuditSync::Commit => return Self::start(log),
             AuditSync::Interval(d) => d,
         };
-        let journal = Journal::open(journal_path)?;
+        let journal = Journal::open(&journal::segment_path(journal_path, next_segment))?;
         let head = log.head()?.unwrap_or(ChainMark::GENESIS);
+        // The committer: closed segments, committed in order, then deleted. A bounded
+        // queue: when the disk falls behind by a few commits, the writer waits.
+        let (commit_tx, commit_rx) = std::sync::mpsc::sync_channel::<Segment>(4);
+        let committer_log = Arc::clone(&log);
+        std::thread::Builder::new()
+            .name("hutong-audit-commit".to_owned())
+            .spawn(move || run_committer(&committer_log, &commit_rx, interval))
+            .map_err(|e| StoreError::Db(format!("cannot start the audit committer: {e}")))?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .map_err(|e| StoreError::Db(format!("cannot start the audit writer: {e}")))?;
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let writer_log = Arc::clone(&log);
+        let base = journal_path.to_path_buf();
         std::thread::Builder::new()
             .name("hutong-audit".to_owned())
             .spawn(move || {
                 rt.block_on(run_journaled(
-                    &writer_log,
                     Journaled {
                         journal,
+                        base,
+                        next_segment: next_segment + 1,
                         head,
                         pending: Vec::new(),
+                        committer: commit_tx,
                     },
                     interval,
                     rx,
@@ -187,21 +197,30 @@ fn run(log: &dyn AuditLog, mut rx: mpsc::Receiver<(NewRecord, Reply)>) {
     }
 }
 
-/// The journaled writer's state: records answered for but not yet in the store.
-struct Journaled {
-    journal: Journal,
-    /// The chain's head, including the pending records.
-    head: ChainMark,
-    /// Sealed records in the journal, not yet committed to the store.
-    pending: Vec<AuditRecord>,
+/// A closed journal segment and its records, on their way to the store.
+struct Segment {
+    records: Vec<AuditRecord>,
+    path: PathBuf,
 }
 
-/// Most records that may wait for the interval's commit; past it the writer commits at
-/// once, so that a burst cannot hold unbounded memory.
+/// The journaled writer's state: records answered for but not yet handed to the committer.
+struct Journaled {
+    journal: Journal,
+    /// The journal's base path, and the number of the segment after the open one.
+    base: PathBuf,
+    next_segment: u64,
+    /// The chain's head, including every record written.
+    head: ChainMark,
+    /// Sealed records in the open segment.
+    pending: Vec<AuditRecord>,
+    committer: std::sync::mpsc::SyncSender<Segment>,
+}
+
+/// Most records that may wait for the interval's commit; past it the writer closes the
+/// segment at once, so that a burst cannot hold unbounded memory.
 const MAX_PENDING: usize = 50_000;
 
 async fn run_journaled(
-    log: &RedbAuditLog,
     mut st: Journaled,
     interval: Duration,
     mut rx: mpsc::Receiver<(NewRecord, Reply)>,
@@ -213,7 +232,7 @@ async fn run_journaled(
             Some(at) => tokio::select! {
                 m = rx.recv() => m,
                 () = tokio::time::sleep_until(at) => {
-                    due = commit_pending(log, &mut st, interval);
+                    due = close_segment(&mut st, interval);
                     continue;
                 }
             },
@@ -228,14 +247,14 @@ async fn run_journaled(
         }
         write_group(&mut st, batch);
         if st.pending.len() >= MAX_PENDING {
-            due = commit_pending(log, &mut st, interval);
+            due = close_segment(&mut st, interval);
         } else if due.is_none() && !st.pending.is_empty() {
             due = Some(Instant::now() + interval);
         }
     }
-    // Every handle is gone: commit what is left. If that fails the journal keeps it for
-    // the next start.
-    let _ = commit_pending(log, &mut st, interval);
+    // Every handle is gone: hand over what is left. What the committer cannot commit
+    // stays in its segment for the next start.
+    let _ = close_segment(&mut st, interval);
 }
 
 /// Seals a group on the in-memory head, writes it to the journal, and answers its callers.
@@ -284,23 +303,50 @@ fn write_group(st: &mut Journaled, batch: Vec<(NewRecord, Reply)>) {
     }
 }
 
-/// Commits the pending records to the store and empties the journal. Returns when to try
-/// again if that failed (the records stay pending and in the journal).
-fn commit_pending(log: &RedbAuditLog, st: &mut Journaled, interval: Duration) -> Option<Instant> {
+/// Starts the next segment and hands the closed one to the committer. Returns when to try
+/// again if the next segment cannot be opened (the records stay pending in the open one).
+fn close_segment(st: &mut Journaled, interval: Duration) -> Option<Instant> {
     if st.pending.is_empty() {
         return None;
     }
-    match log.commit_sealed(&st.pending) {
-        Ok(()) => {
-            st.pending.clear();
-            if let Err(e) = st.journal.reset() {
-                tracing::error!(error = %e, "audit journal could not be emptied");
-            }
-            None
-        }
+    let next = match Journal::open(&journal::segment_path(&st.base, st.next_segment)) {
+        Ok(j) => j,
         Err(e) => {
-            tracing::error!(error = %e, pending = st.pending.len(), "audit commit failed; kept in the journal");
-            Some(Instant::now() + interval)
+            tracing::error!(error = %e, "audit journal: cannot start a segment");
+            return Some(Instant::now() + interval);
+        }
+    };
+    st.next_segment += 1;
+    let closed = std::mem::replace(&mut st.journal, next);
+    let segment = Segment {
+        records: std::mem::take(&mut st.pending),
+        path: closed.path().to_path_buf(),
+    };
+    drop(closed);
+    // Blocks while the committer is a few commits behind: that is the back-pressure. If
+    // the committer is gone, the segment stays on disk for the next start.
+    let _ = st.committer.send(segment);
+    None
+}
+
+/// The committer thread: each closed segment's records committed to the store (one
+/// `fsync`), in order, then the segment deleted. A failed commit is retried after an
+/// interval; the segment keeps the records meanwhile.
+fn run_committer(log: &RedbAuditLog, rx: &std::sync::mpsc::Receiver<Segment>, interval: Duration) {
+    while let Ok(seg) = rx.recv() {
+        loop {
+            match log.commit_sealed(&seg.records) {
+                Ok(()) => {
+                    if let Err(e) = std::fs::remove_file(&seg.path) {
+                        tracing::error!(error = %e, "audit journal: a committed segment stays");
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, records = seg.records.len(), "audit commit failed; kept in the journal, retrying");
+                    std::thread::sleep(interval.max(Duration::from_millis(100)));
+                }
+            }
         }
     }
 }
