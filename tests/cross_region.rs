@@ -281,6 +281,20 @@ timeout_ms = 2000
     // The audit chain holds a record per verification, with the loss report.
     let report = gw.audit.log().verify().unwrap();
     assert!(report.ok && report.records >= 40, "{report:?}");
+    let recent = gw.audit.log().tail(100).unwrap();
+    let verified: Vec<_> = recent
+        .iter()
+        .filter(|r| r.actor == VERIFIER && r.action == "verifyCode" && r.result == "0")
+        .collect();
+    assert_eq!(verified.len(), 40, "one record per answered verification");
+    for r in verified {
+        // What the caller's registration filled in, and what Jiangsu cannot carry.
+        assert!(
+            r.loss.iter().any(|l| l == "defaulted:verifier.deviceId"),
+            "{:?}",
+            r.loss
+        );
+    }
 
     running.shutdown().await;
     zj.shutdown().await.unwrap();

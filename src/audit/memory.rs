@@ -70,6 +70,19 @@ impl AuditLog for MemoryAuditLog {
             .collect())
     }
 
+    fn tail(&self, n: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let st = lock(&self.state);
+        let mut out = st
+            .records
+            .values()
+            .rev()
+            .take(n)
+            .map(|b| AuditRecord::decode_stored(b))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
     fn purge_before(&self, time_ms: u64) -> Result<u64, StoreError> {
         let mut st = lock(&self.state);
         let mut purged = 0;

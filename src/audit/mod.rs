@@ -86,6 +86,12 @@ pub trait AuditLog: Send + Sync {
     /// When the store cannot be read, or a record about `subject` does not decode.
     fn receipt(&self, subject: &Pseudonym) -> Result<Vec<AuditRecord>, StoreError>;
 
+    /// The last `n` records (or fewer), oldest first: what an operator looks at first.
+    ///
+    /// # Errors
+    /// When the store cannot be read, or one of them does not decode.
+    fn tail(&self, n: usize) -> Result<Vec<AuditRecord>, StoreError>;
+
     /// Retention: removes the oldest records while their `time_ms` is before `time_ms`, and
     /// moves the purge checkpoint to the last one removed, so the rest still verifies.
     /// Stops at the first record at or after `time_ms` (the chain stays contiguous even if

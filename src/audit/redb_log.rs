@@ -233,6 +233,18 @@ impl AuditLog for RedbAuditLog {
         Ok(out)
     }
 
+    fn tail(&self, n: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let txn = self.store.db().begin_read()?;
+        let records = txn.open_table(AUDIT_RECORDS)?;
+        let mut out = Vec::new();
+        for entry in records.iter()?.rev().take(n) {
+            let (_, val) = entry?;
+            out.push(AuditRecord::decode_stored(val.value())?);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
     fn purge_before(&self, time_ms: u64) -> Result<u64, StoreError> {
         let mut purged = 0u64;
         loop {

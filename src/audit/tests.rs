@@ -93,6 +93,9 @@ impl AuditLog for Redb {
     fn purge_before(&self, time_ms: u64) -> Result<u64, StoreError> {
         self.log.purge_before(time_ms)
     }
+    fn tail(&self, n: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        self.log.tail(n)
+    }
 }
 
 impl Harness for Redb {
@@ -539,6 +542,22 @@ fn deleting_a_record_after_a_purge_is_still_detected() {
 
 // ---------------------------------------------------------------------------------------
 // Receipts.
+
+#[test]
+fn tail_gives_the_last_records_oldest_first() {
+    for log in backends() {
+        let all = fill(&*log, 7);
+        let seqs = |v: Vec<AuditRecord>| v.into_iter().map(|r| r.seq).collect::<Vec<_>>();
+        assert_eq!(
+            seqs(log.tail(3).expect("tail")),
+            vec![5, 6, 7],
+            "{}",
+            log.name()
+        );
+        assert_eq!(seqs(log.tail(100).expect("tail")).len(), all.len());
+        assert!(log.tail(0).expect("tail").is_empty());
+    }
+}
 
 #[test]
 fn receipt_lists_exactly_the_holders_records() {
