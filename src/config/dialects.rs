@@ -68,7 +68,7 @@ pub(super) fn load(
 }
 
 /// Looks a dialect up for `at` (a region or client), reporting an unknown id.
-pub(super) fn find(
+fn find(
     dialects: &Dialects,
     id: &str,
     at: &str,
@@ -89,8 +89,23 @@ pub(super) fn find(
     d
 }
 
+/// The dialect `id` (if given) of a region or client `at`, with its credentials there;
+/// problems go to `problems`.
+pub(super) fn resolve_dialect(
+    id: Option<&str>,
+    raw: Option<&DialectCredentialsConfig>,
+    dialects: &Dialects,
+    at: &str,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+    problems: &mut Vec<String>,
+) -> Option<(Arc<Dialect>, DialectCredentials)> {
+    let d = find(dialects, id?, at, problems)?;
+    let creds = credentials(raw, &d, at, resolve, problems);
+    Some((d, creds))
+}
+
 /// Parses credentials; a scheme that signs needs a secret or a key.
-pub(super) fn credentials(
+fn credentials(
     raw: Option<&DialectCredentialsConfig>,
     dialect: &Dialect,
     at: &str,

@@ -287,17 +287,14 @@ impl Config {
                 }
             }
             let rate_limit = c.rate_limit;
-            let dialect = c.dialect.as_deref().and_then(|id| {
-                let d = dialects::find(&dialects, id, &at, &mut p)?;
-                let creds = dialects::credentials(
-                    c.dialect_credentials.as_ref(),
-                    &d,
-                    &at,
-                    &resolve,
-                    &mut p,
-                );
-                Some((d, creds))
-            });
+            let dialect = dialects::resolve_dialect(
+                c.dialect.as_deref(),
+                c.dialect_credentials.as_ref(),
+                &dialects,
+                &at,
+                &resolve,
+                &mut p,
+            );
             let client = Client {
                 app_id: c.app_id.clone(),
                 region: c.region,
@@ -335,17 +332,14 @@ impl Config {
             if !(r.url.starts_with("https://") || is_loopback_http(&r.url)) {
                 p.push(format!("{at}: url must be https, or http on loopback"));
             }
-            let dialect = r.dialect.as_deref().and_then(|id| {
-                let d = dialects::find(&dialects, id, &at, &mut p)?;
-                let creds = dialects::credentials(
-                    r.dialect_credentials.as_ref(),
-                    &d,
-                    &at,
-                    &resolve,
-                    &mut p,
-                );
-                Some((d, creds))
-            });
+            let dialect = dialects::resolve_dialect(
+                r.dialect.as_deref(),
+                r.dialect_credentials.as_ref(),
+                &dialects,
+                &at,
+                &resolve,
+                &mut p,
+            );
             let key = match (&r.public_key, &r.dialect) {
                 (Some(k), _) => match read_public_key(k, &resolve) {
                     Ok(k) => Some(Some(k)),

@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use super::http::Peer;
-use super::pipeline::{LOSS_HEADER, read_body, serve_call};
+use super::pipeline::{LOSS_HEADER, now_ms, read_body, serve_call};
 use super::{Call, Gateway, GatewayError, LossSink};
 use crate::auth::AuthError;
 use crate::standard::{Direction, ReturnCode, ServiceName};
@@ -312,11 +312,4 @@ fn plain_answer(national: &Value, status: u16) -> Response<Full<Bytes>> {
         hyper::header::HeaderValue::from_static("application/json; charset=utf-8"),
     );
     r
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
 }

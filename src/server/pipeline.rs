@@ -351,7 +351,8 @@ pub(super) async fn serve_call(
     result
 }
 
-fn now_ms() -> u64 {
+/// Unix milliseconds now.
+pub(super) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -17,6 +17,17 @@ pub const HANG: Duration = Duration::from_secs(3600);
 pub const GARBAGE_BODY: &str =
     "<html><body><h1>502 Bad Gateway</h1>upstream sent too big header</body></html>";
 
+/// A garbage answer: [`GARBAGE_BODY`] as `text/html`, what both simulators send for
+/// [`Fault::Garbage`].
+pub fn garbage_response() -> http::Response<bytes::Bytes> {
+    let mut r = http::Response::new(bytes::Bytes::from_static(GARBAGE_BODY.as_bytes()));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/html"),
+    );
+    r
+}
+
 /// Fault settings. Rates are probabilities in `[0, 1]` whose sum is at most 1.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Faults {

@@ -14,7 +14,7 @@ use crate::envelope::{
 use crate::national::validate::{Context, validate_value};
 use crate::standard::{Direction, ReturnCode, ServiceName};
 
-use super::faults::{Fault, GARBAGE_BODY, HANG};
+use super::faults::{Fault, HANG, garbage_response};
 use super::services::{self, Outcome};
 use super::{SERVICE_PATH_PREFIX, SimState, now_ms};
 
@@ -114,14 +114,7 @@ pub(super) async fn handle(state: &SimState, req: Request<Bytes>) -> Response<By
             state.pause(HANG).await;
             return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
         }
-        Fault::Garbage => {
-            let mut r = Response::new(Bytes::from_static(GARBAGE_BODY.as_bytes()));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                http::HeaderValue::from_static("text/html"),
-            );
-            return r;
-        }
+        Fault::Garbage => return garbage_response(),
         Fault::Error => {
             let o = Outcome::fail(ReturnCode::SystemError, "simulated failure");
             return seal(state, &opened.session, &o, now_ms);

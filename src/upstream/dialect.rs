@@ -24,6 +24,7 @@ use crate::standard::{Direction, ReturnCode, ServiceName, Standard};
 use crate::translate::sign::{self, Credentials, Stamp};
 use crate::translate::{Dialect, LossReport, codec, to_dialect, to_national};
 
+use super::national::now_ms;
 use super::transport::Transport;
 use super::{
     BoxFuture, BreakerState, DEFAULT_MAX_RESPONSE_BYTES, Reply, Upstream, UpstreamConfigError,
@@ -131,27 +132,15 @@ impl DialectUpstream {
             config.ca_pem.as_deref(),
             &config.policy,
             config.max_response_bytes,
-        );
-        match transport {
-            Ok(transport) if problems.is_empty() => Ok(Self {
-                transport,
-                dialect: config.dialect,
-                credentials: config.credentials,
-                ticket_issuer: config.ticket_issuer,
-                std: Standard::embedded(),
-            }),
-            Ok(_) => Err(UpstreamConfigError {
-                region: config.region,
-                problems,
-            }),
-            Err(mut p) => {
-                problems.append(&mut p);
-                Err(UpstreamConfigError {
-                    region: config.region,
-                    problems,
-                })
-            }
-        }
+            problems,
+        )?;
+        Ok(Self {
+            transport,
+            dialect: config.dialect,
+            credentials: config.credentials,
+            ticket_issuer: config.ticket_issuer,
+            std: Standard::embedded(),
+        })
     }
 
     /// The breaker's state.
@@ -368,11 +357,4 @@ fn fill_signed_fields(
         };
         obj.insert(f.clone(), Value::String(v));
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }

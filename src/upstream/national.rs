@@ -204,23 +204,8 @@ impl NationalUpstream {
             config.ca_pem.as_deref(),
             &config.policy,
             config.max_response_bytes,
-        );
-        let transport = match transport {
-            Ok(t) if problems.is_empty() => t,
-            Ok(_) => {
-                return Err(UpstreamConfigError {
-                    region: config.region,
-                    problems,
-                });
-            }
-            Err(mut p) => {
-                problems.append(&mut p);
-                return Err(UpstreamConfigError {
-                    region: config.region,
-                    problems,
-                });
-            }
-        };
+            problems,
+        )?;
         Ok(Self {
             transport,
             identity: config.identity,
@@ -353,7 +338,8 @@ impl Upstream for NationalUpstream {
     }
 }
 
-fn now_ms() -> u64 {
+/// Unix milliseconds now (0 before 1970).
+pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -21,8 +21,8 @@ use tokio::time::Instant;
 use crate::standard::ServiceName;
 
 use super::{
-    BreakerConfig, BreakerState, CircuitBreaker, RetryBudget, RetryBudgetConfig, UpstreamError,
-    UpstreamPolicy,
+    BreakerConfig, BreakerState, CircuitBreaker, RetryBudget, RetryBudgetConfig,
+    UpstreamConfigError, UpstreamError, UpstreamPolicy,
 };
 
 type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -43,16 +43,18 @@ pub(super) struct Transport {
 }
 
 impl Transport {
-    /// Checks the base URL, the CA and the policy, and builds the pooled client. Returns
-    /// every problem found.
+    /// Checks the base URL, the CA and the policy, and builds the pooled client. Fails
+    /// with every problem found, after the caller's own `problems` (its identity or
+    /// dialect).
     pub(super) fn new(
         region: String,
         base_url: &str,
         ca_pem: Option<&str>,
         policy: &UpstreamPolicy,
         max_response_bytes: usize,
-    ) -> Result<Self, Vec<String>> {
-        let mut problems = policy.problems();
+        mut problems: Vec<String>,
+    ) -> Result<Self, UpstreamConfigError> {
+        problems.extend(policy.problems());
         let base = base_url.trim_end_matches('/').to_owned();
         let https = match base.parse::<Uri>() {
             Ok(uri) => match (uri.scheme_str(), uri.host()) {
@@ -110,7 +112,7 @@ impl Transport {
             }
         };
         let (Some(tls), true) = (tls, problems.is_empty()) else {
-            return Err(problems);
+            return Err(UpstreamConfigError { region, problems });
         };
 
         let p = policy;

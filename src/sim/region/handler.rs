@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::standard::{Direction, ReturnCode, ServiceName};
 use crate::translate;
 
-use super::super::faults::{Fault, GARBAGE_BODY, HANG};
+use super::super::faults::{Fault, HANG, garbage_response};
 use super::super::now_ms;
 use super::super::services::Outcome;
 use super::{RegionState, answer, wire};
@@ -57,14 +57,7 @@ pub(super) async fn handle(state: &RegionState, req: Request<Bytes>) -> Response
             state.pause(HANG).await;
             return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
         }
-        Fault::Garbage => {
-            let mut r = Response::new(Bytes::from_static(GARBAGE_BODY.as_bytes()));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                http::HeaderValue::from_static("text/html"),
-            );
-            return r;
-        }
+        Fault::Garbage => return garbage_response(),
         Fault::Error => {
             let o = Outcome::fail(ReturnCode::SystemError, "simulated failure");
             return respond(state, service, &o);
