@@ -31,11 +31,15 @@
 //!   authentication, per client and per client and service after it (1007, `Retry-After`).
 //! - [`cache`]: the response cache (moka): freshness tied to health-status validity, one
 //!   upstream call per key, keys partitioned by what the caller may see, purge by person.
+//! - [`ticket`]: BizExtData tickets, sealed with SM4 and tagged with HMAC-SM3, bound to a
+//!   verifier and an expiry.
 //! - [`tlsdev`]: development certificates (CA, server, mTLS clients) with rcgen.
 //! - [`mask`]: masking of personal fields for anyone but their holder.
 //! - [`store`]: the embedded state: one redb file in the data directory, and its tables.
 //! - [`audit`]: the SM3-chained audit log, person pseudonyms, verification, holder receipts.
 //! - [`idempotency`]: the answer given to each `(appId, requestId)`, kept 24 hours.
+//! - [`link`]: the link registry (a person's codes across regions, by pseudonym) and the
+//!   outbox of status-event callbacks to regions.
 //! - [`translate`]: regional dialects (`config/regions/*.toml`) and the pure mapping engine
 //!   between them and the national model, both ways, with a loss report per translation.
 //! - [`upstream`]: how the gateway calls a region: the `Upstream` trait, the national-envelope
@@ -55,6 +59,7 @@ pub mod config;
 pub mod crypto;
 pub mod envelope;
 pub mod idempotency;
+pub mod link;
 pub mod mask;
 pub mod metrics;
 pub mod national;
@@ -65,6 +70,7 @@ pub mod server;
 pub mod sim;
 pub mod standard;
 pub mod store;
+pub mod ticket;
 pub mod tlsdev;
 pub mod translate;
 pub mod trust;

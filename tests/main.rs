@@ -14,6 +14,7 @@ mod gateway;
 mod idno_stdnum;
 mod openapi;
 mod openssl;
+mod recognition;
 mod region_sim;
 mod serve_cli;
 mod sim_cli;

@@ -282,6 +282,77 @@ impl TokenKeys {
     }
 }
 
+/// What a consent token (`authCode`) says: the holder (as a pseudonym), the client it was
+/// given to, what it allows, and the region's own authorisation it stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentClaims {
+    /// The holder's pseudonym (hex): never their ID number.
+    pub sub: String,
+    /// Issuer.
+    pub iss: String,
+    /// `{audience}-consent`: a consent token is never an access token, nor the reverse.
+    pub aud: String,
+    /// The client the holder consented to (`azp`, as in OpenID Connect).
+    pub azp: String,
+    /// Issued at, Unix seconds.
+    pub iat: u64,
+    /// Expires at, Unix seconds.
+    pub exp: u64,
+    /// What it allows, space-separated query scopes (`code regions`).
+    pub scope: String,
+    /// The region that authenticated the holder.
+    pub rgn: String,
+    /// The region's own authCode, passed on when the query goes to that region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rac: Option<String>,
+}
+
+impl TokenKeys {
+    /// The audience of consent tokens.
+    fn consent_audience(&self) -> String {
+        format!("{}-consent", self.audience)
+    }
+
+    /// Issues a consent token (`authCode`) for `claims` (its `iss` and `aud` are set here).
+    ///
+    /// # Errors
+    /// A message when signing fails.
+    pub fn issue_consent(&self, claims: &ConsentClaims) -> Result<String, String> {
+        let mut c = claims.clone();
+        c.iss.clone_from(&self.issuer);
+        c.aud = self.consent_audience();
+        jsonwebtoken::encode(&Header::new(Algorithm::ES256), &c, &self.encoding)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The claims of a valid consent token held by `app_id`.
+    ///
+    /// # Errors
+    /// [`AuthError::BadToken`] for a token that is not a live consent token of this
+    /// gateway, or that was given to another client.
+    pub fn check_consent(&self, token: &str, app_id: &str) -> Result<ConsentClaims, AuthError> {
+        let mut v = Validation::new(Algorithm::ES256);
+        v.set_audience(&[self.consent_audience()]);
+        v.set_issuer(&[&self.issuer]);
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        v.leeway = 5;
+        let c = jsonwebtoken::decode::<ConsentClaims>(token, &self.decoding, &v)
+            .map_err(|e| AuthError::BadToken(e.to_string()))?
+            .claims;
+        if c.azp != app_id {
+            return Err(AuthError::BadToken(
+                "consent given to another client".into(),
+            ));
+        }
+        Ok(c)
+    }
+}
+
+/// Unix seconds now.
+pub fn now_unix() -> u64 {
+    now_secs()
+}
+
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -79,6 +79,11 @@ pub struct Cached {
     /// What the translations lost when the answer was fetched (a dialect region): every
     /// caller it is served to gets the same report.
     pub losses: Arc<crate::translate::LossReport>,
+    /// The person the answer is about, when a region named them (a verification the link
+    /// registry recorded): a cache hit still gets a ticket bound to them.
+    pub person: Option<crate::audit::Pseudonym>,
+    /// The region that answered.
+    pub region: Option<String>,
 }
 
 impl Cached {
@@ -90,6 +95,8 @@ impl Cached {
             subject,
             expires_at_ms: deadline.unwrap_or(0),
             losses: Arc::default(),
+            person: None,
+            region: None,
         }
     }
 }

@@ -69,6 +69,8 @@ fn fetch(
         subject: subject.map(str::to_owned),
         expires_at_ms,
         losses: Arc::default(),
+        person: None,
+        region: None,
     };
     async move {
         calls.fetch_add(1, Ordering::SeqCst);

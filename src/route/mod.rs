@@ -19,13 +19,13 @@ use crate::code::{CodeFormat, Colour, Phic1Format, SystemClock, Verifier, Verifi
 use crate::config::Validated;
 use crate::crypto::{MacKey, SigningKey, Sm4Key};
 use crate::national::time::DateTime;
-use crate::server::{BoxFuture, Call, GatewayError, Relay, ServerError};
+use crate::server::{BoxFuture, Call, GatewayError, Relay, Relayed, ServerError};
 use crate::standard::{ReturnCode, ServiceName, Standard};
 use crate::translate::Dialect;
 use crate::trust::{TrustAnchors, TrustRegistry, verify_trust_list};
 use crate::upstream::{
     ClientIdentity, DialectUpstream, DialectUpstreamConfig, NationalUpstream,
-    NationalUpstreamConfig, Upstream, UpstreamError, UpstreamPolicy,
+    NationalUpstreamConfig, Reply, Upstream, UpstreamError, UpstreamPolicy,
 };
 
 /// One region of the table: its upstream, and the issuer ids whose codes it answers for.
@@ -256,11 +256,23 @@ impl Relay for Router {
         call: &'a Call,
         biz: &'a Value,
     ) -> BoxFuture<'a, Result<Value, GatewayError>> {
+        Box::pin(async move { self.relay_reply(call, biz).await.map(|r| r.biz) })
+    }
+
+    fn relay_reply<'a>(
+        &'a self,
+        call: &'a Call,
+        biz: &'a Value,
+    ) -> BoxFuture<'a, Result<Relayed, GatewayError>> {
         Box::pin(async move {
             let t = self.table.load_full();
             if call.service == ServiceName::VerifyCode {
                 if let Some(answer) = self.verify_locally(&t, biz) {
-                    return answer;
+                    return answer.map(|biz| Relayed {
+                        biz,
+                        region: None,
+                        holder: None,
+                    });
                 }
             }
             let region = self.target(&t, call, biz)?;
@@ -277,8 +289,72 @@ impl Relay for Router {
                 .await
                 .map_err(|e| upstream_error(&e))?;
             call.losses.add(reply.losses);
-            Ok(reply.biz)
+            Ok(Relayed {
+                biz: reply.biz,
+                region: Some(region),
+                holder: reply.holder,
+            })
         })
+    }
+
+    fn call_region<'a>(
+        &'a self,
+        region: &'a str,
+        service: ServiceName,
+        biz: &'a Value,
+    ) -> BoxFuture<'a, Result<Reply, GatewayError>> {
+        Box::pin(async move {
+            let upstream = self
+                .table
+                .load()
+                .regions
+                .get(region)
+                .cloned()
+                .ok_or_else(|| GatewayError::Internal(format!("no region {region}")))?;
+            let idempotent = self.standard.service(service).idempotent;
+            upstream
+                .call_reported(service, biz, idempotent)
+                .await
+                .map_err(|e| upstream_error(&e))
+        })
+    }
+
+    fn takes_callbacks(&self, region: &str) -> bool {
+        self.table
+            .load()
+            .regions
+            .get(region)
+            .is_some_and(|u| u.takes_callbacks())
+    }
+
+    fn notify_region<'a>(
+        &'a self,
+        region: &'a str,
+        event: &'a Value,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let upstream = self
+                .table
+                .load()
+                .regions
+                .get(region)
+                .cloned()
+                .ok_or_else(|| format!("no region {region}"))?;
+            upstream.notify(event).await.map_err(|e| e.to_string())
+        })
+    }
+
+    fn code_region(&self, content: &str) -> Option<(String, Option<String>)> {
+        let t = self.table.load();
+        if let Some(rec) = Phic1Format.recognise(content) {
+            let region = t.issuers.get(rec.issuer_hint?.as_str())?.clone();
+            return Some((region, rec.code_id.map(|c| c.as_str().to_owned())));
+        }
+        let m = crate::translate::recognise(t.dialects.iter().map(|(d, _)| &**d), content)?;
+        t.dialects
+            .iter()
+            .find(|(d, _)| d.id == m.dialect)
+            .map(|(_, region)| (region.clone(), Some(m.code_id)))
     }
 }
 
@@ -393,7 +469,10 @@ fn upstreams(cfg: &Validated) -> Result<Vec<Route>, ServerError> {
 }
 
 /// The offline verifier of the `[trust]` section, if configured.
-fn local_verifier(cfg: &Validated) -> Result<Option<Verifier>, ServerError> {
+///
+/// # Errors
+/// [`ServerError::Keys`] when the trust list or its anchor key does not load or verify.
+pub fn local_verifier(cfg: &Validated) -> Result<Option<Verifier>, ServerError> {
     let Some(t) = &cfg.trust else { return Ok(None) };
     let keys = |e: &dyn std::fmt::Display| ServerError::Keys(format!("trust: {e}"));
     let wire = std::fs::read(&t.list_file)

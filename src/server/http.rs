@@ -91,6 +91,8 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
     let (stop, mut stopped) = watch::channel(false);
     let admin_stop = stop.subscribe();
     tokio::spawn(admin::serve(Arc::clone(&gw), admin_listener, admin_stop));
+    // Status-change callbacks, including those still pending from before a restart.
+    let deliveries = super::recognition::spawn_deliveries(Arc::clone(&gw));
 
     let mut http = Builder::new(TokioExecutor::new());
     http.http1()
@@ -176,6 +178,8 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
                 "shutdown grace period ended with connections open"
             );
         }
+        // Undelivered callbacks stay in the outbox for the next start.
+        deliveries.abort();
     });
     Ok(Running {
         addr,

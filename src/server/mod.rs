@@ -18,6 +18,7 @@ mod error;
 mod http;
 mod ingress;
 pub(crate) mod pipeline;
+pub mod recognition;
 pub mod services;
 pub mod tls;
 
@@ -32,8 +33,9 @@ use serde_json::Value;
 
 pub use error::GatewayError;
 pub use http::{Peer, Running, start};
+
 pub use ingress::INGRESS_PREFIX;
-pub use pipeline::{LOSS_HEADER, PATH_PREFIX, STATUS_EVENT};
+pub use pipeline::{LINK, LOSS_HEADER, PATH_PREFIX, STATUS_EVENT, TRUST_LIST_PATH};
 
 use crate::audit::{AuditWriter, RedbAuditLog};
 use crate::auth::TokenKeys;
@@ -128,6 +130,63 @@ pub trait Relay: Send + Sync {
     fn freshness(&self, _call: &Call, _biz: &Value) -> std::time::Duration {
         std::time::Duration::from_secs(crate::config::raw::DEFAULT_REGION_VALIDITY_SECS)
     }
+
+    /// [`Relay::relay`], saying which region answered and whom the answer was about.
+    fn relay_reply<'a>(
+        &'a self,
+        call: &'a Call,
+        biz: &'a Value,
+    ) -> BoxFuture<'a, Result<Relayed, GatewayError>> {
+        Box::pin(async move {
+            Ok(Relayed {
+                biz: self.relay(call, biz).await?,
+                region: None,
+                holder: None,
+            })
+        })
+    }
+
+    /// Calls `service` at `region` for the gateway itself (a cross-region query).
+    fn call_region<'a>(
+        &'a self,
+        region: &'a str,
+        _service: ServiceName,
+        _biz: &'a Value,
+    ) -> BoxFuture<'a, Result<crate::upstream::Reply, GatewayError>> {
+        Box::pin(async move { Err(GatewayError::Internal(format!("no region {region}"))) })
+    }
+
+    /// Whether `region` takes status-change callbacks.
+    fn takes_callbacks(&self, _region: &str) -> bool {
+        false
+    }
+
+    /// Sends a status-change callback to `region`; `Err` says why it was not acknowledged.
+    fn notify_region<'a>(
+        &'a self,
+        region: &'a str,
+        _event: &'a Value,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move { Err(format!("no region {region}")) })
+    }
+
+    /// The region and local code id of a scanned code content, when a region's pattern
+    /// (or a PHIC1 issuer) claims it.
+    fn code_region(&self, _content: &str) -> Option<(String, Option<String>)> {
+        None
+    }
+}
+
+/// A relayed answer, with where it came from.
+#[derive(Debug)]
+pub struct Relayed {
+    /// The national business content.
+    pub biz: Value,
+    /// The region that answered.
+    pub region: Option<String>,
+    /// The holder's full ID, when the region's answer carried it (it becomes a pseudonym at
+    /// once).
+    pub holder: Option<crate::upstream::HolderId>,
 }
 
 /// The shared state of the request path.
@@ -162,6 +221,22 @@ pub struct Gateway {
     pub pseudonym_key: MacKey,
     /// Whether the gateway takes traffic (false while draining).
     pub ready: AtomicBool,
+    /// The link registry: a person's codes across regions.
+    pub links: Arc<dyn crate::link::LinkRegistry>,
+    /// Status-change callbacks to regions, until delivered.
+    pub outbox: Arc<crate::link::outbox::Outbox>,
+    /// Wakes the callback delivery task.
+    pub deliveries: tokio::sync::Notify,
+    /// Seals and opens the gateway's BizExtData tickets.
+    pub tickets: crate::ticket::TicketKey,
+    /// Signs the national codes the gateway issues (mechanism 3), when configured.
+    pub issuer: Option<crate::code::IssuerKey>,
+    /// Verifies the national codes whose pages the gateway serves, against the trust list.
+    pub page_verifier: Option<crate::code::Verifier>,
+    /// The host of national code URLs (`https://{host}/phic/c?…`), whose page the gateway
+    /// serves: `localhost:{port}` of the public listener, where a phone reaches it in
+    /// development (a deployment puts its public name in front).
+    pub code_host: String,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -220,6 +295,16 @@ impl Gateway {
             );
         }
         let cache = ResponseCache::new(&config.cache, MillisClock::system());
+        let links: Arc<dyn crate::link::LinkRegistry> =
+            Arc::new(crate::link::RedbLinks::new(store.clone(), body_key.clone()));
+        let outbox = Arc::new(crate::link::outbox::Outbox::new(
+            store.clone(),
+            body_key.clone(),
+        ));
+        let tickets = recognition::ticket_key(&secret).map_err(ServerError::Keys)?;
+        let issuer = issuer_key(&config)?;
+        let page_verifier = crate::route::local_verifier(&config)?;
+        let code_host = format!("localhost:{}", config.server.listen.port());
         let audit = AuditWriter::start_embedded(
             Arc::new(RedbAuditLog::new(store.clone())),
             config.audit.policy(),
@@ -242,8 +327,35 @@ impl Gateway {
             idempotency: Arc::new(RedbIdempotencyStore::new(store, body_key)),
             pseudonym_key,
             ready: AtomicBool::new(true),
+            links,
+            outbox,
+            deliveries: tokio::sync::Notify::new(),
+            tickets,
+            issuer,
+            page_verifier,
+            code_host,
         })
     }
+}
+
+/// The gateway's national-code issuer key: the `[trust]` issuer id and key file, when both
+/// are configured and the key file exists.
+fn issuer_key(config: &Validated) -> Result<Option<crate::code::IssuerKey>, ServerError> {
+    let Some(t) = &config.trust else {
+        return Ok(None);
+    };
+    let (Some(id), Some(file)) = (&t.dev_issuer_id, &t.dev_issuer_key_file) else {
+        return Ok(None);
+    };
+    if !file.exists() {
+        return Ok(None);
+    }
+    let bad = |e: &dyn std::fmt::Display| ServerError::Keys(format!("{}: {e}", file.display()));
+    let pem = std::fs::read_to_string(file).map_err(|e| bad(&e))?;
+    let key = SigningKey::from_pem(&pem).map_err(|e| bad(&e))?;
+    let id = crate::trust::IssuerId::parse(id).map_err(|e| bad(&e))?;
+    let kid = crate::trust::Kid::parse(bootstrap::DEV_ISSUER_KID).map_err(|e| bad(&e))?;
+    Ok(Some(crate::code::IssuerKey::new(id, kid, key)))
 }
 
 fn hex_decode(h: &str) -> Option<Vec<u8>> {

@@ -36,6 +36,11 @@ pub(super) async fn handle(
     if req.uri().path().starts_with(super::ingress::INGRESS_PREFIX) {
         return super::ingress::handle(gw, permits, peer, req).await;
     }
+    if req.method() == hyper::Method::GET {
+        if let Some(r) = published(&gw, &req) {
+            return r;
+        }
+    }
     let started = Instant::now();
     let tail = req
         .uri()
@@ -43,14 +48,10 @@ pub(super) async fn handle(
         .strip_prefix(PATH_PREFIX)
         .unwrap_or_default();
     let service = tail.parse::<ServiceName>().ok();
-    let status_event = tail == STATUS_EVENT;
+    let platform = [STATUS_EVENT, LINK].into_iter().find(|p| *p == tail);
     // One span per request; fields are ids and codes only, never personal data.
     // The path is the caller's text: only a known name goes into the log.
-    let label: &str = if status_event {
-        STATUS_EVENT
-    } else {
-        service.map_or("unknown", ServiceName::as_str)
-    };
+    let label: &str = platform.unwrap_or_else(|| service.map_or("unknown", ServiceName::as_str));
     let span = tracing::info_span!(
         "request",
         service = %label,
@@ -73,10 +74,9 @@ pub(super) async fn handle(
         Ok(_permit) => {
             // The deadline bounds everything after, including the relay to a region.
             let deadline = gw.config.load().server.request_timeout;
-            let route = if status_event {
-                Route::StatusEvent
-            } else {
-                Route::Service(service)
+            let route = match platform {
+                Some(p) => Route::Platform(p),
+                None => Route::Service(service),
             };
             match tokio::time::timeout(
                 deadline,
@@ -155,16 +155,58 @@ pub(super) async fn handle(
     resp
 }
 
+/// Where the signed trust list is published: verifiers fetch it to check national codes
+/// offline (DESIGN.md §3).
+pub const TRUST_LIST_PATH: &str = "/phic/v1/trust-list";
+
+/// The public documents served by GET: the trust list, and the code page of a national
+/// code. `None` for any other path (the caller gets the envelope's 405).
+fn published(gw: &Gateway, req: &Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+    match req.uri().path() {
+        TRUST_LIST_PATH => {
+            let cfg = gw.config.load();
+            let body = cfg
+                .trust
+                .as_ref()
+                .and_then(|t| std::fs::read(&t.list_file).ok());
+            Some(match body {
+                Some(b) => plain(200, "application/json", b),
+                None => plain(404, "text/plain; charset=utf-8", b"no trust list".to_vec()),
+            })
+        }
+        // PAGE_ROUTE
+        _ => None,
+    }
+}
+
+/// A response that is not an envelope (a published document).
+pub(super) fn plain(
+    status: u16,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    r
+}
+
 /// The last segment of the status-event endpoint, `POST /phic/v1/statusEvent`.
 pub const STATUS_EVENT: &str = "statusEvent";
+
+/// The last segment of the explicit link request, `POST /phic/v1/link`.
+pub const LINK: &str = "link";
 
 /// Where a request goes.
 #[derive(Debug, Clone, Copy)]
 enum Route {
     /// One of the seven services (None: a path that names none).
     Service(Option<ServiceName>),
-    /// A region's status event.
-    StatusEvent,
+    /// A call only regions and the platform make: [`STATUS_EVENT`] or [`LINK`].
+    Platform(&'static str),
 }
 
 /// The stages after shedding and under the deadline.
@@ -192,7 +234,7 @@ async fn stages(
             let s = s.ok_or(GatewayError::NotFound)?;
             (Some(s), s.as_str())
         }
-        Route::StatusEvent => (None, STATUS_EVENT),
+        Route::Platform(p) => (None, p),
     };
     let cfg = gw.config.load_full();
     let authorization = req
@@ -275,16 +317,17 @@ async fn stages(
             request_id: opened.envelope.request_id.clone(),
             losses: losses.clone(),
         };
-        let (answer, subject) = services::status_event(gw, &opened.biz).await?;
-        services::audit(
-            gw,
-            &call,
-            STATUS_EVENT,
-            subject,
-            ReturnCode::Success,
-            "risk alert",
-        )
-        .await?;
+        let (answer, subject) = if path_name == LINK {
+            super::recognition::link_request(gw, &call, &opened.biz).await?
+        } else {
+            super::recognition::status_event(gw, &call, &opened.biz).await?
+        };
+        let purpose = if path_name == LINK {
+            "link"
+        } else {
+            "risk alert"
+        };
+        services::audit(gw, &call, path_name, subject, ReturnCode::Success, purpose).await?;
         return Ok((opened.session, answer));
     };
 
@@ -331,6 +374,18 @@ pub(super) async fn serve_call(
     let vcx = Context {
         now_unix: (now_ms / 1000) as i64,
     };
+    // Purpose binding (DESIGN.md §8): reading beyond the colour needs a ticket from one's
+    // own verification or the holder's consent; without either the answer is 2003, not a
+    // schema error.
+    if call.service == ServiceName::QueryHealthInfo
+        && biz.get("bizExtData").is_none()
+        && biz.get("authCode").is_none()
+    {
+        return Err(GatewayError::Domain {
+            code: ReturnCode::NotAuthorised,
+            msg: "neither a BizExtData ticket nor the holder's authCode".into(),
+        });
+    }
     let report =
         validate::validate_value(&gw.standard, call.service, Direction::Request, biz, &vcx);
     if !report.is_valid() {
@@ -338,9 +393,9 @@ pub(super) async fn serve_call(
     }
     let subject = services::subject_of(gw, biz);
     let result = services::process(gw, call, biz, subject).await;
-    let code = match &result {
-        Ok(_) => ReturnCode::Success,
-        Err(e) => e.return_code(),
+    let (code, subject) = match &result {
+        Ok((_, learned)) => (ReturnCode::Success, subject.or(*learned)),
+        Err(e) => (e.return_code(), subject),
     };
     let purpose = biz
         .get("scene")
@@ -348,7 +403,7 @@ pub(super) async fn serve_call(
         .unwrap_or(call.service.as_str())
         .to_owned();
     services::audit(gw, call, call.service.as_str(), subject, code, &purpose).await?;
-    result
+    result.map(|(answer, _)| answer)
 }
 
 /// Unix milliseconds now.

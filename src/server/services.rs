@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Map, Value};
 
-use super::{Call, Gateway, GatewayError};
+use super::{Call, Gateway, GatewayError, recognition};
 use crate::audit::{NewRecord, Pseudonym, pseudonym};
 use crate::cache::{CacheKey, Cached, freshness_deadline};
 use crate::code::{CodeFormat, Phic1Format, token};
@@ -45,28 +45,40 @@ pub fn subject_of(gw: &Gateway, biz: &Value) -> Option<Pseudonym> {
     Some(pseudonym(&gw.pseudonym_key, t, n))
 }
 
-/// Cache subject of a code: its code id, until the link registry ties codes to persons.
+/// Cache subject of a PHIC1 code: its code id (status events may name code ids).
 fn code_subject(cid: &str) -> String {
     format!("cid:{cid}")
 }
 
-/// Idempotency, cache and relay, in that order.
+/// Idempotency, the gateway's own answers (mutual recognition), cache and relay, in that
+/// order. The answer comes with the person it turned out to be about, when the call named
+/// no one but the gateway found them (a verification, a ticket).
 pub async fn process(
     gw: &Arc<Gateway>,
     call: &Call,
     biz: &Value,
     subject: Option<Pseudonym>,
-) -> Result<Value, GatewayError> {
+) -> Result<(Value, Option<Pseudonym>), GatewayError> {
     if gw.standard.service(call.service).idempotent {
-        return idempotent(gw, call, biz).await;
+        return idempotent(gw, call, biz).await.map(|v| (v, None));
+    }
+    // The gateway's own tickets and consents name the person; no region is involved yet.
+    if call.service == ServiceName::QueryHealthInfo
+        && (recognition::is_gateway_ticket(biz) || recognition::is_gateway_consent(biz))
+    {
+        return recognition::query(gw, call, biz).await;
+    }
+    if call.service == ServiceName::GenerateCode && recognition::is_gateway_consent(biz) {
+        return recognition::generate_code(gw, call, biz).await;
     }
     gw.relay.authorize(call, biz)?;
     match call.service {
         ServiceName::VerifyCode => cached(gw, call, biz, subject).await,
+        ServiceName::ApplyCodeAccess => recognition::apply_code_access(gw, call, biz).await,
         ServiceName::QueryHealthInfo if gw.config.load().cache.query_health_info => {
             cached(gw, call, biz, subject).await
         }
-        _ => gw.relay.relay(call, biz).await,
+        _ => gw.relay.relay(call, biz).await.map(|v| (v, None)),
     }
 }
 
@@ -121,7 +133,7 @@ async fn cached(
     call: &Call,
     biz: &Value,
     subject: Option<Pseudonym>,
-) -> Result<Value, GatewayError> {
+) -> Result<(Value, Option<Pseudonym>), GatewayError> {
     let scopes: Vec<String> = biz
         .get("scope")
         .and_then(Value::as_array)
@@ -153,9 +165,11 @@ async fn cached(
             .map(|c| code_subject(c.as_str()))
     });
     // An answer no status event could find (a ticket query names neither person nor code)
-    // is not cached: every cached answer must be purgeable.
-    if cache_subject.is_none() {
-        return gw.relay.relay(call, biz).await;
+    // is not cached: every cached answer must be purgeable. A verification of a regional
+    // code is the exception: the region names the holder, and the answer is kept under
+    // them (or, if it named no one, not kept).
+    if cache_subject.is_none() && call.service != ServiceName::VerifyCode {
+        return gw.relay.relay(call, biz).await.map(|v| (v, None));
     }
     let fetched = AtomicBool::new(false);
     let max_ttl = gw.config.load().cache.max_ttl_ms.get();
@@ -163,7 +177,13 @@ async fn cached(
     let fetch = async {
         fetched.store(true, Ordering::Relaxed);
         gw.metrics.upstream_calls.fetch_add(1, Ordering::Relaxed);
-        let answer = gw.relay.relay(call, biz).await?;
+        let relayed = gw.relay.relay_reply(call, biz).await?;
+        let person = if call.service == ServiceName::VerifyCode {
+            recognition::link_verification(gw, call, biz, &relayed).await
+        } else {
+            None
+        };
+        let (answer, region) = (relayed.biz, relayed.region);
         let updated = answer
             .get("updateTime")
             .or_else(|| answer.get("code").and_then(|c| c.get("updateTime")))
@@ -173,10 +193,15 @@ async fn cached(
             .map(|s| s * 1000);
         let now = now_ms();
         // No updateTime: the answer is fresh as of now, for the region's validity.
+        let subject = cache_subject.clone().or_else(|| person.map(|p| p.to_hex()));
+        // Nothing a status event could find is kept.
         let deadline =
-            freshness_deadline(updated.unwrap_or(now), validity, code_exp_ms, now, max_ttl);
-        let mut cached = Cached::new(answer, cache_subject.clone(), deadline);
+            freshness_deadline(updated.unwrap_or(now), validity, code_exp_ms, now, max_ttl)
+                .filter(|_| subject.is_some());
+        let mut cached = Cached::new(answer, subject, deadline);
         cached.losses = Arc::new(call.losses.report());
+        cached.person = person;
+        cached.region = region;
         Ok::<_, GatewayError>(cached)
     };
     let result = gw.cache.get_or_fetch(key, fetch).await;
@@ -190,7 +215,11 @@ async fn cached(
             if !fetched.load(Ordering::Relaxed) {
                 call.losses.add((*c.losses).clone());
             }
-            Ok((*c.body).clone())
+            let mut answer = (*c.body).clone();
+            if let (Some(p), Some(region)) = (&c.person, &c.region) {
+                recognition::mint_ticket(gw, call, &mut answer, p, region)?;
+            }
+            Ok((answer, c.person))
         }
         Err(shared) => Err(GatewayError::from_shared(&shared)),
     }
@@ -217,37 +246,6 @@ pub async fn audit(
         request_id: call.request_id.clone(),
     };
     gw.audit.append(rec).await.map(|_| ()).map_err(internal)
-}
-
-/// `POST /phic/v1/statusEvent` from a region: a person's status changed, so every cached
-/// answer about them goes. The body names the person (`user`) and/or their code ids.
-pub async fn status_event(
-    gw: &Arc<Gateway>,
-    biz: &Value,
-) -> Result<(Value, Option<Pseudonym>), GatewayError> {
-    let subject = subject_of(gw, biz);
-    let mut purged = 0;
-    if let Some(p) = subject {
-        purged += gw.cache.purge_subject(&p.to_hex()).await;
-    }
-    let ids = biz
-        .get("codeIds")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if subject.is_none() && ids.is_empty() {
-        return Err(GatewayError::Domain {
-            code: ReturnCode::MissingParameter,
-            msg: "statusEvent names no person (user) and no codeIds".into(),
-        });
-    }
-    for id in ids.iter().filter_map(Value::as_str).take(64) {
-        purged += gw.cache.purge_subject(&code_subject(id)).await;
-    }
-    gw.metrics
-        .cache_purged
-        .fetch_add(purged as u64, Ordering::Relaxed);
-    Ok((serde_json::json!({"purged": purged}), subject))
 }
 
 fn decode(body: &[u8]) -> Result<Value, GatewayError> {

@@ -26,7 +26,7 @@ pub mod population;
 pub mod region;
 pub mod server;
 mod services;
-pub mod ticket;
+pub use crate::ticket;
 
 #[cfg(test)]
 mod tests;
@@ -517,7 +517,8 @@ pub async fn start(
         response_key: keys.response,
         decryption_key: keys.encryption,
         issuer_key: IssuerKey::new(config.issuer.clone(), issuer_kid(), keys.issuer),
-        ticket: TicketKey::new(config.issuer.clone(), keys.ticket)?,
+        ticket: TicketKey::new(config.issuer.clone(), keys.ticket)
+            .map_err(|_| SimError::Internal("ticket key"))?,
         verifier,
         clients: config.clients,
         nonces: MemoryNonceStore::new(NonceStoreConfig::default()),

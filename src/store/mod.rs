@@ -57,6 +57,22 @@ pub mod tables {
     /// Expiry index of the idempotency records: `(expires_at_ms, appId, requestId)`.
     pub const IDEMPOTENCY_EXPIRY: TableDefinition<'static, (u64, &str, &str), ()> =
         TableDefinition::new("idempotency_expiry");
+
+    /// Link registry entries by pseudonym; the value is the SM4-encrypted JSON of a
+    /// [`crate::link::LinkEntry`].
+    pub const LINKS: TableDefinition<'static, [u8; 32], &[u8]> = TableDefinition::new("links");
+
+    /// Index of the link registry: `(region, local code id)` → pseudonym.
+    pub const LINK_CODES: TableDefinition<'static, (&str, &str), [u8; 32]> =
+        TableDefinition::new("link_codes");
+
+    /// Index of the link registry: national code id → pseudonym.
+    pub const LINK_NATIONAL: TableDefinition<'static, &str, [u8; 32]> =
+        TableDefinition::new("link_national");
+
+    /// Status-event callbacks to regions, by delivery id; the value is the SM4-encrypted
+    /// JSON of a [`crate::link::outbox::Delivery`].
+    pub const CALLBACKS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("callbacks");
 }
 
 /// The embedded database: a redb file in the data directory, shared by cloning (the
@@ -118,6 +134,10 @@ impl Store {
         txn.open_table(tables::AUDIT_BY_SUBJECT)?;
         txn.open_table(tables::IDEMPOTENCY)?;
         txn.open_table(tables::IDEMPOTENCY_EXPIRY)?;
+        txn.open_table(tables::LINKS)?;
+        txn.open_table(tables::LINK_CODES)?;
+        txn.open_table(tables::LINK_NATIONAL)?;
+        txn.open_table(tables::CALLBACKS)?;
         txn.commit()?;
         Ok(Self {
             inner: Arc::new(Inner { db, path }),

@@ -211,6 +211,38 @@ pub struct Dialect {
     pub codes: Vec<CodePattern>,
     /// The national services this region supports.
     pub services: BTreeMap<ServiceName, ServiceMap>,
+    /// Where and how the region takes status-change callbacks (the risk alert), if it does.
+    pub callback: Option<CallbackMap>,
+}
+
+/// The fields of a status-change callback, on the gateway's side: what
+/// [`crate::link::outbox::CallbackEvent`] carries.
+pub const CALLBACK_FIELDS: [&str; 5] =
+    ["eventId", "sourceRegion", "codeId", "colour", "statusTime"];
+
+/// A region's status-change callback: the path on its back-end, and where each event field
+/// goes in its own format (with its colour map and date format).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallbackMap {
+    /// The back-end's path for callbacks.
+    pub path: String,
+    /// Fixed fields of every callback.
+    pub constants: Vec<(String, Value)>,
+    /// One per event field sent.
+    pub fields: Vec<CallbackField>,
+}
+
+/// Where one event field goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallbackField {
+    /// One of [`CALLBACK_FIELDS`].
+    pub event: String,
+    /// Dotted path in the dialect's message.
+    pub dialect: String,
+    /// Value map (colours).
+    pub map: Option<ValueMap>,
+    /// Date format (`statusTime`).
+    pub date: Option<DateFormat>,
 }
 
 impl Dialect {

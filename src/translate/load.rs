@@ -10,7 +10,8 @@ use serde_json::Value;
 use toml::Spanned;
 
 use super::dialect::{
-    Codec, Dialect, LoadError, MessageMap, Problem, ResultRule, Rule, ServiceMap, Signing,
+    CALLBACK_FIELDS, CallbackField, CallbackMap, Codec, Dialect, LoadError, MessageMap, Problem,
+    ResultRule, Rule, ServiceMap, Signing,
 };
 use super::path;
 use super::value::{DateFormat, JsonType, ValueMap};
@@ -35,6 +36,25 @@ struct RawDialect {
     maps: BTreeMap<String, RawMap>,
     #[serde(default)]
     services: BTreeMap<Spanned<String>, RawService>,
+    callback: Option<RawCallback>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCallback {
+    path: Spanned<String>,
+    #[serde(default)]
+    constants: BTreeMap<String, Value>,
+    fields: Vec<RawCallbackField>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCallbackField {
+    event: Spanned<String>,
+    dialect: Spanned<String>,
+    map: Option<Spanned<String>>,
+    date: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -358,6 +378,7 @@ fn check(id: &str, raw: &RawDialect, standard: &Standard, ck: &mut Checker<'_>) 
         );
     }
     parts::check_unique_ingress(&ingress, ck);
+    let callback = raw.callback.as_ref().map(|c| check_callback(c, &maps, ck));
     Dialect {
         id: id.to_owned(),
         region: region.clone(),
@@ -367,6 +388,69 @@ fn check(id: &str, raw: &RawDialect, standard: &Standard, ck: &mut Checker<'_>) 
         signing,
         codes,
         services,
+        callback,
+    }
+}
+
+fn check_callback(
+    raw: &RawCallback,
+    maps: &BTreeMap<String, ValueMap>,
+    ck: &mut Checker<'_>,
+) -> CallbackMap {
+    if !raw.path.get_ref().starts_with('/') {
+        ck.at(&raw.path, "callback.path", "must start with `/`");
+    }
+    let mut fields = Vec::new();
+    for (i, f) in raw.fields.iter().enumerate() {
+        let at = format!("callback.fields[{i}]");
+        if !CALLBACK_FIELDS.contains(&f.event.get_ref().as_str()) {
+            ck.at(
+                &f.event,
+                &format!("{at}.event"),
+                format!(
+                    "`{}` is not a callback field ({})",
+                    f.event.get_ref(),
+                    CALLBACK_FIELDS.join(", ")
+                ),
+            );
+        }
+        let map = f.map.as_ref().and_then(|m| {
+            let found = maps.get(m.get_ref()).cloned();
+            if found.is_none() {
+                ck.at(m, &format!("{at}.map"), format!("no map `{}`", m.get_ref()));
+            }
+            found
+        });
+        let date = f.date.as_ref().and_then(|d| {
+            let parsed = DateFormat::parse(d.get_ref());
+            if parsed.is_none() {
+                ck.at(
+                    d,
+                    &format!("{at}.date"),
+                    format!(
+                        "`{}` is not a date format ({})",
+                        d.get_ref(),
+                        DateFormat::NAMES
+                    ),
+                );
+            }
+            parsed
+        });
+        fields.push(CallbackField {
+            event: f.event.get_ref().clone(),
+            dialect: f.dialect.get_ref().clone(),
+            map,
+            date,
+        });
+    }
+    CallbackMap {
+        path: raw.path.get_ref().clone(),
+        constants: raw
+            .constants
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        fields,
     }
 }
 

@@ -31,7 +31,10 @@ pub mod xml;
 pub use dialect::{
     CodePattern, Codec, Dialect, LoadError, Problem, ServiceMap, SignTarget, Signing,
 };
-pub use engine::{CodeMatch, recognise, to_dialect, to_national};
+pub use engine::{
+    CodeMatch, callback_to_dialect, callback_to_event, holder_id, recognise, to_dialect,
+    to_national,
+};
 
 use serde::Serialize;
 use serde_json::Value;

@@ -334,3 +334,69 @@ fn round_trips_form_bodies() {
     assert!(codec::decode(Codec::Form, b"a=1&a=2").is_err());
     assert!(codec::decode(Codec::Json, b"{").is_err());
 }
+
+#[test]
+fn a_status_callback_crosses_into_each_dialect_and_back() {
+    let event = json!({
+        "eventId": "E1",
+        "sourceRegion": "330000",
+        "codeId": "abc123",
+        "colour": "10",
+        "statusTime": "2026-11-23 08:30:05",
+    });
+    let bj = dialect("beijing");
+    let msg = callback_to_dialect(&bj, &event).unwrap().unwrap();
+    assert_eq!(msg["data"]["status"], "集中观察");
+    assert_eq!(msg["data"]["qrCode"], "abc123");
+    assert_eq!(msg["type"], "STATUS_CHANGE");
+    assert_eq!(callback_to_event(&bj, &msg).unwrap().unwrap(), event);
+    let zj = dialect("zhejiang");
+    let msg = callback_to_dialect(&zj, &event).unwrap().unwrap();
+    assert_eq!(msg["bizData"]["level"], "red");
+    assert_eq!(msg["bizData"]["changeTime"], json!(1_795_393_805_000_i64));
+    assert_eq!(callback_to_event(&zj, &msg).unwrap().unwrap(), event);
+    let js = dialect("jiangsu");
+    let msg = callback_to_dialect(&js, &event).unwrap().unwrap();
+    assert_eq!(msg["codeColor"], "3");
+    assert_eq!(msg["changeTime"], "20261123083005");
+    // A colour outside a map without a fallback is refused, not guessed.
+    let grey = json!({"colour": "20"});
+    assert!(callback_to_dialect(&zj, &grey).is_err());
+    // A dialect without [callback] takes none.
+    assert!(
+        callback_to_dialect(&dialect("anhui"), &event)
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn a_callback_section_is_checked_like_the_rest() {
+    let text = r#"
+region = "330000"
+name = "cb"
+codec = "json"
+[maps.colour]
+pairs = [["00", "green"]]
+[callback]
+path = "notify"
+fields = [
+  { event = "colour", dialect = "c", map = "color" },
+  { event = "mood", dialect = "m" },
+  { event = "statusTime", dialect = "t", date = "dd/MM" },
+]
+"#;
+    let LoadError(problems) =
+        Dialect::from_toml("cb", "cb.toml", text, &Standard::embedded()).unwrap_err();
+    let got: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            "callback.path",
+            "callback.fields[0].map",
+            "callback.fields[1].event",
+            "callback.fields[2].date"
+        ],
+        "{problems:#?}"
+    );
+}

@@ -27,8 +27,8 @@ use crate::translate::{Dialect, LossReport, codec, to_dialect, to_national};
 use super::national::now_ms;
 use super::transport::Transport;
 use super::{
-    BoxFuture, BreakerState, DEFAULT_MAX_RESPONSE_BYTES, Reply, Upstream, UpstreamConfigError,
-    UpstreamError, UpstreamPolicy,
+    BoxFuture, BreakerState, DEFAULT_MAX_RESPONSE_BYTES, HolderId, Reply, Upstream,
+    UpstreamConfigError, UpstreamError, UpstreamPolicy,
 };
 
 /// The gateway's credentials at a dialect region. `Debug` hides the key and secret.
@@ -192,41 +192,8 @@ impl DialectUpstream {
         msg: &Value,
         request_losses: &LossReport,
     ) -> Result<Reply, UpstreamError> {
-        let mut msg = msg.clone();
-        let nonce = crate::envelope::random_id().map_err(UpstreamError::Seal)?;
         let unix_s = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
-        let creds = Credentials {
-            id: &self.credentials.id,
-            key: &self.credentials.key,
-            secret: &self.credentials.secret,
-        };
-        fill_signed_fields(
-            &self.dialect.signing,
-            &mut msg,
-            &self.credentials.id,
-            &nonce,
-            unix_s,
-        );
-        let mut headers = sign::sign(
-            &self.dialect.signing,
-            &mut msg,
-            &creds,
-            &Stamp {
-                unix_s,
-                nonce: &nonce,
-            },
-        )
-        .map_err(|e| UpstreamError::Garbage(format!("request cannot be signed: {e}")))?;
-        headers.push((
-            "content-type".to_owned(),
-            self.dialect.codec.content_type().to_owned(),
-        ));
-        let body = codec::encode(self.dialect.codec, &msg)
-            .map_err(|e| UpstreamError::Garbage(format!("request cannot be encoded: {e}")))?;
-        let (status, answer) = self
-            .transport
-            .exchange(method, path, &headers, body)
-            .await?;
+        let (status, answer) = self.send(method, path, msg).await?;
         let decoded = match codec::decode(self.dialect.response_codec, &answer) {
             Ok(v) => v,
             Err(_) if !status.is_success() => return Err(UpstreamError::Status(status.as_u16())),
@@ -234,6 +201,13 @@ impl DialectUpstream {
         };
         let back = to_national(&self.dialect, service, Direction::Response, &decoded)
             .map_err(|e| UpstreamError::Garbage(format!("answer: {e}")))?;
+        let holder =
+            crate::translate::holder_id(&self.dialect, service, Direction::Response, &decoded).map(
+                |(id_type, id_no)| HolderId {
+                    id_type,
+                    id_no: Zeroizing::new(id_no),
+                },
+            );
         let code = back
             .body
             .get("code")
@@ -271,7 +245,56 @@ impl DialectUpstream {
         }
         let mut losses = request_losses.clone();
         losses.0.extend(back.losses.0);
-        Ok(Reply { biz, losses })
+        Ok(Reply {
+            biz,
+            losses,
+            holder,
+        })
+    }
+
+    /// Signs (a fresh stamp), encodes and sends one message; the status and raw answer.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        msg: &Value,
+    ) -> Result<(http::StatusCode, bytes::Bytes), UpstreamError> {
+        let mut msg = msg.clone();
+        let nonce = crate::envelope::random_id().map_err(UpstreamError::Seal)?;
+        let unix_s = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
+        let creds = Credentials {
+            id: &self.credentials.id,
+            key: &self.credentials.key,
+            secret: &self.credentials.secret,
+        };
+        fill_signed_fields(
+            &self.dialect.signing,
+            &mut msg,
+            &self.credentials.id,
+            &nonce,
+            unix_s,
+        );
+        let mut headers = sign::sign(
+            &self.dialect.signing,
+            &mut msg,
+            &creds,
+            &Stamp {
+                unix_s,
+                nonce: &nonce,
+            },
+        )
+        .map_err(|e| UpstreamError::Garbage(format!("request cannot be signed: {e}")))?;
+        headers.push((
+            "content-type".to_owned(),
+            self.dialect.codec.content_type().to_owned(),
+        ));
+        let body = codec::encode(self.dialect.codec, &msg)
+            .map_err(|e| UpstreamError::Garbage(format!("request cannot be encoded: {e}")))?;
+        let (status, answer) = self
+            .transport
+            .exchange(method, path, &headers, body)
+            .await?;
+        Ok((status, answer))
     }
 
     /// A national ticket `ISSUER.rest` of this region → the region's own `rest`.
@@ -325,6 +348,33 @@ impl Upstream for DialectUpstream {
         idempotent: bool,
     ) -> BoxFuture<'a, Result<Reply, UpstreamError>> {
         Box::pin(self.call_inner(service, biz, idempotent))
+    }
+
+    fn takes_callbacks(&self) -> bool {
+        self.dialect.callback.is_some()
+    }
+
+    fn notify<'a>(&'a self, event: &'a Value) -> BoxFuture<'a, Result<(), UpstreamError>> {
+        Box::pin(async move {
+            let msg = crate::translate::callback_to_dialect(&self.dialect, event)
+                .map_err(|e| UpstreamError::Garbage(format!("callback does not translate: {e}")))?
+                .ok_or_else(|| UpstreamError::Business {
+                    code: ReturnCode::NoPermission,
+                    msg: "the region takes no callbacks".into(),
+                })?;
+            let path = self
+                .dialect
+                .callback
+                .as_ref()
+                .map(|c| c.path.clone())
+                .unwrap_or_default();
+            let (status, _) = self.send(Method::POST, &path, &msg).await?;
+            if status.is_success() {
+                Ok(())
+            } else {
+                Err(UpstreamError::Status(status.as_u16()))
+            }
+        })
     }
 }
 

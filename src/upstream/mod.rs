@@ -82,6 +82,24 @@ pub trait Upstream: Send + Sync {
             self.call(service, biz, idempotent).await.map(|biz| Reply {
                 biz,
                 losses: LossReport::default(),
+                holder: None,
+            })
+        })
+    }
+
+    /// Whether the region takes status-change callbacks ([`Upstream::notify`]).
+    fn takes_callbacks(&self) -> bool {
+        false
+    }
+
+    /// Tells the region that one of its code holders changed colour elsewhere (the event
+    /// of [`crate::link::outbox::CallbackEvent`], as JSON). `Ok` once the region
+    /// acknowledged it (HTTP 2xx).
+    fn notify<'a>(&'a self, _event: &'a Value) -> BoxFuture<'a, Result<(), UpstreamError>> {
+        Box::pin(async {
+            Err(UpstreamError::Business {
+                code: crate::standard::ReturnCode::NoPermission,
+                msg: "the region takes no callbacks".into(),
             })
         })
     }
@@ -94,4 +112,26 @@ pub struct Reply {
     pub biz: Value,
     /// Fields that did not cross intact, both ways.
     pub losses: LossReport,
+    /// The holder's full ID, when the region's answer carried it before masking (see
+    /// [`HolderId`]); the gateway turns it into a pseudonym for the link registry.
+    pub holder: Option<HolderId>,
+}
+
+/// A person's ID type and full number, as a region told the gateway. It lives only long
+/// enough to become a pseudonym: it is never stored, and its `Debug` hides the number.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HolderId {
+    /// ID type code (`10`, …).
+    pub id_type: String,
+    /// The number, wiped from memory when dropped.
+    pub id_no: zeroize::Zeroizing<String>,
+}
+
+impl std::fmt::Debug for HolderId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HolderId")
+            .field("id_type", &self.id_type)
+            .field("id_no", &"(hidden)")
+            .finish()
+    }
 }

@@ -23,6 +23,9 @@ const ANONYMOUS: &str = "anonymous";
 /// One request, start to finish.
 pub(super) async fn handle(state: &RegionState, req: Request<Bytes>) -> Response<Bytes> {
     let path = req.uri().path();
+    if let Some(r) = super::control::handle(state, &req) {
+        return r;
+    }
     let Some(&service) = state.routes.get(&(req.method().clone(), path.to_owned())) else {
         return if state.routes.keys().any(|(_, p)| p == path) {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
@@ -158,7 +161,7 @@ fn safe_msg(m: &str) -> String {
     out
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Bytes> {
+pub(super) fn text(status: StatusCode, body: &'static str) -> Response<Bytes> {
     let mut r = Response::new(Bytes::from_static(body.as_bytes()));
     *r.status_mut() = status;
     r.headers_mut().insert(

@@ -27,6 +27,7 @@
 
 mod answer;
 mod config;
+mod control;
 mod handler;
 mod wire;
 
@@ -124,6 +125,8 @@ struct RegionState {
     rng: Mutex<Rng>,
     requests: AtomicU64,
     corrections: AtomicU64,
+    /// Status-change callbacks received from the gateway, as national event fields.
+    callbacks: Mutex<Vec<serde_json::Value>>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -207,6 +210,11 @@ impl RegionSimHandle {
     /// Corrections accepted so far.
     pub fn corrections(&self) -> u64 {
         self.state.corrections.load(Ordering::Relaxed)
+    }
+
+    /// The status-change callbacks received so far, as national event fields.
+    pub fn callbacks(&self) -> Vec<serde_json::Value> {
+        crate::store::lock(&self.state.callbacks).clone()
     }
 
     /// Replaces the fault settings; requests that start afterwards use them.
@@ -294,7 +302,8 @@ pub async fn start(
     let ticket = TicketKey::new(
         issuer.clone(),
         Sm4Key::generate().map_err(RegionSimError::Crypto)?,
-    )?;
+    )
+    .map_err(|_| RegionSimError::Config(vec!["ticket key".into()]))?;
     let routes = dialect
         .services
         .iter()
@@ -323,6 +332,7 @@ pub async fn start(
         rng: Mutex::new(Rng::new(config.seed ^ 0x5EED_FA17)),
         requests: AtomicU64::new(0),
         corrections: AtomicU64::new(0),
+        callbacks: Mutex::new(Vec::new()),
         shutdown: shutdown.clone(),
     });
     let handler_state = Arc::clone(&state);

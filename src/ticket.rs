@@ -1,19 +1,27 @@
 //! BizExtData tickets: what a verifier gets from `verifyCode` and shows to
 //! `queryHealthInfo` to read beyond the colour (DESIGN.md §8, purpose binding).
 //!
-//! Form: `{issuerId}.{base64url-nopad(IV ‖ SM4-CBC(json) ‖ HMAC-SM3 tag)}`. The JSON names
-//! the code id, the verifier's `appId` and the expiry; the issuer prefix routes the ticket
-//! back to the region that issued it. The tag (over the issuer prefix and the ciphertext,
-//! under a key derived from the ticket key) makes a tampered ticket fail before decryption.
+//! Form: `{issuerId}.{base64url-nopad(IV ‖ SM4-CBC(json) ‖ HMAC-SM3 tag)}`. The issuer
+//! prefix routes the ticket back to whoever issued it. The tag (over the issuer prefix and
+//! the ciphertext, under a key derived from the ticket key) makes a tampered ticket fail
+//! before decryption.
+//!
+//! The simulators seal the code id, the verifier's `appId` and the expiry
+//! ([`TicketKey::seal`]); the gateway seals its own, richer body (the person's pseudonym,
+//! the scope, the region's own ticket) with [`TicketKey::seal_json`].
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{MacKey, SM3_LEN, Sm4Key, sm3};
 use crate::trust::IssuerId;
 
-use super::SimError;
+/// A ticket that could not be sealed: the OS random source failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a ticket cannot be sealed (random source or key)")]
+pub struct SealError;
 
 /// Ticket lifetime the simulator gives, seconds.
 pub const TICKET_TTL_SECS: u32 = 600;
@@ -55,10 +63,10 @@ pub struct TicketKey {
 
 impl TicketKey {
     /// The ticket key of `issuer`; the MAC key is derived from the SM4 key.
-    pub fn new(issuer: IssuerId, key: Sm4Key) -> Result<Self, SimError> {
+    pub fn new(issuer: IssuerId, key: Sm4Key) -> Result<Self, SealError> {
         let mut material = b"hutong-sim-ticket-mac:".to_vec();
         material.extend_from_slice(key.as_bytes());
-        let mac = MacKey::from_bytes(&sm3(&material)).map_err(SimError::Crypto)?;
+        let mac = MacKey::from_bytes(&sm3(&material)).map_err(|_| SealError)?;
         Ok(Self {
             issuer,
             enc: key,
@@ -73,24 +81,43 @@ impl TicketKey {
         app_id: &str,
         now: i64,
         ttl_secs: u32,
-    ) -> Result<String, SimError> {
-        let body = Body {
+    ) -> Result<String, SealError> {
+        self.seal_json(&Body {
             v: 1,
             cid: cid.to_owned(),
             app: app_id.to_owned(),
             iat: now,
             exp: now + i64::from(ttl_secs),
-        };
-        let json = serde_json::to_vec(&body)
-            .map_err(|_| SimError::Internal("ticket does not serialise"))?;
-        let mut data = self.enc.encrypt_cbc(&json).map_err(SimError::Crypto)?;
+        })
+    }
+
+    /// The code id a ticket grants `app_id` access to at `now`.
+    pub fn open(&self, ticket: &str, app_id: &str, now: i64) -> Result<String, TicketError> {
+        let body: Body = self.open_json(ticket)?;
+        if body.v != 1 {
+            return Err(TicketError::Malformed);
+        }
+        if body.app != app_id {
+            return Err(TicketError::WrongClient);
+        }
+        if now >= body.exp {
+            return Err(TicketError::Expired);
+        }
+        Ok(body.cid)
+    }
+
+    /// Seals any body: `{issuer}.{base64url(IV ‖ SM4-CBC(json) ‖ tag)}`.
+    pub fn seal_json<T: Serialize>(&self, body: &T) -> Result<String, SealError> {
+        let json = serde_json::to_vec(body).map_err(|_| SealError)?;
+        let mut data = self.enc.encrypt_cbc(&json).map_err(|_| SealError)?;
         let tag = self.tag(&data);
         data.extend_from_slice(&tag);
         Ok(format!("{}.{}", self.issuer, B64URL.encode(data)))
     }
 
-    /// The code id a ticket grants `app_id` access to at `now`.
-    pub fn open(&self, ticket: &str, app_id: &str, now: i64) -> Result<String, TicketError> {
+    /// Opens a ticket sealed by [`TicketKey::seal_json`] under this key; binding checks
+    /// (client, expiry) are the caller's.
+    pub fn open_json<T: DeserializeOwned>(&self, ticket: &str) -> Result<T, TicketError> {
         if ticket.len() > MAX_TICKET_LEN {
             return Err(TicketError::Malformed);
         }
@@ -110,17 +137,12 @@ impl TicketKey {
             .enc
             .decrypt_cbc(ciphertext)
             .map_err(|_| TicketError::Malformed)?;
-        let body: Body = serde_json::from_slice(&json).map_err(|_| TicketError::Malformed)?;
-        if body.v != 1 {
-            return Err(TicketError::Malformed);
-        }
-        if body.app != app_id {
-            return Err(TicketError::WrongClient);
-        }
-        if now >= body.exp {
-            return Err(TicketError::Expired);
-        }
-        Ok(body.cid)
+        serde_json::from_slice(&json).map_err(|_| TicketError::Malformed)
+    }
+
+    /// The issuer id the tickets are prefixed with.
+    pub fn issuer(&self) -> &IssuerId {
+        &self.issuer
     }
 
     fn tagged(&self, ciphertext: &[u8]) -> Vec<u8> {

@@ -1,0 +1,302 @@
+//! The link registry (DESIGN.md §2, §7): which regions hold a code for a person, and the
+//! person's national code.
+//!
+//! A traveler's codes in different regions are tied together by their pseudonym
+//! ([`crate::audit::Pseudonym`], HMAC-SM3 of ID type and number under the gateway's
+//! secret); a raw ID number is never stored. Each entry lists, per region, the local code
+//! id, the code content a verifier scanned (what the gateway shows that region again to
+//! learn the current status, so that back-end data sharing needs no ID number), and the
+//! last-known status with its time and source.
+//!
+//! Links are made when a region answers a verification with the holder's identity, when a
+//! person declares, and on an explicit link request from an authorised region.
+//!
+//! Entries are personal data: the redb backend keeps them SM4-encrypted at rest under the
+//! gateway's data-at-rest key. Two indexes find an entry from a region's code id (status
+//! events name codes) and from a national code id (the code page).
+//!
+//! The same trait will have a PostgreSQL backend for the cluster deployment.
+
+mod memory;
+pub mod outbox;
+mod redb_store;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use memory::MemoryLinks;
+pub use redb_store::RedbLinks;
+
+use crate::audit::Pseudonym;
+use crate::store::StoreError;
+
+/// How a link or a status was learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Source {
+    /// A region answered a `verifyCode` with the holder's identity.
+    Verification,
+    /// The person declared (`declareHealth`, `declareTrip`).
+    Declaration,
+    /// An authorised region asked for the link.
+    Request,
+    /// A region pushed a status event.
+    StatusEvent,
+    /// The gateway asked the region during a cross-region query.
+    Query,
+}
+
+impl Source {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verification => "verification",
+            Self::Declaration => "declaration",
+            Self::Request => "request",
+            Self::StatusEvent => "statusEvent",
+            Self::Query => "query",
+        }
+    }
+}
+
+/// A person's code in one region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionLink {
+    /// The region's 6-digit division code.
+    pub region: String,
+    /// The region's local code id, when known.
+    pub code_id: Option<String>,
+    /// The code content as scanned: shown to the region again to learn the status.
+    pub code_content: Option<String>,
+    /// Last-known colour (`00`, `01`, `10`, `20`, `90`), if any.
+    pub colour: Option<String>,
+    /// When the region last changed that colour (`yyyy-MM-dd HH:mm:ss`, Beijing time).
+    pub status_time: Option<String>,
+    /// How the status was learned.
+    pub source: Source,
+    /// Unix milliseconds when the gateway learned it.
+    pub seen_ms: u64,
+}
+
+/// Everything the registry holds about one person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkEntry {
+    /// The person.
+    #[serde(with = "pseudonym_hex")]
+    pub pseudonym: Pseudonym,
+    /// Their codes, by region code.
+    pub regions: BTreeMap<String, RegionLink>,
+    /// Their national code id (32 lowercase hex), once one was issued.
+    pub national_code_id: Option<String>,
+    /// The masked name (`张*`), for pages and answers to non-holders.
+    pub name_masked: Option<String>,
+    /// The masked ID number (`33**************12`).
+    pub id_no_masked: Option<String>,
+    /// The ID type code (`10`, …).
+    pub id_type: Option<String>,
+    /// Unix milliseconds of the first link and of the last change.
+    pub created_ms: u64,
+    /// See `created_ms`.
+    pub updated_ms: u64,
+}
+
+impl LinkEntry {
+    /// An entry with no links yet.
+    pub fn new(pseudonym: Pseudonym, now_ms: u64) -> Self {
+        Self {
+            pseudonym,
+            regions: BTreeMap::new(),
+            national_code_id: None,
+            name_masked: None,
+            id_no_masked: None,
+            id_type: None,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+        }
+    }
+}
+
+/// What a link or update says about the person, besides the region.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holder {
+    /// Masked name.
+    pub name_masked: Option<String>,
+    /// Masked ID number.
+    pub id_no_masked: Option<String>,
+    /// ID type code.
+    pub id_type: Option<String>,
+}
+
+/// The link registry.
+///
+/// Every method blocks (a redb commit waits for the disk): call it through
+/// [`crate::store::blocking`] from async code.
+pub trait LinkRegistry: Send + Sync + std::fmt::Debug {
+    /// Records that `pseudonym` holds `link.region`'s code, replacing what was known of
+    /// that region (a newer code id replaces the old one in the index), and fills in the
+    /// masked identity when `holder` knows more. Returns the entry after the change.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    fn link(
+        &self,
+        pseudonym: &Pseudonym,
+        link: RegionLink,
+        holder: &Holder,
+        now_ms: u64,
+    ) -> Result<LinkEntry, StoreError>;
+
+    /// Updates the last-known status of the person's code in `region`; `None` when the
+    /// person has no link there.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    fn set_status(
+        &self,
+        pseudonym: &Pseudonym,
+        region: &str,
+        colour: &str,
+        status_time: Option<&str>,
+        source: Source,
+        now_ms: u64,
+    ) -> Result<Option<LinkEntry>, StoreError>;
+
+    /// The person's entry.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails or the entry does not decrypt.
+    fn get(&self, pseudonym: &Pseudonym) -> Result<Option<LinkEntry>, StoreError>;
+
+    /// The person who holds `code_id` in `region`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    fn by_code(&self, region: &str, code_id: &str) -> Result<Option<Pseudonym>, StoreError>;
+
+    /// The person whose national code id is `ncid`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    fn by_national(&self, ncid: &str) -> Result<Option<Pseudonym>, StoreError>;
+
+    /// The person's national code id, made (random, 32 hex digits) on first use.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails, or the person has no entry.
+    fn national_code_id(&self, pseudonym: &Pseudonym, now_ms: u64) -> Result<String, StoreError>;
+
+    /// Removes the entries not changed since `before_ms` (retention), with their index
+    /// entries. Returns how many went.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    fn purge_before(&self, before_ms: u64) -> Result<usize, StoreError>;
+
+    /// How many persons are linked.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    fn len(&self) -> Result<usize, StoreError>;
+}
+
+/// Applies a link to an entry: the shared rule of every backend. Returns the code id the
+/// region held before, when the new link replaces it.
+fn apply_link(
+    entry: &mut LinkEntry,
+    link: RegionLink,
+    holder: &Holder,
+    now_ms: u64,
+) -> Option<String> {
+    let mut link = link;
+    if let Some(prev) = entry.regions.get(&link.region) {
+        // A link that names no code (a consent, a verifier's region) keeps the code known.
+        if link.code_id.is_none() && link.code_content.is_none() {
+            link.code_id.clone_from(&prev.code_id);
+            link.code_content.clone_from(&prev.code_content);
+        }
+        if link.code_content.is_none() && link.code_id == prev.code_id {
+            link.code_content.clone_from(&prev.code_content);
+        }
+        // A link without a status keeps the status known before.
+        if link.colour.is_none() {
+            link.colour.clone_from(&prev.colour);
+            link.status_time.clone_from(&prev.status_time);
+        }
+    }
+    let old = entry
+        .regions
+        .get(&link.region)
+        .and_then(|l| l.code_id.clone());
+    let replaced = old.filter(|o| link.code_id.as_ref() != Some(o));
+    entry.regions.insert(link.region.clone(), link);
+    fill(&mut entry.name_masked, &holder.name_masked);
+    fill(&mut entry.id_no_masked, &holder.id_no_masked);
+    fill(&mut entry.id_type, &holder.id_type);
+    entry.updated_ms = now_ms;
+    replaced
+}
+
+fn fill(slot: &mut Option<String>, v: &Option<String>) {
+    if v.is_some() {
+        slot.clone_from(v);
+    }
+}
+
+fn apply_status(
+    entry: &mut LinkEntry,
+    region: &str,
+    colour: &str,
+    status_time: Option<&str>,
+    source: Source,
+    now_ms: u64,
+) -> bool {
+    let Some(l) = entry.regions.get_mut(region) else {
+        return false;
+    };
+    l.colour = Some(colour.to_owned());
+    if let Some(t) = status_time {
+        l.status_time = Some(t.to_owned());
+    }
+    l.source = source;
+    l.seen_ms = now_ms;
+    entry.updated_ms = now_ms;
+    true
+}
+
+/// A fresh national code id: 32 lowercase hex digits of the OS random source.
+fn fresh_national_id() -> Result<String, StoreError> {
+    let mut b = [0u8; 16];
+    crate::crypto::fill_random(&mut b)
+        .map_err(|e| StoreError::Db(format!("random source: {e}")))?;
+    Ok(crate::crypto::to_hex(&b))
+}
+
+/// Colour severity for merging (DESIGN.md §2): red 10 > yellow 01 > grey 20 > green 00;
+/// anything else (90, unknown) ranks with grey, below yellow: an unknown status is not a
+/// reason to stop someone, but it outranks a green.
+pub fn severity(colour: &str) -> u8 {
+    match colour {
+        "10" => 4,
+        "01" => 3,
+        "00" => 1,
+        _ => 2,
+    }
+}
+
+mod pseudonym_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::audit::Pseudonym;
+
+    pub(super) fn serialize<S: Serializer>(p: &Pseudonym, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&p.to_hex())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Pseudonym, D::Error> {
+        let s = String::deserialize(d)?;
+        Pseudonym::parse_hex(&s).ok_or_else(|| serde::de::Error::custom("not a pseudonym"))
+    }
+}

@@ -1,0 +1,254 @@
+//! Status-event callbacks to regions, kept until delivered (DESIGN.md §2, the risk alert).
+//!
+//! When a region pushes a status change, the gateway writes one [`Delivery`] per other
+//! linked region into the outbox, in the same store as the links, before it answers the
+//! pushing region. A delivery worker sends what is due, and records each attempt: success
+//! marks it delivered; a failure schedules the next attempt with exponential backoff
+//! (200 ms doubling, at most 60 s apart) until [`MAX_ATTEMPTS`], after which the delivery
+//! is kept as abandoned, for an operator to see. Because the outbox is on disk, a callback
+//! pending when the gateway stops is sent after it starts again: none is lost.
+
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::Sm4Key;
+use crate::store::tables::CALLBACKS;
+use crate::store::{Store, StoreError};
+
+/// Attempts before a delivery is abandoned (about 45 minutes of retries).
+pub const MAX_ATTEMPTS: u32 = 50;
+
+/// First retry delay, milliseconds; doubles per attempt.
+const BACKOFF_BASE_MS: u64 = 200;
+
+/// Longest delay between attempts, milliseconds.
+const BACKOFF_MAX_MS: u64 = 60_000;
+
+/// What a region is told: one of its own codes changed colour elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackEvent {
+    /// The event's id, the same for every region told of one change.
+    pub event_id: String,
+    /// The region whose status changed.
+    pub source_region: String,
+    /// The person's local code id in the region being told.
+    pub code_id: Option<String>,
+    /// The new colour (`00`, `01`, `10`, …).
+    pub colour: String,
+    /// When the source region changed it (`yyyy-MM-dd HH:mm:ss`).
+    pub status_time: Option<String>,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DeliveryState {
+    /// Not yet acknowledged.
+    Pending,
+    /// The region acknowledged it.
+    Delivered,
+    /// [`MAX_ATTEMPTS`] failed.
+    Abandoned,
+}
+
+/// One callback to one region, and its record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// Its id in the outbox (increasing).
+    pub id: u64,
+    /// The region told.
+    pub target_region: String,
+    /// What it is told.
+    pub event: CallbackEvent,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Unix milliseconds of the next attempt (pending only).
+    pub next_at_ms: u64,
+    /// Unix milliseconds when it was written, and when it was delivered.
+    pub created_ms: u64,
+    /// See `created_ms`.
+    pub delivered_ms: Option<u64>,
+    /// Why the last attempt failed (a transport or region error, never personal data).
+    pub last_error: Option<String>,
+}
+
+/// The callback outbox over the gateway's store; entries SM4-encrypted at rest (an event
+/// names a person's code id).
+#[derive(Debug)]
+pub struct Outbox {
+    store: Store,
+    key: Sm4Key,
+}
+
+impl Outbox {
+    /// The outbox in `store`, under `key`.
+    pub fn new(store: Store, key: Sm4Key) -> Self {
+        Self { store, key }
+    }
+
+    fn seal(&self, d: &Delivery) -> Result<Vec<u8>, StoreError> {
+        let json = serde_json::to_vec(d).map_err(|e| StoreError::Corrupt {
+            what: "callback delivery",
+            reason: e.to_string(),
+        })?;
+        self.key.encrypt_cbc(&json).map_err(|_| StoreError::Crypto {
+            op: "encrypt",
+            what: "callback delivery",
+        })
+    }
+
+    fn open(&self, v: &[u8]) -> Result<Delivery, StoreError> {
+        let json = self.key.decrypt_cbc(v).map_err(|_| StoreError::Crypto {
+            op: "decrypt",
+            what: "callback delivery",
+        })?;
+        serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt {
+            what: "callback delivery",
+            reason: e.to_string(),
+        })
+    }
+
+    /// Writes one pending delivery per target, durably, in one transaction. Returns their
+    /// ids. Blocks.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails: then none was written.
+    pub fn enqueue(
+        &self,
+        targets: &[(String, CallbackEvent)],
+        now_ms: u64,
+    ) -> Result<Vec<u64>, StoreError> {
+        let txn = self.store.db().begin_write()?;
+        let ids = {
+            let mut t = txn.open_table(CALLBACKS)?;
+            let mut next = t.last()?.map_or(1, |(k, _)| k.value() + 1);
+            let mut ids = Vec::with_capacity(targets.len());
+            for (region, event) in targets {
+                let d = Delivery {
+                    id: next,
+                    target_region: region.clone(),
+                    event: event.clone(),
+                    state: DeliveryState::Pending,
+                    attempts: 0,
+                    next_at_ms: now_ms,
+                    created_ms: now_ms,
+                    delivered_ms: None,
+                    last_error: None,
+                };
+                t.insert(next, self.seal(&d)?.as_slice())?;
+                ids.push(next);
+                next += 1;
+            }
+            ids
+        };
+        txn.commit()?;
+        Ok(ids)
+    }
+
+    /// Pending deliveries due at `now_ms`, oldest first, at most `limit`. Blocks.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        Ok(self
+            .all()?
+            .into_iter()
+            .filter(|d| d.state == DeliveryState::Pending && d.next_at_ms <= now_ms)
+            .take(limit)
+            .collect())
+    }
+
+    /// Every delivery record, oldest first. Blocks.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    pub fn all(&self) -> Result<Vec<Delivery>, StoreError> {
+        let txn = self.store.db().begin_read()?;
+        let t = txn.open_table(CALLBACKS)?;
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            let (_, v) = item?;
+            out.push(self.open(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Records an attempt at delivery `id`: `Ok` delivered it, `Err(why)` failed. Blocks.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails or there is no such delivery.
+    pub fn record(
+        &self,
+        id: u64,
+        outcome: Result<(), String>,
+        now_ms: u64,
+    ) -> Result<Delivery, StoreError> {
+        let txn = self.store.db().begin_write()?;
+        let d = {
+            let mut t = txn.open_table(CALLBACKS)?;
+            let mut d = match t.get(id)? {
+                Some(v) => self.open(v.value())?,
+                None => {
+                    return Err(StoreError::Corrupt {
+                        what: "callback delivery",
+                        reason: format!("no delivery {id}"),
+                    });
+                }
+            };
+            d.attempts += 1;
+            match outcome {
+                Ok(()) => {
+                    d.state = DeliveryState::Delivered;
+                    d.delivered_ms = Some(now_ms);
+                    d.last_error = None;
+                }
+                Err(why) => {
+                    d.last_error = Some(why);
+                    if d.attempts >= MAX_ATTEMPTS {
+                        d.state = DeliveryState::Abandoned;
+                    } else {
+                        d.next_at_ms = now_ms + backoff_ms(d.attempts);
+                    }
+                }
+            }
+            t.insert(id, self.seal(&d)?.as_slice())?;
+            d
+        };
+        txn.commit()?;
+        Ok(d)
+    }
+
+    /// Removes finished deliveries (delivered or abandoned) created before `before_ms`
+    /// (retention). Blocks.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    pub fn purge_before(&self, before_ms: u64) -> Result<usize, StoreError> {
+        let old: Vec<u64> = self
+            .all()?
+            .into_iter()
+            .filter(|d| d.state != DeliveryState::Pending && d.created_ms < before_ms)
+            .map(|d| d.id)
+            .collect();
+        let txn = self.store.db().begin_write()?;
+        {
+            let mut t = txn.open_table(CALLBACKS)?;
+            for id in &old {
+                t.remove(*id)?;
+            }
+        }
+        txn.commit()?;
+        Ok(old.len())
+    }
+}
+
+/// Delay after `attempts` failures.
+pub fn backoff_ms(attempts: u32) -> u64 {
+    BACKOFF_BASE_MS
+        .saturating_mul(1u64 << attempts.saturating_sub(1).min(20))
+        .min(BACKOFF_MAX_MS)
+}

@@ -1,0 +1,209 @@
+//! The embedded [`LinkRegistry`]: redb tables of a [`Store`], entries SM4-encrypted.
+//!
+//! Commits are durable (`fsync`): a link is made once per verification of a new code, not
+//! per request, and a restart must lose none (issue acceptance: "a restart of the gateway
+//! loses no link").
+
+use redb::{ReadableTable, ReadableTableMetadata};
+
+use super::{Holder, LinkEntry, LinkRegistry, RegionLink, Source, apply_link, apply_status};
+use crate::audit::Pseudonym;
+use crate::crypto::Sm4Key;
+use crate::store::tables::{LINK_CODES, LINK_NATIONAL, LINKS};
+use crate::store::{Store, StoreError};
+
+/// The redb link registry.
+#[derive(Debug)]
+pub struct RedbLinks {
+    store: Store,
+    key: Sm4Key,
+}
+
+impl RedbLinks {
+    /// The links in `store`, encrypted under `key` (the gateway's data-at-rest key).
+    pub fn new(store: Store, key: Sm4Key) -> Self {
+        Self { store, key }
+    }
+
+    fn seal(&self, e: &LinkEntry) -> Result<Vec<u8>, StoreError> {
+        let json = serde_json::to_vec(e).map_err(|e| StoreError::Corrupt {
+            what: "link entry",
+            reason: e.to_string(),
+        })?;
+        self.key.encrypt_cbc(&json).map_err(|_| StoreError::Crypto {
+            op: "encrypt",
+            what: "link entry",
+        })
+    }
+
+    fn open(&self, v: &[u8]) -> Result<LinkEntry, StoreError> {
+        let json = self.key.decrypt_cbc(v).map_err(|_| StoreError::Crypto {
+            op: "decrypt",
+            what: "link entry",
+        })?;
+        serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt {
+            what: "link entry",
+            reason: e.to_string(),
+        })
+    }
+
+    /// Reads, changes and writes one entry in one transaction. `f` returns whether it
+    /// changed the entry, and index work to do.
+    fn update<T>(
+        &self,
+        p: &Pseudonym,
+        create: Option<u64>,
+        f: impl FnOnce(&mut LinkEntry, &mut Index) -> Result<Option<T>, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let txn = self.store.db().begin_write()?;
+        let out = {
+            let mut links = txn.open_table(LINKS)?;
+            let current = match links.get(p.0)? {
+                Some(v) => Some(self.open(v.value())?),
+                None => None,
+            };
+            let Some(mut entry) = current.or_else(|| create.map(|now| LinkEntry::new(*p, now)))
+            else {
+                return Ok(None);
+            };
+            let mut ix = Index::default();
+            let out = f(&mut entry, &mut ix)?;
+            if out.is_some() {
+                links.insert(p.0, self.seal(&entry)?.as_slice())?;
+                let mut codes = txn.open_table(LINK_CODES)?;
+                for (r, c) in &ix.remove_codes {
+                    codes.remove((r.as_str(), c.as_str()))?;
+                }
+                for (r, c) in &ix.add_codes {
+                    codes.insert((r.as_str(), c.as_str()), p.0)?;
+                }
+                let mut national = txn.open_table(LINK_NATIONAL)?;
+                for n in &ix.add_national {
+                    national.insert(n.as_str(), p.0)?;
+                }
+            }
+            out
+        };
+        txn.commit()?;
+        Ok(out)
+    }
+}
+
+#[derive(Default)]
+struct Index {
+    remove_codes: Vec<(String, String)>,
+    add_codes: Vec<(String, String)>,
+    add_national: Vec<String>,
+}
+
+impl LinkRegistry for RedbLinks {
+    fn link(
+        &self,
+        pseudonym: &Pseudonym,
+        link: RegionLink,
+        holder: &Holder,
+        now_ms: u64,
+    ) -> Result<LinkEntry, StoreError> {
+        self.update(pseudonym, Some(now_ms), |e, ix| {
+            let region = link.region.clone();
+            let code = link.code_id.clone();
+            if let Some(old) = apply_link(e, link, holder, now_ms) {
+                ix.remove_codes.push((region.clone(), old));
+            }
+            if let Some(c) = code {
+                ix.add_codes.push((region, c));
+            }
+            Ok(Some(e.clone()))
+        })?
+        .ok_or(StoreError::Db("link entry vanished".into()))
+    }
+
+    fn set_status(
+        &self,
+        pseudonym: &Pseudonym,
+        region: &str,
+        colour: &str,
+        status_time: Option<&str>,
+        source: Source,
+        now_ms: u64,
+    ) -> Result<Option<LinkEntry>, StoreError> {
+        self.update(pseudonym, None, |e, _| {
+            Ok(apply_status(e, region, colour, status_time, source, now_ms).then(|| e.clone()))
+        })
+    }
+
+    fn get(&self, pseudonym: &Pseudonym) -> Result<Option<LinkEntry>, StoreError> {
+        let txn = self.store.db().begin_read()?;
+        let links = txn.open_table(LINKS)?;
+        match links.get(pseudonym.0)? {
+            Some(v) => Ok(Some(self.open(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn by_code(&self, region: &str, code_id: &str) -> Result<Option<Pseudonym>, StoreError> {
+        let txn = self.store.db().begin_read()?;
+        let codes = txn.open_table(LINK_CODES)?;
+        Ok(codes.get((region, code_id))?.map(|v| Pseudonym(v.value())))
+    }
+
+    fn by_national(&self, ncid: &str) -> Result<Option<Pseudonym>, StoreError> {
+        let txn = self.store.db().begin_read()?;
+        let national = txn.open_table(LINK_NATIONAL)?;
+        Ok(national.get(ncid)?.map(|v| Pseudonym(v.value())))
+    }
+
+    fn national_code_id(&self, pseudonym: &Pseudonym, now_ms: u64) -> Result<String, StoreError> {
+        self.update(pseudonym, None, |e, ix| {
+            if let Some(id) = &e.national_code_id {
+                return Ok(Some(id.clone()));
+            }
+            let id = super::fresh_national_id()?;
+            e.national_code_id = Some(id.clone());
+            e.updated_ms = now_ms;
+            ix.add_national.push(id.clone());
+            Ok(Some(id))
+        })?
+        .ok_or(StoreError::Corrupt {
+            what: "link entry",
+            reason: "no entry for the person".into(),
+        })
+    }
+
+    fn purge_before(&self, before_ms: u64) -> Result<usize, StoreError> {
+        let txn = self.store.db().begin_write()?;
+        let n = {
+            let mut links = txn.open_table(LINKS)?;
+            let mut old = Vec::new();
+            for item in links.iter()? {
+                let (k, v) = item?;
+                let e = self.open(v.value())?;
+                if e.updated_ms < before_ms {
+                    old.push((k.value(), e));
+                }
+            }
+            let mut codes = txn.open_table(LINK_CODES)?;
+            let mut national = txn.open_table(LINK_NATIONAL)?;
+            for (k, e) in &old {
+                links.remove(*k)?;
+                for (r, l) in &e.regions {
+                    if let Some(c) = &l.code_id {
+                        codes.remove((r.as_str(), c.as_str()))?;
+                    }
+                }
+                if let Some(id) = &e.national_code_id {
+                    national.remove(id.as_str())?;
+                }
+            }
+            old.len()
+        };
+        txn.commit()?;
+        Ok(n)
+    }
+
+    fn len(&self) -> Result<usize, StoreError> {
+        let txn = self.store.db().begin_read()?;
+        let links = txn.open_table(LINKS)?;
+        Ok(usize::try_from(links.len()?).unwrap_or(usize::MAX))
+    }
+}

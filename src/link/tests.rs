@@ -1,0 +1,227 @@
+use super::outbox::{CallbackEvent, DeliveryState, MAX_ATTEMPTS, Outbox, backoff_ms};
+use super::*;
+use crate::crypto::{MacKey, Sm4Key};
+use crate::store::Store;
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "hutong-link-{tag}-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn key() -> Sm4Key {
+    Sm4Key::from_bytes(&[7u8; 16]).expect("key")
+}
+
+fn person(n: &str) -> Pseudonym {
+    let secret = MacKey::from_bytes(&[1u8; 32]).expect("mac");
+    crate::audit::pseudonym(&secret, "10", n)
+}
+
+fn zj(code: &str, colour: Option<&str>) -> RegionLink {
+    RegionLink {
+        region: "330000".into(),
+        code_id: Some(code.into()),
+        code_content: Some(format!(
+            "https://healthcode.zj.example.cn/healthAct/index.html?qrCode={code}"
+        )),
+        colour: colour.map(str::to_owned),
+        status_time: colour.map(|_| "2026-11-23 10:00:00".to_owned()),
+        source: Source::Verification,
+        seen_ms: 1,
+    }
+}
+
+fn holder() -> Holder {
+    Holder {
+        name_masked: Some("张*".into()),
+        id_no_masked: Some("33**************12".into()),
+        id_type: Some("10".into()),
+    }
+}
+
+/// The behaviour every backend shares.
+fn registry_contract(r: &dyn LinkRegistry) {
+    let p = person("330106199001011234");
+    assert!(r.get(&p).expect("get").is_none());
+    let e = r
+        .link(&p, zj("A1", Some("00")), &holder(), 10)
+        .expect("link");
+    assert_eq!(e.regions.len(), 1);
+    assert_eq!(e.name_masked.as_deref(), Some("张*"));
+    assert_eq!(r.by_code("330000", "A1").expect("by code"), Some(p));
+    assert_eq!(r.by_code("110000", "A1").expect("by code"), None);
+
+    // A relink without status keeps the known colour; a new code replaces the old index.
+    let e = r
+        .link(&p, zj("A1", None), &Holder::default(), 20)
+        .expect("relink");
+    assert_eq!(e.regions["330000"].colour.as_deref(), Some("00"));
+    assert_eq!(e.name_masked.as_deref(), Some("张*"), "masked name kept");
+    r.link(&p, zj("A2", Some("01")), &Holder::default(), 30)
+        .expect("new code");
+    assert_eq!(r.by_code("330000", "A1").expect("old"), None);
+    assert_eq!(r.by_code("330000", "A2").expect("new"), Some(p));
+
+    let bj = RegionLink {
+        region: "110000".into(),
+        code_id: Some("B9".into()),
+        code_content: None,
+        colour: None,
+        status_time: None,
+        source: Source::Request,
+        seen_ms: 40,
+    };
+    r.link(&p, bj, &Holder::default(), 40)
+        .expect("second region");
+    let e = r
+        .set_status(
+            &p,
+            "330000",
+            "10",
+            Some("2026-11-23 11:00:00"),
+            Source::StatusEvent,
+            50,
+        )
+        .expect("status")
+        .expect("linked");
+    assert_eq!(e.regions["330000"].colour.as_deref(), Some("10"));
+    assert_eq!(e.regions["330000"].source, Source::StatusEvent);
+    assert_eq!(e.regions.len(), 2);
+    assert!(
+        r.set_status(&p, "440000", "10", None, Source::StatusEvent, 50)
+            .expect("status")
+            .is_none(),
+        "no link in that region"
+    );
+
+    let n1 = r.national_code_id(&p, 60).expect("ncid");
+    assert_eq!(n1.len(), 32);
+    assert_eq!(r.national_code_id(&p, 61).expect("again"), n1, "stable");
+    assert_eq!(r.by_national(&n1).expect("by national"), Some(p));
+    assert!(
+        r.national_code_id(&person("110101199003077777"), 1)
+            .is_err()
+    );
+
+    let q = person("110101199003071234");
+    r.link(&q, zj("Q1", Some("00")), &holder(), 1000)
+        .expect("other");
+    assert_eq!(r.len().expect("len"), 2);
+    assert_eq!(
+        r.purge_before(500).expect("purge"),
+        1,
+        "only the stale entry"
+    );
+    assert!(r.get(&p).expect("get").is_none());
+    assert_eq!(r.by_code("330000", "A2").expect("index"), None);
+    assert_eq!(r.by_national(&n1).expect("index"), None);
+    assert!(r.get(&q).expect("get").is_some());
+}
+
+#[test]
+fn memory_registry_keeps_the_contract() {
+    registry_contract(&MemoryLinks::new());
+}
+
+#[test]
+fn redb_registry_keeps_the_contract_and_survives_a_reopen() {
+    let dir = temp_dir("redb");
+    {
+        let r = RedbLinks::new(Store::open(&dir).expect("open"), key());
+        registry_contract(&r);
+        let p = person("330106199001015678");
+        r.link(&p, zj("K1", Some("00")), &holder(), 5_000)
+            .expect("link");
+    }
+    let r = RedbLinks::new(Store::open(&dir).expect("reopen"), key());
+    let p = person("330106199001015678");
+    let e = r.get(&p).expect("get").expect("kept across reopen");
+    assert_eq!(e.regions["330000"].code_id.as_deref(), Some("K1"));
+    // Entries are encrypted at rest: the raw file holds no masked name or code id.
+    drop(r);
+    let raw = std::fs::read(dir.join(Store::FILE_NAME)).expect("read");
+    assert!(!raw.windows(2).any(|w| w == b"K1"), "code id in clear");
+    // Another key cannot read them.
+    let r = RedbLinks::new(
+        Store::open(&dir).expect("reopen"),
+        Sm4Key::from_bytes(&[9u8; 16]).expect("key"),
+    );
+    assert!(r.get(&p).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn severity_orders_red_over_yellow_over_unknown_over_green() {
+    let mut v = ["00", "10", "90", "01", "20"];
+    v.sort_by_key(|c| std::cmp::Reverse(severity(c)));
+    assert_eq!(v[0], "10");
+    assert_eq!(v[1], "01");
+    assert_eq!(v[4], "00");
+}
+
+fn event(n: u32) -> CallbackEvent {
+    CallbackEvent {
+        event_id: format!("E{n}"),
+        source_region: "330000".into(),
+        code_id: Some("B9".into()),
+        colour: "10".into(),
+        status_time: None,
+    }
+}
+
+#[test]
+fn outbox_retries_with_backoff_and_survives_a_reopen() {
+    let dir = temp_dir("outbox");
+    let ids = {
+        let o = Outbox::new(Store::open(&dir).expect("open"), key());
+        let ids = o
+            .enqueue(
+                &[("110000".into(), event(1)), ("320000".into(), event(1))],
+                100,
+            )
+            .expect("enqueue");
+        assert_eq!(ids.len(), 2);
+        assert_eq!(o.due(100, 10).expect("due").len(), 2);
+        let d = o
+            .record(ids[0], Err("connection refused".into()), 100)
+            .expect("fail");
+        assert_eq!(d.state, DeliveryState::Pending);
+        assert_eq!(d.next_at_ms, 100 + backoff_ms(1));
+        assert_eq!(
+            o.due(100, 10).expect("due").len(),
+            1,
+            "the failed one waits"
+        );
+        ids
+    };
+    // A restart: what was pending still is.
+    let o = Outbox::new(Store::open(&dir).expect("reopen"), key());
+    let due = o.due(100 + backoff_ms(1), 10).expect("due");
+    assert_eq!(due.len(), 2);
+    let d = o.record(ids[0], Ok(()), 1_000).expect("ok");
+    assert_eq!(d.state, DeliveryState::Delivered);
+    assert_eq!(d.attempts, 2);
+    assert_eq!(d.delivered_ms, Some(1_000));
+    for _ in 0..MAX_ATTEMPTS {
+        o.record(ids[1], Err("timeout".into()), 2_000)
+            .expect("fail");
+    }
+    let all = o.all().expect("all");
+    assert_eq!(all[1].state, DeliveryState::Abandoned);
+    assert!(o.due(u64::MAX, 10).expect("due").is_empty());
+    assert_eq!(o.purge_before(u64::MAX).expect("purge"), 2);
+    assert!(o.all().expect("all").is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn backoff_doubles_and_is_capped() {
+    assert_eq!(backoff_ms(1), 200);
+    assert_eq!(backoff_ms(2), 400);
+    assert_eq!(backoff_ms(40), 60_000);
+}
