@@ -8,6 +8,7 @@ mod support;
 mod audit_cli;
 mod cli;
 mod code_cli;
+mod code_page;
 mod cross_region;
 mod dialects;
 mod gateway;

@@ -8,7 +8,9 @@
 //!
 //! Two outputs share one layout: [`render_svg`] (text as `<text>` with a font-family
 //! list, no font needed here) and [`render_png`] (text rasterised with a CJK font found
-//! at run time, see [`font`]).
+//! at run time, see [`font`]). A third form, [`page`], is the HTML page a phone opens at
+//! the code page URL: its own responsive layout, but the same QR matrix, module colours,
+//! path drawing and escaping as the SVG.
 //!
 //! Contrast: yellow `#F5D000` modules on white are faint (luma ≈ 195 of 255, against
 //! ≈ 137 for the green), and so is grey `#9E9E9E`. `rqrr` still reads them from a clean
@@ -18,6 +20,7 @@
 //! and red modules use the reference colour itself.
 
 pub mod font;
+pub mod page;
 mod raster;
 
 #[cfg(test)]
@@ -31,6 +34,7 @@ use std::path::PathBuf;
 use qrcode::{Color, EcLevel, QrCode};
 
 pub use font::{DEFAULT_FONT_CANDIDATES, FontConfig};
+pub use page::{CodePage, RegionAnswer, RegionRow, code_page_html};
 pub use raster::{Renderer, render_png};
 
 /// Errors of page rendering.
@@ -312,7 +316,10 @@ pub(crate) fn text_lines(view: &CodeView, l: &Layout) -> [(String, u32, f32, [u8
 /// Font families for SVG text, CJK first.
 pub const SVG_FONT_FAMILY: &str = "'WenQuanYi Micro Hei','Noto Sans CJK SC','Source Han Sans SC','PingFang SC','Microsoft YaHei',sans-serif";
 
-fn xml_escape(s: &str) -> String {
+/// `s` with `& < > " '` as character references and control characters dropped: safe as
+/// XML text and attribute values, and as HTML5 text and quoted attribute values (HTML5
+/// knows `&apos;` too), so the HTML page ([`page`]) uses it as well.
+pub(crate) fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -380,27 +387,36 @@ pub fn render_svg(view: &CodeView) -> Result<String, RenderError> {
         r#"<path fill="{}" shape-rendering="crispEdges" d=""#,
         hex(status.module_rgb())
     );
-    let m = l.module_px;
+    push_qr_path(&mut svg, side, &dark, (l.qr_x, l.qr_y), l.module_px);
+    svg.push_str(r#""/></svg>"#);
+    Ok(svg)
+}
+
+/// Append the SVG path data of the dark modules of a `side`×`side` matrix: one rectangle
+/// per horizontal run of dark modules, module (0, 0) at `origin`, each module `m` units
+/// square. Shared by [`render_svg`] and the HTML page ([`page`]), so both draw the same
+/// code the same way.
+pub(crate) fn push_qr_path(out: &mut String, side: u32, dark: &[bool], origin: (u32, u32), m: u32) {
+    let is_dark = |x: u32, y: u32| dark.get((y * side + x) as usize).copied().unwrap_or(false);
     for y in 0..side {
         let mut x = 0;
         while x < side {
-            if !dark[(y * side + x) as usize] {
+            if !is_dark(x, y) {
                 x += 1;
                 continue;
             }
             let start = x;
-            while x < side && dark[(y * side + x) as usize] {
+            while x < side && is_dark(x, y) {
                 x += 1;
             }
             let w = (x - start) * m;
+            // `write!` into a String cannot fail.
             let _ = write!(
-                svg,
+                out,
                 "M{} {}h{w}v{m}h-{w}z",
-                l.qr_x + start * m,
-                l.qr_y + y * m
+                origin.0 + start * m,
+                origin.1 + y * m
             );
         }
     }
-    svg.push_str(r#""/></svg>"#);
-    Ok(svg)
 }
