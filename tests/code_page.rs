@@ -35,7 +35,7 @@ const TOLERANCE: u8 = 6;
 const NOW: i64 = 1_714_000_000;
 
 /// An RGB screenshot.
-struct Image {
+pub struct Image {
     width: u32,
     height: u32,
     rgb: Vec<u8>,
@@ -97,15 +97,20 @@ fn page_html(content: &str, status: StatusColour) -> String {
 
 /// Write `html` under `dir` and screenshot it with headless Chromium; the PNG's path.
 fn screenshot(dir: &Path, tag: &str, html: &str) -> PathBuf {
+    let html_path = dir.join(format!("{tag}.html"));
+    std::fs::write(&html_path, html).unwrap();
+    screenshot_url(dir, tag, &format!("file://{}", html_path.display()), &[])
+}
+
+/// Screenshot `url` with headless Chromium (extra flags in `extra`); the PNG's path.
+pub fn screenshot_url(dir: &Path, tag: &str, url: &str, extra: &[&str]) -> PathBuf {
     assert!(
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is needed for the code page screenshot test: bash .ci/test installs it \
          (apt-get install chromium)"
     );
-    let html_path = dir.join(format!("{tag}.html"));
     let png_path = dir.join(format!("{tag}.png"));
     let log_path = dir.join(format!("{tag}.chromium.log"));
-    std::fs::write(&html_path, html).unwrap();
     let log = File::create(&log_path).unwrap();
     let mut child = Command::new(CHROMIUM)
         .args([
@@ -122,8 +127,9 @@ fn screenshot(dir: &Path, tag: &str, html: &str) -> PathBuf {
                 dir.join(format!("{tag}.profile")).display()
             ),
             &format!("--screenshot={}", png_path.display()),
-            &format!("file://{}", html_path.display()),
         ])
+        .args(extra)
+        .arg(url)
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -156,7 +162,7 @@ fn screenshot(dir: &Path, tag: &str, html: &str) -> PathBuf {
     png_path
 }
 
-fn decode(path: &Path) -> Image {
+pub fn decode(path: &Path) -> Image {
     let bytes = std::fs::read(path).unwrap();
     let mut reader = png::Decoder::new(Cursor::new(bytes)).read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
@@ -181,7 +187,7 @@ fn decode(path: &Path) -> Image {
 
 /// The bounding box `(x0, y0, x1, y1)`, exclusive ends, of the QR code in `img` that
 /// decodes to `content`, found as a scanner finds it: no assumption about the layout.
-fn find_qr(img: &Image, content: &str) -> (u32, u32, u32, u32) {
+pub fn find_qr(img: &Image, content: &str) -> (u32, u32, u32, u32) {
     let (w, h) = (img.width as usize, img.height as usize);
     let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| {
         let [r, g, b] = img.pixel(x as u32, y as u32).map(u32::from);
@@ -214,7 +220,7 @@ fn close(a: [u8; 3], b: [u8; 3]) -> bool {
 
 /// Whether the QR code area's dominant non-white colour is `expected`, and covers nearly
 /// all of its non-white pixels (the modules are one colour with crisp edges).
-fn check_qr_colour(
+pub fn check_qr_colour(
     img: &Image,
     bbox: (u32, u32, u32, u32),
     expected: [u8; 3],

@@ -291,13 +291,24 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
     assert_eq!(x.code(), "1006", "{}", String::from_utf8_lossy(&x.raw));
     seen.keep(&x);
 
-    // 2. A Beijing venue verifies the Zhejiang code (mechanism 2): green, masked, and a
-    // ticket of the gateway's own, bound to Beijing.
+    // 2. A Beijing venue, with a venue code (场所码) the gateway issued for Beijing,
+    // verifies the Zhejiang code (mechanism 2): green, masked, and a ticket of the
+    // gateway's own, bound to Beijing.
     let bj = client(&dir, BJ);
+    let x = bj
+        .call_raw_service(
+            "venueCode",
+            &json!({"venueName": "北京某商场", "region": "110101"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(x.code(), "0", "{}", String::from_utf8_lossy(&x.raw));
+    let venue = seen.keep(&x)["venueCode"].as_str().unwrap().to_owned();
     let verify = json!({
         "codeContent": zj_code,
         "verifier": {"orgName": "北京某商场", "deviceId": "BJ-GATE-01"},
-        "scene": "VENUE"
+        "scene": "VENUE",
+        "bizExtData": venue,
     });
     let x = bj.call(ServiceName::VerifyCode, &verify).await.unwrap();
     assert_eq!(x.code(), "0", "{}", String::from_utf8_lossy(&x.raw));
@@ -308,6 +319,20 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
     let ticket = v["bizExtData"].as_str().unwrap().to_owned();
     assert!(ticket.starts_with("00000000."), "{ticket}");
     assert_eq!(v["ticketExpiresIn"], 300);
+    // The scan at the venue sends the trip to the traveler's home region, Zhejiang.
+    wait_for(
+        "the visit reaching Zhejiang",
+        Duration::from_secs(5),
+        || {
+            http(ports[1], "GET", "/sim/callbacks", "")
+                .1
+                .as_array()
+                .is_some_and(|a| {
+                    a.iter()
+                        .any(|c| c["kind"] == "visit" && c["venueCode"] == venue)
+                })
+        },
+    );
 
     // The ticket is Beijing's alone: Jiangsu cannot use it (3005).
     let query = json!({"bizExtData": ticket, "scope": ["code", "regions"]});
@@ -426,8 +451,7 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
         &std::fs::read_to_string(dir.join("data/keys/trust-anchor.pub.pem")).unwrap(),
     )
     .unwrap();
-    let list =
-        verify_trust_list(&wire, &TrustAnchors::new().with("anchor-1".into(), anchor)).unwrap();
+    let list = verify_trust_list(&wire, &TrustAnchors::new().with("anchor-1", anchor)).unwrap();
     let verifier = Verifier::new(
         std::sync::Arc::new(TrustRegistry::new(list).unwrap()),
         std::sync::Arc::new(SystemClock),
@@ -435,6 +459,20 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
     );
     let checked = verifier.verify_content(url).unwrap();
     assert_eq!(checked.claims.col.as_str(), "10");
+    // The traveler's phone opens the URL: the gateway's page, in headless Chromium, shows
+    // a QR code that scans back to the URL, drawn in red.
+    let shots = dir.join("shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let png = crate::code_page::screenshot_url(
+        &shots,
+        "served-page",
+        url,
+        &["--ignore-certificate-errors"],
+    );
+    let img = crate::code_page::decode(&png);
+    let bbox = crate::code_page::find_qr(&img, url);
+    crate::code_page::check_qr_colour(&img, bbox, hutong::render::StatusColour::Red.module_rgb())
+        .unwrap();
     // A consent is for its client: Beijing cannot use it.
     let x = bj
         .call(
@@ -472,6 +510,7 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
     assert!(out.status.success(), "{receipt}");
     for action in [
         "link",
+        "venueScan",
         "verifyCode",
         "queryHealthInfo",
         "statusEvent",

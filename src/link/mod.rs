@@ -22,6 +22,7 @@ pub mod outbox;
 mod redb_store;
 #[cfg(test)]
 mod tests;
+pub mod venue;
 
 use std::collections::BTreeMap;
 

@@ -24,10 +24,15 @@ const BACKOFF_BASE_MS: u64 = 200;
 /// Longest delay between attempts, milliseconds.
 const BACKOFF_MAX_MS: u64 = 60_000;
 
-/// What a region is told: one of its own codes changed colour elsewhere.
+/// What a region is told: one of its code holders changed colour elsewhere (`kind`
+/// `status`), or scanned a venue code elsewhere (`visit`: the trip data for their home
+/// region).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallbackEvent {
+    /// `status` or `visit`.
+    #[serde(default = "status_kind")]
+    pub kind: String,
     /// The event's id, the same for every region told of one change.
     pub event_id: String,
     /// The region whose status changed.
@@ -36,9 +41,25 @@ pub struct CallbackEvent {
     pub code_id: Option<String>,
     /// The new colour (`00`, `01`, `10`, …).
     pub colour: String,
-    /// When the source region changed it (`yyyy-MM-dd HH:mm:ss`).
+    /// When the source region changed it, or when the visit was (`yyyy-MM-dd HH:mm:ss`).
     pub status_time: Option<String>,
+    /// A visit: the venue code scanned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub venue_code: Option<String>,
+    /// A visit: the venue's division (6 digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visit_region: Option<String>,
 }
+
+fn status_kind() -> String {
+    KIND_STATUS.to_owned()
+}
+
+/// [`CallbackEvent::kind`] of a status change.
+pub const KIND_STATUS: &str = "status";
+
+/// [`CallbackEvent::kind`] of a venue visit.
+pub const KIND_VISIT: &str = "visit";
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

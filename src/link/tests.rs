@@ -1,4 +1,4 @@
-use super::outbox::{CallbackEvent, DeliveryState, MAX_ATTEMPTS, Outbox, backoff_ms};
+use super::outbox::{self, CallbackEvent, DeliveryState, MAX_ATTEMPTS, Outbox, backoff_ms};
 use super::*;
 use crate::crypto::{MacKey, Sm4Key};
 use crate::store::Store;
@@ -135,17 +135,23 @@ fn redb_registry_keeps_the_contract_and_survives_a_reopen() {
         let r = RedbLinks::new(Store::open(&dir).expect("open"), key());
         registry_contract(&r);
         let p = person("330106199001015678");
-        r.link(&p, zj("K1", Some("00")), &holder(), 5_000)
+        r.link(&p, zj("KLINK-CODE-0001", Some("00")), &holder(), 5_000)
             .expect("link");
     }
     let r = RedbLinks::new(Store::open(&dir).expect("reopen"), key());
     let p = person("330106199001015678");
     let e = r.get(&p).expect("get").expect("kept across reopen");
-    assert_eq!(e.regions["330000"].code_id.as_deref(), Some("K1"));
+    assert_eq!(
+        e.regions["330000"].code_id.as_deref(),
+        Some("KLINK-CODE-0001")
+    );
     // Entries are encrypted at rest: the raw file holds no masked name or code id.
     drop(r);
     let raw = std::fs::read(dir.join(Store::FILE_NAME)).expect("read");
-    assert!(!raw.windows(2).any(|w| w == b"K1"), "code id in clear");
+    assert!(
+        !raw.windows(15).any(|w| w == b"KLINK-CODE-0001"),
+        "code id in clear"
+    );
     // Another key cannot read them.
     let r = RedbLinks::new(
         Store::open(&dir).expect("reopen"),
@@ -166,11 +172,14 @@ fn severity_orders_red_over_yellow_over_unknown_over_green() {
 
 fn event(n: u32) -> CallbackEvent {
     CallbackEvent {
+        kind: outbox::KIND_STATUS.into(),
         event_id: format!("E{n}"),
         source_region: "330000".into(),
         code_id: Some("B9".into()),
         colour: "10".into(),
         status_time: None,
+        venue_code: None,
+        visit_region: None,
     }
 }
 

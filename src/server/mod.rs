@@ -17,6 +17,7 @@ pub mod bootstrap;
 mod error;
 mod http;
 mod ingress;
+mod page;
 pub(crate) mod pipeline;
 pub mod recognition;
 pub mod services;
@@ -35,7 +36,7 @@ pub use error::GatewayError;
 pub use http::{Peer, Running, start};
 
 pub use ingress::INGRESS_PREFIX;
-pub use pipeline::{LINK, LOSS_HEADER, PATH_PREFIX, STATUS_EVENT, TRUST_LIST_PATH};
+pub use pipeline::{LINK, LOSS_HEADER, PATH_PREFIX, STATUS_EVENT, TRUST_LIST_PATH, VENUE_CODE};
 
 use crate::audit::{AuditWriter, RedbAuditLog};
 use crate::auth::TokenKeys;
@@ -231,6 +232,8 @@ pub struct Gateway {
     pub tickets: crate::ticket::TicketKey,
     /// Signs the national codes the gateway issues (mechanism 3), when configured.
     pub issuer: Option<crate::code::IssuerKey>,
+    /// Venue codes (场所码) the gateway issued.
+    pub venues: crate::link::venue::Venues,
     /// Verifies the national codes whose pages the gateway serves, against the trust list.
     pub page_verifier: Option<crate::code::Verifier>,
     /// The host of national code URLs (`https://{host}/phic/c?…`), whose page the gateway
@@ -302,6 +305,7 @@ impl Gateway {
             body_key.clone(),
         ));
         let tickets = recognition::ticket_key(&secret).map_err(ServerError::Keys)?;
+        let venues = crate::link::venue::Venues::new(store.clone());
         let issuer = issuer_key(&config)?;
         let page_verifier = crate::route::local_verifier(&config)?;
         let code_host = format!("localhost:{}", config.server.listen.port());
@@ -332,6 +336,7 @@ impl Gateway {
             deliveries: tokio::sync::Notify::new(),
             tickets,
             issuer,
+            venues,
             page_verifier,
             code_host,
         })

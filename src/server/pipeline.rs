@@ -48,7 +48,9 @@ pub(super) async fn handle(
         .strip_prefix(PATH_PREFIX)
         .unwrap_or_default();
     let service = tail.parse::<ServiceName>().ok();
-    let platform = [STATUS_EVENT, LINK].into_iter().find(|p| *p == tail);
+    let platform = [STATUS_EVENT, LINK, VENUE_CODE]
+        .into_iter()
+        .find(|p| *p == tail);
     // One span per request; fields are ids and codes only, never personal data.
     // The path is the caller's text: only a known name goes into the log.
     let label: &str = platform.unwrap_or_else(|| service.map_or("unknown", ServiceName::as_str));
@@ -174,7 +176,7 @@ fn published(gw: &Gateway, req: &Request<Incoming>) -> Option<Response<Full<Byte
                 None => plain(404, "text/plain; charset=utf-8", b"no trust list".to_vec()),
             })
         }
-        // PAGE_ROUTE
+        super::page::PAGE_PATH => Some(super::page::serve(gw, req.uri().query())),
         _ => None,
     }
 }
@@ -199,6 +201,9 @@ pub const STATUS_EVENT: &str = "statusEvent";
 
 /// The last segment of the explicit link request, `POST /phic/v1/link`.
 pub const LINK: &str = "link";
+
+/// The last segment of a venue code request, `POST /phic/v1/venueCode`.
+pub const VENUE_CODE: &str = "venueCode";
 
 /// Where a request goes.
 #[derive(Debug, Clone, Copy)]
@@ -317,15 +322,20 @@ async fn stages(
             request_id: opened.envelope.request_id.clone(),
             losses: losses.clone(),
         };
-        let (answer, subject) = if path_name == LINK {
-            super::recognition::link_request(gw, &call, &opened.biz).await?
-        } else {
-            super::recognition::status_event(gw, &call, &opened.biz).await?
-        };
-        let purpose = if path_name == LINK {
-            "link"
-        } else {
-            "risk alert"
+        let (answer, subject, purpose) = match path_name {
+            LINK => {
+                let (a, s) = super::recognition::link_request(gw, &call, &opened.biz).await?;
+                (a, s, "link")
+            }
+            VENUE_CODE => (
+                super::recognition::issue_venue(gw, &call, &opened.biz).await?,
+                None,
+                "venue code",
+            ),
+            _ => {
+                let (a, s) = super::recognition::status_event(gw, &call, &opened.biz).await?;
+                (a, s, "risk alert")
+            }
         };
         services::audit(gw, &call, path_name, subject, ReturnCode::Success, purpose).await?;
         return Ok((opened.session, answer));

@@ -198,6 +198,39 @@ fn verifier_region(division: &str) -> String {
     format!("{}0000", &division[..2.min(division.len())])
 }
 
+/// After a declaration the region accepted: the person (`user`) is linked to it. A
+/// registry failure is logged, not fatal.
+pub(super) async fn link_declaration(
+    gw: &Arc<Gateway>,
+    call: &Call,
+    biz: &Value,
+    region: Option<&str>,
+) {
+    let (Some(t), Some(n)) = (text(biz, &["user", "idType"]), text(biz, &["user", "idNo"])) else {
+        return;
+    };
+    let p = pseudonym(&gw.pseudonym_key, t, n);
+    let who = Holder {
+        name_masked: text(biz, &["user", "name"])
+            .map(|s| crate::mask::mask(PersonalClass::Name, s)),
+        id_no_masked: Some(crate::mask::mask(PersonalClass::Id, n)),
+        id_type: Some(t.to_owned()),
+    };
+    let link = RegionLink {
+        region: region.map_or_else(|| verifier_region(&call.client.region), str::to_owned),
+        code_id: None,
+        code_content: None,
+        colour: None,
+        status_time: None,
+        source: Source::Declaration,
+        seen_ms: now_ms(),
+    };
+    let (links, now) = (Arc::clone(&gw.links), now_ms());
+    if let Err(e) = blocking(move || links.link(&p, link, &who, now)).await {
+        tracing::warn!(error = %e, "link registry: the declaration was not linked");
+    }
+}
+
 /// Replaces the region's ticket in a verification answer with the gateway's, bound to the
 /// caller.
 pub(super) fn mint_ticket(
@@ -836,11 +869,14 @@ pub(super) async fn status_event(
                 (
                     l.region.clone(),
                     CallbackEvent {
+                        kind: crate::link::outbox::KIND_STATUS.into(),
                         event_id: event_id.clone(),
                         source_region: source.clone(),
                         code_id: l.code_id.clone().or_else(|| source_code.clone()),
                         colour: c.clone(),
                         status_time: time.clone(),
+                        venue_code: None,
+                        visit_region: None,
                     },
                 )
             })
@@ -858,6 +894,107 @@ pub(super) async fn status_event(
         json!({"purged": purged, "notified": notified, "eventId": event_id}),
         person,
     ))
+}
+
+/// `POST /phic/v1/venueCode` from a region: a venue code (场所码) for a place in it.
+pub(super) async fn issue_venue(
+    gw: &Arc<Gateway>,
+    call: &Call,
+    biz: &Value,
+) -> Result<Value, GatewayError> {
+    let name = text(biz, &["venueName"])
+        .ok_or_else(|| refuse(ReturnCode::MissingParameter, "venueName is required"))?
+        .to_owned();
+    if name.chars().count() > 100 {
+        return Err(refuse(
+            ReturnCode::BadFormat,
+            "venueName is longer than 100",
+        ));
+    }
+    let address = text(biz, &["address"]).map(str::to_owned);
+    let region = text(biz, &["region"]).map_or_else(|| call.client.region.clone(), str::to_owned);
+    if region.len() != 6 || !region.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(refuse(
+            ReturnCode::BadFormat,
+            "region is not a 6-digit division code",
+        ));
+    }
+    if verifier_region(&region) != verifier_region(&call.client.region) {
+        return Err(refuse(
+            ReturnCode::NoPermission,
+            "a region issues venue codes for its own places",
+        ));
+    }
+    let (venues, app, now) = (gw.venues.clone(), call.client.app_id.clone(), now_ms());
+    let v = blocking(move || venues.issue(&name, address.as_deref(), &region, &app, now))
+        .await
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    Ok(json!({
+        "venueCode": v.id,
+        "codeContent": v.content(&gw.code_host),
+        "venueName": v.name,
+        "region": v.region,
+    }))
+}
+
+/// A verification that carries a venue code in `bizExtData` (Annex A's pass-through data)
+/// is a traveler's scan at that venue: the visit is recorded in the audit log (the holder
+/// sees it in their receipt) and the trip goes to the traveler's home region, the region of
+/// the code scanned, by the callback outbox.
+pub(super) async fn record_visit(
+    gw: &Arc<Gateway>,
+    call: &Call,
+    biz: &Value,
+    person: &Pseudonym,
+    answer: &Value,
+) -> Result<(), GatewayError> {
+    let Some(id) = text(biz, &["bizExtData"]).and_then(crate::link::venue::venue_id) else {
+        return Ok(());
+    };
+    let (venues, id) = (gw.venues.clone(), id.to_owned());
+    let Some(venue) = blocking(move || venues.get(&id))
+        .await
+        .map_err(|e| GatewayError::Internal(e.to_string()))?
+    else {
+        return Ok(());
+    };
+    let home = text(biz, &["codeContent"])
+        .and_then(|c| gw.relay.code_region(c))
+        .map(|(r, _)| r);
+    let now = now_ms();
+    let time =
+        crate::national::time::DateTime::from_unix(i64::try_from(now / 1000).unwrap_or_default())
+            .to_string();
+    if let Some(home) = home.filter(|h| gw.relay.takes_callbacks(h)) {
+        let code_id = text(biz, &["codeContent"])
+            .and_then(|c| gw.relay.code_region(c))
+            .and_then(|(_, id)| id);
+        let event = CallbackEvent {
+            kind: crate::link::outbox::KIND_VISIT.into(),
+            event_id: crate::envelope::random_id()
+                .map_err(|e| GatewayError::Internal(e.to_string()))?,
+            source_region: verifier_region(&venue.region),
+            code_id,
+            colour: text(answer, &["codeColor"]).unwrap_or("20").to_owned(),
+            status_time: Some(time),
+            venue_code: Some(venue.id.clone()),
+            visit_region: Some(venue.region.clone()),
+        };
+        let outbox = Arc::clone(&gw.outbox);
+        blocking(move || outbox.enqueue(&[(home, event)], now))
+            .await
+            .map_err(|e| GatewayError::Internal(e.to_string()))?;
+        gw.deliveries.notify_one();
+    }
+    super::services::audit(
+        gw,
+        call,
+        "venueScan",
+        Some(*person),
+        ReturnCode::Success,
+        &format!("venue {}", venue.id),
+    )
+    .await
 }
 
 /// The delivery task: sends due callbacks, records every attempt, and sleeps until woken

@@ -73,7 +73,13 @@ pub async fn process(
     }
     gw.relay.authorize(call, biz)?;
     match call.service {
-        ServiceName::VerifyCode => cached(gw, call, biz, subject).await,
+        ServiceName::VerifyCode => {
+            let (answer, person) = cached(gw, call, biz, subject).await?;
+            if let Some(p) = &person {
+                recognition::record_visit(gw, call, biz, p, &answer).await?;
+            }
+            Ok((answer, person))
+        }
         ServiceName::ApplyCodeAccess => recognition::apply_code_access(gw, call, biz).await,
         ServiceName::QueryHealthInfo if gw.config.load().cache.query_health_info => {
             cached(gw, call, biz, subject).await
@@ -110,7 +116,14 @@ async fn idempotent(gw: &Arc<Gateway>, call: &Call, biz: &Value) -> Result<Value
             Err(reused(dup_code))
         };
     }
-    let answer = gw.relay.relay(call, biz).await?;
+    let relayed = gw.relay.relay_reply(call, biz).await?;
+    if matches!(
+        call.service,
+        ServiceName::DeclareHealth | ServiceName::DeclareTrip
+    ) {
+        recognition::link_declaration(gw, call, biz, relayed.region.as_deref()).await;
+    }
+    let answer = relayed.biz;
     let stored = StoredResponse {
         code: "0".into(),
         body: serde_json::to_vec(&answer).map_err(|e| internal(e.to_string()))?,

@@ -73,6 +73,10 @@ pub mod tables {
     /// Status-event callbacks to regions, by delivery id; the value is the SM4-encrypted
     /// JSON of a [`crate::link::outbox::Delivery`].
     pub const CALLBACKS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("callbacks");
+
+    /// Venue codes (场所码) the gateway issued, by id; the value is the JSON of a
+    /// [`crate::link::venue::Venue`] (a place, not a person).
+    pub const VENUES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("venues");
 }
 
 /// The embedded database: a redb file in the data directory, shared by cloning (the
@@ -138,6 +142,7 @@ impl Store {
         txn.open_table(tables::LINK_CODES)?;
         txn.open_table(tables::LINK_NATIONAL)?;
         txn.open_table(tables::CALLBACKS)?;
+        txn.open_table(tables::VENUES)?;
         txn.commit()?;
         Ok(Self {
             inner: Arc::new(Inner { db, path }),
