@@ -15,6 +15,7 @@ mod idno_stdnum;
 mod openapi;
 mod openssl;
 mod region_sim;
+mod retention_cli;
 mod serve_cli;
 mod sim_cli;
 mod validate_fixtures;
