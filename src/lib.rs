@@ -40,6 +40,10 @@
 //! - [`idempotency`]: the answer given to each `(appId, requestId)`, kept 24 hours.
 //! - [`link`]: the link registry (a person's codes across regions, by pseudonym) and the
 //!   outbox of status-event callbacks to regions.
+//! - [`corrections`]: correction tickets (更正权): each region's answer to a holder's
+//!   correction, tracked to DONE or REJECTED and queryable by the app that filed it.
+//! - [`retention`]: purging what is kept past its period: audit records (keeping the
+//!   chain verifiable), expired idempotency records, closed correction tickets.
 //! - [`translate`]: regional dialects (`config/regions/*.toml`) and the pure mapping engine
 //!   between them and the national model, both ways, with a loss report per translation.
 //! - [`upstream`]: how the gateway calls a region: the `Upstream` trait, the national-envelope
@@ -56,6 +60,7 @@ pub mod cli;
 pub mod client;
 pub mod code;
 pub mod config;
+pub mod corrections;
 pub mod crypto;
 pub mod envelope;
 pub mod idempotency;
@@ -65,6 +70,7 @@ pub mod metrics;
 pub mod national;
 pub mod ratelimit;
 pub mod render;
+pub mod retention;
 pub mod route;
 pub mod server;
 pub mod sim;

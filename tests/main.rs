@@ -17,6 +17,7 @@ mod openapi;
 mod openssl;
 mod recognition;
 mod region_sim;
+mod retention_cli;
 mod serve_cli;
 mod sim_cli;
 mod validate_fixtures;

@@ -8,11 +8,17 @@
 //! - a record deleted in the middle: a gap in the sequence numbers, and a chain break at
 //!   the next record;
 //! - a truncated tail: fewer records than the head marker counts;
+//! - records deleted at the start: the chain must start right after the purge checkpoint
+//!   (or at seq 1), so they are a gap and a chain break, as in the middle. Only a purge
+//!   moves the checkpoint, and it removes only a prefix that verifies
+//!   ([`check_purgeable`]);
 //! - a record appended behind the log's back: a record beyond the head marker.
 //!
 //! The head marker lives in its own table and is rewritten in the same transaction as each
 //! append. Someone who can rewrite the whole file can rewrite the marker too; anchoring the
-//! head hash outside the file (it is printed by `hutong audit verify`) closes that gap.
+//! head hash outside the file (it is printed by `hutong audit verify`) closes that gap. The
+//! same holds for the purge checkpoint: moved forward by hand over records the intruder
+//! deleted, it verifies; its hash is printed too, for the same anchoring.
 
 use serde::Serialize;
 
@@ -272,6 +278,44 @@ impl Verifier {
             checkpoint: self.checkpoint,
             head,
         }
+    }
+}
+
+/// Checks that `rec`, stored under `key`, continues the chain intact from `prev` (the purge
+/// checkpoint, or the record purged just before it), and returns its mark.
+///
+/// Purging runs this on every record before removing it. Without it, a purge would launder
+/// tampering at the start of the chain: a record changed, inserted or deleted among the
+/// oldest ones would vanish under a checkpoint that makes the rest verify again. So a purge
+/// stops at the first record that fails, and leaves it for `hutong audit verify` to show.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] naming the sequence number and what is wrong.
+pub(crate) fn check_purgeable(
+    prev: ChainMark,
+    key: u64,
+    rec: &AuditRecord,
+) -> Result<ChainMark, StoreError> {
+    let expected = prev.seq.saturating_add(1);
+    let problem = if key != expected {
+        Some(format!("seq {expected}: missing (deleted)"))
+    } else if rec.seq != key {
+        Some(format!("seq {key}: the record inside says seq {}", rec.seq))
+    } else if !rec.hash_is_valid() {
+        Some(format!("seq {key}: hash mismatch"))
+    } else if rec.prev_hash != prev.hash {
+        Some(format!("seq {key}: chain break"))
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(ChainMark::of(rec)),
+        Some(p) => Err(StoreError::Corrupt {
+            what: "audit chain",
+            reason: format!(
+                "{p}; purge stopped before it, so as not to erase the evidence (run `hutong audit verify`)"
+            ),
+        }),
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use crate::store::{StoreError, lock};
 
-use super::chain::Verifier;
+use super::chain::{Verifier, check_purgeable};
 use super::{AuditLog, AuditRecord, ChainMark, NewRecord, Pseudonym, VerifyReport};
 
 /// An in-memory [`AuditLog`]. Lost when dropped.
@@ -85,20 +85,37 @@ impl AuditLog for MemoryAuditLog {
 
     fn purge_before(&self, time_ms: u64) -> Result<u64, StoreError> {
         let mut st = lock(&self.state);
+        let mut checkpoint = st.checkpoint.unwrap_or(ChainMark::GENESIS);
         let mut purged = 0;
+        let mut stopped = None;
         while let Some(entry) = st.records.first_entry() {
             let key = *entry.key();
-            let rec = AuditRecord::decode_stored(entry.get())?;
+            let rec = match AuditRecord::decode_stored(entry.get()) {
+                Ok(r) => r,
+                Err(e) => {
+                    stopped = Some(e);
+                    break;
+                }
+            };
             if rec.time_ms >= time_ms {
                 break;
             }
+            match check_purgeable(checkpoint, key, &rec) {
+                Ok(mark) => checkpoint = mark,
+                Err(e) => {
+                    stopped = Some(e);
+                    break;
+                }
+            }
             entry.remove();
-            st.checkpoint = Some(ChainMark {
-                seq: key,
-                hash: rec.hash,
-            });
             purged += 1;
         }
-        Ok(purged)
+        if purged > 0 {
+            st.checkpoint = Some(checkpoint);
+        }
+        match stopped {
+            Some(e) => Err(e),
+            None => Ok(purged),
+        }
     }
 }

@@ -22,6 +22,8 @@ mod writer;
 #[cfg(test)]
 mod journal_tests;
 #[cfg(test)]
+mod purge_tests;
+#[cfg(test)]
 mod tests;
 
 pub use chain::{ChainMark, VerifyReport};
@@ -97,8 +99,15 @@ pub trait AuditLog: Send + Sync {
     /// Stops at the first record at or after `time_ms` (the chain stays contiguous even if
     /// the clock stepped back). Returns how many records were removed.
     ///
+    /// Only a prefix of the chain is ever removed, and only a prefix that verifies: each
+    /// record must continue the chain intact from the checkpoint before it is removed. The
+    /// checkpoint is then the only thing that shortens the chain: records deleted at the
+    /// start by other means show up in [`AuditLog::verify`] as missing, and a purge cannot
+    /// launder that (or a changed record) by moving the checkpoint over it.
+    ///
     /// # Errors
-    /// Any store failure; what was purged before it stays purged, with a matching
-    /// checkpoint.
+    /// [`StoreError::Corrupt`] when the next record due does not decode or does not
+    /// continue the chain intact (it and everything after it are kept); any store failure.
+    /// Either way, what was purged before it stays purged, with a matching checkpoint.
     fn purge_before(&self, time_ms: u64) -> Result<u64, StoreError>;
 }

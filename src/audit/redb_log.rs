@@ -16,7 +16,7 @@ use redb::ReadableTable;
 use crate::store::tables::{AUDIT_BY_SUBJECT, AUDIT_META, AUDIT_RECORDS};
 use crate::store::{Store, StoreError, lock};
 
-use super::chain::Verifier;
+use super::chain::{Verifier, check_purgeable};
 use super::{
     AuditLog, AuditRecord, CHECKPOINT_KEY, ChainMark, HEAD_KEY, NewRecord, Pseudonym, VerifyReport,
 };
@@ -251,37 +251,54 @@ impl AuditLog for RedbAuditLog {
             let _writer = lock(&self.writer);
             let txn = self.store.db().begin_write()?;
             let mut n = 0;
+            // A record that fails its check ends the purge; the batch before it is still
+            // committed, so the checkpoint moves as far as the chain is intact.
+            let mut stopped = None;
             {
                 let mut meta = txn.open_table(AUDIT_META)?;
                 let mut records = txn.open_table(AUDIT_RECORDS)?;
                 let mut index = txn.open_table(AUDIT_BY_SUBJECT)?;
-                let mut checkpoint = None;
+                let start = read_mark(&meta, CHECKPOINT_KEY)?.unwrap_or(ChainMark::GENESIS);
+                let mut checkpoint = start;
                 while n < PURGE_BATCH {
                     let Some((k, val)) = records.first()? else {
                         break;
                     };
                     let key = k.value();
-                    let rec = AuditRecord::decode_stored(val.value())?;
+                    let decoded = AuditRecord::decode_stored(val.value());
                     drop((k, val));
+                    let rec = match decoded {
+                        Ok(r) => r,
+                        Err(e) => {
+                            stopped = Some(e);
+                            break;
+                        }
+                    };
                     if rec.time_ms >= time_ms {
                         break;
+                    }
+                    match check_purgeable(checkpoint, key, &rec) {
+                        Ok(mark) => checkpoint = mark,
+                        Err(e) => {
+                            stopped = Some(e);
+                            break;
+                        }
                     }
                     records.remove(key)?;
                     if let Some(s) = rec.subject {
                         index.remove((s.0, key))?;
                     }
-                    checkpoint = Some(ChainMark {
-                        seq: key,
-                        hash: rec.hash,
-                    });
                     n += 1;
                 }
-                if let Some(c) = checkpoint {
-                    meta.insert(CHECKPOINT_KEY, c.encode().as_slice())?;
+                if checkpoint != start {
+                    meta.insert(CHECKPOINT_KEY, checkpoint.encode().as_slice())?;
                 }
             }
             txn.commit()?;
             purged += n as u64;
+            if let Some(e) = stopped {
+                return Err(e);
+            }
             if n < PURGE_BATCH {
                 return Ok(purged);
             }

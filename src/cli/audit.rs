@@ -67,7 +67,7 @@ pub(super) fn run(cmd: &AuditCmd) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn open_log(data_dir: &Path) -> anyhow::Result<(Store, RedbAuditLog)> {
+pub(super) fn open_log(data_dir: &Path) -> anyhow::Result<(Store, RedbAuditLog)> {
     let store = Store::open_existing(data_dir)?;
     let log = RedbAuditLog::new(store.clone());
     // Records a gateway answered for under `sync = "interval"` and had not yet committed
@@ -108,7 +108,14 @@ fn verify_text(store: &Store, r: &VerifyReport) -> String {
         r.records
     );
     if r.checkpoint.seq > 0 {
-        let _ = write!(o, " after the purge checkpoint at seq {}", r.checkpoint.seq);
+        // The checkpoint's hash, like the head's, is worth anchoring outside the file: with
+        // both, a chain shortened or cut by hand is caught even if the markers were moved.
+        let _ = write!(
+            o,
+            " after the purge checkpoint at seq {} hash {}",
+            r.checkpoint.seq,
+            to_hex(&r.checkpoint.hash)
+        );
     }
     match &r.head {
         Some(h) => {

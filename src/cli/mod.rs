@@ -21,6 +21,7 @@ mod audit;
 mod client;
 mod code;
 mod keys;
+mod retention;
 pub mod serve;
 mod show;
 mod sim;
@@ -75,6 +76,10 @@ pub enum Command {
     /// The audit log: verify its hash chain, print a holder's receipt.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// Retention: purge audit records, idempotency records and closed correction tickets
+    /// past their period.
+    #[command(subcommand)]
+    Retention(retention::RetentionCmd),
     /// Run a simulated region back-end with a synthetic population: the national envelope
     /// (--national), or a regional dialect's own API (--region DIALECT).
     ///
@@ -135,6 +140,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(k) => keys::run_keys(&k),
         Command::Certs(c) => keys::run_certs(&c),
         Command::Audit(a) => audit::run(&a),
+        Command::Retention(r) => retention::run(&r),
         Command::Sim(a) => sim::run(&standard, &a),
         Command::Serve(a) => serve::run_serve(&a),
         Command::Token(t) => serve::run_token(&t),

@@ -28,7 +28,7 @@ mod redb_store;
 mod tests;
 
 pub use memory::MemoryIdempotencyStore;
-pub use redb_store::RedbIdempotencyStore;
+pub use redb_store::{RedbIdempotencyStore, purge_expired};
 
 use crate::crypto::{SM3_LEN, sm3};
 use crate::store::StoreError;

@@ -157,40 +157,53 @@ impl IdempotencyStore for RedbIdempotencyStore {
     }
 
     fn purge_expired(&self, now_ms: u64) -> Result<u64, StoreError> {
-        let mut purged = 0u64;
-        loop {
-            let mut txn = self.store.db().begin_write()?;
-            txn.set_durability(Durability::Eventual);
-            let mut due: Vec<(u64, String, String)> = Vec::new();
-            {
-                let mut table = txn.open_table(IDEMPOTENCY)?;
-                let mut expiry = txn.open_table(IDEMPOTENCY_EXPIRY)?;
-                for entry in expiry.iter()? {
-                    let (k, _) = entry?;
-                    let (exp, app, req) = k.value();
-                    if exp > now_ms || due.len() >= PURGE_BATCH {
-                        break;
-                    }
-                    due.push((exp, app.to_owned(), req.to_owned()));
+        purge_expired(&self.store, now_ms)
+    }
+}
+
+/// Removes every idempotency record in `store` expired at `now_ms`; returns how many.
+///
+/// Purging reads expiries only, never bodies, so it needs no body key: retention
+/// ([`crate::retention`]) runs it on a [`Store`] alone. Blocks: one commit for every
+/// 10 000 records removed.
+///
+/// # Errors
+/// Any store failure, or a record whose expiry does not decode; what was removed before it
+/// stays removed.
+pub fn purge_expired(store: &Store, now_ms: u64) -> Result<u64, StoreError> {
+    let mut purged = 0u64;
+    loop {
+        let mut txn = store.db().begin_write()?;
+        txn.set_durability(Durability::Eventual);
+        let mut due: Vec<(u64, String, String)> = Vec::new();
+        {
+            let mut table = txn.open_table(IDEMPOTENCY)?;
+            let mut expiry = txn.open_table(IDEMPOTENCY_EXPIRY)?;
+            for entry in expiry.iter()? {
+                let (k, _) = entry?;
+                let (exp, app, req) = k.value();
+                if exp > now_ms || due.len() >= PURGE_BATCH {
+                    break;
                 }
-                for (exp, app, req) in &due {
-                    expiry.remove((*exp, app.as_str(), req.as_str()))?;
-                    // Remove the record only if this expiry entry is its own (a `put`
-                    // that replaces a record also replaces its entry, so it always is).
-                    let current = match table.get((app.as_str(), req.as_str()))? {
-                        Some(v) => Some(expiry_of(v.value())?),
-                        None => None,
-                    };
-                    if current == Some(*exp) {
-                        table.remove((app.as_str(), req.as_str()))?;
-                        purged += 1;
-                    }
+                due.push((exp, app.to_owned(), req.to_owned()));
+            }
+            for (exp, app, req) in &due {
+                expiry.remove((*exp, app.as_str(), req.as_str()))?;
+                // Remove the record only if this expiry entry is its own (a `put`
+                // that replaces a record also replaces its entry, so it always is).
+                let current = match table.get((app.as_str(), req.as_str()))? {
+                    Some(v) => Some(expiry_of(v.value())?),
+                    None => None,
+                };
+                if current == Some(*exp) {
+                    table.remove((app.as_str(), req.as_str()))?;
+                    purged += 1;
                 }
             }
-            txn.commit()?;
-            if due.len() < PURGE_BATCH {
-                return Ok(purged);
-            }
+        }
+        txn.commit()?;
+        if due.len() < PURGE_BATCH {
+            return Ok(purged);
         }
     }
 }

@@ -1,11 +1,12 @@
 //! The gateway's embedded state (DESIGN.md §7): one redb file, `hutong.redb`, in the data
-//! directory, holding the audit chain and the idempotency records.
+//! directory, holding the audit chain, the idempotency records and the correction tickets.
 //!
 //! [`Store`] owns the database and creates every table on open, so readers never meet a
-//! missing table. The modules that keep state ([`crate::audit`], [`crate::idempotency`])
-//! define their behaviour behind traits ([`crate::audit::AuditLog`],
-//! [`crate::idempotency::IdempotencyStore`]) with a redb implementation over a [`Store`];
-//! a PostgreSQL backend for the cluster deployment implements the same traits.
+//! missing table. The modules that keep state ([`crate::audit`], [`crate::idempotency`],
+//! [`crate::corrections`]) define their behaviour behind traits ([`crate::audit::AuditLog`],
+//! [`crate::idempotency::IdempotencyStore`], [`crate::corrections::CorrectionStore`]) with a
+//! redb implementation over a [`Store`]; a PostgreSQL backend for the cluster deployment
+//! implements the same traits. [`crate::retention`] purges all three.
 //!
 //! # Blocking
 //!
@@ -77,6 +78,16 @@ pub mod tables {
     /// Venue codes (场所码) the gateway issued, by id; the value is the JSON of a
     /// [`crate::link::venue::Venue`] (a place, not a person).
     pub const VENUES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("venues");
+
+    /// Correction tickets by ticket id; the value is the JSON stored form described in
+    /// [`crate::corrections`].
+    pub const CORRECTIONS: TableDefinition<'static, &str, &[u8]> =
+        TableDefinition::new("corrections");
+
+    /// Closed (DONE or REJECTED) correction tickets by `(updated_ms, ticket id)`, for
+    /// purging them after their retention period.
+    pub const CORRECTIONS_CLOSED: TableDefinition<'static, (u64, &str), ()> =
+        TableDefinition::new("corrections_closed");
 }
 
 /// The embedded database: a redb file in the data directory, shared by cloning (the
@@ -143,6 +154,8 @@ impl Store {
         txn.open_table(tables::LINK_NATIONAL)?;
         txn.open_table(tables::CALLBACKS)?;
         txn.open_table(tables::VENUES)?;
+        txn.open_table(tables::CORRECTIONS)?;
+        txn.open_table(tables::CORRECTIONS_CLOSED)?;
         txn.commit()?;
         Ok(Self {
             inner: Arc::new(Inner { db, path }),
