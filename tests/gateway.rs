@@ -338,6 +338,36 @@ async fn the_seven_services_answer_end_to_end_over_tls() {
         "{}",
         String::from_utf8_lossy(&k.raw)
     );
+    // The correction is tracked: the owning region moves it on, the filer reads it, and
+    // no one else learns the ticket exists.
+    let ticket_id = k.biz.as_ref().unwrap()["ticketId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let region = region_client(&fx);
+    let r = correction(&c, json!({"ticketId": ticket_id})).await;
+    assert_eq!(code(&r), "0", "{}", String::from_utf8_lossy(&r.raw));
+    assert_eq!(r.biz.as_ref().unwrap()["status"], "ACCEPTED");
+    for step in ["PROCESSING", "DONE"] {
+        let r = correction(&region, json!({"ticketId": ticket_id, "status": step})).await;
+        assert_eq!(code(&r), "0", "{}", String::from_utf8_lossy(&r.raw));
+    }
+    let r = correction(&c, json!({"ticketId": ticket_id})).await;
+    let b = r.biz.clone().unwrap();
+    assert_eq!(b["status"], "DONE");
+    assert_eq!(b["history"].as_array().unwrap().len(), 3, "{b}");
+    // DONE is final: the region cannot reopen it.
+    let r = correction(
+        &region,
+        json!({"ticketId": ticket_id, "status": "PROCESSING"}),
+    )
+    .await;
+    assert_ne!(code(&r), "0");
+    // The filer cannot move it, and an unknown id is the same 1002 as another's ticket.
+    let r = correction(&c, json!({"ticketId": ticket_id, "status": "REJECTED"})).await;
+    assert_eq!(code(&r), "1002");
+    let r = correction(&c, json!({"ticketId": "no-such-ticket"})).await;
+    assert_eq!(code(&r), "1002");
 
     // Nothing a verifier sees carries the person's name or ID number in clear.
     // (The decrypted business content, not the encrypted envelope.)
@@ -530,6 +560,10 @@ async fn over_the_limit_is_1007_with_retry_after() {
 }
 
 /// The region's own client, which pushes status events.
+async fn correction(c: &GatewayClient, body: Value) -> hutong::client::Exchange {
+    c.call_raw_service("correctionStatus", &body).await.unwrap()
+}
+
 fn region_client(fx: &Fixture) -> GatewayClient {
     let mut p = fx.profile(SignTypeName::HmacSm3, false);
     p.app_id = REGION_APP.into();

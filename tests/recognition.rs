@@ -153,6 +153,7 @@ issuer_ids = ["{issuer}"]
 dialect = "{dialect}"
 dialect_credentials = {{ id = "{GW_KEY}", key_hex = "{key_hex}", secret = "@{file}" }}
 timeout_ms = 1500
+validity_secs = 691200
 "#
             )
         };
@@ -368,6 +369,10 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
         .collect();
     assert_eq!(regions, ["320000", "330000"], "{q}");
     assert!(q["person"]["idNoMasked"].as_str().unwrap().contains('*'));
+
+    // Beijing's venue scans the code again: still green, and now cached at the gateway.
+    let x = bj.call(ServiceName::VerifyCode, &verify).await.unwrap();
+    assert_eq!(seen.keep(&x)["codeColor"], "00");
 
     // 4. Jiangsu's back-end goes down; Zhejiang's health office turns the traveler red and
     // Zhejiang pushes the event.

@@ -123,6 +123,8 @@ pub struct Validated {
     pub cache: crate::cache::CacheConfig,
     /// Audit writer settings.
     pub audit: crate::audit::AuditConfig,
+    /// Retention periods and the purge interval.
+    pub retention: crate::retention::RetentionPolicy,
     /// Where relative paths are resolved from (the config file's directory).
     pub base_dir: PathBuf,
     /// The regional dialects, by id, and the directory they were loaded from.
@@ -447,6 +449,7 @@ impl Config {
             limits: self.limits,
             cache: self.cache,
             audit: self.audit,
+            retention: self.retention,
             base_dir: base.to_path_buf(),
             dialects: Arc::new(dialects),
             dialects_dir,

@@ -50,6 +50,9 @@ pub struct Config {
     /// When audit records reach the disk.
     #[serde(default)]
     pub audit: crate::audit::AuditConfig,
+    /// How long what is kept is kept (`[retention]`).
+    #[serde(default)]
+    pub retention: crate::retention::RetentionPolicy,
     /// Offline verification of national codes (PHIC1) against a signed trust list.
     #[serde(default)]
     pub trust: Option<TrustConfig>,

@@ -201,6 +201,14 @@ pub trait LinkRegistry: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// [`StoreError`] when the store fails.
     fn len(&self) -> Result<usize, StoreError>;
+
+    /// Whether no one is linked.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        self.len().map(|n| n == 0)
+    }
 }
 
 /// Applies a link to an entry: the shared rule of every backend. Returns the code id the

@@ -146,9 +146,9 @@ impl Outbox {
         let txn = self.store.db().begin_write()?;
         let ids = {
             let mut t = txn.open_table(CALLBACKS)?;
-            let mut next = t.last()?.map_or(1, |(k, _)| k.value() + 1);
+            let first = t.last()?.map_or(1, |(k, _)| k.value() + 1);
             let mut ids = Vec::with_capacity(targets.len());
-            for (region, event) in targets {
+            for (next, (region, event)) in (first..).zip(targets) {
                 let d = Delivery {
                     id: next,
                     target_region: region.clone(),
@@ -162,7 +162,6 @@ impl Outbox {
                 };
                 t.insert(next, self.seal(&d)?.as_slice())?;
                 ids.push(next);
-                next += 1;
             }
             ids
         };

@@ -25,6 +25,15 @@ impl RedbLinks {
         Self { store, key }
     }
 
+    /// The index form of a local code id: a keyed SM3 digest, so the file names no code id
+    /// in clear (a code id is a handle on a person at its region).
+    fn code_key(&self, code_id: &str) -> String {
+        let mut m = self.key.as_bytes().to_vec();
+        m.push(0x1f);
+        m.extend_from_slice(code_id.as_bytes());
+        crate::crypto::to_hex(&crate::crypto::sm3(&m)[..16])
+    }
+
     fn seal(&self, e: &LinkEntry) -> Result<Vec<u8>, StoreError> {
         let json = serde_json::to_vec(e).map_err(|e| StoreError::Corrupt {
             what: "link entry",
@@ -72,10 +81,10 @@ impl RedbLinks {
                 links.insert(p.0, self.seal(&entry)?.as_slice())?;
                 let mut codes = txn.open_table(LINK_CODES)?;
                 for (r, c) in &ix.remove_codes {
-                    codes.remove((r.as_str(), c.as_str()))?;
+                    codes.remove((r.as_str(), self.code_key(c).as_str()))?;
                 }
                 for (r, c) in &ix.add_codes {
-                    codes.insert((r.as_str(), c.as_str()), p.0)?;
+                    codes.insert((r.as_str(), self.code_key(c).as_str()), p.0)?;
                 }
                 let mut national = txn.open_table(LINK_NATIONAL)?;
                 for n in &ix.add_national {
@@ -144,7 +153,9 @@ impl LinkRegistry for RedbLinks {
     fn by_code(&self, region: &str, code_id: &str) -> Result<Option<Pseudonym>, StoreError> {
         let txn = self.store.db().begin_read()?;
         let codes = txn.open_table(LINK_CODES)?;
-        Ok(codes.get((region, code_id))?.map(|v| Pseudonym(v.value())))
+        Ok(codes
+            .get((region, self.code_key(code_id).as_str()))?
+            .map(|v| Pseudonym(v.value())))
     }
 
     fn by_national(&self, ncid: &str) -> Result<Option<Pseudonym>, StoreError> {
@@ -188,7 +199,7 @@ impl LinkRegistry for RedbLinks {
                 links.remove(*k)?;
                 for (r, l) in &e.regions {
                     if let Some(c) = &l.code_id {
-                        codes.remove((r.as_str(), c.as_str()))?;
+                        codes.remove((r.as_str(), self.code_key(c).as_str()))?;
                     }
                 }
                 if let Some(id) = &e.national_code_id {

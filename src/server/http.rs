@@ -93,6 +93,7 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
     tokio::spawn(admin::serve(Arc::clone(&gw), admin_listener, admin_stop));
     // Status-change callbacks, including those still pending from before a restart.
     let deliveries = super::recognition::spawn_deliveries(Arc::clone(&gw));
+    let retention = super::recognition::spawn_retention(Arc::clone(&gw));
 
     let mut http = Builder::new(TokioExecutor::new());
     http.http1()
@@ -180,6 +181,7 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
         }
         // Undelivered callbacks stay in the outbox for the next start.
         deliveries.abort();
+        retention.abort();
     });
     Ok(Running {
         addr,

@@ -36,7 +36,9 @@ pub use error::GatewayError;
 pub use http::{Peer, Running, start};
 
 pub use ingress::INGRESS_PREFIX;
-pub use pipeline::{LINK, LOSS_HEADER, PATH_PREFIX, STATUS_EVENT, TRUST_LIST_PATH, VENUE_CODE};
+pub use pipeline::{
+    CORRECTION_STATUS, LINK, LOSS_HEADER, PATH_PREFIX, STATUS_EVENT, TRUST_LIST_PATH, VENUE_CODE,
+};
 
 use crate::audit::{AuditWriter, RedbAuditLog};
 use crate::auth::TokenKeys;
@@ -232,6 +234,10 @@ pub struct Gateway {
     pub tickets: crate::ticket::TicketKey,
     /// Signs the national codes the gateway issues (mechanism 3), when configured.
     pub issuer: Option<crate::code::IssuerKey>,
+    /// The embedded store (for the retention job).
+    pub store: Store,
+    /// Correction tickets, tracked to an answer.
+    pub corrections: Arc<dyn crate::corrections::CorrectionStore>,
     /// Venue codes (场所码) the gateway issued.
     pub venues: crate::link::venue::Venues,
     /// Verifies the national codes whose pages the gateway serves, against the trust list.
@@ -306,6 +312,8 @@ impl Gateway {
         ));
         let tickets = recognition::ticket_key(&secret).map_err(ServerError::Keys)?;
         let venues = crate::link::venue::Venues::new(store.clone());
+        let corrections: Arc<dyn crate::corrections::CorrectionStore> =
+            Arc::new(crate::corrections::RedbCorrectionStore::new(store.clone()));
         let issuer = issuer_key(&config)?;
         let page_verifier = crate::route::local_verifier(&config)?;
         let code_host = format!("localhost:{}", config.server.listen.port());
@@ -328,7 +336,7 @@ impl Gateway {
             limiter,
             cache,
             audit,
-            idempotency: Arc::new(RedbIdempotencyStore::new(store, body_key)),
+            idempotency: Arc::new(RedbIdempotencyStore::new(store.clone(), body_key)),
             pseudonym_key,
             ready: AtomicBool::new(true),
             links,
@@ -336,6 +344,8 @@ impl Gateway {
             deliveries: tokio::sync::Notify::new(),
             tickets,
             issuer,
+            store: store.clone(),
+            corrections,
             venues,
             page_verifier,
             code_host,

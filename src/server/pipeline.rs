@@ -48,7 +48,7 @@ pub(super) async fn handle(
         .strip_prefix(PATH_PREFIX)
         .unwrap_or_default();
     let service = tail.parse::<ServiceName>().ok();
-    let platform = [STATUS_EVENT, LINK, VENUE_CODE]
+    let platform = [STATUS_EVENT, LINK, VENUE_CODE, CORRECTION_STATUS]
         .into_iter()
         .find(|p| *p == tail);
     // One span per request; fields are ids and codes only, never personal data.
@@ -205,6 +205,9 @@ pub const LINK: &str = "link";
 /// The last segment of a venue code request, `POST /phic/v1/venueCode`.
 pub const VENUE_CODE: &str = "venueCode";
 
+/// The last segment of a correction ticket's status, `POST /phic/v1/correctionStatus`.
+pub const CORRECTION_STATUS: &str = "correctionStatus";
+
 /// Where a request goes.
 #[derive(Debug, Clone, Copy)]
 enum Route {
@@ -287,10 +290,13 @@ async fn stages(
                 gw.tokens
                     .check_any(authorization.as_deref(), &client.app_id)?;
             }
-            if !matches!(
-                client.role,
-                crate::config::Role::Region | crate::config::Role::Platform
-            ) {
+            // Anyone may read the correction tickets they filed; the rest are the regions'.
+            if path_name != CORRECTION_STATUS
+                && !matches!(
+                    client.role,
+                    crate::config::Role::Region | crate::config::Role::Platform
+                )
+            {
                 return Err(crate::auth::AuthError::Role.into());
             }
         }
@@ -326,6 +332,10 @@ async fn stages(
             LINK => {
                 let (a, s) = super::recognition::link_request(gw, &call, &opened.biz).await?;
                 (a, s, "link")
+            }
+            CORRECTION_STATUS => {
+                let (a, s) = super::recognition::correction_status(gw, &call, &opened.biz).await?;
+                (a, s, "correction")
             }
             VENUE_CODE => (
                 super::recognition::issue_venue(gw, &call, &opened.biz).await?,

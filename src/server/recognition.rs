@@ -353,8 +353,11 @@ pub(super) async fn query(
         .iter()
         .filter(|s| !LINK_SCOPES.contains(&s.as_str()))
         .collect();
-    if !from_region.is_empty() {
-        // Details: the region that answered decides, with its own credential.
+    // Details, or a holder's consent to their region without the cross-region scope: the
+    // region decides, with its own credential.
+    let consent_to_region =
+        !is_gateway_ticket(biz) && grant.inner.is_some() && !asked.iter().any(|s| s == "regions");
+    if !from_region.is_empty() || consent_to_region {
         let Some((field, inner)) = &grant.inner else {
             return Err(refuse(
                 ReturnCode::NotAuthorised,
@@ -564,6 +567,28 @@ fn merge(
     Ok(answer)
 }
 
+/// A relayed call that carries the gateway's consent token goes to the region with the
+/// region's own authCode inside it; a consent of another client, or an expired one, is
+/// 2003, and one the region never saw (a region vouched for its resident) too.
+pub(super) fn unwrap_consent(
+    gw: &Gateway,
+    call: &Call,
+    biz: &Value,
+) -> Result<Value, GatewayError> {
+    let grant = grant_of_consent(gw, call, biz)?;
+    let Some((_, rac)) = grant.inner else {
+        return Err(refuse(
+            ReturnCode::NotAuthorised,
+            "the consent carries no authorisation of the region",
+        ));
+    };
+    let mut out = biz.clone();
+    if let Some(o) = out.as_object_mut() {
+        o.insert("authCode".into(), Value::String(rac));
+    }
+    Ok(out)
+}
+
 /// `applyCodeAccess`: the caller's region authenticates the holder; the gateway links the
 /// person to that region and answers with its own consent token, which carries the
 /// region's authCode inside.
@@ -710,12 +735,15 @@ pub(super) async fn generate_code(
     biz: &Value,
 ) -> Result<(Value, Option<Pseudonym>), GatewayError> {
     let grant = grant_of_consent(gw, call, biz)?;
-    let issuer = gw.issuer.as_ref().ok_or_else(|| {
-        refuse(
-            ReturnCode::NoPermission,
-            "this gateway issues no national codes (no [trust] issuer key)",
-        )
-    })?;
+    let Some(issuer) = gw.issuer.as_ref() else {
+        // No issuer key: the region issues its own code, under its own authCode.
+        let biz = unwrap_consent(gw, call, biz)?;
+        return gw
+            .relay
+            .relay(call, &biz)
+            .await
+            .map(|v| (v, Some(grant.person)));
+    };
     let entry = load_entry(gw, grant.person).await?;
     let regions: Vec<String> = entry.regions.keys().cloned().collect();
     let statuses = status_across(gw, &entry, &regions).await;
@@ -995,6 +1023,167 @@ pub(super) async fn record_visit(
         &format!("venue {}", venue.id),
     )
     .await
+}
+
+/// After a correction the region accepted: its ticket is tracked from here on
+/// (ACCEPTED → PROCESSING → DONE or REJECTED), by the region's updates to
+/// `POST /phic/v1/correctionStatus`.
+pub(super) async fn track_correction(
+    gw: &Arc<Gateway>,
+    call: &Call,
+    biz: &Value,
+    relayed: &Relayed,
+) -> Result<(), GatewayError> {
+    use crate::corrections::{CorrectionStatus, CorrectionTicket, OpenOutcome};
+    let Some(id) = text(&relayed.biz, &["ticketId"]) else {
+        return Err(GatewayError::Domain {
+            code: ReturnCode::UpstreamFailed,
+            msg: "the region accepted the correction without a ticketId".into(),
+        });
+    };
+    let status = text(&relayed.biz, &["status"])
+        .and_then(CorrectionStatus::parse)
+        .unwrap_or(CorrectionStatus::Accepted);
+    let region = relayed
+        .region
+        .clone()
+        .unwrap_or_else(|| verifier_region(&call.client.region));
+    let region = crate::trust::RegionCode::parse(&region)
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let subject = super::services::subject_of(gw, biz);
+    let mut ticket = CorrectionTicket::new(
+        id,
+        call.client.app_id.clone(),
+        region,
+        subject,
+        status,
+        now_ms(),
+    );
+    ticket.expected_time = text(&relayed.biz, &["expectedTime"]).map(str::to_owned);
+    let store = Arc::clone(&gw.corrections);
+    let opened = blocking(move || {
+        store
+            .open(&ticket)
+            .map_err(|e| crate::store::StoreError::Db(e.to_string()))
+    })
+    .await
+    .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    if let OpenOutcome::AlreadyExists(t) = opened {
+        // Region ticket ids are unique per region only: another filer's ticket with the same
+        // id is the region's error, and this one is not tracked.
+        if t.app_id != call.client.app_id {
+            tracing::warn!(region = %t.region.as_str(), "correction ticket id reused by the region");
+        }
+    }
+    Ok(())
+}
+
+/// `POST /phic/v1/correctionStatus`, `{ticketId, status?, note?}`: the region that owns the
+/// ticket moves it on (with `status`); the client that filed it reads it (without). Anyone
+/// else, and an unknown id, get the same 1002, so ids cannot be probed.
+pub(super) async fn correction_status(
+    gw: &Arc<Gateway>,
+    call: &Call,
+    biz: &Value,
+) -> Result<(Value, Option<Pseudonym>), GatewayError> {
+    use crate::corrections::CorrectionStatus;
+    let id = text(biz, &["ticketId"])
+        .ok_or_else(|| refuse(ReturnCode::MissingParameter, "ticketId is required"))?
+        .to_owned();
+    let to = match text(biz, &["status"]) {
+        Some(s) => Some(CorrectionStatus::parse(s).ok_or_else(|| {
+            refuse(
+                ReturnCode::BadFormat,
+                "status is not ACCEPTED, PROCESSING, DONE or REJECTED",
+            )
+        })?),
+        None => None,
+    };
+    let note = text(biz, &["note"]).map(str::to_owned);
+    let store = Arc::clone(&gw.corrections);
+    let (app, own_region) = (
+        call.client.app_id.clone(),
+        verifier_region(&call.client.region),
+    );
+    let is_region = call.client.role == crate::config::Role::Region;
+    let now = now_ms();
+    let ticket = tokio::task::spawn_blocking(move || {
+        let t = store
+            .get(&id)?
+            .ok_or(crate::corrections::CorrectionError::UnknownTicket {
+                ticket_id: id.clone(),
+            })?;
+        match to {
+            Some(to) if is_region && t.region.as_str() == own_region => {
+                store.advance(&id, to, now, note.as_deref())
+            }
+            Some(_) => Err(crate::corrections::CorrectionError::UnknownTicket { ticket_id: id }),
+            None if t.app_id == app || (is_region && t.region.as_str() == own_region) => Ok(t),
+            None => Err(crate::corrections::CorrectionError::UnknownTicket { ticket_id: id }),
+        }
+    })
+    .await
+    .map_err(|e| GatewayError::Internal(e.to_string()))?
+    .map_err(|e| GatewayError::Domain {
+        code: e.return_code(),
+        msg: e.to_string(),
+    })?;
+    let history: Vec<Value> = ticket
+        .history
+        .iter()
+        .map(|h| {
+            json!({
+                "status": h.status.as_str(),
+                "time": crate::national::time::DateTime::from_unix(i64::try_from(h.time_ms / 1000).unwrap_or_default()).to_string(),
+            })
+        })
+        .collect();
+    let mut answer = json!({
+        "ticketId": ticket.ticket_id,
+        "status": ticket.status.as_str(),
+        "history": history,
+    });
+    if let Some(t) = &ticket.expected_time {
+        answer["expectedTime"] = Value::String(t.clone());
+    }
+    Ok((answer, ticket.subject))
+}
+
+/// The retention job (DESIGN.md §8): every `[retention] purge_interval_secs`, audit
+/// records, idempotency records and closed correction tickets past their periods
+/// ([`crate::retention::purge`]), and link entries and finished callback deliveries not
+/// touched for the audit period.
+pub fn spawn_retention(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let policy = gw.config.load().retention;
+            tokio::time::sleep(policy.interval()).await;
+            let g = Arc::clone(&gw);
+            let done = tokio::task::spawn_blocking(move || {
+                let now = now_ms();
+                let cutoff = policy.audit_cutoff_ms(now);
+                let report = crate::retention::purge(&g.store, &policy, now);
+                let links = g.links.purge_before(cutoff);
+                let deliveries = g.outbox.purge_before(cutoff);
+                (report, links, deliveries)
+            })
+            .await;
+            match done {
+                Ok((report, links, deliveries)) => {
+                    match report {
+                        Ok(r) => tracing::info!(report = %r, "retention purge"),
+                        Err(e) => tracing::warn!(error = %e, "retention purge incomplete"),
+                    }
+                    tracing::info!(
+                        links = links.unwrap_or_default(),
+                        deliveries = deliveries.unwrap_or_default(),
+                        "retention purge of links and callback records"
+                    );
+                }
+                Err(e) => tracing::warn!(error = %e, "retention job failed"),
+            }
+        }
+    })
 }
 
 /// The delivery task: sends due callbacks, records every attempt, and sleeps until woken

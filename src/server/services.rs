@@ -59,6 +59,17 @@ pub async fn process(
     biz: &Value,
     subject: Option<Pseudonym>,
 ) -> Result<(Value, Option<Pseudonym>), GatewayError> {
+    // The gateway's consent stands for the region's own authCode on the way to the region.
+    let unwrapped;
+    let biz = if call.service != ServiceName::QueryHealthInfo
+        && call.service != ServiceName::GenerateCode
+        && recognition::is_gateway_consent(biz)
+    {
+        unwrapped = recognition::unwrap_consent(gw, call, biz)?;
+        &unwrapped
+    } else {
+        biz
+    };
     if gw.standard.service(call.service).idempotent {
         return idempotent(gw, call, biz).await.map(|v| (v, None));
     }
@@ -122,6 +133,9 @@ async fn idempotent(gw: &Arc<Gateway>, call: &Call, biz: &Value) -> Result<Value
         ServiceName::DeclareHealth | ServiceName::DeclareTrip
     ) {
         recognition::link_declaration(gw, call, biz, relayed.region.as_deref()).await;
+    }
+    if call.service == ServiceName::CorrectHealthInfo {
+        recognition::track_correction(gw, call, biz, &relayed).await?;
     }
     let answer = relayed.biz;
     let stored = StoredResponse {

@@ -63,7 +63,7 @@ pub mod tables {
     /// [`crate::link::LinkEntry`].
     pub const LINKS: TableDefinition<'static, [u8; 32], &[u8]> = TableDefinition::new("links");
 
-    /// Index of the link registry: `(region, local code id)` → pseudonym.
+    /// Index of the link registry: `(region, keyed SM3 of the local code id)` → pseudonym.
     pub const LINK_CODES: TableDefinition<'static, (&str, &str), [u8; 32]> =
         TableDefinition::new("link_codes");
 

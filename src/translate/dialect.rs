@@ -217,8 +217,16 @@ pub struct Dialect {
 
 /// The fields of a status-change callback, on the gateway's side: what
 /// [`crate::link::outbox::CallbackEvent`] carries.
-pub const CALLBACK_FIELDS: [&str; 5] =
-    ["eventId", "sourceRegion", "codeId", "colour", "statusTime"];
+pub const CALLBACK_FIELDS: [&str; 8] = [
+    "kind",
+    "eventId",
+    "sourceRegion",
+    "codeId",
+    "colour",
+    "statusTime",
+    "venueCode",
+    "visitRegion",
+];
 
 /// A region's status-change callback: the path on its back-end, and where each event field
 /// goes in its own format (with its colour map and date format).
