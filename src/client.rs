@@ -88,6 +88,22 @@ fn d_timeout() -> u64 {
     15_000
 }
 
+/// Envelope fields a caller of [`GatewayClient::seal_with`] may choose; `None`/zero/false
+/// is what a well-behaved client sends.
+#[derive(Debug, Clone, Default)]
+pub struct SealOptions {
+    /// The `requestId` (default: fresh).
+    pub request_id: Option<String>,
+    /// The `nonce` (default: fresh).
+    pub nonce: Option<String>,
+    /// Milliseconds added to the current time for `timestamp` (negative: in the past).
+    pub timestamp_offset_ms: i64,
+    /// Another `appId` than the profile's.
+    pub app_id: Option<String>,
+    /// `encType` NONE.
+    pub plaintext: bool,
+}
+
 /// What came back.
 #[derive(Debug, Clone)]
 pub struct Exchange {
@@ -114,7 +130,8 @@ impl Exchange {
 
 type Http = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// A configured caller.
+/// A configured caller. Cloning shares the connection pool.
+#[derive(Clone)]
 pub struct GatewayClient {
     http: Http,
     base: String,
@@ -301,14 +318,42 @@ impl GatewayClient {
         biz: &Value,
         rid: &str,
     ) -> Result<SealedRequest, ClientError> {
-        let rid = rid.to_owned();
-        let nonce = random_id()?;
+        self.seal_with(
+            service,
+            biz,
+            &SealOptions {
+                request_id: Some(rid.to_owned()),
+                ..SealOptions::default()
+            },
+        )
+    }
+
+    /// Seals a request with the envelope's fields chosen by the caller (the conformance
+    /// runner's probes: a stale timestamp, a reused nonce, another appId, plaintext).
+    ///
+    /// # Errors
+    /// [`ClientError::Seal`].
+    pub fn seal_with(
+        &self,
+        service: &str,
+        biz: &Value,
+        opts: &SealOptions,
+    ) -> Result<SealedRequest, ClientError> {
+        let rid = match &opts.request_id {
+            Some(r) => r.clone(),
+            None => random_id()?,
+        };
+        let nonce = match &opts.nonce {
+            Some(n) => n.clone(),
+            None => random_id()?,
+        };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or_default();
+        let now = now.saturating_add_signed(opts.timestamp_offset_ms);
         let header = RequestHeader {
-            app_id: &self.app_id,
+            app_id: opts.app_id.as_deref().unwrap_or(&self.app_id),
             service,
             version: "1.0",
             request_id: &rid,
@@ -321,6 +366,7 @@ impl GatewayClient {
             _ => return Err(ClientError::Profile("no signing key".into())),
         };
         let enc = match (&self.sm4, &self.gateway_enc) {
+            _ if opts.plaintext => RequestEncryption::InsecurePlaintext,
             (Some(k), _) => RequestEncryption::RegisteredKey(k),
             (None, Some(g)) => RequestEncryption::PerRequestKey(g),
             (None, None) => RequestEncryption::InsecurePlaintext,
@@ -378,6 +424,34 @@ impl GatewayClient {
                 open_error: Some(e.to_string()),
             },
         })
+    }
+
+    /// Posts raw bytes to `/phic/v1/{name}` (a service or another endpoint): (status,
+    /// Retry-After, body).
+    ///
+    /// # Errors
+    /// [`ClientError::Transport`].
+    pub async fn post_named(
+        &self,
+        name: &str,
+        body: Bytes,
+    ) -> Result<(u16, Option<String>, Bytes), ClientError> {
+        self.post_path(name, body).await
+    }
+
+    /// The key the gateway (or target) signs its answers with.
+    pub fn gateway_key(&self) -> &VerifyingKey {
+        &self.gateway_key
+    }
+
+    /// Points the client at another base URL (the conformance runner's `--target`).
+    pub fn set_base(&mut self, url: &str) {
+        self.base = url.trim_end_matches('/').to_owned();
+    }
+
+    /// The caller's appId.
+    pub fn app_id(&self) -> &str {
+        &self.app_id
     }
 
     /// Posts raw bytes to `/phic/v1/{service}`: (status, Retry-After, body).

@@ -13,6 +13,8 @@
 //!   relay to it.
 //! - [`client`]: a caller of the gateway (`hutong client`, tests, conformance): seal, send
 //!   over TLS with mTLS and a token, open the answer.
+//! - [`conformance`]: the black-box conformance suite: cases as data, per-stage verdicts,
+//!   reports.
 //! - [`metrics`]: counters with bounded labels, as Prometheus text.
 //! - [`standard`]: the profile of the standard as data (`standard/`), loaded once into an
 //!   immutable [`standard::Standard`]: data elements, code tables, return codes, services
@@ -60,6 +62,7 @@ pub mod cli;
 pub mod client;
 pub mod code;
 pub mod config;
+pub mod conformance;
 pub mod corrections;
 pub mod crypto;
 pub mod envelope;

@@ -51,6 +51,8 @@ pub struct Fixture {
     pub gw: Arc<Gateway>,
     pub running: Option<Running>,
     pub sim: Option<RunningSim>,
+    /// The simulated region's code-signing key (to make codes it would issue, e.g. expired).
+    pub issuer_key: SigningKey,
 }
 
 impl Fixture {
@@ -95,6 +97,7 @@ impl Fixture {
         );
         let keys = SimKeys::generate().unwrap();
         let sim_pub = keys.public();
+        let issuer_key = keys.issuer.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim = sim::start(SimConfig::new(clients), keys, listener)
             .await
@@ -171,6 +174,7 @@ validity_secs = 691200
             gw,
             running: Some(running),
             sim: Some(sim),
+            issuer_key,
         }
     }
 

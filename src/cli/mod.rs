@@ -20,6 +20,7 @@ macro_rules! say_raw {
 mod audit;
 mod client;
 mod code;
+mod conformance;
 mod keys;
 mod retention;
 pub mod serve;
@@ -99,6 +100,13 @@ pub enum Command {
     ///
     /// Example: hutong client verifyCode --body request.json --as data/clients/A3300010001.toml
     Client(client::ClientArgs),
+    /// The conformance suite of GB/T 38963: run its cases against an implementation of the
+    /// national envelope.
+    ///
+    /// Example: hutong conformance run --target https://127.0.0.1:8443 --client
+    /// data/clients/A3300010001.toml --fixtures conformance/fixtures.example.toml
+    #[command(subcommand)]
+    Conformance(conformance::ConformanceCmd),
     /// Translate one message between the national model and a regional dialect (or
     /// between two dialects), and print the loss report.
     ///
@@ -145,6 +153,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => serve::run_serve(&a),
         Command::Token(t) => serve::run_token(&t),
         Command::Client(a) => client::run(&a),
+        Command::Conformance(c) => conformance::run(&c),
         Command::Translate(a) => translate::run(&standard, &a),
         Command::Standard(StandardCmd::Check) => {
             say!(

@@ -1,0 +1,635 @@
+//! Running cases against a target: set-up (the target's own services give the codes,
+//! tickets and consents the cases need), then each case: fill its template, seal (bent by
+//! its probe), send, judge every stage it names.
+//!
+//! # Placeholders
+//!
+//! `{{person.L.idType}}`, `{{person.L.idNo}}`, `{{person.L.name}}` for each fixture person
+//! `L`; `{{authCode.L}}`, `{{userToken.L}}`, `{{code.L}}` and `{{ticket.L}}` got from the
+//! target for them at set-up; `{{code.X}}` for codes the fixtures file names (an expired
+//! code: only the target's issuer can sign one); `{{code.untrusted}}`, a PHIC1 code signed
+//! by a key no trust list holds; `{{code.garbage}}`; `{{now}}`, the time as
+//! `yyyy-MM-dd HH:mm:ss`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::case::{Case, Deviation};
+use crate::client::{GatewayClient, SealOptions};
+use crate::envelope::{EnvelopeError, EnvelopeLimits, open_response};
+use crate::national::time::DateTime;
+use crate::national::validate::{Context as VContext, validate_value};
+use crate::standard::{Direction, ServiceName, Standard};
+
+/// A person the target holds, named by the fixtures file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Person {
+    /// ID type code.
+    #[serde(rename = "idType")]
+    pub id_type: String,
+    /// ID number.
+    #[serde(rename = "idNo")]
+    pub id_no: String,
+    /// Full name.
+    pub name: String,
+}
+
+/// What the target's operator tells the suite (`--fixtures FILE`): persons it holds, by
+/// label (`green`, `yellow`), and codes only it can make.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fixtures {
+    /// Persons by label.
+    #[serde(default)]
+    pub person: BTreeMap<String, Person>,
+    /// Codes by label (`expired`).
+    #[serde(default)]
+    pub code: BTreeMap<String, String>,
+}
+
+impl Fixtures {
+    /// Reads a fixtures file.
+    ///
+    /// # Errors
+    /// A message naming the file.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))
+    }
+}
+
+/// The values placeholders stand for, and the personal values no answer may show.
+#[derive(Debug, Default)]
+pub struct Context {
+    values: BTreeMap<String, Value>,
+    secrets: Vec<String>,
+}
+
+impl Context {
+    /// Masks every personal value in `text` (for reports).
+    pub fn mask(&self, text: &str) -> String {
+        self.secrets.iter().fold(text.to_owned(), |t, s| {
+            t.replace(
+                s.as_str(),
+                &crate::mask::mask(crate::standard::PersonalClass::Id, s),
+            )
+        })
+    }
+
+    fn leaks(&self, text: &str) -> Option<&str> {
+        self.secrets
+            .iter()
+            .find(|s| text.contains(s.as_str()))
+            .map(String::as_str)
+    }
+}
+
+/// Why the suite could not run at all.
+#[derive(Debug, thiserror::Error)]
+#[error("set-up: {0}")]
+pub struct SetupError(pub String);
+
+/// Asks the target for what the cases need: per fixture person, a consent, a code and a
+/// verification ticket.
+///
+/// # Errors
+/// [`SetupError`] when the target does not give them: then no case can be judged.
+pub async fn setup(client: &GatewayClient, fixtures: &Fixtures) -> Result<Context, SetupError> {
+    let mut ctx = Context::default();
+    let now = i64::try_from(crate::auth::now_unix()).unwrap_or_default();
+    ctx.values
+        .insert("now".into(), json!(DateTime::from_unix(now).to_string()));
+    ctx.values
+        .insert("code.garbage".into(), json!("PHIC1.not-a-token"));
+    ctx.values
+        .insert("code.untrusted".into(), json!(untrusted_code(now)?));
+    for (label, code) in &fixtures.code {
+        ctx.values.insert(format!("code.{label}"), json!(code));
+    }
+    let fail = |what: &str, x: &crate::client::Exchange| {
+        SetupError(format!(
+            "{what}: code {} {}",
+            x.code(),
+            x.open_error.clone().unwrap_or_default()
+        ))
+    };
+    for (label, p) in &fixtures.person {
+        ctx.secrets.push(p.id_no.clone());
+        if p.name.chars().count() > 1 {
+            ctx.secrets.push(p.name.clone());
+        }
+        for (k, v) in [
+            ("idType", &p.id_type),
+            ("idNo", &p.id_no),
+            ("name", &p.name),
+        ] {
+            ctx.values.insert(format!("person.{label}.{k}"), json!(v));
+        }
+        let user = json!({"idType": p.id_type, "idNo": p.id_no, "name": p.name});
+        let x = client
+            .call(
+                ServiceName::ApplyCodeAccess,
+                &json!({"user": user, "authType": "FACE", "authProof": "conformance-suite"}),
+            )
+            .await
+            .map_err(|e| SetupError(e.to_string()))?;
+        let biz = x
+            .biz
+            .clone()
+            .ok_or_else(|| fail(&format!("applyCodeAccess for {label}"), &x))?;
+        for k in ["authCode", "userToken"] {
+            if let Some(v) = biz.get(k) {
+                ctx.values.insert(format!("{k}.{label}"), v.clone());
+            }
+        }
+        let x = client
+            .call(
+                ServiceName::GenerateCode,
+                &json!({"userToken": biz.get("userToken").cloned().unwrap_or_default()}),
+            )
+            .await
+            .map_err(|e| SetupError(e.to_string()))?;
+        let code = x
+            .biz
+            .as_ref()
+            .and_then(|b| b.get("codeContent"))
+            .cloned()
+            .ok_or_else(|| fail(&format!("generateCode for {label}"), &x))?;
+        ctx.values.insert(format!("code.{label}"), code.clone());
+        let x = client
+            .call(
+                ServiceName::VerifyCode,
+                &json!({"codeContent": code, "verifier": {"orgName": "conformance", "deviceId": "CONF-01"}}),
+            )
+            .await
+            .map_err(|e| SetupError(e.to_string()))?;
+        if let Some(t) = x.biz.as_ref().and_then(|b| b.get("bizExtData")) {
+            ctx.values.insert(format!("ticket.{label}"), t.clone());
+        }
+    }
+    Ok(ctx)
+}
+
+/// A well-formed PHIC1 code from an issuer no trust list knows.
+fn untrusted_code(now: i64) -> Result<String, SetupError> {
+    let err = |e: &dyn std::fmt::Display| SetupError(format!("untrusted code: {e}"));
+    let key = crate::crypto::SigningKey::generate().map_err(|e| err(&e))?;
+    let iss = crate::trust::IssuerId::parse("99000001").map_err(|e| err(&e))?;
+    let kid = crate::trust::Kid::parse("conformance-1").map_err(|e| err(&e))?;
+    let cid = crate::code::CodeId::random().map_err(|e| err(&e))?;
+    let claims = crate::code::Claims {
+        cid,
+        col: crate::code::Colour::Green,
+        iat: now,
+        exp: now + 300,
+        nc: None,
+    };
+    crate::code::issue(&crate::code::IssuerKey::new(iss, kid, key), &claims).map_err(|e| err(&e))
+}
+
+/// Replaces placeholders: a string that is one placeholder becomes its value (any JSON
+/// type); placeholders inside a longer string are replaced by their text.
+///
+/// # Errors
+/// The first unknown placeholder.
+pub fn fill(template: &Value, ctx: &Context) -> Result<Value, String> {
+    Ok(match template {
+        Value::String(s) => {
+            if let Some(key) = s.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
+                if !key.contains("{{") {
+                    return ctx
+                        .values
+                        .get(key.trim())
+                        .cloned()
+                        .ok_or_else(|| format!("unknown placeholder {{{{{key}}}}}"));
+                }
+            }
+            let mut out = String::new();
+            let mut rest = s.as_str();
+            while let Some(i) = rest.find("{{") {
+                out.push_str(&rest[..i]);
+                let after = &rest[i + 2..];
+                let j = after
+                    .find("}}")
+                    .ok_or_else(|| format!("unclosed placeholder in `{s}`"))?;
+                let key = after[..j].trim();
+                let v = ctx
+                    .values
+                    .get(key)
+                    .ok_or_else(|| format!("unknown placeholder {{{{{key}}}}}"))?;
+                match v {
+                    Value::String(t) => out.push_str(t),
+                    other => out.push_str(&other.to_string()),
+                }
+                rest = &after[j + 2..];
+            }
+            out.push_str(rest);
+            Value::String(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|v| fill(v, ctx)).collect::<Result<_, _>>()?),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| fill(v, ctx).map(|v| (k.clone(), v)))
+                .collect::<Result<_, _>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// One stage's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageOutcome {
+    /// The stage.
+    pub stage: &'static str,
+    /// What the case expects.
+    pub expected: String,
+    /// What the target did.
+    pub actual: String,
+    /// Whether they agree.
+    pub pass: bool,
+}
+
+/// A case's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    /// Case id.
+    pub id: String,
+    /// Its title, clause and label.
+    pub title: String,
+    /// The clause.
+    pub clause: String,
+    /// The requirement's label.
+    pub label: super::case::Label,
+    /// The service.
+    pub service: String,
+    /// Every stage judged.
+    pub stages: Vec<StageOutcome>,
+    /// All stages passed.
+    pub passed: bool,
+    /// A known deviation of this target (expected to fail).
+    pub deviation: Option<String>,
+    /// The case could not be run (placeholder, transport): the reason.
+    pub error: Option<String>,
+    /// The request's business content, personal data masked.
+    pub request: String,
+    /// The answer as received, personal data masked.
+    pub response: String,
+    /// Milliseconds.
+    pub millis: u64,
+}
+
+impl CaseResult {
+    /// Whether the run counts this case as good: a pass, or an expected failure.
+    pub fn ok(&self) -> bool {
+        if self.deviation.is_some() {
+            !self.passed
+        } else {
+            self.passed
+        }
+    }
+}
+
+fn corrupt_sign(body: &str) -> String {
+    let Ok(mut v) = serde_json::from_str::<Value>(body) else {
+        return body.to_owned();
+    };
+    if let Some(Value::String(s)) = v.get_mut("sign") {
+        let mut b = s.clone().into_bytes();
+        if let Some(c) = b.get_mut(4) {
+            *c = if *c == b'A' { b'B' } else { b'A' };
+        }
+        *s = String::from_utf8(b).unwrap_or_default();
+    }
+    v.to_string()
+}
+
+fn merge(base: &Value, with: &Value) -> Value {
+    match (base, with) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut out = a.clone();
+            for (k, v) in b {
+                let merged = out.get(k).map_or_else(|| v.clone(), |old| merge(old, v));
+                out.insert(k.clone(), merged);
+            }
+            Value::Object(out)
+        }
+        (_, w) => w.clone(),
+    }
+}
+
+/// Whether `actual` holds every field of `expected` with its value.
+fn subset(expected: &Value, actual: &Value) -> bool {
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => e
+            .iter()
+            .all(|(k, v)| a.get(k).is_some_and(|x| subset(v, x))),
+        (e, a) => e == a,
+    }
+}
+
+struct Answer {
+    status: u16,
+    raw: bytes::Bytes,
+}
+
+/// Runs one case.
+pub async fn run_case(
+    client: &GatewayClient,
+    case: &Case,
+    ctx: &Context,
+    deviation: Option<&Deviation>,
+) -> CaseResult {
+    let started = Instant::now();
+    let mut result = CaseResult {
+        id: case.id.clone(),
+        title: case.title.clone(),
+        clause: case.clause.clone(),
+        label: case.label,
+        service: case.service.clone(),
+        stages: Vec::new(),
+        passed: false,
+        deviation: deviation.map(|d| d.reason.clone()),
+        error: None,
+        request: String::new(),
+        response: String::new(),
+        millis: 0,
+    };
+    let biz = match fill(&case.request, ctx) {
+        Ok(b) => b,
+        Err(e) => {
+            result.error = Some(format!("case {}: {e}", case.id));
+            return result;
+        }
+    };
+    result.request = ctx.mask(&biz.to_string());
+    let p = &case.probe;
+    let opts = SealOptions {
+        timestamp_offset_ms: p.timestamp_offset_s.saturating_mul(1000),
+        app_id: p.app_id.clone(),
+        plaintext: p.plaintext,
+        ..SealOptions::default()
+    };
+    let sealed = match client.seal_with(&case.service, &biz, &opts) {
+        Ok(s) => s,
+        Err(e) => {
+            result.error = Some(e.to_string());
+            return result;
+        }
+    };
+    let mut body = sealed.body.clone();
+    if p.corrupt_signature {
+        body = corrupt_sign(&body);
+    }
+    let mut session = sealed.session.clone();
+    let mut request_id = sealed.envelope.request_id.clone();
+    let send = |b: String| async move {
+        client
+            .post_named(&case.service, bytes::Bytes::from(b))
+            .await
+            .map(|(status, _, raw)| Answer { status, raw })
+    };
+    let answer = if let Some(n) = p.burst {
+        // Many at once: the judged answer is the first with an expected code, if any.
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let sealed = client.seal_with(&case.service, &biz, &opts);
+            let c = client.clone();
+            let service = case.service.clone();
+            set.spawn(async move {
+                let s = sealed.map_err(|e| crate::client::ClientError::Transport(e.to_string()))?;
+                let (status, _, raw) = c
+                    .post_named(&service, bytes::Bytes::from(s.body.clone()))
+                    .await?;
+                Ok::<_, crate::client::ClientError>((s, Answer { status, raw }))
+            });
+        }
+        let mut all = Vec::new();
+        while let Some(r) = set.join_next().await {
+            if let Ok(Ok(x)) = r {
+                all.push(x);
+            }
+        }
+        let wanted = case.expect.code.clone().unwrap_or_default();
+        let pick = all
+            .iter()
+            .position(|(_, a)| wanted.contains(&raw_code(&a.raw)))
+            .unwrap_or(0);
+        if all.is_empty() {
+            result.error = Some("no answer to the burst".into());
+            return result;
+        }
+        let (s, a) = all.swap_remove(pick);
+        session = s.session;
+        request_id = s.envelope.request_id;
+        Ok(a)
+    } else if p.replay {
+        match send(body.clone()).await {
+            Ok(_) => send(body).await,
+            Err(e) => Err(e),
+        }
+    } else if let Some(with) = &p.same_request_id_with {
+        match send(body).await {
+            Ok(_) => {
+                let changed = match fill(with, ctx) {
+                    Ok(w) => merge(&biz, &w),
+                    Err(e) => {
+                        result.error = Some(e);
+                        return result;
+                    }
+                };
+                let again = client.seal_with(
+                    &case.service,
+                    &changed,
+                    &SealOptions {
+                        request_id: Some(request_id.clone()),
+                        ..opts.clone()
+                    },
+                );
+                match again {
+                    Ok(s) => {
+                        session = s.session.clone();
+                        send(s.body).await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        send(body).await
+    };
+    let answer = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            result.error = Some(e.to_string());
+            result.millis = started.elapsed().as_millis() as u64;
+            return result;
+        }
+    };
+    result.response = ctx.mask(&String::from_utf8_lossy(&answer.raw));
+    let opened = open_response(
+        &answer.raw,
+        &session,
+        Some(client.gateway_key()),
+        &EnvelopeLimits::default(),
+    );
+    result.stages = judge(case, ctx, &answer, &opened, &request_id);
+    result.passed = result.stages.iter().all(|s| s.pass);
+    result.millis = started.elapsed().as_millis() as u64;
+    result
+}
+
+fn raw_code(raw: &[u8]) -> String {
+    serde_json::from_slice::<Value>(raw)
+        .ok()
+        .and_then(|v| v.get("code").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn judge(
+    case: &Case,
+    ctx: &Context,
+    answer: &Answer,
+    opened: &Result<crate::envelope::OpenedResponse, EnvelopeError>,
+    request_id: &str,
+) -> Vec<StageOutcome> {
+    let e = &case.expect;
+    let mut out = Vec::new();
+    let mut stage = |stage: &'static str, expected: String, actual: String, pass: bool| {
+        out.push(StageOutcome {
+            stage,
+            expected,
+            actual,
+            pass,
+        });
+    };
+    if let Some(ok) = &e.transport {
+        stage(
+            "transport",
+            format!("HTTP {ok:?}"),
+            format!("HTTP {}", answer.status),
+            ok.contains(&answer.status),
+        );
+    }
+    let sig_error = matches!(
+        opened,
+        Err(EnvelopeError::SignatureInvalid
+            | EnvelopeError::KeyUnknown(_)
+            | EnvelopeError::MissingParameter("sign"))
+    );
+    let other_error = opened.as_ref().err().filter(|_| !sig_error);
+    if let Some(want) = e.signature {
+        let actual = match opened {
+            Ok(_) => "verifies".to_owned(),
+            Err(err) => err.to_string(),
+        };
+        stage(
+            "signature",
+            if want { "verifies" } else { "does not verify" }.into(),
+            actual,
+            want == opened.is_ok() || (!want && sig_error),
+        );
+    }
+    if let Some(want) = e.decryption {
+        let decrypt_error = matches!(opened, Err(EnvelopeError::DecryptFailed(_)));
+        stage(
+            "decryption",
+            if want { "decrypts" } else { "fails" }.into(),
+            if decrypt_error { "fails" } else { "decrypts" }.into(),
+            want != decrypt_error,
+        );
+    }
+    let biz = opened.as_ref().ok().and_then(|o| o.biz.clone());
+    if let Some(want) = e.schema {
+        let (valid, actual) = match (&biz, case.service.parse::<ServiceName>()) {
+            (Some(b), Ok(s)) => {
+                let now = i64::try_from(crate::auth::now_unix()).unwrap_or_default();
+                let r = validate_value(
+                    &Standard::embedded(),
+                    s,
+                    Direction::Response,
+                    b,
+                    &VContext { now_unix: now },
+                );
+                let paths: Vec<String> = r.violations.iter().map(|v| v.path.clone()).collect();
+                (
+                    r.is_valid(),
+                    if paths.is_empty() {
+                        "conforms".to_owned()
+                    } else {
+                        format!("violations at {}", paths.join(", "))
+                    },
+                )
+            }
+            (None, _) => (
+                other_error.is_none(),
+                other_error.map_or("no content".to_owned(), ToString::to_string),
+            ),
+            (Some(_), Err(_)) => (true, "not a service".into()),
+        };
+        stage(
+            "schema",
+            if want { "conforms" } else { "violates" }.into(),
+            actual,
+            want == valid,
+        );
+    }
+    let code = raw_code(&answer.raw);
+    if let Some(codes) = &e.code {
+        stage(
+            "code",
+            codes.join(" or "),
+            if code.is_empty() {
+                "(none)".into()
+            } else {
+                code.clone()
+            },
+            codes.contains(&code),
+        );
+    }
+    if let Some(want) = &e.result {
+        let got = biz.clone().unwrap_or(Value::Null);
+        stage(
+            "result",
+            want.to_string(),
+            ctx.mask(&got.to_string()),
+            subset(want, &got),
+        );
+    }
+    if let Some(true) = e.masking {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&answer.raw),
+            biz.as_ref().map(Value::to_string).unwrap_or_default()
+        );
+        let leak = ctx.leaks(&text);
+        stage(
+            "masking",
+            "no full name or ID number".into(),
+            leak.map_or("masked".to_owned(), |s| format!("leaks {}", ctx.mask(s))),
+            leak.is_none(),
+        );
+    }
+    if let Some(true) = e.request_id {
+        let got = serde_json::from_slice::<Value>(&answer.raw)
+            .ok()
+            .and_then(|v| {
+                v.get("requestId")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        stage(
+            "requestId",
+            request_id.to_owned(),
+            got.clone(),
+            got == request_id,
+        );
+    }
+    out
+}

@@ -1,0 +1,197 @@
+//! The conformance suite against real targets on loopback: the clean national simulator
+//! and the gateway in front of it must conform; a simulator with a seeded defect must not
+//! (the suite's mutation score).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use hutong::client::{GatewayClient, Profile};
+use hutong::config::SignTypeName;
+use hutong::conformance::{self, Fixtures, Report, run::Person};
+use hutong::crypto::{SigningKey, Sm4Key, to_hex};
+use hutong::envelope::ClientCredentials;
+use hutong::sim::{self, RunningSim, SimConfig, SimKeys};
+
+use crate::support::{root, temp_dir};
+
+const APP: &str = "C3300000001";
+const MAC: [u8; 32] = [0x11; 32];
+const SM4: [u8; 16] = [0x22; 16];
+
+/// A national simulator with the suite's client registered, and what the suite needs.
+pub struct SimTarget {
+    /// Kept alive for the run (dropping it stops the simulator).
+    pub _sim: RunningSim,
+    pub dir: PathBuf,
+    pub fixtures: Fixtures,
+    pub client: GatewayClient,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Starts a national simulator with `defects` (none: the clean one).
+pub async fn sim_target(tag: &str, configure: impl FnOnce(&mut SimConfig)) -> SimTarget {
+    let dir = temp_dir(tag);
+    std::fs::create_dir_all(&dir).unwrap();
+    let client_key = SigningKey::generate().unwrap();
+    std::fs::write(dir.join("client.key.pem"), client_key.to_pem().unwrap()).unwrap();
+    let mut clients = HashMap::new();
+    clients.insert(
+        APP.to_owned(),
+        ClientCredentials {
+            verifying_key: Some(client_key.verifying_key()),
+            mac_key: Some(hutong::crypto::MacKey::from_bytes(&MAC).unwrap()),
+            sm4_key: Some(Sm4Key::from_bytes(&SM4).unwrap()),
+            insecure_allow_plaintext: false,
+        },
+    );
+    let keys = SimKeys::generate().unwrap();
+    let public = keys.public();
+    std::fs::write(dir.join("sim.pub.pem"), public.response.to_pem().unwrap()).unwrap();
+    let issuer_key = keys.issuer.clone();
+    let mut cfg = SimConfig::new(clients);
+    configure(&mut cfg);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = sim::start(cfg, keys, listener).await.unwrap();
+
+    let fixtures = fixtures_of(&sim, &issuer_key);
+    let profile = Profile {
+        gateway: sim.base_url(),
+        app_id: APP.into(),
+        sign_type: SignTypeName::HmacSm3,
+        sm2_key_file: Some(dir.join("client.key.pem")),
+        mac_key_hex: Some(to_hex(&MAC)),
+        sm4_key_hex: Some(to_hex(&SM4)),
+        gateway_sign_key_file: dir.join("sim.pub.pem"),
+        gateway_encryption_key_file: None,
+        ca_file: None,
+        client_cert_file: None,
+        client_key_file: None,
+        token_file: None,
+        timeout_ms: 10_000,
+    };
+    let client = GatewayClient::new(&profile).unwrap();
+    SimTarget {
+        _sim: sim,
+        dir,
+        fixtures,
+        client,
+    }
+}
+
+/// The whole suite against `client`.
+pub async fn run_suite(client: &GatewayClient, fixtures: &Fixtures, skip: &[&str]) -> Report {
+    let mut cases = conformance::load_dir(&root().join("conformance/cases")).unwrap();
+    cases.retain(|c| !skip.contains(&c.id.as_str()));
+    let ctx = conformance::setup(client, fixtures).await.unwrap();
+    conformance::run_all(client, "loopback", &cases, &ctx, &[]).await
+}
+
+/// A green and a yellow holder of a simulator, and an expired code of its issuer.
+fn fixtures_of(sim: &RunningSim, issuer_key: &SigningKey) -> Fixtures {
+    let pick = |colour: &str| {
+        sim.with_population(|p| {
+            p.iter()
+                .find(|x| x.colour.as_str() == colour)
+                .map(|x| Person {
+                    id_type: "10".into(),
+                    id_no: x.id_no.clone(),
+                    name: x.name.clone(),
+                })
+                .unwrap()
+        })
+    };
+    let mut fixtures = Fixtures::default();
+    fixtures.person.insert("green".into(), pick("00"));
+    fixtures.person.insert("yellow".into(), pick("01"));
+    let t = now();
+    let expired = hutong::code::issue(
+        &hutong::code::IssuerKey::new(
+            sim.issuer().clone(),
+            hutong::trust::Kid::parse(sim::ISSUER_KID).unwrap(),
+            issuer_key.clone(),
+        ),
+        &hutong::code::Claims {
+            cid: hutong::code::CodeId::random().unwrap(),
+            col: hutong::code::Colour::Green,
+            iat: t - 7200,
+            exp: t - 3600,
+            nc: None,
+        },
+    )
+    .unwrap();
+    fixtures.code.insert("expired".into(), expired);
+    fixtures
+}
+
+fn cleanup(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clean_simulator_conforms() {
+    let t = sim_target("conf-clean", |_| {}).await;
+    let report = run_suite(&t.client, &t.fixtures, &[]).await;
+    assert!(report.conforms(), "{}", report.summary());
+    assert!(report.cases.len() >= 25, "{} cases", report.cases.len());
+    // The JUnit report names every case and no personal value.
+    let xml = report.junit();
+    for c in &report.cases {
+        assert!(xml.contains(&c.id));
+    }
+    for p in t.fixtures.person.values() {
+        assert!(!xml.contains(&p.id_no));
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(!json.contains(&p.id_no), "a report carries an ID number");
+    }
+    cleanup(&t.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_fails_when_its_expectation_is_wrong_and_a_stale_deviation_fails_the_run() {
+    let t = sim_target("conf-wrong", |_| {}).await;
+    let mut cases = conformance::load_dir(&root().join("conformance/cases")).unwrap();
+    cases.retain(|c| c.id == "VC-001" || c.id == "VC-002");
+    // VC-001 expects PASS and 00; ask for DENY instead: the result stage must fail.
+    cases[0].expect.result = Some(serde_json::json!({"verifyResult": "DENY"}));
+    let ctx = conformance::setup(&t.client, &t.fixtures).await.unwrap();
+    // VC-002 is listed as a known deviation, but passes: the list is stale.
+    let dev = [conformance::Deviation {
+        case: "VC-002".into(),
+        reason: "test".into(),
+    }];
+    let report = conformance::run_all(&t.client, "loopback", &cases, &ctx, &dev).await;
+    assert!(!report.conforms());
+    let bad: Vec<&str> = report.bad().iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(bad, ["VC-001", "VC-002"], "{}", report.summary());
+    let vc1 = &report.cases[0];
+    let failed: Vec<&str> = vc1
+        .stages
+        .iter()
+        .filter(|s| !s.pass)
+        .map(|s| s.stage)
+        .collect();
+    assert_eq!(failed, ["result"]);
+    assert!(report.summary().contains("unexpected pass"));
+    assert!(report.junit().contains("<failure"));
+    cleanup(&t.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_in_front_of_the_simulator_conforms() {
+    let fx = crate::gateway::Fixture::start(crate::gateway::Opts {
+        extra_client_toml: "[client.rate_limit]\nper_client = { per_second = 20, burst = 20 }\n"
+            .into(),
+        ..crate::gateway::Opts::default()
+    })
+    .await;
+    let fixtures = fixtures_of(fx.sim.as_ref().unwrap(), &fx.issuer_key);
+    let client = fx.client(SignTypeName::HmacSm3);
+    let report = run_suite(&client, &fixtures, &[]).await;
+    assert!(report.conforms(), "{}", report.summary());
+}
