@@ -36,13 +36,13 @@ const NOW: i64 = 1_714_000_000;
 
 /// An RGB screenshot.
 pub struct Image {
-    width: u32,
-    height: u32,
+    pub width: u32,
+    pub height: u32,
     rgb: Vec<u8>,
 }
 
 impl Image {
-    fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
+    pub fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
         let i = ((y * self.width + x) * 3) as usize;
         [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
     }

@@ -149,6 +149,28 @@ async fn the_clean_simulator_conforms() {
         let json = serde_json::to_string(&report).unwrap();
         assert!(!json.contains(&p.id_no), "a report carries an ID number");
     }
+    // The HTML report, with the coverage matrix, renders in headless Chromium: the verdict
+    // band is drawn in its green.
+    let cases = conformance::load_dir(&root().join("conformance/cases")).unwrap();
+    let rules = conformance::coverage::load(&root().join("conformance/coverage.toml")).unwrap();
+    let matrix = conformance::coverage::Matrix::build(&cases, &rules);
+    let html = t.dir.join("report.html");
+    std::fs::write(&html, report.html(&matrix)).unwrap();
+    let png = crate::code_page::screenshot_url(
+        &t.dir,
+        "report",
+        &format!("file://{}", html.display()),
+        &[],
+    );
+    let img = crate::code_page::decode(&png);
+    let green = (0..img.height)
+        .flat_map(|y| (0..img.width).map(move |x| (x, y)))
+        .filter(|&(x, y)| img.pixel(x, y) == [0xC8, 0xE6, 0xC9])
+        .count();
+    assert!(
+        green > 500,
+        "no verdict or matrix colour in the screenshot ({green} px)"
+    );
     cleanup(&t.dir);
 }
 
@@ -194,4 +216,18 @@ async fn the_gateway_in_front_of_the_simulator_conforms() {
     let client = fx.client(SignTypeName::HmacSm3);
     let report = run_suite(&client, &fixtures, &[]).await;
     assert!(report.conforms(), "{}", report.summary());
+}
+
+#[test]
+fn every_cell_of_the_coverage_matrix_has_a_case_or_a_reason() {
+    let cases = conformance::load_dir(&root().join("conformance/cases")).unwrap();
+    let rules = conformance::coverage::load(&root().join("conformance/coverage.toml")).unwrap();
+    let m = conformance::coverage::Matrix::build(&cases, &rules);
+    assert!(m.gaps().is_empty(), "gaps: {:?}\n{}", m.gaps(), m.text());
+    // And the check can fail: without the rules, cells are gaps.
+    assert!(
+        !conformance::coverage::Matrix::build(&cases, &[])
+            .gaps()
+            .is_empty()
+    );
 }

@@ -30,26 +30,65 @@ pub enum ConformanceCmd {
         /// Run only these cases (repeatable).
         #[arg(long = "case", value_name = "ID")]
         only: Vec<String>,
+        /// The not-applicable cells of the coverage matrix.
+        #[arg(long, default_value = "conformance/coverage.toml", value_name = "FILE")]
+        coverage: PathBuf,
         /// The target's known deviations.
         #[arg(long, value_name = "FILE")]
         expectations: Option<PathBuf>,
-        /// Write report.json and junit.xml here.
+        /// Write report.json, junit.xml and report.html here.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// With --out: sign a conformance certificate (certificate.json) with this SM2
+        /// private key (PEM).
+        #[arg(long, value_name = "FILE", requires = "out")]
+        sign_key: Option<PathBuf>,
+    },
+    /// Check a conformance certificate's SM2 signature and, with --report, that it
+    /// certifies that report. Exits 0 when it holds, 1 when not.
+    VerifyCert {
+        /// certificate.json.
+        #[arg(long, value_name = "FILE")]
+        cert: PathBuf,
+        /// The signer's public key (PEM).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// report.json, to check the certified digest.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
     },
 }
 
 pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
-    let ConformanceCmd::Run {
-        target,
-        client,
-        fixtures,
-        cases,
-        only,
-        expectations,
-        out,
-    } = cmd;
+    let (target, client, fixtures, cases, only, expectations, out, sign_key) = match cmd {
+        ConformanceCmd::VerifyCert { cert, key, report } => {
+            return verify_cert(cert, key, report.as_deref());
+        }
+        ConformanceCmd::Run {
+            target,
+            client,
+            fixtures,
+            cases,
+            only,
+            coverage,
+            expectations,
+            out,
+            sign_key,
+        } => (
+            target,
+            client,
+            fixtures,
+            cases,
+            only,
+            expectations,
+            out,
+            (sign_key, coverage),
+        ),
+    };
+    let (sign_key, coverage) = sign_key;
+    let rules = conformance::coverage::load(coverage).map_err(anyhow::Error::msg)?;
     let mut all = conformance::load_dir(cases)?;
+    let matrix = conformance::coverage::Matrix::build(&all, &rules);
     if !only.is_empty() {
         all.retain(|c| only.contains(&c.id));
         if all.is_empty() {
@@ -85,14 +124,21 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    say_raw!("{}", matrix.text());
     say_raw!("{}", report.summary());
     if let Some(dir) = out {
         std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
-        std::fs::write(
-            dir.join("report.json"),
-            serde_json::to_string_pretty(&report)?,
-        )?;
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(dir.join("report.json"), &json)?;
         std::fs::write(dir.join("junit.xml"), report.junit())?;
+        std::fs::write(dir.join("report.html"), report.html(&matrix))?;
+        if let Some(k) = sign_key {
+            let pem = std::fs::read_to_string(k).with_context(|| format!("{}", k.display()))?;
+            let key = crate::crypto::SigningKey::from_pem(&pem)?;
+            let now = i64::try_from(crate::auth::now_unix()).unwrap_or_default();
+            let c = conformance::cert::certify(&report, json.as_bytes(), &key, now)?;
+            std::fs::write(dir.join("certificate.json"), conformance::cert::to_json(&c))?;
+        }
         say!("reports in {}", dir.display());
     }
     Ok(if report.conforms() {
@@ -100,4 +146,41 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn verify_cert(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    report: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read(cert).with_context(|| format!("{}", cert.display()))?;
+    let pem = std::fs::read_to_string(key).with_context(|| format!("{}", key.display()))?;
+    let key = crate::crypto::VerifyingKey::from_pem(&pem)?;
+    let report = match report {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("{}", p.display()))?),
+        None => None,
+    };
+    match conformance::cert::verify(&text, &key, report.as_deref()) {
+        Ok(c) => {
+            say!(
+                "VALID certificate: {} {} ({}/{} cases, suite {}, {}), report digest {}",
+                c.target,
+                if c.conforms {
+                    "CONFORMS"
+                } else {
+                    "DOES NOT CONFORM"
+                },
+                c.passed,
+                c.cases,
+                c.suite_version,
+                c.standard,
+                c.result_digest
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            say!("INVALID certificate: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }

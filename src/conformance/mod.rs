@@ -9,6 +9,8 @@
 //! stale.
 
 pub mod case;
+pub mod cert;
+pub mod coverage;
 pub mod report;
 pub mod run;
 

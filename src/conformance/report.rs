@@ -142,3 +142,125 @@ pub fn xml(s: &str) -> String {
     }
     o
 }
+
+impl Report {
+    /// The HTML report: the verdict, the coverage matrix, and every case with its stages;
+    /// failures show their request and answer (personal data masked). One self-contained
+    /// page: inline CSS, no script.
+    pub fn html(&self, matrix: &super::coverage::Matrix) -> String {
+        use super::coverage::Cell;
+        let mut o = String::from(
+            "<!doctype html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>hutong conformance report</title><style>\
+             body{font:16px/1.5 system-ui,sans-serif;margin:1.5rem;color:#1a1a1a}\
+             table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:center}\
+             th.s,td.s{text-align:left}.cov{background:#c8e6c9}.na{background:#eee;color:#555}.gap{background:#ffcdd2}\
+             .pass{color:#1b5e20}.fail{color:#b71c1c;font-weight:bold}pre{white-space:pre-wrap;background:#f6f6f6;padding:.5rem}\
+             .verdict{font-size:1.6rem;padding:.5rem 1rem;display:inline-block;border-radius:6px}\
+             .ok{background:#c8e6c9}.no{background:#ffcdd2}</style></head><body>\n",
+        );
+        let _ = writeln!(
+            o,
+            "<h1>Conformance report</h1><p>Target <b>{}</b>; suite {}; {}; {} ms.</p>",
+            xml(&self.target),
+            xml(&self.suite_version),
+            xml(&self.standard),
+            self.millis
+        );
+        let _ = writeln!(
+            o,
+            "<p class=\"verdict {}\">{} — {} of {} cases passed, {} failed</p>",
+            if self.conforms() { "ok" } else { "no" },
+            if self.conforms() {
+                "CONFORMS 符合"
+            } else {
+                "DOES NOT CONFORM 不符合"
+            },
+            self.passed(),
+            self.cases.len(),
+            self.bad().len()
+        );
+        o.push_str("<h2>Coverage 覆盖矩阵</h2><table><tr><th class=\"s\">service</th>");
+        for c in &matrix.codes {
+            let _ = write!(o, "<th>{}</th>", xml(c));
+        }
+        o.push_str("</tr>\n");
+        for (s, row) in &matrix.rows {
+            let _ = write!(o, "<tr><td class=\"s\">{}</td>", xml(s));
+            for c in &matrix.codes {
+                match row.get(c) {
+                    Some(Cell::Covered { cases }) => {
+                        let _ = write!(
+                            o,
+                            "<td class=\"cov\" title=\"{}\">●</td>",
+                            xml(&cases.join(", "))
+                        );
+                    }
+                    Some(Cell::NotApplicable { reason }) => {
+                        let _ = write!(o, "<td class=\"na\" title=\"{}\">–</td>", xml(reason));
+                    }
+                    _ => o.push_str("<td class=\"gap\" title=\"gap\">✗</td>"),
+                }
+            }
+            o.push_str("</tr>\n");
+        }
+        o.push_str(
+            "</table><p>● covered (hover: the cases) · – not applicable (hover: why) · ✗ gap</p>\n",
+        );
+        o.push_str("<h2>Cases 用例</h2><table><tr><th>id</th><th class=\"s\">check</th><th>clause</th><th>label</th><th>verdict</th><th class=\"s\">stages</th></tr>\n");
+        for c in &self.cases {
+            let stages: Vec<String> = c
+                .stages
+                .iter()
+                .map(|s| {
+                    format!(
+                        "<span class=\"{}\">{}</span>",
+                        if s.pass { "pass" } else { "fail" },
+                        xml(s.stage)
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                o,
+                "<tr><td>{}</td><td class=\"s\">{}</td><td>{}</td><td>{:?}</td><td class=\"{}\">{}</td><td class=\"s\">{}</td></tr>",
+                xml(&c.id),
+                xml(&c.title),
+                xml(&c.clause),
+                c.label,
+                if c.ok() { "pass" } else { "fail" },
+                if c.ok() { "pass" } else { "FAIL" },
+                stages.join(" ")
+            );
+        }
+        o.push_str("</table>\n");
+        for c in self.bad() {
+            let _ = writeln!(
+                o,
+                "<h3 class=\"fail\">{} {}</h3><ul>",
+                xml(&c.id),
+                xml(&c.title)
+            );
+            if let Some(e) = &c.error {
+                let _ = writeln!(o, "<li>{}</li>", xml(e));
+            }
+            for s in c.stages.iter().filter(|s| !s.pass) {
+                let _ = writeln!(
+                    o,
+                    "<li><b>{}</b>: expected {}, got {}</li>",
+                    xml(s.stage),
+                    xml(&s.expected),
+                    xml(&s.actual)
+                );
+            }
+            let _ = writeln!(
+                o,
+                "</ul><p>request</p><pre>{}</pre><p>response</p><pre>{}</pre>",
+                xml(&c.request),
+                xml(&c.response)
+            );
+        }
+        o.push_str("</body></html>\n");
+        o
+    }
+}

@@ -107,6 +107,8 @@ pub async fn setup(client: &GatewayClient, fixtures: &Fixtures) -> Result<Contex
     ctx.values
         .insert("code.garbage".into(), json!("PHIC1.not-a-token"));
     ctx.values
+        .insert("long.text".into(), json!("长".repeat(501)));
+    ctx.values
         .insert("code.untrusted".into(), json!(untrusted_code(now)?));
     for (label, code) in &fixtures.code {
         ctx.values.insert(format!("code.{label}"), json!(code));
@@ -161,6 +163,14 @@ pub async fn setup(client: &GatewayClient, fixtures: &Fixtures) -> Result<Contex
             .cloned()
             .ok_or_else(|| fail(&format!("generateCode for {label}"), &x))?;
         ctx.values.insert(format!("code.{label}"), code.clone());
+        if label == "green" {
+            // The same code with the last character of its signature changed: 3004.
+            let mut t = code.as_str().unwrap_or_default().to_owned();
+            if let Some(last) = t.pop() {
+                t.push(if last == 'A' { 'B' } else { 'A' });
+            }
+            ctx.values.insert("code.tampered".into(), json!(t));
+        }
         let x = client
             .call(
                 ServiceName::VerifyCode,

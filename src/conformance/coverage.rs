@@ -1,0 +1,146 @@
+//! The coverage matrix: the seven services × the standard's return codes. Every cell holds
+//! the cases that expect that code of that service, or is marked not applicable in
+//! `conformance/coverage.toml` with a reason; a cell with neither is a gap, and the suite's
+//! own test fails on a gap.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::Case;
+use crate::standard::{ServiceName, Standard};
+
+/// A rule marking cells not applicable.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotApplicable {
+    /// Services (`*`: all).
+    pub services: Vec<String>,
+    /// Return codes.
+    pub codes: Vec<String>,
+    /// Why.
+    pub reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CoverageFile {
+    #[serde(rename = "not_applicable", default)]
+    rules: Vec<NotApplicable>,
+}
+
+/// Reads `coverage.toml`.
+///
+/// # Errors
+/// A message naming the file.
+pub fn load(path: &Path) -> Result<Vec<NotApplicable>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    toml::from_str::<CoverageFile>(&text)
+        .map(|f| f.rules)
+        .map_err(|e| format!("{}: {}", path.display(), e.message()))
+}
+
+/// One cell.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Cell {
+    /// Cases that expect this code of this service.
+    Covered {
+        /// Case ids.
+        cases: Vec<String>,
+    },
+    /// Marked not applicable.
+    NotApplicable {
+        /// Why.
+        reason: String,
+    },
+    /// Neither: a gap.
+    Gap,
+}
+
+/// The matrix: service → code → cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct Matrix {
+    /// Return codes, in the standard's order.
+    pub codes: Vec<String>,
+    /// Rows by service.
+    pub rows: BTreeMap<String, BTreeMap<String, Cell>>,
+}
+
+impl Matrix {
+    /// Builds the matrix of `cases` under `rules`.
+    pub fn build(cases: &[Case], rules: &[NotApplicable]) -> Self {
+        let std = Standard::embedded();
+        let codes: Vec<String> = std
+            .return_codes()
+            .iter()
+            .map(|c| c.code.as_str().to_owned())
+            .collect();
+        let mut rows = BTreeMap::new();
+        for s in ServiceName::ALL {
+            let name = s.as_str().to_owned();
+            let mut row = BTreeMap::new();
+            for code in &codes {
+                let covering: Vec<String> = cases
+                    .iter()
+                    .filter(|c| c.service == name)
+                    .filter(|c| c.expect.code.as_ref().is_some_and(|v| v.contains(code)))
+                    .map(|c| c.id.clone())
+                    .collect();
+                let cell = if !covering.is_empty() {
+                    Cell::Covered { cases: covering }
+                } else if let Some(r) = rules.iter().find(|r| {
+                    (r.services.iter().any(|x| x == "*" || *x == name))
+                        && r.codes.iter().any(|x| x == code)
+                }) {
+                    Cell::NotApplicable {
+                        reason: r.reason.clone(),
+                    }
+                } else {
+                    Cell::Gap
+                };
+                row.insert(code.clone(), cell);
+            }
+            rows.insert(name, row);
+        }
+        Self { codes, rows }
+    }
+
+    /// `(service, code)` of every gap.
+    pub fn gaps(&self) -> Vec<(String, String)> {
+        self.rows
+            .iter()
+            .flat_map(|(s, row)| {
+                row.iter()
+                    .filter(|(_, c)| matches!(c, Cell::Gap))
+                    .map(move |(code, _)| (s.clone(), code.clone()))
+            })
+            .collect()
+    }
+
+    /// A text table: `●` covered, `–` not applicable, `✗` gap.
+    pub fn text(&self) -> String {
+        let mut o = format!("{:<18}", "service \\ code");
+        for c in &self.codes {
+            o.push_str(&format!("{c:>5}"));
+        }
+        o.push('\n');
+        for (s, row) in &self.rows {
+            o.push_str(&format!("{s:<18}"));
+            for c in &self.codes {
+                let mark = match row.get(c) {
+                    Some(Cell::Covered { .. }) => "●",
+                    Some(Cell::NotApplicable { .. }) => "–",
+                    _ => "✗",
+                };
+                o.push_str(&format!("{mark:>5}"));
+            }
+            o.push('\n');
+        }
+        o.push_str(
+            "● covered by a case   – not applicable (coverage.toml gives the reason)   ✗ gap\n",
+        );
+        o
+    }
+}
