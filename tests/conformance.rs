@@ -20,6 +20,8 @@ const SM4: [u8; 16] = [0x22; 16];
 
 /// A national simulator with the suite's client registered, and what the suite needs.
 pub struct SimTarget {
+    /// The simulator's base URL.
+    pub client_base: String,
     /// Kept alive for the run (dropping it stops the simulator).
     pub _sim: RunningSim,
     pub dir: PathBuf,
@@ -77,6 +79,7 @@ pub async fn sim_target(tag: &str, configure: impl FnOnce(&mut SimConfig)) -> Si
     };
     let client = GatewayClient::new(&profile).unwrap();
     SimTarget {
+        client_base: sim.base_url(),
         _sim: sim,
         dir,
         fixtures,
@@ -216,6 +219,25 @@ async fn the_gateway_in_front_of_the_simulator_conforms() {
     let client = fx.client(SignTypeName::HmacSm3);
     let report = run_suite(&client, &fixtures, &[]).await;
     assert!(report.conforms(), "{}", report.summary());
+
+    // The load profile: 10 req/s, then 100 req/s, against a 20/s limit. The burst meets
+    // 1007, and nothing else goes wrong.
+    let ctx = conformance::setup(&client, &fixtures).await.unwrap();
+    let biz = conformance::run::fill(
+        &serde_json::json!({"codeContent": "{{code.green}}",
+            "verifier": {"orgName": "load", "deviceId": "L-1"}}),
+        &ctx,
+    )
+    .unwrap();
+    let load = conformance::load::run(&client, &biz, 10, 2).await;
+    println!("{}", load.text());
+    assert!(load.rate_limited, "{}", load.text());
+    assert_eq!(
+        load.phases[0].errors + load.phases[1].errors,
+        0,
+        "{}",
+        load.text()
+    );
 }
 
 #[test]
@@ -230,4 +252,105 @@ fn every_cell_of_the_coverage_matrix_has_a_case_or_a_reason() {
             .gaps()
             .is_empty()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_writes_reports_and_a_certificate_that_verifies() {
+    let t = sim_target("conf-cli", |_| {}).await;
+    let d = &t.dir;
+    // The client profile and fixtures as a standards team would write them.
+    let profile = format!(
+        "gateway = \"{}\"\napp_id = \"{APP}\"\nsign_type = \"HMAC-SM3\"\nmac_key_hex = \"{}\"\nsm4_key_hex = \"{}\"\ngateway_sign_key_file = \"{}\"\n",
+        t.client_base,
+        to_hex(&MAC),
+        to_hex(&SM4),
+        d.join("sim.pub.pem").display()
+    );
+    std::fs::write(d.join("client.toml"), profile).unwrap();
+    let mut fx = String::new();
+    for (label, p) in &t.fixtures.person {
+        fx.push_str(&format!(
+            "[person.{label}]\nidType = \"{}\"\nidNo = \"{}\"\nname = \"{}\"\n",
+            p.id_type, p.id_no, p.name
+        ));
+    }
+    fx.push_str(&format!(
+        "[code]\nexpired = \"{}\"\n",
+        t.fixtures.code["expired"]
+    ));
+    std::fs::write(d.join("fixtures.toml"), fx).unwrap();
+    let key = SigningKey::generate().unwrap();
+    std::fs::write(d.join("team.key.pem"), key.to_pem().unwrap()).unwrap();
+    std::fs::write(
+        d.join("team.pub.pem"),
+        key.verifying_key().to_pem().unwrap(),
+    )
+    .unwrap();
+    let s = |p: &str| d.join(p).display().to_string();
+    let out = crate::support::hutong([
+        "conformance",
+        "run",
+        "--client",
+        &s("client.toml"),
+        "--fixtures",
+        &s("fixtures.toml"),
+        "--cases",
+        &root().join("conformance/cases").display().to_string(),
+        "--coverage",
+        &root()
+            .join("conformance/coverage.toml")
+            .display()
+            .to_string(),
+        "--case",
+        "VC-001",
+        "--case",
+        "ENV-002",
+        "--out",
+        &s("out"),
+        "--sign-key",
+        &s("team.key.pem"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("2 case(s): 2 passed"), "{text}");
+    assert!(
+        text.contains("service \\ code"),
+        "the matrix is printed: {text}"
+    );
+    for f in [
+        "report.json",
+        "junit.xml",
+        "report.html",
+        "certificate.json",
+    ] {
+        assert!(d.join("out").join(f).exists(), "{f}");
+    }
+    let verify = |report: &str| {
+        crate::support::hutong([
+            "conformance",
+            "verify-cert",
+            "--cert",
+            &s("out/certificate.json"),
+            "--key",
+            &s("team.pub.pem"),
+            "--report",
+            report,
+        ])
+    };
+    let ok = verify(&s("out/report.json"));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("VALID certificate"));
+    // Another report is not the one certified.
+    std::fs::write(d.join("other.json"), "{}").unwrap();
+    let bad = verify(&s("other.json"));
+    assert_eq!(bad.status.code(), Some(1));
+    cleanup(d);
 }

@@ -39,6 +39,13 @@ pub enum ConformanceCmd {
         /// Write report.json, junit.xml and report.html here.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// After the cases, the load profile: this many verifyCode/s for --load-secs, then
+        /// ten times as many for as long.
+        #[arg(long, value_name = "REQ_PER_S")]
+        load: Option<u32>,
+        /// Seconds of each load phase.
+        #[arg(long, default_value_t = 10, value_name = "SECS")]
+        load_secs: u32,
         /// With --out: sign a conformance certificate (certificate.json) with this SM2
         /// private key (PEM).
         #[arg(long, value_name = "FILE", requires = "out")]
@@ -74,6 +81,8 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
             expectations,
             out,
             sign_key,
+            load,
+            load_secs,
         } => (
             target,
             client,
@@ -82,10 +91,10 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
             only,
             expectations,
             out,
-            (sign_key, coverage),
+            (sign_key, coverage, (*load, *load_secs)),
         ),
     };
-    let (sign_key, coverage) = sign_key;
+    let (sign_key, coverage, (load, load_secs)) = sign_key;
     let rules = conformance::coverage::load(coverage).map_err(anyhow::Error::msg)?;
     let mut all = conformance::load_dir(cases)?;
     let matrix = conformance::coverage::Matrix::build(&all, &rules);
@@ -115,9 +124,22 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
             Ok(ctx) => ctx,
             Err(e) => return Err(e),
         };
-        Ok(conformance::run_all(&c, &target, &all, &ctx, &deviations).await)
+        let report = conformance::run_all(&c, &target, &all, &ctx, &deviations).await;
+        let load = match load {
+            Some(rate) => {
+                let biz = conformance::run::fill(
+                    &serde_json::json!({"codeContent": "{{code.green}}",
+                        "verifier": {"orgName": "conformance load", "deviceId": "CONF-LOAD"}}),
+                    &ctx,
+                )
+                .map_err(conformance::run::SetupError)?;
+                Some(conformance::load::run(&c, &biz, rate, load_secs).await)
+            }
+            None => None,
+        };
+        Ok((report, load))
     });
-    let report = match report {
+    let (report, load) = match report {
         Ok(r) => r,
         Err(e) => {
             say!("{e}");
@@ -126,12 +148,18 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
     };
     say_raw!("{}", matrix.text());
     say_raw!("{}", report.summary());
+    if let Some(l) = &load {
+        say_raw!("{}", l.text());
+    }
     if let Some(dir) = out {
         std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(dir.join("report.json"), &json)?;
         std::fs::write(dir.join("junit.xml"), report.junit())?;
         std::fs::write(dir.join("report.html"), report.html(&matrix))?;
+        if let Some(l) = &load {
+            std::fs::write(dir.join("load.json"), serde_json::to_string_pretty(l)?)?;
+        }
         if let Some(k) = sign_key {
             let pem = std::fs::read_to_string(k).with_context(|| format!("{}", k.display()))?;
             let key = crate::crypto::SigningKey::from_pem(&pem)?;
@@ -141,7 +169,8 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
         }
         say!("reports in {}", dir.display());
     }
-    Ok(if report.conforms() {
+    let load_ok = load.as_ref().is_none_or(|l| l.healthy);
+    Ok(if report.conforms() && load_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -71,6 +71,7 @@ pub(super) fn run_serve(a: &ServeArgs) -> anyhow::Result<ExitCode> {
         let relay = Arc::new(relay);
         let gw = Arc::new(Gateway::new(cfg, relay.clone())?);
         let running = server::start(Arc::clone(&gw)).await?;
+        let handlers = Signals::install()?;
         let scheme = if gw.config.load().server.insecure_plain_http {
             "http"
         } else {
@@ -85,7 +86,7 @@ pub(super) fn run_serve(a: &ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(addr = %running.addr, admin = %running.admin_addr, "listening");
         let stop = running.stopper();
         let config_path = a.config.clone();
-        tokio::spawn(signals(gw, relay, stop, config_path));
+        tokio::spawn(signals(gw, relay, stop, config_path, handlers));
         running.wait().await;
         tracing::info!("stopped");
         Ok::<_, anyhow::Error>(())
@@ -93,22 +94,36 @@ pub(super) fn run_serve(a: &ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// SIGTERM and SIGHUP handlers, installed before the listener is announced.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?,
+            hup: signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?,
+        })
+    }
+}
+
 /// SIGTERM and ctrl-c stop the gateway (draining); SIGHUP reloads the configuration and
 /// keeps the old one when the new one is invalid.
+///
+/// The handlers are installed by the caller before it announces the listener ([`Signals`]):
+/// a signal sent by a supervisor that read the announcement is never the default action
+/// (termination without draining).
 async fn signals(
     gw: Arc<Gateway>,
     relay: Arc<crate::route::Router>,
     stop: tokio::sync::watch::Sender<bool>,
     path: PathBuf,
+    handlers: Signals,
 ) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
+    let Signals { mut term, mut hup } = handlers;
     loop {
         tokio::select! {
             _ = term.recv() => break,
