@@ -210,7 +210,7 @@ async fn a_case_fails_when_its_expectation_is_wrong_and_a_stale_deviation_fails_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_in_front_of_the_simulator_conforms() {
     let fx = crate::gateway::Fixture::start(crate::gateway::Opts {
-        extra_client_toml: "[client.rate_limit]\nper_client = { per_second = 20, burst = 20 }\n"
+        extra_client_toml: "[client.rate_limit]\nper_client = { per_second = 100, burst = 50 }\n"
             .into(),
         ..crate::gateway::Opts::default()
     })
@@ -220,7 +220,7 @@ async fn the_gateway_in_front_of_the_simulator_conforms() {
     let report = run_suite(&client, &fixtures, &[]).await;
     assert!(report.conforms(), "{}", report.summary());
 
-    // The load profile: 10 req/s, then 100 req/s, against a 20/s limit. The burst meets
+    // The load profile: 20 req/s, then 200 req/s, against a 100/s limit. The burst meets
     // 1007, and nothing else goes wrong.
     let ctx = conformance::setup(&client, &fixtures).await.unwrap();
     let biz = conformance::run::fill(
@@ -229,7 +229,7 @@ async fn the_gateway_in_front_of_the_simulator_conforms() {
         &ctx,
     )
     .unwrap();
-    let load = conformance::load::run(&client, &biz, 10, 2).await;
+    let load = conformance::load::run(&client, &biz, 20, 2).await;
     println!("{}", load.text());
     assert!(load.rate_limited, "{}", load.text());
     assert_eq!(
@@ -353,4 +353,45 @@ async fn the_command_writes_reports_and_a_certificate_that_verifies() {
     let bad = verify(&s("other.json"));
     assert_eq!(bad.status.code(), Some(1));
     cleanup(d);
+}
+
+#[test]
+fn a_dialect_file_and_its_golden_pairs_are_checked_offline() {
+    let file = root().join("config/regions/beijing.toml");
+    let pairs = root().join("tests/fixtures/dialects/beijing");
+    let ok = crate::support::hutong([
+        "conformance",
+        "dialect",
+        file.to_str().unwrap(),
+        "--fixtures",
+        pairs.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&ok.stdout).to_string();
+    assert!(ok.status.success(), "{text}");
+    assert!(text.contains("0 failed"), "{text}");
+    // A changed expectation fails, naming the pair.
+    let dir = temp_dir("conf-dialect");
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(&pairs).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+    }
+    let national = dir.join("verify.response.national.json");
+    let text = std::fs::read_to_string(&national).unwrap();
+    std::fs::write(&national, text.replace("\"00\"", "\"10\"")).unwrap();
+    let bad = crate::support::hutong([
+        "conformance",
+        "dialect",
+        file.to_str().unwrap(),
+        "--fixtures",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        bad.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&bad.stdout)
+    );
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("FAIL"));
+    cleanup(&dir);
 }

@@ -2,11 +2,10 @@
 //! walked by one data-driven test, round-trip properties of every shipped dialect,
 //! onboarding a dialect from a directory without code, and bad dialect files.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use hutong::standard::{Direction, ServiceName, Standard};
-use hutong::translate::{self, Codec, Dialect, LossReport, codec};
-use serde::Deserialize;
+use hutong::translate::{self, Codec, Dialect, codec};
 use serde_json::{Value, json};
 
 use crate::support::{fixture, hutong, root, stdout, temp_dir};
@@ -16,106 +15,7 @@ fn shipped() -> Vec<Dialect> {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Cases {
-    case: Vec<Case>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Case {
-    name: String,
-    service: String,
-    direction: String,
-    /// National side: business content, or `{code, msg, bizContent}` for a response.
-    national: String,
-    /// Dialect side, in the dialect's wire form.
-    dialect: String,
-    /// `to_dialect`, `to_national`, or both.
-    ways: Vec<String>,
-    #[serde(default)]
-    losses_to_dialect: Vec<String>,
-    #[serde(default)]
-    losses_to_national: Vec<String>,
-}
-
-fn header_items(l: &LossReport) -> Vec<String> {
-    let h = l.header_value();
-    if h.is_empty() {
-        Vec::new()
-    } else {
-        h.split(',').map(str::to_owned).collect()
-    }
-}
-
-fn kind(c: &Case) -> Result<(ServiceName, Direction), String> {
-    let service: ServiceName = c.service.parse().map_err(|e| format!("{e}"))?;
-    let direction = match c.direction.as_str() {
-        "request" => Direction::Request,
-        "response" => Direction::Response,
-        other => return Err(format!("direction `{other}`")),
-    };
-    Ok((service, direction))
-}
-
-fn wire_of(d: &Dialect, dir: Direction) -> Codec {
-    match dir {
-        Direction::Request => d.codec,
-        Direction::Response => d.response_codec,
-    }
-}
-
-/// The two sides of a case: national JSON, and the dialect's wire form decoded.
-fn sides(d: &Dialect, dir: &Path, c: &Case) -> Result<(Value, Value), String> {
-    let (_, direction) = kind(c)?;
-    let read = |f: &str| std::fs::read(dir.join(f)).map_err(|e| format!("{f}: {e}"));
-    let national: Value =
-        serde_json::from_slice(&read(&c.national)?).map_err(|e| format!("{}: {e}", c.national))?;
-    let dialect = codec::decode(wire_of(d, direction), &read(&c.dialect)?)
-        .map_err(|e| format!("{}: {e}", c.dialect))?;
-    Ok((national, dialect))
-}
-
-fn check(d: &Dialect, c: &Case, national: &Value, dialect: &Value) -> Result<(), String> {
-    let (service, direction) = kind(c)?;
-    let wire = wire_of(d, direction);
-    for way in &c.ways {
-        match way.as_str() {
-            "to_dialect" => {
-                let t = translate::to_dialect(d, service, direction, national)
-                    .map_err(|e| e.to_string())?;
-                // Through the wire form, so a form or XML dialect compares as strings.
-                let bytes = codec::encode(wire, &t.body).map_err(|e| e.to_string())?;
-                let got = codec::decode(wire, &bytes).map_err(|e| e.to_string())?;
-                if got != *dialect {
-                    return Err(format!("to_dialect gave {got}, want {dialect}"));
-                }
-                if header_items(&t.losses) != c.losses_to_dialect {
-                    return Err(format!(
-                        "to_dialect losses {:?}, want {:?}",
-                        t.losses, c.losses_to_dialect
-                    ));
-                }
-            }
-            "to_national" => {
-                let t = translate::to_national(d, service, direction, dialect)
-                    .map_err(|e| e.to_string())?;
-                if t.body != *national {
-                    return Err(format!("to_national gave {}, want {national}", t.body));
-                }
-                if header_items(&t.losses) != c.losses_to_national {
-                    return Err(format!(
-                        "to_national losses {:?}, want {:?}",
-                        t.losses, c.losses_to_national
-                    ));
-                }
-            }
-            other => return Err(format!("way `{other}`")),
-        }
-    }
-    Ok(())
-}
+use hutong::conformance::dialect::{GoldenCase as Case, GoldenCases as Cases, check, sides};
 
 /// Every fixture directory with its dialect and cases, in name order.
 fn fixture_sets() -> Vec<(Dialect, PathBuf, Cases)> {

@@ -51,6 +51,18 @@ pub enum ConformanceCmd {
         #[arg(long, value_name = "FILE", requires = "out")]
         sign_key: Option<PathBuf>,
     },
+    /// Check a dialect file offline: it loads with no problem, and its golden pairs
+    /// (`--fixtures DIR/cases.toml`) translate exactly both ways. Exits 0 when it holds.
+    ///
+    /// Example: hutong conformance dialect config/regions/beijing.toml --fixtures
+    /// tests/fixtures/dialects/beijing
+    Dialect {
+        /// The dialect file.
+        file: PathBuf,
+        /// Its golden pairs' directory.
+        #[arg(long, value_name = "DIR")]
+        fixtures: Option<PathBuf>,
+    },
     /// Check a conformance certificate's SM2 signature and, with --report, that it
     /// certifies that report. Exits 0 when it holds, 1 when not.
     VerifyCert {
@@ -70,6 +82,9 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
     let (target, client, fixtures, cases, only, expectations, out, sign_key) = match cmd {
         ConformanceCmd::VerifyCert { cert, key, report } => {
             return verify_cert(cert, key, report.as_deref());
+        }
+        ConformanceCmd::Dialect { file, fixtures } => {
+            return check_dialect(file, fixtures.as_deref());
         }
         ConformanceCmd::Run {
             target,
@@ -212,4 +227,59 @@ fn verify_cert(
             Ok(ExitCode::from(1))
         }
     }
+}
+
+fn check_dialect(
+    file: &std::path::Path,
+    fixtures: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("{}", file.display()))?;
+    let id = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("dialect")
+        .to_owned();
+    let d = match crate::translate::Dialect::from_toml(
+        &id,
+        &file.display().to_string(),
+        &text,
+        &crate::standard::Standard::embedded(),
+    ) {
+        Ok(d) => d,
+        Err(e) => {
+            say!("INVALID dialect {id}:\n{e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    say!(
+        "dialect {id} loads: region {}, {} service(s){}",
+        d.region,
+        d.services.len(),
+        if d.callback.is_some() {
+            ", callbacks"
+        } else {
+            ""
+        }
+    );
+    let Some(dir) = fixtures else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let cases = conformance::dialect::GoldenCases::load(dir).map_err(anyhow::Error::msg)?;
+    let results = conformance::dialect::check_all(&d, dir, &cases);
+    let mut bad = 0;
+    for (name, r) in &results {
+        match r {
+            Ok(()) => say!("ok   {name}"),
+            Err(e) => {
+                bad += 1;
+                say!("FAIL {name}: {e}");
+            }
+        }
+    }
+    say!("{} golden pair(s), {bad} failed", results.len());
+    Ok(if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

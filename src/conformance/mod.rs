@@ -11,6 +11,7 @@
 pub mod case;
 pub mod cert;
 pub mod coverage;
+pub mod dialect;
 pub mod load;
 pub mod report;
 pub mod run;

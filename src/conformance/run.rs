@@ -164,12 +164,12 @@ pub async fn setup(client: &GatewayClient, fixtures: &Fixtures) -> Result<Contex
             .ok_or_else(|| fail(&format!("generateCode for {label}"), &x))?;
         ctx.values.insert(format!("code.{label}"), code.clone());
         if label == "green" {
-            // The same code with the last character of its signature changed: 3004.
-            let mut t = code.as_str().unwrap_or_default().to_owned();
-            if let Some(last) = t.pop() {
-                t.push(if last == 'A' { 'B' } else { 'A' });
-            }
-            ctx.values.insert("code.tampered".into(), json!(t));
+            // The same code with a character inside its signature changed (not the last:
+            // that one carries padding bits, and would make it unparseable): 3004.
+            ctx.values.insert(
+                "code.tampered".into(),
+                json!(tamper_signature(code.as_str().unwrap_or_default())),
+            );
         }
         let x = client
             .call(
@@ -183,6 +183,18 @@ pub async fn setup(client: &GatewayClient, fixtures: &Fixtures) -> Result<Contex
         }
     }
     Ok(ctx)
+}
+
+/// `content` with the sixth character of its last dot-separated segment (a PHIC1 token's
+/// signature) changed.
+fn tamper_signature(content: &str) -> String {
+    let mut b = content.as_bytes().to_vec();
+    if let Some(dot) = content.rfind('.') {
+        if let Some(c) = b.get_mut(dot + 6) {
+            *c = if *c == b'A' { b'B' } else { b'A' };
+        }
+    }
+    String::from_utf8(b).unwrap_or_default()
 }
 
 /// A well-formed PHIC1 code from an issuer no trust list knows.
@@ -342,6 +354,9 @@ fn subset(expected: &Value, actual: &Value) -> bool {
     }
 }
 
+/// Pause after a burst case, so the next case does not meet the quota it drained.
+const BURST_COOL_DOWN: std::time::Duration = std::time::Duration::from_millis(1500);
+
 struct Answer {
     status: u16,
     raw: bytes::Bytes,
@@ -436,6 +451,8 @@ pub async fn run_case(
         let (s, a) = all.swap_remove(pick);
         session = s.session;
         request_id = s.envelope.request_id;
+        // Let the target's quota refill before the next case.
+        tokio::time::sleep(BURST_COOL_DOWN).await;
         Ok(a)
     } else if p.replay {
         match send(body.clone()).await {
