@@ -395,3 +395,48 @@ fn a_dialect_file_and_its_golden_pairs_are_checked_offline() {
     assert!(String::from_utf8_lossy(&bad.stdout).contains("FAIL"));
     cleanup(&dir);
 }
+
+#[test]
+fn the_offline_code_vectors_hold_and_a_wrong_verdict_is_caught() {
+    let ok = crate::support::hutong([
+        "conformance",
+        "vectors",
+        "--dir",
+        root().join("conformance/vectors").to_str().unwrap(),
+        "--regions",
+        root().join("config/regions").to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&ok.stdout).to_string();
+    assert!(ok.status.success(), "{text}");
+    assert!(text.contains("14 vector(s), 0 failed"), "{text}");
+    // The same vectors with V-002 (expired) expected valid: the verifier disagrees.
+    let dir = temp_dir("conf-vectors");
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    let src = root().join("conformance/vectors");
+    std::fs::copy(src.join("trust-list.json"), dir.join("trust-list.json")).unwrap();
+    std::fs::copy(
+        src.join("keys/anchor.pub.pem"),
+        dir.join("keys/anchor.pub.pem"),
+    )
+    .unwrap();
+    let v = std::fs::read_to_string(src.join("vectors.toml")).unwrap();
+    let changed = v.replacen(
+        "clock = 1795003660\nexpect = { code = \"3002\" }",
+        "clock = 1795003660\nexpect = { code = \"0\" }",
+        1,
+    );
+    assert_ne!(changed, v);
+    std::fs::write(dir.join("vectors.toml"), changed).unwrap();
+    let bad = crate::support::hutong([
+        "conformance",
+        "vectors",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--regions",
+        root().join("config/regions").to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&bad.stdout).to_string();
+    assert_eq!(bad.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL V-002"), "{text}");
+    cleanup(&dir);
+}

@@ -51,6 +51,16 @@ pub enum ConformanceCmd {
         #[arg(long, value_name = "FILE", requires = "out")]
         sign_key: Option<PathBuf>,
     },
+    /// Check the offline code vectors (PHIC1 tokens and regional code contents, with the
+    /// verdict each must get) against this build's verifier. Exits 0 when all agree.
+    Vectors {
+        /// The vectors' directory.
+        #[arg(long, default_value = "conformance/vectors", value_name = "DIR")]
+        dir: PathBuf,
+        /// Where the dialect files are (regional contents).
+        #[arg(long, default_value = "config/regions", value_name = "DIR")]
+        regions: PathBuf,
+    },
     /// Check a dialect file offline: it loads with no problem, and its golden pairs
     /// (`--fixtures DIR/cases.toml`) translate exactly both ways. Exits 0 when it holds.
     ///
@@ -82,6 +92,27 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
     let (target, client, fixtures, cases, only, expectations, out, sign_key) = match cmd {
         ConformanceCmd::VerifyCert { cert, key, report } => {
             return verify_cert(cert, key, report.as_deref());
+        }
+        ConformanceCmd::Vectors { dir, regions } => {
+            let dialects = crate::translate::Dialect::load_dir(
+                regions,
+                &crate::standard::Standard::embedded(),
+            )?;
+            let results =
+                conformance::vectors::check(dir, &dialects).map_err(anyhow::Error::msg)?;
+            let bad = results.iter().filter(|(_, r)| r.is_err()).count();
+            for (id, r) in &results {
+                match r {
+                    Ok(()) => say!("ok   {id}"),
+                    Err(e) => say!("FAIL {id}: {e}"),
+                }
+            }
+            say!("{} vector(s), {bad} failed", results.len());
+            return Ok(if bad == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
         }
         ConformanceCmd::Dialect { file, fixtures } => {
             return check_dialect(file, fixtures.as_deref());

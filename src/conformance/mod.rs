@@ -15,6 +15,7 @@ pub mod dialect;
 pub mod load;
 pub mod report;
 pub mod run;
+pub mod vectors;
 
 use std::io::Write as _;
 use std::time::Instant;
