@@ -17,9 +17,13 @@ use crate::support::{root, temp_dir};
 const APP: &str = "C3300000001";
 const MAC: [u8; 32] = [0x11; 32];
 const SM4: [u8; 16] = [0x22; 16];
+const APP2: &str = "C3300000002";
+const MAC2: [u8; 32] = [0x33; 32];
 
 /// A national simulator with the suite's client registered, and what the suite needs.
 pub struct SimTarget {
+    /// A second registered client.
+    pub client2: GatewayClient,
     /// The simulator's base URL.
     pub client_base: String,
     /// Kept alive for the run (dropping it stops the simulator).
@@ -52,6 +56,15 @@ pub async fn sim_target(tag: &str, configure: impl FnOnce(&mut SimConfig)) -> Si
             insecure_allow_plaintext: false,
         },
     );
+    clients.insert(
+        APP2.to_owned(),
+        ClientCredentials {
+            verifying_key: None,
+            mac_key: Some(hutong::crypto::MacKey::from_bytes(&MAC2).unwrap()),
+            sm4_key: Some(Sm4Key::from_bytes(&SM4).unwrap()),
+            insecure_allow_plaintext: false,
+        },
+    );
     let keys = SimKeys::generate().unwrap();
     let public = keys.public();
     std::fs::write(dir.join("sim.pub.pem"), public.response.to_pem().unwrap()).unwrap();
@@ -78,7 +91,14 @@ pub async fn sim_target(tag: &str, configure: impl FnOnce(&mut SimConfig)) -> Si
         timeout_ms: 10_000,
     };
     let client = GatewayClient::new(&profile).unwrap();
+    let client2 = GatewayClient::new(&Profile {
+        app_id: APP2.into(),
+        mac_key_hex: Some(to_hex(&MAC2)),
+        ..profile
+    })
+    .unwrap();
     SimTarget {
+        client2,
         client_base: sim.base_url(),
         _sim: sim,
         dir,
@@ -88,11 +108,16 @@ pub async fn sim_target(tag: &str, configure: impl FnOnce(&mut SimConfig)) -> Si
 }
 
 /// The whole suite against `client`.
-pub async fn run_suite(client: &GatewayClient, fixtures: &Fixtures, skip: &[&str]) -> Report {
+pub async fn run_suite(
+    client: &GatewayClient,
+    client2: &GatewayClient,
+    fixtures: &Fixtures,
+    skip: &[&str],
+) -> Report {
     let mut cases = conformance::load_dir(&root().join("conformance/cases")).unwrap();
     cases.retain(|c| !skip.contains(&c.id.as_str()));
     let ctx = conformance::setup(client, fixtures).await.unwrap();
-    conformance::run_all(client, "loopback", &cases, &ctx, &[]).await
+    conformance::run_all(client, Some(client2), "loopback", &cases, &ctx, &[]).await
 }
 
 /// A green and a yellow holder of a simulator, and an expired code of its issuer.
@@ -139,7 +164,7 @@ fn cleanup(dir: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_clean_simulator_conforms() {
     let t = sim_target("conf-clean", |_| {}).await;
-    let report = run_suite(&t.client, &t.fixtures, &[]).await;
+    let report = run_suite(&t.client, &t.client2, &t.fixtures, &[]).await;
     assert!(report.conforms(), "{}", report.summary());
     assert!(report.cases.len() >= 25, "{} cases", report.cases.len());
     // The JUnit report names every case and no personal value.
@@ -190,7 +215,7 @@ async fn a_case_fails_when_its_expectation_is_wrong_and_a_stale_deviation_fails_
         case: "VC-002".into(),
         reason: "test".into(),
     }];
-    let report = conformance::run_all(&t.client, "loopback", &cases, &ctx, &dev).await;
+    let report = conformance::run_all(&t.client, None, "loopback", &cases, &ctx, &dev).await;
     assert!(!report.conforms());
     let bad: Vec<&str> = report.bad().iter().map(|c| c.id.as_str()).collect();
     assert_eq!(bad, ["VC-001", "VC-002"], "{}", report.summary());
@@ -210,14 +235,31 @@ async fn a_case_fails_when_its_expectation_is_wrong_and_a_stale_deviation_fails_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_in_front_of_the_simulator_conforms() {
     let fx = crate::gateway::Fixture::start(crate::gateway::Opts {
-        extra_client_toml: "[client.rate_limit]\nper_client = { per_second = 100, burst = 50 }\n"
-            .into(),
+        extra_client_toml: format!(
+            "[client.rate_limit]\nper_client = {{ per_second = 100, burst = 50 }}\n\n\
+             [[client]]\napp_id = \"{APP2}\"\nregion = \"330106\"\nrole = \"verifier\"\n\
+             services = [\"verifyCode\", \"queryHealthInfo\"]\nregions = [\"*\"]\n\
+             sign_types = [\"HMAC-SM3\"]\nmac_key_hex = \"{}\"\nsm4_key_hex = \"{}\"\n",
+            to_hex(&MAC2),
+            to_hex(&SM4)
+        ),
         ..crate::gateway::Opts::default()
     })
     .await;
     let fixtures = fixtures_of(fx.sim.as_ref().unwrap(), &fx.issuer_key);
     let client = fx.client(SignTypeName::HmacSm3);
-    let report = run_suite(&client, &fixtures, &[]).await;
+    let mut p2 = fx.profile(SignTypeName::HmacSm3, false);
+    p2.app_id = APP2.into();
+    p2.mac_key_hex = Some(to_hex(&MAC2));
+    p2.sm4_key_hex = Some(to_hex(&SM4));
+    let mut client2 = GatewayClient::new(&p2).unwrap();
+    client2.set_token(Some(
+        fx.gw
+            .tokens
+            .issue(APP2, &hutong::standard::ServiceName::ALL, 600)
+            .unwrap(),
+    ));
+    let report = run_suite(&client, &client2, &fixtures, &[]).await;
     assert!(report.conforms(), "{}", report.summary());
 
     // The load profile: 20 req/s, then 200 req/s, against a 100/s limit. The burst meets

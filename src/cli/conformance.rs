@@ -21,6 +21,10 @@ pub enum ConformanceCmd {
         /// The client profile the suite calls as (see `hutong client --as`).
         #[arg(long, value_name = "FILE")]
         client: PathBuf,
+        /// A second registered client (another verifier), for the cases that check that a
+        /// ticket or consent serves only the client it was given to.
+        #[arg(long, value_name = "FILE")]
+        client2: Option<PathBuf>,
         /// Persons the target holds, and codes only it can make (TOML).
         #[arg(long, value_name = "FILE")]
         fixtures: PathBuf,
@@ -120,6 +124,7 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
         ConformanceCmd::Run {
             target,
             client,
+            client2,
             fixtures,
             cases,
             only,
@@ -137,10 +142,10 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
             only,
             expectations,
             out,
-            (sign_key, coverage, (*load, *load_secs)),
+            (sign_key, coverage, (*load, *load_secs, client2)),
         ),
     };
-    let (sign_key, coverage, (load, load_secs)) = sign_key;
+    let (sign_key, coverage, (load, load_secs, client2)) = sign_key;
     let rules = conformance::coverage::load(coverage).map_err(anyhow::Error::msg)?;
     let mut all = conformance::load_dir(cases)?;
     let matrix = conformance::coverage::Matrix::build(&all, &rules);
@@ -160,6 +165,16 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
     if let Some(t) = target {
         c.set_base(t);
     }
+    let second = match client2 {
+        Some(p) => {
+            let mut c2 = GatewayClient::from_profile_file(p)?;
+            if let Some(t) = target {
+                c2.set_base(t);
+            }
+            Some(c2)
+        }
+        None => None,
+    };
     let target = target.clone().unwrap_or_else(|| "(profile)".into());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -170,7 +185,8 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
             Ok(ctx) => ctx,
             Err(e) => return Err(e),
         };
-        let report = conformance::run_all(&c, &target, &all, &ctx, &deviations).await;
+        let report =
+            conformance::run_all(&c, second.as_ref(), &target, &all, &ctx, &deviations).await;
         let load = match load {
             Some(rate) => {
                 let biz = conformance::run::fill(

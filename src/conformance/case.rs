@@ -84,6 +84,10 @@ pub struct Probe {
     /// Send this many at once; judged: whether any answer has the expected code.
     #[serde(default)]
     pub burst: Option<u32>,
+    /// Send as the second registered client (`--client2`): another verifier, for the
+    /// bindings of tickets and consents.
+    #[serde(default)]
+    pub second_client: bool,
 }
 
 /// Expected result per stage; `None` is not tested.

@@ -30,6 +30,7 @@ use crate::client::GatewayClient;
 /// not overlap another), printing progress to standard error.
 pub async fn run_all(
     client: &GatewayClient,
+    second: Option<&GatewayClient>,
     target: &str,
     cases: &[Case],
     ctx: &Context,
@@ -39,7 +40,7 @@ pub async fn run_all(
     let mut results = Vec::with_capacity(cases.len());
     for (i, c) in cases.iter().enumerate() {
         let dev = deviations.iter().find(|d| d.case == c.id);
-        let r = run::run_case(client, c, ctx, dev).await;
+        let r = run::run_case(client, second, c, ctx, dev).await;
         progress(i + 1, cases.len(), &r);
         results.push(r);
     }

@@ -362,9 +362,10 @@ struct Answer {
     raw: bytes::Bytes,
 }
 
-/// Runs one case.
+/// Runs one case; `second` is the second client, for cases that send as another one.
 pub async fn run_case(
     client: &GatewayClient,
+    second: Option<&GatewayClient>,
     case: &Case,
     ctx: &Context,
     deviation: Option<&Deviation>,
@@ -393,6 +394,20 @@ pub async fn run_case(
     };
     result.request = ctx.mask(&biz.to_string());
     let p = &case.probe;
+    let client = if p.second_client {
+        match second {
+            Some(c) => c,
+            None => {
+                result.error = Some(format!(
+                    "case {} sends as a second client: give --client2",
+                    case.id
+                ));
+                return result;
+            }
+        }
+    } else {
+        client
+    };
     let opts = SealOptions {
         timestamp_offset_ms: p.timestamp_offset_s.saturating_mul(1000),
         app_id: p.app_id.clone(),

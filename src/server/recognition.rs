@@ -71,8 +71,9 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 #[serde(deny_unknown_fields)]
 struct TicketBody {
     v: u8,
-    /// The person's pseudonym, hex.
-    p: String,
+    /// The person's pseudonym, hex, when the region named them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<String>,
     /// The verifier it was given to.
     app: String,
     /// The region that answered the verification.
@@ -233,17 +234,25 @@ pub(super) async fn link_declaration(
 
 /// Replaces the region's ticket in a verification answer with the gateway's, bound to the
 /// caller.
+///
+/// Every ticket a verifier gets through the gateway is the gateway's: a region binds its
+/// own ticket to its caller, and for a relayed verification that caller is the gateway, so
+/// the region's binding cannot tell one verifier from another. The gateway's ticket binds
+/// to the verifier, and carries the region's inside.
 pub(super) fn mint_ticket(
     gw: &Gateway,
     call: &Call,
     answer: &mut Value,
-    person: &Pseudonym,
+    person: Option<&Pseudonym>,
     region: &str,
 ) -> Result<(), GatewayError> {
+    if person.is_none() && text(answer, &["bizExtData"]).is_none() {
+        return Ok(());
+    }
     let now = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
     let body = TicketBody {
         v: 1,
-        p: person.to_hex(),
+        p: person.map(Pseudonym::to_hex),
         app: call.client.app_id.clone(),
         rgn: region.to_owned(),
         scope: VERIFIER_SCOPE.iter().map(|s| (*s).to_owned()).collect(),
@@ -264,7 +273,9 @@ pub(super) fn mint_ticket(
 
 /// Who a query is about and what it may read, from the gateway's ticket or consent token.
 struct Grant {
-    person: Pseudonym,
+    /// `None`: a ticket of a verification whose region named no one; only the region can
+    /// answer it, with its own ticket.
+    person: Option<Pseudonym>,
     region: String,
     scope: Vec<String>,
     /// The region's own credential: `("bizExtData", ticket)` or `("authCode", code)`.
@@ -293,8 +304,13 @@ fn grant_of_ticket(gw: &Gateway, call: &Call, biz: &Value) -> Result<Grant, Gate
             &TicketError::Expired.to_string(),
         ));
     }
-    let person = Pseudonym::parse_hex(&body.p)
-        .ok_or_else(|| refuse(ReturnCode::TicketInvalid, "ticket names no person"))?;
+    let person = match &body.p {
+        Some(p) => Some(
+            Pseudonym::parse_hex(p)
+                .ok_or_else(|| refuse(ReturnCode::TicketInvalid, "ticket names no person"))?,
+        ),
+        None => None,
+    };
     Ok(Grant {
         person,
         region: body.rgn,
@@ -321,7 +337,7 @@ fn grant_of_consent(gw: &Gateway, call: &Call, biz: &Value) -> Result<Grant, Gat
         }
     }
     Ok(Grant {
-        person,
+        person: Some(person),
         region: c.rgn,
         scope: c.scope.split(' ').map(str::to_owned).collect(),
         inner: c.rac.map(|a| ("authCode", a)),
@@ -357,7 +373,7 @@ pub(super) async fn query(
     // region decides, with its own credential.
     let consent_to_region =
         !is_gateway_ticket(biz) && grant.inner.is_some() && !asked.iter().any(|s| s == "regions");
-    if !from_region.is_empty() || consent_to_region {
+    if !from_region.is_empty() || consent_to_region || grant.person.is_none() {
         let Some((field, inner)) = &grant.inner else {
             return Err(refuse(
                 ReturnCode::NotAuthorised,
@@ -375,15 +391,18 @@ pub(super) async fn query(
             .call_region(&grant.region, ServiceName::QueryHealthInfo, &fwd)
             .await?;
         call.losses.add(reply.losses);
-        return Ok((reply.biz, Some(grant.person)));
+        return Ok((reply.biz, grant.person));
     }
+    let Some(person) = grant.person else {
+        return Err(refuse(ReturnCode::TicketInvalid, "ticket names no person"));
+    };
     if let Some(s) = asked.iter().find(|s| !grant.scope.contains(s)) {
         return Err(refuse(
             ReturnCode::NotAuthorised,
             &format!("scope `{s}` is beyond what was granted"),
         ));
     }
-    let entry = load_entry(gw, grant.person).await?;
+    let entry = load_entry(gw, person).await?;
     let regions: Vec<String> = if asked.iter().any(|s| s == "regions") {
         entry.regions.keys().cloned().collect()
     } else {
@@ -391,7 +410,7 @@ pub(super) async fn query(
     };
     let statuses = status_across(gw, &entry, &regions).await;
     let answer = merge(&entry, &statuses, asked.iter().any(|s| s == "regions"))?;
-    Ok((answer, Some(grant.person)))
+    Ok((answer, Some(person)))
 }
 
 async fn load_entry(gw: &Arc<Gateway>, p: Pseudonym) -> Result<LinkEntry, GatewayError> {
@@ -735,16 +754,15 @@ pub(super) async fn generate_code(
     biz: &Value,
 ) -> Result<(Value, Option<Pseudonym>), GatewayError> {
     let grant = grant_of_consent(gw, call, biz)?;
+    let person = grant
+        .person
+        .ok_or_else(|| refuse(ReturnCode::NotAuthorised, "authCode names no person"))?;
     let Some(issuer) = gw.issuer.as_ref() else {
         // No issuer key: the region issues its own code, under its own authCode.
         let biz = unwrap_consent(gw, call, biz)?;
-        return gw
-            .relay
-            .relay(call, &biz)
-            .await
-            .map(|v| (v, Some(grant.person)));
+        return gw.relay.relay(call, &biz).await.map(|v| (v, Some(person)));
     };
-    let entry = load_entry(gw, grant.person).await?;
+    let entry = load_entry(gw, person).await?;
     let regions: Vec<String> = entry.regions.keys().cloned().collect();
     let statuses = status_across(gw, &entry, &regions).await;
     let w = worst(&statuses).ok_or_else(|| GatewayError::Domain {
@@ -753,7 +771,7 @@ pub(super) async fn generate_code(
     })?;
     let colour = w.colour.clone().unwrap_or_default();
     let col = crate::code::Colour::parse(&colour).unwrap_or(crate::code::Colour::Unknown);
-    let (links, p, now) = (Arc::clone(&gw.links), grant.person, now_ms());
+    let (links, p, now) = (Arc::clone(&gw.links), person, now_ms());
     let ncid = blocking(move || links.national_code_id(&p, now))
         .await
         .map_err(|e| GatewayError::Internal(e.to_string()))?;
@@ -786,7 +804,7 @@ pub(super) async fn generate_code(
     if let Some(n) = &entry.id_no_masked {
         answer["idNoMasked"] = Value::String(n.clone());
     }
-    Ok((answer, Some(grant.person)))
+    Ok((answer, Some(person)))
 }
 
 /// `POST /phic/v1/statusEvent` from a region: who changed (`user`, or the region's
@@ -1306,7 +1324,7 @@ mod tests {
         let key = ticket_key(&[9u8; 32]).unwrap();
         let body = TicketBody {
             v: 1,
-            p: Pseudonym([3u8; 32]).to_hex(),
+            p: Some(Pseudonym([3u8; 32]).to_hex()),
             app: "B1".into(),
             rgn: "330000".into(),
             scope: vec!["code".into()],
