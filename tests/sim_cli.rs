@@ -93,3 +93,107 @@ fn sim_reports_every_configuration_problem_at_once() {
     }
     assert!(!err.contains("no client may call"), "not repeated: {err}");
 }
+
+#[test]
+fn sim_lists_its_defects_and_exits_2() {
+    let out = hutong(["sim", "--national", "--defect", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    let listed = String::from_utf8_lossy(&out.stdout);
+    for d in hutong::sim::Defect::ALL {
+        let line = listed
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(d.as_str()))
+            .unwrap_or_else(|| panic!("{d} missing from:\n{listed}"));
+        assert!(line.contains(d.description()), "{line}");
+    }
+}
+
+#[test]
+fn sim_refuses_an_unknown_defect_with_the_list() {
+    let clients = root().join("config/sim-national.example.toml");
+    let out = hutong([
+        "sim",
+        "--national",
+        "--clients",
+        clients.to_str().unwrap(),
+        "--defect",
+        "leak-name",
+        "--defect",
+        "skip-signatures",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown defect `skip-signatures`"), "{err}");
+    assert!(
+        err.contains("skip-signature-check"),
+        "the names are listed: {err}"
+    );
+    assert!(!err.contains("unknown defect `leak-name`"), "{err}");
+
+    let out = hutong([
+        "sim",
+        "--region",
+        "zhejiang",
+        "--secret",
+        "00112233445566778899aabbccddeeff",
+        "--defect",
+        "leak-name",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--defect is for the national simulator"),
+        "{err}"
+    );
+}
+
+/// Starts `hutong sim --national` on the example clients with `extra` flags; its port.
+fn spawn_sim(extra: &[&str]) -> (std::process::Child, u16) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hutong"))
+        .args(["sim", "--national", "--population", "50", "--clients"])
+        .arg(root().join("config/sim-national.example.toml"))
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the hutong binary starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("listening on http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .parse()
+        .unwrap();
+    (child, port)
+}
+
+/// The status line of the answer to `POST /phic/v1/verifyCode` with `body`.
+fn post_status(port: u16, body: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /phic/v1/verifyCode HTTP/1.1\r\nHost: sim\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn sim_with_a_defect_serves_it() {
+    for (flags, status) in [
+        (&[][..], "HTTP/1.1 400 Bad Request"),
+        (&["--defect", "wrong-http-status"][..], "HTTP/1.1 200 OK"),
+    ] {
+        let (mut child, port) = spawn_sim(flags);
+        // No parameters at all: 1001, which is HTTP 400 unless the status is broken.
+        assert_eq!(post_status(port, "{}"), status, "{flags:?}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}

@@ -1,6 +1,10 @@
 //! `hutong sim --national …` and `hutong sim --region <dialect> …`: run a reference region
 //! back-end until SIGTERM or ctrl-c.
 //!
+//! `--defect NAME` (national only, repeatable) switches on a seeded deviation from the
+//! standard (`crate::sim::defects`), for proving that a conformance suite fails on it;
+//! `--defect list` prints the names and exits 2.
+//!
 //! Standard output's first line is `listening on http://127.0.0.1:PORT` (or `https://`),
 //! once the socket is bound, so a parent process can read the port. The national simulator
 //! prints nothing more; a dialect simulator adds a few `sample` lines, tab-separated: index,
@@ -16,7 +20,7 @@ use anyhow::{Context as _, bail};
 
 use crate::code::Colour;
 use crate::sim::region::{self, Caller, RegionSimConfig};
-use crate::sim::{self, ColourMix, Faults, SimConfig, SimKeys};
+use crate::sim::{self, ColourMix, Defect, Defects, Faults, SimConfig, SimKeys};
 use crate::standard::Standard;
 use crate::trust::IssuerId;
 
@@ -112,6 +116,26 @@ pub struct Args {
     /// Largest request body, bytes.
     #[arg(long, default_value_t = sim::server::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// Switch on a seeded defect: a known deviation from the standard that a conformance
+    /// suite must catch. Repeatable. `--defect list` prints the names and exits. National
+    /// only; never for anything but testing a test suite.
+    #[arg(long = "defect", value_name = "NAME")]
+    pub defects: Vec<String>,
+}
+
+/// The value of `--defect` that prints the defects instead of naming one.
+const LIST_DEFECTS: &str = "list";
+
+/// The defects the flags ask for; unknown names go to `problems`.
+fn defects(args: &Args, problems: &mut Vec<String>) -> Defects {
+    let mut set = Defects::NONE;
+    for name in &args.defects {
+        match name.parse::<Defect>() {
+            Ok(d) => set.insert(d),
+            Err(e) => problems.push(e.to_string().trim_end().to_owned()),
+        }
+    }
+    set
 }
 
 /// The faults the flags ask for.
@@ -157,18 +181,19 @@ fn config(args: &Args) -> anyhow::Result<SimConfig> {
     let clients = match &args.clients {
         None => {
             problems.push("--national needs --clients FILE".to_owned());
-            Default::default()
+            sim::SimClients::default()
         }
         Some(path) => match sim::load_clients(path) {
             Ok(c) => c,
             Err(sim::SimError::Config(p)) => {
                 problems.extend(p);
-                Default::default()
+                sim::SimClients::default()
             }
             Err(e) => return Err(e.into()),
         },
     };
-    let mut config = SimConfig::new(clients);
+    let mut config = SimConfig::new(clients.credentials);
+    config.rate_limits = clients.rate_limits;
     let region = args.region.as_deref().unwrap_or(DEFAULT_NATIONAL_REGION);
     config.seed = args.seed;
     config.population = args.population;
@@ -189,6 +214,7 @@ fn config(args: &Args) -> anyhow::Result<SimConfig> {
     config.high_risk_regions.clone_from(&args.high_risk_regions);
     config.code_ttl_secs = args.code_ttl_secs.unwrap_or(sim::DEFAULT_CODE_TTL_SECS);
     config.faults = faults(args);
+    config.defects = defects(args, &mut problems);
     config.server = server(args, &mut problems);
     // An unreadable clients file already said so; "no client" would repeat it.
     let clients_failed = config.clients.is_empty() && !problems.is_empty();
@@ -218,6 +244,7 @@ fn region_config(
         (args.code_host.is_some(), "--code-host"),
         (args.code_ttl_secs.is_some(), "--code-ttl-secs"),
         (args.keys_out.is_some(), "--keys-out"),
+        (!args.defects.is_empty(), "--defect"),
     ] {
         if given {
             problems.push(format!("{flag} is for the national simulator (--national)"));
@@ -276,6 +303,11 @@ pub(super) fn run(standard: &Standard, args: &Args) -> anyhow::Result<ExitCode> 
     enum Mode {
         National(Box<SimConfig>),
         Region(Box<(crate::translate::Dialect, RegionSimConfig)>),
+    }
+    if args.defects.iter().any(|d| d == LIST_DEFECTS) {
+        say!("seeded defects of `hutong sim --national --defect NAME`:");
+        say!("{}", sim::defect_list().trim_end());
+        return Ok(ExitCode::from(2));
     }
     let mode = match (args.national, args.region.as_deref()) {
         (true, _) => Mode::National(Box::new(config(args)?)),

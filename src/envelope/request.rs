@@ -296,7 +296,30 @@ impl ParsedRequest {
             client.verifying_key.as_ref(),
             client.mac_key.as_ref(),
         )?;
+        self.open_authenticated(client, ctx)
+    }
 
+    /// [`ParsedRequest::open`] without the signature check: whatever `sign` holds, the
+    /// request goes on to the freshness checks and decryption as if it had verified.
+    ///
+    /// DANGER: this accepts forged requests. It exists only for the simulator's seeded
+    /// `skip-signature-check` defect (`hutong sim --national --defect`), the known-broken
+    /// implementation a conformance suite must fail; nothing else may call it.
+    pub fn danger_open_without_signature_check(
+        self,
+        client: &ClientCredentials,
+        ctx: &OpenContext<'_>,
+    ) -> Result<OpenedRequest, EnvelopeError> {
+        self.open_authenticated(client, ctx)
+    }
+
+    /// The checks after the signature: freshness, nonce, plaintext permission, decryption.
+    fn open_authenticated(
+        self,
+        client: &ClientCredentials,
+        ctx: &OpenContext<'_>,
+    ) -> Result<OpenedRequest, EnvelopeError> {
+        let env = &self.envelope;
         if self.timestamp_ms.abs_diff(ctx.now_ms) > ctx.limits.max_clock_skew_ms {
             return Err(EnvelopeError::Stale);
         }

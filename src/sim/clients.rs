@@ -1,15 +1,19 @@
 //! The clients file: which `appId`s may call the simulator, with their keys.
 //!
 //! TOML, one `[[client]]` table per client, unknown keys refused; every problem in the file
-//! is reported at once. `config/sim-national.example.toml` documents it.
+//! is reported at once. `config/sim-national.example.toml` documents it. Besides its keys, a
+//! client may have a rate limit (`rate_limit_per_second`, `rate_limit_burst`); without one it
+//! is unlimited.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::crypto::{MacKey, Sm4Key, VerifyingKey};
 use crate::envelope::{ClientCredentials, MAX_ID_LEN};
+use crate::ratelimit::RateLimitConfig;
 
 use super::SimError;
 
@@ -40,10 +44,25 @@ struct Entry {
     /// Accept `encType` NONE from this client (test clients only).
     #[serde(default)]
     insecure_allow_plaintext: bool,
+    /// Requests a second this client may send; absent: unlimited. Over it: 1007, HTTP 429.
+    rate_limit_per_second: Option<u32>,
+    /// Requests this client may send at once after an idle period; needs
+    /// `rate_limit_per_second`, and defaults to it.
+    rate_limit_burst: Option<u32>,
+}
+
+/// What a clients file says: who may call, with which keys, and how often.
+#[derive(Debug, Clone, Default)]
+pub struct SimClients {
+    /// Each client's keys, by `appId` (for [`super::SimConfig::new`]).
+    pub credentials: HashMap<String, ClientCredentials>,
+    /// The rate limits of the clients that have one, by `appId`
+    /// (for [`super::SimConfig::rate_limits`]).
+    pub rate_limits: HashMap<String, RateLimitConfig>,
 }
 
 /// Reads and checks a clients file. Relative key paths are resolved against its directory.
-pub fn load_clients(path: &Path) -> Result<HashMap<String, ClientCredentials>, SimError> {
+pub fn load_clients(path: &Path) -> Result<SimClients, SimError> {
     use std::io::Read as _;
     let mut text = String::new();
     std::fs::File::open(path)
@@ -53,14 +72,12 @@ pub fn load_clients(path: &Path) -> Result<HashMap<String, ClientCredentials>, S
 }
 
 /// Parses the text of a clients file. `base` resolves relative `sm2_public_key_file` paths.
-pub fn parse_clients(
-    text: &str,
-    base: Option<&Path>,
-) -> Result<HashMap<String, ClientCredentials>, SimError> {
+pub fn parse_clients(text: &str, base: Option<&Path>) -> Result<SimClients, SimError> {
     let file: File =
         toml::from_str(text).map_err(|e| SimError::Config(vec![e.message().to_owned()]))?;
     let mut problems = Vec::new();
     let mut out = HashMap::new();
+    let mut rate_limits = HashMap::new();
     for (i, e) in file.client.into_iter().enumerate() {
         let at = format!("client {} (`{}`)", i + 1, e.app_id);
         let mut problem = |m: String| problems.push(format!("{at}: {m}"));
@@ -143,6 +160,36 @@ pub fn parse_clients(
             sm4_key,
             insecure_allow_plaintext: e.insecure_allow_plaintext,
         };
+        let rate_limit = match (e.rate_limit_per_second, e.rate_limit_burst) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                problem("rate_limit_burst needs rate_limit_per_second".to_owned());
+                None
+            }
+            (Some(rate), burst) => {
+                let per_second = NonZeroU32::new(rate);
+                if per_second.is_none() {
+                    problem("rate_limit_per_second must be at least 1".to_owned());
+                }
+                // An absent burst is the rate: a zero there was reported just above.
+                let burst = match burst {
+                    None => per_second,
+                    Some(b) => {
+                        let b = NonZeroU32::new(b);
+                        if b.is_none() {
+                            problem("rate_limit_burst must be at least 1".to_owned());
+                        }
+                        b
+                    }
+                };
+                per_second
+                    .zip(burst)
+                    .map(|(per_second, burst)| RateLimitConfig { per_second, burst })
+            }
+        };
+        if let Some(limit) = rate_limit {
+            rate_limits.insert(e.app_id.clone(), limit);
+        }
         if out.insert(e.app_id.clone(), creds).is_some() {
             problems.push(format!("{at}: app_id appears twice"));
         }
@@ -151,7 +198,10 @@ pub fn parse_clients(
         problems.push("no [[client]] is listed: nobody could call the simulator".to_owned());
     }
     if problems.is_empty() {
-        Ok(out)
+        Ok(SimClients {
+            credentials: out,
+            rate_limits,
+        })
     } else {
         Err(SimError::Config(problems))
     }

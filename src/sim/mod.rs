@@ -11,23 +11,31 @@
 //! ─ seal_response, signed with the simulator's key in the request's sign type
 //! ```
 //!
+//! (A client with a rate limit is refused with 1007 right after its envelope is opened.)
+//!
 //! Files: `server` (generic HTTP server), `population` (synthetic people), `services` (the
-//! seven services), `ticket` (BizExtData tickets), `faults`, `clients` (the clients file).
+//! seven services), `ticket` (BizExtData tickets), `faults`, `clients` (the clients file),
+//! `quota` (per-client rate limits), `defects` (seeded deviations from the standard, off
+//! by default, that a conformance suite must catch).
 //! [`region`] is `hutong sim --region <dialect>`: the same population, tickets and faults
 //! behind any regional dialect's own API instead of the national envelope.
 //! The simulator's keys are generated at start ([`SimKeys`]); [`write_public_keys`] puts
 //! the public halves where a gateway or a test can trust them.
 
 pub mod clients;
+pub mod defects;
 pub mod faults;
 mod handler;
 mod names;
 pub mod population;
+mod quota;
 pub mod region;
 pub mod server;
 mod services;
 pub use crate::ticket;
 
+#[cfg(test)]
+mod defects_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -47,10 +55,12 @@ use tokio::sync::watch;
 use crate::code::{IssuerKey, SystemClock, Verifier, VerifierConfig};
 use crate::crypto::{CryptoError, DecryptionKey, EncryptionKey, SigningKey, Sm4Key, VerifyingKey};
 use crate::envelope::{ClientCredentials, EnvelopeLimits, MemoryNonceStore, NonceStoreConfig};
+use crate::ratelimit::RateLimitConfig;
 use crate::standard::Standard;
 use crate::trust::{Issuer, IssuerId, KeyStatus, Kid, TrustList, TrustRegistry, TrustedKey};
 
-pub use clients::{load_clients, parse_clients};
+pub use clients::{SimClients, load_clients, parse_clients};
+pub use defects::{Defect, Defects, UnknownDefect, defect_list};
 pub use faults::{Fault, Faults};
 pub use population::{ColourMix, Person, Population};
 pub use server::{ServerConfig, ServerError};
@@ -59,6 +69,7 @@ pub use ticket::{TicketError, TicketKey};
 
 use handler::Idempotency;
 use population::Rng;
+use quota::ClientQuotas;
 use services::Grants;
 
 /// Path prefix of the national services.
@@ -178,6 +189,12 @@ pub struct SimConfig {
     pub faults: Faults,
     /// The clients that may call it, by `appId`.
     pub clients: HashMap<String, ClientCredentials>,
+    /// Rate limits of the clients that have one, by `appId`; a client without one is
+    /// unlimited (the default: none). Over its limit a client is answered 1007, HTTP 429.
+    pub rate_limits: HashMap<String, RateLimitConfig>,
+    /// Seeded deviations from the standard ([`Defect`]); the default, none, is a conforming
+    /// simulator.
+    pub defects: Defects,
     /// Envelope limits.
     pub limits: EnvelopeLimits,
     /// The HTTP server's limits and TLS.
@@ -199,6 +216,8 @@ impl SimConfig {
             code_ttl_secs: DEFAULT_CODE_TTL_SECS,
             faults: Faults::default(),
             clients,
+            rate_limits: HashMap::new(),
+            defects: Defects::NONE,
             limits: EnvelopeLimits::default(),
             server: ServerConfig::default(),
         }
@@ -231,6 +250,15 @@ impl SimConfig {
         }
         if self.clients.is_empty() {
             out.push("no client may call the simulator".to_owned());
+        }
+        let mut limited: Vec<&String> = self
+            .rate_limits
+            .keys()
+            .filter(|app| !self.clients.contains_key(*app))
+            .collect();
+        limited.sort();
+        for app in limited {
+            out.push(format!("rate limit for `{app}`, which is not a client"));
         }
         let probe = format!(
             "https://{}/phic/c?v=1&cid={}&iss={}",
@@ -331,6 +359,8 @@ pub(crate) struct SimState {
     ticket: TicketKey,
     verifier: Verifier,
     clients: HashMap<String, ClientCredentials>,
+    quotas: ClientQuotas,
+    defects: Defects,
     nonces: MemoryNonceStore,
     limits: EnvelopeLimits,
     population: RwLock<Population>,
@@ -508,19 +538,34 @@ pub async fn start(
     );
     let (stop, shutdown) = watch::channel(false);
     let tls = config.server.tls.is_some();
+    // DEFECT wrong-response-key: answers are signed with a fresh key nobody was given, while
+    // `public` (and `--keys-out`) still publish the real one.
+    let response_key = if config.defects.contains(Defect::WrongResponseKey) {
+        SigningKey::generate().map_err(SimError::Crypto)?
+    } else {
+        keys.response
+    };
+    if !config.defects.is_empty() {
+        tracing::warn!(
+            defects = %config.defects,
+            "seeded defects are on: this simulator deliberately breaks the standard"
+        );
+    }
     let state = Arc::new(SimState {
         std,
         issuer: config.issuer.clone(),
         code_host: config.code_host.clone(),
         code_ttl_secs: config.code_ttl_secs,
         high_risk: config.high_risk_regions.iter().cloned().collect(),
-        response_key: keys.response,
+        response_key,
         decryption_key: keys.encryption,
         issuer_key: IssuerKey::new(config.issuer.clone(), issuer_kid(), keys.issuer),
         ticket: TicketKey::new(config.issuer.clone(), keys.ticket)
             .map_err(|_| SimError::Internal("ticket key"))?,
         verifier,
         clients: config.clients,
+        quotas: ClientQuotas::new(&config.rate_limits),
+        defects: config.defects,
         nonces: MemoryNonceStore::new(NonceStoreConfig::default()),
         limits: config.limits,
         population: RwLock::new(population),

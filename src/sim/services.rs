@@ -2,8 +2,10 @@
 //!
 //! Each function takes the opened, validated business content and gives an [`Outcome`]:
 //! a return code, a message without personal data, and the business answer. Envelopes,
-//! faults and idempotency are handled around them (`mod.rs`).
+//! faults and idempotency are handled around them (`mod.rs`). The seeded defects that change
+//! business content (`defects.rs`) are applied here, each where it happens.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
@@ -24,8 +26,9 @@ use crate::standard::{PersonalClass, ReturnCode, ServiceName, Standard};
 use crate::trust::IssuerId;
 
 use super::SimState;
+use super::defects::{self, Defect};
 use super::population::{Declaration, FEVER_CELSIUS, ID_TYPE, Person, Population};
-use super::ticket::{TICKET_TTL_SECS, TicketKey};
+use super::ticket::{TICKET_TTL_SECS, TicketError, TicketKey};
 
 /// Lifetime of an `authCode`, seconds (the schema's maximum `expiresIn`).
 pub const AUTH_CODE_TTL_SECS: u32 = 300;
@@ -410,29 +413,97 @@ pub(super) fn code_answer(
 }
 
 fn verify_code(state: &SimState, app_id: &str, r: &VerifyCodeRequest, now: i64) -> Result<Outcome> {
-    let verified = state
-        .verifier
-        .verify_content(&r.code_content)
-        .map_err(|e| {
-            Outcome::fail(
-                e.return_code(),
-                match e.return_code() {
-                    ReturnCode::CodeExpired => "code expired",
-                    ReturnCode::CodeIssuerUntrusted => "code not issued here",
-                    ReturnCode::CodeSignatureInvalid => "code signature invalid",
-                    _ => "code not recognised",
-                },
-            )
-        })?;
+    let d = state.defects;
+    let cid = verified_code_id(state, &r.code_content)?;
     let pop = state.population();
     let i = pop
-        .find_code(verified.claims.cid.as_str())
+        .find_code(&cid)
         .ok_or_else(|| Outcome::fail(ReturnCode::UserNotFound, "unknown code id"))?;
     let p = person(&pop, i)?;
     // The issuer answers with the colour now, which may be newer than the token's.
     let fever = r.temperature.is_some_and(|t| t >= FEVER_CELSIUS);
-    let answer = verify_answer(p, fever, &state.issuer, &state.ticket, app_id, now)?;
-    Ok(Outcome::answer(ReturnCode::Success, &answer))
+    let shown = shown_colour(state, p);
+    let mut answer = verify_answer(&shown, fever, &state.issuer, &state.ticket, app_id, now)?;
+    if d.contains(Defect::LeakName) {
+        // DEFECT leak-name: the "masked" name is the name.
+        answer.name_masked = Some(p.name.clone());
+    }
+    if d.contains(Defect::LeakIdNumber) {
+        // DEFECT leak-id-number: the "masked" ID number is the ID number.
+        answer.id_no_masked = Some(p.id_no.clone());
+    }
+    let mut outcome = Outcome::answer(ReturnCode::Success, &answer);
+    if let Some(Value::Object(biz)) = &mut outcome.biz {
+        if d.contains(Defect::BadTimeFormat) {
+            // DEFECT bad-time-format: `yyyy/MM/dd HH:mm:ss` instead of `yyyy-MM-dd HH:mm:ss`.
+            if let Some(Value::String(t)) = biz.get_mut("updateTime") {
+                *t = t.replace('-', "/");
+            }
+        }
+        if d.contains(Defect::DropRequiredField) {
+            // DEFECT drop-required-field: a required field of the answer is left out.
+            biz.remove("updateTime");
+        }
+    }
+    Ok(outcome)
+}
+
+/// The code id of scanned content whose PHIC1 token verifies; the verifier's return code
+/// (3001 to 3004) otherwise.
+fn verified_code_id(state: &SimState, content: &str) -> Result<String> {
+    let d = state.defects;
+    let e = match state.verifier.verify_content(content) {
+        Ok(verified) => return Ok(verified.claims.cid.as_str().to_owned()),
+        Err(e) => e,
+    };
+    let mut code = e.return_code();
+    if code == ReturnCode::CodeIssuerUntrusted && d.contains(Defect::UntrustedIssuerAccepted) {
+        // DEFECT untrusted-issuer-accepted: a code from an issuer outside the trust list is
+        // taken at its word, its claims read without any signature check.
+        if let Some(cid) = defects::unverified_code_id(content) {
+            return Ok(cid);
+        }
+    }
+    if code == ReturnCode::CodeExpired && d.contains(Defect::ExpiredCodeWrongCode) {
+        // DEFECT expired-code-wrong-code: an expired code is called unparseable.
+        code = ReturnCode::CodeInvalid;
+    }
+    let msg = match code {
+        ReturnCode::CodeExpired => "code expired",
+        ReturnCode::CodeIssuerUntrusted => "code not issued here",
+        ReturnCode::CodeSignatureInvalid => "code signature invalid",
+        _ => "code not recognised",
+    };
+    Err(Outcome::fail(code, msg))
+}
+
+/// `p` as the answers show it: `p` itself, or with the `wrong-colour-map` defect, a yellow
+/// person recoloured green.
+fn shown_colour<'p>(state: &SimState, p: &'p Person) -> Cow<'p, Person> {
+    if state.defects.contains(Defect::WrongColourMap) && p.colour == Colour::Yellow {
+        // DEFECT wrong-colour-map: yellow (01) is mapped to green (00).
+        Cow::Owned(Person {
+            colour: Colour::Green,
+            ..p.clone()
+        })
+    } else {
+        Cow::Borrowed(p)
+    }
+}
+
+/// The code id a BizExtData ticket lets `app_id` read at `now` ([`TicketKey::open`]).
+fn open_ticket(
+    state: &SimState,
+    ticket: &str,
+    app_id: &str,
+    now: i64,
+) -> std::result::Result<String, TicketError> {
+    let d = state.defects;
+    if d.contains(Defect::TicketAnyClient) || d.contains(Defect::TicketNoExpiry) {
+        // DEFECT ticket-any-client, ticket-no-expiry: a binding is not checked.
+        return defects::open_ticket_loosely(&state.ticket, d, ticket, app_id, now);
+    }
+    state.ticket.open(ticket, app_id, now)
 }
 
 /// The answer of `verifyCode` about `p` with its colour now, and a ticket for `app_id`.
@@ -477,7 +548,7 @@ fn query_health_info(
     // A verifier's ticket, or the holder's authorisation; the ticket wins when both come.
     let (i, holder) = match (&r.biz_ext_data, &r.user, &r.auth_code) {
         (Some(ticket), _, _) => {
-            let cid = state.ticket.open(ticket, app_id, now).map_err(|_| {
+            let cid = open_ticket(state, ticket, app_id, now).map_err(|_| {
                 Outcome::fail(ReturnCode::TicketInvalid, "ticket invalid or expired")
             })?;
             let i = pop
@@ -503,7 +574,12 @@ fn query_health_info(
         }
     };
     let p = person(&pop, i)?;
-    let answer = health_info(p, r.scope.as_deref(), holder, &state.issuer);
+    let answer = health_info(
+        &shown_colour(state, p),
+        r.scope.as_deref(),
+        holder,
+        &state.issuer,
+    );
     Ok(Outcome::answer(ReturnCode::Success, &answer))
 }
 

@@ -133,14 +133,55 @@ fn clients_file_reports_every_problem() {
     );
     assert!(all.contains("appears twice"), "{all}");
     assert!(parse_clients("[[client]]\napp_id = \"A\"\ncolour = 1\n", None).is_err());
+
+    let limits = r#"
+        [[client]]
+        app_id = "A1"
+        mac_key_hex = "000102030405060708090a0b0c0d0e0f"
+        rate_limit_per_second = 0
+
+        [[client]]
+        app_id = "A2"
+        mac_key_hex = "000102030405060708090a0b0c0d0e0f"
+        rate_limit_burst = 5
+
+        [[client]]
+        app_id = "A3"
+        mac_key_hex = "000102030405060708090a0b0c0d0e0f"
+        rate_limit_per_second = 3
+    "#;
+    let Err(SimError::Config(problems)) = parse_clients(limits, None) else {
+        panic!("the file is invalid");
+    };
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].contains("`A1`") && problems[0].contains("at least 1"));
+    assert!(problems[1].contains("`A2`") && problems[1].contains("needs rate_limit_per_second"));
+    let fixed = limits.replace("rate_limit_per_second = 0", "rate_limit_per_second = 2");
+    let fixed = fixed.replace("rate_limit_burst = 5", "");
+    let ok = parse_clients(&fixed, None).unwrap();
+    let a3 = ok.rate_limits["A3"];
+    assert_eq!(
+        (a3.per_second.get(), a3.burst.get()),
+        (3, 3),
+        "burst defaults to the rate"
+    );
+    assert!(!ok.rate_limits.contains_key("A2"));
 }
 
 #[test]
 fn example_clients_file_parses() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sim-national.example.toml");
     let clients = load_clients(&path).unwrap();
-    assert!(!clients.is_empty());
-    assert!(clients.values().any(|c| c.verifying_key.is_some()));
+    assert!(!clients.credentials.is_empty());
+    assert!(
+        clients
+            .credentials
+            .values()
+            .any(|c| c.verifying_key.is_some())
+    );
+    let limit = clients.rate_limits["R0000000001"];
+    assert_eq!((limit.per_second.get(), limit.burst.get()), (1, 2));
+    assert_eq!(clients.rate_limits.len(), 1, "the others are unlimited");
 }
 
 #[test]
