@@ -14,9 +14,9 @@
 //! (A client with a rate limit is refused with 1007 right after its envelope is opened.)
 //!
 //! Files: `server` (generic HTTP server), `population` (synthetic people), `services` (the
-//! seven services), `ticket` (BizExtData tickets), `faults`, `clients` (the clients file),
-//! `quota` (per-client rate limits), `defects` (seeded deviations from the standard, off
-//! by default, that a conformance suite must catch).
+//! seven services), `grants` (authCodes), `ticket` (BizExtData tickets), `faults`, `clients`
+//! (the clients file), `quota` (per-client rate limits), `defects` (seeded deviations from
+//! the standard, off by default, that a conformance suite must catch).
 //! [`region`] is `hutong sim --region <dialect>`: the same population, tickets and faults
 //! behind any regional dialect's own API instead of the national envelope.
 //! The simulator's keys are generated at start ([`SimKeys`]); [`write_public_keys`] puts
@@ -25,6 +25,7 @@
 pub mod clients;
 pub mod defects;
 pub mod faults;
+mod grants;
 mod handler;
 mod names;
 pub mod population;
@@ -67,10 +68,10 @@ pub use server::{ServerConfig, ServerError};
 pub use services::{AUTH_CODE_TTL_SECS, REFRESH_INTERVAL_SECS};
 pub use ticket::{TicketError, TicketKey};
 
+use grants::Grants;
 use handler::Idempotency;
 use population::Rng;
 use quota::ClientQuotas;
-use services::Grants;
 
 /// Path prefix of the national services.
 pub const SERVICE_PATH_PREFIX: &str = "/phic/v1/";

@@ -6,7 +6,7 @@
 //! business content (`defects.rs`) are applied here, each where it happens.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -27,6 +27,7 @@ use crate::trust::IssuerId;
 
 use super::SimState;
 use super::defects::{self, Defect};
+use super::grants::Grant;
 use super::population::{Declaration, FEVER_CELSIUS, ID_TYPE, Person, Population};
 use super::ticket::{TICKET_TTL_SECS, TicketError, TicketKey};
 
@@ -38,9 +39,6 @@ pub const REFRESH_INTERVAL_SECS: u32 = 60;
 
 /// Days a correction is expected to take.
 pub(super) const CORRECTION_DAYS: i64 = 3;
-
-/// Live `authCode`s at most; expired ones are dropped first when it is reached.
-const MAX_GRANTS: usize = 200_000;
 
 /// What one call comes to.
 #[derive(Debug, Clone)]
@@ -81,47 +79,6 @@ impl Outcome {
 }
 
 type Result<T> = std::result::Result<T, Outcome>;
-
-/// An `authCode` granted by `applyCodeAccess`.
-#[derive(Debug, Clone)]
-pub(super) struct Grant {
-    /// The person's index in the population.
-    pub(super) person: usize,
-    /// The client it was granted to.
-    pub(super) app_id: String,
-    /// Unix seconds.
-    pub(super) expires_at: i64,
-}
-
-/// The live `authCode`s.
-#[derive(Debug, Default)]
-pub(super) struct Grants {
-    map: HashMap<String, Grant>,
-}
-
-impl Grants {
-    /// Keeps `grant` under `code`, dropping expired grants when the table is full.
-    pub(super) fn insert(&mut self, code: String, grant: Grant, now: i64) {
-        if self.map.len() >= MAX_GRANTS {
-            self.map.retain(|_, g| g.expires_at > now);
-        }
-        if self.map.len() >= MAX_GRANTS {
-            // Still full of live grants: drop one rather than grow without bound.
-            if let Some(k) = self.map.keys().next().cloned() {
-                self.map.remove(&k);
-            }
-        }
-        self.map.insert(code, grant);
-    }
-
-    /// The person an `authCode` lets `app_id` act for at `now`.
-    pub(super) fn check(&self, code: &str, app_id: &str, now: i64) -> Option<usize> {
-        self.map
-            .get(code)
-            .filter(|g| g.app_id == app_id && now < g.expires_at)
-            .map(|g| g.person)
-    }
-}
 
 /// Runs one service.
 pub(super) fn dispatch(

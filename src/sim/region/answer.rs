@@ -21,10 +21,9 @@ use crate::national::time::DateTime;
 use crate::standard::{PersonalClass, ReturnCode, ServiceName};
 use crate::translate::{self, CodePattern, Dialect};
 
+use super::super::grants::Grant;
 use super::super::population::{Declaration, FEVER_CELSIUS, ID_TYPE, Person, Population};
-use super::super::services::{
-    self, AUTH_CODE_TTL_SECS, CORRECTION_DAYS, Grant, Outcome, fresh_id, time,
-};
+use super::super::services::{self, AUTH_CODE_TTL_SECS, CORRECTION_DAYS, Outcome, fresh_id, time};
 use super::RegionState;
 
 type Result<T> = std::result::Result<T, Outcome>;

@@ -51,9 +51,9 @@ use crate::translate::{Dialect, LoadError};
 use crate::trust::IssuerId;
 
 use super::faults::Faults;
+use super::grants::Grants;
 use super::population::{Person, Population, Rng};
 use super::server::{self, ServerError};
-use super::services::Grants;
 use super::ticket::TicketKey;
 use super::{SimError, now_ms};
 
