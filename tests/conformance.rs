@@ -70,6 +70,14 @@ pub async fn sim_target(tag: &str, configure: impl FnOnce(&mut SimConfig)) -> Si
     std::fs::write(dir.join("sim.pub.pem"), public.response.to_pem().unwrap()).unwrap();
     let issuer_key = keys.issuer.clone();
     let mut cfg = SimConfig::new(clients);
+    // The suite's client has a quota, so that the rate-limit case has one to meet.
+    cfg.rate_limits.insert(
+        APP.to_owned(),
+        hutong::ratelimit::RateLimitConfig {
+            per_second: std::num::NonZeroU32::new(100).unwrap(),
+            burst: std::num::NonZeroU32::new(50).unwrap(),
+        },
+    );
     configure(&mut cfg);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sim = sim::start(cfg, keys, listener).await.unwrap();
@@ -481,4 +489,61 @@ fn the_offline_code_vectors_hold_and_a_wrong_verdict_is_caught() {
     assert_eq!(bad.status.code(), Some(1), "{text}");
     assert!(text.contains("FAIL V-002"), "{text}");
     cleanup(&dir);
+}
+
+/// Defects the suite cannot see from outside within one run: an expired ticket needs the
+/// simulator's ticket lifetime (600 s) to pass first.
+const UNSEEN: [sim::Defect; 1] = [sim::Defect::TicketNoExpiry];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_fails_on_every_seeded_defect() {
+    let mut caught = Vec::new();
+    let mut missed = Vec::new();
+    for d in sim::Defect::ALL {
+        if UNSEEN.contains(&d) {
+            continue;
+        }
+        let t = sim_target(&format!("conf-{}", d.as_str()), |c| c.defects.insert(d)).await;
+        let mut cases = conformance::load_dir(&root().join("conformance/cases")).unwrap();
+        cases.sort_by(|a, b| a.id.cmp(&b.id));
+        // A target whose set-up answers do not hold (they do not verify) fails before any
+        // case: the command exits 2 for it.
+        match conformance::setup(&t.client, &t.fixtures).await {
+            Err(e) => {
+                println!("{:<32} caught at set-up: {e}", d.as_str());
+                caught.push(d.as_str());
+            }
+            Ok(ctx) => {
+                let report = conformance::run_all(
+                    &t.client,
+                    Some(&t.client2),
+                    "loopback",
+                    &cases,
+                    &ctx,
+                    &[],
+                )
+                .await;
+                if report.conforms() {
+                    missed.push(d.as_str());
+                } else {
+                    let bad: Vec<&str> = report.bad().iter().map(|c| c.id.as_str()).collect();
+                    println!("{:<32} caught by {}", d.as_str(), bad.join(" "));
+                    caught.push(d.as_str());
+                }
+            }
+        }
+        cleanup(&t.dir);
+    }
+    println!(
+        "mutation score: {}/{} defects caught ({} not observable in one run: {:?})",
+        caught.len(),
+        caught.len() + missed.len(),
+        UNSEEN.len(),
+        UNSEEN.map(sim::Defect::as_str)
+    );
+    assert!(
+        missed.is_empty(),
+        "defects the suite let through: {missed:?}"
+    );
+    assert!(caught.len() >= 20, "{} defects caught", caught.len());
 }

@@ -347,6 +347,7 @@ async fn serve_region(
 ) -> anyhow::Result<ExitCode> {
     let population = config.population;
     let running = region::start(dialect, config).await?;
+    let stop = StopSignal::install()?;
     say!("listening on {}", running.base_url());
     let firsts: Vec<usize> = running.with_population(|pop| {
         [Colour::Green, Colour::Yellow, Colour::Red]
@@ -374,7 +375,7 @@ async fn serve_region(
         population,
         "region simulator ready"
     );
-    shutdown_signal().await;
+    stop.wait().await;
     tracing::info!("shutting down");
     running.shutdown().await?;
     Ok(ExitCode::SUCCESS)
@@ -394,6 +395,7 @@ async fn serve(args: &Args, config: SimConfig) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let (population, region) = (config.population, config.region.clone());
     let running = sim::start(config, keys, listener).await?;
+    let stop = StopSignal::install()?;
     say!("listening on {}", running.base_url());
     tracing::info!(
         addr = %running.local_addr(),
@@ -402,31 +404,42 @@ async fn serve(args: &Args, config: SimConfig) -> anyhow::Result<ExitCode> {
         population,
         "simulator ready"
     );
-    shutdown_signal().await;
+    stop.wait().await;
     tracing::info!("shutting down");
     running.shutdown().await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Completes on ctrl-c, or on SIGTERM where there is one.
-async fn shutdown_signal() {
+/// SIGTERM (and ctrl-c), installed before the listener is announced: a supervisor that
+/// read the announcement and signals at once gets a graceful stop, never the default
+/// action.
+struct StopSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    term: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    fn install() -> anyhow::Result<Self> {
+        Ok(Self {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("cannot install the SIGTERM handler")?,
+        })
+    }
+
+    /// Completes on SIGTERM or ctrl-c.
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            let mut term = self.term;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

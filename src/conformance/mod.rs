@@ -54,9 +54,14 @@ pub async fn run_all(
     }
 }
 
-/// `[#####-----] 12/40 VC-003 ok`, redrawn in place on a terminal.
+/// `[#####-----] 12/40 VC-003 ok`, redrawn in place on a terminal; nothing when standard
+/// error is not one (a CI log gets the summary only).
 fn progress(done: usize, total: usize, r: &run::CaseResult) {
+    use std::io::IsTerminal as _;
     const WIDTH: usize = 30;
+    if !std::io::stderr().is_terminal() {
+        return;
+    }
     let filled = WIDTH * done / total.max(1);
     let bar: String = "#".repeat(filled) + &"-".repeat(WIDTH - filled);
     let verdict = if r.ok() { "ok" } else { "FAIL" };
