@@ -36,6 +36,10 @@ pub struct Case {
     pub title: String,
     /// The endpoint: one of the seven services, or `statusEvent`.
     pub service: String,
+    /// The kind of data-element constraint the case probes, for the coverage matrix: one
+    /// of [`CONSTRAINTS`].
+    #[serde(default)]
+    pub constraint: Option<String>,
     /// The business content, with `{{placeholders}}` (see [`super::run`]).
     #[serde(default = "empty_object")]
     pub request: Value,
@@ -120,6 +124,11 @@ pub struct Expect {
     pub request_id: Option<bool>,
 }
 
+/// Kinds of data-element constraint (the third axis of the coverage matrix): a required
+/// element missing, a value of the wrong JSON type, outside its code table, too long or
+/// too short, in the wrong format, and masking of personal elements in answers.
+pub const CONSTRAINTS: [&str; 6] = ["required", "type", "enum", "length", "format", "masking"];
+
 /// The stages, in the order they are judged.
 pub const STAGES: [&str; 8] = [
     "transport",
@@ -183,6 +192,16 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Case>, CaseError> {
         }
         let known =
             c.service == "statusEvent" || c.service.parse::<crate::standard::ServiceName>().is_ok();
+        if let Some(k) = &c.constraint {
+            if !CONSTRAINTS.contains(&k.as_str()) {
+                problems.push(format!(
+                    "{}: case {}: constraint `{k}` is not one of {}",
+                    c.file.display(),
+                    c.id,
+                    CONSTRAINTS.join(", ")
+                ));
+            }
+        }
         if !known {
             problems.push(format!(
                 "{}: case {}: unknown service `{}`",

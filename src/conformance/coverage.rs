@@ -23,22 +23,37 @@ pub struct NotApplicable {
     pub reason: String,
 }
 
-#[derive(Deserialize)]
+/// A rule marking constraint cells not applicable.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct CoverageFile {
+pub struct ConstraintNotApplicable {
+    /// Services (`*`: all).
+    pub services: Vec<String>,
+    /// Constraint kinds ([`super::case::CONSTRAINTS`]).
+    pub constraints: Vec<String>,
+    /// Why.
+    pub reason: String,
+}
+
+/// The not-applicable rules of both axes.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rules {
+    /// Return-code cells.
     #[serde(rename = "not_applicable", default)]
-    rules: Vec<NotApplicable>,
+    pub codes: Vec<NotApplicable>,
+    /// Constraint cells.
+    #[serde(rename = "constraint_not_applicable", default)]
+    pub constraints: Vec<ConstraintNotApplicable>,
 }
 
 /// Reads `coverage.toml`.
 ///
 /// # Errors
 /// A message naming the file.
-pub fn load(path: &Path) -> Result<Vec<NotApplicable>, String> {
+pub fn load(path: &Path) -> Result<Rules, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    toml::from_str::<CoverageFile>(&text)
-        .map(|f| f.rules)
-        .map_err(|e| format!("{}: {}", path.display(), e.message()))
+    toml::from_str::<Rules>(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))
 }
 
 /// One cell.
@@ -59,18 +74,23 @@ pub enum Cell {
     Gap,
 }
 
-/// The matrix: service → code → cell.
+/// The matrix: service → code → cell, and service → constraint kind → cell.
 #[derive(Debug, Clone, Serialize)]
 pub struct Matrix {
     /// Return codes, in the standard's order.
     pub codes: Vec<String>,
     /// Rows by service.
     pub rows: BTreeMap<String, BTreeMap<String, Cell>>,
+    /// Constraint kinds.
+    pub constraints: Vec<String>,
+    /// Rows by service.
+    pub constraint_rows: BTreeMap<String, BTreeMap<String, Cell>>,
 }
 
 impl Matrix {
     /// Builds the matrix of `cases` under `rules`.
-    pub fn build(cases: &[Case], rules: &[NotApplicable]) -> Self {
+    pub fn build(cases: &[Case], all_rules: &Rules) -> Self {
+        let rules = &all_rules.codes;
         let std = Standard::embedded();
         let codes: Vec<String> = std
             .return_codes()
@@ -104,13 +124,49 @@ impl Matrix {
             }
             rows.insert(name, row);
         }
-        Self { codes, rows }
+        let constraints: Vec<String> = super::case::CONSTRAINTS
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect();
+        let mut constraint_rows = BTreeMap::new();
+        for s in ServiceName::ALL {
+            let name = s.as_str().to_owned();
+            let mut row = BTreeMap::new();
+            for k in &constraints {
+                let covering: Vec<String> = cases
+                    .iter()
+                    .filter(|c| c.service == name && c.constraint.as_deref() == Some(k))
+                    .map(|c| c.id.clone())
+                    .collect();
+                let cell = if !covering.is_empty() {
+                    Cell::Covered { cases: covering }
+                } else if let Some(r) = all_rules.constraints.iter().find(|r| {
+                    r.services.iter().any(|x| x == "*" || *x == name)
+                        && r.constraints.iter().any(|x| x == k)
+                }) {
+                    Cell::NotApplicable {
+                        reason: r.reason.clone(),
+                    }
+                } else {
+                    Cell::Gap
+                };
+                row.insert(k.clone(), cell);
+            }
+            constraint_rows.insert(name, row);
+        }
+        Self {
+            codes,
+            rows,
+            constraints,
+            constraint_rows,
+        }
     }
 
-    /// `(service, code)` of every gap.
+    /// `(service, code or constraint kind)` of every gap.
     pub fn gaps(&self) -> Vec<(String, String)> {
         self.rows
             .iter()
+            .chain(&self.constraint_rows)
             .flat_map(|(s, row)| {
                 row.iter()
                     .filter(|(_, c)| matches!(c, Cell::Gap))

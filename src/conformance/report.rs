@@ -205,6 +205,30 @@ impl Report {
             }
             o.push_str("</tr>\n");
         }
+        o.push_str("</table>\n<h3>Data-element constraints 数据元约束</h3><table><tr><th class=\"s\">service</th>");
+        for k in &matrix.constraints {
+            let _ = write!(o, "<th>{}</th>", xml(k));
+        }
+        o.push_str("</tr>\n");
+        for (s, row) in &matrix.constraint_rows {
+            let _ = write!(o, "<tr><td class=\"s\">{}</td>", xml(s));
+            for k in &matrix.constraints {
+                match row.get(k) {
+                    Some(Cell::Covered { cases }) => {
+                        let _ = write!(
+                            o,
+                            "<td class=\"cov\" title=\"{}\">●</td>",
+                            xml(&cases.join(", "))
+                        );
+                    }
+                    Some(Cell::NotApplicable { reason }) => {
+                        let _ = write!(o, "<td class=\"na\" title=\"{}\">–</td>", xml(reason));
+                    }
+                    _ => o.push_str("<td class=\"gap\" title=\"gap\">✗</td>"),
+                }
+            }
+            o.push_str("</tr>\n");
+        }
         o.push_str(
             "</table><p>● covered (hover: the cases) · – not applicable (hover: why) · ✗ gap</p>\n",
         );

@@ -7,7 +7,8 @@
 //! `{{person.L.idType}}`, `{{person.L.idNo}}`, `{{person.L.name}}` for each fixture person
 //! `L`; `{{authCode.L}}`, `{{userToken.L}}`, `{{code.L}}` and `{{ticket.L}}` got from the
 //! target for them at set-up; `{{code.X}}` for codes the fixtures file names (an expired
-//! code: only the target's issuer can sign one); `{{code.untrusted}}`, a PHIC1 code signed
+//! code: only the target's issuer can sign one) and `{{ticket.X}}` for tickets it names (an
+//! expired one); `{{code.untrusted}}`, a PHIC1 code signed
 //! by a key no trust list holds; `{{code.garbage}}`; `{{now}}`, the time as
 //! `yyyy-MM-dd HH:mm:ss`.
 
@@ -50,6 +51,10 @@ pub struct Fixtures {
     /// Codes by label (`expired`).
     #[serde(default)]
     pub code: BTreeMap<String, String>,
+    /// BizExtData tickets by label (`expired`: one the target sealed for the suite's
+    /// client, past its lifetime).
+    #[serde(default)]
+    pub ticket: BTreeMap<String, String>,
 }
 
 impl Fixtures {
@@ -112,6 +117,9 @@ pub async fn setup(client: &GatewayClient, fixtures: &Fixtures) -> Result<Contex
         .insert("code.untrusted".into(), json!(untrusted_code(now)?));
     for (label, code) in &fixtures.code {
         ctx.values.insert(format!("code.{label}"), json!(code));
+    }
+    for (label, t) in &fixtures.ticket {
+        ctx.values.insert(format!("ticket.{label}"), json!(t));
     }
     let fail = |what: &str, x: &crate::client::Exchange| {
         SetupError(format!(
@@ -214,6 +222,18 @@ fn untrusted_code(now: i64) -> Result<String, SetupError> {
     crate::code::issue(&crate::code::IssuerKey::new(iss, kid, key), &claims).map_err(|e| err(&e))
 }
 
+/// The value of a placeholder: a context value, or `long.N`, N characters of text (for
+/// length limits).
+fn lookup(ctx: &Context, key: &str) -> Option<Value> {
+    if let Some(n) = key
+        .strip_prefix("long.")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        return (n <= 1 << 20).then(|| json!("长".repeat(n)));
+    }
+    ctx.values.get(key).cloned()
+}
+
 /// Replaces placeholders: a string that is one placeholder becomes its value (any JSON
 /// type); placeholders inside a longer string are replaced by their text.
 ///
@@ -224,10 +244,7 @@ pub fn fill(template: &Value, ctx: &Context) -> Result<Value, String> {
         Value::String(s) => {
             if let Some(key) = s.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
                 if !key.contains("{{") {
-                    return ctx
-                        .values
-                        .get(key.trim())
-                        .cloned()
+                    return lookup(ctx, key.trim())
                         .ok_or_else(|| format!("unknown placeholder {{{{{key}}}}}"));
                 }
             }
@@ -240,11 +257,9 @@ pub fn fill(template: &Value, ctx: &Context) -> Result<Value, String> {
                     .find("}}")
                     .ok_or_else(|| format!("unclosed placeholder in `{s}`"))?;
                 let key = after[..j].trim();
-                let v = ctx
-                    .values
-                    .get(key)
-                    .ok_or_else(|| format!("unknown placeholder {{{{{key}}}}}"))?;
-                match v {
+                let v =
+                    lookup(ctx, key).ok_or_else(|| format!("unknown placeholder {{{{{key}}}}}"))?;
+                match &v {
                     Value::String(t) => out.push_str(t),
                     other => out.push_str(&other.to_string()),
                 }
