@@ -9,6 +9,7 @@ mod audit_cli;
 mod cli;
 mod code_cli;
 mod code_page;
+mod commuter;
 mod conformance;
 mod cross_region;
 mod dialects;

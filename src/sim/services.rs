@@ -492,6 +492,7 @@ pub(super) fn verify_answer(
         national_code_id: Some(p.national_code_id.as_str().to_owned()),
         biz_ext_data: Some(ticket),
         ticket_expires_in: Some(TICKET_TTL_SECS),
+        commuter: p.commuter.then_some(true),
     })
 }
 

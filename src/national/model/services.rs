@@ -273,6 +273,8 @@ model! {
         #[serde(skip_serializing_if = "Option::is_none")] biz_ext_data: Option<String>,
         /// Ticket lifetime, seconds.
         #[serde(skip_serializing_if = "Option::is_none")] ticket_expires_in: Option<u32>,
+        /// 通勤人员标识: a registered cross-boundary commuter (Beijing rules) [P].
+        #[serde(skip_serializing_if = "Option::is_none")] commuter: Option<bool>,
     }
 }
 
