@@ -84,6 +84,10 @@ pub struct Cached {
     pub person: Option<crate::audit::Pseudonym>,
     /// The region that answered.
     pub region: Option<String>,
+    /// When the gateway ticket in the body expires (Unix seconds), if it holds one: the
+    /// ticket is sealed once, when the answer is fetched, for the one verifier whose
+    /// partition the entry is in; a hit only updates `ticketExpiresIn`.
+    pub ticket_exp_s: Option<i64>,
 }
 
 impl Cached {
@@ -97,6 +101,7 @@ impl Cached {
             losses: Arc::default(),
             person: None,
             region: None,
+            ticket_exp_s: None,
         }
     }
 }

@@ -71,6 +71,7 @@ fn fetch(
         losses: Arc::default(),
         person: None,
         region: None,
+        ticket_exp_s: None,
     };
     async move {
         calls.fetch_add(1, Ordering::SeqCst);

@@ -233,7 +233,7 @@ pub(super) async fn link_declaration(
 }
 
 /// Replaces the region's ticket in a verification answer with the gateway's, bound to the
-/// caller.
+/// caller; gives the ticket's expiry (Unix seconds) when it sealed one.
 ///
 /// Every ticket a verifier gets through the gateway is the gateway's: a region binds its
 /// own ticket to its caller, and for a relayed verification that caller is the gateway, so
@@ -245,9 +245,9 @@ pub(super) fn mint_ticket(
     answer: &mut Value,
     person: Option<&Pseudonym>,
     region: &str,
-) -> Result<(), GatewayError> {
+) -> Result<Option<i64>, GatewayError> {
     if person.is_none() && text(answer, &["bizExtData"]).is_none() {
-        return Ok(());
+        return Ok(None);
     }
     let now = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
     let body = TicketBody {
@@ -268,7 +268,7 @@ pub(super) fn mint_ticket(
         o.insert("bizExtData".into(), Value::String(ticket));
         o.insert("ticketExpiresIn".into(), json!(TICKET_TTL_SECS));
     }
-    Ok(())
+    Ok(Some(body.exp))
 }
 
 /// Who a query is about and what it may read, from the gateway's ticket or consent token.

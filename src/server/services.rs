@@ -210,7 +210,13 @@ async fn cached(
         } else {
             None
         };
-        let (answer, region) = (relayed.biz, relayed.region);
+        let (mut answer, region) = (relayed.biz, relayed.region);
+        // The ticket is sealed now, once: the entry serves only this verifier (the cache
+        // key's partition is its appId), and it is not kept past the ticket.
+        let ticket_exp_s = match &region {
+            Some(r) => recognition::mint_ticket(gw, call, &mut answer, person.as_ref(), r)?,
+            None => None,
+        };
         let updated = answer
             .get("updateTime")
             .or_else(|| answer.get("code").and_then(|c| c.get("updateTime")))
@@ -222,13 +228,20 @@ async fn cached(
         // No updateTime: the answer is fresh as of now, for the region's validity.
         let subject = cache_subject.clone().or_else(|| person.map(|p| p.to_hex()));
         // Nothing a status event could find is kept.
-        let deadline =
-            freshness_deadline(updated.unwrap_or(now), validity, code_exp_ms, now, max_ttl)
-                .filter(|_| subject.is_some());
+        let ticket_ms = ticket_exp_s
+            .and_then(|s| u64::try_from(s).ok())
+            .map(|s| s * 1000);
+        let bound_ms = match (code_exp_ms, ticket_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let deadline = freshness_deadline(updated.unwrap_or(now), validity, bound_ms, now, max_ttl)
+            .filter(|_| subject.is_some());
         let mut cached = Cached::new(answer, subject, deadline);
         cached.losses = Arc::new(call.losses.report());
         cached.person = person;
         cached.region = region;
+        cached.ticket_exp_s = ticket_exp_s;
         Ok::<_, GatewayError>(cached)
     };
     let result = gw.cache.get_or_fetch(key, fetch).await;
@@ -243,8 +256,11 @@ async fn cached(
                 call.losses.add((*c.losses).clone());
             }
             let mut answer = (*c.body).clone();
-            if let Some(region) = &c.region {
-                recognition::mint_ticket(gw, call, &mut answer, c.person.as_ref(), region)?;
+            if let (Some(exp), false) = (c.ticket_exp_s, fetched.load(Ordering::Relaxed)) {
+                let left = exp - i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
+                if let Some(o) = answer.as_object_mut() {
+                    o.insert("ticketExpiresIn".into(), Value::from(left.max(1)));
+                }
             }
             Ok((answer, c.person))
         }
