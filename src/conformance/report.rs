@@ -148,7 +148,6 @@ impl Report {
     /// failures show their request and answer (personal data masked). One self-contained
     /// page: inline CSS, no script.
     pub fn html(&self, matrix: &super::coverage::Matrix) -> String {
-        use super::coverage::Cell;
         let mut o = String::from(
             "<!doctype html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -181,57 +180,11 @@ impl Report {
             self.cases.len(),
             self.bad().len()
         );
-        o.push_str("<h2>Coverage 覆盖矩阵</h2><table><tr><th class=\"s\">service</th>");
-        for c in &matrix.codes {
-            let _ = write!(o, "<th>{}</th>", xml(c));
-        }
-        o.push_str("</tr>\n");
-        for (s, row) in &matrix.rows {
-            let _ = write!(o, "<tr><td class=\"s\">{}</td>", xml(s));
-            for c in &matrix.codes {
-                match row.get(c) {
-                    Some(Cell::Covered { cases }) => {
-                        let _ = write!(
-                            o,
-                            "<td class=\"cov\" title=\"{}\">●</td>",
-                            xml(&cases.join(", "))
-                        );
-                    }
-                    Some(Cell::NotApplicable { reason }) => {
-                        let _ = write!(o, "<td class=\"na\" title=\"{}\">–</td>", xml(reason));
-                    }
-                    _ => o.push_str("<td class=\"gap\" title=\"gap\">✗</td>"),
-                }
-            }
-            o.push_str("</tr>\n");
-        }
-        o.push_str("</table>\n<h3>Data-element constraints 数据元约束</h3><table><tr><th class=\"s\">service</th>");
-        for k in &matrix.constraints {
-            let _ = write!(o, "<th>{}</th>", xml(k));
-        }
-        o.push_str("</tr>\n");
-        for (s, row) in &matrix.constraint_rows {
-            let _ = write!(o, "<tr><td class=\"s\">{}</td>", xml(s));
-            for k in &matrix.constraints {
-                match row.get(k) {
-                    Some(Cell::Covered { cases }) => {
-                        let _ = write!(
-                            o,
-                            "<td class=\"cov\" title=\"{}\">●</td>",
-                            xml(&cases.join(", "))
-                        );
-                    }
-                    Some(Cell::NotApplicable { reason }) => {
-                        let _ = write!(o, "<td class=\"na\" title=\"{}\">–</td>", xml(reason));
-                    }
-                    _ => o.push_str("<td class=\"gap\" title=\"gap\">✗</td>"),
-                }
-            }
-            o.push_str("</tr>\n");
-        }
-        o.push_str(
-            "</table><p>● covered (hover: the cases) · – not applicable (hover: why) · ✗ gap</p>\n",
-        );
+        o.push_str("<h2>Coverage 覆盖矩阵</h2>");
+        matrix_table(&mut o, &matrix.codes, &matrix.rows);
+        o.push_str("<h3>Data-element constraints 数据元约束</h3>");
+        matrix_table(&mut o, &matrix.constraints, &matrix.constraint_rows);
+        o.push_str("<p>● covered (hover: the cases) · – not applicable (hover: why) · ✗ gap</p>\n");
         o.push_str("<h2>Cases 用例</h2><table><tr><th>id</th><th class=\"s\">check</th><th>clause</th><th>label</th><th>verdict</th><th class=\"s\">stages</th></tr>\n");
         for c in &self.cases {
             let stages: Vec<String> = c
@@ -287,4 +240,41 @@ impl Report {
         o.push_str("</body></html>\n");
         o
     }
+}
+
+/// One plane of the coverage matrix as an HTML table: services down, `columns` across.
+fn matrix_table(
+    o: &mut String,
+    columns: &[String],
+    rows: &std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, super::coverage::Cell>,
+    >,
+) {
+    use super::coverage::Cell;
+    o.push_str("<table><tr><th class=\"s\">service</th>");
+    for c in columns {
+        let _ = write!(o, "<th>{}</th>", xml(c));
+    }
+    o.push_str("</tr>\n");
+    for (s, row) in rows {
+        let _ = write!(o, "<tr><td class=\"s\">{}</td>", xml(s));
+        for c in columns {
+            match row.get(c) {
+                Some(Cell::Covered { cases }) => {
+                    let _ = write!(
+                        o,
+                        "<td class=\"cov\" title=\"{}\">●</td>",
+                        xml(&cases.join(", "))
+                    );
+                }
+                Some(Cell::NotApplicable { reason }) => {
+                    let _ = write!(o, "<td class=\"na\" title=\"{}\">–</td>", xml(reason));
+                }
+                _ => o.push_str("<td class=\"gap\" title=\"gap\">✗</td>"),
+            }
+        }
+        o.push_str("</tr>\n");
+    }
+    o.push_str("</table>\n");
 }

@@ -211,12 +211,7 @@ pub(super) async fn link_declaration(
         return;
     };
     let p = pseudonym(&gw.pseudonym_key, t, n);
-    let who = Holder {
-        name_masked: text(biz, &["user", "name"])
-            .map(|s| crate::mask::mask(PersonalClass::Name, s)),
-        id_no_masked: Some(crate::mask::mask(PersonalClass::Id, n)),
-        id_type: Some(t.to_owned()),
-    };
+    let who = holder_of_user(biz, t, n);
     let link = RegionLink {
         region: region.map_or_else(|| verifier_region(&call.client.region), str::to_owned),
         code_id: None,
@@ -229,6 +224,17 @@ pub(super) async fn link_declaration(
     let (links, now) = (Arc::clone(&gw.links), now_ms());
     if let Err(e) = blocking(move || links.link(&p, link, &who, now)).await {
         tracing::warn!(error = %e, "link registry: the declaration was not linked");
+    }
+}
+
+/// What a call's `user` block says of the person, masked (`t`, `n`: its ID type and
+/// number): the link registry keeps only this.
+fn holder_of_user(biz: &Value, t: &str, n: &str) -> Holder {
+    Holder {
+        name_masked: text(biz, &["user", "name"])
+            .map(|s| crate::mask::mask(PersonalClass::Name, s)),
+        id_no_masked: Some(crate::mask::mask(PersonalClass::Id, n)),
+        id_type: Some(t.to_owned()),
     }
 }
 
@@ -636,12 +642,7 @@ pub(super) async fn apply_code_access(
         .region
         .clone()
         .unwrap_or_else(|| call.client.region.clone());
-    let who = Holder {
-        name_masked: text(biz, &["user", "name"])
-            .map(|s| crate::mask::mask(PersonalClass::Name, s)),
-        id_no_masked: Some(crate::mask::mask(PersonalClass::Id, n)),
-        id_type: Some(t.to_owned()),
-    };
+    let who = holder_of_user(biz, t, n);
     let link = RegionLink {
         region: region.clone(),
         code_id: None,
@@ -721,12 +722,7 @@ pub(super) async fn link_request(
         ));
     }
     let p = pseudonym(&gw.pseudonym_key, t, n);
-    let who = Holder {
-        name_masked: text(biz, &["user", "name"])
-            .map(|s| crate::mask::mask(PersonalClass::Name, s)),
-        id_no_masked: Some(crate::mask::mask(PersonalClass::Id, n)),
-        id_type: Some(t.to_owned()),
-    };
+    let who = holder_of_user(biz, t, n);
     let link = RegionLink {
         region,
         code_id,
