@@ -1,0 +1,109 @@
+//! Consent: the gateway's `authCode`, and the region's own inside it.
+
+use super::*;
+
+/// A relayed call that carries the gateway's consent token goes to the region with the
+/// region's own authCode inside it; a consent of another client, or an expired one, is
+/// 2003, and one the region never saw (a region vouched for its resident) too.
+pub(in crate::server) fn unwrap_consent(
+    gw: &Gateway,
+    call: &Call,
+    biz: &Value,
+) -> Result<Value, GatewayError> {
+    let grant = grant_of_consent(gw, call, biz)?;
+    let Some((_, rac)) = grant.inner else {
+        return Err(refuse(
+            ReturnCode::NotAuthorised,
+            "the consent carries no authorisation of the region",
+        ));
+    };
+    let mut out = biz.clone();
+    if let Some(o) = out.as_object_mut() {
+        o.insert("authCode".into(), Value::String(rac));
+    }
+    Ok(out)
+}
+
+/// `applyCodeAccess`: the caller's region authenticates the holder; the gateway links the
+/// person to that region and answers with its own consent token, which carries the
+/// region's authCode inside.
+pub(in crate::server) async fn apply_code_access(
+    gw: &Arc<Gateway>,
+    call: &Call,
+    biz: &Value,
+) -> Result<(Value, Option<Pseudonym>), GatewayError> {
+    let (Some(t), Some(n)) = (text(biz, &["user", "idType"]), text(biz, &["user", "idNo"])) else {
+        return Err(refuse(ReturnCode::MissingParameter, "user is required"));
+    };
+    let p = pseudonym(&gw.pseudonym_key, t, n);
+    // A region's own code service has authenticated its resident itself (authType,
+    // authProof are its record): the gateway takes its word. Anyone else goes to the
+    // region that holds the person, whose authCode the consent then carries.
+    let relayed = if call.client.role == crate::config::Role::Region {
+        Relayed {
+            biz: json!({ "userToken": user_token(gw, &p) }),
+            region: Some(verifier_region(&call.client.region)),
+            holder: None,
+        }
+    } else {
+        gw.relay.relay_reply(call, biz).await?
+    };
+    let region = relayed
+        .region
+        .clone()
+        .unwrap_or_else(|| call.client.region.clone());
+    let who = holder_of_user(biz, t, n);
+    let link = RegionLink {
+        region: region.clone(),
+        code_id: None,
+        code_content: None,
+        colour: None,
+        status_time: None,
+        source: Source::Request,
+        seen_ms: now_ms(),
+    };
+    let links = Arc::clone(&gw.links);
+    let now = now_ms();
+    blocking(move || links.link(&p, link, &who, now))
+        .await
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let region_ttl = relayed
+        .biz
+        .get("expiresIn")
+        .and_then(Value::as_u64)
+        .unwrap_or(CONSENT_TTL_SECS);
+    let ttl = region_ttl.clamp(1, CONSENT_TTL_SECS);
+    let iat = crate::auth::now_unix();
+    let claims = ConsentClaims {
+        sub: p.to_hex(),
+        iss: String::new(),
+        aud: String::new(),
+        azp: call.client.app_id.clone(),
+        iat,
+        exp: iat + ttl,
+        scope: "code regions".into(),
+        rgn: region,
+        rac: text(&relayed.biz, &["authCode"]).map(str::to_owned),
+    };
+    let token = gw
+        .tokens
+        .issue_consent(&claims)
+        .map_err(GatewayError::Internal)?;
+    let mut answer = relayed.biz;
+    if let Some(o) = answer.as_object_mut() {
+        o.insert("authCode".into(), Value::String(token));
+        o.insert("expiresIn".into(), json!(ttl));
+    }
+    Ok((answer, Some(p)))
+}
+
+/// The issuer-scoped user token the gateway gives for a person: stable, opaque, and
+/// unlinkable to their pseudonym without the gateway's secret.
+pub(super) fn user_token(gw: &Gateway, p: &Pseudonym) -> String {
+    let mut m = b"hutong user token v1".to_vec();
+    m.extend_from_slice(&p.0);
+    format!(
+        "hut-{}",
+        &crate::crypto::to_hex(&gw.pseudonym_key.tag(&m))[..32]
+    )
+}

@@ -1,0 +1,363 @@
+//! Status events and callbacks, venue codes and visits, correction tickets.
+
+use super::*;
+
+/// `POST /phic/v1/statusEvent` from a region: who changed (`user`, or the region's
+/// `codeIds`), and optionally to what (`codeColor`, `updateTime`). Updates the links,
+/// purges every cached answer about the person, and queues a callback to every other
+/// linked region that takes them.
+pub(in crate::server) async fn status_event(
+    gw: &Arc<Gateway>,
+    call: &Call,
+    biz: &Value,
+) -> Result<(Value, Option<Pseudonym>), GatewayError> {
+    let source = verifier_region(&call.client.region);
+    let ids: Vec<String> = biz
+        .get("codeIds")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .take(64)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let subject = crate::server::services::subject_of(gw, biz);
+    if subject.is_none() && ids.is_empty() {
+        return Err(refuse(
+            ReturnCode::MissingParameter,
+            "statusEvent names no person (user) and no codeIds",
+        ));
+    }
+    let colour = text(biz, &["codeColor"]).map(str::to_owned);
+    if colour
+        .as_deref()
+        .is_some_and(|c| crate::code::Colour::parse(c).is_none())
+    {
+        return Err(refuse(
+            ReturnCode::BadFormat,
+            "codeColor is not a colour code",
+        ));
+    }
+    let time = text(biz, &["updateTime"]).map(str::to_owned);
+    let event_id = text(biz, &["eventId"])
+        .map(str::to_owned)
+        .map_or_else(crate::envelope::random_id, Ok)
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+
+    // The person: named, or found from the region's code ids.
+    let (links, src, ids2) = (Arc::clone(&gw.links), source.clone(), ids.clone());
+    let person = match subject {
+        Some(p) => Some(p),
+        None => blocking(move || {
+            for id in &ids2 {
+                if let Some(p) = links.by_code(&src, id)? {
+                    return Ok(Some(p));
+                }
+            }
+            Ok(None)
+        })
+        .await
+        .map_err(|e| GatewayError::Internal(e.to_string()))?,
+    };
+    let entry = match (person, &colour) {
+        (Some(p), Some(c)) => {
+            let (links, src, c, t, now) = (
+                Arc::clone(&gw.links),
+                source.clone(),
+                c.clone(),
+                time.clone(),
+                now_ms(),
+            );
+            blocking(move || {
+                links.set_status(&p, &src, &c, t.as_deref(), Source::StatusEvent, now)?;
+                links.get(&p)
+            })
+            .await
+            .map_err(|e| GatewayError::Internal(e.to_string()))?
+        }
+        (Some(p), None) => {
+            let links = Arc::clone(&gw.links);
+            blocking(move || links.get(&p))
+                .await
+                .map_err(|e| GatewayError::Internal(e.to_string()))?
+        }
+        (None, _) => None,
+    };
+
+    let mut purged = 0;
+    if let Some(p) = person {
+        purged += gw.cache.purge_subject(&p.to_hex()).await;
+    }
+    for id in &ids {
+        purged += gw.cache.purge_subject(&format!("cid:{id}")).await;
+    }
+    gw.metrics
+        .cache_purged
+        .fetch_add(purged as u64, std::sync::atomic::Ordering::Relaxed);
+
+    // The risk alert: every other linked region that takes callbacks.
+    let mut notified = 0;
+    if let (Some(e), Some(c)) = (&entry, &colour) {
+        // A region that only watches the person knows them by the code it scanned.
+        let source_code = e.regions.get(&source).and_then(|l| l.code_id.clone());
+        let targets: Vec<(String, CallbackEvent)> = e
+            .regions
+            .values()
+            .filter(|l| l.region != source && gw.relay.takes_callbacks(&l.region))
+            .map(|l| {
+                (
+                    l.region.clone(),
+                    CallbackEvent {
+                        kind: crate::link::outbox::KIND_STATUS.into(),
+                        event_id: event_id.clone(),
+                        source_region: source.clone(),
+                        code_id: l.code_id.clone().or_else(|| source_code.clone()),
+                        colour: c.clone(),
+                        status_time: time.clone(),
+                        venue_code: None,
+                        visit_region: None,
+                    },
+                )
+            })
+            .collect();
+        notified = targets.len();
+        if !targets.is_empty() {
+            let (outbox, now) = (Arc::clone(&gw.outbox), now_ms());
+            blocking(move || outbox.enqueue(&targets, now))
+                .await
+                .map_err(|e| GatewayError::Internal(e.to_string()))?;
+            gw.deliveries.notify_one();
+        }
+    }
+    Ok((
+        json!({"purged": purged, "notified": notified, "eventId": event_id}),
+        person,
+    ))
+}
+
+/// `POST /phic/v1/venueCode` from a region: a venue code (场所码) for a place in it.
+pub(in crate::server) async fn issue_venue(
+    gw: &Arc<Gateway>,
+    call: &Call,
+    biz: &Value,
+) -> Result<Value, GatewayError> {
+    let name = text(biz, &["venueName"])
+        .ok_or_else(|| refuse(ReturnCode::MissingParameter, "venueName is required"))?
+        .to_owned();
+    if name.chars().count() > 100 {
+        return Err(refuse(
+            ReturnCode::BadFormat,
+            "venueName is longer than 100",
+        ));
+    }
+    let address = text(biz, &["address"]).map(str::to_owned);
+    let region = text(biz, &["region"]).map_or_else(|| call.client.region.clone(), str::to_owned);
+    if region.len() != 6 || !region.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(refuse(
+            ReturnCode::BadFormat,
+            "region is not a 6-digit division code",
+        ));
+    }
+    if verifier_region(&region) != verifier_region(&call.client.region) {
+        return Err(refuse(
+            ReturnCode::NoPermission,
+            "a region issues venue codes for its own places",
+        ));
+    }
+    let (venues, app, now) = (gw.venues.clone(), call.client.app_id.clone(), now_ms());
+    let v = blocking(move || venues.issue(&name, address.as_deref(), &region, &app, now))
+        .await
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    Ok(json!({
+        "venueCode": v.id,
+        "codeContent": v.content(&gw.code_host),
+        "venueName": v.name,
+        "region": v.region,
+    }))
+}
+
+/// A verification that carries a venue code in `bizExtData` (Annex A's pass-through data)
+/// is a traveler's scan at that venue: the visit is recorded in the audit log (the holder
+/// sees it in their receipt) and the trip goes to the traveler's home region, the region of
+/// the code scanned, by the callback outbox.
+pub(in crate::server) async fn record_visit(
+    gw: &Arc<Gateway>,
+    call: &Call,
+    biz: &Value,
+    person: &Pseudonym,
+    answer: &Value,
+) -> Result<(), GatewayError> {
+    let Some(id) = text(biz, &["bizExtData"]).and_then(crate::link::venue::venue_id) else {
+        return Ok(());
+    };
+    let (venues, id) = (gw.venues.clone(), id.to_owned());
+    let Some(venue) = blocking(move || venues.get(&id))
+        .await
+        .map_err(|e| GatewayError::Internal(e.to_string()))?
+    else {
+        return Ok(());
+    };
+    let home = text(biz, &["codeContent"])
+        .and_then(|c| gw.relay.code_region(c))
+        .map(|(r, _)| r);
+    let now = now_ms();
+    let time =
+        crate::national::time::DateTime::from_unix(i64::try_from(now / 1000).unwrap_or_default())
+            .to_string();
+    if let Some(home) = home.filter(|h| gw.relay.takes_callbacks(h)) {
+        let code_id = text(biz, &["codeContent"])
+            .and_then(|c| gw.relay.code_region(c))
+            .and_then(|(_, id)| id);
+        let event = CallbackEvent {
+            kind: crate::link::outbox::KIND_VISIT.into(),
+            event_id: crate::envelope::random_id()
+                .map_err(|e| GatewayError::Internal(e.to_string()))?,
+            source_region: verifier_region(&venue.region),
+            code_id,
+            colour: text(answer, &["codeColor"]).unwrap_or("20").to_owned(),
+            status_time: Some(time),
+            venue_code: Some(venue.id.clone()),
+            visit_region: Some(venue.region.clone()),
+        };
+        let outbox = Arc::clone(&gw.outbox);
+        blocking(move || outbox.enqueue(&[(home, event)], now))
+            .await
+            .map_err(|e| GatewayError::Internal(e.to_string()))?;
+        gw.deliveries.notify_one();
+    }
+    crate::server::services::audit(
+        gw,
+        call,
+        "venueScan",
+        Some(*person),
+        ReturnCode::Success,
+        &format!("venue {}", venue.id),
+    )
+    .await
+}
+
+/// After a correction the region accepted: its ticket is tracked from here on
+/// (ACCEPTED → PROCESSING → DONE or REJECTED), by the region's updates to
+/// `POST /phic/v1/correctionStatus`.
+pub(in crate::server) async fn track_correction(
+    gw: &Arc<Gateway>,
+    call: &Call,
+    biz: &Value,
+    relayed: &Relayed,
+) -> Result<(), GatewayError> {
+    use crate::corrections::{CorrectionStatus, CorrectionTicket, OpenOutcome};
+    let Some(id) = text(&relayed.biz, &["ticketId"]) else {
+        return Err(GatewayError::Domain {
+            code: ReturnCode::UpstreamFailed,
+            msg: "the region accepted the correction without a ticketId".into(),
+        });
+    };
+    let status = text(&relayed.biz, &["status"])
+        .and_then(CorrectionStatus::parse)
+        .unwrap_or(CorrectionStatus::Accepted);
+    let region = relayed
+        .region
+        .clone()
+        .unwrap_or_else(|| verifier_region(&call.client.region));
+    let region = crate::trust::RegionCode::parse(&region)
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let subject = crate::server::services::subject_of(gw, biz);
+    let mut ticket = CorrectionTicket::new(
+        id,
+        call.client.app_id.clone(),
+        region,
+        subject,
+        status,
+        now_ms(),
+    );
+    ticket.expected_time = text(&relayed.biz, &["expectedTime"]).map(str::to_owned);
+    let store = Arc::clone(&gw.corrections);
+    let opened = blocking(move || {
+        store
+            .open(&ticket)
+            .map_err(|e| crate::store::StoreError::Db(e.to_string()))
+    })
+    .await
+    .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    if let OpenOutcome::AlreadyExists(t) = opened {
+        // Region ticket ids are unique per region only: another filer's ticket with the same
+        // id is the region's error, and this one is not tracked.
+        if t.app_id != call.client.app_id {
+            tracing::warn!(region = %t.region.as_str(), "correction ticket id reused by the region");
+        }
+    }
+    Ok(())
+}
+
+/// `POST /phic/v1/correctionStatus`, `{ticketId, status?, note?}`: the region that owns the
+/// ticket moves it on (with `status`); the client that filed it reads it (without). Anyone
+/// else, and an unknown id, get the same 1002, so ids cannot be probed.
+pub(in crate::server) async fn correction_status(
+    gw: &Arc<Gateway>,
+    call: &Call,
+    biz: &Value,
+) -> Result<(Value, Option<Pseudonym>), GatewayError> {
+    use crate::corrections::CorrectionStatus;
+    let id = text(biz, &["ticketId"])
+        .ok_or_else(|| refuse(ReturnCode::MissingParameter, "ticketId is required"))?
+        .to_owned();
+    let to = match text(biz, &["status"]) {
+        Some(s) => Some(CorrectionStatus::parse(s).ok_or_else(|| {
+            refuse(
+                ReturnCode::BadFormat,
+                "status is not ACCEPTED, PROCESSING, DONE or REJECTED",
+            )
+        })?),
+        None => None,
+    };
+    let note = text(biz, &["note"]).map(str::to_owned);
+    let store = Arc::clone(&gw.corrections);
+    let (app, own_region) = (
+        call.client.app_id.clone(),
+        verifier_region(&call.client.region),
+    );
+    let is_region = call.client.role == crate::config::Role::Region;
+    let now = now_ms();
+    let ticket = tokio::task::spawn_blocking(move || {
+        let t = store
+            .get(&id)?
+            .ok_or(crate::corrections::CorrectionError::UnknownTicket {
+                ticket_id: id.clone(),
+            })?;
+        match to {
+            Some(to) if is_region && t.region.as_str() == own_region => {
+                store.advance(&id, to, now, note.as_deref())
+            }
+            Some(_) => Err(crate::corrections::CorrectionError::UnknownTicket { ticket_id: id }),
+            None if t.app_id == app || (is_region && t.region.as_str() == own_region) => Ok(t),
+            None => Err(crate::corrections::CorrectionError::UnknownTicket { ticket_id: id }),
+        }
+    })
+    .await
+    .map_err(|e| GatewayError::Internal(e.to_string()))?
+    .map_err(|e| GatewayError::Domain {
+        code: e.return_code(),
+        msg: e.to_string(),
+    })?;
+    let history: Vec<Value> = ticket
+        .history
+        .iter()
+        .map(|h| {
+            json!({
+                "status": h.status.as_str(),
+                "time": crate::national::time::DateTime::from_unix(i64::try_from(h.time_ms / 1000).unwrap_or_default()).to_string(),
+            })
+        })
+        .collect();
+    let mut answer = json!({
+        "ticketId": ticket.ticket_id,
+        "status": ticket.status.as_str(),
+        "history": history,
+    });
+    if let Some(t) = &ticket.expected_time {
+        answer["expectedTime"] = Value::String(t.clone());
+    }
+    Ok((answer, ticket.subject))
+}

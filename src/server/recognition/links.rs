@@ -1,0 +1,152 @@
+//! Links made from what regions and callers say: a verification (the region named the
+//! holder), a declaration, an explicit link request.
+
+use super::*;
+
+/// After a relayed `verifyCode`: links the holder to the region's code when the region
+/// named them. Returns the person. A registry failure is logged, not fatal: the
+/// verification itself succeeded.
+pub(in crate::server) async fn link_verification(
+    gw: &Arc<Gateway>,
+    call: &Call,
+    request: &Value,
+    relayed: &Relayed,
+) -> Option<Pseudonym> {
+    let holder = relayed.holder.as_ref()?;
+    let p = pseudonym(&gw.pseudonym_key, &holder.id_type, &holder.id_no);
+    let content = text(request, &["codeContent"])?.to_owned();
+    let (region, code_id) = gw
+        .relay
+        .code_region(&content)
+        .or_else(|| relayed.region.clone().map(|r| (r, None)))?;
+    let a = &relayed.biz;
+    let link = RegionLink {
+        region,
+        code_id,
+        code_content: Some(content),
+        colour: text(a, &["codeColor"]).map(str::to_owned),
+        status_time: text(a, &["updateTime"]).map(str::to_owned),
+        source: Source::Verification,
+        seen_ms: now_ms(),
+    };
+    let who = Holder {
+        name_masked: text(a, &["nameMasked"]).map(str::to_owned),
+        id_no_masked: text(a, &["idNoMasked"]).map(str::to_owned),
+        id_type: Some(holder.id_type.clone()),
+    };
+    // The verifier's own region is linked too, without a code: it saw the person, so it
+    // hears of their status changes (the risk alert).
+    let province = verifier_region(&call.client.region);
+    let watcher =
+        (gw.relay.takes_callbacks(&province) && province != link.region).then(|| RegionLink {
+            region: province,
+            code_id: None,
+            code_content: None,
+            colour: None,
+            status_time: None,
+            source: Source::Verification,
+            seen_ms: now_ms(),
+        });
+    let links = Arc::clone(&gw.links);
+    let now = now_ms();
+    let linked = blocking(move || {
+        links.link(&p, link, &who, now)?;
+        if let Some(w) = watcher {
+            links.link(&p, w, &Holder::default(), now)?;
+        }
+        Ok(())
+    })
+    .await;
+    if let Err(e) = linked {
+        tracing::warn!(error = %e, "link registry: the verification was not linked");
+    }
+    Some(p)
+}
+
+/// The province-level code of a client's division: the region whose callbacks reach it.
+pub(super) fn verifier_region(division: &str) -> String {
+    format!("{}0000", &division[..2.min(division.len())])
+}
+
+/// After a declaration the region accepted: the person (`user`) is linked to it. A
+/// registry failure is logged, not fatal.
+pub(in crate::server) async fn link_declaration(
+    gw: &Arc<Gateway>,
+    call: &Call,
+    biz: &Value,
+    region: Option<&str>,
+) {
+    let (Some(t), Some(n)) = (text(biz, &["user", "idType"]), text(biz, &["user", "idNo"])) else {
+        return;
+    };
+    let p = pseudonym(&gw.pseudonym_key, t, n);
+    let who = holder_of_user(biz, t, n);
+    let link = RegionLink {
+        region: region.map_or_else(|| verifier_region(&call.client.region), str::to_owned),
+        code_id: None,
+        code_content: None,
+        colour: None,
+        status_time: None,
+        source: Source::Declaration,
+        seen_ms: now_ms(),
+    };
+    let (links, now) = (Arc::clone(&gw.links), now_ms());
+    if let Err(e) = blocking(move || links.link(&p, link, &who, now)).await {
+        tracing::warn!(error = %e, "link registry: the declaration was not linked");
+    }
+}
+
+/// What a call's `user` block says of the person, masked (`t`, `n`: its ID type and
+/// number): the link registry keeps only this.
+pub(super) fn holder_of_user(biz: &Value, t: &str, n: &str) -> Holder {
+    Holder {
+        name_masked: text(biz, &["user", "name"])
+            .map(|s| crate::mask::mask(PersonalClass::Name, s)),
+        id_no_masked: Some(crate::mask::mask(PersonalClass::Id, n)),
+        id_type: Some(t.to_owned()),
+    }
+}
+
+/// `POST /phic/v1/link` from a region: the person (`user`) holds the region's code
+/// (`codeContent`). A region links only its own codes.
+pub(in crate::server) async fn link_request(
+    gw: &Arc<Gateway>,
+    call: &Call,
+    biz: &Value,
+) -> Result<(Value, Option<Pseudonym>), GatewayError> {
+    let (Some(t), Some(n)) = (text(biz, &["user", "idType"]), text(biz, &["user", "idNo"])) else {
+        return Err(refuse(ReturnCode::MissingParameter, "user is required"));
+    };
+    let content = text(biz, &["codeContent"])
+        .ok_or_else(|| refuse(ReturnCode::MissingParameter, "codeContent is required"))?
+        .to_owned();
+    let (region, code_id) = gw
+        .relay
+        .code_region(&content)
+        .ok_or_else(|| refuse(ReturnCode::CodeInvalid, "code content not recognised"))?;
+    if region != verifier_region(&call.client.region) {
+        return Err(refuse(
+            ReturnCode::NoPermission,
+            "a region links only its own codes",
+        ));
+    }
+    let p = pseudonym(&gw.pseudonym_key, t, n);
+    let who = holder_of_user(biz, t, n);
+    let link = RegionLink {
+        region,
+        code_id,
+        code_content: Some(content),
+        colour: text(biz, &["codeColor"]).map(str::to_owned),
+        status_time: text(biz, &["updateTime"]).map(str::to_owned),
+        source: Source::Request,
+        seen_ms: now_ms(),
+    };
+    let (links, now) = (Arc::clone(&gw.links), now_ms());
+    let entry = blocking(move || links.link(&p, link, &who, now))
+        .await
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    Ok((
+        json!({"linked": true, "regions": entry.regions.len()}),
+        Some(p),
+    ))
+}

@@ -1,0 +1,307 @@
+//! Cross-region queries (mechanism 1) and national codes from the merged status
+//! (mechanism 3).
+
+use super::*;
+
+/// `queryHealthInfo` with the gateway's ticket or consent token.
+pub(in crate::server) async fn query(
+    gw: &Arc<Gateway>,
+    call: &Call,
+    biz: &Value,
+) -> Result<(Value, Option<Pseudonym>), GatewayError> {
+    let grant = if is_gateway_ticket(biz) {
+        grant_of_ticket(gw, call, biz)?
+    } else {
+        grant_of_consent(gw, call, biz)?
+    };
+    let asked: Vec<String> = biz
+        .get("scope")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_else(|| vec!["code".to_owned()]);
+    let from_region: Vec<&String> = asked
+        .iter()
+        .filter(|s| !LINK_SCOPES.contains(&s.as_str()))
+        .collect();
+    // Details, or a holder's consent to their region without the cross-region scope: the
+    // region decides, with its own credential.
+    let consent_to_region =
+        !is_gateway_ticket(biz) && grant.inner.is_some() && !asked.iter().any(|s| s == "regions");
+    if !from_region.is_empty() || consent_to_region || grant.person.is_none() {
+        let Some((field, inner)) = &grant.inner else {
+            return Err(refuse(
+                ReturnCode::NotAuthorised,
+                "the scope needs the region's own consent",
+            ));
+        };
+        let mut fwd = biz.clone();
+        if let Some(o) = fwd.as_object_mut() {
+            o.remove("bizExtData");
+            o.remove("authCode");
+            o.insert((*field).to_owned(), Value::String(inner.clone()));
+        }
+        let reply = gw
+            .relay
+            .call_region(&grant.region, ServiceName::QueryHealthInfo, &fwd)
+            .await?;
+        call.losses.add(reply.losses);
+        return Ok((reply.biz, grant.person));
+    }
+    let Some(person) = grant.person else {
+        return Err(refuse(ReturnCode::TicketInvalid, "ticket names no person"));
+    };
+    if let Some(s) = asked.iter().find(|s| !grant.scope.contains(s)) {
+        return Err(refuse(
+            ReturnCode::NotAuthorised,
+            &format!("scope `{s}` is beyond what was granted"),
+        ));
+    }
+    let entry = load_entry(gw, person).await?;
+    let regions: Vec<String> = if asked.iter().any(|s| s == "regions") {
+        entry.regions.keys().cloned().collect()
+    } else {
+        vec![grant.region.clone()]
+    };
+    let statuses = status_across(gw, &entry, &regions).await;
+    let answer = merge(&entry, &statuses, asked.iter().any(|s| s == "regions"))?;
+    Ok((answer, Some(person)))
+}
+
+pub(super) async fn load_entry(gw: &Arc<Gateway>, p: Pseudonym) -> Result<LinkEntry, GatewayError> {
+    let links = Arc::clone(&gw.links);
+    blocking(move || links.get(&p))
+        .await
+        .map_err(|e| GatewayError::Internal(e.to_string()))?
+        .ok_or_else(|| refuse(ReturnCode::UserNotFound, "no linked code for the person"))
+}
+
+/// One region's status in a cross-region answer.
+#[derive(Debug, Clone)]
+pub(super) struct RegionStatus {
+    pub(super) region: String,
+    pub(super) colour: Option<String>,
+    pub(super) update_time: Option<String>,
+}
+
+/// Asks each region for the person's status, in parallel, under [`FANOUT_DEADLINE`]. A
+/// region whose code the gateway holds is shown that code again; one linked without a
+/// code (a consent) gives its last-known status, if any.
+pub(in crate::server) async fn status_across(
+    gw: &Arc<Gateway>,
+    entry: &LinkEntry,
+    regions: &[String],
+) -> Vec<RegionStatus> {
+    let mut asks = tokio::task::JoinSet::new();
+    // A region that only watches (a verifier's) has no status of the person to give.
+    for l in regions
+        .iter()
+        .filter_map(|r| entry.regions.get(r))
+        .filter(|l| l.code_content.is_some() || l.colour.is_some())
+    {
+        let gw = Arc::clone(gw);
+        let l = l.clone();
+        asks.spawn(async move {
+            let Some(content) = l.code_content.clone() else {
+                return RegionStatus {
+                    region: l.region.clone(),
+                    colour: l.colour.clone(),
+                    update_time: l.status_time.clone(),
+                };
+            };
+            let ask = json!({
+                "codeContent": content,
+                "verifier": {"orgName": "hutong gateway", "deviceId": gw.config.load().gateway.app_id},
+                "scene": "REGIONS",
+            });
+            let got = tokio::time::timeout(
+                FANOUT_DEADLINE,
+                gw.relay.call_region(&l.region, ServiceName::VerifyCode, &ask),
+            )
+            .await;
+            match got {
+                Ok(Ok(reply)) => {
+                    let colour = text(&reply.biz, &["codeColor"]).map(str::to_owned);
+                    let time = text(&reply.biz, &["updateTime"]).map(str::to_owned);
+                    RegionStatus {
+                        region: l.region.clone(),
+                        colour,
+                        update_time: time,
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::info!(region = %l.region, code = e.return_code().as_str(), "region did not answer a cross-region query");
+                    RegionStatus {
+                        region: l.region.clone(),
+                        colour: None,
+                        update_time: None,
+                    }
+                }
+                Err(_) => RegionStatus {
+                    region: l.region.clone(),
+                    colour: None,
+                    update_time: None,
+                },
+            }
+        });
+    }
+    let mut statuses = Vec::with_capacity(asks.len());
+    while let Some(r) = asks.join_next().await {
+        if let Ok(s) = r {
+            statuses.push(s);
+        }
+    }
+    statuses.sort_by(|a, b| a.region.cmp(&b.region));
+    // What the regions said is the latest known status.
+    let (links, p, fresh) = (Arc::clone(&gw.links), entry.pseudonym, statuses.clone());
+    let now = now_ms();
+    let _ = blocking(move || {
+        for s in &fresh {
+            if let Some(c) = &s.colour {
+                links.set_status(
+                    &p,
+                    &s.region,
+                    c,
+                    s.update_time.as_deref(),
+                    Source::Query,
+                    now,
+                )?;
+            }
+        }
+        Ok(())
+    })
+    .await;
+    statuses
+}
+
+/// The most severe available status, and the region it came from.
+pub(super) fn worst(statuses: &[RegionStatus]) -> Option<&RegionStatus> {
+    statuses
+        .iter()
+        .filter(|s| s.colour.is_some())
+        .max_by_key(|s| severity(s.colour.as_deref().unwrap_or_default()))
+}
+
+/// The merged answer of [`status_across`]: no answer at all is 9001.
+pub(super) fn merge(
+    entry: &LinkEntry,
+    statuses: &[RegionStatus],
+    with_regions: bool,
+) -> Result<Value, GatewayError> {
+    let w = worst(statuses).ok_or_else(|| GatewayError::Domain {
+        code: ReturnCode::UpstreamTimeout,
+        msg: "no linked region answered".into(),
+    })?;
+    let colour = w.colour.clone().unwrap_or_default();
+    let mut code = json!({
+        "codeColor": colour,
+        "updateTime": w.update_time.clone().unwrap_or_else(|| crate::national::time::DateTime::from_unix(i64::try_from(now_ms() / 1000).unwrap_or_default()).to_string()),
+        "issuerRegion": w.region,
+    });
+    if with_regions {
+        code["colorReason"] = Value::String(format!(
+            "最严重颜色来自 {0} (most severe colour, from region {0})",
+            w.region
+        ));
+    }
+    let mut person = json!({
+        "nameMasked": entry.name_masked.clone().unwrap_or_else(|| "*".into()),
+        "idNoMasked": entry.id_no_masked.clone().unwrap_or_else(|| "*".into()),
+    });
+    if let Some(t) = &entry.id_type {
+        person["idType"] = Value::String(t.clone());
+    }
+    let mut answer = json!({ "person": person, "code": code });
+    if with_regions {
+        let unavailable: Vec<&str> = statuses
+            .iter()
+            .filter(|s| s.colour.is_none())
+            .map(|s| s.region.as_str())
+            .collect();
+        answer["regionStatus"] = Value::Array(
+            statuses
+                .iter()
+                .map(|s| {
+                    let mut v = json!({"region": s.region, "available": s.colour.is_some()});
+                    if let Some(c) = &s.colour {
+                        v["codeColor"] = Value::String(c.clone());
+                    }
+                    if let Some(t) = &s.update_time {
+                        v["updateTime"] = Value::String(t.clone());
+                    }
+                    v
+                })
+                .collect(),
+        );
+        answer["partial"] = Value::Bool(!unavailable.is_empty());
+        if !unavailable.is_empty() {
+            answer["unavailableRegions"] = json!(unavailable);
+        }
+    }
+    Ok(answer)
+}
+
+/// `generateCode` with the gateway's consent: a PHIC1 national code with the merged
+/// colour of every linked region.
+pub(in crate::server) async fn generate_code(
+    gw: &Arc<Gateway>,
+    call: &Call,
+    biz: &Value,
+) -> Result<(Value, Option<Pseudonym>), GatewayError> {
+    let grant = grant_of_consent(gw, call, biz)?;
+    let person = grant
+        .person
+        .ok_or_else(|| refuse(ReturnCode::NotAuthorised, "authCode names no person"))?;
+    let Some(issuer) = gw.issuer.as_ref() else {
+        // No issuer key: the region issues its own code, under its own authCode.
+        let biz = unwrap_consent(gw, call, biz)?;
+        return gw.relay.relay(call, &biz).await.map(|v| (v, Some(person)));
+    };
+    let entry = load_entry(gw, person).await?;
+    let regions: Vec<String> = entry.regions.keys().cloned().collect();
+    let statuses = status_across(gw, &entry, &regions).await;
+    let w = worst(&statuses).ok_or_else(|| GatewayError::Domain {
+        code: ReturnCode::UpstreamTimeout,
+        msg: "no linked region answered".into(),
+    })?;
+    let colour = w.colour.clone().unwrap_or_default();
+    let col = crate::code::Colour::parse(&colour).unwrap_or(crate::code::Colour::Unknown);
+    let (links, p, now) = (Arc::clone(&gw.links), person, now_ms());
+    let ncid = blocking(move || links.national_code_id(&p, now))
+        .await
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let cid = crate::code::CodeId::parse(&ncid)
+        .ok_or_else(|| GatewayError::Internal("national code id".into()))?;
+    let iat = i64::try_from(now / 1000).unwrap_or(i64::MAX);
+    let claims = crate::code::Claims {
+        cid: cid.clone(),
+        col,
+        iat,
+        exp: iat + NATIONAL_CODE_TTL_SECS,
+        nc: Some(cid),
+    };
+    let token =
+        crate::code::issue(issuer, &claims).map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let url = crate::code::CodeUrl::for_token(&gw.code_host, &token)
+        .map_err(|e| GatewayError::Internal(e.to_string()))?
+        .to_url();
+    let time = |t: i64| crate::national::time::DateTime::from_unix(t).to_string();
+    let mut answer = json!({
+        "codeContent": url,
+        "codeColor": colour,
+        "updateTime": w.update_time.clone().unwrap_or_else(|| time(iat)),
+        "expireTime": time(iat + NATIONAL_CODE_TTL_SECS),
+        "refreshInterval": 300,
+    });
+    if let Some(n) = &entry.name_masked {
+        answer["nameMasked"] = Value::String(n.clone());
+    }
+    if let Some(n) = &entry.id_no_masked {
+        answer["idNoMasked"] = Value::String(n.clone());
+    }
+    Ok((answer, Some(person)))
+}

@@ -1,0 +1,92 @@
+//! The gateway's background tasks: callback delivery and retention.
+
+use super::*;
+
+/// The retention job (DESIGN.md §8): every `[retention] purge_interval_secs`, audit
+/// records, idempotency records and closed correction tickets past their periods
+/// ([`crate::retention::purge`]), and link entries and finished callback deliveries not
+/// touched for the audit period.
+pub fn spawn_retention(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let policy = gw.config.load().retention;
+            tokio::time::sleep(policy.interval()).await;
+            let g = Arc::clone(&gw);
+            let done = tokio::task::spawn_blocking(move || {
+                let now = now_ms();
+                let cutoff = policy.audit_cutoff_ms(now);
+                let report = crate::retention::purge(&g.store, &policy, now);
+                let links = g.links.purge_before(cutoff);
+                let deliveries = g.outbox.purge_before(cutoff);
+                (report, links, deliveries)
+            })
+            .await;
+            match done {
+                Ok((report, links, deliveries)) => {
+                    match report {
+                        Ok(r) => tracing::info!(report = %r, "retention purge"),
+                        Err(e) => tracing::warn!(error = %e, "retention purge incomplete"),
+                    }
+                    tracing::info!(
+                        links = links.unwrap_or_default(),
+                        deliveries = deliveries.unwrap_or_default(),
+                        "retention purge of links and callback records"
+                    );
+                }
+                Err(e) => tracing::warn!(error = %e, "retention job failed"),
+            }
+        }
+    })
+}
+
+/// The delivery task: sends due callbacks, records every attempt, and sleeps until woken
+/// by a new event or [`DELIVERY_TICK`]. Pending deliveries from before a restart are due
+/// at once.
+pub fn spawn_deliveries(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let outbox = Arc::clone(&gw.outbox);
+            let now = now_ms();
+            let due = match blocking(move || outbox.due(now, 64)).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "callback outbox unreadable");
+                    Vec::new()
+                }
+            };
+            let mut sends = tokio::task::JoinSet::new();
+            for d in due {
+                let gw = Arc::clone(&gw);
+                sends.spawn(async move {
+                    let event = serde_json::to_value(&d.event).unwrap_or(Value::Null);
+                    let outcome = match tokio::time::timeout(
+                        DELIVERY_TIMEOUT,
+                        gw.relay.notify_region(&d.target_region, &event),
+                    )
+                    .await
+                    {
+                        Ok(r) => r,
+                        Err(_) => Err("no acknowledgement in time".to_owned()),
+                    };
+                    let ok = outcome.is_ok();
+                    let (outbox, now) = (Arc::clone(&gw.outbox), now_ms());
+                    match blocking(move || outbox.record(d.id, outcome, now)).await {
+                        Ok(rec) => tracing::info!(
+                            delivery = rec.id,
+                            region = %rec.target_region,
+                            attempts = rec.attempts,
+                            delivered = ok,
+                            "status callback"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "callback attempt not recorded"),
+                    }
+                });
+            }
+            while sends.join_next().await.is_some() {}
+            tokio::select! {
+                () = gw.deliveries.notified() => {}
+                () = tokio::time::sleep(DELIVERY_TICK) => {}
+            }
+        }
+    })
+}

@@ -1,0 +1,91 @@
+use super::query::{RegionStatus, merge};
+use super::tickets::TicketBody;
+use super::*;
+
+fn entry() -> LinkEntry {
+    let p = Pseudonym([3u8; 32]);
+    let mut e = LinkEntry::new(p, 1);
+    e.name_masked = Some("张*".into());
+    e.id_no_masked = Some("33**************12".into());
+    e
+}
+
+fn status(region: &str, colour: Option<&str>) -> RegionStatus {
+    RegionStatus {
+        region: region.into(),
+        colour: colour.map(str::to_owned),
+        update_time: colour.map(|_| "2026-11-23 10:00:00".to_owned()),
+    }
+}
+
+#[test]
+fn the_most_severe_colour_wins_and_names_its_region() {
+    let s = [
+        status("110000", Some("00")),
+        status("320000", Some("10")),
+        status("330000", Some("01")),
+    ];
+    let a = merge(&entry(), &s, true).unwrap();
+    assert_eq!(a["code"]["codeColor"], "10");
+    assert_eq!(a["code"]["issuerRegion"], "320000");
+    assert!(
+        a["code"]["colorReason"]
+            .as_str()
+            .unwrap()
+            .contains("320000")
+    );
+    assert_eq!(a["partial"], false);
+    assert_eq!(a["regionStatus"].as_array().unwrap().len(), 3);
+    assert!(a.get("unavailableRegions").is_none());
+}
+
+#[test]
+fn a_silent_region_makes_the_answer_partial_and_none_is_9001() {
+    let s = [status("320000", None), status("330000", Some("00"))];
+    let a = merge(&entry(), &s, true).unwrap();
+    assert_eq!(a["code"]["codeColor"], "00");
+    assert_eq!(a["partial"], true);
+    assert_eq!(a["unavailableRegions"], json!(["320000"]));
+    assert_eq!(a["regionStatus"][0]["available"], false);
+    let none = [status("320000", None)];
+    let e = merge(&entry(), &none, true).unwrap_err();
+    assert_eq!(e.return_code(), ReturnCode::UpstreamTimeout);
+}
+
+#[test]
+fn only_the_gateways_own_tickets_and_consents_are_recognised() {
+    assert!(is_gateway_ticket(&json!({"bizExtData": "00000000.abc"})));
+    assert!(!is_gateway_ticket(&json!({"bizExtData": "33000001.abc"})));
+    assert!(!is_gateway_ticket(&json!({"bizExtData": "000000001abc"})));
+    assert!(is_gateway_consent(&json!({"authCode": "eyJa.eyJb.c"})));
+    assert!(!is_gateway_consent(&json!({"authCode": "AUTH-1234"})));
+}
+
+#[test]
+fn tickets_are_sealed_for_one_verifier_and_cannot_be_altered() {
+    let key = ticket_key(&[9u8; 32]).unwrap();
+    let body = TicketBody {
+        v: 1,
+        p: Some(Pseudonym([3u8; 32]).to_hex()),
+        app: "B1".into(),
+        rgn: "330000".into(),
+        scope: vec!["code".into()],
+        inner: Some("33000001.inner".into()),
+        iat: 0,
+        exp: 10,
+    };
+    let t = key.seal_json(&body).unwrap();
+    assert!(t.starts_with("00000000."));
+    let back: TicketBody = key.open_json(&t).unwrap();
+    assert_eq!(back.app, "B1");
+    assert_eq!(back.inner.as_deref(), Some("33000001.inner"));
+    let mut bad = t.clone().into_bytes();
+    let n = bad.len() - 3;
+    bad[n] = if bad[n] == b'A' { b'B' } else { b'A' };
+    assert!(
+        key.open_json::<TicketBody>(&String::from_utf8(bad).unwrap())
+            .is_err()
+    );
+    let other = ticket_key(&[8u8; 32]).unwrap();
+    assert!(other.open_json::<TicketBody>(&t).is_err());
+}
