@@ -75,31 +75,7 @@ impl Fixture {
 
     /// The seqs in `hutong audit receipt --json` for `id_no`.
     fn receipt_seqs(&self, id_no: &str) -> Vec<u64> {
-        let out = hutong([
-            "audit",
-            "receipt",
-            "--data-dir",
-            self.data().to_str().unwrap(),
-            "--secret-file",
-            self.dir.join("secret.hex").to_str().unwrap(),
-            "--id-type",
-            "10",
-            "--id-no",
-            id_no,
-            "--json",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        doc["records"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["seq"].as_u64().unwrap())
-            .collect()
+        crate::support::receipt_seqs(&self.data(), &self.dir.join("secret.hex"), id_no)
     }
 }
 

@@ -11,12 +11,11 @@ use serde_json::{Value, json};
 
 use hutong::client::{GatewayClient, Profile};
 use hutong::config::{Config, SignTypeName};
-use hutong::crypto::{SigningKey, to_hex};
+use hutong::crypto::to_hex;
 use hutong::route::Router;
 use hutong::server::{self, Gateway};
 use hutong::sim::region::{self as region_sim, Caller, RegionSimConfig};
 use hutong::standard::{ServiceName, Standard};
-use hutong::tlsdev::DevCerts;
 use hutong::translate::Dialect;
 
 use crate::support::{root, temp_dir};
@@ -62,27 +61,8 @@ async fn the_commuter_flag_crosses_between_beijing_and_hebei_both_ways() {
     let dir = temp_dir("commuter");
     let bj = sim("beijing", "bj-secret").await;
     let he = sim("hebei", "he-secret").await;
-    let certs = DevCerts::generate(
-        &["localhost".into(), "127.0.0.1".into()],
-        &[HEBEI_CHECKPOINT.into(), BEIJING_VENUE.into()],
-    )
-    .unwrap();
-    std::fs::create_dir_all(dir.join("certs")).unwrap();
-    certs.write_to(&dir.join("certs")).unwrap();
+    crate::support::gateway_files(&dir, &[HEBEI_CHECKPOINT, BEIJING_VENUE], 5);
     let w = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
-    let gw_sign = SigningKey::generate().unwrap();
-    w("gw-sign.key.pem", &gw_sign.to_pem().unwrap());
-    w(
-        "gw-sign.pub.pem",
-        &gw_sign.verifying_key().to_pem().unwrap(),
-    );
-    let gw_enc = hutong::crypto::DecryptionKey::generate().unwrap();
-    w("gw-enc.key.pem", &gw_enc.to_pem().unwrap());
-    w("pseudonym.hex", &to_hex(&[5u8; 32]));
-    w(
-        "jwt.key.pem",
-        &hutong::auth::TokenKeys::generate_pem().unwrap(),
-    );
     w("bj.secret", "bj-secret\n");
     w("he.secret", "he-secret\n");
     let key_hex = to_hex(GW.as_bytes());

@@ -565,3 +565,10 @@ async fn the_suite_fails_on_every_seeded_defect() {
     );
     assert!(caught.len() >= 20, "{} defects caught", caught.len());
 }
+
+#[test]
+fn the_example_fixtures_file_reads() {
+    let f = Fixtures::load(&root().join("conformance/fixtures.example.toml")).unwrap();
+    assert_eq!(f.person.len(), 2);
+    assert!(f.code.contains_key("expired") && f.ticket.contains_key("expired"));
+}

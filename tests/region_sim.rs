@@ -12,7 +12,7 @@ use hutong::translate::{self, Dialect};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
-use crate::support::{hutong, root};
+use crate::support::{hutong, root, spawn_listening};
 
 /// One `sample` line: index, colour, name, ID number, code content.
 #[derive(Debug)]
@@ -33,24 +33,14 @@ struct RegionSim {
 
 impl RegionSim {
     fn start(extra: &[&str], samples: usize) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hutong"))
-            .args(["sim", "--region", "jiangsu", "--regions-dir"])
-            .arg(root().join("config/regions"))
-            .args(["--population", "30", "--colours", "1:1:1"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the hutong binary starts");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("listening on http://127.0.0.1:")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .parse()
-            .unwrap();
+        let (child, mut stdout, port) = spawn_listening(
+            Command::new(env!("CARGO_BIN_EXE_hutong"))
+                .args(["sim", "--region", "jiangsu", "--regions-dir"])
+                .arg(root().join("config/regions"))
+                .args(["--population", "30", "--colours", "1:1:1"])
+                .args(extra)
+                .stderr(Stdio::null()),
+        );
         let samples = (0..samples)
             .map(|_| {
                 let mut line = String::new();

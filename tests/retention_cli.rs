@@ -84,29 +84,7 @@ impl Fixture {
 
     /// The seqs of Alice's receipt.
     fn receipt_seqs(&self) -> Vec<u64> {
-        let out = hutong([
-            "audit",
-            "receipt",
-            "--data-dir",
-            self.data().to_str().unwrap(),
-            "--secret-file",
-            self.dir.join("secret.hex").to_str().unwrap(),
-            "--id-no",
-            ALICE,
-            "--json",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        doc["records"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["seq"].as_u64().unwrap())
-            .collect()
+        crate::support::receipt_seqs(&self.data(), &self.dir.join("secret.hex"), ALICE)
     }
 
     fn remove_record(&self, seq: u64) {

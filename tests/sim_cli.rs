@@ -1,32 +1,23 @@
 //! `hutong sim --national` as a process: the one line on standard output, the public keys,
 //! HTTP on the printed port, a graceful stop on SIGTERM, and configuration errors.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 
-use crate::support::{hutong, root, temp_dir};
+use crate::support::{hutong, root, spawn_listening, temp_dir};
 
 #[test]
 fn sim_prints_its_port_serves_and_stops_on_sigterm() {
     let keys = temp_dir("sim-keys");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hutong"))
-        .args(["sim", "--national", "--population", "50", "--clients"])
-        .arg(root().join("config/sim-national.example.toml"))
-        .arg("--keys-out")
-        .arg(&keys)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the hutong binary starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://127.0.0.1:")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-    let port: u16 = addr.parse().unwrap();
+    let (mut child, mut stdout, port) = spawn_listening(
+        Command::new(env!("CARGO_BIN_EXE_hutong"))
+            .args(["sim", "--national", "--population", "50", "--clients"])
+            .arg(root().join("config/sim-national.example.toml"))
+            .arg("--keys-out")
+            .arg(&keys)
+            .stderr(Stdio::null()),
+    );
     assert_ne!(port, 0);
 
     for file in [
@@ -149,23 +140,13 @@ fn sim_refuses_an_unknown_defect_with_the_list() {
 
 /// Starts `hutong sim --national` on the example clients with `extra` flags; its port.
 fn spawn_sim(extra: &[&str]) -> (std::process::Child, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hutong"))
-        .args(["sim", "--national", "--population", "50", "--clients"])
-        .arg(root().join("config/sim-national.example.toml"))
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the hutong binary starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let port = line
-        .trim()
-        .strip_prefix("listening on http://127.0.0.1:")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .parse()
-        .unwrap();
+    let (child, _, port) = spawn_listening(
+        Command::new(env!("CARGO_BIN_EXE_hutong"))
+            .args(["sim", "--national", "--population", "50", "--clients"])
+            .arg(root().join("config/sim-national.example.toml"))
+            .args(extra)
+            .stderr(Stdio::null()),
+    );
     (child, port)
 }
 

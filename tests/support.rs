@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The repository root.
@@ -75,4 +75,90 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     ));
     std::fs::create_dir_all(&d).expect("temp dir");
     d
+}
+
+/// The files a gateway configured by hand needs, written into `dir`: development certificates
+/// (`certs/`, with client certificates for `clients`), its signing key pair
+/// (`gw-sign.key.pem`, `gw-sign.pub.pem`), its encryption key (`gw-enc.key.pem`), a
+/// pseudonym secret of `secret_byte` (`pseudonym.hex`) and a token key (`jwt.key.pem`).
+pub fn gateway_files(dir: &Path, clients: &[&str], secret_byte: u8) {
+    use hutong::crypto::{DecryptionKey, SigningKey, to_hex};
+    let certs = hutong::tlsdev::DevCerts::generate(
+        &["localhost".into(), "127.0.0.1".into()],
+        &clients.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("certs")).unwrap();
+    certs.write_to(&dir.join("certs")).unwrap();
+    let w = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
+    let gw_sign = SigningKey::generate().unwrap();
+    w("gw-sign.key.pem", &gw_sign.to_pem().unwrap());
+    w(
+        "gw-sign.pub.pem",
+        &gw_sign.verifying_key().to_pem().unwrap(),
+    );
+    w(
+        "gw-enc.key.pem",
+        &DecryptionKey::generate().unwrap().to_pem().unwrap(),
+    );
+    w("pseudonym.hex", &to_hex(&[secret_byte; 32]));
+    w(
+        "jwt.key.pem",
+        &hutong::auth::TokenKeys::generate_pem().unwrap(),
+    );
+}
+
+/// The record seqs of the holder's receipt (`hutong audit receipt --json`).
+pub fn receipt_seqs(data: &Path, secret_file: &Path, id_no: &str) -> Vec<u64> {
+    let out = hutong([
+        "audit",
+        "receipt",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--secret-file",
+        secret_file.to_str().unwrap(),
+        "--id-type",
+        "10",
+        "--id-no",
+        id_no,
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect()
+}
+
+/// Starts a simulator (`cmd`, stdout piped) and reads its first line, `listening on
+/// http://127.0.0.1:PORT`: the child, the rest of its stdout, the port.
+pub fn spawn_listening(
+    cmd: &mut Command,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+    u16,
+) {
+    use std::io::BufRead as _;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the hutong binary starts");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("listening on http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .parse()
+        .unwrap();
+    (child, stdout, port)
 }

@@ -53,12 +53,7 @@ impl Report {
             } else if c.deviation.is_some() {
                 "unexpected pass: remove it from the expectations file".into()
             } else {
-                c.stages
-                    .iter()
-                    .filter(|s| !s.pass)
-                    .map(|s| format!("{}: expected {}, got {}", s.stage, s.expected, s.actual))
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                failing_stages(c)
             };
             let _ = writeln!(o, "FAIL {} ({}) {}: {why}", c.id, c.clause, c.title);
         }
@@ -104,14 +99,7 @@ impl Report {
                 continue;
             }
             o.push_str(">\n");
-            let msg = c.error.clone().unwrap_or_else(|| {
-                c.stages
-                    .iter()
-                    .filter(|s| !s.pass)
-                    .map(|s| format!("{}: expected {}, got {}", s.stage, s.expected, s.actual))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            });
+            let msg = c.error.clone().unwrap_or_else(|| failing_stages(c));
             let _ = writeln!(
                 o,
                 "    <failure message=\"{}\">request: {}\nresponse: {}</failure>",
@@ -124,6 +112,16 @@ impl Report {
         o.push_str("</testsuite>\n");
         o
     }
+}
+
+/// `stage: expected …, got …` of every stage a case failed, `; `-joined.
+fn failing_stages(c: &CaseResult) -> String {
+    c.stages
+        .iter()
+        .filter(|s| !s.pass)
+        .map(|s| format!("{}: expected {}, got {}", s.stage, s.expected, s.actual))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Escapes text for XML content and attributes.

@@ -36,19 +36,17 @@ impl LinkRegistry for MemoryLinks {
         now_ms: u64,
     ) -> Result<LinkEntry, StoreError> {
         let mut g = lock(&self.inner);
-        let region = link.region.clone();
-        let code = link.code_id.clone();
         let entry = g
             .entries
             .entry(*pseudonym)
             .or_insert_with(|| LinkEntry::new(*pseudonym, now_ms));
-        let replaced = apply_link(entry, link, holder, now_ms);
+        let change = apply_link(entry, link, holder, now_ms);
         let out = entry.clone();
-        if let Some(old) = replaced {
-            g.codes.remove(&(region.clone(), old));
+        if let Some(old) = change.remove {
+            g.codes.remove(&old);
         }
-        if let Some(c) = code {
-            g.codes.insert((region, c), *pseudonym);
+        if let Some(new) = change.add {
+            g.codes.insert(new, *pseudonym);
         }
         Ok(out)
     }

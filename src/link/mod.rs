@@ -82,6 +82,22 @@ pub struct RegionLink {
     pub seen_ms: u64,
 }
 
+impl RegionLink {
+    /// A link to `region` that names no code of it yet (a consent, a declaration, a
+    /// verifier's own region watching the person): no status either.
+    pub fn without_code(region: String, source: Source, now_ms: u64) -> Self {
+        Self {
+            region,
+            code_id: None,
+            code_content: None,
+            colour: None,
+            status_time: None,
+            source,
+            seen_ms: now_ms,
+        }
+    }
+}
+
 /// Everything the registry holds about one person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkEntry {
@@ -211,14 +227,22 @@ pub trait LinkRegistry: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// Applies a link to an entry: the shared rule of every backend. Returns the code id the
-/// region held before, when the new link replaces it.
+/// How a link changes the `(region, code id)` index: the entry that goes, and the one that
+/// comes.
+#[derive(Debug, Default)]
+struct IndexChange {
+    remove: Option<(String, String)>,
+    add: Option<(String, String)>,
+}
+
+/// Applies a link to an entry: the shared rule of every backend. Returns how the code
+/// index changes.
 fn apply_link(
     entry: &mut LinkEntry,
     link: RegionLink,
     holder: &Holder,
     now_ms: u64,
-) -> Option<String> {
+) -> IndexChange {
     let mut link = link;
     if let Some(prev) = entry.regions.get(&link.region) {
         // A link that names no code (a consent, a verifier's region) keeps the code known.
@@ -239,13 +263,18 @@ fn apply_link(
         .regions
         .get(&link.region)
         .and_then(|l| l.code_id.clone());
-    let replaced = old.filter(|o| link.code_id.as_ref() != Some(o));
+    let change = IndexChange {
+        remove: old
+            .filter(|o| link.code_id.as_ref() != Some(o))
+            .map(|o| (link.region.clone(), o)),
+        add: link.code_id.clone().map(|c| (link.region.clone(), c)),
+    };
     entry.regions.insert(link.region.clone(), link);
     fill(&mut entry.name_masked, &holder.name_masked);
     fill(&mut entry.id_no_masked, &holder.id_no_masked);
     fill(&mut entry.id_type, &holder.id_type);
     entry.updated_ms = now_ms;
-    replaced
+    change
 }
 
 fn fill(slot: &mut Option<String>, v: &Option<String>) {

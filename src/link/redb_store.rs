@@ -114,14 +114,9 @@ impl LinkRegistry for RedbLinks {
         now_ms: u64,
     ) -> Result<LinkEntry, StoreError> {
         self.update(pseudonym, Some(now_ms), |e, ix| {
-            let region = link.region.clone();
-            let code = link.code_id.clone();
-            if let Some(old) = apply_link(e, link, holder, now_ms) {
-                ix.remove_codes.push((region.clone(), old));
-            }
-            if let Some(c) = code {
-                ix.add_codes.push((region, c));
-            }
+            let change = apply_link(e, link, holder, now_ms);
+            ix.remove_codes.extend(change.remove);
+            ix.add_codes.extend(change.add);
             Ok(Some(e.clone()))
         })?
         .ok_or(StoreError::Db("link entry vanished".into()))

@@ -188,6 +188,11 @@ impl Router {
 }
 
 impl Router {
+    /// The upstream of `region`, from the current table.
+    fn upstream_of(&self, region: &str) -> Option<Arc<dyn Upstream>> {
+        self.table.load().regions.get(region).cloned()
+    }
+
     /// `verifyCode` of a PHIC1 code whose issuer no region answers for, checked against the
     /// trust list; `None` when a region answers for it, or there is no trust list.
     fn verify_locally(&self, t: &Table, biz: &Value) -> Option<Result<Value, GatewayError>> {
@@ -305,11 +310,7 @@ impl Relay for Router {
     ) -> BoxFuture<'a, Result<Reply, GatewayError>> {
         Box::pin(async move {
             let upstream = self
-                .table
-                .load()
-                .regions
-                .get(region)
-                .cloned()
+                .upstream_of(region)
                 .ok_or_else(|| GatewayError::Internal(format!("no region {region}")))?;
             let idempotent = self.standard.service(service).idempotent;
             upstream
@@ -320,10 +321,7 @@ impl Relay for Router {
     }
 
     fn takes_callbacks(&self, region: &str) -> bool {
-        self.table
-            .load()
-            .regions
-            .get(region)
+        self.upstream_of(region)
             .is_some_and(|u| u.takes_callbacks())
     }
 
@@ -334,11 +332,7 @@ impl Relay for Router {
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let upstream = self
-                .table
-                .load()
-                .regions
-                .get(region)
-                .cloned()
+                .upstream_of(region)
                 .ok_or_else(|| format!("no region {region}"))?;
             upstream.notify(event).await.map_err(|e| e.to_string())
         })

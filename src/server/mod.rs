@@ -289,9 +289,7 @@ impl Gateway {
         })?;
         // Bodies kept for idempotency are personal data: SM4 at rest, under a key derived
         // from the pseudonym secret (one secret to protect, two uses kept apart).
-        let mut derived = b"hutong data at rest v1".to_vec();
-        derived.extend_from_slice(&secret);
-        let body_key = Sm4Key::from_bytes(&sm3(&derived)[..16])
+        let body_key = derived_sm4_key(b"hutong data at rest v1", &secret)
             .map_err(|e| ServerError::Keys(e.to_string()))?;
         let store =
             Store::open(&g.data_dir).map_err(|e| ServerError::Keys(format!("store: {e}")))?;
@@ -371,6 +369,17 @@ fn issuer_key(config: &Validated) -> Result<Option<crate::code::IssuerKey>, Serv
     let id = crate::trust::IssuerId::parse(id).map_err(|e| bad(&e))?;
     let kid = crate::trust::Kid::parse(bootstrap::DEV_ISSUER_KID).map_err(|e| bad(&e))?;
     Ok(Some(crate::code::IssuerKey::new(id, kid, key)))
+}
+
+/// An SM4 key derived from the pseudonym secret for one use, named by `label`: SM3 of
+/// `label ‖ secret`, first 16 bytes. One secret to protect; its uses kept apart.
+pub(crate) fn derived_sm4_key(
+    label: &[u8],
+    secret: &[u8],
+) -> Result<Sm4Key, crate::crypto::CryptoError> {
+    let mut material = zeroize::Zeroizing::new(label.to_vec());
+    material.extend_from_slice(secret);
+    Sm4Key::from_bytes(&sm3(&material)[..16])
 }
 
 fn hex_decode(h: &str) -> Option<Vec<u8>> {

@@ -213,7 +213,8 @@ pub const CORRECTION_STATUS: &str = "correctionStatus";
 enum Route {
     /// One of the seven services (None: a path that names none).
     Service(Option<ServiceName>),
-    /// A call only regions and the platform make: [`STATUS_EVENT`] or [`LINK`].
+    /// A gateway endpoint outside the seven services: [`STATUS_EVENT`], [`LINK`],
+    /// [`VENUE_CODE`] (regions and the platform only) or [`CORRECTION_STATUS`].
     Platform(&'static str),
 }
 

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Map, Value};
 
+use super::pipeline::now_ms;
 use super::{Call, Gateway, GatewayError, recognition};
 use crate::audit::{NewRecord, Pseudonym, pseudonym};
 use crate::cache::{CacheKey, Cached, freshness_deadline};
@@ -45,8 +46,19 @@ pub fn subject_of(gw: &Gateway, biz: &Value) -> Option<Pseudonym> {
     Some(pseudonym(&gw.pseudonym_key, t, n))
 }
 
+/// The strings of the array at `key` of `biz` (a query's `scope`, an event's `codeIds`);
+/// `None` when there is no array.
+pub(super) fn strings_at(biz: &Value, key: &str) -> Option<Vec<String>> {
+    biz.get(key).and_then(Value::as_array).map(|a| {
+        a.iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    })
+}
+
 /// Cache subject of a PHIC1 code: its code id (status events may name code ids).
-fn code_subject(cid: &str) -> String {
+pub(super) fn code_subject(cid: &str) -> String {
     format!("cid:{cid}")
 }
 
@@ -161,16 +173,7 @@ async fn cached(
     biz: &Value,
     subject: Option<Pseudonym>,
 ) -> Result<(Value, Option<Pseudonym>), GatewayError> {
-    let scopes: Vec<String> = biz
-        .get("scope")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let scopes = strings_at(biz, "scope").unwrap_or_default();
     let partition = CacheKey::partition_for(&call.client.app_id, &scopes);
     let key = CacheKey::new(call.service, partition, &canonical_json(biz));
     // What a code says of itself bounds its answer: never cached past the code's exp.
@@ -297,11 +300,4 @@ fn decode(body: &[u8]) -> Result<Value, GatewayError> {
 
 fn internal(e: impl std::fmt::Display) -> GatewayError {
     GatewayError::Internal(e.to_string())
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
 }

@@ -32,7 +32,7 @@ pub(in crate::server) async fn apply_code_access(
     call: &Call,
     biz: &Value,
 ) -> Result<(Value, Option<Pseudonym>), GatewayError> {
-    let (Some(t), Some(n)) = (text(biz, &["user", "idType"]), text(biz, &["user", "idNo"])) else {
+    let Some((t, n)) = user_id(biz) else {
         return Err(refuse(ReturnCode::MissingParameter, "user is required"));
     };
     let p = pseudonym(&gw.pseudonym_key, t, n);
@@ -53,15 +53,7 @@ pub(in crate::server) async fn apply_code_access(
         .clone()
         .unwrap_or_else(|| call.client.region.clone());
     let who = holder_of_user(biz, t, n);
-    let link = RegionLink {
-        region: region.clone(),
-        code_id: None,
-        code_content: None,
-        colour: None,
-        status_time: None,
-        source: Source::Request,
-        seen_ms: now_ms(),
-    };
+    let link = RegionLink::without_code(region.clone(), Source::Request, now_ms());
     let links = Arc::clone(&gw.links);
     let now = now_ms();
     blocking(move || links.link(&p, link, &who, now))

@@ -1,6 +1,7 @@
 //! Status events and callbacks, venue codes and visits, correction tickets.
 
 use super::*;
+use crate::server::services;
 
 /// `POST /phic/v1/statusEvent` from a region: who changed (`user`, or the region's
 /// `codeIds`), and optionally to what (`codeColor`, `updateTime`). Updates the links,
@@ -12,18 +13,9 @@ pub(in crate::server) async fn status_event(
     biz: &Value,
 ) -> Result<(Value, Option<Pseudonym>), GatewayError> {
     let source = verifier_region(&call.client.region);
-    let ids: Vec<String> = biz
-        .get("codeIds")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .take(64)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    let subject = crate::server::services::subject_of(gw, biz);
+    let mut ids = services::strings_at(biz, "codeIds").unwrap_or_default();
+    ids.truncate(64);
+    let subject = services::subject_of(gw, biz);
     if subject.is_none() && ids.is_empty() {
         return Err(refuse(
             ReturnCode::MissingParameter,
@@ -61,29 +53,25 @@ pub(in crate::server) async fn status_event(
         .await
         .map_err(|e| GatewayError::Internal(e.to_string()))?,
     };
-    let entry = match (person, &colour) {
-        (Some(p), Some(c)) => {
+    let entry = match person {
+        Some(p) => {
             let (links, src, c, t, now) = (
                 Arc::clone(&gw.links),
                 source.clone(),
-                c.clone(),
+                colour.clone(),
                 time.clone(),
                 now_ms(),
             );
             blocking(move || {
-                links.set_status(&p, &src, &c, t.as_deref(), Source::StatusEvent, now)?;
+                if let Some(c) = c {
+                    links.set_status(&p, &src, &c, t.as_deref(), Source::StatusEvent, now)?;
+                }
                 links.get(&p)
             })
             .await
             .map_err(|e| GatewayError::Internal(e.to_string()))?
         }
-        (Some(p), None) => {
-            let links = Arc::clone(&gw.links);
-            blocking(move || links.get(&p))
-                .await
-                .map_err(|e| GatewayError::Internal(e.to_string()))?
-        }
-        (None, _) => None,
+        None => None,
     };
 
     let mut purged = 0;
@@ -91,7 +79,7 @@ pub(in crate::server) async fn status_event(
         purged += gw.cache.purge_subject(&p.to_hex()).await;
     }
     for id in &ids {
-        purged += gw.cache.purge_subject(&format!("cid:{id}")).await;
+        purged += gw.cache.purge_subject(&services::code_subject(id)).await;
     }
     gw.metrics
         .cache_purged
@@ -199,17 +187,12 @@ pub(in crate::server) async fn record_visit(
     else {
         return Ok(());
     };
-    let home = text(biz, &["codeContent"])
-        .and_then(|c| gw.relay.code_region(c))
-        .map(|(r, _)| r);
+    let home = text(biz, &["codeContent"]).and_then(|c| gw.relay.code_region(c));
     let now = now_ms();
     let time =
         crate::national::time::DateTime::from_unix(i64::try_from(now / 1000).unwrap_or_default())
             .to_string();
-    if let Some(home) = home.filter(|h| gw.relay.takes_callbacks(h)) {
-        let code_id = text(biz, &["codeContent"])
-            .and_then(|c| gw.relay.code_region(c))
-            .and_then(|(_, id)| id);
+    if let Some((home, code_id)) = home.filter(|(h, _)| gw.relay.takes_callbacks(h)) {
         let event = CallbackEvent {
             kind: crate::link::outbox::KIND_VISIT.into(),
             event_id: crate::envelope::random_id()
@@ -227,7 +210,7 @@ pub(in crate::server) async fn record_visit(
             .map_err(|e| GatewayError::Internal(e.to_string()))?;
         gw.deliveries.notify_one();
     }
-    crate::server::services::audit(
+    services::audit(
         gw,
         call,
         "venueScan",
@@ -263,7 +246,7 @@ pub(in crate::server) async fn track_correction(
         .unwrap_or_else(|| verifier_region(&call.client.region));
     let region = crate::trust::RegionCode::parse(&region)
         .map_err(|e| GatewayError::Internal(e.to_string()))?;
-    let subject = crate::server::services::subject_of(gw, biz);
+    let subject = services::subject_of(gw, biz);
     let mut ticket = CorrectionTicket::new(
         id,
         call.client.app_id.clone(),

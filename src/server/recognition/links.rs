@@ -37,16 +37,8 @@ pub(in crate::server) async fn link_verification(
     // The verifier's own region is linked too, without a code: it saw the person, so it
     // hears of their status changes (the risk alert).
     let province = verifier_region(&call.client.region);
-    let watcher =
-        (gw.relay.takes_callbacks(&province) && province != link.region).then(|| RegionLink {
-            region: province,
-            code_id: None,
-            code_content: None,
-            colour: None,
-            status_time: None,
-            source: Source::Verification,
-            seen_ms: now_ms(),
-        });
+    let watcher = (gw.relay.takes_callbacks(&province) && province != link.region)
+        .then(|| RegionLink::without_code(province, Source::Verification, now_ms()));
     let links = Arc::clone(&gw.links);
     let now = now_ms();
     let linked = blocking(move || {
@@ -76,20 +68,16 @@ pub(in crate::server) async fn link_declaration(
     biz: &Value,
     region: Option<&str>,
 ) {
-    let (Some(t), Some(n)) = (text(biz, &["user", "idType"]), text(biz, &["user", "idNo"])) else {
+    let Some((t, n)) = user_id(biz) else {
         return;
     };
     let p = pseudonym(&gw.pseudonym_key, t, n);
     let who = holder_of_user(biz, t, n);
-    let link = RegionLink {
-        region: region.map_or_else(|| verifier_region(&call.client.region), str::to_owned),
-        code_id: None,
-        code_content: None,
-        colour: None,
-        status_time: None,
-        source: Source::Declaration,
-        seen_ms: now_ms(),
-    };
+    let link = RegionLink::without_code(
+        region.map_or_else(|| verifier_region(&call.client.region), str::to_owned),
+        Source::Declaration,
+        now_ms(),
+    );
     let (links, now) = (Arc::clone(&gw.links), now_ms());
     if let Err(e) = blocking(move || links.link(&p, link, &who, now)).await {
         tracing::warn!(error = %e, "link registry: the declaration was not linked");
@@ -114,7 +102,7 @@ pub(in crate::server) async fn link_request(
     call: &Call,
     biz: &Value,
 ) -> Result<(Value, Option<Pseudonym>), GatewayError> {
-    let (Some(t), Some(n)) = (text(biz, &["user", "idType"]), text(biz, &["user", "idNo"])) else {
+    let Some((t, n)) = user_id(biz) else {
         return Err(refuse(ReturnCode::MissingParameter, "user is required"));
     };
     let content = text(biz, &["codeContent"])

@@ -78,10 +78,8 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// # Errors
 /// Never in practice: the derived key always has the right length.
 pub fn ticket_key(secret: &[u8]) -> Result<TicketKey, String> {
-    let mut material = b"hutong gateway tickets v1".to_vec();
-    material.extend_from_slice(secret);
-    let key = crate::crypto::Sm4Key::from_bytes(&crate::crypto::sm3(&material)[..16])
-        .map_err(|e| e.to_string())?;
+    let key =
+        super::derived_sm4_key(b"hutong gateway tickets v1", secret).map_err(|e| e.to_string())?;
     let issuer = IssuerId::parse(TICKET_ISSUER).map_err(|e| e.to_string())?;
     TicketKey::new(issuer, key).map_err(|e| e.to_string())
 }
@@ -108,8 +106,14 @@ fn refuse(code: ReturnCode, msg: &str) -> GatewayError {
     }
 }
 
-fn now_ms() -> u64 {
-    super::pipeline::now_ms()
+use super::pipeline::now_ms;
+
+/// The ID type and number of the call's `user` block, when it has both.
+fn user_id(biz: &Value) -> Option<(&str, &str)> {
+    Some((
+        text(biz, &["user", "idType"])?,
+        text(biz, &["user", "idNo"])?,
+    ))
 }
 
 fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {

@@ -14,15 +14,7 @@ pub(in crate::server) async fn query(
     } else {
         grant_of_consent(gw, call, biz)?
     };
-    let asked: Vec<String> = biz
-        .get("scope")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
+    let asked = crate::server::services::strings_at(biz, "scope")
         .unwrap_or_else(|| vec!["code".to_owned()]);
     let from_region: Vec<&String> = asked
         .iter()

@@ -125,7 +125,7 @@ pub(super) fn grant_of_consent(
     let person = Pseudonym::parse_hex(&c.sub)
         .ok_or_else(|| refuse(ReturnCode::NotAuthorised, "authCode names no person"))?;
     // A consent is for one person: the user named in the call must be that person.
-    if let (Some(t), Some(n)) = (text(biz, &["user", "idType"]), text(biz, &["user", "idNo"])) {
+    if let Some((t, n)) = user_id(biz) {
         if pseudonym(&gw.pseudonym_key, t, n) != person {
             return Err(refuse(
                 ReturnCode::NotAuthorised,
