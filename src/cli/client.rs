@@ -11,7 +11,6 @@ use std::io::Write as _;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use serde_json::{Value, json};
@@ -23,8 +22,9 @@ use crate::standard::ServiceName;
 /// Arguments of `hutong client`.
 #[derive(Debug, clap::Args)]
 pub struct ClientArgs {
-    /// The service to call.
-    pub service: ServiceName,
+    /// The service to call: one of the seven, or a platform endpoint of the gateway
+    /// (statusEvent, link, venueCode, correctionStatus).
+    pub service: String,
     /// The business content (JSON), or - for standard input.
     #[arg(long)]
     pub body: String,
@@ -38,6 +38,10 @@ pub struct ClientArgs {
     /// their nonce.
     #[arg(long, value_name = "N")]
     pub seal_only: Option<usize>,
+    /// Send nothing: the body file holds one JSON business content per line; print each
+    /// sealed once, one per line (as --seal-only does for one content).
+    #[arg(long, conflicts_with = "seal_only")]
+    pub seal_lines: bool,
     /// Development (benchmarks): for SECS seconds, on one thread per core, time one SM2
     /// verify plus one SM2 sign of this sealed request (the cryptography the gateway does
     /// for an SM2-signed call), and print the rate as JSON. Sends nothing.
@@ -60,7 +64,35 @@ pub(super) fn run(a: &ClientArgs) -> anyhow::Result<ExitCode> {
     if let Some(spec) = &a.sim_user {
         return sim_user(spec);
     }
-    let service = a.service;
+    let service = match a.service.parse::<ServiceName>() {
+        Ok(s) => s,
+        Err(_) if PLATFORM_ENDPOINTS.contains(&a.service.as_str()) => {
+            if a.seal_only.is_some() || a.seal_lines || a.sm2_bound_secs.is_some() {
+                bail!("{} is called, not sealed for later", a.service);
+            }
+            return call_platform(a);
+        }
+        Err(_) => bail!(
+            "`{}` is neither a national service nor a platform endpoint ({})",
+            a.service,
+            PLATFORM_ENDPOINTS.join(", ")
+        ),
+    };
+    if a.seal_lines {
+        let client = GatewayClient::from_profile_file(&a.profile)?;
+        let raw = super::read_input(&a.body, SEAL_LINES_MAX_BYTES)?;
+        let bodies = String::from_utf8(raw)
+            .context("the body file is not UTF-8")?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .enumerate()
+            .map(|(i, l)| {
+                serde_json::from_str(l).with_context(|| format!("line {} is not JSON", i + 1))
+            })
+            .collect::<anyhow::Result<Vec<Value>>>()?;
+        seal_each(&client, service, &bodies)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let raw = super::read_input(&a.body, crate::national::validate::MAX_MESSAGE_BYTES)?;
     let biz: Value = serde_json::from_slice(&raw).context("the body is not JSON")?;
     let client = GatewayClient::from_profile_file(&a.profile)?;
@@ -77,6 +109,31 @@ pub(super) fn run(a: &ClientArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let x = rt.block_on(client.call(service, &biz))?;
+    print_exchange(&x)
+}
+
+/// The gateway's own endpoints beside the seven services.
+const PLATFORM_ENDPOINTS: [&str; 4] = [
+    crate::server::STATUS_EVENT,
+    crate::server::LINK,
+    crate::server::VENUE_CODE,
+    crate::server::CORRECTION_STATUS,
+];
+
+fn call_platform(a: &ClientArgs) -> anyhow::Result<ExitCode> {
+    let raw = super::read_input(&a.body, crate::national::validate::MAX_MESSAGE_BYTES)?;
+    let biz: Value = serde_json::from_slice(&raw).context("the body is not JSON")?;
+    let client = GatewayClient::from_profile_file(&a.profile)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let x = rt.block_on(client.call_raw_service(&a.service, &biz))?;
+    print_exchange(&x)
+}
+
+/// Prints an opened answer; exit 0 for code 0 (or 4001), 1 for another code, 3 when the
+/// answer did not verify.
+fn print_exchange(x: &crate::client::Exchange) -> anyhow::Result<ExitCode> {
     let Some(env) = &x.envelope else {
         say!(
             "HTTP {}: the answer did not verify: {}",
@@ -106,6 +163,9 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
 }
 
+/// The most a `--seal-lines` file may weigh.
+const SEAL_LINES_MAX_BYTES: usize = 1 << 30;
+
 /// Writes `n` sealed bodies to standard output, one per line, sealed on every core.
 fn seal_only(
     client: &GatewayClient,
@@ -113,8 +173,24 @@ fn seal_only(
     biz: &Value,
     n: usize,
 ) -> anyhow::Result<()> {
+    seal_many(client, service, n, |_| biz)
+}
+
+/// Writes each of `bodies` sealed once to standard output, one per line.
+fn seal_each(client: &GatewayClient, service: ServiceName, bodies: &[Value]) -> anyhow::Result<()> {
+    seal_many(client, service, bodies.len(), |i| &bodies[i])
+}
+
+/// Seals `n` requests, the `i`-th with the content `biz(i)`, on every core; one per line.
+fn seal_many<'b>(
+    client: &GatewayClient,
+    service: ServiceName,
+    n: usize,
+    biz: impl Fn(usize) -> &'b Value + Sync,
+) -> anyhow::Result<()> {
     const FLUSH_BYTES: usize = 1 << 20;
     let threads = cores().clamp(1, n.max(1));
+    let biz = &biz;
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
@@ -122,7 +198,7 @@ fn seal_only(
                 s.spawn(move || -> anyhow::Result<()> {
                     let mut buf = String::with_capacity(FLUSH_BYTES + 4096);
                     for i in 0..share {
-                        let sealed = client.seal(service, biz)?;
+                        let sealed = client.seal(service, biz(i * threads + t))?;
                         if sealed.body.contains('\n') {
                             bail!("a sealed body spans lines");
                         }
@@ -153,38 +229,15 @@ fn seal_only(
 
 /// One SM2 verify plus one SM2 sign of `msg`, on one thread per core for `secs` seconds.
 fn sm2_bound(msg: &[u8], secs: f64) -> anyhow::Result<()> {
-    if !(secs.is_finite() && secs > 0.0 && secs <= 600.0) {
-        bail!("--sm2-bound-secs must be more than 0 and at most 600");
-    }
     let key = SigningKey::generate()?;
     let public = key.verifying_key();
     let sig = key.sign(msg);
     public.verify(msg, &sig)?;
-    let threads = cores();
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs_f64(secs);
-    let pairs: u64 = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut n = 0u64;
-                    while Instant::now() < deadline {
-                        if public.verify(msg, &sig).is_err() {
-                            return 0;
-                        }
-                        std::hint::black_box(key.sign(std::hint::black_box(msg)));
-                        n += 1;
-                    }
-                    n
-                })
-            })
-            .collect();
-        workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
-    });
-    let elapsed = started.elapsed().as_secs_f64();
-    if pairs == 0 {
-        bail!("the SM2 timing loop did no work");
-    }
+    let (pairs, threads, elapsed) = super::bench::rate_on_every_core(secs, || {
+        let ok = public.verify(msg, &sig).is_ok();
+        std::hint::black_box(key.sign(std::hint::black_box(msg)));
+        ok
+    })?;
     let rate = pairs as f64 / elapsed;
     say!(
         "{}",

@@ -18,6 +18,7 @@ macro_rules! say_raw {
 }
 
 mod audit;
+mod bench;
 mod client;
 mod code;
 mod conformance;
@@ -112,6 +113,9 @@ pub enum Command {
     ///
     /// Example: hutong translate --from national --to jiangsu --service verifyCode req.json
     Translate(translate::Args),
+    /// Development (benchmarks): the in-process parts of benches/bench.sh.
+    #[command(subcommand, hide = true)]
+    Bench(bench::BenchCmd),
 }
 
 /// `hutong standard …`.
@@ -155,6 +159,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Client(a) => client::run(&a),
         Command::Conformance(c) => conformance::run(&c),
         Command::Translate(a) => translate::run(&standard, &a),
+        Command::Bench(b) => bench::run(&standard, &b),
         Command::Standard(StandardCmd::Check) => {
             say!(
                 "{} {}: {} elements, {} tables, {} divisions (+{} historic), {} countries, {} services, {} return codes: OK",

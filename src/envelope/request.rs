@@ -274,6 +274,22 @@ impl ParsedRequest {
         &self.canonical
     }
 
+    /// The session of an answer that refuses this request before it is opened (a rate
+    /// limit met once the caller's access token named it): in the request's sign type when
+    /// the client has the key for it (an HMAC-SM3 answer costs no SM2 signature), SM2
+    /// otherwise; never business content. Nothing of the request is trusted but its
+    /// `requestId`, echoed only if well formed.
+    pub fn refusal_session(&self, client: &ClientCredentials) -> Session {
+        let mut session = Session::for_rejected_request(Some(&self.envelope.request_id));
+        if self.envelope.sign_type == SignType::HmacSm3 {
+            if let Some(k) = &client.mac_key {
+                session.sign_type = SignType::HmacSm3;
+                session.mac_key = Some(k.clone());
+            }
+        }
+        session
+    }
+
     /// Authenticates, checks freshness, and decrypts, for the client `client`.
     ///
     /// Errors in order: [`EnvelopeError::KeyUnknown`] (1005) when the client has no key for

@@ -65,36 +65,69 @@ impl RedbLinks {
         f: impl FnOnce(&mut LinkEntry, &mut Index) -> Result<Option<T>, StoreError>,
     ) -> Result<Option<T>, StoreError> {
         let txn = self.store.db().begin_write()?;
-        let out = {
-            let mut links = txn.open_table(LINKS)?;
-            let current = match links.get(p.0)? {
-                Some(v) => Some(self.open(v.value())?),
-                None => None,
-            };
-            let Some(mut entry) = current.or_else(|| create.map(|now| LinkEntry::new(*p, now)))
-            else {
-                return Ok(None);
-            };
-            let mut ix = Index::default();
-            let out = f(&mut entry, &mut ix)?;
-            if out.is_some() {
-                links.insert(p.0, self.seal(&entry)?.as_slice())?;
-                let mut codes = txn.open_table(LINK_CODES)?;
-                for (r, c) in &ix.remove_codes {
-                    codes.remove((r.as_str(), self.code_key(c).as_str()))?;
-                }
-                for (r, c) in &ix.add_codes {
-                    codes.insert((r.as_str(), self.code_key(c).as_str()), p.0)?;
-                }
-                let mut national = txn.open_table(LINK_NATIONAL)?;
-                for n in &ix.add_national {
-                    national.insert(n.as_str(), p.0)?;
-                }
-            }
-            out
-        };
+        let out = self.update_in(&txn, p, create, f)?;
         txn.commit()?;
         Ok(out)
+    }
+
+    /// [`Self::update`] inside the caller's transaction.
+    fn update_in<T>(
+        &self,
+        txn: &redb::WriteTransaction,
+        p: &Pseudonym,
+        create: Option<u64>,
+        f: impl FnOnce(&mut LinkEntry, &mut Index) -> Result<Option<T>, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let mut links = txn.open_table(LINKS)?;
+        let current = match links.get(p.0)? {
+            Some(v) => Some(self.open(v.value())?),
+            None => None,
+        };
+        let Some(mut entry) = current.or_else(|| create.map(|now| LinkEntry::new(*p, now))) else {
+            return Ok(None);
+        };
+        let mut ix = Index::default();
+        let out = f(&mut entry, &mut ix)?;
+        if out.is_some() {
+            links.insert(p.0, self.seal(&entry)?.as_slice())?;
+            let mut codes = txn.open_table(LINK_CODES)?;
+            for (r, c) in &ix.remove_codes {
+                codes.remove((r.as_str(), self.code_key(c).as_str()))?;
+            }
+            for (r, c) in &ix.add_codes {
+                codes.insert((r.as_str(), self.code_key(c).as_str()), p.0)?;
+            }
+            let mut national = txn.open_table(LINK_NATIONAL)?;
+            for n in &ix.add_national {
+                national.insert(n.as_str(), p.0)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`LinkRegistry::link`] for many links in one transaction (one `fsync`): for loading
+    /// a registry in bulk (`hutong bench fill-links`). Returns how many were applied.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails; nothing of the batch is kept then.
+    pub fn link_many(
+        &self,
+        links: impl IntoIterator<Item = (Pseudonym, RegionLink, Holder)>,
+        now_ms: u64,
+    ) -> Result<usize, StoreError> {
+        let txn = self.store.db().begin_write()?;
+        let mut n = 0;
+        for (p, link, holder) in links {
+            self.update_in(&txn, &p, Some(now_ms), |e, ix| {
+                let change = apply_link(e, link, &holder, now_ms);
+                ix.remove_codes.extend(change.remove);
+                ix.add_codes.extend(change.add);
+                Ok(Some(()))
+            })?;
+            n += 1;
+        }
+        txn.commit()?;
+        Ok(n)
     }
 }
 

@@ -53,7 +53,14 @@ fn answer(gw: &Gateway, path: &str) -> Response<Full<Bytes>> {
         "/live" => (200, "live\n".to_owned(), "text/plain"),
         "/ready" if gw.ready.load(Ordering::SeqCst) => (200, "ready\n".to_owned(), "text/plain"),
         "/ready" => (503, "draining\n".to_owned(), "text/plain"),
-        "/metrics" => (200, gw.metrics.render(), "text/plain; version=0.0.4"),
+        "/metrics" => {
+            let mut text = gw.metrics.render();
+            let entries = gw.cache.stats().entries;
+            text.push_str(&format!(
+                "# HELP hutong_cache_entries Answers held in the cache (moka's estimate).\n# TYPE hutong_cache_entries gauge\nhutong_cache_entries {entries}\n"
+            ));
+            (200, text, "text/plain; version=0.0.4")
+        }
         _ => (404, "not found\n".to_owned(), "text/plain"),
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));

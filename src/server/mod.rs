@@ -31,6 +31,7 @@ use std::sync::atomic::AtomicBool;
 
 use arc_swap::ArcSwap;
 use serde_json::Value;
+use zeroize::Zeroizing;
 
 pub use error::GatewayError;
 pub use http::{Peer, Running, start};
@@ -277,20 +278,13 @@ impl Gateway {
             &config.auth.audience,
         )
         .map_err(|e| ServerError::Keys(e.to_string()))?;
-        let secret_hex = read(&g.pseudonym_secret_file)?;
-        let secret = hex_decode(secret_hex.trim()).ok_or_else(|| {
-            ServerError::Keys(format!(
-                "{}: expected hex",
-                g.pseudonym_secret_file.display()
-            ))
-        })?;
+        let secret = read_pseudonym_secret(&g.pseudonym_secret_file)?;
         let pseudonym_key = MacKey::from_bytes(&secret).map_err(|e| {
             ServerError::Keys(format!("{}: {e}", g.pseudonym_secret_file.display()))
         })?;
         // Bodies kept for idempotency are personal data: SM4 at rest, under a key derived
         // from the pseudonym secret (one secret to protect, two uses kept apart).
-        let body_key = derived_sm4_key(b"hutong data at rest v1", &secret)
-            .map_err(|e| ServerError::Keys(e.to_string()))?;
+        let body_key = data_at_rest_key(&secret)?;
         let store =
             Store::open(&g.data_dir).map_err(|e| ServerError::Keys(format!("store: {e}")))?;
         let limiter = RateLimiter::new(&config.limits);
@@ -377,13 +371,22 @@ pub(crate) fn derived_sm4_key(
     label: &[u8],
     secret: &[u8],
 ) -> Result<Sm4Key, crate::crypto::CryptoError> {
-    let mut material = zeroize::Zeroizing::new(label.to_vec());
+    let mut material = Zeroizing::new(label.to_vec());
     material.extend_from_slice(secret);
     Sm4Key::from_bytes(&sm3(&material)[..16])
 }
 
-fn hex_decode(h: &str) -> Option<Vec<u8>> {
-    crate::crypto::decode_hex(h, "pseudonym secret")
-        .ok()
-        .map(|k| k.to_vec())
+/// The pseudonym secret, from its hex file.
+pub(crate) fn read_pseudonym_secret(path: &Path) -> Result<Zeroizing<Vec<u8>>, ServerError> {
+    let hex = std::fs::read_to_string(path)
+        .map_err(|e| ServerError::Keys(format!("{}: {e}", path.display())))?;
+    crate::crypto::decode_hex(hex.trim(), "pseudonym secret")
+        .map(|k| Zeroizing::new(k.to_vec()))
+        .map_err(|_| ServerError::Keys(format!("{}: expected hex", path.display())))
+}
+
+/// The data-at-rest key (link entries, idempotency bodies, callbacks), derived from the
+/// pseudonym secret.
+pub(crate) fn data_at_rest_key(secret: &[u8]) -> Result<Sm4Key, ServerError> {
+    derived_sm4_key(b"hutong data at rest v1", secret).map_err(|e| ServerError::Keys(e.to_string()))
 }

@@ -303,6 +303,24 @@ async fn stages(
         }
     }
 
+    // Per-client limits once the caller is known, so that nobody spends another client's
+    // quota: after the access token when one is required (it names its client), which
+    // refuses a flood before the envelope's cryptography; otherwise after the signature.
+    let limit_service = service.unwrap_or(ServiceName::DeclareHealth);
+    let check_limit = || {
+        gw.limiter
+            .check_client(&client.app_id, limit_service)
+            .map_err(|l| GatewayError::RateLimited {
+                retry_after_secs: l.retry_after_secs(),
+            })
+    };
+    if cfg.auth.require_token {
+        if let Err(e) = check_limit() {
+            *session = Some(parsed.refusal_session(&client.credentials));
+            return Err(e);
+        }
+    }
+
     // Signature (1003), replay window (1004), decryption (1008).
     let now_ms = now_ms();
     let ctx = OpenContext {
@@ -314,13 +332,9 @@ async fn stages(
     let opened = parsed.open(&client.credentials, &ctx)?;
     *session = Some(opened.session.clone());
 
-    // Per-client limits, after the signature: nobody spends another client's quota.
-    let limit_service = service.unwrap_or(ServiceName::DeclareHealth);
-    gw.limiter
-        .check_client(&client.app_id, limit_service)
-        .map_err(|l| GatewayError::RateLimited {
-            retry_after_secs: l.retry_after_secs(),
-        })?;
+    if !cfg.auth.require_token {
+        check_limit()?;
+    }
 
     let Some(service) = service else {
         let call = Call {

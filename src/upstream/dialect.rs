@@ -259,37 +259,7 @@ impl DialectUpstream {
         path: &str,
         msg: &Value,
     ) -> Result<(http::StatusCode, bytes::Bytes), UpstreamError> {
-        let mut msg = msg.clone();
-        let nonce = crate::envelope::random_id().map_err(UpstreamError::Seal)?;
-        let unix_s = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
-        let creds = Credentials {
-            id: &self.credentials.id,
-            key: &self.credentials.key,
-            secret: &self.credentials.secret,
-        };
-        fill_signed_fields(
-            &self.dialect.signing,
-            &mut msg,
-            &self.credentials.id,
-            &nonce,
-            unix_s,
-        );
-        let mut headers = sign::sign(
-            &self.dialect.signing,
-            &mut msg,
-            &creds,
-            &Stamp {
-                unix_s,
-                nonce: &nonce,
-            },
-        )
-        .map_err(|e| UpstreamError::Garbage(format!("request cannot be signed: {e}")))?;
-        headers.push((
-            "content-type".to_owned(),
-            self.dialect.codec.content_type().to_owned(),
-        ));
-        let body = codec::encode(self.dialect.codec, &msg)
-            .map_err(|e| UpstreamError::Garbage(format!("request cannot be encoded: {e}")))?;
+        let (headers, body) = sign_request(&self.dialect, &self.credentials, msg)?;
         let (status, answer) = self
             .transport
             .exchange(method, path, &headers, body)
@@ -376,6 +346,49 @@ impl Upstream for DialectUpstream {
             }
         })
     }
+}
+
+/// A request in a dialect's wire form: its headers (name, value) and its body.
+pub type WireRequest = (Vec<(String, String)>, Vec<u8>);
+
+/// One message in the dialect's wire form, as the gateway sends it to the region: the
+/// signed fields filled, signed with a fresh stamp (a one-time nonce, the time now), and
+/// encoded. The headers include the signature's and the content type.
+///
+/// # Errors
+/// [`UpstreamError::Seal`] when no nonce can be drawn; [`UpstreamError::Garbage`] when the
+/// message cannot be signed or encoded.
+pub fn sign_request(
+    dialect: &Dialect,
+    credentials: &DialectCredentials,
+    msg: &Value,
+) -> Result<WireRequest, UpstreamError> {
+    let mut msg = msg.clone();
+    let nonce = crate::envelope::random_id().map_err(UpstreamError::Seal)?;
+    let unix_s = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
+    let creds = Credentials {
+        id: &credentials.id,
+        key: &credentials.key,
+        secret: &credentials.secret,
+    };
+    fill_signed_fields(&dialect.signing, &mut msg, &credentials.id, &nonce, unix_s);
+    let mut headers = sign::sign(
+        &dialect.signing,
+        &mut msg,
+        &creds,
+        &Stamp {
+            unix_s,
+            nonce: &nonce,
+        },
+    )
+    .map_err(|e| UpstreamError::Garbage(format!("request cannot be signed: {e}")))?;
+    headers.push((
+        "content-type".to_owned(),
+        dialect.codec.content_type().to_owned(),
+    ));
+    let body = codec::encode(dialect.codec, &msg)
+        .map_err(|e| UpstreamError::Garbage(format!("request cannot be encoded: {e}")))?;
+    Ok((headers, body))
 }
 
 /// Fills the signed envelope fields that the translation leaves absent (they are not

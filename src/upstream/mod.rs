@@ -41,7 +41,9 @@ use crate::translate::LossReport;
 
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, Permit};
 pub use budget::{RetryBudget, RetryBudgetConfig};
-pub use dialect::{DialectCredentials, DialectUpstream, DialectUpstreamConfig};
+pub use dialect::{
+    DialectCredentials, DialectUpstream, DialectUpstreamConfig, WireRequest, sign_request,
+};
 pub use error::{UpstreamConfigError, UpstreamError};
 pub use national::{
     ClientIdentity, DEFAULT_MAX_RESPONSE_BYTES, NATIONAL_VERSION, NationalUpstream,

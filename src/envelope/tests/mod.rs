@@ -280,3 +280,27 @@ fn envelope_encrypted_by_openssl_opens() {
     assert_eq!(opened.biz, json!({"scene": "TRANSPORT"}));
     assert!(opened.session.is_encrypted());
 }
+
+#[test]
+fn a_refusal_before_opening_answers_in_the_requests_sign_type_when_it_can() {
+    let w = World::new();
+    let client = &w.clients[APP];
+    let enc = RequestEncryption::RegisteredKey(&w.client_sm4);
+    // HMAC-SM3 request, client with a MAC key: an HMAC-SM3 answer, no business key.
+    let hmac = w.seal("r1", RequestSigner::HmacSm3(&w.client_mac), enc);
+    let parsed = parse_request(hmac.body.as_bytes(), &w.limits).unwrap();
+    let s = parsed.refusal_session(client);
+    assert_eq!(s.sign_type(), SignType::HmacSm3);
+    assert!(!s.is_encrypted());
+    assert_eq!(s.request_id(), hmac.envelope.request_id);
+    // A client without a MAC key gets the gateway's SM2 signature.
+    let no_mac = ClientCredentials {
+        mac_key: None,
+        ..client.clone()
+    };
+    assert_eq!(parsed.refusal_session(&no_mac).sign_type(), SignType::Sm2);
+    // An SM2 request: SM2.
+    let sm2 = w.seal("r2", w.sm2(), enc);
+    let parsed = parse_request(sm2.body.as_bytes(), &w.limits).unwrap();
+    assert_eq!(parsed.refusal_session(client).sign_type(), SignType::Sm2);
+}

@@ -148,8 +148,24 @@ pub(in crate::server) async fn status_across(
         }
     }
     statuses.sort_by(|a, b| a.region.cmp(&b.region));
-    // What the regions said is the latest known status.
-    let (links, p, fresh) = (Arc::clone(&gw.links), entry.pseudonym, statuses.clone());
+    // What the regions said is the latest known status. A status the registry already
+    // holds is not written again: a durable write per region per query would bound the
+    // queries by the disk's fsync rate.
+    let fresh: Vec<RegionStatus> = statuses
+        .iter()
+        .filter(|s| s.colour.is_some())
+        .filter(|s| {
+            entry
+                .regions
+                .get(&s.region)
+                .is_none_or(|l| l.colour != s.colour || l.status_time != s.update_time)
+        })
+        .cloned()
+        .collect();
+    if fresh.is_empty() {
+        return statuses;
+    }
+    let (links, p) = (Arc::clone(&gw.links), entry.pseudonym);
     let now = now_ms();
     let _ = blocking(move || {
         for s in &fresh {

@@ -1,0 +1,704 @@
+#!/usr/bin/env bash
+# hutong's hot paths next to their baselines, measured in one run on this machine (README
+# "Performance"). Each scenario prints req/s, p50, p99, errors and RSS for hutong and its
+# baseline, and the ratio against the target:
+#
+#   a   cold verify: verifyCode of unique PHIC1 codes from a trust-list issuer no region
+#       answers for, so the gateway checks each code's SM2 signature itself (HMAC-SM3
+#       envelope). Baseline: raw SM2 verifications per second of the same build, on every
+#       core (`hutong bench sm2-verify`): the ratio is crypto efficiency. Target ≥ 0.9.
+#   a2  the SM2 envelope path: verifyCode of a cached code, sign type SM2. Baseline: one SM2
+#       verify plus one SM2 sign per request, same build, every core. Target ≥ 0.8.
+#   b   cached verify: verifyCode of a cached PHIC1 code, sign type HMAC-SM3. Baseline:
+#       nginx returning a static body of the same size over TLS. Targets: ≥ 0.7× nginx
+#       (benchmarks) and ≥ 20,000 req/s (gateway).
+#   c   relay through a JSON dialect: queryHealthInfo with the gateway's verification
+#       ticket for a holder linked in Zhejiang; the gateway opens its ticket and asks the
+#       Zhejiang simulator, in the Zhejiang dialect, for the current status. Baseline:
+#       nginx proxy_pass of that same Zhejiang request (signed as the gateway signs it) to an
+#       identical simulator. Target ≥ 0.8×.
+#   c0  relay to the national simulator: BENCH_RELAY_SERVICE (generateCode; or
+#       applyCodeAccess, or queryHealthInfo with the gateway's cache off) through the
+#       gateway to `hutong sim --national`, vs nginx proxy_pass of the same request to an
+#       identical simulator. Target ≥ 0.8×.
+#   d   cross-region fan-out: queryHealthInfo with a ticket for a holder linked in three
+#       regions (Beijing JSON, Jiangsu form, Anhui JSON simulators, each adding
+#       BENCH_REGION_LATENCY_MS plus up to BENCH_REGION_JITTER_MS), at BENCH_FANOUT_CONNECTIONS.
+#       Baseline: each region's own p99, measured directly with the request the gateway
+#       sends it, at the same concurrency. Target: p99 ≤ the slowest region's p99 + 2 ms.
+#   e   a tenfold burst against the rate limits: one client limited to BENCH_LIMIT req/s
+#       sends half of it steadily, then ten times that, on a fixed schedule. Targets: no
+#       error but 1007, and the admitted requests' p99 ≤ twice the steady p99.
+#   f   memory: the gateway's RSS with BENCH_LINKS links in its registry (loaded by
+#       `hutong bench fill-links` before it starts, three regions each) and its cache
+#       filled to BENCH_CACHE_ENTRIES entries by cold verifications. Target ≤ 256 MiB.
+#
+# Everything runs on 127.0.0.1 with `wrk` (HTTP/1.1 keep-alive; TLS to the gateway and
+# nginx). The envelope refuses a replayed nonce, so `hutong client … --seal-only N` (or
+# --seal-lines) seals distinct requests beforehand and each is sent once. Keys,
+# certificates, configuration, the gateway's store and the logs live in a temporary
+# directory that is removed at the end (BENCH_KEEP=1 keeps it).
+#
+# Usage: bash benches/bench.sh            (every scenario, about 6 minutes)
+#        BENCH_SCENARIOS="b c0 a2" bash benches/bench.sh
+# Knobs (environment): BENCH_SCENARIOS ("a a2 b c c0 d e f"), BENCH_DURATION (seconds per
+# run, 10), BENCH_CONNECTIONS (32), BENCH_THREADS (wrk threads, 2), BENCH_HUTONG_LOG (warn),
+# BENCH_AUDIT_SYNC (interval or commit), BENCH_SM2_SECS (3), BENCH_RELAY_SERVICE,
+# BENCH_FANOUT_CONNECTIONS (8), BENCH_REGION_LATENCY_MS (5), BENCH_REGION_JITTER_MS (10),
+# BENCH_LIMIT (2000), BENCH_BURST_CONNECTIONS (40), BENCH_LINKS (1000000),
+# BENCH_CACHE_ENTRIES (200000), BENCH_NO_BUILD=1, BENCH_KEEP=1.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
+CMDLINE="bash benches/bench.sh${*:+ $*}"
+SCENARIOS=" ${BENCH_SCENARIOS:-a a2 b c c0 d e f} "
+DURATION=${BENCH_DURATION:-10}
+CONNS=${BENCH_CONNECTIONS:-32}
+THREADS=${BENCH_THREADS:-2}
+LOG_LEVEL=${BENCH_HUTONG_LOG:-warn}
+SM2_SECS=${BENCH_SM2_SECS:-3}
+RELAY=${BENCH_RELAY_SERVICE:-generateCode}
+AUDIT_SYNC=${BENCH_AUDIT_SYNC:-interval}
+FAN_CONNS=${BENCH_FANOUT_CONNECTIONS:-8}
+REGION_LATENCY=${BENCH_REGION_LATENCY_MS:-5}
+REGION_JITTER=${BENCH_REGION_JITTER_MS:-10}
+LIMIT=${BENCH_LIMIT:-2000}
+BURST_CONNS=${BENCH_BURST_CONNECTIONS:-40}
+LINKS=${BENCH_LINKS:-1000000}
+CACHE_ENTRIES=${BENCH_CACHE_ENTRIES:-200000}
+# Largest rate each pool of sealed requests covers for DURATION seconds. The gateway keeps
+# at most 500,000 nonces per client for 600 s, so every scenario has its own client and no
+# pool exceeds 480,000.
+MAX_RPS_VERIFY=${BENCH_MAX_RPS_VERIFY:-45000}
+MAX_RPS_RELAY=${BENCH_MAX_RPS_RELAY:-40000}
+MAX_RPS_SM2=${BENCH_MAX_RPS_SM2:-6000}
+MAX_RPS_COLD=${BENCH_MAX_RPS_COLD:-8000}
+POOL_CAP=480000
+GW_KEY=hutong-gw
+
+trap 'say "benches/bench.sh: failed at line $LINENO: $BASH_COMMAND"' ERR
+for v in DURATION CONNS THREADS SM2_SECS FAN_CONNS REGION_LATENCY LIMIT BURST_CONNS LINKS \
+  CACHE_ENTRIES MAX_RPS_VERIFY MAX_RPS_RELAY MAX_RPS_SM2 MAX_RPS_COLD; do
+  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number (got '${!v}')"
+done
+[[ $REGION_JITTER =~ ^[0-9]+$ ]] || die "BENCH_REGION_JITTER_MS must be a whole number"
+((CONNS >= THREADS)) || die "BENCH_CONNECTIONS must be at least BENCH_THREADS"
+((THREADS <= 99 && BURST_CONNS <= 99)) || die "at most 99 wrk threads"
+[[ $AUDIT_SYNC == commit || $AUDIT_SYNC == interval ]] || die "BENCH_AUDIT_SYNC must be commit or interval"
+[[ $RELAY == generateCode || $RELAY == applyCodeAccess || $RELAY == queryHealthInfo ]] \
+  || die "BENCH_RELAY_SERVICE must be generateCode, applyCodeAccess or queryHealthInfo"
+for s in $SCENARIOS; do
+  [[ " a a2 b c c0 d e f " == *" $s "* ]] || die "unknown scenario '$s' (a a2 b c c0 d e f)"
+done
+want() { [[ $SCENARIOS == *" $1 "* ]]; }
+
+step "tools"
+need_tools wrk nginx curl jq
+NGINX_VERSION=$(nginx -v 2>&1 | sed 's/^nginx version: //')
+WRK_VERSION=$(wrk -v 2>&1 | head -1 | awk '{print $1, $2}' || true)
+if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
+  step "cargo build --release"
+  (cd "$ROOT" && cargo build --release) || die "cargo build --release failed"
+fi
+H="$ROOT/target/release/hutong"
+[[ -x $H ]] || die "$H is missing: run cargo build --release"
+
+# ---------------------------------------------------------------------------------------
+T=$(mktemp -d /tmp/hutong-bench.XXXXXX)
+PIDS=()
+NGINX_PIDS=""
+WRK_PID=""
+cleanup() {
+  local rc=$?
+  trap - ERR
+  for pid in $WRK_PID "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [[ ${BENCH_KEEP:-0} == 1 ]]; then say "kept $T"; else rm -rf "$T"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+TICKS=$(getconf CLK_TCK)
+write_lua
+
+# ---------------------------------------------------------------------------------------
+step "keys, certificates and simulators in $T"
+cd "$T"
+"$H" certs dev --out "$T/certs" --clients A3100010001 >/dev/null
+"$H" keys gen --out "$T/gw-sign" >/dev/null    # the gateway's SM2 key (answers, regions)
+"$H" keys gen --out "$T/client-sm2" >/dev/null # the SM2 client's key
+GW_MAC=$(hexrand 32) # the gateway's HMAC-SM3 key at the national simulators
+GW_SM4=$(hexrand 16) # the gateway's SM4 key at the national simulators
+CL_MAC=$(hexrand 32) # the bench clients' keys at the gateway
+CL_SM4=$(hexrand 16)
+GW_KEY_HEX=$(printf '%s' "$GW_KEY" | od -An -tx1 | tr -d ' \n')
+
+cat >"$T/sim-clients.toml" <<EOT
+[[client]]
+app_id = "GW0000000001"
+sm2_public_key_file = "gw-sign.pub.pem"
+mac_key_hex = "$GW_MAC"
+sm4_key_hex = "$GW_SM4"
+EOT
+# Two identical national simulators (same seed, population and clients), so the gateway's
+# relay and nginx's proxy each have one to themselves.
+SIM_ARGS=(sim --national --clients "$T/sim-clients.toml" --listen 127.0.0.1:0 --seed 1
+  --population 1000 --region 310000 --issuer 31000001 --code-ttl-secs 3600)
+start simA "$H" "${SIM_ARGS[@]}" --keys-out "$T/simA"
+start simB "$H" "${SIM_ARGS[@]}" --keys-out "$T/simB"
+# dialect_sim NAME DIALECT SECRET [ARGS…]: a region simulator whose one caller is the gateway.
+dialect_sim() {
+  local name=$1 dialect=$2 secret=$3
+  shift 3
+  printf '%s\n' "$secret" >"$T/$name.secret"
+  start "$name" "$H" sim --region "$dialect" --regions-dir "$ROOT/config/regions" \
+    --listen 127.0.0.1:0 --seed 7 --population 1000 --app-key "$GW_KEY" --secret "$secret" "$@"
+}
+# (c): Zhejiang behind the gateway, and its twin behind nginx.
+dialect_sim zjA zhejiang zj-secret
+dialect_sim zjB zhejiang zj-secret
+# (d): three regions with a network's latency.
+LAT=(--latency-ms "$REGION_LATENCY" --jitter-ms "$REGION_JITTER")
+dialect_sim bjD beijing bj-secret "${LAT[@]}"
+dialect_sim jsD jiangsu js-secret "${LAT[@]}"
+dialect_sim ahD anhui ah-secret "${LAT[@]}"
+for s in simA simB zjA zjB bjD jsD ahD; do eval "ADDR_$s=$(listening "$s")"; done
+say "national: $ADDR_simA (gateway), $ADDR_simB (nginx); zhejiang: $ADDR_zjA, $ADDR_zjB;"
+say "fan-out: beijing $ADDR_bjD, jiangsu $ADDR_jsD, anhui $ADDR_ahD"
+
+# ---------------------------------------------------------------------------------------
+step "the gateway's configuration"
+client_toml() { # APPID REGION SERVICES SIGN_TYPES [EXTRA]
+  cat <<EOT
+
+[[client]]
+app_id = "$1"
+region = "$2"
+role = "${6:-verifier}"
+services = $3
+regions = ["*"]
+sign_types = $4
+sm2_public_key = "@client-sm2.pub.pem"
+mac_key_hex = "$CL_MAC"
+sm4_key_hex = "$CL_SM4"
+require_mtls = false
+${5:-}
+EOT
+}
+region_toml() { # CODE NAME ADDR ISSUER DIALECT SECRET_FILE
+  cat <<EOT
+
+[[region]]
+code = "$1"
+name = "$2"
+url = "http://$3"
+issuer_ids = ["$4"]
+dialect = "$5"
+dialect_credentials = { id = "$GW_KEY", key_hex = "$GW_KEY_HEX", secret = "@$6" }
+timeout_ms = 3000
+connect_timeout_ms = 500
+validity_secs = 691200
+EOT
+}
+{
+  cat <<EOT
+# benches/bench.sh: generated; see config/hutong.toml for the documented default.
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+tls_cert_file = "certs/server.crt.pem"
+tls_key_file = "certs/server.key.pem"
+generate_dev_certs = false
+max_body_bytes = 2097152
+max_header_bytes = 16384
+header_read_timeout_ms = 5000
+request_timeout_ms = 10000
+max_concurrency = 4096
+shutdown_grace_ms = 2000
+
+[gateway]
+app_id = "GW0000000001"
+data_dir = "data"
+signing_key_file = "gw-sign.key.pem"
+encryption_key_file = "keys/gw-enc.key.pem"
+pseudonym_secret_file = "keys/pseudonym.hex"
+generate_keys = true
+dialects_dir = "$ROOT/config/regions"
+
+[auth]
+require_token = true
+jwt_key_file = "keys/jwt-es256.key.pem"
+issuer = "hutong"
+audience = "hutong"
+token_ttl_secs = 3600
+
+[limits]
+per_ip = { per_second = 1000000, burst = 1000000 }
+default_per_client = { per_second = 1000000, burst = 1000000 }
+default_per_client_service = { per_second = 1000000, burst = 1000000 }
+
+[cache]
+max_entries = $CACHE_ENTRIES
+max_ttl_ms = 300000
+# queryHealthInfo as the national relay: every query goes to the region (no cache).
+query_health_info = $([[ $RELAY == queryHealthInfo ]] && echo false || echo true)
+
+[audit]
+sync = "$AUDIT_SYNC"
+sync_interval_ms = 10
+
+# (a) and (f): an issuer that no region answers for; the gateway verifies its codes itself.
+[trust]
+list_file = "trust/trust-list.json"
+anchor_key_file = "keys/trust-anchor.pub.pem"
+anchor_kid = "anchor-1"
+dev_issuer_id = "10000099"
+dev_issuer_key_file = "keys/dev-issuer.key.pem"
+EOT
+  client_toml A3100010001 310106 '["verifyCode", "applyCodeAccess", "generateCode"]' '["HMAC-SM3"]' # b
+  client_toml A3100010002 310106 '["applyCodeAccess", "generateCode", "queryHealthInfo"]' '["HMAC-SM3"]' # c0
+  client_toml A3100010003 310106 '["verifyCode"]' '["SM2"]'                                      # a2
+  client_toml A3100010004 310106 '["verifyCode"]' '["HMAC-SM3"]'                                 # a, f
+  client_toml A3100010005 310106 '["verifyCode", "queryHealthInfo"]' '["HMAC-SM3"]'              # c
+  client_toml A3100010006 310106 '["verifyCode", "queryHealthInfo"]' '["HMAC-SM3"]'              # d
+  client_toml A3100010007 310106 '["verifyCode"]' '["HMAC-SM3"]' \
+    "rate_limit = { per_client = { per_second = $LIMIT, burst = $((LIMIT / 10)) } }"              # e
+  client_toml A3200010008 320102 '["verifyCode"]' '["HMAC-SM3"]' "" region                              # d
+  client_toml A3400010009 340102 '["verifyCode"]' '["HMAC-SM3"]' "" region                              # d
+  cat <<EOT
+
+[[region]]
+code = "310000"
+name = "national-envelope simulator"
+url = "http://$ADDR_simA"
+issuer_ids = ["31000001"]
+public_key = "@simA/sim-response.pub.pem"
+gateway_mac_key_hex = "$GW_MAC"
+gateway_sm4_key_hex = "$GW_SM4"
+timeout_ms = 3000
+connect_timeout_ms = 500
+# The simulator's statuses were set up to 7 days ago; 8 days keeps them cacheable.
+validity_secs = 691200
+EOT
+  region_toml 330000 浙江 "$ADDR_zjA" 33000001 zhejiang zjA.secret
+  region_toml 110000 北京 "$ADDR_bjD" 11000001 beijing bjD.secret
+  region_toml 320000 江苏 "$ADDR_jsD" 32000001 jiangsu jsD.secret
+  region_toml 340000 安徽 "$ADDR_ahD" 34000001 anhui ahD.secret
+} >"$T/hutong.toml"
+CLIENTS=(A3100010001 A3100010002 A3100010003 A3100010004 A3100010005 A3100010006 A3100010007 A3200010008 A3400010009)
+
+# ---------------------------------------------------------------------------------------
+start_gateway() {
+  start gateway env HUTONG_LOG="$LOG_LEVEL" "$H" serve --config "$T/hutong.toml"
+  local line
+  line=$(wait_line gateway 'listening on https://')
+  GW=$(sed -E 's#.*listening on https://([0-9.:]+).*#\1#' <<<"$line")
+  GW_ADMIN=$(sed -E 's#.*admin http://([0-9.:]+).*#\1#' <<<"$line")
+}
+stop_gateway() {
+  kill -TERM "$PID_gateway"
+  wait "$PID_gateway" 2>/dev/null || true
+}
+if want f; then
+  step "(f) $LINKS links into the gateway's registry (hutong bench fill-links)"
+  start_gateway # its first start writes the keys and the trust list
+  stop_gateway
+  "$H" bench fill-links --config "$T/hutong.toml" --count "$LINKS" >"$T/fill.json"
+  say "$(cat "$T/fill.json")"
+  FILE_MB=$(du -m "$T/data/hutong.redb" | cut -f1)
+fi
+step "the gateway"
+start_gateway
+say "gateway: https://$GW (admin http://$GW_ADMIN)"
+for c in "${CLIENTS[@]}"; do
+  "$H" token issue --client "$c" --config "$T/hutong.toml" --out "$T/token-$c" >/dev/null
+done
+profile() { # FILE APPID SIGN_TYPE GATEWAY_URL GATEWAY_KEY MAC SM4 [TOKEN_FILE]
+  local token=""
+  [[ -z ${8:-} ]] || token="token_file = \"$8\""
+  cat >"$1" <<EOT
+gateway = "$4"
+app_id = "$2"
+sign_type = "$3"
+sm2_key_file = "$T/client-sm2.key.pem"
+mac_key_hex = "$6"
+sm4_key_hex = "$7"
+gateway_sign_key_file = "$5"
+ca_file = "$T/certs/ca.crt.pem"
+$token
+EOT
+}
+for c in "${CLIENTS[@]}"; do
+  sign=HMAC-SM3
+  [[ $c == A3100010003 ]] && sign=SM2
+  profile "$T/$c.toml" "$c" "$sign" "https://$GW" "$T/gw-sign.pub.pem" "$CL_MAC" "$CL_SM4" "$T/token-$c"
+done
+# The gateway as the national simulator knows it: for nginx's proxy_pass straight to sim B.
+profile "$T/gw-at-simB.toml" GW0000000001 HMAC-SM3 "http://$ADDR_simB" "$T/simB/sim-response.pub.pem" "$GW_MAC" "$GW_SM4"
+
+call() { # SERVICE BODY PROFILE → the answer as JSON; fails unless code 0
+  local out
+  out=$("$H" client "$1" --body "$2" --as "$3") || {
+    say "$out"
+    die "hutong client $1 --as $(basename "$3") did not answer code 0"
+  }
+  printf '%s\n' "$out"
+}
+sample() { curl -sf "http://$1/sim/sample/$2"; } # ADDR INDEX → a simulator's person
+# dialect_request NAME DIALECT SERVICE SECRET BODY: the request the gateway would send, in
+# $T/NAME.req.json ({method, path, headers, body}), its body in $T/NAME.body and its extra
+# headers in $T/NAME.headers.
+dialect_request() {
+  "$H" bench dialect-request --regions "$ROOT/config/regions" --dialect "$2" --service "$3" \
+    --id "$GW_KEY" --key-hex "$GW_KEY_HEX" --secret "$4" --body "$5" >"$T/$1.req.json"
+  jq -j '.body' "$T/$1.req.json" >"$T/$1.body"
+  jq -r '.headers | to_entries[] | select(.key != "content-type") | "\(.key): \(.value)"' \
+    "$T/$1.req.json" >"$T/$1.headers"
+  jq -r '.headers["content-type"]' "$T/$1.req.json" >"$T/$1.ctype"
+}
+# direct NAME ADDR: send $T/NAME's request to a simulator once; its answer.
+direct() {
+  local args=() h
+  while IFS= read -r h; do [[ -n $h ]] && args+=(-H "$h"); done <"$T/$1.headers"
+  curl -sS -X POST "http://$2$(jq -r '.path' "$T/$1.req.json")" -H "Content-Type: $(cat "$T/$1.ctype")" \
+    "${args[@]}" --data-binary @"$T/$1.body"
+}
+
+# A person of the national simulators, a code, and the bodies of (b), (a2), (c0).
+USER_JSON=$("$H" client applyCodeAccess --body - --as /dev/null --sim-user 1:1000:310000:3)
+printf '{"user":%s,"authType":"FACE","authProof":"bench"}\n' "$USER_JSON" >"$T/apply.json"
+USER_TOKEN=$(call applyCodeAccess "$T/apply.json" "$T/A3100010001.toml" | jq -er '.bizContent.userToken')
+printf '{"userToken":"%s"}\n' "$USER_TOKEN" >"$T/generate.json"
+CODE=$(call generateCode "$T/generate.json" "$T/A3100010001.toml" | jq -er '.bizContent.codeContent')
+[[ $CODE == *"pc=PHIC1."* ]] || die "generateCode gave no PHIC1 code: $CODE"
+jq -nc --arg c "$CODE" '{codeContent: $c, verifier: {orgName: "某地铁站", deviceId: "G-01"}}' >"$T/verify.json"
+
+# ---------------------------------------------------------------------------------------
+step "nginx ($NGINX_VERSION)"
+# The answer nginx serves as its static body: a real answer of the gateway to (b).
+"$H" client verifyCode --body "$T/verify.json" --as "$T/A3100010001.toml" --seal-only 1 >"$T/one.json"
+curl -sS --cacert "$T/certs/ca.crt.pem" -H "Authorization: Bearer $(cat "$T/token-A3100010001")" \
+  -H 'Content-Type: application/json' --data-binary @"$T/one.json" \
+  "https://$GW/phic/v1/verifyCode" -o "$T/static.json" -w '%{http_code}' >"$T/static.status"
+[[ $(cat "$T/static.status") == 200 ]] && grep -q '"code":"0"' "$T/static.json" \
+  || die "the gateway did not answer verifyCode with code 0: $(head -c 300 "$T/static.json")"
+if grep -q "['\\\\\$]" "$T/static.json"; then die "the answer has characters nginx's return would change"; fi
+STATIC_BYTES=$(wc -c <"$T/static.json")
+NG_PORT=$(free_port)
+NG_ZJ_PORT=$(free_port)
+mkdir -p "$T/nginx/logs" "$T/nginx/tmp"
+cat >"$T/nginx/nginx.conf" <<EOT
+daemon off;
+worker_processes auto;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $T/nginx/tmp/body;
+    proxy_temp_path $T/nginx/tmp/proxy;
+    fastcgi_temp_path $T/nginx/tmp/fastcgi;
+    uwsgi_temp_path $T/nginx/tmp/uwsgi;
+    scgi_temp_path $T/nginx/tmp/scgi;
+    keepalive_requests 10000000;
+    keepalive_timeout 120s;
+    ssl_certificate $T/certs/server.crt.pem;
+    ssl_certificate_key $T/certs/server.key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    upstream sim { server $ADDR_simB; keepalive 64; }
+    upstream zj { server $ADDR_zjB; keepalive 64; }
+    server {
+        listen 127.0.0.1:$NG_PORT ssl;
+        location = /static {
+            default_type "application/json; charset=utf-8";
+            return 200 '$(cat "$T/static.json")';
+        }
+        location /phic/ {
+            proxy_pass http://sim;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+    server {
+        listen 127.0.0.1:$NG_ZJ_PORT ssl;
+        location / {
+            proxy_pass http://zj;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOT
+nginx -t -q -c "$T/nginx/nginx.conf" -p "$T/nginx/" -e "$T/nginx/logs/error.log" \
+  || die "nginx refused its configuration ($T/nginx/nginx.conf)"
+start nginx nginx -c "$T/nginx/nginx.conf" -p "$T/nginx/" -e "$T/nginx/logs/error.log"
+for _ in $(seq 100); do
+  curl -sk -o /dev/null "https://127.0.0.1:$NG_PORT/static" -X POST -d x && break
+  kill -0 "$PID_nginx" 2>/dev/null || { cat "$T/nginx/logs/error.log" >&2; die "nginx exited"; }
+  sleep 0.1
+done
+NG_BYTES=$(curl -sk -X POST -d x "https://127.0.0.1:$NG_PORT/static" | wc -c)
+((NG_BYTES == STATIC_BYTES)) || die "nginx serves $NG_BYTES bytes, the gateway $STATIC_BYTES"
+NGINX_PIDS=$(pgrep -P "$PID_nginx" | tr '\n' ' ')
+say "nginx on https://127.0.0.1:$NG_PORT and :$NG_ZJ_PORT (workers: $NGINX_PIDS)"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+REPORT=()
+report() { REPORT+=("$*"); }
+SUMMARY=()
+summary() { # LABEL HUTONG BASELINE BASELINE_NAME RATIO MET TARGET
+  SUMMARY+=("$(printf "  %-32s %9s   %9s %-16s %7s   %-4s %s" "$@")")
+}
+
+# ---------------------------------------------------------------------------------------
+if want a || want f; then
+  step "(a) cold verify: unique PHIC1 codes, the gateway checks each signature"
+  COLD_N=$(pool "$MAX_RPS_COLD")
+  "$H" bench codes --key "$T/keys/dev-issuer.key.pem" --iss 10000099 --kid dev-1 --count $((COLD_N + 1)) >"$T/cold.txt"
+  head -1 "$T/cold.txt" >"$T/cold-first.json"
+  V=$(call verifyCode "$T/cold-first.json" "$T/A3100010004.toml")
+  [[ $(jq -r '.bizContent.verifyResult' <<<"$V") == PASS ]] || die "a fresh code did not verify: $V"
+  tail -n +2 "$T/cold.txt" >"$T/cold-rest.txt"
+  seal cold verifyCode "$T/cold-rest.txt" "$T/A3100010004.toml" lines
+  bench cold "https://$GW" /phic/v1/verifyCode "$(cat "$T/token-A3100010004")" cold "$PID_gateway"
+  "$H" bench sm2-verify --secs "$SM2_SECS" >"$T/sm2.json"
+  SM2_RATE=$(jq -r '.per_second' "$T/sm2.json")
+  COLD_RATIO=$(ratio "$(rps cold)" "$SM2_RATE")
+  report "(a) cold verify: verifyCode of unique PHIC1 codes, HMAC-SM3 envelope, TLS"
+  report "$(header)"
+  report "$(row hutong cold)"
+  report "$(inproc "raw SM2 verify (same build)" "$SM2_RATE" "$(jq -r '.threads' "$T/sm2.json")" "$SM2_SECS" "$(jq -r '.threads' "$T/sm2.json")" -)"
+  report "      ratio ${COLD_RATIO}×   target ≥ 0.90 → $(met "$COLD_RATIO" 0.9)"
+  summary "(a) cold verify" "$(rps cold)" "$SM2_RATE" "raw SM2 verify" "${COLD_RATIO}×" "$(met "$COLD_RATIO" 0.9)" "≥ 0.90"
+fi
+
+if want f; then
+  step "(f) memory: the cache filled to $CACHE_ENTRIES entries"
+  cached() { curl -s "http://$GW_ADMIN/metrics" | awk '/^hutong_cache_entries / {print $2}'; }
+  HAVE=$(cached)
+  [[ -n $HAVE ]] || die "the gateway's metrics have no hutong_cache_entries"
+  MORE=$((CACHE_ENTRIES - HAVE))
+  if ((MORE > 0)); then
+    "$H" bench codes --key "$T/keys/dev-issuer.key.pem" --iss 10000099 --kid dev-1 --count "$MORE" >"$T/fill.txt"
+    seal fill verifyCode "$T/fill.txt" "$T/A3100010004.toml" lines
+    FILL_SECS=$(awk -v n="$MORE" -v r="$(rps cold)" 'BEGIN{s = int(n / r * 1.15) + 2; print (s < 600 ? s : 600)}')
+    WRK_SECS=$FILL_SECS bench fill "https://$GW" /phic/v1/verifyCode "$(cat "$T/token-A3100010004")" fill "$PID_gateway"
+  fi
+  ENTRIES=$(cached)
+  RSS_F=$(awk '/^VmRSS/ {print $2}' "/proc/$PID_gateway/status")
+  HWM_F=$(awk '/^VmHWM/ {print $2}' "/proc/$PID_gateway/status")
+  RSS_MIB=$(awk -v k="$RSS_F" 'BEGIN{printf "%.0f", k / 1024}')
+  report "(f) memory: the gateway with $(jq -r '.links' "$T/fill.json") links in its registry (${FILE_MB} MB redb file) and $ENTRIES cache entries"
+  report "      VmRSS $RSS_MIB MiB, VmHWM $(awk -v k="$HWM_F" 'BEGIN{printf "%.0f", k / 1024}') MiB   target ≤ 256 MiB → $(met 256 "$RSS_MIB")"
+  summary "(f) memory (MiB)" "$RSS_MIB" 256 "limit" "$(ratio "$RSS_MIB" 256)×" "$(met 256 "$RSS_MIB")" "≤ 256 MiB"
+fi
+
+if want a2; then
+  step "(a2) verifyCode of a cached code, sign type SM2"
+  call verifyCode "$T/verify.json" "$T/A3100010003.toml" >/dev/null # fills its cache partition
+  a0=$(cpu_ticks "${PIDS[@]}" $NGINX_PIDS)
+  m0=$(busy_ticks)
+  TIMEFORMAT='%3U %3S'
+  { time "$H" client verifyCode --body "$T/verify.json" --as "$T/A3100010003.toml" \
+    --sm2-bound-secs "$SM2_SECS" >"$T/bound.json"; } 2>"$T/bound.time"
+  BOUND_OTHERS=$(awk -v m="$(($(busy_ticks) - m0 - $(cpu_ticks "${PIDS[@]}" $NGINX_PIDS) + a0))" \
+    -v h="$TICKS" -v d="$SM2_SECS" '{o = (m - ($1 + $2) * h) / h / d; printf "%.2f", (o < 0 ? 0 : o)}' "$T/bound.time")
+  BOUND=$(jq -r '.per_second' "$T/bound.json")
+  BOUND_CORES=$(awk -v d="$SM2_SECS" '{printf "%.2f", ($1 + $2) / d}' "$T/bound.time")
+  seal verify-sm2 verifyCode "$T/verify.json" "$T/A3100010003.toml" "$(pool "$MAX_RPS_SM2")"
+  bench verify-sm2 "https://$GW" /phic/v1/verifyCode "$(cat "$T/token-A3100010003")" verify-sm2 "$PID_gateway"
+  S_RATIO=$(ratio "$(rps verify-sm2)" "$BOUND")
+  report "(a2) verifyCode of a cached PHIC1 code, SM2 envelope, TLS"
+  report "$(header)"
+  report "$(row hutong verify-sm2)"
+  report "$(inproc "bound: 1 SM2 verify + 1 sign" "$BOUND" "$(jq -r '.threads' "$T/bound.json")" "$SM2_SECS" "$BOUND_CORES" "$BOUND_OTHERS")"
+  report "      ratio ${S_RATIO}×   target ≥ 0.80 → $(met "$S_RATIO" 0.8)"
+  summary "(a2) SM2 envelope path" "$(rps verify-sm2)" "$BOUND" "SM2 verify+sign" "${S_RATIO}×" "$(met "$S_RATIO" 0.8)" "≥ 0.80"
+fi
+
+if want b; then
+  step "(b) verifyCode of a cached code, HMAC-SM3"
+  call verifyCode "$T/verify.json" "$T/A3100010001.toml" >/dev/null # fills the cache
+  seal verify-hmac verifyCode "$T/verify.json" "$T/A3100010001.toml" "$(pool "$MAX_RPS_VERIFY")"
+  BENCH_REPEAT=1 bench static "https://127.0.0.1:$NG_PORT" /static "" verify-hmac $NGINX_PIDS
+  bench verify-hmac "https://$GW" /phic/v1/verifyCode "$(cat "$T/token-A3100010001")" verify-hmac "$PID_gateway"
+  V_RATIO=$(ratio "$(rps verify-hmac)" "$(rps static)")
+  report "(b) verifyCode of a cached PHIC1 code, HMAC-SM3 envelope, TLS"
+  report "$(header)"
+  report "$(row hutong verify-hmac)"
+  report "$(row "nginx return 200 ($STATIC_BYTES B)" static)"
+  report "      ratio ${V_RATIO}×   targets: ≥ 0.70× nginx static → $(met "$V_RATIO" 0.7); ≥ 20,000 req/s → $(met "$(rps verify-hmac)" 20000)"
+  summary "(b) cached verify" "$(rps verify-hmac)" "$(rps static)" "nginx static" "${V_RATIO}×" "$(met "$V_RATIO" 0.7)" "≥ 0.70 (and ≥ 20,000 req/s: $(met "$(rps verify-hmac)" 20000))"
+fi
+
+if want c; then
+  step "(c) queryHealthInfo through the Zhejiang dialect"
+  P=$(sample "$ADDR_zjA" 1)
+  jq -c '{codeContent: .codeContent, verifier: {orgName: "某地铁站", deviceId: "G-01"}}' <<<"$P" >"$T/zj-verify.json"
+  TICKET=$(call verifyCode "$T/zj-verify.json" "$T/A3100010005.toml" | jq -er '.bizContent.bizExtData')
+  [[ $TICKET == 00000000.* ]] || die "no gateway ticket for the Zhejiang holder: $TICKET"
+  jq -nc --arg t "$TICKET" '{bizExtData: $t, scope: ["code", "regions"]}' >"$T/zj-query.json"
+  Q=$(call queryHealthInfo "$T/zj-query.json" "$T/A3100010005.toml")
+  [[ $(jq -c '[.bizContent.regionStatus[].region]' <<<"$Q") == '["330000"]' ]] || die "the query did not ask Zhejiang alone: $Q"
+  seal relay-zj queryHealthInfo "$T/zj-query.json" "$T/A3100010005.toml" "$(pool "$MAX_RPS_RELAY")"
+  bench relay-zj "https://$GW" /phic/v1/queryHealthInfo "$(cat "$T/token-A3100010005")" relay-zj "$PID_gateway" "$PID_zjA"
+  # What the gateway asks Zhejiang: a verification of the holder's own code, signed.
+  dialect_request zjreq zhejiang verifyCode zj-secret "$T/zj-verify.json"
+  direct zjreq "$ADDR_zjB" | grep -qF '"errCode":0' || die "the Zhejiang simulator refused the signed request"
+  one_body zjreq-pool "$T/zjreq.body"
+  BENCH_REPEAT=1 BENCH_HEADERS="$T/zjreq.headers" BENCH_CTYPE=$(cat "$T/zjreq.ctype") BENCH_OK='"errCode":0' \
+    bench relay-zj-nginx "https://127.0.0.1:$NG_ZJ_PORT" "$(jq -r '.path' "$T/zjreq.req.json")" "" zjreq-pool $NGINX_PIDS "$PID_zjB"
+  C_RATIO=$(ratio "$(rps relay-zj)" "$(rps relay-zj-nginx)")
+  report "(c) queryHealthInfo with a ticket, relayed to the Zhejiang simulator in its dialect (JSON, HMAC); TLS from wrk"
+  report "$(header)"
+  report "$(row "hutong → zhejiang sim A" relay-zj)"
+  report "$(row "nginx proxy_pass → zhejiang sim B" relay-zj-nginx)"
+  report "      ratio ${C_RATIO}×   target ≥ 0.80× nginx proxy_pass → $(met "$C_RATIO" 0.8)"
+  summary "(c) relay, JSON dialect" "$(rps relay-zj)" "$(rps relay-zj-nginx)" "nginx proxy" "${C_RATIO}×" "$(met "$C_RATIO" 0.8)" "≥ 0.80"
+fi
+
+if want c0; then
+  step "(c0) relay of $RELAY to the national simulator"
+  case $RELAY in
+    generateCode) RELAY_BODY=$T/generate.json RELAY_BODY_NG=$T/generate.json ;;
+    applyCodeAccess) RELAY_BODY=$T/apply.json RELAY_BODY_NG=$T/apply.json ;;
+    queryHealthInfo)
+      AC_GW=$(call applyCodeAccess "$T/apply.json" "$T/A3100010002.toml" | jq -er '.bizContent.authCode')
+      AC_NG=$(call applyCodeAccess "$T/apply.json" "$T/gw-at-simB.toml" | jq -er '.bizContent.authCode')
+      RELAY_BODY=$T/query-gw.json RELAY_BODY_NG=$T/query-ng.json
+      printf '{"user":%s,"authCode":"%s"}\n' "$USER_JSON" "$AC_GW" >"$RELAY_BODY"
+      printf '{"user":%s,"authCode":"%s"}\n' "$USER_JSON" "$AC_NG" >"$RELAY_BODY_NG"
+      ;;
+  esac
+  call "$RELAY" "$RELAY_BODY" "$T/A3100010002.toml" >/dev/null
+  seal relay-nginx "$RELAY" "$RELAY_BODY_NG" "$T/gw-at-simB.toml" "$(pool "$MAX_RPS_RELAY")"
+  bench relay-nginx "https://127.0.0.1:$NG_PORT" "/phic/v1/$RELAY" "" relay-nginx $NGINX_PIDS "$PID_simB"
+  seal relay-gw "$RELAY" "$RELAY_BODY" "$T/A3100010002.toml" "$(pool "$MAX_RPS_RELAY")"
+  bench relay-gw "https://$GW" "/phic/v1/$RELAY" "$(cat "$T/token-A3100010002")" relay-gw "$PID_gateway" "$PID_simA"
+  R_RATIO=$(ratio "$(rps relay-gw)" "$(rps relay-nginx)")
+  report "(c0) relay of $RELAY to hutong sim --national (TLS from wrk, plain HTTP to the simulator)"
+  report "$(header)"
+  report "$(row "hutong → national sim A" relay-gw)"
+  report "$(row "nginx proxy_pass → national sim B" relay-nginx)"
+  report "      ratio ${R_RATIO}×   target ≥ 0.80× nginx proxy_pass → $(met "$R_RATIO" 0.8)"
+  summary "(c0) relay, national" "$(rps relay-gw)" "$(rps relay-nginx)" "nginx proxy" "${R_RATIO}×" "$(met "$R_RATIO" 0.8)" "≥ 0.80"
+fi
+
+if want d; then
+  step "(d) cross-region fan-out to three regions"
+  BJP=$(sample "$ADDR_bjD" 1)
+  JSP=$(sample "$ADDR_jsD" 1)
+  AHP=$(sample "$ADDR_ahD" 1)
+  verifier_body() { jq -c '{codeContent: .codeContent, verifier: {orgName: "某地铁站", deviceId: "G-01"}}'; }
+  verifier_body <<<"$BJP" >"$T/bj-verify.json"
+  verifier_body <<<"$JSP" >"$T/js-verify.json"
+  verifier_body <<<"$AHP" >"$T/ah-verify.json"
+  # The Beijing holder, verified here (linked in Beijing), whose Jiangsu and Anhui codes
+  # those regions link to them.
+  TICKET_D=$(call verifyCode "$T/bj-verify.json" "$T/A3100010006.toml" | jq -er '.bizContent.bizExtData')
+  USER_D=$(jq -c '{idType: "10", idNo: .idNo, name: .name}' <<<"$BJP")
+  jq -nc --argjson u "$USER_D" --arg c "$(jq -r .codeContent <<<"$JSP")" '{user: $u, codeContent: $c}' >"$T/link-js.json"
+  jq -nc --argjson u "$USER_D" --arg c "$(jq -r .codeContent <<<"$AHP")" '{user: $u, codeContent: $c}' >"$T/link-ah.json"
+  call link "$T/link-js.json" "$T/A3200010008.toml" >/dev/null
+  call link "$T/link-ah.json" "$T/A3400010009.toml" >/dev/null
+  jq -nc --arg t "$TICKET_D" '{bizExtData: $t, scope: ["code", "regions"]}' >"$T/fan-query.json"
+  Q=$(call queryHealthInfo "$T/fan-query.json" "$T/A3100010006.toml")
+  [[ $(jq -c '[.bizContent.regionStatus[].region] | sort' <<<"$Q") == '["110000","320000","340000"]' ]] \
+    || die "the query did not fan out to the three regions: $Q"
+  seal fan queryHealthInfo "$T/fan-query.json" "$T/A3100010006.toml" "$(pool 3000)"
+  WRK_CONNS=$FAN_CONNS bench fan "https://$GW" /phic/v1/queryHealthInfo "$(cat "$T/token-A3100010006")" fan \
+    "$PID_gateway" "$PID_bjD" "$PID_jsD" "$PID_ahD"
+  # Each region alone, with the verification the gateway sends it, at the same concurrency.
+  SLOWEST=0
+  # Each dialect's success: Beijing "code":200, Jiangsu "resCode":0, Anhui "code":"0".
+  for r in 'bj|beijing|bj-secret|bjD|"code":200' 'js|jiangsu|js-secret|jsD|"resCode":0' \
+    'ah|anhui|ah-secret|ahD|"code":"0"'; do
+    IFS='|' read -r short dialect secret name ok <<<"$r"
+    addr=$(eval "echo \$ADDR_$name")
+    dialect_request "${short}req" "$dialect" verifyCode "$secret" "$T/$short-verify.json"
+    direct "${short}req" "$addr" | grep -qF "$ok" || die "the $dialect simulator refused the signed request"
+    one_body "${short}req-pool" "$T/${short}req.body"
+    BENCH_REPEAT=1 BENCH_HEADERS="$T/${short}req.headers" BENCH_CTYPE=$(cat "$T/${short}req.ctype") \
+      BENCH_OK=$ok WRK_CONNS=$FAN_CONNS \
+      bench "region-$short" "http://$addr" "$(jq -r '.path' "$T/${short}req.req.json")" "" "${short}req-pool" \
+      "$(eval "echo \$PID_$name")"
+    p=$(field "region-$short" p99_us)
+    ((p > SLOWEST)) && SLOWEST=$p
+  done
+  FAN_P99=$(field fan p99_us)
+  FAN_OK=$( ((FAN_P99 <= SLOWEST + 2000)) && echo yes || echo NO)
+  report "(d) queryHealthInfo fanned out to Beijing, Jiangsu and Anhui ($FAN_CONNS connections; regions add ${REGION_LATENCY} ms + up to ${REGION_JITTER} ms)"
+  report "$(header)"
+  report "$(row "hutong, three regions" fan)"
+  report "$(row "beijing sim alone (JSON)" region-bj)"
+  report "$(row "jiangsu sim alone (form)" region-js)"
+  report "$(row "anhui sim alone (JSON)" region-ah)"
+  report "      p99 $(ms "$FAN_P99") ms vs slowest region's p99 $(ms "$SLOWEST") ms + 2 ms → $FAN_OK"
+  summary "(d) fan-out p99 (ms)" "$(ms "$FAN_P99")" "$(ms "$SLOWEST")" "slowest region" "+$(ms $((FAN_P99 - SLOWEST)))" "$FAN_OK" "≤ slowest + 2 ms"
+fi
+
+if want e; then
+  step "(e) a tenfold burst against a limit of $LIMIT req/s"
+  STEADY=$((LIMIT / 2))
+  BURST=$((STEADY * 10))
+  SAVED_THREADS=$THREADS
+  THREADS=$BURST_CONNS
+  call verifyCode "$T/verify.json" "$T/A3100010007.toml" >/dev/null
+  seal steady verifyCode "$T/verify.json" "$T/A3100010007.toml" $((STEADY * DURATION * 11 / 10))
+  seal burst verifyCode "$T/verify.json" "$T/A3100010007.toml" $((BURST * DURATION * 11 / 10))
+  for phase in steady burst; do
+    rate=$STEADY
+    [[ $phase == burst ]] && rate=$BURST
+    BENCH_SCRIPT=paced.lua BENCH_RATE=$rate WRK_THREADS=$BURST_CONNS WRK_CONNS=$BURST_CONNS \
+      bench "$phase" "https://$GW" /phic/v1/verifyCode "$(cat "$T/token-A3100010007")" "$phase" "$PID_gateway"
+  done
+  THREADS=$SAVED_THREADS
+  e_errors() { echo $(($(field "$1" other) + $(field "$1" sockerr) + $(field "$1" timeouts))); }
+  e_row() {
+    awk -v l="$1" -v r="$(rps "$2")" -v a="$(field "$2" admitted)" -v lim="$(field "$2" limited)" \
+      -v e="$(e_errors "$2")" -v p50="$(field "$2" admitted_p50_us)" -v p99="$(field "$2" admitted_p99_us)" \
+      -v lp99="$(field "$2" limited_p99_us)" -v d="$(field "$2" duration_us)" -v rss="$(field "$2" rss_kb)" 'BEGIN {
+        printf "  %-34s %9.0f %9.0f %9.0f %6d %9.2f %9.2f %9.2f %7.0f\n", l, r, a / (d / 1e6), lim / (d / 1e6), e,
+          p50 / 1000, p99 / 1000, lp99 / 1000, rss / 1024 }'
+  }
+  E_ERR=$(($(e_errors steady) + $(e_errors burst)))
+  E_P99S=$(field steady admitted_p99_us)
+  E_P99B=$(field burst admitted_p99_us)
+  E_OK=$( ((E_ERR == 0 && E_P99B <= 2 * E_P99S && $(field burst limited) > 0)) && echo yes || echo NO)
+  report "(e) verifyCode (cached) at $STEADY req/s, then $BURST req/s, against a client limit of $LIMIT req/s (burst $((LIMIT / 10)))"
+  report "$(printf "  %-34s %9s %9s %9s %6s %9s %9s %9s %7s" "" "sent/s" "0/s" "1007/s" "errors" "p50 0 ms" "p99 0 ms" "p99 1007" "RSS MiB")"
+  report "$(e_row "steady" steady)"
+  report "$(e_row "tenfold burst" burst)"
+  report "      errors other than 1007: $E_ERR; admitted p99 $(ms "$E_P99B") ms vs 2 × steady $(ms $((2 * E_P99S))) ms → $E_OK"
+  summary "(e) burst: admitted p99 (ms)" "$(ms "$E_P99B")" "$(ms "$E_P99S")" "steady p99" "$(ratio "$E_P99B" "$E_P99S")×" "$E_OK" "≤ 2× steady, errors 0 (got $E_ERR)"
+fi
+
+# ---------------------------------------------------------------------------------------
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+{
+  echo
+  echo "hutong benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))"
+  echo "command:  $CMDLINE   (from $ROOT, commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?'))"
+  echo "load:     wrk -t$THREADS -c$CONNS -d${DURATION}s unless stated ($WRK_VERSION; HTTP/1.1 keep-alive, loopback; TLS to hutong and nginx)"
+  echo "servers:  hutong serve (HUTONG_LOG=$LOG_LEVEL, [audit] sync = \"$AUDIT_SYNC\"), $NGINX_VERSION (worker_processes auto, access_log off),"
+  echo "          hutong sim --national ×2, --region zhejiang ×2, beijing, jiangsu, anhui (plain HTTP), all on the same $(nproc) cores"
+  echo "load avg: $LOAD_BEFORE before, $LOAD_AFTER after"
+  for line in "${REPORT[@]}"; do
+    [[ $line == "("* ]] && echo
+    echo "$line"
+  done
+  echo
+  printf "  %-32s %9s   %9s %-16s %7s   %-4s %s\n" "summary" "hutong" "baseline" "" "ratio" "met" "target"
+  for line in "${SUMMARY[@]}"; do echo "$line"; done
+  echo
+  echo "errors: non-2xx answers + 200 answers without success + socket errors + timeouts. RSS: of the servers under"
+  echo "test at the end of the run (hutong; nginx's workers; with the simulators where they count)."
+  echo "cores: their CPU time / run time; req/s/core: req/s per such core (steadier than req/s on a busy machine)."
+  echo "wrk: the load generator's CPU, in cores. others: CPU the rest of the machine used meanwhile, of $(nproc)."
+} | tee "$T/report.txt"

@@ -1,0 +1,361 @@
+# Shared by benches/bench.sh: process control, wrk runs and their table rows. Sourced, not run.
+# The caller sets T (its temporary directory), THREADS, CONNS, DURATION and POOL_CAP, and
+# keeps the PIDS array of the processes it started.
+
+say() { printf '%s\n' "$*" >&2; }
+step() { printf '\n== %s\n' "$*" >&2; }
+die() {
+  say "benches/bench.sh: $*"
+  exit 1
+}
+
+# need_tools T…: install the Debian packages of missing tools (the wrk, nginx, curl, jq
+# packages are named after them).
+need_tools() {
+  local need=() t
+  for t in "$@"; do command -v "$t" >/dev/null 2>&1 || need+=("$t"); done
+  if ((${#need[@]})); then
+    say "installing ${need[*]} (Debian packages)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq || die "apt-get update failed"
+    apt-get install -y -qq "${need[@]}" >/dev/null || die "cannot install ${need[*]}"
+  fi
+  for t in "$@" split ss; do command -v "$t" >/dev/null 2>&1 || die "$t is missing"; done
+}
+
+# start NAME CMD…: run CMD in the background, stdout to $T/NAME.out, stderr to $T/NAME.err.
+start() {
+  local name=$1
+  shift
+  "$@" >"$T/$name.out" 2>"$T/$name.err" &
+  PIDS+=("$!")
+  eval "PID_$name=$!"
+}
+
+# wait_line NAME REGEX: wait (10 s at most) for REGEX in $T/NAME.out; print the line.
+wait_line() {
+  local name=$1 re=$2 pid
+  pid=$(eval "echo \$PID_$name")
+  for _ in $(seq 100); do
+    if grep -Eq "$re" "$T/$name.out" 2>/dev/null; then
+      grep -Em1 "$re" "$T/$name.out"
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  say "$name did not start; its output:"
+  tail -n 20 "$T/$name.out" "$T/$name.err" >&2 || true
+  die "$name did not print a line matching /$re/"
+}
+
+# listening NAME: the host:port of a process that prints `listening on http(s)://HOST:PORT`.
+listening() { wait_line "$1" 'listening on https?://' | sed -E 's#.*listening on https?://([0-9.:]+).*#\1#'; }
+
+free_port() { # a port below the ephemeral range that no socket uses
+  local p low
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
+  ((low > 11000)) || low=61000
+  for p in $(shuf -i 10000-$((low - 1)) -n 100); do
+    if [[ -z $(ss -Htan "sport = :$p") ]]; then
+      echo "$p"
+      return 0
+    fi
+  done
+  die "no free port found"
+}
+
+hexrand() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
+
+busy_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+
+cpu_ticks() { # user+system clock ticks of the given processes
+  local sum=0 p
+  for p in "$@"; do
+    [[ -r /proc/$p/stat ]] && sum=$((sum + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$sum"
+}
+
+rss_kb() { # resident set size of the given processes, kB
+  local sum=0 p
+  for p in "$@"; do
+    [[ -r /proc/$p/status ]] && sum=$((sum + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status")))
+  done
+  echo "$sum"
+}
+
+# write_lua: the wrk scripts.
+#
+# bench.lua: thread i sends the lines of BENCH_BODIES.<i>, each once, in order (or, with
+# BENCH_REPEAT=1, the first line again and again: a request the target may see twice); it
+# counts HTTP statuses, 200 answers without the success marker BENCH_OK ("code":"0" unless
+# set: a region's dialect has its own), and lists that ran out (wraps).
+# BENCH_HEADERS names a file of extra header lines.
+#
+# paced.lua: the same, with one connection per thread, each sending at BENCH_RATE/threads
+# requests a second on a fixed schedule (late requests are sent at once, not skipped), and
+# timing each exchange itself: the latencies of answers with code 0 and of 1007 refusals
+# are kept apart, so the admitted requests' p99 is known in a run that is mostly refused.
+write_lua() {
+  cat >"$T/common.lua" <<'EOF'
+local counter = 0
+threads = {}
+
+function setup(thread)
+  thread:set("tid", counter)
+  counter = counter + 1
+  table.insert(threads, thread)
+end
+
+function load_bodies()
+  local name = os.getenv("BENCH_BODIES") .. "." .. string.format("%02d", tid)
+  local f = assert(io.open(name, "rb"))
+  data = f:read("*a")
+  f:close()
+  pos, wraps, badcode, statuses = 1, 0, 0, {}
+  repeat_one = os.getenv("BENCH_REPEAT") == "1"
+  ok_marker = os.getenv("BENCH_OK") or '"code":"0"'
+  local token = os.getenv("BENCH_TOKEN") or ""
+  local extra = ""
+  if token ~= "" then extra = "Authorization: Bearer " .. token .. "\r\n" end
+  local hfile = os.getenv("BENCH_HEADERS") or ""
+  if hfile ~= "" then
+    local h = assert(io.open(hfile, "rb"))
+    for line in h:lines() do
+      if line ~= "" then extra = extra .. line .. "\r\n" end
+    end
+    h:close()
+  end
+  local ctype = os.getenv("BENCH_CTYPE") or "application/json"
+  head = "POST " .. os.getenv("BENCH_PATH") .. " HTTP/1.1\r\nHost: " .. os.getenv("BENCH_HOST")
+    .. "\r\nContent-Type: " .. ctype .. "\r\n" .. extra .. "Content-Length: "
+end
+
+function next_body()
+  local e = string.find(data, "\n", pos, true)
+  if e == nil then
+    pos, wraps = 1, wraps + 1
+    e = string.find(data, "\n", pos, true)
+  end
+  local body = string.sub(data, pos, e - 1)
+  if not repeat_one then pos = e + 1 end
+  return head .. #body .. "\r\n\r\n" .. body
+end
+
+function count(status, body)
+  statuses[status] = (statuses[status] or 0) + 1
+  if status == 200 and not string.find(body, ok_marker, 1, true) then
+    badcode = badcode + 1
+  end
+end
+
+function totals()
+  local st, wr, bad = {}, 0, 0
+  for _, t in ipairs(threads) do
+    wr = wr + (t:get("wraps") or 0)
+    bad = bad + (t:get("badcode") or 0)
+    for k, v in pairs(t:get("statuses") or {}) do st[k] = (st[k] or 0) + v end
+  end
+  local parts = {}
+  for k, v in pairs(st) do table.insert(parts, k .. "=" .. v) end
+  table.sort(parts)
+  return (#parts > 0) and table.concat(parts, ",") or "none", bad, wr
+end
+EOF
+  cat "$T/common.lua" >"$T/bench.lua"
+  cat >>"$T/bench.lua" <<'EOF'
+
+function init(args) load_bodies() end
+function request() return next_body() end
+function response(status, headers, body) count(status, body) end
+
+function done(summary, latency, requests)
+  local st, bad, wr = totals()
+  local e = summary.errors
+  io.write(string.format("RESULT requests=%d duration_us=%d p50_us=%d p99_us=%d statuses=%s "
+    .. "badcode=%d sockerr=%d timeouts=%d wraps=%d\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    st, bad, e.connect + e.read + e.write, e.timeout, wr))
+end
+EOF
+  cat "$T/common.lua" >"$T/paced.lua"
+  cat >>"$T/paced.lua" <<'EOF'
+
+local ffi = require("ffi")
+ffi.cdef[[ typedef struct { long tv_sec; long tv_nsec; } bench_ts; int clock_gettime(int, bench_ts *); ]]
+local ts = ffi.new("bench_ts")
+local function now_us()
+  ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+  return tonumber(ts.tv_sec) * 1e6 + tonumber(ts.tv_nsec) / 1e3
+end
+
+function init(args)
+  load_bodies()
+  interval_us = 1e6 * tonumber(os.getenv("BENCH_THREADS_N")) / tonumber(os.getenv("BENCH_RATE"))
+  lat_ok, lat_limited, other = {}, {}, 0
+  sent_at, due = nil, nil
+end
+
+function delay()
+  local now = now_us()
+  if due == nil then due = now end
+  local wait = due - now
+  due = math.max(due, now) + interval_us
+  if wait < 1000 then return 0 end
+  return math.floor(wait / 1000)
+end
+
+function request()
+  sent_at = now_us()
+  return next_body()
+end
+
+function response(status, headers, body)
+  local us = now_us() - sent_at
+  count(status, body)
+  if status == 200 and string.find(body, '"code":"0"', 1, true) then
+    lat_ok[#lat_ok + 1] = us
+  elseif string.find(body, '"code":"1007"', 1, true) then
+    lat_limited[#lat_limited + 1] = us
+  else
+    other = other + 1
+  end
+end
+
+local function pct(t, p)
+  if #t == 0 then return 0 end
+  table.sort(t)
+  return t[math.max(1, math.ceil(#t * p / 100))]
+end
+
+function done(summary, latency, requests)
+  local st, bad, wr = totals()
+  local ok, lim, oth = {}, {}, 0
+  for _, t in ipairs(threads) do
+    for _, v in ipairs(t:get("lat_ok") or {}) do ok[#ok + 1] = v end
+    for _, v in ipairs(t:get("lat_limited") or {}) do lim[#lim + 1] = v end
+    oth = oth + (t:get("other") or 0)
+  end
+  local e = summary.errors
+  io.write(string.format("RESULT requests=%d duration_us=%d p50_us=%d p99_us=%d statuses=%s "
+    .. "badcode=%d sockerr=%d timeouts=%d wraps=%d admitted=%d limited=%d other=%d "
+    .. "admitted_p50_us=%d admitted_p99_us=%d limited_p99_us=%d\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    st, bad, e.connect + e.read + e.write, e.timeout, wr, #ok, #lim, oth,
+    pct(ok, 50), pct(ok, 99), pct(lim, 99)))
+end
+EOF
+}
+
+# seal NAME SERVICE BODY PROFILE N: N sealed requests, dealt round-robin to the wrk threads.
+# With N = lines, each line of BODY is sealed once instead.
+seal() {
+  local name=$1 service=$2 body=$3 prof=$4 n=$5 got want
+  rm -f "$T/$name".[0-9][0-9]
+  if [[ $n == lines ]]; then
+    "$H" client "$service" --body "$body" --as "$prof" --seal-lines \
+      | split -n "r/$THREADS" -d -a 2 - "$T/$name."
+    want=$(grep -c . "$body")
+  else
+    "$H" client "$service" --body "$body" --as "$prof" --seal-only "$n" \
+      | split -n "r/$THREADS" -d -a 2 - "$T/$name."
+    want=$n
+  fi
+  got=$(cat "$T/$name".[0-9][0-9] | wc -l)
+  ((got == want)) || die "sealed $got requests of $want"
+}
+
+# one_body NAME FILE: FILE's content as the only line for every wrk thread (BENCH_REPEAT=1).
+one_body() {
+  local name=$1 file=$2 i
+  rm -f "$T/$name".[0-9][0-9]
+  for ((i = 0; i < THREADS; i++)); do
+    { tr -d '\n' <"$file"; echo; } >"$T/$name.$(printf '%02d' "$i")"
+  done
+}
+
+pool() { # MAX_RPS → requests to seal
+  local n=$(($1 * DURATION))
+  ((n > POOL_CAP)) && n=$POOL_CAP
+  echo "$n"
+}
+
+# child_secs AFTER BEFORE: CPU seconds (user + system) of the children reaped in between,
+# from two outputs of the `times` builtin (second line: children's user and system time).
+child_secs() {
+  awk 'function s(t,  m) { m = t; sub(/m.*/, "", m); sub(/^[0-9]+m/, "", t); sub(/s$/, "", t); return m * 60 + t }
+       FNR == 2 { v = s($1) + s($2); if (FILENAME == ARGV[1]) a = v; else b = v }
+       END { printf "%.3f\n", a - b }' "$1" "$2"
+}
+
+# bench KEY URL PATH TOKEN BODIES CPU_PIDS…: one wrk run; its RESULT line goes to
+# $T/KEY.result with the CPU ticks and RSS of CPU_PIDS (the servers under test) and the CPU
+# of everything else on the machine that is neither this benchmark's processes nor wrk
+# ("others": another tenant). Environment: BENCH_SCRIPT (bench.lua or paced.lua),
+# BENCH_REPEAT, BENCH_HEADERS, BENCH_CTYPE, BENCH_OK, BENCH_RATE, WRK_THREADS/WRK_CONNS/WRK_SECS.
+bench() {
+  local key=$1 url=$2 path=$3 token=$4 bodies=$5 t0 t1 a0 a1 m0 m1 wrk_ticks line
+  local threads=${WRK_THREADS:-$THREADS} conns=${WRK_CONNS:-$CONNS} secs=${WRK_SECS:-$DURATION}
+  shift 5
+  t0=$(cpu_ticks "$@")
+  a0=$(cpu_ticks "${PIDS[@]}" $NGINX_PIDS)
+  m0=$(busy_ticks)
+  times >"$T/$key.times0" # this shell's children's CPU: wrk's, once it is reaped
+  # In the background, so that a signal to this script ends the run at once.
+  BENCH_BODIES="$T/$bodies" BENCH_PATH=$path BENCH_HOST=${url#*://} BENCH_TOKEN=$token \
+    BENCH_THREADS_N=$threads \
+    wrk -t"$threads" -c"$conns" -d"${secs}s" -s "$T/${BENCH_SCRIPT:-bench.lua}" "$url$path" >"$T/$key.wrk" 2>&1 &
+  WRK_PID=$!
+  wait "$WRK_PID" || { cat "$T/$key.wrk" >&2; die "wrk failed ($key)"; }
+  WRK_PID=""
+  times >"$T/$key.times1"
+  m1=$(busy_ticks)
+  a1=$(cpu_ticks "${PIDS[@]}" $NGINX_PIDS)
+  t1=$(cpu_ticks "$@")
+  wrk_ticks=$(child_secs "$T/$key.times1" "$T/$key.times0" | awk -v h="$TICKS" '{printf "%.0f", $1 * h}')
+  line=$(grep '^RESULT ' "$T/$key.wrk") || { cat "$T/$key.wrk" >&2; die "wrk printed no result ($key)"; }
+  printf '%s cpu_ticks=%s wrk_ticks=%s other_ticks=%s rss_kb=%s\n' "$line" "$((t1 - t0))" "$wrk_ticks" \
+    "$((m1 - m0 - (a1 - a0) - wrk_ticks))" "$(rss_kb "$@")" >"$T/$key.result"
+  say "$key: $(field "$key" requests) requests, $(rps "$key") req/s, p99 $(field "$key" p99_us) µs"
+}
+
+field() { sed -E "s/.* $2=([^ ]*).*/\1/" "$T/$1.result"; }
+rps() { awk -v r="$(field "$1" requests)" -v d="$(field "$1" duration_us)" 'BEGIN{printf "%.1f", r / (d / 1e6)}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", (b > 0 ? a / b : 0)}'; }
+met() { awk -v a="$1" -v b="$2" 'BEGIN{print ((a >= b) ? "yes" : "NO")}'; }
+ms() { awk -v u="$1" 'BEGIN{printf "%.2f", u / 1000}'; }
+
+errors_of() { # KEY → non-2xx answers + 200s without success + socket errors + timeouts
+  local k=$1 nonok
+  nonok=$(tr ',' '\n' <<<"$(field "$k" statuses)" | awk -F= '$1 !~ /^2/ && $2 != "" {s += $2} END {print s + 0}')
+  echo $((nonok + $(field "$k" badcode) + $(field "$k" sockerr) + $(field "$k" timeouts)))
+}
+
+# The table's columns.
+header() {
+  printf "  %-34s %9s %7s %7s %6s %7s  %5s %9s %5s %6s  %s\n" "" "req/s" "p50 ms" "p99 ms" "errors" "RSS MiB" \
+    "cores" "req/s/core" "wrk" "others" "HTTP statuses"
+}
+
+row() { # LABEL KEY → one table row from a wrk result
+  local k=$2 dur cores wcores others
+  dur=$(field "$k" duration_us)
+  cores=$(awk -v t="$(field "$k" cpu_ticks)" -v d="$dur" -v h="$TICKS" 'BEGIN{printf "%.2f", t / h / (d / 1e6)}')
+  wcores=$(awk -v t="$(field "$k" wrk_ticks)" -v d="$dur" -v h="$TICKS" 'BEGIN{printf "%.2f", t / h / (d / 1e6)}')
+  others=$(awk -v t="$(field "$k" other_ticks)" -v d="$dur" -v h="$TICKS" 'BEGIN{o = t / h / (d / 1e6); printf "%.2f", (o < 0 ? 0 : o)}')
+  awk -v l="$1" -v rate="$(rps "$k")" -v p50="$(field "$k" p50_us)" -v p99="$(field "$k" p99_us)" \
+    -v e="$(errors_of "$k")" -v s="$(field "$k" statuses)" -v c="$cores" -v w="$wcores" -v o="$others" \
+    -v rss="$(field "$k" rss_kb)" 'BEGIN {
+      printf "  %-34s %9.0f %7.2f %7.2f %6d %7.0f  %5s %9.0f %5s %6s  %s\n", l, rate, p50 / 1000, p99 / 1000, e,
+        rss / 1024, c, (c > 0 ? rate / c : 0), w, o, s }'
+  if [[ $(field "$k" wraps) != 0 && ${BENCH_REPEAT:-0} != 1 && $k != static ]]; then
+    say "  warning: $k ran out of distinct requests ($(field "$k" wraps) wraps): raise BENCH_MAX_RPS_*"
+  fi
+}
+
+# inproc LABEL RATE THREADS SECS CORES OTHERS: a row for a rate timed inside one process.
+inproc() {
+  printf "  %-34s %9.0f %7s %7s %6s %7s  %5s %9s %5s %6s  %s\n" "$1" "$2" "-" "-" "-" "-" "$5" \
+    "$(awk -v r="$2" -v c="$5" 'BEGIN{printf "%.0f", (c > 0 ? r / c : 0)}')" "-" "$6" "($3 threads, $4 s, in process)"
+}

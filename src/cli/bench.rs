@@ -1,0 +1,364 @@
+//! `hutong bench …` (hidden): the in-process parts of `benches/bench.sh`. The script starts
+//! the gateway, the simulators and the baselines and drives them with `wrk`; these commands
+//! make what it sends and time what only this build can time:
+//!
+//! - `sm2-verify`: raw SM2 verifications per second of this build, on one thread per core,
+//!   with an issuer key as the gateway holds one: the baseline of the cold verify scenario;
+//! - `codes`: verifyCode bodies, one per line, each with a fresh PHIC1 code (unique tokens);
+//! - `dialect-request`: one request in a region's dialect, signed as the gateway signs it,
+//!   for a baseline that calls the region's simulator directly;
+//! - `fill-links`: synthetic links, loaded in bulk into a gateway's data directory (the
+//!   memory scenario's registry of a million links).
+
+use std::io::Write as _;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use serde_json::{Value, json};
+
+use crate::audit::Pseudonym;
+use crate::code::{self, Claims, CodeId, CodeUrl, Colour, IssuerKey};
+use crate::crypto::SigningKey;
+use crate::link::{Holder, RedbLinks, RegionLink, Source};
+use crate::standard::{ServiceName, Standard};
+use crate::trust::{IssuerId, Kid};
+use crate::upstream::{DialectCredentials, sign_request};
+
+/// `hutong bench …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCmd {
+    /// Time SM2 verifications of one PHIC1 token's signature for SECS seconds, one thread
+    /// per core, and print the rate as JSON.
+    Sm2Verify {
+        /// How long to time, seconds.
+        #[arg(long, default_value_t = 3.0)]
+        secs: f64,
+    },
+    /// Print COUNT verifyCode bodies, one per line, each with a freshly issued PHIC1 code
+    /// in its URL form.
+    Codes {
+        /// The issuer's private key (PKCS#8 PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// Issuer id (8 digits).
+        #[arg(long)]
+        iss: String,
+        /// The key's id in the trust list.
+        #[arg(long)]
+        kid: String,
+        /// How many bodies.
+        #[arg(long)]
+        count: usize,
+        /// Lifetime of each code, seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+    },
+    /// Print one request in a dialect's wire form, signed with a fresh stamp as the gateway
+    /// signs it, as JSON: `{method, path, headers, body}` (body as text).
+    DialectRequest {
+        /// The dialect directory.
+        #[arg(long, default_value = "config/regions", value_name = "DIR")]
+        regions: PathBuf,
+        /// The dialect id (file stem).
+        #[arg(long)]
+        dialect: String,
+        /// The national service.
+        #[arg(long)]
+        service: ServiceName,
+        /// The caller's id at the region (appKey).
+        #[arg(long)]
+        id: String,
+        /// The caller's HMAC key, hex, where the scheme has one.
+        #[arg(long, default_value = "")]
+        key_hex: String,
+        /// The caller's shared secret.
+        #[arg(long, default_value = "")]
+        secret: String,
+        /// The national business content (JSON), or - for standard input.
+        #[arg(long)]
+        body: String,
+    },
+    /// Load COUNT synthetic links (three regions each) into the link registry of the
+    /// gateway configured by CONFIG, in batches. The gateway must not be running.
+    FillLinks {
+        /// The gateway's configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// How many persons to link.
+        #[arg(long)]
+        count: usize,
+    },
+}
+
+pub(super) fn run(standard: &Standard, c: &BenchCmd) -> anyhow::Result<ExitCode> {
+    match c {
+        BenchCmd::Sm2Verify { secs } => sm2_verify(*secs),
+        BenchCmd::Codes {
+            key,
+            iss,
+            kid,
+            count,
+            ttl,
+        } => codes(key, iss, kid, *count, *ttl),
+        BenchCmd::DialectRequest {
+            regions,
+            dialect,
+            service,
+            id,
+            key_hex,
+            secret,
+            body,
+        } => {
+            let dialects = crate::translate::Dialect::load_dir(regions, standard)
+                .map_err(|e| anyhow!("{e}"))?;
+            let d = dialects
+                .iter()
+                .find(|d| d.id == *dialect)
+                .ok_or_else(|| anyhow!("no dialect `{dialect}` in {}", regions.display()))?;
+            let map = d
+                .service(*service)
+                .ok_or_else(|| anyhow!("{dialect} does not offer {}", service.as_str()))?;
+            let raw = super::read_input(body, crate::national::validate::MAX_MESSAGE_BYTES)?;
+            let national: Value = serde_json::from_slice(&raw).context("the body is not JSON")?;
+            let msg = crate::translate::to_dialect(
+                d,
+                *service,
+                crate::standard::Direction::Request,
+                &national,
+            )?;
+            let credentials = DialectCredentials {
+                id: id.clone(),
+                key: zeroize::Zeroizing::new(crate::crypto::decode_hex(key_hex, "key")?.to_vec()),
+                secret: zeroize::Zeroizing::new(secret.clone()),
+            };
+            let (headers, wire) = sign_request(d, &credentials, &msg.body)?;
+            say!(
+                "{}",
+                json!({
+                    "method": map.method,
+                    "path": map.path,
+                    "headers": headers.into_iter().map(|(k, v)| (k, Value::String(v))).collect::<serde_json::Map<_, _>>(),
+                    "body": String::from_utf8(wire).context("the wire form is not text")?,
+                })
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCmd::FillLinks { config, count } => fill_links(config, *count),
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+}
+
+/// Runs `op` on one thread per core until `secs` have passed; the number of successful
+/// runs, the threads and the elapsed seconds. A failed run stops its thread and counts
+/// nothing for it: a baseline that skips work is no baseline.
+pub(super) fn rate_on_every_core(
+    secs: f64,
+    op: impl Fn() -> bool + Sync,
+) -> anyhow::Result<(u64, usize, f64)> {
+    if !(secs.is_finite() && secs > 0.0 && secs <= 600.0) {
+        bail!("the timing must last more than 0 and at most 600 seconds");
+    }
+    let threads = cores();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(secs);
+    let op = &op;
+    let counts: Vec<Option<u64>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(move || {
+                    let mut n = 0u64;
+                    while Instant::now() < deadline {
+                        if !op() {
+                            return None;
+                        }
+                        n += 1;
+                    }
+                    Some(n)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().ok().flatten())
+            .collect()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let total: Option<u64> = counts.into_iter().sum();
+    match total {
+        Some(n) if n > 0 => Ok((n, threads, elapsed)),
+        _ => bail!("the timed operation failed or did no work"),
+    }
+}
+
+fn sm2_verify(secs: f64) -> anyhow::Result<ExitCode> {
+    // A real token's signature: the same message length, and an issuer key held the way
+    // the gateway holds a trust list's keys.
+    let key = SigningKey::generate()?;
+    let issuer = IssuerKey::new(IssuerId::parse("10000099")?, Kid::parse("k1")?, key.clone());
+    let token = code::issue(&issuer, &claims(3600)?)?;
+    let parsed = code::token::parse(&token)?;
+    let (signed, sig) = (parsed.signed, parsed.signature);
+    let public = key.verifying_key();
+    public.verify(signed.as_bytes(), &sig)?;
+    let (n, threads, elapsed) = rate_on_every_core(secs, || {
+        public
+            .verify(std::hint::black_box(signed.as_bytes()), &sig)
+            .is_ok()
+    })?;
+    let rate = n as f64 / elapsed;
+    say!(
+        "{}",
+        json!({
+            "threads": threads,
+            "seconds": (elapsed * 1000.0).round() / 1000.0,
+            "message_bytes": signed.len(),
+            "verifications": n,
+            "per_second": rate.round(),
+            "per_second_per_thread": (rate / threads as f64).round(),
+        })
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn claims(ttl: i64) -> anyhow::Result<Claims> {
+    let iat = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    Ok(Claims {
+        cid: CodeId::random()?,
+        col: Colour::Green,
+        iat,
+        exp: iat + ttl,
+        nc: None,
+    })
+}
+
+/// Host of the code URLs `codes` prints.
+const CODE_HOST: &str = "code.bench.hutong.example.cn";
+
+fn codes(key: &Path, iss: &str, kid: &str, count: usize, ttl: i64) -> anyhow::Result<ExitCode> {
+    const FLUSH_BYTES: usize = 1 << 20;
+    let pem =
+        std::fs::read_to_string(key).with_context(|| format!("cannot read {}", key.display()))?;
+    let issuer = IssuerKey::new(
+        IssuerId::parse(iss)?,
+        Kid::parse(kid)?,
+        SigningKey::from_pem(&pem)?,
+    );
+    let threads = cores().clamp(1, count.max(1));
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let share = count / threads + usize::from(t < count % threads);
+                let issuer = &issuer;
+                s.spawn(move || -> anyhow::Result<()> {
+                    let mut buf = String::with_capacity(FLUSH_BYTES + 4096);
+                    for i in 0..share {
+                        let token = code::issue(issuer, &claims(ttl)?)?;
+                        let body = json!({
+                            "codeContent": CodeUrl::for_token(CODE_HOST, &token)?.to_url(),
+                            "verifier": {"orgName": "某地铁站", "deviceId": "G-01"},
+                        });
+                        buf.push_str(&body.to_string());
+                        buf.push('\n');
+                        if buf.len() >= FLUSH_BYTES || i + 1 == share {
+                            std::io::stdout()
+                                .lock()
+                                .write_all(buf.as_bytes())
+                                .context("cannot write to standard output")?;
+                            buf.clear();
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().map_err(|_| anyhow!("a thread panicked"))??;
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    std::io::stdout().lock().flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `[#####-----] 120000/1000000 links`, redrawn in place when standard error is a terminal.
+fn progress(done: usize, total: usize) {
+    use std::io::IsTerminal as _;
+    const WIDTH: usize = 30;
+    if !std::io::stderr().is_terminal() {
+        return;
+    }
+    let filled = WIDTH * done / total.max(1);
+    let bar: String = "#".repeat(filled) + &"-".repeat(WIDTH - filled);
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "\r[{bar}] {done}/{total} links");
+    if done == total {
+        let _ = writeln!(err);
+    }
+}
+
+/// Regions of the synthetic links: three each, as a traveler linked across three regions.
+const FILL_REGIONS: [&str; 3] = ["110000", "330000", "340000"];
+
+fn fill_links(config: &Path, count: usize) -> anyhow::Result<ExitCode> {
+    const BATCH: usize = 10_000;
+    let cfg = crate::config::Config::load(config).map_err(|e| anyhow!("{e}"))?;
+    let secret = crate::server::read_pseudonym_secret(&cfg.gateway.pseudonym_secret_file)?;
+    let key = crate::server::data_at_rest_key(&secret)?;
+    let store = crate::store::Store::open(&cfg.gateway.data_dir)?;
+    let links = RedbLinks::new(store, key);
+    let started = Instant::now();
+    let now = crate::auth::now_unix() * 1000;
+    let mut done = 0usize;
+    while done < count {
+        let n = BATCH.min(count - done);
+        let mut batch = Vec::with_capacity(n * FILL_REGIONS.len());
+        for _ in 0..n {
+            let mut p = [0u8; 32];
+            getrandom::fill(&mut p).map_err(|e| anyhow!("RNG: {e}"))?;
+            let holder = Holder {
+                name_masked: Some("张*".into()),
+                id_no_masked: Some("11**************1X".into()),
+                id_type: Some("10".into()),
+            };
+            for region in FILL_REGIONS {
+                let cid = CodeId::random()?;
+                batch.push((
+                    Pseudonym(p),
+                    RegionLink {
+                        region: region.into(),
+                        code_content: Some(format!(
+                            "https://code.{region}.example.cn/c?id={}",
+                            cid.as_str()
+                        )),
+                        code_id: Some(cid.as_str().to_owned()),
+                        colour: Some("00".into()),
+                        status_time: Some("2026-11-23 09:00:00".into()),
+                        source: Source::Verification,
+                        seen_ms: now,
+                    },
+                    holder.clone(),
+                ));
+            }
+        }
+        links.link_many(batch, now)?;
+        done += n;
+        progress(done, count);
+    }
+    say!(
+        "{}",
+        json!({
+            "links": done,
+            "regions_each": FILL_REGIONS.len(),
+            "seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        })
+    );
+    Ok(ExitCode::SUCCESS)
+}
