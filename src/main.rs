@@ -6,7 +6,7 @@ use clap::Parser;
 
 /// mimalloc rather than the system allocator: the request path allocates many small,
 /// short-lived buffers (JSON values, envelopes, base64), and under load glibc's malloc and
-/// free took about a tenth of the gateway's CPU (`perf`, `benches/gateway.sh` scenario 1).
+/// free took about a tenth of the gateway's CPU (`perf`, `benches/bench.sh` scenario b).
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

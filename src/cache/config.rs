@@ -32,7 +32,7 @@ pub struct CacheConfig {
     #[serde(default = "default_max_ttl_ms")]
     pub max_ttl_ms: NonZeroU64,
     /// Whether `queryHealthInfo` answers are cached too (default true). `false` relays
-    /// every query, which `benches/gateway.sh` uses to time the relay alone.
+    /// every query, which `benches/bench.sh` uses to time the relay alone.
     #[serde(default = "default_true")]
     pub query_health_info: bool,
 }

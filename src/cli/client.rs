@@ -1,7 +1,7 @@
 //! `hutong client <service> --body FILE --as PROFILE`: one signed call to a gateway.
 //!
 //! With `--seal-only N` it sends nothing and prints N freshly sealed request bodies, one
-//! per line, for a load generator (`benches/gateway.sh`): the envelope's replay protection
+//! per line, for a load generator (`benches/bench.sh`): the envelope's replay protection
 //! (a unique nonce, a timestamp within ±300 s) means a benchmark cannot repeat one body.
 //! Two hidden options serve the same benchmark: `--sm2-bound-secs` times the SM2 work of
 //! one SM2-signed call (one verify and one sign) on every core, and `--sim-user` prints a
