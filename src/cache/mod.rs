@@ -137,7 +137,7 @@ impl ResponseCache {
                 return Ok(Arc::clone(&stored.cached));
             }
             self.counters.stale.fetch_add(1, Ordering::Relaxed);
-            self.remove_if_current(&stored).await;
+            Box::pin(self.remove_if_current(&stored)).await;
         }
 
         // Noted before the fetch starts: a purge of the subject from here on condemns it.
@@ -157,7 +157,10 @@ impl ResponseCache {
                 }
             }
         };
-        let entry = self.entries.entry(key).or_try_insert_with(init).await?;
+        // Boxed, as the removal above: moka's insertion future is kilobytes, and unboxed it
+        // would make every caller's future (up to the request's) that much larger, to be
+        // moved around on hits too.
+        let entry = Box::pin(self.entries.entry(key).or_try_insert_with(init)).await?;
         if !entry.is_fresh() {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
         }

@@ -4,6 +4,7 @@
 //! keys the person pseudonyms of §8. Tags are compared in constant time.
 
 use std::fmt;
+use std::sync::Arc;
 
 use hmac::{KeyInit, Mac};
 use sm3::{Digest, Sm3};
@@ -61,8 +62,18 @@ fn keyed(key: &[u8]) -> HmacSm3 {
 }
 
 /// A client's registered HMAC-SM3 key. Zeroized on drop; `Debug` does not show it.
+///
+/// The key is padded and its two HMAC blocks (key ⊕ ipad, key ⊕ opad) are compressed once,
+/// here, rather than for every message: a tag then costs the message's blocks and one outer
+/// block. Clones share the key.
 #[derive(Clone)]
-pub struct MacKey(Zeroizing<Vec<u8>>);
+pub struct MacKey(Arc<KeyedMac>);
+
+/// The key bytes and the HMAC state keyed with them (itself zeroized on drop).
+struct KeyedMac {
+    bytes: Zeroizing<Vec<u8>>,
+    keyed: HmacSm3,
+}
 
 impl MacKey {
     /// Wraps key bytes. Fails with [`CryptoError::MacKeyTooShort`] below
@@ -71,29 +82,38 @@ impl MacKey {
         if key.len() < MIN_MAC_KEY_LEN {
             return Err(CryptoError::MacKeyTooShort);
         }
-        Ok(Self(Zeroizing::new(key.to_vec())))
+        Ok(Self::new(Zeroizing::new(key.to_vec())))
     }
 
     /// A fresh random 32-byte key from the OS RNG.
     pub fn generate() -> Result<Self, CryptoError> {
         let mut key = Zeroizing::new(vec![0u8; SM3_LEN]);
         super::fill_random(&mut key)?;
-        Ok(Self(key))
+        Ok(Self::new(key))
+    }
+
+    fn new(bytes: Zeroizing<Vec<u8>>) -> Self {
+        let keyed = keyed(&bytes);
+        Self(Arc::new(KeyedMac { bytes, keyed }))
     }
 
     /// The key bytes. Key material: do not log.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.0.bytes
     }
 
     /// HMAC-SM3 of `data` under this key.
     pub fn tag(&self, data: &[u8]) -> [u8; SM3_LEN] {
-        hmac_sm3(&self.0, data)
+        let mut mac = self.0.keyed.clone();
+        mac.update(data);
+        mac.finalize().into_bytes().into()
     }
 
     /// Constant-time check of `tag` over `data`.
     pub fn verify(&self, data: &[u8], tag: &[u8]) -> bool {
-        hmac_sm3_verify(&self.0, data, tag)
+        let mut mac = self.0.keyed.clone();
+        mac.update(data);
+        mac.verify_slice(tag).is_ok()
     }
 }
 

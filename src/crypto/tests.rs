@@ -83,6 +83,22 @@ fn mac_key_refuses_short_keys() {
     assert_eq!(format!("{key:?}"), "MacKey(..)");
 }
 
+#[test]
+fn mac_key_tags_equal_hmac_of_its_bytes_message_after_message() {
+    // A block-sized key, a shorter one and a longer one (hashed first); each tag starts from
+    // the keyed state afresh, so the second message's tag does not depend on the first.
+    for len in [16, 64, 65, 131] {
+        let bytes: Vec<u8> = (0..len).map(|i| i as u8 ^ 0x5c).collect();
+        let key = MacKey::from_bytes(&bytes).unwrap();
+        for msg in [&b""[..], b"abc", &[0x36; 200][..], b"abc"] {
+            assert_eq!(key.tag(msg), hmac_sm3(&bytes, msg), "key of {len} bytes");
+            assert!(key.verify(msg, &hmac_sm3(&bytes, msg)));
+            assert!(!key.verify(msg, &hmac_sm3(&bytes, b"other")));
+        }
+        assert_eq!(key.clone().as_bytes(), &bytes[..]);
+    }
+}
+
 /// GB/T 32907-2016 Appendix A, example 1: key = plaintext = 0123456789abcdeffedcba9876543210.
 /// With a zero IV the first CBC block is the raw block encryption.
 #[test]

@@ -80,21 +80,18 @@ pub(super) async fn handle(
                 Some(p) => Route::Platform(p),
                 None => Route::Service(service),
             };
-            match tokio::time::timeout(
-                deadline,
-                stages(
-                    &gw,
-                    &peer,
-                    req,
-                    route,
-                    &mut session,
-                    &mut request_id,
-                    &losses,
-                )
-                .instrument(span.clone()),
-            )
-            .await
-            {
+            // Boxed: the stages' state machine is several kilobytes (every path a request
+            // may take lives in it), and the timeout and the span would each move it again.
+            let stages = Box::pin(stages(
+                &gw,
+                &peer,
+                req,
+                route,
+                &mut session,
+                &mut request_id,
+                &losses,
+            ));
+            match tokio::time::timeout(deadline, stages.instrument(span.clone())).await {
                 Ok(r) => r,
                 Err(_) => Err(GatewayError::Deadline),
             }

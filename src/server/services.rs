@@ -3,10 +3,11 @@
 //! `queryHealthInfo`, the audit record of every access to personal data, and status events
 //! that purge a person's cached answers.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use serde_json::{Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
 
 use super::pipeline::now_ms;
 use super::{Call, Gateway, GatewayError, recognition};
@@ -21,22 +22,29 @@ use crate::store::blocking;
 /// JSON with object keys sorted at every level: the same request always gives the same
 /// bytes, whatever order the caller wrote its keys in.
 pub fn canonical_json(v: &Value) -> Vec<u8> {
-    fn sort(v: &Value) -> Value {
-        match v {
+    serde_json::to_vec(&Sorted(v)).unwrap_or_default()
+}
+
+/// A JSON value that serialises with the keys of every object in byte order. It writes
+/// straight from the value: no sorted copy of the tree is built.
+struct Sorted<'a>(&'a Value);
+
+impl Serialize for Sorted<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
             Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                Value::Object(
-                    keys.into_iter()
-                        .map(|k| (k.clone(), sort(&m[k])))
-                        .collect::<Map<_, _>>(),
-                )
+                let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(k, &Sorted(v))?;
+                }
+                map.end()
             }
-            Value::Array(a) => Value::Array(a.iter().map(sort).collect()),
-            other => other.clone(),
+            Value::Array(a) => s.collect_seq(a.iter().map(Sorted)),
+            other => other.serialize(s),
         }
     }
-    serde_json::to_vec(&sort(v)).unwrap_or_default()
 }
 
 /// The person a request is about, as a pseudonym, when it names one (`user`).
@@ -176,36 +184,26 @@ async fn cached(
     let scopes = strings_at(biz, "scope").unwrap_or_default();
     let partition = CacheKey::partition_for(&call.client.app_id, &scopes);
     let key = CacheKey::new(call.service, partition, &canonical_json(biz));
-    // What a code says of itself bounds its answer: never cached past the code's exp.
-    let content = biz
-        .get("codeContent")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let recognised = Phic1Format.recognise(content);
-    let code_exp_ms = recognised
-        .as_ref()
-        .and_then(|r| r.token.as_deref())
-        .and_then(|t| token::parse(t).ok())
-        .and_then(|p| u64::try_from(p.claims.exp).ok())
-        .map(|s| s * 1000);
-    let cache_subject = subject.map(|p| p.to_hex()).or_else(|| {
-        recognised
-            .as_ref()
-            .and_then(|r| r.code_id.as_ref())
-            .map(|c| code_subject(c.as_str()))
-    });
+    // What the code says of itself is needed to cache an answer, not to find one: only a
+    // miss reads it, except where the subject decides whether an answer is kept at all.
+    let bounds = OnceLock::new();
+    let bounds = || bounds.get_or_init(|| entry_bounds(biz, subject));
     // An answer no status event could find (a ticket query names neither person nor code)
     // is not cached: every cached answer must be purgeable. A verification of a regional
     // code is the exception: the region names the holder, and the answer is kept under
     // them (or, if it named no one, not kept).
-    if cache_subject.is_none() && call.service != ServiceName::VerifyCode {
+    if call.service != ServiceName::VerifyCode && bounds().subject.is_none() {
         return gw.relay.relay(call, biz).await.map(|v| (v, None));
     }
     let fetched = AtomicBool::new(false);
-    let max_ttl = gw.config.load().cache.max_ttl_ms.get();
-    let validity = gw.relay.freshness(call, biz).as_millis() as u64;
     let fetch = async {
         fetched.store(true, Ordering::Relaxed);
+        let EntryBounds {
+            subject: cache_subject,
+            code_exp_ms,
+        } = bounds();
+        let max_ttl = gw.config.load().cache.max_ttl_ms.get();
+        let validity = gw.relay.freshness(call, biz).as_millis() as u64;
         gw.metrics.upstream_calls.fetch_add(1, Ordering::Relaxed);
         let relayed = gw.relay.relay_reply(call, biz).await?;
         let person = if call.service == ServiceName::VerifyCode {
@@ -234,7 +232,7 @@ async fn cached(
         let ticket_ms = ticket_exp_s
             .and_then(|s| u64::try_from(s).ok())
             .map(|s| s * 1000);
-        let bound_ms = match (code_exp_ms, ticket_ms) {
+        let bound_ms = match (*code_exp_ms, ticket_ms) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -271,6 +269,39 @@ async fn cached(
     }
 }
 
+/// What caching an answer needs from the request itself.
+struct EntryBounds {
+    /// Under whom a status event finds the answer: the person the call names, else the code
+    /// id of a PHIC1 code.
+    subject: Option<String>,
+    /// The PHIC1 code's own expiry, Unix milliseconds: no answer is cached past it.
+    code_exp_ms: Option<u64>,
+}
+
+fn entry_bounds(biz: &Value, subject: Option<Pseudonym>) -> EntryBounds {
+    let content = biz
+        .get("codeContent")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let recognised = Phic1Format.recognise(content);
+    let code_exp_ms = recognised
+        .as_ref()
+        .and_then(|r| r.token.as_deref())
+        .and_then(|t| token::parse(t).ok())
+        .and_then(|p| u64::try_from(p.claims.exp).ok())
+        .map(|s| s * 1000);
+    let subject = subject.map(|p| p.to_hex()).or_else(|| {
+        recognised
+            .as_ref()
+            .and_then(|r| r.code_id.as_ref())
+            .map(|c| code_subject(c.as_str()))
+    });
+    EntryBounds {
+        subject,
+        code_exp_ms,
+    }
+}
+
 /// Writes the audit record of one call. The gateway fails closed: an access it cannot
 /// record is not answered (9999).
 pub async fn audit(
@@ -300,4 +331,21 @@ fn decode(body: &[u8]) -> Result<Value, GatewayError> {
 
 fn internal(e: impl std::fmt::Display) -> GatewayError {
     GatewayError::Internal(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level_and_keeps_values() {
+        let v: Value = serde_json::from_str(
+            r#"{"b":1,"a":{"d":[{"z":1.50,"y":"é\"\n"},[]],"c":null,"C":true},"":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(canonical_json(&v)).unwrap(),
+            r#"{"":{},"a":{"C":true,"c":null,"d":[{"y":"é\"\n","z":1.50},[]]},"b":1}"#
+        );
+    }
 }

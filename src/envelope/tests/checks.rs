@@ -446,3 +446,25 @@ fn seal_refuses_values_the_gateway_would_refuse() {
         .is_err()
     );
 }
+
+#[test]
+fn printable_values_refuse_ampersands_and_control_characters_anywhere() {
+    use crate::envelope::canonical::Alphabet;
+    let long = "A".repeat(1000);
+    assert!(Alphabet::Printable.accepts(&long));
+    assert!(Alphabet::Printable.accepts("地铁 ~!\"'<>"));
+    for bad in ['&', '\0', '\n', '\u{1f}', '\u{7f}'] {
+        for at in [0, 500, 999] {
+            let mut s = long.clone();
+            s.replace_range(at..at + 1, &bad.to_string());
+            assert!(!Alphabet::Printable.accepts(&s), "{bad:?} at {at}");
+            // The same outside ASCII.
+            s.push('地');
+            assert!(
+                !Alphabet::Printable.accepts(&s),
+                "{bad:?} at {at}, not ASCII"
+            );
+        }
+    }
+    assert!(!Alphabet::Printable.accepts("地\u{85}"));
+}

@@ -122,3 +122,30 @@ fn answers_to_rejected_requests_verify_without_a_request_id() {
         EnvelopeError::RequestIdMismatch
     );
 }
+
+#[test]
+fn response_body_is_serde_json_of_its_envelope() {
+    let w = World::new();
+    let mac = RequestSigner::HmacSm3(&w.client_mac);
+    let sealed = w.seal("n1", mac, RequestEncryption::RegisteredKey(&w.client_sm4));
+    let opened = w.open(sealed.body.as_bytes()).unwrap();
+    let rejected = Session::for_rejected_request(None);
+    let biz = json!({"x": "\"quoted\"\n", "y": "地铁"});
+    for session in [&opened.session, &rejected] {
+        for msg in [
+            "success",
+            "",
+            "a \"quote\" and a \\ backslash",
+            "地铁站 ~<>'",
+        ] {
+            for biz in [None, Some(&biz)] {
+                let Ok(resp) =
+                    seal_response(session, &w.gateway_sk, ReturnCode::BadFormat, msg, biz, NOW)
+                else {
+                    continue; // an answer to a rejected request carries no content
+                };
+                assert_eq!(resp.body, serde_json::to_string(&resp.envelope).unwrap());
+            }
+        }
+    }
+}
