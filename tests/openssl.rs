@@ -22,8 +22,8 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hutong::crypto::{
-    DEFAULT_DISTID, DecryptionKey, EncryptionKey, SigningKey, Sm4Key, VerifyingKey, hmac_sm3, sm3,
-    to_hex,
+    CryptoError, DEFAULT_DISTID, DecryptionKey, EncryptionKey, SigningKey, Sm4Key, VerifyingKey,
+    hmac_sm3, sm3, to_hex,
 };
 
 /// A temporary directory, removed on drop.
@@ -187,6 +187,63 @@ fn openssl_signature_verifies_with_hutong() {
     // OpenSSL's PKCS#8 private key parses, and gives the same public key.
     let sk = SigningKey::from_pem(&String::from_utf8(dir.read("key.pem")).unwrap()).unwrap();
     assert_eq!(sk.verifying_key(), vk);
+}
+
+#[test]
+fn openssl_signatures_verify_with_a_precomputed_key() {
+    let dir = TempDir::new();
+    let key_pem = dir.path("key.pem");
+    openssl_ok(&["genpkey", "-algorithm", "SM2", "-out", s(&key_pem)]);
+    let pub_pem = dir.path("pub.pem");
+    openssl_ok(&["pkey", "-in", s(&key_pem), "-pubout", "-out", s(&pub_pem)]);
+    let plain = VerifyingKey::from_pem(&String::from_utf8(dir.read("pub.pem")).unwrap()).unwrap();
+    let vk = plain.clone().precompute();
+    assert!(vk.is_precomputed() && vk.table_bytes() > 0);
+
+    // Several messages, so several signatures with unrelated r and s.
+    let long: Vec<u8> = (0..3000u32).map(|i| (i * 13 + i / 7) as u8).collect();
+    for (i, data) in [&b""[..], b"abc", MESSAGE, &long].into_iter().enumerate() {
+        let msg = dir.write("msg", data);
+        let sig_path = dir.path("sig");
+        openssl_ok(&[
+            "pkeyutl",
+            "-sign",
+            "-inkey",
+            s(&key_pem),
+            "-rawin",
+            "-in",
+            s(&msg),
+            "-digest",
+            "sm3",
+            "-pkeyopt",
+            &distid_opt(),
+            "-out",
+            s(&sig_path),
+        ]);
+        let sig = dir.read("sig");
+        vk.verify(data, &sig)
+            .unwrap_or_else(|e| panic!("message {i}: the table path rejected OpenSSL: {e}"));
+
+        // Tampered: the last byte of s (the DER stays well formed), and the message.
+        let mut tampered = sig.clone();
+        *tampered.last_mut().unwrap() ^= 0x01;
+        assert_eq!(
+            vk.verify(data, &tampered),
+            Err(CryptoError::BadSignature),
+            "message {i}"
+        );
+        assert_eq!(
+            plain.verify(data, &tampered),
+            Err(CryptoError::BadSignature)
+        );
+        let mut other = data.to_vec();
+        other.push(b'!');
+        assert_eq!(
+            vk.verify(&other, &sig),
+            Err(CryptoError::BadSignature),
+            "message {i}"
+        );
+    }
 }
 
 #[test]

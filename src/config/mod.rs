@@ -254,7 +254,9 @@ impl Config {
                 c.sm2_public_key
                     .as_deref()
                     .and_then(|k| match read_public_key(k, &resolve) {
-                        Ok(k) => Some(k),
+                        // It verifies every SM2-signed request of the client: its table is
+                        // built here, at load, not on a request.
+                        Ok(k) => Some(k.precompute()),
                         Err(e) => {
                             p.push(format!("{at}: sm2_public_key: {e}"));
                             None
@@ -344,7 +346,8 @@ impl Config {
             );
             let key = match (&r.public_key, &r.dialect) {
                 (Some(k), _) => match read_public_key(k, &resolve) {
-                    Ok(k) => Some(Some(k)),
+                    // It verifies every response of the region.
+                    Ok(k) => Some(Some(k.precompute())),
                     Err(e) => {
                         p.push(format!("{at}: public_key: {e}"));
                         None

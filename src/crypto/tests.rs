@@ -5,7 +5,7 @@ use proptest::prelude::*;
 
 use super::*;
 
-fn unhex(s: &str) -> Vec<u8> {
+pub(super) fn unhex(s: &str) -> Vec<u8> {
     let mut out = vec![0u8; s.len() / 2];
     decode_hex_into(s, &mut out, "test").unwrap();
     out
@@ -116,8 +116,9 @@ fn sm4_block_matches_gbt_32907() {
 }
 
 /// The SM2 private key of GB/T 32918.5-2017 Appendix A (GM/T 0003.5-2012 A.2).
-const GBT_PRIVATE: &str = "3945208f7b2144b13f36e38ac6d39f95889393692860b51a42fb81ef4df7c5b8";
-const GBT_PUBLIC: &str = "0409f9df311e5421a150dd7d161e4bc5c672179fad1833fc076bb08ff356f35020\
+pub(super) const GBT_PRIVATE: &str =
+    "3945208f7b2144b13f36e38ac6d39f95889393692860b51a42fb81ef4df7c5b8";
+pub(super) const GBT_PUBLIC: &str = "0409f9df311e5421a150dd7d161e4bc5c672179fad1833fc076bb08ff356f35020\
                           ccea490ce26775a52dc6ea718cc1aa600aed05fbf35e084a6632f6072da9ad13";
 
 /// The same private key as OpenSSL 3.0 writes it (`openssl pkey`), PKCS#8 without the
@@ -243,7 +244,7 @@ fn signing_is_deterministic_and_der() {
 // ---------------------------------------------------------------------------------------------
 // Malformed keys, signatures and ciphertexts.
 
-const ORDER_N: &str = "fffffffeffffffffffffffffffffffff7203df6b21c6052b53bbf40939d54123";
+pub(super) const ORDER_N: &str = "fffffffeffffffffffffffffffffffff7203df6b21c6052b53bbf40939d54123";
 const PRIME_P: &str = "fffffffeffffffffffffffffffffffffffffffff00000000ffffffffffffffff";
 
 #[test]

@@ -118,7 +118,8 @@ pub fn parse_clients(text: &str, base: Option<&Path>) -> Result<SimClients, SimE
                     VerifyingKey::from_hex(k)
                 };
                 match parsed {
-                    Ok(key) => Some(key),
+                    // It verifies every request of the client, as the gateway's would.
+                    Ok(key) => Some(key.precompute()),
                     Err(err) => {
                         problem(format!("SM2 public key: {err}"));
                         None

@@ -331,6 +331,18 @@ impl TrustSnapshot {
     }
 }
 
+/// `list` with the verification table of every key that is not revoked: an issuer key
+/// verifies every code of its issuer, so the build belongs to the load. Revoked keys never
+/// reach a signature check (3004 comes first), so they get none.
+fn precompute_keys(mut list: TrustList) -> TrustList {
+    for key in list.issuers.iter_mut().flat_map(|i| i.keys.iter_mut()) {
+        if key.status == KeyStatus::Active {
+            key.public_key = key.public_key.clone().precompute();
+        }
+    }
+    list
+}
+
 /// The live trust registry, shared by every verifier. Reads are lock-free
 /// ([`arc_swap::ArcSwap`]); writes build a new snapshot and publish it in one store.
 #[derive(Debug)]
@@ -339,11 +351,15 @@ pub struct TrustRegistry {
 }
 
 impl TrustRegistry {
-    /// A registry holding `list`.
+    /// A registry holding `list`. Builds the verification table of each key that is not
+    /// revoked (see [`VerifyingKey::precompute`]).
     pub fn new(list: TrustList) -> Result<Self, TrustError> {
         list.validate()?;
         Ok(TrustRegistry {
-            current: ArcSwap::from_pointee(TrustSnapshot::new(list, HashSet::new())),
+            current: ArcSwap::from_pointee(TrustSnapshot::new(
+                precompute_keys(list),
+                HashSet::new(),
+            )),
         })
     }
 
@@ -367,12 +383,21 @@ impl TrustRegistry {
     /// Replace the list. Rejects a list older than the loaded one
     /// ([`TrustError::StaleVersion`]); an equal version is accepted (a reload). Local
     /// revocations carry over: a key revoked in an emergency stays revoked even if the
-    /// new list (signed before the emergency) still says active.
-    // `rcu` may retry under contention, so the list is cloned per attempt; taking it by
-    // value keeps call sites simple and the clone cheap to reason about.
-    #[allow(clippy::needless_pass_by_value)]
+    /// new list (signed before the emergency) still says active. Key tables are built as in
+    /// [`new`](Self::new), before the swap.
     pub fn replace(&self, list: TrustList) -> Result<(), TrustError> {
         list.validate()?;
+        // A stale list is refused before its tables are built (and again under `rcu`).
+        let loaded = self.current.load().list.version;
+        if list.version < loaded {
+            return Err(TrustError::StaleVersion {
+                offered: list.version,
+                loaded,
+            });
+        }
+        // `rcu` may retry under contention, so the list is cloned per attempt; the tables
+        // are built once, here, and the clones share them.
+        let list = precompute_keys(list);
         let mut outcome = Ok(());
         self.current.rcu(|cur| {
             if list.version < cur.list.version {
