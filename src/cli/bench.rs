@@ -3,7 +3,8 @@
 //! make what it sends and time what only this build can time:
 //!
 //! - `sm2-verify`: raw SM2 verifications per second of this build, on one thread per core,
-//!   with an issuer key as the gateway holds one: the baseline of the cold verify scenario;
+//!   with an issuer key as the gateway holds one (with its precomputed table): the baseline
+//!   of the cold verify scenario;
 //! - `codes`: verifyCode bodies, one per line, each with a fresh PHIC1 code (unique tokens);
 //! - `dialect-request`: one request in a region's dialect, signed as the gateway signs it,
 //!   for a baseline that calls the region's simulator directly;
@@ -81,6 +82,13 @@ pub enum BenchCmd {
         #[arg(long)]
         body: String,
     },
+    /// Measure the memory of the gateway's in-memory state per item: COUNT cache entries
+    /// shaped like a cold verification's answer, and COUNT nonces; print bytes per item.
+    MemoryParts {
+        /// How many of each.
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+    },
     /// Load COUNT synthetic links (three regions each) into the link registry of the
     /// gateway configured by CONFIG, in batches. The gateway must not be running.
     FillLinks {
@@ -147,6 +155,7 @@ pub(super) fn run(standard: &Standard, c: &BenchCmd) -> anyhow::Result<ExitCode>
             Ok(ExitCode::SUCCESS)
         }
         BenchCmd::FillLinks { config, count } => fill_links(config, *count),
+        BenchCmd::MemoryParts { count } => memory_parts(*count),
     }
 }
 
@@ -204,7 +213,7 @@ fn sm2_verify(secs: f64) -> anyhow::Result<ExitCode> {
     let token = code::issue(&issuer, &claims(3600)?)?;
     let parsed = code::token::parse(&token)?;
     let (signed, sig) = (parsed.signed, parsed.signature);
-    let public = key.verifying_key();
+    let public = key.verifying_key().precompute();
     public.verify(signed.as_bytes(), &sig)?;
     let (n, threads, elapsed) = rate_on_every_core(secs, || {
         public
@@ -358,6 +367,74 @@ fn fill_links(config: &Path, count: usize) -> anyhow::Result<ExitCode> {
             "links": done,
             "regions_each": FILL_REGIONS.len(),
             "seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        })
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resident set size of this process, kB.
+fn rss_kb() -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow!("no VmRSS in /proc/self/status"))
+}
+
+fn memory_parts(count: u64) -> anyhow::Result<ExitCode> {
+    use crate::cache::{CacheConfig, CacheKey, Cached, MillisClock, ResponseCache};
+    use crate::envelope::{MemoryNonceStore, NonceStore};
+    if count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let cfg: CacheConfig = toml::from_str(&format!(
+        "max_entries = {}\nmax_ttl_ms = 300000",
+        count.max(1)
+    ))?;
+    let cache = ResponseCache::new(&cfg, MillisClock::system());
+    // What a cold verification keeps: the local verdict, under the code's id.
+    let body = json!({
+        "verifyResult": "PASS",
+        "codeColor": "00",
+        "updateTime": "2026-11-23 10:00:00",
+        "issuer": "10000099",
+        "issuerRegion": "100000",
+    });
+    let far = crate::auth::now_unix() * 1000 + 3_600_000;
+    let before = rss_kb()?;
+    rt.block_on(async {
+        for i in 0..count {
+            let key = CacheKey::new(
+                ServiceName::VerifyCode,
+                "A3100010004".into(),
+                format!("request {i}").as_bytes(),
+            );
+            let cached = Cached::new(body.clone(), Some(format!("cid:{i:032x}")), Some(far));
+            let _ = cache
+                .get_or_fetch(
+                    key,
+                    async move { Ok::<_, std::convert::Infallible>(cached) },
+                )
+                .await;
+        }
+        cache.run_pending_tasks().await;
+    });
+    let cached = rss_kb()?;
+    let nonces = MemoryNonceStore::default();
+    for i in 0..count {
+        nonces.check_and_insert("A3100010004", &format!("{:032x}", i * 7919), 1_000_000);
+    }
+    let after = rss_kb()?;
+    say!(
+        "{}",
+        json!({
+            "count": count,
+            "cache_entries": cache.stats().entries,
+            "cache_bytes_per_entry": (cached.saturating_sub(before)) * 1024 / count,
+            "nonce_bytes_each": (after.saturating_sub(cached)) * 1024 / count,
         })
     );
     Ok(ExitCode::SUCCESS)
