@@ -1,28 +1,19 @@
 #!/usr/bin/env bash
-# Instructions per request of the gateway's hottest path, under callgrind (README
-# "Performance", "Profile of the cached verify path"): `POST /phic/v1/verifyCode` of a cached
-# PHIC1 code, sign type HMAC-SM3, over TLS — scenario (1) of benches/gateway.sh, with the
-# same gateway configuration (no mTLS, limits out of reach, [audit] sync = "interval",
-# HUTONG_LOG=warn) and one `hutong sim --national` as the region.
-#
-# Instruction counts do not depend on how busy the machine is, so they compare two commits
-# where wall-clock rates cannot. The gateway runs under `valgrind --tool=callgrind`; after
-# the cache is filled, `callgrind_control -z` zeroes the counters and wrk (one thread,
-# BENCH_CONNECTIONS keep-alive TLS connections) sends sealed requests, each once, twice: a
-# short run of about one request per connection, then a run of about N. Each run is dumped
-# (`callgrind_control -d`), and the gateway's own request counter says how many it answered.
-# Both runs pay the same TLS handshakes, so
-#
-#   Ir per request = (Ir of the long run − Ir of the short run) / (its requests − the other's)
-#
-# The script prints that, and from `callgrind_annotate` of the long run the top functions,
-# self and inclusive, per request. It builds nothing unless PROFILE_BUILD=1 (then `cargo
-# build --release`); it runs ./target/release/hutong of the repository (or $HUTONG_BIN).
+# Instructions per request of scenario (1) of benches/gateway.sh under callgrind (README,
+# "Profile of the cached verify path"): verifyCode of a cached PHIC1 code, HMAC-SM3, TLS,
+# with gateway.sh's gateway configuration and one `hutong sim --national` as the region.
+# Instruction counts do not change with the machine's load, so they compare two commits
+# where req/s cannot. The gateway runs under `valgrind --tool=callgrind`; once the cache is
+# filled, two wrk runs (one thread, keep-alive TLS) send sealed requests, each once: about
+# one per connection, then about N. Counters are zeroed before and dumped after each run
+# (callgrind_control), and the gateway's request counter says how many it answered. Both
+# runs pay the same TLS handshakes, so Ir per request = (long − short Ir) / (long − short
+# requests). Then the top functions of the long run, self and inclusive, per request.
+# Builds nothing unless PROFILE_BUILD=1; runs ./target/release/hutong (or $HUTONG_BIN).
 #
 # Usage: bash benches/profile.sh
-# Knobs (environment): PROFILE_REQUESTS (N, 2000), BENCH_CONNECTIONS (4), PROFILE_TOP
-# (functions listed, 25), PROFILE_BUILD=1 (cargo build --release first), HUTONG_BIN (the
-# binary), BENCH_KEEP=1 (keep the temporary directory, with the callgrind files).
+# Knobs (environment): PROFILE_REQUESTS (N, 2000), BENCH_CONNECTIONS (4), PROFILE_TOP (25),
+# PROFILE_BUILD=1, HUTONG_BIN, BENCH_KEEP=1 (keep the directory, with the callgrind files).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -50,7 +41,11 @@ PIDS=()
 cleanup() {
   local rc=$?
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do # 10 s each to stop (valgrind writes its last dump)
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null && sleep 0.1 || break; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   if [[ ${BENCH_KEEP:-0} == 1 ]]; then say "kept $T"; else rm -rf "$T"; fi
   exit "$rc"
 }
