@@ -6,6 +6,7 @@
 mod support;
 
 mod audit_cli;
+mod bench_cli;
 mod cli;
 mod code_cli;
 mod code_page;
