@@ -83,9 +83,40 @@ pub struct TokenKeys {
     /// verification costs about 140 µs; a caller sends the same token for an hour. (The
     /// map's hash picks the slot and the whole text is compared, so a token one character
     /// off is a miss and is verified afresh.)
-    verified: std::sync::Arc<
-        std::sync::Mutex<std::collections::HashMap<Box<str>, std::sync::Arc<TokenClaims>>>,
-    >,
+    verified: Remembered<TokenClaims>,
+    /// Consent tokens already verified, the same way: a holder's client sends one for each
+    /// query until it expires, and nothing revokes it sooner.
+    consents: Remembered<ConsentClaims>,
+}
+
+/// Verified tokens by their exact text.
+type Remembered<T> =
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Box<str>, std::sync::Arc<T>>>>;
+
+/// The claims of `token` from `memory` while they have not expired (`exp` reads their
+/// expiry), else `verify`'s, which are remembered.
+fn remembered<T>(
+    memory: &Remembered<T>,
+    token: &str,
+    exp: impl Fn(&T) -> u64,
+    verify: impl FnOnce() -> Result<T, AuthError>,
+) -> Result<std::sync::Arc<T>, AuthError> {
+    let known = memory
+        .lock()
+        .ok()
+        .and_then(|m| m.get(token).cloned())
+        .filter(|c| exp(c) > now_secs());
+    if let Some(c) = known {
+        return Ok(c);
+    }
+    let claims = std::sync::Arc::new(verify()?);
+    if let Ok(mut m) = memory.lock() {
+        if m.len() >= MAX_VERIFIED_TOKENS {
+            m.clear();
+        }
+        m.insert(token.into(), std::sync::Arc::clone(&claims));
+    }
+    Ok(claims)
 }
 
 /// Most verified tokens remembered; past it the memory is cleared and refilled.
@@ -148,6 +179,7 @@ impl TokenKeys {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             verified: std::sync::Arc::default(),
+            consents: std::sync::Arc::default(),
         })
     }
 
@@ -252,33 +284,21 @@ impl TokenKeys {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::MissingToken)?;
-        let remembered = self
-            .verified
-            .lock()
-            .ok()
-            .and_then(|m| m.get(token).cloned())
-            .filter(|c| c.exp > now_secs());
-        let claims = match remembered {
-            Some(c) => c,
-            None => {
+        remembered(
+            &self.verified,
+            token,
+            |c| c.exp,
+            || {
                 let mut v = Validation::new(Algorithm::ES256);
                 v.set_audience(&[&self.audience]);
                 v.set_issuer(&[&self.issuer]);
                 v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
                 v.leeway = 30;
-                let data = jsonwebtoken::decode::<TokenClaims>(token, &self.decoding, &v)
-                    .map_err(|e| AuthError::BadToken(e.to_string()))?;
-                let claims = std::sync::Arc::new(data.claims);
-                if let Ok(mut m) = self.verified.lock() {
-                    if m.len() >= MAX_VERIFIED_TOKENS {
-                        m.clear();
-                    }
-                    m.insert(token.into(), std::sync::Arc::clone(&claims));
-                }
-                claims
-            }
-        };
-        Ok(claims)
+                jsonwebtoken::decode::<TokenClaims>(token, &self.decoding, &v)
+                    .map(|d| d.claims)
+                    .map_err(|e| AuthError::BadToken(e.to_string()))
+            },
+        )
     }
 }
 
@@ -331,20 +351,27 @@ impl TokenKeys {
     /// [`AuthError::BadToken`] for a token that is not a live consent token of this
     /// gateway, or that was given to another client.
     pub fn check_consent(&self, token: &str, app_id: &str) -> Result<ConsentClaims, AuthError> {
-        let mut v = Validation::new(Algorithm::ES256);
-        v.set_audience(&[self.consent_audience()]);
-        v.set_issuer(&[&self.issuer]);
-        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        v.leeway = 5;
-        let c = jsonwebtoken::decode::<ConsentClaims>(token, &self.decoding, &v)
-            .map_err(|e| AuthError::BadToken(e.to_string()))?
-            .claims;
+        let c = remembered(
+            &self.consents,
+            token,
+            |c| c.exp,
+            || {
+                let mut v = Validation::new(Algorithm::ES256);
+                v.set_audience(&[self.consent_audience()]);
+                v.set_issuer(&[&self.issuer]);
+                v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+                v.leeway = 5;
+                jsonwebtoken::decode::<ConsentClaims>(token, &self.decoding, &v)
+                    .map(|d| d.claims)
+                    .map_err(|e| AuthError::BadToken(e.to_string()))
+            },
+        )?;
         if c.azp != app_id {
             return Err(AuthError::BadToken(
                 "consent given to another client".into(),
             ));
         }
-        Ok(c)
+        Ok((*c).clone())
     }
 }
 
@@ -446,6 +473,58 @@ mod tests {
             k.verified.lock().unwrap().get(key).unwrap().exp > 1,
             "the stale entry was replaced by a fresh verification"
         );
+    }
+
+    #[test]
+    fn a_remembered_consent_still_binds_its_client_and_expiry() {
+        let k = keys();
+        let now = now_secs();
+        let claims = ConsentClaims {
+            sub: "ab".repeat(32),
+            iss: String::new(),
+            aud: String::new(),
+            azp: "A1".into(),
+            iat: now,
+            exp: now + 60,
+            scope: "code regions".into(),
+            rgn: "330000".into(),
+            rac: None,
+        };
+        let t = k.issue_consent(&claims).unwrap();
+        assert_eq!(k.check_consent(&t, "A1").unwrap().azp, "A1");
+        // From memory the second time, with the same refusals as the first.
+        assert_eq!(k.check_consent(&t, "A1").unwrap().sub, claims.sub);
+        assert!(matches!(
+            k.check_consent(&t, "B2"),
+            Err(AuthError::BadToken(_))
+        ));
+        // An access token is no consent, remembered or not.
+        let access = k.issue("A1", &[ServiceName::QueryHealthInfo], 60).unwrap();
+        assert!(
+            k.check(
+                Some(&format!("Bearer {access}")),
+                "A1",
+                ServiceName::QueryHealthInfo
+            )
+            .is_ok()
+        );
+        assert!(k.check_consent(&access, "A1").is_err());
+        // An expired consent in memory is verified afresh from its text, and fails.
+        let gone = k
+            .issue_consent(&ConsentClaims {
+                iat: now - 120,
+                exp: now - 60,
+                ..claims.clone()
+            })
+            .unwrap();
+        k.consents.lock().unwrap().insert(
+            gone.as_str().into(),
+            std::sync::Arc::new(ConsentClaims {
+                exp: now - 60,
+                ..claims
+            }),
+        );
+        assert!(k.check_consent(&gone, "A1").is_err());
     }
 
     #[test]
