@@ -555,6 +555,10 @@ async fn over_the_limit_is_1007_with_retry_after() {
         if code(&x) == "1007" {
             assert_eq!(x.status, 429);
             retry = x.retry_after.clone();
+            // Refused before the envelope is opened, yet answered in the request's sign
+            // type (the client's MAC), not with the gateway's SM2 signature.
+            let env = x.envelope.as_ref().expect("the refusal verifies");
+            assert_eq!(env.sign_type, hutong::envelope::SignType::HmacSm3);
         }
         codes.push(code(&x));
     }
