@@ -1,12 +1,29 @@
-# Shared by benches/bench.sh: process control, wrk runs and their table rows. Sourced, not run.
-# The caller sets T (its temporary directory), THREADS, CONNS, DURATION and POOL_CAP, and
-# keeps the PIDS array of the processes it started.
+# Shared by benches/bench.sh and benches/profile.sh: process control, the gateway's
+# configuration, wrk runs and their table rows. Sourced, not run. The caller sets T (its
+# temporary directory), THREADS, CONNS, DURATION and POOL_CAP as it needs them, and keeps
+# the PIDS array of the processes it started.
 
 say() { printf '%s\n' "$*" >&2; }
 step() { printf '\n== %s\n' "$*" >&2; }
 die() {
-  say "benches/bench.sh: $*"
+  say "benches/$(basename "$0"): $*"
   exit 1
+}
+
+# cleanup: the EXIT trap. Stops wrk ($WRK_PID) and every process in PIDS, giving each
+# STOP_WAIT_TENTHS tenths of a second (50) after SIGTERM, then removes $T unless
+# BENCH_KEEP=1.
+cleanup() {
+  local rc=$?
+  trap - ERR
+  for pid in ${WRK_PID:-} "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq "${STOP_WAIT_TENTHS:-50}"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [[ ${BENCH_KEEP:-0} == 1 ]]; then say "kept $T"; else rm -rf "$T"; fi
+  exit "$rc"
 }
 
 # need_tools T…: install the Debian packages of missing tools (the wrk, nginx, curl, jq
@@ -32,11 +49,12 @@ start() {
   eval "PID_$name=$!"
 }
 
-# wait_line NAME REGEX: wait (10 s at most) for REGEX in $T/NAME.out; print the line.
+# wait_line NAME REGEX [SECONDS]: wait (10 s unless told) for REGEX in $T/NAME.out; print
+# the line.
 wait_line() {
   local name=$1 re=$2 pid
   pid=$(eval "echo \$PID_$name")
-  for _ in $(seq 100); do
+  for _ in $(seq $((${3:-10} * 10))); do
     if grep -Eq "$re" "$T/$name.out" 2>/dev/null; then
       grep -Em1 "$re" "$T/$name.out"
       return 0
@@ -66,6 +84,116 @@ free_port() { # a port below the ephemeral range that no socket uses
 }
 
 hexrand() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
+
+# gateway_toml CACHE_ENTRIES AUDIT_SYNC [GATEWAY_LINES] [CACHE_LINES]: the head of a
+# benchmark's gateway configuration (config/hutong.toml's settings with the benchmark's
+# files): no mTLS (wrk has no client certificates), limits out of reach, the given cache
+# size and audit policy. Extra lines go into [gateway] and [cache].
+gateway_toml() {
+  cat <<EOT
+# $(basename "$0"): generated; see config/hutong.toml for the documented default.
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+tls_cert_file = "certs/server.crt.pem"
+tls_key_file = "certs/server.key.pem"
+generate_dev_certs = false
+max_body_bytes = 2097152
+max_header_bytes = 16384
+header_read_timeout_ms = 5000
+request_timeout_ms = 10000
+max_concurrency = 4096
+shutdown_grace_ms = 2000
+
+[gateway]
+app_id = "GW0000000001"
+data_dir = "data"
+signing_key_file = "gw-sign.key.pem"
+encryption_key_file = "keys/gw-enc.key.pem"
+pseudonym_secret_file = "keys/pseudonym.hex"
+generate_keys = true
+${3:-}
+
+[auth]
+require_token = true
+jwt_key_file = "keys/jwt-es256.key.pem"
+issuer = "hutong"
+audience = "hutong"
+token_ttl_secs = 3600
+
+[limits]
+per_ip = { per_second = 1000000, burst = 1000000 }
+default_per_client = { per_second = 1000000, burst = 1000000 }
+default_per_client_service = { per_second = 1000000, burst = 1000000 }
+
+[cache]
+max_entries = $1
+max_ttl_ms = 300000
+${4:-}
+
+[audit]
+sync = "$2"
+sync_interval_ms = 10
+EOT
+}
+
+# client_toml APPID REGION SERVICES SIGN_TYPES [EXTRA] [ROLE]: a client of the gateway with
+# the benchmark's keys ($CL_MAC, $CL_SM4, client-sm2.pub.pem).
+client_toml() {
+  cat <<EOT
+
+[[client]]
+app_id = "$1"
+region = "$2"
+role = "${6:-verifier}"
+services = $3
+regions = ["*"]
+sign_types = $4
+sm2_public_key = "@client-sm2.pub.pem"
+mac_key_hex = "$CL_MAC"
+sm4_key_hex = "$CL_SM4"
+require_mtls = false
+${5:-}
+EOT
+}
+
+# profile FILE APPID SIGN_TYPE GATEWAY_URL GATEWAY_KEY MAC SM4 [TOKEN_FILE]: a caller's profile
+# for `hutong client --as`, with the benchmark's SM2 key and CA.
+profile() {
+  local token=""
+  [[ -z ${8:-} ]] || token="token_file = \"$8\""
+  cat >"$1" <<EOT
+gateway = "$4"
+app_id = "$2"
+sign_type = "$3"
+sm2_key_file = "$T/client-sm2.key.pem"
+mac_key_hex = "$6"
+sm4_key_hex = "$7"
+gateway_sign_key_file = "$5"
+ca_file = "$T/certs/ca.crt.pem"
+$token
+EOT
+}
+
+# national_region_toml CODE ISSUER ADDR SIM_KEYS_DIR: a `hutong sim --national` region, the
+# gateway its client with $GW_MAC and $GW_SM4.
+national_region_toml() {
+  cat <<EOT
+
+[[region]]
+code = "$1"
+name = "national-envelope simulator"
+url = "http://$3"
+issuer_ids = ["$2"]
+public_key = "@$4/sim-response.pub.pem"
+gateway_mac_key_hex = "$GW_MAC"
+gateway_sm4_key_hex = "$GW_SM4"
+timeout_ms = 3000
+connect_timeout_ms = 500
+# The simulator's statuses were set up to 7 days ago; 8 days keeps them cacheable.
+validity_secs = 691200
+EOT
+}
 
 busy_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 

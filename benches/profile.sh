@@ -17,12 +17,11 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 N=${PROFILE_REQUESTS:-2000}
 CONNS=${BENCH_CONNECTIONS:-4}
 TOP=${PROFILE_TOP:-25}
-
-say() { printf '%s\n' "$*" >&2; }
-die() { say "benches/profile.sh: $*"; exit 1; }
 for v in N CONNS TOP; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number (got '${!v}')"
 done
@@ -38,41 +37,10 @@ H=${HUTONG_BIN:-$ROOT/target/release/hutong}
 
 T=$(mktemp -d /tmp/hutong-profile.XXXXXX)
 PIDS=()
-cleanup() {
-  local rc=$?
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do # 10 s each to stop (valgrind writes its last dump)
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null && sleep 0.1 || break; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  if [[ ${BENCH_KEEP:-0} == 1 ]]; then say "kept $T"; else rm -rf "$T"; fi
-  exit "$rc"
-}
+STOP_WAIT_TENTHS=100 # 10 s each to stop: valgrind writes its last dump
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# start NAME CMD…: in the background, stdout to $T/NAME.out, stderr to $T/NAME.err.
-start() {
-  local name=$1
-  shift
-  "$@" >"$T/$name.out" 2>"$T/$name.err" &
-  PIDS+=("$!") && eval "PID_$name=$!"
-}
-# wait_line NAME REGEX SECONDS: wait for REGEX in $T/NAME.out; print the line.
-wait_line() {
-  local name=$1 re=$2 pid
-  pid=$(eval "echo \$PID_$name")
-  for _ in $(seq $(($3 * 10))); do
-    grep -Em1 "$re" "$T/$name.out" 2>/dev/null && return 0
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  tail -n 20 "$T/$name.out" "$T/$name.err" >&2 || true
-  die "$name did not print a line matching /$re/"
-}
-hexrand() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
 
 # Keys, the region and the gateway's configuration: benches/bench.sh's, one client.
 cd "$T"
@@ -90,90 +58,18 @@ EOF
 start sim "$H" sim --national --clients "$T/sim-clients.toml" --listen 127.0.0.1:0 --seed 1 \
   --population 1000 --region 330000 --issuer 33000001 --code-ttl-secs 3600 --keys-out "$T/sim"
 SIM=$(wait_line sim 'listening on http://' 10 | sed -E 's#.*://##')
-cat >"$T/hutong.toml" <<EOF
-# benches/profile.sh: generated, as benches/bench.sh does.
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-tls_cert_file = "certs/server.crt.pem"
-tls_key_file = "certs/server.key.pem"
-generate_dev_certs = false
-max_body_bytes = 2097152
-max_header_bytes = 16384
-header_read_timeout_ms = 5000
-request_timeout_ms = 10000
-max_concurrency = 4096
-shutdown_grace_ms = 2000
-
-[gateway]
-app_id = "GW0000000001"
-data_dir = "data"
-signing_key_file = "gw-sign.key.pem"
-encryption_key_file = "keys/gw-enc.key.pem"
-pseudonym_secret_file = "keys/pseudonym.hex"
-generate_keys = true
-
-[auth]
-require_token = true
-jwt_key_file = "keys/jwt-es256.key.pem"
-issuer = "hutong"
-audience = "hutong"
-token_ttl_secs = 3600
-
-[limits]
-per_ip = { per_second = 1000000, burst = 1000000 }
-default_per_client = { per_second = 1000000, burst = 1000000 }
-default_per_client_service = { per_second = 1000000, burst = 1000000 }
-
-[cache]
-max_entries = 200000
-max_ttl_ms = 300000
-
-[audit]
-sync = "interval"
-sync_interval_ms = 10
-
-[[client]]
-app_id = "A3300010001"
-region = "330106"
-role = "verifier"
-services = ["verifyCode", "applyCodeAccess", "generateCode"]
-regions = ["*"]
-sign_types = ["HMAC-SM3"]
-sm2_public_key = "@client-sm2.pub.pem"
-mac_key_hex = "$CL_MAC"
-sm4_key_hex = "$CL_SM4"
-require_mtls = false
-
-[[region]]
-code = "330000"
-name = "浙江 (simulator)"
-url = "http://$SIM"
-issuer_ids = ["33000001"]
-public_key = "@sim/sim-response.pub.pem"
-gateway_mac_key_hex = "$GW_MAC"
-gateway_sm4_key_hex = "$GW_SM4"
-timeout_ms = 3000
-connect_timeout_ms = 500
-validity_secs = 691200
-EOF
+{
+  gateway_toml 200000 interval
+  client_toml A3300010001 330106 '["verifyCode", "applyCodeAccess", "generateCode"]' '["HMAC-SM3"]'
+  national_region_toml 330000 33000001 "$SIM" sim
+} >"$T/hutong.toml"
 "$H" token issue --client A3300010001 --config "$T/hutong.toml" --out "$T/token" >/dev/null
 start gateway env HUTONG_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$T/callgrind.out" \
   "$H" serve --config "$T/hutong.toml"
 GW_LINE=$(wait_line gateway 'listening on https://' 300)
 GW=$(sed -E 's#.*listening on https://([0-9.:]+).*#\1#' <<<"$GW_LINE")
 ADMIN=$(sed -E 's#.*admin http://([0-9.:]+).*#\1#' <<<"$GW_LINE")
-cat >"$T/client.toml" <<EOF
-gateway = "https://$GW"
-app_id = "A3300010001"
-sign_type = "HMAC-SM3"
-sm2_key_file = "$T/client-sm2.key.pem"
-mac_key_hex = "$CL_MAC"
-sm4_key_hex = "$CL_SM4"
-gateway_sign_key_file = "$T/gw-sign.pub.pem"
-ca_file = "$T/certs/ca.crt.pem"
-token_file = "$T/token"
-EOF
+profile "$T/client.toml" A3300010001 HMAC-SM3 "https://$GW" "$T/gw-sign.pub.pem" "$CL_MAC" "$CL_SM4" "$T/token"
 call() { "$H" client "$1" --body "$2" --as "$T/client.toml" || die "$1 did not answer code 0"; }
 
 # A code of the simulator's population, and its verification once: the cache is filled.

@@ -93,6 +93,38 @@ fn distid_opt() -> String {
     format!("distid:{DEFAULT_DISTID}")
 }
 
+/// A fresh SM2 key pair made by OpenSSL: `key.pem` (PKCS#8, whose path it returns) and
+/// `pub.pem` in `dir`.
+fn openssl_key_pair(dir: &TempDir) -> PathBuf {
+    let key_pem = dir.path("key.pem");
+    openssl_ok(&["genpkey", "-algorithm", "SM2", "-out", s(&key_pem)]);
+    let pub_pem = dir.path("pub.pem");
+    openssl_ok(&["pkey", "-in", s(&key_pem), "-pubout", "-out", s(&pub_pem)]);
+    key_pem
+}
+
+/// OpenSSL's SM3withSM2 signature (our distinguishing ID) of the file `msg`, written to
+/// `sig` in `dir`; its bytes.
+fn openssl_sign(dir: &TempDir, key_pem: &Path, msg: &Path) -> Vec<u8> {
+    let sig = dir.path("sig");
+    openssl_ok(&[
+        "pkeyutl",
+        "-sign",
+        "-inkey",
+        s(key_pem),
+        "-rawin",
+        "-in",
+        s(msg),
+        "-digest",
+        "sm3",
+        "-pkeyopt",
+        &distid_opt(),
+        "-out",
+        s(&sig),
+    ]);
+    dir.read("sig")
+}
+
 fn openssl_verify(dir: &TempDir, msg: &Path, sig: &Path) -> Output {
     openssl(&[
         "pkeyutl",
@@ -157,32 +189,14 @@ fn hutong_signature_verifies_with_openssl() {
 #[test]
 fn openssl_signature_verifies_with_hutong() {
     let dir = TempDir::new();
-    let key_pem = dir.path("key.pem");
-    openssl_ok(&["genpkey", "-algorithm", "SM2", "-out", s(&key_pem)]);
-    let pub_pem = dir.path("pub.pem");
-    openssl_ok(&["pkey", "-in", s(&key_pem), "-pubout", "-out", s(&pub_pem)]);
+    let key_pem = openssl_key_pair(&dir);
     let msg = dir.write("msg", MESSAGE);
-    let sig = dir.path("sig");
-    openssl_ok(&[
-        "pkeyutl",
-        "-sign",
-        "-inkey",
-        s(&key_pem),
-        "-rawin",
-        "-in",
-        s(&msg),
-        "-digest",
-        "sm3",
-        "-pkeyopt",
-        &distid_opt(),
-        "-out",
-        s(&sig),
-    ]);
+    let sig = openssl_sign(&dir, &key_pem, &msg);
 
     let vk = VerifyingKey::from_pem(&String::from_utf8(dir.read("pub.pem")).unwrap()).unwrap();
-    vk.verify(MESSAGE, &dir.read("sig"))
+    vk.verify(MESSAGE, &sig)
         .expect("hutong rejected an OpenSSL signature");
-    assert!(vk.verify(b"another message", &dir.read("sig")).is_err());
+    assert!(vk.verify(b"another message", &sig).is_err());
 
     // OpenSSL's PKCS#8 private key parses, and gives the same public key.
     let sk = SigningKey::from_pem(&String::from_utf8(dir.read("key.pem")).unwrap()).unwrap();
@@ -192,10 +206,7 @@ fn openssl_signature_verifies_with_hutong() {
 #[test]
 fn openssl_signatures_verify_with_a_precomputed_key() {
     let dir = TempDir::new();
-    let key_pem = dir.path("key.pem");
-    openssl_ok(&["genpkey", "-algorithm", "SM2", "-out", s(&key_pem)]);
-    let pub_pem = dir.path("pub.pem");
-    openssl_ok(&["pkey", "-in", s(&key_pem), "-pubout", "-out", s(&pub_pem)]);
+    let key_pem = openssl_key_pair(&dir);
     let plain = VerifyingKey::from_pem(&String::from_utf8(dir.read("pub.pem")).unwrap()).unwrap();
     let vk = plain.clone().precompute();
     assert!(vk.is_precomputed() && vk.table_bytes() > 0);
@@ -204,23 +215,7 @@ fn openssl_signatures_verify_with_a_precomputed_key() {
     let long: Vec<u8> = (0..3000u32).map(|i| (i * 13 + i / 7) as u8).collect();
     for (i, data) in [&b""[..], b"abc", MESSAGE, &long].into_iter().enumerate() {
         let msg = dir.write("msg", data);
-        let sig_path = dir.path("sig");
-        openssl_ok(&[
-            "pkeyutl",
-            "-sign",
-            "-inkey",
-            s(&key_pem),
-            "-rawin",
-            "-in",
-            s(&msg),
-            "-digest",
-            "sm3",
-            "-pkeyopt",
-            &distid_opt(),
-            "-out",
-            s(&sig_path),
-        ]);
-        let sig = dir.read("sig");
+        let sig = openssl_sign(&dir, &key_pem, &msg);
         vk.verify(data, &sig)
             .unwrap_or_else(|e| panic!("message {i}: the table path rejected OpenSSL: {e}"));
 

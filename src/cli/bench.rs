@@ -159,8 +159,54 @@ pub(super) fn run(standard: &Standard, c: &BenchCmd) -> anyhow::Result<ExitCode>
     }
 }
 
-fn cores() -> usize {
+pub(super) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+}
+
+/// Writes `n` lines to standard output, line `i` made by `line(i)`, on every core: for the
+/// request files of a load generator. Each thread writes its lines in locked batches, so
+/// lines of two threads never mix; their order across threads is not kept. A line that
+/// spans lines is an error.
+pub(super) fn lines_on_every_core(
+    n: usize,
+    line: impl Fn(usize) -> anyhow::Result<String> + Sync,
+) -> anyhow::Result<()> {
+    const FLUSH_BYTES: usize = 1 << 20;
+    let threads = cores().clamp(1, n.max(1));
+    let line = &line;
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let share = n / threads + usize::from(t < n % threads);
+                s.spawn(move || -> anyhow::Result<()> {
+                    let mut buf = String::with_capacity(FLUSH_BYTES + 4096);
+                    for i in 0..share {
+                        let text = line(i * threads + t)?;
+                        if text.contains('\n') {
+                            bail!("a line to write spans lines");
+                        }
+                        buf.push_str(&text);
+                        buf.push('\n');
+                        if buf.len() >= FLUSH_BYTES || i + 1 == share {
+                            std::io::stdout()
+                                .lock()
+                                .write_all(buf.as_bytes())
+                                .context("cannot write to standard output")?;
+                            buf.clear();
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join()
+                .map_err(|_| anyhow!("a writing thread panicked"))??;
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    std::io::stdout().lock().flush()?;
+    Ok(())
 }
 
 /// Runs `op` on one thread per core until `secs` have passed; the number of successful
@@ -252,7 +298,6 @@ fn claims(ttl: i64) -> anyhow::Result<Claims> {
 const CODE_HOST: &str = "code.bench.hutong.example.cn";
 
 fn codes(key: &Path, iss: &str, kid: &str, count: usize, ttl: i64) -> anyhow::Result<ExitCode> {
-    const FLUSH_BYTES: usize = 1 << 20;
     let pem =
         std::fs::read_to_string(key).with_context(|| format!("cannot read {}", key.display()))?;
     let issuer = IssuerKey::new(
@@ -260,40 +305,14 @@ fn codes(key: &Path, iss: &str, kid: &str, count: usize, ttl: i64) -> anyhow::Re
         Kid::parse(kid)?,
         SigningKey::from_pem(&pem)?,
     );
-    let threads = cores().clamp(1, count.max(1));
-    std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|t| {
-                let share = count / threads + usize::from(t < count % threads);
-                let issuer = &issuer;
-                s.spawn(move || -> anyhow::Result<()> {
-                    let mut buf = String::with_capacity(FLUSH_BYTES + 4096);
-                    for i in 0..share {
-                        let token = code::issue(issuer, &claims(ttl)?)?;
-                        let body = json!({
-                            "codeContent": CodeUrl::for_token(CODE_HOST, &token)?.to_url(),
-                            "verifier": {"orgName": "某地铁站", "deviceId": "G-01"},
-                        });
-                        buf.push_str(&body.to_string());
-                        buf.push('\n');
-                        if buf.len() >= FLUSH_BYTES || i + 1 == share {
-                            std::io::stdout()
-                                .lock()
-                                .write_all(buf.as_bytes())
-                                .context("cannot write to standard output")?;
-                            buf.clear();
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for w in workers {
-            w.join().map_err(|_| anyhow!("a thread panicked"))??;
-        }
-        Ok::<_, anyhow::Error>(())
+    lines_on_every_core(count, |_| {
+        let token = code::issue(&issuer, &claims(ttl)?)?;
+        let body = json!({
+            "codeContent": CodeUrl::for_token(CODE_HOST, &token)?.to_url(),
+            "verifier": {"orgName": "某地铁站", "deviceId": "G-01"},
+        });
+        Ok(body.to_string())
     })?;
-    std::io::stdout().lock().flush()?;
     Ok(ExitCode::SUCCESS)
 }
 

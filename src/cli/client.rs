@@ -7,12 +7,10 @@
 //! one SM2-signed call (one verify and one sign) on every core, and `--sim-user` prints a
 //! person of `hutong sim --national`'s synthetic population.
 
-use std::io::Write as _;
-use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
 use crate::client::GatewayClient;
@@ -64,13 +62,15 @@ pub(super) fn run(a: &ClientArgs) -> anyhow::Result<ExitCode> {
     if let Some(spec) = &a.sim_user {
         return sim_user(spec);
     }
+    // A national service, or (None) one of the gateway's platform endpoints, which are
+    // called only, never sealed for later.
     let service = match a.service.parse::<ServiceName>() {
-        Ok(s) => s,
+        Ok(s) => Some(s),
         Err(_) if PLATFORM_ENDPOINTS.contains(&a.service.as_str()) => {
             if a.seal_only.is_some() || a.seal_lines || a.sm2_bound_secs.is_some() {
                 bail!("{} is called, not sealed for later", a.service);
             }
-            return call_platform(a);
+            None
         }
         Err(_) => bail!(
             "`{}` is neither a national service nor a platform endpoint ({})",
@@ -78,8 +78,8 @@ pub(super) fn run(a: &ClientArgs) -> anyhow::Result<ExitCode> {
             PLATFORM_ENDPOINTS.join(", ")
         ),
     };
-    if a.seal_lines {
-        let client = GatewayClient::from_profile_file(&a.profile)?;
+    let client = GatewayClient::from_profile_file(&a.profile)?;
+    if let (true, Some(service)) = (a.seal_lines, service) {
         let raw = super::read_input(&a.body, SEAL_LINES_MAX_BYTES)?;
         let bodies = String::from_utf8(raw)
             .context("the body file is not UTF-8")?
@@ -95,12 +95,11 @@ pub(super) fn run(a: &ClientArgs) -> anyhow::Result<ExitCode> {
     }
     let raw = super::read_input(&a.body, crate::national::validate::MAX_MESSAGE_BYTES)?;
     let biz: Value = serde_json::from_slice(&raw).context("the body is not JSON")?;
-    let client = GatewayClient::from_profile_file(&a.profile)?;
-    if let Some(n) = a.seal_only {
+    if let (Some(n), Some(service)) = (a.seal_only, service) {
         seal_only(&client, service, &biz, n)?;
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(secs) = a.sm2_bound_secs {
+    if let (Some(secs), Some(service)) = (a.sm2_bound_secs, service) {
         let sealed = client.seal(service, &biz)?;
         sm2_bound(sealed.body.as_bytes(), secs)?;
         return Ok(ExitCode::SUCCESS);
@@ -108,7 +107,10 @@ pub(super) fn run(a: &ClientArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let x = rt.block_on(client.call(service, &biz))?;
+    let x = match service {
+        Some(service) => rt.block_on(client.call(service, &biz))?,
+        None => rt.block_on(client.call_raw_service(&a.service, &biz))?,
+    };
     print_exchange(&x)
 }
 
@@ -119,17 +121,6 @@ const PLATFORM_ENDPOINTS: [&str; 4] = [
     crate::server::VENUE_CODE,
     crate::server::CORRECTION_STATUS,
 ];
-
-fn call_platform(a: &ClientArgs) -> anyhow::Result<ExitCode> {
-    let raw = super::read_input(&a.body, crate::national::validate::MAX_MESSAGE_BYTES)?;
-    let biz: Value = serde_json::from_slice(&raw).context("the body is not JSON")?;
-    let client = GatewayClient::from_profile_file(&a.profile)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let x = rt.block_on(client.call_raw_service(&a.service, &biz))?;
-    print_exchange(&x)
-}
 
 /// Prints an opened answer; exit 0 for code 0 (or 4001), 1 for another code, 3 when the
 /// answer did not verify.
@@ -159,10 +150,6 @@ fn print_exchange(x: &crate::client::Exchange) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
-}
-
 /// The most a `--seal-lines` file may weigh.
 const SEAL_LINES_MAX_BYTES: usize = 1 << 30;
 
@@ -173,58 +160,12 @@ fn seal_only(
     biz: &Value,
     n: usize,
 ) -> anyhow::Result<()> {
-    seal_many(client, service, n, |_| biz)
+    super::bench::lines_on_every_core(n, |_| Ok(client.seal(service, biz)?.body))
 }
 
 /// Writes each of `bodies` sealed once to standard output, one per line.
 fn seal_each(client: &GatewayClient, service: ServiceName, bodies: &[Value]) -> anyhow::Result<()> {
-    seal_many(client, service, bodies.len(), |i| &bodies[i])
-}
-
-/// Seals `n` requests, the `i`-th with the content `biz(i)`, on every core; one per line.
-fn seal_many<'b>(
-    client: &GatewayClient,
-    service: ServiceName,
-    n: usize,
-    biz: impl Fn(usize) -> &'b Value + Sync,
-) -> anyhow::Result<()> {
-    const FLUSH_BYTES: usize = 1 << 20;
-    let threads = cores().clamp(1, n.max(1));
-    let biz = &biz;
-    std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|t| {
-                let share = n / threads + usize::from(t < n % threads);
-                s.spawn(move || -> anyhow::Result<()> {
-                    let mut buf = String::with_capacity(FLUSH_BYTES + 4096);
-                    for i in 0..share {
-                        let sealed = client.seal(service, biz(i * threads + t))?;
-                        if sealed.body.contains('\n') {
-                            bail!("a sealed body spans lines");
-                        }
-                        buf.push_str(&sealed.body);
-                        buf.push('\n');
-                        if buf.len() >= FLUSH_BYTES || i + 1 == share {
-                            // One locked write per batch: lines of two threads never mix.
-                            std::io::stdout()
-                                .lock()
-                                .write_all(buf.as_bytes())
-                                .context("cannot write to standard output")?;
-                            buf.clear();
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for w in workers {
-            w.join()
-                .map_err(|_| anyhow!("a sealing thread panicked"))??;
-        }
-        Ok::<_, anyhow::Error>(())
-    })?;
-    std::io::stdout().lock().flush()?;
-    Ok(())
+    super::bench::lines_on_every_core(bodies.len(), |i| Ok(client.seal(service, &bodies[i])?.body))
 }
 
 /// One SM2 verify plus one SM2 sign of `msg`, on one thread per core for `secs` seconds.
