@@ -31,7 +31,7 @@
 //! - [`render`]: the code page of GB/T 38961 as PNG or SVG (QR in the status colour).
 //! - [`ratelimit`]: governor rate limits on the request path: per IP before
 //!   authentication, per client and per client and service after it (1007, `Retry-After`).
-//! - [`cache`]: the response cache (moka): freshness tied to health-status validity, one
+//! - [`cache`]: the response cache (own CLOCK store, a few hundred bytes an entry): freshness tied to health-status validity, one
 //!   upstream call per key, keys partitioned by what the caller may see, purge by person.
 //! - [`ticket`]: BizExtData tickets, sealed with SM4 and tagged with HMAC-SM3, bound to a
 //!   verifier and an expiry.

@@ -5,8 +5,8 @@ use std::num::NonZeroU64;
 use serde::{Deserialize, Serialize};
 
 /// Default cap on cached answers. An answer is a small JSON document (a colour, masked
-/// fields, a few regions): about 2 KB with its key, so the default costs about 200 MB at
-/// the cap.
+/// fields, a few regions): about 500 bytes with its key and index entry
+/// (`hutong bench memory-parts`), so the default costs about 50 MB at the cap.
 pub const DEFAULT_MAX_ENTRIES: NonZeroU64 = match NonZeroU64::new(100_000) {
     Some(n) => n,
     None => panic!("nonzero"),
@@ -23,8 +23,8 @@ pub const DEFAULT_MAX_TTL_MS: NonZeroU64 = match NonZeroU64::new(300_000) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct CacheConfig {
-    /// Most answers held at once ([`DEFAULT_MAX_ENTRIES`]); beyond it moka evicts the
-    /// least useful (TinyLFU).
+    /// Most answers held at once ([`DEFAULT_MAX_ENTRIES`]); beyond it the clock hand
+    /// evicts an answer not read since it last passed (second chance).
     #[serde(default = "default_max_entries")]
     pub max_entries: NonZeroU64,
     /// Longest any answer is kept, in milliseconds ([`DEFAULT_MAX_TTL_MS`]). An entry's own

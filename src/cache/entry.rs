@@ -2,41 +2,65 @@
 //! measured on.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::crypto::{SM3_LEN, sm3, to_hex};
+use serde_json::Value;
+
+use crate::crypto::{Digest128, digest128, to_hex};
 use crate::standard::ServiceName;
+use crate::translate::LossReport;
+
+/// The digest a key is stored under.
+pub(super) type Digest = Digest128;
 
 /// The key of a cached answer.
 ///
 /// # Partitioned by what the caller may see
 ///
 /// Two callers asking the same question do not share an answer unless they may see the same
-/// things. `partition` names the caller's rights: [`CacheKey::partition_for`] makes it from
+/// things. The partition names the caller's rights: [`CacheKey::partition_for`] makes it from
 /// the caller's `appId` and its scope set, so an answer fetched for a caller with wide
 /// scopes (unmasked fields, regional detail) is never served to one with narrower rights,
 /// and one client's answers never reach another client. The price is fewer hits across
 /// clients; the cache exists to absorb repeated scans by one verifier, so that is cheap.
+///
+/// # One digest
+///
+/// The key is kept as one keyed 128-bit digest of service, partition and request
+/// ([`crate::crypto::digest128`]): 16 bytes whatever their length, and no request text held
+/// in memory. Callers cannot choose requests that collide. (An SM3 digest did the same work
+/// at about ten times the cost, on every request.)
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
-    /// The national service the answer is for.
-    pub service: ServiceName,
-    /// What the caller may see: see above.
-    pub partition: String,
-    /// SM3 of the normalised request (the fields that determine the answer, in canonical
-    /// form; never the envelope's nonce, timestamp or signature).
-    pub fingerprint: [u8; SM3_LEN],
+    digest: Digest,
 }
 
 impl CacheKey {
-    /// A key for `normalised_request` (hashed with SM3) asked by a caller in `partition`.
-    pub fn new(service: ServiceName, partition: String, normalised_request: &[u8]) -> Self {
-        Self {
-            service,
-            partition,
-            fingerprint: sm3(normalised_request),
-        }
+    /// A key for `normalised_request` (the fields that determine the answer, in canonical
+    /// form; never the envelope's nonce, timestamp or signature) asked of `service` by a
+    /// caller in `partition`.
+    ///
+    /// The three are hashed with a NUL after each of the first two. Neither a service name
+    /// nor a partition (JSON text, where a NUL is always escaped) holds one, so distinct
+    /// triples never hash the same input.
+    pub fn new(
+        service: ServiceName,
+        partition: impl AsRef<str>,
+        normalised_request: &[u8],
+    ) -> Self {
+        let digest = digest128(&[
+            service.as_str().as_bytes(),
+            b"\0",
+            partition.as_ref().as_bytes(),
+            b"\0",
+            normalised_request,
+        ]);
+        Self { digest }
+    }
+
+    pub(super) fn digest(&self) -> Digest {
+        self.digest
     }
 
     /// The partition of a caller with `app_id` and `scopes`: the order and repetition of
@@ -55,35 +79,35 @@ impl CacheKey {
 
 impl fmt::Debug for CacheKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CacheKey")
-            .field("service", &self.service)
-            .field("partition", &self.partition)
-            .field("fingerprint", &to_hex(&self.fingerprint))
+        f.debug_tuple("CacheKey")
+            .field(&to_hex(&self.digest))
             .finish()
     }
 }
 
+/// The loss report of an answer nothing was lost from, shared by every such entry.
+static NO_LOSSES: LazyLock<Arc<LossReport>> = LazyLock::new(Arc::default);
+
 /// A cached answer.
 #[derive(Clone, PartialEq)]
 pub struct Cached {
-    /// The answer (national schema), shared by every caller it is served to.
-    pub body: Arc<serde_json::Value>,
+    /// The answer (national schema) as compact JSON text: a few hundred bytes, where the
+    /// parsed tree is several times that.
+    body: Box<str>,
     /// The person the answer is about, as their pseudonym in hex, so that a status event
     /// can purge it ([`super::ResponseCache::purge_subject`]). `None` for answers about no
     /// one in particular; those are never purged, only expired.
-    pub subject: Option<String>,
+    pub subject: Option<Arc<str>>,
     /// Unix milliseconds after which the answer must not be served: see
     /// [`freshness_deadline`]. At or before the cache's current time means "answer this
     /// request, keep nothing".
     pub expires_at_ms: u64,
     /// What the translations lost when the answer was fetched (a dialect region): every
     /// caller it is served to gets the same report.
-    pub losses: Arc<crate::translate::LossReport>,
+    pub losses: Arc<LossReport>,
     /// The person the answer is about, when a region named them (a verification the link
     /// registry recorded): a cache hit still gets a ticket bound to them.
     pub person: Option<crate::audit::Pseudonym>,
-    /// The region that answered.
-    pub region: Option<String>,
     /// When the gateway ticket in the body expires (Unix seconds), if it holds one: the
     /// ticket is sealed once, when the answer is fetched, for the one verifier whose
     /// partition the entry is in; a hit only updates `ticketExpiresIn`.
@@ -93,16 +117,30 @@ pub struct Cached {
 impl Cached {
     /// An answer to keep until `deadline` ([`freshness_deadline`]'s result); `None` makes
     /// an answer that is served to the callers waiting for it and not kept.
-    pub fn new(body: serde_json::Value, subject: Option<String>, deadline: Option<u64>) -> Self {
+    pub fn new(body: &Value, subject: Option<Arc<str>>, deadline: Option<u64>) -> Self {
         Self {
-            body: Arc::new(body),
+            // Serialising a Value cannot fail: its keys are strings.
+            body: serde_json::to_string(body).unwrap_or_default().into(),
             subject,
             expires_at_ms: deadline.unwrap_or(0),
-            losses: Arc::default(),
+            losses: Arc::clone(&NO_LOSSES),
             person: None,
-            region: None,
             ticket_exp_s: None,
         }
+    }
+
+    /// The answer, parsed again from its text.
+    ///
+    /// # Errors
+    ///
+    /// Only if the text is not JSON, which [`Cached::new`] never makes.
+    pub fn body(&self) -> serde_json::Result<Value> {
+        serde_json::from_str(&self.body)
+    }
+
+    /// The answer as compact JSON text.
+    pub fn body_json(&self) -> &str {
+        &self.body
     }
 }
 
@@ -142,9 +180,9 @@ pub fn freshness_deadline(
 
 /// The clock the cache compares `expires_at_ms` with: Unix milliseconds.
 ///
-/// Injected so that tests move time by hand; production uses [`MillisClock::system`].
-/// (moka's own expiry timer runs on the real monotonic clock and only frees memory; whether
-/// an entry may be served is decided on this clock at every read.)
+/// Injected so that tests move time by hand; production uses [`MillisClock::system`]. Whether
+/// an entry may be served is decided on this clock at every read, and the sweep
+/// ([`super::ResponseCache::run_pending_tasks`]) frees entries by it too.
 #[derive(Clone)]
 pub struct MillisClock(Arc<dyn Fn() -> u64 + Send + Sync>);
 

@@ -7,17 +7,17 @@
 //! A fetch that started before a purge may finish after it, holding the person's old status.
 //! Each fetch notes the purge epoch when it starts. When it finishes, [`SubjectIndex::register`]
 //! takes the index lock and either records the entry under its subject or, if that subject
-//! was purged since the fetch started, marks the entry purged before moka stores it.
+//! was purged since the fetch started, marks the entry purged before the store takes it.
 //! [`SubjectIndex::purge`] takes the same lock to bump the epoch, log the subject and mark
 //! every registered entry. So whichever comes first, the entry ends up marked, and the cache
-//! treats a marked entry as a miss on every read. Invalidating it in moka afterwards only
+//! treats a marked entry as a miss on every read. Removing it from the store afterwards only
 //! frees memory.
 //!
 //! # Bounds
 //!
-//! The index holds one weak reference per entry in moka: moka's eviction listener calls
+//! The index holds one weak reference per stored entry: the cache calls
 //! [`SubjectIndex::forget`] for every entry it drops, whatever the cause. A registered entry
-//! that never reaches moka (its caller was cancelled between fetch and insert) leaves a dead
+//! that never reaches the store (its answer was already stale) leaves a dead
 //! weak reference; those are swept at a doubling high-water mark, like the rate limiter's
 //! keys. The purge log keeps the last [`PURGE_LOG_LEN`] purges; a fetch that outlives more
 //! purges than that is treated as purged, whoever it was about.
@@ -27,7 +27,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-use super::entry::{CacheKey, Cached};
+use super::entry::{Cached, Digest};
 
 /// Recent purges remembered for fetches in flight.
 pub(super) const PURGE_LOG_LEN: usize = 1_024;
@@ -35,20 +35,31 @@ pub(super) const PURGE_LOG_LEN: usize = 1_024;
 /// Never sweep dead references from an index smaller than this.
 const MIN_SWEEP_REFS: usize = 4_096;
 
-/// The value moka holds: the answer, its key (to invalidate it by subject), and whether a
-/// purge has condemned it.
-pub(super) struct Stored {
-    pub(super) key: CacheKey,
-    pub(super) cached: Arc<Cached>,
+/// An entry of the store, as callers get it: the answer (it dereferences to [`Cached`]),
+/// its key (to remove it by subject), whether a purge has condemned it, and whether it was
+/// read since the clock hand last passed. One allocation per entry.
+pub struct Stored {
+    pub(super) key: Digest,
+    pub(super) cached: Cached,
     purged: AtomicBool,
+    visited: AtomicBool,
+}
+
+impl std::ops::Deref for Stored {
+    type Target = Cached;
+
+    fn deref(&self) -> &Cached {
+        &self.cached
+    }
 }
 
 impl Stored {
-    pub(super) fn new(key: CacheKey, cached: Cached) -> Self {
+    pub(super) fn new(key: Digest, cached: Cached) -> Self {
         Self {
             key,
-            cached: Arc::new(cached),
+            cached,
             purged: AtomicBool::new(false),
+            visited: AtomicBool::new(false),
         }
     }
 
@@ -60,12 +71,25 @@ impl Stored {
     fn mark_purged(&self) {
         self.purged.store(true, Ordering::Release);
     }
+
+    /// Notes a read, for the clock hand.
+    pub(super) fn touch(&self) {
+        // A load first: a hot entry read on every core is not written on every read.
+        if !self.visited.load(Ordering::Relaxed) {
+            self.visited.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether it was read since the last call, clearing the mark.
+    pub(super) fn take_visit(&self) -> bool {
+        self.visited.swap(false, Ordering::Relaxed)
+    }
 }
 
 impl fmt::Debug for Stored {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stored")
-            .field("key", &self.key)
+            .field("key", &crate::crypto::to_hex(&self.key))
             .field("cached", &self.cached)
             .field("purged", &self.is_purged())
             .finish()
@@ -73,7 +97,7 @@ impl fmt::Debug for Stored {
 }
 
 /// Subject → entries, and the purge log. One mutex: every operation is short, and none
-/// calls into moka while holding it (moka's eviction listener takes it too).
+/// takes a shard's lock while holding it.
 #[derive(Debug, Default)]
 pub(super) struct SubjectIndex {
     state: Mutex<State>,
@@ -81,7 +105,8 @@ pub(super) struct SubjectIndex {
 
 #[derive(Debug, Default)]
 struct State {
-    by_subject: HashMap<String, Vec<Weak<Stored>>>,
+    /// The subject text is shared with the entries' [`Cached::subject`].
+    by_subject: HashMap<Arc<str>, Vec<Weak<Stored>>>,
     /// Weak references held, across all subjects.
     refs: usize,
     /// Sweep dead references when `refs` exceeds this.
@@ -107,7 +132,7 @@ impl SubjectIndex {
     /// Records a just-fetched entry under its subject, or marks it purged if that subject
     /// was purged after `fetch_epoch`.
     pub(super) fn register(&self, stored: &Arc<Stored>, fetch_epoch: u64) {
-        let Some(subject) = stored.cached.subject.as_deref() else {
+        let Some(subject) = &stored.cached.subject else {
             return;
         };
         let mut state = self.lock();
@@ -117,7 +142,7 @@ impl SubjectIndex {
         }
         state
             .by_subject
-            .entry(subject.to_owned())
+            .entry(Arc::clone(subject))
             .or_default()
             .push(Arc::downgrade(stored));
         state.refs += 1;
@@ -126,7 +151,7 @@ impl SubjectIndex {
         }
     }
 
-    /// Drops `stored` from the index (moka evicted or replaced it).
+    /// Drops `stored` from the index (it left the store).
     pub(super) fn forget(&self, stored: &Arc<Stored>) {
         let Some(subject) = stored.cached.subject.as_deref() else {
             return;
@@ -145,7 +170,7 @@ impl SubjectIndex {
     }
 
     /// Purges `subject`: logs it, marks every entry about it, and returns the ones still
-    /// alive so the caller can remove them from moka.
+    /// alive so the caller can remove them from the store.
     pub(super) fn purge(&self, subject: &str) -> Vec<Arc<Stored>> {
         let mut state = self.lock();
         state.epoch += 1;

@@ -15,8 +15,7 @@
 //! - **Freshness.** Every entry carries its own deadline, `expires_at_ms`, which the caller
 //!   computes with [`freshness_deadline`]: the region's `updateTime` plus its validity, never
 //!   past the code's `exp`, never longer than `max_ttl_ms`. Every read compares it with the
-//!   injected [`MillisClock`]; a stale entry is a miss. moka's per-entry expiry
-//!   ([`moka::Expiry`]) is set from the same deadline, so stale entries also leave memory.
+//!   injected [`MillisClock`]; a stale entry is a miss, and is removed.
 //! - **Partitions.** Keys include what the caller may see ([`CacheKey`]), so an answer is
 //!   never served to a caller with narrower rights than the one it was fetched for.
 //! - **Purge by person.** A status event purges every entry about that person, and also
@@ -24,8 +23,19 @@
 //!   answer fetched before the event is kept after it. A request that *joins* such a fetch
 //!   while it is in flight gets its answer: that answer overlapped the event.
 //! - **One upstream call per key.** Concurrent misses on one key wait for a single fetch
-//!   (moka's `or_try_insert_with`). A failed fetch is not cached: every waiter gets the
-//!   same error, and the next request tries again.
+//!   (the `flights` map). A failed fetch is not cached: every waiter gets the same error,
+//!   and the next request tries again. If the caller whose fetch is running goes away, a
+//!   waiter runs its own.
+//!
+//! # Memory
+//!
+//! The cache is sized for hundreds of thousands of answers in a few hundred bytes each (the
+//! memory scenario of `benches/bench.sh` holds 200,000). So an entry is keyed by one
+//! 16-byte digest of service, partition and request; the answer is kept as its compact JSON text,
+//! not as a tree of maps; the person is shared with the subject index; and eviction is
+//! CLOCK (second chance) over a ring of keys, with no per-entry timer: expired entries go
+//! when a read finds them, when the clock hand passes them, or when
+//! [`ResponseCache::run_pending_tasks`] sweeps (the gateway runs it periodically).
 //!
 //! # Errors
 //!
@@ -37,27 +47,40 @@
 mod config;
 mod entry;
 mod index;
+mod ring;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::fmt;
-use std::future::{Future, ready};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
-use moka::future::Cache;
-use moka::ops::compute::{CompResult, Op};
+use tokio::sync::OnceCell;
 
 pub use config::{CacheConfig, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_TTL_MS};
 pub use entry::{CacheKey, Cached, MillisClock, freshness_deadline};
 
-use index::{Stored, SubjectIndex};
+use entry::Digest;
+pub use index::Stored;
+use index::SubjectIndex;
+use ring::{Room, Shard};
 
-/// The response cache. Share it (`Arc`); every method takes `&self`.
-pub struct ResponseCache {
-    entries: Cache<CacheKey, Arc<Stored>>,
-    index: Arc<SubjectIndex>,
+/// Caches of at least this many entries are split into [`SHARDS`] locks.
+const SHARD_ABOVE: usize = 4_096;
+const SHARDS: usize = 16;
+
+/// A fetch in flight: its outcome, once one caller's fetch has produced it.
+type Flight<E> = OnceCell<Result<Arc<Stored>, Arc<E>>>;
+
+/// The response cache, for answers whose fetch fails with `E`. Share it (`Arc`); every
+/// method takes `&self`.
+pub struct ResponseCache<E> {
+    shards: Box<[RwLock<Shard>]>,
+    room: Room,
+    flights: Mutex<HashMap<Digest, Arc<Flight<E>>, crate::crypto::DigestHashing>>,
+    index: SubjectIndex,
     clock: MillisClock,
     counters: Counters,
 }
@@ -85,32 +108,30 @@ pub struct CacheStats {
     pub stale: u64,
     /// Entries removed by [`ResponseCache::purge_subject`].
     pub purges: u64,
-    /// Entries held (moka's estimate; exact after [`ResponseCache::run_pending_tasks`]).
+    /// Entries held, including expired ones no read or sweep has removed yet.
     pub entries: u64,
     /// Persons with at least one entry in the subject index.
     pub subjects: usize,
 }
 
-impl ResponseCache {
+impl<E: Send + Sync + 'static> ResponseCache<E> {
     /// An empty cache bounded by `config`, judging freshness on `clock`.
     pub fn new(config: &CacheConfig, clock: MillisClock) -> Self {
-        let index = Arc::new(SubjectIndex::default());
-        let listener_index = Arc::clone(&index);
-        let entries = Cache::builder()
-            .max_capacity(config.max_entries.get())
-            .expire_after(FreshnessExpiry {
-                clock: clock.clone(),
-                max_ttl: Duration::from_millis(config.max_ttl_ms.get()),
-            })
-            // Every removal, whatever the cause (expiry, size, replacement, purge), keeps
-            // the subject index in step with moka.
-            .eviction_listener(move |_key, stored: Arc<Stored>, _cause| {
-                listener_index.forget(&stored);
-            })
-            .build();
+        let max = usize::try_from(config.max_entries.get()).unwrap_or(usize::MAX);
+        let shards = if max >= SHARD_ABOVE { SHARDS } else { 1 };
+        // Keys spread over the shards by their digest, so no shard gets much more than its
+        // share; its ring may take twice that before it reuses slots (room for tombstones).
+        let ring_cap = (max / shards).saturating_mul(2).saturating_add(64);
         Self {
-            entries,
-            index,
+            shards: (0..shards)
+                .map(|_| RwLock::new(Shard::new(ring_cap)))
+                .collect(),
+            room: Room {
+                len: AtomicUsize::new(0),
+                max,
+            },
+            flights: Mutex::default(),
+            index: SubjectIndex::default(),
             clock,
             counters: Counters::default(),
         }
@@ -126,45 +147,66 @@ impl ResponseCache {
     /// # Errors
     ///
     /// The fetch's error, shared by every caller that waited on it. Errors are not cached.
-    pub async fn get_or_fetch<F, E>(&self, key: CacheKey, fetch: F) -> Result<Arc<Cached>, Arc<E>>
+    pub async fn get_or_fetch<F>(&self, key: CacheKey, fetch: F) -> Result<Arc<Stored>, Arc<E>>
     where
         F: Future<Output = Result<Cached, E>>,
-        E: Send + Sync + 'static,
     {
-        if let Some(stored) = self.entries.get(&key).await {
+        let digest = key.digest();
+        let found = read(self.shard(&digest)).get(&digest);
+        if let Some(stored) = found {
             if servable(&stored, self.clock.now_ms()) {
+                stored.touch();
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(Arc::clone(&stored.cached));
+                return Ok(stored);
             }
             self.counters.stale.fetch_add(1, Ordering::Relaxed);
-            Box::pin(self.remove_if_current(&stored)).await;
+            self.remove_if_current(&stored);
         }
 
-        // Noted before the fetch starts: a purge of the subject from here on condemns it.
-        let fetch_epoch = self.index.epoch();
-        let (index, counters, stored_key) = (&self.index, &self.counters, key.clone());
-        let init = async move {
-            counters.misses.fetch_add(1, Ordering::Relaxed);
-            match fetch.await {
-                Ok(cached) => {
-                    let stored = Arc::new(Stored::new(stored_key, cached));
-                    index.register(&stored, fetch_epoch);
-                    Ok(stored)
+        let flight = Arc::clone(lock(&self.flights).entry(digest).or_default());
+        let ran = AtomicBool::new(false);
+        let outcome = flight
+            .get_or_init(|| async {
+                ran.store(true, Ordering::Relaxed);
+                self.counters.misses.fetch_add(1, Ordering::Relaxed);
+                // Noted before the fetch starts: a purge of the subject from here on
+                // condemns it.
+                let fetch_epoch = self.index.epoch();
+                match fetch.await {
+                    Ok(cached) => {
+                        let stored = Arc::new(Stored::new(digest, cached));
+                        // An answer already stale is not kept, so not indexed. Registering
+                        // may condemn it (a purge since the fetch began): then it is not
+                        // kept either.
+                        if servable(&stored, self.clock.now_ms()) {
+                            self.index.register(&stored, fetch_epoch);
+                            if servable(&stored, self.clock.now_ms()) {
+                                self.insert(Arc::clone(&stored));
+                            }
+                        }
+                        Ok(stored)
+                    }
+                    Err(e) => {
+                        self.counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
+                        Err(Arc::new(e))
+                    }
                 }
-                Err(e) => {
-                    counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
-                    Err(e)
-                }
+            })
+            .await
+            .clone();
+        if ran.load(Ordering::Relaxed) {
+            // The caller whose fetch ran retires the flight: later callers read the store.
+            let mut flights = lock(&self.flights);
+            if flights
+                .get(&digest)
+                .is_some_and(|f| Arc::ptr_eq(f, &flight))
+            {
+                flights.remove(&digest);
             }
-        };
-        // Boxed, as the removal above: moka's insertion future is kilobytes, and unboxed it
-        // would make every caller's future (up to the request's) that much larger, to be
-        // moved around on hits too.
-        let entry = Box::pin(self.entries.entry(key).or_try_insert_with(init)).await?;
-        if !entry.is_fresh() {
+        } else {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(Arc::clone(&entry.value().cached))
+        outcome
     }
 
     /// Purges every answer about `subject` (a person's pseudonym, hex): the status-event
@@ -172,12 +214,12 @@ impl ResponseCache {
     /// so is any fetch for the person still in flight. Returns how many stored entries it
     /// removed.
     pub async fn purge_subject(&self, subject: &str) -> usize {
-        let mut removed = 0;
-        for stored in self.index.purge(subject) {
-            if self.remove_if_current(&stored).await {
-                removed += 1;
-            }
-        }
+        let removed = self
+            .index
+            .purge(subject)
+            .iter()
+            .filter(|stored| self.remove_if_current(stored))
+            .count();
         self.counters
             .purges
             .fetch_add(removed as u64, Ordering::Relaxed);
@@ -194,37 +236,62 @@ impl ResponseCache {
             fetch_errors: c.fetch_errors.load(Ordering::Relaxed),
             stale: c.stale.load(Ordering::Relaxed),
             purges: c.purges.load(Ordering::Relaxed),
-            entries: self.entries.entry_count(),
+            entries: self.shards.iter().map(|s| read(s).len() as u64).sum(),
             subjects,
         }
     }
 
-    /// Runs moka's pending housekeeping now (evictions, and with them the eviction
-    /// listener). moka does this by itself as the cache is used; tests and metrics call it
-    /// for exact numbers.
-    pub async fn run_pending_tasks(&self) {
-        self.entries.run_pending_tasks().await;
+    /// Removes every entry past its deadline or purged, and returns how many. Reads and
+    /// the clock hand remove such entries as they meet them; this sweep frees the memory
+    /// of the ones nothing meets (the gateway runs it periodically).
+    pub async fn run_pending_tasks(&self) -> usize {
+        let now = self.clock.now_ms();
+        let mut removed = 0;
+        for shard in &*self.shards {
+            let gone = write(shard).remove_where(|s| !servable(s, now));
+            removed += gone.len();
+            self.room.release(gone.len());
+            self.forget(&gone);
+        }
+        removed
     }
 
-    /// Removes `stored` from moka if it is still the entry under its key (a newer answer
-    /// stored meanwhile is left alone). Returns whether it removed it.
-    async fn remove_if_current(&self, stored: &Arc<Stored>) -> bool {
-        let outcome = self
-            .entries
-            .entry_by_ref(&stored.key)
-            .and_compute_with(|current| {
-                let same = current.is_some_and(|e| Arc::ptr_eq(e.value(), stored));
-                ready(if same { Op::Remove } else { Op::Nop })
-            })
-            .await;
-        matches!(outcome, CompResult::Removed(_))
+    fn shard(&self, digest: &Digest) -> &RwLock<Shard> {
+        &self.shards[usize::from(digest[0]) % self.shards.len()]
+    }
+
+    /// Stores a fetched answer, evicting to make room.
+    fn insert(&self, stored: Arc<Stored>) {
+        let now = self.clock.now_ms();
+        let gone = write(self.shard(&stored.key)).insert(stored, &self.room, |s| servable(s, now));
+        self.forget(&gone);
+    }
+
+    /// Removes `stored` if it is still the entry under its key (a newer answer stored
+    /// meanwhile is left alone). Returns whether it removed it.
+    fn remove_if_current(&self, stored: &Arc<Stored>) -> bool {
+        let removed = write(self.shard(&stored.key)).remove_if_current(stored);
+        if removed {
+            self.room.release(1);
+            self.index.forget(stored);
+        }
+        removed
+    }
+
+    /// Drops entries that left the store from the subject index (outside the shard lock:
+    /// the two locks are never held together).
+    fn forget(&self, gone: &[Arc<Stored>]) {
+        for stored in gone {
+            self.index.forget(stored);
+        }
     }
 }
 
-impl fmt::Debug for ResponseCache {
+impl<E> fmt::Debug for ResponseCache<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseCache")
-            .field("stats", &self.stats())
+            .field("shards", &self.shards.len())
+            .field("counters", &self.counters)
             .finish_non_exhaustive()
     }
 }
@@ -234,45 +301,16 @@ fn servable(stored: &Stored, now_ms: u64) -> bool {
     !stored.is_purged() && stored.cached.expires_at_ms > now_ms
 }
 
-/// moka's per-entry expiry: the time left until `expires_at_ms` on the injected clock,
-/// capped by `max_ttl_ms`, and nothing for a condemned entry. It only frees memory: reads
-/// decide freshness themselves ([`servable`]), because moka measures the time left on its
-/// own monotonic clock.
-struct FreshnessExpiry {
-    clock: MillisClock,
-    max_ttl: Duration,
+// Every critical section leaves its state consistent before anything that could panic, so
+// a poisoned lock still guards valid data.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl FreshnessExpiry {
-    fn time_left(&self, stored: &Stored) -> Duration {
-        if stored.is_purged() {
-            return Duration::ZERO;
-        }
-        let left_ms = stored
-            .cached
-            .expires_at_ms
-            .saturating_sub(self.clock.now_ms());
-        Duration::from_millis(left_ms).min(self.max_ttl)
-    }
+fn read(l: &RwLock<Shard>) -> std::sync::RwLockReadGuard<'_, Shard> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl moka::Expiry<CacheKey, Arc<Stored>> for FreshnessExpiry {
-    fn expire_after_create(
-        &self,
-        _: &CacheKey,
-        stored: &Arc<Stored>,
-        _: Instant,
-    ) -> Option<Duration> {
-        Some(self.time_left(stored))
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &CacheKey,
-        stored: &Arc<Stored>,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(self.time_left(stored))
-    }
+fn write(l: &RwLock<Shard>) -> std::sync::RwLockWriteGuard<'_, Shard> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
 }

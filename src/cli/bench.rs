@@ -413,7 +413,7 @@ fn memory_parts(count: u64) -> anyhow::Result<ExitCode> {
         "max_entries = {}\nmax_ttl_ms = 300000",
         count.max(1)
     ))?;
-    let cache = ResponseCache::new(&cfg, MillisClock::system());
+    let cache = ResponseCache::<std::convert::Infallible>::new(&cfg, MillisClock::system());
     // What a cold verification keeps: the local verdict, under the code's id.
     let body = json!({
         "verifyResult": "PASS",
@@ -428,16 +428,12 @@ fn memory_parts(count: u64) -> anyhow::Result<ExitCode> {
         for i in 0..count {
             let key = CacheKey::new(
                 ServiceName::VerifyCode,
-                "A3100010004".into(),
+                "A3100010004",
                 format!("request {i}").as_bytes(),
             );
-            let cached = Cached::new(body.clone(), Some(format!("cid:{i:032x}")), Some(far));
-            let _ = cache
-                .get_or_fetch(
-                    key,
-                    async move { Ok::<_, std::convert::Infallible>(cached) },
-                )
-                .await;
+            let subject = format!("cid:{i:032x}");
+            let cached = Cached::new(&body, Some(subject.into()), Some(far));
+            let _ = cache.get_or_fetch(key, async move { Ok(cached) }).await;
         }
         cache.run_pending_tasks().await;
     });

@@ -7,12 +7,12 @@
 //! requests, and the store only needs to remember a nonce for as long as a request carrying it
 //! could still pass the timestamp check.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Deserialize;
 
-use crate::crypto::sm3;
+use crate::crypto::{Digest128, DigestHashing, digest128};
 
 /// What a [`NonceStore`] says about a nonce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub trait NonceStore: Send + Sync {
 pub const DEFAULT_NONCE_TTL_MS: u64 = 600_000;
 
 /// Default cap on remembered nonces: about 3,300 requests a second sustained over the window,
-/// at about 70 bytes each (140 MB at the cap). Larger fleets use the cluster backend.
+/// at about 40 bytes each with the table's slack (80 MB at the cap). Larger fleets use the cluster backend.
 pub const DEFAULT_MAX_NONCES: usize = 2_000_000;
 
 /// Default cap on one client's remembered nonces, so one client cannot use up the whole store.
@@ -86,31 +86,58 @@ impl Default for NonceStoreConfig {
 
 /// An in-process [`NonceStore`] with expiry and size caps.
 ///
-/// Entries are keyed by 128 bits of `SM3(len(appId) ‖ appId ‖ nonce)`, so an entry costs the
-/// same whatever the nonce's length. Expired entries are purged, oldest first, on every call.
-/// At a cap, new nonces are refused ([`NonceCheck::Full`]) rather than old ones forgotten,
-/// because forgetting an unexpired nonce would reopen it to replay.
+/// Entries are keyed by the keyed 128-bit digest of `len(appId) ‖ appId ‖ nonce`
+/// ([`digest128`]), so an entry costs the same whatever the nonce's length, and callers
+/// cannot choose nonces that collide. At a cap, new nonces are refused
+/// ([`NonceCheck::Full`]) rather than old ones forgotten, because forgetting an unexpired
+/// nonce would reopen it to replay.
+///
+/// # Memory
+///
+/// A gateway remembers every request of the last ten minutes: 600,000 at 1,000 requests a
+/// second. So an entry is one slot of one table, 24 bytes: the digest, and the expiry and
+/// client packed in a word. There is no queue in expiry order. An entry is replaced when its
+/// nonce comes again after it expired, and expired entries are swept in one pass once the
+/// earliest expiry has passed: at once in a small store, at most every 1/64 of the
+/// retention window in a large one (a pass over 600,000 entries takes a few milliseconds).
+/// Whether a nonce is fresh never depends on the sweep: an expired entry is not a replay.
 #[derive(Debug)]
 pub struct MemoryNonceStore {
     config: NonceStoreConfig,
     state: Mutex<State>,
 }
 
+/// Stores with fewer entries than this sweep whenever an entry has expired.
+const SWEEP_ALWAYS_BELOW: usize = 4_096;
+
+/// Bits of a packed entry that hold the client's index; the rest hold the expiry (Unix ms,
+/// up to the year 2527).
+const APP_BITS: u32 = 20;
+const MAX_EXPIRY: u64 = (1 << (64 - APP_BITS)) - 1;
+
 #[derive(Debug, Default)]
 struct State {
-    /// Digest → expiry (Unix ms).
-    seen: HashMap<[u8; 16], u64>,
-    /// Insertions in arrival order, for purging. One per counted entry.
-    queue: VecDeque<Entry>,
-    /// Queue entries per client.
-    per_app: HashMap<Arc<str>, usize>,
+    /// Digest → expiry and client, packed ([`pack`]).
+    seen: HashMap<Digest128, u64, DigestHashing>,
+    /// Each client seen, and how many entries it holds. A client's index never changes;
+    /// only authenticated clients reach the store, so the list is as long as the registry.
+    apps: Vec<(Arc<str>, usize)>,
+    app_index: HashMap<Arc<str>, u32>,
+    /// No entry expires before this (Unix ms); `u64::MAX` when there are none.
+    earliest: u64,
+    last_sweep: u64,
 }
 
-#[derive(Debug)]
-struct Entry {
-    expires: u64,
-    digest: [u8; 16],
-    app: Arc<str>,
+fn pack(expires: u64, app: u32) -> u64 {
+    (expires.min(MAX_EXPIRY) << APP_BITS) | u64::from(app)
+}
+
+fn expiry(packed: u64) -> u64 {
+    packed >> APP_BITS
+}
+
+fn app_of(packed: u64) -> usize {
+    (packed & ((1 << APP_BITS) - 1)) as usize
 }
 
 impl MemoryNonceStore {
@@ -118,13 +145,16 @@ impl MemoryNonceStore {
     pub fn new(config: NonceStoreConfig) -> Self {
         Self {
             config,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                earliest: u64::MAX,
+                ..State::default()
+            }),
         }
     }
 
-    /// The number of nonces currently remembered (including expired ones not yet purged).
+    /// The number of nonces currently remembered (including expired ones not yet swept).
     pub fn len(&self) -> usize {
-        self.lock().queue.len()
+        self.lock().seen.len()
     }
 
     /// Whether no nonce is remembered.
@@ -145,72 +175,107 @@ impl Default for MemoryNonceStore {
     }
 }
 
-fn digest(app_id: &str, nonce: &str) -> [u8; 16] {
-    let mut input = Vec::with_capacity(8 + app_id.len() + nonce.len());
-    input.extend_from_slice(&(app_id.len() as u64).to_be_bytes());
-    input.extend_from_slice(app_id.as_bytes());
-    input.extend_from_slice(nonce.as_bytes());
-    let full = sm3(&input);
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&full[..16]);
-    out
+fn digest(app_id: &str, nonce: &str) -> Digest128 {
+    digest128(&[
+        &(app_id.len() as u64).to_be_bytes(),
+        app_id.as_bytes(),
+        nonce.as_bytes(),
+    ])
 }
 
 impl State {
-    fn purge(&mut self, now_ms: u64) {
-        while let Some(front) = self.queue.front() {
-            if front.expires > now_ms {
-                break;
-            }
-            let Some(entry) = self.queue.pop_front() else {
-                break;
-            };
-            // A nonce re-recorded after it expired has a newer expiry: leave that one.
-            if self.seen.get(&entry.digest) == Some(&entry.expires) {
-                self.seen.remove(&entry.digest);
-            }
-            if let Some(count) = self.per_app.get_mut(&entry.app) {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    self.per_app.remove(&entry.app);
-                }
-            }
+    /// Sweeps expired entries if any have expired and the store is small or the last sweep
+    /// is at least `every_ms` old.
+    fn maybe_sweep(&mut self, now_ms: u64, every_ms: u64) {
+        let due = self.seen.len() < SWEEP_ALWAYS_BELOW
+            || now_ms >= self.last_sweep.saturating_add(every_ms)
+            // A clock that stepped back: the interval restarts from here.
+            || now_ms < self.last_sweep;
+        if now_ms >= self.earliest && due {
+            self.sweep(now_ms);
         }
+    }
+
+    fn sweep(&mut self, now_ms: u64) {
+        let Self {
+            seen,
+            apps,
+            earliest,
+            ..
+        } = self;
+        *earliest = u64::MAX;
+        seen.retain(|_, packed| {
+            let expires = expiry(*packed);
+            if expires > now_ms {
+                *earliest = (*earliest).min(expires);
+                return true;
+            }
+            if let Some((_, count)) = apps.get_mut(app_of(*packed)) {
+                *count = count.saturating_sub(1);
+            }
+            false
+        });
+        self.last_sweep = now_ms;
+    }
+
+    /// The index of `app_id`, added if new; `None` if the index space is used up.
+    fn app(&mut self, app_id: &str) -> Option<u32> {
+        if let Some(&i) = self.app_index.get(app_id) {
+            return Some(i);
+        }
+        let i = u32::try_from(self.apps.len())
+            .ok()
+            .filter(|&i| i < 1 << APP_BITS)?;
+        let app: Arc<str> = Arc::from(app_id);
+        self.apps.push((Arc::clone(&app), 0));
+        self.app_index.insert(app, i);
+        Some(i)
+    }
+
+    fn over(&self, app: u32, config: &NonceStoreConfig) -> bool {
+        let held = self.apps.get(app as usize).map_or(0, |(_, n)| *n);
+        self.seen.len() >= config.max_entries || held >= config.max_entries_per_app
     }
 }
 
 impl NonceStore for MemoryNonceStore {
     fn check_and_insert(&self, app_id: &str, nonce: &str, now_ms: u64) -> NonceCheck {
         let digest = digest(app_id, nonce);
+        let every_ms = (self.config.ttl_ms / 64).max(1);
         let mut state = self.lock();
-        state.purge(now_ms);
+        state.maybe_sweep(now_ms, every_ms);
 
         if state
             .seen
             .get(&digest)
-            .is_some_and(|&expires| expires > now_ms)
+            .is_some_and(|&packed| expiry(packed) > now_ms)
         {
             return NonceCheck::Replayed;
         }
-        let app_count = state.per_app.get(app_id).copied().unwrap_or(0);
-        if state.queue.len() >= self.config.max_entries
-            || app_count >= self.config.max_entries_per_app
-        {
+        let Some(app) = state.app(app_id) else {
             return NonceCheck::Full;
+        };
+        if state.over(app, &self.config) {
+            // Expired entries may hold the places: sweep (if any has expired), then judge.
+            if now_ms >= state.earliest {
+                state.sweep(now_ms);
+            }
+            if state.over(app, &self.config) {
+                return NonceCheck::Full;
+            }
         }
 
         let expires = now_ms.saturating_add(self.config.ttl_ms);
-        let app = match state.per_app.get_key_value(app_id) {
-            Some((app, _)) => Arc::clone(app),
-            None => Arc::from(app_id),
-        };
-        state.seen.insert(digest, expires);
-        state.queue.push_back(Entry {
-            expires,
-            digest,
-            app: Arc::clone(&app),
-        });
-        *state.per_app.entry(app).or_insert(0) += 1;
+        // An expired entry for the same nonce is replaced: its place is freed first.
+        if let Some(old) = state.seen.insert(digest, pack(expires, app)) {
+            if let Some((_, count)) = state.apps.get_mut(app_of(old)) {
+                *count = count.saturating_sub(1);
+            }
+        }
+        if let Some((_, count)) = state.apps.get_mut(app as usize) {
+            *count += 1;
+        }
+        state.earliest = state.earliest.min(expiry(pack(expires, app)));
         NonceCheck::Fresh
     }
 }

@@ -57,7 +57,7 @@ fn answer(gw: &Gateway, path: &str) -> Response<Full<Bytes>> {
             let mut text = gw.metrics.render();
             let entries = gw.cache.stats().entries;
             text.push_str(&format!(
-                "# HELP hutong_cache_entries Answers held in the cache (moka's estimate).\n# TYPE hutong_cache_entries gauge\nhutong_cache_entries {entries}\n"
+                "# HELP hutong_cache_entries Answers held in the cache, expired ones not yet swept included.\n# TYPE hutong_cache_entries gauge\nhutong_cache_entries {entries}\n"
             ));
             (200, text, "text/plain; version=0.0.4")
         }

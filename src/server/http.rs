@@ -94,6 +94,7 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
     // Status-change callbacks, including those still pending from before a restart.
     let deliveries = super::recognition::spawn_deliveries(Arc::clone(&gw));
     let retention = super::recognition::spawn_retention(Arc::clone(&gw));
+    let sweep = super::recognition::spawn_cache_sweep(Arc::clone(&gw));
 
     let mut http = Builder::new(TokioExecutor::new());
     http.http1()
@@ -182,6 +183,7 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
         // Undelivered callbacks stay in the outbox for the next start.
         deliveries.abort();
         retention.abort();
+        sweep.abort();
     });
     Ok(Running {
         addr,

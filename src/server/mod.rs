@@ -216,7 +216,7 @@ pub struct Gateway {
     /// Rate limits (per IP, per client, per client and service).
     pub limiter: RateLimiter,
     /// Answers of `verifyCode` and `queryHealthInfo`.
-    pub cache: ResponseCache,
+    pub cache: ResponseCache<GatewayError>,
     /// The audit log, behind its writer thread.
     pub audit: AuditWriter,
     /// requestId idempotency records.

@@ -196,6 +196,8 @@ async fn cached(
         return gw.relay.relay(call, biz).await.map(|v| (v, None));
     }
     let fetched = AtomicBool::new(false);
+    // The answer as fetched, for the caller whose fetch ran: the cache keeps only its text.
+    let fresh = OnceLock::new();
     let fetch = async {
         fetched.store(true, Ordering::Relaxed);
         let EntryBounds {
@@ -238,11 +240,14 @@ async fn cached(
         };
         let deadline = freshness_deadline(updated.unwrap_or(now), validity, bound_ms, now, max_ttl)
             .filter(|_| subject.is_some());
-        let mut cached = Cached::new(answer, subject, deadline);
-        cached.losses = Arc::new(call.losses.report());
+        let mut cached = Cached::new(&answer, subject.map(Arc::from), deadline);
+        let losses = call.losses.report();
+        if !losses.is_empty() {
+            cached.losses = Arc::new(losses);
+        }
         cached.person = person;
-        cached.region = region;
         cached.ticket_exp_s = ticket_exp_s;
+        let _ = fresh.set(answer);
         Ok::<_, GatewayError>(cached)
     };
     let result = gw.cache.get_or_fetch(key, fetch).await;
@@ -256,7 +261,10 @@ async fn cached(
             if !fetched.load(Ordering::Relaxed) {
                 call.losses.add((*c.losses).clone());
             }
-            let mut answer = (*c.body).clone();
+            let mut answer = match fresh.into_inner() {
+                Some(answer) => answer,
+                None => c.body().map_err(internal)?,
+            };
             if let (Some(exp), false) = (c.ticket_exp_s, fetched.load(Ordering::Relaxed)) {
                 let left = exp - i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
                 if let Some(o) = answer.as_object_mut() {

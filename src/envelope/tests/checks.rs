@@ -181,6 +181,34 @@ fn nonce_store_is_per_app_expires_and_is_capped() {
 }
 
 #[test]
+fn a_large_nonce_store_sweeps_expired_nonces_and_frees_their_places() {
+    const N: usize = 5_000;
+    let store = MemoryNonceStore::new(NonceStoreConfig {
+        ttl_ms: 64_000,
+        max_entries: N,
+        max_entries_per_app: N,
+    });
+    for i in 0..N {
+        assert_eq!(
+            store.check_and_insert("a", &i.to_string(), 0),
+            NonceCheck::Fresh
+        );
+    }
+    assert_eq!(store.check_and_insert("a", "one more", 1), NonceCheck::Full);
+    assert_eq!(
+        store.check_and_insert("a", "7", 63_999),
+        NonceCheck::Replayed
+    );
+    // All expired: the next call sweeps them, and their places are free again.
+    assert_eq!(
+        store.check_and_insert("a", "one more", 64_000),
+        NonceCheck::Fresh
+    );
+    assert_eq!(store.len(), 1);
+    assert_eq!(store.check_and_insert("a", "7", 64_000), NonceCheck::Fresh);
+}
+
+#[test]
 fn full_nonce_store_is_1007_and_retryable() {
     let mut w = World::new();
     w.nonces = MemoryNonceStore::new(NonceStoreConfig {
