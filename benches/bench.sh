@@ -47,7 +47,8 @@
 # BENCH_AUDIT_SYNC (interval or commit), BENCH_SM2_SECS (3), BENCH_RELAY_SERVICE,
 # BENCH_FANOUT_CONNECTIONS (8), BENCH_REGION_LATENCY_MS (5), BENCH_REGION_JITTER_MS (10),
 # BENCH_LIMIT (1000), BENCH_BURST_CONNECTIONS (40), BENCH_LINKS (1000000),
-# BENCH_CACHE_ENTRIES (200000), BENCH_NO_BUILD=1, BENCH_KEEP=1.
+# BENCH_CACHE_ENTRIES (200000), BENCH_NO_BUILD=1, BENCH_KEEP=1, HUTONG_BIN (another build, for
+# an A/B run; implies nothing about building).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -103,7 +104,7 @@ if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
   step "cargo build --release"
   (cd "$ROOT" && cargo build --release) || die "cargo build --release failed"
 fi
-H="$ROOT/target/release/hutong"
+H="${HUTONG_BIN:-$ROOT/target/release/hutong}"
 [[ -x $H ]] || die "$H is missing: run cargo build --release"
 
 # ---------------------------------------------------------------------------------------

@@ -59,6 +59,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use tokio::sync::OnceCell;
 
+use crate::crypto::DigestHashing;
+
 pub use config::{CacheConfig, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_TTL_MS};
 pub use entry::{CacheKey, Cached, MillisClock, freshness_deadline};
 
@@ -79,7 +81,7 @@ type Flight<E> = OnceCell<Result<Arc<Stored>, Arc<E>>>;
 pub struct ResponseCache<E> {
     shards: Box<[RwLock<Shard>]>,
     room: Room,
-    flights: Mutex<HashMap<Digest, Arc<Flight<E>>, crate::crypto::DigestHashing>>,
+    flights: Mutex<HashMap<Digest, Arc<Flight<E>>, DigestHashing>>,
     index: SubjectIndex,
     clock: MillisClock,
     counters: Counters,
@@ -112,6 +114,8 @@ pub struct CacheStats {
     pub entries: u64,
     /// Persons with at least one entry in the subject index.
     pub subjects: usize,
+    /// Keys with a fetch in flight.
+    pub in_flight: usize,
 }
 
 impl<E: Send + Sync + 'static> ResponseCache<E> {
@@ -163,9 +167,14 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
             self.remove_if_current(&stored);
         }
 
-        let flight = Arc::clone(lock(&self.flights).entry(digest).or_default());
+        let retire = Retire {
+            flights: &self.flights,
+            digest,
+            flight: Some(Arc::clone(lock(&self.flights).entry(digest).or_default())),
+        };
         let ran = AtomicBool::new(false);
-        let outcome = flight
+        let outcome = retire
+            .flight()
             .get_or_init(|| async {
                 ran.store(true, Ordering::Relaxed);
                 self.counters.misses.fetch_add(1, Ordering::Relaxed);
@@ -194,16 +203,8 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
             })
             .await
             .clone();
-        if ran.load(Ordering::Relaxed) {
-            // The caller whose fetch ran retires the flight: later callers read the store.
-            let mut flights = lock(&self.flights);
-            if flights
-                .get(&digest)
-                .is_some_and(|f| Arc::ptr_eq(f, &flight))
-            {
-                flights.remove(&digest);
-            }
-        } else {
+        drop(retire);
+        if !ran.load(Ordering::Relaxed) {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
         }
         outcome
@@ -238,6 +239,7 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
             purges: c.purges.load(Ordering::Relaxed),
             entries: self.shards.iter().map(|s| read(s).len() as u64).sum(),
             subjects,
+            in_flight: lock(&self.flights).len(),
         }
     }
 
@@ -284,6 +286,44 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
         for stored in gone {
             self.index.forget(stored);
         }
+    }
+}
+
+/// Takes a flight out of the map when a caller is done with it or goes away (dropped with
+/// the caller's future): once the flight has an outcome, since later callers read the
+/// store, or when no one else waits on it, since a flight whose fetching caller was
+/// cancelled would otherwise stay in the map for good.
+struct Retire<'a, E> {
+    flights: &'a Mutex<HashMap<Digest, Arc<Flight<E>>, DigestHashing>>,
+    digest: Digest,
+    flight: Option<Arc<Flight<E>>>,
+}
+
+impl<E> Retire<'_, E> {
+    fn flight(&self) -> &Flight<E> {
+        match &self.flight {
+            Some(flight) => flight,
+            None => unreachable!("only drop takes the flight"),
+        }
+    }
+}
+
+impl<E> Drop for Retire<'_, E> {
+    fn drop(&mut self) {
+        let Some(flight) = self.flight.take() else {
+            return;
+        };
+        let mut flights = lock(self.flights);
+        let ours = flights
+            .get(&self.digest)
+            .is_some_and(|f| Arc::ptr_eq(f, &flight));
+        // Every clone of a flight is made under this lock, and ours is dropped before it is
+        // released, so a count of two (the map's and ours) means nobody else holds it.
+        if ours && (flight.initialized() || Arc::strong_count(&flight) == 2) {
+            flights.remove(&self.digest);
+        }
+        drop(flight);
+        drop(flights);
     }
 }
 

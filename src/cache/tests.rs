@@ -571,6 +571,32 @@ async fn a_waiter_fetches_when_the_caller_whose_fetch_ran_goes_away() {
     first.abort();
     assert_eq!(colour(&waiter.await.unwrap()), "10");
     assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(cache.stats().in_flight, 0);
+}
+
+#[tokio::test]
+async fn a_fetch_whose_caller_goes_away_leaves_nothing_in_flight() {
+    let cache = Arc::new(cache().0);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(Semaphore::new(0));
+    let task = start_gated_fetch(&cache, &calls, &gate).await;
+    assert_eq!(cache.stats().in_flight, 1);
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    assert_eq!(
+        cache.stats().in_flight,
+        0,
+        "a cancelled fetch stays in the map"
+    );
+    // The next caller fetches afresh.
+    cache
+        .get_or_fetch(
+            key("p", "q"),
+            fetch(&calls, "10", Some(PERSON), T0 + 60_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
