@@ -173,36 +173,37 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
             flight: Some(Arc::clone(lock(&self.flights).entry(digest).or_default())),
         };
         let ran = AtomicBool::new(false);
-        let outcome = retire
-            .flight()
-            .get_or_init(|| async {
-                ran.store(true, Ordering::Relaxed);
-                self.counters.misses.fetch_add(1, Ordering::Relaxed);
-                // Noted before the fetch starts: a purge of the subject from here on
-                // condemns it.
-                let fetch_epoch = self.index.epoch();
-                match fetch.await {
-                    Ok(cached) => {
-                        let stored = Arc::new(Stored::new(digest, cached));
-                        // An answer already stale is not kept, so not indexed. Registering
-                        // may condemn it (a purge since the fetch began): then it is not
-                        // kept either.
+        // Boxed: with the fetch inside, this future is kilobytes, and unboxed it would make
+        // every caller's future (up to the request's) that much larger, to be moved around
+        // on hits too.
+        let outcome = Box::pin(retire.flight().get_or_init(|| async {
+            ran.store(true, Ordering::Relaxed);
+            self.counters.misses.fetch_add(1, Ordering::Relaxed);
+            // Noted before the fetch starts: a purge of the subject from here on
+            // condemns it.
+            let fetch_epoch = self.index.epoch();
+            match fetch.await {
+                Ok(cached) => {
+                    let stored = Arc::new(Stored::new(digest, cached));
+                    // An answer already stale is not kept, so not indexed. Registering
+                    // may condemn it (a purge since the fetch began): then it is not
+                    // kept either.
+                    if servable(&stored, self.clock.now_ms()) {
+                        self.index.register(&stored, fetch_epoch);
                         if servable(&stored, self.clock.now_ms()) {
-                            self.index.register(&stored, fetch_epoch);
-                            if servable(&stored, self.clock.now_ms()) {
-                                self.insert(Arc::clone(&stored));
-                            }
+                            self.insert(Arc::clone(&stored));
                         }
-                        Ok(stored)
                     }
-                    Err(e) => {
-                        self.counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
-                        Err(Arc::new(e))
-                    }
+                    Ok(stored)
                 }
-            })
-            .await
-            .clone();
+                Err(e) => {
+                    self.counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
+                    Err(Arc::new(e))
+                }
+            }
+        }))
+        .await
+        .clone();
         drop(retire);
         if !ran.load(Ordering::Relaxed) {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
