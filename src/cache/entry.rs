@@ -30,7 +30,7 @@ pub(super) type Digest = Digest128;
 /// The key is kept as one keyed 128-bit digest of service, partition and request
 /// ([`crate::crypto::digest128`]): 16 bytes whatever their length, and no request text held
 /// in memory. Callers cannot choose requests that collide. (An SM3 digest did the same work
-/// at about ten times the cost, on every request.)
+/// at several times the cost, on every request.)
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     digest: Digest,

@@ -22,10 +22,11 @@
 //! keys. The purge log keeps the last [`PURGE_LOG_LEN`] purges; a fetch that outlives more
 //! purges than that is treated as purged, whoever it was about.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Instant;
 
 use super::entry::{Cached, Digest};
 
@@ -41,6 +42,9 @@ const MIN_SWEEP_REFS: usize = 4_096;
 pub struct Stored {
     pub(super) key: Digest,
     pub(super) cached: Cached,
+    /// When it may no longer be served on the monotonic clock (its life capped at
+    /// `max_ttl_ms`).
+    pub(super) mono_deadline: Instant,
     purged: AtomicBool,
     visited: AtomicBool,
 }
@@ -54,10 +58,11 @@ impl std::ops::Deref for Stored {
 }
 
 impl Stored {
-    pub(super) fn new(key: Digest, cached: Cached) -> Self {
+    pub(super) fn new(key: Digest, cached: Cached, mono_deadline: Instant) -> Self {
         Self {
             key,
             cached,
+            mono_deadline,
             purged: AtomicBool::new(false),
             visited: AtomicBool::new(false),
         }
@@ -151,22 +156,34 @@ impl SubjectIndex {
         }
     }
 
-    /// Drops `stored` from the index (it left the store).
-    pub(super) fn forget(&self, stored: &Arc<Stored>) {
-        let Some(subject) = stored.cached.subject.as_deref() else {
-            return;
-        };
-        let mut state = self.lock();
-        let Some(refs) = state.by_subject.get_mut(subject) else {
-            return;
-        };
-        let before = refs.len();
-        refs.retain(|w| !std::ptr::eq(w.as_ptr(), Arc::as_ptr(stored)) && w.strong_count() > 0);
-        let removed = before - refs.len();
-        if refs.is_empty() {
-            state.by_subject.remove(subject);
+    /// Drops entries that left the store from the index: one pass over each person's list,
+    /// however many of their entries left at once.
+    pub(super) fn forget(&self, gone: &[Arc<Stored>]) {
+        let mut by_subject: HashMap<&str, HashSet<*const Stored>> = HashMap::new();
+        for stored in gone {
+            if let Some(subject) = stored.cached.subject.as_deref() {
+                by_subject
+                    .entry(subject)
+                    .or_default()
+                    .insert(Arc::as_ptr(stored));
+            }
         }
-        state.refs -= removed;
+        if by_subject.is_empty() {
+            return;
+        }
+        let mut state = self.lock();
+        for (subject, leaving) in by_subject {
+            let Some(refs) = state.by_subject.get_mut(subject) else {
+                continue;
+            };
+            let before = refs.len();
+            refs.retain(|w| !leaving.contains(&w.as_ptr()) && w.strong_count() > 0);
+            let removed = before - refs.len();
+            if refs.is_empty() {
+                state.by_subject.remove(subject);
+            }
+            state.refs -= removed;
+        }
     }
 
     /// Purges `subject`: logs it, marks every entry about it, and returns the ones still

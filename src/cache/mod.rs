@@ -15,16 +15,21 @@
 //! - **Freshness.** Every entry carries its own deadline, `expires_at_ms`, which the caller
 //!   computes with [`freshness_deadline`]: the region's `updateTime` plus its validity, never
 //!   past the code's `exp`, never longer than `max_ttl_ms`. Every read compares it with the
-//!   injected [`MillisClock`]; a stale entry is a miss, and is removed.
+//!   injected [`MillisClock`]; a stale entry is a miss, and is removed. On the monotonic
+//!   clock no entry outlives `max_ttl_ms` either, so a wall clock stepped back cannot
+//!   stretch an answer's life past the cap that covers a lost status event.
 //! - **Partitions.** Keys include what the caller may see ([`CacheKey`]), so an answer is
 //!   never served to a caller with narrower rights than the one it was fetched for.
 //! - **Purge by person.** A status event purges every entry about that person, and also
 //!   condemns a fetch for them that is still in flight (see the `index` module), so no
 //!   answer fetched before the event is kept after it. A request that *joins* such a fetch
-//!   while it is in flight gets its answer: that answer overlapped the event.
+//!   while it is in flight gets its answer, even one that arrived after the event (as with
+//!   any answer in flight when the event came); only later requests are sure to fetch
+//!   afresh.
 //! - **One upstream call per key.** Concurrent misses on one key wait for a single fetch
 //!   (the `flights` map). A failed fetch is not cached: every waiter gets the same error,
-//!   and the next request tries again. If the caller whose fetch is running goes away, a
+//!   and the next request tries again (a flight that holds an error is replaced, not
+//!   joined). If the caller whose fetch is running goes away, a
 //!   waiter runs its own.
 //!
 //! # Memory
@@ -56,6 +61,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 
@@ -84,6 +90,7 @@ pub struct ResponseCache<E> {
     flights: Mutex<HashMap<Digest, Arc<Flight<E>>, DigestHashing>>,
     index: SubjectIndex,
     clock: MillisClock,
+    max_ttl_ms: u64,
     counters: Counters,
 }
 
@@ -137,6 +144,7 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
             flights: Mutex::default(),
             index: SubjectIndex::default(),
             clock,
+            max_ttl_ms: config.max_ttl_ms.get(),
             counters: Counters::default(),
         }
     }
@@ -158,7 +166,7 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
         let digest = key.digest();
         let found = read(self.shard(&digest)).get(&digest);
         if let Some(stored) = found {
-            if servable(&stored, self.clock.now_ms()) {
+            if servable(&stored, &self.now()) {
                 stored.touch();
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(stored);
@@ -170,7 +178,7 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
         let retire = Retire {
             flights: &self.flights,
             digest,
-            flight: Some(Arc::clone(lock(&self.flights).entry(digest).or_default())),
+            flight: Some(self.join(digest)),
         };
         let ran = AtomicBool::new(false);
         // Boxed: with the fetch inside, this future is kilobytes, and unboxed it would make
@@ -184,13 +192,21 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
             let fetch_epoch = self.index.epoch();
             match fetch.await {
                 Ok(cached) => {
-                    let stored = Arc::new(Stored::new(digest, cached));
+                    let now = self.now();
+                    // The wall-clock deadline, and no more than max_ttl on the monotonic
+                    // clock: a wall clock stepped back does not stretch an entry's life.
+                    let left_ms = cached
+                        .expires_at_ms
+                        .saturating_sub(now.ms)
+                        .min(self.max_ttl_ms);
+                    let mono_deadline = now.mono + Duration::from_millis(left_ms);
+                    let stored = Arc::new(Stored::new(digest, cached, mono_deadline));
                     // An answer already stale is not kept, so not indexed. Registering
                     // may condemn it (a purge since the fetch began): then it is not
                     // kept either.
-                    if servable(&stored, self.clock.now_ms()) {
+                    if servable(&stored, &now) {
                         self.index.register(&stored, fetch_epoch);
-                        if servable(&stored, self.clock.now_ms()) {
+                        if servable(&stored, &now) {
                             self.insert(Arc::clone(&stored));
                         }
                     }
@@ -248,10 +264,10 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
     /// the clock hand remove such entries as they meet them; this sweep frees the memory
     /// of the ones nothing meets (the gateway runs it periodically).
     pub async fn run_pending_tasks(&self) -> usize {
-        let now = self.clock.now_ms();
+        let now = self.now();
         let mut removed = 0;
         for shard in &*self.shards {
-            let gone = write(shard).remove_where(|s| !servable(s, now));
+            let gone = write(shard).remove_where(|s| !servable(s, &now));
             removed += gone.len();
             self.room.release(gone.len());
             self.forget(&gone);
@@ -265,8 +281,8 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
 
     /// Stores a fetched answer, evicting to make room.
     fn insert(&self, stored: Arc<Stored>) {
-        let now = self.clock.now_ms();
-        let gone = write(self.shard(&stored.key)).insert(stored, &self.room, |s| servable(s, now));
+        let now = self.now();
+        let gone = write(self.shard(&stored.key)).insert(stored, &self.room, |s| servable(s, &now));
         self.forget(&gone);
     }
 
@@ -276,7 +292,7 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
         let removed = write(self.shard(&stored.key)).remove_if_current(stored);
         if removed {
             self.room.release(1);
-            self.index.forget(stored);
+            self.index.forget(std::slice::from_ref(stored));
         }
         removed
     }
@@ -284,8 +300,26 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
     /// Drops entries that left the store from the subject index (outside the shard lock:
     /// the two locks are never held together).
     fn forget(&self, gone: &[Arc<Stored>]) {
-        for stored in gone {
-            self.index.forget(stored);
+        if !gone.is_empty() {
+            self.index.forget(gone);
+        }
+    }
+
+    /// The flight for `digest`: the one in progress, or a new one. A flight that already
+    /// failed (its fetching caller has not retired it yet) is replaced, not joined.
+    fn join(&self, digest: Digest) -> Arc<Flight<E>> {
+        let mut flights = lock(&self.flights);
+        let flight = flights.entry(digest).or_default();
+        if flight.get().is_some_and(Result::is_err) {
+            *flight = Arc::default();
+        }
+        Arc::clone(flight)
+    }
+
+    fn now(&self) -> Now {
+        Now {
+            ms: self.clock.now_ms(),
+            mono: Instant::now(),
         }
     }
 }
@@ -337,9 +371,17 @@ impl<E> fmt::Debug for ResponseCache<E> {
     }
 }
 
-/// Whether a stored entry may be served at `now_ms`.
-fn servable(stored: &Stored, now_ms: u64) -> bool {
-    !stored.is_purged() && stored.cached.expires_at_ms > now_ms
+/// The time on both clocks: the injected wall clock the freshness rules are written in,
+/// and the monotonic one that caps an entry's life at `max_ttl_ms` whatever the wall clock
+/// does.
+struct Now {
+    ms: u64,
+    mono: Instant,
+}
+
+/// Whether a stored entry may be served at `now`.
+fn servable(stored: &Stored, now: &Now) -> bool {
+    !stored.is_purged() && stored.cached.expires_at_ms > now.ms && stored.mono_deadline > now.mono
 }
 
 // Every critical section leaves its state consistent before anything that could panic, so

@@ -74,8 +74,8 @@ impl Shard {
 
     /// Stores `stored` under its key, replacing any entry there, and returns the entries
     /// that left (the replaced one, or one evicted to make room). `keep` says whether an
-    /// entry may still be served; one that may not is evicted before any other. When the
-    /// cache is full and this shard holds nothing to evict, nothing is stored.
+    /// entry may still be served; the hand takes one that may not without a second chance.
+    /// When the cache is full and this shard holds nothing to evict, nothing is stored.
     pub(super) fn insert(
         &mut self,
         stored: Arc<Stored>,
@@ -108,9 +108,10 @@ impl Shard {
     }
 
     /// The slot the hand takes, evicting its entry into `gone`; with `evict`, only a slot
-    /// whose entry it evicts will do. Ends within two turns of the ring, since the first
-    /// turn clears every `visited` bit it passes (and with `evict` the map is not empty, so
-    /// some slot holds an entry).
+    /// whose entry it evicts will do. It ends: each turn clears every `visited` bit it
+    /// passes, and only reads in progress (which set the bit outside this shard's write
+    /// lock, as they hold the read lock only to look up) can set one again; with `evict` the
+    /// map is not empty, so some slot holds an entry.
     fn victim(
         &mut self,
         keep: &impl Fn(&Stored) -> bool,

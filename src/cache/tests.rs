@@ -625,3 +625,33 @@ async fn a_sharded_cache_fills_to_its_bound_and_no_further() {
         "{stats:?}"
     );
 }
+
+#[tokio::test]
+async fn a_wall_clock_stepped_back_does_not_stretch_an_answer_past_max_ttl() {
+    // The one test that waits: the cap runs on the real monotonic clock, which the test
+    // cannot move. 1 ms of max_ttl, 20 ms of waiting.
+    let clock = FakeClock::new();
+    let config = CacheConfig {
+        max_ttl_ms: NonZeroU64::new(1).unwrap(),
+        ..CacheConfig::default()
+    };
+    let cache = ResponseCache::<Boom>::new(&config, clock.clock());
+    let calls = Arc::new(AtomicUsize::new(0));
+    cache
+        .get_or_fetch(
+            key("p", "q"),
+            fetch(&calls, "00", Some(PERSON), T0 + 60_000),
+        )
+        .await
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    // By the wall clock the answer is fresh for another minute; by the cap it is not.
+    cache
+        .get_or_fetch(
+            key("p", "q"),
+            fetch(&calls, "10", Some(PERSON), T0 + 60_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "served past max_ttl");
+}

@@ -4,10 +4,12 @@
 //! Such a table needs a digest that callers cannot steer (no two requests they choose may
 //! collide, nor crowd one bucket) and that is short and cheap, since it is taken on every
 //! request. It need not be stable across processes or known to anyone. So it is two
-//! SipHash-1-3 values under secret keys drawn at random once per process (the standard
-//! library's [`RandomState`]): a keyed pseudo-random function, where SM3 would be a public
-//! one at about ten times the cost. At 128 bits the odds of an accidental collision among
-//! a million entries are about 2^-89.
+//! SipHash-2-4 values under two independent 128-bit keys drawn from the operating system
+//! once per process: a keyed pseudo-random function, where SM3 would be a public one at
+//! several times the cost. At 128 bits the odds of an accidental collision among a million
+//! entries are about 2^-89. (The standard library's `RandomState` would not do: its keys
+//! on one thread differ by one from each other and from every `HashMap`'s there, and it
+//! runs the reduced SipHash-1-3.)
 //!
 //! Because the digest is already keyed, the tables hash it by taking its first eight bytes
 //! ([`DigestHashing`]).
@@ -19,14 +21,31 @@ use std::sync::LazyLock;
 pub type Digest128 = [u8; 16];
 
 /// This process's two keys, drawn when the first digest is taken.
-static KEYS: LazyLock<[RandomState; 2]> =
-    LazyLock::new(|| [RandomState::new(), RandomState::new()]);
+static KEYS: LazyLock<[(u64, u64); 2]> = LazyLock::new(draw_keys);
+
+/// Four words from the operating system's random source; should it fail, from the standard
+/// library's per-process random keys (also drawn from the OS), one fresh state per word.
+fn draw_keys() -> [(u64, u64); 2] {
+    let mut bytes = [0u8; 32];
+    if getrandom::fill(&mut bytes).is_err() {
+        for (i, word) in bytes.chunks_exact_mut(8).enumerate() {
+            word.copy_from_slice(&RandomState::new().hash_one(i).to_le_bytes());
+        }
+    }
+    let mut words = bytes
+        .chunks_exact(8)
+        .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()));
+    let mut next = || words.next().unwrap_or_default();
+    [(next(), next()), (next(), next())]
+}
 
 /// The keyed digest of the concatenation of `parts`. The caller makes the concatenation
 /// unambiguous (a length prefix, or a separator no part holds).
+#[allow(deprecated)] // std's SipHasher is SipHash-2-4 with explicit keys, as wanted here.
 pub fn digest128(parts: &[&[u8]]) -> Digest128 {
-    let [a, b] = &*KEYS;
-    let (mut a, mut b) = (a.build_hasher(), b.build_hasher());
+    let [(a0, a1), (b0, b1)] = *KEYS;
+    let mut a = std::hash::SipHasher::new_with_keys(a0, a1);
+    let mut b = std::hash::SipHasher::new_with_keys(b0, b1);
     for part in parts {
         a.write(part);
         b.write(part);

@@ -42,8 +42,9 @@ pub trait NonceStore: Send + Sync {
 /// request is refused as replayed for as long as its timestamp could still be accepted).
 pub const DEFAULT_NONCE_TTL_MS: u64 = 600_000;
 
-/// Default cap on remembered nonces: about 3,300 requests a second sustained over the window,
-/// at about 40 bytes each with the table's slack (80 MB at the cap). Larger fleets use the cluster backend.
+/// Default cap on remembered nonces: about 3,300 requests a second sustained over the window.
+/// At the cap the table has 2^22 slots of 25 bytes (105 MB), and half that again while it
+/// last grew. Larger fleets use the cluster backend.
 pub const DEFAULT_MAX_NONCES: usize = 2_000_000;
 
 /// Default cap on one client's remembered nonces, so one client cannot use up the whole store.
@@ -99,8 +100,11 @@ impl Default for NonceStoreConfig {
 /// client packed in a word. There is no queue in expiry order. An entry is replaced when its
 /// nonce comes again after it expired, and expired entries are swept in one pass once the
 /// earliest expiry has passed: at once in a small store, at most every 1/64 of the
-/// retention window in a large one (a pass over 600,000 entries takes a few milliseconds).
-/// Whether a nonce is fresh never depends on the sweep: an expired entry is not a replay.
+/// retention window in a large one. The pass holds the store's lock: a few milliseconds
+/// over 600,000 entries, tens over the default cap's 2,000,000. Whether a nonce is fresh
+/// never depends on the sweep: an expired entry is not a replay. A store at its cap refuses
+/// ([`NonceCheck::Full`]) until a due sweep frees places. The table does not shrink after
+/// a sweep; it is reused.
 #[derive(Debug)]
 pub struct MemoryNonceStore {
     config: NonceStoreConfig,
@@ -240,6 +244,11 @@ impl State {
 
 impl NonceStore for MemoryNonceStore {
     fn check_and_insert(&self, app_id: &str, nonce: &str, now_ms: u64) -> NonceCheck {
+        // A clock past what an entry can hold (the year 2527) could not keep a nonce from
+        // being replayed: fail closed.
+        if now_ms.saturating_add(self.config.ttl_ms) > MAX_EXPIRY {
+            return NonceCheck::Unavailable;
+        }
         let digest = digest(app_id, nonce);
         let every_ms = (self.config.ttl_ms / 64).max(1);
         let mut state = self.lock();
@@ -255,14 +264,11 @@ impl NonceStore for MemoryNonceStore {
         let Some(app) = state.app(app_id) else {
             return NonceCheck::Full;
         };
+        // Expired entries may hold places; the sweep above freed them if it was due. A store
+        // at its cap does not sweep more often than that: a client over its budget would
+        // otherwise make each of its requests a pass over the whole table.
         if state.over(app, &self.config) {
-            // Expired entries may hold the places: sweep (if any has expired), then judge.
-            if now_ms >= state.earliest {
-                state.sweep(now_ms);
-            }
-            if state.over(app, &self.config) {
-                return NonceCheck::Full;
-            }
+            return NonceCheck::Full;
         }
 
         let expires = now_ms.saturating_add(self.config.ttl_ms);

@@ -209,6 +209,21 @@ fn a_large_nonce_store_sweeps_expired_nonces_and_frees_their_places() {
 }
 
 #[test]
+fn a_clock_past_what_the_nonce_store_can_hold_fails_closed() {
+    let store = MemoryNonceStore::default();
+    let far = u64::MAX / 2;
+    assert_eq!(
+        store.check_and_insert("a", "n", far),
+        NonceCheck::Unavailable
+    );
+    assert_eq!(
+        store.check_and_insert("a", "n", far),
+        NonceCheck::Unavailable
+    );
+    assert!(store.is_empty());
+}
+
+#[test]
 fn full_nonce_store_is_1007_and_retryable() {
     let mut w = World::new();
     w.nonces = MemoryNonceStore::new(NonceStoreConfig {
