@@ -86,8 +86,8 @@ impl Metrics {
         self.requests[service_index(service) * CODES + c].load(Ordering::Relaxed)
     }
 
-    /// Prometheus text exposition.
-    pub fn render(&self) -> String {
+    /// Prometheus text exposition, with the gauge of the answers the cache holds now.
+    pub fn render(&self, cache_entries: u64) -> String {
         let mut o = String::new();
         let _ = writeln!(
             o,
@@ -177,6 +177,10 @@ impl Metrics {
                 v.load(Ordering::Relaxed)
             );
         }
+        let _ = writeln!(
+            o,
+            "# HELP hutong_cache_entries Answers held in the cache, expired ones not yet swept included.\n# TYPE hutong_cache_entries gauge\nhutong_cache_entries {cache_entries}"
+        );
         o
     }
 }
@@ -198,7 +202,7 @@ mod tests {
             ReturnCode::BadFormat,
             std::time::Duration::from_millis(0),
         );
-        let t = m.render();
+        let t = m.render(0);
         assert!(
             t.contains("hutong_requests_total{service=\"verifyCode\",code=\"0\"} 1"),
             "{t}"

@@ -12,10 +12,9 @@
 //! the gateway restarts twice in the middle, and neither a link nor a pending callback (to
 //! a Jiangsu back-end that was down at the time) is lost.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -26,7 +25,7 @@ use hutong::crypto::{VerifyingKey, to_hex};
 use hutong::standard::ServiceName;
 use hutong::trust::{TrustAnchors, TrustRegistry, verify_trust_list};
 
-use crate::support::{root, temp_dir};
+use crate::support::{Proc, http, root, temp_dir};
 
 const BJ: &str = "B1100000001";
 const ZJ: &str = "Z3300000001";
@@ -34,15 +33,6 @@ const JS: &str = "J3200000001";
 const GW_KEY: &str = "hutong-gw";
 
 /// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -84,24 +74,6 @@ fn sim(dialect: &str, port: u16, secret: &str) -> Proc {
         "--secret",
         secret,
     ])
-}
-
-/// One plain HTTP/1.1 exchange with a simulator's side door.
-fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, Value) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let status = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 /// Gateway answers seen, for the privacy scan at the end.

@@ -79,6 +79,10 @@ pub struct TokenKeys {
     decoding: DecodingKey,
     issuer: String,
     audience: String,
+    /// What an access token must be (audience, issuer, claims, 30 s leeway).
+    access: Validation,
+    /// What a consent token must be (the consent audience, 5 s leeway).
+    consent: Validation,
     /// Tokens already verified, by their exact text, until their `exp`. An ES256
     /// verification costs about 140 µs; a caller sends the same token for an hour. (The
     /// map's hash picks the slot and the whole text is compared, so a token one character
@@ -94,12 +98,14 @@ type Remembered<T> =
     std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Box<str>, std::sync::Arc<T>>>>;
 
 /// The claims of `token` from `memory` while they have not expired (`exp` reads their
-/// expiry), else `verify`'s, which are remembered.
-fn remembered<T>(
+/// expiry), else those of its verification against `decoding` and `validation`, which are
+/// remembered.
+fn remembered<T: serde::de::DeserializeOwned>(
     memory: &Remembered<T>,
     token: &str,
     exp: impl Fn(&T) -> u64,
-    verify: impl FnOnce() -> Result<T, AuthError>,
+    decoding: &DecodingKey,
+    validation: &Validation,
 ) -> Result<std::sync::Arc<T>, AuthError> {
     let known = memory
         .lock()
@@ -109,7 +115,9 @@ fn remembered<T>(
     if let Some(c) = known {
         return Ok(c);
     }
-    let claims = std::sync::Arc::new(verify()?);
+    let claims = jsonwebtoken::decode::<T>(token, decoding, validation)
+        .map(|d| std::sync::Arc::new(d.claims))
+        .map_err(|e| AuthError::BadToken(e.to_string()))?;
     if let Ok(mut m) = memory.lock() {
         if m.len() >= MAX_VERIFIED_TOKENS {
             m.clear();
@@ -173,11 +181,21 @@ impl TokenKeys {
         // The RustCrypto backend signs with a PKCS#8 DER key and verifies a SEC1 point.
         let encoding = EncodingKey::from_ec_der(&pair.serialize_der());
         let decoding = DecodingKey::from_ec_der(pair.public_key_raw());
+        let validation = |aud: &str, leeway: u64| {
+            let mut v = Validation::new(Algorithm::ES256);
+            v.set_audience(&[aud]);
+            v.set_issuer(&[issuer]);
+            v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            v.leeway = leeway;
+            v
+        };
         Ok(Self {
             encoding,
             decoding,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
+            access: validation(audience, 30),
+            consent: validation(&consent_audience(audience), 5),
             verified: std::sync::Arc::default(),
             consents: std::sync::Arc::default(),
         })
@@ -287,17 +305,9 @@ impl TokenKeys {
         remembered(
             &self.verified,
             token,
-            |c| c.exp,
-            || {
-                let mut v = Validation::new(Algorithm::ES256);
-                v.set_audience(&[&self.audience]);
-                v.set_issuer(&[&self.issuer]);
-                v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-                v.leeway = 30;
-                jsonwebtoken::decode::<TokenClaims>(token, &self.decoding, &v)
-                    .map(|d| d.claims)
-                    .map_err(|e| AuthError::BadToken(e.to_string()))
-            },
+            |c: &TokenClaims| c.exp,
+            &self.decoding,
+            &self.access,
         )
     }
 }
@@ -328,11 +338,6 @@ pub struct ConsentClaims {
 }
 
 impl TokenKeys {
-    /// The audience of consent tokens.
-    fn consent_audience(&self) -> String {
-        format!("{}-consent", self.audience)
-    }
-
     /// Issues a consent token (`authCode`) for `claims` (its `iss` and `aud` are set here).
     ///
     /// # Errors
@@ -340,7 +345,7 @@ impl TokenKeys {
     pub fn issue_consent(&self, claims: &ConsentClaims) -> Result<String, String> {
         let mut c = claims.clone();
         c.iss.clone_from(&self.issuer);
-        c.aud = self.consent_audience();
+        c.aud = consent_audience(&self.audience);
         jsonwebtoken::encode(&Header::new(Algorithm::ES256), &c, &self.encoding)
             .map_err(|e| e.to_string())
     }
@@ -350,29 +355,30 @@ impl TokenKeys {
     /// # Errors
     /// [`AuthError::BadToken`] for a token that is not a live consent token of this
     /// gateway, or that was given to another client.
-    pub fn check_consent(&self, token: &str, app_id: &str) -> Result<ConsentClaims, AuthError> {
+    pub fn check_consent(
+        &self,
+        token: &str,
+        app_id: &str,
+    ) -> Result<std::sync::Arc<ConsentClaims>, AuthError> {
         let c = remembered(
             &self.consents,
             token,
-            |c| c.exp,
-            || {
-                let mut v = Validation::new(Algorithm::ES256);
-                v.set_audience(&[self.consent_audience()]);
-                v.set_issuer(&[&self.issuer]);
-                v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-                v.leeway = 5;
-                jsonwebtoken::decode::<ConsentClaims>(token, &self.decoding, &v)
-                    .map(|d| d.claims)
-                    .map_err(|e| AuthError::BadToken(e.to_string()))
-            },
+            |c: &ConsentClaims| c.exp,
+            &self.decoding,
+            &self.consent,
         )?;
         if c.azp != app_id {
             return Err(AuthError::BadToken(
                 "consent given to another client".into(),
             ));
         }
-        Ok((*c).clone())
+        Ok(c)
     }
+}
+
+/// The audience of consent tokens for access-token `audience`.
+fn consent_audience(audience: &str) -> String {
+    format!("{audience}-consent")
 }
 
 /// Unix seconds now.

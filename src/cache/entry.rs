@@ -31,7 +31,7 @@ pub(super) type Digest = Digest128;
 /// ([`crate::crypto::digest128`]): 16 bytes whatever their length, and no request text held
 /// in memory. Callers cannot choose requests that collide. (An SM3 digest did the same work
 /// at several times the cost, on every request.)
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct CacheKey {
     digest: Digest,
 }

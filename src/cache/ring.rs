@@ -64,10 +64,6 @@ impl Shard {
         }
     }
 
-    pub(super) fn len(&self) -> usize {
-        self.map.len()
-    }
-
     pub(super) fn get(&self, key: &Digest) -> Option<Arc<Stored>> {
         self.map.get(key).map(|s| Arc::clone(&s.stored))
     }

@@ -120,12 +120,8 @@ pub(super) fn run(standard: &Standard, c: &BenchCmd) -> anyhow::Result<ExitCode>
             secret,
             body,
         } => {
-            let dialects = crate::translate::Dialect::load_dir(regions, standard)
+            let d = &crate::sim::region::load_dialect(regions, dialect, standard)
                 .map_err(|e| anyhow!("{e}"))?;
-            let d = dialects
-                .iter()
-                .find(|d| d.id == *dialect)
-                .ok_or_else(|| anyhow!("no dialect `{dialect}` in {}", regions.display()))?;
             let map = d
                 .service(*service)
                 .ok_or_else(|| anyhow!("{dialect} does not offer {}", service.as_str()))?;
@@ -209,13 +205,16 @@ pub(super) fn lines_on_every_core(
     Ok(())
 }
 
-/// Runs `op` on one thread per core until `secs` have passed; the number of successful
-/// runs, the threads and the elapsed seconds. A failed run stops its thread and counts
+/// Runs `op` on one thread per core until `secs` have passed, and reports the rate as JSON:
+/// `threads`, `seconds`, `message_bytes`, the count of successful runs under `count_key`,
+/// `per_second` and `per_second_per_thread`. A failed run stops its thread and counts
 /// nothing for it: a baseline that skips work is no baseline.
 pub(super) fn rate_on_every_core(
     secs: f64,
+    count_key: &str,
+    message_bytes: usize,
     op: impl Fn() -> bool + Sync,
-) -> anyhow::Result<(u64, usize, f64)> {
+) -> anyhow::Result<Value> {
     if !(secs.is_finite() && secs > 0.0 && secs <= 600.0) {
         bail!("the timing must last more than 0 and at most 600 seconds");
     }
@@ -245,10 +244,20 @@ pub(super) fn rate_on_every_core(
     });
     let elapsed = started.elapsed().as_secs_f64();
     let total: Option<u64> = counts.into_iter().sum();
-    match total {
-        Some(n) if n > 0 => Ok((n, threads, elapsed)),
+    let n = match total {
+        Some(n) if n > 0 => n,
         _ => bail!("the timed operation failed or did no work"),
-    }
+    };
+    let rate = n as f64 / elapsed;
+    let mut report = json!({
+        "threads": threads,
+        "seconds": (elapsed * 1000.0).round() / 1000.0,
+        "message_bytes": message_bytes,
+    });
+    report[count_key] = json!(n);
+    report["per_second"] = json!(rate.round());
+    report["per_second_per_thread"] = json!((rate / threads as f64).round());
+    Ok(report)
 }
 
 fn sm2_verify(secs: f64) -> anyhow::Result<ExitCode> {
@@ -261,30 +270,17 @@ fn sm2_verify(secs: f64) -> anyhow::Result<ExitCode> {
     let (signed, sig) = (parsed.signed, parsed.signature);
     let public = key.verifying_key().precompute();
     public.verify(signed.as_bytes(), &sig)?;
-    let (n, threads, elapsed) = rate_on_every_core(secs, || {
+    let report = rate_on_every_core(secs, "verifications", signed.len(), || {
         public
             .verify(std::hint::black_box(signed.as_bytes()), &sig)
             .is_ok()
     })?;
-    let rate = n as f64 / elapsed;
-    say!(
-        "{}",
-        json!({
-            "threads": threads,
-            "seconds": (elapsed * 1000.0).round() / 1000.0,
-            "message_bytes": signed.len(),
-            "verifications": n,
-            "per_second": rate.round(),
-            "per_second_per_thread": (rate / threads as f64).round(),
-        })
-    );
+    say!("{report}");
     Ok(ExitCode::SUCCESS)
 }
 
 fn claims(ttl: i64) -> anyhow::Result<Claims> {
-    let iat = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs() as i64;
+    let iat = super::code::now();
     Ok(Claims {
         cid: CodeId::random()?,
         col: Colour::Green,
@@ -298,13 +294,7 @@ fn claims(ttl: i64) -> anyhow::Result<Claims> {
 const CODE_HOST: &str = "code.bench.hutong.example.cn";
 
 fn codes(key: &Path, iss: &str, kid: &str, count: usize, ttl: i64) -> anyhow::Result<ExitCode> {
-    let pem =
-        std::fs::read_to_string(key).with_context(|| format!("cannot read {}", key.display()))?;
-    let issuer = IssuerKey::new(
-        IssuerId::parse(iss)?,
-        Kid::parse(kid)?,
-        SigningKey::from_pem(&pem)?,
-    );
+    let issuer = super::code::load_issuer(key, iss, kid)?;
     lines_on_every_core(count, |_| {
         let token = code::issue(&issuer, &claims(ttl)?)?;
         let body = json!({
@@ -405,14 +395,11 @@ fn rss_kb() -> anyhow::Result<u64> {
 fn memory_parts(count: u64) -> anyhow::Result<ExitCode> {
     use crate::cache::{CacheConfig, CacheKey, Cached, MillisClock, ResponseCache};
     use crate::envelope::{MemoryNonceStore, NonceStore};
-    if count == 0 {
-        bail!("--count must be at least 1");
-    }
+    let cfg = CacheConfig {
+        max_entries: std::num::NonZeroU64::new(count).context("--count must be at least 1")?,
+        ..CacheConfig::default()
+    };
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
-    let cfg: CacheConfig = toml::from_str(&format!(
-        "max_entries = {}\nmax_ttl_ms = 300000",
-        count.max(1)
-    ))?;
     let cache = ResponseCache::<std::convert::Infallible>::new(&cfg, MillisClock::system());
     // What a cold verification keeps: the local verdict, under the code's id.
     let body = json!({
@@ -435,7 +422,6 @@ fn memory_parts(count: u64) -> anyhow::Result<ExitCode> {
             let cached = Cached::new(&body, Some(subject.into()), Some(far));
             let _ = cache.get_or_fetch(key, async move { Ok(cached) }).await;
         }
-        cache.run_pending_tasks().await;
     });
     let cached = rss_kb()?;
     let nonces = MemoryNonceStore::default();

@@ -66,7 +66,7 @@ pub(super) fn run(a: &ClientArgs) -> anyhow::Result<ExitCode> {
     // called only, never sealed for later.
     let service = match a.service.parse::<ServiceName>() {
         Ok(s) => Some(s),
-        Err(_) if PLATFORM_ENDPOINTS.contains(&a.service.as_str()) => {
+        Err(_) if crate::server::PLATFORM_ENDPOINTS.contains(&a.service.as_str()) => {
             if a.seal_only.is_some() || a.seal_lines || a.sm2_bound_secs.is_some() {
                 bail!("{} is called, not sealed for later", a.service);
             }
@@ -75,7 +75,7 @@ pub(super) fn run(a: &ClientArgs) -> anyhow::Result<ExitCode> {
         Err(_) => bail!(
             "`{}` is neither a national service nor a platform endpoint ({})",
             a.service,
-            PLATFORM_ENDPOINTS.join(", ")
+            crate::server::PLATFORM_ENDPOINTS.join(", ")
         ),
     };
     let client = GatewayClient::from_profile_file(&a.profile)?;
@@ -107,20 +107,10 @@ pub(super) fn run(a: &ClientArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let x = match service {
-        Some(service) => rt.block_on(client.call(service, &biz))?,
-        None => rt.block_on(client.call_raw_service(&a.service, &biz))?,
-    };
+    // A service's name is its path, so services and platform endpoints go the same way.
+    let x = rt.block_on(client.call_raw_service(&a.service, &biz))?;
     print_exchange(&x)
 }
-
-/// The gateway's own endpoints beside the seven services.
-const PLATFORM_ENDPOINTS: [&str; 4] = [
-    crate::server::STATUS_EVENT,
-    crate::server::LINK,
-    crate::server::VENUE_CODE,
-    crate::server::CORRECTION_STATUS,
-];
 
 /// Prints an opened answer; exit 0 for code 0 (or 4001), 1 for another code, 3 when the
 /// answer did not verify.
@@ -176,23 +166,12 @@ fn sm2_bound(msg: &[u8], secs: f64) -> anyhow::Result<()> {
     let public = key.verifying_key().precompute();
     let sig = key.sign(msg);
     public.verify(msg, &sig)?;
-    let (pairs, threads, elapsed) = super::bench::rate_on_every_core(secs, || {
+    let report = super::bench::rate_on_every_core(secs, "verify_plus_sign", msg.len(), || {
         let ok = public.verify(msg, &sig).is_ok();
         std::hint::black_box(key.sign(std::hint::black_box(msg)));
         ok
     })?;
-    let rate = pairs as f64 / elapsed;
-    say!(
-        "{}",
-        json!({
-            "threads": threads,
-            "seconds": (elapsed * 1000.0).round() / 1000.0,
-            "message_bytes": msg.len(),
-            "verify_plus_sign": pairs,
-            "per_second": rate.round(),
-            "per_second_per_thread": (rate / threads as f64).round(),
-        })
-    );
+    say!("{report}");
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! `hutong code issue | verify | render`: PHIC1 national codes from the command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -135,14 +135,19 @@ pub(super) fn run(standard: &Standard, cmd: &CodeCmd) -> anyhow::Result<ExitCode
     }
 }
 
-fn issue(a: &IssueArgs) -> anyhow::Result<ExitCode> {
-    let pem = std::fs::read_to_string(&a.key)
-        .with_context(|| format!("cannot read {}", a.key.display()))?;
-    let key = IssuerKey::new(
-        IssuerId::parse(&a.iss)?,
-        Kid::parse(&a.kid)?,
+/// The issuer key in the PEM file `key`, as issuer `iss` under key id `kid`.
+pub(super) fn load_issuer(key: &Path, iss: &str, kid: &str) -> anyhow::Result<IssuerKey> {
+    let pem =
+        std::fs::read_to_string(key).with_context(|| format!("cannot read {}", key.display()))?;
+    Ok(IssuerKey::new(
+        IssuerId::parse(iss)?,
+        Kid::parse(kid)?,
         SigningKey::from_pem(&pem)?,
-    );
+    ))
+}
+
+fn issue(a: &IssueArgs) -> anyhow::Result<ExitCode> {
+    let key = load_issuer(&a.key, &a.iss, &a.kid)?;
     let col = Colour::parse(&a.col)
         .with_context(|| format!("colour `{}` is not 00, 01, 10 or 20", a.col))?;
     let cid = match &a.cid {
@@ -320,7 +325,7 @@ fn render_cmd(standard: &Standard, a: &RenderArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -8,7 +8,7 @@
 //! could still pass the timestamp check.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use serde::Deserialize;
 
@@ -123,17 +123,19 @@ const MAX_EXPIRY: u64 = (1 << (64 - APP_BITS)) - 1;
 struct State {
     /// Digest → expiry and client, packed ([`pack`]).
     seen: HashMap<Digest128, u64, DigestHashing>,
-    /// Each client seen, and how many entries it holds. A client's index never changes;
-    /// only authenticated clients reach the store, so the list is as long as the registry.
-    apps: Vec<(Arc<str>, usize)>,
-    app_index: HashMap<Arc<str>, u32>,
+    /// How many entries each client holds, by the client's index. A client's index never
+    /// changes; only authenticated clients reach the store, so the list is as long as the
+    /// registry.
+    held: Vec<usize>,
+    app_index: HashMap<Box<str>, u32>,
     /// No entry expires before this (Unix ms); `u64::MAX` when there are none.
     earliest: u64,
     last_sweep: u64,
 }
 
+/// `expires` is at most [`MAX_EXPIRY`]: `check_and_insert` refuses any later one.
 fn pack(expires: u64, app: u32) -> u64 {
-    (expires.min(MAX_EXPIRY) << APP_BITS) | u64::from(app)
+    (expires << APP_BITS) | u64::from(app)
 }
 
 fn expiry(packed: u64) -> u64 {
@@ -203,7 +205,7 @@ impl State {
     fn sweep(&mut self, now_ms: u64) {
         let Self {
             seen,
-            apps,
+            held,
             earliest,
             ..
         } = self;
@@ -214,7 +216,7 @@ impl State {
                 *earliest = (*earliest).min(expires);
                 return true;
             }
-            if let Some((_, count)) = apps.get_mut(app_of(*packed)) {
+            if let Some(count) = held.get_mut(app_of(*packed)) {
                 *count = count.saturating_sub(1);
             }
             false
@@ -227,17 +229,16 @@ impl State {
         if let Some(&i) = self.app_index.get(app_id) {
             return Some(i);
         }
-        let i = u32::try_from(self.apps.len())
+        let i = u32::try_from(self.held.len())
             .ok()
             .filter(|&i| i < 1 << APP_BITS)?;
-        let app: Arc<str> = Arc::from(app_id);
-        self.apps.push((Arc::clone(&app), 0));
-        self.app_index.insert(app, i);
+        self.held.push(0);
+        self.app_index.insert(app_id.into(), i);
         Some(i)
     }
 
     fn over(&self, app: u32, config: &NonceStoreConfig) -> bool {
-        let held = self.apps.get(app as usize).map_or(0, |(_, n)| *n);
+        let held = self.held.get(app as usize).copied().unwrap_or(0);
         self.seen.len() >= config.max_entries || held >= config.max_entries_per_app
     }
 }
@@ -274,14 +275,14 @@ impl NonceStore for MemoryNonceStore {
         let expires = now_ms.saturating_add(self.config.ttl_ms);
         // An expired entry for the same nonce is replaced: its place is freed first.
         if let Some(old) = state.seen.insert(digest, pack(expires, app)) {
-            if let Some((_, count)) = state.apps.get_mut(app_of(old)) {
+            if let Some(count) = state.held.get_mut(app_of(old)) {
                 *count = count.saturating_sub(1);
             }
         }
-        if let Some((_, count)) = state.apps.get_mut(app as usize) {
+        if let Some(count) = state.held.get_mut(app as usize) {
             *count += 1;
         }
-        state.earliest = state.earliest.min(expiry(pack(expires, app)));
+        state.earliest = state.earliest.min(expires);
         NonceCheck::Fresh
     }
 }

@@ -115,10 +115,14 @@ pub fn seal_response(
 }
 
 /// The envelope as JSON, byte for byte what `serde_json::to_string` writes, when no value
-/// needs an escape (`None` otherwise). Every value but `msg` is digits, an identifier or
-/// Base64, so this is nearly every answer; serde_json would look at each byte of the
-/// kilobytes of `bizContent` for characters to escape, this only checks that there are none.
+/// needs an escape (`None` otherwise). Only `msg` can: `check_fields` has held `code` and
+/// `timestamp` to digits and `requestId`, `nonce` and `signType` to identifier characters,
+/// and `bizContent` and `sign` are Base64 or hex made by this module. So only `msg` is
+/// scanned; serde_json would look at each byte of the kilobytes of `bizContent`.
 fn plain_body(e: &ResponseEnvelope) -> Option<String> {
+    if !is_plain_json(&e.msg) {
+        return None;
+    }
     let biz = e.biz_content.as_deref();
     let fields = [
         ("{\"code\":\"", Some(e.code.as_str())),
@@ -136,12 +140,10 @@ fn plain_body(e: &ResponseEnvelope) -> Option<String> {
         .sum();
     let mut out = String::with_capacity(len + 2);
     for (key, value) in fields {
-        let Some(value) = value else { continue };
-        if !is_plain_json(value) {
-            return None;
+        if let Some(value) = value {
+            out.push_str(key);
+            out.push_str(value);
         }
-        out.push_str(key);
-        out.push_str(value);
     }
     out.push_str("\"}");
     Some(out)

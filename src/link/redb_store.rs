@@ -106,7 +106,7 @@ impl RedbLinks {
     }
 
     /// [`LinkRegistry::link`] for many links in one transaction (one `fsync`): for loading
-    /// a registry in bulk (`hutong bench fill-links`). Returns how many were applied.
+    /// a registry in bulk (`hutong bench fill-links`).
     ///
     /// # Errors
     /// [`StoreError`] when the store fails; nothing of the batch is kept then.
@@ -114,21 +114,24 @@ impl RedbLinks {
         &self,
         links: impl IntoIterator<Item = (Pseudonym, RegionLink, Holder)>,
         now_ms: u64,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<(), StoreError> {
         let txn = self.store.db().begin_write()?;
-        let mut n = 0;
         for (p, link, holder) in links {
             self.update_in(&txn, &p, Some(now_ms), |e, ix| {
-                let change = apply_link(e, link, &holder, now_ms);
-                ix.remove_codes.extend(change.remove);
-                ix.add_codes.extend(change.add);
+                link_indexed(e, ix, link, &holder, now_ms);
                 Ok(Some(()))
             })?;
-            n += 1;
         }
         txn.commit()?;
-        Ok(n)
+        Ok(())
     }
+}
+
+/// [`apply_link`], with the code index changes it makes noted in `ix`.
+fn link_indexed(e: &mut LinkEntry, ix: &mut Index, link: RegionLink, holder: &Holder, now_ms: u64) {
+    let change = apply_link(e, link, holder, now_ms);
+    ix.remove_codes.extend(change.remove);
+    ix.add_codes.extend(change.add);
 }
 
 #[derive(Default)]
@@ -147,9 +150,7 @@ impl LinkRegistry for RedbLinks {
         now_ms: u64,
     ) -> Result<LinkEntry, StoreError> {
         self.update(pseudonym, Some(now_ms), |e, ix| {
-            let change = apply_link(e, link, holder, now_ms);
-            ix.remove_codes.extend(change.remove);
-            ix.add_codes.extend(change.add);
+            link_indexed(e, ix, link, holder, now_ms);
             Ok(Some(e.clone()))
         })?
         .ok_or(StoreError::Db("link entry vanished".into()))

@@ -54,11 +54,7 @@ fn answer(gw: &Gateway, path: &str) -> Response<Full<Bytes>> {
         "/ready" if gw.ready.load(Ordering::SeqCst) => (200, "ready\n".to_owned(), "text/plain"),
         "/ready" => (503, "draining\n".to_owned(), "text/plain"),
         "/metrics" => {
-            let mut text = gw.metrics.render();
-            let entries = gw.cache.stats().entries;
-            text.push_str(&format!(
-                "# HELP hutong_cache_entries Answers held in the cache, expired ones not yet swept included.\n# TYPE hutong_cache_entries gauge\nhutong_cache_entries {entries}\n"
-            ));
+            let text = gw.metrics.render(gw.cache.stats().entries);
             (200, text, "text/plain; version=0.0.4")
         }
         _ => (404, "not found\n".to_owned(), "text/plain"),

@@ -94,7 +94,7 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
     // Status-change callbacks, including those still pending from before a restart.
     let deliveries = super::recognition::spawn_deliveries(Arc::clone(&gw));
     let retention = super::recognition::spawn_retention(Arc::clone(&gw));
-    let sweep = super::recognition::spawn_cache_sweep(Arc::clone(&gw));
+    let sweep = spawn_cache_sweep(Arc::clone(&gw));
 
     let mut http = Builder::new(TokioExecutor::new());
     http.http1()
@@ -210,4 +210,21 @@ async fn serve_conn<I>(
     });
     let conn = http.serve_connection_with_upgrades(io, svc).into_owned();
     let _ = watcher.watch(conn).await;
+}
+
+/// How often the cache sweep runs.
+const CACHE_SWEEP: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The cache sweep: every [`CACHE_SWEEP`], answers past their freshness deadline leave
+/// memory (a read would never serve them; this frees what no read meets).
+fn spawn_cache_sweep(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(CACHE_SWEEP).await;
+            let removed = gw.cache.run_pending_tasks().await;
+            if removed > 0 {
+                tracing::debug!(removed, "expired cache entries freed");
+            }
+        }
+    })
 }

@@ -38,7 +38,8 @@ pub use http::{Peer, Running, start};
 
 pub use ingress::INGRESS_PREFIX;
 pub use pipeline::{
-    CORRECTION_STATUS, LINK, LOSS_HEADER, PATH_PREFIX, STATUS_EVENT, TRUST_LIST_PATH, VENUE_CODE,
+    CORRECTION_STATUS, LINK, LOSS_HEADER, PATH_PREFIX, PLATFORM_ENDPOINTS, STATUS_EVENT,
+    TRUST_LIST_PATH, VENUE_CODE,
 };
 
 use crate::audit::{AuditWriter, RedbAuditLog};

@@ -48,9 +48,7 @@ pub(super) async fn handle(
         .strip_prefix(PATH_PREFIX)
         .unwrap_or_default();
     let service = tail.parse::<ServiceName>().ok();
-    let platform = [STATUS_EVENT, LINK, VENUE_CODE, CORRECTION_STATUS]
-        .into_iter()
-        .find(|p| *p == tail);
+    let platform = PLATFORM_ENDPOINTS.into_iter().find(|p| *p == tail);
     // One span per request; fields are ids and codes only, never personal data.
     // The path is the caller's text: only a known name goes into the log.
     let label: &str = platform.unwrap_or_else(|| service.map_or("unknown", ServiceName::as_str));
@@ -204,6 +202,9 @@ pub const VENUE_CODE: &str = "venueCode";
 
 /// The last segment of a correction ticket's status, `POST /phic/v1/correctionStatus`.
 pub const CORRECTION_STATUS: &str = "correctionStatus";
+
+/// The gateway's own endpoints beside the seven services.
+pub const PLATFORM_ENDPOINTS: [&str; 4] = [STATUS_EVENT, LINK, VENUE_CODE, CORRECTION_STATUS];
 
 /// Where a request goes.
 #[derive(Debug, Clone, Copy)]

@@ -257,22 +257,22 @@ async fn cached(
         gw.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
     }
     match result {
-        Ok(c) => {
-            if !fetched.load(Ordering::Relaxed) {
+        Ok(c) => match fresh.into_inner() {
+            // This caller's own fetch: the answer as fetched, its losses already reported.
+            Some(answer) => Ok((answer, c.person)),
+            // Another's answer, kept or shared: its losses, and the ticket's time left now.
+            None => {
                 call.losses.add((*c.losses).clone());
-            }
-            let mut answer = match fresh.into_inner() {
-                Some(answer) => answer,
-                None => c.body().map_err(internal)?,
-            };
-            if let (Some(exp), false) = (c.ticket_exp_s, fetched.load(Ordering::Relaxed)) {
-                let left = exp - i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
-                if let Some(o) = answer.as_object_mut() {
-                    o.insert("ticketExpiresIn".into(), Value::from(left.max(1)));
+                let mut answer = c.body().map_err(internal)?;
+                if let Some(exp) = c.ticket_exp_s {
+                    let left = exp - i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
+                    if let Some(o) = answer.as_object_mut() {
+                        o.insert("ticketExpiresIn".into(), Value::from(left.max(1)));
+                    }
                 }
+                Ok((answer, c.person))
             }
-            Ok((answer, c.person))
-        }
+        },
         Err(shared) => Err(GatewayError::from_shared(&shared)),
     }
 }

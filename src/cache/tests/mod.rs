@@ -74,6 +74,24 @@ fn fetch(
     }
 }
 
+/// Asks `cache` for `key("p", request)`; a fetch, if one runs, answers `colour` about
+/// `subject`, fresh for a minute.
+async fn ask(
+    cache: &ResponseCache<Boom>,
+    calls: &Arc<AtomicUsize>,
+    request: &str,
+    colour: &str,
+    subject: &str,
+) -> Arc<Stored> {
+    cache
+        .get_or_fetch(
+            key("p", request),
+            fetch(calls, colour, Some(subject), T0 + 60_000),
+        )
+        .await
+        .unwrap()
+}
+
 fn colour(answer: &Cached) -> &'static str {
     match answer.body().unwrap()["color"].as_str().unwrap() {
         "00" => "00",
@@ -426,13 +444,7 @@ async fn a_fetch_in_flight_during_a_purge_is_not_kept() {
     assert_eq!(cache.purge_subject(PERSON).await, 0);
     gate.add_permits(1);
     assert_eq!(colour(&before.await.unwrap()), "00");
-    let after = cache
-        .get_or_fetch(
-            key("p", "q"),
-            fetch(&calls, "10", Some(PERSON), T0 + 60_000),
-        )
-        .await
-        .unwrap();
+    let after = ask(&cache, &calls, "q", "10", PERSON).await;
     assert_eq!((colour(&after), calls.load(Ordering::SeqCst)), ("10", 2));
 }
 
@@ -445,13 +457,7 @@ async fn a_purge_of_someone_else_does_not_condemn_a_fetch() {
     cache.purge_subject("someone-else").await;
     gate.add_permits(1);
     before.await.unwrap();
-    cache
-        .get_or_fetch(
-            key("p", "q"),
-            fetch(&calls, "10", Some(PERSON), T0 + 60_000),
-        )
-        .await
-        .unwrap();
+    ask(&cache, &calls, "q", "10", PERSON).await;
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
@@ -468,13 +474,7 @@ async fn a_fetch_outliving_the_purge_log_is_not_kept() {
     }
     gate.add_permits(1);
     before.await.unwrap();
-    cache
-        .get_or_fetch(
-            key("p", "q"),
-            fetch(&calls, "10", Some(PERSON), T0 + 60_000),
-        )
-        .await
-        .unwrap();
+    ask(&cache, &calls, "q", "10", PERSON).await;
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
@@ -485,13 +485,7 @@ async fn the_subject_index_follows_evictions() {
     for i in 0..200 {
         let person = format!("person-{i}");
         let request = format!("q{i}");
-        cache
-            .get_or_fetch(
-                key("p", &request),
-                fetch(&calls, "00", Some(&person), T0 + 60_000),
-            )
-            .await
-            .unwrap();
+        ask(&cache, &calls, &request, "00", &person).await;
     }
     cache.run_pending_tasks().await;
     let stats = cache.stats();

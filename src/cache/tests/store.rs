@@ -57,15 +57,7 @@ async fn a_waiter_fetches_when_the_caller_whose_fetch_ran_goes_away() {
     let first = start_gated_fetch(&cache, &calls, &gate).await;
     let waiter = {
         let (cache, calls) = (Arc::clone(&cache), Arc::clone(&calls));
-        tokio::spawn(async move {
-            cache
-                .get_or_fetch(
-                    key("p", "q"),
-                    fetch(&calls, "10", Some(PERSON), T0 + 60_000),
-                )
-                .await
-                .unwrap()
-        })
+        tokio::spawn(async move { ask(&cache, &calls, "q", "10", PERSON).await })
     };
     for _ in 0..10 {
         tokio::task::yield_now().await;
@@ -96,13 +88,7 @@ async fn a_fetch_whose_caller_goes_away_leaves_nothing_in_flight() {
         "a cancelled fetch stays in the map"
     );
     // The next caller fetches afresh.
-    cache
-        .get_or_fetch(
-            key("p", "q"),
-            fetch(&calls, "10", Some(PERSON), T0 + 60_000),
-        )
-        .await
-        .unwrap();
+    ask(&cache, &calls, "q", "10", PERSON).await;
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
@@ -114,13 +100,7 @@ async fn a_sharded_cache_fills_to_its_bound_and_no_further() {
     let calls = Arc::new(AtomicUsize::new(0));
     for i in 0..MAX + 1_000 {
         let person = format!("person-{i}");
-        cache
-            .get_or_fetch(
-                key("p", &format!("q{i}")),
-                fetch(&calls, "00", Some(&person), T0 + 60_000),
-            )
-            .await
-            .unwrap();
+        ask(&cache, &calls, &format!("q{i}"), "00", &person).await;
         if i + 1 == MAX {
             assert_eq!(cache.stats().entries, MAX, "every answer kept until full");
         }
@@ -144,21 +124,9 @@ async fn a_wall_clock_stepped_back_does_not_stretch_an_answer_past_max_ttl() {
     };
     let cache = ResponseCache::<Boom>::new(&config, clock.clock());
     let calls = Arc::new(AtomicUsize::new(0));
-    cache
-        .get_or_fetch(
-            key("p", "q"),
-            fetch(&calls, "00", Some(PERSON), T0 + 60_000),
-        )
-        .await
-        .unwrap();
+    ask(&cache, &calls, "q", "00", PERSON).await;
     std::thread::sleep(Duration::from_millis(20));
     // By the wall clock the answer is fresh for another minute; by the cap it is not.
-    cache
-        .get_or_fetch(
-            key("p", "q"),
-            fetch(&calls, "10", Some(PERSON), T0 + 60_000),
-        )
-        .await
-        .unwrap();
+    ask(&cache, &calls, "q", "10", PERSON).await;
     assert_eq!(calls.load(Ordering::SeqCst), 2, "served past max_ttl");
 }

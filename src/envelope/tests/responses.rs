@@ -139,11 +139,9 @@ fn response_body_is_serde_json_of_its_envelope() {
             "地铁站 ~<>'",
         ] {
             for biz in [None, Some(&biz)] {
-                let Ok(resp) =
+                let resp =
                     seal_response(session, &w.gateway_sk, ReturnCode::BadFormat, msg, biz, NOW)
-                else {
-                    continue; // an answer to a rejected request carries no content
-                };
+                        .unwrap();
                 assert_eq!(resp.body, serde_json::to_string(&resp.envelope).unwrap());
             }
         }

@@ -151,16 +151,18 @@ pub(in crate::server) async fn status_across(
     // What the regions said is the latest known status. A status the registry already
     // holds is not written again: a durable write per region per query would bound the
     // queries by the disk's fsync rate.
-    let fresh: Vec<RegionStatus> = statuses
+    let fresh: Vec<(String, String, Option<String>)> = statuses
         .iter()
-        .filter(|s| s.colour.is_some())
         .filter(|s| {
             entry
                 .regions
                 .get(&s.region)
                 .is_none_or(|l| l.colour != s.colour || l.status_time != s.update_time)
         })
-        .cloned()
+        .filter_map(|s| {
+            let colour = s.colour.clone()?;
+            Some((s.region.clone(), colour, s.update_time.clone()))
+        })
         .collect();
     if fresh.is_empty() {
         return statuses;
@@ -168,17 +170,8 @@ pub(in crate::server) async fn status_across(
     let (links, p) = (Arc::clone(&gw.links), entry.pseudonym);
     let now = now_ms();
     let _ = blocking(move || {
-        for s in &fresh {
-            if let Some(c) = &s.colour {
-                links.set_status(
-                    &p,
-                    &s.region,
-                    c,
-                    s.update_time.as_deref(),
-                    Source::Query,
-                    now,
-                )?;
-            }
+        for (region, colour, time) in &fresh {
+            links.set_status(&p, region, colour, time.as_deref(), Source::Query, now)?;
         }
         Ok(())
     })

@@ -1,4 +1,4 @@
-//! The gateway's background tasks: callback delivery, retention, and the cache sweep.
+//! The gateway's background tasks: callback delivery and retention.
 
 use super::*;
 
@@ -34,23 +34,6 @@ pub fn spawn_retention(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
                     );
                 }
                 Err(e) => tracing::warn!(error = %e, "retention job failed"),
-            }
-        }
-    })
-}
-
-/// How often the cache sweep runs.
-pub(super) const CACHE_SWEEP: Duration = Duration::from_secs(10);
-
-/// The cache sweep: every [`CACHE_SWEEP`], answers past their freshness deadline leave
-/// memory (a read would never serve them; this frees what no read meets).
-pub fn spawn_cache_sweep(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(CACHE_SWEEP).await;
-            let removed = gw.cache.run_pending_tasks().await;
-            if removed > 0 {
-                tracing::debug!(removed, "expired cache entries freed");
             }
         }
     })

@@ -118,7 +118,7 @@ pub(super) fn grant_of_consent(
     biz: &Value,
 ) -> Result<Grant, GatewayError> {
     let token = text(biz, &["authCode"]).unwrap_or_default();
-    let c: ConsentClaims = gw
+    let c = gw
         .tokens
         .check_consent(token, &call.client.app_id)
         .map_err(|_| refuse(ReturnCode::NotAuthorised, "authCode is not a live consent"))?;
@@ -135,8 +135,8 @@ pub(super) fn grant_of_consent(
     }
     Ok(Grant {
         person: Some(person),
-        region: c.rgn,
+        region: c.rgn.clone(),
         scope: c.scope.split(' ').map(str::to_owned).collect(),
-        inner: c.rac.map(|a| ("authCode", a)),
+        inner: c.rac.clone().map(|a| ("authCode", a)),
     })
 }
