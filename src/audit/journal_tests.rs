@@ -161,3 +161,98 @@ fn a_journal_that_does_not_continue_the_chain_is_not_replayed() {
     assert_eq!(log.head().expect("head").map(|m| m.seq), Some(2));
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Polls until the store's head reaches `seq` (the committer works on its own thread).
+async fn committed_through(log: &RedbAuditLog, seq: u64) -> bool {
+    for _ in 0..200 {
+        if log.head().expect("head").map(|m| m.seq) == Some(seq) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_from_many_tasks_take_consecutive_places_in_one_chain() {
+    let d = dir();
+    let log = Arc::new(RedbAuditLog::new(Store::open(&d).expect("store")));
+    let w = AuditWriter::start_embedded(
+        Arc::clone(&log),
+        AuditSync::Interval(Duration::from_millis(5)),
+        &d.join(JOURNAL_FILE),
+    )
+    .expect("writer");
+    let tasks: Vec<_> = (1..=400)
+        .map(|i| {
+            let w = w.clone();
+            tokio::spawn(async move { w.append(rec(i)).await })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.expect("task").expect("append").seq);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=400).collect::<Vec<u64>>());
+    // Committed within a few intervals, as one valid chain, and the journal emptied.
+    assert!(committed_through(&log, 400).await);
+    let report = log.verify().expect("verify");
+    assert!(report.ok && report.records == 400, "{report:?}");
+    drop(w);
+    let left: u64 = std::fs::read_dir(&d)
+        .expect("dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(JOURNAL_FILE))
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum();
+    assert_eq!(left, 0, "committed segments are deleted");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[tokio::test]
+async fn a_full_journal_makes_appends_wait_for_the_committer_and_loses_nothing() {
+    let d = dir();
+    let store = Store::open(&d).expect("store");
+    let log = Arc::new(RedbAuditLog::new(store.clone()));
+    // Three records to a segment, one segment in the committer's queue; an interval long
+    // enough that only the bounds close segments.
+    let w = AuditWriter::start_journaled(
+        Arc::clone(&log),
+        Duration::from_secs(60),
+        &d.join(JOURNAL_FILE),
+        1,
+        super::writer::Bounds {
+            pending: 3,
+            queued: 1,
+        },
+    )
+    .expect("writer");
+    // The disk is "slow": a write transaction held here stalls the committer's commit.
+    let stall = store.db().begin_write().expect("write transaction");
+    for i in 1..=6 {
+        // Record 4 closes the first segment (queued: 1) and opens the second.
+        assert_eq!(w.append(rec(i)).await.expect("append").seq, i);
+    }
+    let waiting = tokio::spawn({
+        let w = w.clone();
+        async move { w.append(rec(7)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the seventh record waits: its segment is full and the queue too"
+    );
+    assert_eq!(log.head().expect("head"), None);
+    stall.abort().expect("abort");
+    // The first segment commits, which makes room: the second goes to the committer and
+    // the seventh record is written.
+    assert_eq!(waiting.await.expect("task").expect("append").seq, 7);
+    assert!(committed_through(&log, 6).await);
+    // The last handle gone, the open segment's record is committed too.
+    drop(w);
+    assert!(committed_through(&log, 7).await);
+    let report = log.verify().expect("verify");
+    assert!(report.ok && report.records == 7, "{report:?}");
+    let _ = std::fs::remove_dir_all(&d);
+}

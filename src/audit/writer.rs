@@ -1,40 +1,65 @@
-//! The request path's way into the audit log: one writer thread that owns the commits.
+//! The request path's way into the audit log, under either sync policy ([`AuditSync`]).
 //!
-//! Every audited request waits for its record to be durable before it is answered (the
-//! gateway fails closed). A durable commit costs an `fsync`, so records are committed in
-//! groups: while one group is on its way to the disk, the next requests queue up, and the
-//! writer takes them all in its next transaction.
+//! Every audited request waits for its record before it is answered (the gateway fails
+//! closed).
 //!
-//! The first version ran each append on tokio's blocking pool, where the callers contended
-//! for the writer lock; under load most of the gateway's time went to waking blocking-pool
-//! threads that found their record already committed by another. Here a request costs one
-//! channel send and one wake-up: it sends its record on a bounded channel and awaits a
-//! oneshot reply. The bound is the back-pressure: when the disk falls behind, requests wait
-//! to enqueue rather than piling up in memory.
+//! **`commit`**: answered after the `fsync` of the group that holds the record. A durable
+//! commit costs an `fsync`, so records are committed in groups by one writer thread: while
+//! one group is on its way to the disk, the next requests queue up, and the writer takes
+//! them all in its next transaction. A request costs one channel send and one wake-up: it
+//! sends its record on a bounded channel and awaits a oneshot reply. The bound is the
+//! back-pressure: when the disk falls behind, requests wait to enqueue rather than piling
+//! up in memory. (The first version ran each append on tokio's blocking pool, where the
+//! callers contended for the writer lock; under load most of the gateway's time went to
+//! waking blocking-pool threads that found their record already committed by another.)
 //!
-//! Two policies ([`AuditSync`]): `commit` answers each request after the `fsync` of the
-//! group that holds its record; `interval` answers after the group is in the audit journal
-//! (one `write`, safe from a process crash) and commits to the store at most every
-//! interval. See [`super::journal`] for what each guarantees.
+//! **`interval`**: answered once the record is in the audit journal (one `write` to the
+//! page cache, safe from a process crash) and committed to the store within the interval;
+//! see [`super::journal`] for what each policy guarantees. Here the request's own task
+//! seals the record on the chain's head and writes its frame, under a lock held for that
+//! one `write`. An earlier version sent each record to a writer thread as under `commit`;
+//! with nothing to wait for but a page-cache write, the two thread wake-ups of that round
+//! trip cost more than the write, and the writer thread used a sixth of the gateway's CPU
+//! on cached verifications. A ticker thread closes the open segment when its interval is
+//! due and hands it to the committer thread, which commits it to the store (one `fsync`)
+//! and deletes it. The back-pressure is the committer's queue: with four segments
+//! waiting and 50,000 records in the open one, appends wait for a commit.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::store::StoreError;
 
 use super::journal::{self, Journal};
 use super::{AuditLog, AuditRecord, ChainMark, NewRecord, RedbAuditLog};
 
-/// Records that may wait for the writer at once.
+/// Records that may wait for the `commit` writer at once.
 const QUEUE_CAPACITY: usize = 8_192;
 
 /// Most records committed in one transaction. A bound keeps one commit (and the wait of
 /// the requests in it) short when a burst queued many.
 const MAX_BATCH: usize = 1_024;
+
+/// How much the `interval` writer holds before appends wait for the committer.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Bounds {
+    /// Records in the open journal segment; past it the segment is closed at once, so that
+    /// a burst cannot hold unbounded memory.
+    pub pending: usize,
+    /// Closed segments waiting for the committer.
+    pub queued: usize,
+}
+
+impl Bounds {
+    const DEFAULT: Self = Self {
+        pending: 50_000,
+        queued: 4,
+    };
+}
 
 type Reply = oneshot::Sender<Result<AuditRecord, StoreError>>;
 
@@ -43,31 +68,48 @@ type Reply = oneshot::Sender<Result<AuditRecord, StoreError>>;
 pub enum AuditSync {
     /// Before the answer: each group of records is committed with an `fsync` first.
     Commit,
-    /// Within the interval: the group is written to the journal before the answer and
+    /// Within the interval: the record is written to the journal before the answer and
     /// committed to the store within this time.
     Interval(Duration),
 }
 
-/// An async handle on an [`AuditLog`] whose appends go through one writer thread.
+/// An async handle on an [`AuditLog`]: appends go through the `commit` writer thread, or
+/// straight into the audit journal.
 ///
-/// Cloning shares the writer. The thread ends when the last handle is dropped, after it
-/// has committed everything already queued.
+/// Cloning shares the writer. Its threads end when the last handle is dropped, after what
+/// was already appended is on its way to the store.
 #[derive(Clone)]
 pub struct AuditWriter {
-    tx: mpsc::Sender<(NewRecord, Reply)>,
+    way: Way,
     log: Arc<dyn AuditLog>,
+}
+
+#[derive(Clone)]
+enum Way {
+    /// The `commit` writer thread's queue.
+    Thread(mpsc::Sender<(NewRecord, Reply)>),
+    /// The shared journal (`interval`).
+    Journal(Arc<JournalWriter>),
 }
 
 impl std::fmt::Debug for AuditWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditWriter")
-            .field("queued", &(QUEUE_CAPACITY - self.tx.capacity()))
-            .finish()
+        match &self.way {
+            Way::Thread(tx) => f
+                .debug_struct("AuditWriter")
+                .field("queued", &(QUEUE_CAPACITY - tx.capacity()))
+                .finish(),
+            Way::Journal(j) => f
+                .debug_struct("AuditWriter")
+                .field("interval", &j.interval)
+                .field("segments_queued", &j.queued.load(Ordering::Relaxed))
+                .finish(),
+        }
     }
 }
 
 impl AuditWriter {
-    /// Starts the writer thread over `log`.
+    /// Starts the `commit` writer thread over `log`.
     ///
     /// # Errors
     /// When the operating system refuses a thread.
@@ -78,15 +120,18 @@ impl AuditWriter {
             .name("hutong-audit".to_owned())
             .spawn(move || run(&*writer_log, rx))
             .map_err(|e| StoreError::Db(format!("cannot start the audit writer: {e}")))?;
-        Ok(Self { tx, log })
+        Ok(Self {
+            way: Way::Thread(tx),
+            log,
+        })
     }
 
     /// Starts a writer over the embedded log under `sync`. Under
     /// [`AuditSync::Interval`] the journal at `journal_path` is replayed into the store
-    /// first (records a crashed run answered for), then receives every group of records.
+    /// first (records a crashed run answered for), then receives every record.
     ///
     /// # Errors
-    /// When the journal cannot be replayed or opened, the head cannot be read, or the
+    /// When the journal cannot be replayed or opened, the head cannot be read, or a
     /// thread cannot start.
     pub fn start_embedded(
         log: Arc<RedbAuditLog>,
@@ -103,55 +148,78 @@ impl AuditWriter {
                 "audit journal replayed into the store"
             );
         }
-        let interval = match sync {
-            AuditSync::Commit => return Self::start(log),
-            AuditSync::Interval(d) => d,
-        };
+        match sync {
+            AuditSync::Commit => Self::start(log),
+            AuditSync::Interval(d) => {
+                Self::start_journaled(log, d, journal_path, next_segment, Bounds::DEFAULT)
+            }
+        }
+    }
+
+    /// The `interval` writer over the journal's segment `next_segment` onward.
+    pub(super) fn start_journaled(
+        log: Arc<RedbAuditLog>,
+        interval: Duration,
+        journal_path: &Path,
+        next_segment: u64,
+        bounds: Bounds,
+    ) -> Result<Self, StoreError> {
         let journal = Journal::open(&journal::segment_path(journal_path, next_segment))?;
         let head = log.head()?.unwrap_or(ChainMark::GENESIS);
-        // The committer: closed segments, committed in order, then deleted. A bounded
-        // queue: when the disk falls behind by a few commits, the writer waits.
-        let (commit_tx, commit_rx) = std::sync::mpsc::sync_channel::<Segment>(4);
-        let committer_log = Arc::clone(&log);
+        let room = Arc::new(Notify::new());
+        let queued = Arc::new(AtomicUsize::new(0));
+        let (commit_tx, commit_rx) = std::sync::mpsc::channel::<Segment>();
+        let committer = Committer {
+            log: Arc::clone(&log),
+            room: Arc::clone(&room),
+            queued: Arc::clone(&queued),
+            interval,
+        };
         std::thread::Builder::new()
             .name("hutong-audit-commit".to_owned())
-            .spawn(move || run_committer(&committer_log, &commit_rx, interval))
+            .spawn(move || committer.run(&commit_rx))
             .map_err(|e| StoreError::Db(format!("cannot start the audit committer: {e}")))?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .map_err(|e| StoreError::Db(format!("cannot start the audit writer: {e}")))?;
-        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let base = journal_path.to_path_buf();
+        let writer = Arc::new(JournalWriter {
+            state: Mutex::new(Journaled {
+                journal,
+                base: journal_path.to_path_buf(),
+                next_segment: next_segment + 1,
+                head,
+                pending: Vec::new(),
+                due: None,
+                committer: commit_tx,
+            }),
+            interval,
+            bounds,
+            room,
+            queued,
+        });
+        let weak = Arc::downgrade(&writer);
+        let tick = (interval / 4).clamp(Duration::from_millis(1), Duration::from_millis(250));
         std::thread::Builder::new()
             .name("hutong-audit".to_owned())
-            .spawn(move || {
-                rt.block_on(run_journaled(
-                    Journaled {
-                        journal,
-                        base,
-                        next_segment: next_segment + 1,
-                        head,
-                        pending: Vec::new(),
-                        committer: commit_tx,
-                    },
-                    interval,
-                    rx,
-                ));
-            })
-            .map_err(|e| StoreError::Db(format!("cannot start the audit writer: {e}")))?;
-        Ok(Self { tx, log })
+            .spawn(move || run_ticker(&weak, tick))
+            .map_err(|e| StoreError::Db(format!("cannot start the audit ticker: {e}")))?;
+        Ok(Self {
+            way: Way::Journal(writer),
+            log,
+        })
     }
 
     /// Appends `rec` and waits until it is durable under the writer's policy.
     ///
     /// # Errors
     /// What [`AuditLog::append`] would return, or [`StoreError::Db`] when the writer thread
-    /// is gone.
+    /// is gone or the journal cannot be written.
     pub async fn append(&self, rec: NewRecord) -> Result<AuditRecord, StoreError> {
-        let (reply, done) = oneshot::channel();
-        self.tx.send((rec, reply)).await.map_err(|_| gone())?;
-        done.await.map_err(|_| gone())?
+        match &self.way {
+            Way::Thread(tx) => {
+                let (reply, done) = oneshot::channel();
+                tx.send((rec, reply)).await.map_err(|_| gone())?;
+                done.await.map_err(|_| gone())?
+            }
+            Way::Journal(j) => j.append(rec).await,
+        }
     }
 
     /// The log itself, for reads (verification, receipts) and retention.
@@ -164,7 +232,7 @@ fn gone() -> StoreError {
     StoreError::Db("the audit writer has stopped".to_owned())
 }
 
-/// The writer thread: waits for a record, takes whatever else is queued (up to
+/// The `commit` writer thread: waits for a record, takes whatever else is queued (up to
 /// [`MAX_BATCH`]), commits the group, and answers each caller.
 fn run(log: &dyn AuditLog, mut rx: mpsc::Receiver<(NewRecord, Reply)>) {
     let mut records = Vec::with_capacity(MAX_BATCH);
@@ -203,7 +271,19 @@ struct Segment {
     path: PathBuf,
 }
 
-/// The journaled writer's state: records answered for but not yet handed to the committer.
+/// The `interval` writer, shared by every handle.
+struct JournalWriter {
+    state: Mutex<Journaled>,
+    interval: Duration,
+    bounds: Bounds,
+    /// Signalled by the committer after each commit: appends waiting for room try again.
+    room: Arc<Notify>,
+    /// Closed segments handed to the committer and not yet committed.
+    queued: Arc<AtomicUsize>,
+}
+
+/// The journal's state: the open segment, the chain's head, and the records answered for
+/// but not yet handed to the committer.
 struct Journaled {
     journal: Journal,
     /// The journal's base path, and the number of the segment after the open one.
@@ -213,140 +293,150 @@ struct Journaled {
     head: ChainMark,
     /// Sealed records in the open segment.
     pending: Vec<AuditRecord>,
-    committer: std::sync::mpsc::SyncSender<Segment>,
+    /// When the open segment is to be closed (set by its first record).
+    due: Option<Instant>,
+    committer: std::sync::mpsc::Sender<Segment>,
 }
 
-/// Most records that may wait for the interval's commit; past it the writer closes the
-/// segment at once, so that a burst cannot hold unbounded memory.
-const MAX_PENDING: usize = 50_000;
-
-async fn run_journaled(
-    mut st: Journaled,
-    interval: Duration,
-    mut rx: mpsc::Receiver<(NewRecord, Reply)>,
-) {
-    let mut due: Option<Instant> = None;
-    loop {
-        let first = match due {
-            None => rx.recv().await,
-            Some(at) => tokio::select! {
-                m = rx.recv() => m,
-                () = tokio::time::sleep_until(at) => {
-                    due = close_segment(&mut st, interval);
-                    continue;
-                }
-            },
-        };
-        let Some(first) = first else { break };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(m) => batch.push(m),
-                Err(_) => break,
-            }
-        }
-        write_group(&mut st, batch);
-        if st.pending.len() >= MAX_PENDING {
-            due = close_segment(&mut st, interval);
-        } else if due.is_none() && !st.pending.is_empty() {
-            due = Some(Instant::now() + interval);
-        }
+impl JournalWriter {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Journaled> {
+        // The state stays consistent at every step a panic could interrupt: the head moves
+        // only after its frame is written.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
-    // Every handle is gone: hand over what is left. What the committer cannot commit
-    // stays in its segment for the next start.
-    let _ = close_segment(&mut st, interval);
-}
 
-/// Seals a group on the in-memory head, writes it to the journal, and answers its callers.
-fn write_group(st: &mut Journaled, batch: Vec<(NewRecord, Reply)>) {
-    let start = st.head;
-    let mut head = start;
-    let mut sealed = Vec::with_capacity(batch.len());
-    let mut results = Vec::with_capacity(batch.len());
-    for (rec, reply) in batch {
-        let r = rec.check().and_then(|()| {
-            let seq = head.seq.checked_add(1).ok_or(StoreError::TooLarge {
-                what: "audit sequence number",
-            })?;
-            AuditRecord::seal(seq, head.hash, rec)
-        });
-        match r {
-            Ok(s) => {
-                head = ChainMark::of(&s);
-                sealed.push(s);
-                results.push((reply, None));
-            }
-            Err(e) => results.push((reply, Some(e))),
-        }
-    }
-    match st.journal.append(&sealed) {
-        Ok(()) => {
-            st.head = head;
-            let mut it = sealed.iter();
-            for (reply, err) in results {
-                let _ = match err {
-                    Some(e) => reply.send(Err(e)),
-                    // Invariant: one sealed record per reply without an error, in order.
-                    None => reply.send(it.next().cloned().ok_or_else(gone)),
-                };
-            }
-            st.pending.extend(sealed);
-        }
-        Err(e) => {
-            // Nothing of the group is answered for; the head stays where it was (the
-            // journal cut off whatever part of the group it wrote).
-            st.head = start;
-            for (reply, _) in results {
-                let _ = reply.send(Err(e.clone()));
-            }
-        }
-    }
-}
-
-/// Starts the next segment and hands the closed one to the committer. Returns when to try
-/// again if the next segment cannot be opened (the records stay pending in the open one).
-fn close_segment(st: &mut Journaled, interval: Duration) -> Option<Instant> {
-    if st.pending.is_empty() {
-        return None;
-    }
-    let next = match Journal::open(&journal::segment_path(&st.base, st.next_segment)) {
-        Ok(j) => j,
-        Err(e) => {
-            tracing::error!(error = %e, "audit journal: cannot start a segment");
-            return Some(Instant::now() + interval);
-        }
-    };
-    st.next_segment += 1;
-    let closed = std::mem::replace(&mut st.journal, next);
-    let segment = Segment {
-        records: std::mem::take(&mut st.pending),
-        path: closed.path().to_path_buf(),
-    };
-    drop(closed);
-    // Blocks while the committer is a few commits behind: that is the back-pressure. If
-    // the committer is gone, the segment stays on disk for the next start.
-    let _ = st.committer.send(segment);
-    None
-}
-
-/// The committer thread: each closed segment's records committed to the store (one
-/// `fsync`), in order, then the segment deleted. A failed commit is retried after an
-/// interval; the segment keeps the records meanwhile.
-fn run_committer(log: &RedbAuditLog, rx: &std::sync::mpsc::Receiver<Segment>, interval: Duration) {
-    while let Ok(seg) = rx.recv() {
+    async fn append(&self, rec: NewRecord) -> Result<AuditRecord, StoreError> {
         loop {
-            match log.commit_sealed(&seg.records) {
-                Ok(()) => {
-                    if let Err(e) = std::fs::remove_file(&seg.path) {
-                        tracing::error!(error = %e, "audit journal: a committed segment stays");
-                    }
-                    break;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, records = seg.records.len(), "audit commit failed; kept in the journal, retrying");
-                    std::thread::sleep(interval.max(Duration::from_millis(100)));
+            // Registered before the look at the queue, so that a commit in between wakes it.
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut st = self.lock();
+                if st.pending.len() < self.bounds.pending || self.close_segment(&mut st) {
+                    return self.write(&mut st, rec);
                 }
             }
+            // The open segment is full and the committer's queue too: wait for a commit.
+            room.await;
+        }
+    }
+
+    /// Seals `rec` on the head and writes its frame to the open segment.
+    fn write(&self, st: &mut Journaled, rec: NewRecord) -> Result<AuditRecord, StoreError> {
+        rec.check()?;
+        let seq = st.head.seq.checked_add(1).ok_or(StoreError::TooLarge {
+            what: "audit sequence number",
+        })?;
+        let sealed = AuditRecord::seal(seq, st.head.hash, rec)?;
+        // On a failed write the journal cut off the partial frame; the head stays.
+        st.journal.append(std::slice::from_ref(&sealed))?;
+        st.head = ChainMark::of(&sealed);
+        st.pending.push(sealed.clone());
+        if st.due.is_none() {
+            st.due = Some(Instant::now() + self.interval);
+        }
+        Ok(sealed)
+    }
+
+    /// Starts the next segment and hands the closed one to the committer. `false` when
+    /// that cannot happen now (the committer's queue is full, or the next segment cannot be
+    /// opened): the records stay pending in the open segment.
+    fn close_segment(&self, st: &mut Journaled) -> bool {
+        if st.pending.is_empty() {
+            st.due = None;
+            return true;
+        }
+        // Only this function sends, under the lock, so the count cannot grow meanwhile.
+        if self.queued.load(Ordering::Acquire) >= self.bounds.queued {
+            return false;
+        }
+        let next = match Journal::open(&journal::segment_path(&st.base, st.next_segment)) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(error = %e, "audit journal: cannot start a segment");
+                return false;
+            }
+        };
+        st.next_segment += 1;
+        let closed = std::mem::replace(&mut st.journal, next);
+        let segment = Segment {
+            records: std::mem::take(&mut st.pending),
+            path: closed.path().to_path_buf(),
+        };
+        drop(closed);
+        st.due = None;
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        // If the committer is gone, the segment stays on disk for the next start.
+        if st.committer.send(segment).is_err() {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+        true
+    }
+}
+
+impl Drop for JournalWriter {
+    /// The last handle is gone: what is pending goes to the committer, whatever its queue
+    /// holds (nothing will be appended after). What it cannot commit stays in its segment
+    /// for the next start.
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if !st.pending.is_empty() {
+            let segment = Segment {
+                records: std::mem::take(&mut st.pending),
+                path: st.journal.path().to_path_buf(),
+            };
+            let _ = st.committer.send(segment);
+        }
+    }
+}
+
+/// The ticker thread: closes the open segment when its interval is due. Ends with the
+/// writer.
+fn run_ticker(writer: &Weak<JournalWriter>, tick: Duration) {
+    loop {
+        std::thread::sleep(tick);
+        let Some(w) = writer.upgrade() else { break };
+        let mut st = w.lock();
+        let now = Instant::now();
+        if st.due.is_some_and(|due| due <= now) && !w.close_segment(&mut st) {
+            st.due = Some(now + w.interval);
+        }
+    }
+}
+
+/// The committer thread's share of the writer.
+struct Committer {
+    log: Arc<RedbAuditLog>,
+    room: Arc<Notify>,
+    queued: Arc<AtomicUsize>,
+    interval: Duration,
+}
+
+impl Committer {
+    /// Each closed segment's records committed to the store (one `fsync`), in order, then
+    /// the segment deleted. A failed commit is retried after an interval; the segment
+    /// keeps the records meanwhile.
+    fn run(&self, rx: &std::sync::mpsc::Receiver<Segment>) {
+        while let Ok(seg) = rx.recv() {
+            loop {
+                match self.log.commit_sealed(&seg.records) {
+                    Ok(()) => {
+                        if let Err(e) = std::fs::remove_file(&seg.path) {
+                            tracing::error!(error = %e, "audit journal: a committed segment stays");
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, records = seg.records.len(), "audit commit failed; kept in the journal, retrying");
+                        std::thread::sleep(self.interval.max(Duration::from_millis(100)));
+                    }
+                }
+            }
+            let _ = self
+                .queued
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+            self.room.notify_waiters();
         }
     }
 }
