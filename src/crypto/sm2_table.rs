@@ -26,6 +26,9 @@
 //! signature, the message and its hash), so nothing secret can leak. Signing never comes
 //! here; it stays with the crate's constant-time code.
 //!
+//! The accumulator and its additions are [`point`]'s, not the crate's: the last check then
+//! needs two field multiplications where the crate's point needs an inversion (see there).
+//!
 //! The checks are those of GB/T 32918.2 §7.1 as the `sm2` crate makes them: `r, s` in
 //! `[1, n-1]` (enforced when the DER signature is parsed), `e = SM3(Z_A ‖ M)`,
 //! `t = r + s mod n ≠ 0`, `(x1, y1) = [s]G + [t]P` not the identity, and `r = e + x1 mod n`.
@@ -35,13 +38,15 @@ use std::sync::LazyLock;
 
 use sm2::dsa::Signature;
 use sm2::elliptic_curve::ops::Reduce;
-use sm2::elliptic_curve::point::AffineCoordinates;
 use sm2::elliptic_curve::sec1::ToSec1Point;
 use sm2::elliptic_curve::{CurveGroup, Group, PrimeField};
 use sm2::{AffinePoint, FieldBytes, ProjectivePoint, Scalar};
 use sm3::{Digest, Sm3};
 
+use self::point::{Affine, Point};
 use super::sm2::{DEFAULT_DISTID, public_to_sec1};
+
+mod point;
 
 /// Bits per signed digit. Measured with `benches/crypto.rs` (medians of three runs): 7 was
 /// the fastest of 6, 7 and 8. 6 does 12 more additions per verification for 97 KiB per key;
@@ -121,7 +126,7 @@ pub(super) fn recode(k: &Scalar) -> [i16; WINDOWS] {
 
 /// The comb of one fixed base `B`: `points[i·ENTRIES + d - 1] = d·2^(W·i)·B`.
 pub(super) struct Comb {
-    points: Box<[AffinePoint]>,
+    points: Box<[Affine]>,
 }
 
 impl Comb {
@@ -141,37 +146,35 @@ impl Comb {
             // 2^(W-1)·B_i doubled is 2^W·B_i, the next window's base.
             window_base = multiple.double();
         }
-        let mut points = vec![AffinePoint::IDENTITY; projective.len()];
-        ProjectivePoint::batch_normalize(&projective, &mut points);
+        let mut affine = vec![AffinePoint::IDENTITY; projective.len()];
+        ProjectivePoint::batch_normalize(&projective, &mut affine);
+        // None is the identity (above), so none is dropped and the indices hold.
+        let points: Vec<Affine> = affine.iter().filter_map(Affine::from_crate).collect();
+        debug_assert_eq!(points.len(), WINDOWS * ENTRIES);
         Self {
             points: points.into_boxed_slice(),
         }
     }
 
     /// `d·2^(W·window)·B` for `1 ≤ d ≤ 2^(W-1)`.
-    pub(super) fn entry(&self, window: usize, d: usize) -> &AffinePoint {
+    fn entry(&self, window: usize, d: usize) -> &Affine {
         &self.points[window * ENTRIES + d - 1]
     }
 
     /// Adds `digit·2^(W·window)·B` to `acc`.
-    fn add_digit(&self, acc: &mut ProjectivePoint, window: usize, digit: i16) {
+    fn add_digit(&self, acc: &mut Point, window: usize, digit: i16) {
         let magnitude = usize::from(digit.unsigned_abs());
         if magnitude == 0 {
             return;
         }
         // In bounds: `recode` keeps |digit| ≤ 2^(W-1) = ENTRIES and window < WINDOWS.
-        let point = self.entry(window, magnitude);
-        if digit > 0 {
-            *acc += point;
-        } else {
-            *acc -= point;
-        }
+        acc.add_mixed(self.entry(window, magnitude), digit < 0);
     }
 
     /// `[k]B`, in variable time (verification adds two combs' terms at once instead).
     #[cfg(test)]
-    pub(super) fn mul(&self, k: &Scalar) -> ProjectivePoint {
-        let mut acc = ProjectivePoint::IDENTITY;
+    fn mul(&self, k: &Scalar) -> Point {
+        let mut acc = Point::IDENTITY;
         for (window, &digit) in recode(k).iter().enumerate() {
             self.add_digit(&mut acc, window, digit);
         }
@@ -219,17 +222,16 @@ impl KeyTable {
         // B6: (x1, y1) = [s]G + [t]P, not the identity.
         let (s_digits, t_digits) = (recode(&s), recode(&t));
         let generator = &*GENERATOR_COMB;
-        let mut acc = ProjectivePoint::IDENTITY;
+        let mut acc = Point::IDENTITY;
         for window in 0..WINDOWS {
             generator.add_digit(&mut acc, window, s_digits[window]);
             self.comb.add_digit(&mut acc, window, t_digits[window]);
         }
-        if bool::from(acc.is_identity()) {
+        if acc.is_identity() {
             return false;
         }
-        // B7: r = e + x1 mod n.
-        let x1 = Scalar::reduce(&acc.to_affine().x());
-        r == e + x1
+        // B7: r = e + x1 mod n, that is x1 ≡ r - e (mod n), checked without an inversion.
+        acc.x_reduces_to(&(r - e))
     }
 
     /// Heap bytes held for this key (its comb; the generator's is shared).

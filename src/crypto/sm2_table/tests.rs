@@ -6,7 +6,6 @@ use std::sync::LazyLock;
 
 use proptest::prelude::*;
 use sm2::dsa::signature::hazmat::PrehashVerifier;
-use sm2::elliptic_curve::Group;
 
 use super::*;
 use crate::crypto::tests::{GBT_PRIVATE, GBT_PUBLIC, ORDER_N, unhex};
@@ -112,20 +111,17 @@ fn comb_entries_are_the_multiples_of_their_window() {
     ] {
         let k = window_weight(window) * Scalar::from(d as u64);
         assert_eq!(
-            *comb.entry(window, d),
+            comb.entry(window, d).to_crate(),
             (p * k).to_affine(),
             "P: {window}, {d}"
         );
         assert_eq!(
-            *GENERATOR_COMB.entry(window, d),
+            GENERATOR_COMB.entry(window, d).to_crate(),
             (ProjectivePoint::GENERATOR * k).to_affine(),
             "G: {window}, {d}"
         );
     }
-    assert_eq!(
-        comb.heap_bytes(),
-        WINDOWS * ENTRIES * size_of::<AffinePoint>()
-    );
+    assert_eq!(comb.heap_bytes(), WINDOWS * ENTRIES * size_of::<Affine>());
     assert_eq!(GBT_KEY.table_bytes(), comb.heap_bytes());
 }
 
@@ -133,11 +129,11 @@ fn comb_entries_are_the_multiples_of_their_window() {
 fn comb_multiplies_edge_scalars() {
     for k in [Scalar::ZERO, Scalar::ONE, n_minus_1()] {
         assert_eq!(
-            GENERATOR_COMB.mul(&k).to_affine(),
+            GENERATOR_COMB.mul(&k).to_crate(),
             (ProjectivePoint::GENERATOR * k).to_affine()
         );
     }
-    assert!(bool::from(GENERATOR_COMB.mul(&Scalar::ZERO).is_identity()));
+    assert!(GENERATOR_COMB.mul(&Scalar::ZERO).is_identity());
 }
 
 /// The crate's own `verify_prehash` accepts `SM3(Z_A ‖ M)` with our `Z_A`, so the two agree.
@@ -210,6 +206,76 @@ fn identity_point_and_zero_t_are_rejected_by_both_paths() {
     }
 }
 
+/// `[k]G` as a table point, through the crate.
+fn affine_multiple(k: u64) -> Affine {
+    Affine::from_crate(&(ProjectivePoint::GENERATOR * Scalar::from(k)).to_affine())
+        .expect("not the identity")
+}
+
+/// The mixed addition against the crate's, in the cases a complete formula must get
+/// right: from the identity, a general sum, a doubling, a difference, and `P - P`.
+#[test]
+fn mixed_addition_matches_the_crate_in_every_case() {
+    let g = |k: u64| ProjectivePoint::GENERATOR * Scalar::from(k);
+    let q = affine_multiple(5);
+    let mut from_identity = Point::IDENTITY;
+    from_identity.add_mixed(&q, false);
+    assert_eq!(from_identity.to_crate(), g(5).to_affine());
+    let mut negated = Point::IDENTITY;
+    negated.add_mixed(&q, true);
+    assert_eq!(negated.to_crate(), (-g(5)).to_affine());
+    // An accumulator with Z ≠ 1: [3]G + [5]G, then + [8]G (a doubling), then - [16]G.
+    let mut acc = Point::IDENTITY;
+    acc.add_mixed(&affine_multiple(3), false);
+    acc.add_mixed(&q, false);
+    assert_eq!(acc.to_crate(), g(8).to_affine());
+    acc.add_mixed(&affine_multiple(8), false);
+    assert_eq!(acc.to_crate(), g(16).to_affine());
+    acc.add_mixed(&affine_multiple(16), true);
+    assert!(acc.is_identity(), "P - P is the identity");
+    // And on from the identity again.
+    acc.add_mixed(&affine_multiple(7), true);
+    assert_eq!(acc.to_crate(), (-g(7)).to_affine());
+}
+
+/// The check of B7 without an inversion, including an `x1` in `[n, p)`, which reduces to
+/// `x1 - n`: found by trying `x = n + i` until one is on the curve.
+#[test]
+fn x_check_reduces_x_mod_n_and_takes_any_z() {
+    use sm2::elliptic_curve::point::{AffineCoordinates, DecompressPoint};
+    let n_bytes = unhex(ORDER_N);
+    let n_fe = Option::<point::Fe>::from(point::Fe::from_repr(FieldBytes::from(
+        <[u8; 32]>::try_from(n_bytes.as_slice()).unwrap(),
+    )))
+    .unwrap();
+    let z = point::Fe::from(0x1234_5678_9abc_u64);
+    let mut found = None;
+    for i in 0u64..64 {
+        let x = n_fe + point::Fe::from(i);
+        if let Some(p) =
+            Option::<AffinePoint>::from(AffinePoint::decompress(&x.to_repr(), 0.into()))
+        {
+            found = Some((i, p));
+            break;
+        }
+    }
+    let (i, high) = found.expect("a point with x = n + i for some small i");
+    let high = Point::scaled(&Affine::from_crate(&high).unwrap(), z);
+    assert!(
+        high.x_reduces_to(&Scalar::from(i)),
+        "x = n + {i} reduces to {i}"
+    );
+    assert!(!high.x_reduces_to(&Scalar::from(i + 1)));
+    assert!(!high.x_reduces_to(&(Scalar::from(i) - Scalar::ONE)));
+    // An ordinary point: its own x (below n) and nothing else.
+    let g = Affine::from_crate(&AffinePoint::GENERATOR).unwrap();
+    let x = scalar_from_bytes(AffinePoint::GENERATOR.x().into());
+    let g = Point::scaled(&g, z);
+    assert!(g.x_reduces_to(&x));
+    assert!(!g.x_reduces_to(&(x + Scalar::ONE)));
+    assert!(!Point::IDENTITY.x_reduces_to(&Scalar::ZERO));
+}
+
 /// A scalar in `[1, n-1]`: the edges, or reduced random bytes (0 taken as 1).
 fn signature_scalar() -> impl Strategy<Value = Scalar> {
     prop_oneof![
@@ -238,7 +304,7 @@ proptest! {
     fn comb_mul_matches_scalar_multiplication(bytes in any::<[u8; 32]>()) {
         let k = scalar_from_bytes(bytes);
         prop_assert_eq!(
-            GENERATOR_COMB.mul(&k).to_affine(),
+            GENERATOR_COMB.mul(&k).to_crate(),
             (ProjectivePoint::GENERATOR * k).to_affine()
         );
     }
