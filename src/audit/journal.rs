@@ -3,18 +3,18 @@
 //!
 //! Under `sync = "commit"` every answer waits for an `fsync` (group commit), so throughput
 //! is bounded by the number of requests in flight divided by the disk's flush latency. Under
-//! `sync = "interval"` the writer appends each group of sealed records to this file with one
-//! `write` before their answers go out, and commits to redb (one `fsync`) at most every
-//! `sync_interval_ms`. A record in the journal is in the operating system's page cache: a
+//! `sync = "interval"` each request's task appends its sealed record to this file with one
+//! `write` before its answer goes out, and the records are committed to redb (one `fsync`)
+//! within `sync_interval_ms`. A record in the journal is in the operating system's page cache: a
 //! crash of the gateway process loses nothing, because the next start replays the journal
 //! into the store ([`recover`]). Only a crash of the machine itself can lose the records of
 //! the last interval, which is the trade the operator chooses with this policy.
 //!
 //! # Segments
 //!
-//! The journal is a series of segment files, `audit.journal.<n>`. The writer appends to the
-//! newest; at each commit it starts the next segment and hands the closed one, with its
-//! records, to a committer thread, which commits them to the store and then deletes the
+//! The journal is a series of segment files, `audit.journal.<n>`. Records go to the newest;
+//! when the interval is due the writer starts the next segment and hands the closed one, with
+//! its records, to a committer thread, which commits them to the store and then deletes the
 //! segment. So the `fsync` of a commit never holds up the answers being written meanwhile.
 //! Replay reads the segments in order; the chain check runs across them.
 //!

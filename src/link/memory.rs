@@ -28,6 +28,10 @@ impl MemoryLinks {
 }
 
 impl LinkRegistry for MemoryLinks {
+    fn local_reads(&self) -> bool {
+        true
+    }
+
     fn link(
         &self,
         pseudonym: &Pseudonym,

@@ -150,7 +150,8 @@ pub struct Holder {
 /// The link registry.
 ///
 /// Every method blocks (a redb commit waits for the disk): call it through
-/// [`crate::store::blocking`] from async code.
+/// [`crate::store::blocking`] from async code, except a read from a backend whose
+/// [`LinkRegistry::local_reads`] says it may run inline.
 pub trait LinkRegistry: Send + Sync + std::fmt::Debug {
     /// Records that `pseudonym` holds `link.region`'s code, replacing what was known of
     /// that region (a newer code id replaces the old one in the index), and fills in the
@@ -224,6 +225,15 @@ pub trait LinkRegistry: Send + Sync + std::fmt::Debug {
     /// [`StoreError`] when the store fails.
     fn is_empty(&self) -> Result<bool, StoreError> {
         self.len().map(|n| n == 0)
+    }
+
+    /// Whether a read ([`LinkRegistry::get`], [`LinkRegistry::by_code`],
+    /// [`LinkRegistry::by_national`]) is answered from this process's memory or the local
+    /// page cache, within microseconds and without waiting for a writer, so that async code
+    /// may call it inline instead of handing it to the blocking pool (two thread switches,
+    /// which cost more than such a read). A backend across the network keeps the default.
+    fn local_reads(&self) -> bool {
+        false
     }
 }
 

@@ -170,6 +170,12 @@ impl LinkRegistry for RedbLinks {
         })
     }
 
+    /// A redb read transaction never waits for a writer (it reads the last committed
+    /// version), and the pages it touches come from redb's cache or the mapped file.
+    fn local_reads(&self) -> bool {
+        true
+    }
+
     fn get(&self, pseudonym: &Pseudonym) -> Result<Option<LinkEntry>, StoreError> {
         let txn = self.store.db().begin_read()?;
         let links = txn.open_table(LINKS)?;

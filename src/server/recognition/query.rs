@@ -66,9 +66,12 @@ pub(in crate::server) async fn query(
 
 pub(super) async fn load_entry(gw: &Arc<Gateway>, p: Pseudonym) -> Result<LinkEntry, GatewayError> {
     let links = Arc::clone(&gw.links);
-    blocking(move || links.get(&p))
-        .await
-        .map_err(|e| GatewayError::Internal(e.to_string()))?
+    let got = if links.local_reads() {
+        links.get(&p)
+    } else {
+        blocking(move || links.get(&p)).await
+    };
+    got.map_err(|e| GatewayError::Internal(e.to_string()))?
         .ok_or_else(|| refuse(ReturnCode::UserNotFound, "no linked code for the person"))
 }
 
@@ -80,6 +83,45 @@ pub(super) struct RegionStatus {
     pub(super) update_time: Option<String>,
 }
 
+/// The person's current status in `l.region`, asked within [`FANOUT_DEADLINE`]; the last
+/// known one for a region that keeps no code; no colour when the region does not answer.
+async fn ask_region(gw: &Arc<Gateway>, l: &RegionLink) -> RegionStatus {
+    let Some(content) = l.code_content.as_deref() else {
+        return RegionStatus {
+            region: l.region.clone(),
+            colour: l.colour.clone(),
+            update_time: l.status_time.clone(),
+        };
+    };
+    let ask = json!({
+        "codeContent": content,
+        "verifier": {"orgName": "hutong gateway", "deviceId": gw.config.load().gateway.app_id},
+        "scene": "REGIONS",
+    });
+    let got = tokio::time::timeout(
+        FANOUT_DEADLINE,
+        gw.relay
+            .call_region(&l.region, ServiceName::VerifyCode, &ask),
+    )
+    .await;
+    let (colour, update_time) = match got {
+        Ok(Ok(reply)) => (
+            text(&reply.biz, &["codeColor"]).map(str::to_owned),
+            text(&reply.biz, &["updateTime"]).map(str::to_owned),
+        ),
+        Ok(Err(e)) => {
+            tracing::info!(region = %l.region, code = e.return_code().as_str(), "region did not answer a cross-region query");
+            (None, None)
+        }
+        Err(_) => (None, None),
+    };
+    RegionStatus {
+        region: l.region.clone(),
+        colour,
+        update_time,
+    }
+}
+
 /// Asks each region for the person's status, in parallel, under [`FANOUT_DEADLINE`]. A
 /// region whose code the gateway holds is shown that code again; one linked without a
 /// code (a consent) gives its last-known status, if any.
@@ -88,65 +130,30 @@ pub(in crate::server) async fn status_across(
     entry: &LinkEntry,
     regions: &[String],
 ) -> Vec<RegionStatus> {
-    let mut asks = tokio::task::JoinSet::new();
     // A region that only watches (a verifier's) has no status of the person to give.
-    for l in regions
+    let targets: Vec<&RegionLink> = regions
         .iter()
         .filter_map(|r| entry.regions.get(r))
         .filter(|l| l.code_content.is_some() || l.colour.is_some())
-    {
-        let gw = Arc::clone(gw);
-        let l = l.clone();
-        asks.spawn(async move {
-            let Some(content) = l.code_content.clone() else {
-                return RegionStatus {
-                    region: l.region.clone(),
-                    colour: l.colour.clone(),
-                    update_time: l.status_time.clone(),
-                };
-            };
-            let ask = json!({
-                "codeContent": content,
-                "verifier": {"orgName": "hutong gateway", "deviceId": gw.config.load().gateway.app_id},
-                "scene": "REGIONS",
-            });
-            let got = tokio::time::timeout(
-                FANOUT_DEADLINE,
-                gw.relay.call_region(&l.region, ServiceName::VerifyCode, &ask),
-            )
-            .await;
-            match got {
-                Ok(Ok(reply)) => {
-                    let colour = text(&reply.biz, &["codeColor"]).map(str::to_owned);
-                    let time = text(&reply.biz, &["updateTime"]).map(str::to_owned);
-                    RegionStatus {
-                        region: l.region.clone(),
-                        colour,
-                        update_time: time,
-                    }
-                }
-                Ok(Err(e)) => {
-                    tracing::info!(region = %l.region, code = e.return_code().as_str(), "region did not answer a cross-region query");
-                    RegionStatus {
-                        region: l.region.clone(),
-                        colour: None,
-                        update_time: None,
-                    }
-                }
-                Err(_) => RegionStatus {
-                    region: l.region.clone(),
-                    colour: None,
-                    update_time: None,
-                },
-            }
-        });
-    }
-    let mut statuses = Vec::with_capacity(asks.len());
-    while let Some(r) = asks.join_next().await {
-        if let Ok(s) = r {
-            statuses.push(s);
+        .collect();
+    let mut statuses = if let [only] = targets.as_slice() {
+        // One region (the common query by a verification's ticket): asked from this task,
+        // without a task of its own to spawn and wake.
+        vec![ask_region(gw, only).await]
+    } else {
+        let mut asks = tokio::task::JoinSet::new();
+        for l in targets {
+            let (gw, l) = (Arc::clone(gw), l.clone());
+            asks.spawn(async move { ask_region(&gw, &l).await });
         }
-    }
+        let mut statuses = Vec::with_capacity(asks.len());
+        while let Some(r) = asks.join_next().await {
+            if let Ok(s) = r {
+                statuses.push(s);
+            }
+        }
+        statuses
+    };
     statuses.sort_by(|a, b| a.region.cmp(&b.region));
     // What the regions said is the latest known status. A status the registry already
     // holds is not written again: a durable write per region per query would bound the
