@@ -27,7 +27,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -189,16 +189,16 @@ impl AuditWriter {
                 due: None,
                 committer: commit_tx,
             }),
+            due_set: Condvar::new(),
             interval,
             bounds,
             room,
             queued,
         });
         let weak = Arc::downgrade(&writer);
-        let tick = (interval / 4).clamp(Duration::from_millis(1), Duration::from_millis(250));
         std::thread::Builder::new()
             .name("hutong-audit".to_owned())
-            .spawn(move || run_ticker(&weak, tick))
+            .spawn(move || run_ticker(&weak))
             .map_err(|e| StoreError::Db(format!("cannot start the audit ticker: {e}")))?;
         Ok(Self {
             way: Way::Journal(writer),
@@ -274,6 +274,8 @@ struct Segment {
 /// The `interval` writer, shared by every handle.
 struct JournalWriter {
     state: Mutex<Journaled>,
+    /// Wakes the ticker when the open segment's first record sets its due time.
+    due_set: Condvar,
     interval: Duration,
     bounds: Bounds,
     /// Signalled by the committer after each commit: appends waiting for room try again.
@@ -335,6 +337,7 @@ impl JournalWriter {
         st.pending.push(sealed.clone());
         if st.due.is_none() {
             st.due = Some(Instant::now() + self.interval);
+            self.due_set.notify_one();
         }
         Ok(sealed)
     }
@@ -391,17 +394,33 @@ impl Drop for JournalWriter {
     }
 }
 
-/// The ticker thread: closes the open segment when its interval is due. Ends with the
+/// The longest the ticker waits before it looks again whether the writer is still there.
+const IDLE_LOOK: Duration = Duration::from_millis(500);
+
+/// The ticker thread: closes the open segment when its interval is due, and otherwise
+/// sleeps until it is (an idle gateway's ticker wakes twice a second). Ends with the
 /// writer.
-fn run_ticker(writer: &Weak<JournalWriter>, tick: Duration) {
-    loop {
-        std::thread::sleep(tick);
-        let Some(w) = writer.upgrade() else { break };
+fn run_ticker(writer: &Weak<JournalWriter>) {
+    while let Some(w) = writer.upgrade() {
         let mut st = w.lock();
         let now = Instant::now();
-        if st.due.is_some_and(|due| due <= now) && !w.close_segment(&mut st) {
-            st.due = Some(now + w.interval);
-        }
+        let wait = match st.due {
+            Some(due) if due <= now => {
+                if !w.close_segment(&mut st) {
+                    st.due = Some(now + w.interval);
+                }
+                continue;
+            }
+            Some(due) => (due - now).min(IDLE_LOOK),
+            None => IDLE_LOOK,
+        };
+        // Holds the writer (not its lock) while it waits: a writer dropped meanwhile is
+        // flushed when this wait ends, on this thread.
+        drop(
+            w.due_set
+                .wait_timeout(st, wait)
+                .unwrap_or_else(PoisonError::into_inner),
+        );
     }
 }
 
