@@ -310,7 +310,7 @@ impl VerifyingKey {
     /// keys from the configuration, trust-list issuer keys, region response keys.
     ///
     /// Building it costs about as much as eight verifications without it (about 2 ms in a
-    /// release build), and the table holds 170 496 bytes; verification is then about four
+    /// release build), and the table holds 151 552 bytes; verification is then about six
     /// times as fast (`crypto::sm2_table` has the design, `benches/crypto.rs` the figures).
     /// It is meant to be paid when the key is loaded. Verification results are identical
     /// with and without it. A key that already has its table is returned as it is.

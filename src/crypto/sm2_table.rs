@@ -13,11 +13,11 @@
 //! of one table point (negated for a negative digit) per non-zero digit: about `256/W` mixed
 //! additions per base. A verification adds both combs' terms into one accumulator.
 //!
-//! Cost, with `W = 7` (37 windows of 64 points, 72-byte affine points): 170 496 bytes per key,
+//! Cost, with `W = 7` (37 windows of 64 points, 64-byte affine points): 151 552 bytes per key,
 //! plus one such table for `G` shared by every key and built on first use. Building a key's
 //! table takes about 2 400 point additions and one batched inversion, about 2 ms in a release
 //! build; it is paid once, when the key is loaded (configuration load and reload, a
-//! trust-list load), never on a request. A key verifies about four times as fast with it;
+//! trust-list load), never on a request. A key verifies about six times as fast with it;
 //! `benches/crypto.rs` prints the verification rate beside the crate's, the build time and
 //! the table size.
 //!
@@ -51,7 +51,8 @@ mod point;
 /// Bits per signed digit. Measured with `benches/crypto.rs` (medians of three runs): 7 was
 /// the fastest of 6, 7 and 8. 6 does 12 more additions per verification for 97 KiB per key;
 /// 8 does 8 fewer but was no faster, with 297 KiB per key and twice the build time (more of
-/// two such tables misses the cache). 7 gives 166.5 KiB per key.
+/// two such tables misses the cache). 7 gives 148 KiB per key (the figures were measured
+/// with the crate's 72-byte points, 166.5 KiB per key at 7).
 pub(super) const WINDOW_BITS: usize = 7;
 
 /// Bits of the group order `n` (its top bit is set).
