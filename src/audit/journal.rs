@@ -110,6 +110,11 @@ impl Journal {
         }
     }
 
+    /// Whether a failed write left a frame it could not cut off (no more writes here).
+    pub fn is_torn(&self) -> bool {
+        self.torn
+    }
+
     /// The file this journal segment writes.
     pub fn path(&self) -> &Path {
         &self.path

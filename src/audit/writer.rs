@@ -17,7 +17,9 @@
 //! page cache, safe from a process crash) and committed to the store within the interval;
 //! see [`super::journal`] for what each policy guarantees. Here the request's own task
 //! seals the record on the chain's head and writes its frame, under a lock held for that
-//! one `write`. An earlier version sent each record to a writer thread as under `commit`;
+//! one `write`. A task that finds the lock taken waits for it on the blocking pool, so a
+//! `write` slowed by the disk (dirty-page throttling, a journal commit of the file system)
+//! holds up the one runtime worker in the lock, not every worker with an audited answer. An earlier version sent each record to a writer thread as under `commit`;
 //! with nothing to wait for but a page-cache write, the two thread wake-ups of that round
 //! trip cost more than the write, and the writer thread used a sixth of the gateway's CPU
 //! on cached verifications. A ticker thread closes the open segment when its interval is
@@ -27,7 +29,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -218,7 +220,7 @@ impl AuditWriter {
                 tx.send((rec, reply)).await.map_err(|_| gone())?;
                 done.await.map_err(|_| gone())?
             }
-            Way::Journal(j) => j.append(rec).await,
+            Way::Journal(j) => append_journaled(j, rec).await,
         }
     }
 
@@ -307,21 +309,17 @@ impl JournalWriter {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    async fn append(&self, rec: NewRecord) -> Result<AuditRecord, StoreError> {
-        loop {
-            // Registered before the look at the queue, so that a commit in between wakes it.
-            let room = self.room.notified();
-            tokio::pin!(room);
-            room.as_mut().enable();
-            {
-                let mut st = self.lock();
-                if st.pending.len() < self.bounds.pending || self.close_segment(&mut st) {
-                    return self.write(&mut st, rec);
-                }
-            }
-            // The open segment is full and the committer's queue too: wait for a commit.
-            room.await;
+    /// Writes `rec` unless the open segment is full and cannot be closed because the
+    /// committer's queue is full (then `rec` comes back).
+    fn attempt(&self, st: &mut Journaled, rec: NewRecord) -> Attempt {
+        if st.pending.len() >= self.bounds.pending
+            && matches!(self.close_segment(st), Rotation::QueueFull)
+        {
+            return Attempt::Full(rec);
         }
+        // A segment that cannot be opened does not hold records back: they go on into the
+        // open one, past the bound, as the error is logged (close_segment).
+        Attempt::Written(self.write(st, rec))
     }
 
     /// Seals `rec` on the head and writes its frame to the open segment.
@@ -331,8 +329,14 @@ impl JournalWriter {
             what: "audit sequence number",
         })?;
         let sealed = AuditRecord::seal(seq, st.head.hash, rec)?;
-        // On a failed write the journal cut off the partial frame; the head stays.
-        st.journal.append(std::slice::from_ref(&sealed))?;
+        // On a failed write the journal cut off the partial frame; the head stays. A frame
+        // it could not cut off leaves the segment refusing writes: the next one starts now.
+        if let Err(e) = st.journal.append(std::slice::from_ref(&sealed)) {
+            if st.journal.is_torn() {
+                let _ = self.close_segment(st);
+            }
+            return Err(e);
+        }
         st.head = ChainMark::of(&sealed);
         st.pending.push(sealed.clone());
         if st.due.is_none() {
@@ -342,27 +346,36 @@ impl JournalWriter {
         Ok(sealed)
     }
 
-    /// Starts the next segment and hands the closed one to the committer. `false` when
-    /// that cannot happen now (the committer's queue is full, or the next segment cannot be
-    /// opened): the records stay pending in the open segment.
-    fn close_segment(&self, st: &mut Journaled) -> bool {
-        if st.pending.is_empty() {
+    /// Starts the next segment and hands the closed one to the committer. When that cannot
+    /// happen now (the committer's queue is full, or the next segment cannot be opened) the
+    /// records stay pending in the open segment.
+    fn close_segment(&self, st: &mut Journaled) -> Rotation {
+        let torn = st.journal.is_torn();
+        if st.pending.is_empty() && !torn {
             st.due = None;
-            return true;
+            return Rotation::Done;
         }
         // Only this function sends, under the lock, so the count cannot grow meanwhile.
-        if self.queued.load(Ordering::Acquire) >= self.bounds.queued {
-            return false;
+        if !st.pending.is_empty() && self.queued.load(Ordering::Acquire) >= self.bounds.queued {
+            return Rotation::QueueFull;
         }
         let next = match Journal::open(&journal::segment_path(&st.base, st.next_segment)) {
             Ok(j) => j,
             Err(e) => {
                 tracing::error!(error = %e, "audit journal: cannot start a segment");
-                return false;
+                return Rotation::Failed;
             }
         };
         st.next_segment += 1;
         let closed = std::mem::replace(&mut st.journal, next);
+        if st.pending.is_empty() {
+            // A torn segment without a whole record: nothing in it to commit or replay.
+            if let Err(e) = std::fs::remove_file(closed.path()) {
+                tracing::warn!(error = %e, "audit journal: a torn segment stays");
+            }
+            st.due = None;
+            return Rotation::Done;
+        }
         let segment = Segment {
             records: std::mem::take(&mut st.pending),
             path: closed.path().to_path_buf(),
@@ -374,7 +387,62 @@ impl JournalWriter {
         if st.committer.send(segment).is_err() {
             self.queued.fetch_sub(1, Ordering::AcqRel);
         }
-        true
+        Rotation::Done
+    }
+}
+
+/// What closing the open segment came to.
+enum Rotation {
+    /// Closed and handed over (or nothing to close).
+    Done,
+    /// The committer's queue is full: a commit will make room.
+    QueueFull,
+    /// The next segment could not be opened (logged); the ticker tries again.
+    Failed,
+}
+
+/// What an append under the lock came to.
+enum Attempt {
+    Written(Result<AuditRecord, StoreError>),
+    /// No room until a commit: the record, back.
+    Full(NewRecord),
+}
+
+/// Appends to the journal from async code. The task takes the lock itself when it is
+/// free. When another holds it (its `write` may be waiting for the disk) the task waits on
+/// the blocking pool instead, so that a slow disk holds up at most the one runtime worker
+/// in the lock, not every worker that reaches an audited answer.
+async fn append_journaled(
+    j: &Arc<JournalWriter>,
+    mut rec: NewRecord,
+) -> Result<AuditRecord, StoreError> {
+    loop {
+        // Registered before the look at the queue, so that a commit in between wakes it.
+        let room = j.room.notified();
+        tokio::pin!(room);
+        room.as_mut().enable();
+        let here = match j.state.try_lock() {
+            Ok(mut st) => Ok(j.attempt(&mut st, rec)),
+            Err(TryLockError::Poisoned(p)) => Ok(j.attempt(&mut p.into_inner(), rec)),
+            Err(TryLockError::WouldBlock) => Err(rec),
+        };
+        let attempt = match here {
+            Ok(a) => a,
+            Err(rec) => {
+                let j = Arc::clone(j);
+                tokio::task::spawn_blocking(move || j.attempt(&mut j.lock(), rec))
+                    .await
+                    .map_err(|e| StoreError::Db(format!("audit append: {e}")))?
+            }
+        };
+        match attempt {
+            Attempt::Written(result) => return result,
+            // The open segment is full and the committer's queue too: wait for a commit.
+            Attempt::Full(back) => {
+                rec = back;
+                room.await;
+            }
+        }
     }
 }
 
@@ -406,7 +474,7 @@ fn run_ticker(writer: &Weak<JournalWriter>) {
         let now = Instant::now();
         let wait = match st.due {
             Some(due) if due <= now => {
-                if !w.close_segment(&mut st) {
+                if !matches!(w.close_segment(&mut st), Rotation::Done) {
                     st.due = Some(now + w.interval);
                 }
                 continue;

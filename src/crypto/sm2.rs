@@ -322,7 +322,7 @@ impl VerifyingKey {
         let table = KeyTable::new(&sm2::PublicKey::from(&self.inner));
         Self {
             inner: self.inner,
-            table: Some(Arc::new(table)),
+            table: table.map(Arc::new),
         }
     }
 

@@ -82,7 +82,8 @@ const CURVE_B: [u8; 32] = [
 
 /// The comb of the generator, shared by every precomputed key. [`KeyTable::new`] forces it,
 /// so the first request after a key load does not pay for it.
-static GENERATOR_COMB: LazyLock<Comb> = LazyLock::new(|| Comb::new(ProjectivePoint::GENERATOR));
+static GENERATOR_COMB: LazyLock<Option<Comb>> =
+    LazyLock::new(|| Comb::new(ProjectivePoint::GENERATOR));
 
 /// Signed radix-`2^W` digits of `k`, least significant first: `k = Σ dᵢ·2^(W·i)` with every
 /// `dᵢ` in `[-(2^(W-1) - 1), 2^(W-1)]`. Variable time.
@@ -134,7 +135,7 @@ impl Comb {
     /// Builds the comb of `base` with projective additions and one batched normalisation.
     /// None of its points is the identity when `base` is not: each is `c·B` with
     /// `0 < c < 2^(W·WINDOWS)` and `c` not a multiple of the prime `n`.
-    pub(super) fn new(base: ProjectivePoint) -> Self {
+    pub(super) fn new(base: ProjectivePoint) -> Option<Self> {
         let mut projective = Vec::with_capacity(WINDOWS * ENTRIES);
         let mut window_base = base;
         for _ in 0..WINDOWS {
@@ -149,12 +150,12 @@ impl Comb {
         }
         let mut affine = vec![AffinePoint::IDENTITY; projective.len()];
         ProjectivePoint::batch_normalize(&projective, &mut affine);
-        // None is the identity (above), so none is dropped and the indices hold.
-        let points: Vec<Affine> = affine.iter().filter_map(Affine::from_crate).collect();
-        debug_assert_eq!(points.len(), WINDOWS * ENTRIES);
-        Self {
-            points: points.into_boxed_slice(),
-        }
+        // None is the identity (above); if one were, there would be no table rather than
+        // one whose indices had shifted.
+        let points: Option<Vec<Affine>> = affine.iter().map(Affine::from_crate).collect();
+        Some(Self {
+            points: points?.into_boxed_slice(),
+        })
     }
 
     /// `d·2^(W·window)·B` for `1 ≤ d ≤ 2^(W-1)`.
@@ -191,18 +192,21 @@ impl Comb {
 /// What a precomputed verifying key adds to the crate's key: the comb of the public point
 /// and the identity hash `Z_A`.
 pub(super) struct KeyTable {
+    generator: &'static Comb,
     comb: Comb,
     identity_hash: [u8; 32],
 }
 
 impl KeyTable {
-    /// Builds the table of `public` (and the generator's, on first use).
-    pub(super) fn new(public: &sm2::PublicKey) -> Self {
-        LazyLock::force(&GENERATOR_COMB);
-        Self {
-            comb: Comb::new(public.to_projective()),
+    /// Builds the table of `public` (and the generator's, on first use). `None` only if a
+    /// table point came out as the identity, which a valid key on the prime-order curve
+    /// never gives: the key then verifies with the crate's path.
+    pub(super) fn new(public: &sm2::PublicKey) -> Option<Self> {
+        Some(Self {
+            generator: GENERATOR_COMB.as_ref()?,
+            comb: Comb::new(public.to_projective())?,
             identity_hash: identity_hash(public),
-        }
+        })
     }
 
     /// Whether `sig` is a valid signature of `msg` under this key (GB/T 32918.2 §7.1, steps
@@ -222,7 +226,7 @@ impl KeyTable {
         }
         // B6: (x1, y1) = [s]G + [t]P, not the identity.
         let (s_digits, t_digits) = (recode(&s), recode(&t));
-        let generator = &*GENERATOR_COMB;
+        let generator = self.generator;
         let mut acc = Point::IDENTITY;
         for window in 0..WINDOWS {
             generator.add_digit(&mut acc, window, s_digits[window]);

@@ -170,8 +170,10 @@ impl LinkRegistry for RedbLinks {
         })
     }
 
-    /// A redb read transaction never waits for a writer (it reads the last committed
-    /// version), and the pages it touches come from redb's cache or the mapped file.
+    /// A redb read transaction never waits for a writer or its `fsync` (it reads the last
+    /// committed version). The pages it touches come from redb's cache, or else one `pread`
+    /// each from the file, which the OS page cache usually answers; a cold registry on a
+    /// slow disk makes those reads wait for the disk on the calling thread.
     fn local_reads(&self) -> bool {
         true
     }
