@@ -162,6 +162,25 @@ fn a_journal_that_does_not_continue_the_chain_is_not_replayed() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// An `interval` writer with a journal in `dir`, at most `pending` records to a segment and
+/// `queued` segments waiting for the committer, and an interval long enough that only
+/// these bounds close segments.
+fn bounded(
+    log: &Arc<RedbAuditLog>,
+    dir: &std::path::Path,
+    pending: usize,
+    queued: usize,
+) -> AuditWriter {
+    AuditWriter::start_journaled(
+        Arc::clone(log),
+        Duration::from_secs(60),
+        &dir.join(JOURNAL_FILE),
+        1,
+        super::writer::Bounds { pending, queued },
+    )
+    .expect("writer")
+}
+
 /// Polls until the store's head reaches `seq` (the committer works on its own thread).
 async fn committed_through(log: &RedbAuditLog, seq: u64) -> bool {
     for _ in 0..200 {
@@ -183,18 +202,10 @@ async fn appends_from_many_tasks_take_consecutive_places_in_one_chain() {
         &d.join(JOURNAL_FILE),
     )
     .expect("writer");
-    let tasks: Vec<_> = (1..=400)
-        .map(|i| {
-            let w = w.clone();
-            tokio::spawn(async move { w.append(rec(i)).await })
-        })
-        .collect();
-    let mut seqs = Vec::new();
-    for t in tasks {
-        seqs.push(t.await.expect("task").expect("append").seq);
-    }
-    seqs.sort_unstable();
-    assert_eq!(seqs, (1..=400).collect::<Vec<u64>>());
+    assert_eq!(
+        super::writer::tests::append_from_tasks(&w, 400, rec).await,
+        (1..=400).collect::<Vec<u64>>()
+    );
     // Committed within a few intervals, as one valid chain, and the journal emptied.
     assert!(committed_through(&log, 400).await);
     let report = log.verify().expect("verify");
@@ -224,19 +235,8 @@ async fn a_full_journal_makes_appends_wait_for_the_committer_and_loses_nothing()
     let d = dir();
     let store = Store::open(&d).expect("store");
     let log = Arc::new(RedbAuditLog::new(store.clone()));
-    // Three records to a segment, one segment in the committer's queue; an interval long
-    // enough that only the bounds close segments.
-    let w = AuditWriter::start_journaled(
-        Arc::clone(&log),
-        Duration::from_secs(60),
-        &d.join(JOURNAL_FILE),
-        1,
-        super::writer::Bounds {
-            pending: 3,
-            queued: 1,
-        },
-    )
-    .expect("writer");
+    // Three records to a segment, one segment in the committer's queue.
+    let w = bounded(&log, &d, 3, 1);
     // The disk is "slow": a write transaction held here stalls the committer's commit.
     let stall = store.db().begin_write().expect("write transaction");
     for i in 1..=6 {
@@ -272,17 +272,7 @@ async fn a_segment_that_cannot_be_opened_does_not_hold_appends_back() {
     let log = Arc::new(RedbAuditLog::new(Store::open(&d).expect("store")));
     let jdir = d.join("journal");
     std::fs::create_dir_all(&jdir).expect("mkdir");
-    let w = AuditWriter::start_journaled(
-        Arc::clone(&log),
-        Duration::from_secs(60),
-        &jdir.join(JOURNAL_FILE),
-        1,
-        super::writer::Bounds {
-            pending: 2,
-            queued: 4,
-        },
-    )
-    .expect("writer");
+    let w = bounded(&log, &jdir, 2, 4);
     for i in 1..=2 {
         assert_eq!(w.append(rec(i)).await.expect("append").seq, i);
     }

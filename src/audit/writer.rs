@@ -529,13 +529,13 @@ impl Committer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::audit::MemoryAuditLog;
 
-    fn rec(i: usize) -> NewRecord {
+    fn rec(i: u64) -> NewRecord {
         NewRecord {
-            time_ms: 1_700_000_000_000 + i as u64,
+            time_ms: 1_700_000_000_000 + i,
             actor: format!("app-{}", i % 7),
             action: "verifyCode".to_owned(),
             subject: None,
@@ -546,11 +546,14 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_appends_get_consecutive_numbers_and_a_valid_chain() {
-        let log: Arc<dyn AuditLog> = Arc::new(MemoryAuditLog::new());
-        let w = AuditWriter::start(Arc::clone(&log)).expect("start");
-        let tasks: Vec<_> = (0..500)
+    /// Appends `n` records made by `rec`, each from a task of its own, all at once; their
+    /// sequence numbers, sorted.
+    pub(in crate::audit) async fn append_from_tasks(
+        w: &AuditWriter,
+        n: u64,
+        rec: fn(u64) -> NewRecord,
+    ) -> Vec<u64> {
+        let tasks: Vec<_> = (1..=n)
             .map(|i| {
                 let w = w.clone();
                 tokio::spawn(async move { w.append(rec(i)).await })
@@ -561,7 +564,17 @@ mod tests {
             seqs.push(t.await.expect("task").expect("append").seq);
         }
         seqs.sort_unstable();
-        assert_eq!(seqs, (1..=500).collect::<Vec<u64>>());
+        seqs
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_get_consecutive_numbers_and_a_valid_chain() {
+        let log: Arc<dyn AuditLog> = Arc::new(MemoryAuditLog::new());
+        let w = AuditWriter::start(Arc::clone(&log)).expect("start");
+        assert_eq!(
+            append_from_tasks(&w, 500, rec).await,
+            (1..=500).collect::<Vec<u64>>()
+        );
         let report = w.log().verify().expect("verify");
         assert!(report.ok, "{report:?}");
         assert_eq!(report.records, 500);
