@@ -626,6 +626,14 @@ async fn a_cache_hit_avoids_the_region_and_a_status_event_purges_it() {
         b
     };
     assert_eq!(no_ticket(&second), no_ticket(&first));
+    // The hit sends the kept ticket, with its time left written in now.
+    let (a, b) = (first.biz.clone().unwrap(), second.biz.clone().unwrap());
+    assert_eq!(b["bizExtData"], a["bizExtData"]);
+    let left = b["ticketExpiresIn"].as_i64().expect("seconds left");
+    assert!(
+        (1..=a["ticketExpiresIn"].as_i64().unwrap()).contains(&left),
+        "{left}"
+    );
     assert!(
         fx.gw
             .metrics

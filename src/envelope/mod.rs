@@ -56,6 +56,7 @@ pub use request::{
 };
 pub use response::{
     OpenedResponse, ResponseEnvelope, SealedResponse, open_response, seal_response,
+    seal_response_with,
 };
 
 /// Longest `appId`, `service`, `requestId` and `nonce` (the profile says 32; twice that
@@ -331,10 +332,36 @@ fn encode_biz(biz: &Value, key: Option<&Sm4Key>) -> Result<String, EnvelopeError
         return Err(EnvelopeError::BadFormat("bizContent"));
     }
     let json = serde_json::to_vec(biz).map_err(|_| EnvelopeError::BadFormat("bizContent"))?;
+    encode_json(&json, key)
+}
+
+/// [`encode_biz`] of an object already written as JSON text.
+fn encode_json(json: &[u8], key: Option<&Sm4Key>) -> Result<String, EnvelopeError> {
     Ok(match key {
-        Some(key) => BASE64.encode(key.encrypt_cbc(&json)?),
+        Some(key) => BASE64.encode(key.encrypt_cbc(json)?),
         None => BASE64.encode(json),
     })
+}
+
+/// A response's business content: a value, or an object already written as compact JSON
+/// (an answer the gateway kept as text, which it need not parse to send again).
+#[derive(Debug, Clone, Copy)]
+pub enum Biz<'a> {
+    /// A JSON object.
+    Value(&'a Value),
+    /// The text of a JSON object, as `serde_json` writes it.
+    Json(&'a str),
+}
+
+impl Biz<'_> {
+    fn encode(self, key: Option<&Sm4Key>) -> Result<String, EnvelopeError> {
+        match self {
+            Self::Value(v) => encode_biz(v, key),
+            // Text from `serde_json` of an object: it opens with a brace.
+            Self::Json(t) if t.starts_with('{') => encode_json(t.as_bytes(), key),
+            Self::Json(_) => Err(EnvelopeError::BadFormat("bizContent")),
+        }
+    }
 }
 
 /// The business JSON object in `bizContent`.

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::canonical::{Alphabet, Field, MaxLen, canonical_string, check_fields, parse_object};
 use super::{
-    EnvelopeError, EnvelopeLimits, MAX_CODE_LEN, MAX_ID_LEN, MAX_MSG_LEN, MAX_SIGN_LEN,
-    MAX_TIMESTAMP_LEN, MAX_TYPE_LEN, Session, SignType, Signer, decode_biz, encode_biz, random_id,
+    Biz, EnvelopeError, EnvelopeLimits, MAX_CODE_LEN, MAX_ID_LEN, MAX_MSG_LEN, MAX_SIGN_LEN,
+    MAX_TIMESTAMP_LEN, MAX_TYPE_LEN, Session, SignType, Signer, decode_biz, random_id,
     sign_canonical, to_object, verify_canonical,
 };
 use crate::crypto::{SigningKey, VerifyingKey};
@@ -83,13 +83,28 @@ pub fn seal_response(
     biz: Option<&Value>,
     now_ms: u64,
 ) -> Result<SealedResponse, EnvelopeError> {
+    seal_response_with(session, gateway_key, code, msg, biz.map(Biz::Value), now_ms)
+}
+
+/// [`seal_response`] with the business content as a value or as JSON text.
+///
+/// # Errors
+/// As [`seal_response`]; [`EnvelopeError::BadFormat`] also for text that is not an object.
+pub fn seal_response_with(
+    session: &Session,
+    gateway_key: &SigningKey,
+    code: ReturnCode,
+    msg: &str,
+    biz: Option<Biz<'_>>,
+    now_ms: u64,
+) -> Result<SealedResponse, EnvelopeError> {
     let signer = match (session.sign_type, &session.mac_key) {
         (SignType::Sm2, _) => Signer::Sm2(gateway_key),
         (SignType::HmacSm3, Some(key)) => Signer::Mac(key),
         (SignType::HmacSm3, None) => return Err(EnvelopeError::KeyUnknown("HMAC-SM3 key")),
     };
     let biz_content = match biz {
-        Some(biz) => Some(encode_biz(biz, session.sm4_key.as_ref())?),
+        Some(biz) => Some(biz.encode(session.sm4_key.as_ref())?),
         None => None,
     };
     let mut envelope = ResponseEnvelope {

@@ -233,7 +233,8 @@ async fn stages(
         request_id,
         losses: losses.clone(),
     };
-    serve_call(gw, &call, &biz, now_ms).await
+    // The dialect's translation reads the answer as a value.
+    serve_call(gw, &call, &biz, now_ms).await?.into_value()
 }
 
 /// What the gateway knows of a registered caller and a dialect may not carry: a verifier's

@@ -80,6 +80,45 @@ pub enum ServerError {
     Bootstrap(String),
 }
 
+/// What a call answers: a value, or an answer the cache kept as compact JSON text, which
+/// goes out as it is, without a parse and a write (a cache hit).
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// The answer as a value.
+    Value(Value),
+    /// The text of a JSON object, as `serde_json` wrote it.
+    Json(String),
+}
+
+impl Answer {
+    /// The answer as a value (parsing kept text).
+    ///
+    /// # Errors
+    /// [`GatewayError::Internal`] for kept text that is not JSON, which the cache never keeps.
+    pub fn into_value(self) -> Result<Value, GatewayError> {
+        match self {
+            Self::Value(v) => Ok(v),
+            Self::Json(t) => {
+                serde_json::from_str(&t).map_err(|e| GatewayError::Internal(e.to_string()))
+            }
+        }
+    }
+
+    /// The answer as a response's business content.
+    pub fn biz(&self) -> crate::envelope::Biz<'_> {
+        match self {
+            Self::Value(v) => crate::envelope::Biz::Value(v),
+            Self::Json(t) => crate::envelope::Biz::Json(t),
+        }
+    }
+}
+
+impl From<Value> for Answer {
+    fn from(v: Value) -> Self {
+        Self::Value(v)
+    }
+}
+
 /// One authenticated, validated call on its way to a region.
 #[derive(Debug, Clone)]
 pub struct Call {

@@ -15,8 +15,8 @@ use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
 use super::http::Peer;
-use super::{Call, Gateway, GatewayError, services};
-use crate::envelope::{OpenContext, Session, parse_request, seal_response};
+use super::{Answer, Call, Gateway, GatewayError, services};
+use crate::envelope::{Biz, OpenContext, Session, parse_request, seal_response_with};
 use crate::national::validate::{self, Context};
 use crate::standard::{Direction, ReturnCode, ServiceName};
 
@@ -103,7 +103,7 @@ pub(super) async fn handle(
                 &sess,
                 ReturnCode::Success,
                 "success",
-                Some(&biz),
+                Some(biz.biz()),
                 200,
                 None,
             ),
@@ -225,7 +225,7 @@ async fn stages(
     session: &mut Option<Session>,
     request_id: &mut Option<String>,
     losses: &super::LossSink,
-) -> Result<(Session, Value), GatewayError> {
+) -> Result<(Session, Answer), GatewayError> {
     // Per-IP limit, before any parsing: a flood costs one hash lookup per request.
     gw.limiter
         .check_ip(peer.addr.ip())
@@ -361,7 +361,7 @@ async fn stages(
             }
         };
         services::audit(gw, &call, path_name, subject, ReturnCode::Success, purpose).await?;
-        return Ok((opened.session, answer));
+        return Ok((opened.session, answer.into()));
     };
 
     let call = Call {
@@ -403,7 +403,7 @@ pub(super) async fn serve_call(
     call: &Call,
     biz: &Value,
     now_ms: u64,
-) -> Result<Value, GatewayError> {
+) -> Result<Answer, GatewayError> {
     let vcx = Context {
         now_unix: (now_ms / 1000) as i64,
     };
@@ -454,11 +454,11 @@ fn answer(
     session: &Session,
     code: ReturnCode,
     msg: &str,
-    biz: Option<&Value>,
+    biz: Option<Biz<'_>>,
     status: u16,
     retry_after: Option<u64>,
 ) -> Response<Full<Bytes>> {
-    let body = match seal_response(session, &gw.signing_key, code, msg, biz, now_ms()) {
+    let body = match seal_response_with(session, &gw.signing_key, code, msg, biz, now_ms()) {
         Ok(s) => s.body,
         Err(e) => {
             tracing::error!(error = %e, "cannot seal a response");

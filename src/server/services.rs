@@ -10,7 +10,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 
 use super::pipeline::now_ms;
-use super::{Call, Gateway, GatewayError, recognition};
+use super::{Answer, Call, Gateway, GatewayError, recognition};
 use crate::audit::{NewRecord, Pseudonym, pseudonym};
 use crate::cache::{CacheKey, Cached, freshness_deadline};
 use crate::code::{CodeFormat, Phic1Format, token};
@@ -78,7 +78,7 @@ pub async fn process(
     call: &Call,
     biz: &Value,
     subject: Option<Pseudonym>,
-) -> Result<(Value, Option<Pseudonym>), GatewayError> {
+) -> Result<(Answer, Option<Pseudonym>), GatewayError> {
     // The gateway's consent stands for the region's own authCode on the way to the region.
     let unwrapped;
     let biz = if call.service != ServiceName::QueryHealthInfo
@@ -91,16 +91,20 @@ pub async fn process(
         biz
     };
     if gw.standard.service(call.service).idempotent {
-        return idempotent(gw, call, biz).await.map(|v| (v, None));
+        return idempotent(gw, call, biz).await.map(|v| (v.into(), None));
     }
     // The gateway's own tickets and consents name the person; no region is involved yet.
     if call.service == ServiceName::QueryHealthInfo
         && (recognition::is_gateway_ticket(biz) || recognition::is_gateway_consent(biz))
     {
-        return recognition::query(gw, call, biz).await;
+        return recognition::query(gw, call, biz)
+            .await
+            .map(|(v, p)| (v.into(), p));
     }
     if call.service == ServiceName::GenerateCode && recognition::is_gateway_consent(biz) {
-        return recognition::generate_code(gw, call, biz).await;
+        return recognition::generate_code(gw, call, biz)
+            .await
+            .map(|(v, p)| (v.into(), p));
     }
     gw.relay.authorize(call, biz)?;
     match call.service {
@@ -111,11 +115,13 @@ pub async fn process(
             }
             Ok((answer, person))
         }
-        ServiceName::ApplyCodeAccess => recognition::apply_code_access(gw, call, biz).await,
+        ServiceName::ApplyCodeAccess => recognition::apply_code_access(gw, call, biz)
+            .await
+            .map(|(v, p)| (v.into(), p)),
         ServiceName::QueryHealthInfo if gw.config.load().cache.query_health_info => {
             cached(gw, call, biz, subject).await
         }
-        _ => gw.relay.relay(call, biz).await.map(|v| (v, None)),
+        _ => gw.relay.relay(call, biz).await.map(|v| (v.into(), None)),
     }
 }
 
@@ -180,7 +186,7 @@ async fn cached(
     call: &Call,
     biz: &Value,
     subject: Option<Pseudonym>,
-) -> Result<(Value, Option<Pseudonym>), GatewayError> {
+) -> Result<(Answer, Option<Pseudonym>), GatewayError> {
     let scopes = strings_at(biz, "scope").unwrap_or_default();
     let partition = CacheKey::partition_for(&call.client.app_id, &scopes);
     let key = CacheKey::new(call.service, partition, &canonical_json(biz));
@@ -193,7 +199,7 @@ async fn cached(
     // code is the exception: the region names the holder, and the answer is kept under
     // them (or, if it named no one, not kept).
     if call.service != ServiceName::VerifyCode && bounds().subject.is_none() {
-        return gw.relay.relay(call, biz).await.map(|v| (v, None));
+        return gw.relay.relay(call, biz).await.map(|v| (v.into(), None));
     }
     let fetched = AtomicBool::new(false);
     // The answer as fetched, for the caller whose fetch ran: the cache keeps only its text.
@@ -240,7 +246,17 @@ async fn cached(
         };
         let deadline = freshness_deadline(updated.unwrap_or(now), validity, bound_ms, now, max_ttl)
             .filter(|_| subject.is_some());
-        let mut cached = Cached::new(&answer, subject.map(Arc::from), deadline);
+        // The time left on the ticket is written on each hit, at the end of the kept text.
+        let mut cached = match answer.as_object() {
+            Some(o) if ticket_exp_s.is_some() && o.contains_key(TICKET_LEFT) => {
+                let mut kept = answer.clone();
+                if let Some(k) = kept.as_object_mut() {
+                    k.shift_remove(TICKET_LEFT);
+                }
+                Cached::new(&kept, subject.map(Arc::from), deadline)
+            }
+            _ => Cached::new(&answer, subject.map(Arc::from), deadline),
+        };
         let losses = call.losses.report();
         if !losses.is_empty() {
             cached.losses = Arc::new(losses);
@@ -259,18 +275,20 @@ async fn cached(
     match result {
         Ok(c) => match fresh.into_inner() {
             // This caller's own fetch: the answer as fetched, its losses already reported.
-            Some(answer) => Ok((answer, c.person)),
-            // Another's answer, kept or shared: its losses, and the ticket's time left now.
+            Some(answer) => Ok((Answer::Value(answer), c.person)),
+            // Another's answer, kept or shared: its losses, and the ticket's time left now,
+            // written into the kept text without parsing it.
             None => {
                 call.losses.add((*c.losses).clone());
-                let mut answer = c.body().map_err(internal)?;
-                if let Some(exp) = c.ticket_exp_s {
-                    let left = exp - i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
-                    if let Some(o) = answer.as_object_mut() {
-                        o.insert("ticketExpiresIn".into(), Value::from(left.max(1)));
+                let text = c.body_json();
+                let answer = match c.ticket_exp_s {
+                    Some(exp) => {
+                        let left = exp - i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
+                        with_ticket_left(text, left.max(1))
                     }
-                }
-                Ok((answer, c.person))
+                    None => text.to_owned(),
+                };
+                Ok((Answer::Json(answer), c.person))
             }
         },
         Err(shared) => Err(GatewayError::from_shared(&shared)),
@@ -337,6 +355,26 @@ fn decode(body: &[u8]) -> Result<Value, GatewayError> {
     serde_json::from_slice(body).map_err(|e| internal(e.to_string()))
 }
 
+/// The answer field that says how many seconds the verification's ticket has left.
+const TICKET_LEFT: &str = "ticketExpiresIn";
+
+/// A kept answer's text (a JSON object without [`TICKET_LEFT`]) with `"ticketExpiresIn":
+/// left` as its last member.
+fn with_ticket_left(kept: &str, left: i64) -> String {
+    let body = kept.strip_suffix('}').unwrap_or(kept);
+    let mut out = String::with_capacity(kept.len() + 32);
+    out.push_str(body);
+    if body.trim_end() != "{" {
+        out.push(',');
+    }
+    out.push('"');
+    out.push_str(TICKET_LEFT);
+    out.push_str("\":");
+    out.push_str(&left.to_string());
+    out.push('}');
+    out
+}
+
 fn internal(e: impl std::fmt::Display) -> GatewayError {
     GatewayError::Internal(e.to_string())
 }
@@ -355,5 +393,21 @@ mod tests {
             String::from_utf8(canonical_json(&v)).unwrap(),
             r#"{"":{},"a":{"C":true,"c":null,"d":[{"y":"é\"\n","z":1.50},[]]},"b":1}"#
         );
+    }
+
+    #[test]
+    fn ticket_left_is_written_as_the_last_member_of_kept_text() {
+        for (kept, want) in [
+            (
+                r#"{"codeColor":"10","bizExtData":"t"}"#,
+                r#"{"codeColor":"10","bizExtData":"t","ticketExpiresIn":42}"#,
+            ),
+            ("{}", r#"{"ticketExpiresIn":42}"#),
+        ] {
+            let out = with_ticket_left(kept, 42);
+            assert_eq!(out, want);
+            let v: Value = serde_json::from_str(&out).expect("JSON");
+            assert_eq!(v["ticketExpiresIn"], 42);
+        }
     }
 }

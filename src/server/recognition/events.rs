@@ -1,7 +1,7 @@
 //! Status events and callbacks, venue codes and visits, correction tickets.
 
 use super::*;
-use crate::server::services;
+use crate::server::{Answer, services};
 
 /// `POST /phic/v1/statusEvent` from a region: who changed (`user`, or the region's
 /// `codeIds`), and optionally to what (`codeColor`, `updateTime`). Updates the links,
@@ -175,7 +175,7 @@ pub(in crate::server) async fn record_visit(
     call: &Call,
     biz: &Value,
     person: &Pseudonym,
-    answer: &Value,
+    answer: &Answer,
 ) -> Result<(), GatewayError> {
     let Some(id) = text(biz, &["bizExtData"]).and_then(crate::link::venue::venue_id) else {
         return Ok(());
@@ -199,7 +199,14 @@ pub(in crate::server) async fn record_visit(
                 .map_err(|e| GatewayError::Internal(e.to_string()))?,
             source_region: verifier_region(&venue.region),
             code_id,
-            colour: text(answer, &["codeColor"]).unwrap_or("20").to_owned(),
+            colour: match answer {
+                Answer::Value(v) => text(v, &["codeColor"]).map(str::to_owned),
+                // A kept answer is read only here, for a venue's visit.
+                Answer::Json(t) => serde_json::from_str::<Value>(t)
+                    .ok()
+                    .and_then(|v| text(&v, &["codeColor"]).map(str::to_owned)),
+            }
+            .unwrap_or_else(|| "20".to_owned()),
             status_time: Some(time),
             venue_code: Some(venue.id.clone()),
             visit_region: Some(venue.region.clone()),
