@@ -349,7 +349,8 @@ fn encode_json(json: &[u8], key: Option<&Sm4Key>) -> Result<String, EnvelopeErro
 pub enum Biz<'a> {
     /// A JSON object.
     Value(&'a Value),
-    /// The text of a JSON object, as `serde_json` writes it.
+    /// The text of a JSON object, as `serde_json` wrote it (sealed as it is: only its
+    /// braces are checked).
     Json(&'a str),
 }
 
@@ -357,8 +358,11 @@ impl Biz<'_> {
     fn encode(self, key: Option<&Sm4Key>) -> Result<String, EnvelopeError> {
         match self {
             Self::Value(v) => encode_biz(v, key),
-            // Text from `serde_json` of an object: it opens with a brace.
-            Self::Json(t) if t.starts_with('{') => encode_json(t.as_bytes(), key),
+            // Text from `serde_json` of an object: braces at both ends. The text is sealed
+            // as it is, not parsed: callers pass only what `serde_json` wrote.
+            Self::Json(t) if t.starts_with('{') && t.ends_with('}') => {
+                encode_json(t.as_bytes(), key)
+            }
             Self::Json(_) => Err(EnvelopeError::BadFormat("bizContent")),
         }
     }

@@ -89,7 +89,8 @@ pub fn seal_response(
 /// [`seal_response`] with the business content as a value or as JSON text.
 ///
 /// # Errors
-/// As [`seal_response`]; [`EnvelopeError::BadFormat`] also for text that is not an object.
+/// As [`seal_response`]; [`EnvelopeError::BadFormat`] also for text without an object's
+/// braces at its ends (the text is not parsed: pass only what `serde_json` wrote).
 pub fn seal_response_with(
     session: &Session,
     gateway_key: &SigningKey,

@@ -281,6 +281,11 @@ async fn cached(
             None => {
                 call.losses.add((*c.losses).clone());
                 let text = c.body_json();
+                // What the cache wrote from an object; anything else fails here, before the
+                // audit record says the call succeeded.
+                if !(text.starts_with('{') && text.ends_with('}')) {
+                    return Err(internal("a kept answer is not a JSON object"));
+                }
                 let answer = match c.ticket_exp_s {
                     Some(exp) => {
                         let left = exp - i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);

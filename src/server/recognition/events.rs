@@ -202,9 +202,12 @@ pub(in crate::server) async fn record_visit(
             colour: match answer {
                 Answer::Value(v) => text(v, &["codeColor"]).map(str::to_owned),
                 // A kept answer is read only here, for a venue's visit.
-                Answer::Json(t) => serde_json::from_str::<Value>(t)
-                    .ok()
-                    .and_then(|v| text(&v, &["codeColor"]).map(str::to_owned)),
+                Answer::Json(t) => text(
+                    &serde_json::from_str::<Value>(t)
+                        .map_err(|e| GatewayError::Internal(e.to_string()))?,
+                    &["codeColor"],
+                )
+                .map(str::to_owned),
             }
             .unwrap_or_else(|| "20".to_owned()),
             status_time: Some(time),
