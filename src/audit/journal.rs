@@ -5,10 +5,10 @@
 //! is bounded by the number of requests in flight divided by the disk's flush latency. Under
 //! `sync = "interval"` each request's task appends its sealed record to this file with one
 //! `write` before its answer goes out, and the records are committed to redb (one `fsync`)
-//! within `sync_interval_ms`. A record in the journal is in the operating system's page cache: a
-//! crash of the gateway process loses nothing, because the next start replays the journal
-//! into the store ([`recover`]). Only a crash of the machine itself can lose the records of
-//! the last interval, which is the trade the operator chooses with this policy.
+//! within `sync_interval_ms`. A record in the journal is in the operating system's page
+//! cache: a crash of the gateway process loses nothing, because the next start replays the
+//! journal into the store ([`recover`]). Only a crash of the machine itself can lose the
+//! records of the last interval, which is the trade the operator chooses with this policy.
 //!
 //! # Segments
 //!

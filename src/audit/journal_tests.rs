@@ -47,16 +47,22 @@ fn sealed(head: ChainMark, n: u64) -> Vec<AuditRecord> {
         .collect()
 }
 
+/// The `interval` writer of the gateway (replay first, default bounds) over a journal in
+/// `dir`.
+fn interval_writer(log: &Arc<RedbAuditLog>, dir: &std::path::Path, ms: u64) -> AuditWriter {
+    AuditWriter::start_embedded(
+        Arc::clone(log),
+        AuditSync::Interval(Duration::from_millis(ms)),
+        &dir.join(JOURNAL_FILE),
+    )
+    .expect("writer")
+}
+
 #[tokio::test]
 async fn interval_answers_from_the_journal_and_commits_within_the_interval() {
     let d = dir();
     let log = Arc::new(RedbAuditLog::new(Store::open(&d).expect("store")));
-    let w = AuditWriter::start_embedded(
-        Arc::clone(&log),
-        AuditSync::Interval(Duration::from_millis(300)),
-        &d.join(JOURNAL_FILE),
-    )
-    .expect("writer");
+    let w = interval_writer(&log, &d, 300);
     for i in 1..=10 {
         assert_eq!(w.append(rec(i)).await.expect("append").seq, i);
     }
@@ -196,12 +202,7 @@ async fn committed_through(log: &RedbAuditLog, seq: u64) -> bool {
 async fn appends_from_many_tasks_take_consecutive_places_in_one_chain() {
     let d = dir();
     let log = Arc::new(RedbAuditLog::new(Store::open(&d).expect("store")));
-    let w = AuditWriter::start_embedded(
-        Arc::clone(&log),
-        AuditSync::Interval(Duration::from_millis(5)),
-        &d.join(JOURNAL_FILE),
-    )
-    .expect("writer");
+    let w = interval_writer(&log, &d, 5);
     assert_eq!(
         super::writer::tests::append_from_tasks(&w, 400, rec).await,
         (1..=400).collect::<Vec<u64>>()

@@ -17,10 +17,10 @@
 //! page cache, safe from a process crash) and committed to the store within the interval;
 //! see [`super::journal`] for what each policy guarantees. Here the request's own task
 //! seals the record on the chain's head and writes its frame, under a lock held for that
-//! one `write` (see `append_journaled` for what a slow disk does to that). An earlier version sent each record to a writer thread as under `commit`;
-//! with nothing to wait for but a page-cache write, the two thread wake-ups of that round
-//! trip cost more than the write, and the writer thread used a sixth of the gateway's CPU
-//! on cached verifications. A ticker thread closes the open segment when its interval is
+//! one `write` (see `append_journaled` for what a slow disk does to that). An earlier
+//! version sent each record to a writer thread as under `commit`; with nothing to wait for
+//! but a page-cache write, the two thread wake-ups of that round trip cost more than the
+//! write, and the writer thread used a sixth of the gateway's CPU on cached verifications. A ticker thread closes the open segment when its interval is
 //! due and hands it to the committer thread, which commits it to the store (one `fsync`)
 //! and deletes it. The back-pressure is the committer's queue: with four segments
 //! waiting and 50,000 records in the open one, appends wait for a commit.

@@ -226,10 +226,9 @@ impl KeyTable {
         }
         // B6: (x1, y1) = [s]G + [t]P, not the identity.
         let (s_digits, t_digits) = (recode(&s), recode(&t));
-        let generator = self.generator;
         let mut acc = Point::IDENTITY;
         for window in 0..WINDOWS {
-            generator.add_digit(&mut acc, window, s_digits[window]);
+            self.generator.add_digit(&mut acc, window, s_digits[window]);
             self.comb.add_digit(&mut acc, window, t_digits[window]);
         }
         if acc.is_identity() {

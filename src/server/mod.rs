@@ -98,9 +98,18 @@ impl Answer {
     pub fn into_value(self) -> Result<Value, GatewayError> {
         match self {
             Self::Value(v) => Ok(v),
-            Self::Json(t) => {
-                serde_json::from_str(&t).map_err(|e| GatewayError::Internal(e.to_string()))
-            }
+            Self::Json(t) => parse_kept(&t),
+        }
+    }
+
+    /// The answer as a value, borrowed where it is one.
+    ///
+    /// # Errors
+    /// As [`Answer::into_value`].
+    pub fn to_value(&self) -> Result<std::borrow::Cow<'_, Value>, GatewayError> {
+        match self {
+            Self::Value(v) => Ok(std::borrow::Cow::Borrowed(v)),
+            Self::Json(t) => parse_kept(t).map(std::borrow::Cow::Owned),
         }
     }
 
@@ -111,6 +120,10 @@ impl Answer {
             Self::Json(t) => crate::envelope::Biz::Json(t),
         }
     }
+}
+
+fn parse_kept(text: &str) -> Result<Value, GatewayError> {
+    serde_json::from_str(text).map_err(|e| GatewayError::Internal(e.to_string()))
 }
 
 impl From<Value> for Answer {

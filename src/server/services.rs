@@ -10,7 +10,8 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 
 use super::pipeline::now_ms;
-use super::{Answer, Call, Gateway, GatewayError, recognition};
+use super::recognition::{self, TICKET_LEFT};
+use super::{Answer, Call, Gateway, GatewayError};
 use crate::audit::{NewRecord, Pseudonym, pseudonym};
 use crate::cache::{CacheKey, Cached, freshness_deadline};
 use crate::code::{CodeFormat, Phic1Format, token};
@@ -247,16 +248,15 @@ async fn cached(
         let deadline = freshness_deadline(updated.unwrap_or(now), validity, bound_ms, now, max_ttl)
             .filter(|_| subject.is_some());
         // The time left on the ticket is written on each hit, at the end of the kept text.
-        let mut cached = match answer.as_object() {
-            Some(o) if ticket_exp_s.is_some() && o.contains_key(TICKET_LEFT) => {
-                let mut kept = answer.clone();
-                if let Some(k) = kept.as_object_mut() {
-                    k.shift_remove(TICKET_LEFT);
-                }
-                Cached::new(&kept, subject.map(Arc::from), deadline)
+        let without_left = ticket_exp_s.is_some().then(|| {
+            let mut kept = answer.clone();
+            if let Some(o) = kept.as_object_mut() {
+                o.shift_remove(TICKET_LEFT);
             }
-            _ => Cached::new(&answer, subject.map(Arc::from), deadline),
-        };
+            kept
+        });
+        let kept = without_left.as_ref().unwrap_or(&answer);
+        let mut cached = Cached::new(kept, subject.map(Arc::from), deadline);
         let losses = call.losses.report();
         if !losses.is_empty() {
             cached.losses = Arc::new(losses);
@@ -360,24 +360,12 @@ fn decode(body: &[u8]) -> Result<Value, GatewayError> {
     serde_json::from_slice(body).map_err(|e| internal(e.to_string()))
 }
 
-/// The answer field that says how many seconds the verification's ticket has left.
-const TICKET_LEFT: &str = "ticketExpiresIn";
-
 /// A kept answer's text (a JSON object without [`TICKET_LEFT`]) with `"ticketExpiresIn":
 /// left` as its last member.
 fn with_ticket_left(kept: &str, left: i64) -> String {
     let body = kept.strip_suffix('}').unwrap_or(kept);
-    let mut out = String::with_capacity(kept.len() + 32);
-    out.push_str(body);
-    if body.trim_end() != "{" {
-        out.push(',');
-    }
-    out.push('"');
-    out.push_str(TICKET_LEFT);
-    out.push_str("\":");
-    out.push_str(&left.to_string());
-    out.push('}');
-    out
+    let comma = if body.trim_end() == "{" { "" } else { "," };
+    format!("{body}{comma}\"{TICKET_LEFT}\":{left}}}")
 }
 
 fn internal(e: impl std::fmt::Display) -> GatewayError {

@@ -199,17 +199,10 @@ pub(in crate::server) async fn record_visit(
                 .map_err(|e| GatewayError::Internal(e.to_string()))?,
             source_region: verifier_region(&venue.region),
             code_id,
-            colour: match answer {
-                Answer::Value(v) => text(v, &["codeColor"]).map(str::to_owned),
-                // A kept answer is read only here, for a venue's visit.
-                Answer::Json(t) => text(
-                    &serde_json::from_str::<Value>(t)
-                        .map_err(|e| GatewayError::Internal(e.to_string()))?,
-                    &["codeColor"],
-                )
-                .map(str::to_owned),
-            }
-            .unwrap_or_else(|| "20".to_owned()),
+            // A kept answer is parsed only here, for a venue's visit.
+            colour: text(&*answer.to_value()?, &["codeColor"])
+                .unwrap_or("20")
+                .to_owned(),
             status_time: Some(time),
             venue_code: Some(venue.id.clone()),
             visit_region: Some(venue.region.clone()),

@@ -141,5 +141,5 @@ use links::{holder_of_user, verifier_region};
 pub(in crate::server) use links::{link_declaration, link_request, link_verification};
 pub(in crate::server) use query::{generate_code, query};
 pub use tasks::{spawn_deliveries, spawn_retention};
-pub(in crate::server) use tickets::mint_ticket;
+pub(in crate::server) use tickets::{TICKET_LEFT, mint_ticket};
 use tickets::{grant_of_consent, grant_of_ticket};

@@ -28,6 +28,9 @@ pub(super) struct TicketBody {
 /// own ticket to its caller, and for a relayed verification that caller is the gateway, so
 /// the region's binding cannot tell one verifier from another. The gateway's ticket binds
 /// to the verifier, and carries the region's inside.
+/// The answer field that says how many seconds the verification's ticket has left.
+pub(in crate::server) const TICKET_LEFT: &str = "ticketExpiresIn";
+
 pub(in crate::server) fn mint_ticket(
     gw: &Gateway,
     call: &Call,
@@ -55,7 +58,7 @@ pub(in crate::server) fn mint_ticket(
         .map_err(|e| GatewayError::Internal(e.to_string()))?;
     if let Some(o) = answer.as_object_mut() {
         o.insert("bizExtData".into(), Value::String(ticket));
-        o.insert("ticketExpiresIn".into(), json!(TICKET_TTL_SECS));
+        o.insert(TICKET_LEFT.into(), json!(TICKET_TTL_SECS));
     }
     Ok(Some(body.exp))
 }
