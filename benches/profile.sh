@@ -2,6 +2,8 @@
 # Instructions per request of scenario (b) of benches/bench.sh under callgrind (README,
 # "Profile of the cached verify path"): verifyCode of a cached PHIC1 code, HMAC-SM3, TLS,
 # with bench.sh's gateway configuration and one `hutong sim --national` as the region.
+# PROFILE_SCENARIO=a profiles scenario (a) instead: every request carries a fresh PHIC1 code
+# of a trust-list issuer, so the gateway checks its SM2 signature and fills the cache.
 # Instruction counts do not change with the machine's load, so they compare two commits
 # where req/s cannot. The gateway runs under `valgrind --tool=callgrind`; once the cache is
 # filled, two wrk runs (one thread, keep-alive TLS) send sealed requests, each once: about
@@ -12,7 +14,8 @@
 # Builds nothing unless PROFILE_BUILD=1; runs ./target/release/hutong (or $HUTONG_BIN).
 #
 # Usage: bash benches/profile.sh
-# Knobs (environment): PROFILE_REQUESTS (N, 2000), BENCH_CONNECTIONS (4), PROFILE_TOP (25),
+# Knobs (environment): PROFILE_SCENARIO (b or a), PROFILE_REQUESTS (N, 2000),
+# BENCH_CONNECTIONS (4), PROFILE_TOP (25),
 # PROFILE_BUILD=1, HUTONG_BIN, BENCH_KEEP=1 (keep the directory, with the callgrind files).
 set -euo pipefail
 
@@ -22,6 +25,8 @@ source "$ROOT/benches/lib.sh"
 N=${PROFILE_REQUESTS:-2000}
 CONNS=${BENCH_CONNECTIONS:-4}
 TOP=${PROFILE_TOP:-25}
+SCENARIO=${PROFILE_SCENARIO:-b}
+[[ $SCENARIO == a || $SCENARIO == b ]] || die "PROFILE_SCENARIO must be a or b (got '$SCENARIO')"
 for v in N CONNS TOP; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number (got '${!v}')"
 done
@@ -62,6 +67,10 @@ SIM=$(wait_line sim 'listening on http://' 10 | sed -E 's#.*://##')
   gateway_toml 200000 interval
   client_toml A3300010001 330106 '["verifyCode", "applyCodeAccess", "generateCode"]' '["HMAC-SM3"]'
   national_region_toml 330000 33000001 "$SIM" sim
+  if [[ $SCENARIO == a ]]; then # benches/bench.sh's issuer that no region answers for
+    printf '\n[trust]\nlist_file = "trust/trust-list.json"\nanchor_key_file = "keys/trust-anchor.pub.pem"\n'
+    printf 'anchor_kid = "anchor-1"\ndev_issuer_id = "10000099"\ndev_issuer_key_file = "keys/dev-issuer.key.pem"\n'
+  fi
 } >"$T/hutong.toml"
 "$H" token issue --client A3300010001 --config "$T/hutong.toml" --out "$T/token" >/dev/null
 start gateway env HUTONG_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$T/callgrind.out" \
@@ -81,6 +90,13 @@ CODE=$(call generateCode "$T/generate.json" | jq -er '.bizContent.codeContent')
 jq -nc --arg c "$CODE" '{codeContent: $c, verifier: {orgName: "某地铁站", deviceId: "G-01"}}' >"$T/verify.json"
 call verifyCode "$T/verify.json" >/dev/null
 call verifyCode "$T/verify.json" >/dev/null # a cache hit: first-use costs are paid
+if [[ $SCENARIO == a ]]; then # fresh codes: one now (first-use costs), then each once
+  "$H" bench codes --key "$T/keys/dev-issuer.key.pem" --iss 10000099 --kid dev-1 \
+    --count $((1 + 3 * CONNS + N)) >"$T/cold.txt"
+  head -1 "$T/cold.txt" >"$T/cold-first.json"
+  call verifyCode "$T/cold-first.json" >/dev/null
+fi
+COLD_NEXT=2 # the next unused line of cold.txt
 
 # wrk: one thread, CONNS connections, each sealed request once. After LIMIT answers it
 # stops sending and touches PROFILE_DONE, and the script ends it (wrk itself would wait out
@@ -120,8 +136,13 @@ answers() { # "OK OTHER": verifyCode answers with code 0 so far, and all others,
 # idle, dump. Prints "Ir requests".
 run() {
   local name=$1 limit=$2 before after prev bad0 bad
-  "$H" client verifyCode --body "$T/verify.json" --as "$T/client.toml" --seal-only $((limit + CONNS)) \
-    >"$T/$name.bodies"
+  if [[ $SCENARIO == a ]]; then
+    sed -n "${COLD_NEXT},$((COLD_NEXT + limit + CONNS - 1))p" "$T/cold.txt" >"$T/$name.codes"
+    "$H" client verifyCode --body "$T/$name.codes" --as "$T/client.toml" --seal-lines >"$T/$name.bodies"
+  else
+    "$H" client verifyCode --body "$T/verify.json" --as "$T/client.toml" --seal-only $((limit + CONNS)) \
+      >"$T/$name.bodies"
+  fi
   read -r before bad0 < <(answers)
   callgrind_control --zero "$PID_gateway" >/dev/null
   rm -f "$T/$name.done"
@@ -154,6 +175,7 @@ run() {
 }
 say "short run ($CONNS connections)…"
 R1=$(run short "$CONNS") # an assignment: a failed run stops the script
+COLD_NEXT=$((COLD_NEXT + 2 * CONNS)) # run is a subshell: the short run's codes are spent here
 read -r IR1 N1 <<<"$R1"
 say "long run ($N requests)…"
 R2=$(run long "$N")
@@ -185,7 +207,11 @@ top() { # FILE [FILTER]: the first TOP lines (matching FILTER), in Ir per reques
 }
 
 echo
-echo "hutong: verifyCode of a cached PHIC1 code, HMAC-SM3, TLS, under callgrind"
+if [[ $SCENARIO == a ]]; then
+  echo "hutong: verifyCode of unique PHIC1 codes (scenario a), HMAC-SM3, TLS, under callgrind"
+else
+  echo "hutong: verifyCode of a cached PHIC1 code, HMAC-SM3, TLS, under callgrind"
+fi
 echo "binary: $H ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?') checked out); wrk -t1 -c$CONNS"
 echo "short run: $N1 requests, $IR1 Ir; long run: $N2 requests, $IR2 Ir"
 echo "Ir per request: $PER"
