@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # hutong's hot paths next to their baselines, measured in one run on this machine (README
 # "Performance"). Each scenario prints req/s, p50, p99, errors and RSS for hutong and its
-# baseline, and the ratio against the target:
+# baseline, and the ratio against the target; the run ends with a summary table and the
+# same summary as an SVG chart (`hutong bench chart`, BENCH_CHART):
 #
 #   a   cold verify: verifyCode of unique PHIC1 codes from a trust-list issuer no region
 #       answers for, so the gateway checks each code's SM2 signature itself (HMAC-SM3
@@ -48,7 +49,8 @@
 # BENCH_FANOUT_CONNECTIONS (8), BENCH_REGION_LATENCY_MS (5), BENCH_REGION_JITTER_MS (10),
 # BENCH_LIMIT (1000), BENCH_BURST_CONNECTIONS (40), BENCH_LINKS (1000000),
 # BENCH_CACHE_ENTRIES (200000), BENCH_NO_BUILD=1, BENCH_KEEP=1, HUTONG_BIN (another build, for
-# an A/B run; implies nothing about building).
+# an A/B run; implies nothing about building), BENCH_CHART (where the SVG chart of the
+# summary goes; target/bench/bench-<UTC time>.svg).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -360,6 +362,10 @@ SUMMARY=()
 summary() { # LABEL HUTONG BASELINE BASELINE_NAME RATIO MET TARGET
   SUMMARY+=("$(printf "  %-32s %9s   %9s %-16s %7s   %-4s %s" "$@")")
 }
+# chart_row LABEL VALUE TARGET higher|lower MET SHOWN TARGET_TEXT: a bar of the chart
+# (`hutong bench chart`), VALUE as a fraction of TARGET.
+chart_row() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$T/chart.tsv"; }
+whole() { awk -v v="$1" 'BEGIN{printf "%.0f", v}'; }
 # against_proxy TITLE SUMMARY_LABEL LABEL KEY PROXY_LABEL PROXY_KEY: a relay's rows next to
 # nginx proxy_pass's, and the ratio against the 0.8 target.
 against_proxy() {
@@ -371,6 +377,8 @@ against_proxy() {
   report "$(row "$5" "$6")"
   report "      ratio ${r}×   target ≥ 0.80× nginx proxy_pass → $(met "$r" 0.8)"
   summary "$2" "$(rps "$4")" "$(rps "$6")" "nginx proxy" "${r}×" "$(met "$r" 0.8)" "≥ 0.80"
+  chart_row "$2" "$r" 0.8 higher "$(met "$r" 0.8)" \
+    "${r}× nginx proxy_pass ($(whole "$(rps "$4")") vs $(whole "$(rps "$6")") req/s)" "≥ 0.80×"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -393,6 +401,8 @@ if want a || want f; then
   report "$(inproc "raw SM2 verify (same build)" "$SM2_RATE" "$(jq -r '.threads' "$T/sm2.json")" "$SM2_SECS" "$(jq -r '.threads' "$T/sm2.json")" -)"
   report "      ratio ${COLD_RATIO}×   target ≥ 0.90 → $(met "$COLD_RATIO" 0.9)"
   summary "(a) cold verify" "$(rps cold)" "$SM2_RATE" "raw SM2 verify" "${COLD_RATIO}×" "$(met "$COLD_RATIO" 0.9)" "≥ 0.90"
+  chart_row "(a) cold verify" "$COLD_RATIO" 0.9 higher "$(met "$COLD_RATIO" 0.9)" \
+    "${COLD_RATIO}× raw SM2 verify ($(whole "$(rps cold)") req/s vs $(whole "$SM2_RATE")/s)" "≥ 0.90×"
 fi
 
 if want f; then
@@ -417,6 +427,7 @@ if want f; then
   report "      VmRSS $RSS_MIB MiB, VmHWM $(awk -v k="$HWM_F" 'BEGIN{printf "%.0f", k / 1024}') MiB (at start: $(awk -v k="$RSS_IDLE" 'BEGIN{printf "%.0f", k / 1024}') MiB)   target ≤ 256 MiB → $(met 256 "$RSS_MIB")"
   report "      per item (hutong bench memory-parts, 100,000 of each): a cache entry $(jq -r .cache_bytes_per_entry "$T/parts.json") B, a nonce $(jq -r .nonce_bytes_each "$T/parts.json") B"
   summary "(f) memory (MiB)" "$RSS_MIB" 256 "limit" "$(ratio "$RSS_MIB" 256)×" "$(met 256 "$RSS_MIB")" "≤ 256 MiB"
+  chart_row "(f) memory, RSS" "$RSS_MIB" 256 lower "$(met 256 "$RSS_MIB")" "$RSS_MIB MiB" "≤ 256 MiB"
 fi
 
 if want a2; then
@@ -440,6 +451,8 @@ if want a2; then
   report "$(inproc "bound: 1 SM2 verify + 1 sign" "$BOUND" "$(jq -r '.threads' "$T/bound.json")" "$SM2_SECS" "$BOUND_CORES" "$BOUND_OTHERS")"
   report "      ratio ${S_RATIO}×   target ≥ 0.80 → $(met "$S_RATIO" 0.8)"
   summary "(a2) SM2 envelope path" "$(rps verify-sm2)" "$BOUND" "SM2 verify+sign" "${S_RATIO}×" "$(met "$S_RATIO" 0.8)" "≥ 0.80"
+  chart_row "(a2) SM2 envelope path" "$S_RATIO" 0.8 higher "$(met "$S_RATIO" 0.8)" \
+    "${S_RATIO}× SM2 verify+sign ($(whole "$(rps verify-sm2)") vs $(whole "$BOUND")/s)" "≥ 0.80×"
 fi
 
 if want b; then
@@ -455,6 +468,10 @@ if want b; then
   report "$(row "nginx return 200 ($STATIC_BYTES B)" static)"
   report "      ratio ${V_RATIO}×   targets: ≥ 0.70× nginx static → $(met "$V_RATIO" 0.7); ≥ 20,000 req/s → $(met "$(rps verify-hmac)" 20000)"
   summary "(b) cached verify" "$(rps verify-hmac)" "$(rps static)" "nginx static" "${V_RATIO}×" "$(met "$V_RATIO" 0.7)" "≥ 0.70 (and ≥ 20,000 req/s: $(met "$(rps verify-hmac)" 20000))"
+  chart_row "(b) cached verify vs nginx" "$V_RATIO" 0.7 higher "$(met "$V_RATIO" 0.7)" \
+    "${V_RATIO}× nginx static ($(whole "$(rps static)") req/s)" "≥ 0.70×"
+  chart_row "(b) cached verify, req/s" "$(rps verify-hmac)" 20000 higher "$(met "$(rps verify-hmac)" 20000)" \
+    "$(whole "$(rps verify-hmac)") req/s" "≥ 20,000 req/s"
 fi
 
 if want c; then
@@ -551,6 +568,8 @@ if want d; then
   report "$(row "anhui sim alone (JSON)" region-ah)"
   report "      p99 $(ms "$FAN_P99") ms vs slowest region's p99 $(ms "$SLOWEST") ms + 2 ms → $FAN_OK"
   summary "(d) fan-out p99 (ms)" "$(ms "$FAN_P99")" "$(ms "$SLOWEST")" "slowest region" "+$(ms $((FAN_P99 - SLOWEST)))" "$FAN_OK" "≤ slowest + 2 ms"
+  chart_row "(d) fan-out, p99 over slowest" "$(ms $((FAN_P99 - SLOWEST)))" 2 lower "$FAN_OK" \
+    "+$(ms $((FAN_P99 - SLOWEST))) ms (p99 $(ms "$FAN_P99") ms)" "≤ +2 ms"
 fi
 
 if want e; then
@@ -587,6 +606,8 @@ if want e; then
   report "$(e_row "tenfold burst" burst)"
   report "      errors other than 1007: $E_ERR; admitted p99 $(ms "$E_P99B") ms vs 2 × steady $(ms $((2 * E_P99S))) ms → $E_OK"
   summary "(e) burst: admitted p99 (ms)" "$(ms "$E_P99B")" "$(ms "$E_P99S")" "steady p99" "$(ratio "$E_P99B" "$E_P99S")×" "$E_OK" "≤ 2× steady, errors 0 (got $E_ERR)"
+  chart_row "(e) tenfold burst, admitted p99" "$(ratio "$E_P99B" "$E_P99S")" 2 lower "$E_OK" \
+    "$(ratio "$E_P99B" "$E_P99S")× steady p99, $E_ERR errors" "≤ 2×, no errors"
 fi
 
 # ---------------------------------------------------------------------------------------
@@ -612,3 +633,12 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "cores: their CPU time / run time; req/s/core: req/s per such core (steadier than req/s on a busy machine)."
   echo "wrk: the load generator's CPU, in cores. others: CPU the rest of the machine used meanwhile, of $(nproc)."
 } | tee "$T/report.txt"
+
+# The summary as a picture: each scenario against its target.
+if [[ -s $T/chart.tsv ]]; then
+  CHART=${BENCH_CHART:-$ROOT/target/bench/bench-$(date -u +%Y%m%d-%H%M%S).svg}
+  "$H" bench chart --summary "$T/chart.tsv" --out "$CHART" \
+    --title "hutong benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores" \
+    && echo "chart: $CHART" \
+    || echo "no chart: $H has no working \`bench chart\` (an older build?)"
+fi

@@ -22,10 +22,10 @@
 //!   never served to a caller with narrower rights than the one it was fetched for.
 //! - **Purge by person.** A status event purges every entry about that person, and also
 //!   condemns a fetch for them that is still in flight (see the `index` module), so no
-//!   answer fetched before the event is kept after it. A request that *joins* such a fetch
-//!   while it is in flight gets its answer, even one that arrived after the event (as with
-//!   any answer in flight when the event came); only later requests are sure to fetch
-//!   afresh.
+//!   answer fetched before the event is kept after it. A request that *joined* such a fetch
+//!   is not served its condemned answer either: it goes round once more, to a fetch that
+//!   started after the event. Only the caller whose own fetch was in flight when the event
+//!   came gets what it fetched, as any answer already on its way would be delivered.
 //! - **One upstream call per key.** Concurrent misses on one key wait for a single fetch
 //!   (the `flights` map). A failed fetch is not cached: every waiter gets the same error,
 //!   and the next request tries again (a flight that holds an error is replaced, not
@@ -164,17 +164,47 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
         F: Future<Output = Result<Cached, E>>,
     {
         let digest = key.digest();
-        let found = read(self.shard(&digest)).get(&digest);
-        if let Some(stored) = found {
-            if servable(&stored, &self.now()) {
-                stored.touch();
-                self.counters.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(stored);
+        let mut fetch = Some(fetch);
+        // A second pass only for a caller that joined a flight whose answer a purge then
+        // condemned.
+        let mut rejoined = false;
+        loop {
+            let found = read(self.shard(&digest)).get(&digest);
+            if let Some(stored) = found {
+                if servable(&stored, &self.now()) {
+                    stored.touch();
+                    self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(stored);
+                }
+                self.counters.stale.fetch_add(1, Ordering::Relaxed);
+                self.remove_if_current(&stored);
             }
-            self.counters.stale.fetch_add(1, Ordering::Relaxed);
-            self.remove_if_current(&stored);
+            let (outcome, ran) = self.fly(digest, &mut fetch).await;
+            // A joiner is not served an answer that a purge condemned (the person's status
+            // changed while it was on its way, or since): it goes round again, to a flight
+            // that `join` starts afresh. Once: that flight began after the purge.
+            if !ran && !rejoined && outcome.as_ref().is_ok_and(|s| s.is_purged()) {
+                rejoined = true;
+                continue;
+            }
+            if !ran {
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+            }
+            return outcome;
         }
+    }
 
+    /// One pass through the flight for `digest`: joins the fetch in flight, or runs
+    /// `fetch` (taking it) if there is none. Returns the outcome and whether this caller's
+    /// fetch ran.
+    async fn fly<F>(
+        &self,
+        digest: Digest,
+        fetch: &mut Option<F>,
+    ) -> (Result<Arc<Stored>, Arc<E>>, bool)
+    where
+        F: Future<Output = Result<Cached, E>>,
+    {
         let retire = Retire {
             flights: &self.flights,
             digest,
@@ -185,6 +215,10 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
         // every caller's future (up to the request's) that much larger, to be moved around
         // on hits too.
         let outcome = Box::pin(retire.flight().get_or_init(|| async {
+            // A caller whose fetch ran returns its outcome: it never comes back for another.
+            let Some(fetch) = fetch.take() else {
+                unreachable!("a caller runs at most one fetch")
+            };
             ran.store(true, Ordering::Relaxed);
             self.counters.misses.fetch_add(1, Ordering::Relaxed);
             // Noted before the fetch starts: a purge of the subject from here on
@@ -221,10 +255,7 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
         .await
         .clone();
         drop(retire);
-        if !ran.load(Ordering::Relaxed) {
-            self.counters.hits.fetch_add(1, Ordering::Relaxed);
-        }
-        outcome
+        (outcome, ran.load(Ordering::Relaxed))
     }
 
     /// Purges every answer about `subject` (a person's pseudonym, hex): the status-event
@@ -306,11 +337,14 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
     }
 
     /// The flight for `digest`: the one in progress, or a new one. A flight that already
-    /// failed (its fetching caller has not retired it yet) is replaced, not joined.
+    /// failed, or whose answer a purge condemned (its fetching caller has not retired it
+    /// yet), is replaced, not joined.
     fn join(&self, digest: Digest) -> Arc<Flight<E>> {
         let mut flights = lock(&self.flights);
         let flight = flights.entry(digest).or_default();
-        if flight.get().is_some_and(Result::is_err) {
+        if flight.get().is_some_and(|outcome| {
+            outcome.as_ref().is_ok_and(|s| s.is_purged()) || outcome.is_err()
+        }) {
             *flight = Arc::default();
         }
         Arc::clone(flight)

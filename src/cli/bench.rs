@@ -8,6 +8,8 @@
 //! - `codes`: verifyCode bodies, one per line, each with a fresh PHIC1 code (unique tokens);
 //! - `dialect-request`: one request in a region's dialect, signed as the gateway signs it,
 //!   for a baseline that calls the region's simulator directly;
+//! - `chart`: the run's summary as an SVG picture, each scenario against its target
+//!   ([`super::bench_chart`]);
 //! - `fill-links`: synthetic links, loaded in bulk into a gateway's data directory (the
 //!   memory scenario's registry of a million links).
 
@@ -89,6 +91,19 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 100_000)]
         count: u64,
     },
+    /// Draw a run's summary (a tab-separated file that benches/bench.sh writes) as an SVG
+    /// chart: each scenario's figure as a fraction of its target.
+    Chart {
+        /// The summary file.
+        #[arg(long)]
+        summary: PathBuf,
+        /// The chart's title.
+        #[arg(long, default_value = "hutong benchmark")]
+        title: String,
+        /// Where to write the SVG; its directory is made if missing.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Load COUNT synthetic links (three regions each) into the link registry of the
     /// gateway configured by CONFIG, in batches. The gateway must not be running.
     FillLinks {
@@ -150,9 +165,27 @@ pub(super) fn run(standard: &Standard, c: &BenchCmd) -> anyhow::Result<ExitCode>
             );
             Ok(ExitCode::SUCCESS)
         }
+        BenchCmd::Chart {
+            summary,
+            title,
+            out,
+        } => chart(summary, title, out),
         BenchCmd::FillLinks { config, count } => fill_links(config, *count),
         BenchCmd::MemoryParts { count } => memory_parts(*count),
     }
+}
+
+fn chart(summary: &Path, title: &str, out: &Path) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(summary)
+        .with_context(|| format!("reading {}", summary.display()))?;
+    let bars =
+        super::bench_chart::parse(&text).with_context(|| format!("in {}", summary.display()))?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(out, super::bench_chart::render(title, &bars))
+        .with_context(|| format!("writing {}", out.display()))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(super) fn cores() -> usize {

@@ -19,6 +19,7 @@ macro_rules! say_raw {
 
 mod audit;
 mod bench;
+mod bench_chart;
 mod client;
 mod code;
 mod conformance;

@@ -449,6 +449,40 @@ async fn a_fetch_in_flight_during_a_purge_is_not_kept() {
 }
 
 #[tokio::test]
+async fn a_request_that_joined_a_condemned_fetch_fetches_afresh() {
+    let cache = Arc::new(cache().0);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(Semaphore::new(0));
+    let before = start_gated_fetch(&cache, &calls, &gate).await;
+    // The status event arrives while the old (green) answer is on its way, and then a
+    // request for the same key joins that fetch.
+    assert_eq!(cache.purge_subject(PERSON).await, 0);
+    let joiner = {
+        let (cache, calls) = (Arc::clone(&cache), Arc::clone(&calls));
+        tokio::spawn(async move { ask(&cache, &calls, "q", "10", PERSON).await })
+    };
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the request joined the fetch in flight"
+    );
+    gate.add_permits(1);
+    // The caller whose fetch was on its way gets it; the joiner does not.
+    assert_eq!(colour(&before.await.unwrap()), "00");
+    let joined = joiner.await.unwrap();
+    assert_eq!((colour(&joined), calls.load(Ordering::SeqCst)), ("10", 2));
+    assert!(!joined.is_purged());
+    // And the fresh answer is the one kept.
+    let kept = ask(&cache, &calls, "q", "01", PERSON).await;
+    assert_eq!(colour(&kept), "10");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(cache.stats().in_flight, 0);
+}
+
+#[tokio::test]
 async fn a_purge_of_someone_else_does_not_condemn_a_fetch() {
     let cache = Arc::new(cache().0);
     let calls = Arc::new(AtomicUsize::new(0));
