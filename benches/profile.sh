@@ -4,6 +4,8 @@
 # with bench.sh's gateway configuration and one `hutong sim --national` as the region.
 # PROFILE_SCENARIO=a profiles scenario (a) instead: every request carries a fresh PHIC1 code
 # of a trust-list issuer, so the gateway checks its SM2 signature and fills the cache.
+# PROFILE_SCENARIO=c0 profiles the relay of (c0): generateCode, relayed to the simulator
+# (which runs outside callgrind, so only the gateway's instructions are counted).
 # Instruction counts do not change with the machine's load, so they compare two commits
 # where req/s cannot. The gateway runs under `valgrind --tool=callgrind`; once the cache is
 # filled, two wrk runs (one thread, keep-alive TLS) send sealed requests, each once: about
@@ -14,7 +16,7 @@
 # Builds nothing unless PROFILE_BUILD=1; runs ./target/release/hutong (or $HUTONG_BIN).
 #
 # Usage: bash benches/profile.sh
-# Knobs (environment): PROFILE_SCENARIO (b or a), PROFILE_REQUESTS (N, 2000),
+# Knobs (environment): PROFILE_SCENARIO (b, a or c0), PROFILE_REQUESTS (N, 2000),
 # BENCH_CONNECTIONS (4), PROFILE_TOP (25),
 # PROFILE_BUILD=1, HUTONG_BIN, BENCH_KEEP=1 (keep the directory, with the callgrind files).
 set -euo pipefail
@@ -26,7 +28,9 @@ N=${PROFILE_REQUESTS:-2000}
 CONNS=${BENCH_CONNECTIONS:-4}
 TOP=${PROFILE_TOP:-25}
 SCENARIO=${PROFILE_SCENARIO:-b}
-[[ $SCENARIO == a || $SCENARIO == b ]] || die "PROFILE_SCENARIO must be a or b (got '$SCENARIO')"
+[[ $SCENARIO =~ ^(a|b|c0)$ ]] || die "PROFILE_SCENARIO must be a, b or c0 (got '$SCENARIO')"
+SERVICE=verifyCode
+[[ $SCENARIO == c0 ]] && SERVICE=generateCode
 for v in N CONNS TOP; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number (got '${!v}')"
 done
@@ -107,7 +111,7 @@ function init(args)
   data = f:read("*a")
   f:close()
   pos, answers, limit = 1, 0, tonumber(os.getenv("PROFILE_LIMIT"))
-  head = "POST /phic/v1/verifyCode HTTP/1.1\r\nHost: " .. os.getenv("PROFILE_HOST")
+  head = "POST /phic/v1/" .. os.getenv("PROFILE_SERVICE") .. " HTTP/1.1\r\nHost: " .. os.getenv("PROFILE_HOST")
     .. "\r\nContent-Type: application/json\r\nAuthorization: Bearer " .. os.getenv("PROFILE_TOKEN")
     .. "\r\nContent-Length: "
 end
@@ -128,9 +132,9 @@ function response(status, headers, body)
   end
 end
 EOF
-answers() { # "OK OTHER": verifyCode answers with code 0 so far, and all others, by the gateway
-  curl -s "http://$ADMIN/metrics" | awk '/^hutong_requests_total\{/ {
-    if (/service="verifyCode",code="0"/) ok += $2; else other += $2 } END {print ok + 0, other + 0}'
+answers() { # "OK OTHER": SERVICE's answers with code 0 so far, and all others, by the gateway
+  curl -s "http://$ADMIN/metrics" | awk -v ok0="service=\"$SERVICE\",code=\"0\"" '/^hutong_requests_total\{/ {
+    if (index($0, ok0)) ok += $2; else other += $2 } END {print ok + 0, other + 0}'
 }
 # run NAME LIMIT: zero the counters, wrk until LIMIT answers, wait until the gateway is
 # idle, dump. Prints "Ir requests".
@@ -139,6 +143,9 @@ run() {
   if [[ $SCENARIO == a ]]; then
     sed -n "${COLD_NEXT},$((COLD_NEXT + limit + CONNS - 1))p" "$T/cold.txt" >"$T/$name.codes"
     "$H" client verifyCode --body "$T/$name.codes" --as "$T/client.toml" --seal-lines >"$T/$name.bodies"
+  elif [[ $SCENARIO == c0 ]]; then
+    "$H" client generateCode --body "$T/generate.json" --as "$T/client.toml" --seal-only $((limit + CONNS)) \
+      >"$T/$name.bodies"
   else
     "$H" client verifyCode --body "$T/verify.json" --as "$T/client.toml" --seal-only $((limit + CONNS)) \
       >"$T/$name.bodies"
@@ -146,9 +153,9 @@ run() {
   read -r before bad0 < <(answers)
   callgrind_control --zero "$PID_gateway" >/dev/null
   rm -f "$T/$name.done"
-  PROFILE_BODIES="$T/$name.bodies" PROFILE_LIMIT=$limit PROFILE_HOST=$GW PROFILE_TOKEN=$(cat "$T/token") \
+  PROFILE_SERVICE=$SERVICE PROFILE_BODIES="$T/$name.bodies" PROFILE_LIMIT=$limit PROFILE_HOST=$GW PROFILE_TOKEN=$(cat "$T/token") \
     PROFILE_DONE="$T/$name.done" wrk -t1 -c"$CONNS" -d3600s -s "$T/profile.lua" \
-    "https://$GW/phic/v1/verifyCode" >"$T/$name.wrk" 2>&1 &
+    "https://$GW/phic/v1/$SERVICE" >"$T/$name.wrk" 2>&1 &
   local wrk_pid=$!
   while [[ ! -e $T/$name.done ]]; do
     kill -0 "$wrk_pid" 2>/dev/null || die "wrk ended early: $(cat "$T/$name.wrk")"
@@ -209,6 +216,8 @@ top() { # FILE [FILTER]: the first TOP lines (matching FILTER), in Ir per reques
 echo
 if [[ $SCENARIO == a ]]; then
   echo "hutong: verifyCode of unique PHIC1 codes (scenario a), HMAC-SM3, TLS, under callgrind"
+elif [[ $SCENARIO == c0 ]]; then
+  echo "hutong: generateCode relayed to hutong sim --national (scenario c0), HMAC-SM3, TLS, under callgrind"
 else
   echo "hutong: verifyCode of a cached PHIC1 code, HMAC-SM3, TLS, under callgrind"
 fi
