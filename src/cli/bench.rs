@@ -91,6 +91,14 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 100_000)]
         count: u64,
     },
+    /// Time the nonce store's sweep: fill a store with COUNT nonces, let them expire, and
+    /// time each of the next requests, with one shard (the earlier design) and with the
+    /// default shards; print the slowest call and the whole sweep of each as JSON.
+    NonceSweep {
+        /// How many nonces to fill the store with.
+        #[arg(long, default_value_t = 2_000_000)]
+        count: usize,
+    },
     /// Draw a run's summary (a tab-separated file that benches/bench.sh writes) as an SVG
     /// chart: each scenario's figure as a fraction of its target.
     Chart {
@@ -165,6 +173,7 @@ pub(super) fn run(standard: &Standard, c: &BenchCmd) -> anyhow::Result<ExitCode>
             );
             Ok(ExitCode::SUCCESS)
         }
+        BenchCmd::NonceSweep { count } => nonce_sweep(*count),
         BenchCmd::Chart {
             summary,
             title,
@@ -423,6 +432,49 @@ fn rss_kb() -> anyhow::Result<u64> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| anyhow!("no VmRSS in /proc/self/status"))
+}
+
+fn nonce_sweep(count: usize) -> anyhow::Result<ExitCode> {
+    use crate::envelope::{MemoryNonceStore, NonceStore, NonceStoreConfig};
+    if count == 0 {
+        bail!("--count must be at least 1");
+    }
+    const TTL_MS: u64 = 600_000;
+    let config = NonceStoreConfig {
+        ttl_ms: TTL_MS,
+        max_entries: count + 1_000,
+        max_entries_per_app: count + 1_000,
+    };
+    let mut rows = Vec::new();
+    for shards in [1, MemoryNonceStore::new(config.clone()).shards()] {
+        let store = MemoryNonceStore::with_shards(config.clone(), shards);
+        for i in 0..count {
+            store.check_and_insert("A3100010004", &format!("{:032x}", i * 7919), 1_000_000);
+        }
+        // Every nonce has expired: the next requests sweep, each shard when first reached.
+        let now = 1_000_000 + TTL_MS;
+        let mut times = Vec::with_capacity(1_000);
+        let started = Instant::now();
+        for i in 0..1_000 {
+            let t = Instant::now();
+            store.check_and_insert("A3100010004", &format!("after {i}"), now);
+            times.push(t.elapsed());
+        }
+        let all = started.elapsed();
+        times.sort_unstable();
+        let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+        rows.push(json!({
+            "shards": shards,
+            "entries": count,
+            "slowest_call_ms": ms(times[times.len() - 1]),
+            "p99_call_ms": ms(times[times.len() * 99 / 100]),
+            "calls_over_1ms": times.iter().filter(|d| **d > Duration::from_millis(1)).count(),
+            "first_1000_calls_ms": ms(all),
+            "left_after": store.len(),
+        }));
+    }
+    say!("{}", Value::Array(rows));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn memory_parts(count: u64) -> anyhow::Result<ExitCode> {

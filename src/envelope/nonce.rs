@@ -8,7 +8,8 @@
 //! could still pass the timestamp check.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use serde::Deserialize;
 
@@ -31,7 +32,7 @@ pub enum NonceCheck {
 /// Records nonces per client and says whether one was seen before.
 ///
 /// Implementations are shared by all request tasks, so they are `Send + Sync`, and a call must
-/// not block for long: the in-memory one holds a mutex for a hash-map operation.
+/// not block for long: the in-memory one holds one shard's mutex for a hash-map operation.
 pub trait NonceStore: Send + Sync {
     /// Atomically checks that `nonce` has not been used by `app_id` within the retention
     /// window ending at `now_ms` (Unix milliseconds), and records it if so.
@@ -98,21 +99,37 @@ impl Default for NonceStoreConfig {
 /// A gateway remembers every request of the last ten minutes: 600,000 at 1,000 requests a
 /// second. So an entry is one slot of one table, 24 bytes: the digest, and the expiry and
 /// client packed in a word. There is no queue in expiry order. An entry is replaced when its
-/// nonce comes again after it expired, and expired entries are swept in one pass once the
-/// earliest expiry has passed: at once in a small store, at most every 1/64 of the
-/// retention window in a large one. The pass holds the store's lock: a few milliseconds
-/// over 600,000 entries, tens over the default cap's 2,000,000. Whether a nonce is fresh
-/// never depends on the sweep: an expired entry is not a replay. A store at its cap refuses
-/// ([`NonceCheck::Full`]) until a due sweep frees places. The table does not shrink after
-/// a sweep; it is reused.
+/// nonce comes again after it expired, and expired entries are swept in one pass over their
+/// shard once the shard's earliest expiry has passed: at once in a small shard, at most
+/// every 1/64 of the retention window in a large one. Whether a nonce is fresh never
+/// depends on the sweep: an expired entry is not a replay. A store at its cap refuses
+/// ([`NonceCheck::Full`]) until a due sweep frees places; at the cap, every shard whose sweep
+/// is due is swept before a nonce is refused. The tables do not shrink after a sweep; they
+/// are reused.
+///
+/// # Shards
+///
+/// The table is split into [`SHARDS`] shards by the digest, each under its own lock. A pass
+/// over one table of the default cap's 2,000,000 entries held the only lock for tens of
+/// milliseconds, and every request that arrived meanwhile waited on a runtime worker; a
+/// shard's pass covers a sixteenth of the entries and holds up only the requests whose
+/// nonce falls in that shard. Every request takes one of these locks, so spreading them
+/// also spreads the contention. The caps are counted across shards with atomics: a place
+/// is reserved before the entry is inserted and given back if the insert does not take one.
 #[derive(Debug)]
 pub struct MemoryNonceStore {
     config: NonceStoreConfig,
-    state: Mutex<State>,
+    shards: Box<[Mutex<Shard>]>,
+    /// Entries across the shards, expired ones not yet swept included.
+    total: AtomicUsize,
+    apps: RwLock<Apps>,
 }
 
-/// Stores with fewer entries than this sweep whenever an entry has expired.
-const SWEEP_ALWAYS_BELOW: usize = 4_096;
+/// Shards of a [`MemoryNonceStore`] (at most 256: the shard is picked by one byte).
+const SHARDS: usize = 16;
+
+/// Shards with fewer entries than this sweep whenever an entry has expired.
+const SWEEP_ALWAYS_BELOW: usize = 256;
 
 /// Bits of a packed entry that hold the client's index; the rest hold the expiry (Unix ms,
 /// up to the year 2527).
@@ -120,18 +137,25 @@ const APP_BITS: u32 = 20;
 const MAX_EXPIRY: u64 = (1 << (64 - APP_BITS)) - 1;
 
 #[derive(Debug, Default)]
-struct State {
+struct Shard {
     /// Digest → expiry and client, packed ([`pack`]).
     seen: HashMap<Digest128, u64, DigestHashing>,
-    /// How many entries each client holds, by the client's index. A client's index never
-    /// changes; only authenticated clients reach the store, so the list is as long as the
-    /// registry.
-    held: Vec<usize>,
-    app_index: HashMap<Box<str>, u32>,
     /// No entry expires before this (Unix ms); `u64::MAX` when there are none.
     earliest: u64,
     last_sweep: u64,
 }
+
+/// The clients that have used the store. A client's index never changes; only
+/// authenticated clients reach the store, so the list is as long as the registry.
+#[derive(Debug, Default)]
+struct Apps {
+    index: HashMap<Box<str>, u32>,
+    /// How many entries each client holds, by the client's index.
+    held: Vec<Arc<AtomicUsize>>,
+}
+
+/// Entries a sweep removed, by client index.
+type Freed = HashMap<u32, usize>;
 
 /// `expires` is at most [`MAX_EXPIRY`]: `check_and_insert` refuses any later one.
 fn pack(expires: u64, app: u32) -> u64 {
@@ -142,25 +166,49 @@ fn expiry(packed: u64) -> u64 {
     packed >> APP_BITS
 }
 
-fn app_of(packed: u64) -> usize {
-    (packed & ((1 << APP_BITS) - 1)) as usize
+fn app_of(packed: u64) -> u32 {
+    // The mask keeps APP_BITS (20) bits, which fit.
+    (packed & ((1 << APP_BITS) - 1)) as u32
+}
+
+// No code that can panic runs between two mutations of a shard or of the client list, so a
+// lock poisoned by a panic elsewhere still guards consistent data: keep serving.
+fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl MemoryNonceStore {
     /// A store with the given configuration.
     pub fn new(config: NonceStoreConfig) -> Self {
+        Self::with_shards(config, SHARDS)
+    }
+
+    /// A store of `shards` shards (at least one). One shard is the unsharded design this
+    /// replaced, which `hutong bench nonce-sweep` measures beside the default.
+    pub fn with_shards(config: NonceStoreConfig, shards: usize) -> Self {
         Self {
             config,
-            state: Mutex::new(State {
-                earliest: u64::MAX,
-                ..State::default()
-            }),
+            shards: (0..shards.max(1))
+                .map(|_| {
+                    Mutex::new(Shard {
+                        earliest: u64::MAX,
+                        ..Shard::default()
+                    })
+                })
+                .collect(),
+            total: AtomicUsize::new(0),
+            apps: RwLock::default(),
         }
     }
 
     /// The number of nonces currently remembered (including expired ones not yet swept).
     pub fn len(&self) -> usize {
-        self.lock().seen.len()
+        self.shards.iter().map(|s| lock(s).seen.len()).sum()
+    }
+
+    /// How many shards the table is split into.
+    pub fn shards(&self) -> usize {
+        self.shards.len()
     }
 
     /// Whether no nonce is remembered.
@@ -168,10 +216,114 @@ impl MemoryNonceStore {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // No code that can panic runs between two mutations of the state, so a lock poisoned
-        // by a panic elsewhere still guards consistent data: keep serving.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn shard(&self, digest: &Digest128) -> &Mutex<Shard> {
+        // The last byte: the table's hasher takes the first eight, so the shard says
+        // nothing about a key's place in its table.
+        &self.shards[usize::from(digest[15]) % self.shards.len()]
+    }
+
+    /// The index of `app_id` and its count of held entries, added if new; `None` if the
+    /// index space is used up.
+    fn app(&self, app_id: &str) -> Option<(u32, Arc<AtomicUsize>)> {
+        {
+            let apps = self.apps.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(&i) = apps.index.get(app_id) {
+                return Some((i, Arc::clone(apps.held.get(i as usize)?)));
+            }
+        }
+        let mut apps = self.apps.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(&i) = apps.index.get(app_id) {
+            return Some((i, Arc::clone(apps.held.get(i as usize)?)));
+        }
+        let i = u32::try_from(apps.held.len())
+            .ok()
+            .filter(|&i| i < 1 << APP_BITS)?;
+        let held = Arc::new(AtomicUsize::new(0));
+        apps.held.push(Arc::clone(&held));
+        apps.index.insert(app_id.into(), i);
+        Some((i, held))
+    }
+
+    /// Gives back the places a sweep freed. Called with no shard locked: the client list's
+    /// lock is never taken while a shard's is held, nor the other way round.
+    fn release(&self, freed: Freed) {
+        if freed.is_empty() {
+            return;
+        }
+        let apps = self.apps.read().unwrap_or_else(PoisonError::into_inner);
+        for (app, n) in freed {
+            if let Some(held) = apps.held.get(app as usize) {
+                held.fetch_sub(n, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// Takes a place for one more entry of the client counted by `held`, if both caps allow.
+    fn reserve(&self, held: &AtomicUsize) -> bool {
+        if self.total.fetch_add(1, Ordering::AcqRel) >= self.config.max_entries {
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        if held.fetch_add(1, Ordering::AcqRel) >= self.config.max_entries_per_app {
+            held.fetch_sub(1, Ordering::AcqRel);
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Sweeps every shard whose sweep is due: before a nonce is refused at the cap.
+    fn sweep_due(&self, now_ms: u64, every_ms: u64) {
+        for shard in &*self.shards {
+            let freed = lock(shard).maybe_sweep(now_ms, every_ms, &self.total);
+            self.release(freed);
+        }
+    }
+
+    fn check(&self, app_id: &str, nonce: &str, now_ms: u64, at_cap_sweep: bool) -> NonceCheck {
+        let digest = digest(app_id, nonce);
+        let every_ms = (self.config.ttl_ms / 64).max(1);
+        let Some((app, held)) = self.app(app_id) else {
+            return NonceCheck::Full;
+        };
+        let mut shard = lock(self.shard(&digest));
+        let freed = shard.maybe_sweep(now_ms, every_ms, &self.total);
+        if !freed.is_empty() {
+            // The clients' counts are given back before this request takes a place (with
+            // the shard unlocked: see `release`). A sweep is rare, so is the second lock.
+            drop(shard);
+            self.release(freed);
+            shard = lock(self.shard(&digest));
+        }
+        let verdict = if shard
+            .seen
+            .get(&digest)
+            .is_some_and(|&packed| expiry(packed) > now_ms)
+        {
+            NonceCheck::Replayed
+        } else if !self.reserve(&held) {
+            // Expired entries may hold places; this shard's sweep freed them if it was due,
+            // and the others' are swept below. A store at its cap does not sweep more often
+            // than that: a client over its budget would otherwise make each of its requests
+            // a pass over the whole table.
+            NonceCheck::Full
+        } else {
+            let expires = now_ms.saturating_add(self.config.ttl_ms);
+            // An expired entry for the same nonce (so the same client) is replaced: it
+            // takes no new place.
+            if shard.seen.insert(digest, pack(expires, app)).is_some() {
+                held.fetch_sub(1, Ordering::AcqRel);
+                self.total.fetch_sub(1, Ordering::AcqRel);
+            }
+            shard.earliest = shard.earliest.min(expires);
+            NonceCheck::Fresh
+        };
+        drop(shard);
+        if verdict == NonceCheck::Full && at_cap_sweep {
+            self.sweep_due(now_ms, every_ms);
+            return self.check(app_id, nonce, now_ms, false);
+        }
+        verdict
     }
 }
 
@@ -189,57 +341,34 @@ fn digest(app_id: &str, nonce: &str) -> Digest128 {
     ])
 }
 
-impl State {
-    /// Sweeps expired entries if any have expired and the store is small or the last sweep
-    /// is at least `every_ms` old.
-    fn maybe_sweep(&mut self, now_ms: u64, every_ms: u64) {
+impl Shard {
+    /// Sweeps expired entries if any have expired and the shard is small or its last sweep
+    /// is at least `every_ms` old. Takes the freed places off `total`, and returns them by
+    /// client for [`MemoryNonceStore::release`].
+    fn maybe_sweep(&mut self, now_ms: u64, every_ms: u64, total: &AtomicUsize) -> Freed {
         let due = self.seen.len() < SWEEP_ALWAYS_BELOW
             || now_ms >= self.last_sweep.saturating_add(every_ms)
             // A clock that stepped back: the interval restarts from here.
             || now_ms < self.last_sweep;
-        if now_ms >= self.earliest && due {
-            self.sweep(now_ms);
+        if now_ms < self.earliest || !due {
+            return Freed::new();
         }
-    }
-
-    fn sweep(&mut self, now_ms: u64) {
-        let Self {
-            seen,
-            held,
-            earliest,
-            ..
-        } = self;
-        *earliest = u64::MAX;
-        seen.retain(|_, packed| {
+        let mut freed = Freed::new();
+        let mut earliest = u64::MAX;
+        let before = self.seen.len();
+        self.seen.retain(|_, packed| {
             let expires = expiry(*packed);
             if expires > now_ms {
-                *earliest = (*earliest).min(expires);
+                earliest = earliest.min(expires);
                 return true;
             }
-            if let Some(count) = held.get_mut(app_of(*packed)) {
-                *count = count.saturating_sub(1);
-            }
+            *freed.entry(app_of(*packed)).or_default() += 1;
             false
         });
+        total.fetch_sub(before - self.seen.len(), Ordering::AcqRel);
+        self.earliest = earliest;
         self.last_sweep = now_ms;
-    }
-
-    /// The index of `app_id`, added if new; `None` if the index space is used up.
-    fn app(&mut self, app_id: &str) -> Option<u32> {
-        if let Some(&i) = self.app_index.get(app_id) {
-            return Some(i);
-        }
-        let i = u32::try_from(self.held.len())
-            .ok()
-            .filter(|&i| i < 1 << APP_BITS)?;
-        self.held.push(0);
-        self.app_index.insert(app_id.into(), i);
-        Some(i)
-    }
-
-    fn over(&self, app: u32, config: &NonceStoreConfig) -> bool {
-        let held = self.held.get(app as usize).copied().unwrap_or(0);
-        self.seen.len() >= config.max_entries || held >= config.max_entries_per_app
+        freed
     }
 }
 
@@ -250,39 +379,6 @@ impl NonceStore for MemoryNonceStore {
         if now_ms.saturating_add(self.config.ttl_ms) > MAX_EXPIRY {
             return NonceCheck::Unavailable;
         }
-        let digest = digest(app_id, nonce);
-        let every_ms = (self.config.ttl_ms / 64).max(1);
-        let mut state = self.lock();
-        state.maybe_sweep(now_ms, every_ms);
-
-        if state
-            .seen
-            .get(&digest)
-            .is_some_and(|&packed| expiry(packed) > now_ms)
-        {
-            return NonceCheck::Replayed;
-        }
-        let Some(app) = state.app(app_id) else {
-            return NonceCheck::Full;
-        };
-        // Expired entries may hold places; the sweep above freed them if it was due. A store
-        // at its cap does not sweep more often than that: a client over its budget would
-        // otherwise make each of its requests a pass over the whole table.
-        if state.over(app, &self.config) {
-            return NonceCheck::Full;
-        }
-
-        let expires = now_ms.saturating_add(self.config.ttl_ms);
-        // An expired entry for the same nonce is replaced: its place is freed first.
-        if let Some(old) = state.seen.insert(digest, pack(expires, app)) {
-            if let Some(count) = state.held.get_mut(app_of(old)) {
-                *count = count.saturating_sub(1);
-            }
-        }
-        if let Some(count) = state.held.get_mut(app as usize) {
-            *count += 1;
-        }
-        state.earliest = state.earliest.min(expires);
-        NonceCheck::Fresh
+        self.check(app_id, nonce, now_ms, true)
     }
 }

@@ -173,9 +173,14 @@ fn nonce_store_is_per_app_expires_and_is_capped() {
         "global cap"
     );
     assert_eq!(store.len(), 3);
-    // At expiry everything goes, and the same nonce is fresh again.
+    // At expiry every place is free again (each shard sweeps when a request reaches it, and
+    // all that are due sweep before a nonce is refused at the cap), and the same nonce is
+    // fresh again.
     assert_eq!(store.check_and_insert("a", "n", 1000), NonceCheck::Fresh);
-    assert_eq!(store.len(), 1);
+    assert_eq!(store.check_and_insert("b", "m", 1000), NonceCheck::Fresh);
+    assert_eq!(store.check_and_insert("c", "x", 1000), NonceCheck::Fresh);
+    assert_eq!(store.len(), 3);
+    assert_eq!(store.check_and_insert("d", "y", 1000), NonceCheck::Full);
     // A clock that steps back does not resurrect or lose entries.
     assert_eq!(store.check_and_insert("a", "n", 500), NonceCheck::Replayed);
 }
@@ -204,8 +209,64 @@ fn a_large_nonce_store_sweeps_expired_nonces_and_frees_their_places() {
         store.check_and_insert("a", "one more", 64_000),
         NonceCheck::Fresh
     );
-    assert_eq!(store.len(), 1);
     assert_eq!(store.check_and_insert("a", "7", 64_000), NonceCheck::Fresh);
+    for i in 2..N {
+        assert_eq!(
+            store.check_and_insert("a", &format!("again {i}"), 64_000),
+            NonceCheck::Fresh,
+            "place {i}"
+        );
+    }
+    assert_eq!(store.len(), N);
+    assert_eq!(
+        store.check_and_insert("a", "over", 64_000),
+        NonceCheck::Full
+    );
+}
+
+#[test]
+fn the_caps_hold_across_shards_under_concurrent_inserts() {
+    const THREADS: usize = 8;
+    const EACH: usize = 300;
+    let store = MemoryNonceStore::new(NonceStoreConfig {
+        ttl_ms: 60_000,
+        max_entries: 1_000,
+        max_entries_per_app: 700,
+    });
+    let verdicts: Vec<NonceCheck> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let store = &store;
+                s.spawn(move || {
+                    // Half the threads are one client, half the other.
+                    let app = if t % 2 == 0 { "a" } else { "b" };
+                    (0..EACH)
+                        .map(|i| store.check_and_insert(app, &format!("{t}-{i}"), 0))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    let fresh = verdicts.iter().filter(|&&v| v == NonceCheck::Fresh).count();
+    let full = verdicts.iter().filter(|&&v| v == NonceCheck::Full).count();
+    // 2,400 tries for 1,000 places, neither client above 700 of them.
+    assert_eq!((fresh, full), (1_000, THREADS * EACH - 1_000));
+    assert_eq!(store.len(), 1_000);
+    // Every nonce recorded is refused again; the per-client cap held.
+    let mut a = 0;
+    for t in 0..THREADS {
+        let app = if t % 2 == 0 { "a" } else { "b" };
+        for i in 0..EACH {
+            if store.check_and_insert(app, &format!("{t}-{i}"), 1) == NonceCheck::Replayed {
+                a += usize::from(app == "a");
+            }
+        }
+    }
+    assert!((300..=700).contains(&a), "client a holds {a}");
 }
 
 #[test]
