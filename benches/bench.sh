@@ -58,6 +58,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=benches/lib.sh
 source "$ROOT/benches/lib.sh"
 CMDLINE="bash benches/bench.sh${*:+ $*}"
+START=$PWD # the script works in its temporary directory; a relative BENCH_CHART is from here
 SCENARIOS=" ${BENCH_SCENARIOS:-a a2 b c c0 d e f} "
 DURATION=${BENCH_DURATION:-10}
 CONNS=${BENCH_CONNECTIONS:-32}
@@ -73,7 +74,8 @@ LIMIT=${BENCH_LIMIT:-1000}
 # Ten, not forty: paced.lua needs a wrk thread per connection, and forty of them on two
 # cores put their own wake-ups into the latencies. At 40 the burst's admitted p99 moved
 # between 1.05 and 4.67 ms over four runs of one build (two over the target); at 10 it was
-# 0.60 to 0.99 ms over three runs, against steady p99s of 0.43 to 0.71 ms (README, (e)).
+# 0.60 to 0.99 ms over three runs, against steady p99s of 0.43 to 0.71 ms (README,
+# "What changed in this round").
 BURST_CONNS=${BENCH_BURST_CONNECTIONS:-10}
 LINKS=${BENCH_LINKS:-1000000}
 CACHE_ENTRIES=${BENCH_CACHE_ENTRIES:-200000}
@@ -642,8 +644,11 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 # The summary as a picture: each scenario against its target.
 if [[ -s $T/chart.tsv ]]; then
   CHART=${BENCH_CHART:-$ROOT/target/bench/bench-$(date -u +%Y%m%d-%H%M%S).svg}
+  [[ $CHART == /* ]] || CHART=$START/$CHART
+  BUILD="commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
+  [[ -n ${HUTONG_BIN:-} ]] && BUILD="build $H"
   "$H" bench chart --summary "$T/chart.tsv" --out "$CHART" \
-    --title "hutong benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores" \
+    --title "hutong benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $BUILD, $(nproc) cores" \
     && echo "chart: $CHART" \
     || echo "no chart: $H has no working \`bench chart\` (an older build?)"
 fi

@@ -24,8 +24,10 @@
 //!   condemns a fetch for them that is still in flight (see the `index` module), so no
 //!   answer fetched before the event is kept after it. A request that *joined* such a fetch
 //!   is not served its condemned answer either: it goes round once more, to a fetch that
-//!   started after the event. Only the caller whose own fetch was in flight when the event
-//!   came gets what it fetched, as any answer already on its way would be delivered.
+//!   started after the event. The caller whose own fetch was in flight when the event came
+//!   gets what it fetched, as any answer already on its way would be delivered; so does a
+//!   joiner on its second round (at most one more fetch per request, even in a storm of
+//!   status events that outruns the purge log, where every answer counts as condemned).
 //! - **One upstream call per key.** Concurrent misses on one key wait for a single fetch
 //!   (the `flights` map). A failed fetch is not cached: every waiter gets the same error,
 //!   and the next request tries again (a flight that holds an error is replaced, not
@@ -153,8 +155,10 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
     /// result of `fetch`, which is then stored until its `expires_at_ms`.
     ///
     /// Concurrent calls for one key share a single `fetch`: only one caller's future is
-    /// polled, and the others wait for its result (theirs are dropped unpolled). An answer
-    /// already past its deadline when it arrives is returned to those callers and not kept.
+    /// polled, and the others wait for its result; theirs are dropped unpolled, unless
+    /// they must fetch after all (the fetching caller went away, or a purge condemned the
+    /// answer they waited for). An answer already past its deadline when it arrives is
+    /// returned to those callers and not kept.
     ///
     /// # Errors
     ///
@@ -164,34 +168,56 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
         F: Future<Output = Result<Cached, E>>,
     {
         let digest = key.digest();
+        if let Some(stored) = self.stored(&digest) {
+            return Ok(stored);
+        }
+        // Boxed: with the fetch inside, this future is kilobytes, and unboxed it would make
+        // every caller's future (up to the request's) that much larger, to be moved around
+        // on hits too.
+        Box::pin(self.miss(digest, fetch)).await
+    }
+
+    /// The stored answer for `digest` if it may be served (counted as a hit); a stale or
+    /// purged one is removed.
+    fn stored(&self, digest: &Digest) -> Option<Arc<Stored>> {
+        let stored = read(self.shard(digest)).get(digest)?;
+        if servable(&stored, &self.now()) {
+            stored.touch();
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+            return Some(stored);
+        }
+        self.counters.stale.fetch_add(1, Ordering::Relaxed);
+        self.remove_if_current(&stored);
+        None
+    }
+
+    /// A miss: the flight for `digest`, joined or flown with `fetch`.
+    async fn miss<F>(&self, digest: Digest, fetch: F) -> Result<Arc<Stored>, Arc<E>>
+    where
+        F: Future<Output = Result<Cached, E>>,
+    {
         let mut fetch = Some(fetch);
-        // A second pass only for a caller that joined a flight whose answer a purge then
-        // condemned.
-        let mut rejoined = false;
-        loop {
-            let found = read(self.shard(&digest)).get(&digest);
-            if let Some(stored) = found {
-                if servable(&stored, &self.now()) {
-                    stored.touch();
-                    self.counters.hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok(stored);
-                }
-                self.counters.stale.fetch_add(1, Ordering::Relaxed);
-                self.remove_if_current(&stored);
-            }
-            let (outcome, ran) = self.fly(digest, &mut fetch).await;
-            // A joiner is not served an answer that a purge condemned (the person's status
-            // changed while it was on its way, or since): it goes round again, to a flight
-            // that `join` starts afresh. Once: that flight began after the purge.
-            if !ran && !rejoined && outcome.as_ref().is_ok_and(|s| s.is_purged()) {
-                rejoined = true;
-                continue;
-            }
+        let (outcome, ran) = self.fly(digest, &mut fetch).await;
+        // A joiner is not served an answer that a purge condemned (the person's status
+        // changed while it was on its way, or since): it goes round once more, to the
+        // answer stored meanwhile or to a flight that `join` starts afresh, which began after
+        // that purge. Only once, so a further purge during that second fetch, or a fetch
+        // that outlived the purge log (which counts as purged), is served as it comes, as
+        // to the caller whose own fetch was in flight.
+        if ran || !outcome.as_ref().is_ok_and(|s| s.is_purged()) {
             if !ran {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
             }
             return outcome;
         }
+        if let Some(stored) = self.stored(&digest) {
+            return Ok(stored);
+        }
+        let (outcome, ran) = self.fly(digest, &mut fetch).await;
+        if !ran {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        outcome
     }
 
     /// One pass through the flight for `digest`: joins the fetch in flight, or runs
@@ -211,49 +237,48 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
             flight: Some(self.join(digest)),
         };
         let ran = AtomicBool::new(false);
-        // Boxed: with the fetch inside, this future is kilobytes, and unboxed it would make
-        // every caller's future (up to the request's) that much larger, to be moved around
-        // on hits too.
-        let outcome = Box::pin(retire.flight().get_or_init(|| async {
-            // A caller whose fetch ran returns its outcome: it never comes back for another.
-            let Some(fetch) = fetch.take() else {
-                unreachable!("a caller runs at most one fetch")
-            };
-            ran.store(true, Ordering::Relaxed);
-            self.counters.misses.fetch_add(1, Ordering::Relaxed);
-            // Noted before the fetch starts: a purge of the subject from here on
-            // condemns it.
-            let fetch_epoch = self.index.epoch();
-            match fetch.await {
-                Ok(cached) => {
-                    let now = self.now();
-                    // The wall-clock deadline, and no more than max_ttl on the monotonic
-                    // clock: a wall clock stepped back does not stretch an entry's life.
-                    let left_ms = cached
-                        .expires_at_ms
-                        .saturating_sub(now.ms)
-                        .min(self.max_ttl_ms);
-                    let mono_deadline = now.mono + Duration::from_millis(left_ms);
-                    let stored = Arc::new(Stored::new(digest, cached, mono_deadline));
-                    // An answer already stale is not kept, so not indexed. Registering
-                    // may condemn it (a purge since the fetch began): then it is not
-                    // kept either.
-                    if servable(&stored, &now) {
-                        self.index.register(&stored, fetch_epoch);
+        let outcome = retire
+            .flight()
+            .get_or_init(|| async {
+                // A caller whose fetch ran returns its outcome: it never comes back for another.
+                let Some(fetch) = fetch.take() else {
+                    unreachable!("a caller runs at most one fetch")
+                };
+                ran.store(true, Ordering::Relaxed);
+                self.counters.misses.fetch_add(1, Ordering::Relaxed);
+                // Noted before the fetch starts: a purge of the subject from here on
+                // condemns it.
+                let fetch_epoch = self.index.epoch();
+                match fetch.await {
+                    Ok(cached) => {
+                        let now = self.now();
+                        // The wall-clock deadline, and no more than max_ttl on the monotonic
+                        // clock: a wall clock stepped back does not stretch an entry's life.
+                        let left_ms = cached
+                            .expires_at_ms
+                            .saturating_sub(now.ms)
+                            .min(self.max_ttl_ms);
+                        let mono_deadline = now.mono + Duration::from_millis(left_ms);
+                        let stored = Arc::new(Stored::new(digest, cached, mono_deadline));
+                        // An answer already stale is not kept, so not indexed. Registering
+                        // may condemn it (a purge since the fetch began): then it is not
+                        // kept either.
                         if servable(&stored, &now) {
-                            self.insert(Arc::clone(&stored));
+                            self.index.register(&stored, fetch_epoch);
+                            if servable(&stored, &now) {
+                                self.insert(Arc::clone(&stored));
+                            }
                         }
+                        Ok(stored)
                     }
-                    Ok(stored)
+                    Err(e) => {
+                        self.counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
+                        Err(Arc::new(e))
+                    }
                 }
-                Err(e) => {
-                    self.counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
-                    Err(Arc::new(e))
-                }
-            }
-        }))
-        .await
-        .clone();
+            })
+            .await
+            .clone();
         drop(retire);
         (outcome, ran.load(Ordering::Relaxed))
     }

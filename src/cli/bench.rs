@@ -8,6 +8,8 @@
 //! - `codes`: verifyCode bodies, one per line, each with a fresh PHIC1 code (unique tokens);
 //! - `dialect-request`: one request in a region's dialect, signed as the gateway signs it,
 //!   for a baseline that calls the region's simulator directly;
+//! - `memory-parts`: bytes per cache entry and per nonce, for the memory scenario;
+//! - `nonce-sweep`: the replay store's sweep, one shard beside the default sixteen;
 //! - `chart`: the run's summary as an SVG picture, each scenario against its target
 //!   ([`super::bench_chart`]);
 //! - `fill-links`: synthetic links, loaded in bulk into a gateway's data directory (the

@@ -44,8 +44,8 @@ pub trait NonceStore: Send + Sync {
 pub const DEFAULT_NONCE_TTL_MS: u64 = 600_000;
 
 /// Default cap on remembered nonces: about 3,300 requests a second sustained over the window.
-/// At the cap the table has 2^22 slots of 25 bytes (105 MB), and half that again while it
-/// last grew. Larger fleets use the cluster backend.
+/// At the cap the shards' tables have 2^22 slots of 25 bytes in all (105 MB), and half of
+/// one shard's again while that shard last grew. Larger fleets use the cluster backend.
 pub const DEFAULT_MAX_NONCES: usize = 2_000_000;
 
 /// Default cap on one client's remembered nonces, so one client cannot use up the whole store.
@@ -120,7 +120,8 @@ impl Default for NonceStoreConfig {
 pub struct MemoryNonceStore {
     config: NonceStoreConfig,
     shards: Box<[Mutex<Shard>]>,
-    /// Entries across the shards, expired ones not yet swept included.
+    /// Entries across the shards, expired ones not yet swept included, and places reserved
+    /// by requests about to insert.
     total: AtomicUsize,
     apps: RwLock<Apps>,
 }
@@ -183,12 +184,13 @@ impl MemoryNonceStore {
         Self::with_shards(config, SHARDS)
     }
 
-    /// A store of `shards` shards (at least one). One shard is the unsharded design this
-    /// replaced, which `hutong bench nonce-sweep` measures beside the default.
+    /// A store of `shards` shards (from 1 to 256; others are clamped). One shard is the
+    /// unsharded design this replaced, which `hutong bench nonce-sweep` measures beside
+    /// the default.
     pub fn with_shards(config: NonceStoreConfig, shards: usize) -> Self {
         Self {
             config,
-            shards: (0..shards.max(1))
+            shards: (0..shards.clamp(1, 256))
                 .map(|_| {
                     Mutex::new(Shard {
                         earliest: u64::MAX,
@@ -259,14 +261,14 @@ impl MemoryNonceStore {
     }
 
     /// Takes a place for one more entry of the client counted by `held`, if both caps allow.
+    /// A count only goes up while it is below its cap, so a refused request never holds a
+    /// place, even for a moment; the client's place is given back if the store is full.
     fn reserve(&self, held: &AtomicUsize) -> bool {
-        if self.total.fetch_add(1, Ordering::AcqRel) >= self.config.max_entries {
-            self.total.fetch_sub(1, Ordering::AcqRel);
+        if !take_place(held, self.config.max_entries_per_app) {
             return false;
         }
-        if held.fetch_add(1, Ordering::AcqRel) >= self.config.max_entries_per_app {
+        if !take_place(&self.total, self.config.max_entries) {
             held.fetch_sub(1, Ordering::AcqRel);
-            self.total.fetch_sub(1, Ordering::AcqRel);
             return false;
         }
         true
@@ -295,6 +297,7 @@ impl MemoryNonceStore {
             self.release(freed);
             shard = lock(self.shard(&digest));
         }
+        let mut replaced = None;
         let verdict = if shard
             .seen
             .get(&digest)
@@ -309,16 +312,19 @@ impl MemoryNonceStore {
             NonceCheck::Full
         } else {
             let expires = now_ms.saturating_add(self.config.ttl_ms);
-            // An expired entry for the same nonce (so the same client) is replaced: it
-            // takes no new place.
-            if shard.seen.insert(digest, pack(expires, app)).is_some() {
-                held.fetch_sub(1, Ordering::AcqRel);
+            // An expired entry under the same digest (so, but for a 128-bit collision, the
+            // same client and nonce) is replaced: its place is freed.
+            if let Some(old) = shard.seen.insert(digest, pack(expires, app)) {
                 self.total.fetch_sub(1, Ordering::AcqRel);
+                replaced = Some(app_of(old));
             }
             shard.earliest = shard.earliest.min(expires);
             NonceCheck::Fresh
         };
         drop(shard);
+        if let Some(old_app) = replaced {
+            self.release(Freed::from([(old_app, 1)]));
+        }
         if verdict == NonceCheck::Full && at_cap_sweep {
             self.sweep_due(now_ms, every_ms);
             return self.check(app_id, nonce, now_ms, false);
@@ -331,6 +337,15 @@ impl Default for MemoryNonceStore {
     fn default() -> Self {
         Self::new(NonceStoreConfig::default())
     }
+}
+
+/// Adds one to `count` if it is below `max`.
+fn take_place(count: &AtomicUsize, max: usize) -> bool {
+    count
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .is_ok()
 }
 
 fn digest(app_id: &str, nonce: &str) -> Digest128 {

@@ -267,6 +267,21 @@ fn the_caps_hold_across_shards_under_concurrent_inserts() {
         }
     }
     assert!((300..=700).contains(&a), "client a holds {a}");
+    // Past the window every count is back to zero: the same 2,400 tries, client a's
+    // first, fill exactly 1,000 places again: a its 700, b the 300 left.
+    let later = 60_001;
+    let mut fresh = [0usize; 2];
+    for t in (0..THREADS).step_by(2).chain((1..THREADS).step_by(2)) {
+        for i in 0..EACH {
+            if store.check_and_insert(["a", "b"][t % 2], &format!("{t}-{i}"), later)
+                == NonceCheck::Fresh
+            {
+                fresh[t % 2] += 1;
+            }
+        }
+    }
+    assert_eq!((fresh[0], fresh[1]), (700, 300));
+    assert_eq!(store.len(), 1_000);
 }
 
 #[test]
