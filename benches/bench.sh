@@ -73,7 +73,7 @@ REGION_JITTER=${BENCH_REGION_JITTER_MS:-10}
 LIMIT=${BENCH_LIMIT:-1000}
 # Ten, not forty: paced.lua needs a wrk thread per connection, and forty of them on two
 # cores put their own wake-ups into the latencies. At 40 the burst's admitted p99 moved
-# between 1.05 and 4.67 ms over four runs of one build (two over the target); at 10 it was
+# between 1.05 and 4.67 ms over four runs of one build (three over the target); at 10 it was
 # 0.60 to 0.99 ms over three runs, against steady p99s of 0.43 to 0.71 ms (README,
 # "What changed in this round").
 BURST_CONNS=${BENCH_BURST_CONNECTIONS:-10}
