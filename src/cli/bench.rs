@@ -10,6 +10,7 @@
 //!   for a baseline that calls the region's simulator directly;
 //! - `memory-parts`: bytes per cache entry and per nonce, for the memory scenario;
 //! - `nonce-sweep`: the replay store's sweep, one shard beside the default sixteen;
+//! - `outbox-due`: the callback poll through the due index, beside a full scan;
 //! - `chart`: the run's summary as an SVG picture, each scenario against its target
 //!   ([`super::bench_chart`]);
 //! - `fill-links`: synthetic links, loaded in bulk into a gateway's data directory (the
@@ -101,6 +102,16 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 2_000_000)]
         count: usize,
     },
+    /// Time the callback delivery task's poll: an outbox with FINISHED delivered callbacks
+    /// and a few pending, asked for what is due through the due index, beside a full scan
+    /// of the outbox (what the poll did before the index), in one run; print both as JSON.
+    OutboxDue {
+        /// Delivered callbacks in the outbox (they are kept for the audit period). Each is
+        /// written in its own transaction, as the delivery task writes them: 100,000 take
+        /// about half a minute.
+        #[arg(long, default_value_t = 20_000)]
+        finished: usize,
+    },
     /// Draw a run's summary (a tab-separated file that benches/bench.sh writes) as an SVG
     /// chart: each scenario's figure as a fraction of its target.
     Chart {
@@ -176,6 +187,7 @@ pub(super) fn run(standard: &Standard, c: &BenchCmd) -> anyhow::Result<ExitCode>
             Ok(ExitCode::SUCCESS)
         }
         BenchCmd::NonceSweep { count } => nonce_sweep(*count),
+        BenchCmd::OutboxDue { finished } => outbox_due(*finished),
         BenchCmd::Chart {
             summary,
             title,
@@ -476,6 +488,73 @@ fn nonce_sweep(count: usize) -> anyhow::Result<ExitCode> {
         }));
     }
     say!("{}", Value::Array(rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn outbox_due(finished: usize) -> anyhow::Result<ExitCode> {
+    use crate::link::outbox::{CallbackEvent, DeliveryState, KIND_STATUS, Outbox};
+    const PENDING: usize = 10;
+    const POLLS: u32 = 20;
+    let dir = std::env::temp_dir().join(format!("hutong-bench-outbox-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = (|| -> anyhow::Result<Value> {
+        let store = crate::store::Store::open(&dir)?;
+        let outbox = Outbox::new(store, crate::crypto::Sm4Key::generate()?)?;
+        let event = |n: usize| CallbackEvent {
+            kind: KIND_STATUS.into(),
+            event_id: format!("E{n}"),
+            source_region: "330000".into(),
+            code_id: Some(format!("{n:032x}")),
+            colour: "10".into(),
+            status_time: Some("2026-12-06 10:00:00".into()),
+            venue_code: None,
+            visit_region: None,
+        };
+        let started = Instant::now();
+        let mut n = 0;
+        while n < finished + PENDING {
+            let batch: Vec<_> = (n..(n + 1_000).min(finished + PENDING))
+                .map(|i| ("110000".to_owned(), event(i)))
+                .collect();
+            let ids = outbox.enqueue(&batch, 1_000)?;
+            for id in ids {
+                if n < finished {
+                    outbox.record(id, Ok(()), 2_000)?;
+                }
+                n += 1;
+            }
+        }
+        let fill_secs = started.elapsed().as_secs_f64();
+        let time = |f: &dyn Fn() -> anyhow::Result<usize>| -> anyhow::Result<(f64, usize)> {
+            let t = Instant::now();
+            let mut found = 0;
+            for _ in 0..POLLS {
+                found = f()?;
+            }
+            Ok((t.elapsed().as_secs_f64() * 1e3 / f64::from(POLLS), found))
+        };
+        let (indexed_ms, indexed) = time(&|| Ok(outbox.due(3_000, 64)?.len()))?;
+        let (scan_ms, scanned) = time(&|| {
+            Ok(outbox
+                .all()?
+                .into_iter()
+                .filter(|d| d.state == DeliveryState::Pending && d.next_at_ms <= 3_000)
+                .take(64)
+                .count())
+        })?;
+        if indexed != PENDING || scanned != PENDING {
+            bail!("found {indexed} and {scanned} due deliveries, not {PENDING}");
+        }
+        Ok(json!({
+            "finished": finished,
+            "pending": PENDING,
+            "fill_secs": (fill_secs * 10.0).round() / 10.0,
+            "poll_ms_due_index": (indexed_ms * 1e3).round() / 1e3,
+            "poll_ms_full_scan": (scan_ms * 1e3).round() / 1e3,
+        }))
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    say!("{}", result?);
     Ok(ExitCode::SUCCESS)
 }
 

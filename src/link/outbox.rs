@@ -7,12 +7,18 @@
 //! (200 ms doubling, at most 60 s apart) until [`MAX_ATTEMPTS`], after which the delivery
 //! is kept as abandoned, for an operator to see. Because the outbox is on disk, a callback
 //! pending when the gateway stops is sent after it starts again: none is lost.
+//!
+//! Finished deliveries stay for the audit period (180 days by default), so the outbox
+//! grows with every status event. The delivery task asks for what is due every 250 ms and
+//! whenever an event comes; it reads the pending deliveries' index ([`CALLBACKS_DUE`],
+//! by next attempt), not the whole outbox, so that poll costs the same with a million
+//! finished records as with none.
 
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::Sm4Key;
-use crate::store::tables::CALLBACKS;
+use crate::store::tables::{CALLBACKS, CALLBACKS_DUE, CALLBACKS_META};
 use crate::store::{Store, StoreError};
 
 /// Attempts before a delivery is abandoned (about 45 minutes of retries).
@@ -105,10 +111,41 @@ pub struct Outbox {
     key: Sm4Key,
 }
 
+/// [`CALLBACKS_META`]'s key that says the due index is complete.
+const DUE_INDEX: &str = "due_index";
+
 impl Outbox {
-    /// The outbox in `store`, under `key`.
-    pub fn new(store: Store, key: Sm4Key) -> Self {
-        Self { store, key }
+    /// The outbox in `store`, under `key`. A store written before the due index existed
+    /// gets it now, from one pass over its deliveries. Blocks.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails or a delivery cannot be read.
+    pub fn new(store: Store, key: Sm4Key) -> Result<Self, StoreError> {
+        let outbox = Self { store, key };
+        outbox.index_if_new()?;
+        Ok(outbox)
+    }
+
+    fn index_if_new(&self) -> Result<(), StoreError> {
+        let txn = self.store.db().begin_write()?;
+        {
+            let mut meta = txn.open_table(CALLBACKS_META)?;
+            if meta.get(DUE_INDEX)?.is_some() {
+                return Ok(());
+            }
+            let all = txn.open_table(CALLBACKS)?;
+            let mut due = txn.open_table(CALLBACKS_DUE)?;
+            for item in all.iter()? {
+                let (_, v) = item?;
+                let d = self.open(v.value())?;
+                if d.state == DeliveryState::Pending {
+                    due.insert((d.next_at_ms, d.id), ())?;
+                }
+            }
+            meta.insert(DUE_INDEX, 1)?;
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     fn seal(&self, d: &Delivery) -> Result<Vec<u8>, StoreError> {
@@ -146,6 +183,7 @@ impl Outbox {
         let txn = self.store.db().begin_write()?;
         let ids = {
             let mut t = txn.open_table(CALLBACKS)?;
+            let mut due = txn.open_table(CALLBACKS_DUE)?;
             let first = t.last()?.map_or(1, |(k, _)| k.value() + 1);
             let mut ids = Vec::with_capacity(targets.len());
             for (next, (region, event)) in (first..).zip(targets) {
@@ -161,6 +199,7 @@ impl Outbox {
                     last_error: None,
                 };
                 t.insert(next, self.seal(&d)?.as_slice())?;
+                due.insert((now_ms, next), ())?;
                 ids.push(next);
             }
             ids
@@ -169,17 +208,30 @@ impl Outbox {
         Ok(ids)
     }
 
-    /// Pending deliveries due at `now_ms`, oldest first, at most `limit`. Blocks.
+    /// Pending deliveries due at `now_ms`, the longest due first (then by id), at most
+    /// `limit`: read from the due index, so finished deliveries cost nothing. Blocks.
     ///
     /// # Errors
-    /// [`StoreError`] when the store fails.
+    /// [`StoreError`] when the store fails, or the index names a delivery that is not
+    /// pending (a corrupt store).
     pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        Ok(self
-            .all()?
-            .into_iter()
-            .filter(|d| d.state == DeliveryState::Pending && d.next_at_ms <= now_ms)
-            .take(limit)
-            .collect())
+        let txn = self.store.db().begin_read()?;
+        let index = txn.open_table(CALLBACKS_DUE)?;
+        let t = txn.open_table(CALLBACKS)?;
+        let mut out = Vec::new();
+        for item in index.range(..=(now_ms, u64::MAX))?.take(limit) {
+            let (key, _) = item?;
+            let (_, id) = key.value();
+            let d = match t.get(id)? {
+                Some(v) => self.open(v.value())?,
+                None => return Err(not_pending(id, "missing")),
+            };
+            if d.state != DeliveryState::Pending {
+                return Err(not_pending(id, "finished"));
+            }
+            out.push(d);
+        }
+        Ok(out)
     }
 
     /// Every delivery record, oldest first. Blocks.
@@ -210,6 +262,7 @@ impl Outbox {
         let txn = self.store.db().begin_write()?;
         let d = {
             let mut t = txn.open_table(CALLBACKS)?;
+            let mut due = txn.open_table(CALLBACKS_DUE)?;
             let mut d = match t.get(id)? {
                 Some(v) => self.open(v.value())?,
                 None => {
@@ -219,6 +272,14 @@ impl Outbox {
                     });
                 }
             };
+            if d.state != DeliveryState::Pending {
+                // Only a pending delivery is attempted; its record is final otherwise.
+                return Err(StoreError::Corrupt {
+                    what: "callback delivery",
+                    reason: format!("delivery {id} is no longer pending"),
+                });
+            }
+            due.remove((d.next_at_ms, id))?;
             d.attempts += 1;
             match outcome {
                 Ok(()) => {
@@ -236,6 +297,9 @@ impl Outbox {
                 }
             }
             t.insert(id, self.seal(&d)?.as_slice())?;
+            if d.state == DeliveryState::Pending {
+                due.insert((d.next_at_ms, id), ())?;
+            }
             d
         };
         txn.commit()?;
@@ -263,6 +327,13 @@ impl Outbox {
         }
         txn.commit()?;
         Ok(old.len())
+    }
+}
+
+fn not_pending(id: u64, why: &str) -> StoreError {
+    StoreError::Corrupt {
+        what: "callback due index",
+        reason: format!("it names delivery {id}, which is {why}"),
     }
 }
 

@@ -187,7 +187,7 @@ fn event(n: u32) -> CallbackEvent {
 fn outbox_retries_with_backoff_and_survives_a_reopen() {
     let dir = temp_dir("outbox");
     let ids = {
-        let o = Outbox::new(Store::open(&dir).expect("open"), key());
+        let o = Outbox::new(Store::open(&dir).expect("open"), key()).expect("outbox");
         let ids = o
             .enqueue(
                 &[("110000".into(), event(1)), ("320000".into(), event(1))],
@@ -209,7 +209,7 @@ fn outbox_retries_with_backoff_and_survives_a_reopen() {
         ids
     };
     // A restart: what was pending still is.
-    let o = Outbox::new(Store::open(&dir).expect("reopen"), key());
+    let o = Outbox::new(Store::open(&dir).expect("reopen"), key()).expect("outbox");
     let due = o.due(100 + backoff_ms(1), 10).expect("due");
     assert_eq!(due.len(), 2);
     let d = o.record(ids[0], Ok(()), 1_000).expect("ok");
@@ -225,6 +225,75 @@ fn outbox_retries_with_backoff_and_survives_a_reopen() {
     assert!(o.due(u64::MAX, 10).expect("due").is_empty());
     assert_eq!(o.purge_before(u64::MAX).expect("purge"), 2);
     assert!(o.all().expect("all").is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn due_reads_the_pending_deliveries_in_the_order_they_fell_due() {
+    let dir = temp_dir("outbox-due");
+    let o = Outbox::new(Store::open(&dir).expect("open"), key()).expect("outbox");
+    // Ten events, to two regions each: twenty deliveries, written at 100, 101, … 109.
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        let targets = [("110000".into(), event(n)), ("320000".into(), event(n))];
+        ids.extend(o.enqueue(&targets, 100 + u64::from(n)).expect("enqueue"));
+    }
+    // Most are delivered; one fails (due again 200 ms later); three stay pending.
+    for &id in &ids[..16] {
+        o.record(id, Ok(()), 200).expect("delivered");
+    }
+    o.record(ids[16], Err("refused".into()), 200)
+        .expect("failed");
+    let due_ids = |now| -> Vec<u64> { o.due(now, 10).expect("due").iter().map(|d| d.id).collect() };
+    assert_eq!(
+        due_ids(99),
+        Vec::<u64>::new(),
+        "nothing is due before it was written"
+    );
+    assert_eq!(due_ids(108), vec![ids[17]]);
+    assert_eq!(due_ids(200), vec![ids[17], ids[18], ids[19]]);
+    // The failed one comes back when its backoff has passed, after those due before it.
+    assert_eq!(
+        due_ids(200 + backoff_ms(1)),
+        vec![ids[17], ids[18], ids[19], ids[16]]
+    );
+    assert_eq!(
+        o.due(u64::MAX, 2).expect("due").len(),
+        2,
+        "at most the limit"
+    );
+    // A finished delivery is not attempted again.
+    assert!(o.record(ids[0], Ok(()), 300).is_err());
+    assert_eq!(o.all().expect("all").len(), 20);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_store_from_before_the_due_index_gets_it_on_first_open() {
+    use crate::store::tables::{CALLBACKS_DUE, CALLBACKS_META};
+    let dir = temp_dir("outbox-upgrade");
+    let ids = {
+        let o = Outbox::new(Store::open(&dir).expect("open"), key()).expect("outbox");
+        let ids = o
+            .enqueue(
+                &[("110000".into(), event(1)), ("320000".into(), event(1))],
+                100,
+            )
+            .expect("enqueue");
+        o.record(ids[0], Ok(()), 150).expect("delivered");
+        ids
+    };
+    // The layout of a store written before the index: no index, no mark.
+    {
+        let store = Store::open(&dir).expect("open");
+        let txn = store.db().begin_write().expect("txn");
+        txn.delete_table(CALLBACKS_DUE).expect("drop index");
+        txn.delete_table(CALLBACKS_META).expect("drop mark");
+        txn.commit().expect("commit");
+    }
+    let o = Outbox::new(Store::open(&dir).expect("reopen"), key()).expect("outbox");
+    let due = o.due(100, 10).expect("due");
+    assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), vec![ids[1]]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -351,10 +351,10 @@ impl Gateway {
         let cache = ResponseCache::new(&config.cache, MillisClock::system());
         let links: Arc<dyn crate::link::LinkRegistry> =
             Arc::new(crate::link::RedbLinks::new(store.clone(), body_key.clone()));
-        let outbox = Arc::new(crate::link::outbox::Outbox::new(
-            store.clone(),
-            body_key.clone(),
-        ));
+        let outbox = Arc::new(
+            crate::link::outbox::Outbox::new(store.clone(), body_key.clone())
+                .map_err(|e| ServerError::Keys(format!("callback outbox: {e}")))?,
+        );
         let tickets = recognition::ticket_key(&secret).map_err(ServerError::Keys)?;
         let venues = crate::link::venue::Venues::new(store.clone());
         let corrections: Arc<dyn crate::corrections::CorrectionStore> =
