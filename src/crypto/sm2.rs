@@ -326,6 +326,13 @@ impl VerifyingKey {
         }
     }
 
+    /// Whether both keys use one and the same table (not two equal ones): tests of table
+    /// reuse across trust-list loads.
+    #[cfg(test)]
+    pub(crate) fn shares_table_with(&self, other: &Self) -> bool {
+        matches!((&self.table, &other.table), (Some(a), Some(b)) if Arc::ptr_eq(a, b))
+    }
+
     /// Whether [`precompute`](Self::precompute) has built this key's table.
     pub fn is_precomputed(&self) -> bool {
         self.table.is_some()

@@ -185,6 +185,48 @@ fn local_revocation_survives_reload_and_old_lists_are_refused() {
 }
 
 #[test]
+fn a_reload_keeps_the_tables_of_unchanged_keys_and_builds_new_ones() {
+    let (_, zj_key, l) = sample();
+    let reg = TrustRegistry::new(l.clone()).unwrap();
+    let key_of = |iss: &str, kid: &str| {
+        reg.snapshot()
+            .lookup(&IssuerId::parse(iss).unwrap(), &Kid::parse(kid).unwrap())
+            .unwrap()
+            .1
+            .public_key
+    };
+    let before = key_of("33000001", "zj-2024a");
+    assert!(before.is_precomputed());
+    // The next list: the same Zhejiang key, and a new issuer with a new key.
+    let js_key = SigningKey::generate().unwrap();
+    let mut next = l.clone();
+    next.version = 8;
+    next.issuers.push(issuer(
+        "32000001",
+        vec![trusted_key("js-2026a", &js_key, 0, 2_000_000_000)],
+    ));
+    reg.replace(next).unwrap();
+    let kept = key_of("33000001", "zj-2024a");
+    assert!(
+        kept.shares_table_with(&before),
+        "an unchanged key's table is rebuilt"
+    );
+    let new = key_of("32000001", "js-2026a");
+    assert!(new.is_precomputed() && !new.shares_table_with(&before));
+    // A kid that now names another key gets that key's own table, and verifies with it.
+    let rotated = SigningKey::generate().unwrap();
+    let mut third = l;
+    third.version = 9;
+    third.issuers[0].keys[0] = trusted_key("zj-2024a", &rotated, 0, 2_000_000_000);
+    reg.replace(third).unwrap();
+    let after = key_of("33000001", "zj-2024a");
+    assert!(after.is_precomputed() && !after.shares_table_with(&before));
+    let sig = rotated.sign(b"msg");
+    assert!(after.verify(b"msg", &sig).is_ok());
+    assert!(after.verify(b"msg", &zj_key.sign(b"msg")).is_err());
+}
+
+#[test]
 fn failed_load_keeps_the_old_list() {
     let (anchor, _, l) = sample();
     let anchors = TrustAnchors::new().with("anchor-1", anchor.verifying_key());
