@@ -436,6 +436,50 @@ fn url_hints_must_match_the_signed_token() {
 }
 
 #[test]
+fn verifying_recognised_content_agrees_with_verifying_the_text() {
+    let fx = fixture();
+    let token = issue(&fx.key, &claims(NOW)).unwrap();
+    let good = CodeUrl::for_token("code.example.cn", &token).unwrap();
+    let mut other_cid = good.clone();
+    other_cid.cid = CodeId::random().unwrap();
+    let mut other_iss = good.clone();
+    other_iss.iss = IssuerId::parse("32000001").unwrap();
+    let mut other_nc = good.clone();
+    other_nc.nc = Some(CodeId::random().unwrap());
+    let mut no_token = good.clone();
+    no_token.pc = None;
+    let mut tampered = token.clone();
+    tampered.pop();
+    let contents = [
+        good.to_url(),
+        token.clone(),
+        other_cid.to_url(),
+        other_iss.to_url(),
+        other_nc.to_url(),
+        no_token.to_url(),
+        tampered.clone(),
+        CodeUrl::for_token("code.example.cn", &token)
+            .unwrap()
+            .to_url()
+            .replace(&token, &tampered),
+    ];
+    let mut outcomes = Vec::new();
+    for content in &contents {
+        let rec = Phic1Format.recognise(content).expect("PHIC1");
+        let by_text = fx.verifier.verify_content(content).map(|v| v.claims.cid);
+        let by_rec = fx.verifier.verify_recognised(&rec).map(|v| v.claims.cid);
+        assert_eq!(by_text, by_rec, "{content}");
+        outcomes.push(by_rec.map_or_else(|e| e.return_code().as_str().to_owned(), |_| "ok".into()));
+    }
+    // The cases do differ: two pass, the rest fail for their own reasons.
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "ok").count(),
+        2,
+        "{outcomes:?}"
+    );
+}
+
+#[test]
 fn malformed_urls_are_refused() {
     let cid = "0123456789abcdef0123456789abcdef";
     for bad in [

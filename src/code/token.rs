@@ -275,6 +275,11 @@ impl Verifier {
         }
     }
 
+    /// The trust registry this verifier reads.
+    pub fn registry(&self) -> &Arc<TrustRegistry> {
+        &self.registry
+    }
+
     /// Verify `token` at the clock's current time.
     pub fn verify(&self, token: &str) -> Result<VerifiedCode, CodeError> {
         self.verify_at(token, self.clock.now_unix())
@@ -326,6 +331,27 @@ impl Verifier {
             issuer_name: issuer.name.clone(),
             region: issuer.region.clone(),
         })
+    }
+
+    /// [`verify_content`](Self::verify_content) of content already recognised as PHIC1
+    /// ([`super::Phic1Format`]), without parsing it again: the same checks and errors, with
+    /// the URL's hints compared as the recognised text of the same ids.
+    pub fn verify_recognised(&self, rec: &super::Recognised) -> Result<VerifiedCode, CodeError> {
+        let token = rec.token.as_deref().ok_or(CodeError::NoToken)?;
+        let verified = self.verify(token)?;
+        if rec.host.is_none() {
+            // A bare token: its hints were read from the token itself.
+            return Ok(verified);
+        }
+        let c = &verified.claims;
+        let nc = c.nc.as_ref().map(|n| n.to_string());
+        if rec.issuer_hint.as_deref() != Some(c.iss.as_str())
+            || rec.code_id.as_deref() != Some(c.cid.as_str())
+            || (rec.national_code_id.is_some() && rec.national_code_id != nc)
+        {
+            return Err(CodeError::UrlMismatch);
+        }
+        Ok(verified)
     }
 
     /// Verify scanned content in either PHIC1 form: a bare token, or a PHIC1 URL whose

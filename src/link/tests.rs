@@ -268,32 +268,69 @@ fn due_reads_the_pending_deliveries_in_the_order_they_fell_due() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn a_store_from_before_the_due_index_gets_it_on_first_open() {
-    use crate::store::tables::{CALLBACKS_DUE, CALLBACKS_META};
-    let dir = temp_dir("outbox-upgrade");
-    let ids = {
-        let o = Outbox::new(Store::open(&dir).expect("open"), key()).expect("outbox");
-        let ids = o
-            .enqueue(
-                &[("110000".into(), event(1)), ("320000".into(), event(1))],
-                100,
-            )
-            .expect("enqueue");
-        o.record(ids[0], Ok(()), 150).expect("delivered");
-        ids
-    };
-    // The layout of a store written before the index: no index, no mark.
+/// Replaces the outbox's due index in `store` by `rows` (a stale index, as a build
+/// without it or a restored copy would leave).
+fn set_due_index(store: &Store, rows: &[(u64, u64)]) {
+    use crate::store::tables::CALLBACKS_DUE;
+    let txn = store.db().begin_write().expect("txn");
+    txn.delete_table(CALLBACKS_DUE).expect("drop index");
     {
-        let store = Store::open(&dir).expect("open");
-        let txn = store.db().begin_write().expect("txn");
-        txn.delete_table(CALLBACKS_DUE).expect("drop index");
-        txn.delete_table(CALLBACKS_META).expect("drop mark");
-        txn.commit().expect("commit");
+        let mut due = txn.open_table(CALLBACKS_DUE).expect("index");
+        for &row in rows {
+            due.insert(row, ()).expect("row");
+        }
     }
-    let o = Outbox::new(Store::open(&dir).expect("reopen"), key()).expect("outbox");
+    txn.commit().expect("commit");
+}
+
+/// Two deliveries written at 100: the first delivered at 150, the second pending.
+fn one_delivered_one_pending(dir: &std::path::Path) -> Vec<u64> {
+    let o = Outbox::new(Store::open(dir).expect("open"), key()).expect("outbox");
+    let ids = o
+        .enqueue(
+            &[("110000".into(), event(1)), ("320000".into(), event(1))],
+            100,
+        )
+        .expect("enqueue");
+    o.record(ids[0], Ok(()), 150).expect("delivered");
+    ids
+}
+
+#[test]
+fn a_stale_due_index_is_rebuilt_when_the_outbox_opens() {
+    let dir = temp_dir("outbox-stale");
+    let ids = one_delivered_one_pending(&dir);
+    // No row for the pending delivery, one for the delivered one.
+    let store = Store::open(&dir).expect("reopen");
+    set_due_index(&store, &[(100, ids[0])]);
+    let o = Outbox::new(store, key()).expect("outbox");
     let due = o.due(100, 10).expect("due");
     assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), vec![ids[1]]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_wrong_due_row_is_skipped_and_repaired_without_holding_up_the_others() {
+    let dir = temp_dir("outbox-repair");
+    let ids = one_delivered_one_pending(&dir);
+    let store = Store::open(&dir).expect("reopen");
+    let o = Outbox::new(store.clone(), key()).expect("outbox");
+    // Gone wrong while open: a row for the delivered one, one for a delivery that does
+    // not exist, and the pending one filed under an earlier time than its own.
+    set_due_index(&store, &[(50, ids[0]), (60, 999), (70, ids[1])]);
+    // The pending one is due at 100, not 70: not yet at 80, and the poll is no error.
+    assert!(o.due(80, 10).expect("due").is_empty());
+    assert_eq!(
+        o.due(100, 10)
+            .expect("due")
+            .iter()
+            .map(|d| d.id)
+            .collect::<Vec<_>>(),
+        vec![ids[1]]
+    );
+    // Repaired: the index holds the pending delivery alone, at its own time.
+    o.record(ids[1], Ok(()), 200).expect("delivered");
+    assert!(o.due(u64::MAX, 10).expect("due").is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

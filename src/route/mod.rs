@@ -22,7 +22,7 @@ use crate::national::time::DateTime;
 use crate::server::{BoxFuture, Call, GatewayError, Relay, Relayed, ServerError};
 use crate::standard::{ReturnCode, ServiceName, Standard};
 use crate::translate::Dialect;
-use crate::trust::{TrustAnchors, TrustRegistry, verify_trust_list};
+use crate::trust::{TrustAnchors, TrustRegistry, TrustSnapshot, verify_trust_list};
 use crate::upstream::{
     ClientIdentity, DialectUpstream, DialectUpstreamConfig, NationalUpstream,
     NationalUpstreamConfig, Reply, Upstream, UpstreamError, UpstreamPolicy,
@@ -75,7 +75,7 @@ impl Router {
     pub fn from_config(cfg: &Validated) -> Result<Self, ServerError> {
         let r = Self::new(upstreams(cfg)?);
         r.set_validity(cfg);
-        r.local.store(Arc::new(local_verifier(cfg)?));
+        r.local.store(Arc::new(local_verifier(cfg, None)?));
         Ok(r)
     }
 
@@ -108,7 +108,8 @@ impl Router {
     /// # Errors
     /// As [`Router::from_config`]; the old table stays on error.
     pub fn reconfigure(&self, cfg: &Validated) -> Result<(), ServerError> {
-        let local = local_verifier(cfg)?;
+        // The keys that did not change keep their verification tables.
+        let local = local_verifier(cfg, self.local.load().as_ref().as_ref())?;
         self.table.store(Arc::new(table(upstreams(cfg)?)));
         self.set_validity(cfg);
         self.local.store(Arc::new(local));
@@ -132,7 +133,7 @@ impl Router {
                     .get("codeContent")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                let Some(rec) = Phic1Format.recognise(content) else {
+                let Some(rec) = call.code.phic1(content) else {
                     // A region's own code content: the region whose dialect recognises it.
                     let m =
                         crate::translate::recognise(t.dialects.iter().map(|(d, _)| &**d), content)
@@ -147,11 +148,14 @@ impl Router {
                         .map(|(_, region)| region.clone())
                         .ok_or_else(|| GatewayError::Internal("dialect without region".into()));
                 };
-                let iss = rec.issuer_hint.ok_or_else(|| GatewayError::Domain {
-                    code: ReturnCode::CodeInvalid,
-                    msg: "code content names no issuer".into(),
-                })?;
-                by_issuer(iss.as_str())
+                let iss = rec
+                    .issuer_hint
+                    .as_deref()
+                    .ok_or_else(|| GatewayError::Domain {
+                        code: ReturnCode::CodeInvalid,
+                        msg: "code content names no issuer".into(),
+                    })?;
+                by_issuer(iss)
             }
             ServiceName::QueryHealthInfo if biz.get("bizExtData").is_some() => {
                 let ticket = biz
@@ -195,11 +199,16 @@ impl Router {
 
     /// `verifyCode` of a PHIC1 code whose issuer no region answers for, checked against the
     /// trust list; `None` when a region answers for it, or there is no trust list.
-    fn verify_locally(&self, t: &Table, biz: &Value) -> Option<Result<Value, GatewayError>> {
+    fn verify_locally(
+        &self,
+        t: &Table,
+        call: &Call,
+        biz: &Value,
+    ) -> Option<Result<Value, GatewayError>> {
         let local = self.local.load_full();
         let verifier = (*local).as_ref()?;
         let content = biz.get("codeContent").and_then(Value::as_str)?;
-        let rec = Phic1Format.recognise(content)?;
+        let rec = call.code.phic1(content)?;
         if rec
             .issuer_hint
             .as_ref()
@@ -207,7 +216,7 @@ impl Router {
         {
             return None;
         }
-        Some(match verifier.verify_content(content) {
+        Some(match verifier.verify_recognised(&rec) {
             Ok(v) => {
                 let c = &v.claims;
                 let result = match c.col {
@@ -272,7 +281,7 @@ impl Relay for Router {
         Box::pin(async move {
             let t = self.table.load_full();
             if call.service == ServiceName::VerifyCode {
-                if let Some(answer) = self.verify_locally(&t, biz) {
+                if let Some(answer) = self.verify_locally(&t, call, biz) {
                     return answer.map(|biz| Relayed {
                         biz,
                         region: None,
@@ -466,7 +475,10 @@ fn upstreams(cfg: &Validated) -> Result<Vec<Route>, ServerError> {
 ///
 /// # Errors
 /// [`ServerError::Keys`] when the trust list or its anchor key does not load or verify.
-pub fn local_verifier(cfg: &Validated) -> Result<Option<Verifier>, ServerError> {
+pub fn local_verifier(
+    cfg: &Validated,
+    previous: Option<&Verifier>,
+) -> Result<Option<Verifier>, ServerError> {
     let Some(t) = &cfg.trust else { return Ok(None) };
     let keys = |e: &dyn std::fmt::Display| ServerError::Keys(format!("trust: {e}"));
     let wire = std::fs::read(&t.list_file)
@@ -479,7 +491,9 @@ pub fn local_verifier(cfg: &Validated) -> Result<Option<Verifier>, ServerError> 
         &TrustAnchors::new().with(t.anchor_kid.clone(), anchor),
     )
     .map_err(|e| keys(&e))?;
-    let registry = TrustRegistry::new(list).map_err(|e| keys(&e))?;
+    let loaded = previous.map(|v| v.registry().snapshot());
+    let registry = TrustRegistry::new_reusing(list, loaded.as_deref().map(TrustSnapshot::list))
+        .map_err(|e| keys(&e))?;
     Ok(Some(Verifier::new(
         Arc::new(registry),
         Arc::new(SystemClock),

@@ -35,7 +35,7 @@ use tokio::sync::Semaphore;
 
 use super::http::Peer;
 use super::pipeline::{LOSS_HEADER, now_ms, read_body, serve_call};
-use super::{Call, Gateway, GatewayError, LossSink};
+use super::{Call, CodeMemo, Gateway, GatewayError, LossSink};
 use crate::auth::AuthError;
 use crate::standard::{Direction, ReturnCode, ServiceName};
 use crate::translate::sign::{self, Credentials};
@@ -232,6 +232,7 @@ async fn stages(
         client,
         request_id,
         losses: losses.clone(),
+        code: CodeMemo::default(),
     };
     // The dialect's translation reads the answer as a value.
     serve_call(gw, &call, &biz, now_ms).await?.into_value()

@@ -144,6 +144,32 @@ pub struct Call {
     /// What translations lost on the way (a dialect region's answer, a dialect caller's
     /// request): it goes to the audit record and the `X-Hutong-Loss` header.
     pub losses: LossSink,
+    /// The call's code content as a PHIC1 code, recognised once for all the stages that ask.
+    pub code: CodeMemo,
+}
+
+/// A call's `codeContent` recognised as PHIC1 once. Routing asks for it to authorise the
+/// call, to find its freshness and to relay it, the local verification and the cache ask
+/// again, and each parse of a URL form costs thousands of instructions. The content is kept
+/// with the answer, so a stage that asks about other content gets its own parse.
+#[derive(Debug, Clone, Default)]
+pub struct CodeMemo(std::sync::OnceLock<(Box<str>, Option<crate::code::Recognised>)>);
+
+impl CodeMemo {
+    /// `content` recognised as PHIC1 ([`crate::code::Phic1Format`]).
+    pub fn phic1(&self, content: &str) -> Option<std::borrow::Cow<'_, crate::code::Recognised>> {
+        use crate::code::CodeFormat as _;
+        let (kept, rec) = self
+            .0
+            .get_or_init(|| (content.into(), crate::code::Phic1Format.recognise(content)));
+        if **kept == *content {
+            rec.as_ref().map(std::borrow::Cow::Borrowed)
+        } else {
+            crate::code::Phic1Format
+                .recognise(content)
+                .map(std::borrow::Cow::Owned)
+        }
+    }
 }
 
 /// A call's loss report, filled in by whichever stage translates.
@@ -360,7 +386,7 @@ impl Gateway {
         let corrections: Arc<dyn crate::corrections::CorrectionStore> =
             Arc::new(crate::corrections::RedbCorrectionStore::new(store.clone()));
         let issuer = issuer_key(&config)?;
-        let page_verifier = crate::route::local_verifier(&config)?;
+        let page_verifier = crate::route::local_verifier(&config, None)?;
         let code_host = format!("localhost:{}", config.server.listen.port());
         let audit = AuditWriter::start_embedded(
             Arc::new(RedbAuditLog::new(store.clone())),

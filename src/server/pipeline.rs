@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
 use super::http::Peer;
-use super::{Answer, Call, Gateway, GatewayError, services};
+use super::{Answer, Call, CodeMemo, Gateway, GatewayError, services};
 use crate::envelope::{Biz, OpenContext, Session, parse_request, seal_response_with};
 use crate::national::validate::{self, Context};
 use crate::standard::{Direction, ReturnCode, ServiceName};
@@ -340,6 +340,7 @@ async fn stages(
             client,
             request_id: opened.envelope.request_id.clone(),
             losses: losses.clone(),
+            code: CodeMemo::default(),
         };
         let (answer, subject, purpose) = match path_name {
             LINK => {
@@ -369,6 +370,7 @@ async fn stages(
         client,
         request_id: opened.envelope.request_id.clone(),
         losses: losses.clone(),
+        code: CodeMemo::default(),
     };
     let answer = serve_call(gw, &call, &opened.biz, now_ms).await?;
     Ok((opened.session, answer))

@@ -14,7 +14,7 @@ use super::recognition::{self, TICKET_LEFT};
 use super::{Answer, Call, Gateway, GatewayError};
 use crate::audit::{NewRecord, Pseudonym, pseudonym};
 use crate::cache::{CacheKey, Cached, freshness_deadline};
-use crate::code::{CodeFormat, Phic1Format, token};
+use crate::code::token;
 use crate::idempotency::{PutOutcome, StoredResponse, fingerprint};
 use crate::national::time::DateTime;
 use crate::standard::{ReturnCode, ServiceName};
@@ -194,7 +194,7 @@ async fn cached(
     // What the code says of itself is needed to cache an answer, not to find one: only a
     // miss reads it, except where the subject decides whether an answer is kept at all.
     let bounds = OnceLock::new();
-    let bounds = || bounds.get_or_init(|| entry_bounds(biz, subject));
+    let bounds = || bounds.get_or_init(|| entry_bounds(call, biz, subject));
     // An answer no status event could find (a ticket query names neither person nor code)
     // is not cached: every cached answer must be purgeable. A verification of a regional
     // code is the exception: the region names the holder, and the answer is kept under
@@ -309,12 +309,12 @@ struct EntryBounds {
     code_exp_ms: Option<u64>,
 }
 
-fn entry_bounds(biz: &Value, subject: Option<Pseudonym>) -> EntryBounds {
+fn entry_bounds(call: &Call, biz: &Value, subject: Option<Pseudonym>) -> EntryBounds {
     let content = biz
         .get("codeContent")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let recognised = Phic1Format.recognise(content);
+    let recognised = call.code.phic1(content);
     let code_exp_ms = recognised
         .as_ref()
         .and_then(|r| r.token.as_deref())

@@ -77,15 +77,10 @@ pub mod tables {
 
     /// The pending callbacks by when they are due: `(next attempt, Unix ms; delivery id)`.
     /// Delivered and abandoned ones are kept in [`CALLBACKS`] for the audit period and are
-    /// not here, so the delivery task reads only what it may send.
+    /// not here, so the delivery task reads only what it may send. Derived from
+    /// [`CALLBACKS`]: rebuilt whenever the outbox is opened.
     pub const CALLBACKS_DUE: TableDefinition<'static, (u64, u64), ()> =
         TableDefinition::new("callbacks_due");
-
-    /// Facts about the callback tables: `due_index` = 1 once [`CALLBACKS_DUE`] holds every
-    /// pending delivery (a store written before the index existed gets it on its first
-    /// open).
-    pub const CALLBACKS_META: TableDefinition<'static, &str, u64> =
-        TableDefinition::new("callbacks_meta");
 
     /// Venue codes (场所码) the gateway issued, by id; the value is the JSON of a
     /// [`crate::link::venue::Venue`] (a place, not a person).
@@ -166,7 +161,6 @@ impl Store {
         txn.open_table(tables::LINK_NATIONAL)?;
         txn.open_table(tables::CALLBACKS)?;
         txn.open_table(tables::CALLBACKS_DUE)?;
-        txn.open_table(tables::CALLBACKS_META)?;
         txn.open_table(tables::VENUES)?;
         txn.open_table(tables::CORRECTIONS)?;
         txn.open_table(tables::CORRECTIONS_CLOSED)?;

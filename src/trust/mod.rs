@@ -377,6 +377,20 @@ impl TrustRegistry {
         })
     }
 
+    /// [`new`](Self::new), with the tables of keys that `loaded` (a list in force
+    /// elsewhere, such as the registry this one replaces on a configuration reload) already
+    /// holds shared instead of built again. Unlike [`replace`](Self::replace), any version
+    /// is accepted: a configuration may roll the list back.
+    pub fn new_reusing(list: TrustList, loaded: Option<&TrustList>) -> Result<Self, TrustError> {
+        list.validate()?;
+        Ok(TrustRegistry {
+            current: ArcSwap::from_pointee(TrustSnapshot::new(
+                precompute_keys(list, loaded),
+                HashSet::new(),
+            )),
+        })
+    }
+
     /// A registry that trusts no issuer (every code is 3003 until a list is loaded).
     pub fn empty() -> Self {
         let list = TrustList {
@@ -411,7 +425,7 @@ impl TrustRegistry {
         }
         // `rcu` may retry under contention, so the list is cloned per attempt; the tables
         // are built once, here, and the clones share them.
-        let list = precompute_keys(list, Some(&self.current.load().list));
+        let list = precompute_keys(list, Some(&self.current.load_full().list));
         let mut outcome = Ok(());
         self.current.rcu(|cur| {
             if list.version < cur.list.version {

@@ -227,6 +227,27 @@ fn a_reload_keeps_the_tables_of_unchanged_keys_and_builds_new_ones() {
 }
 
 #[test]
+fn a_registry_built_beside_a_loaded_list_shares_its_tables_whatever_the_version() {
+    let (_, _, l) = sample();
+    let first = TrustRegistry::new(l.clone()).unwrap();
+    let (iss, kid) = (
+        IssuerId::parse("33000001").unwrap(),
+        Kid::parse("zj-2024a").unwrap(),
+    );
+    let key_in = |r: &TrustRegistry| r.snapshot().lookup(&iss, &kid).unwrap().1.public_key;
+    // A configuration reload that rolls the list back to an older version still loads,
+    // and shares the table of the key it has in common with the list in force.
+    let mut older = l.clone();
+    older.version = 3;
+    let second = TrustRegistry::new_reusing(older, Some(first.snapshot().list())).unwrap();
+    assert_eq!(second.snapshot().version(), 3);
+    assert!(key_in(&second).shares_table_with(&key_in(&first)));
+    let alone = TrustRegistry::new_reusing(l, None).unwrap();
+    assert!(key_in(&alone).is_precomputed());
+    assert!(!key_in(&alone).shares_table_with(&key_in(&first)));
+}
+
+#[test]
 fn failed_load_keeps_the_old_list() {
     let (anchor, _, l) = sample();
     let anchors = TrustAnchors::new().with("anchor-1", anchor.verifying_key());
