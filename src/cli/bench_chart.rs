@@ -22,6 +22,8 @@ use std::fmt::Write as _;
 
 use anyhow::{Context as _, bail};
 
+use crate::render::xml_escape as escape;
+
 /// One scenario's bar.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Bar {
@@ -213,23 +215,6 @@ pub(super) fn render(title: &str, bars: &[Bar]) -> String {
     }
     s.push_str("</svg>\n");
     s
-}
-
-/// Text for SVG character data and attribute values.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            // Not allowed in XML: control characters and the two noncharacters.
-            c if c.is_control() || matches!(c, '\u{FFFE}' | '\u{FFFF}') => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -328,8 +328,9 @@ pub(crate) fn xml_escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            // Control characters are not allowed in XML 1.0 text.
-            c if c.is_control() => {}
+            // Control characters and the noncharacters U+FFFE and U+FFFF are not allowed
+            // in XML 1.0 text.
+            c if c.is_control() || matches!(c, '\u{FFFE}' | '\u{FFFF}') => {}
             c => out.push(c),
         }
     }

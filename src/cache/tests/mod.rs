@@ -434,6 +434,28 @@ async fn start_gated_fetch(
     task
 }
 
+/// Starts a second get for `key("p", "q")` (its fetch, if it runs, answers red about
+/// [`PERSON`]) and returns once it waits on the gated fetch in flight.
+async fn join_gated_fetch(
+    cache: &Arc<ResponseCache<Boom>>,
+    calls: &Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<Arc<Stored>> {
+    let joiner = {
+        let (cache, calls) = (Arc::clone(cache), Arc::clone(calls));
+        tokio::spawn(async move { ask(&cache, &calls, "q", "10", PERSON).await })
+    };
+    // Current-thread runtime: each yield lets the joiner run up to its next await.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the second get joined the fetch in flight"
+    );
+    joiner
+}
+
 #[tokio::test]
 async fn a_fetch_in_flight_during_a_purge_is_not_kept() {
     let cache = Arc::new(cache().0);
@@ -457,18 +479,7 @@ async fn a_request_that_joined_a_condemned_fetch_fetches_afresh() {
     // The status event arrives while the old (green) answer is on its way, and then a
     // request for the same key joins that fetch.
     assert_eq!(cache.purge_subject(PERSON).await, 0);
-    let joiner = {
-        let (cache, calls) = (Arc::clone(&cache), Arc::clone(&calls));
-        tokio::spawn(async move { ask(&cache, &calls, "q", "10", PERSON).await })
-    };
-    for _ in 0..10 {
-        tokio::task::yield_now().await;
-    }
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        1,
-        "the request joined the fetch in flight"
-    );
+    let joiner = join_gated_fetch(&cache, &calls).await;
     gate.add_permits(1);
     // The caller whose fetch was on its way gets it; the joiner does not.
     assert_eq!(colour(&before.await.unwrap()), "00");

@@ -55,18 +55,7 @@ async fn a_waiter_fetches_when_the_caller_whose_fetch_ran_goes_away() {
     let calls = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(Semaphore::new(0));
     let first = start_gated_fetch(&cache, &calls, &gate).await;
-    let waiter = {
-        let (cache, calls) = (Arc::clone(&cache), Arc::clone(&calls));
-        tokio::spawn(async move { ask(&cache, &calls, "q", "10", PERSON).await })
-    };
-    for _ in 0..10 {
-        tokio::task::yield_now().await;
-    }
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        1,
-        "the waiter joined the first fetch"
-    );
+    let waiter = join_gated_fetch(&cache, &calls).await;
     first.abort();
     assert_eq!(colour(&waiter.await.unwrap()), "10");
     assert_eq!(calls.load(Ordering::SeqCst), 2);
