@@ -253,6 +253,12 @@ pub trait Relay: Send + Sync {
         Box::pin(async move { Err(format!("no region {region}")) })
     }
 
+    /// The verifier of PHIC1 codes against the trust list in force, when there is one: the
+    /// code page uses it, so a reload reaches the page too.
+    fn local_verifier(&self) -> Option<crate::code::Verifier> {
+        None
+    }
+
     /// The region and local code id of a scanned code content, when a region's pattern
     /// (or a PHIC1 issuer) claims it.
     fn code_region(&self, _content: &str) -> Option<(String, Option<String>)> {
@@ -320,7 +326,8 @@ pub struct Gateway {
     pub corrections: Arc<dyn crate::corrections::CorrectionStore>,
     /// Venue codes (场所码) the gateway issued.
     pub venues: crate::link::venue::Venues,
-    /// Verifies the national codes whose pages the gateway serves, against the trust list.
+    /// Verifies the national codes whose pages the gateway serves, against the trust list,
+    /// when the relay has no verifier of its own ([`Relay::local_verifier`] comes first).
     pub page_verifier: Option<crate::code::Verifier>,
     /// The host of national code URLs (`https://{host}/phic/c?…`), whose page the gateway
     /// serves: `localhost:{port}` of the public listener, where a phone reaches it in
@@ -386,7 +393,12 @@ impl Gateway {
         let corrections: Arc<dyn crate::corrections::CorrectionStore> =
             Arc::new(crate::corrections::RedbCorrectionStore::new(store.clone()));
         let issuer = issuer_key(&config)?;
-        let page_verifier = crate::route::local_verifier(&config, None)?;
+        // The page reads the router's verifier (and its key tables) when the router has one;
+        // a relay without one (tests, custom wiring) gets the page its own.
+        let page_verifier = match relay.local_verifier() {
+            Some(_) => None,
+            None => crate::route::local_verifier(&config, None)?,
+        };
         let code_host = format!("localhost:{}", config.server.listen.port());
         let audit = AuditWriter::start_embedded(
             Arc::new(RedbAuditLog::new(store.clone())),

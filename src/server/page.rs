@@ -31,7 +31,11 @@ pub(super) fn serve(gw: &Gateway, query: Option<&str>) -> Response<Full<Bytes>> 
         gw.code_host,
         query.unwrap_or_default()
     );
-    let Some(verifier) = gw.page_verifier.as_ref() else {
+    let Some(verifier) = gw
+        .relay
+        .local_verifier()
+        .or_else(|| gw.page_verifier.clone())
+    else {
         return plain(404, TEXT, b"this gateway issues no national codes".to_vec());
     };
     let Ok(parsed) = CodeUrl::parse(&url) else {
