@@ -131,9 +131,10 @@ async fn signals(
             _ = hup.recv() => {
                 // Off the runtime's workers: loading builds every SM2 key's verification
                 // table (about 2 ms a key) and reads files.
-                let (p, r) = (path.clone(), Arc::clone(&relay));
+                let (p, r, old) = (path.clone(), Arc::clone(&relay), gw.config.load_full());
                 let loaded = tokio::task::spawn_blocking(move || {
-                    let new = Config::load(&p).map_err(|e| e.to_string())?;
+                    // Keys that did not change keep their tables.
+                    let new = Config::load_reusing(&p, Some(&old)).map_err(|e| e.to_string())?;
                     r.reconfigure(&new).map_err(|e| e.to_string())?;
                     Ok::<_, String>(new)
                 })

@@ -110,3 +110,69 @@ fn refuses_plain_http_off_loopback_and_unknown_keys() {
     let text = minimal("").replace("[auth]", "[auth]\ncolour = 1");
     assert!(toml::from_str::<Config>(&text).is_err());
 }
+
+#[test]
+fn a_reload_keeps_the_tables_of_keys_that_did_not_change() {
+    let kept = crate::crypto::SigningKey::generate()
+        .unwrap()
+        .verifying_key();
+    let region = crate::crypto::SigningKey::generate()
+        .unwrap()
+        .verifying_key();
+    let before = crate::crypto::SigningKey::generate()
+        .unwrap()
+        .verifying_key();
+    let changed = crate::crypto::SigningKey::generate()
+        .unwrap()
+        .verifying_key();
+    let text = |second_client: &str| {
+        minimal(&format!(
+            r#"
+[[client]]
+app_id = "A3300010001"
+region = "330106"
+role = "verifier"
+services = ["verifyCode"]
+sign_types = ["SM2"]
+sm2_public_key = "{}"
+
+[[client]]
+app_id = "A3300010002"
+region = "330106"
+role = "verifier"
+services = ["verifyCode"]
+sign_types = ["SM2"]
+sm2_public_key = "{second_client}"
+
+[[region]]
+code = "330000"
+name = "浙江"
+url = "https://zj.example.cn"
+issuer_ids = ["33000001"]
+public_key = "{}"
+"#,
+            kept.to_hex(),
+            region.to_hex()
+        ))
+    };
+    let load = |text: &str, previous: Option<&Validated>| {
+        toml::from_str::<Config>(text)
+            .unwrap()
+            .validate_reusing(Path::new("/tmp"), previous)
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let key = |v: &Validated, id: &str| v.clients[id].credentials.verifying_key.clone().unwrap();
+    let first = load(&text(&before.to_hex()), None);
+    assert!(key(&first, "A3300010001").is_precomputed());
+    let second = load(&text(&changed.to_hex()), Some(&first));
+    assert!(key(&second, "A3300010001").shares_table_with(&key(&first, "A3300010001")));
+    let region_key = |v: &Validated| v.regions["330000"].public_key.clone().unwrap();
+    assert!(region_key(&second).shares_table_with(&region_key(&first)));
+    // A client whose key changed gets a table of its own, for its own key.
+    let new = key(&second, "A3300010002");
+    assert!(new.is_precomputed() && !new.shares_table_with(&key(&first, "A3300010002")));
+    assert_eq!(new, changed);
+    // Without the configuration in force, every table is built afresh.
+    let alone = load(&text(&before.to_hex()), None);
+    assert!(!key(&alone, "A3300010001").shares_table_with(&key(&first, "A3300010001")));
+}
