@@ -450,6 +450,15 @@ fn verifying_recognised_content_agrees_with_verifying_the_text() {
     no_token.pc = None;
     let mut tampered = token.clone();
     tampered.pop();
+    // A token that carries a national code id, under URLs that keep, omit or change it.
+    let mut with_nc = claims(NOW);
+    with_nc.nc = Some(CodeId::random().unwrap());
+    let nc_token = issue(&fx.key, &with_nc).unwrap();
+    let nc_url = CodeUrl::for_token("code.example.cn", &nc_token).unwrap();
+    let mut nc_omitted = nc_url.clone();
+    nc_omitted.nc = None;
+    let mut nc_changed = nc_url.clone();
+    nc_changed.nc = Some(CodeId::random().unwrap());
     let contents = [
         good.to_url(),
         token.clone(),
@@ -462,6 +471,16 @@ fn verifying_recognised_content_agrees_with_verifying_the_text() {
             .unwrap()
             .to_url()
             .replace(&token, &tampered),
+        nc_url.to_url(),
+        nc_omitted.to_url(),
+        nc_changed.to_url(),
+        nc_token.clone(),
+        // Upper-case scheme and host, and the token's dots escaped.
+        good.to_url()
+            .replace("https://code.example.cn", "HTTPS://CODE.EXAMPLE.CN")
+            .replace(&token, &token.replace('.', "%2E")),
+        // A bare "token" whose payload does not parse.
+        format!("{PREFIX}bm90IGpzb24.c2ln"),
     ];
     let mut outcomes = Vec::new();
     for content in &contents {
@@ -471,10 +490,10 @@ fn verifying_recognised_content_agrees_with_verifying_the_text() {
         assert_eq!(by_text, by_rec, "{content}");
         outcomes.push(by_rec.map_or_else(|e| e.return_code().as_str().to_owned(), |_| "ok".into()));
     }
-    // The cases do differ: two pass, the rest fail for their own reasons.
+    // The cases do differ: six pass, the rest fail for their own reasons.
     assert_eq!(
         outcomes.iter().filter(|o| *o == "ok").count(),
-        2,
+        6,
         "{outcomes:?}"
     );
 }

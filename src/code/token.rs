@@ -339,10 +339,7 @@ impl Verifier {
     pub fn verify_recognised(&self, rec: &super::Recognised) -> Result<VerifiedCode, CodeError> {
         let token = rec.token.as_deref().ok_or(CodeError::NoToken)?;
         let verified = self.verify(token)?;
-        if rec.host.is_none() {
-            // A bare token: its hints were read from the token itself.
-            return Ok(verified);
-        }
+        // For a bare token the hints were read from the token itself, so they agree.
         let c = &verified.claims;
         let nc = c.nc.as_ref().map(|n| n.to_string());
         if rec.issuer_hint.as_deref() != Some(c.iss.as_str())

@@ -493,7 +493,6 @@ fn parse_addr(s: &str, name: &str, p: &mut Vec<String>) -> Option<SocketAddr> {
         .ok()
 }
 
-/// A public key given inline as SEC1 hex, or as `@file` (PEM or hex).
 /// The precomputed SM2 keys of the configuration in force, by public point.
 struct KeyTables(HashMap<[u8; 65], VerifyingKey>);
 
@@ -525,6 +524,7 @@ impl KeyTables {
     }
 }
 
+/// A public key given inline as SEC1 hex, or as `@file` (PEM or hex).
 fn read_public_key(v: &str, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<VerifyingKey, String> {
     let text = match v.strip_prefix('@') {
         Some(f) => {

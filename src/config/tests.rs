@@ -122,9 +122,8 @@ fn a_reload_keeps_the_tables_of_keys_that_did_not_change() {
     let before = crate::crypto::SigningKey::generate()
         .unwrap()
         .verifying_key();
-    let changed = crate::crypto::SigningKey::generate()
-        .unwrap()
-        .verifying_key();
+    let changed_signer = crate::crypto::SigningKey::generate().unwrap();
+    let changed = changed_signer.verifying_key();
     let text = |second_client: &str| {
         minimal(&format!(
             r#"
@@ -172,6 +171,15 @@ public_key = "{}"
     let new = key(&second, "A3300010002");
     assert!(new.is_precomputed() && !new.shares_table_with(&key(&first, "A3300010002")));
     assert_eq!(new, changed);
+    // And it verifies with that table: a signature of the changed key passes, one of the
+    // key it replaced (the same client's) does not.
+    let sig = changed_signer.sign(b"reloaded");
+    assert!(new.verify(b"reloaded", &sig).is_ok());
+    assert!(
+        key(&first, "A3300010002")
+            .verify(b"reloaded", &sig)
+            .is_err()
+    );
     // Without the configuration in force, every table is built afresh.
     let alone = load(&text(&before.to_hex()), None);
     assert!(!key(&alone, "A3300010001").shares_table_with(&key(&first, "A3300010001")));

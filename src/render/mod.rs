@@ -316,7 +316,8 @@ pub(crate) fn text_lines(view: &CodeView, l: &Layout) -> [(String, u32, f32, [u8
 /// Font families for SVG text, CJK first.
 pub const SVG_FONT_FAMILY: &str = "'WenQuanYi Micro Hei','Noto Sans CJK SC','Source Han Sans SC','PingFang SC','Microsoft YaHei',sans-serif";
 
-/// `s` with `& < > " '` as character references and control characters dropped: safe as
+/// `s` with `& < > " '` as character references, and control characters and the
+/// noncharacters U+FFFE and U+FFFF dropped: safe as
 /// XML text and attribute values, and as HTML5 text and quoted attribute values (HTML5
 /// knows `&apos;` too), so the HTML page ([`page`]) uses it as well.
 pub(crate) fn xml_escape(s: &str) -> String {

@@ -94,6 +94,7 @@ fn escapes_every_text() {
         "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&apos;"
     );
     assert_eq!(escape("a\u{0}b\u{1b}c"), "abc");
+    assert_eq!(escape("a\u{FFFE}b\u{FFFF}c\u{FFFD}"), "abc\u{FFFD}");
 
     let name = MaskedName::from_masked(r#"<script>alert('*')</script>"#).unwrap();
     let regions = vec![RegionRow {

@@ -108,8 +108,10 @@ impl Router {
     /// # Errors
     /// As [`Router::from_config`]; the old table stays on error.
     pub fn reconfigure(&self, cfg: &Validated) -> Result<(), ServerError> {
-        // The keys that did not change keep their verification tables.
-        let local = local_verifier(cfg, self.local.load().as_ref().as_ref())?;
+        // The keys that did not change keep their verification tables. `load_full`: no
+        // guard is held while new tables are built.
+        let previous = self.local.load_full();
+        let local = local_verifier(cfg, previous.as_ref().as_ref())?;
         self.table.store(Arc::new(table(upstreams(cfg)?)));
         self.set_validity(cfg);
         self.local.store(Arc::new(local));

@@ -152,8 +152,15 @@ pub struct Call {
 /// call, to find its freshness and to relay it, the local verification and the cache ask
 /// again, and each parse of a URL form costs thousands of instructions. The content is kept
 /// with the answer, so a stage that asks about other content gets its own parse.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct CodeMemo(std::sync::OnceLock<(Box<str>, Option<crate::code::Recognised>)>);
+
+/// The scanned content and its token are personal data: a `Call` in a log shows neither.
+impl std::fmt::Debug for CodeMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CodeMemo(..)")
+    }
+}
 
 impl CodeMemo {
     /// `content` recognised as PHIC1 ([`crate::code::Phic1Format`]).
