@@ -449,7 +449,7 @@ fn rss_kb() -> anyhow::Result<u64> {
 }
 
 fn nonce_sweep(count: usize) -> anyhow::Result<ExitCode> {
-    use crate::envelope::{MemoryNonceStore, NonceStore, NonceStoreConfig};
+    use crate::envelope::{MemoryNonceStore, NONCE_SHARDS, NonceStore, NonceStoreConfig};
     if count == 0 {
         bail!("--count must be at least 1");
     }
@@ -460,7 +460,7 @@ fn nonce_sweep(count: usize) -> anyhow::Result<ExitCode> {
         max_entries_per_app: count + 1_000,
     };
     let mut rows = Vec::new();
-    for shards in [1, MemoryNonceStore::new(config.clone()).shards()] {
+    for shards in [1, NONCE_SHARDS] {
         let store = MemoryNonceStore::with_shards(config.clone(), shards);
         for i in 0..count {
             store.check_and_insert("A3100010004", &format!("{:032x}", i * 7919), 1_000_000);

@@ -20,7 +20,7 @@ pub use raw::{
     AuthConfig, ClientConfig, Config, GatewayConfig, RegionConfig, Role, ServerConfig, SignTypeName,
 };
 
-use crate::crypto::{EncryptionKey, MacKey, Sm4Key, VerifyingKey};
+use crate::crypto::{EncryptionKey, KeyTables, MacKey, Sm4Key, VerifyingKey};
 use crate::envelope::ClientCredentials;
 use crate::standard::ServiceName;
 
@@ -219,7 +219,12 @@ impl Config {
         base: &Path,
         previous: Option<&Validated>,
     ) -> Result<Validated, ConfigError> {
-        let tables = KeyTables::of(previous);
+        // The client and region keys of the configuration in force.
+        let tables = KeyTables::of(previous.into_iter().flat_map(|v| {
+            let clients = v.clients.values();
+            let clients = clients.filter_map(|c| c.credentials.verifying_key.as_ref());
+            clients.chain(v.regions.values().filter_map(|r| r.public_key.as_ref()))
+        }));
         let mut p = Vec::new();
         let resolve = |f: &Path| {
             if f.is_absolute() {
@@ -491,37 +496,6 @@ fn parse_addr(s: &str, name: &str, p: &mut Vec<String>) -> Option<SocketAddr> {
     s.parse()
         .map_err(|_| p.push(format!("{name}: `{s}` is not host:port")))
         .ok()
-}
-
-/// The precomputed SM2 keys of the configuration in force, by public point.
-struct KeyTables(HashMap<[u8; 65], VerifyingKey>);
-
-impl KeyTables {
-    fn of(previous: Option<&Validated>) -> Self {
-        let clients = previous
-            .into_iter()
-            .flat_map(|v| v.clients.values())
-            .filter_map(|c| c.credentials.verifying_key.as_ref());
-        let regions = previous
-            .into_iter()
-            .flat_map(|v| v.regions.values())
-            .filter_map(|r| r.public_key.as_ref());
-        Self(
-            clients
-                .chain(regions)
-                .filter(|k| k.is_precomputed())
-                .map(|k| (k.to_sec1_bytes(), k.clone()))
-                .collect(),
-        )
-    }
-
-    /// `key` with its table: the one in force for the same point, or a new one.
-    fn precompute(&self, key: VerifyingKey) -> VerifyingKey {
-        match self.0.get(&key.to_sec1_bytes()) {
-            Some(held) => held.clone(),
-            None => key.precompute(),
-        }
-    }
 }
 
 /// A public key given inline as SEC1 hex, or as `@file` (PEM or hex).

@@ -124,25 +124,22 @@ fn a_reload_keeps_the_tables_of_keys_that_did_not_change() {
         .verifying_key();
     let changed_signer = crate::crypto::SigningKey::generate().unwrap();
     let changed = changed_signer.verifying_key();
-    let text = |second_client: &str| {
-        minimal(&format!(
+    let client = |app_id: &str, key: &str| {
+        format!(
             r#"
 [[client]]
-app_id = "A3300010001"
+app_id = "{app_id}"
 region = "330106"
 role = "verifier"
 services = ["verifyCode"]
 sign_types = ["SM2"]
-sm2_public_key = "{}"
-
-[[client]]
-app_id = "A3300010002"
-region = "330106"
-role = "verifier"
-services = ["verifyCode"]
-sign_types = ["SM2"]
-sm2_public_key = "{second_client}"
-
+sm2_public_key = "{key}"
+"#
+        )
+    };
+    let text = |second_client: &str| {
+        minimal(&format!(
+            r#"{}{}
 [[region]]
 code = "330000"
 name = "浙江"
@@ -150,7 +147,8 @@ url = "https://zj.example.cn"
 issuer_ids = ["33000001"]
 public_key = "{}"
 "#,
-            kept.to_hex(),
+            client("A3300010001", &kept.to_hex()),
+            client("A3300010002", second_client),
             region.to_hex()
         ))
     };

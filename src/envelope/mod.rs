@@ -48,7 +48,7 @@ pub use canonical::{SIGN_PARAMETER, canonical_string};
 pub use error::EnvelopeError;
 pub use nonce::{
     DEFAULT_MAX_NONCES, DEFAULT_MAX_NONCES_PER_APP, DEFAULT_NONCE_TTL_MS, MemoryNonceStore,
-    NonceCheck, NonceStore, NonceStoreConfig,
+    NONCE_SHARDS, NonceCheck, NonceStore, NonceStoreConfig,
 };
 pub use request::{
     OpenedRequest, ParsedRequest, RequestEncryption, RequestEnvelope, RequestHeader, RequestSigner,

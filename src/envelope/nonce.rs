@@ -109,7 +109,7 @@ impl Default for NonceStoreConfig {
 ///
 /// # Shards
 ///
-/// The table is split into [`SHARDS`] shards by the digest, each under its own lock. A pass
+/// The table is split into [`NONCE_SHARDS`] shards by the digest, each under its own lock. A pass
 /// over one table of the default cap's 2,000,000 entries held the only lock for tens of
 /// milliseconds, and every request that arrived meanwhile waited on a runtime worker; a
 /// shard's pass covers a sixteenth of the entries and holds up only the requests whose
@@ -127,7 +127,7 @@ pub struct MemoryNonceStore {
 }
 
 /// Shards of a [`MemoryNonceStore`] (at most 256: the shard is picked by one byte).
-const SHARDS: usize = 16;
+pub const NONCE_SHARDS: usize = 16;
 
 /// Shards with fewer entries than this sweep whenever an entry has expired.
 const SWEEP_ALWAYS_BELOW: usize = 256;
@@ -181,7 +181,7 @@ fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 impl MemoryNonceStore {
     /// A store with the given configuration.
     pub fn new(config: NonceStoreConfig) -> Self {
-        Self::with_shards(config, SHARDS)
+        Self::with_shards(config, NONCE_SHARDS)
     }
 
     /// A store of `shards` shards (from 1 to 256; others are clamped). One shard is the
@@ -206,11 +206,6 @@ impl MemoryNonceStore {
     /// The number of nonces currently remembered (including expired ones not yet swept).
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| lock(s).seen.len()).sum()
-    }
-
-    /// How many shards the table is split into.
-    pub fn shards(&self) -> usize {
-        self.shards.len()
     }
 
     /// Whether no nonce is remembered.

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::crypto::VerifyingKey;
+use crate::crypto::{KeyTables, VerifyingKey};
 
 pub use list::{
     SignedTrustList, TrustAnchors, parse_unsigned_list, sign_trust_list, unsigned_list_json,
@@ -340,18 +340,15 @@ impl TrustSnapshot {
 /// though most keys do not change from one list to the next. The tables are shared, not
 /// copied, so the old and new snapshots hold one table per key between them.
 fn precompute_keys(mut list: TrustList, loaded: Option<&TrustList>) -> TrustList {
-    let built: HashMap<[u8; 65], &VerifyingKey> = loaded
-        .into_iter()
-        .flat_map(|l| l.issuers.iter().flat_map(|i| i.keys.iter()))
-        .filter(|k| k.public_key.is_precomputed())
-        .map(|k| (k.public_key.to_sec1_bytes(), &k.public_key))
-        .collect();
+    let tables = KeyTables::of(
+        loaded
+            .into_iter()
+            .flat_map(|l| l.issuers.iter().flat_map(|i| i.keys.iter()))
+            .map(|k| &k.public_key),
+    );
     for key in list.issuers.iter_mut().flat_map(|i| i.keys.iter_mut()) {
         if key.status == KeyStatus::Active {
-            key.public_key = match built.get(&key.public_key.to_sec1_bytes()) {
-                Some(&table) => table.clone(),
-                None => key.public_key.clone().precompute(),
-            };
+            key.public_key = tables.precompute(key.public_key.clone());
         }
     }
     list
