@@ -1,7 +1,8 @@
 //! `hutong serve` as an operator runs it: the default configuration on a fresh directory
 //! (everything generated on first start), a working request with a development code,
-//! SIGHUP reload that keeps the old configuration when the new one is invalid, and SIGTERM
-//! that drains and exits.
+//! SIGHUP reload that takes a new trust list (for the verifier and the code page alike) and
+//! keeps the old configuration when the new one is invalid, and SIGTERM that drains and
+//! exits.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -21,6 +22,20 @@ impl Drop for Serve {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// `GET` of `url`'s path and query on the gateway at `port`, over TLS (curl, the
+/// development certificate not checked): the status and the body.
+fn get_page(port: &str, url: &str) -> (u16, String) {
+    let path = &url[url.find("/phic/").expect("a code URL")..];
+    let out = Command::new("curl")
+        .args(["-ks", "--max-time", "10", "-w", "\n%{http_code}"])
+        .arg(format!("https://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("curl runs (bash .ci/test installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').expect("curl printed the status");
+    (status.trim().parse().expect("a status"), body.to_owned())
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -139,6 +154,80 @@ async fn the_default_config_starts_fresh_serves_reloads_and_drains() {
         }
         false
     };
+
+    // The traveler's page for a development code, then a new trust list that revokes the
+    // development key, signed by the anchor; SIGHUP reloads it. The code page and the
+    // verifier both refuse the key from then on.
+    let hutong_out = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_hutong"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let keys = data.join("keys");
+    let issuer_key = keys.join("dev-issuer.key.pem");
+    let host = format!("localhost:{port}");
+    let url = hutong_out(&[
+        "code",
+        "issue",
+        "--key",
+        issuer_key.to_str().unwrap(),
+        "--iss",
+        "33000099",
+        "--kid",
+        "dev-1",
+        "--url-host",
+        &host,
+    ]);
+    let (status, page) = get_page(&port, &url);
+    assert_eq!(status, 200, "{url}: {page}");
+    assert!(page.contains("<html"), "{page}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let list = format!(
+        r#"{{"version": 2, "issued_at": {now}, "issuers": [
+          {{"id": "33000099", "region": "330000", "name": "hutong development issuer", "keys": [
+            {{"kid": "dev-1", "public_key": "@dev-issuer.pub.pem", "not_before": {}, "not_after": {}, "status": "revoked"}}]}}]}}"#,
+        now - 60,
+        now + 86_400
+    );
+    std::fs::write(keys.join("list-v2.json"), list).unwrap();
+    hutong_out(&[
+        "keys",
+        "trust-list",
+        keys.join("list-v2.json").to_str().unwrap(),
+        "--anchor",
+        keys.join("trust-anchor.key.pem").to_str().unwrap(),
+        "--out",
+        data.join("trust/trust-list.json").to_str().unwrap(),
+    ]);
+    signal(&serve.0, "-HUP");
+    assert!(
+        wait_for("configuration reloaded", &mut log),
+        "the reload is logged"
+    );
+    let (status, page) = get_page(&port, &url);
+    assert_eq!(status, 400, "{page}");
+    assert!(
+        page.starts_with("3004 "),
+        "the page refuses the revoked key: {page}"
+    );
+    let x = client
+        .call(
+            ServiceName::VerifyCode,
+            &json!({"codeContent": url, "verifier": {"orgName": "某地铁站", "deviceId": "G-01"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(x.code(), "3004", "{}", String::from_utf8_lossy(&x.raw));
 
     // A broken configuration is refused on SIGHUP; the gateway keeps serving.
     std::fs::write(&path, format!("{cfg}\nbogus = 1\n")).unwrap();

@@ -10,7 +10,8 @@
 //!   for a baseline that calls the region's simulator directly;
 //! - `memory-parts`: bytes per cache entry and per nonce, for the memory scenario;
 //! - `nonce-sweep`: the replay store's sweep, one shard beside the default sixteen;
-//! - `outbox-due`: the callback poll through the due index, beside a full scan;
+//! - `outbox-due`: the callback poll through the due index, beside a full scan, and the
+//!   outbox's open with its indexes kept, beside a rebuild;
 //! - `chart`: the run's summary as an SVG picture, each scenario against its target
 //!   ([`super::bench_chart`]);
 //! - `fill-links`: synthetic links, loaded in bulk into a gateway's data directory (the
@@ -104,7 +105,9 @@ pub enum BenchCmd {
     },
     /// Time the callback delivery task's poll: an outbox with FINISHED delivered callbacks
     /// and a few pending, asked for what is due through the due index, beside a full scan
-    /// of the outbox (what the poll did before the index), in one run; print both as JSON.
+    /// of the outbox (what the poll did before the index), and the outbox's open on that
+    /// store beside a rebuild of its indexes (what every start did before the store kept
+    /// their version), in one run; print the times as JSON.
     OutboxDue {
         /// Delivered callbacks in the outbox (they are kept for the audit period). Each is
         /// written in its own transaction, as the delivery task writes them: 100,000 take
@@ -499,7 +502,8 @@ fn outbox_due(finished: usize) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&dir)?;
     let result = (|| -> anyhow::Result<Value> {
         let store = crate::store::Store::open(&dir)?;
-        let outbox = Outbox::new(store, crate::crypto::Sm4Key::generate()?)?;
+        let key = crate::crypto::Sm4Key::generate()?;
+        let outbox = Outbox::new(store.clone(), key.clone())?;
         let event = |n: usize| CallbackEvent {
             kind: KIND_STATUS.into(),
             event_id: format!("E{n}"),
@@ -545,12 +549,25 @@ fn outbox_due(finished: usize) -> anyhow::Result<ExitCode> {
         if indexed != PENDING || scanned != PENDING {
             bail!("found {indexed} and {scanned} due deliveries, not {PENDING}");
         }
+        // A start: opening an indexed store, beside the pass that rebuilds the indexes
+        // (what every start did before the store kept their version).
+        let t = Instant::now();
+        drop(Outbox::new(store.clone(), key.clone())?);
+        let open_ms = t.elapsed().as_secs_f64() * 1e3;
+        let t = Instant::now();
+        let unreadable = outbox.rebuild_index()?;
+        let rebuild_ms = t.elapsed().as_secs_f64() * 1e3;
+        if unreadable != 0 {
+            bail!("{unreadable} records could not be read back");
+        }
         Ok(json!({
             "finished": finished,
             "pending": PENDING,
             "fill_secs": (fill_secs * 10.0).round() / 10.0,
             "poll_ms_due_index": (indexed_ms * 1e3).round() / 1e3,
             "poll_ms_full_scan": (scan_ms * 1e3).round() / 1e3,
+            "open_ms_indexed": (open_ms * 1e3).round() / 1e3,
+            "open_ms_rebuilding": (rebuild_ms * 1e3).round() / 1e3,
         }))
     })();
     let _ = std::fs::remove_dir_all(&dir);

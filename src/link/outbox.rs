@@ -14,17 +14,24 @@
 //! by next attempt), not the whole outbox, so that poll costs the same with a million
 //! finished records as with none.
 //!
-//! The deliveries are the record; the index is derived from them. It is rebuilt in one
-//! pass whenever the outbox is opened (about 3 µs a record: a second for 300,000), so a
-//! store written by a build without the index, or restored from a copy, starts right. A
-//! row the poll finds wrong (its delivery finished, missing, unreadable, or due at another
-//! time) is skipped and repaired, never an error that would hold up the other deliveries.
+//! The deliveries are the record; two indexes are derived from them and written in the same
+//! transactions: [`CALLBACKS_DUE`] for the poll, and [`CALLBACKS_FINISHED`] (finished
+//! deliveries by creation time) for the retention purge, which so reads only the records
+//! it removes. A store whose [`CALLBACKS_META`] does not name the current index version
+//! (one written by a build without them) has both rebuilt in one pass when the outbox
+//! opens it (about 3 µs a record: a second for 300,000); any other store opens at once,
+//! whatever its size. A row the poll finds wrong (its delivery finished, missing,
+//! unreadable, or due at another time) is skipped and repaired, never an error that would
+//! hold up the other deliveries; [`Outbox::rebuild_index`] rebuilds both on demand.
+//!
+//! Ids are never reused: the next id is kept in [`CALLBACKS_META`], so a purge of the
+//! newest records does not hand their ids to new deliveries.
 
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::Sm4Key;
-use crate::store::tables::{CALLBACKS, CALLBACKS_DUE};
+use crate::store::tables::{CALLBACKS, CALLBACKS_DUE, CALLBACKS_FINISHED, CALLBACKS_META};
 use crate::store::{Store, StoreError};
 
 /// Attempts before a delivery is abandoned (about 45 minutes of retries).
@@ -35,6 +42,16 @@ const BACKOFF_BASE_MS: u64 = 200;
 
 /// Longest delay between attempts, milliseconds.
 const BACKOFF_MAX_MS: u64 = 60_000;
+
+/// Version of the derived indexes ([`CALLBACKS_DUE`], [`CALLBACKS_FINISHED`]) this build
+/// keeps, under [`META_INDEX_VERSION`] in [`CALLBACKS_META`].
+const INDEX_VERSION: u64 = 2;
+
+/// [`CALLBACKS_META`] key of the index version.
+pub const META_INDEX_VERSION: &str = "index_version";
+
+/// [`CALLBACKS_META`] key of the next delivery id.
+const META_NEXT_ID: &str = "next_id";
 
 /// What a region is told: one of its code holders changed colour elsewhere (`kind`
 /// `status`), or scanned a venue code elsewhere (`visit`: the trip data for their home
@@ -118,31 +135,50 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// The outbox in `store`, under `key`, with its due index rebuilt from the deliveries.
-    /// A record that cannot be read (a damaged file, another key) is left out of delivery
-    /// and counted in a warning; it does not stop the gateway. Blocks.
+    /// The outbox in `store`, under `key`. When the store's indexes are not this build's
+    /// (see the module docs) they are rebuilt first, and a record that cannot be read (a
+    /// damaged file, another key) is left out of delivery and counted in a warning; it
+    /// does not stop the gateway. Blocks.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
     pub fn new(store: Store, key: Sm4Key) -> Result<Self, StoreError> {
         let outbox = Self { store, key };
-        let unreadable = outbox.rebuild_index()?;
-        if unreadable > 0 {
-            tracing::warn!(
-                unreadable,
-                "callback records that cannot be read are not delivered"
-            );
+        let version = {
+            let txn = outbox.store.db().begin_read()?;
+            match txn.open_table(CALLBACKS_META) {
+                Ok(meta) => meta.get(META_INDEX_VERSION)?.map(|v| v.value()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if version != Some(INDEX_VERSION) {
+            let unreadable = outbox.rebuild_index()?;
+            tracing::info!("callback outbox indexes rebuilt");
+            if unreadable > 0 {
+                tracing::warn!(
+                    unreadable,
+                    "callback records that cannot be read are not delivered"
+                );
+            }
         }
         Ok(outbox)
     }
 
-    /// Rebuilds [`CALLBACKS_DUE`] from the deliveries, in one transaction. Returns how many
-    /// records could not be read.
-    fn rebuild_index(&self) -> Result<usize, StoreError> {
+    /// Rebuilds [`CALLBACKS_DUE`] and [`CALLBACKS_FINISHED`] from the deliveries, and
+    /// marks the store as indexed, in one transaction; the next id stays past every id the
+    /// store holds. Returns how many records could not be read. Blocks.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    pub fn rebuild_index(&self) -> Result<usize, StoreError> {
         let txn = self.store.db().begin_write()?;
         let unreadable = {
             txn.delete_table(CALLBACKS_DUE)?;
+            txn.delete_table(CALLBACKS_FINISHED)?;
             let mut due = txn.open_table(CALLBACKS_DUE)?;
+            let mut finished = txn.open_table(CALLBACKS_FINISHED)?;
+            let mut meta = txn.open_table(CALLBACKS_META)?;
             let all = txn.open_table(CALLBACKS)?;
             let mut unreadable = 0;
             for item in all.iter()? {
@@ -151,10 +187,15 @@ impl Outbox {
                     Ok(d) if d.state == DeliveryState::Pending => {
                         due.insert((d.next_at_ms, d.id), ())?;
                     }
-                    Ok(_) => {}
+                    Ok(d) => {
+                        finished.insert((d.created_ms, d.id), ())?;
+                    }
                     Err(_) => unreadable += 1,
                 }
             }
+            let next = next_id(&meta, &all)?;
+            meta.insert(META_NEXT_ID, next)?;
+            meta.insert(META_INDEX_VERSION, INDEX_VERSION)?;
             unreadable
         };
         txn.commit()?;
@@ -197,7 +238,8 @@ impl Outbox {
         let ids = {
             let mut t = txn.open_table(CALLBACKS)?;
             let mut due = txn.open_table(CALLBACKS_DUE)?;
-            let first = t.last()?.map_or(1, |(k, _)| k.value() + 1);
+            let mut meta = txn.open_table(CALLBACKS_META)?;
+            let first = next_id(&meta, &t)?;
             let mut ids = Vec::with_capacity(targets.len());
             for (next, (region, event)) in (first..).zip(targets) {
                 let d = Delivery {
@@ -215,6 +257,7 @@ impl Outbox {
                 due.insert((now_ms, next), ())?;
                 ids.push(next);
             }
+            meta.insert(META_NEXT_ID, first + ids.len() as u64)?;
             ids
         };
         txn.commit()?;
@@ -303,6 +346,7 @@ impl Outbox {
         let d = {
             let mut t = txn.open_table(CALLBACKS)?;
             let mut due = txn.open_table(CALLBACKS_DUE)?;
+            let mut finished = txn.open_table(CALLBACKS_FINISHED)?;
             let mut d = match t.get(id)? {
                 Some(v) => self.open(v.value())?,
                 None => {
@@ -339,6 +383,8 @@ impl Outbox {
             t.insert(id, self.seal(&d)?.as_slice())?;
             if d.state == DeliveryState::Pending {
                 due.insert((d.next_at_ms, id), ())?;
+            } else {
+                finished.insert((d.created_ms, id), ())?;
             }
             d
         };
@@ -347,27 +393,57 @@ impl Outbox {
     }
 
     /// Removes finished deliveries (delivered or abandoned) created before `before_ms`
-    /// (retention). Blocks.
+    /// (retention), in one transaction, and returns how many. Reads the finished index, so
+    /// it opens only the records it removes: each is checked to be finished before it
+    /// goes, and a row that does not match its record (missing, pending, unreadable) is
+    /// dropped from the index and its record, if any, kept. Blocks.
     ///
     /// # Errors
-    /// [`StoreError`] when the store fails.
+    /// [`StoreError`] when the store fails: then nothing was removed.
     pub fn purge_before(&self, before_ms: u64) -> Result<usize, StoreError> {
-        let old: Vec<u64> = self
-            .all()?
-            .into_iter()
-            .filter(|d| d.state != DeliveryState::Pending && d.created_ms < before_ms)
-            .map(|d| d.id)
-            .collect();
         let txn = self.store.db().begin_write()?;
-        {
+        let removed = {
             let mut t = txn.open_table(CALLBACKS)?;
-            for id in &old {
-                t.remove(*id)?;
+            let mut finished = txn.open_table(CALLBACKS_FINISHED)?;
+            let rows: Vec<(u64, u64)> = finished
+                .range(..(before_ms, 0))?
+                .map(|item| item.map(|(k, _)| k.value()))
+                .collect::<Result<_, _>>()?;
+            let mut removed = 0;
+            for (created, id) in rows {
+                finished.remove((created, id))?;
+                let done = match t.get(id)? {
+                    Some(v) => self.open(v.value()).is_ok_and(|d| {
+                        d.state != DeliveryState::Pending && d.created_ms < before_ms
+                    }),
+                    None => false,
+                };
+                if done {
+                    t.remove(id)?;
+                    removed += 1;
+                } else {
+                    tracing::warn!(
+                        id,
+                        "callback finished index row dropped: its record is not a finished one"
+                    );
+                }
             }
-        }
+            removed
+        };
         txn.commit()?;
-        Ok(old.len())
+        Ok(removed)
     }
+}
+
+/// The id the next delivery takes: past the last id written (the counter) and past every
+/// record (a store from a build without the counter).
+fn next_id(
+    meta: &impl ReadableTable<&'static str, u64>,
+    records: &impl ReadableTable<u64, &'static [u8]>,
+) -> Result<u64, StoreError> {
+    let counted = meta.get(META_NEXT_ID)?.map_or(1, |v| v.value());
+    let past_last = records.last()?.map_or(1, |(k, _)| k.value() + 1);
+    Ok(counted.max(past_last))
 }
 
 /// Delay after `attempts` failures.

@@ -268,10 +268,11 @@ fn due_reads_the_pending_deliveries_in_the_order_they_fell_due() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Replaces the outbox's due index in `store` by `rows` (a stale index, as a build
-/// without it or a restored copy would leave).
-fn set_due_index(store: &Store, rows: &[(u64, u64)]) {
-    use crate::store::tables::CALLBACKS_DUE;
+/// Replaces the outbox's due index in `store` by `rows`: a wrong index, as damage would
+/// leave. With `unmarked`, the store also loses its index version, as a store written by a
+/// build without the indexes has none.
+fn set_due_index(store: &Store, rows: &[(u64, u64)], unmarked: bool) {
+    use crate::store::tables::{CALLBACKS_DUE, CALLBACKS_META};
     let txn = store.db().begin_write().expect("txn");
     txn.delete_table(CALLBACKS_DUE).expect("drop index");
     {
@@ -279,8 +280,24 @@ fn set_due_index(store: &Store, rows: &[(u64, u64)]) {
         for &row in rows {
             due.insert(row, ()).expect("row");
         }
+        if unmarked {
+            let mut meta = txn.open_table(CALLBACKS_META).expect("meta");
+            meta.remove(outbox::META_INDEX_VERSION).expect("unmark");
+        }
     }
     txn.commit().expect("commit");
+}
+
+/// The due index's rows in `store`.
+fn due_rows(store: &Store) -> Vec<(u64, u64)> {
+    use crate::store::tables::CALLBACKS_DUE;
+    use redb::ReadableTable;
+    let txn = store.db().begin_read().expect("txn");
+    let due = txn.open_table(CALLBACKS_DUE).expect("index");
+    due.iter()
+        .expect("rows")
+        .map(|r| r.expect("row").0.value())
+        .collect()
 }
 
 /// Two deliveries written at 100: the first delivered at 150, the second pending.
@@ -297,15 +314,153 @@ fn one_delivered_one_pending(dir: &std::path::Path) -> Vec<u64> {
 }
 
 #[test]
-fn a_stale_due_index_is_rebuilt_when_the_outbox_opens() {
+fn a_store_without_the_index_version_is_reindexed_when_the_outbox_opens() {
     let dir = temp_dir("outbox-stale");
     let ids = one_delivered_one_pending(&dir);
-    // No row for the pending delivery, one for the delivered one.
+    // No row for the pending delivery, one for the delivered one, and no index version.
     let store = Store::open(&dir).expect("reopen");
-    set_due_index(&store, &[(100, ids[0])]);
-    let o = Outbox::new(store, key()).expect("outbox");
+    set_due_index(&store, &[(100, ids[0])], true);
+    let o = Outbox::new(store.clone(), key()).expect("outbox");
+    assert_eq!(due_rows(&store), vec![(100, ids[1])], "rebuilt at the open");
     let due = o.due(100, 10).expect("due");
     assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), vec![ids[1]]);
+    // The finished index was rebuilt too: the purge finds the delivered one.
+    assert_eq!(o.purge_before(u64::MAX).expect("purge"), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_store_with_the_index_version_opens_without_a_rebuild() {
+    let dir = temp_dir("outbox-kept");
+    let ids = one_delivered_one_pending(&dir);
+    // The index, damaged while the version stays: an open leaves it (no pass over the
+    // records), and the poll repairs it.
+    let store = Store::open(&dir).expect("reopen");
+    set_due_index(&store, &[(60, 999), (100, ids[1])], false);
+    let o = Outbox::new(store.clone(), key()).expect("outbox");
+    assert_eq!(due_rows(&store), vec![(60, 999), (100, ids[1])]);
+    assert_eq!(
+        o.due(100, 10)
+            .expect("due")
+            .iter()
+            .map(|d| d.id)
+            .collect::<Vec<_>>(),
+        vec![ids[1]]
+    );
+    assert_eq!(
+        due_rows(&store),
+        vec![(100, ids[1])],
+        "repaired by the poll"
+    );
+    // On demand, a rebuild.
+    set_due_index(&store, &[(60, 999)], false);
+    assert_eq!(o.rebuild_index().expect("rebuild"), 0);
+    assert_eq!(due_rows(&store), vec![(100, ids[1])]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ids_are_not_reused_after_the_newest_records_are_purged() {
+    let dir = temp_dir("outbox-ids");
+    {
+        let o = Outbox::new(Store::open(&dir).expect("open"), key()).expect("outbox");
+        let ids = o
+            .enqueue(
+                &[("110000".into(), event(1)), ("320000".into(), event(1))],
+                100,
+            )
+            .expect("enqueue");
+        for id in &ids {
+            o.record(*id, Ok(()), 150).expect("delivered");
+        }
+        assert_eq!(o.purge_before(u64::MAX).expect("purge"), 2);
+        let next = o
+            .enqueue(&[("110000".into(), event(2))], 200)
+            .expect("enqueue");
+        assert_eq!(
+            next,
+            vec![ids[1] + 1],
+            "the purged ids are not handed out again"
+        );
+        o.record(next[0], Ok(()), 250).expect("delivered");
+        assert_eq!(o.purge_before(u64::MAX).expect("purge"), 1);
+    }
+    // Nor after a reopen, with the outbox empty.
+    let o = Outbox::new(Store::open(&dir).expect("reopen"), key()).expect("outbox");
+    assert!(o.all().expect("all").is_empty());
+    let next = o
+        .enqueue(&[("110000".into(), event(3))], 300)
+        .expect("enqueue");
+    assert_eq!(next, vec![4]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_purge_takes_old_finished_records_alone_and_reads_no_other() {
+    use crate::store::tables::CALLBACKS;
+    let dir = temp_dir("outbox-purge");
+    let store = Store::open(&dir).expect("open");
+    let o = Outbox::new(store.clone(), key()).expect("outbox");
+    // Written at 100: one delivered, one abandoned, one pending; at 500: one delivered.
+    let old = o
+        .enqueue(
+            &[
+                ("110000".into(), event(1)),
+                ("320000".into(), event(1)),
+                ("440000".into(), event(1)),
+            ],
+            100,
+        )
+        .expect("enqueue");
+    o.record(old[0], Ok(()), 150).expect("delivered");
+    for _ in 0..MAX_ATTEMPTS {
+        o.record(old[1], Err("timeout".into()), 150)
+            .expect("failed");
+    }
+    let new = o
+        .enqueue(&[("110000".into(), event(2))], 500)
+        .expect("enqueue");
+    o.record(new[0], Ok(()), 550).expect("delivered");
+    // A record no one can read (another key, damage): a full read would fail on it.
+    {
+        let txn = store.db().begin_write().expect("txn");
+        txn.open_table(CALLBACKS)
+            .expect("table")
+            .insert(1_000, b"not a sealed record".as_slice())
+            .expect("insert");
+        txn.commit().expect("commit");
+    }
+    assert!(o.all().is_err(), "the unreadable record is there");
+    // And a wrong finished row, naming the pending one: it is not purged on that word.
+    {
+        use crate::store::tables::CALLBACKS_FINISHED;
+        let txn = store.db().begin_write().expect("txn");
+        txn.open_table(CALLBACKS_FINISHED)
+            .expect("table")
+            .insert((50, old[2]), ())
+            .expect("insert");
+        txn.commit().expect("commit");
+    }
+    assert_eq!(
+        o.purge_before(500).expect("purge"),
+        2,
+        "the old finished two"
+    );
+    assert_eq!(o.purge_before(500).expect("purge"), 0, "and only once");
+    let txn = store.db().begin_read().expect("txn");
+    let t = txn.open_table(CALLBACKS).expect("table");
+    for id in [old[2], new[0], 1_000] {
+        assert!(t.get(id).expect("get").is_some(), "{id} is kept");
+    }
+    for id in [old[0], old[1]] {
+        assert!(t.get(id).expect("get").is_none(), "{id} is purged");
+    }
+    drop((t, txn));
+    assert_eq!(
+        o.purge_before(501).expect("purge"),
+        1,
+        "the newer one in turn"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -317,7 +472,7 @@ fn a_wrong_due_row_is_skipped_and_repaired_without_holding_up_the_others() {
     let o = Outbox::new(store.clone(), key()).expect("outbox");
     // Gone wrong while open: a row for the delivered one, one for a delivery that does
     // not exist, and the pending one filed under an earlier time than its own.
-    set_due_index(&store, &[(50, ids[0]), (60, 999), (70, ids[1])]);
+    set_due_index(&store, &[(50, ids[0]), (60, 999), (70, ids[1])], false);
     // The pending one is due at 100, not 70: not yet at 80, and the poll is no error.
     assert!(o.due(80, 10).expect("due").is_empty());
     assert_eq!(

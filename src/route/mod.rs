@@ -22,7 +22,7 @@ use crate::national::time::DateTime;
 use crate::server::{BoxFuture, Call, GatewayError, Relay, Relayed, ServerError};
 use crate::standard::{ReturnCode, ServiceName, Standard};
 use crate::translate::Dialect;
-use crate::trust::{TrustAnchors, TrustRegistry, TrustSnapshot, verify_trust_list};
+use crate::trust::{TrustAnchors, TrustRegistry, verify_trust_list};
 use crate::upstream::{
     ClientIdentity, DialectUpstream, DialectUpstreamConfig, NationalUpstream,
     NationalUpstreamConfig, Reply, Upstream, UpstreamError, UpstreamPolicy,
@@ -498,8 +498,7 @@ pub fn local_verifier(
     )
     .map_err(|e| keys(&e))?;
     let loaded = previous.map(|v| v.registry().snapshot());
-    let registry = TrustRegistry::new_reusing(list, loaded.as_deref().map(TrustSnapshot::list))
-        .map_err(|e| keys(&e))?;
+    let registry = TrustRegistry::new_reusing(list, loaded.as_deref()).map_err(|e| keys(&e))?;
     Ok(Some(Verifier::new(
         Arc::new(registry),
         Arc::new(SystemClock),

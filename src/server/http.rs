@@ -82,6 +82,7 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
             addr: s.admin_listen.to_string(),
             source,
         })?;
+    gw.listener_bound(s.listen, addr);
     let tls = if s.insecure_plain_http {
         None
     } else {

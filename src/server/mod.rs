@@ -338,8 +338,13 @@ pub struct Gateway {
     pub page_verifier: Option<crate::code::Verifier>,
     /// The host of national code URLs (`https://{host}/phic/c?…`), whose page the gateway
     /// serves: `localhost:{port}` of the public listener, where a phone reaches it in
-    /// development (a deployment puts its public name in front).
+    /// development (a deployment puts its public name in front). Read it with
+    /// [`code_host`](Self::code_host): a listener configured on port 0 gets its port when
+    /// it binds.
     pub code_host: String,
+    /// `localhost:{port}` of the bound listener, set by [`start`] when the configured port
+    /// was 0 (the system's choice).
+    bound_code_host: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -351,6 +356,26 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
+    /// The host of the national code URLs this gateway issues and serves the page of
+    /// ([`Gateway::code_host`], with the bound port when the configured one was 0).
+    pub fn code_host(&self) -> &str {
+        self.bound_code_host.get().unwrap_or(&self.code_host)
+    }
+
+    /// Records the port the public listener was bound to, when the configuration left the
+    /// choice to the system (port 0); otherwise the configured host stands.
+    pub(crate) fn listener_bound(
+        &self,
+        configured: std::net::SocketAddr,
+        bound: std::net::SocketAddr,
+    ) {
+        if configured.port() == 0 {
+            let _ = self
+                .bound_code_host
+                .set(format!("localhost:{}", bound.port()));
+        }
+    }
+
     /// Builds the state from a validated configuration: loads the keys it names.
     ///
     /// # Errors
@@ -439,6 +464,7 @@ impl Gateway {
             venues,
             page_verifier,
             code_host,
+            bound_code_host: std::sync::OnceLock::new(),
         })
     }
 }

@@ -28,7 +28,7 @@ const TEXT: &str = "text/plain; charset=utf-8";
 pub(super) fn serve(gw: &Gateway, query: Option<&str>) -> Response<Full<Bytes>> {
     let url = format!(
         "https://{}{PAGE_PATH}?{}",
-        gw.code_host,
+        gw.code_host(),
         query.unwrap_or_default()
     );
     let Some(verifier) = gw

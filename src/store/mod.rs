@@ -78,9 +78,22 @@ pub mod tables {
     /// The pending callbacks by when they are due: `(next attempt, Unix ms; delivery id)`.
     /// Delivered and abandoned ones are kept in [`CALLBACKS`] for the audit period and are
     /// not here, so the delivery task reads only what it may send. Derived from
-    /// [`CALLBACKS`]: rebuilt whenever the outbox is opened.
+    /// [`CALLBACKS`], written in the same transactions, and rebuilt when the outbox opens a
+    /// store without it (see [`CALLBACKS_META`]).
     pub const CALLBACKS_DUE: TableDefinition<'static, (u64, u64), ()> =
         TableDefinition::new("callbacks_due");
+
+    /// The finished (delivered or abandoned) callbacks by `(created, Unix ms; delivery
+    /// id)`, for the retention purge. Derived from [`CALLBACKS`], like [`CALLBACKS_DUE`].
+    pub const CALLBACKS_FINISHED: TableDefinition<'static, (u64, u64), ()> =
+        TableDefinition::new("callbacks_finished");
+
+    /// The outbox's counters: `next_id`, the id the next delivery takes (ids are never
+    /// reused, even after the newest records are purged), and `index_version`, the version
+    /// of [`CALLBACKS_DUE`] and [`CALLBACKS_FINISHED`] the store was last written with
+    /// (absent: a store from a build that did not keep them, which the outbox rebuilds).
+    pub const CALLBACKS_META: TableDefinition<'static, &str, u64> =
+        TableDefinition::new("callbacks_meta");
 
     /// Venue codes (场所码) the gateway issued, by id; the value is the JSON of a
     /// [`crate::link::venue::Venue`] (a place, not a person).

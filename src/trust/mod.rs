@@ -374,16 +374,23 @@ impl TrustRegistry {
         })
     }
 
-    /// [`new`](Self::new), with the tables of keys that `loaded` (a list in force
-    /// elsewhere, such as the registry this one replaces on a configuration reload) already
-    /// holds shared instead of built again. Unlike [`replace`](Self::replace), any version
-    /// is accepted: a configuration may roll the list back.
-    pub fn new_reusing(list: TrustList, loaded: Option<&TrustList>) -> Result<Self, TrustError> {
+    /// The registry that takes over from `loaded` (the snapshot in force, such as that of
+    /// the registry this one replaces on a configuration reload), holding `list`: the
+    /// tables of keys `loaded` already holds are shared instead of built again, and its
+    /// local revocations carry over, as they do in [`replace`](Self::replace). Unlike
+    /// `replace`, any version is accepted: a configuration may roll the list back. With no
+    /// `loaded`, the same as [`new`](Self::new).
+    pub fn new_reusing(
+        list: TrustList,
+        loaded: Option<&TrustSnapshot>,
+    ) -> Result<Self, TrustError> {
         list.validate()?;
         Ok(TrustRegistry {
             current: ArcSwap::from_pointee(TrustSnapshot::new(
-                precompute_keys(list, loaded),
-                HashSet::new(),
+                precompute_keys(list, loaded.map(TrustSnapshot::list)),
+                loaded
+                    .map(|l| l.local_revocations.clone())
+                    .unwrap_or_default(),
             )),
         })
     }

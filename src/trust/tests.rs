@@ -239,7 +239,7 @@ fn a_registry_built_beside_a_loaded_list_shares_its_tables_whatever_the_version(
     // and shares the table of the key it has in common with the list in force.
     let mut older = l.clone();
     older.version = 3;
-    let second = TrustRegistry::new_reusing(older, Some(first.snapshot().list())).unwrap();
+    let second = TrustRegistry::new_reusing(older, Some(&first.snapshot())).unwrap();
     assert_eq!(second.snapshot().version(), 3);
     assert!(key_in(&second).shares_table_with(&key_in(&first)));
     let alone = TrustRegistry::new_reusing(l, None).unwrap();
@@ -262,4 +262,23 @@ fn failed_load_keeps_the_old_list() {
     );
     assert_eq!(reg.snapshot().version(), 7);
     assert_eq!(reg.snapshot().list().issuers.len(), 1);
+}
+
+#[test]
+fn a_registry_built_beside_a_loaded_one_keeps_its_local_revocations() {
+    let (_, _, l) = sample();
+    let first = TrustRegistry::new(l.clone()).unwrap();
+    let (iss, kid) = (
+        IssuerId::parse("33000001").unwrap(),
+        Kid::parse("zj-2024a").unwrap(),
+    );
+    let status = |r: &TrustRegistry| r.snapshot().lookup(&iss, &kid).unwrap().1.status;
+    assert_eq!(status(&first), KeyStatus::Active);
+    first.revoke(&iss, &kid).unwrap();
+    // A configuration reload with the same list (which still says active): still revoked.
+    let reloaded = TrustRegistry::new_reusing(l.clone(), Some(&first.snapshot())).unwrap();
+    assert_eq!(status(&reloaded), KeyStatus::Revoked);
+    // A registry built from nothing knows of no emergency.
+    let fresh = TrustRegistry::new_reusing(l, None).unwrap();
+    assert_eq!(status(&fresh), KeyStatus::Active);
 }

@@ -160,7 +160,7 @@ pub(in crate::server) async fn issue_venue(
         .map_err(|e| GatewayError::Internal(e.to_string()))?;
     Ok(json!({
         "venueCode": v.id,
-        "codeContent": v.content(&gw.code_host),
+        "codeContent": v.content(gw.code_host()),
         "venueName": v.name,
         "region": v.region,
     }))

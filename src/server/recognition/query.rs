@@ -294,7 +294,7 @@ pub(in crate::server) async fn generate_code(
     };
     let token =
         crate::code::issue(issuer, &claims).map_err(|e| GatewayError::Internal(e.to_string()))?;
-    let url = crate::code::CodeUrl::for_token(&gw.code_host, &token)
+    let url = crate::code::CodeUrl::for_token(gw.code_host(), &token)
         .map_err(|e| GatewayError::Internal(e.to_string()))?
         .to_url();
     let time = |t: i64| crate::national::time::DateTime::from_unix(t).to_string();
