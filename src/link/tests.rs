@@ -269,23 +269,35 @@ fn due_reads_the_pending_deliveries_in_the_order_they_fell_due() {
 }
 
 /// Replaces the outbox's due index in `store` by `rows`: a wrong index, as damage would
-/// leave. With `unmarked`, the store also loses its index version, as a store written by a
-/// build without the indexes has none.
-fn set_due_index(store: &Store, rows: &[(u64, u64)], unmarked: bool) {
-    use crate::store::tables::{CALLBACKS_DUE, CALLBACKS_META};
+/// leave. With `old_build`, the store also loses the finished index and the counters, as
+/// a store written by the build before them has neither.
+fn set_due_index(store: &Store, rows: &[(u64, u64)], old_build: bool) {
+    use crate::store::tables::{CALLBACKS_DUE, CALLBACKS_FINISHED, CALLBACKS_META};
     let txn = store.db().begin_write().expect("txn");
     txn.delete_table(CALLBACKS_DUE).expect("drop index");
+    if old_build {
+        txn.delete_table(CALLBACKS_FINISHED).expect("drop index");
+        txn.delete_table(CALLBACKS_META).expect("drop counters");
+    }
     {
         let mut due = txn.open_table(CALLBACKS_DUE).expect("index");
         for &row in rows {
             due.insert(row, ()).expect("row");
         }
-        if unmarked {
-            let mut meta = txn.open_table(CALLBACKS_META).expect("meta");
-            meta.remove(outbox::META_INDEX_VERSION).expect("unmark");
-        }
     }
     txn.commit().expect("commit");
+}
+
+/// The finished index's rows in `store`.
+fn finished_rows(store: &Store) -> Vec<(u64, u64)> {
+    use crate::store::tables::CALLBACKS_FINISHED;
+    use redb::ReadableTable;
+    let txn = store.db().begin_read().expect("txn");
+    let t = txn.open_table(CALLBACKS_FINISHED).expect("index");
+    t.iter()
+        .expect("rows")
+        .map(|r| r.expect("row").0.value())
+        .collect()
 }
 
 /// The due index's rows in `store`.
@@ -314,17 +326,76 @@ fn one_delivered_one_pending(dir: &std::path::Path) -> Vec<u64> {
 }
 
 #[test]
-fn a_store_without_the_index_version_is_reindexed_when_the_outbox_opens() {
+fn a_store_of_the_build_before_the_counters_is_reindexed_when_the_outbox_opens() {
     let dir = temp_dir("outbox-stale");
     let ids = one_delivered_one_pending(&dir);
-    // No row for the pending delivery, one for the delivered one, and no index version.
+    // A due row for the delivered one and none for the pending one; no finished index and
+    // no counters, as the build before them left a store.
     let store = Store::open(&dir).expect("reopen");
     set_due_index(&store, &[(100, ids[0])], true);
     let o = Outbox::new(store.clone(), key()).expect("outbox");
     assert_eq!(due_rows(&store), vec![(100, ids[1])], "rebuilt at the open");
+    assert_eq!(finished_rows(&store), vec![(100, ids[0])]);
     let due = o.due(100, 10).expect("due");
     assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), vec![ids[1]]);
-    // The finished index was rebuilt too: the purge finds the delivered one.
+    assert_eq!(o.purge_before(u64::MAX).expect("purge"), 1);
+    // The counter starts past the last record.
+    let next = o
+        .enqueue(&[("110000".into(), event(2))], 300)
+        .expect("enqueue");
+    assert_eq!(next, vec![ids[1] + 1]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_row_lost_while_the_stamp_stayed_is_found_at_the_next_open() {
+    use crate::store::tables::CALLBACKS_FINISHED;
+    let dir = temp_dir("outbox-lost-row");
+    let ids = one_delivered_one_pending(&dir);
+    // The build before the finished index finished a delivery after a newer build had
+    // stamped the store: the record is finished, and no index has a row for it.
+    let store = Store::open(&dir).expect("reopen");
+    {
+        let txn = store.db().begin_write().expect("txn");
+        txn.open_table(CALLBACKS_FINISHED)
+            .expect("index")
+            .remove((100, ids[0]))
+            .expect("remove");
+        txn.commit().expect("commit");
+    }
+    let o = Outbox::new(store.clone(), key()).expect("outbox");
+    assert_eq!(
+        finished_rows(&store),
+        vec![(100, ids[0])],
+        "rebuilt at the open"
+    );
+    assert_eq!(o.purge_before(u64::MAX).expect("purge"), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_start_with_another_key_loses_no_callback() {
+    let dir = temp_dir("outbox-other-key");
+    let ids = one_delivered_one_pending(&dir);
+    let other = || Sm4Key::from_bytes(&[8; 16]).expect("key");
+    // Started with the wrong key: nothing can be read, so nothing is due, and the pending
+    // delivery's row stays.
+    {
+        let store = Store::open(&dir).expect("reopen");
+        let o = Outbox::new(store.clone(), other()).expect("outbox");
+        assert!(o.due(u64::MAX, 10).expect("due").is_empty());
+        assert!(o.due(u64::MAX, 10).expect("due").is_empty());
+        assert_eq!(o.purge_before(u64::MAX).expect("purge"), 0);
+        assert_eq!(due_rows(&store), vec![(100, ids[1])]);
+        assert_eq!(finished_rows(&store), vec![(100, ids[0])]);
+        // A rebuild with that key reads nothing, and leaves the store to be indexed again.
+        assert_eq!(o.rebuild_index().expect("rebuild"), 2);
+    }
+    // Started again with the right key: the callback is due, the delivered one purgeable.
+    let store = Store::open(&dir).expect("reopen");
+    let o = Outbox::new(store.clone(), key()).expect("outbox");
+    let due = o.due(u64::MAX, 10).expect("due");
+    assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), vec![ids[1]]);
     assert_eq!(o.purge_before(u64::MAX).expect("purge"), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -333,26 +404,24 @@ fn a_store_without_the_index_version_is_reindexed_when_the_outbox_opens() {
 fn a_store_with_the_index_version_opens_without_a_rebuild() {
     let dir = temp_dir("outbox-kept");
     let ids = one_delivered_one_pending(&dir);
-    // The index, damaged while the version stays: an open leaves it (no pass over the
-    // records), and the poll repairs it.
+    // The pending delivery filed under a wrong time, the rows still as many as the
+    // records: an open leaves the index (no pass over the records), and the poll repairs it.
     let store = Store::open(&dir).expect("reopen");
-    set_due_index(&store, &[(60, 999), (100, ids[1])], false);
+    set_due_index(&store, &[(70, ids[1])], false);
     let o = Outbox::new(store.clone(), key()).expect("outbox");
-    assert_eq!(due_rows(&store), vec![(60, 999), (100, ids[1])]);
-    assert_eq!(
-        o.due(100, 10)
-            .expect("due")
-            .iter()
-            .map(|d| d.id)
-            .collect::<Vec<_>>(),
-        vec![ids[1]]
-    );
+    assert_eq!(due_rows(&store), vec![(70, ids[1])]);
+    assert!(o.due(80, 10).expect("due").is_empty(), "due at 100, not 70");
     assert_eq!(
         due_rows(&store),
         vec![(100, ids[1])],
         "repaired by the poll"
     );
-    // On demand, a rebuild.
+    // One row too many (for no record) tells the next open to rebuild.
+    set_due_index(&store, &[(60, 999), (100, ids[1])], false);
+    drop(o);
+    let o = Outbox::new(store.clone(), key()).expect("outbox");
+    assert_eq!(due_rows(&store), vec![(100, ids[1])], "rebuilt at the open");
+    // And a rebuild on demand.
     set_due_index(&store, &[(60, 999)], false);
     assert_eq!(o.rebuild_index().expect("rebuild"), 0);
     assert_eq!(due_rows(&store), vec![(100, ids[1])]);
@@ -396,7 +465,7 @@ fn ids_are_not_reused_after_the_newest_records_are_purged() {
 }
 
 #[test]
-fn the_purge_takes_old_finished_records_alone_and_reads_no_other() {
+fn the_purge_takes_old_finished_records_alone_and_is_not_stopped_by_an_unreadable_one() {
     use crate::store::tables::CALLBACKS;
     let dir = temp_dir("outbox-purge");
     let store = Store::open(&dir).expect("open");
@@ -431,7 +500,8 @@ fn the_purge_takes_old_finished_records_alone_and_reads_no_other() {
         txn.commit().expect("commit");
     }
     assert!(o.all().is_err(), "the unreadable record is there");
-    // And a wrong finished row, naming the pending one: it is not purged on that word.
+    // And a wrong finished row, naming the pending one: it is not purged on that word, and
+    // stays due.
     {
         use crate::store::tables::CALLBACKS_FINISHED;
         let txn = store.db().begin_write().expect("txn");
@@ -456,6 +526,7 @@ fn the_purge_takes_old_finished_records_alone_and_reads_no_other() {
         assert!(t.get(id).expect("get").is_none(), "{id} is purged");
     }
     drop((t, txn));
+    assert_eq!(due_rows(&store), vec![(100, old[2])]);
     assert_eq!(
         o.purge_before(501).expect("purge"),
         1,
@@ -470,9 +541,19 @@ fn a_wrong_due_row_is_skipped_and_repaired_without_holding_up_the_others() {
     let ids = one_delivered_one_pending(&dir);
     let store = Store::open(&dir).expect("reopen");
     let o = Outbox::new(store.clone(), key()).expect("outbox");
-    // Gone wrong while open: a row for the delivered one, one for a delivery that does
-    // not exist, and the pending one filed under an earlier time than its own.
+    // Gone wrong while open: a due row for the delivered one (and no finished row), one
+    // for a delivery that does not exist, and the pending one filed under an earlier time
+    // than its own.
     set_due_index(&store, &[(50, ids[0]), (60, 999), (70, ids[1])], false);
+    {
+        use crate::store::tables::CALLBACKS_FINISHED;
+        let txn = store.db().begin_write().expect("txn");
+        txn.open_table(CALLBACKS_FINISHED)
+            .expect("index")
+            .remove((100, ids[0]))
+            .expect("remove");
+        txn.commit().expect("commit");
+    }
     // The pending one is due at 100, not 70: not yet at 80, and the poll is no error.
     assert!(o.due(80, 10).expect("due").is_empty());
     assert_eq!(
@@ -483,7 +564,10 @@ fn a_wrong_due_row_is_skipped_and_repaired_without_holding_up_the_others() {
             .collect::<Vec<_>>(),
         vec![ids[1]]
     );
-    // Repaired: the index holds the pending delivery alone, at its own time.
+    // Repaired: the due index holds the pending delivery alone, at its own time, and the
+    // delivered one is filed as finished.
+    assert_eq!(due_rows(&store), vec![(100, ids[1])]);
+    assert_eq!(finished_rows(&store), vec![(100, ids[0])]);
     o.record(ids[1], Ok(()), 200).expect("delivered");
     assert!(o.due(u64::MAX, 10).expect("due").is_empty());
     let _ = std::fs::remove_dir_all(&dir);
@@ -494,4 +578,28 @@ fn backoff_doubles_and_is_capped() {
     assert_eq!(backoff_ms(1), 200);
     assert_eq!(backoff_ms(2), 400);
     assert_eq!(backoff_ms(40), 60_000);
+}
+
+#[test]
+fn the_purge_goes_batch_by_batch_past_the_rows_it_keeps() {
+    let dir = temp_dir("outbox-batches");
+    let store = Store::open(&dir).expect("open");
+    let o = Outbox::new(store.clone(), key()).expect("outbox");
+    let targets: Vec<_> = (0..5).map(|n| ("110000".to_owned(), event(n))).collect();
+    for id in o.enqueue(&targets, 100).expect("enqueue") {
+        o.record(id, Ok(()), 150).expect("delivered");
+    }
+    drop(o);
+    // With another key no record can be read: two rows a batch, every row kept, and the
+    // purge ends.
+    let other =
+        Outbox::new(store.clone(), Sm4Key::from_bytes(&[8; 16]).expect("key")).expect("outbox");
+    assert_eq!(other.purge_in_batches(u64::MAX, 2).expect("purge"), 0);
+    assert_eq!(finished_rows(&store).len(), 5);
+    // With the right key, all five, over three batches.
+    let o = Outbox::new(store.clone(), key()).expect("outbox");
+    assert_eq!(o.purge_in_batches(u64::MAX, 2).expect("purge"), 5);
+    assert!(finished_rows(&store).is_empty());
+    assert!(o.all().expect("all").is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
 }

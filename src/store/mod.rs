@@ -89,9 +89,10 @@ pub mod tables {
         TableDefinition::new("callbacks_finished");
 
     /// The outbox's counters: `next_id`, the id the next delivery takes (ids are never
-    /// reused, even after the newest records are purged), and `index_version`, the version
-    /// of [`CALLBACKS_DUE`] and [`CALLBACKS_FINISHED`] the store was last written with
-    /// (absent: a store from a build that did not keep them, which the outbox rebuilds).
+    /// reused, even after the newest records are purged), and `index_version`, stamped by
+    /// the rebuild of [`CALLBACKS_DUE`] and [`CALLBACKS_FINISHED`] that last read every
+    /// record (absent: a store from a build that did not keep them; see
+    /// [`crate::link::outbox`] for the other checks an open makes).
     pub const CALLBACKS_META: TableDefinition<'static, &str, u64> =
         TableDefinition::new("callbacks_meta");
 
@@ -174,6 +175,8 @@ impl Store {
         txn.open_table(tables::LINK_NATIONAL)?;
         txn.open_table(tables::CALLBACKS)?;
         txn.open_table(tables::CALLBACKS_DUE)?;
+        txn.open_table(tables::CALLBACKS_FINISHED)?;
+        txn.open_table(tables::CALLBACKS_META)?;
         txn.open_table(tables::VENUES)?;
         txn.open_table(tables::CORRECTIONS)?;
         txn.open_table(tables::CORRECTIONS_CLOSED)?;

@@ -27,11 +27,18 @@ pub fn spawn_retention(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
                         Ok(r) => tracing::info!(report = %r, "retention purge"),
                         Err(e) => tracing::warn!(error = %e, "retention purge incomplete"),
                     }
-                    tracing::info!(
-                        links = links.unwrap_or_default(),
-                        deliveries = deliveries.unwrap_or_default(),
-                        "retention purge of links and callback records"
-                    );
+                    match (links, deliveries) {
+                        (Ok(links), Ok(deliveries)) => tracing::info!(
+                            links,
+                            deliveries,
+                            "retention purge of links and callback records"
+                        ),
+                        (links, deliveries) => tracing::warn!(
+                            links = %links.map_or_else(|e| e.to_string(), |n| n.to_string()),
+                            deliveries = %deliveries.map_or_else(|e| e.to_string(), |n| n.to_string()),
+                            "retention purge of links and callback records incomplete"
+                        ),
+                    }
                 }
                 Err(e) => tracing::warn!(error = %e, "retention job failed"),
             }
