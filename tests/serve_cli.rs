@@ -209,10 +209,20 @@ async fn the_default_config_starts_fresh_serves_reloads_and_drains() {
         "--out",
         data.join("trust/trust-list.json").to_str().unwrap(),
     ]);
+    // The same reload changes a setting read only at start: applied for the rest, and said.
+    let smaller = cfg.replace("max_concurrency = 4096", "max_concurrency = 64");
+    assert_ne!(smaller, cfg);
+    std::fs::write(&path, &smaller).unwrap();
     signal(&serve.0, "-HUP");
     assert!(
         wait_for("configuration reloaded", &mut log),
         "the reload is logged"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("take effect at the next start")
+                && l.contains("server.max_concurrency")),
+        "the reload names what waits for a restart: {log:?}"
     );
     let (status, page) = get_page(&port, &url);
     assert_eq!(status, 400, "{page}");
@@ -228,6 +238,17 @@ async fn the_default_config_starts_fresh_serves_reloads_and_drains() {
         .await
         .unwrap();
     assert_eq!(x.code(), "3004", "{}", String::from_utf8_lossy(&x.raw));
+
+    // Removing [trust] from a gateway that issues codes is refused: the page stays.
+    let untrusted = &smaller[..smaller.find("\n[trust]").unwrap()];
+    std::fs::write(&path, untrusted).unwrap();
+    signal(&serve.0, "-HUP");
+    assert!(
+        wait_for("reload refused", &mut log),
+        "the refused reload is logged"
+    );
+    assert!(log.last().unwrap().contains("[trust]"), "{log:?}");
+    assert_eq!(get_page(&port, &url).0, 400, "the page is still served");
 
     // A broken configuration is refused on SIGHUP; the gateway keeps serving.
     std::fs::write(&path, format!("{cfg}\nbogus = 1\n")).unwrap();

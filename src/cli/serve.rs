@@ -135,15 +135,22 @@ async fn signals(
                 let loaded = tokio::task::spawn_blocking(move || {
                     // Keys that did not change keep their tables.
                     let new = Config::load_reusing(&p, Some(&old)).map_err(|e| e.to_string())?;
+                    if let Some(why) = old.reload_refusal(&new) {
+                        return Err(why);
+                    }
                     r.reconfigure(&new).map_err(|e| e.to_string())?;
-                    Ok::<_, String>(new)
+                    let later = old.restart_only_changes(&new);
+                    Ok::<_, String>((new, later))
                 })
                 .await
                 .unwrap_or_else(|e| Err(format!("reload task failed: {e}")));
                 match loaded {
-                    Ok(new) => {
+                    Ok((new, later)) => {
                         gw.limiter.reconfigure(&new.limits, new.clients.values().map(|c| (c.app_id.clone(), c.rate_limit)));
                         gw.config.store(Arc::new(new));
+                        if !later.is_empty() {
+                            tracing::warn!(settings = %later.join(", "), "changed settings that take effect at the next start");
+                        }
                         tracing::info!(config = %path.display(), "configuration reloaded");
                     }
                     Err(e) => tracing::error!(error = %e, "reload refused; the running configuration stays"),

@@ -7,6 +7,7 @@
 
 pub mod dialects;
 pub mod raw;
+mod reload;
 #[cfg(test)]
 mod tests;
 

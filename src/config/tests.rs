@@ -182,3 +182,67 @@ public_key = "{}"
     let alone = load(&text(&before.to_hex()), None);
     assert!(!key(&alone, "A3300010001").shares_table_with(&key(&first, "A3300010001")));
 }
+
+#[test]
+fn a_reload_names_the_settings_only_a_restart_applies() {
+    let load = |text: &str| {
+        toml::from_str::<Config>(text)
+            .unwrap()
+            .validate(Path::new("/tmp"))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let trust = "\n[trust]\nlist_file = \"tl.json\"\nanchor_key_file = \"a.pem\"\n";
+    let issuing = format!("{trust}dev_issuer_id = \"33000099\"\ndev_issuer_key_file = \"i.pem\"\n");
+    let base = load(&minimal(&issuing));
+    assert!(base.restart_only_changes(&base).is_empty());
+    assert_eq!(base.reload_refusal(&base), None);
+    // What a reload applies: limits, the cache's lifetime, the body limit, the token rule.
+    let applied = minimal(&format!(
+        "[limits]\nper_ip = {{ per_second = 7, burst = 7 }}\n[cache]\nmax_ttl_ms = 1000\n{issuing}"
+    ))
+    .replace(
+        "[server]",
+        "[server]\nmax_body_bytes = 1000\nrequest_timeout_ms = 900",
+    )
+    .replace("[auth]", "[auth]\nrequire_token = false");
+    assert_eq!(
+        base.restart_only_changes(&load(&applied)),
+        Vec::<&str>::new()
+    );
+    // What waits for the next start.
+    let later = minimal(&format!(
+        "[cache]\nmax_entries = 5\n[audit]\nsync = \"interval\"\n{issuing}"
+    ))
+    .replace(
+        "[server]",
+        "[server]\nlisten = \"127.0.0.1:9443\"\nmax_concurrency = 3\nheader_read_timeout_ms = 7",
+    )
+    .replace("data_dir = \"d\"", "data_dir = \"elsewhere\"")
+    .replace("jwt_key_file = \"j.pem\"", "jwt_key_file = \"j2.pem\"")
+    .replace("33000099", "33000098");
+    assert_eq!(
+        base.restart_only_changes(&load(&later)),
+        vec![
+            "server.listen",
+            "server.header_read_timeout_ms",
+            "server.max_concurrency",
+            "gateway.data_dir",
+            "auth.jwt_key_file",
+            "cache.max_entries",
+            "audit",
+            "trust.dev_issuer_id, trust.dev_issuer_key_file",
+        ]
+    );
+    // Removing [trust] from a gateway that issues codes is refused; from one that only
+    // verifies, or adding it, is a reload.
+    let without = load(&minimal(""));
+    assert!(base.reload_refusal(&without).unwrap().contains("[trust]"));
+    let verifying = load(&minimal(trust));
+    assert_eq!(verifying.reload_refusal(&without), None);
+    assert_eq!(without.reload_refusal(&base), None);
+    assert!(without.restart_only_changes(&verifying).is_empty());
+    // An issuer added or dropped with [trust] kept waits for the next start.
+    let issuer = ["trust.dev_issuer_id, trust.dev_issuer_key_file"];
+    assert_eq!(verifying.restart_only_changes(&base), issuer);
+    assert_eq!(base.restart_only_changes(&verifying), issuer);
+}
