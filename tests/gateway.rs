@@ -243,6 +243,9 @@ fn code(x: &hutong::client::Exchange) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seven_services_answer_end_to_end_over_tls() {
     let fx = Fixture::start(Opts::default()).await;
+    // Configured on port 0, the gateway names the port it was given in the national code
+    // URLs it issues and serves (`localhost:0` is no URL host).
+    assert_eq!(fx.gw.code_host(), format!("localhost:{}", fx.addr().port()));
     let c = fx.client(SignTypeName::Sm2);
     let p = fx.person(3);
 

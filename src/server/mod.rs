@@ -336,12 +336,9 @@ pub struct Gateway {
     /// Verifies the national codes whose pages the gateway serves, against the trust list,
     /// when the relay has no verifier of its own ([`Relay::local_verifier`] comes first).
     pub page_verifier: Option<crate::code::Verifier>,
-    /// The host of national code URLs (`https://{host}/phic/c?…`), whose page the gateway
-    /// serves: `localhost:{port}` of the public listener, where a phone reaches it in
-    /// development (a deployment puts its public name in front). Read it with
-    /// [`code_host`](Self::code_host): a listener configured on port 0 gets its port when
-    /// it binds.
-    pub code_host: String,
+    /// `localhost:{port}` of the configured public listener: see
+    /// [`code_host`](Self::code_host), which reads it.
+    configured_code_host: String,
     /// `localhost:{port}` of the bound listener, set by [`start`] when the configured port
     /// was 0 (the system's choice).
     bound_code_host: std::sync::OnceLock<String>,
@@ -356,14 +353,20 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// The host of the national code URLs this gateway issues and serves the page of
-    /// ([`Gateway::code_host`], with the bound port when the configured one was 0).
+    /// The host of national code URLs (`https://{host}/phic/c?…`) that this gateway
+    /// issues and whose page it serves: `localhost:{port}` of the public listener, where a
+    /// phone reaches it in development (a deployment puts its public name in front). A
+    /// listener configured on port 0 has its port once [`start`] has bound it; before that
+    /// the host names port 0, which no code URL accepts.
     pub fn code_host(&self) -> &str {
-        self.bound_code_host.get().unwrap_or(&self.code_host)
+        self.bound_code_host
+            .get()
+            .unwrap_or(&self.configured_code_host)
     }
 
     /// Records the port the public listener was bound to, when the configuration left the
-    /// choice to the system (port 0); otherwise the configured host stands.
+    /// choice to the system (port 0); otherwise the configured host stands. The first bind
+    /// counts: a second [`start`] of the same gateway keeps the first port.
     pub(crate) fn listener_bound(
         &self,
         configured: std::net::SocketAddr,
@@ -431,7 +434,7 @@ impl Gateway {
             Some(_) => None,
             None => crate::route::local_verifier(&config, None)?,
         };
-        let code_host = format!("localhost:{}", config.server.listen.port());
+        let configured_code_host = format!("localhost:{}", config.server.listen.port());
         let audit = AuditWriter::start_embedded(
             Arc::new(RedbAuditLog::new(store.clone())),
             config.audit.policy(),
@@ -463,7 +466,7 @@ impl Gateway {
             corrections,
             venues,
             page_verifier,
-            code_host,
+            configured_code_host,
             bound_code_host: std::sync::OnceLock::new(),
         })
     }

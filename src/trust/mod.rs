@@ -457,7 +457,9 @@ impl TrustRegistry {
 
     /// Revoke key `kid` of issuer `iss` at once: every verification that starts after
     /// this call rejects tokens signed by it (3004). The revocation is local and sticky:
-    /// it survives later [`replace`](Self::replace) calls for the life of the registry.
+    /// it survives later [`replace`](Self::replace) calls for the life of the registry,
+    /// and carries over into a registry built to take over from it
+    /// ([`new_reusing`](Self::new_reusing), a configuration reload).
     pub fn revoke(&self, iss: &IssuerId, kid: &Kid) -> Result<(), TrustError> {
         let mut outcome = Ok(());
         self.current.rcu(|cur| match cur.lookup(iss, kid) {
