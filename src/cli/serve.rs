@@ -124,6 +124,10 @@ async fn signals(
     handlers: Signals,
 ) {
     let Signals { mut term, mut hup } = handlers;
+    // What the gateway started with: settings read only at start keep these values, and
+    // whether it issues national codes does not change until a restart.
+    let started = gw.config.load_full();
+    let issuing = gw.issuer.is_some();
     loop {
         tokio::select! {
             _ = term.recv() => break,
@@ -132,14 +136,15 @@ async fn signals(
                 // Off the runtime's workers: loading builds every SM2 key's verification
                 // table (about 2 ms a key) and reads files.
                 let (p, r, old) = (path.clone(), Arc::clone(&relay), gw.config.load_full());
+                let started = Arc::clone(&started);
                 let loaded = tokio::task::spawn_blocking(move || {
                     // Keys that did not change keep their tables.
                     let new = Config::load_reusing(&p, Some(&old)).map_err(|e| e.to_string())?;
-                    if let Some(why) = old.reload_refusal(&new) {
+                    if let Some(why) = new.reload_refusal(issuing) {
                         return Err(why);
                     }
                     r.reconfigure(&new).map_err(|e| e.to_string())?;
-                    let later = old.restart_only_changes(&new);
+                    let later = started.restart_only_changes(&new);
                     Ok::<_, String>((new, later))
                 })
                 .await

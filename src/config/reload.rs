@@ -2,19 +2,21 @@
 //!
 //! A reload swaps in the new configuration: clients, regions, dialects, the trust list,
 //! rate limits, `auth.require_token`, `server.max_body_bytes` and `request_timeout`, the
-//! cache's `max_ttl_ms` and `query_health_info`, and retention take effect at once. Some
-//! settings are read once, when the gateway starts: the listeners and their TLS files, the
-//! connection limits, the gateway's own keys and store, the access tokens' key, the cache's
-//! size, the audit writer, and the issuer key of the national codes the gateway issues. A
-//! reload that changes any of those is applied for the rest, and the gateway logs which of
-//! them wait for the next start ([`Validated::restart_only_changes`]), so that an operator
-//! is never told a change took effect when it did not. Key files are read at start too: a
-//! file replaced under the same name (a rotated gateway or token key) is read at the next
-//! start, and a reload cannot see that it changed.
+//! cache's `query_health_info` and a lower `max_ttl_ms`, and retention take effect at once.
+//! Some settings are read once, when the gateway starts: the listeners and their TLS files,
+//! the connection limits, the gateway's own keys (both signing directions) and store, the
+//! access tokens' key, the cache's size and its cap on entry lifetimes (which a higher
+//! `max_ttl_ms` cannot pass), the audit writer, and the issuer key of the national codes
+//! the gateway issues. A reload that changes any of those is applied for the rest, and the
+//! gateway logs which of them differ from what it started with and so wait for the next
+//! start ([`Validated::restart_only_changes`], called with the configuration of the start),
+//! so that an operator is never told a change took effect when it did not. Key files are
+//! read at start too: a file replaced under the same name (a rotated gateway or token key)
+//! is read at the next start, and a reload cannot see that it changed.
 //!
-//! One change is refused outright ([`Validated::reload_refusal`]): removing `[trust]` from a
-//! gateway that issues national codes. The issuer key is not reloaded, so the gateway would
-//! go on issuing codes whose page (`/phic/c`) it no longer serves.
+//! One change is refused outright ([`Validated::reload_refusal`]): a configuration without
+//! `[trust]` for a gateway that issues national codes. The issuer key is not reloaded, so
+//! the gateway would go on issuing codes whose page (`/phic/c`) it no longer serves.
 
 use super::Validated;
 
@@ -79,6 +81,10 @@ impl Validated {
                 "cache.max_entries",
                 self.cache.max_entries != new.cache.max_entries,
             ),
+            (
+                "cache.max_ttl_ms (raised)",
+                new.cache.max_ttl_ms > self.cache.max_ttl_ms,
+            ),
             ("audit", self.audit != new.audit),
             // Started, stopped or changed: the issuer key is loaded at start. (Removing
             // [trust] with it is refused: reload_refusal.)
@@ -92,13 +98,11 @@ impl Validated {
         .collect()
     }
 
-    /// Why `new` cannot replace this configuration by a reload at all, if it cannot.
-    pub fn reload_refusal(&self, new: &Validated) -> Option<String> {
-        let issues = self
-            .trust
-            .as_ref()
-            .is_some_and(|t| t.dev_issuer_id.is_some() && t.dev_issuer_key_file.is_some());
-        (issues && new.trust.is_none()).then(|| {
+    /// Why a running gateway cannot take this configuration by a reload, if it cannot;
+    /// `issuing` says whether it issues national codes (it loaded an issuer key at start,
+    /// whatever the configurations loaded since say).
+    pub fn reload_refusal(&self, issuing: bool) -> Option<String> {
+        (issuing && self.trust.is_none()).then(|| {
             "removing [trust] needs a restart: this gateway issues national codes with the \
              [trust] issuer key, which a reload does not unload, and it would stop serving \
              their pages"

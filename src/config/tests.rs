@@ -195,7 +195,7 @@ fn a_reload_names_the_settings_only_a_restart_applies() {
     let issuing = format!("{trust}dev_issuer_id = \"33000099\"\ndev_issuer_key_file = \"i.pem\"\n");
     let base = load(&minimal(&issuing));
     assert!(base.restart_only_changes(&base).is_empty());
-    assert_eq!(base.reload_refusal(&base), None);
+    assert_eq!(base.reload_refusal(true), None);
     // What a reload applies: limits, the cache's lifetime, the body limit, the token rule.
     let applied = minimal(&format!(
         "[limits]\nper_ip = {{ per_second = 7, burst = 7 }}\n[cache]\nmax_ttl_ms = 1000\n{issuing}"
@@ -233,13 +233,20 @@ fn a_reload_names_the_settings_only_a_restart_applies() {
             "trust.dev_issuer_id, trust.dev_issuer_key_file",
         ]
     );
-    // Removing [trust] from a gateway that issues codes is refused; from one that only
-    // verifies, or adding it, is a reload.
+    // A lifetime cap lowered applies (each answer's deadline is read from the configuration
+    // in force); raised, it waits for the cache built at start.
+    let raised = minimal(&format!("[cache]\nmax_ttl_ms = 400000\n{issuing}"));
+    assert_eq!(
+        base.restart_only_changes(&load(&raised)),
+        vec!["cache.max_ttl_ms (raised)"]
+    );
+    // No [trust] for a gateway that issues codes is refused, whatever the configuration
+    // before said; for one that does not issue, it is a reload.
     let without = load(&minimal(""));
-    assert!(base.reload_refusal(&without).unwrap().contains("[trust]"));
+    assert!(without.reload_refusal(true).unwrap().contains("[trust]"));
+    assert_eq!(without.reload_refusal(false), None);
     let verifying = load(&minimal(trust));
-    assert_eq!(verifying.reload_refusal(&without), None);
-    assert_eq!(without.reload_refusal(&base), None);
+    assert_eq!(verifying.reload_refusal(true), None);
     assert!(without.restart_only_changes(&verifying).is_empty());
     // An issuer added or dropped with [trust] kept waits for the next start.
     let issuer = ["trust.dev_issuer_id, trust.dev_issuer_key_file"];

@@ -47,6 +47,9 @@ pub struct Router {
     standard: Arc<Standard>,
     /// Verifies PHIC1 codes of issuers no region answers for, offline.
     local: ArcSwap<Option<Verifier>>,
+    /// The gateway's SM2 key that signs requests to regions: read once, at start, like the
+    /// key that signs its answers, so that a reload never leaves the two different.
+    sm2: Option<SigningKey>,
 }
 
 impl std::fmt::Debug for Router {
@@ -65,6 +68,7 @@ impl Router {
             table: ArcSwap::from_pointee(table(upstreams)),
             standard: Standard::embedded(),
             local: ArcSwap::from_pointee(None),
+            sm2: None,
         }
     }
 
@@ -73,7 +77,9 @@ impl Router {
     /// # Errors
     /// [`ServerError::Keys`] for key files or region settings that do not work.
     pub fn from_config(cfg: &Validated) -> Result<Self, ServerError> {
-        let r = Self::new(upstreams(cfg)?);
+        let sm2 = signing_key(cfg)?;
+        let mut r = Self::new(upstreams(cfg, &sm2)?);
+        r.sm2 = Some(sm2);
         r.set_validity(cfg);
         r.local.store(Arc::new(local_verifier(cfg, None)?));
         Ok(r)
@@ -103,7 +109,9 @@ impl Router {
         }));
     }
 
-    /// Replaces the regions after a configuration reload.
+    /// Replaces the regions after a configuration reload. Requests to regions stay signed
+    /// with the key read at start (a changed `gateway.signing_key_file` waits for a
+    /// restart: [`Validated::restart_only_changes`]).
     ///
     /// # Errors
     /// As [`Router::from_config`]; the old table stays on error.
@@ -112,7 +120,11 @@ impl Router {
         // guard is held while new tables are built.
         let previous = self.local.load_full();
         let local = local_verifier(cfg, previous.as_ref().as_ref())?;
-        self.table.store(Arc::new(table(upstreams(cfg)?)));
+        let sm2 = match &self.sm2 {
+            Some(k) => k.clone(),
+            None => signing_key(cfg)?,
+        };
+        self.table.store(Arc::new(table(upstreams(cfg, &sm2)?)));
         self.set_validity(cfg);
         self.local.store(Arc::new(local));
         Ok(())
@@ -403,11 +415,15 @@ fn table(upstreams: Vec<Route>) -> Table {
     }
 }
 
-fn upstreams(cfg: &Validated) -> Result<Vec<Route>, ServerError> {
+/// The gateway's signing key, from `gateway.signing_key_file`.
+fn signing_key(cfg: &Validated) -> Result<SigningKey, ServerError> {
     let key_pem = std::fs::read_to_string(&cfg.gateway.signing_key_file).map_err(|e| {
         ServerError::Keys(format!("{}: {e}", cfg.gateway.signing_key_file.display()))
     })?;
-    let sm2 = SigningKey::from_pem(&key_pem).map_err(|e| ServerError::Keys(e.to_string()))?;
+    SigningKey::from_pem(&key_pem).map_err(|e| ServerError::Keys(e.to_string()))
+}
+
+fn upstreams(cfg: &Validated, sm2: &SigningKey) -> Result<Vec<Route>, ServerError> {
     let mut out: Vec<Route> = Vec::new();
     for r in cfg.regions.values() {
         let policy = UpstreamPolicy {
