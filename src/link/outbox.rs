@@ -17,7 +17,7 @@
 //! The deliveries are the record; two indexes are derived from them and written in the same
 //! transactions: [`CALLBACKS_DUE`] for the poll, and [`CALLBACKS_FINISHED`] (finished
 //! deliveries by creation time) for the retention purge, which so opens only the records
-//! it removes. Every record has one row in one of them. When the outbox opens a store it
+//! it removes. Every record that can be read has one row in one of them. When the outbox opens a store it
 //! checks, from table lengths and two counters and without reading a record, that the
 //! store names this index version, that the rows and the records are as many, and that
 //! the next id is past the last record; otherwise (a store of a build without the indexes,
@@ -489,6 +489,7 @@ impl Outbox {
         batch: usize,
     ) -> Result<usize, StoreError> {
         use std::ops::Bound::{Excluded, Unbounded};
+        let batch = batch.max(1);
         let (mut removed, mut refiled, mut unreadable) = (0, 0, 0);
         // After the last row of the batch before (an unreadable record's row stays).
         let mut after: Option<(u64, u64)> = None;

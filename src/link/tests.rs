@@ -288,6 +288,16 @@ fn set_due_index(store: &Store, rows: &[(u64, u64)], old_build: bool) {
     txn.commit().expect("commit");
 }
 
+/// The index version stamped in `store`.
+fn index_version(store: &Store) -> Option<u64> {
+    use crate::store::tables::CALLBACKS_META;
+    let txn = store.db().begin_read().expect("txn");
+    let meta = txn.open_table(CALLBACKS_META).expect("meta");
+    meta.get(outbox::META_INDEX_VERSION)
+        .expect("get")
+        .map(|v| v.value())
+}
+
 /// The finished index's rows in `store`.
 fn finished_rows(store: &Store) -> Vec<(u64, u64)> {
     use crate::store::tables::CALLBACKS_FINISHED;
@@ -388,8 +398,9 @@ fn a_start_with_another_key_loses_no_callback() {
         assert_eq!(o.purge_before(u64::MAX).expect("purge"), 0);
         assert_eq!(due_rows(&store), vec![(100, ids[1])]);
         assert_eq!(finished_rows(&store), vec![(100, ids[0])]);
-        // A rebuild with that key reads nothing, and leaves the store to be indexed again.
+        // A rebuild with that key reads nothing, and leaves the store unstamped.
         assert_eq!(o.rebuild_index().expect("rebuild"), 2);
+        assert_eq!(index_version(&store), None);
     }
     // Started again with the right key: the callback is due, the delivered one purgeable.
     let store = Store::open(&dir).expect("reopen");
@@ -490,27 +501,28 @@ fn the_purge_takes_old_finished_records_alone_and_is_not_stopped_by_an_unreadabl
         .enqueue(&[("110000".into(), event(2))], 500)
         .expect("enqueue");
     o.record(new[0], Ok(()), 550).expect("delivered");
-    // A record no one can read (another key, damage): a full read would fail on it.
+    // A record no one can read (another key, damage), filed as finished long ago: a full
+    // read would fail on it, and the purge cannot tell it is finished.
+    // And the pending one filed as finished instead of due: it is not purged on that word,
+    // and is due again.
     {
+        use crate::store::tables::{CALLBACKS_DUE, CALLBACKS_FINISHED};
         let txn = store.db().begin_write().expect("txn");
         txn.open_table(CALLBACKS)
             .expect("table")
             .insert(1_000, b"not a sealed record".as_slice())
             .expect("insert");
+        let mut finished = txn.open_table(CALLBACKS_FINISHED).expect("table");
+        finished.insert((10, 1_000), ()).expect("insert");
+        finished.insert((50, old[2]), ()).expect("insert");
+        drop(finished);
+        txn.open_table(CALLBACKS_DUE)
+            .expect("table")
+            .remove((100, old[2]))
+            .expect("remove");
         txn.commit().expect("commit");
     }
     assert!(o.all().is_err(), "the unreadable record is there");
-    // And a wrong finished row, naming the pending one: it is not purged on that word, and
-    // stays due.
-    {
-        use crate::store::tables::CALLBACKS_FINISHED;
-        let txn = store.db().begin_write().expect("txn");
-        txn.open_table(CALLBACKS_FINISHED)
-            .expect("table")
-            .insert((50, old[2]), ())
-            .expect("insert");
-        txn.commit().expect("commit");
-    }
     assert_eq!(
         o.purge_before(500).expect("purge"),
         2,
@@ -526,7 +538,11 @@ fn the_purge_takes_old_finished_records_alone_and_is_not_stopped_by_an_unreadabl
         assert!(t.get(id).expect("get").is_none(), "{id} is purged");
     }
     drop((t, txn));
-    assert_eq!(due_rows(&store), vec![(100, old[2])]);
+    assert_eq!(due_rows(&store), vec![(100, old[2])], "filed as due again");
+    assert!(
+        finished_rows(&store).contains(&(10, 1_000)),
+        "the unreadable one keeps its row"
+    );
     assert_eq!(
         o.purge_before(501).expect("purge"),
         1,
@@ -601,5 +617,30 @@ fn the_purge_goes_batch_by_batch_past_the_rows_it_keeps() {
     assert_eq!(o.purge_in_batches(u64::MAX, 2).expect("purge"), 5);
     assert!(finished_rows(&store).is_empty());
     assert!(o.all().expect("all").is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_id_counter_behind_the_records_never_hands_out_an_id_in_use() {
+    use crate::store::tables::CALLBACKS_META;
+    let dir = temp_dir("outbox-counter");
+    let ids = one_delivered_one_pending(&dir);
+    // Stamped, the rows as many as the records, but the counter behind the last record
+    // (a delivery written by the build before the counter).
+    let store = Store::open(&dir).expect("reopen");
+    assert_eq!(index_version(&store), Some(2));
+    {
+        let txn = store.db().begin_write().expect("txn");
+        txn.open_table(CALLBACKS_META)
+            .expect("meta")
+            .insert("next_id", 1)
+            .expect("insert");
+        txn.commit().expect("commit");
+    }
+    let o = Outbox::new(store, key()).expect("outbox");
+    let next = o
+        .enqueue(&[("110000".into(), event(2))], 300)
+        .expect("enqueue");
+    assert_eq!(next, vec![ids[1] + 1]);
     let _ = std::fs::remove_dir_all(&dir);
 }
