@@ -344,8 +344,8 @@ impl Outbox {
     pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         use std::sync::atomic::Ordering;
         let mut out = Vec::new();
-        // Rows to drop, with where their records belong.
-        let mut wrong: Vec<((u64, u64), Refile)> = Vec::new();
+        // Rows that do not match their records.
+        let mut wrong: Vec<(u64, u64)> = Vec::new();
         let mut unreadable = 0;
         {
             let txn = self.store.db().begin_read()?;
@@ -361,7 +361,7 @@ impl Outbox {
                 match self.belongs(record.as_ref().map(|v| v.value())) {
                     None => unreadable += 1,
                     Some((Refile::Due(next), Some(d))) if next == at => out.push(d),
-                    Some((refile, _)) => wrong.push(((at, id), refile)),
+                    Some(_) => wrong.push((at, id)),
                 }
             }
         }
@@ -375,9 +375,21 @@ impl Outbox {
             tracing::warn!(rows = wrong.len(), "callback due index repaired");
             let txn = self.store.db().begin_write()?;
             {
+                let t = txn.open_table(CALLBACKS)?;
                 let mut due = txn.open_table(CALLBACKS_DUE)?;
                 let mut finished = txn.open_table(CALLBACKS_FINISHED)?;
-                for ((at, id), refile) in wrong {
+                for (at, id) in wrong {
+                    // Read again under the writer: a delivery recorded since the poll's
+                    // read is filed by what it is now.
+                    let belongs = {
+                        let record = t.get(id)?;
+                        self.belongs(record.as_ref().map(|v| v.value()))
+                    };
+                    let refile = match belongs {
+                        None => continue,
+                        Some((Refile::Due(next), _)) if next == at => continue,
+                        Some((refile, _)) => refile,
+                    };
                     due.remove((at, id))?;
                     match refile {
                         Refile::Nowhere => {}
