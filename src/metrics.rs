@@ -30,6 +30,23 @@ pub struct Metrics {
     pub shed: AtomicU64,
     /// Connections refused at the TLS handshake.
     pub tls_failures: AtomicU64,
+    /// Status callbacks a region acknowledged.
+    pub callbacks_delivered: AtomicU64,
+    /// Callback attempts that failed (each is retried, up to the outbox's limit).
+    pub callback_failures: AtomicU64,
+    /// Callbacks given up after the outbox's last attempt.
+    pub callbacks_abandoned: AtomicU64,
+}
+
+/// What the metrics report as it is at the scrape, read from the parts that hold it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gauges {
+    /// Answers held in the cache.
+    pub cache_entries: u64,
+    /// Callbacks waiting for delivery (the outbox's due index).
+    pub callbacks_pending: u64,
+    /// Delivered or abandoned callbacks kept for the audit period.
+    pub callbacks_finished: u64,
 }
 
 impl Default for Metrics {
@@ -45,6 +62,9 @@ impl Default for Metrics {
             upstream_calls: AtomicU64::new(0),
             shed: AtomicU64::new(0),
             tls_failures: AtomicU64::new(0),
+            callbacks_delivered: AtomicU64::new(0),
+            callback_failures: AtomicU64::new(0),
+            callbacks_abandoned: AtomicU64::new(0),
         }
     }
 }
@@ -86,8 +106,8 @@ impl Metrics {
         self.requests[service_index(service) * CODES + c].load(Ordering::Relaxed)
     }
 
-    /// Prometheus text exposition, with the gauge of the answers the cache holds now.
-    pub fn render(&self, cache_entries: u64) -> String {
+    /// Prometheus text exposition, with `gauges` read at the scrape.
+    pub fn render(&self, gauges: &Gauges) -> String {
         let mut o = String::new();
         let _ = writeln!(
             o,
@@ -170,6 +190,21 @@ impl Metrics {
                 "Connections that failed the TLS handshake.",
                 &self.tls_failures,
             ),
+            (
+                "hutong_callbacks_delivered_total",
+                "Status callbacks a region acknowledged.",
+                &self.callbacks_delivered,
+            ),
+            (
+                "hutong_callback_failures_total",
+                "Callback attempts that failed (retried with backoff).",
+                &self.callback_failures,
+            ),
+            (
+                "hutong_callbacks_abandoned_total",
+                "Callbacks given up after the last attempt.",
+                &self.callbacks_abandoned,
+            ),
         ] {
             let _ = writeln!(
                 o,
@@ -177,10 +212,25 @@ impl Metrics {
                 v.load(Ordering::Relaxed)
             );
         }
-        let _ = writeln!(
-            o,
-            "# HELP hutong_cache_entries Answers held in the cache, expired ones not yet swept included.\n# TYPE hutong_cache_entries gauge\nhutong_cache_entries {cache_entries}"
-        );
+        for (name, help, v) in [
+            (
+                "hutong_cache_entries",
+                "Answers held in the cache, expired ones not yet swept included.",
+                gauges.cache_entries,
+            ),
+            (
+                "hutong_callbacks_pending",
+                "Callbacks waiting for delivery, retries included.",
+                gauges.callbacks_pending,
+            ),
+            (
+                "hutong_callbacks_finished",
+                "Delivered or abandoned callbacks kept for the audit period.",
+                gauges.callbacks_finished,
+            ),
+        ] {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
         o
     }
 }
@@ -202,12 +252,18 @@ mod tests {
             ReturnCode::BadFormat,
             std::time::Duration::from_millis(0),
         );
-        let t = m.render(0);
+        m.callbacks_abandoned.fetch_add(1, Ordering::Relaxed);
+        let t = m.render(&Gauges {
+            callbacks_pending: 7,
+            ..Gauges::default()
+        });
         assert!(
             t.contains("hutong_requests_total{service=\"verifyCode\",code=\"0\"} 1"),
             "{t}"
         );
         assert!(t.contains("hutong_requests_total{service=\"none\",code=\"1002\"} 1"));
+        assert!(t.contains("\nhutong_callbacks_abandoned_total 1\n"), "{t}");
+        assert!(t.contains("# TYPE hutong_callbacks_pending gauge\nhutong_callbacks_pending 7\n"));
         assert!(t.contains(
             "hutong_request_duration_seconds_bucket{service=\"verifyCode\",le=\"0.005\"} 1"
         ));

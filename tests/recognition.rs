@@ -87,7 +87,7 @@ impl Seen {
     }
 }
 
-fn write_config(dir: &Path, port: u16, sims: [(u16, &str); 3]) -> PathBuf {
+fn write_config(dir: &Path, port: u16, admin: u16, sims: [(u16, &str); 3]) -> PathBuf {
     for (name, secret) in [
         ("bj", "bj-secret"),
         ("zj", "zj-secret"),
@@ -133,7 +133,7 @@ validity_secs = 691200
         r#"
 [server]
 listen = "127.0.0.1:{port}"
-admin_listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:{admin}"
 tls_cert_file = "data/certs/server.crt.pem"
 tls_key_file = "data/certs/server.key.pem"
 client_ca_file = "data/certs/ca.crt.pem"
@@ -225,10 +225,11 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
     let _bj_sim = sim("beijing", ports[0], "bj-secret");
     let _zj_sim = sim("zhejiang", ports[1], "zj-secret");
     let js_sim = sim("jiangsu", ports[2], "js-secret");
-    let gw_port = free_port();
+    let (gw_port, admin_port) = (free_port(), free_port());
     let config = write_config(
         &dir,
         gw_port,
+        admin_port,
         [
             (ports[0], "bj.secret"),
             (ports[1], "zj.secret"),
@@ -379,6 +380,20 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
     assert_eq!(got[0]["sourceRegion"], "330000", "{got}");
     assert_eq!(got[0]["codeId"], set["codeId"], "{got}");
     println!("Beijing received the callback after {took:?}");
+    // The admin listener counts it, and the failed attempt for Jiangsu (down), whose
+    // callback is the one pending.
+    let metric = |name: &str| -> u64 {
+        let text = crate::support::http_text(admin_port, "/metrics");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    wait_for("callback metrics", Duration::from_secs(5), || {
+        metric("hutong_callbacks_delivered_total") >= 1
+            && metric("hutong_callback_failures_total") >= 1
+    });
+    assert_eq!(metric("hutong_callbacks_pending"), 1);
+    assert_eq!(metric("hutong_callbacks_abandoned_total"), 0);
 
     // 5. Beijing's next verification shows red: the cached green was purged.
     let x = bj.call(ServiceName::VerifyCode, &verify).await.unwrap();

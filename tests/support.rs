@@ -174,6 +174,25 @@ impl Drop for Proc {
     }
 }
 
+/// The body of a `GET` of `path` on 127.0.0.1:`port`, as text.
+pub fn http_text(port: u16, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
 /// One HTTP/1.1 exchange with a JSON body on 127.0.0.1:`port`: the status and the answer
 /// parsed as JSON (`null` when it is not).
 pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {

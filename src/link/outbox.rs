@@ -407,6 +407,18 @@ impl Outbox {
         Ok(out)
     }
 
+    /// How many deliveries are pending and how many finished ones are kept, from the
+    /// indexes' lengths (kept in redb's table headers: no record is read). Blocks briefly.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    pub fn counts(&self) -> Result<(u64, u64), StoreError> {
+        let txn = self.store.db().begin_read()?;
+        let pending = txn.open_table(CALLBACKS_DUE)?.len()?;
+        let finished = txn.open_table(CALLBACKS_FINISHED)?.len()?;
+        Ok((pending, finished))
+    }
+
     /// Every delivery record, oldest first. Blocks.
     ///
     /// # Errors

@@ -54,7 +54,13 @@ fn answer(gw: &Gateway, path: &str) -> Response<Full<Bytes>> {
         "/ready" if gw.ready.load(Ordering::SeqCst) => (200, "ready\n".to_owned(), "text/plain"),
         "/ready" => (503, "draining\n".to_owned(), "text/plain"),
         "/metrics" => {
-            let text = gw.metrics.render(gw.cache.stats().entries);
+            // The outbox's counts are two table lengths: no record is read.
+            let (callbacks_pending, callbacks_finished) = gw.outbox.counts().unwrap_or_default();
+            let text = gw.metrics.render(&crate::metrics::Gauges {
+                cache_entries: gw.cache.stats().entries,
+                callbacks_pending,
+                callbacks_finished,
+            });
             (200, text, "text/plain; version=0.0.4")
         }
         _ => (404, "not found\n".to_owned(), "text/plain"),

@@ -1,6 +1,7 @@
 //! The gateway's background tasks: callback delivery and retention.
 
 use super::*;
+use crate::link::outbox::DeliveryState;
 
 /// The retention job (DESIGN.md §8): every `[retention] purge_interval_secs`, audit
 /// records, idempotency records and closed correction tickets past their periods
@@ -78,13 +79,27 @@ pub fn spawn_deliveries(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
                     let ok = outcome.is_ok();
                     let (outbox, now) = (Arc::clone(&gw.outbox), now_ms());
                     match blocking(move || outbox.record(d.id, outcome, now)).await {
-                        Ok(rec) => tracing::info!(
-                            delivery = rec.id,
-                            region = %rec.target_region,
-                            attempts = rec.attempts,
-                            delivered = ok,
-                            "status callback"
-                        ),
+                        Ok(rec) => {
+                            use std::sync::atomic::Ordering::Relaxed;
+                            let m = &gw.metrics;
+                            match rec.state {
+                                DeliveryState::Delivered => {
+                                    m.callbacks_delivered.fetch_add(1, Relaxed)
+                                }
+                                DeliveryState::Pending => m.callback_failures.fetch_add(1, Relaxed),
+                                DeliveryState::Abandoned => {
+                                    m.callback_failures.fetch_add(1, Relaxed);
+                                    m.callbacks_abandoned.fetch_add(1, Relaxed)
+                                }
+                            };
+                            tracing::info!(
+                                delivery = rec.id,
+                                region = %rec.target_region,
+                                attempts = rec.attempts,
+                                delivered = ok,
+                                "status callback"
+                            );
+                        }
                         Err(e) => tracing::warn!(error = %e, "callback attempt not recorded"),
                     }
                 });
