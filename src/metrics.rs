@@ -47,6 +47,8 @@ pub struct Gauges {
     pub callbacks_pending: u64,
     /// Delivered or abandoned callbacks kept for the audit period.
     pub callbacks_finished: u64,
+    /// Whether the audit store refused its last commit.
+    pub audit_failing: bool,
 }
 
 impl Default for Metrics {
@@ -227,6 +229,11 @@ impl Metrics {
                 "hutong_callbacks_finished",
                 "Delivered or abandoned callbacks kept for the audit period.",
                 gauges.callbacks_finished,
+            ),
+            (
+                "hutong_audit_store_failing",
+                "1 while the audit store refuses commits (the gateway is not ready), else 0.",
+                u64::from(gauges.audit_failing),
             ),
         ] {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");

@@ -26,7 +26,7 @@
 //! waiting and 50,000 records in the open one, appends wait for a commit.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -82,6 +82,9 @@ pub enum AuditSync {
 pub struct AuditWriter {
     way: Way,
     log: Arc<dyn AuditLog>,
+    /// Whether the store refused the last commit (set and cleared by the thread that
+    /// commits): the gateway is not ready while it does ([`AuditWriter::healthy`]).
+    failing: Arc<AtomicBool>,
 }
 
 #[derive(Clone)]
@@ -116,13 +119,16 @@ impl AuditWriter {
     pub fn start(log: Arc<dyn AuditLog>) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let writer_log = Arc::clone(&log);
+        let failing = Arc::new(AtomicBool::new(false));
+        let writer_failing = Arc::clone(&failing);
         std::thread::Builder::new()
             .name("hutong-audit".to_owned())
-            .spawn(move || run(&*writer_log, rx))
+            .spawn(move || run(&*writer_log, rx, &writer_failing))
             .map_err(|e| StoreError::Db(format!("cannot start the audit writer: {e}")))?;
         Ok(Self {
             way: Way::Thread(tx),
             log,
+            failing,
         })
     }
 
@@ -169,11 +175,13 @@ impl AuditWriter {
         let room = Arc::new(Notify::new());
         let queued = Arc::new(AtomicUsize::new(0));
         let (commit_tx, commit_rx) = std::sync::mpsc::channel::<Segment>();
+        let failing = Arc::new(AtomicBool::new(false));
         let committer = Committer {
             log: Arc::clone(&log),
             room: Arc::clone(&room),
             queued: Arc::clone(&queued),
             interval,
+            failing: Arc::clone(&failing),
         };
         std::thread::Builder::new()
             .name("hutong-audit-commit".to_owned())
@@ -203,6 +211,7 @@ impl AuditWriter {
         Ok(Self {
             way: Way::Journal(writer),
             log,
+            failing,
         })
     }
 
@@ -226,6 +235,14 @@ impl AuditWriter {
     pub fn log(&self) -> &Arc<dyn AuditLog> {
         &self.log
     }
+
+    /// False while the store refuses commits (a full disk, a failing device): answers
+    /// about people wait for their records, so the gateway stops taking traffic (`/ready`)
+    /// until a commit succeeds again. Under `interval` the answers go on from the journal
+    /// meanwhile, until it is full.
+    pub fn healthy(&self) -> bool {
+        !self.failing.load(Ordering::Relaxed)
+    }
 }
 
 fn gone() -> StoreError {
@@ -234,7 +251,7 @@ fn gone() -> StoreError {
 
 /// The `commit` writer thread: waits for a record, takes whatever else is queued (up to
 /// [`MAX_BATCH`]), commits the group, and answers each caller.
-fn run(log: &dyn AuditLog, mut rx: mpsc::Receiver<(NewRecord, Reply)>) {
+fn run(log: &dyn AuditLog, mut rx: mpsc::Receiver<(NewRecord, Reply)>, failing: &AtomicBool) {
     let mut records = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     while let Some((rec, reply)) = rx.blocking_recv() {
@@ -249,7 +266,9 @@ fn run(log: &dyn AuditLog, mut rx: mpsc::Receiver<(NewRecord, Reply)>) {
                 Err(_) => break,
             }
         }
-        match log.append_batch(std::mem::take(&mut records)) {
+        let outcome = log.append_batch(std::mem::take(&mut records));
+        failing.store(outcome.is_err(), Ordering::Relaxed);
+        match outcome {
             Ok(results) => {
                 for (reply, result) in replies.drain(..).zip(results) {
                     // A caller that gave up (its request was cancelled) harms no one.
@@ -489,6 +508,8 @@ struct Committer {
     room: Arc<Notify>,
     queued: Arc<AtomicUsize>,
     interval: Duration,
+    /// [`AuditWriter`]'s flag.
+    failing: Arc<AtomicBool>,
 }
 
 impl Committer {
@@ -498,7 +519,9 @@ impl Committer {
     fn run(&self, rx: &std::sync::mpsc::Receiver<Segment>) {
         while let Ok(seg) = rx.recv() {
             loop {
-                match self.log.commit_sealed(&seg.records) {
+                let outcome = self.log.commit_sealed(&seg.records);
+                self.failing.store(outcome.is_err(), Ordering::Relaxed);
+                match outcome {
                     Ok(()) => {
                         if let Err(e) = std::fs::remove_file(&seg.path) {
                             tracing::error!(error = %e, "audit journal: a committed segment stays");
@@ -520,67 +543,5 @@ impl Committer {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
-    use super::*;
-    use crate::audit::MemoryAuditLog;
-
-    fn rec(i: u64) -> NewRecord {
-        NewRecord {
-            time_ms: 1_700_000_000_000 + i,
-            actor: format!("app-{}", i % 7),
-            action: "verifyCode".to_owned(),
-            subject: None,
-            purpose: "test".to_owned(),
-            result: "0".to_owned(),
-            loss: Vec::new(),
-            request_id: format!("r{i}"),
-        }
-    }
-
-    /// Appends `n` records made by `rec`, each from a task of its own, all at once; their
-    /// sequence numbers, sorted.
-    pub(in crate::audit) async fn append_from_tasks(
-        w: &AuditWriter,
-        n: u64,
-        rec: fn(u64) -> NewRecord,
-    ) -> Vec<u64> {
-        let tasks: Vec<_> = (1..=n)
-            .map(|i| {
-                let w = w.clone();
-                tokio::spawn(async move { w.append(rec(i)).await })
-            })
-            .collect();
-        let mut seqs = Vec::new();
-        for t in tasks {
-            seqs.push(t.await.expect("task").expect("append").seq);
-        }
-        seqs.sort_unstable();
-        seqs
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_appends_get_consecutive_numbers_and_a_valid_chain() {
-        let log: Arc<dyn AuditLog> = Arc::new(MemoryAuditLog::new());
-        let w = AuditWriter::start(Arc::clone(&log)).expect("start");
-        assert_eq!(
-            append_from_tasks(&w, 500, rec).await,
-            (1..=500).collect::<Vec<u64>>()
-        );
-        let report = w.log().verify().expect("verify");
-        assert!(report.ok, "{report:?}");
-        assert_eq!(report.records, 500);
-    }
-
-    #[tokio::test]
-    async fn a_record_over_its_limit_fails_alone() {
-        let log: Arc<dyn AuditLog> = Arc::new(MemoryAuditLog::new());
-        let w = AuditWriter::start(log).expect("start");
-        let mut big = rec(1);
-        big.purpose = "x".repeat(crate::audit::MAX_FIELD_BYTES + 1);
-        assert!(matches!(
-            w.append(big).await,
-            Err(StoreError::TooLarge { .. })
-        ));
-        assert_eq!(w.append(rec(2)).await.expect("append").seq, 1);
-    }
-}
+#[path = "writer_tests.rs"]
+pub(super) mod tests;

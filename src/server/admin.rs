@@ -1,5 +1,5 @@
 //! The admin listener: `/live` (the process runs), `/ready` (it takes traffic; false while
-//! draining), `/metrics` (Prometheus text). Plain HTTP, meant for loopback or a private
+//! draining, and while the audit store refuses commits), `/metrics` (Prometheus text). Plain HTTP, meant for loopback or a private
 //! network; it serves nothing personal.
 
 use std::sync::Arc;
@@ -51,8 +51,15 @@ pub(super) async fn serve(
 fn answer(gw: &Gateway, path: &str) -> Response<Full<Bytes>> {
     let (status, body, kind) = match path {
         "/live" => (200, "live\n".to_owned(), "text/plain"),
-        "/ready" if gw.ready.load(Ordering::SeqCst) => (200, "ready\n".to_owned(), "text/plain"),
-        "/ready" => (503, "draining\n".to_owned(), "text/plain"),
+        "/ready" if !gw.ready.load(Ordering::SeqCst) => {
+            (503, "draining\n".to_owned(), "text/plain")
+        }
+        "/ready" if !gw.audit.healthy() => (
+            503,
+            "the audit store refuses commits\n".to_owned(),
+            "text/plain",
+        ),
+        "/ready" => (200, "ready\n".to_owned(), "text/plain"),
         "/metrics" => {
             // The outbox's counts are two table lengths: no record is read.
             let (callbacks_pending, callbacks_finished) = gw.outbox.counts().unwrap_or_default();
@@ -60,6 +67,7 @@ fn answer(gw: &Gateway, path: &str) -> Response<Full<Bytes>> {
                 cache_entries: gw.cache.stats().entries,
                 callbacks_pending,
                 callbacks_finished,
+                audit_failing: !gw.audit.healthy(),
             });
             (200, text, "text/plain; version=0.0.4")
         }

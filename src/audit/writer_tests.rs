@@ -1,0 +1,117 @@
+use super::*;
+use crate::audit::MemoryAuditLog;
+
+fn rec(i: u64) -> NewRecord {
+    NewRecord {
+        time_ms: 1_700_000_000_000 + i,
+        actor: format!("app-{}", i % 7),
+        action: "verifyCode".to_owned(),
+        subject: None,
+        purpose: "test".to_owned(),
+        result: "0".to_owned(),
+        loss: Vec::new(),
+        request_id: format!("r{i}"),
+    }
+}
+
+/// Appends `n` records made by `rec`, each from a task of its own, all at once; their
+/// sequence numbers, sorted.
+pub(in crate::audit) async fn append_from_tasks(
+    w: &AuditWriter,
+    n: u64,
+    rec: fn(u64) -> NewRecord,
+) -> Vec<u64> {
+    let tasks: Vec<_> = (1..=n)
+        .map(|i| {
+            let w = w.clone();
+            tokio::spawn(async move { w.append(rec(i)).await })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.expect("task").expect("append").seq);
+    }
+    seqs.sort_unstable();
+    seqs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_get_consecutive_numbers_and_a_valid_chain() {
+    let log: Arc<dyn AuditLog> = Arc::new(MemoryAuditLog::new());
+    let w = AuditWriter::start(Arc::clone(&log)).expect("start");
+    assert_eq!(
+        append_from_tasks(&w, 500, rec).await,
+        (1..=500).collect::<Vec<u64>>()
+    );
+    let report = w.log().verify().expect("verify");
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.records, 500);
+}
+
+/// A store that refuses every commit while `down` is set.
+struct Flaky {
+    log: MemoryAuditLog,
+    down: AtomicBool,
+}
+
+impl AuditLog for Flaky {
+    fn append(&self, rec: NewRecord) -> Result<AuditRecord, StoreError> {
+        self.log.append(rec)
+    }
+    fn append_batch(
+        &self,
+        recs: Vec<NewRecord>,
+    ) -> Result<Vec<Result<AuditRecord, StoreError>>, StoreError> {
+        if self.down.load(Ordering::Relaxed) {
+            return Err(StoreError::Db("no space left on device".into()));
+        }
+        self.log.append_batch(recs)
+    }
+    fn verify(&self) -> Result<crate::audit::VerifyReport, StoreError> {
+        self.log.verify()
+    }
+    fn receipt(&self, subject: &crate::audit::Pseudonym) -> Result<Vec<AuditRecord>, StoreError> {
+        self.log.receipt(subject)
+    }
+    fn tail(&self, n: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        self.log.tail(n)
+    }
+    fn purge_before(&self, time_ms: u64) -> Result<u64, StoreError> {
+        self.log.purge_before(time_ms)
+    }
+}
+
+#[tokio::test]
+async fn the_writer_is_unhealthy_while_the_store_refuses_commits() {
+    let flaky = Arc::new(Flaky {
+        log: MemoryAuditLog::new(),
+        down: AtomicBool::new(false),
+    });
+    let w = AuditWriter::start(Arc::clone(&flaky) as Arc<dyn AuditLog>).expect("start");
+    assert!(w.healthy());
+    assert_eq!(w.append(rec(1)).await.expect("append").seq, 1);
+    // A record over its limit is the record's fault, not the store's.
+    let mut big = rec(2);
+    big.purpose = "x".repeat(crate::audit::MAX_FIELD_BYTES + 1);
+    assert!(w.append(big).await.is_err());
+    assert!(w.healthy());
+    flaky.down.store(true, Ordering::Relaxed);
+    assert!(w.append(rec(3)).await.is_err());
+    assert!(!w.healthy(), "a refused commit");
+    flaky.down.store(false, Ordering::Relaxed);
+    assert_eq!(w.append(rec(4)).await.expect("append").seq, 2);
+    assert!(w.healthy(), "the store commits again");
+}
+
+#[tokio::test]
+async fn a_record_over_its_limit_fails_alone() {
+    let log: Arc<dyn AuditLog> = Arc::new(MemoryAuditLog::new());
+    let w = AuditWriter::start(log).expect("start");
+    let mut big = rec(1);
+    big.purpose = "x".repeat(crate::audit::MAX_FIELD_BYTES + 1);
+    assert!(matches!(
+        w.append(big).await,
+        Err(StoreError::TooLarge { .. })
+    ));
+    assert_eq!(w.append(rec(2)).await.expect("append").seq, 1);
+}
