@@ -43,10 +43,11 @@ pub struct Metrics {
 pub struct Gauges {
     /// Answers held in the cache.
     pub cache_entries: u64,
-    /// Callbacks waiting for delivery (the outbox's due index).
-    pub callbacks_pending: u64,
-    /// Delivered or abandoned callbacks kept for the audit period.
-    pub callbacks_finished: u64,
+    /// Callbacks waiting for delivery (the outbox's due index); `None` when the store could
+    /// not be read, and then the gauge is left out rather than reported as 0.
+    pub callbacks_pending: Option<u64>,
+    /// Delivered or abandoned callbacks kept for the audit period (`None` as above).
+    pub callbacks_finished: Option<u64>,
     /// Whether the audit store refused its last commit.
     pub audit_failing: bool,
 }
@@ -194,12 +195,12 @@ impl Metrics {
             ),
             (
                 "hutong_callbacks_delivered_total",
-                "Status callbacks a region acknowledged.",
+                "Callbacks (status and visit) a region acknowledged.",
                 &self.callbacks_delivered,
             ),
             (
                 "hutong_callback_failures_total",
-                "Callback attempts that failed (retried with backoff).",
+                "Callback attempts that failed (retried with backoff until abandoned).",
                 &self.callback_failures,
             ),
             (
@@ -218,7 +219,7 @@ impl Metrics {
             (
                 "hutong_cache_entries",
                 "Answers held in the cache, expired ones not yet swept included.",
-                gauges.cache_entries,
+                Some(gauges.cache_entries),
             ),
             (
                 "hutong_callbacks_pending",
@@ -233,10 +234,12 @@ impl Metrics {
             (
                 "hutong_audit_store_failing",
                 "1 while the audit store refuses commits (the gateway is not ready), else 0.",
-                u64::from(gauges.audit_failing),
+                Some(u64::from(gauges.audit_failing)),
             ),
         ] {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+            if let Some(v) = v {
+                let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+            }
         }
         o
     }
@@ -261,7 +264,7 @@ mod tests {
         );
         m.callbacks_abandoned.fetch_add(1, Ordering::Relaxed);
         let t = m.render(&Gauges {
-            callbacks_pending: 7,
+            callbacks_pending: Some(7),
             ..Gauges::default()
         });
         assert!(
@@ -271,6 +274,10 @@ mod tests {
         assert!(t.contains("hutong_requests_total{service=\"none\",code=\"1002\"} 1"));
         assert!(t.contains("\nhutong_callbacks_abandoned_total 1\n"), "{t}");
         assert!(t.contains("# TYPE hutong_callbacks_pending gauge\nhutong_callbacks_pending 7\n"));
+        assert!(
+            !t.contains("hutong_callbacks_finished"),
+            "a gauge the store could not give is left out, not 0"
+        );
         assert!(t.contains(
             "hutong_request_duration_seconds_bucket{service=\"verifyCode\",le=\"0.005\"} 1"
         ));

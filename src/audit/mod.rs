@@ -44,6 +44,10 @@ pub const HEAD_KEY: &str = "head";
 /// of the last purged record, where verification starts.
 pub const CHECKPOINT_KEY: &str = "checkpoint";
 
+/// Key of the writer's probe in [`crate::store::tables::AUDIT_META`]: the Unix ms of the
+/// last [`AuditLog::probe`] (no part of the chain).
+pub const PROBE_KEY: &str = "probe";
+
 /// An append-only, hash-chained audit log.
 ///
 /// Every method blocks (a durable commit waits for the disk); async callers go through
@@ -110,4 +114,14 @@ pub trait AuditLog: Send + Sync {
     /// continue the chain intact (it and everything after it are kept); any store failure.
     /// Either way, what was purged before it stays purged, with a matching checkpoint.
     fn purge_before(&self, time_ms: u64) -> Result<u64, StoreError>;
+
+    /// Whether the store takes a commit now: a small durable write beside the chain (it
+    /// changes no record), which the audit writer makes while appends fail and none is
+    /// waiting, so that it learns when the store recovers. The default says yes.
+    ///
+    /// # Errors
+    /// The store's failure.
+    fn probe(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -18,7 +18,8 @@ use crate::store::{Store, StoreError, lock};
 
 use super::chain::{Verifier, check_purgeable};
 use super::{
-    AuditLog, AuditRecord, CHECKPOINT_KEY, ChainMark, HEAD_KEY, NewRecord, Pseudonym, VerifyReport,
+    AuditLog, AuditRecord, CHECKPOINT_KEY, ChainMark, HEAD_KEY, NewRecord, PROBE_KEY, Pseudonym,
+    VerifyReport,
 };
 
 /// Most records removed in one purge transaction, so that a large purge does not hold the
@@ -158,6 +159,20 @@ impl AuditLog for RedbAuditLog {
         }
         rx.try_recv()
             .unwrap_or_else(|_| Err(StoreError::Db("audit append lost its reply".to_owned())))
+    }
+
+    fn probe(&self) -> Result<(), StoreError> {
+        let _writer = lock(&self.writer);
+        let txn = self.store.db().begin_write()?;
+        {
+            let mut meta = txn.open_table(AUDIT_META)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            meta.insert(PROBE_KEY, now.to_be_bytes().as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     fn append_batch(

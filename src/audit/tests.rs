@@ -354,6 +354,17 @@ fn appends_build_a_chain_from_zero() {
 }
 
 #[test]
+fn a_probe_commits_beside_the_chain_and_changes_no_record() {
+    let r = Redb::new();
+    let recs = fill(&r, 3);
+    r.log.probe().expect("probe");
+    let report = assert_intact(&r);
+    assert_eq!(report.records, 3);
+    assert_eq!(report.head, Some(ChainMark::of(&recs[2])));
+    assert_eq!(r.log.append(rec(10)).expect("append").seq, 4);
+}
+
+#[test]
 fn an_empty_log_verifies() {
     for log in backends() {
         let r = assert_intact(&*log);

@@ -249,12 +249,37 @@ fn gone() -> StoreError {
     StoreError::Db("the audit writer has stopped".to_owned())
 }
 
+/// How often the `commit` writer thread probes a store that refused its last commit, when
+/// no record is waiting.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
+
 /// The `commit` writer thread: waits for a record, takes whatever else is queued (up to
-/// [`MAX_BATCH`]), commits the group, and answers each caller.
+/// [`MAX_BATCH`]), commits the group, and answers each caller. While the store refuses
+/// commits and no record comes, it probes the store ([`AuditLog::probe`]) every
+/// [`PROBE_EVERY`], so that the gateway is ready again once the store is, without waiting
+/// for traffic that `/ready` keeps away.
 fn run(log: &dyn AuditLog, mut rx: mpsc::Receiver<(NewRecord, Reply)>, failing: &AtomicBool) {
     let mut records = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
-    while let Some((rec, reply)) = rx.blocking_recv() {
+    loop {
+        let (rec, reply) = if failing.load(Ordering::Relaxed) {
+            match rx.try_recv() {
+                Ok(next) => next,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    std::thread::sleep(PROBE_EVERY);
+                    if rx.is_empty() && log.probe().is_ok() {
+                        failing.store(false, Ordering::Relaxed);
+                    }
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            }
+        } else {
+            match rx.blocking_recv() {
+                Some(next) => next,
+                None => break,
+            }
+        };
         records.push(rec);
         replies.push(reply);
         while records.len() < MAX_BATCH {

@@ -79,6 +79,12 @@ impl AuditLog for Flaky {
     fn purge_before(&self, time_ms: u64) -> Result<u64, StoreError> {
         self.log.purge_before(time_ms)
     }
+    fn probe(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::Relaxed) {
+            return Err(StoreError::Db("no space left on device".into()));
+        }
+        Ok(())
+    }
 }
 
 #[tokio::test]
@@ -101,6 +107,32 @@ async fn the_writer_is_unhealthy_while_the_store_refuses_commits() {
     flaky.down.store(false, Ordering::Relaxed);
     assert_eq!(w.append(rec(4)).await.expect("append").seq, 2);
     assert!(w.healthy(), "the store commits again");
+}
+
+#[tokio::test]
+async fn the_writer_finds_a_recovered_store_without_traffic() {
+    let flaky = Arc::new(Flaky {
+        log: MemoryAuditLog::new(),
+        down: AtomicBool::new(true),
+    });
+    let w = AuditWriter::start(Arc::clone(&flaky) as Arc<dyn AuditLog>).expect("start");
+    assert!(w.append(rec(1)).await.is_err());
+    assert!(!w.healthy());
+    // Still down: the probes fail, and the writer stays unhealthy.
+    tokio::time::sleep(PROBE_EVERY * 3).await;
+    assert!(!w.healthy());
+    // The store recovers and no record comes (/ready keeps the traffic away): a probe
+    // finds it.
+    flaky.down.store(false, Ordering::Relaxed);
+    let deadline = Instant::now() + PROBE_EVERY * 10;
+    while !w.healthy() {
+        assert!(
+            Instant::now() < deadline,
+            "no probe found the store"
+        );
+        tokio::time::sleep(PROBE_EVERY / 5).await;
+    }
+    assert_eq!(w.append(rec(2)).await.expect("append").seq, 1);
 }
 
 #[tokio::test]

@@ -36,7 +36,7 @@ pub(super) async fn serve(
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                 let gw = Arc::clone(&gw);
-                async move { Ok::<_, std::convert::Infallible>(answer(&gw, req.uri().path())) }
+                async move { Ok::<_, std::convert::Infallible>(answer(&gw, req.uri().path()).await) }
             });
             // Slow clients may not hold admin connections open either.
             let mut http = Builder::new(TokioExecutor::new());
@@ -48,7 +48,7 @@ pub(super) async fn serve(
     }
 }
 
-fn answer(gw: &Gateway, path: &str) -> Response<Full<Bytes>> {
+async fn answer(gw: &Arc<Gateway>, path: &str) -> Response<Full<Bytes>> {
     let (status, body, kind) = match path {
         "/live" => (200, "live\n".to_owned(), "text/plain"),
         "/ready" if !gw.ready.load(Ordering::SeqCst) => {
@@ -61,8 +61,17 @@ fn answer(gw: &Gateway, path: &str) -> Response<Full<Bytes>> {
         ),
         "/ready" => (200, "ready\n".to_owned(), "text/plain"),
         "/metrics" => {
-            // The outbox's counts are two table lengths: no record is read.
-            let (callbacks_pending, callbacks_finished) = gw.outbox.counts().unwrap_or_default();
+            // The outbox's counts are two table lengths (no record is read), on the blocking
+            // pool like every store call: a stalling disk must not stall a runtime worker.
+            let outbox = Arc::clone(&gw.outbox);
+            let counts = crate::store::blocking(move || outbox.counts()).await;
+            let (callbacks_pending, callbacks_finished) = match counts {
+                Ok((p, f)) => (Some(p), Some(f)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "callback outbox counts unreadable");
+                    (None, None)
+                }
+            };
             let text = gw.metrics.render(&crate::metrics::Gauges {
                 cache_entries: gw.cache.stats().entries,
                 callbacks_pending,
