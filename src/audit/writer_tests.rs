@@ -126,10 +126,7 @@ async fn the_writer_finds_a_recovered_store_without_traffic() {
     flaky.down.store(false, Ordering::Relaxed);
     let deadline = Instant::now() + PROBE_EVERY * 10;
     while !w.healthy() {
-        assert!(
-            Instant::now() < deadline,
-            "no probe found the store"
-        );
+        assert!(Instant::now() < deadline, "no probe found the store");
         tokio::time::sleep(PROBE_EVERY / 5).await;
     }
     assert_eq!(w.append(rec(2)).await.expect("append").seq, 1);
