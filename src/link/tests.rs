@@ -2,6 +2,7 @@ use super::outbox::{self, CallbackEvent, DeliveryState, MAX_ATTEMPTS, Outbox, ba
 use super::*;
 use crate::crypto::{MacKey, Sm4Key};
 use crate::store::Store;
+use crate::store::tables::{CALLBACKS, CALLBACKS_DUE, CALLBACKS_FINISHED, CALLBACKS_META};
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!(
@@ -268,29 +269,47 @@ fn due_reads_the_pending_deliveries_in_the_order_they_fell_due() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// One of the outbox's derived indexes.
+type Index = redb::TableDefinition<'static, (u64, u64), ()>;
+
+/// Runs `f` in one write transaction on `store`, then commits it: damage done by hand.
+fn write(store: &Store, f: impl FnOnce(&redb::WriteTransaction)) {
+    let txn = store.db().begin_write().expect("txn");
+    f(&txn);
+    txn.commit().expect("commit");
+}
+
+/// Files `row` in `index` (`present`), or takes it out.
+fn set_row(store: &Store, index: Index, row: (u64, u64), present: bool) {
+    write(store, |txn| {
+        let mut t = txn.open_table(index).expect("index");
+        if present {
+            t.insert(row, ()).expect("insert");
+        } else {
+            t.remove(row).expect("remove");
+        }
+    });
+}
+
 /// Replaces the outbox's due index in `store` by `rows`: a wrong index, as damage would
 /// leave. With `old_build`, the store also loses the finished index and the counters, as
 /// a store written by the build before them has neither.
 fn set_due_index(store: &Store, rows: &[(u64, u64)], old_build: bool) {
-    use crate::store::tables::{CALLBACKS_DUE, CALLBACKS_FINISHED, CALLBACKS_META};
-    let txn = store.db().begin_write().expect("txn");
-    txn.delete_table(CALLBACKS_DUE).expect("drop index");
-    if old_build {
-        txn.delete_table(CALLBACKS_FINISHED).expect("drop index");
-        txn.delete_table(CALLBACKS_META).expect("drop counters");
-    }
-    {
+    write(store, |txn| {
+        txn.delete_table(CALLBACKS_DUE).expect("drop index");
+        if old_build {
+            txn.delete_table(CALLBACKS_FINISHED).expect("drop index");
+            txn.delete_table(CALLBACKS_META).expect("drop counters");
+        }
         let mut due = txn.open_table(CALLBACKS_DUE).expect("index");
         for &row in rows {
             due.insert(row, ()).expect("row");
         }
-    }
-    txn.commit().expect("commit");
+    });
 }
 
 /// The index version stamped in `store`.
 fn index_version(store: &Store) -> Option<u64> {
-    use crate::store::tables::CALLBACKS_META;
     let txn = store.db().begin_read().expect("txn");
     let meta = txn.open_table(CALLBACKS_META).expect("meta");
     meta.get(outbox::META_INDEX_VERSION)
@@ -298,28 +317,25 @@ fn index_version(store: &Store) -> Option<u64> {
         .map(|v| v.value())
 }
 
-/// The finished index's rows in `store`.
-fn finished_rows(store: &Store) -> Vec<(u64, u64)> {
-    use crate::store::tables::CALLBACKS_FINISHED;
+/// The rows of `index` in `store`.
+fn rows(store: &Store, index: Index) -> Vec<(u64, u64)> {
     use redb::ReadableTable;
     let txn = store.db().begin_read().expect("txn");
-    let t = txn.open_table(CALLBACKS_FINISHED).expect("index");
+    let t = txn.open_table(index).expect("index");
     t.iter()
         .expect("rows")
         .map(|r| r.expect("row").0.value())
         .collect()
 }
 
+/// The finished index's rows in `store`.
+fn finished_rows(store: &Store) -> Vec<(u64, u64)> {
+    rows(store, CALLBACKS_FINISHED)
+}
+
 /// The due index's rows in `store`.
 fn due_rows(store: &Store) -> Vec<(u64, u64)> {
-    use crate::store::tables::CALLBACKS_DUE;
-    use redb::ReadableTable;
-    let txn = store.db().begin_read().expect("txn");
-    let due = txn.open_table(CALLBACKS_DUE).expect("index");
-    due.iter()
-        .expect("rows")
-        .map(|r| r.expect("row").0.value())
-        .collect()
+    rows(store, CALLBACKS_DUE)
 }
 
 /// Two deliveries written at 100: the first delivered at 150, the second pending.
@@ -359,20 +375,12 @@ fn a_store_of_the_build_before_the_counters_is_reindexed_when_the_outbox_opens()
 
 #[test]
 fn a_row_lost_while_the_stamp_stayed_is_found_at_the_next_open() {
-    use crate::store::tables::CALLBACKS_FINISHED;
     let dir = temp_dir("outbox-lost-row");
     let ids = one_delivered_one_pending(&dir);
     // The build before the finished index finished a delivery after a newer build had
     // stamped the store: the record is finished, and no index has a row for it.
     let store = Store::open(&dir).expect("reopen");
-    {
-        let txn = store.db().begin_write().expect("txn");
-        txn.open_table(CALLBACKS_FINISHED)
-            .expect("index")
-            .remove((100, ids[0]))
-            .expect("remove");
-        txn.commit().expect("commit");
-    }
+    set_row(&store, CALLBACKS_FINISHED, (100, ids[0]), false);
     let o = Outbox::new(store.clone(), key()).expect("outbox");
     assert_eq!(
         finished_rows(&store),
@@ -477,7 +485,6 @@ fn ids_are_not_reused_after_the_newest_records_are_purged() {
 
 #[test]
 fn the_purge_takes_old_finished_records_alone_and_is_not_stopped_by_an_unreadable_one() {
-    use crate::store::tables::CALLBACKS;
     let dir = temp_dir("outbox-purge");
     let store = Store::open(&dir).expect("open");
     let o = Outbox::new(store.clone(), key()).expect("outbox");
@@ -505,23 +512,15 @@ fn the_purge_takes_old_finished_records_alone_and_is_not_stopped_by_an_unreadabl
     // read would fail on it, and the purge cannot tell it is finished.
     // And the pending one filed as finished instead of due: it is not purged on that word,
     // and is due again.
-    {
-        use crate::store::tables::{CALLBACKS_DUE, CALLBACKS_FINISHED};
-        let txn = store.db().begin_write().expect("txn");
+    write(&store, |txn| {
         txn.open_table(CALLBACKS)
             .expect("table")
             .insert(1_000, b"not a sealed record".as_slice())
             .expect("insert");
-        let mut finished = txn.open_table(CALLBACKS_FINISHED).expect("table");
-        finished.insert((10, 1_000), ()).expect("insert");
-        finished.insert((50, old[2]), ()).expect("insert");
-        drop(finished);
-        txn.open_table(CALLBACKS_DUE)
-            .expect("table")
-            .remove((100, old[2]))
-            .expect("remove");
-        txn.commit().expect("commit");
-    }
+    });
+    set_row(&store, CALLBACKS_FINISHED, (10, 1_000), true);
+    set_row(&store, CALLBACKS_FINISHED, (50, old[2]), true);
+    set_row(&store, CALLBACKS_DUE, (100, old[2]), false);
     assert!(o.all().is_err(), "the unreadable record is there");
     assert_eq!(
         o.purge_before(500).expect("purge"),
@@ -561,15 +560,7 @@ fn a_wrong_due_row_is_skipped_and_repaired_without_holding_up_the_others() {
     // for a delivery that does not exist, and the pending one filed under an earlier time
     // than its own.
     set_due_index(&store, &[(50, ids[0]), (60, 999), (70, ids[1])], false);
-    {
-        use crate::store::tables::CALLBACKS_FINISHED;
-        let txn = store.db().begin_write().expect("txn");
-        txn.open_table(CALLBACKS_FINISHED)
-            .expect("index")
-            .remove((100, ids[0]))
-            .expect("remove");
-        txn.commit().expect("commit");
-    }
+    set_row(&store, CALLBACKS_FINISHED, (100, ids[0]), false);
     // The pending one is due at 100, not 70: not yet at 80, and the poll is no error.
     assert!(o.due(80, 10).expect("due").is_empty());
     assert_eq!(
@@ -622,21 +613,18 @@ fn the_purge_goes_batch_by_batch_past_the_rows_it_keeps() {
 
 #[test]
 fn an_id_counter_behind_the_records_never_hands_out_an_id_in_use() {
-    use crate::store::tables::CALLBACKS_META;
     let dir = temp_dir("outbox-counter");
     let ids = one_delivered_one_pending(&dir);
     // Stamped, the rows as many as the records, but the counter behind the last record
     // (a delivery written by the build before the counter).
     let store = Store::open(&dir).expect("reopen");
     assert_eq!(index_version(&store), Some(2));
-    {
-        let txn = store.db().begin_write().expect("txn");
+    write(&store, |txn| {
         txn.open_table(CALLBACKS_META)
             .expect("meta")
             .insert("next_id", 1)
             .expect("insert");
-        txn.commit().expect("commit");
-    }
+    });
     let o = Outbox::new(store, key()).expect("outbox");
     let next = o
         .enqueue(&[("110000".into(), event(2))], 300)
