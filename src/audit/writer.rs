@@ -241,7 +241,13 @@ impl AuditWriter {
     /// until a commit succeeds again. Under `interval` the answers go on from the journal
     /// meanwhile, until it is full.
     pub fn healthy(&self) -> bool {
-        !self.failing.load(Ordering::Relaxed)
+        let thread_gone = match &self.way {
+            // The writer thread ended (it never does while a handle lives, unless it
+            // panicked): every append would fail.
+            Way::Thread(tx) => tx.is_closed(),
+            Way::Journal(_) => false,
+        };
+        !self.failing.load(Ordering::Relaxed) && !thread_gone
     }
 }
 

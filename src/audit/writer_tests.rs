@@ -144,3 +144,46 @@ async fn a_record_over_its_limit_fails_alone() {
     ));
     assert_eq!(w.append(rec(2)).await.expect("append").seq, 1);
 }
+
+/// A store whose commit panics: the writer thread dies with it.
+struct Panicking(MemoryAuditLog);
+
+impl AuditLog for Panicking {
+    fn append(&self, rec: NewRecord) -> Result<AuditRecord, StoreError> {
+        self.0.append(rec)
+    }
+    fn append_batch(
+        &self,
+        _: Vec<NewRecord>,
+    ) -> Result<Vec<Result<AuditRecord, StoreError>>, StoreError> {
+        panic!("a bug in the store")
+    }
+    fn verify(&self) -> Result<crate::audit::VerifyReport, StoreError> {
+        self.0.verify()
+    }
+    fn receipt(&self, subject: &crate::audit::Pseudonym) -> Result<Vec<AuditRecord>, StoreError> {
+        self.0.receipt(subject)
+    }
+    fn tail(&self, n: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        self.0.tail(n)
+    }
+    fn purge_before(&self, time_ms: u64) -> Result<u64, StoreError> {
+        self.0.purge_before(time_ms)
+    }
+}
+
+#[tokio::test]
+async fn the_writer_is_unhealthy_once_its_thread_has_died() {
+    let w = AuditWriter::start(Arc::new(Panicking(MemoryAuditLog::new()))).expect("start");
+    assert!(w.healthy());
+    assert!(
+        w.append(rec(1)).await.is_err(),
+        "the reply is lost with the thread"
+    );
+    // The thread's receiver is dropped as it unwinds, just after the reply's sender.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while w.healthy() {
+        assert!(Instant::now() < deadline, "the dead thread went unnoticed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
