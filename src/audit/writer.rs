@@ -82,9 +82,49 @@ pub enum AuditSync {
 pub struct AuditWriter {
     way: Way,
     log: Arc<dyn AuditLog>,
-    /// Whether the store refused the last commit (set and cleared by the thread that
-    /// commits): the gateway is not ready while it does ([`AuditWriter::healthy`]).
-    failing: Arc<AtomicBool>,
+    /// Whether the store takes commits, as the thread that commits sees it: the gateway is
+    /// not ready while it does not ([`AuditWriter::healthy`]).
+    health: Arc<Health>,
+}
+
+/// How long after its last refused commit the store must go on taking them before the
+/// writer counts as healthy again: a nearly full disk that takes one commit in two does
+/// not make `/ready` flap.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// The store's health as the committing thread records it.
+#[derive(Debug, Default)]
+struct Health {
+    /// The last commit (or probe) failed.
+    failing: AtomicBool,
+    /// When the last one failed.
+    last_failure: Mutex<Option<Instant>>,
+}
+
+impl Health {
+    fn record(&self, ok: bool) {
+        if !ok {
+            *self
+                .last_failure
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+        }
+        self.failing.store(!ok, Ordering::Relaxed);
+    }
+
+    fn failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+
+    /// Not failing, and not for [`SETTLE`].
+    fn settled(&self) -> bool {
+        !self.failing()
+            && self
+                .last_failure
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_none_or(|t| t.elapsed() >= SETTLE)
+    }
 }
 
 #[derive(Clone)]
@@ -119,16 +159,16 @@ impl AuditWriter {
     pub fn start(log: Arc<dyn AuditLog>) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let writer_log = Arc::clone(&log);
-        let failing = Arc::new(AtomicBool::new(false));
-        let writer_failing = Arc::clone(&failing);
+        let health = Arc::new(Health::default());
+        let writer_health = Arc::clone(&health);
         std::thread::Builder::new()
             .name("hutong-audit".to_owned())
-            .spawn(move || run(&*writer_log, rx, &writer_failing))
+            .spawn(move || run(&*writer_log, rx, &writer_health))
             .map_err(|e| StoreError::Db(format!("cannot start the audit writer: {e}")))?;
         Ok(Self {
             way: Way::Thread(tx),
             log,
-            failing,
+            health,
         })
     }
 
@@ -175,13 +215,13 @@ impl AuditWriter {
         let room = Arc::new(Notify::new());
         let queued = Arc::new(AtomicUsize::new(0));
         let (commit_tx, commit_rx) = std::sync::mpsc::channel::<Segment>();
-        let failing = Arc::new(AtomicBool::new(false));
+        let health = Arc::new(Health::default());
         let committer = Committer {
             log: Arc::clone(&log),
             room: Arc::clone(&room),
             queued: Arc::clone(&queued),
             interval,
-            failing: Arc::clone(&failing),
+            health: Arc::clone(&health),
         };
         std::thread::Builder::new()
             .name("hutong-audit-commit".to_owned())
@@ -211,7 +251,7 @@ impl AuditWriter {
         Ok(Self {
             way: Way::Journal(writer),
             log,
-            failing,
+            health,
         })
     }
 
@@ -236,10 +276,10 @@ impl AuditWriter {
         &self.log
     }
 
-    /// False while the store refuses commits (a full disk, a failing device): answers
-    /// about people wait for their records, so the gateway stops taking traffic (`/ready`)
-    /// until a commit succeeds again. Under `interval` the answers go on from the journal
-    /// meanwhile, until it is full.
+    /// False while the store refuses commits (a full disk, a failing device), and for
+    /// [`SETTLE`] after the last refusal: answers about people wait for their records, so
+    /// the gateway stops taking traffic (`/ready`) until commits succeed again. Under
+    /// `interval` the answers go on from the journal meanwhile, until it is full.
     pub fn healthy(&self) -> bool {
         let thread_gone = match &self.way {
             // The writer thread ended (it never does while a handle lives, unless it
@@ -247,7 +287,7 @@ impl AuditWriter {
             Way::Thread(tx) => tx.is_closed(),
             Way::Journal(_) => false,
         };
-        !self.failing.load(Ordering::Relaxed) && !thread_gone
+        self.health.settled() && !thread_gone
     }
 }
 
@@ -264,17 +304,17 @@ const PROBE_EVERY: Duration = Duration::from_millis(500);
 /// commits and no record comes, it probes the store ([`AuditLog::probe`]) every
 /// [`PROBE_EVERY`], so that the gateway is ready again once the store is, without waiting
 /// for traffic that `/ready` keeps away.
-fn run(log: &dyn AuditLog, mut rx: mpsc::Receiver<(NewRecord, Reply)>, failing: &AtomicBool) {
+fn run(log: &dyn AuditLog, mut rx: mpsc::Receiver<(NewRecord, Reply)>, health: &Health) {
     let mut records = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     loop {
-        let (rec, reply) = if failing.load(Ordering::Relaxed) {
+        let (rec, reply) = if health.failing() {
             match rx.try_recv() {
                 Ok(next) => next,
                 Err(mpsc::error::TryRecvError::Empty) => {
                     std::thread::sleep(PROBE_EVERY);
-                    if rx.is_empty() && log.probe().is_ok() {
-                        failing.store(false, Ordering::Relaxed);
+                    if rx.is_empty() {
+                        health.record(log.probe().is_ok());
                     }
                     continue;
                 }
@@ -298,7 +338,7 @@ fn run(log: &dyn AuditLog, mut rx: mpsc::Receiver<(NewRecord, Reply)>, failing: 
             }
         }
         let outcome = log.append_batch(std::mem::take(&mut records));
-        failing.store(outcome.is_err(), Ordering::Relaxed);
+        health.record(outcome.is_ok());
         match outcome {
             Ok(results) => {
                 for (reply, result) in replies.drain(..).zip(results) {
@@ -539,8 +579,8 @@ struct Committer {
     room: Arc<Notify>,
     queued: Arc<AtomicUsize>,
     interval: Duration,
-    /// [`AuditWriter`]'s flag.
-    failing: Arc<AtomicBool>,
+    /// [`AuditWriter`]'s health.
+    health: Arc<Health>,
 }
 
 impl Committer {
@@ -551,7 +591,7 @@ impl Committer {
         while let Ok(seg) = rx.recv() {
             loop {
                 let outcome = self.log.commit_sealed(&seg.records);
-                self.failing.store(outcome.is_err(), Ordering::Relaxed);
+                self.health.record(outcome.is_ok());
                 match outcome {
                     Ok(()) => {
                         if let Err(e) = std::fs::remove_file(&seg.path) {
