@@ -48,7 +48,8 @@ pub struct Gauges {
     pub callbacks_pending: Option<u64>,
     /// Delivered or abandoned callbacks kept for the audit period (`None` as above).
     pub callbacks_finished: Option<u64>,
-    /// Whether the audit store refused its last commit.
+    /// Whether the gateway is unready for its audit store: commits refused, a store that
+    /// has not yet settled after a refusal, or a writer that stopped.
     pub audit_failing: bool,
 }
 
@@ -233,7 +234,7 @@ impl Metrics {
             ),
             (
                 "hutong_audit_store_failing",
-                "1 while the audit store refuses commits (the gateway is not ready), else 0.",
+                "1 while the gateway is unready for its audit store (commits refused, not yet settled, or the writer stopped), else 0.",
                 Some(u64::from(gauges.audit_failing)),
             ),
         ] {

@@ -166,6 +166,8 @@ impl AuditLog for RedbAuditLog {
         let txn = self.store.db().begin_write()?;
         {
             let mut meta = txn.open_table(AUDIT_META)?;
+            // The head an append would chain to must read, as it must for an append.
+            read_mark(&meta, HEAD_KEY)?;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64);

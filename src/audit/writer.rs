@@ -242,6 +242,7 @@ impl AuditWriter {
             bounds,
             room,
             queued,
+            health: Arc::clone(&health),
         });
         let weak = Arc::downgrade(&writer);
         std::thread::Builder::new()
@@ -299,21 +300,31 @@ fn gone() -> StoreError {
 /// no record is waiting.
 const PROBE_EVERY: Duration = Duration::from_millis(500);
 
+/// Sleeps up to [`PROBE_EVERY`], in short steps, and wakes early when `rx` has a record or
+/// has closed: a record that comes while the store is being probed waits a few ms at most.
+fn nap<T>(rx: &mpsc::Receiver<T>) {
+    const STEP: Duration = Duration::from_millis(10);
+    let until = Instant::now() + PROBE_EVERY;
+    while Instant::now() < until && rx.is_empty() && !rx.is_closed() {
+        std::thread::sleep(STEP);
+    }
+}
+
 /// The `commit` writer thread: waits for a record, takes whatever else is queued (up to
-/// [`MAX_BATCH`]), commits the group, and answers each caller. While the store refuses
-/// commits and no record comes, it probes the store ([`AuditLog::probe`]) every
-/// [`PROBE_EVERY`], so that the gateway is ready again once the store is, without waiting
-/// for traffic that `/ready` keeps away.
+/// [`MAX_BATCH`]), commits the group, and answers each caller. From a refused commit until
+/// the store has [`SETTLE`]d, it probes the store ([`AuditLog::probe`]) every
+/// [`PROBE_EVERY`] while no record comes, so that the gateway is ready again once the store
+/// has kept taking commits, without waiting for traffic that `/ready` keeps away.
 fn run(log: &dyn AuditLog, mut rx: mpsc::Receiver<(NewRecord, Reply)>, health: &Health) {
     let mut records = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     loop {
-        let (rec, reply) = if health.failing() {
+        let (rec, reply) = if !health.settled() {
             match rx.try_recv() {
                 Ok(next) => next,
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    std::thread::sleep(PROBE_EVERY);
-                    if rx.is_empty() {
+                    nap(&rx);
+                    if rx.is_empty() && !rx.is_closed() {
                         health.record(log.probe().is_ok());
                     }
                     continue;
@@ -372,6 +383,9 @@ struct JournalWriter {
     room: Arc<Notify>,
     /// Closed segments handed to the committer and not yet committed.
     queued: Arc<AtomicUsize>,
+    /// [`AuditWriter`]'s health: a journal that cannot be written, or a committer that is
+    /// gone, counts as a refused commit.
+    health: Arc<Health>,
 }
 
 /// The journal's state: the open segment, the chain's head, and the records answered for
@@ -474,6 +488,7 @@ impl JournalWriter {
         // If the committer is gone, the segment stays on disk for the next start.
         if st.committer.send(segment).is_err() {
             self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.health.record(false);
         }
         Rotation::Done
     }
@@ -517,7 +532,16 @@ async fn append_journaled(
         room.as_mut().enable();
         let attempt = j.attempt(&mut j.lock(), rec);
         match attempt {
-            Attempt::Written(result) => return result,
+            Attempt::Written(result) => {
+                if let Err(e) = &result {
+                    // A record over its limits is the record's fault; anything else is the
+                    // journal's (a full disk).
+                    if !matches!(e, StoreError::TooLarge { .. }) {
+                        j.health.record(false);
+                    }
+                }
+                return result;
+            }
             // The open segment is full and the committer's queue too: wait for a commit.
             Attempt::Full(back) => {
                 rec = back;
@@ -586,9 +610,21 @@ struct Committer {
 impl Committer {
     /// Each closed segment's records committed to the store (one `fsync`), in order, then
     /// the segment deleted. A failed commit is retried after an interval; the segment
-    /// keeps the records meanwhile.
+    /// keeps the records meanwhile. Until the store has [`SETTLE`]d after a failure, an
+    /// idle committer probes it every [`PROBE_EVERY`], as the `commit` writer does.
     fn run(&self, rx: &std::sync::mpsc::Receiver<Segment>) {
-        while let Ok(seg) = rx.recv() {
+        use std::sync::mpsc::RecvTimeoutError;
+        loop {
+            let seg = match rx.recv_timeout(PROBE_EVERY) {
+                Ok(seg) => seg,
+                Err(RecvTimeoutError::Timeout) => {
+                    if !self.health.settled() {
+                        self.health.record(self.log.probe().is_ok());
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
             loop {
                 let outcome = self.log.commit_sealed(&seg.records);
                 self.health.record(outcome.is_ok());

@@ -154,6 +154,28 @@ async fn a_record_over_its_limit_fails_alone() {
     assert_eq!(w.append(rec(2)).await.expect("append").seq, 1);
 }
 
+#[tokio::test]
+async fn a_refusal_while_settling_starts_the_settling_again() {
+    let flaky = Arc::new(Flaky {
+        log: MemoryAuditLog::new(),
+        down: AtomicBool::new(true),
+    });
+    let w = AuditWriter::start(Arc::clone(&flaky) as Arc<dyn AuditLog>).expect("start");
+    assert!(w.append(rec(1)).await.is_err());
+    // Back for a moment (a probe succeeds), then refusing again (the next probe fails),
+    // then back for good: ready only SETTLE after the last refusal.
+    flaky.down.store(false, Ordering::Relaxed);
+    tokio::time::sleep(PROBE_EVERY * 2).await;
+    flaky.down.store(true, Ordering::Relaxed);
+    tokio::time::sleep(PROBE_EVERY * 2).await;
+    flaky.down.store(false, Ordering::Relaxed);
+    let back = Instant::now();
+    tokio::time::sleep(SETTLE - PROBE_EVERY).await;
+    assert!(!w.healthy(), "the refusal while settling counts");
+    wait_until_healthy(&w).await;
+    assert!(back.elapsed() >= SETTLE - PROBE_EVERY);
+}
+
 /// A store whose commit panics: the writer thread dies with it.
 struct Panicking(MemoryAuditLog);
 

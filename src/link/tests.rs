@@ -283,10 +283,17 @@ fn write(store: &Store, f: impl FnOnce(&redb::WriteTransaction)) {
 fn set_row(store: &Store, index: Index, row: (u64, u64), present: bool) {
     write(store, |txn| {
         let mut t = txn.open_table(index).expect("index");
+        // The damage must take: a row already filed, or not there, would test nothing.
         if present {
-            t.insert(row, ()).expect("insert");
+            assert!(
+                t.insert(row, ()).expect("insert").is_none(),
+                "{row:?} was there"
+            );
         } else {
-            t.remove(row).expect("remove");
+            assert!(
+                t.remove(row).expect("remove").is_some(),
+                "{row:?} was not there"
+            );
         }
     });
 }

@@ -56,7 +56,7 @@ async fn answer(gw: &Arc<Gateway>, path: &str) -> Response<Full<Bytes>> {
         }
         "/ready" if !gw.audit.healthy() => (
             503,
-            "the audit store refuses commits\n".to_owned(),
+            "the audit store refuses commits, or has only just taken them again\n".to_owned(),
             "text/plain",
         ),
         "/ready" => (200, "ready\n".to_owned(), "text/plain"),

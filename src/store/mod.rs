@@ -42,7 +42,8 @@ pub mod tables {
 
     /// The audit chain's markers: [`crate::audit::HEAD_KEY`] and
     /// [`crate::audit::CHECKPOINT_KEY`], each a [`crate::audit::ChainMark`] as
-    /// `seq (u64 big-endian) ‖ hash (32 bytes)`.
+    /// `seq (u64 big-endian) ‖ hash (32 bytes)`; and [`crate::audit::PROBE_KEY`], the Unix
+    /// ms (u64 big-endian) of the writer's last probe, no part of the chain.
     pub const AUDIT_META: TableDefinition<'static, &str, &[u8]> =
         TableDefinition::new("audit_meta");
 
