@@ -217,7 +217,7 @@ impl AuditWriter {
         let (commit_tx, commit_rx) = std::sync::mpsc::channel::<Segment>();
         let health = Arc::new(Health::default());
         let committer = Committer {
-            log: Arc::clone(&log),
+            log: Arc::clone(&log) as Arc<dyn SealedLog>,
             room: Arc::clone(&room),
             queued: Arc::clone(&queued),
             interval,
@@ -597,9 +597,27 @@ fn run_ticker(writer: &Weak<JournalWriter>) {
     }
 }
 
+/// Where the committer puts sealed records: the embedded log ([`RedbAuditLog`]), or in
+/// tests a store that refuses.
+trait SealedLog: Send + Sync {
+    /// [`RedbAuditLog::commit_sealed`].
+    fn commit_sealed(&self, sealed: &[AuditRecord]) -> Result<(), StoreError>;
+    /// [`AuditLog::probe`].
+    fn probe(&self) -> Result<(), StoreError>;
+}
+
+impl SealedLog for RedbAuditLog {
+    fn commit_sealed(&self, sealed: &[AuditRecord]) -> Result<(), StoreError> {
+        RedbAuditLog::commit_sealed(self, sealed)
+    }
+    fn probe(&self) -> Result<(), StoreError> {
+        AuditLog::probe(self)
+    }
+}
+
 /// The committer thread's share of the writer.
 struct Committer {
-    log: Arc<RedbAuditLog>,
+    log: Arc<dyn SealedLog>,
     room: Arc<Notify>,
     queued: Arc<AtomicUsize>,
     interval: Duration,

@@ -218,3 +218,60 @@ async fn the_writer_is_unhealthy_once_its_thread_has_died() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A sealed-record store that refuses while `down` is set (interval mode's committer).
+struct FlakySealed {
+    down: AtomicBool,
+}
+
+impl SealedLog for FlakySealed {
+    fn commit_sealed(&self, _: &[AuditRecord]) -> Result<(), StoreError> {
+        self.probe()
+    }
+    fn probe(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::Relaxed) {
+            return Err(StoreError::Db("no space left on device".into()));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn the_committer_keeps_a_refused_segment_and_settles_after_the_store_recovers() {
+    let sealed = Arc::new(FlakySealed {
+        down: AtomicBool::new(true),
+    });
+    let health = Arc::new(Health::default());
+    let committer = Committer {
+        log: Arc::clone(&sealed) as Arc<dyn SealedLog>,
+        room: Arc::new(Notify::new()),
+        queued: Arc::new(AtomicUsize::new(1)),
+        interval: Duration::from_millis(10),
+        health: Arc::clone(&health),
+    };
+    let (tx, rx) = std::sync::mpsc::channel::<Segment>();
+    let thread = std::thread::spawn(move || committer.run(&rx));
+    let path = std::env::temp_dir().join(format!("hutong-committer-{}", std::process::id()));
+    std::fs::write(&path, b"segment").expect("segment");
+    tx.send(Segment {
+        records: Vec::new(),
+        path: path.clone(),
+    })
+    .expect("send");
+    // Refused: the segment stays on disk, retried, and the writer is unhealthy.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(health.failing() && !health.settled());
+    assert!(path.exists(), "a refused segment is kept");
+    // The store takes commits again: the segment goes, and after SETTLE (the idle
+    // committer probing meanwhile) the writer is healthy.
+    sealed.down.store(false, Ordering::Relaxed);
+    let deadline = Instant::now() + PROBE_EVERY * 2 + SETTLE * 2;
+    while !health.settled() {
+        assert!(Instant::now() < deadline, "the committer did not settle");
+        std::thread::sleep(PROBE_EVERY / 5);
+    }
+    assert!(!path.exists(), "the committed segment is deleted");
+    // The committer ends when the writer's side of the channel goes.
+    drop(tx);
+    thread.join().expect("the committer ends with its channel");
+}
