@@ -48,10 +48,22 @@ async fn concurrent_appends_get_consecutive_numbers_and_a_valid_chain() {
     assert_eq!(report.records, 500);
 }
 
-/// A store that refuses every commit while `down` is set.
+/// A store that refuses every commit while `down` is set; with `panics`, a commit panics
+/// (a bug in the store), and the writer thread dies with it.
 struct Flaky {
     log: MemoryAuditLog,
     down: AtomicBool,
+    panics: bool,
+}
+
+impl Flaky {
+    fn new(down: bool) -> Arc<Self> {
+        Arc::new(Self {
+            log: MemoryAuditLog::new(),
+            down: AtomicBool::new(down),
+            panics: false,
+        })
+    }
 }
 
 impl AuditLog for Flaky {
@@ -62,9 +74,8 @@ impl AuditLog for Flaky {
         &self,
         recs: Vec<NewRecord>,
     ) -> Result<Vec<Result<AuditRecord, StoreError>>, StoreError> {
-        if self.down.load(Ordering::Relaxed) {
-            return Err(StoreError::Db("no space left on device".into()));
-        }
+        assert!(!self.panics, "a bug in the store");
+        self.probe()?;
         self.log.append_batch(recs)
     }
     fn verify(&self) -> Result<crate::audit::VerifyReport, StoreError> {
@@ -89,10 +100,7 @@ impl AuditLog for Flaky {
 
 #[tokio::test]
 async fn the_writer_is_unhealthy_while_the_store_refuses_commits() {
-    let flaky = Arc::new(Flaky {
-        log: MemoryAuditLog::new(),
-        down: AtomicBool::new(false),
-    });
+    let flaky = Flaky::new(false);
     let w = AuditWriter::start(Arc::clone(&flaky) as Arc<dyn AuditLog>).expect("start");
     assert!(w.healthy());
     assert_eq!(w.append(rec(1)).await.expect("append").seq, 1);
@@ -124,10 +132,7 @@ async fn wait_until_healthy(w: &AuditWriter) {
 
 #[tokio::test]
 async fn the_writer_finds_a_recovered_store_without_traffic() {
-    let flaky = Arc::new(Flaky {
-        log: MemoryAuditLog::new(),
-        down: AtomicBool::new(true),
-    });
+    let flaky = Flaky::new(true);
     let w = AuditWriter::start(Arc::clone(&flaky) as Arc<dyn AuditLog>).expect("start");
     assert!(w.append(rec(1)).await.is_err());
     assert!(!w.healthy());
@@ -156,10 +161,7 @@ async fn a_record_over_its_limit_fails_alone() {
 
 #[tokio::test]
 async fn a_refusal_while_settling_starts_the_settling_again() {
-    let flaky = Arc::new(Flaky {
-        log: MemoryAuditLog::new(),
-        down: AtomicBool::new(true),
-    });
+    let flaky = Flaky::new(true);
     let w = AuditWriter::start(Arc::clone(&flaky) as Arc<dyn AuditLog>).expect("start");
     assert!(w.append(rec(1)).await.is_err());
     // Back for a moment (a probe succeeds), then refusing again (the next probe fails),
@@ -176,36 +178,14 @@ async fn a_refusal_while_settling_starts_the_settling_again() {
     assert!(back.elapsed() >= SETTLE - PROBE_EVERY);
 }
 
-/// A store whose commit panics: the writer thread dies with it.
-struct Panicking(MemoryAuditLog);
-
-impl AuditLog for Panicking {
-    fn append(&self, rec: NewRecord) -> Result<AuditRecord, StoreError> {
-        self.0.append(rec)
-    }
-    fn append_batch(
-        &self,
-        _: Vec<NewRecord>,
-    ) -> Result<Vec<Result<AuditRecord, StoreError>>, StoreError> {
-        panic!("a bug in the store")
-    }
-    fn verify(&self) -> Result<crate::audit::VerifyReport, StoreError> {
-        self.0.verify()
-    }
-    fn receipt(&self, subject: &crate::audit::Pseudonym) -> Result<Vec<AuditRecord>, StoreError> {
-        self.0.receipt(subject)
-    }
-    fn tail(&self, n: usize) -> Result<Vec<AuditRecord>, StoreError> {
-        self.0.tail(n)
-    }
-    fn purge_before(&self, time_ms: u64) -> Result<u64, StoreError> {
-        self.0.purge_before(time_ms)
-    }
-}
-
 #[tokio::test]
 async fn the_writer_is_unhealthy_once_its_thread_has_died() {
-    let w = AuditWriter::start(Arc::new(Panicking(MemoryAuditLog::new()))).expect("start");
+    let panicking = Flaky {
+        log: MemoryAuditLog::new(),
+        down: AtomicBool::new(false),
+        panics: true,
+    };
+    let w = AuditWriter::start(Arc::new(panicking)).expect("start");
     assert!(w.healthy());
     assert!(
         w.append(rec(1)).await.is_err(),

@@ -1,6 +1,6 @@
 //! The admin listener: `/live` (the process runs), `/ready` (it takes traffic; false while
-//! draining, and while the audit store refuses commits), `/metrics` (Prometheus text). Plain HTTP, meant for loopback or a private
-//! network; it serves nothing personal.
+//! draining, and while the audit store refuses commits), `/metrics` (Prometheus text).
+//! Plain HTTP, meant for loopback or a private network; it serves nothing personal.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
