@@ -33,7 +33,10 @@
 //! key, message and signature, with the ratio, the time to build one key's table and the
 //! table's memory.
 //!
-//! A third, shorter table puts hutong's SM4-CBC beside the RustCrypto `sm4` + `cbc` crates as
+//! A third puts the `sm2` crate's SM2 signer beside hutong's (`crypto::sm2_sign`), after a
+//! check that they give the same signature bytes.
+//!
+//! A fourth, shorter table puts hutong's SM4-CBC beside the RustCrypto `sm4` + `cbc` crates as
 //! `Sm4Key` used them before it had its own cipher (key schedule on every call, IV from the OS
 //! RNG, `IV‖ct` out): encrypt and decrypt of 512 B and 16 KiB, with the ratio.
 //!
@@ -312,6 +315,10 @@ fn main() {
     sm2_table_comparison(&bench, &rule, &verify_key, &hutong_sig);
 
     // ----------------------------------------------------------------------------------
+    // SM2 signing: the crate's signer against hutong's.
+    sm2_sign_comparison(&bench, &rule, &sign_key);
+
+    // ----------------------------------------------------------------------------------
     // SM4-CBC against the RustCrypto crates hutong used before its own cipher.
     println!();
     println!(
@@ -398,6 +405,37 @@ fn sm2_table_comparison(bench: &Bench, rule: &str, plain_key: &VerifyingKey, hut
         fmt_num(builds),
         bytes as f64 / 1024.0,
     );
+}
+
+/// The signer rows: signatures of [`MESSAGE`] by the `sm2` crate's signer
+/// (`SigningKey::sign_with_crate`: an inversion of `1 + d` and one of `[k]G`'s `Z` per
+/// signature) and by hutong's (`SigningKey::sign`: `(1 + d)^-1` kept per key, `[k]G` on its
+/// own table with a Fermat chain), timed one right after the other, after a check that the
+/// two signatures are the same bytes.
+fn sm2_sign_comparison(bench: &Bench, rule: &str, key: &SigningKey) {
+    let agree = (0..64u8).all(|i| {
+        let msg = [MESSAGE.as_slice(), &[i]].concat();
+        key.sign_with_crate(&msg, &[]) == Some(key.sign(&msg))
+    });
+    let crate_rate = bench.ops_per_sec(|| key.sign_with_crate(black_box(MESSAGE), &[]));
+    let ours = bench.ops_per_sec(|| key.sign(black_box(MESSAGE)));
+
+    println!();
+    println!(
+        "SM2 sign: the sm2 crate's signer vs hutong's (crypto::sm2_sign); same key and message"
+    );
+    println!(
+        "agreement: the same signature bytes for 64 messages: {}",
+        if agree { "yes" } else { "NO" }
+    );
+    println!("{rule}");
+    println!("{:<W_OP$} {:>5} {:>W_NUM$}", "operation", "size", "op/s");
+    println!("{rule}");
+    for (op, rate) in [("SM2 sign, crate", crate_rate), ("SM2 sign, hutong", ours)] {
+        println!("{op:<W_OP$} {:>5} {:>W_NUM$}", MESSAGE.len(), fmt_num(rate));
+    }
+    println!("{rule}");
+    println!("ratio hutong / crate: {:.2}x", ours / crate_rate);
 }
 
 /// The column headings, between rules, with `other` as the library beside hutong.

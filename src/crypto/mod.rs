@@ -15,8 +15,9 @@
 //! - SM2 uses the distinguishing ID [`DEFAULT_DISTID`] (`1234567812345678`), as GM/T 0009
 //!   and OpenSSL's `-pkeyopt distid:1234567812345678` do.
 //!
-//! Layout: `sm2` (signature keys and the key codecs), `sm2_table` (precomputed tables that
-//! speed up verification with long-lived keys), `pke` (SM2 encryption, GM/T 0009 DER
+//! Layout: `sm2` (signature keys and the key codecs), `sm2_sign` (signing with the key's
+//! constant part computed once), `sm2_table` (precomputed tables that speed up
+//! verification with long-lived keys), `pke` (SM2 encryption, GM/T 0009 DER
 //! ciphertexts), `hash` (SM3, HMAC-SM3), `symmetric` (SM4-CBC and the block cipher under it),
 //! `error`.
 
@@ -25,6 +26,7 @@ mod hash;
 mod keyed;
 mod pke;
 mod sm2;
+mod sm2_sign;
 mod sm2_table;
 mod symmetric;
 

@@ -21,7 +21,8 @@ use sm2::pkcs8::{
 };
 use zeroize::{Zeroize, Zeroizing};
 
-use super::sm2_table::KeyTable;
+use super::sm2_sign::{SignParts, retry_data};
+use super::sm2_table::{KeyTable, identity_hash};
 use super::{CryptoError, decode_hex_into, to_hex};
 
 /// The SM2 distinguishing identifier (user ID) every hutong signature uses: the GM/T 0009
@@ -146,6 +147,8 @@ pub(crate) const PLACEHOLDER_SCALAR: [u8; SCALAR_LEN] = {
 /// and the same key and message give the same signature. The secret scalar is wiped on drop.
 pub struct SigningKey {
     inner: Box<dsa::SigningKey>,
+    /// `(1 + d)^-1` and `Z_A`, computed once (`crypto::sm2_sign`).
+    parts: SignParts,
 }
 
 impl SigningKey {
@@ -170,8 +173,13 @@ impl SigningKey {
     fn from_secret(secret: &sm2::SecretKey) -> Result<Self, CryptoError> {
         let inner = dsa::SigningKey::new(DEFAULT_DISTID, secret)
             .map_err(|_| CryptoError::InvalidPrivateKey)?;
+        let identity_hash = identity_hash(&sm2::PublicKey::from(inner.verifying_key()));
+        // `d = n - 1` has no `(1 + d)^-1`: GB/T 32918.1 takes `d` in `[1, n - 2]`.
+        let parts = SignParts::new(inner.as_nonzero_scalar(), identity_hash)
+            .ok_or(CryptoError::InvalidPrivateKey)?;
         Ok(Self {
             inner: Box::new(inner),
+            parts,
         })
     }
 
@@ -196,23 +204,47 @@ impl SigningKey {
 
     /// Signs `msg`: SM3withSM2 with ID [`DEFAULT_DISTID`], DER-encoded (at most 72 bytes).
     ///
-    /// Never fails. RFC 6979 as the `sm2` crate implements it draws one nonce candidate and
-    /// fails when it is not below the group order (probability about 2^-32); each retry here
-    /// feeds RFC 6979 a different additional input (RFC 6979 §3.6), which gives an
-    /// independent candidate, so the loop ends after one pass except about once in 2^32.
+    /// Never fails. The signature is the `sm2` crate's, bit for bit (`crypto::sm2_sign`),
+    /// without its inversion per signature. A candidate nonce is refused about once in
+    /// 2^256; each retry feeds RFC 6979 different additional input (RFC 6979 §3.6), which
+    /// gives an independent candidate, so the loop ends after one pass.
     pub fn sign(&self, msg: &[u8]) -> Vec<u8> {
-        if let Ok(sig) = Signer::<Signature>::try_sign(&*self.inner, msg) {
+        let secret = self.inner.as_nonzero_scalar();
+        if let Some(sig) = self.parts.sign(secret, msg, &[]) {
             return sig.to_der().to_vec();
         }
-        let mut retry = RetryInput(0);
+        let mut attempt = 0u64;
         loop {
-            retry.0 = retry.0.wrapping_add(1);
-            if let Ok(sig) =
-                RandomizedSigner::<Signature>::try_sign_with_rng(&*self.inner, &mut retry, msg)
-            {
+            attempt = attempt.wrapping_add(1);
+            if let Some(sig) = self.parts.sign(secret, msg, &retry_data(attempt)) {
                 return sig.to_der().to_vec();
             }
         }
+    }
+
+    /// The secret scalar (tests of `crypto::sm2_sign`).
+    #[cfg(test)]
+    pub(super) fn secret_for_tests(&self) -> &sm2::NonZeroScalar {
+        self.inner.as_nonzero_scalar()
+    }
+
+    /// `Z_A` of the key (tests of `crypto::sm2_sign`).
+    #[cfg(test)]
+    pub(super) fn identity_hash_for_tests(&self) -> [u8; 32] {
+        identity_hash(&sm2::PublicKey::from(self.inner.verifying_key()))
+    }
+
+    /// The `sm2` crate's own signature of `msg`, with RFC 6979 additional data `data` (empty
+    /// for none): what [`SigningKey::sign`] must equal (tests and the crypto benchmark).
+    #[doc(hidden)]
+    pub fn sign_with_crate(&self, msg: &[u8], data: &[u8]) -> Option<Vec<u8>> {
+        let sig = if data.is_empty() {
+            Signer::<Signature>::try_sign(&*self.inner, msg).ok()?
+        } else {
+            let mut fill = FillWith(data);
+            RandomizedSigner::<Signature>::try_sign_with_rng(&*self.inner, &mut fill, msg).ok()?
+        };
+        Some(sig.to_der().to_vec())
     }
 }
 
@@ -220,6 +252,7 @@ impl Clone for SigningKey {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
+            parts: self.parts.clone(),
         }
     }
 }
@@ -241,34 +274,30 @@ impl fmt::Debug for SigningKey {
     }
 }
 
-/// The additional input of a retried RFC 6979 signature: a counter, not randomness.
-///
-/// It implements the RNG traits only because that is how `sm2` takes RFC 6979's `k'`
-/// additional data; the nonce stays derived from the secret key and the message.
-struct RetryInput(u64);
+/// An "RNG" that writes the given bytes: how the `sm2` crate takes RFC 6979's additional
+/// data `k'`, for [`SigningKey::sign_with_crate`].
+struct FillWith<'a>(&'a [u8]);
 
-impl TryRng for RetryInput {
+impl TryRng for FillWith<'_> {
     type Error = std::convert::Infallible;
 
     fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        Ok(self.0 as u32)
+        Ok(0)
     }
 
     fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        Ok(self.0)
+        Ok(0)
     }
 
     fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
         dst.fill(0);
-        let counter = self.0.to_be_bytes();
-        let n = dst.len().min(counter.len());
-        let start = dst.len() - n;
-        dst[start..].copy_from_slice(&counter[counter.len() - n..]);
+        let n = dst.len().min(self.0.len());
+        dst[..n].copy_from_slice(&self.0[..n]);
         Ok(())
     }
 }
 
-impl TryCryptoRng for RetryInput {}
+impl TryCryptoRng for FillWith<'_> {}
 
 /// An SM2 public key that verifies SM3withSM2 signatures with the ID [`DEFAULT_DISTID`].
 ///

@@ -23,8 +23,10 @@
 //!
 //! Variable time: the code branches on and indexes by the digits of `s` and `t` and
 //! compares in variable time. Everything it handles is public (the public key, the
-//! signature, the message and its hash), so nothing secret can leak. Signing never comes
-//! here; it stays with the crate's constant-time code.
+//! signature, the message and its hash), so nothing secret can leak. Signing uses none of
+//! this variable-time code: `crypto::sm2_sign` has its own fixed-base table of the
+//! generator (built with [`window_multiples`], from public values) and reads and adds it in
+//! constant time with [`point`]'s constant-time parts.
 //!
 //! The accumulator and its additions are [`point`]'s, not the crate's: the last check then
 //! needs two field multiplications where the crate's point needs an inversion (see there).
@@ -46,7 +48,7 @@ use sm3::{Digest, Sm3};
 use self::point::{Affine, Point};
 use super::sm2::{DEFAULT_DISTID, public_to_sec1};
 
-mod point;
+pub(super) mod point;
 
 /// Bits per signed digit. Measured with `benches/crypto.rs` (medians of three runs): 7 was
 /// the fastest of 6, 7 and 8. 6 does 12 more additions per verification for 97 KiB per key;
@@ -126,6 +128,36 @@ pub(super) fn recode(k: &Scalar) -> [i16; WINDOWS] {
     digits
 }
 
+/// For each window `i` in `0..windows`, the affine points `d·(2·entries)^i·B` for `d` in
+/// `1..=entries` (`entries` a power of two), window by window: projective additions and one
+/// batched normalisation. `None` if one were the identity, which cannot happen for a base
+/// `B` of prime order `n` when no `d·(2·entries)^i` is a multiple of `n` (a prime above
+/// 2^255, while these have only small prime factors).
+pub(super) fn window_multiples(
+    base: ProjectivePoint,
+    windows: usize,
+    entries: usize,
+) -> Option<Box<[Affine]>> {
+    let mut projective = Vec::with_capacity(windows * entries);
+    let mut window_base = base;
+    for _ in 0..windows {
+        let mut multiple = window_base;
+        projective.push(multiple);
+        for _ in 1..entries {
+            multiple += &window_base;
+            projective.push(multiple);
+        }
+        // `entries·B_i` doubled is the next window's base.
+        window_base = multiple.double();
+    }
+    let mut affine = vec![AffinePoint::IDENTITY; projective.len()];
+    ProjectivePoint::batch_normalize(&projective, &mut affine);
+    // If one were the identity, there would be no table rather than one whose indices had
+    // shifted.
+    let points: Option<Vec<Affine>> = affine.iter().map(Affine::from_crate).collect();
+    Some(points?.into_boxed_slice())
+}
+
 /// The comb of one fixed base `B`: `points[i·ENTRIES + d - 1] = d·2^(W·i)·B`.
 pub(super) struct Comb {
     points: Box<[Affine]>,
@@ -136,25 +168,8 @@ impl Comb {
     /// None of its points is the identity when `base` is not: each is `c·B` with
     /// `0 < c < 2^(W·WINDOWS)` and `c` not a multiple of the prime `n`.
     pub(super) fn new(base: ProjectivePoint) -> Option<Self> {
-        let mut projective = Vec::with_capacity(WINDOWS * ENTRIES);
-        let mut window_base = base;
-        for _ in 0..WINDOWS {
-            let mut multiple = window_base;
-            projective.push(multiple);
-            for _ in 1..ENTRIES {
-                multiple += &window_base;
-                projective.push(multiple);
-            }
-            // 2^(W-1)·B_i doubled is 2^W·B_i, the next window's base.
-            window_base = multiple.double();
-        }
-        let mut affine = vec![AffinePoint::IDENTITY; projective.len()];
-        ProjectivePoint::batch_normalize(&projective, &mut affine);
-        // None is the identity (above); if one were, there would be no table rather than
-        // one whose indices had shifted.
-        let points: Option<Vec<Affine>> = affine.iter().map(Affine::from_crate).collect();
         Some(Self {
-            points: points?.into_boxed_slice(),
+            points: window_multiples(base, WINDOWS, ENTRIES)?,
         })
     }
 

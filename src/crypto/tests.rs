@@ -430,6 +430,19 @@ fn hex_decoding_is_strict() {
 // ---------------------------------------------------------------------------------------------
 // Properties. SM2 cases are few: each costs milliseconds in a debug build.
 
+#[test]
+fn the_last_scalar_below_the_order_is_not_a_signing_key() {
+    // d = n - 1 has no (1 + d)^-1 (GB/T 32918.1 takes d in [1, n - 2]); n - 2 signs.
+    let n_minus_1 = "fffffffeffffffffffffffffffffffff7203df6b21c6052b53bbf40939d54122";
+    let n_minus_2 = "fffffffeffffffffffffffffffffffff7203df6b21c6052b53bbf40939d54121";
+    assert_eq!(
+        SigningKey::from_hex(n_minus_1).err(),
+        Some(CryptoError::InvalidPrivateKey)
+    );
+    let sk = SigningKey::from_hex(n_minus_2).unwrap();
+    assert!(sk.verifying_key().verify(b"m", &sk.sign(b"m")).is_ok());
+}
+
 fn signing_key_from(seed: [u8; 32]) -> SigningKey {
     SigningKey::from_hex(&to_hex(&seed))
         .unwrap_or_else(|_| SigningKey::from_hex(GBT_PRIVATE).unwrap())
@@ -447,6 +460,20 @@ proptest! {
         let mut other = msg.clone();
         other.push(0);
         prop_assert_eq!(vk.verify(&other, &sig), Err(CryptoError::BadSignature));
+    }
+
+    /// hutong's signer (`crypto::sm2_sign`, `(1 + d)^-1` kept per key) gives the `sm2`
+    /// crate's signature bit for bit, for first attempts and for retries' additional data.
+    #[test]
+    fn signatures_are_the_crates(seed in any::<[u8; 32]>(), msg in proptest::collection::vec(any::<u8>(), 0..300), attempt in 1u64..u64::MAX) {
+        let sk = signing_key_from(seed);
+        prop_assert_eq!(Some(sk.sign(&msg)), sk.sign_with_crate(&msg, &[]));
+        let data = sm2_sign::retry_data(attempt);
+        let ours = sm2_sign::SignParts::new(sk.secret_for_tests(), sk.identity_hash_for_tests())
+            .and_then(|p| p.sign(sk.secret_for_tests(), &msg, &data))
+            .map(|sig| sig.to_der().to_vec());
+        prop_assert!(ours.is_some());
+        prop_assert_eq!(ours, sk.sign_with_crate(&msg, &data));
     }
 
     #[test]

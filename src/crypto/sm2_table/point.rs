@@ -16,16 +16,23 @@
 //! for prime order elliptic curves" (EUROCRYPT 2016, eprint 2015/1060), Algorithm 5:
 //! eleven multiplications, correct for every accumulator including the identity and the
 //! doubling and inverse cases, so no signature can steer it into an exceptional case.
-//! Everything here handles public values and may take variable time.
+//! Verification handles public values only. The signer (`crypto::sm2_sign`) uses the same
+//! types for its secret `[k]G`, so what it calls is constant time: [`Point::add_mixed`] is
+//! branch-free over the crate's constant-time field arithmetic (its `negate` flag is the
+//! verifier's; the signer negates in constant time itself and passes `false`),
+//! [`Point::affine_x`] is a fixed sequence of squarings and multiplications, and
+//! [`Point::conditional_select`] selects without a branch. [`Point::x_reduces_to`] and
+//! [`Point::is_identity`] branch, and serve verification only.
 
 use primeorder::PrimeCurveParams;
 use sm2::elliptic_curve::PrimeField;
 use sm2::elliptic_curve::hazmat::FieldArithmetic;
 use sm2::elliptic_curve::point::AffineCoordinates;
+use sm2::elliptic_curve::subtle::{Choice, ConditionallySelectable};
 use sm2::{AffinePoint, FieldBytes, Scalar, Sm2};
 
 /// An element of the SM2 base field `GF(p)`.
-pub(super) type Fe = <Sm2 as FieldArithmetic>::FieldElement;
+pub(in crate::crypto) type Fe = <Sm2 as FieldArithmetic>::FieldElement;
 
 /// `p - n`, big-endian: `c + n < p` exactly when `c < p - n`.
 const P_MINUS_N: [u8; 32] = [
@@ -41,9 +48,18 @@ const ORDER: [u8; 32] = [
 
 /// A table point: affine, never the identity.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Affine {
-    pub(super) x: Fe,
-    pub(super) y: Fe,
+pub(in crate::crypto) struct Affine {
+    pub(in crate::crypto) x: Fe,
+    pub(in crate::crypto) y: Fe,
+}
+
+impl ConditionallySelectable for Affine {
+    fn conditional_select(a: &Self, b: &Self, choice: Choice) -> Self {
+        Self {
+            x: Fe::conditional_select(&a.x, &b.x, choice),
+            y: Fe::conditional_select(&a.y, &b.y, choice),
+        }
+    }
 }
 
 impl Affine {
@@ -71,7 +87,7 @@ impl Affine {
 /// A point in homogeneous projective coordinates: `(X : Y : Z)` is the affine `(X/Z, Y/Z)`,
 /// and `Z = 0` the identity.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Point {
+pub(in crate::crypto) struct Point {
     x: Fe,
     y: Fe,
     z: Fe,
@@ -79,19 +95,19 @@ pub(super) struct Point {
 
 impl Point {
     /// The identity, `(0 : 1 : 0)`.
-    pub(super) const IDENTITY: Self = Self {
+    pub(in crate::crypto) const IDENTITY: Self = Self {
         x: Fe::ZERO,
         y: Fe::ONE,
         z: Fe::ZERO,
     };
 
-    pub(super) fn is_identity(&self) -> bool {
+    pub(in crate::crypto) fn is_identity(&self) -> bool {
         bool::from(self.z.is_zero())
     }
 
     /// `self += q`, or `self -= q` when `negate`: RCB Algorithm 5 step by step (the `tᵢ` are
     /// the paper's registers).
-    pub(super) fn add_mixed(&mut self, q: &Affine, negate: bool) {
+    pub(in crate::crypto) fn add_mixed(&mut self, q: &Affine, negate: bool) {
         let b = <Sm2 as PrimeCurveParams>::EQUATION_B;
         let (x1, y1, z1) = (self.x, self.y, self.z);
         let x2 = q.x;
@@ -121,6 +137,15 @@ impl Point {
             y: y3,
             z: z3,
         };
+    }
+
+    /// The affine `x`, `X·Z^(p-2)` (Fermat), in constant time: the exponent is fixed, so
+    /// the squarings and multiplications are the same for every point. (The crate's
+    /// `to_affine` inverts with its constant-time `divstep` loop, which costs more:
+    /// `crypto::sm2_sign` has the figures.) The identity (`Z = 0`) gives 0; the signer's
+    /// `[k]G` is never the identity.
+    pub(in crate::crypto) fn affine_x(&self) -> Fe {
+        self.x * invert(&self.z)
     }
 
     /// Whether this point's affine `x`, reduced mod `n`, is `c` (a scalar, so below `n`):
@@ -159,7 +184,7 @@ impl Point {
 
     /// The same point as the crate's type, with one inversion (tests only).
     #[cfg(test)]
-    pub(super) fn to_crate(self) -> AffinePoint {
+    pub(in crate::crypto) fn to_crate(self) -> AffinePoint {
         match Option::<Fe>::from(self.z.invert()) {
             None => AffinePoint::IDENTITY,
             Some(zi) => Affine {
@@ -169,4 +194,46 @@ impl Point {
             .to_crate(),
         }
     }
+}
+
+impl ConditionallySelectable for Point {
+    fn conditional_select(a: &Self, b: &Self, choice: Choice) -> Self {
+        Self {
+            x: Fe::conditional_select(&a.x, &b.x, choice),
+            y: Fe::conditional_select(&a.y, &b.y, choice),
+            z: Fe::conditional_select(&a.z, &b.z, choice),
+        }
+    }
+}
+
+/// `z^(p-2)`, which is `z^-1` for `z ≠ 0` and 0 for 0, by a fixed addition chain.
+///
+/// With `aₖ = z^(2^k - 1)` and SM2's `p - 2` = `FFFFFFFE FFFFFFFF FFFFFFFF FFFFFFFF FFFFFFFF
+/// 00000000 FFFFFFFF FFFFFFFD`, the exponent's bits from the top are 31 ones, a zero, 128
+/// ones, 32 zeros, 62 ones, a zero and a one: 354 squarings and 14 multiplications.
+pub(in crate::crypto) fn invert(z: &Fe) -> Fe {
+    let sqn = |mut v: Fe, n: usize| {
+        for _ in 0..n {
+            v = v.square();
+        }
+        v
+    };
+    let a1 = *z;
+    let a2 = a1.square() * a1;
+    let a3 = a2.square() * a1;
+    let a4 = sqn(a2, 2) * a2;
+    let a6 = sqn(a3, 3) * a3;
+    let a12 = sqn(a6, 6) * a6;
+    let a15 = sqn(a12, 3) * a3;
+    let a30 = sqn(a15, 15) * a15;
+    let a31 = a30.square() * a1;
+    let a62 = sqn(a31, 31) * a31;
+    let a124 = sqn(a62, 62) * a62;
+    let a128 = sqn(a124, 4) * a4;
+    let mut r = sqn(a31, 1);
+    r = sqn(r, 128) * a128;
+    r = sqn(r, 32);
+    r = sqn(r, 62) * a62;
+    r = sqn(r, 2) * a1;
+    r
 }
