@@ -147,8 +147,9 @@ pub(crate) const PLACEHOLDER_SCALAR: [u8; SCALAR_LEN] = {
 /// and the same key and message give the same signature. The secret scalar is wiped on drop.
 pub struct SigningKey {
     inner: Box<dsa::SigningKey>,
-    /// `(1 + d)^-1` and `Z_A`, computed once (`crypto::sm2_sign`).
-    parts: SignParts,
+    /// `(1 + d)^-1` and `Z_A`, computed once (`crypto::sm2_sign`). As secret as `d`, so
+    /// boxed like it: a moved key leaves no copy behind, and drop wipes it in place.
+    parts: Box<SignParts>,
 }
 
 impl SigningKey {
@@ -179,7 +180,7 @@ impl SigningKey {
             .ok_or(CryptoError::InvalidPrivateKey)?;
         Ok(Self {
             inner: Box::new(inner),
-            parts,
+            parts: Box::new(parts),
         })
     }
 

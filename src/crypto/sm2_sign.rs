@@ -26,7 +26,9 @@
 //! a zero digit's addition is made and discarded by a select. The inversion is a fixed
 //! chain of field squarings and multiplications, which the crate does in constant time.
 //! The refusals in A5 and A6 reveal only that a candidate `k` was discarded, as the
-//! crate's do.
+//! crate's do. `k`, its digits and bytes, `d`'s bytes and the products of A6 are wiped
+//! after use (RFC 6979's generator keeps its HMAC state in the `rfc6979` crate, which does
+//! not wipe it, as in the crate's signer).
 
 use std::sync::LazyLock;
 
@@ -53,8 +55,10 @@ impl SignParts {
     /// The parts of the key `d` whose public key has the identity hash `identity_hash`.
     /// `None` when `1 + d = n`, a key the standard excludes (`d` lies in `[1, n-2]`).
     pub(super) fn new(secret: &NonZeroScalar, identity_hash: [u8; 32]) -> Option<Self> {
-        let d_plus_1 = **secret + Scalar::ONE;
-        let d_plus_1_inv = Option::<Scalar>::from(d_plus_1.invert())?;
+        let mut d_plus_1 = **secret + Scalar::ONE;
+        let d_plus_1_inv = Option::<Scalar>::from(d_plus_1.invert());
+        d_plus_1.zeroize();
+        let d_plus_1_inv = d_plus_1_inv?;
         Some(Self {
             d_plus_1_inv,
             identity_hash,
@@ -91,9 +95,13 @@ impl SignParts {
         let r = e + <Scalar as Reduce<FieldBytes>>::reduce(&x1);
         x1.zeroize();
         let refused = bool::from(r.is_zero() | (r + k).is_zero());
-        // A6.
-        let s = self.d_plus_1_inv * (k - r * **secret);
-        k.zeroize();
+        // A6. With `r` and `s` public, `r·d` and `k - r·d` would each give `d` away.
+        let mut r_d = r * **secret;
+        let mut k_minus_r_d = k - r_d;
+        let s = self.d_plus_1_inv * k_minus_r_d;
+        for v in [&mut k, &mut r_d, &mut k_minus_r_d] {
+            v.zeroize();
+        }
         if refused || bool::from(s.is_zero()) {
             return None;
         }
@@ -151,7 +159,7 @@ fn x_of_k_g(k: &Scalar) -> FieldBytes {
 impl GeneratorTable {
     /// `[k]G` as a projective point, in constant time.
     fn mul(&self, k: &Scalar) -> Point {
-        let digits = recode(k);
+        let mut digits = recode(k);
         let mut acc = Point::IDENTITY;
         for (window, entries) in self.0.chunks_exact(ENTRIES).enumerate() {
             let digit = digits[window];
@@ -167,6 +175,7 @@ impl GeneratorTable {
             sum.add_mixed(&pick, false);
             acc = Point::conditional_select(&acc, &sum, !magnitude.ct_eq(&0));
         }
+        digits.zeroize();
         acc
     }
 }
@@ -213,13 +222,16 @@ mod tests {
             prop_assert_eq!(ours, ProjectivePoint::mul_by_generator(&k).to_affine());
         }
 
-        /// The recoding sums back to the scalar.
+        /// The recoding sums back to the scalar, with every digit in range of the table.
         #[test]
         fn digits_sum_to_the_scalar(bytes in any::<[u8; 32]>()) {
             let k = scalar(bytes);
+            let digits = recode(&k);
+            prop_assert!(digits[..WINDOWS - 1].iter().all(|d| (-8..=7).contains(d)));
+            prop_assert!((0..=1).contains(&digits[WINDOWS - 1]));
             let sixteen = Scalar::from(16u64);
             let mut sum = Scalar::ZERO;
-            for &d in recode(&k).iter().rev() {
+            for &d in digits.iter().rev() {
                 let magnitude = Scalar::from(u64::from(d.unsigned_abs()));
                 sum = sum * sixteen + if d < 0 { -magnitude } else { magnitude };
             }
