@@ -20,22 +20,30 @@
 //! one `write` (see `append_journaled` for what a slow disk does to that). An earlier
 //! version sent each record to a writer thread as under `commit`; with nothing to wait for
 //! but a page-cache write, the two thread wake-ups of that round trip cost more than the
-//! write, and the writer thread used a sixth of the gateway's CPU on cached verifications. A ticker thread closes the open segment when its interval is
-//! due and hands it to the committer thread, which commits it to the store (one `fsync`)
-//! and deletes it. The back-pressure is the committer's queue: with four segments
-//! waiting and 50,000 records in the open one, appends wait for a commit.
+//! write, and the writer thread used a sixth of the gateway's CPU on cached verifications.
+//! A ticker thread closes the open segment when its interval is due and hands it to the
+//! committer thread, which commits it to the store (one `fsync`) and deletes it. The
+//! back-pressure is the committer's queue: with four segments waiting and 50,000 records
+//! in the open one, appends wait for a commit. The journal's writer, the ticker and the
+//! committer are in [`interval`].
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::store::StoreError;
 
-use super::journal::{self, Journal};
-use super::{AuditLog, AuditRecord, ChainMark, NewRecord, RedbAuditLog};
+use super::journal;
+use super::{AuditLog, AuditRecord, NewRecord, RedbAuditLog};
+
+mod interval;
+
+#[cfg(test)]
+use interval::{Committer, SealedLog, Segment};
+use interval::{JournalWriter, append_journaled};
 
 /// Records that may wait for the `commit` writer at once.
 const QUEUE_CAPACITY: usize = 8_192;
@@ -210,45 +218,7 @@ impl AuditWriter {
         next_segment: u64,
         bounds: Bounds,
     ) -> Result<Self, StoreError> {
-        let journal = Journal::open(&journal::segment_path(journal_path, next_segment))?;
-        let head = log.head()?.unwrap_or(ChainMark::GENESIS);
-        let room = Arc::new(Notify::new());
-        let queued = Arc::new(AtomicUsize::new(0));
-        let (commit_tx, commit_rx) = std::sync::mpsc::channel::<Segment>();
-        let health = Arc::new(Health::default());
-        let committer = Committer {
-            log: Arc::clone(&log) as Arc<dyn SealedLog>,
-            room: Arc::clone(&room),
-            queued: Arc::clone(&queued),
-            interval,
-            health: Arc::clone(&health),
-        };
-        std::thread::Builder::new()
-            .name("hutong-audit-commit".to_owned())
-            .spawn(move || committer.run(&commit_rx))
-            .map_err(|e| StoreError::Db(format!("cannot start the audit committer: {e}")))?;
-        let writer = Arc::new(JournalWriter {
-            state: Mutex::new(Journaled {
-                journal,
-                base: journal_path.to_path_buf(),
-                next_segment: next_segment + 1,
-                head,
-                pending: Vec::new(),
-                due: None,
-                committer: commit_tx,
-            }),
-            due_set: Condvar::new(),
-            interval,
-            bounds,
-            room,
-            queued,
-            health: Arc::clone(&health),
-        });
-        let weak = Arc::downgrade(&writer);
-        std::thread::Builder::new()
-            .name("hutong-audit".to_owned())
-            .spawn(move || run_ticker(&weak))
-            .map_err(|e| StoreError::Db(format!("cannot start the audit ticker: {e}")))?;
+        let (writer, health) = interval::start(&log, interval, journal_path, next_segment, bounds)?;
         Ok(Self {
             way: Way::Journal(writer),
             log,
@@ -362,307 +332,6 @@ fn run(log: &dyn AuditLog, mut rx: mpsc::Receiver<(NewRecord, Reply)>, health: &
                     let _ = reply.send(Err(e.clone()));
                 }
             }
-        }
-    }
-}
-
-/// A closed journal segment and its records, on their way to the store.
-struct Segment {
-    records: Vec<AuditRecord>,
-    path: PathBuf,
-}
-
-/// The `interval` writer, shared by every handle.
-struct JournalWriter {
-    state: Mutex<Journaled>,
-    /// Wakes the ticker when the open segment's first record sets its due time.
-    due_set: Condvar,
-    interval: Duration,
-    bounds: Bounds,
-    /// Signalled by the committer after each commit: appends waiting for room try again.
-    room: Arc<Notify>,
-    /// Closed segments handed to the committer and not yet committed.
-    queued: Arc<AtomicUsize>,
-    /// [`AuditWriter`]'s health: a journal that cannot be written, or a committer that is
-    /// gone, counts as a refused commit.
-    health: Arc<Health>,
-}
-
-/// The journal's state: the open segment, the chain's head, and the records answered for
-/// but not yet handed to the committer.
-struct Journaled {
-    journal: Journal,
-    /// The journal's base path, and the number of the segment after the open one.
-    base: PathBuf,
-    next_segment: u64,
-    /// The chain's head, including every record written.
-    head: ChainMark,
-    /// Sealed records in the open segment.
-    pending: Vec<AuditRecord>,
-    /// When the open segment is to be closed (set by its first record).
-    due: Option<Instant>,
-    committer: std::sync::mpsc::Sender<Segment>,
-}
-
-impl JournalWriter {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Journaled> {
-        // The state stays consistent at every step a panic could interrupt: the head moves
-        // only after its frame is written.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Writes `rec` unless the open segment is full and cannot be closed because the
-    /// committer's queue is full (then `rec` comes back).
-    fn attempt(&self, st: &mut Journaled, rec: NewRecord) -> Attempt {
-        if st.pending.len() >= self.bounds.pending
-            && matches!(self.close_segment(st), Rotation::QueueFull)
-        {
-            return Attempt::Full(rec);
-        }
-        // A segment that cannot be opened does not hold records back: they go on into the
-        // open one, past the bound, as the error is logged (close_segment).
-        Attempt::Written(self.write(st, rec))
-    }
-
-    /// Seals `rec` on the head and writes its frame to the open segment.
-    fn write(&self, st: &mut Journaled, rec: NewRecord) -> Result<AuditRecord, StoreError> {
-        rec.check()?;
-        let seq = st.head.seq.checked_add(1).ok_or(StoreError::TooLarge {
-            what: "audit sequence number",
-        })?;
-        let sealed = AuditRecord::seal(seq, st.head.hash, rec)?;
-        // On a failed write the journal cut off the partial frame; the head stays. A frame
-        // it could not cut off leaves the segment refusing writes: the next one starts now.
-        if let Err(e) = st.journal.append(std::slice::from_ref(&sealed)) {
-            if st.journal.is_torn() {
-                let _ = self.close_segment(st);
-            }
-            return Err(e);
-        }
-        st.head = ChainMark::of(&sealed);
-        st.pending.push(sealed.clone());
-        if st.due.is_none() {
-            st.due = Some(Instant::now() + self.interval);
-            self.due_set.notify_one();
-        }
-        Ok(sealed)
-    }
-
-    /// Starts the next segment and hands the closed one to the committer. When that cannot
-    /// happen now (the committer's queue is full, or the next segment cannot be opened) the
-    /// records stay pending in the open segment.
-    fn close_segment(&self, st: &mut Journaled) -> Rotation {
-        let torn = st.journal.is_torn();
-        if st.pending.is_empty() && !torn {
-            st.due = None;
-            return Rotation::Done;
-        }
-        // Only this function sends, under the lock, so the count cannot grow meanwhile.
-        if !st.pending.is_empty() && self.queued.load(Ordering::Acquire) >= self.bounds.queued {
-            return Rotation::QueueFull;
-        }
-        let next = match Journal::open(&journal::segment_path(&st.base, st.next_segment)) {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::error!(error = %e, "audit journal: cannot start a segment");
-                return Rotation::Failed;
-            }
-        };
-        st.next_segment += 1;
-        let closed = std::mem::replace(&mut st.journal, next);
-        if st.pending.is_empty() {
-            // A torn segment without a whole record: nothing in it to commit or replay.
-            if let Err(e) = std::fs::remove_file(closed.path()) {
-                tracing::warn!(error = %e, "audit journal: a torn segment stays");
-            }
-            st.due = None;
-            return Rotation::Done;
-        }
-        let segment = Segment {
-            records: std::mem::take(&mut st.pending),
-            path: closed.path().to_path_buf(),
-        };
-        drop(closed);
-        st.due = None;
-        self.queued.fetch_add(1, Ordering::AcqRel);
-        // If the committer is gone, the segment stays on disk for the next start.
-        if st.committer.send(segment).is_err() {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-            self.health.record(false);
-        }
-        Rotation::Done
-    }
-}
-
-/// What closing the open segment came to.
-enum Rotation {
-    /// Closed and handed over (or nothing to close).
-    Done,
-    /// The committer's queue is full: a commit will make room.
-    QueueFull,
-    /// The next segment could not be opened (logged); the ticker tries again.
-    Failed,
-}
-
-/// What an append under the lock came to.
-enum Attempt {
-    Written(Result<AuditRecord, StoreError>),
-    /// No room until a commit: the record, back.
-    Full(NewRecord),
-}
-
-/// Appends to the journal from async code: under the lock, or, when the open segment is
-/// full and the committer's queue too, after a commit has made room.
-///
-/// The lock is taken on the runtime worker: it is held for one seal and one `write`, which
-/// the page cache answers in microseconds. A `write` that waits for the disk (dirty-page
-/// throttling, a file-system journal commit) holds up the workers that reach an audited
-/// answer meanwhile. Waiting on the blocking pool when the lock is taken was tried and
-/// left: under load it started some thirty threads, whose allocator caches raised scenario
-/// (f)'s resident memory from 249 to 304 MiB. Yielding and trying again would start no
-/// thread, but has not been measured.
-async fn append_journaled(
-    j: &Arc<JournalWriter>,
-    mut rec: NewRecord,
-) -> Result<AuditRecord, StoreError> {
-    loop {
-        // Registered before the look at the queue, so that a commit in between wakes it.
-        let room = j.room.notified();
-        tokio::pin!(room);
-        room.as_mut().enable();
-        let attempt = j.attempt(&mut j.lock(), rec);
-        match attempt {
-            Attempt::Written(result) => {
-                if let Err(e) = &result {
-                    // A record over its limits is the record's fault; anything else is the
-                    // journal's (a full disk).
-                    if !matches!(e, StoreError::TooLarge { .. }) {
-                        j.health.record(false);
-                    }
-                }
-                return result;
-            }
-            // The open segment is full and the committer's queue too: wait for a commit.
-            Attempt::Full(back) => {
-                rec = back;
-                room.await;
-            }
-        }
-    }
-}
-
-impl Drop for JournalWriter {
-    /// The last handle is gone: what is pending goes to the committer, whatever its queue
-    /// holds (nothing will be appended after). What it cannot commit stays in its segment
-    /// for the next start.
-    fn drop(&mut self) {
-        let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if !st.pending.is_empty() {
-            let segment = Segment {
-                records: std::mem::take(&mut st.pending),
-                path: st.journal.path().to_path_buf(),
-            };
-            let _ = st.committer.send(segment);
-        }
-    }
-}
-
-/// The longest the ticker waits before it looks again whether the writer is still there.
-const IDLE_LOOK: Duration = Duration::from_millis(500);
-
-/// The ticker thread: closes the open segment when its interval is due, and otherwise
-/// sleeps until it is (an idle gateway's ticker wakes twice a second). Ends with the
-/// writer.
-fn run_ticker(writer: &Weak<JournalWriter>) {
-    while let Some(w) = writer.upgrade() {
-        let mut st = w.lock();
-        let now = Instant::now();
-        let wait = match st.due {
-            Some(due) if due <= now => {
-                if !matches!(w.close_segment(&mut st), Rotation::Done) {
-                    st.due = Some(now + w.interval);
-                }
-                continue;
-            }
-            Some(due) => (due - now).min(IDLE_LOOK),
-            None => IDLE_LOOK,
-        };
-        // Holds the writer (not its lock) while it waits: a writer dropped meanwhile is
-        // flushed when this wait ends, on this thread.
-        drop(
-            w.due_set
-                .wait_timeout(st, wait)
-                .unwrap_or_else(PoisonError::into_inner),
-        );
-    }
-}
-
-/// Where the committer puts sealed records: the embedded log ([`RedbAuditLog`]), or in
-/// tests a store that refuses.
-trait SealedLog: Send + Sync {
-    /// [`RedbAuditLog::commit_sealed`].
-    fn commit_sealed(&self, sealed: &[AuditRecord]) -> Result<(), StoreError>;
-    /// [`AuditLog::probe`].
-    fn probe(&self) -> Result<(), StoreError>;
-}
-
-impl SealedLog for RedbAuditLog {
-    fn commit_sealed(&self, sealed: &[AuditRecord]) -> Result<(), StoreError> {
-        RedbAuditLog::commit_sealed(self, sealed)
-    }
-    fn probe(&self) -> Result<(), StoreError> {
-        AuditLog::probe(self)
-    }
-}
-
-/// The committer thread's share of the writer.
-struct Committer {
-    log: Arc<dyn SealedLog>,
-    room: Arc<Notify>,
-    queued: Arc<AtomicUsize>,
-    interval: Duration,
-    /// [`AuditWriter`]'s health.
-    health: Arc<Health>,
-}
-
-impl Committer {
-    /// Each closed segment's records committed to the store (one `fsync`), in order, then
-    /// the segment deleted. A failed commit is retried after an interval; the segment
-    /// keeps the records meanwhile. Until the store has [`SETTLE`]d after a failure, an
-    /// idle committer probes it every [`PROBE_EVERY`], as the `commit` writer does.
-    fn run(&self, rx: &std::sync::mpsc::Receiver<Segment>) {
-        use std::sync::mpsc::RecvTimeoutError;
-        loop {
-            let seg = match rx.recv_timeout(PROBE_EVERY) {
-                Ok(seg) => seg,
-                Err(RecvTimeoutError::Timeout) => {
-                    if !self.health.settled() {
-                        self.health.record(self.log.probe().is_ok());
-                    }
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => break,
-            };
-            loop {
-                let outcome = self.log.commit_sealed(&seg.records);
-                self.health.record(outcome.is_ok());
-                match outcome {
-                    Ok(()) => {
-                        if let Err(e) = std::fs::remove_file(&seg.path) {
-                            tracing::error!(error = %e, "audit journal: a committed segment stays");
-                        }
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, records = seg.records.len(), "audit commit failed; kept in the journal, retrying");
-                        std::thread::sleep(self.interval.max(Duration::from_millis(100)));
-                    }
-                }
-            }
-            let _ = self
-                .queued
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-            self.room.notify_waiters();
         }
     }
 }

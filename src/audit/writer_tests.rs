@@ -1,3 +1,7 @@
+use std::sync::atomic::AtomicUsize;
+
+use tokio::sync::Notify;
+
 use super::*;
 use crate::audit::MemoryAuditLog;
 
