@@ -59,6 +59,8 @@ impl SignParts {
         let d_plus_1_inv = Option::<Scalar>::from(d_plus_1.invert());
         d_plus_1.zeroize();
         let d_plus_1_inv = d_plus_1_inv?;
+        // Built now, at the key's load, so that the first signature does not pay for it.
+        LazyLock::force(&GENERATOR_TABLE);
         Some(Self {
             d_plus_1_inv,
             identity_hash,
@@ -139,8 +141,8 @@ const WINDOWS: usize = 65;
 /// Table points per window: `1..=8` times the window's base `16^i·G`.
 const ENTRIES: usize = 8;
 
-/// `d·16^i·G` for `i` in `0..WINDOWS`, `d` in `1..=ENTRIES` (33 280 bytes), built on the
-/// first signature from public values.
+/// `d·16^i·G` for `i` in `0..WINDOWS`, `d` in `1..=ENTRIES` (33 280 bytes), built from
+/// public values when the first signing key is loaded.
 struct GeneratorTable(Box<[Affine]>);
 
 static GENERATOR_TABLE: LazyLock<Option<GeneratorTable>> = LazyLock::new(|| {

@@ -11,6 +11,7 @@
 //! `&` in every value; with fixed keys that contain no `=`, the canonical string then
 //! determines the parameters.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -26,14 +27,21 @@ pub const SIGN_PARAMETER: &str = "sign";
 /// Sorts explicitly rather than trusting the map's order: `serde_json`'s `preserve_order`
 /// feature, which any crate in the build can switch on, makes `Map` keep insertion order.
 pub fn canonical_string(params: &Map<String, Value>) -> String {
-    let mut pairs: Vec<(&str, &str)> = params
-        .iter()
-        .filter(|(key, _)| key.as_str() != SIGN_PARAMETER)
-        .filter_map(|(key, value)| match value {
-            Value::String(s) if !s.is_empty() => Some((key.as_str(), s.as_str())),
-            _ => None,
-        })
-        .collect();
+    join_sorted(
+        params
+            .iter()
+            .filter_map(|(key, value)| match value {
+                Value::String(s) => Some((key.as_str(), s.as_str())),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+/// The canonical string of `key=value` pairs: without `sign` and empty values, sorted by
+/// key in byte order, joined with `&`.
+fn join_sorted(mut pairs: Vec<(&str, &str)>) -> String {
+    pairs.retain(|(key, value)| *key != SIGN_PARAMETER && !value.is_empty());
     pairs.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let len = pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
     let mut out = String::with_capacity(len);
@@ -48,46 +56,224 @@ pub fn canonical_string(params: &Map<String, Value>) -> String {
     out
 }
 
-/// Parses a body that must be one JSON object with no repeated top-level key.
-pub(crate) fn parse_object(body: &[u8]) -> Result<Map<String, Value>, EnvelopeError> {
-    match serde_json::from_slice::<UniqueKeys>(body) {
-        Ok(UniqueKeys(map)) => Ok(map),
-        Err(e) if e.to_string().starts_with(DUPLICATE) => Err(EnvelopeError::DuplicateParameter),
-        Err(_) => Err(EnvelopeError::NotAnObject),
+/// An envelope's string parameters, by its field list: what [`parse_params`] returns. A
+/// value is borrowed from the body unless it had an escape.
+#[derive(Debug)]
+pub(crate) struct Params<'a> {
+    fields: &'static [Field],
+    values: Vec<Option<Cow<'a, str>>>,
+}
+
+impl Params<'_> {
+    fn index(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f.name == name)
+    }
+
+    /// The value of `name`, if present.
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.values[self.index(name)?].as_deref()
+    }
+
+    /// Takes the value of `name` out, owned.
+    pub(crate) fn take(&mut self, name: &str) -> Option<String> {
+        let i = self.index(name)?;
+        self.values[i].take().map(Cow::into_owned)
+    }
+
+    /// The canonical string of the parameters (as [`canonical_string`] of the same object).
+    pub(crate) fn canonical(&self) -> String {
+        join_sorted(
+            self.fields
+                .iter()
+                .zip(&self.values)
+                .filter_map(|(f, v)| Some((f.name, v.as_deref()?)))
+                .collect(),
+        )
+    }
+}
+
+/// Parses a body that must be one JSON object of the parameters `fields`, in one pass, and
+/// applies [`check_fields`]'s rules with its precedence: a repeated key (even an unknown
+/// one) or a body that is not one JSON object first, then a required parameter missing or
+/// empty (1001), then the first parameter in the body's order that is unknown, not a
+/// string, too long or outside its alphabet (1002).
+///
+/// The request path's parser: it builds no map of `Value`s, and hashes no key.
+pub(crate) fn parse_params<'a>(
+    body: &'a [u8],
+    fields: &'static [Field],
+    configured_max: usize,
+) -> Result<Params<'a>, EnvelopeError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = match (&mut de).deserialize_map(ParamsVisitor {
+        fields,
+        configured_max,
+    }) {
+        Ok(p) => p,
+        Err(e) if e.to_string().starts_with(DUPLICATE) => {
+            return Err(EnvelopeError::DuplicateParameter);
+        }
+        Err(_) => return Err(EnvelopeError::NotAnObject),
+    };
+    de.end().map_err(|_| EnvelopeError::NotAnObject)?;
+    for (i, field) in fields.iter().enumerate().filter(|(_, f)| f.required) {
+        let empty = parsed.values[i].as_deref() == Some("");
+        if !parsed.present[i] || empty {
+            return Err(EnvelopeError::MissingParameter(field.name));
+        }
+    }
+    match parsed.first_error {
+        Some(e) => Err(e),
+        None => Ok(Params {
+            fields,
+            values: parsed.values,
+        }),
     }
 }
 
 const DUPLICATE: &str = "hutong: duplicate key";
 
-/// A top-level object whose keys are unique. Nested values are ordinary `Value`s: the
-/// envelope only has string parameters, and the field rules refuse anything else.
-struct UniqueKeys(Map<String, Value>);
+/// What the visitor found: the string values by field, which fields were there at all (a
+/// value that is not a string is there, and wrong), and the first fault in body order.
+struct Parsed<'a> {
+    values: Vec<Option<Cow<'a, str>>>,
+    present: Vec<bool>,
+    first_error: Option<EnvelopeError>,
+}
 
-impl<'de> serde::Deserialize<'de> for UniqueKeys {
+struct ParamsVisitor {
+    fields: &'static [Field],
+    configured_max: usize,
+}
+
+impl<'de> Visitor<'de> for ParamsVisitor {
+    type Value = Parsed<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Parsed<'de>, A::Error> {
+        let n = self.fields.len();
+        let mut parsed = Parsed {
+            values: (0..n).map(|_| None).collect(),
+            present: vec![false; n],
+            first_error: None,
+        };
+        let mut unknown: Vec<Cow<'de, str>> = Vec::new();
+        while let Some(Text(key)) = access.next_key::<Text<'de>>()? {
+            let Some(i) = self.fields.iter().position(|f| f.name == key) else {
+                if unknown.contains(&key) {
+                    return Err(de::Error::custom(DUPLICATE));
+                }
+                access.next_value::<de::IgnoredAny>()?;
+                unknown.push(key);
+                parsed
+                    .first_error
+                    .get_or_insert(EnvelopeError::UnknownParameter);
+                continue;
+            };
+            if parsed.present[i] {
+                return Err(de::Error::custom(DUPLICATE));
+            }
+            parsed.present[i] = true;
+            let field = &self.fields[i];
+            match access.next_value::<Param<'de>>()? {
+                Param::Text(value) => {
+                    if parsed.first_error.is_none() {
+                        parsed.first_error = check_value(field, &value, self.configured_max).err();
+                    }
+                    parsed.values[i] = Some(value);
+                }
+                Param::Other => {
+                    parsed
+                        .first_error
+                        .get_or_insert(EnvelopeError::NotAString(field.name));
+                }
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+/// A key: borrowed from the body unless it had an escape.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Text<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor;
+        match Param::deserialize(deserializer)? {
+            Param::Text(t) => Ok(Text(t)),
+            Param::Other => Err(de::Error::custom("a key is a string")),
+        }
+    }
+}
 
-        impl<'de> Visitor<'de> for ObjectVisitor {
-            type Value = UniqueKeys;
+/// A parameter's value: text (borrowed from the body unless it had an escape), or any other
+/// JSON value, skipped.
+enum Param<'a> {
+    Text(Cow<'a, str>),
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Param<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ParamVisitor;
+
+        impl<'de> Visitor<'de> for ParamVisitor {
+            type Value = Param<'de>;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
+                f.write_str("a JSON value")
             }
 
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<UniqueKeys, A::Error> {
-                let mut map = Map::new();
-                while let Some(key) = access.next_key::<String>()? {
-                    if map.contains_key(&key) {
-                        return Err(de::Error::custom(DUPLICATE));
-                    }
-                    let value: Value = access.next_value()?;
-                    map.insert(key, value);
-                }
-                Ok(UniqueKeys(map))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Param<'de>, E> {
+                Ok(Param::Text(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Param<'de>, E> {
+                Ok(Param::Text(Cow::Owned(v.to_owned())))
+            }
+
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Param<'de>, E> {
+                Ok(Param::Text(Cow::Owned(v)))
+            }
+
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Param<'de>, E> {
+                Ok(Param::Other)
+            }
+
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Param<'de>, E> {
+                Ok(Param::Other)
+            }
+
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Param<'de>, E> {
+                Ok(Param::Other)
+            }
+
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Param<'de>, E> {
+                Ok(Param::Other)
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Param<'de>, E> {
+                Ok(Param::Other)
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Param<'de>, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Param::Other)
+            }
+
+            // Objects, and numbers (which `arbitrary_precision` hands over as a map).
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Param<'de>, A::Error> {
+                while map
+                    .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Param::Other)
             }
         }
 
-        deserializer.deserialize_map(ObjectVisitor)
+        deserializer.deserialize_any(ParamVisitor)
     }
 }
 
@@ -184,19 +370,25 @@ pub(crate) fn check_fields(
         let Value::String(s) = value else {
             return Err(EnvelopeError::NotAString(field.name));
         };
-        let max = match field.max_len {
-            MaxLen::Fixed(max) => max,
-            MaxLen::Configured => configured_max,
-        };
-        if s.len() > max {
-            return Err(EnvelopeError::TooLong {
-                field: field.name,
-                max,
-            });
-        }
-        if !field.alphabet.accepts(s) {
-            return Err(EnvelopeError::BadFormat(field.name));
-        }
+        check_value(field, s, configured_max)?;
+    }
+    Ok(())
+}
+
+/// One string value against its field's length limit and alphabet (1002).
+fn check_value(field: &Field, s: &str, configured_max: usize) -> Result<(), EnvelopeError> {
+    let max = match field.max_len {
+        MaxLen::Fixed(max) => max,
+        MaxLen::Configured => configured_max,
+    };
+    if s.len() > max {
+        return Err(EnvelopeError::TooLong {
+            field: field.name,
+            max,
+        });
+    }
+    if !field.alphabet.accepts(s) {
+        return Err(EnvelopeError::BadFormat(field.name));
     }
     Ok(())
 }

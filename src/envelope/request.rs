@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::canonical::{Alphabet, Field, MaxLen, canonical_string, check_fields, parse_object};
+use super::canonical::{Alphabet, Field, MaxLen, canonical_string, check_fields, parse_params};
 use super::{
     BASE64, ClientCredentials, EncType, EnvelopeError, EnvelopeLimits, MAX_ENC_KEY_LEN, MAX_ID_LEN,
     MAX_SIGN_LEN, MAX_TIMESTAMP_LEN, MAX_TYPE_LEN, MAX_VERSION_LEN, NonceCheck, OpenContext,
@@ -49,7 +49,7 @@ pub struct RequestEnvelope {
 }
 
 /// The request parameters and their rules.
-const REQUEST_FIELDS: [Field; 11] = [
+pub(super) const REQUEST_FIELDS: [Field; 11] = [
     Field::required("appId", MaxLen::Fixed(MAX_ID_LEN), Alphabet::Id),
     Field::required("service", MaxLen::Fixed(MAX_ID_LEN), Alphabet::Id),
     Field::required("version", MaxLen::Fixed(MAX_VERSION_LEN), Alphabet::Id),
@@ -218,35 +218,36 @@ pub struct OpenedRequest {
 /// [`EnvelopeError::UnknownParameter`], [`EnvelopeError::NotAString`],
 /// [`EnvelopeError::TooLong`], [`EnvelopeError::BadFormat`] (1002).
 pub fn parse_request(body: &[u8], limits: &EnvelopeLimits) -> Result<ParsedRequest, EnvelopeError> {
-    let mut map = parse_object(body)?;
-    check_fields(&map, &REQUEST_FIELDS, limits.max_biz_content_len)?;
-    for (name, ok) in [
-        (
-            "encType",
-            map.get("encType")
-                .and_then(Value::as_str)
-                .and_then(EncType::parse)
-                .is_some(),
-        ),
-        (
-            "signType",
-            map.get("signType")
-                .and_then(Value::as_str)
-                .and_then(SignType::parse)
-                .is_some(),
-        ),
-    ] {
-        if !ok {
-            return Err(EnvelopeError::BadFormat(name));
-        }
-    }
+    let mut params = parse_params(body, &REQUEST_FIELDS, limits.max_biz_content_len)?;
+    let enc_type = params.get("encType").and_then(EncType::parse);
+    let sign_type = params.get("signType").and_then(SignType::parse);
+    let (Some(enc_type), Some(sign_type)) = (enc_type, sign_type) else {
+        let name = if enc_type.is_none() {
+            "encType"
+        } else {
+            "signType"
+        };
+        return Err(EnvelopeError::BadFormat(name));
+    };
+    let canonical = params.canonical();
     // An empty `encKey` is left out of the canonical string, so it means "absent".
-    if map.get("encKey").and_then(Value::as_str) == Some("") {
-        map.remove("encKey");
-    }
-    let canonical = canonical_string(&map);
-    let envelope: RequestEnvelope = serde_json::from_value(Value::Object(map))
-        .map_err(|_| EnvelopeError::BadFormat("envelope"))?;
+    let enc_key = params.take("encKey").filter(|k| !k.is_empty());
+    // Every required parameter is there (`parse_params` checked): `unwrap_or_default` only
+    // satisfies the types.
+    let mut take = |name| params.take(name).unwrap_or_default();
+    let envelope = RequestEnvelope {
+        app_id: take("appId"),
+        service: take("service"),
+        version: take("version"),
+        request_id: take("requestId"),
+        timestamp: take("timestamp"),
+        nonce: take("nonce"),
+        enc_type,
+        enc_key,
+        biz_content: take("bizContent"),
+        sign_type,
+        sign: take("sign"),
+    };
     if envelope.enc_type == EncType::None && envelope.enc_key.is_some() {
         return Err(EnvelopeError::BadFormat("encKey"));
     }

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::canonical::{Alphabet, Field, MaxLen, canonical_string, check_fields, parse_object};
+use super::canonical::{Alphabet, Field, MaxLen, canonical_string, check_fields, parse_params};
 use super::{
     Biz, EnvelopeError, EnvelopeLimits, MAX_CODE_LEN, MAX_ID_LEN, MAX_MSG_LEN, MAX_SIGN_LEN,
     MAX_TIMESTAMP_LEN, MAX_TYPE_LEN, Session, SignType, Signer, decode_biz, random_id,
@@ -195,19 +195,26 @@ pub fn open_response(
     gateway_key: Option<&VerifyingKey>,
     limits: &EnvelopeLimits,
 ) -> Result<OpenedResponse, EnvelopeError> {
-    let map = parse_object(body)?;
-    check_fields(&map, &RESPONSE_FIELDS, limits.max_biz_content_len)?;
-    if map
+    let mut params = parse_params(body, &RESPONSE_FIELDS, limits.max_biz_content_len)?;
+    let sign_type = params
         .get("signType")
-        .and_then(Value::as_str)
         .and_then(SignType::parse)
-        .is_none()
-    {
-        return Err(EnvelopeError::BadFormat("signType"));
-    }
-    let canonical = canonical_string(&map);
-    let envelope: ResponseEnvelope = serde_json::from_value(Value::Object(map))
-        .map_err(|_| EnvelopeError::BadFormat("envelope"))?;
+        .ok_or(EnvelopeError::BadFormat("signType"))?;
+    let canonical = params.canonical();
+    let biz_content = params.take("bizContent");
+    // Required parameters are there (`parse_params` checked); absent optional ones are
+    // empty, as on the wire.
+    let mut take = |name| params.take(name).unwrap_or_default();
+    let envelope = ResponseEnvelope {
+        code: take("code"),
+        msg: take("msg"),
+        request_id: take("requestId"),
+        timestamp: take("timestamp"),
+        nonce: take("nonce"),
+        biz_content,
+        sign_type,
+        sign: take("sign"),
+    };
 
     verify_canonical(
         &canonical,

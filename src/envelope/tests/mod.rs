@@ -11,6 +11,7 @@ use crate::crypto::{DecryptionKey, EncryptionKey, MacKey, SigningKey, Sm4Key};
 use crate::standard::ReturnCode;
 
 mod checks;
+mod parsing;
 mod properties;
 mod responses;
 

@@ -1,0 +1,225 @@
+//! The one-pass parser of requests (`canonical::parse_params`) against a model of the field
+//! rules written from their documentation: generated bodies, mostly near-valid envelopes
+//! with a few mutations (a parameter missing, empty, repeated, of another JSON type, too
+//! long, with a forbidden character, escaped, unknown, and the order shuffled), must give
+//! the model's error, or the model's envelope and canonical string.
+
+use super::super::canonical::{Field, MaxLen};
+use super::super::request::REQUEST_FIELDS;
+use super::*;
+
+/// The configured `bizContent` limit of these tests.
+const MAX_BIZ: usize = 40;
+
+/// What the rules say of a body made of `pairs`, in order: the first failing rule's error,
+/// or the canonical string and the parameters by name.
+fn model(pairs: &[(String, Value)]) -> Result<(String, HashMap<String, String>), EnvelopeError> {
+    // A repeated key, whatever it is.
+    for (i, (k, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(other, _)| other == k) {
+            return Err(EnvelopeError::DuplicateParameter);
+        }
+    }
+    let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+    // A required parameter absent or empty (a value of another type is there).
+    for f in REQUEST_FIELDS.iter().filter(|f| f.required) {
+        match get(f.name) {
+            None => return Err(EnvelopeError::MissingParameter(f.name)),
+            Some(Value::String(s)) if s.is_empty() => {
+                return Err(EnvelopeError::MissingParameter(f.name));
+            }
+            Some(_) => {}
+        }
+    }
+    // The first parameter, in the body's order, that breaks a rule.
+    for (k, v) in pairs {
+        let Some(f) = REQUEST_FIELDS.iter().find(|f| f.name == k) else {
+            return Err(EnvelopeError::UnknownParameter);
+        };
+        let Value::String(s) = v else {
+            return Err(EnvelopeError::NotAString(f.name));
+        };
+        let max = match f.max_len {
+            MaxLen::Fixed(m) => m,
+            MaxLen::Configured => MAX_BIZ,
+        };
+        if s.len() > max {
+            return Err(EnvelopeError::TooLong { field: f.name, max });
+        }
+        if !f.alphabet.accepts(s) {
+            return Err(EnvelopeError::BadFormat(f.name));
+        }
+    }
+    let text = |name: &str| get(name).and_then(Value::as_str).unwrap_or_default();
+    if EncType::parse(text("encType")).is_none() {
+        return Err(EnvelopeError::BadFormat("encType"));
+    }
+    if SignType::parse(text("signType")).is_none() {
+        return Err(EnvelopeError::BadFormat("signType"));
+    }
+    if text("encType") == "NONE" && !text("encKey").is_empty() {
+        return Err(EnvelopeError::BadFormat("encKey"));
+    }
+    let mut sorted: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default()))
+        .filter(|(k, v)| *k != "sign" && !v.is_empty())
+        .collect();
+    sorted.sort();
+    let canonical = sorted
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let params = pairs
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+        .collect();
+    Ok((canonical, params))
+}
+
+/// The body of `pairs`, in order, repeated keys and all.
+fn body(pairs: &[(String, Value)]) -> String {
+    let members: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}:{}", Value::String(k.clone()), v))
+        .collect();
+    format!("{{{}}}", members.join(","))
+}
+
+/// A valid request's parameters.
+fn valid() -> Vec<(String, Value)> {
+    [
+        ("appId", "A3300010001"),
+        ("service", "verifyCode"),
+        ("version", "1.0"),
+        ("requestId", "r-1"),
+        ("timestamp", "1588147200000"),
+        ("nonce", "n_1"),
+        ("encType", "SM4"),
+        ("bizContent", "QUJD+/=="),
+        ("signType", "HMAC-SM3"),
+        ("sign", "c2lnbg=="),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), json!(v)))
+    .collect()
+}
+
+fn field(i: usize) -> &'static Field {
+    &REQUEST_FIELDS[i % REQUEST_FIELDS.len()]
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Remove(usize),
+    Repeat(usize),
+    Set(usize, Value),
+    Unknown(usize),
+    Swap(usize, usize),
+}
+
+fn arb_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        "[A-Za-z0-9._-]{1,12}".prop_map(Value::String),
+        "[0-9]{1,14}".prop_map(Value::String),
+        proptest::sample::select(vec![
+            "SM4", "NONE", "SM2", "HMAC-SM3", "sm4", "", "a&b", "\u{41}\n"
+        ])
+        .prop_map(|s| json!(s)),
+        (1usize..80).prop_map(|n| json!("x".repeat(n))),
+        Just(Value::Null),
+        Just(json!(5)),
+        Just(json!(12.5)),
+        Just(json!([1, [2, {"a": null}]])),
+        Just(json!({"a": {"b": [true]}})),
+        // An escape: the parser cannot borrow this value from the body.
+        "[a-z]{0,4}".prop_map(|s| json!(format!("\u{e9}{s}\\"))),
+    ]
+}
+
+fn arb_mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        any::<usize>().prop_map(Mutation::Remove),
+        any::<usize>().prop_map(Mutation::Repeat),
+        (any::<usize>(), arb_value()).prop_map(|(i, v)| Mutation::Set(i, v)),
+        any::<usize>().prop_map(Mutation::Unknown),
+        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Mutation::Swap(a, b)),
+    ]
+}
+
+fn apply(pairs: &mut Vec<(String, Value)>, m: &Mutation) {
+    let n = pairs.len().max(1);
+    match m {
+        Mutation::Remove(i) if !pairs.is_empty() => {
+            pairs.remove(i % n);
+        }
+        Mutation::Repeat(i) if !pairs.is_empty() => {
+            let p = pairs[i % n].clone();
+            pairs.push(p);
+        }
+        Mutation::Set(i, v) => {
+            let name = field(*i).name;
+            match pairs.iter_mut().find(|(k, _)| k == name) {
+                Some(p) => p.1 = v.clone(),
+                None => pairs.push((name.to_owned(), v.clone())),
+            }
+        }
+        Mutation::Unknown(i) => pairs.insert(i % (pairs.len() + 1), ("extra".into(), json!("1"))),
+        Mutation::Swap(a, b) if !pairs.is_empty() => pairs.swap(a % n, b % n),
+        _ => {}
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn the_one_pass_parser_follows_the_rules(mutations in proptest::collection::vec(arb_mutation(), 0..4)) {
+        let mut pairs = valid();
+        for m in &mutations {
+            apply(&mut pairs, m);
+        }
+        let text = body(&pairs);
+        let limits = EnvelopeLimits { max_biz_content_len: MAX_BIZ, ..EnvelopeLimits::default() };
+        let parsed = parse_request(text.as_bytes(), &limits);
+        match (parsed, model(&pairs)) {
+            (Err(e), Err(expected)) => prop_assert_eq!(e, expected, "{}", text),
+            (Ok(p), Ok((canonical, params))) => {
+                prop_assert_eq!(p.canonical(), canonical.as_str());
+                let e = p.envelope();
+                let param = |name: &str| params.get(name).cloned().unwrap_or_default();
+                prop_assert_eq!(&e.app_id, &param("appId"));
+                prop_assert_eq!(&e.request_id, &param("requestId"));
+                prop_assert_eq!(&e.biz_content, &param("bizContent"));
+                prop_assert_eq!(&e.sign, &param("sign"));
+                prop_assert_eq!(e.enc_key.clone().unwrap_or_default(), param("encKey"));
+                prop_assert_eq!(e.enc_type.as_str(), param("encType"));
+                prop_assert_eq!(e.sign_type.as_str(), param("signType"));
+            }
+            (got, expected) => prop_assert!(false, "{text}: got {got:?}, the rules say {expected:?}"),
+        }
+    }
+}
+
+/// A body that is not one object, or has trailing text, is 1002 `NotAnObject`.
+#[test]
+fn what_is_not_one_object_is_refused() {
+    let good = body(&valid());
+    let limits = EnvelopeLimits::default();
+    for text in [
+        String::new(),
+        "[]".into(),
+        "5".into(),
+        "\"x\"".into(),
+        "{".into(),
+        format!("{good} {{}}"),
+        good.replacen('{', "{1:", 1),
+    ] {
+        assert_eq!(
+            parse_request(text.as_bytes(), &limits).unwrap_err(),
+            EnvelopeError::NotAnObject,
+            "{text}"
+        );
+    }
+}
