@@ -12,8 +12,10 @@
 //! determines the parameters.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
+use serde::Deserialize as _;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
@@ -160,14 +162,18 @@ impl<'de> Visitor<'de> for ParamsVisitor {
             present: vec![false; n],
             first_error: None,
         };
-        let mut unknown: Vec<Cow<'de, str>> = Vec::new();
+        // Hashed: a body of many distinct unknown keys must not cost their square.
+        let mut unknown: HashSet<Cow<'de, str>> = HashSet::new();
         while let Some(Text(key)) = access.next_key::<Text<'de>>()? {
             let Some(i) = self.fields.iter().position(|f| f.name == key) else {
                 if unknown.contains(&key) {
                     return Err(de::Error::custom(DUPLICATE));
                 }
-                access.next_value::<de::IgnoredAny>()?;
-                unknown.push(key);
+                // Read as a `Value`, so that it is checked as strictly as every other part
+                // of the body (UTF-8, escapes, nesting depth): what does not parse is still
+                // `NotAnObject`.
+                access.next_value::<Value>()?;
+                unknown.insert(key);
                 parsed
                     .first_error
                     .get_or_insert(EnvelopeError::UnknownParameter);
@@ -209,7 +215,8 @@ impl<'de> serde::Deserialize<'de> for Text<'de> {
 }
 
 /// A parameter's value: text (borrowed from the body unless it had an escape), or any other
-/// JSON value, skipped.
+/// JSON value, read and dropped. Arrays and objects are read by `Value`'s own visitor, with
+/// its checks and its nesting limit, so a body refused before is refused alike.
 enum Param<'a> {
     Text(Cow<'a, str>),
     Other,
@@ -258,17 +265,15 @@ impl<'de> serde::Deserialize<'de> for Param<'de> {
                 Ok(Param::Other)
             }
 
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Param<'de>, A::Error> {
-                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Param<'de>, A::Error> {
+                Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
                 Ok(Param::Other)
             }
 
-            // Objects, and numbers (which `arbitrary_precision` hands over as a map).
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Param<'de>, A::Error> {
-                while map
-                    .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
-                    .is_some()
-                {}
+            // Objects, and numbers (which `arbitrary_precision` hands over as a map, and
+            // `Value`'s visitor checks).
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Param<'de>, A::Error> {
+                Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
                 Ok(Param::Other)
             }
         }

@@ -43,7 +43,7 @@ pub struct ResponseEnvelope {
 }
 
 /// The response parameters and their rules.
-const RESPONSE_FIELDS: [Field; 8] = [
+pub(super) const RESPONSE_FIELDS: [Field; 8] = [
     Field::required("code", MaxLen::Fixed(MAX_CODE_LEN), Alphabet::Digits),
     Field::optional("msg", MaxLen::Fixed(MAX_MSG_LEN), Alphabet::Printable),
     Field::optional("requestId", MaxLen::Fixed(MAX_ID_LEN), Alphabet::Id),
@@ -195,26 +195,7 @@ pub fn open_response(
     gateway_key: Option<&VerifyingKey>,
     limits: &EnvelopeLimits,
 ) -> Result<OpenedResponse, EnvelopeError> {
-    let mut params = parse_params(body, &RESPONSE_FIELDS, limits.max_biz_content_len)?;
-    let sign_type = params
-        .get("signType")
-        .and_then(SignType::parse)
-        .ok_or(EnvelopeError::BadFormat("signType"))?;
-    let canonical = params.canonical();
-    let biz_content = params.take("bizContent");
-    // Required parameters are there (`parse_params` checked); absent optional ones are
-    // empty, as on the wire.
-    let mut take = |name| params.take(name).unwrap_or_default();
-    let envelope = ResponseEnvelope {
-        code: take("code"),
-        msg: take("msg"),
-        request_id: take("requestId"),
-        timestamp: take("timestamp"),
-        nonce: take("nonce"),
-        biz_content,
-        sign_type,
-        sign: take("sign"),
-    };
+    let (envelope, canonical) = parse_response(body, limits)?;
 
     verify_canonical(
         &canonical,
@@ -238,4 +219,32 @@ pub fn open_response(
         None => None,
     };
     Ok(OpenedResponse { envelope, biz })
+}
+
+/// A response's parameters checked against the field rules, and their canonical string.
+pub(super) fn parse_response(
+    body: &[u8],
+    limits: &EnvelopeLimits,
+) -> Result<(ResponseEnvelope, String), EnvelopeError> {
+    let mut params = parse_params(body, &RESPONSE_FIELDS, limits.max_biz_content_len)?;
+    let sign_type = params
+        .get("signType")
+        .and_then(SignType::parse)
+        .ok_or(EnvelopeError::BadFormat("signType"))?;
+    let canonical = params.canonical();
+    let biz_content = params.take("bizContent");
+    // Required parameters are there (`parse_params` checked); absent optional ones are
+    // empty, as on the wire.
+    let mut take = |name| params.take(name).unwrap_or_default();
+    let envelope = ResponseEnvelope {
+        code: take("code"),
+        msg: take("msg"),
+        request_id: take("requestId"),
+        timestamp: take("timestamp"),
+        nonce: take("nonce"),
+        biz_content,
+        sign_type,
+        sign: take("sign"),
+    };
+    Ok((envelope, canonical))
 }

@@ -1,11 +1,22 @@
-//! The one-pass parser of requests (`canonical::parse_params`) against a model of the field
-//! rules written from their documentation: generated bodies, mostly near-valid envelopes
-//! with a few mutations (a parameter missing, empty, repeated, of another JSON type, too
-//! long, with a forbidden character, escaped, unknown, and the order shuffled), must give
-//! the model's error, or the model's envelope and canonical string.
+//! The one-pass parser (`canonical::parse_params`), held to two references:
+//!
+//! - a model of the field rules written from their documentation: generated bodies, mostly
+//!   near-valid envelopes with a few mutations (a parameter missing, empty, repeated, of
+//!   another JSON type, too long, with a forbidden character, escaped, unknown, and the
+//!   order shuffled), must give the model's error, or the model's envelope and canonical
+//!   string;
+//! - the parser it replaced (a map of `Value`s, the rules over it, then `from_value`), kept
+//!   here: on raw bytes, requests and responses, including what only a JSON reader could
+//!   get wrong (invalid UTF-8, lone surrogates, escaped keys, deep nesting, the
+//!   `arbitrary_precision` number placeholder), both give the same result.
 
-use super::super::canonical::{Field, MaxLen};
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+use super::super::canonical::{Field, MaxLen, check_fields};
 use super::super::request::REQUEST_FIELDS;
+use super::super::response::{RESPONSE_FIELDS, ResponseEnvelope, parse_response};
 use super::*;
 
 /// The configured `bizContent` limit of these tests.
@@ -190,6 +201,10 @@ proptest! {
                 let e = p.envelope();
                 let param = |name: &str| params.get(name).cloned().unwrap_or_default();
                 prop_assert_eq!(&e.app_id, &param("appId"));
+                prop_assert_eq!(&e.service, &param("service"));
+                prop_assert_eq!(&e.version, &param("version"));
+                prop_assert_eq!(&e.timestamp, &param("timestamp"));
+                prop_assert_eq!(&e.nonce, &param("nonce"));
                 prop_assert_eq!(&e.request_id, &param("requestId"));
                 prop_assert_eq!(&e.biz_content, &param("bizContent"));
                 prop_assert_eq!(&e.sign, &param("sign"));
@@ -222,4 +237,237 @@ fn what_is_not_one_object_is_refused() {
             "{text}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parser before: the reference.
+
+/// A top-level object with no repeated key (the replaced parser's visitor).
+struct UniqueKeys(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = UniqueKeys;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<UniqueKeys, A::Error> {
+                let mut map = Map::new();
+                while let Some(key) = access.next_key::<String>()? {
+                    if map.contains_key(&key) {
+                        return Err(de::Error::custom("duplicate"));
+                    }
+                    let value: Value = access.next_value()?;
+                    map.insert(key, value);
+                }
+                Ok(UniqueKeys(map))
+            }
+        }
+
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+fn reference_object(
+    body: &[u8],
+    fields: &[Field],
+    max: usize,
+) -> Result<Map<String, Value>, EnvelopeError> {
+    let map = match serde_json::from_slice::<UniqueKeys>(body) {
+        Ok(UniqueKeys(map)) => map,
+        Err(e) if e.to_string().starts_with("duplicate") => {
+            return Err(EnvelopeError::DuplicateParameter);
+        }
+        Err(_) => return Err(EnvelopeError::NotAnObject),
+    };
+    check_fields(&map, fields, max)?;
+    Ok(map)
+}
+
+fn reference_request(body: &[u8], max: usize) -> Result<(RequestEnvelope, String), EnvelopeError> {
+    let mut map = reference_object(body, &REQUEST_FIELDS, max)?;
+    for name in ["encType", "signType"] {
+        let ok = map.get(name).and_then(Value::as_str).is_some_and(|v| {
+            if name == "encType" {
+                EncType::parse(v).is_some()
+            } else {
+                SignType::parse(v).is_some()
+            }
+        });
+        if !ok {
+            return Err(EnvelopeError::BadFormat(name));
+        }
+    }
+    if map.get("encKey").and_then(Value::as_str) == Some("") {
+        map.remove("encKey");
+    }
+    let canonical = canonical_string(&map);
+    let envelope: RequestEnvelope = serde_json::from_value(Value::Object(map))
+        .map_err(|_| EnvelopeError::BadFormat("envelope"))?;
+    if envelope.enc_type == EncType::None && envelope.enc_key.is_some() {
+        return Err(EnvelopeError::BadFormat("encKey"));
+    }
+    Ok((envelope, canonical))
+}
+
+fn reference_response(
+    body: &[u8],
+    max: usize,
+) -> Result<(ResponseEnvelope, String), EnvelopeError> {
+    let map = reference_object(body, &RESPONSE_FIELDS, max)?;
+    if map
+        .get("signType")
+        .and_then(Value::as_str)
+        .and_then(SignType::parse)
+        .is_none()
+    {
+        return Err(EnvelopeError::BadFormat("signType"));
+    }
+    let canonical = canonical_string(&map);
+    let envelope: ResponseEnvelope = serde_json::from_value(Value::Object(map))
+        .map_err(|_| EnvelopeError::BadFormat("envelope"))?;
+    Ok((envelope, canonical))
+}
+
+/// Both parsers over `body`, as a request and as a response: the same errors, or the same
+/// envelopes and canonical strings. (The request's timestamp check comes after both.)
+fn same_as_before(body: &[u8]) -> Result<(), TestCaseError> {
+    let limits = EnvelopeLimits {
+        max_biz_content_len: MAX_BIZ,
+        ..EnvelopeLimits::default()
+    };
+    let now =
+        parse_request(body, &limits).map(|p| (p.envelope().clone(), p.canonical().to_owned()));
+    let before = reference_request(body, MAX_BIZ);
+    match (&now, &before) {
+        (Err(EnvelopeError::BadFormat("timestamp")), Ok(_)) => {}
+        _ => prop_assert_eq!(now, before, "request {}", String::from_utf8_lossy(body)),
+    }
+    let now = parse_response(body, &limits);
+    let before = reference_response(body, MAX_BIZ);
+    prop_assert_eq!(now, before, "response {}", String::from_utf8_lossy(body));
+    Ok(())
+}
+
+/// A valid response's parameters.
+fn valid_response() -> Vec<(String, Value)> {
+    [
+        ("code", "0"),
+        ("msg", "ok"),
+        ("requestId", "r-1"),
+        ("timestamp", "1588147200000"),
+        ("nonce", "n_1"),
+        ("bizContent", "QUJD"),
+        ("signType", "SM2"),
+        ("sign", "c2lnbg=="),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), json!(v)))
+    .collect()
+}
+
+/// Raw-text edits that only a JSON reader can get wrong, at a place in the body.
+fn arb_raw_edit() -> impl Strategy<Value = (usize, &'static str)> {
+    (
+        any::<usize>(),
+        proptest::sample::select(vec![
+            "<ff>",
+            "\\uD800",
+            "\\u0041",
+            "\"",
+            ",",
+            ":",
+            "{",
+            "}",
+            "\"extra\":{\"$serde_json::private::Number\":\"zz\"},",
+            "\"app\\u0049d\":\"A1\",",
+            "\"x\":1e999,",
+            "\"x\":-0,",
+        ]),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1500))]
+
+    #[test]
+    fn the_parser_answers_as_the_one_it_replaced(
+        response in any::<bool>(),
+        mutations in proptest::collection::vec(arb_mutation(), 0..3),
+        edits in proptest::collection::vec(arb_raw_edit(), 0..2),
+    ) {
+        let mut pairs = if response { valid_response() } else { valid() };
+        for m in &mutations {
+            apply(&mut pairs, m);
+        }
+        let mut text = body(&pairs).into_bytes();
+        for (at, edit) in &edits {
+            let at = at % (text.len() + 1);
+            let bytes: Vec<u8> = if *edit == "<ff>" { vec![0xff] } else { edit.as_bytes().to_vec() };
+            text.splice(at..at, bytes);
+        }
+        same_as_before(&text)?;
+    }
+}
+
+#[test]
+fn deep_nesting_invalid_text_and_escaped_keys_answer_as_before() {
+    let good = body(&valid());
+    let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    let mut cases: Vec<Vec<u8>> = Vec::new();
+    for n in [100, 126, 127, 128, 200, 5000] {
+        for key in ["extra", "nonce"] {
+            cases.push(
+                good.replacen('{', &format!("{{\"{key}\":{},", deep(n)), 1)
+                    .into_bytes(),
+            );
+        }
+    }
+    for inner in [
+        "\"\\uD800\"",
+        "\"\\uDC00x\"",
+        "{\"$serde_json::private::Number\":\"zz\"}",
+    ] {
+        cases.push(
+            good.replacen('{', &format!("{{\"extra\":{inner},"), 1)
+                .into_bytes(),
+        );
+        cases.push(
+            good.replacen('{', &format!("{{\"extra\":[{inner}],"), 1)
+                .into_bytes(),
+        );
+    }
+    let mut bad_utf8 = good.replacen('{', "{\"extra\":\"", 1).into_bytes();
+    let at = bad_utf8.iter().position(|b| *b == b'"').unwrap_or(0) + 10;
+    bad_utf8.splice(at..at, [b'\xc3', b'"', b',']);
+    cases.push(bad_utf8);
+    cases.push(
+        good.replacen("\"appId\"", "\"app\\u0049d\"", 1)
+            .into_bytes(),
+    );
+    cases.push(
+        good.replacen("\"nonce\"", "\"extra\":0,\"extra\":1,\"nonce\"", 1)
+            .into_bytes(),
+    );
+    for case in &cases {
+        same_as_before(case).unwrap();
+    }
+}
+
+/// Many distinct unknown keys cost each one lookup in a hashed set (a scan of the keys seen
+/// before each would be their square: minutes for a body at the size limit).
+#[test]
+fn many_unknown_keys_are_refused() {
+    let members: Vec<String> = (0..50_000).map(|i| format!("\"k{i}\":0")).collect();
+    let text = format!("{{{}}}", members.join(","));
+    assert_eq!(
+        parse_request(text.as_bytes(), &EnvelopeLimits::default()).unwrap_err(),
+        EnvelopeError::MissingParameter("appId")
+    );
+    same_as_before(text.as_bytes()).unwrap();
 }
