@@ -48,18 +48,29 @@ pub(super) async fn serve(
     }
 }
 
+/// `/ready`'s status and body: 503 while draining, or while the audit store refuses commits
+/// (or has not yet taken them for its settling time): answers about people wait for their
+/// audit records, so traffic should go elsewhere. 200 otherwise.
+fn readiness(taking_traffic: bool, audit_healthy: impl FnOnce() -> bool) -> (u16, &'static str) {
+    if !taking_traffic {
+        (503, "draining\n")
+    } else if !audit_healthy() {
+        (
+            503,
+            "the audit store refuses commits, or has only just taken them again\n",
+        )
+    } else {
+        (200, "ready\n")
+    }
+}
+
 async fn answer(gw: &Arc<Gateway>, path: &str) -> Response<Full<Bytes>> {
     let (status, body, kind) = match path {
         "/live" => (200, "live\n".to_owned(), "text/plain"),
-        "/ready" if !gw.ready.load(Ordering::SeqCst) => {
-            (503, "draining\n".to_owned(), "text/plain")
+        "/ready" => {
+            let (status, body) = readiness(gw.ready.load(Ordering::SeqCst), || gw.audit.healthy());
+            (status, body.to_owned(), "text/plain")
         }
-        "/ready" if !gw.audit.healthy() => (
-            503,
-            "the audit store refuses commits, or has only just taken them again\n".to_owned(),
-            "text/plain",
-        ),
-        "/ready" => (200, "ready\n".to_owned(), "text/plain"),
         "/metrics" => {
             // The outbox's counts are two table lengths (no record is read), on the blocking
             // pool like every store call: a stalling disk must not stall a runtime worker.
@@ -88,4 +99,19 @@ async fn answer(gw: &Arc<Gateway>, path: &str) -> Response<Full<Bytes>> {
         r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::readiness;
+
+    #[test]
+    fn ready_only_when_taking_traffic_with_a_healthy_audit_store() {
+        assert_eq!(readiness(true, || true), (200, "ready\n"));
+        assert_eq!(readiness(false, || true).0, 503);
+        assert_eq!(readiness(false, || false), (503, "draining\n"));
+        let (status, body) = readiness(true, || false);
+        assert_eq!(status, 503);
+        assert!(body.contains("audit store"), "{body}");
+    }
 }
