@@ -5,8 +5,8 @@
 //! Dialect → national is the mirror image; constants, ignored fields, the result code and
 //! the signing envelope count as consumed.
 //!
-//! Its `codes` module reads what is not a message: a scanned code's region and its holder, and the
-//! status callbacks both ways.
+//! Its `codes` module reads what is not a message: a scanned code's region and its
+//! holder, and the status callbacks both ways.
 
 use serde_json::{Map, Value};
 
