@@ -1,0 +1,257 @@
+//! Set-up: the fixtures file, what the target's own services give for its persons (codes,
+//! tickets, consents), and the templates filled from both (the placeholders are in
+//! [`super`]'s docs).
+
+use super::*;
+
+/// A person the target holds, named by the fixtures file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Person {
+    /// ID type code.
+    #[serde(rename = "idType")]
+    pub id_type: String,
+    /// ID number.
+    #[serde(rename = "idNo")]
+    pub id_no: String,
+    /// Full name.
+    pub name: String,
+}
+
+/// What the target's operator tells the suite (`--fixtures FILE`): persons it holds, by
+/// label (`green`, `yellow`), and codes only it can make.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fixtures {
+    /// Persons by label.
+    #[serde(default)]
+    pub person: BTreeMap<String, Person>,
+    /// Codes by label (`expired`).
+    #[serde(default)]
+    pub code: BTreeMap<String, String>,
+    /// BizExtData tickets by label (`expired`: one the target sealed for the suite's
+    /// client, past its lifetime).
+    #[serde(default)]
+    pub ticket: BTreeMap<String, String>,
+}
+
+impl Fixtures {
+    /// Reads a fixtures file.
+    ///
+    /// # Errors
+    /// A message naming the file.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))
+    }
+}
+
+/// The values placeholders stand for, and the personal values no answer may show.
+#[derive(Debug, Default)]
+pub struct Context {
+    values: BTreeMap<String, Value>,
+    secrets: Vec<String>,
+}
+
+impl Context {
+    /// Masks every personal value in `text` (for reports).
+    pub fn mask(&self, text: &str) -> String {
+        self.secrets.iter().fold(text.to_owned(), |t, s| {
+            t.replace(
+                s.as_str(),
+                &crate::mask::mask(crate::standard::PersonalClass::Id, s),
+            )
+        })
+    }
+
+    pub(super) fn leaks(&self, text: &str) -> Option<&str> {
+        self.secrets
+            .iter()
+            .find(|s| text.contains(s.as_str()))
+            .map(String::as_str)
+    }
+}
+
+/// Why the suite could not run at all.
+#[derive(Debug, thiserror::Error)]
+#[error("set-up: {0}")]
+pub struct SetupError(pub String);
+
+/// Asks the target for what the cases need: per fixture person, a consent, a code and a
+/// verification ticket.
+///
+/// # Errors
+/// [`SetupError`] when the target does not give them: then no case can be judged.
+pub async fn setup(client: &GatewayClient, fixtures: &Fixtures) -> Result<Context, SetupError> {
+    let mut ctx = Context::default();
+    let now = i64::try_from(crate::auth::now_unix()).unwrap_or_default();
+    ctx.values
+        .insert("now".into(), json!(DateTime::from_unix(now).to_string()));
+    ctx.values
+        .insert("code.garbage".into(), json!("PHIC1.not-a-token"));
+    ctx.values
+        .insert("long.text".into(), json!("长".repeat(501)));
+    ctx.values
+        .insert("code.untrusted".into(), json!(untrusted_code(now)?));
+    for (label, code) in &fixtures.code {
+        ctx.values.insert(format!("code.{label}"), json!(code));
+    }
+    for (label, t) in &fixtures.ticket {
+        ctx.values.insert(format!("ticket.{label}"), json!(t));
+    }
+    let fail = |what: &str, x: &crate::client::Exchange| {
+        SetupError(format!(
+            "{what}: code {} {}",
+            x.code(),
+            x.open_error.clone().unwrap_or_default()
+        ))
+    };
+    for (label, p) in &fixtures.person {
+        ctx.secrets.push(p.id_no.clone());
+        if p.name.chars().count() > 1 {
+            ctx.secrets.push(p.name.clone());
+        }
+        for (k, v) in [
+            ("idType", &p.id_type),
+            ("idNo", &p.id_no),
+            ("name", &p.name),
+        ] {
+            ctx.values.insert(format!("person.{label}.{k}"), json!(v));
+        }
+        let user = json!({"idType": p.id_type, "idNo": p.id_no, "name": p.name});
+        let x = client
+            .call(
+                ServiceName::ApplyCodeAccess,
+                &json!({"user": user, "authType": "FACE", "authProof": "conformance-suite"}),
+            )
+            .await
+            .map_err(|e| SetupError(e.to_string()))?;
+        let biz = x
+            .biz
+            .clone()
+            .ok_or_else(|| fail(&format!("applyCodeAccess for {label}"), &x))?;
+        for k in ["authCode", "userToken"] {
+            if let Some(v) = biz.get(k) {
+                ctx.values.insert(format!("{k}.{label}"), v.clone());
+            }
+        }
+        let x = client
+            .call(
+                ServiceName::GenerateCode,
+                &json!({"userToken": biz.get("userToken").cloned().unwrap_or_default()}),
+            )
+            .await
+            .map_err(|e| SetupError(e.to_string()))?;
+        let code = x
+            .biz
+            .as_ref()
+            .and_then(|b| b.get("codeContent"))
+            .cloned()
+            .ok_or_else(|| fail(&format!("generateCode for {label}"), &x))?;
+        ctx.values.insert(format!("code.{label}"), code.clone());
+        if label == "green" {
+            // The same code with a character inside its signature changed (not the last:
+            // that one carries padding bits, and would make it unparseable): 3004.
+            ctx.values.insert(
+                "code.tampered".into(),
+                json!(tamper_signature(code.as_str().unwrap_or_default())),
+            );
+        }
+        let x = client
+            .call(
+                ServiceName::VerifyCode,
+                &json!({"codeContent": code, "verifier": {"orgName": "conformance", "deviceId": "CONF-01"}}),
+            )
+            .await
+            .map_err(|e| SetupError(e.to_string()))?;
+        if let Some(t) = x.biz.as_ref().and_then(|b| b.get("bizExtData")) {
+            ctx.values.insert(format!("ticket.{label}"), t.clone());
+        }
+    }
+    Ok(ctx)
+}
+
+/// `content` with the sixth character of its last dot-separated segment (a PHIC1 token's
+/// signature) changed.
+fn tamper_signature(content: &str) -> String {
+    let mut b = content.as_bytes().to_vec();
+    if let Some(dot) = content.rfind('.') {
+        if let Some(c) = b.get_mut(dot + 6) {
+            *c = if *c == b'A' { b'B' } else { b'A' };
+        }
+    }
+    String::from_utf8(b).unwrap_or_default()
+}
+
+/// A well-formed PHIC1 code from an issuer no trust list knows.
+fn untrusted_code(now: i64) -> Result<String, SetupError> {
+    let err = |e: &dyn std::fmt::Display| SetupError(format!("untrusted code: {e}"));
+    let key = crate::crypto::SigningKey::generate().map_err(|e| err(&e))?;
+    let iss = crate::trust::IssuerId::parse("99000001").map_err(|e| err(&e))?;
+    let kid = crate::trust::Kid::parse("conformance-1").map_err(|e| err(&e))?;
+    let cid = crate::code::CodeId::random().map_err(|e| err(&e))?;
+    let claims = crate::code::Claims {
+        cid,
+        col: crate::code::Colour::Green,
+        iat: now,
+        exp: now + 300,
+        nc: None,
+    };
+    crate::code::issue(&crate::code::IssuerKey::new(iss, kid, key), &claims).map_err(|e| err(&e))
+}
+
+/// The value of a placeholder: a context value, or `long.N`, N characters of text (for
+/// length limits).
+fn lookup(ctx: &Context, key: &str) -> Option<Value> {
+    if let Some(n) = key
+        .strip_prefix("long.")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        return (n <= 1 << 20).then(|| json!("长".repeat(n)));
+    }
+    ctx.values.get(key).cloned()
+}
+
+/// Replaces placeholders: a string that is one placeholder becomes its value (any JSON
+/// type); placeholders inside a longer string are replaced by their text.
+///
+/// # Errors
+/// The first unknown placeholder.
+pub fn fill(template: &Value, ctx: &Context) -> Result<Value, String> {
+    Ok(match template {
+        Value::String(s) => {
+            if let Some(key) = s.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
+                if !key.contains("{{") {
+                    return lookup(ctx, key.trim())
+                        .ok_or_else(|| format!("unknown placeholder {{{{{key}}}}}"));
+                }
+            }
+            let mut out = String::new();
+            let mut rest = s.as_str();
+            while let Some(i) = rest.find("{{") {
+                out.push_str(&rest[..i]);
+                let after = &rest[i + 2..];
+                let j = after
+                    .find("}}")
+                    .ok_or_else(|| format!("unclosed placeholder in `{s}`"))?;
+                let key = after[..j].trim();
+                let v =
+                    lookup(ctx, key).ok_or_else(|| format!("unknown placeholder {{{{{key}}}}}"))?;
+                match &v {
+                    Value::String(t) => out.push_str(t),
+                    other => out.push_str(&other.to_string()),
+                }
+                rest = &after[j + 2..];
+            }
+            out.push_str(rest);
+            Value::String(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|v| fill(v, ctx)).collect::<Result<_, _>>()?),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| fill(v, ctx).map(|v| (k.clone(), v)))
+                .collect::<Result<_, _>>()?,
+        ),
+        other => other.clone(),
+    })
+}
