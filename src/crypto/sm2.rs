@@ -210,29 +210,23 @@ impl SigningKey {
     /// 2^256; each retry feeds RFC 6979 different additional input (RFC 6979 §3.6), which
     /// gives an independent candidate, so the loop ends after one pass.
     pub fn sign(&self, msg: &[u8]) -> Vec<u8> {
-        let secret = self.inner.as_nonzero_scalar();
-        if let Some(sig) = self.parts.sign(secret, msg, &[]) {
-            return sig.to_der().to_vec();
+        if let Some(sig) = self.sign_with_data(msg, &[]) {
+            return sig;
         }
         let mut attempt = 0u64;
         loop {
             attempt = attempt.wrapping_add(1);
-            if let Some(sig) = self.parts.sign(secret, msg, &retry_data(attempt)) {
-                return sig.to_der().to_vec();
+            if let Some(sig) = self.sign_with_data(msg, &retry_data(attempt)) {
+                return sig;
             }
         }
     }
 
-    /// The secret scalar (tests of `crypto::sm2_sign`).
-    #[cfg(test)]
-    pub(super) fn secret_for_tests(&self) -> &sm2::NonZeroScalar {
-        self.inner.as_nonzero_scalar()
-    }
-
-    /// `Z_A` of the key (tests of `crypto::sm2_sign`).
-    #[cfg(test)]
-    pub(super) fn identity_hash_for_tests(&self) -> [u8; 32] {
-        identity_hash(&sm2::PublicKey::from(self.inner.verifying_key()))
+    /// One attempt of [`SigningKey::sign`], with RFC 6979 additional data `data`; `None`
+    /// when its candidate nonce is refused.
+    pub(super) fn sign_with_data(&self, msg: &[u8], data: &[u8]) -> Option<Vec<u8>> {
+        let sig = self.parts.sign(self.inner.as_nonzero_scalar(), msg, data)?;
+        Some(sig.to_der().to_vec())
     }
 
     /// The `sm2` crate's own signature of `msg`, with RFC 6979 additional data `data` (empty

@@ -46,6 +46,7 @@ use super::sm2_table::point::{Affine, Fe, Point};
 use super::sm2_table::window_multiples;
 
 /// What a key's signatures share: `(1 + d)^-1 mod n` (secret, wiped on drop) and `Z_A`.
+#[derive(Clone)]
 pub(super) struct SignParts {
     d_plus_1_inv: Scalar,
     identity_hash: [u8; 32],
@@ -114,15 +115,6 @@ impl SignParts {
 impl Drop for SignParts {
     fn drop(&mut self) {
         self.d_plus_1_inv.zeroize();
-    }
-}
-
-impl Clone for SignParts {
-    fn clone(&self) -> Self {
-        Self {
-            d_plus_1_inv: self.d_plus_1_inv,
-            identity_hash: self.identity_hash,
-        }
     }
 }
 

@@ -469,9 +469,7 @@ proptest! {
         let sk = signing_key_from(seed);
         prop_assert_eq!(Some(sk.sign(&msg)), sk.sign_with_crate(&msg, &[]));
         let data = sm2_sign::retry_data(attempt);
-        let ours = sm2_sign::SignParts::new(sk.secret_for_tests(), sk.identity_hash_for_tests())
-            .and_then(|p| p.sign(sk.secret_for_tests(), &msg, &data))
-            .map(|sig| sig.to_der().to_vec());
+        let ours = sk.sign_with_data(&msg, &data);
         prop_assert!(ours.is_some());
         prop_assert_eq!(ours, sk.sign_with_crate(&msg, &data));
     }

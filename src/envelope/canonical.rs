@@ -66,7 +66,24 @@ pub(crate) struct Params<'a> {
     values: Vec<Option<Cow<'a, str>>>,
 }
 
-impl Params<'_> {
+impl<'a> Params<'a> {
+    /// The values of an envelope about to be sealed, by field (`None`: absent), held to the
+    /// rules a parsed body is held to: a required parameter missing or empty (1001), then
+    /// the first value, in field order, too long or outside its alphabet (1002).
+    pub(crate) fn checked(
+        fields: &'static [Field],
+        values: Vec<Option<Cow<'a, str>>>,
+        configured_max: usize,
+    ) -> Result<Self, EnvelopeError> {
+        require(fields, &values, |i| values[i].is_some())?;
+        for (field, value) in fields.iter().zip(&values) {
+            if let Some(value) = value {
+                check_value(field, value, configured_max)?;
+            }
+        }
+        Ok(Self { fields, values })
+    }
+
     fn index(&self, name: &str) -> Option<usize> {
         self.fields.iter().position(|f| f.name == name)
     }
@@ -95,7 +112,7 @@ impl Params<'_> {
 }
 
 /// Parses a body that must be one JSON object of the parameters `fields`, in one pass, and
-/// applies [`check_fields`]'s rules with its precedence: a repeated key (even an unknown
+/// applies the field rules with their precedence: a repeated key (even an unknown
 /// one) or a body that is not one JSON object first, then a required parameter missing or
 /// empty (1001), then the first parameter in the body's order that is unknown, not a
 /// string, too long or outside its alphabet (1002).
@@ -118,18 +135,34 @@ pub(crate) fn parse_params<'a>(
         Err(_) => return Err(EnvelopeError::NotAnObject),
     };
     de.end().map_err(|_| EnvelopeError::NotAnObject)?;
-    for (i, field) in fields.iter().enumerate().filter(|(_, f)| f.required) {
-        let empty = parsed.values[i].as_deref() == Some("");
-        if !parsed.present[i] || empty {
-            return Err(EnvelopeError::MissingParameter(field.name));
-        }
-    }
+    require(fields, &parsed.values, |i| parsed.present[i])?;
     match parsed.first_error {
         Some(e) => Err(e),
         None => Ok(Params {
             fields,
             values: parsed.values,
         }),
+    }
+}
+
+/// A parameter's value for [`Params::checked`], borrowed.
+pub(crate) fn text(value: &str) -> Option<Cow<'_, str>> {
+    Some(Cow::Borrowed(value))
+}
+
+/// The first required parameter that is not `present` or is an empty string (1001).
+fn require(
+    fields: &[Field],
+    values: &[Option<Cow<'_, str>>],
+    present: impl Fn(usize) -> bool,
+) -> Result<(), EnvelopeError> {
+    match fields
+        .iter()
+        .enumerate()
+        .find(|&(i, f)| f.required && (!present(i) || values[i].as_deref() == Some("")))
+    {
+        Some((_, field)) => Err(EnvelopeError::MissingParameter(field.name)),
+        None => Ok(()),
     }
 }
 
@@ -166,14 +199,13 @@ impl<'de> Visitor<'de> for ParamsVisitor {
         let mut unknown: HashSet<Cow<'de, str>> = HashSet::new();
         while let Some(Text(key)) = access.next_key::<Text<'de>>()? {
             let Some(i) = self.fields.iter().position(|f| f.name == key) else {
-                if unknown.contains(&key) {
+                if !unknown.insert(key) {
                     return Err(de::Error::custom(DUPLICATE));
                 }
                 // Read as a `Value`, so that it is checked as strictly as every other part
                 // of the body (UTF-8, escapes, nesting depth): what does not parse is still
                 // `NotAnObject`.
                 access.next_value::<Value>()?;
-                unknown.insert(key);
                 parsed
                     .first_error
                     .get_or_insert(EnvelopeError::UnknownParameter);
@@ -348,36 +380,6 @@ impl Field {
             alphabet,
         }
     }
-}
-
-/// Checks a parsed object against its field list: first that every required parameter is a
-/// non-empty value (1001), then that nothing else is there, that every value is a string,
-/// within its length limit and alphabet (1002). `configured_max` is the limit of
-/// [`MaxLen::Configured`] fields.
-pub(crate) fn check_fields(
-    map: &Map<String, Value>,
-    fields: &[Field],
-    configured_max: usize,
-) -> Result<(), EnvelopeError> {
-    for field in fields.iter().filter(|f| f.required) {
-        match map.get(field.name) {
-            None => return Err(EnvelopeError::MissingParameter(field.name)),
-            Some(Value::String(s)) if s.is_empty() => {
-                return Err(EnvelopeError::MissingParameter(field.name));
-            }
-            Some(_) => {}
-        }
-    }
-    for (key, value) in map {
-        let Some(field) = fields.iter().find(|f| f.name == key.as_str()) else {
-            return Err(EnvelopeError::UnknownParameter);
-        };
-        let Value::String(s) = value else {
-            return Err(EnvelopeError::NotAString(field.name));
-        };
-        check_value(field, s, configured_max)?;
-    }
-    Ok(())
 }
 
 /// One string value against its field's length limit and alphabet (1002).

@@ -420,11 +420,3 @@ fn parse_timestamp(s: &str) -> Result<u64, EnvelopeError> {
     s.parse::<u64>()
         .map_err(|_| EnvelopeError::BadFormat("timestamp"))
 }
-
-/// A serialisable envelope as a JSON object, for the canonical string and field checks.
-fn to_object<T: Serialize>(envelope: &T) -> Result<serde_json::Map<String, Value>, EnvelopeError> {
-    match serde_json::to_value(envelope) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(EnvelopeError::Internal("envelope is not a JSON object")),
-    }
-}

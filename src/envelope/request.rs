@@ -9,11 +9,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::canonical::{Alphabet, Field, MaxLen, canonical_string, check_fields, parse_params};
+use super::canonical::{Alphabet, Field, MaxLen, Params, parse_params, text};
 use super::{
     BASE64, ClientCredentials, EncType, EnvelopeError, EnvelopeLimits, MAX_ENC_KEY_LEN, MAX_ID_LEN,
     MAX_SIGN_LEN, MAX_TIMESTAMP_LEN, MAX_TYPE_LEN, MAX_VERSION_LEN, NonceCheck, OpenContext,
-    Session, SignType, Signer, decode_biz, encode_biz, parse_timestamp, sign_canonical, to_object,
+    Session, SignType, Signer, decode_biz, encode_biz, parse_timestamp, sign_canonical,
     unwrap_enc_key, verify_canonical,
 };
 use crate::crypto::{EncryptionKey, MacKey, SigningKey, Sm4Key};
@@ -46,6 +46,29 @@ pub struct RequestEnvelope {
     pub sign_type: SignType,
     /// Base64 signature or MAC over the canonical string.
     pub sign: String,
+}
+
+impl RequestEnvelope {
+    /// The parameters, by [`REQUEST_FIELDS`], held to their rules (as a received body is).
+    fn checked_params(&self) -> Result<Params<'_>, EnvelopeError> {
+        Params::checked(
+            &REQUEST_FIELDS,
+            vec![
+                text(&self.app_id),
+                text(&self.service),
+                text(&self.version),
+                text(&self.request_id),
+                text(&self.timestamp),
+                text(&self.nonce),
+                text(self.enc_type.as_str()),
+                self.enc_key.as_deref().and_then(text),
+                text(&self.biz_content),
+                text(self.sign_type.as_str()),
+                text(&self.sign),
+            ],
+            usize::MAX,
+        )
+    }
 }
 
 /// The request parameters and their rules.
@@ -161,9 +184,7 @@ pub fn seal_request(
         sign: "-".to_string(),
     };
 
-    let map = to_object(&envelope)?;
-    check_fields(&map, &REQUEST_FIELDS, usize::MAX)?;
-    let canonical = canonical_string(&map);
+    let canonical = envelope.checked_params()?.canonical();
     envelope.sign = sign_canonical(
         &canonical,
         match signer {

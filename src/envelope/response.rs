@@ -8,11 +8,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::canonical::{Alphabet, Field, MaxLen, canonical_string, check_fields, parse_params};
+use super::canonical::{Alphabet, Field, MaxLen, Params, parse_params, text};
 use super::{
     Biz, EnvelopeError, EnvelopeLimits, MAX_CODE_LEN, MAX_ID_LEN, MAX_MSG_LEN, MAX_SIGN_LEN,
     MAX_TIMESTAMP_LEN, MAX_TYPE_LEN, Session, SignType, Signer, decode_biz, random_id,
-    sign_canonical, to_object, verify_canonical,
+    sign_canonical, verify_canonical,
 };
 use crate::crypto::{SigningKey, VerifyingKey};
 use crate::standard::ReturnCode;
@@ -40,6 +40,26 @@ pub struct ResponseEnvelope {
     pub sign_type: SignType,
     /// Base64 signature or MAC over the canonical string.
     pub sign: String,
+}
+
+impl ResponseEnvelope {
+    /// The parameters, by [`RESPONSE_FIELDS`], held to their rules (as a received body is).
+    fn checked_params(&self) -> Result<Params<'_>, EnvelopeError> {
+        Params::checked(
+            &RESPONSE_FIELDS,
+            vec![
+                text(&self.code),
+                text(&self.msg),
+                text(&self.request_id),
+                text(&self.timestamp),
+                text(&self.nonce),
+                self.biz_content.as_deref().and_then(text),
+                text(self.sign_type.as_str()),
+                text(&self.sign),
+            ],
+            usize::MAX,
+        )
+    }
 }
 
 /// The response parameters and their rules.
@@ -119,9 +139,8 @@ pub fn seal_response_with(
         // A placeholder that passes the field rules; the canonical string leaves `sign` out.
         sign: "-".to_string(),
     };
-    let map = to_object(&envelope)?;
-    check_fields(&map, &RESPONSE_FIELDS, usize::MAX)?;
-    envelope.sign = sign_canonical(&canonical_string(&map), signer);
+    let canonical = envelope.checked_params()?.canonical();
+    envelope.sign = sign_canonical(&canonical, signer);
     let body = match plain_body(&envelope) {
         Some(body) => body,
         None => serde_json::to_string(&envelope)
@@ -131,7 +150,7 @@ pub fn seal_response_with(
 }
 
 /// The envelope as JSON, byte for byte what `serde_json::to_string` writes, when no value
-/// needs an escape (`None` otherwise). Only `msg` can: `check_fields` has held `code` and
+/// needs an escape (`None` otherwise). Only `msg` can: the field rules have held `code` and
 /// `timestamp` to digits and `requestId`, `nonce` and `signType` to identifier characters,
 /// and `bizContent` and `sign` are Base64 or hex made by this module. So only `msg` is
 /// scanned; serde_json would look at each byte of the kilobytes of `bizContent`.

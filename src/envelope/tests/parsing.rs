@@ -14,7 +14,7 @@ use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
-use super::super::canonical::{Field, MaxLen, check_fields};
+use super::super::canonical::{Field, MaxLen};
 use super::super::request::REQUEST_FIELDS;
 use super::super::response::{RESPONSE_FIELDS, ResponseEnvelope, parse_response};
 use super::*;
@@ -271,6 +271,47 @@ impl<'de> Deserialize<'de> for UniqueKeys {
 
         deserializer.deserialize_map(ObjectVisitor)
     }
+}
+
+/// The replaced parser's field rules over its map: every required parameter a non-empty
+/// value (1001), then, in the map's order, nothing unknown, every value a string within its
+/// length limit and alphabet (1002).
+fn check_fields(
+    map: &Map<String, Value>,
+    fields: &[Field],
+    configured_max: usize,
+) -> Result<(), EnvelopeError> {
+    for field in fields.iter().filter(|f| f.required) {
+        match map.get(field.name) {
+            None => return Err(EnvelopeError::MissingParameter(field.name)),
+            Some(Value::String(s)) if s.is_empty() => {
+                return Err(EnvelopeError::MissingParameter(field.name));
+            }
+            Some(_) => {}
+        }
+    }
+    for (key, value) in map {
+        let Some(field) = fields.iter().find(|f| f.name == key.as_str()) else {
+            return Err(EnvelopeError::UnknownParameter);
+        };
+        let Value::String(s) = value else {
+            return Err(EnvelopeError::NotAString(field.name));
+        };
+        let max = match field.max_len {
+            MaxLen::Fixed(max) => max,
+            MaxLen::Configured => configured_max,
+        };
+        if s.len() > max {
+            return Err(EnvelopeError::TooLong {
+                field: field.name,
+                max,
+            });
+        }
+        if !field.alphabet.accepts(s) {
+            return Err(EnvelopeError::BadFormat(field.name));
+        }
+    }
+    Ok(())
 }
 
 fn reference_object(
