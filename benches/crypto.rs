@@ -47,11 +47,9 @@
 // A benchmark binary: a failed setup step is a bug in the bench, and `expect` says which.
 #![allow(clippy::expect_used)]
 
-use std::env;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
 
 use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
@@ -65,6 +63,10 @@ use hutong::crypto::{
 use hutong::trust::{Issuer, IssuerId, KeyStatus, Kid, TrustList, TrustRegistry, TrustedKey};
 use sm_crypto::{sm2 as sc_sm2, sm3 as sc_sm3, sm4 as sc_sm4};
 
+#[path = "crypto/harness.rs"]
+mod harness;
+use harness::{Bench, RUNS, W_NUM, W_OP, fmt_num, header, row, run_seconds};
+
 /// The message both libraries sign: an envelope-style canonical string, exactly 100 bytes
 /// (the array type makes the compiler check the length).
 const MESSAGE: &[u8; 100] = b"appId=33000001&bizContent=eyJjaWQiOiIxIn0&nonce=9a7e2b6d8053f1c&signType=SM2&timestamp=1700000000123";
@@ -75,16 +77,6 @@ const USER_ID: &[u8] = b"1234567812345678";
 /// The SM4 key that SM2 encryption wraps. Its first byte is non-zero: `sm-crypto` decrypts
 /// through a big integer and would drop leading zero bytes.
 const WRAPPED_KEY: [u8; 16] = *b"\x5a\x17hutong-bench-k";
-
-/// Default seconds per measured run.
-const DEFAULT_SECS: f64 = 1.0;
-
-/// Runs of each row; the median is reported.
-const RUNS: usize = 3;
-
-/// Column widths of the table.
-const W_OP: usize = 34;
-const W_NUM: usize = 13;
 
 fn main() {
     let (secs, secs_note) = run_seconds();
@@ -438,22 +430,6 @@ fn sm2_sign_comparison(bench: &Bench, rule: &str, key: &SigningKey) {
     println!("ratio hutong / crate: {:.2}x", ours / crate_rate);
 }
 
-/// The column headings, between rules, with `other` as the library beside hutong.
-fn header(rule: &str, other: &str, ratio: &str) {
-    println!("{rule}");
-    println!(
-        "{:<W_OP$} {:>5} {:>W_NUM$} {:>W_NUM$} {:>W_NUM$} {:>W_NUM$} {:>W_NUM$}",
-        "operation",
-        "size",
-        "hutong op/s",
-        "hutong MB/s",
-        format!("{other} op/s"),
-        format!("{other} MB/s"),
-        ratio,
-    );
-    println!("{rule}");
-}
-
 /// SM4-CBC-PKCS#7 encryption as `Sm4Key::encrypt_cbc` did it over RustCrypto: a fresh IV from
 /// the OS RNG, a key schedule per call, `IV‖ct` out.
 fn rc_encrypt_cbc(key: &[u8; 16], plain: &[u8]) -> Vec<u8> {
@@ -478,118 +454,6 @@ fn rc_decrypt_cbc(key: &[u8; 16], data: &[u8]) -> Option<Vec<u8>> {
     cbc::Decryptor::<sm4::Sm4>::new(&(*key).into(), &iv_block.into())
         .decrypt_padded_vec::<Pkcs7>(body)
         .ok()
-}
-
-/// Seconds per run from `HUTONG_BENCH_SECS`, and a note for the header when it was set.
-fn run_seconds() -> (f64, String) {
-    match env::var("HUTONG_BENCH_SECS") {
-        Err(_) => (DEFAULT_SECS, String::new()),
-        Ok(raw) => match raw.trim().parse::<f64>() {
-            Ok(secs) if secs.is_finite() && secs > 0.0 => {
-                (secs, format!(" (HUTONG_BENCH_SECS={secs})"))
-            }
-            _ => (
-                DEFAULT_SECS,
-                format!(" (HUTONG_BENCH_SECS={raw:?} ignored: not a positive number)"),
-            ),
-        },
-    }
-}
-
-/// The timing loop.
-struct Bench {
-    /// Minimum length of each measured run, seconds.
-    secs: f64,
-}
-
-impl Bench {
-    /// Median ops/s of [`RUNS`] runs of `op`, after calibration and warm-up.
-    fn ops_per_sec<T>(&self, mut op: impl FnMut() -> T) -> f64 {
-        let mut run_batch = |batch: u64| {
-            for _ in 0..batch {
-                black_box(op());
-            }
-        };
-
-        // Calibrate: double the batch until one takes ~1/50 of a run (at least 1 ms). Slow
-        // operations (sm-crypto's SM2, a few ms each) end up with batches of a handful.
-        let batch_target = Duration::from_secs_f64((self.secs / 50.0).max(0.001));
-        let mut batch = 1u64;
-        loop {
-            let start = Instant::now();
-            run_batch(batch);
-            if start.elapsed() >= batch_target || batch >= 1 << 32 {
-                break;
-            }
-            batch *= 2;
-        }
-
-        // Warm up a little more at the final batch size.
-        let warm_up = Duration::from_secs_f64(self.secs / 10.0);
-        let start = Instant::now();
-        while start.elapsed() < warm_up {
-            run_batch(batch);
-        }
-
-        let run_len = Duration::from_secs_f64(self.secs);
-        let mut rates = [0.0f64; RUNS];
-        for rate in &mut rates {
-            let start = Instant::now();
-            let mut done = 0u64;
-            let elapsed = loop {
-                run_batch(batch);
-                done += batch;
-                let elapsed = start.elapsed();
-                if elapsed >= run_len {
-                    break elapsed;
-                }
-            };
-            *rate = done as f64 / elapsed.as_secs_f64();
-        }
-        rates.sort_by(f64::total_cmp);
-        rates[RUNS / 2]
-    }
-}
-
-/// Prints one table row: hutong's ops/s beside the other library's (`sm-crypto`, or RustCrypto
-/// in the second table), if it has the operation. `bytes` is the input size per operation;
-/// MB/s is shown for it except on the signature rows, where it is `None`.
-fn row(op: &str, bytes: Option<usize>, hutong: f64, other: Option<f64>) {
-    let size = bytes.map_or_else(|| format!("{}", MESSAGE.len()), fmt_size);
-    // Throughput in MB/s only means something for the hashes and ciphers.
-    let mbps = |ops: f64| match bytes {
-        Some(b) if b >= 64 && !op.starts_with("PHIC1") => fmt_num(ops * b as f64 / 1e6),
-        _ => "-".to_owned(),
-    };
-    let (s_ops, s_mbps, ratio) = match other {
-        Some(s) => (fmt_num(s), mbps(s), format!("{:.1}x", hutong / s)),
-        None => ("-".to_owned(), "-".to_owned(), "-".to_owned()),
-    };
-    println!(
-        "{op:<W_OP$} {size:>5} {:>W_NUM$} {:>W_NUM$} {s_ops:>W_NUM$} {s_mbps:>W_NUM$} {ratio:>W_NUM$}",
-        fmt_num(hutong),
-        mbps(hutong),
-    );
-}
-
-/// A number with about three significant digits kept, without exponent notation.
-fn fmt_num(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
-}
-
-/// `64`, `1K`, `16K`.
-fn fmt_size(bytes: usize) -> String {
-    if bytes >= 1024 && bytes % 1024 == 0 {
-        format!("{}K", bytes / 1024)
-    } else {
-        bytes.to_string()
-    }
 }
 
 /// `len` bytes of a fixed, non-trivial pattern.

@@ -1,159 +1,22 @@
-//! The loader: raw serde structs for each file (unknown fields rejected), then conversion to
-//! the typed [`Standard`], collecting every problem on the way.
+//! The loader: raw serde structs for each file (unknown fields rejected; [`raw`]), then
+//! conversion to the typed [`Standard`], collecting every problem on the way.
+
+mod raw;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::element::{Element, ElementType, Format, Group, PersonalClass, Rule};
+use super::element::{Element, ElementType, Format, Group};
 use super::error::{LoadError, Problems};
-use super::return_code::{ReturnCode, ReturnCodeInfo, Side};
+use super::return_code::{ReturnCode, ReturnCodeInfo};
 use super::schema::{self, Node};
-use super::service::{Service, ServiceKind, ServiceName};
+use super::service::{Service, ServiceName};
 use super::table::{Code, CodeTable, Countries, Divisions};
-use super::{Label, Profile, Source, Standard};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawManifest {
-    profile: RawProfile,
-    files: RawFiles,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawProfile {
-    name: String,
-    version: String,
-    standards: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFiles {
-    elements: String,
-    tables: String,
-    divisions: String,
-    divisions_historic: String,
-    countries: String,
-    return_codes: String,
-    services: String,
-    schemas: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawElements {
-    group: Vec<RawGroup>,
-    element: Vec<RawElement>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawGroup {
-    id: String,
-    name: String,
-    name_en: String,
-    label: Label,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawElement {
-    id: String,
-    group: String,
-    name: String,
-    name_en: String,
-    key: String,
-    #[serde(rename = "type")]
-    ty: ElementType,
-    format: String,
-    label: Label,
-    attributes_label: Label,
-    description: String,
-    source: String,
-    table: Option<String>,
-    multi: Option<String>,
-    min: Option<f64>,
-    max: Option<f64>,
-    rule: Option<Rule>,
-    personal: Option<PersonalClass>,
-    #[serde(default)]
-    optional: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTables {
-    table: Vec<RawTable>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTable {
-    id: String,
-    name: String,
-    name_en: String,
-    standard: String,
-    label: Label,
-    source: String,
-    code: Vec<RawCode>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCode {
-    code: String,
-    name: String,
-    name_en: String,
-    label: Option<Label>,
-    hex: Option<String>,
-    #[serde(default)]
-    note: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawReturnCodes {
-    code: Vec<RawReturnCode>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawReturnCode {
-    code: String,
-    name: String,
-    name_en: String,
-    http: u16,
-    side: Side,
-    retry: bool,
-    label: Label,
-    seen: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawServices {
-    service: Vec<RawService>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawService {
-    name: String,
-    clause: String,
-    title: String,
-    title_en: String,
-    kind: ServiceKind,
-    label: Label,
-    idempotent: bool,
-    personal: bool,
-    request: String,
-    response: String,
-}
+use super::{Profile, Source, Standard};
+use raw::{RawElements, RawManifest, RawReturnCodes, RawServices, RawTables};
 
 fn toml_file<T: DeserializeOwned>(src: &Source, file: &str, p: &mut Problems) -> Option<T> {
     let text = match src.read(file) {
