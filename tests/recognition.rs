@@ -28,6 +28,8 @@ use hutong::trust::{TrustAnchors, TrustRegistry, verify_trust_list};
 use crate::support::{Proc, http, root, temp_dir};
 
 const BJ: &str = "B1100000001";
+/// A second Beijing client whose registration reads Beijing's and Zhejiang's data only.
+const BJ2: &str = "B1100000002";
 const ZJ: &str = "Z3300000001";
 const JS: &str = "J3200000001";
 const GW_KEY: &str = "hutong-gw";
@@ -96,7 +98,7 @@ fn write_config(dir: &Path, port: u16, admin: u16, sims: [(u16, &str); 3]) -> Pa
         std::fs::write(dir.join(format!("{name}.secret")), format!("{secret}\n")).unwrap();
     }
     let key_hex = to_hex(GW_KEY.as_bytes());
-    let client = |app: &str, region: &str, services: &str, mac: u8| {
+    let client = |app: &str, region: &str, services: &str, mac: u8, regions: &str| {
         format!(
             r#"
 [[client]]
@@ -104,7 +106,7 @@ app_id = "{app}"
 region = "{region}"
 role = "region"
 services = [{services}]
-regions = ["*"]
+regions = [{regions}]
 sign_types = ["HMAC-SM3"]
 mac_key_hex = "{}"
 sm4_key_hex = "{}"
@@ -160,11 +162,36 @@ anchor_key_file = "data/keys/trust-anchor.pub.pem"
 anchor_kid = "anchor-1"
 dev_issuer_id = "10000099"
 dev_issuer_key_file = "data/keys/dev-issuer.key.pem"
-{bj}{zj}{js}{rbj}{rzj}{rjs}"#,
+{bj}{bj2}{zj}{js}{rbj}{rzj}{rjs}"#,
         dialects = root().join("config/regions").display(),
-        bj = client(BJ, "110105", "\"verifyCode\", \"queryHealthInfo\"", 1),
-        zj = client(ZJ, "330106", "\"applyCodeAccess\", \"generateCode\"", 2),
-        js = client(JS, "320102", "\"verifyCode\", \"queryHealthInfo\"", 3),
+        bj = client(
+            BJ,
+            "110105",
+            "\"verifyCode\", \"queryHealthInfo\"",
+            1,
+            "\"*\""
+        ),
+        bj2 = client(
+            BJ2,
+            "110105",
+            "\"verifyCode\", \"queryHealthInfo\"",
+            4,
+            "\"110000\", \"330000\""
+        ),
+        zj = client(
+            ZJ,
+            "330106",
+            "\"applyCodeAccess\", \"generateCode\"",
+            2,
+            "\"*\""
+        ),
+        js = client(
+            JS,
+            "320102",
+            "\"verifyCode\", \"queryHealthInfo\"",
+            3,
+            "\"*\""
+        ),
         rbj = region(
             "110000", "北京", sims[0].0, "11000001", "beijing", sims[0].1
         ),
@@ -342,6 +369,28 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
         .collect();
     assert_eq!(regions, ["320000", "330000"], "{q}");
     assert!(q["person"]["idNoMasked"].as_str().unwrap().contains('*'));
+    // A client registered for Beijing's and Zhejiang's data verifies the same code and asks
+    // the same question: Jiangsu's status is not in its answer.
+    let bj2 = client(&dir, BJ2);
+    let mut verify2 = verify.clone();
+    verify2.as_object_mut().unwrap().remove("bizExtData");
+    let x = bj2.call(ServiceName::VerifyCode, &verify2).await.unwrap();
+    assert_eq!(x.code(), "0", "{}", String::from_utf8_lossy(&x.raw));
+    let ticket2 = seen.keep(&x)["bizExtData"].as_str().unwrap().to_owned();
+    let query2 = json!({"bizExtData": ticket2, "scope": ["code", "regions"]});
+    let x = bj2
+        .call(ServiceName::QueryHealthInfo, &query2)
+        .await
+        .unwrap();
+    assert_eq!(x.code(), "0", "{}", String::from_utf8_lossy(&x.raw));
+    let q2 = seen.keep(&x);
+    let regions2: Vec<&str> = q2["regionStatus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["region"].as_str().unwrap())
+        .collect();
+    assert_eq!(regions2, ["330000"], "{q2}");
 
     // Beijing's venue scans the code again: still green, and now cached at the gateway.
     let x = bj.call(ServiceName::VerifyCode, &verify).await.unwrap();
@@ -453,6 +502,10 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
     );
     let checked = verifier.verify_content(url).unwrap();
     assert_eq!(checked.claims.col.as_str(), "10");
+    // Signed tokens live at most five minutes (the profile, §8.2), and the answer says when
+    // to fetch the next.
+    assert_eq!(checked.claims.exp - checked.claims.iat, 300);
+    assert_eq!(code["refreshInterval"], 300, "{code}");
     // The traveler's phone opens the URL: the gateway's page, in headless Chromium, shows
     // a QR code that scans back to the URL, drawn in red.
     let shots = dir.join("shots");

@@ -63,8 +63,11 @@ const LINK_SCOPES: [&str; 3] = ["basic", "code", "regions"];
 /// How long a cross-region query waits for the slowest region.
 pub const FANOUT_DEADLINE: Duration = Duration::from_secs(3);
 
-/// Lifetime of a national code the gateway issues, seconds.
-const NATIONAL_CODE_TTL_SECS: i64 = 3600;
+/// Lifetime of a national code the gateway issues, seconds: the profile's limit for signed
+/// tokens (§2.4, §8.2: at most 5 minutes), and the `refreshInterval` the answer gives. A
+/// verifier offline has only the token's colour, so a status event after issue reaches it
+/// within this time.
+const NATIONAL_CODE_TTL_SECS: i64 = 300;
 
 /// How often the delivery task looks for due callbacks when nothing wakes it.
 const DELIVERY_TICK: Duration = Duration::from_millis(250);

@@ -14,6 +14,11 @@ pub(in crate::server) async fn query(
     } else {
         grant_of_consent(gw, call, biz)?
     };
+    // The client's `regions` bound what it reads here as on every relayed call: the region
+    // the grant names, and each region of a cross-region answer.
+    if !call.client.may_read_region(&grant.region) {
+        return Err(crate::auth::AuthError::Region.into());
+    }
     let asked = crate::server::services::strings_at(biz, "scope")
         .unwrap_or_else(|| vec!["code".to_owned()]);
     let from_region: Vec<&String> = asked
@@ -55,13 +60,24 @@ pub(in crate::server) async fn query(
     }
     let entry = load_entry(gw, person).await?;
     let regions: Vec<String> = if asked.iter().any(|s| s == "regions") {
-        entry.regions.keys().cloned().collect()
+        readable_regions(call, &entry)
     } else {
         vec![grant.region.clone()]
     };
     let statuses = status_across(gw, &entry, &regions).await;
     let answer = merge(&entry, &statuses, asked.iter().any(|s| s == "regions"))?;
     Ok((answer, Some(person)))
+}
+
+/// The person's linked regions whose data the client may read (`regions` of its
+/// registration): the regions a cross-region answer may name.
+pub(super) fn readable_regions(call: &Call, entry: &LinkEntry) -> Vec<String> {
+    entry
+        .regions
+        .keys()
+        .filter(|r| call.client.may_read_region(r))
+        .cloned()
+        .collect()
 }
 
 pub(super) async fn load_entry(gw: &Arc<Gateway>, p: Pseudonym) -> Result<LinkEntry, GatewayError> {
@@ -81,17 +97,16 @@ pub(super) struct RegionStatus {
     pub(super) region: String,
     pub(super) colour: Option<String>,
     pub(super) update_time: Option<String>,
+    /// The region did not answer now: `colour` is the last one the registry holds for it
+    /// (from a status event or an earlier answer), if any.
+    pub(super) stale: bool,
 }
 
 /// The person's current status in `l.region`, asked within [`FANOUT_DEADLINE`]; the last
-/// known one for a region that keeps no code; no colour when the region does not answer.
+/// known one for a region that keeps no code, or that does not answer ([`settle`]).
 async fn ask_region(gw: &Arc<Gateway>, l: &RegionLink) -> RegionStatus {
     let Some(content) = l.code_content.as_deref() else {
-        return RegionStatus {
-            region: l.region.clone(),
-            colour: l.colour.clone(),
-            update_time: l.status_time.clone(),
-        };
+        return settle(l, Known::Stored);
     };
     let ask = json!({
         "codeContent": content,
@@ -104,21 +119,48 @@ async fn ask_region(gw: &Arc<Gateway>, l: &RegionLink) -> RegionStatus {
             .call_region(&l.region, ServiceName::VerifyCode, &ask),
     )
     .await;
-    let (colour, update_time) = match got {
-        Ok(Ok(reply)) => (
-            text(&reply.biz, &["codeColor"]).map(str::to_owned),
-            text(&reply.biz, &["updateTime"]).map(str::to_owned),
-        ),
+    let known = match got {
+        Ok(Ok(reply)) => match text(&reply.biz, &["codeColor"]) {
+            Some(colour) => Known::Live(
+                colour.to_owned(),
+                text(&reply.biz, &["updateTime"]).map(str::to_owned),
+            ),
+            None => Known::Unanswered,
+        },
         Ok(Err(e)) => {
             tracing::info!(region = %l.region, code = e.return_code().as_str(), "region did not answer a cross-region query");
-            (None, None)
+            Known::Unanswered
         }
-        Err(_) => (None, None),
+        Err(_) => Known::Unanswered,
+    };
+    settle(l, known)
+}
+
+/// What the gateway learnt of a region's status just now.
+pub(super) enum Known {
+    /// The region answered with this colour and update time.
+    Live(String, Option<String>),
+    /// The region keeps no code of the person: what the registry holds is its status.
+    Stored,
+    /// The region was asked and gave no colour (down, too slow, or refused).
+    Unanswered,
+}
+
+/// A region's status from what it said and what the registry holds. A region that does
+/// not answer keeps the last status the registry holds for it, marked stale: a red that a
+/// status event brought must not turn into "no colour" (and so drop out of the merged,
+/// most severe colour) because the region is down when the person is next looked up.
+pub(super) fn settle(l: &RegionLink, known: Known) -> RegionStatus {
+    let (colour, update_time, stale) = match known {
+        Known::Live(colour, time) => (Some(colour), time, false),
+        Known::Stored => (l.colour.clone(), l.status_time.clone(), false),
+        Known::Unanswered => (l.colour.clone(), l.status_time.clone(), true),
     };
     RegionStatus {
         region: l.region.clone(),
         colour,
         update_time,
+        stale,
     }
 }
 
@@ -227,14 +269,15 @@ pub(super) fn merge(
     if with_regions {
         let unavailable: Vec<&str> = statuses
             .iter()
-            .filter(|s| s.colour.is_none())
+            .filter(|s| !available(s))
             .map(|s| s.region.as_str())
             .collect();
         answer["regionStatus"] = Value::Array(
             statuses
                 .iter()
                 .map(|s| {
-                    let mut v = json!({"region": s.region, "available": s.colour.is_some()});
+                    // A stale colour is shown with its own (older) update time.
+                    let mut v = json!({"region": s.region, "available": available(s)});
                     if let Some(c) = &s.colour {
                         v["codeColor"] = Value::String(c.clone());
                     }
@@ -251,6 +294,31 @@ pub(super) fn merge(
         }
     }
     Ok(answer)
+}
+
+/// Whether the region gave its status for this answer (a stale one was not given now).
+fn available(s: &RegionStatus) -> bool {
+    s.colour.is_some() && !s.stale
+}
+
+/// The status a national code carries: the most severe of every linked region's. A region
+/// with no status at all (it did not answer, and the registry holds none for it) could be
+/// red, so no code is issued without it (9001): a green code must not stand for a person
+/// whose status in one region is unknown.
+pub(super) fn national_status(statuses: &[RegionStatus]) -> Result<&RegionStatus, GatewayError> {
+    if let Some(s) = statuses.iter().find(|s| s.colour.is_none()) {
+        return Err(GatewayError::Domain {
+            code: ReturnCode::UpstreamTimeout,
+            msg: format!(
+                "region {} did not answer and its status is not known; a national code needs every linked region's",
+                s.region
+            ),
+        });
+    }
+    worst(statuses).ok_or_else(|| GatewayError::Domain {
+        code: ReturnCode::UpstreamTimeout,
+        msg: "no linked region answered".into(),
+    })
 }
 
 /// `generateCode` with the gateway's consent: a PHIC1 national code with the merged
@@ -272,10 +340,7 @@ pub(in crate::server) async fn generate_code(
     let entry = load_entry(gw, person).await?;
     let regions: Vec<String> = entry.regions.keys().cloned().collect();
     let statuses = status_across(gw, &entry, &regions).await;
-    let w = worst(&statuses).ok_or_else(|| GatewayError::Domain {
-        code: ReturnCode::UpstreamTimeout,
-        msg: "no linked region answered".into(),
-    })?;
+    let w = national_status(&statuses)?;
     let colour = w.colour.clone().unwrap_or_default();
     let col = crate::code::Colour::parse(&colour).unwrap_or(crate::code::Colour::Unknown);
     let (links, p, now) = (Arc::clone(&gw.links), person, now_ms());
@@ -303,7 +368,7 @@ pub(in crate::server) async fn generate_code(
         "codeColor": colour,
         "updateTime": w.update_time.clone().unwrap_or_else(|| time(iat)),
         "expireTime": time(iat + NATIONAL_CODE_TTL_SECS),
-        "refreshInterval": 300,
+        "refreshInterval": NATIONAL_CODE_TTL_SECS,
     });
     if let Some(n) = &entry.name_masked {
         answer["nameMasked"] = Value::String(n.clone());

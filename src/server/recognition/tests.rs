@@ -1,4 +1,4 @@
-use super::query::{RegionStatus, merge};
+use super::query::{Known, RegionStatus, merge, national_status, settle};
 use super::tickets::TicketBody;
 use super::*;
 
@@ -15,7 +15,67 @@ fn status(region: &str, colour: Option<&str>) -> RegionStatus {
         region: region.into(),
         colour: colour.map(str::to_owned),
         update_time: colour.map(|_| "2026-11-23 10:00:00".to_owned()),
+        stale: false,
     }
+}
+
+fn link(region: &str, colour: Option<&str>) -> RegionLink {
+    let mut l = RegionLink::without_code(region.into(), Source::StatusEvent, 1);
+    l.code_content = Some("https://region.example/c/1".into());
+    l.colour = colour.map(str::to_owned);
+    l.status_time = colour.map(|_| "2026-11-22 09:00:00".to_owned());
+    l
+}
+
+#[test]
+fn a_region_that_does_not_answer_keeps_its_known_red() {
+    // Jiangsu pushed red (held in the link); it is down when the person is next looked up.
+    let red = settle(&link("320000", Some("10")), Known::Unanswered);
+    assert_eq!(red.colour.as_deref(), Some("10"));
+    assert!(red.stale);
+    let green = settle(
+        &link("330000", Some("00")),
+        Known::Live("00".into(), Some("2026-11-23 10:00:00".into())),
+    );
+    assert!(!green.stale);
+    let statuses = [red, green];
+    let a = merge(&entry(), &statuses, true).unwrap();
+    assert_eq!(a["code"]["codeColor"], "10", "{a}");
+    assert_eq!(a["code"]["issuerRegion"], "320000");
+    assert_eq!(a["partial"], true);
+    assert_eq!(a["unavailableRegions"], json!(["320000"]));
+    assert_eq!(a["regionStatus"][0]["available"], false);
+    assert_eq!(a["regionStatus"][0]["codeColor"], "10");
+    assert_eq!(a["regionStatus"][0]["updateTime"], "2026-11-22 09:00:00");
+    // A national code carries it too.
+    assert_eq!(
+        national_status(&statuses).unwrap().colour.as_deref(),
+        Some("10")
+    );
+    // A live answer replaces what the registry held.
+    let live = settle(&link("320000", Some("10")), Known::Live("00".into(), None));
+    assert_eq!(live.colour.as_deref(), Some("00"));
+    // A region with no code keeps its stored status, and that is current.
+    let stored = settle(&link("320000", Some("01")), Known::Stored);
+    assert_eq!(
+        (stored.colour.as_deref(), stored.stale),
+        (Some("01"), false)
+    );
+}
+
+#[test]
+fn no_national_code_while_a_linked_regions_status_is_unknown() {
+    let unknown = settle(&link("320000", None), Known::Unanswered);
+    let statuses = [unknown, status("330000", Some("00"))];
+    let e = national_status(&statuses).unwrap_err();
+    assert_eq!(e.return_code(), ReturnCode::UpstreamTimeout);
+    assert!(e.to_string().contains("320000"), "{e}");
+    // The query still answers, partially, with the green it has.
+    let a = merge(&entry(), &statuses, true).unwrap();
+    assert_eq!(
+        (a["code"]["codeColor"].as_str(), &a["partial"]),
+        (Some("00"), &json!(true))
+    );
 }
 
 #[test]
