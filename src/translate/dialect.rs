@@ -76,6 +76,31 @@ pub enum SignTarget {
     Header(String),
 }
 
+/// A field an `hmac-sha256-concat` signature covers that the gateway fills itself when the
+/// translation leaves it absent (it is envelope, not business content): the loader
+/// accepts a signed field that is one of these, a constant, or a mapped field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayFilled {
+    /// `appKey`, `appId`, `app_key`, `app_id`: the gateway's id at the region.
+    Id,
+    /// `requestId`, `request_id`, `nonce`: the attempt's one-time value.
+    Nonce,
+    /// `timestamp`: the time, in epoch milliseconds.
+    Timestamp,
+}
+
+impl GatewayFilled {
+    /// Which one `field` is, if any.
+    pub fn of(field: &str) -> Option<Self> {
+        match field {
+            "appKey" | "appId" | "app_key" | "app_id" => Some(Self::Id),
+            "requestId" | "request_id" | "nonce" => Some(Self::Nonce),
+            "timestamp" => Some(Self::Timestamp),
+            _ => None,
+        }
+    }
+}
+
 impl Signing {
     /// The dialect fields that belong to the signing envelope rather than to the business
     /// content: read without being reported as unmapped.

@@ -5,8 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Deserialize;
-use serde_json::Value;
 use toml::Spanned;
 
 use super::dialect::{
@@ -18,144 +16,9 @@ use super::value::{DateFormat, JsonType, ValueMap};
 use crate::standard::{Direction, Node, PersonalClass, ServiceName, Standard};
 
 mod parts;
+mod raw;
 
-// The file format ---------------------------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDialect {
-    region: Spanned<String>,
-    name: String,
-    codec: Spanned<String>,
-    response_codec: Option<Spanned<String>>,
-    #[serde(default)]
-    signing: Option<RawSigning>,
-    #[serde(default)]
-    codes: Vec<RawCode>,
-    #[serde(default)]
-    maps: BTreeMap<String, RawMap>,
-    #[serde(default)]
-    services: BTreeMap<Spanned<String>, RawService>,
-    callback: Option<RawCallback>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCallback {
-    path: Spanned<String>,
-    #[serde(default)]
-    constants: BTreeMap<String, Value>,
-    fields: Vec<RawCallbackField>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCallbackField {
-    event: Spanned<String>,
-    dialect: Spanned<String>,
-    map: Option<Spanned<String>>,
-    date: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSigning {
-    scheme: Spanned<String>,
-    /// hmac-sha256-concat: the fields concatenated, in order.
-    #[serde(default)]
-    fields: Vec<String>,
-    /// hmac-sha256-concat: where the signature goes; md5-date-password: the password field.
-    sign_field: Option<Spanned<String>>,
-    /// md5-date-password: the header of the password, instead of a field.
-    header: Option<Spanned<String>>,
-    /// md5-date-password: where the caller's id goes.
-    id_field: Option<Spanned<String>>,
-    /// md5-date-password, xtif-sha256: tolerated clock difference, seconds.
-    window_s: Option<Spanned<u32>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCode {
-    host: Option<String>,
-    path_prefix: Option<String>,
-    param: Option<String>,
-    national_param: Option<String>,
-    prefix: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMap {
-    /// `[national, dialect]` pairs; the first pair matching wins in each direction.
-    pairs: Vec<[String; 2]>,
-    fallback_national: Option<String>,
-    fallback_dialect: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawService {
-    path: Spanned<String>,
-    #[serde(default = "default_method")]
-    method: String,
-    /// The path the region's systems call at the gateway; default `path`.
-    ingress_path: Option<Spanned<String>>,
-    /// `false` disables ingress for the service.
-    #[serde(default = "default_ingress")]
-    ingress: bool,
-    #[serde(default)]
-    request: RawMessage,
-    #[serde(default)]
-    response: RawMessage,
-}
-
-fn default_method() -> String {
-    "POST".to_owned()
-}
-
-fn default_ingress() -> bool {
-    true
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMessage {
-    #[serde(default)]
-    constants: BTreeMap<String, Value>,
-    #[serde(default)]
-    fields: Vec<RawRule>,
-    #[serde(default)]
-    ignore: Vec<String>,
-    result: Option<RawResult>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRule {
-    national: Spanned<String>,
-    dialect: Spanned<String>,
-    map: Option<Spanned<String>>,
-    date: Option<Spanned<String>>,
-    region_digits: Option<Spanned<u8>>,
-    #[serde(rename = "type")]
-    dialect_type: Option<Spanned<String>>,
-    national_type: Option<Spanned<String>>,
-    max_len: Option<usize>,
-    dialect_default: Option<Value>,
-    national_default: Option<Value>,
-    mask: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawResult {
-    dialect: Spanned<String>,
-    map: Spanned<String>,
-    #[serde(rename = "type")]
-    dialect_type: Option<Spanned<String>>,
-    message: Option<String>,
-}
+use raw::{RawCallback, RawCode, RawDialect, RawMessage, RawService, RawSigning};
 
 /// Collects problems with the file's line numbers.
 struct Checker<'a> {
@@ -355,6 +218,17 @@ fn check(id: &str, raw: &RawDialect, standard: &Standard, ck: &mut Checker<'_>) 
             );
         }
         let line = ck.line(name.span().start);
+        parts::check_signed_fields(
+            &signing,
+            &request.constants,
+            &request
+                .rules
+                .iter()
+                .map(|r| r.dialect.as_str())
+                .collect::<Vec<_>>(),
+            (&format!("{base}.request"), line),
+            ck,
+        );
         if codec == Codec::Xml {
             let signed = signing.envelope_fields();
             parts::check_xml_root(&request, (&format!("{base}.request"), line), &signed, ck);
@@ -378,7 +252,22 @@ fn check(id: &str, raw: &RawDialect, standard: &Standard, ck: &mut Checker<'_>) 
         );
     }
     parts::check_unique_ingress(&ingress, ck);
-    let callback = raw.callback.as_ref().map(|c| check_callback(c, &maps, ck));
+    let callback = raw.callback.as_ref().map(|c| {
+        let callback = check_callback(c, &maps, ck);
+        let line = ck.line(c.path.span().start);
+        parts::check_signed_fields(
+            &signing,
+            &callback.constants,
+            &callback
+                .fields
+                .iter()
+                .map(|f| f.dialect.as_str())
+                .collect::<Vec<_>>(),
+            ("callback", line),
+            ck,
+        );
+        callback
+    });
     Dialect {
         id: id.to_owned(),
         region: region.clone(),

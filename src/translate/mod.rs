@@ -29,7 +29,7 @@ pub mod value;
 pub mod xml;
 
 pub use dialect::{
-    CodePattern, Codec, Dialect, LoadError, Problem, ServiceMap, SignTarget, Signing,
+    CodePattern, Codec, Dialect, GatewayFilled, LoadError, Problem, ServiceMap, SignTarget, Signing,
 };
 pub use engine::{
     CodeMatch, callback_to_dialect, callback_to_event, holder_id, recognise, to_dialect,

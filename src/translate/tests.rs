@@ -68,6 +68,49 @@ fields = [
 }
 
 #[test]
+fn every_field_a_concatenated_signature_covers_must_be_carried() {
+    // Zhejiang's file, as it shipped before its query request named a device: every
+    // query through the gateway failed to sign (and counted against Zhejiang's breaker).
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/regions/zhejiang.toml");
+    let shipped = std::fs::read_to_string(&path).unwrap();
+    let with = r#"constants = { format = "json", version = "1.0", deviceId = "hutong-gateway" }"#;
+    let old = shipped.replacen(
+        with,
+        r#"constants = { format = "json", version = "1.0" }"#,
+        1,
+    );
+    assert_ne!(old, shipped, "the query request's constants were not found");
+    let LoadError(problems) =
+        Dialect::from_toml("zhejiang", "zhejiang.toml", &old, &Standard::embedded()).unwrap_err();
+    let got: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(got, ["services.queryHealthInfo.request"], "{problems:#?}");
+    assert!(problems[0].message.contains("`deviceId`"), "{problems:#?}");
+    // Fields the gateway fills itself (appKey, requestId, timestamp) and the top of a
+    // mapped path (bizData) need nothing more: the shipped file loads.
+    Dialect::from_toml("zhejiang", "zhejiang.toml", &shipped, &Standard::embedded()).unwrap();
+    // A callback is checked too.
+    let callback = shipped.replacen(
+        r#"constants = { format = "json", version = "1.0", deviceId = "hutong-gateway" }
+fields = [
+  { event = "eventId""#,
+        r#"constants = { format = "json", version = "1.0" }
+fields = [
+  { event = "eventId""#,
+        1,
+    );
+    assert_ne!(callback, shipped, "the callback's constants were not found");
+    let LoadError(problems) = Dialect::from_toml(
+        "zhejiang",
+        "zhejiang.toml",
+        &callback,
+        &Standard::embedded(),
+    )
+    .unwrap_err();
+    let got: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(got, ["callback"], "{problems:#?}");
+}
+
+#[test]
 fn checks_ingress_paths_signing_keys_and_xml_roots() {
     let text = r#"
 region = "420000"

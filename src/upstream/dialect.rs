@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 use crate::national::validate::{Context, validate_value};
 use crate::standard::{Direction, ReturnCode, ServiceName, Standard};
 use crate::translate::sign::{self, Credentials, Stamp};
-use crate::translate::{Dialect, LossReport, codec, to_dialect, to_national};
+use crate::translate::{Dialect, GatewayFilled, LossReport, codec, to_dialect, to_national};
 
 use super::national::now_ms;
 use super::transport::Transport;
@@ -356,8 +356,8 @@ pub type WireRequest = (Vec<(String, String)>, Vec<u8>);
 /// encoded. The headers include the signature's and the content type.
 ///
 /// # Errors
-/// [`UpstreamError::Seal`] when no nonce can be drawn; [`UpstreamError::Garbage`] when the
-/// message cannot be signed or encoded.
+/// [`UpstreamError::Seal`] when no nonce can be drawn; [`UpstreamError::Build`] when the
+/// message cannot be signed or encoded (the gateway's fault: the region is not blamed).
 pub fn sign_request(
     dialect: &Dialect,
     credentials: &DialectCredentials,
@@ -381,13 +381,13 @@ pub fn sign_request(
             nonce: &nonce,
         },
     )
-    .map_err(|e| UpstreamError::Garbage(format!("request cannot be signed: {e}")))?;
+    .map_err(|e| UpstreamError::Build(format!("request cannot be signed: {e}")))?;
     headers.push((
         "content-type".to_owned(),
         dialect.codec.content_type().to_owned(),
     ));
     let body = codec::encode(dialect.codec, &msg)
-        .map_err(|e| UpstreamError::Garbage(format!("request cannot be encoded: {e}")))?;
+        .map_err(|e| UpstreamError::Build(format!("request cannot be encoded: {e}")))?;
     Ok((headers, body))
 }
 
@@ -412,11 +412,11 @@ fn fill_signed_fields(
         if obj.contains_key(f.as_str()) {
             continue;
         }
-        let v = match f.as_str() {
-            "appKey" | "appId" | "app_key" | "app_id" => id.to_owned(),
-            "requestId" | "request_id" | "nonce" => nonce.to_owned(),
-            "timestamp" => (unix_s * 1000).to_string(),
-            _ => continue,
+        let v = match GatewayFilled::of(f) {
+            Some(GatewayFilled::Id) => id.to_owned(),
+            Some(GatewayFilled::Nonce) => nonce.to_owned(),
+            Some(GatewayFilled::Timestamp) => (unix_s * 1000).to_string(),
+            None => continue,
         };
         obj.insert(f.clone(), Value::String(v));
     }

@@ -52,6 +52,13 @@ pub enum UpstreamError {
     /// the business content is not a JSON object). → 9999.
     #[error("cannot seal the request: {0}")]
     Seal(EnvelopeError),
+
+    /// The gateway could not put the request in the region's dialect: a field the
+    /// signature covers is missing, or the codec cannot encode a value. No call was made;
+    /// the fault is the gateway's (its dialect file), so the region's breaker does not
+    /// count it. → 9999, not retried.
+    #[error("cannot build the region's request: {0}")]
+    Build(String),
 }
 
 impl UpstreamError {
@@ -74,7 +81,7 @@ impl UpstreamError {
                 | ReturnCode::CorrectionAccepted => ReturnCode::UpstreamFailed,
                 other => *other,
             },
-            Self::Seal(_) => ReturnCode::SystemError,
+            Self::Seal(_) | Self::Build(_) => ReturnCode::SystemError,
         }
     }
 
@@ -88,14 +95,14 @@ impl UpstreamError {
                 code,
                 ReturnCode::SystemError | ReturnCode::UpstreamTimeout | ReturnCode::UpstreamFailed
             ),
-            Self::CircuitOpen | Self::Garbage(_) | Self::Seal(_) => false,
+            Self::CircuitOpen | Self::Garbage(_) | Self::Seal(_) | Self::Build(_) => false,
         }
     }
 
     /// Whose fault it is.
     pub fn side(&self) -> Side {
         match self {
-            Self::Seal(_) => Side::Gateway,
+            Self::Seal(_) | Self::Build(_) => Side::Gateway,
             Self::Business { .. } if self.return_code() != ReturnCode::UpstreamFailed => {
                 Side::Client
             }
@@ -113,7 +120,7 @@ impl UpstreamError {
                 code,
                 ReturnCode::SystemError | ReturnCode::UpstreamTimeout | ReturnCode::UpstreamFailed
             ),
-            Self::CircuitOpen | Self::Seal(_) => false,
+            Self::CircuitOpen | Self::Seal(_) | Self::Build(_) => false,
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::crypto::SigningKey;
 use crate::envelope::ClientCredentials;
 use crate::sim::testutil::{TestClient, now_text, start_sim, upstream_to, user, verifier};
 use crate::sim::{Faults, SimConfig, SimKeys};
+use crate::standard::Side;
 use crate::standard::{ReturnCode, ServiceName};
 
 fn breaker(failures: u32, cool_down_ms: u64) -> CircuitBreaker {
@@ -139,6 +140,15 @@ fn errors_map_to_return_codes_and_retryability() {
     }
     assert!(!business(ReturnCode::UserNotFound).is_upstream_failure());
     assert!(business(ReturnCode::SystemError).is_upstream_failure());
+    // A request the gateway cannot put in the region's dialect is the gateway's fault: 9999,
+    // not retried, and not held against the region's breaker (answered garbage is).
+    let build = UpstreamError::Build("request cannot be signed: no deviceId".into());
+    assert_eq!(
+        (build.return_code(), build.retryable(), build.side()),
+        (ReturnCode::SystemError, false, Side::Gateway)
+    );
+    assert!(!build.is_upstream_failure());
+    assert!(UpstreamError::Garbage("x".into()).is_upstream_failure());
 }
 
 #[tokio::test]

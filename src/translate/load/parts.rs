@@ -1,11 +1,12 @@
-//! Checks of the parts of a dialect file around the field rules: the signing scheme, the
-//! code patterns, the ingress paths, and the one root element of an XML message.
+//! Checks of the parts of a dialect file around the field rules: the signing scheme and the
+//! fields it covers, the code patterns, the ingress paths, and the one root element of an
+//! XML message.
 
 use std::collections::BTreeMap;
 
 use toml::Spanned;
 
-use super::super::dialect::{CodePattern, MessageMap, SignTarget, Signing};
+use super::super::dialect::{CodePattern, GatewayFilled, MessageMap, SignTarget, Signing};
 use super::super::path;
 use super::super::sign::DEFAULT_WINDOW_S;
 use super::{Checker, RawCode, RawService, RawSigning};
@@ -242,5 +243,38 @@ pub(super) fn check_xml_root(
             base,
             "an XML message starts at an element, not an attribute or text",
         );
+    }
+}
+
+/// Every field an `hmac-sha256-concat` signature covers must be on each message the
+/// gateway sends (a request, or a callback): a constant, the top of a mapped field's path, or one
+/// the gateway fills itself ([`GatewayFilled`]). Otherwise every call of that service
+/// fails to sign, after the translation, with nothing said at load.
+pub(super) fn check_signed_fields(
+    signing: &Signing,
+    constants: &[(String, serde_json::Value)],
+    mapped: &[&str],
+    (at, line): (&str, usize),
+    ck: &mut Checker<'_>,
+) {
+    let Signing::HmacSha256Concat { fields, .. } = signing else {
+        return;
+    };
+    for f in fields {
+        let present = GatewayFilled::of(f).is_some()
+            || constants.iter().any(|(k, _)| k == f)
+            || mapped
+                .iter()
+                .any(|d| d.split('.').next() == Some(f.as_str()));
+        if !present {
+            ck.push(
+                Some(line),
+                at,
+                format!(
+                    "the signature covers `{f}`, which this message never carries: add it to \
+                     `constants` or map a field to it"
+                ),
+            );
+        }
     }
 }
