@@ -523,3 +523,35 @@ async fn every_access_is_audited_in_a_chain_that_verifies() {
     assert_eq!(receipt[0].action, "applyCodeAccess");
     assert_eq!(receipt[0].actor, CLIENT);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_retention_purge_runs_when_the_gateway_starts() {
+    // The default interval between purges is an hour: a gateway restarted more often must
+    // still purge, so the first pass runs at start.
+    let fx = Fixture::start(Opts {
+        old_audit_records: 3,
+        ..Opts::default()
+    })
+    .await;
+    let cutoff = days_ago_ms(180);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = fx.gw.audit.log();
+        let old = log
+            .tail(100)
+            .unwrap()
+            .iter()
+            .filter(|r| r.time_ms < cutoff)
+            .count();
+        if old == 0 {
+            let report = log.verify().unwrap();
+            assert!(report.ok, "{report:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{old} records past retention still there 10 s after the start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -132,7 +132,10 @@ impl GatewayError {
         }
     }
 
-    /// The message the caller sees.
+    /// The message the caller sees: at most [`MAX_MSG_LEN`](crate::envelope::MAX_MSG_LEN)
+    /// bytes, cut on a character boundary, so that the answer can always be sealed (a
+    /// message echoing a long key of Chinese characters once overflowed it, and the caller
+    /// got an unsigned 9999 instead of its 1002).
     pub fn public_message(&self) -> String {
         match self {
             Self::Internal(_) => "internal error".to_owned(),
@@ -140,8 +143,46 @@ impl GatewayError {
                 let mut m = other.to_string();
                 // `&` and control characters are not allowed in `msg` (canonical string).
                 m.retain(|c| c != '&' && !c.is_control());
-                m.chars().take(400).collect()
+                let mut cut = m.len().min(crate::envelope::MAX_MSG_LEN);
+                while !m.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                m.truncate(cut);
+                m
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_public_message_always_fits_the_envelope() {
+        let key = crate::crypto::SigningKey::generate().unwrap();
+        for unit in ["键", "k", "é", "𝄞"] {
+            let e = GatewayError::Domain {
+                code: ReturnCode::BadFormat,
+                msg: format!("{}: unknown field", unit.repeat(600)),
+            };
+            let m = e.public_message();
+            assert!(m.len() <= crate::envelope::MAX_MSG_LEN, "{} bytes", m.len());
+            assert!(m.starts_with(unit), "{m}");
+            // Cut on a boundary, and no shorter than it must be.
+            assert!(
+                m.len() + unit.len() > crate::envelope::MAX_MSG_LEN,
+                "{} bytes",
+                m.len()
+            );
+            // And it seals: the caller gets its signed 1002.
+            let session = crate::envelope::Session::for_rejected_request(None);
+            crate::envelope::seal_response(&session, &key, e.return_code(), &m, None, 1).unwrap();
+        }
+        let short = GatewayError::Domain {
+            code: ReturnCode::BadFormat,
+            msg: "a&b\nc".into(),
+        };
+        assert_eq!(short.public_message(), "abc");
     }
 }

@@ -30,6 +30,9 @@ pub struct Opts {
     pub require_mtls: bool,
     pub region_timeout_ms: u64,
     pub extra_client_toml: String,
+    /// Audit records written to the data directory before the gateway starts, each 400
+    /// days old (past the default retention of 180 days).
+    pub old_audit_records: u64,
 }
 
 impl Default for Opts {
@@ -38,8 +41,18 @@ impl Default for Opts {
             require_mtls: true,
             region_timeout_ms: 1500,
             extra_client_toml: String::new(),
+            old_audit_records: 0,
         }
     }
+}
+
+/// Unix milliseconds `days` days ago.
+pub fn days_ago_ms(days: u64) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    now - days * 86_400_000
 }
 
 /// A gateway over TLS with one simulated region (330000, issuer 33000001) behind it.
@@ -162,6 +175,23 @@ validity_secs = 691200
             timeout = opts.region_timeout_ms,
         );
         w("hutong.toml", &toml);
+        if opts.old_audit_records > 0 {
+            use hutong::audit::{AuditLog, NewRecord, RedbAuditLog};
+            let log = RedbAuditLog::new(hutong::store::Store::open(&dir.join("data")).unwrap());
+            for i in 0..opts.old_audit_records {
+                log.append(NewRecord {
+                    time_ms: days_ago_ms(400) + i,
+                    actor: CLIENT.to_owned(),
+                    action: "verifyCode".to_owned(),
+                    subject: None,
+                    purpose: "test".to_owned(),
+                    result: "0".to_owned(),
+                    loss: vec![],
+                    request_id: format!("old-{i}"),
+                })
+                .unwrap();
+            }
+        }
         let cfg = Config::load(&dir.join("hutong.toml")).unwrap();
         let router = Arc::new(Router::from_config(&cfg).unwrap());
         let gw = Arc::new(Gateway::new(cfg, router).unwrap());

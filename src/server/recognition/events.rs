@@ -323,10 +323,7 @@ pub(in crate::server) async fn correction_status(
     })
     .await
     .map_err(|e| GatewayError::Internal(e.to_string()))?
-    .map_err(|e| GatewayError::Domain {
-        code: e.return_code(),
-        msg: e.to_string(),
-    })?;
+    .map_err(correction_error)?;
     let history: Vec<Value> = ticket
         .history
         .iter()
@@ -346,4 +343,17 @@ pub(in crate::server) async fn correction_status(
         answer["expectedTime"] = Value::String(t.clone());
     }
     Ok((answer, ticket.subject))
+}
+
+/// A correction store's refusal as the caller sees it: an unknown ticket, a move the state
+/// machine does not allow, a ticket out of bounds, each with its return code; a failing store
+/// is the gateway's own fault (9999, its detail logged, never shown).
+pub(super) fn correction_error(e: crate::corrections::CorrectionError) -> GatewayError {
+    match e {
+        crate::corrections::CorrectionError::Store(e) => GatewayError::Internal(e.to_string()),
+        e => GatewayError::Domain {
+            code: e.return_code(),
+            msg: e.to_string(),
+        },
+    }
 }

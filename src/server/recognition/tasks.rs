@@ -3,15 +3,22 @@
 use super::*;
 use crate::link::outbox::DeliveryState;
 
-/// The retention job (DESIGN.md §8): every `[retention] purge_interval_secs`, audit
-/// records, idempotency records and closed correction tickets past their periods
-/// ([`crate::retention::purge`]), and link entries and finished callback deliveries not
-/// touched for the audit period.
+/// The retention job (DESIGN.md §8): at start, and then every `[retention]
+/// purge_interval_secs`, audit records, idempotency records and closed correction tickets
+/// past their periods ([`crate::retention::purge`]), and link entries and finished callback
+/// deliveries not touched for the audit period. The first pass runs at once: a gateway
+/// restarted more often than the interval (rolling deploys, a nightly restart with a daily
+/// interval) would otherwise never purge. The interval is read again after each pass, so a
+/// reload that shortens it applies from the next wait.
 pub fn spawn_retention(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut first = true;
         loop {
+            if !first {
+                tokio::time::sleep(gw.config.load().retention.interval()).await;
+            }
+            first = false;
             let policy = gw.config.load().retention;
-            tokio::time::sleep(policy.interval()).await;
             let g = Arc::clone(&gw);
             let done = tokio::task::spawn_blocking(move || {
                 let now = now_ms();

@@ -149,3 +149,18 @@ fn tickets_are_sealed_for_one_verifier_and_cannot_be_altered() {
     let other = ticket_key(&[8u8; 32]).unwrap();
     assert!(other.open_json::<TicketBody>(&t).is_err());
 }
+
+#[test]
+fn a_failing_correction_store_is_not_shown_to_the_caller() {
+    use crate::corrections::CorrectionError;
+    let e = events::correction_error(CorrectionError::Store(crate::store::StoreError::Db(
+        "I/O error on /var/lib/hutong/state.redb".into(),
+    )));
+    assert_eq!(e.return_code(), ReturnCode::SystemError);
+    assert_eq!(e.public_message(), "internal error");
+    let unknown = events::correction_error(CorrectionError::UnknownTicket {
+        ticket_id: "T1".into(),
+    });
+    assert_ne!(unknown.return_code(), ReturnCode::SystemError);
+    assert!(unknown.public_message().contains("T1"));
+}
