@@ -444,6 +444,17 @@ async fn a_cache_hit_avoids_the_region_and_a_status_event_purges_it() {
         "after the purge the region is asked again"
     );
 
+    // A time that is not one is refused before anything changes (every callback would
+    // fail on it).
+    let ev = r
+        .call_raw_service(
+            "statusEvent",
+            &json!({"codeIds": [cid], "codeColor": "10", "updateTime": "20261123083005"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(&ev), "1002", "{}", String::from_utf8_lossy(&ev.raw));
+
     // A verifier may not push status events.
     let refused = c
         .call_raw_service("statusEvent", &json!({"codeIds": [cid]}))

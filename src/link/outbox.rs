@@ -440,6 +440,26 @@ impl Outbox {
         outcome: Result<(), String>,
         now_ms: u64,
     ) -> Result<Delivery, StoreError> {
+        self.attempt(id, outcome, false, now_ms)
+    }
+
+    /// Records a failed attempt at delivery `id` that no retry can mend (the event cannot
+    /// be put in the region's dialect): the delivery is abandoned at once, with `why`, for
+    /// an operator to see, instead of failing the same way [`MAX_ATTEMPTS`] times. Blocks.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails or there is no such delivery.
+    pub fn give_up(&self, id: u64, why: String, now_ms: u64) -> Result<Delivery, StoreError> {
+        self.attempt(id, Err(why), true, now_ms)
+    }
+
+    fn attempt(
+        &self,
+        id: u64,
+        outcome: Result<(), String>,
+        give_up: bool,
+        now_ms: u64,
+    ) -> Result<Delivery, StoreError> {
         let txn = self.store.db().begin_write()?;
         let d = {
             let mut t = txn.open_table(CALLBACKS)?;
@@ -471,7 +491,7 @@ impl Outbox {
                 }
                 Err(why) => {
                     d.last_error = Some(why);
-                    if d.attempts >= MAX_ATTEMPTS {
+                    if give_up || d.attempts >= MAX_ATTEMPTS {
                         d.state = DeliveryState::Abandoned;
                     } else {
                         d.next_at_ms = now_ms + backoff_ms(d.attempts);

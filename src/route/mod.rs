@@ -356,12 +356,18 @@ impl Relay for Router {
         &'a self,
         region: &'a str,
         event: &'a Value,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, Result<(), crate::server::NotifyFailure>> {
         Box::pin(async move {
-            let upstream = self
-                .upstream_of(region)
-                .ok_or_else(|| format!("no region {region}"))?;
-            upstream.notify(event).await.map_err(|e| e.to_string())
+            let upstream = self.upstream_of(region).ok_or_else(|| {
+                crate::server::NotifyFailure::retry(format!("no region {region}"))
+            })?;
+            upstream
+                .notify(event)
+                .await
+                .map_err(|e| crate::server::NotifyFailure {
+                    permanent: matches!(e, UpstreamError::Build(_)),
+                    why: e.to_string(),
+                })
         })
     }
 

@@ -198,6 +198,26 @@ impl LossSink {
     }
 }
 
+/// Why a status-change callback was not acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyFailure {
+    /// What went wrong (a transport or region error, never personal data).
+    pub why: String,
+    /// No retry can mend it: the event cannot be put in the region's dialect (a colour its
+    /// map lacks, a time its format cannot hold). The delivery is abandoned at once.
+    pub permanent: bool,
+}
+
+impl NotifyFailure {
+    /// A failure a later attempt may not meet (the region down, slow, or refusing).
+    pub fn retry(why: String) -> Self {
+        Self {
+            why,
+            permanent: false,
+        }
+    }
+}
+
 /// What answers a validated call: routing and the regions behind it.
 pub trait Relay: Send + Sync {
     /// Answers `call` with the business content `biz`.
@@ -251,13 +271,14 @@ pub trait Relay: Send + Sync {
         false
     }
 
-    /// Sends a status-change callback to `region`; `Err` says why it was not acknowledged.
+    /// Sends a status-change callback to `region`; `Err` says why it was not acknowledged,
+    /// and whether a retry could help.
     fn notify_region<'a>(
         &'a self,
         region: &'a str,
         _event: &'a Value,
-    ) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move { Err(format!("no region {region}")) })
+    ) -> BoxFuture<'a, Result<(), NotifyFailure>> {
+        Box::pin(async move { Err(NotifyFailure::retry(format!("no region {region}"))) })
     }
 
     /// The verifier of PHIC1 codes against the trust list in force, when there is one: the

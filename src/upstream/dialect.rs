@@ -327,7 +327,7 @@ impl Upstream for DialectUpstream {
     fn notify<'a>(&'a self, event: &'a Value) -> BoxFuture<'a, Result<(), UpstreamError>> {
         Box::pin(async move {
             let msg = crate::translate::callback_to_dialect(&self.dialect, event)
-                .map_err(|e| UpstreamError::Garbage(format!("callback does not translate: {e}")))?
+                .map_err(|e| UpstreamError::Build(format!("callback does not translate: {e}")))?
                 .ok_or_else(|| UpstreamError::Business {
                     code: ReturnCode::NoPermission,
                     msg: "the region takes no callbacks".into(),

@@ -470,3 +470,31 @@ fn an_id_counter_behind_the_records_never_hands_out_an_id_in_use() {
     assert_eq!(next, vec![ids[1] + 1]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_delivery_no_retry_can_mend_is_abandoned_at_once() {
+    let dir = temp_dir("give-up");
+    let store = Store::open(&dir).expect("open");
+    let o = Outbox::new(store.clone(), key()).expect("outbox");
+    let ids = o
+        .enqueue(
+            &[("330000".into(), event(1)), ("320000".into(), event(1))],
+            100,
+        )
+        .expect("enqueue");
+    let why = "callback does not translate: colour `20` has no value in map `colour`";
+    let d = o.give_up(ids[0], why.into(), 200).expect("give up");
+    assert_eq!(d.state, DeliveryState::Abandoned);
+    assert_eq!((d.attempts, d.last_error.as_deref()), (1, Some(why)));
+    // Only the other one is still due; the abandoned one is kept for the operator, and
+    // goes with the finished ones at retention.
+    let due: Vec<u64> = o
+        .due(u64::MAX, 10)
+        .expect("due")
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(due, [ids[1]]);
+    assert_eq!(finished_rows(&store).len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -33,6 +33,17 @@ pub(in crate::server) async fn status_event(
         ));
     }
     let time = text(biz, &["updateTime"]).map(str::to_owned);
+    // The time goes into the links and, in each region's own date format, into the
+    // callbacks: one that does not parse would fail every delivery.
+    if time
+        .as_deref()
+        .is_some_and(|t| crate::national::time::DateTime::parse(t).is_none())
+    {
+        return Err(refuse(
+            ReturnCode::BadFormat,
+            "updateTime is not a time (yyyy-MM-dd HH:mm:ss)",
+        ));
+    }
     let event_id = text(biz, &["eventId"])
         .map(str::to_owned)
         .map_or_else(crate::envelope::random_id, Ok)
@@ -75,11 +86,8 @@ pub(in crate::server) async fn status_event(
     };
 
     let mut purged = 0;
-    if let Some(p) = person {
-        purged += gw.cache.purge_subject(&p.to_hex()).await;
-    }
-    for id in &ids {
-        purged += gw.cache.purge_subject(&services::code_subject(id)).await;
+    for subject in purge_subjects(person, &ids, entry.as_ref()) {
+        purged += gw.cache.purge_subject(&subject).await;
     }
     gw.metrics
         .cache_purged
@@ -356,4 +364,27 @@ pub(super) fn correction_error(e: crate::corrections::CorrectionError) -> Gatewa
             msg: e.to_string(),
         },
     }
+}
+
+/// The cache subjects a status event purges: the person, each code it names, and each of
+/// the person's codes the links hold. An answer about a PHIC1 code is kept under the
+/// code's id (the request names the code, not the person), so an event that names only
+/// the person must reach it through the person's codes.
+pub(super) fn purge_subjects(
+    person: Option<Pseudonym>,
+    ids: &[String],
+    entry: Option<&LinkEntry>,
+) -> Vec<String> {
+    let mut codes: Vec<&str> = ids.iter().map(String::as_str).collect();
+    if let Some(e) = entry {
+        codes.extend(e.regions.values().filter_map(|l| l.code_id.as_deref()));
+        codes.extend(e.national_code_id.as_deref());
+    }
+    codes.sort_unstable();
+    codes.dedup();
+    person
+        .map(|p| p.to_hex())
+        .into_iter()
+        .chain(codes.into_iter().map(services::code_subject))
+        .collect()
 }

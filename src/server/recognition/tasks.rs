@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::link::outbox::DeliveryState;
+use crate::server::NotifyFailure;
 
 /// The retention job (DESIGN.md §8): at start, and then every `[retention]
 /// purge_interval_secs`, audit records, idempotency records and closed correction tickets
@@ -81,11 +82,15 @@ pub fn spawn_deliveries(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
                     .await
                     {
                         Ok(r) => r,
-                        Err(_) => Err("no acknowledgement in time".to_owned()),
+                        Err(_) => Err(NotifyFailure::retry("no acknowledgement in time".into())),
                     };
                     let ok = outcome.is_ok();
                     let (outbox, now) = (Arc::clone(&gw.outbox), now_ms());
-                    match blocking(move || outbox.record(d.id, outcome, now)).await {
+                    let recorded = blocking(move || match outcome {
+                        Err(f) if f.permanent => outbox.give_up(d.id, f.why, now),
+                        other => outbox.record(d.id, other.map_err(|f| f.why), now),
+                    });
+                    match recorded.await {
                         Ok(rec) => {
                             use std::sync::atomic::Ordering::Relaxed;
                             let m = &gw.metrics;

@@ -164,3 +164,29 @@ fn a_failing_correction_store_is_not_shown_to_the_caller() {
     assert_ne!(unknown.return_code(), ReturnCode::SystemError);
     assert!(unknown.public_message().contains("T1"));
 }
+
+#[test]
+fn a_status_event_naming_the_person_reaches_answers_kept_under_their_codes() {
+    let p = Pseudonym([3u8; 32]);
+    let mut e = entry();
+    let mut zj = RegionLink::without_code("330000".into(), Source::Verification, 1);
+    zj.code_id = Some("33000001ABC".into());
+    e.regions.insert("330000".into(), zj);
+    e.regions.insert(
+        "110000".into(),
+        RegionLink::without_code("110000".into(), Source::Verification, 1),
+    );
+    e.national_code_id = Some("00000000N1".into());
+    let got = events::purge_subjects(Some(p), &["33000001ABC".into()], Some(&e));
+    assert_eq!(
+        got,
+        [
+            p.to_hex(),
+            "cid:00000000N1".into(),
+            "cid:33000001ABC".into()
+        ]
+    );
+    // Codes alone, no person known.
+    let got = events::purge_subjects(None, &["X1".into()], None);
+    assert_eq!(got, ["cid:X1"]);
+}
