@@ -193,9 +193,22 @@ impl AuditLog for RedbAuditLog {
         let meta = txn.open_table(AUDIT_META)?;
         let records = txn.open_table(AUDIT_RECORDS)?;
         let index = txn.open_table(AUDIT_BY_SUBJECT)?;
-        let checkpoint = read_mark(&meta, CHECKPOINT_KEY)?.unwrap_or(ChainMark::GENESIS);
-        let head = read_mark(&meta, HEAD_KEY)?;
+        // A marker that does not decode was altered: a finding of the report, like any
+        // other tampering, not an error that would stop the check (and its exit status).
+        let mut unreadable = Vec::new();
+        let mut mark = |key: &str, what: &str| match read_mark(&meta, key) {
+            Err(StoreError::Corrupt { reason, .. }) => {
+                unreadable.push(format!("seq 0: the {what} marker is unreadable ({reason})"));
+                Ok(None)
+            }
+            other => other,
+        };
+        let checkpoint = mark(CHECKPOINT_KEY, "checkpoint")?.unwrap_or(ChainMark::GENESIS);
+        let head = mark(HEAD_KEY, "head")?;
         let mut v = Verifier::new(checkpoint);
+        for p in unreadable {
+            v.problem(0, p);
+        }
         for entry in records.iter()? {
             let (k, val) = entry?;
             let key = k.value();

@@ -497,6 +497,29 @@ fn detects_a_head_marker_moved_with_the_truncation() {
 }
 
 #[test]
+fn an_unreadable_chain_marker_is_a_finding_not_an_error() {
+    let log = Redb::new();
+    fill(&log, 3);
+    for key in [HEAD_KEY, CHECKPOINT_KEY] {
+        let txn = log.store.db().begin_write().expect("write");
+        txn.open_table(AUDIT_META)
+            .expect("table")
+            .insert(key, b"short".as_slice())
+            .expect("insert");
+        txn.commit().expect("commit");
+        let report = log.verify().expect("a report, not an error");
+        assert!(!report.ok, "{report:?}");
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("marker is unreadable")),
+            "{report:?}"
+        );
+    }
+}
+
+#[test]
 fn detects_an_unreadable_record() {
     for log in backends() {
         fill(&*log, 4);

@@ -72,8 +72,23 @@ pub(super) fn open_log(data_dir: &Path) -> anyhow::Result<(Store, RedbAuditLog)>
     let log = RedbAuditLog::new(store.clone());
     // Records a gateway answered for under `sync = "interval"` and had not yet committed
     // when it stopped are in the journal: read them into the store first.
-    let r =
-        crate::audit::journal::recover(&log, &data_dir.join(crate::audit::journal::JOURNAL_FILE))?;
+    let r = match crate::audit::journal::recover(
+        &log,
+        &data_dir.join(crate::audit::journal::JOURNAL_FILE),
+    ) {
+        Ok(r) => r,
+        // A head marker that does not decode: the journal cannot be chained onto it, so it
+        // is left as it is, and `verify` reports the marker.
+        Err(e @ crate::store::StoreError::Corrupt { .. }) => {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "audit journal: not replayed ({e}); it is left as it is"
+            );
+            crate::audit::journal::Recovery::default()
+        }
+        Err(e) => return Err(e.into()),
+    };
     if r.replayed > 0 || r.discarded_bytes > 0 {
         use std::io::Write as _;
         let _ = writeln!(

@@ -152,7 +152,9 @@ fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Writes a secret file readable by its owner only.
+/// Writes a secret file readable by its owner only. The mode given at open applies only
+/// to a file it creates; one that already exists (copied, or unpacked with mode 0644) is
+/// set to 0600 before the secret goes in.
 pub(crate) fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut opts = std::fs::OpenOptions::new();
@@ -165,8 +167,31 @@ pub(crate) fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut f = opts
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict {} to its owner", path.display()))?;
+    }
     f.write_all(bytes)?;
     Ok(())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn a_secret_written_over_a_readable_file_is_its_owners_alone() {
+        let path = std::env::temp_dir().join(format!("hutong-secret-{}.pem", std::process::id()));
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        super::write_secret(&path, b"new key").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"new key");
+        let _ = std::fs::remove_file(&path);
+    }
 }
 
 pub(super) fn run_certs(cmd: &CertsCmd) -> anyhow::Result<ExitCode> {

@@ -5,6 +5,11 @@ use serde_json::Value;
 
 use crate::national::time::{Date, DateTime};
 
+/// The Unix seconds of 0999-12-31 and of 10000-01-02 (UTC), a day beyond each end of the
+/// years the national text form holds: a value outside is refused before it is converted.
+const MIN_UNIX_SECS: i64 = -30_610_310_400;
+const MAX_UNIX_SECS: i64 = 253_402_387_200;
+
 /// A dialect's date format. The national side is `yyyy-MM-dd HH:mm:ss` (DT15, Beijing
 /// time), or `yyyy-MM-dd` (D8) for the date-only formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +79,12 @@ impl DateFormat {
                 } else {
                     (n, false)
                 };
-                // Outside years 1000–9999 the national text form cannot hold it.
+                // Outside years 1000–9999 the national text form cannot hold it. A value
+                // far outside (i64::MAX from a region) is refused before any arithmetic,
+                // which would overflow, or wrap into a plausible year.
+                if !(MIN_UNIX_SECS..=MAX_UNIX_SECS).contains(&secs) {
+                    return None;
+                }
                 let dt = DateTime::from_unix(secs);
                 (1000..=9999)
                     .contains(&dt.date.year)
@@ -220,6 +230,26 @@ pub enum Mapped<'a> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn epoch_values_far_out_of_range_are_refused_not_wrapped() {
+        for (f, n) in [
+            (DateFormat::EpochS, i64::MAX),
+            (DateFormat::EpochS, i64::MIN),
+            (DateFormat::EpochS, 253_402_387_201),
+            (DateFormat::EpochMs, i64::MAX),
+            (DateFormat::EpochMs, i64::MIN),
+        ] {
+            assert_eq!(f.to_national(&json!(n)), None, "{f:?} {n}");
+        }
+        // The last second of 9999 (Beijing) still converts; the next year does not.
+        let last = DateTime::parse("9999-12-31 23:59:59").unwrap().unix();
+        assert_eq!(
+            DateFormat::EpochS.to_national(&json!(last)),
+            Some(("9999-12-31 23:59:59".to_owned(), false))
+        );
+        assert_eq!(DateFormat::EpochS.to_national(&json!(last + 1)), None);
+    }
 
     #[test]
     fn converts_every_date_format_both_ways() {
