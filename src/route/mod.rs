@@ -186,23 +186,27 @@ impl Router {
                     })?;
                 by_issuer(iss)
             }
-            _ => {
-                let r = &call.client.region;
-                let candidates = [
-                    r.clone(),
-                    format!("{}00", &r[..4.min(r.len())]),
-                    format!("{}0000", &r[..2.min(r.len())]),
-                ];
-                candidates
-                    .into_iter()
-                    .find(|c| t.regions.contains_key(c))
-                    .ok_or_else(|| GatewayError::Domain {
-                        code: ReturnCode::SystemError,
-                        msg: "no region serves the caller's area".into(),
-                    })
-            }
+            _ => serving_region(&call.client.region, |c| t.regions.contains_key(c)).ok_or_else(
+                || GatewayError::Domain {
+                    code: ReturnCode::SystemError,
+                    msg: "no region serves the caller's area".into(),
+                },
+            ),
         }
     }
+}
+
+/// The configured region that serves `division` (a GB/T 2260 code): the county itself,
+/// else its prefecture, else its province, the first that `configured` names.
+pub fn serving_region(division: &str, configured: impl Fn(&str) -> bool) -> Option<String> {
+    let d = division;
+    [
+        d.to_owned(),
+        format!("{}00", &d[..4.min(d.len())]),
+        format!("{}0000", &d[..2.min(d.len())]),
+    ]
+    .into_iter()
+    .find(|c| configured(c))
 }
 
 impl Router {
@@ -371,6 +375,11 @@ impl Relay for Router {
         })
     }
 
+    fn region_serving(&self, division: &str) -> Option<String> {
+        let t = self.table.load();
+        serving_region(division, |c| t.regions.contains_key(c))
+    }
+
     fn code_region(&self, content: &str) -> Option<(String, Option<String>)> {
         let t = self.table.load();
         if let Some(rec) = Phic1Format.recognise(content) {
@@ -526,4 +535,30 @@ pub fn local_verifier(
         Arc::new(SystemClock),
         VerifierConfig::default(),
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::serving_region;
+
+    #[test]
+    fn the_narrowest_configured_region_serves_a_division() {
+        let only = |set: &'static [&'static str]| move |c: &str| set.contains(&c);
+        // Hangzhou's Xihu district: the province, unless Hangzhou or Xihu is configured.
+        assert_eq!(
+            serving_region("330106", only(&["330000"])).as_deref(),
+            Some("330000")
+        );
+        assert_eq!(
+            serving_region("330106", only(&["330000", "330100"])).as_deref(),
+            Some("330100")
+        );
+        assert_eq!(
+            serving_region("330106", only(&["330106", "330100"])).as_deref(),
+            Some("330106")
+        );
+        assert_eq!(serving_region("330106", only(&["320000"])), None);
+        // Short or odd input does not panic.
+        assert_eq!(serving_region("3", only(&["330000"])), None);
+    }
 }

@@ -271,6 +271,13 @@ pub trait Relay: Send + Sync {
         false
     }
 
+    /// The configured region that serves the GB/T 2260 `division`: the county, its
+    /// prefecture or its province, the first configured (as calls from that area are
+    /// routed). `None` when no region serves it.
+    fn region_serving(&self, _division: &str) -> Option<String> {
+        None
+    }
+
     /// Sends a status-change callback to `region`; `Err` says why it was not acknowledged,
     /// and whether a retry could help.
     fn notify_region<'a>(

@@ -42,7 +42,7 @@ pub(in crate::server) async fn apply_code_access(
     let relayed = if call.client.role == crate::config::Role::Region {
         Relayed {
             biz: json!({ "userToken": user_token(gw, &p) }),
-            region: Some(verifier_region(&call.client.region)),
+            region: Some(home_region(gw, &call.client.region)),
             holder: None,
         }
     } else {

@@ -12,7 +12,7 @@ pub(in crate::server) async fn status_event(
     call: &Call,
     biz: &Value,
 ) -> Result<(Value, Option<Pseudonym>), GatewayError> {
-    let source = verifier_region(&call.client.region);
+    let source = home_region(gw, &call.client.region);
     let mut ids = services::strings_at(biz, "codeIds").unwrap_or_default();
     ids.truncate(64);
     let subject = services::subject_of(gw, biz);
@@ -156,7 +156,7 @@ pub(in crate::server) async fn issue_venue(
             "region is not a 6-digit division code",
         ));
     }
-    if verifier_region(&region) != verifier_region(&call.client.region) {
+    if home_region(gw, &region) != home_region(gw, &call.client.region) {
         return Err(refuse(
             ReturnCode::NoPermission,
             "a region issues venue codes for its own places",
@@ -205,7 +205,7 @@ pub(in crate::server) async fn record_visit(
             kind: crate::link::outbox::KIND_VISIT.into(),
             event_id: crate::envelope::random_id()
                 .map_err(|e| GatewayError::Internal(e.to_string()))?,
-            source_region: verifier_region(&venue.region),
+            source_region: home_region(gw, &venue.region),
             code_id,
             // A kept answer is parsed only here, for a venue's visit.
             colour: text(&*answer.to_value()?, &["codeColor"])
@@ -254,7 +254,7 @@ pub(in crate::server) async fn track_correction(
     let region = relayed
         .region
         .clone()
-        .unwrap_or_else(|| verifier_region(&call.client.region));
+        .unwrap_or_else(|| home_region(gw, &call.client.region));
     let region = crate::trust::RegionCode::parse(&region)
         .map_err(|e| GatewayError::Internal(e.to_string()))?;
     let subject = services::subject_of(gw, biz);
@@ -310,7 +310,7 @@ pub(in crate::server) async fn correction_status(
     let store = Arc::clone(&gw.corrections);
     let (app, own_region) = (
         call.client.app_id.clone(),
-        verifier_region(&call.client.region),
+        home_region(gw, &call.client.region),
     );
     let is_region = call.client.role == crate::config::Role::Region;
     let now = now_ms();

@@ -36,9 +36,9 @@ pub(in crate::server) async fn link_verification(
     };
     // The verifier's own region is linked too, without a code: it saw the person, so it
     // hears of their status changes (the risk alert).
-    let province = verifier_region(&call.client.region);
-    let watcher = (gw.relay.takes_callbacks(&province) && province != link.region)
-        .then(|| RegionLink::without_code(province, Source::Verification, now_ms()));
+    let own = home_region(gw, &call.client.region);
+    let watcher = (gw.relay.takes_callbacks(&own) && own != link.region)
+        .then(|| RegionLink::without_code(own, Source::Verification, now_ms()));
     let links = Arc::clone(&gw.links);
     let now = now_ms();
     let linked = blocking(move || {
@@ -56,7 +56,18 @@ pub(in crate::server) async fn link_verification(
 }
 
 /// The province-level code of a client's division: the region whose callbacks reach it.
-pub(super) fn verifier_region(division: &str) -> String {
+/// The region a caller (or a venue) in `division` belongs to: the configured region that
+/// serves it, as its calls are routed (county, prefecture, province), else its province.
+/// Links, status events, venue codes and corrections all name regions this way, so a
+/// region configured at prefecture level finds its own links.
+pub(super) fn home_region(gw: &Gateway, division: &str) -> String {
+    gw.relay
+        .region_serving(division)
+        .unwrap_or_else(|| verifier_region(division))
+}
+
+/// The province of `division`.
+fn verifier_region(division: &str) -> String {
     format!("{}0000", &division[..2.min(division.len())])
 }
 
@@ -74,7 +85,7 @@ pub(in crate::server) async fn link_declaration(
     let p = pseudonym(&gw.pseudonym_key, t, n);
     let who = holder_of_user(biz, t, n);
     let link = RegionLink::without_code(
-        region.map_or_else(|| verifier_region(&call.client.region), str::to_owned),
+        region.map_or_else(|| home_region(gw, &call.client.region), str::to_owned),
         Source::Declaration,
         now_ms(),
     );
@@ -112,7 +123,7 @@ pub(in crate::server) async fn link_request(
         .relay
         .code_region(&content)
         .ok_or_else(|| refuse(ReturnCode::CodeInvalid, "code content not recognised"))?;
-    if region != verifier_region(&call.client.region) {
+    if region != home_region(gw, &call.client.region) {
         return Err(refuse(
             ReturnCode::NoPermission,
             "a region links only its own codes",

@@ -140,7 +140,7 @@ pub(in crate::server) use consent::{apply_code_access, unwrap_consent};
 pub(in crate::server) use events::{
     correction_status, issue_venue, record_visit, status_event, track_correction,
 };
-use links::{holder_of_user, verifier_region};
+use links::{holder_of_user, home_region};
 pub(in crate::server) use links::{link_declaration, link_request, link_verification};
 pub(in crate::server) use query::{generate_code, query};
 pub use tasks::{spawn_deliveries, spawn_retention};
