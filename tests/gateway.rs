@@ -455,6 +455,30 @@ async fn a_cache_hit_avoids_the_region_and_a_status_event_purges_it() {
         .unwrap();
     assert_eq!(code(&ev), "1002", "{}", String::from_utf8_lossy(&ev.raw));
 
+    // A status for a person the gateway has not linked to the region yet is recorded all
+    // the same (on a link without a code), not acknowledged and dropped.
+    let q = fx.person(11);
+    let ev = r
+        .call_raw_service(
+            "statusEvent",
+            &json!({"user": user(&q), "codeColor": "10", "updateTime": "2026-11-23 08:30:05"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(&ev), "0", "{}", String::from_utf8_lossy(&ev.raw));
+    let key = hutong::crypto::MacKey::from_bytes(&[7u8; 32]).unwrap();
+    let entry = fx
+        .gw
+        .links
+        .get(&hutong::audit::pseudonym(&key, &q.0, &q.1))
+        .unwrap()
+        .expect("the person is in the registry");
+    let zj = &entry.regions["330000"];
+    assert_eq!(
+        (zj.colour.as_deref(), zj.status_time.as_deref()),
+        (Some("10"), Some("2026-11-23 08:30:05"))
+    );
+
     // A verifier may not push status events.
     let refused = c
         .call_raw_service("statusEvent", &json!({"codeIds": [cid]}))

@@ -75,7 +75,18 @@ pub(in crate::server) async fn status_event(
             );
             blocking(move || {
                 if let Some(c) = c {
-                    links.set_status(&p, &src, &c, t.as_deref(), Source::StatusEvent, now)?;
+                    let set =
+                        links.set_status(&p, &src, &c, t.as_deref(), Source::StatusEvent, now)?;
+                    if set.is_none() {
+                        // The region has no link to the person yet (it keeps no code the
+                        // gateway saw): the status is recorded all the same, on a link
+                        // without a code, so that cross-region answers and national codes
+                        // see it. Acknowledged and dropped, it would be lost.
+                        let mut l = RegionLink::without_code(src, Source::StatusEvent, now);
+                        l.colour = Some(c);
+                        l.status_time = t;
+                        return links.link(&p, l, &Holder::default(), now).map(Some);
+                    }
                 }
                 links.get(&p)
             })
