@@ -10,8 +10,9 @@ use super::{CorrectionError, CorrectionStatus, CorrectionStore, CorrectionTicket
 /// An in-memory [`CorrectionStore`]. Lost when dropped.
 #[derive(Debug, Default)]
 pub struct MemoryCorrectionStore {
-    /// Tickets by id. One lock for all: every update is a short read-modify-write.
-    tickets: Mutex<HashMap<String, CorrectionTicket>>,
+    /// Tickets by (region, id). One lock for all: every update is a short
+    /// read-modify-write.
+    tickets: Mutex<HashMap<(String, String), CorrectionTicket>>,
 }
 
 impl MemoryCorrectionStore {
@@ -21,34 +22,54 @@ impl MemoryCorrectionStore {
     }
 }
 
+fn key(region: &str, ticket_id: &str) -> (String, String) {
+    (region.to_owned(), ticket_id.to_owned())
+}
+
 impl CorrectionStore for MemoryCorrectionStore {
     fn open(&self, ticket: &CorrectionTicket) -> Result<OpenOutcome, CorrectionError> {
         ticket.check()?;
         let mut tickets = lock(&self.tickets);
-        if let Some(existing) = tickets.get(&ticket.ticket_id) {
+        let k = key(ticket.region.as_str(), &ticket.ticket_id);
+        if let Some(existing) = tickets.get(&k) {
             return Ok(OpenOutcome::AlreadyExists(existing.clone()));
         }
-        tickets.insert(ticket.ticket_id.clone(), ticket.clone());
+        tickets.insert(k, ticket.clone());
         Ok(OpenOutcome::Opened)
     }
 
-    fn get(&self, ticket_id: &str) -> Result<Option<CorrectionTicket>, CorrectionError> {
-        Ok(lock(&self.tickets).get(ticket_id).cloned())
+    fn get(
+        &self,
+        region: &str,
+        ticket_id: &str,
+    ) -> Result<Option<CorrectionTicket>, CorrectionError> {
+        Ok(lock(&self.tickets).get(&key(region, ticket_id)).cloned())
+    }
+
+    fn find(&self, ticket_id: &str) -> Result<Vec<CorrectionTicket>, CorrectionError> {
+        let mut found: Vec<CorrectionTicket> = lock(&self.tickets)
+            .values()
+            .filter(|t| t.ticket_id == ticket_id)
+            .cloned()
+            .collect();
+        found.sort_by_key(|t| t.updated_ms);
+        Ok(found)
     }
 
     fn advance(
         &self,
+        region: &str,
         ticket_id: &str,
         to: CorrectionStatus,
         time_ms: u64,
         note: Option<&str>,
     ) -> Result<CorrectionTicket, CorrectionError> {
         let mut tickets = lock(&self.tickets);
-        let ticket = tickets
-            .get_mut(ticket_id)
-            .ok_or_else(|| CorrectionError::UnknownTicket {
+        let ticket = tickets.get_mut(&key(region, ticket_id)).ok_or_else(|| {
+            CorrectionError::UnknownTicket {
                 ticket_id: ticket_id.to_owned(),
-            })?;
+            }
+        })?;
         // `apply` changes the ticket only when it succeeds.
         ticket.apply(to, time_ms, note)?;
         Ok(ticket.clone())

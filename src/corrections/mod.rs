@@ -386,24 +386,35 @@ pub enum OpenOutcome {
     AlreadyExists(CorrectionTicket),
 }
 
-/// Correction tickets by ticket id.
+/// Correction tickets by region and ticket id: a region's ticket ids are unique within
+/// that region only, so two regions' ticket `1001` are two tickets.
 pub trait CorrectionStore: Send + Sync {
-    /// Starts tracking `ticket`, unless a ticket with its id is tracked already, which is
-    /// kept and returned.
+    /// Starts tracking `ticket`, unless its region's ticket with its id is tracked already,
+    /// which is kept and returned.
     ///
     /// # Errors
     /// [`CorrectionError::InvalidTicket`] when `ticket` fails [`CorrectionTicket::check`];
     /// any store failure.
     fn open(&self, ticket: &CorrectionTicket) -> Result<OpenOutcome, CorrectionError>;
 
-    /// The ticket `ticket_id`, if tracked, whoever filed it: for the relay and for
-    /// operators. Answer a client through [`CorrectionStore::get_for`].
+    /// `region`'s ticket `ticket_id`, if tracked, whoever filed it: for the region that
+    /// owns it and for operators. Answer a client through [`CorrectionStore::get_for`].
     ///
     /// # Errors
     /// Any store failure, or a stored ticket that does not decode.
-    fn get(&self, ticket_id: &str) -> Result<Option<CorrectionTicket>, CorrectionError>;
+    fn get(
+        &self,
+        region: &str,
+        ticket_id: &str,
+    ) -> Result<Option<CorrectionTicket>, CorrectionError>;
 
-    /// Moves ticket `ticket_id` to `to` at `time_ms`, with the region's `note`, and returns
+    /// Every region's ticket with id `ticket_id`, oldest update first.
+    ///
+    /// # Errors
+    /// Any store failure, or a stored ticket that does not decode.
+    fn find(&self, ticket_id: &str) -> Result<Vec<CorrectionTicket>, CorrectionError>;
+
+    /// Moves `region`'s ticket `ticket_id` to `to` at `time_ms`, with the region's `note`, and returns
     /// it. Reporting the current status again changes nothing (no history entry) and
     /// returns the ticket as it is. Concurrent calls on one ticket are serialised: its
     /// history is always a path of the state machine.
@@ -415,6 +426,7 @@ pub trait CorrectionStore: Send + Sync {
     /// [`MAX_NOTE_BYTES`]; any store failure.
     fn advance(
         &self,
+        region: &str,
         ticket_id: &str,
         to: CorrectionStatus,
         time_ms: u64,
@@ -431,18 +443,20 @@ pub trait CorrectionStore: Send + Sync {
 
     /// The ticket `ticket_id` as `app_id` may see it: only the app that filed it may read
     /// it. A ticket filed by another app is answered exactly like a missing one, so that
-    /// ticket ids cannot be probed.
+    /// ticket ids cannot be probed. Should the app hold tickets of that id in two regions,
+    /// the one updated last is given.
     ///
     /// # Errors
     /// [`CorrectionError::UnknownTicket`] when it is missing or not `app_id`'s; what
-    /// [`CorrectionStore::get`] returns.
+    /// [`CorrectionStore::find`] returns.
     fn get_for(&self, ticket_id: &str, app_id: &str) -> Result<CorrectionTicket, CorrectionError> {
-        match self.get(ticket_id)? {
-            Some(t) if t.app_id == app_id => Ok(t),
-            _ => Err(CorrectionError::UnknownTicket {
+        self.find(ticket_id)?
+            .into_iter()
+            .filter(|t| t.app_id == app_id)
+            .max_by_key(|t| t.updated_ms)
+            .ok_or_else(|| CorrectionError::UnknownTicket {
                 ticket_id: ticket_id.to_owned(),
-            }),
-        }
+            })
     }
 }
 

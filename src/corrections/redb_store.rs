@@ -4,6 +4,12 @@
 //! it back, so concurrent updates of one ticket are serialised by redb's single writer.
 //! Commits are durable (an `fsync` each): tickets are few, and a region's answer to a
 //! holder's correction must not be lost to a crash.
+//!
+//! A ticket is stored under `ticket id ␟ region` (U+001F, which no ticket id holds: ids
+//! are printable): a region's ids are unique in that region only, and the id comes first
+//! so that every region's ticket of one id is one key range ([`CorrectionStore::find`]).
+//! Stores written before the region was part of the key hold tickets under the bare id;
+//! those are read, advanced and purged where they are.
 
 use redb::ReadableTable;
 
@@ -33,6 +39,34 @@ from_redb!(
     redb::CommitError
 );
 
+/// Separates the ticket id from the region in a stored key.
+const SEP: char = '\u{1f}';
+
+/// The stored key of `region`'s ticket `ticket_id`.
+fn key(region: &str, ticket_id: &str) -> String {
+    format!("{ticket_id}{SEP}{region}")
+}
+
+/// Where `region`'s ticket `ticket_id` is stored, and the ticket: under its key, or under
+/// the bare id (a store of the build before), when that ticket is the region's.
+fn locate(
+    tickets: &impl ReadableTable<&'static str, &'static [u8]>,
+    region: &str,
+    ticket_id: &str,
+) -> Result<Option<(String, CorrectionTicket)>, CorrectionError> {
+    let k = key(region, ticket_id);
+    if let Some(v) = tickets.get(k.as_str())? {
+        return Ok(Some((k, CorrectionTicket::decode(v.value())?)));
+    }
+    if let Some(v) = tickets.get(ticket_id)? {
+        let t = CorrectionTicket::decode(v.value())?;
+        if t.region.as_str() == region {
+            return Ok(Some((ticket_id.to_owned(), t)));
+        }
+    }
+    Ok(None)
+}
+
 /// The redb [`CorrectionStore`].
 #[derive(Debug, Clone)]
 pub struct RedbCorrectionStore {
@@ -53,34 +87,52 @@ impl CorrectionStore for RedbCorrectionStore {
         let txn = self.store.db().begin_write()?;
         {
             let mut tickets = txn.open_table(CORRECTIONS)?;
-            let existing = tickets
-                .get(ticket.ticket_id.as_str())?
-                .map(|v| CorrectionTicket::decode(v.value()));
-            if let Some(existing) = existing {
+            let region = ticket.region.as_str();
+            if let Some((_, existing)) = locate(&tickets, region, &ticket.ticket_id)? {
                 // Returning drops the transaction, which aborts it: nothing is written.
-                return Ok(OpenOutcome::AlreadyExists(existing?));
+                return Ok(OpenOutcome::AlreadyExists(existing));
             }
-            tickets.insert(ticket.ticket_id.as_str(), value.as_slice())?;
+            let k = key(region, &ticket.ticket_id);
+            tickets.insert(k.as_str(), value.as_slice())?;
             if ticket.status.is_terminal() {
                 let mut closed = txn.open_table(CORRECTIONS_CLOSED)?;
-                closed.insert((ticket.updated_ms, ticket.ticket_id.as_str()), ())?;
+                closed.insert((ticket.updated_ms, k.as_str()), ())?;
             }
         }
         txn.commit()?;
         Ok(OpenOutcome::Opened)
     }
 
-    fn get(&self, ticket_id: &str) -> Result<Option<CorrectionTicket>, CorrectionError> {
+    fn get(
+        &self,
+        region: &str,
+        ticket_id: &str,
+    ) -> Result<Option<CorrectionTicket>, CorrectionError> {
         let txn = self.store.db().begin_read()?;
         let tickets = txn.open_table(CORRECTIONS)?;
-        let found = tickets.get(ticket_id)?;
-        Ok(found
-            .map(|v| CorrectionTicket::decode(v.value()))
-            .transpose()?)
+        Ok(locate(&tickets, region, ticket_id)?.map(|(_, t)| t))
+    }
+
+    fn find(&self, ticket_id: &str) -> Result<Vec<CorrectionTicket>, CorrectionError> {
+        let txn = self.store.db().begin_read()?;
+        let tickets = txn.open_table(CORRECTIONS)?;
+        let mut found = Vec::new();
+        // `id␟…` up to (not including) `id␠`: the id followed by the separator, the only
+        // character below the printable ones an id may continue with.
+        let (from, to) = (format!("{ticket_id}{SEP}"), format!("{ticket_id} "));
+        for entry in tickets.range(from.as_str()..to.as_str())? {
+            found.push(CorrectionTicket::decode(entry?.1.value())?);
+        }
+        if let Some(v) = tickets.get(ticket_id)? {
+            found.push(CorrectionTicket::decode(v.value())?);
+        }
+        found.sort_by_key(|t| t.updated_ms);
+        Ok(found)
     }
 
     fn advance(
         &self,
+        region: &str,
         ticket_id: &str,
         to: CorrectionStatus,
         time_ms: u64,
@@ -89,25 +141,19 @@ impl CorrectionStore for RedbCorrectionStore {
         let txn = self.store.db().begin_write()?;
         let ticket = {
             let mut tickets = txn.open_table(CORRECTIONS)?;
-            let stored = tickets
-                .get(ticket_id)?
-                .map(|v| CorrectionTicket::decode(v.value()));
-            let mut ticket = match stored {
-                Some(t) => t?,
-                None => {
-                    return Err(CorrectionError::UnknownTicket {
-                        ticket_id: ticket_id.to_owned(),
-                    });
-                }
+            let Some((k, mut ticket)) = locate(&tickets, region, ticket_id)? else {
+                return Err(CorrectionError::UnknownTicket {
+                    ticket_id: ticket_id.to_owned(),
+                });
             };
             if !ticket.apply(to, time_ms, note)? {
                 // Same status: nothing to write (dropping the transaction aborts it).
                 return Ok(ticket);
             }
-            tickets.insert(ticket_id, ticket.encode()?.as_slice())?;
+            tickets.insert(k.as_str(), ticket.encode()?.as_slice())?;
             if ticket.status.is_terminal() {
                 let mut closed = txn.open_table(CORRECTIONS_CLOSED)?;
-                closed.insert((ticket.updated_ms, ticket_id), ())?;
+                closed.insert((ticket.updated_ms, k.as_str()), ())?;
             }
             ticket
         };

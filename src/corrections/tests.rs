@@ -34,17 +34,21 @@ impl CorrectionStore for Redb {
     fn open(&self, t: &CorrectionTicket) -> Result<OpenOutcome, CorrectionError> {
         self.inner.open(t)
     }
-    fn get(&self, id: &str) -> Result<Option<CorrectionTicket>, CorrectionError> {
-        self.inner.get(id)
+    fn get(&self, region: &str, id: &str) -> Result<Option<CorrectionTicket>, CorrectionError> {
+        self.inner.get(region, id)
+    }
+    fn find(&self, id: &str) -> Result<Vec<CorrectionTicket>, CorrectionError> {
+        self.inner.find(id)
     }
     fn advance(
         &self,
+        region: &str,
         id: &str,
         to: CorrectionStatus,
         time_ms: u64,
         note: Option<&str>,
     ) -> Result<CorrectionTicket, CorrectionError> {
-        self.inner.advance(id, to, time_ms, note)
+        self.inner.advance(region, id, to, time_ms, note)
     }
     fn purge_closed_before(&self, time_ms: u64) -> Result<u64, CorrectionError> {
         self.inner.purge_closed_before(time_ms)
@@ -76,8 +80,11 @@ fn each(f: impl Fn(&str, &dyn CorrectionStore)) {
     }
 }
 
+/// The region of the tests' tickets.
+const R: &str = "330000";
+
 fn region() -> RegionCode {
-    RegionCode::parse("330000").expect("region")
+    RegionCode::parse(R).expect("region")
 }
 
 fn ticket(id: &str, time_ms: u64) -> CorrectionTicket {
@@ -153,8 +160,8 @@ fn an_opened_ticket_can_be_read_back() {
     each(|name, s| {
         let t = ticket("T-1", T0);
         open(s, &t);
-        assert_eq!(s.get("T-1").expect("get"), Some(t.clone()), "{name}");
-        assert_eq!(s.get("T-2").expect("get"), None, "{name}");
+        assert_eq!(s.get(R, "T-1").expect("get"), Some(t.clone()), "{name}");
+        assert_eq!(s.get(R, "T-2").expect("get"), None, "{name}");
     });
 }
 
@@ -170,7 +177,7 @@ fn opening_an_existing_ticket_keeps_and_returns_the_first() {
             OpenOutcome::AlreadyExists(first.clone()),
             "{name}"
         );
-        assert_eq!(s.get("T-1").expect("get"), Some(first), "{name}");
+        assert_eq!(s.get(R, "T-1").expect("get"), Some(first), "{name}");
     });
 }
 
@@ -203,7 +210,7 @@ fn open_refuses_a_ticket_out_of_bounds() {
                 "{name}: {err}"
             );
         }
-        assert_eq!(s.get("T-1").expect("get"), None, "{name}");
+        assert_eq!(s.get(R, "T-1").expect("get"), None, "{name}");
         // A ticket id of 64 characters, some of them not ASCII, is fine.
         open(s, &ticket(&"单".repeat(MAX_TICKET_ID_CHARS), T0));
     });
@@ -217,7 +224,7 @@ fn a_region_may_open_a_ticket_already_closed() {
         t.history[0].status = Done;
         open(s, &t);
         let err = s
-            .advance("T-1", Processing, T0 + 1, None)
+            .advance(R, "T-1", Processing, T0 + 1, None)
             .expect_err("final");
         assert_eq!(
             err,
@@ -238,10 +245,10 @@ fn advance_records_each_step_with_its_time_and_note() {
     each(|name, s| {
         open(s, &ticket("T-1", T0));
         let t = s
-            .advance("T-1", Processing, T0 + 10, Some("assigned"))
+            .advance(R, "T-1", Processing, T0 + 10, Some("assigned"))
             .expect("processing");
         assert_eq!(t.status, Processing, "{name}");
-        let t = s.advance("T-1", Done, T0 + 20, None).expect("done");
+        let t = s.advance(R, "T-1", Done, T0 + 20, None).expect("done");
         assert_eq!(statuses(&t), vec![Accepted, Processing, Done], "{name}");
         assert_eq!(
             t.history[1],
@@ -253,7 +260,7 @@ fn advance_records_each_step_with_its_time_and_note() {
             "{name}"
         );
         assert_eq!((t.created_ms, t.updated_ms), (T0, T0 + 20), "{name}");
-        assert_eq!(s.get("T-1").expect("get"), Some(t), "{name}");
+        assert_eq!(s.get(R, "T-1").expect("get"), Some(t), "{name}");
     });
 }
 
@@ -262,10 +269,10 @@ fn an_accepted_ticket_may_close_directly() {
     each(|name, s| {
         open(s, &ticket("T-1", T0));
         open(s, &ticket("T-2", T0));
-        let done = s.advance("T-1", Done, T0 + 1, None).expect("done");
+        let done = s.advance(R, "T-1", Done, T0 + 1, None).expect("done");
         assert_eq!(statuses(&done), vec![Accepted, Done], "{name}");
         let rejected = s
-            .advance("T-2", Rejected, T0 + 1, Some("no record to correct"))
+            .advance(R, "T-2", Rejected, T0 + 1, Some("no record to correct"))
             .expect("rejected");
         assert_eq!(statuses(&rejected), vec![Accepted, Rejected], "{name}");
     });
@@ -275,18 +282,21 @@ fn an_accepted_ticket_may_close_directly() {
 fn reporting_the_same_status_again_changes_nothing() {
     each(|name, s| {
         open(s, &ticket("T-1", T0));
-        let first = s.advance("T-1", Processing, T0 + 10, None).expect("first");
+        let first = s
+            .advance(R, "T-1", Processing, T0 + 10, None)
+            .expect("first");
         let again = s
-            .advance("T-1", Processing, T0 + 99, Some("still on it"))
+            .advance(R, "T-1", Processing, T0 + 99, Some("still on it"))
             .expect("again");
         assert_eq!(again, first, "{name}");
-        let done = s.advance("T-1", Done, T0 + 100, None).expect("done");
+        let done = s.advance(R, "T-1", Done, T0 + 100, None).expect("done");
         assert_eq!(
-            s.advance("T-1", Done, T0 + 200, None).expect("done again"),
+            s.advance(R, "T-1", Done, T0 + 200, None)
+                .expect("done again"),
             done,
             "{name}"
         );
-        assert_eq!(s.get("T-1").expect("get"), Some(done), "{name}");
+        assert_eq!(s.get(R, "T-1").expect("get"), Some(done), "{name}");
     });
 }
 
@@ -294,32 +304,34 @@ fn reporting_the_same_status_again_changes_nothing() {
 fn advance_refuses_to_go_back_or_out_of_a_final_status() {
     each(|name, s| {
         open(s, &ticket("T-1", T0));
-        let processing = s.advance("T-1", Processing, T0 + 1, None).expect("on");
+        let processing = s.advance(R, "T-1", Processing, T0 + 1, None).expect("on");
         assert_eq!(
-            s.advance("T-1", Accepted, T0 + 2, None),
+            s.advance(R, "T-1", Accepted, T0 + 2, None),
             Err(CorrectionError::InvalidTransition {
                 from: Processing,
                 to: Accepted
             }),
             "{name}"
         );
-        assert_eq!(s.get("T-1").expect("get"), Some(processing), "{name}");
-        let rejected = s.advance("T-1", Rejected, T0 + 3, None).expect("rejected");
+        assert_eq!(s.get(R, "T-1").expect("get"), Some(processing), "{name}");
+        let rejected = s
+            .advance(R, "T-1", Rejected, T0 + 3, None)
+            .expect("rejected");
         for to in [Accepted, Processing, Done] {
             assert_eq!(
-                s.advance("T-1", to, T0 + 4, None),
+                s.advance(R, "T-1", to, T0 + 4, None),
                 Err(CorrectionError::InvalidTransition { from: Rejected, to }),
                 "{name}"
             );
         }
-        assert_eq!(s.get("T-1").expect("get"), Some(rejected), "{name}");
+        assert_eq!(s.get(R, "T-1").expect("get"), Some(rejected), "{name}");
     });
 }
 
 #[test]
 fn advance_on_an_unknown_ticket_fails() {
     each(|name, s| {
-        let err = s.advance("nope", Done, T0, None).expect_err("unknown");
+        let err = s.advance(R, "nope", Done, T0, None).expect_err("unknown");
         assert_eq!(
             err,
             CorrectionError::UnknownTicket {
@@ -334,8 +346,8 @@ fn advance_on_an_unknown_ticket_fails() {
 fn a_report_with_an_earlier_clock_does_not_go_back_in_time() {
     each(|name, s| {
         open(s, &ticket("T-1", T0));
-        s.advance("T-1", Processing, T0 + 50, None).expect("on");
-        let t = s.advance("T-1", Done, T0 + 10, None).expect("done");
+        s.advance(R, "T-1", Processing, T0 + 50, None).expect("on");
+        let t = s.advance(R, "T-1", Done, T0 + 10, None).expect("done");
         assert_eq!(t.updated_ms, T0 + 50, "{name}");
         assert_eq!(t.history[2].time_ms, T0 + 50, "{name}");
         t.check().expect("consistent");
@@ -349,13 +361,13 @@ fn an_over_long_note_is_refused_and_changes_nothing() {
         open(s, &t);
         let note = "x".repeat(MAX_NOTE_BYTES + 1);
         let err = s
-            .advance("T-1", Done, T0 + 1, Some(&note))
+            .advance(R, "T-1", Done, T0 + 1, Some(&note))
             .expect_err("too long");
         assert!(
             matches!(err, CorrectionError::InvalidTicket { .. }),
             "{name}: {err}"
         );
-        assert_eq!(s.get("T-1").expect("get"), Some(t), "{name}");
+        assert_eq!(s.get(R, "T-1").expect("get"), Some(t), "{name}");
     });
 }
 

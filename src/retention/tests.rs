@@ -110,7 +110,7 @@ fn populate(store: &Store) {
         assert_eq!(tickets.open(&t).expect("open"), OpenOutcome::Opened);
         if let Some(at) = closed {
             tickets
-                .advance(id, CorrectionStatus::Done, at, None)
+                .advance("330000", id, CorrectionStatus::Done, at, None)
                 .expect("close");
         }
     }
@@ -220,9 +220,9 @@ fn purge_removes_what_the_policy_no_longer_keeps() {
     assert_eq!(mine, vec![5, 7]);
 
     let tickets = RedbCorrectionStore::new(t.store.clone());
-    assert!(tickets.get("old-closed").expect("get").is_none());
-    assert!(tickets.get("new-closed").expect("get").is_some());
-    assert!(tickets.get("old-open").expect("get").is_some());
+    assert!(tickets.get("330000", "old-closed").expect("get").is_none());
+    assert!(tickets.get("330000", "new-closed").expect("get").is_some());
+    assert!(tickets.get("330000", "old-open").expect("get").is_some());
 
     // A second pass at the same time has nothing left to do.
     assert_eq!(

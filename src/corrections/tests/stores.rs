@@ -11,15 +11,15 @@ fn purge_removes_closed_tickets_past_the_cutoff_only() {
         // Old and open: kept, however old. Old and closed: purged. Closed recently: kept.
         open(s, &ticket("open-old", T0));
         open(s, &ticket("closed-old", T0));
-        s.advance("closed-old", Done, T0 + DAY_MS, None)
+        s.advance(R, "closed-old", Done, T0 + DAY_MS, None)
             .expect("done");
         open(s, &ticket("rejected-old", T0));
-        s.advance("rejected-old", Processing, T0 + 1, None)
+        s.advance(R, "rejected-old", Processing, T0 + 1, None)
             .expect("on");
-        s.advance("rejected-old", Rejected, T0 + 2 * DAY_MS, None)
+        s.advance(R, "rejected-old", Rejected, T0 + 2 * DAY_MS, None)
             .expect("rejected");
         open(s, &ticket("closed-new", T0));
-        s.advance("closed-new", Done, T0 + 10 * DAY_MS, None)
+        s.advance(R, "closed-new", Done, T0 + 10 * DAY_MS, None)
             .expect("done");
         let mut born_closed = ticket("born-closed", T0 + DAY_MS);
         born_closed.status = Rejected;
@@ -29,10 +29,10 @@ fn purge_removes_closed_tickets_past_the_cutoff_only() {
         let cutoff = T0 + 5 * DAY_MS;
         assert_eq!(s.purge_closed_before(cutoff).expect("purge"), 3, "{name}");
         for id in ["closed-old", "rejected-old", "born-closed"] {
-            assert_eq!(s.get(id).expect("get"), None, "{name}: {id}");
+            assert_eq!(s.get(R, id).expect("get"), None, "{name}: {id}");
         }
         for id in ["open-old", "closed-new"] {
-            assert!(s.get(id).expect("get").is_some(), "{name}: {id}");
+            assert!(s.get(R, id).expect("get").is_some(), "{name}: {id}");
         }
         assert_eq!(s.purge_closed_before(cutoff).expect("purge"), 0, "{name}");
         // The cutoff is exclusive.
@@ -68,8 +68,8 @@ fn concurrent_advances_keep_the_history_consistent() {
                 let (store, barrier, id) = (Arc::clone(&store), Arc::clone(&barrier), id.clone());
                 std::thread::spawn(move || {
                     barrier.wait();
-                    let p = store.advance(&id, Processing, T0 + 1, None);
-                    let d = store.advance(&id, Done, T0 + 2, None);
+                    let p = store.advance(R, &id, Processing, T0 + 1, None);
+                    let d = store.advance(R, &id, Done, T0 + 2, None);
                     (p.is_ok(), d.is_ok())
                 })
             };
@@ -77,12 +77,12 @@ fn concurrent_advances_keep_the_history_consistent() {
                 let (store, barrier, id) = (Arc::clone(&store), Arc::clone(&barrier), id.clone());
                 std::thread::spawn(move || {
                     barrier.wait();
-                    store.advance(&id, Rejected, T0 + 1, None).is_ok()
+                    store.advance(R, &id, Rejected, T0 + 1, None).is_ok()
                 })
             };
             let (processed, done) = a.join().expect("thread a");
             let rejected = b.join().expect("thread b");
-            let t = store.get(&id).expect("get").expect("ticket");
+            let t = store.get(R, &id).expect("get").expect("ticket");
             t.check().expect("a consistent history");
             assert!(done != rejected, "{name}: exactly one close wins");
             let mut want = vec![Accepted];
@@ -105,14 +105,16 @@ fn concurrent_reports_of_one_status_add_one_entry() {
                 let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
                 std::thread::spawn(move || {
                     barrier.wait();
-                    store.advance("T-1", Processing, T0 + 1, None).expect("ok")
+                    store
+                        .advance(R, "T-1", Processing, T0 + 1, None)
+                        .expect("ok")
                 })
             })
             .collect();
         for h in handles {
             assert_eq!(h.join().expect("thread").status, Processing);
         }
-        let t = store.get("T-1").expect("get").expect("ticket");
+        let t = store.get(R, "T-1").expect("get").expect("ticket");
         assert_eq!(statuses(&t), vec![Accepted, Processing], "{name}");
     }
 }
@@ -127,22 +129,22 @@ fn redb_tickets_and_the_closed_index_survive_a_reopen() {
         let s = RedbCorrectionStore::new(Store::open(&dir).expect("open"));
         open(&s, &ticket("T-1", T0));
         open(&s, &ticket("T-2", T0));
-        s.advance("T-1", Processing, T0 + 1, Some("assigned"))
+        s.advance(R, "T-1", Processing, T0 + 1, Some("assigned"))
             .expect("on");
-        s.advance("T-1", Done, T0 + 2, None).expect("done")
+        s.advance(R, "T-1", Done, T0 + 2, None).expect("done")
     };
     let s = RedbCorrectionStore::new(Store::open(&dir).expect("reopen"));
-    assert_eq!(s.get("T-1").expect("get"), Some(t));
+    assert_eq!(s.get(R, "T-1").expect("get"), Some(t));
     assert_eq!(
-        s.advance("T-1", Processing, T0 + 3, None),
+        s.advance(R, "T-1", Processing, T0 + 3, None),
         Err(CorrectionError::InvalidTransition {
             from: Done,
             to: Processing
         })
     );
     assert_eq!(s.purge_closed_before(T0 + 3).expect("purge"), 1);
-    assert_eq!(s.get("T-1").expect("get"), None);
-    assert!(s.get("T-2").expect("get").is_some());
+    assert_eq!(s.get(R, "T-1").expect("get"), None);
+    assert!(s.get(R, "T-2").expect("get").is_some());
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -154,10 +156,10 @@ fn redb_reports_a_corrupt_stored_ticket() {
     let txn = h.inner.store.db().begin_write().expect("write");
     txn.open_table(crate::store::tables::CORRECTIONS)
         .expect("table")
-        .insert("T-1", br#"{"v":1}"#.as_slice())
+        .insert("T-1\u{1f}330000", br#"{"v":1}"#.as_slice())
         .expect("insert");
     txn.commit().expect("commit");
-    let err = h.get("T-1").expect_err("corrupt");
+    let err = h.get(R, "T-1").expect_err("corrupt");
     assert!(
         matches!(err, CorrectionError::Store(StoreError::Corrupt { .. })),
         "{err}"
@@ -233,4 +235,68 @@ fn errors_map_to_the_documented_return_codes() {
     assert_eq!(invalid.return_code(), ReturnCode::UpstreamFailed);
     let store = CorrectionError::from(StoreError::Db("disk".to_owned()));
     assert_eq!(store.return_code(), ReturnCode::SystemError);
+}
+
+#[test]
+fn two_regions_tickets_of_one_id_are_two_tickets() {
+    each(|name, s| {
+        let zj = ticket("1001", T0);
+        let mut js = CorrectionTicket::new(
+            "1001",
+            "A3200010001",
+            RegionCode::parse("320000").expect("region"),
+            None,
+            Accepted,
+            T0 + 5,
+        );
+        js.expected_time = None;
+        open(s, &zj);
+        open(s, &js);
+        assert_eq!(s.get(R, "1001").expect("get"), Some(zj.clone()), "{name}");
+        assert_eq!(
+            s.get("320000", "1001").expect("get"),
+            Some(js.clone()),
+            "{name}"
+        );
+        assert_eq!(
+            s.find("1001").expect("find"),
+            [zj.clone(), js.clone()],
+            "{name}"
+        );
+        // Each region moves its own; each filer reads its own.
+        let done = s
+            .advance("320000", "1001", Done, T0 + 10, None)
+            .expect("done");
+        assert_eq!(s.get(R, "1001").expect("get"), Some(zj.clone()), "{name}");
+        assert_eq!(s.get_for("1001", "A3200010001"), Ok(done), "{name}");
+        assert_eq!(s.get_for("1001", "A3300010001"), Ok(zj.clone()), "{name}");
+        assert!(
+            s.advance("110000", "1001", Done, T0 + 11, None).is_err(),
+            "{name}"
+        );
+    });
+}
+
+#[test]
+fn tickets_stored_under_the_bare_id_by_the_build_before_are_found() {
+    let h = Redb::new();
+    let t = ticket("T-7", T0);
+    let txn = h.inner.store.db().begin_write().expect("write");
+    txn.open_table(crate::store::tables::CORRECTIONS)
+        .expect("table")
+        .insert("T-7", t.encode().expect("encode").as_slice())
+        .expect("insert");
+    txn.commit().expect("commit");
+    assert_eq!(h.get(R, "T-7").expect("get"), Some(t.clone()));
+    assert_eq!(
+        h.get("320000", "T-7").expect("get"),
+        None,
+        "another region's"
+    );
+    assert_eq!(h.find("T-7").expect("find"), std::slice::from_ref(&t));
+    assert_eq!(h.open(&t).expect("open"), OpenOutcome::AlreadyExists(t));
+    let done = h.advance(R, "T-7", Done, T0 + 1, None).expect("done");
+    assert_eq!(h.get(R, "T-7").expect("get"), Some(done));
+    assert_eq!(h.purge_closed_before(T0 + 2).expect("purge"), 1);
+    assert_eq!(h.find("T-7").expect("find"), []);
 }

@@ -287,8 +287,8 @@ pub(in crate::server) async fn track_correction(
     .await
     .map_err(|e| GatewayError::Internal(e.to_string()))?;
     if let OpenOutcome::AlreadyExists(t) = opened {
-        // Region ticket ids are unique per region only: another filer's ticket with the same
-        // id is the region's error, and this one is not tracked.
+        // The region gave one id to two filers' tickets: its error, and this one is not
+        // tracked. (Another region's ticket of the same id is another ticket.)
         if t.app_id != call.client.app_id {
             tracing::warn!(region = %t.region.as_str(), "correction ticket id reused by the region");
         }
@@ -326,18 +326,18 @@ pub(in crate::server) async fn correction_status(
     let is_region = call.client.role == crate::config::Role::Region;
     let now = now_ms();
     let ticket = tokio::task::spawn_blocking(move || {
-        let t = store
-            .get(&id)?
-            .ok_or(crate::corrections::CorrectionError::UnknownTicket {
-                ticket_id: id.clone(),
-            })?;
+        // A ticket is its region's: ids are unique within a region only.
         match to {
-            Some(to) if is_region && t.region.as_str() == own_region => {
-                store.advance(&id, to, now, note.as_deref())
-            }
+            Some(to) if is_region => store.advance(&own_region, &id, to, now, note.as_deref()),
             Some(_) => Err(crate::corrections::CorrectionError::UnknownTicket { ticket_id: id }),
-            None if t.app_id == app || (is_region && t.region.as_str() == own_region) => Ok(t),
-            None => Err(crate::corrections::CorrectionError::UnknownTicket { ticket_id: id }),
+            None => {
+                if is_region {
+                    if let Some(t) = store.get(&own_region, &id)? {
+                        return Ok(t);
+                    }
+                }
+                store.get_for(&id, &app)
+            }
         }
     })
     .await
