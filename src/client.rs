@@ -466,6 +466,36 @@ impl GatewayClient {
         self.post_path(service.as_str(), body).await
     }
 
+    /// GETs a document the gateway publishes (`/phic/v1/trust-list`, a code page
+    /// `/phic/c?…`): (status, Retry-After, body).
+    ///
+    /// # Errors
+    /// [`ClientError::Transport`].
+    pub async fn get(
+        &self,
+        path_and_query: &str,
+    ) -> Result<(u16, Option<String>, Bytes), ClientError> {
+        let req = hyper::Request::get(format!("{}{path_and_query}", self.base))
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let resp = tokio::time::timeout(self.timeout, self.http.request(req))
+            .await
+            .map_err(|_| ClientError::Transport("timed out".into()))?
+            .map_err(|e| ClientError::Transport(format!("{e:?}")))?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(hyper::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = tokio::time::timeout(self.timeout, resp.into_body().collect())
+            .await
+            .map_err(|_| ClientError::Transport("timed out".into()))?
+            .map_err(|e| ClientError::Transport(e.to_string()))?
+            .to_bytes();
+        Ok((status, retry_after, body))
+    }
+
     /// Posts a body in a region's dialect to the gateway's ingress, `path` under
     /// `/dialect/` (`jiangsu/skm/verify`), with the profile's token. Gives the status, the
     /// `X-Hutong-Loss` header, and the raw answer.

@@ -590,3 +590,29 @@ async fn the_first_retention_purge_runs_when_the_gateway_starts() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_documents_and_early_refusals_are_under_the_per_ip_limit() {
+    // Published documents (the trust list, code pages) were served before the per-IP limit
+    // and the concurrency limit: a code page costs an SM2 verification, so anyone could
+    // make the gateway verify without bound.
+    let fx = Fixture::start(Opts {
+        extra_toml: "[limits]\nper_ip = { per_second = 1, burst = 3 }".into(),
+        ..Opts::default()
+    })
+    .await;
+    let c = fx.client(SignTypeName::HmacSm3);
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let (status, _, _) = c.get("/phic/v1/trust-list").await.unwrap();
+        statuses.push(status);
+    }
+    assert!(statuses.iter().all(|s| *s != 429), "{statuses:?}");
+    let (status, retry, body) = c.get("/phic/c?v=1&pc=x").await.unwrap();
+    assert_eq!(status, 429, "{}", String::from_utf8_lossy(&body));
+    assert!(retry.unwrap().parse::<u64>().unwrap() >= 1);
+    // A refusal before anything of the request is read is still a signed envelope.
+    let x = c.call(ServiceName::VerifyCode, &json!({})).await.unwrap();
+    assert_eq!(code(&x), "1007");
+    assert!(x.envelope.is_some(), "the refusal verifies");
+}

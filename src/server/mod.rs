@@ -20,6 +20,7 @@ mod ingress;
 mod page;
 pub(crate) mod pipeline;
 pub mod recognition;
+mod refusals;
 pub mod services;
 pub mod tls;
 
@@ -364,6 +365,10 @@ pub struct Gateway {
     /// Verifies the national codes whose pages the gateway serves, against the trust list,
     /// when the relay has no verifier of its own ([`Relay::local_verifier`] comes first).
     pub page_verifier: Option<crate::code::Verifier>,
+    /// Signed answers to requests refused before anything of them was read (shed, over
+    /// the per-IP limit, no such endpoint), kept a second each, so that a flood costs no
+    /// signature per request.
+    pub(crate) refusals: refusals::Refusals,
     /// `localhost:{port}` of the configured public listener: see
     /// [`code_host`](Self::code_host), which reads it.
     configured_code_host: String,
@@ -494,6 +499,7 @@ impl Gateway {
             corrections,
             venues,
             page_verifier,
+            refusals: refusals::Refusals::default(),
             configured_code_host,
             bound_code_host: std::sync::OnceLock::new(),
         })

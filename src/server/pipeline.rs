@@ -36,10 +36,8 @@ pub(super) async fn handle(
     if req.uri().path().starts_with(super::ingress::INGRESS_PREFIX) {
         return super::ingress::handle(gw, permits, peer, req).await;
     }
-    if req.method() == hyper::Method::GET {
-        if let Some(r) = published(&gw, &req) {
-            return r;
-        }
+    if req.method() == hyper::Method::GET && is_published(req.uri().path()) {
+        return serve_published(gw, &permits, &peer, &req).await;
     }
     let started = Instant::now();
     let tail = req
@@ -63,7 +61,8 @@ pub(super) async fn handle(
     let mut request_id: Option<String> = None;
     let losses = super::LossSink::default();
 
-    // Shed first: a request over the concurrency limit costs no parsing or cryptography.
+    // Shed first: a request over the concurrency limit costs no parsing or cryptography
+    // (its signed answer is shared by every refusal of the second: refusals.rs).
     let outcome = match permits.try_acquire() {
         Err(_) => {
             gw.metrics
@@ -113,21 +112,29 @@ pub(super) async fn handle(
             if let GatewayError::Internal(detail) = &e {
                 tracing::error!(error = %detail, "internal error");
             }
-            let sess =
-                session.unwrap_or_else(|| Session::for_rejected_request(request_id.as_deref()));
             let status = e.http_status(&gw.standard);
-            (
-                code,
-                answer(
-                    &gw,
-                    &sess,
-                    code,
-                    &e.public_message(),
-                    None,
-                    status,
-                    e.retry_after(),
-                ),
-            )
+            let resp = match (&session, &request_id) {
+                // Refused before anything of the request was read: the same signed answer
+                // serves every such refusal within a second.
+                (None, None) if super::refusals::Refusals::covers(&e) => {
+                    let body = gw.refusals.body(&gw.signing_key, code, &e.public_message());
+                    respond(body, status, e.retry_after())
+                }
+                _ => {
+                    let sess = session
+                        .unwrap_or_else(|| Session::for_rejected_request(request_id.as_deref()));
+                    answer(
+                        &gw,
+                        &sess,
+                        code,
+                        &e.public_message(),
+                        None,
+                        status,
+                        e.retry_after(),
+                    )
+                }
+            };
+            (code, resp)
         }
     };
     let mut resp = resp;
@@ -158,21 +165,65 @@ pub const TRUST_LIST_PATH: &str = "/phic/v1/trust-list";
 
 /// The public documents served by GET: the trust list, and the code page of a national
 /// code. `None` for any other path (the caller gets the envelope's 405).
-fn published(gw: &Gateway, req: &Request<Incoming>) -> Option<Response<Full<Bytes>>> {
-    match req.uri().path() {
+fn is_published(path: &str) -> bool {
+    path == TRUST_LIST_PATH || path == super::page::PAGE_PATH
+}
+
+/// A published document, under the same guards as a service call: the concurrency limit
+/// (shed: 503), the per-IP limit (429), and the request deadline (504); the work (a file
+/// read, a code's SM2 verification, registry reads) on the blocking pool, off the
+/// runtime's threads.
+async fn serve_published(
+    gw: Arc<Gateway>,
+    permits: &Semaphore,
+    peer: &Peer,
+    req: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    let Ok(_permit) = permits.try_acquire() else {
+        gw.metrics
+            .shed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return with_retry_after(plain(503, TEXT, b"overloaded, retry later".to_vec()), 1);
+    };
+    if let Err(l) = gw.limiter.check_ip(peer.addr.ip()) {
+        return with_retry_after(
+            plain(429, TEXT, b"1007 rate limit exceeded".to_vec()),
+            l.retry_after_secs(),
+        );
+    }
+    let deadline = gw.config.load().server.request_timeout;
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
+    let work = tokio::task::spawn_blocking(move || published(&gw, &path, query.as_deref()));
+    match tokio::time::timeout(deadline, work).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => plain(500, TEXT, b"internal error".to_vec()),
+        Err(_) => plain(504, TEXT, b"deadline exceeded".to_vec()),
+    }
+}
+
+fn with_retry_after(mut r: Response<Full<Bytes>>, secs: u64) -> Response<Full<Bytes>> {
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&secs.to_string()) {
+        r.headers_mut().insert(hyper::header::RETRY_AFTER, v);
+    }
+    r
+}
+
+fn published(gw: &Gateway, path: &str, query: Option<&str>) -> Response<Full<Bytes>> {
+    match path {
         TRUST_LIST_PATH => {
             let cfg = gw.config.load();
             let body = cfg
                 .trust
                 .as_ref()
                 .and_then(|t| std::fs::read(&t.list_file).ok());
-            Some(match body {
+            match body {
                 Some(b) => plain(200, "application/json", b),
                 None => plain(404, "text/plain; charset=utf-8", b"no trust list".to_vec()),
-            })
+            }
         }
-        super::page::PAGE_PATH => Some(super::page::serve(gw, req.uri().query())),
-        _ => None,
+        _ => super::page::serve(gw, query),
     }
 }
 
@@ -470,7 +521,12 @@ fn answer(
             )
         }
     };
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    respond(Bytes::from(body), status, retry_after)
+}
+
+/// An envelope answer with its status and `Retry-After`.
+fn respond(body: Bytes, status: u16, retry_after: Option<u64>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body));
     *r.status_mut() =
         hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();

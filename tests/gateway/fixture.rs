@@ -33,6 +33,8 @@ pub struct Opts {
     /// Audit records written to the data directory before the gateway starts, each 400
     /// days old (past the default retention of 180 days).
     pub old_audit_records: u64,
+    /// Appended to the configuration file (tables such as `[limits]`).
+    pub extra_toml: String,
 }
 
 impl Default for Opts {
@@ -42,6 +44,7 @@ impl Default for Opts {
             region_timeout_ms: 1500,
             extra_client_toml: String::new(),
             old_audit_records: 0,
+            extra_toml: String::new(),
         }
     }
 }
@@ -174,7 +177,7 @@ validity_secs = 691200
             region_key = sim_pub.response.to_hex(),
             timeout = opts.region_timeout_ms,
         );
-        w("hutong.toml", &toml);
+        w("hutong.toml", &format!("{toml}\n{}\n", opts.extra_toml));
         if opts.old_audit_records > 0 {
             use hutong::audit::{AuditLog, NewRecord, RedbAuditLog};
             let log = RedbAuditLog::new(hutong::store::Store::open(&dir.join("data")).unwrap());
