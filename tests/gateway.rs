@@ -616,3 +616,38 @@ async fn published_documents_and_early_refusals_are_under_the_per_ip_limit() {
     assert_eq!(code(&x), "1007");
     assert!(x.envelope.is_some(), "the refusal verifies");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twins_of_one_request_id_reach_the_region_once() {
+    // A client times out and retries while the region is still working, or sends the same
+    // request twice at once: the region must file one declaration, not two.
+    let fx = Fixture::start(Opts::default()).await;
+    let sim = fx.sim.as_ref().unwrap();
+    sim.set_faults(sim::Faults {
+        latency_ms: 400,
+        ..sim::Faults::default()
+    })
+    .unwrap();
+    let c = fx.client(SignTypeName::HmacSm3);
+    let p = fx.person(8);
+    let now = hutong::national::time::DateTime::from_unix(now_secs()).to_string();
+    let biz = json!({"user": user(&p), "temperature": 36.6, "symptoms": "1", "highRiskStay": "2", "contactHistory": "2", "declareRegion": "330106", "declareTime": now});
+    let first = c.seal(ServiceName::DeclareHealth, &biz).unwrap();
+    let twin = c
+        .reseal_with_request_id(ServiceName::DeclareHealth, &biz, &first.envelope.request_id)
+        .unwrap();
+    let calls = sim.requests();
+    let (a, b) = tokio::join!(
+        c.send(ServiceName::DeclareHealth, &first),
+        c.send(ServiceName::DeclareHealth, &twin)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!((code(&a), code(&b)), ("0".into(), "0".into()));
+    assert_eq!(a.biz, b.biz, "both get the first answer");
+    assert_eq!(
+        sim.requests(),
+        calls + 1,
+        "one declaration reached the region"
+    );
+    assert_eq!(fx.gw.in_flight_len(), 0, "nothing left in flight");
+}

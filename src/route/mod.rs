@@ -319,9 +319,15 @@ impl Relay for Router {
                 .regions
                 .get(&region)
                 .ok_or_else(|| GatewayError::Internal(format!("region {region} vanished")))?;
-            let idempotent = self.standard.service(call.service).idempotent;
+            // An idempotent call is named at the region by the caller's requestId, so that
+            // the caller's retry is a repeat there too.
+            let key = self
+                .standard
+                .service(call.service)
+                .idempotent
+                .then(|| crate::upstream::request_key(&call.client.app_id, &call.request_id));
             let reply = upstream
-                .call_reported(call.service, biz, idempotent)
+                .call_keyed(call.service, biz, key.as_deref())
                 .await
                 .map_err(|e| upstream_error(&e))?;
             call.losses.add(reply.losses);

@@ -369,12 +369,21 @@ pub struct Gateway {
     /// the per-IP limit, no such endpoint), kept a second each, so that a flood costs no
     /// signature per request.
     pub(crate) refusals: refusals::Refusals,
+    /// Idempotent calls in progress, by `(appId, requestId)`.
+    pub(crate) in_flight: services::InFlight,
     /// `localhost:{port}` of the configured public listener: see
     /// [`code_host`](Self::code_host), which reads it.
     configured_code_host: String,
     /// `localhost:{port}` of the bound listener, set by [`start`] when the configured port
     /// was 0 (the system's choice).
     bound_code_host: std::sync::OnceLock<String>,
+}
+
+impl Gateway {
+    /// Idempotent calls in progress or waiting for a twin (zero when the gateway is idle).
+    pub fn in_flight_len(&self) -> usize {
+        self.in_flight.len()
+    }
 }
 
 impl std::fmt::Debug for Gateway {
@@ -500,6 +509,7 @@ impl Gateway {
             venues,
             page_verifier,
             refusals: refusals::Refusals::default(),
+            in_flight: services::InFlight::default(),
             configured_code_host,
             bound_code_host: std::sync::OnceLock::new(),
         })

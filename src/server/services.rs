@@ -3,8 +3,9 @@
 //! `queryHealthInfo`, the audit record of every access to personal data, and status events
 //! that purge a person's cached answers.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
@@ -126,7 +127,61 @@ pub async fn process(
     }
 }
 
+/// Calls of one `(appId, requestId)` in progress: a twin waits for the first to finish,
+/// then finds its record, instead of relaying a second time. (A client that timed out and
+/// retried while the region was still working, or two identical requests at once, would
+/// otherwise file two declarations, or open two correction tickets.)
+#[derive(Debug, Default)]
+pub(crate) struct InFlight(Mutex<HashMap<(String, String), Gate>>);
+
+/// The turn of one `(appId, requestId)`: held by the call in progress.
+type Gate = Arc<tokio::sync::Mutex<()>>;
+
+/// One call's turn at its `(appId, requestId)`; the entry goes when no one else waits.
+struct Turn<'a> {
+    map: &'a InFlight,
+    key: (String, String),
+    gate: Gate,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl InFlight {
+    /// Waits for the calls of `(app, rid)` before this one; holds the turn until dropped
+    /// (also when the call is cancelled by its deadline).
+    async fn turn(&self, app: &str, rid: &str) -> Turn<'_> {
+        let key = (app.to_owned(), rid.to_owned());
+        let gate = Arc::clone(crate::store::lock(&self.0).entry(key.clone()).or_default());
+        let held = Some(Arc::clone(&gate).lock_owned().await);
+        Turn {
+            map: self,
+            key,
+            gate,
+            held,
+        }
+    }
+
+    /// Keys with a call in progress or waiting.
+    pub(crate) fn len(&self) -> usize {
+        crate::store::lock(&self.0).len()
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.held.take();
+        let mut map = crate::store::lock(&self.map.0);
+        // The map's and this turn's: no one else waits (a newcomer clones under the lock).
+        if Arc::strong_count(&self.gate) == 2 {
+            map.remove(&self.key);
+        }
+    }
+}
+
 async fn idempotent(gw: &Arc<Gateway>, call: &Call, biz: &Value) -> Result<Value, GatewayError> {
+    let _turn = gw
+        .in_flight
+        .turn(&call.client.app_id, &call.request_id)
+        .await;
     let fp = fingerprint(&canonical_json(biz));
     let store = Arc::clone(&gw.idempotency);
     let (app, rid, now) = (

@@ -159,6 +159,19 @@ impl DialectUpstream {
         biz: &Value,
         idempotent: bool,
     ) -> Result<Reply, UpstreamError> {
+        self.call_inner_keyed(service, biz, idempotent, None).await
+    }
+
+    /// [`Self::call_inner`]; with a key, the request id the signature covers
+    /// (`requestId`, `request_id`) is the key, the same for every attempt, where an unkeyed
+    /// call draws a fresh one per attempt.
+    async fn call_inner_keyed(
+        &self,
+        service: ServiceName,
+        biz: &Value,
+        idempotent: bool,
+        key: Option<&str>,
+    ) -> Result<Reply, UpstreamError> {
         let Some(map) = self.dialect.service(service) else {
             return Err(UpstreamError::Business {
                 code: ReturnCode::NoPermission,
@@ -166,8 +179,19 @@ impl DialectUpstream {
             });
         };
         let biz = self.unwrap_ticket(biz);
-        let request = to_dialect(&self.dialect, service, Direction::Request, &biz)
-            .map_err(|e| UpstreamError::Garbage(format!("request does not translate: {e}")))?;
+        let mut request = to_dialect(&self.dialect, service, Direction::Request, &biz)
+            .map_err(|e| UpstreamError::Build(format!("request does not translate: {e}")))?;
+        if let (Some(k), crate::translate::Signing::HmacSha256Concat { fields, .. }) =
+            (key, &self.dialect.signing)
+        {
+            if let Some(o) = request.body.as_object_mut() {
+                for f in fields {
+                    if matches!(f.as_str(), "requestId" | "request_id") && !o.contains_key(f) {
+                        o.insert(f.clone(), Value::String(k.to_owned()));
+                    }
+                }
+            }
+        }
         let method = Method::from_bytes(map.method.as_bytes()).unwrap_or(Method::POST);
         let path = map.path.clone();
         self.transport
@@ -318,6 +342,15 @@ impl Upstream for DialectUpstream {
         idempotent: bool,
     ) -> BoxFuture<'a, Result<Reply, UpstreamError>> {
         Box::pin(self.call_inner(service, biz, idempotent))
+    }
+
+    fn call_keyed<'a>(
+        &'a self,
+        service: ServiceName,
+        biz: &'a Value,
+        key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Reply, UpstreamError>> {
+        Box::pin(self.call_inner_keyed(service, biz, key.is_some(), key))
     }
 
     fn takes_callbacks(&self) -> bool {

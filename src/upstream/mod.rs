@@ -89,6 +89,21 @@ pub trait Upstream: Send + Sync {
         })
     }
 
+    /// An idempotent call (a declaration, a correction) named by the caller's
+    /// `(appId, requestId)`: `key` is [`request_key`] of the two. The request id the region
+    /// sees is that key, the same for every attempt and for every retry by the caller, so
+    /// that the region can recognise a repeat even when the gateway never saw its first
+    /// answer (its deadline passed after the region acted). `None` is
+    /// [`Upstream::call_reported`] of a call that is not idempotent.
+    fn call_keyed<'a>(
+        &'a self,
+        service: ServiceName,
+        biz: &'a Value,
+        key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Reply, UpstreamError>> {
+        self.call_reported(service, biz, key.is_some())
+    }
+
     /// Whether the region takes status-change callbacks ([`Upstream::notify`]).
     fn takes_callbacks(&self) -> bool {
         false
@@ -105,6 +120,17 @@ pub trait Upstream: Send + Sync {
             })
         })
     }
+}
+
+/// The request id a region sees for the caller's `(app_id, request_id)`: 32 hex digits of
+/// SM3 over both, with a label. Stable (a retry by the caller names the same request at
+/// the region), and it tells the region nothing of the caller's own ids.
+pub fn request_key(app_id: &str, request_id: &str) -> String {
+    let mut material = b"hutong upstream request v1\0".to_vec();
+    material.extend_from_slice(app_id.as_bytes());
+    material.push(0);
+    material.extend_from_slice(request_id.as_bytes());
+    crate::crypto::to_hex(&crate::crypto::sm3(&material)[..16])
 }
 
 /// A region's business answer and the loss report of its translations.

@@ -231,9 +231,14 @@ impl NationalUpstream {
         service: ServiceName,
         biz: &Value,
         idempotent: bool,
+        key: Option<&str>,
     ) -> Result<Value, UpstreamError> {
-        // One requestId for every attempt: it is what makes a repeat harmless.
-        let request_id = random_id().map_err(UpstreamError::Seal)?;
+        // One requestId for every attempt: it is what makes a repeat harmless. For a keyed
+        // call it is the key, so that a retry by the caller is a repeat too.
+        let request_id = match key {
+            Some(k) => k.to_owned(),
+            None => random_id().map_err(UpstreamError::Seal)?,
+        };
         self.transport
             .call(service, idempotent, || {
                 self.attempt(service, biz, &request_id)
@@ -334,7 +339,24 @@ impl Upstream for NationalUpstream {
         biz: &'a Value,
         idempotent: bool,
     ) -> BoxFuture<'a, Result<Value, UpstreamError>> {
-        Box::pin(self.call_inner(service, biz, idempotent))
+        Box::pin(self.call_inner(service, biz, idempotent, None))
+    }
+
+    fn call_keyed<'a>(
+        &'a self,
+        service: ServiceName,
+        biz: &'a Value,
+        key: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<super::Reply, UpstreamError>> {
+        Box::pin(async move {
+            self.call_inner(service, biz, key.is_some(), key)
+                .await
+                .map(|biz| super::Reply {
+                    biz,
+                    losses: crate::translate::LossReport::default(),
+                    holder: None,
+                })
+        })
     }
 }
 

@@ -1,0 +1,315 @@
+//! A region in trouble: down, hanging, answering garbage or with another key, refusing; the breaker and the retry budget against a real simulator; keyed calls.
+
+use super::*;
+
+fn fast_policy() -> UpstreamPolicy {
+    UpstreamPolicy {
+        connect_timeout_ms: 500,
+        attempt_timeout_ms: 400,
+        deadline_ms: 400,
+        retry_backoff_ms: 1,
+        ..UpstreamPolicy::default()
+    }
+}
+
+#[tokio::test]
+async fn upstream_down_is_9001_within_the_deadline() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let client = TestClient::new("A1");
+    let mut config = NationalUpstreamConfig::new(
+        "330000",
+        format!("http://127.0.0.1:{port}"),
+        client.identity(),
+        SigningKey::generate().unwrap().verifying_key(),
+    );
+    config.policy = fast_policy();
+    let up = NationalUpstream::new(config).unwrap();
+    let started = Instant::now();
+    let e = up
+        .call(
+            ServiceName::VerifyCode,
+            &json!({"codeContent": "x", "verifier": verifier()}),
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, UpstreamError::Connect(_)), "{e}");
+    assert_eq!(e.return_code(), ReturnCode::UpstreamTimeout);
+    assert!(started.elapsed() < Duration::from_millis(400));
+}
+
+#[tokio::test]
+async fn hanging_upstream_is_9001_at_the_deadline() {
+    let client = TestClient::new("A1");
+    let hang = Faults {
+        timeout_rate: 1.0,
+        ..Faults::default()
+    };
+    let sim = start_sim(&[&client], hang).await;
+    let up = upstream_to(&sim, &client, fast_policy());
+    let started = Instant::now();
+    let biz = json!({"user": user(&sim, 0), "authType": "FACE", "authProof": "ok"});
+    let e = up
+        .call(ServiceName::ApplyCodeAccess, &biz, false)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(e, UpstreamError::Timeout);
+    assert_eq!(e.return_code(), ReturnCode::UpstreamTimeout);
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    sim.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn garbage_is_9002_and_not_retried() {
+    let client = TestClient::new("A1");
+    let garbage = Faults {
+        garbage_rate: 1.0,
+        ..Faults::default()
+    };
+    let sim = start_sim(&[&client], garbage).await;
+    let up = upstream_to(&sim, &client, UpstreamPolicy::default());
+    let biz = json!({"user": user(&sim, 0), "symptoms": "1", "highRiskStay": "2",
+        "contactHistory": "2", "declareRegion": "330106", "declareTime": now_text()});
+    let e = up
+        .call(ServiceName::DeclareHealth, &biz, true)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, UpstreamError::Garbage(_)), "{e}");
+    assert_eq!(e.return_code(), ReturnCode::UpstreamFailed);
+    assert_eq!(up.attempts(), 1);
+}
+
+#[tokio::test]
+async fn answers_signed_by_another_key_are_garbage() {
+    let client = TestClient::new("A1");
+    let sim = start_sim(&[&client], Faults::default()).await;
+    let mut config = NationalUpstreamConfig::new(
+        "330000",
+        sim.base_url(),
+        client.identity(),
+        SigningKey::generate().unwrap().verifying_key(),
+    );
+    // SM2 everywhere, so the answer is signed with the region's key, not MACed.
+    config.identity.mac_key = None;
+    let up = NationalUpstream::new(config).unwrap();
+    let biz = json!({"user": user(&sim, 0), "authType": "FACE", "authProof": "ok"});
+    let e = up
+        .call(ServiceName::ApplyCodeAccess, &biz, false)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, UpstreamError::Garbage(_)), "{e}");
+}
+
+#[tokio::test]
+async fn business_refusals_pass_through_and_keep_the_breaker_closed() {
+    let client = TestClient::new("A1");
+    let sim = start_sim(&[&client], Faults::default()).await;
+    let policy = UpstreamPolicy {
+        breaker_failures: 2,
+        ..UpstreamPolicy::default()
+    };
+    let up = upstream_to(&sim, &client, policy);
+    let nobody = json!({"user": {"idType": "10", "idNo": "11010519491231002X", "name": "张三"},
+        "authType": "FACE", "authProof": "ok"});
+    for _ in 0..3 {
+        let e = up
+            .call(ServiceName::ApplyCodeAccess, &nobody, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.return_code(), ReturnCode::UserNotFound);
+    }
+    assert_eq!(up.breaker_state(), BreakerState::Closed);
+}
+
+fn failing() -> Faults {
+    Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    }
+}
+
+#[tokio::test]
+async fn breaker_opens_after_n_failures_and_then_fails_fast() {
+    let client = TestClient::new("A1");
+    let sim = start_sim(&[&client], failing()).await;
+    let policy = UpstreamPolicy {
+        breaker_failures: 3,
+        breaker_cool_down_ms: 60_000,
+        ..UpstreamPolicy::default()
+    };
+    let up = upstream_to(&sim, &client, policy);
+    let biz = json!({"user": user(&sim, 0), "authType": "FACE", "authProof": "ok"});
+    for _ in 0..3 {
+        let e = up
+            .call(ServiceName::ApplyCodeAccess, &biz, false)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.return_code(),
+            ReturnCode::UpstreamFailed,
+            "the region's 9999"
+        );
+    }
+    assert_eq!(up.breaker_state(), BreakerState::Open);
+    let served = sim.requests();
+    let e = up
+        .call(ServiceName::ApplyCodeAccess, &biz, false)
+        .await
+        .unwrap_err();
+    assert_eq!(e, UpstreamError::CircuitOpen);
+    assert_eq!(e.return_code(), ReturnCode::UpstreamTimeout);
+    assert_eq!(sim.requests(), served, "no call reached the region");
+}
+
+#[tokio::test]
+async fn breaker_half_opens_after_the_cool_down_and_a_good_probe_closes_it() {
+    let client = TestClient::new("A1");
+    let sim = start_sim(&[&client], failing()).await;
+    // No cool-down, so the test need not wait on the clock; the paused-clock unit test
+    // above covers the waiting.
+    let policy = UpstreamPolicy {
+        breaker_failures: 2,
+        breaker_cool_down_ms: 0,
+        ..UpstreamPolicy::default()
+    };
+    let up = upstream_to(&sim, &client, policy);
+    let biz = json!({"user": user(&sim, 0), "authType": "FACE", "authProof": "ok"});
+    for _ in 0..2 {
+        up.call(ServiceName::ApplyCodeAccess, &biz, false)
+            .await
+            .unwrap_err();
+    }
+    assert_eq!(up.breaker_state(), BreakerState::HalfOpen);
+    sim.set_faults(Faults::default()).unwrap();
+    let served = sim.requests();
+    up.call(ServiceName::ApplyCodeAccess, &biz, false)
+        .await
+        .unwrap();
+    assert_eq!(sim.requests(), served + 1, "the probe reached the region");
+    assert_eq!(up.breaker_state(), BreakerState::Closed);
+}
+
+#[tokio::test]
+async fn retries_only_idempotent_calls_within_the_budget() {
+    let client = TestClient::new("A1");
+    let sim = start_sim(&[&client], failing()).await;
+    let policy = UpstreamPolicy {
+        max_attempts: 3,
+        retry_backoff_ms: 1,
+        retry_budget_ratio: 0.0,
+        retry_budget_min: 3,
+        breaker_failures: 100,
+        ..UpstreamPolicy::default()
+    };
+    let up = upstream_to(&sim, &client, policy);
+    let user = user(&sim, 0);
+    let access = json!({"user": user, "authType": "FACE", "authProof": "ok"});
+    up.call(ServiceName::ApplyCodeAccess, &access, false)
+        .await
+        .unwrap_err();
+    assert_eq!(sim.requests(), 1, "not idempotent: one attempt");
+
+    let declare = json!({"user": user, "symptoms": "1", "highRiskStay": "2",
+        "contactHistory": "2", "declareRegion": "330106", "declareTime": now_text()});
+    up.call(ServiceName::DeclareHealth, &declare, true)
+        .await
+        .unwrap_err();
+    assert_eq!(sim.requests(), 4, "idempotent: three attempts");
+    up.call(ServiceName::DeclareHealth, &declare, true)
+        .await
+        .unwrap_err();
+    assert_eq!(sim.requests(), 6, "the budget had one retry left");
+    up.call(ServiceName::DeclareHealth, &declare, true)
+        .await
+        .unwrap_err();
+    assert_eq!(sim.requests(), 7, "the budget is spent");
+}
+
+#[tokio::test]
+async fn separate_calls_carry_separate_request_ids() {
+    let client = TestClient::new("A1");
+    let sim = start_sim(&[&client], Faults::default()).await;
+    let up = upstream_to(&sim, &client, UpstreamPolicy::default());
+    let declare = json!({"user": user(&sim, 2), "symptoms": "1", "highRiskStay": "2",
+        "contactHistory": "2", "declareRegion": "330106", "declareTime": now_text()});
+    let a = up
+        .call(ServiceName::DeclareHealth, &declare, true)
+        .await
+        .unwrap();
+    let b = up
+        .call(ServiceName::DeclareHealth, &declare, true)
+        .await
+        .unwrap();
+    assert_ne!(a["declareId"], b["declareId"], "two calls, two requestIds");
+}
+
+#[test]
+fn config_problems_are_all_reported() {
+    let client = TestClient::new("");
+    let mut identity = client.identity();
+    identity.sm2_key = None;
+    identity.mac_key = None;
+    identity.sm4_key = None;
+    let mut config = NationalUpstreamConfig::new(
+        "330000",
+        "http://zj.example.cn",
+        identity,
+        SigningKey::generate().unwrap().verifying_key(),
+    );
+    config.policy.deadline_ms = 0;
+    config.policy.max_attempts = 0;
+    let e = NationalUpstream::new(config.clone()).unwrap_err();
+    assert_eq!(e.problems.len(), 6, "{e}");
+    config.base_url = "https://zj.example.cn".to_owned();
+    let e = NationalUpstream::new(config).unwrap_err();
+    assert!(
+        e.problems.iter().any(|p| p.contains("CA certificate")),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_keyed_call_is_one_request_at_the_region_however_often_it_is_sent() {
+    let client = TestClient::new("A1");
+    let sim = start_sim(&[&client], Faults::default()).await;
+    let up = upstream_to(&sim, &client, UpstreamPolicy::default());
+    let user = user(&sim, 4);
+    let access = json!({"user": user, "authType": "SMS", "authProof": "123456"});
+    let auth = up
+        .call(ServiceName::ApplyCodeAccess, &access, false)
+        .await
+        .unwrap()["authCode"]
+        .clone();
+    let correct = json!({"user": user, "authCode": auth, "reason": "信息有误",
+        "items": [{"element": "vaccineDoses", "claimedValue": "3"}]});
+    // The caller's retry of its requestId R1 (the gateway lost the first answer): the same
+    // key, so the region files one ticket and answers both with it.
+    let key = request_key("A3300010001", "R1");
+    assert_eq!(key, request_key("A3300010001", "R1"));
+    assert_eq!(key.len(), 32);
+    let first = up
+        .call_keyed(ServiceName::CorrectHealthInfo, &correct, Some(&key))
+        .await
+        .unwrap();
+    let again = up
+        .call_keyed(ServiceName::CorrectHealthInfo, &correct, Some(&key))
+        .await
+        .unwrap();
+    assert_eq!(first.biz["ticketId"], again.biz["ticketId"]);
+    assert_eq!(sim.corrections(), 1);
+    // Another requestId, or another app's R1, is another request.
+    for other in [
+        request_key("A3300010001", "R2"),
+        request_key("A3300010002", "R1"),
+    ] {
+        up.call_keyed(ServiceName::CorrectHealthInfo, &correct, Some(&other))
+            .await
+            .unwrap();
+    }
+    assert_eq!(sim.corrections(), 3);
+}
