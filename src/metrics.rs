@@ -30,6 +30,8 @@ pub struct Metrics {
     pub shed: AtomicU64,
     /// Connections refused at the TLS handshake.
     pub tls_failures: AtomicU64,
+    /// Connections closed at accept: `server.max_connections` were open.
+    pub connections_refused: AtomicU64,
     /// Status callbacks a region acknowledged.
     pub callbacks_delivered: AtomicU64,
     /// Callback attempts that failed (each is retried, up to the outbox's limit).
@@ -66,6 +68,7 @@ impl Default for Metrics {
             upstream_calls: AtomicU64::new(0),
             shed: AtomicU64::new(0),
             tls_failures: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
             callbacks_delivered: AtomicU64::new(0),
             callback_failures: AtomicU64::new(0),
             callbacks_abandoned: AtomicU64::new(0),
@@ -193,6 +196,11 @@ impl Metrics {
                 "hutong_tls_handshake_failures_total",
                 "Connections that failed the TLS handshake.",
                 &self.tls_failures,
+            ),
+            (
+                "hutong_connections_refused_total",
+                "Connections closed at accept because server.max_connections were open.",
+                &self.connections_refused,
             ),
             (
                 "hutong_callbacks_delivered_total",

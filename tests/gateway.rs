@@ -2,6 +2,7 @@
 //! the seven services end to end, authentication and replay, upstream trouble. The
 //! gateway and its region are [`fixture`]'s.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -650,4 +651,87 @@ async fn twins_of_one_request_id_reach_the_region_once() {
         "one declaration reached the region"
     );
     assert_eq!(fx.gw.in_flight_len(), 0, "nothing left in flight");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_sends_nothing_after_the_handshake_is_closed() {
+    // After the TLS handshake the protocol came from reading the first bytes, with no
+    // deadline: a client that sent nothing held its connection (and a descriptor) for good.
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::AsyncReadExt as _;
+    let fx = Fixture::start(Opts {
+        server_toml: "header_read_timeout_ms = 300".into(),
+        ..Opts::default()
+    })
+    .await;
+    let d = &fx.dir;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(d.join("certs/ca.crt.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let chain: Vec<_> =
+        CertificateDer::pem_file_iter(d.join(format!("certs/client-{CLIENT}.crt.pem")))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    let key =
+        PrivateKeyDer::from_pem_file(d.join(format!("certs/client-{CLIENT}.key.pem"))).unwrap();
+    for alpn in [Some(b"http/1.1".to_vec()), None] {
+        let mut config =
+            rustls::ClientConfig::builder_with_provider(hutong::server::tls::provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots.clone())
+                .with_client_auth_cert(chain.clone(), key.clone_key())
+                .unwrap();
+        config.alpn_protocols = alpn.clone().into_iter().collect();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(fx.addr()).await.unwrap();
+        let mut tls = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0) | Err(_))),
+            "ALPN {alpn:?}: still open after {:?}: {read:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_are_closed_at_accept() {
+    use tokio::io::AsyncReadExt as _;
+    let fx = Fixture::start(Opts {
+        server_toml: "max_connections = 2".into(),
+        ..Opts::default()
+    })
+    .await;
+    let _held: Vec<_> = open_tcp(fx.addr(), 2).await;
+    // Give the accept loop time to take both.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = tokio::net::TcpStream::connect(fx.addr()).await.unwrap();
+    let mut buf = [0u8; 8];
+    let read = tokio::time::timeout(Duration::from_secs(3), third.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "{read:?}");
+    assert_eq!(
+        fx.gw
+            .metrics
+            .connections_refused
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+/// `n` TCP connections to `addr`, left open (no TLS handshake: the server waits for it).
+async fn open_tcp(addr: std::net::SocketAddr, n: usize) -> Vec<tokio::net::TcpStream> {
+    let mut v = Vec::new();
+    for _ in 0..n {
+        v.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    v
 }

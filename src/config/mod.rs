@@ -161,6 +161,8 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// Requests in flight before new ones are shed.
     pub max_concurrency: usize,
+    /// Connections open at once.
+    pub max_connections: usize,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
 }
@@ -250,6 +252,7 @@ impl Config {
             ("max_body_bytes", s.max_body_bytes),
             ("max_header_bytes", s.max_header_bytes),
             ("max_concurrency", s.max_concurrency),
+            ("max_connections", s.max_connections),
         ] {
             if v == 0 {
                 p.push(format!("server.{name} must be positive"));
@@ -475,6 +478,7 @@ impl Config {
                 header_read_timeout: Duration::from_millis(s.header_read_timeout_ms),
                 request_timeout: Duration::from_millis(s.request_timeout_ms),
                 max_concurrency: s.max_concurrency,
+                max_connections: s.max_connections,
                 shutdown_grace: Duration::from_millis(s.shutdown_grace_ms),
             },
             gateway,

@@ -19,6 +19,10 @@ pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
 /// Default requests in flight before shedding.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 4_096;
+
+/// Default connections open at once; a connection over it is closed at accept. Idle
+/// HTTP/2 connections (answering pings) have no other bound.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// Default shutdown grace.
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
 /// Default region call deadline.
@@ -102,6 +106,9 @@ pub struct ServerConfig {
     /// Requests in flight before new ones are shed with 9999.
     #[serde(default = "d_concurrency")]
     pub max_concurrency: usize,
+    /// Connections open at once; more are closed at accept.
+    #[serde(default = "d_connections")]
+    pub max_connections: usize,
     /// How long shutdown waits for requests in flight, ms.
     #[serde(default = "d_grace")]
     pub shutdown_grace_ms: u64,
@@ -310,6 +317,9 @@ fn d_request_timeout() -> u64 {
 }
 fn d_concurrency() -> usize {
     DEFAULT_MAX_CONCURRENCY
+}
+fn d_connections() -> usize {
+    DEFAULT_MAX_CONNECTIONS
 }
 fn d_grace() -> u64 {
     DEFAULT_SHUTDOWN_GRACE_MS

@@ -58,6 +58,10 @@ impl Validated {
                 s.max_concurrency != n.max_concurrency,
             ),
             (
+                "server.max_connections",
+                s.max_connections != n.max_connections,
+            ),
+            (
                 "server.shutdown_grace_ms",
                 s.shutdown_grace != n.shutdown_grace,
             ),

@@ -97,17 +97,18 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
     let retention = super::recognition::spawn_retention(Arc::clone(&gw));
     let sweep = spawn_cache_sweep(Arc::clone(&gw));
 
-    let mut http = Builder::new(TokioExecutor::new());
-    http.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(s.header_read_timeout)
-        .max_buf_size(s.max_header_bytes.max(8192));
-    http.http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(s.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(256);
-    let http = Arc::new(http);
+    // Over TLS the protocol is known from ALPN, so each connection goes straight to its
+    // HTTP/1.1 or HTTP/2 server: the automatic detection reads the first bytes with no
+    // deadline, and a client that sent nothing after the handshake was held for good.
+    // HTTP/1.1 waits between requests under header_read_timeout; HTTP/2 pings an idle
+    // peer and closes a dead one; max_connections bounds the rest.
+    let builders = Arc::new(Builders {
+        auto: builder(s),
+        http1: builder(s).http1_only(),
+        http2: builder(s).http2_only(),
+    });
     let permits = Arc::new(Semaphore::new(s.max_concurrency));
+    let connections = Arc::new(Semaphore::new(s.max_connections));
     let handshake_deadline = s.header_read_timeout;
     let grace = s.shutdown_grace;
     let graceful = GracefulShutdown::new();
@@ -126,22 +127,32 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
                 },
                 _ = stopped.changed() => break,
             };
+            let Ok(open) = Arc::clone(&connections).try_acquire_owned() else {
+                // At the cap: closed at once, before any TLS work.
+                gw.metrics
+                    .connections_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                drop(tcp);
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
-            let (gw, http, permits, tls) = (
+            let (gw, builders, permits, tls) = (
                 Arc::clone(&gw),
-                Arc::clone(&http),
+                Arc::clone(&builders),
                 Arc::clone(&permits),
                 tls.clone(),
             );
             let watcher = graceful.watcher();
             tokio::spawn(async move {
+                let _open = open;
                 match tls {
                     None => {
                         let peer = Peer {
                             addr: peer_addr,
                             cert_app_ids: Arc::new(Vec::new()),
                         };
-                        serve_conn(&http, watcher, gw, permits, TokioIo::new(tcp), peer).await;
+                        let http = &builders.auto;
+                        serve_conn(http, watcher, gw, permits, TokioIo::new(tcp), peer).await;
                     }
                     Some(acceptor) => {
                         let stream =
@@ -154,18 +165,22 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
                                     return;
                                 }
                             };
-                        let ids = stream
-                            .get_ref()
-                            .1
+                        let tls_state = stream.get_ref().1;
+                        let ids = tls_state
                             .peer_certificates()
                             .and_then(|c| c.first())
                             .map(|c| certificate_app_ids(c))
                             .unwrap_or_default();
+                        let http = if tls_state.alpn_protocol() == Some(b"h2".as_slice()) {
+                            &builders.http2
+                        } else {
+                            &builders.http1
+                        };
                         let peer = Peer {
                             addr: peer_addr,
                             cert_app_ids: Arc::new(ids),
                         };
-                        serve_conn(&http, watcher, gw, permits, TokioIo::new(stream), peer).await;
+                        serve_conn(http, watcher, gw, permits, TokioIo::new(stream), peer).await;
                     }
                 }
             });
@@ -209,9 +224,38 @@ async fn serve_conn<I>(
         let (gw, permits, peer) = (Arc::clone(&gw), Arc::clone(&permits), peer.clone());
         async move { Ok::<_, std::convert::Infallible>(pipeline::handle(gw, permits, peer, req).await) }
     });
-    let conn = http.serve_connection_with_upgrades(io, svc).into_owned();
+    let conn = http.serve_connection(io, svc).into_owned();
     let _ = watcher.watch(conn).await;
 }
+
+/// The connection servers: by ALPN over TLS, detected on plain HTTP (development only).
+struct Builders {
+    auto: Builder<TokioExecutor>,
+    http1: Builder<TokioExecutor>,
+    http2: Builder<TokioExecutor>,
+}
+
+/// HTTP/1.1 and HTTP/2 with the listener's limits.
+fn builder(s: &crate::config::ServerSettings) -> Builder<TokioExecutor> {
+    let mut http = Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(s.header_read_timeout)
+        .max_buf_size(s.max_header_bytes.max(8192));
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(s.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Some(H2_PING_INTERVAL))
+        .keep_alive_timeout(H2_PING_TIMEOUT);
+    http
+}
+
+/// How often an idle HTTP/2 peer is pinged.
+const H2_PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long an HTTP/2 ping may go unanswered before the connection is closed.
+const H2_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How often the cache sweep runs.
 const CACHE_SWEEP: std::time::Duration = std::time::Duration::from_secs(10);

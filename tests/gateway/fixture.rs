@@ -35,6 +35,8 @@ pub struct Opts {
     pub old_audit_records: u64,
     /// Appended to the configuration file (tables such as `[limits]`).
     pub extra_toml: String,
+    /// Lines added to its `[server]` table.
+    pub server_toml: String,
 }
 
 impl Default for Opts {
@@ -45,6 +47,7 @@ impl Default for Opts {
             extra_client_toml: String::new(),
             old_audit_records: 0,
             extra_toml: String::new(),
+            server_toml: String::new(),
         }
     }
 }
@@ -125,6 +128,7 @@ tls_cert_file = "certs/server.crt.pem"
 tls_key_file = "certs/server.key.pem"
 client_ca_file = "certs/ca.crt.pem"
 request_timeout_ms = 5000
+{server_extra}
 
 [gateway]
 app_id = "GW0000000001"
@@ -170,6 +174,7 @@ timeout_ms = {timeout}
 connect_timeout_ms = 500
 validity_secs = 691200
 "#,
+            server_extra = opts.server_toml,
             mtls = opts.require_mtls,
             extra = opts.extra_client_toml,
             url = sim.base_url(),
