@@ -158,8 +158,16 @@ impl JournalWriter {
             return Rotation::Done;
         }
         // Only this function sends, under the lock, so the count cannot grow meanwhile.
-        if !st.pending.is_empty() && self.queued.load(Ordering::Acquire) >= self.bounds.queued {
+        let behind = self.queued.load(Ordering::Acquire);
+        if !st.pending.is_empty() && behind >= self.bounds.queued {
+            // The open segment keeps its records past the interval: on the disk, at least.
+            sync_or_log(&st.journal);
             return Rotation::QueueFull;
+        }
+        if behind > 0 {
+            // The committer is behind (a slow or failing store): this segment may wait in
+            // its queue for longer than an interval, so its records go to the disk now.
+            sync_or_log(&st.journal);
         }
         let next = match Journal::open(&journal::segment_path(&st.base, st.next_segment)) {
             Ok(j) => j,
@@ -191,6 +199,14 @@ impl JournalWriter {
             self.health.record(false);
         }
         Rotation::Done
+    }
+}
+
+/// [`Journal::sync`], a failure logged: the records stay written, safe from a process
+/// crash, and the committer still has them.
+fn sync_or_log(journal: &Journal) {
+    if let Err(e) = journal.sync() {
+        tracing::warn!(error = %e, "audit journal: cannot force a segment to the disk");
     }
 }
 
