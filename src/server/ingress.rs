@@ -205,10 +205,22 @@ async fn stages(
         },
         i64::try_from(now_ms / 1000).unwrap_or(i64::MAX),
     )
-    .map_err(|e| GatewayError::Domain {
-        code: ReturnCode::parse(e.return_code()).unwrap_or(ReturnCode::SignatureInvalid),
-        msg: e.to_string(),
-    })?;
+    .map_err(|e| sign_error(&e))?;
+    // A verified request is one-time: its nonce is recorded, as the envelope's is, so a
+    // captured request cannot be sent again within its window.
+    let unix_s = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+    if let Some(nonce) = sign::one_time_value(&dialect.signing, &msg, &headers, unix_s)
+        .map_err(|e| sign_error(&e))?
+    {
+        use crate::envelope::{EnvelopeError, NonceCheck};
+        let scoped = format!("dialect:{}", client.app_id);
+        match gw.nonces.check_and_insert(&scoped, &nonce, now_ms) {
+            NonceCheck::Fresh => {}
+            NonceCheck::Replayed => return Err(EnvelopeError::Replayed.into()),
+            NonceCheck::Full => return Err(EnvelopeError::NonceStoreFull.into()),
+            NonceCheck::Unavailable => return Err(EnvelopeError::NonceStoreUnavailable.into()),
+        }
+    }
     gw.limiter
         .check_client(&client.app_id, service)
         .map_err(|l| GatewayError::RateLimited {
@@ -314,4 +326,12 @@ fn plain_answer(national: &Value, status: u16) -> Response<Full<Bytes>> {
         hyper::header::HeaderValue::from_static("application/json; charset=utf-8"),
     );
     r
+}
+
+/// A dialect signature's failure as the caller sees it, with its return code.
+fn sign_error(e: &sign::SignError) -> GatewayError {
+    GatewayError::Domain {
+        code: ReturnCode::parse(e.return_code()).unwrap_or(ReturnCode::SignatureInvalid),
+        msg: e.to_string(),
+    }
 }

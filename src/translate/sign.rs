@@ -313,6 +313,59 @@ pub fn verify(
     }
 }
 
+/// After [`verify`], what makes the verified message one-time: the one-time value to
+/// record against replay (`x-tif-nonce`; the signed `requestId`, `request_id` or `nonce`
+/// of a concatenated signature), once the signed time is checked to be within
+/// [`DEFAULT_WINDOW_S`] of `now_unix_s` (`x-tif-timestamp` in [`verify`]; a signed
+/// `timestamp` here, in epoch milliseconds or seconds). `None` for schemes that sign
+/// neither (`none`, `md5-date-password`, whose password changes daily): such a dialect's
+/// requests can be replayed within their window (`config/regions/README.md` says so).
+///
+/// # Errors
+/// [`SignError::Stale`] for a signed timestamp outside the window, or one that is not a
+/// number.
+pub fn one_time_value(
+    signing: &Signing,
+    msg: &Value,
+    headers: &[(String, String)],
+    now_unix_s: i64,
+) -> Result<Option<String>, SignError> {
+    match signing {
+        Signing::XtifSha256 { .. } => Ok(Some(header(headers, TIF_NONCE)?.to_owned())),
+        Signing::HmacSha256Concat { fields, .. } => {
+            let signed = |name: &str| {
+                fields
+                    .iter()
+                    .any(|f| f == name)
+                    .then(|| path::get(msg, name))
+                    .flatten()
+                    .map(|v| match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+            };
+            if let Some(t) = signed("timestamp") {
+                let t: i64 = t
+                    .parse()
+                    .map_err(|_| SignError::Stale("timestamp".to_owned()))?;
+                // Epoch milliseconds from 2001 on are 12 digits or more.
+                let secs = if t.unsigned_abs() >= 100_000_000_000 {
+                    t / 1000
+                } else {
+                    t
+                };
+                if secs.abs_diff(now_unix_s) > u64::from(DEFAULT_WINDOW_S) {
+                    return Err(SignError::Stale("timestamp".to_owned()));
+                }
+            }
+            Ok(["requestId", "request_id", "nonce"]
+                .into_iter()
+                .find_map(signed))
+        }
+        Signing::None | Signing::Md5DatePassword { .. } | Signing::NationalSm2 => Ok(None),
+    }
+}
+
 fn unhex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;

@@ -208,3 +208,47 @@ fn national_envelope_is_not_signed_here() {
     );
     assert_eq!(sign(&Signing::None, &mut msg, &HB, &at(T)), Ok(Vec::new()));
 }
+
+#[test]
+fn a_verified_message_gives_its_one_time_value_within_the_window() {
+    let msg = |ts: Value| {
+        json!({"appKey": "zj", "bizData": {"qrCode": "x"}, "deviceId": "D", "format": "json",
+               "requestId": "req-7", "timestamp": ts, "version": "1.0"})
+    };
+    // Zhejiang: its signed requestId, once the signed time (epoch ms) is in the window.
+    let got = one_time_value(&zhejiang(), &msg(json!((T * 1000).to_string())), &[], T);
+    assert_eq!(got.unwrap().as_deref(), Some("req-7"));
+    let got = one_time_value(&zhejiang(), &msg(json!(T + 299)), &[], T);
+    assert_eq!(
+        got.unwrap().as_deref(),
+        Some("req-7"),
+        "epoch seconds, at the edge"
+    );
+    for stale in [json!(((T - 301) * 1000).to_string()), json!("yesterday")] {
+        let e = one_time_value(&zhejiang(), &msg(stale.clone()), &[], T).unwrap_err();
+        assert_eq!(e.return_code(), "1004", "{stale}: {e}");
+    }
+    // A signature over neither a time nor a one-time value: nothing to record.
+    let beijing = Signing::HmacSha256Concat {
+        fields: vec!["data".into()],
+        sign_field: "sign".into(),
+    };
+    assert_eq!(
+        one_time_value(&beijing, &json!({"data": {}}), &[], T).unwrap(),
+        None
+    );
+    // x-tif: the nonce header ([`verify`] checked its time).
+    let headers = [(TIF_NONCE.to_owned(), "abc123".to_owned())];
+    let xtif = Signing::XtifSha256 { window_s: 300 };
+    assert_eq!(
+        one_time_value(&xtif, &json!({}), &headers, T)
+            .unwrap()
+            .as_deref(),
+        Some("abc123")
+    );
+    assert!(
+        one_time_value(&xtif, &json!({}), &[], T).is_err(),
+        "no nonce header"
+    );
+    assert_eq!(one_time_value(&hubei(), &json!({}), &[], T).unwrap(), None);
+}
