@@ -443,3 +443,24 @@ fields = [
         "{problems:#?}"
     );
 }
+
+#[test]
+fn a_holder_of_an_id_type_the_map_does_not_know_is_not_guessed() {
+    let d = dialect("beijing");
+    let answer = |id_type: Option<&str>| {
+        let mut data = json!({"name": "张三", "idCard": "110105194912310029", "status": "1"});
+        if let Some(t) = id_type {
+            data["idType"] = json!(t);
+        }
+        json!({"code": 0, "message": "ok", "data": data})
+    };
+    let holder = |a: &Value| holder_id(&d, ServiceName::QueryHealthInfo, Direction::Response, a);
+    assert_eq!(
+        holder(&answer(Some("ID_CARD"))).map(|h| h.0),
+        Some("10".to_owned())
+    );
+    // A type outside the map: no holder (an ID card guess would make a second person).
+    assert!(holder(&answer(Some("MILITARY_PASS"))).is_none());
+    // No type at all: a resident ID card.
+    assert_eq!(holder(&answer(None)).map(|h| h.0), Some("10".to_owned()));
+}

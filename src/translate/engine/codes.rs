@@ -99,21 +99,25 @@ pub fn holder_id(
         let s = scalar_text(path::get(dialect, &r.dialect)?)?;
         (!s.contains('*') && !s.trim().is_empty()).then(|| s.trim().to_owned())
     })?;
-    let id_type = m
+    // The type as the answer gives it. A type the map does not know gives no holder: a
+    // guess would file a passport number as an ID card number, one person under two
+    // pseudonyms. An answer with no type at all (a dialect whose answer carries none, as
+    // Zhejiang's verification) is taken as an ID card (10), the type its holders have.
+    let given = m
         .rules
         .iter()
         .filter(|r| r.national.ends_with("idType"))
-        .find_map(|r| {
-            let raw = scalar_text(path::get(dialect, &r.dialect)?)?;
-            match &r.map {
-                Some(map) => match map.to_national(&raw) {
-                    Mapped::Exact(c) => Some(c.to_owned()),
-                    _ => None,
-                },
-                None => Some(raw),
-            }
-        })
-        .unwrap_or_else(|| "10".to_owned());
+        .find_map(|r| Some((r, scalar_text(path::get(dialect, &r.dialect)?)?)));
+    let id_type = match given {
+        None => "10".to_owned(),
+        Some((r, raw)) => match &r.map {
+            Some(map) => match map.to_national(&raw) {
+                Mapped::Exact(c) => c.to_owned(),
+                _ => return None,
+            },
+            None => raw,
+        },
+    };
     Some((id_type, id_no))
 }
 
