@@ -87,26 +87,15 @@ impl Router {
 
     fn set_validity(&self, cfg: &Validated) {
         let t = self.table.load_full();
-        let validity = cfg
-            .regions
-            .values()
-            .map(|r| (r.code.clone(), r.validity))
-            .collect();
-        let dialects = cfg
-            .regions
-            .values()
-            .filter_map(|r| {
-                r.dialect
-                    .as_ref()
-                    .map(|(d, _)| (Arc::clone(d), r.code.clone()))
-            })
-            .collect();
-        self.table.store(Arc::new(Table {
-            regions: t.regions.clone(),
-            issuers: t.issuers.clone(),
-            validity,
-            dialects,
-        }));
+        self.table.store(Arc::new(with_settings(
+            Table {
+                regions: t.regions.clone(),
+                issuers: t.issuers.clone(),
+                validity: HashMap::new(),
+                dialects: Vec::new(),
+            },
+            cfg,
+        )));
     }
 
     /// Replaces the regions after a configuration reload. Requests to regions stay signed
@@ -124,8 +113,10 @@ impl Router {
             Some(k) => k.clone(),
             None => signing_key(cfg)?,
         };
-        self.table.store(Arc::new(table(upstreams(cfg, &sm2)?)));
-        self.set_validity(cfg);
+        // One store of the whole table: a request during the reload sees the old one or
+        // the new one, never one without its dialects (regional codes would get 3001).
+        self.table
+            .store(Arc::new(with_settings(table(upstreams(cfg, &sm2)?), cfg)));
         self.local.store(Arc::new(local));
         Ok(())
     }
@@ -417,6 +408,25 @@ pub fn upstream_error(e: &UpstreamError) -> GatewayError {
         _ => Standard::embedded().return_code(code).name_en.clone(),
     };
     GatewayError::Domain { code, msg }
+}
+
+/// `t` with each region's validity and dialect from `cfg`.
+fn with_settings(mut t: Table, cfg: &Validated) -> Table {
+    t.validity = cfg
+        .regions
+        .values()
+        .map(|r| (r.code.clone(), r.validity))
+        .collect();
+    t.dialects = cfg
+        .regions
+        .values()
+        .filter_map(|r| {
+            r.dialect
+                .as_ref()
+                .map(|(d, _)| (Arc::clone(d), r.code.clone()))
+        })
+        .collect();
+    t
 }
 
 fn table(upstreams: Vec<Route>) -> Table {
