@@ -706,25 +706,35 @@ async fn a_connection_that_sends_nothing_after_the_handshake_is_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_cap_are_closed_at_accept() {
     use tokio::io::AsyncReadExt as _;
-    let fx = Fixture::start(Opts {
-        server_toml: "max_connections = 2".into(),
-        ..Opts::default()
-    })
-    .await;
-    let _held: Vec<_> = open_tcp(fx.addr(), 2).await;
-    // Give the accept loop time to take both.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut third = tokio::net::TcpStream::connect(fx.addr()).await.unwrap();
-    let mut buf = [0u8; 8];
-    let read = tokio::time::timeout(Duration::from_secs(3), third.read(&mut buf)).await;
-    assert!(matches!(read, Ok(Ok(0) | Err(_))), "{read:?}");
-    assert_eq!(
-        fx.gw
-            .metrics
-            .connections_refused
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    // The cap on all connections, and the one on a single source's (IPv6 by /64), which
+    // keeps one peer holding live connections from taking them all.
+    for cap in ["max_connections = 2", "max_connections_per_ip = 2"] {
+        let fx = Fixture::start(Opts {
+            server_toml: cap.into(),
+            ..Opts::default()
+        })
+        .await;
+        let held = open_tcp(fx.addr(), 2).await;
+        // Give the accept loop time to take both.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut third = tokio::net::TcpStream::connect(fx.addr()).await.unwrap();
+        let mut buf = [0u8; 8];
+        let read = tokio::time::timeout(Duration::from_secs(3), third.read(&mut buf)).await;
+        assert!(matches!(read, Ok(Ok(0) | Err(_))), "{cap}: {read:?}");
+        let refused = || {
+            fx.gw
+                .metrics
+                .connections_refused
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        assert_eq!(refused(), 1, "{cap}");
+        // A closed connection gives its place back.
+        drop(held);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _again = open_tcp(fx.addr(), 2).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(refused(), 1, "{cap}: places given back");
+    }
 }
 
 /// `n` TCP connections to `addr`, left open (no TLS handshake: the server waits for it).

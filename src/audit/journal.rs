@@ -110,14 +110,16 @@ impl Journal {
         }
     }
 
-    /// Forces what was written to the disk (`fdatasync`). The committer fsyncs a segment's
-    /// records into the store within an interval; this is for when it is behind, so that a
-    /// machine crash still loses no more than about an interval of answered records.
-    ///
-    /// # Errors
-    /// When the disk refuses.
-    pub fn sync(&self) -> Result<(), StoreError> {
-        self.file.sync_data().map_err(|e| io_error(&self.path, &e))
+    /// A second handle on the segment's file, for an `fdatasync` outside the writer's
+    /// lock. The committer fsyncs a segment's records into the store within an interval;
+    /// this is for when it is behind, so that a machine crash still loses no more than
+    /// about an interval of answered records. `None` when the handle cannot be had
+    /// (logged).
+    pub fn handle(&self) -> Option<File> {
+        self.file
+            .try_clone()
+            .map_err(|e| tracing::warn!(error = %e, path = %self.path.display(), "audit journal: no handle to sync"))
+            .ok()
     }
 
     /// Whether a failed write left a frame it could not cut off (no more writes here).

@@ -163,6 +163,8 @@ pub struct ServerSettings {
     pub max_concurrency: usize,
     /// Connections open at once.
     pub max_connections: usize,
+    /// Connections open at once from one source (IPv6 by /64).
+    pub max_connections_per_ip: usize,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
 }
@@ -253,6 +255,7 @@ impl Config {
             ("max_header_bytes", s.max_header_bytes),
             ("max_concurrency", s.max_concurrency),
             ("max_connections", s.max_connections),
+            ("max_connections_per_ip", s.max_connections_per_ip),
         ] {
             if v == 0 {
                 p.push(format!("server.{name} must be positive"));
@@ -479,6 +482,7 @@ impl Config {
                 request_timeout: Duration::from_millis(s.request_timeout_ms),
                 max_concurrency: s.max_concurrency,
                 max_connections: s.max_connections,
+                max_connections_per_ip: s.max_connections_per_ip,
                 shutdown_grace: Duration::from_millis(s.shutdown_grace_ms),
             },
             gateway,

@@ -23,6 +23,10 @@ pub const DEFAULT_MAX_CONCURRENCY: usize = 4_096;
 /// Default connections open at once; a connection over it is closed at accept. Idle
 /// HTTP/2 connections (answering pings) have no other bound.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+
+/// Default connections open at once from one source (IPv6 by /64), so that one peer that
+/// keeps its connections alive cannot take all of `max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1_024;
 /// Default shutdown grace.
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
 /// Default region call deadline.
@@ -109,6 +113,9 @@ pub struct ServerConfig {
     /// Connections open at once; more are closed at accept.
     #[serde(default = "d_connections")]
     pub max_connections: usize,
+    /// Connections open at once from one source address (IPv6 by /64).
+    #[serde(default = "d_connections_per_ip")]
+    pub max_connections_per_ip: usize,
     /// How long shutdown waits for requests in flight, ms.
     #[serde(default = "d_grace")]
     pub shutdown_grace_ms: u64,
@@ -320,6 +327,9 @@ fn d_concurrency() -> usize {
 }
 fn d_connections() -> usize {
     DEFAULT_MAX_CONNECTIONS
+}
+fn d_connections_per_ip() -> usize {
+    DEFAULT_MAX_CONNECTIONS_PER_IP
 }
 fn d_grace() -> u64 {
     DEFAULT_SHUTDOWN_GRACE_MS

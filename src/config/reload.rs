@@ -62,6 +62,10 @@ impl Validated {
                 s.max_connections != n.max_connections,
             ),
             (
+                "server.max_connections_per_ip",
+                s.max_connections_per_ip != n.max_connections_per_ip,
+            ),
+            (
                 "server.shutdown_grace_ms",
                 s.shutdown_grace != n.shutdown_grace,
             ),

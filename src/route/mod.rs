@@ -312,11 +312,14 @@ impl Relay for Router {
                 .ok_or_else(|| GatewayError::Internal(format!("region {region} vanished")))?;
             // An idempotent call is named at the region by the caller's requestId, so that
             // the caller's retry is a repeat there too.
-            let key = self
-                .standard
-                .service(call.service)
-                .idempotent
-                .then(|| crate::upstream::request_key(&call.client.app_id, &call.request_id));
+            let key = self.standard.service(call.service).idempotent.then(|| {
+                let content = crate::server::services::canonical_json(biz);
+                crate::upstream::request_key(
+                    &call.client.app_id,
+                    &call.request_id,
+                    &crate::idempotency::fingerprint(&content),
+                )
+            });
             let reply = upstream
                 .call_keyed(call.service, biz, key.as_deref())
                 .await

@@ -109,6 +109,10 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
     });
     let permits = Arc::new(Semaphore::new(s.max_concurrency));
     let connections = Arc::new(Semaphore::new(s.max_connections));
+    let sources = Arc::new(Sources {
+        open: std::sync::Mutex::new(std::collections::HashMap::new()),
+        cap: s.max_connections_per_ip,
+    });
     let handshake_deadline = s.header_read_timeout;
     let grace = s.shutdown_grace;
     let graceful = GracefulShutdown::new();
@@ -127,8 +131,12 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
                 },
                 _ = stopped.changed() => break,
             };
-            let Ok(open) = Arc::clone(&connections).try_acquire_owned() else {
-                // At the cap: closed at once, before any TLS work.
+            let (Ok(open), Some(source)) = (
+                Arc::clone(&connections).try_acquire_owned(),
+                Sources::enter(&sources, peer_addr.ip()),
+            ) else {
+                // At a cap (all connections, or this source's): closed at once, before any
+                // TLS work.
                 gw.metrics
                     .connections_refused
                     .fetch_add(1, Ordering::Relaxed);
@@ -144,7 +152,7 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
             );
             let watcher = graceful.watcher();
             tokio::spawn(async move {
-                let _open = open;
+                let _open = (open, source);
                 match tls {
                     None => {
                         let peer = Peer {
@@ -226,6 +234,47 @@ async fn serve_conn<I>(
     });
     let conn = http.serve_connection(io, svc).into_owned();
     let _ = watcher.watch(conn).await;
+}
+
+/// Connections open per source address (IPv6 by /64), against `server.max_connections_per_ip`.
+struct Sources {
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    cap: usize,
+}
+
+/// One open connection of a source; leaves the count when dropped.
+struct Source {
+    sources: Arc<Sources>,
+    ip: std::net::IpAddr,
+}
+
+impl Sources {
+    /// Counts a connection from `ip`, unless its source is at the cap.
+    fn enter(this: &Arc<Self>, ip: std::net::IpAddr) -> Option<Source> {
+        let ip = crate::ratelimit::ip_bucket(ip);
+        let mut open = crate::store::lock(&this.open);
+        let n = open.entry(ip).or_default();
+        if *n >= this.cap {
+            return None;
+        }
+        *n += 1;
+        Some(Source {
+            sources: Arc::clone(this),
+            ip,
+        })
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        let mut open = crate::store::lock(&self.sources.open);
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// The connection servers: by ALPN over TLS, detected on plain HTTP (development only).

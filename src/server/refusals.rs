@@ -8,13 +8,13 @@ use crate::envelope::{Session, seal_response_with};
 use crate::standard::ReturnCode;
 
 /// Signed answers to requests refused before anything of them was read, one per return
-/// code and second. Such an answer echoes nothing of the request (no requestId, a fixed
+/// code, message and second. Such an answer echoes nothing of the request (no requestId, a fixed
 /// message), so one signature serves every refusal of its kind within the second; its
 /// nonce repeats within that second, which costs nothing for a refusal. Without it, shedding
 /// and the per-IP limit each cost an SM2 signature per request: a flood they refuse would
 /// still have the gateway signing at full speed.
 #[derive(Debug, Default)]
-pub(crate) struct Refusals(std::sync::Mutex<Vec<(ReturnCode, u64, Bytes)>>);
+pub(crate) struct Refusals(std::sync::Mutex<Vec<(ReturnCode, String, u64, Bytes)>>);
 
 impl Refusals {
     /// Whether `e`'s answer is one of these: shed, over the per-IP limit, no such endpoint,
@@ -37,9 +37,10 @@ impl Refusals {
         msg: &str,
     ) -> Bytes {
         let second = now_ms() / 1000;
+        // By code and message: 404 and 405 are both 1002, with their own words.
         if let Some((.., b)) = crate::store::lock(&self.0)
             .iter()
-            .find(|(c, s, _)| *c == code && *s == second)
+            .find(|(c, m, s, _)| *c == code && m == msg && *s == second)
         {
             return b.clone();
         }
@@ -52,8 +53,8 @@ impl Refusals {
             }
         };
         let mut kept = crate::store::lock(&self.0);
-        kept.retain(|(c, s, _)| *c != code && *s == second);
-        kept.push((code, second, body.clone()));
+        kept.retain(|(c, m, s, _)| (*c != code || m != msg) && *s == second);
+        kept.push((code, msg.to_owned(), second, body.clone()));
         body
     }
 }
@@ -75,6 +76,13 @@ mod tests {
         assert!(a == b || b == c, "no two refusals shared a body");
         let other = r.body(&key, ReturnCode::SystemError, "the gateway is overloaded");
         assert_ne!(other, c);
+        // One code, two messages (404 and 405 are both 1002): each its own answer.
+        let not_found = r.body(&key, ReturnCode::BadFormat, "no such endpoint");
+        let not_post = r.body(&key, ReturnCode::BadFormat, "method not allowed");
+        let text =
+            |b: &Bytes| serde_json::from_slice::<serde_json::Value>(b).unwrap()["msg"].clone();
+        assert_eq!(text(&not_found), "no such endpoint");
+        assert_eq!(text(&not_post), "method not allowed");
         // Each is a signed envelope with its code.
         let v: serde_json::Value = serde_json::from_slice(&c).unwrap();
         assert_eq!(v["code"], "1007");

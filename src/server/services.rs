@@ -132,32 +132,42 @@ pub async fn process(
 /// retried while the region was still working, or two identical requests at once, would
 /// otherwise file two declarations, or open two correction tickets.)
 #[derive(Debug, Default)]
-pub(crate) struct InFlight(Mutex<HashMap<(String, String), Gate>>);
+pub(crate) struct InFlight(Mutex<HashMap<(String, String), Slot>>);
 
-/// The turn of one `(appId, requestId)`: held by the call in progress.
-type Gate = Arc<tokio::sync::Mutex<()>>;
+/// One key's gate, and how many calls hold or wait for it: the entry goes with the last.
+#[derive(Debug, Default)]
+struct Slot {
+    gate: Arc<tokio::sync::Mutex<()>>,
+    users: usize,
+}
 
-/// One call's turn at its `(appId, requestId)`; the entry goes when no one else waits.
+/// One call's turn at its `(appId, requestId)`, from the moment it queues: dropped, while
+/// waiting (its deadline) or after its turn, it leaves the count, and the last one out
+/// removes the entry.
 struct Turn<'a> {
     map: &'a InFlight,
     key: (String, String),
-    gate: Gate,
     held: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl InFlight {
-    /// Waits for the calls of `(app, rid)` before this one; holds the turn until dropped
-    /// (also when the call is cancelled by its deadline).
+    /// Waits for the calls of `(app, rid)` before this one; holds the turn until dropped.
     async fn turn(&self, app: &str, rid: &str) -> Turn<'_> {
         let key = (app.to_owned(), rid.to_owned());
-        let gate = Arc::clone(crate::store::lock(&self.0).entry(key.clone()).or_default());
-        let held = Some(Arc::clone(&gate).lock_owned().await);
-        Turn {
+        let gate = {
+            let mut map = crate::store::lock(&self.0);
+            let slot = map.entry(key.clone()).or_default();
+            slot.users += 1;
+            Arc::clone(&slot.gate)
+        };
+        // Counted from here: a cancelled wait drops `turn`, which leaves the count.
+        let mut turn = Turn {
             map: self,
             key,
-            gate,
-            held,
-        }
+            held: None,
+        };
+        turn.held = Some(gate.lock_owned().await);
+        turn
     }
 
     /// Keys with a call in progress or waiting.
@@ -170,9 +180,11 @@ impl Drop for Turn<'_> {
     fn drop(&mut self) {
         self.held.take();
         let mut map = crate::store::lock(&self.map.0);
-        // The map's and this turn's: no one else waits (a newcomer clones under the lock).
-        if Arc::strong_count(&self.gate) == 2 {
-            map.remove(&self.key);
+        if let Some(slot) = map.get_mut(&self.key) {
+            slot.users -= 1;
+            if slot.users == 0 {
+                map.remove(&self.key);
+            }
         }
     }
 }
@@ -430,6 +442,45 @@ fn internal(e: impl std::fmt::Display) -> GatewayError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_twin_waits_its_turn_and_no_entry_outlives_the_calls() {
+        let f = InFlight::default();
+        let first = f.turn("A1", "R1").await;
+        // A twin waits; cancelled meanwhile (its deadline), it leaves the count.
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(20), f.turn("A1", "R1")).await;
+        assert!(waited.is_err(), "the twin waited for the first");
+        // Another key does not wait.
+        drop(f.turn("A1", "R2").await);
+        assert_eq!(f.len(), 1);
+        drop(first);
+        assert_eq!(f.len(), 0, "the last one out removes the entry");
+        // A twin queued behind the first gets its turn when the first is done.
+        let first = f.turn("A1", "R1").await;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let twin = async {
+            let t = f.turn("A1", "R1").await;
+            let _ = tx.send(());
+            drop(t);
+        };
+        let release = async {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            drop(first);
+        };
+        tokio::join!(twin, release);
+        assert!(rx.await.is_ok());
+        assert_eq!(f.len(), 0);
+        // The first finishes while a twin waits, and the twin is cancelled before it runs
+        // again: the entry still goes.
+        let first = f.turn("A1", "R1").await;
+        let mut twin = Box::pin(f.turn("A1", "R1"));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(twin.as_mut().poll(&mut cx).is_pending());
+        drop(first);
+        drop(twin);
+        assert_eq!(f.len(), 0);
+    }
 
     #[test]
     fn canonical_json_sorts_keys_at_every_level_and_keeps_values() {

@@ -90,7 +90,7 @@ pub trait Upstream: Send + Sync {
     }
 
     /// An idempotent call (a declaration, a correction) named by the caller's
-    /// `(appId, requestId)`: `key` is [`request_key`] of the two. The request id the region
+    /// `(appId, requestId)` and its content: `key` is [`request_key`] of them. The request id the region
     /// sees is that key, the same for every attempt and for every retry by the caller, so
     /// that the region can recognise a repeat even when the gateway never saw its first
     /// answer (its deadline passed after the region acted). `None` is
@@ -122,14 +122,19 @@ pub trait Upstream: Send + Sync {
     }
 }
 
-/// The request id a region sees for the caller's `(app_id, request_id)`: 32 hex digits of
-/// SM3 over both, with a label. Stable (a retry by the caller names the same request at
-/// the region), and it tells the region nothing of the caller's own ids.
-pub fn request_key(app_id: &str, request_id: &str) -> String {
-    let mut material = b"hutong upstream request v1\0".to_vec();
+/// The request id a region sees for the caller's `(app_id, request_id)` with the business
+/// content whose [`crate::idempotency::fingerprint`] is `content`: 32 hex digits of SM3
+/// over the three, with a label. A retry by the caller of the same request names the same
+/// request at the region; the same requestId with other content (a caller that fixed what
+/// the region refused; the gateway keeps only successful answers) is another request
+/// there, not a replay of the refusal. It tells the region nothing of the caller's ids.
+pub fn request_key(app_id: &str, request_id: &str, content: &[u8]) -> String {
+    let mut material = b"hutong upstream request v2\0".to_vec();
     material.extend_from_slice(app_id.as_bytes());
     material.push(0);
     material.extend_from_slice(request_id.as_bytes());
+    material.push(0);
+    material.extend_from_slice(content);
     crate::crypto::to_hex(&crate::crypto::sm3(&material)[..16])
 }
 

@@ -50,6 +50,7 @@ pub(super) fn start(
             pending: Vec::new(),
             due: None,
             committer: commit_tx,
+            unsynced: Vec::new(),
         }),
         due_set: Condvar::new(),
         interval,
@@ -102,6 +103,9 @@ struct Journaled {
     /// When the open segment is to be closed (set by its first record).
     due: Option<Instant>,
     committer: std::sync::mpsc::Sender<Segment>,
+    /// Segments closed while the committer was behind, to be forced to the disk by the
+    /// ticker thread, outside the lock (an fsync under it would stall every append).
+    unsynced: Vec<std::fs::File>,
 }
 
 impl JournalWriter {
@@ -160,14 +164,14 @@ impl JournalWriter {
         // Only this function sends, under the lock, so the count cannot grow meanwhile.
         let behind = self.queued.load(Ordering::Acquire);
         if !st.pending.is_empty() && behind >= self.bounds.queued {
-            // The open segment keeps its records past the interval: on the disk, at least.
-            sync_or_log(&st.journal);
             return Rotation::QueueFull;
         }
         if behind > 0 {
             // The committer is behind (a slow or failing store): this segment may wait in
-            // its queue for longer than an interval, so its records go to the disk now.
-            sync_or_log(&st.journal);
+            // its queue for longer than an interval, so the ticker forces it to the disk.
+            if let Some(f) = st.journal.handle() {
+                st.unsynced.push(f);
+            }
         }
         let next = match Journal::open(&journal::segment_path(&st.base, st.next_segment)) {
             Ok(j) => j,
@@ -202,11 +206,13 @@ impl JournalWriter {
     }
 }
 
-/// [`Journal::sync`], a failure logged: the records stay written, safe from a process
-/// crash, and the committer still has them.
-fn sync_or_log(journal: &Journal) {
-    if let Err(e) = journal.sync() {
-        tracing::warn!(error = %e, "audit journal: cannot force a segment to the disk");
+/// `fdatasync` of each file, a failure logged: the records stay written, safe from a
+/// process crash, and the committer still has them.
+fn sync_or_log(files: Vec<std::fs::File>) {
+    for f in files {
+        if let Err(e) = f.sync_data() {
+            tracing::warn!(error = %e, "audit journal: cannot force a segment to the disk");
+        }
     }
 }
 
@@ -292,12 +298,30 @@ const IDLE_LOOK: Duration = Duration::from_millis(500);
 fn run_ticker(writer: &Weak<JournalWriter>) {
     while let Some(w) = writer.upgrade() {
         let mut st = w.lock();
+        if !st.unsynced.is_empty() {
+            // Segments an append closed while the committer was behind.
+            let files = std::mem::take(&mut st.unsynced);
+            drop(st);
+            sync_or_log(files);
+            continue;
+        }
         let now = Instant::now();
         let wait = match st.due {
             Some(due) if due <= now => {
-                if !matches!(w.close_segment(&mut st), Rotation::Done) {
+                let rotation = w.close_segment(&mut st);
+                if !matches!(rotation, Rotation::Done) {
                     st.due = Some(now + w.interval);
                 }
+                if matches!(rotation, Rotation::QueueFull) {
+                    // The open segment keeps its records past the interval: to the disk
+                    // with them, once an interval, from this thread.
+                    if let Some(f) = st.journal.handle() {
+                        st.unsynced.push(f);
+                    }
+                }
+                let files = std::mem::take(&mut st.unsynced);
+                drop(st);
+                sync_or_log(files);
                 continue;
             }
             Some(due) => (due - now).min(IDLE_LOOK),

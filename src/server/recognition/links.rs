@@ -55,7 +55,6 @@ pub(in crate::server) async fn link_verification(
     Some(p)
 }
 
-/// The province-level code of a client's division: the region whose callbacks reach it.
 /// The region a caller (or a venue) in `division` belongs to: the configured region that
 /// serves it, as its calls are routed (county, prefecture, province), else its province.
 /// Links, status events, venue codes and corrections all name regions this way, so a

@@ -149,7 +149,9 @@ pub(super) enum Known {
 /// A region's status from what it said and what the registry holds. A region that does
 /// not answer keeps the last status the registry holds for it, marked stale: a red that a
 /// status event brought must not turn into "no colour" (and so drop out of the merged,
-/// most severe colour) because the region is down when the person is next looked up.
+/// most severe colour) because the region is down when the person is next looked up. A
+/// stale status only ever makes an answer more severe ([`counts`]): a stale green is shown
+/// as the region's last known status, but passes no one.
 pub(super) fn settle(l: &RegionLink, known: Known) -> RegionStatus {
     let (colour, update_time, stale) = match known {
         Known::Live(colour, time) => (Some(colour), time, false),
@@ -228,15 +230,28 @@ pub(in crate::server) async fn status_across(
     statuses
 }
 
-/// The most severe available status, and the region it came from.
+/// Whether a status counts in a merged colour: one given now, or a stale one more severe
+/// than green (a region that is down cannot clear a person, but its last red stands).
+pub(super) fn counts(s: &RegionStatus) -> bool {
+    match s.colour.as_deref() {
+        None => false,
+        Some(c) => !s.stale || severity(c) > severity(GREEN),
+    }
+}
+
+/// The colour code of green.
+const GREEN: &str = "00";
+
+/// The most severe status that [`counts`], and the region it came from.
 pub(super) fn worst(statuses: &[RegionStatus]) -> Option<&RegionStatus> {
     statuses
         .iter()
-        .filter(|s| s.colour.is_some())
+        .filter(|s| counts(s))
         .max_by_key(|s| severity(s.colour.as_deref().unwrap_or_default()))
 }
 
-/// The merged answer of [`status_across`]: no answer at all is 9001.
+/// The merged answer of [`status_across`]: no status that [`counts`] (no region answered,
+/// and none is known to be more severe than green) is 9001.
 pub(super) fn merge(
     entry: &LinkEntry,
     statuses: &[RegionStatus],
@@ -302,11 +317,19 @@ fn available(s: &RegionStatus) -> bool {
 }
 
 /// The status a national code carries: the most severe of every linked region's. A region
-/// with no status at all (it did not answer, and the registry holds none for it) could be
-/// red, so no code is issued without it (9001): a green code must not stand for a person
-/// whose status in one region is unknown.
+/// whose status is not known now (it did not answer, and the registry holds none for it,
+/// or only a green: stale, it could be red since) is refused (9001), unless another
+/// region's red already decides the code: a green code must not stand for a person whose
+/// status in one region is unknown.
 pub(super) fn national_status(statuses: &[RegionStatus]) -> Result<&RegionStatus, GatewayError> {
-    if let Some(s) = statuses.iter().find(|s| s.colour.is_none()) {
+    let decided_red = worst(statuses)
+        .and_then(|w| w.colour.as_deref())
+        .is_some_and(|c| severity(c) >= severity("10"));
+    if let Some(s) = statuses
+        .iter()
+        .find(|s| !counts(s))
+        .filter(|_| !decided_red)
+    {
         return Err(GatewayError::Domain {
             code: ReturnCode::UpstreamTimeout,
             msg: format!(
@@ -328,6 +351,9 @@ pub(in crate::server) async fn generate_code(
     call: &Call,
     biz: &Value,
 ) -> Result<(Value, Option<Pseudonym>), GatewayError> {
+    // No `regions` check here, unlike `query`: the code is the holder's own, asked by the
+    // app the holder consented to, and its colour is by design the most severe of every
+    // region the holder is linked to (mechanism 3); what else it carries is masked.
     let grant = grant_of_consent(gw, call, biz)?;
     let person = grant
         .person

@@ -190,3 +190,29 @@ fn a_status_event_naming_the_person_reaches_answers_kept_under_their_codes() {
     let got = events::purge_subjects(None, &["X1".into()], None);
     assert_eq!(got, ["cid:X1"]);
 }
+
+#[test]
+fn a_stale_green_passes_no_one() {
+    // The registry's green for a region that is down now: shown, but it clears no one.
+    let stale_green = settle(&link("320000", Some("00")), Known::Unanswered);
+    assert!(stale_green.stale);
+    // Alone: no status counts, 9001 (as when no region answers).
+    let e = merge(&entry(), std::slice::from_ref(&stale_green), true).unwrap_err();
+    assert_eq!(e.return_code(), ReturnCode::UpstreamTimeout);
+    // Beside a live green: the answer is green and partial; no national code, since the
+    // region that is down could be red by now.
+    let statuses = [stale_green.clone(), status("330000", Some("00"))];
+    let a = merge(&entry(), &statuses, true).unwrap();
+    assert_eq!(a["code"]["issuerRegion"], "330000", "{a}");
+    assert_eq!(a["partial"], true);
+    assert_eq!(
+        national_status(&statuses).unwrap_err().return_code(),
+        ReturnCode::UpstreamTimeout
+    );
+    // Beside a live red: the code is red whatever the stale region says.
+    let statuses = [stale_green, status("330000", Some("10"))];
+    assert_eq!(
+        national_status(&statuses).unwrap().colour.as_deref(),
+        Some("10")
+    );
+}

@@ -289,8 +289,9 @@ async fn a_keyed_call_is_one_request_at_the_region_however_often_it_is_sent() {
         "items": [{"element": "vaccineDoses", "claimedValue": "3"}]});
     // The caller's retry of its requestId R1 (the gateway lost the first answer): the same
     // key, so the region files one ticket and answers both with it.
-    let key = request_key("A3300010001", "R1");
-    assert_eq!(key, request_key("A3300010001", "R1"));
+    let fp = crate::idempotency::fingerprint(b"{}");
+    let key = request_key("A3300010001", "R1", &fp);
+    assert_eq!(key, request_key("A3300010001", "R1", &fp));
     assert_eq!(key.len(), 32);
     let first = up
         .call_keyed(ServiceName::CorrectHealthInfo, &correct, Some(&key))
@@ -302,14 +303,17 @@ async fn a_keyed_call_is_one_request_at_the_region_however_often_it_is_sent() {
         .unwrap();
     assert_eq!(first.biz["ticketId"], again.biz["ticketId"]);
     assert_eq!(sim.corrections(), 1);
-    // Another requestId, or another app's R1, is another request.
+    // Another requestId, another app's R1, or R1 with other content (the caller fixed what
+    // the region refused) is another request.
+    let other_fp = crate::idempotency::fingerprint(b"{\"a\":1}");
     for other in [
-        request_key("A3300010001", "R2"),
-        request_key("A3300010002", "R1"),
+        request_key("A3300010001", "R2", &fp),
+        request_key("A3300010002", "R1", &fp),
+        request_key("A3300010001", "R1", &other_fp),
     ] {
         up.call_keyed(ServiceName::CorrectHealthInfo, &correct, Some(&other))
             .await
             .unwrap();
     }
-    assert_eq!(sim.corrections(), 3);
+    assert_eq!(sim.corrections(), 4);
 }
