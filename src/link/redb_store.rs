@@ -12,6 +12,9 @@ use crate::crypto::Sm4Key;
 use crate::store::tables::{LINK_CODES, LINK_NATIONAL, LINKS};
 use crate::store::{Store, StoreError};
 
+/// Entries the retention purge removes per write transaction.
+const PURGE_BATCH: usize = 10_000;
+
 /// The redb link registry.
 #[derive(Debug)]
 pub struct RedbLinks {
@@ -218,34 +221,51 @@ impl LinkRegistry for RedbLinks {
         })
     }
 
+    /// Found in a read transaction, so that the scan (every entry opened: seconds for a
+    /// million) holds no writer: audit commits and new links go on meanwhile. Removed in
+    /// batches of [`PURGE_BATCH`], each entry checked again under the write transaction
+    /// (a link or status since may have touched it).
     fn purge_before(&self, before_ms: u64) -> Result<usize, StoreError> {
-        let txn = self.store.db().begin_write()?;
-        let n = {
-            let mut links = txn.open_table(LINKS)?;
+        let old: Vec<[u8; 32]> = {
+            let txn = self.store.db().begin_read()?;
+            let links = txn.open_table(LINKS)?;
             let mut old = Vec::new();
             for item in links.iter()? {
                 let (k, v) = item?;
-                let e = self.open(v.value())?;
-                if e.updated_ms < before_ms {
-                    old.push((k.value(), e));
+                if self.open(v.value())?.updated_ms < before_ms {
+                    old.push(k.value());
                 }
             }
-            let mut codes = txn.open_table(LINK_CODES)?;
-            let mut national = txn.open_table(LINK_NATIONAL)?;
-            for (k, e) in &old {
-                links.remove(*k)?;
-                for (r, l) in &e.regions {
-                    if let Some(c) = &l.code_id {
-                        codes.remove((r.as_str(), self.code_key(c).as_str()))?;
-                    }
-                }
-                if let Some(id) = &e.national_code_id {
-                    national.remove(id.as_str())?;
-                }
-            }
-            old.len()
+            old
         };
-        txn.commit()?;
+        let mut n = 0;
+        for batch in old.chunks(PURGE_BATCH) {
+            let txn = self.store.db().begin_write()?;
+            {
+                let mut links = txn.open_table(LINKS)?;
+                let mut codes = txn.open_table(LINK_CODES)?;
+                let mut national = txn.open_table(LINK_NATIONAL)?;
+                for k in batch {
+                    let Some(e) = links.get(k)?.map(|v| self.open(v.value())).transpose()? else {
+                        continue;
+                    };
+                    if e.updated_ms >= before_ms {
+                        continue;
+                    }
+                    links.remove(k)?;
+                    for (r, l) in &e.regions {
+                        if let Some(c) = &l.code_id {
+                            codes.remove((r.as_str(), self.code_key(c).as_str()))?;
+                        }
+                    }
+                    if let Some(id) = &e.national_code_id {
+                        national.remove(id.as_str())?;
+                    }
+                    n += 1;
+                }
+            }
+            txn.commit()?;
+        }
         Ok(n)
     }
 
