@@ -8,8 +8,9 @@
 //! read into the national model, then written back and encoded; or read as national JSON
 //! and written in the dialect.
 //!
-//! The contract under test: any input gives `Ok` or a typed `Err` with a return code,
-//! never a panic; whatever is read can be written back without a panic; a document the
+//! Decoded wire bodies also go through `holder_id` and `sign::one_time_value`. The
+//! contract under test: any input gives `Ok` or a typed `Err` with a return code, never a
+//! panic; whatever is read can be written back without a panic; a document the
 //! XML codec read encodes again.
 //!
 //! Run: `cargo +nightly fuzz run translate fuzz/corpus/translate fuzz/seeds/translate -- -max_total_time=120`
@@ -59,6 +60,10 @@ fuzz_target!(|data: &[u8]| {
     let wire = if dir == Direction::Request { d.codec } else { d.response_codec };
     if mode & 32 == 0 {
         let Ok(v) = codec::decode(wire, body) else { return };
+        // What the gateway reads of a message beside its translation: the holder's full
+        // ID (answers), and the one-time value an ingress request's signature covers.
+        let _ = translate::holder_id(d, service, dir, &v);
+        let _ = translate::sign::one_time_value(&d.signing, &v, &[], 1_795_393_805);
         match translate::to_national(d, service, dir, &v) {
             Ok(t) => {
                 if let Ok(back) = translate::to_dialect(d, service, dir, &t.body) {
