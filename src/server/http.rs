@@ -160,7 +160,9 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
                             cert_app_ids: Arc::new(Vec::new()),
                         };
                         let http = &builders.auto;
-                        serve_conn(http, watcher, gw, permits, TokioIo::new(tcp), peer).await;
+                        let first = Some(handshake_deadline);
+                        let io = TokioIo::new(tcp);
+                        serve_conn(http, first, watcher, gw, permits, io, peer).await;
                     }
                     Some(acceptor) => {
                         let stream =
@@ -179,16 +181,19 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
                             .and_then(|c| c.first())
                             .map(|c| certificate_app_ids(c))
                             .unwrap_or_default();
-                        let http = if tls_state.alpn_protocol() == Some(b"h2".as_slice()) {
-                            &builders.http2
+                        // HTTP/1.1 times its request heads itself; an HTTP/2 client has the
+                        // same time for its first request (preface and headers).
+                        let (http, first) = if tls_state.alpn_protocol() == Some(b"h2".as_slice()) {
+                            (&builders.http2, Some(handshake_deadline))
                         } else {
-                            &builders.http1
+                            (&builders.http1, None)
                         };
                         let peer = Peer {
                             addr: peer_addr,
                             cert_app_ids: Arc::new(ids),
                         };
-                        serve_conn(http, watcher, gw, permits, TokioIo::new(stream), peer).await;
+                        let io = TokioIo::new(stream);
+                        serve_conn(http, first, watcher, gw, permits, io, peer).await;
                     }
                 }
             });
@@ -218,8 +223,13 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
 }
 
 /// Serves one connection (plain or TLS) until it closes or shutdown drains it.
+///
+/// With `first_request`, a connection on which no request has arrived by then is closed:
+/// an HTTP/2 client that never sends its preface or a request (hyper waits for them without
+/// a deadline), or a plain-HTTP client that sends nothing.
 async fn serve_conn<I>(
     http: &Builder<TokioExecutor>,
+    first_request: Option<std::time::Duration>,
     watcher: hyper_util::server::graceful::Watcher,
     gw: Arc<Gateway>,
     permits: Arc<Semaphore>,
@@ -228,12 +238,29 @@ async fn serve_conn<I>(
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let saw = Arc::clone(&seen);
     let svc = service_fn(move |req| {
+        saw.store(true, Ordering::Relaxed);
         let (gw, permits, peer) = (Arc::clone(&gw), Arc::clone(&permits), peer.clone());
         async move { Ok::<_, std::convert::Infallible>(pipeline::handle(gw, permits, peer, req).await) }
     });
     let conn = http.serve_connection(io, svc).into_owned();
-    let _ = watcher.watch(conn).await;
+    let served = watcher.watch(conn);
+    let Some(deadline) = first_request else {
+        let _ = served.await;
+        return;
+    };
+    tokio::pin!(served);
+    tokio::select! {
+        _ = &mut served => {}
+        () = tokio::time::sleep(deadline) => {
+            // Dropping the connection closes it.
+            if seen.load(Ordering::Relaxed) {
+                let _ = served.await;
+            }
+        }
+    }
 }
 
 /// Connections open per source address (IPv6 by /64), against `server.max_connections_per_ip`.
