@@ -141,8 +141,17 @@ pub struct Recovery {
     /// Records found that the store already held.
     pub already_stored: u64,
     /// Bytes at the end that did not form a valid frame continuing the chain (a write cut
-    /// short by a machine crash), discarded.
+    /// short by a machine crash), taken out of the journal and appended to
+    /// [`discarded_path`], where an operator can still look at them.
     pub discarded_bytes: u64,
+}
+
+/// Where [`recover`] keeps the bytes it takes out of the journal: `<journal>.discarded`,
+/// appended to (never read back, and not a segment: its name has no number).
+pub fn discarded_path(base: &Path) -> PathBuf {
+    let mut name = base.as_os_str().to_owned();
+    name.push(".discarded");
+    PathBuf::from(name)
 }
 
 /// The path of segment `n` of the journal at `base`.
@@ -209,6 +218,7 @@ pub(super) fn recover_segments(
     let mut out = Recovery::default();
     let mut head = log.head()?.unwrap_or(ChainMark::GENESIS);
     let mut replay = Vec::new();
+    let mut tails: Vec<Vec<u8>> = Vec::new();
     for path in &files {
         let mut bytes = Vec::new();
         File::open(path)
@@ -229,9 +239,25 @@ pub(super) fn recover_segments(
             }
             consumed = bytes.len() - rest.len();
         }
-        out.discarded_bytes += (bytes.len() - consumed) as u64;
+        if consumed < bytes.len() {
+            out.discarded_bytes += (bytes.len() - consumed) as u64;
+            tails.push(bytes.split_off(consumed));
+        }
     }
     log.commit_sealed(&replay)?;
+    if !tails.is_empty() {
+        // Kept aside before the segments go: nothing leaves the disk unseen.
+        let aside = discarded_path(base);
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&aside)
+            .map_err(|e| io_error(&aside, &e))?;
+        for t in &tails {
+            f.write_all(t).map_err(|e| io_error(&aside, &e))?;
+        }
+        f.sync_data().map_err(|e| io_error(&aside, &e))?;
+    }
     out.replayed = replay.len() as u64;
     for path in &files {
         std::fs::remove_file(path).map_err(|e| io_error(path, &e))?;

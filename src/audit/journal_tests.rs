@@ -112,6 +112,9 @@ fn a_crashed_runs_journal_is_replayed_and_a_torn_tail_discarded() {
     let r = recover(&log, &path).expect("recover");
     assert_eq!((r.replayed, r.already_stored), (5, 3));
     assert_eq!(r.discarded_bytes as usize, bytes.len() - whole);
+    // The torn tail is kept aside, not lost.
+    let aside = std::fs::read(super::journal::discarded_path(&path)).expect("kept aside");
+    assert_eq!(aside, bytes[whole..]);
     assert_eq!(log.head().expect("head").map(|m| m.seq), Some(8));
     let report = log.verify().expect("verify");
     assert!(report.ok && report.records == 8, "{report:?}");

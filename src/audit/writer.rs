@@ -199,7 +199,8 @@ impl AuditWriter {
             tracing::warn!(
                 replayed = recovered.replayed,
                 discarded_bytes = recovered.discarded_bytes,
-                "audit journal replayed into the store"
+                kept_in = %journal::discarded_path(journal_path).display(),
+                "audit journal replayed into the store; a torn tail is kept aside"
             );
         }
         match sync {

@@ -91,11 +91,14 @@ pub(super) fn open_log(data_dir: &Path) -> anyhow::Result<(Store, RedbAuditLog)>
     };
     if r.replayed > 0 || r.discarded_bytes > 0 {
         use std::io::Write as _;
+        let journal = data_dir.join(crate::audit::journal::JOURNAL_FILE);
         let _ = writeln!(
             std::io::stderr().lock(),
-            "audit journal: {} record(s) replayed into the store, {} byte(s) of torn tail discarded",
+            "audit journal: {} record(s) replayed into the store, {} byte(s) of torn tail taken \
+             out (kept in {})",
             r.replayed,
-            r.discarded_bytes
+            r.discarded_bytes,
+            crate::audit::journal::discarded_path(&journal).display()
         );
     }
     Ok((store, log))
