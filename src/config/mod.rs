@@ -261,6 +261,9 @@ impl Config {
                 p.push(format!("server.{name} must be positive"));
             }
         }
+        if self.gateway.store_cache_mib == 0 {
+            p.push("gateway.store_cache_mib must be positive".to_owned());
+        }
         p.extend(self.audit.problems());
         let std = crate::standard::Standard::embedded();
         let (dialects_dir, dialects) =

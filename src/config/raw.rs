@@ -141,6 +141,10 @@ pub struct GatewayConfig {
     /// Directory of the regional dialect files (default `regions` next to this file).
     #[serde(default)]
     pub dialects_dir: Option<PathBuf>,
+    /// Memory the embedded store may use to cache its file's pages, MiB
+    /// ([`crate::store::Store::DEFAULT_CACHE_BYTES`] by default).
+    #[serde(default = "d_store_cache")]
+    pub store_cache_mib: usize,
 }
 
 /// `[auth]`.
@@ -324,6 +328,9 @@ fn d_request_timeout() -> u64 {
 }
 fn d_concurrency() -> usize {
     DEFAULT_MAX_CONCURRENCY
+}
+fn d_store_cache() -> usize {
+    crate::store::Store::DEFAULT_CACHE_BYTES >> 20
 }
 fn d_connections() -> usize {
     DEFAULT_MAX_CONNECTIONS

@@ -71,6 +71,10 @@ impl Validated {
             ),
             ("gateway.data_dir", g.data_dir != ng.data_dir),
             (
+                "gateway.store_cache_mib",
+                g.store_cache_mib != ng.store_cache_mib,
+            ),
+            (
                 "gateway.signing_key_file",
                 g.signing_key_file != ng.signing_key_file,
             ),

@@ -215,9 +215,9 @@ fn a_reload_names_the_settings_only_a_restart_applies() {
     ))
     .replace(
         "[server]",
-        "[server]\nlisten = \"127.0.0.1:9443\"\nmax_concurrency = 3\nheader_read_timeout_ms = 7",
+        "[server]\nlisten = \"127.0.0.1:9443\"\nmax_concurrency = 3\nheader_read_timeout_ms = 7\nmax_connections_per_ip = 9",
     )
-    .replace("data_dir = \"d\"", "data_dir = \"elsewhere\"")
+    .replace("data_dir = \"d\"", "data_dir = \"elsewhere\"\nstore_cache_mib = 16")
     .replace("jwt_key_file = \"j.pem\"", "jwt_key_file = \"j2.pem\"")
     .replace("33000099", "33000098");
     assert_eq!(
@@ -226,7 +226,9 @@ fn a_reload_names_the_settings_only_a_restart_applies() {
             "server.listen",
             "server.header_read_timeout_ms",
             "server.max_concurrency",
+            "server.max_connections_per_ip",
             "gateway.data_dir",
+            "gateway.store_cache_mib",
             "auth.jwt_key_file",
             "cache.max_entries",
             "audit",
@@ -252,4 +254,29 @@ fn a_reload_names_the_settings_only_a_restart_applies() {
     let issuer = ["trust.dev_issuer_id, trust.dev_issuer_key_file"];
     assert_eq!(verifying.restart_only_changes(&base), issuer);
     assert_eq!(base.restart_only_changes(&verifying), issuer);
+}
+
+#[test]
+fn caps_and_the_store_cache_must_be_positive() {
+    let text = minimal("")
+        .replace(
+            "[server]",
+            "[server]\nmax_connections = 0\nmax_connections_per_ip = 0",
+        )
+        .replace("data_dir = \"d\"", "data_dir = \"d\"\nstore_cache_mib = 0");
+    let err = toml::from_str::<Config>(&text)
+        .unwrap()
+        .validate(Path::new("/tmp"))
+        .unwrap_err()
+        .to_string();
+    for want in [
+        "server.max_connections must be positive",
+        "server.max_connections_per_ip must be positive",
+        "gateway.store_cache_mib must be positive",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in {err}");
+    }
+    // Their defaults.
+    let ok = toml::from_str::<Config>(&minimal("")).unwrap();
+    assert_eq!(ok.gateway.store_cache_mib, 64);
 }

@@ -448,8 +448,8 @@ impl Gateway {
         // Bodies kept for idempotency are personal data: SM4 at rest, under a key derived
         // from the pseudonym secret (one secret to protect, two uses kept apart).
         let body_key = data_at_rest_key(&secret)?;
-        let store =
-            Store::open(&g.data_dir).map_err(|e| ServerError::Keys(format!("store: {e}")))?;
+        let store = Store::open_with_cache(&g.data_dir, g.store_cache_mib.saturating_mul(1 << 20))
+            .map_err(|e| ServerError::Keys(format!("store: {e}")))?;
         let limiter = RateLimiter::new(&config.limits);
         for c in config.clients.values() {
             limiter.set_client_limits(

@@ -143,7 +143,7 @@ impl Store {
             path: dir.to_path_buf(),
             reason: e.to_string(),
         })?;
-        Self::open_file(dir.join(Self::FILE_NAME))
+        Self::open_file(dir.join(Self::FILE_NAME), Self::DEFAULT_CACHE_BYTES)
     }
 
     /// Opens the database in `dir` only if it exists: for the commands that inspect a data
@@ -157,19 +157,33 @@ impl Store {
         if !path.is_file() {
             return Err(StoreError::Missing { path });
         }
-        Self::open_file(path)
+        Self::open_file(path, Self::DEFAULT_CACHE_BYTES)
     }
 
-    /// Memory redb may use to cache the file's pages: 64 MiB. Its default, 1 GiB, let the
-    /// gateway's memory grow with its store: one pass over a million links (the retention
-    /// purge) filled it, 1.2 GB more RSS. 64 MiB holds the B-trees' branch pages of a
-    /// store of several GB and the hot leaves (the audit chain's tail, recent links); the
-    /// rest is read through the operating system's page cache.
-    pub const CACHE_BYTES: usize = 64 << 20;
+    /// Memory redb may use to cache the file's pages, unless told otherwise
+    /// ([`Store::open_with_cache`]; the gateway's `gateway.store_cache_mib`): 64 MiB.
+    /// redb's own default, 1 GiB, let the gateway's memory grow with its store: one pass
+    /// over a million links (the retention purge) filled it, 1.2 GB more RSS. 64 MiB holds
+    /// the B-trees' branch pages of a store of several GB and the hot leaves (the audit
+    /// chain's tail, recent links); the rest is read through the operating system's page
+    /// cache.
+    pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
-    fn open_file(path: PathBuf) -> Result<Self, StoreError> {
+    /// [`Store::open`] with a page cache of `cache_bytes`.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open_with_cache(dir: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Dir {
+            path: dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Self::open_file(dir.join(Self::FILE_NAME), cache_bytes)
+    }
+
+    fn open_file(path: PathBuf, cache_bytes: usize) -> Result<Self, StoreError> {
         let db = Database::builder()
-            .set_cache_size(Self::CACHE_BYTES)
+            .set_cache_size(cache_bytes)
             .create(&path)
             .map_err(|e| StoreError::Open {
                 path: path.clone(),
