@@ -32,7 +32,7 @@ pub use token::{
     Claims, DEFAULT_MAX_LIFETIME_SECS, DEFAULT_SKEW_SECS, IssuerKey, TokenClaims, VerifiedCode,
     Verifier, VerifierConfig, issue,
 };
-pub use url::CodeUrl;
+pub use url::{CodeUrl, valid_host};
 
 /// Largest code content accepted, in bytes. Longer content is 3001 before any decoding.
 pub const MAX_CONTENT_BYTES: usize = 4096;

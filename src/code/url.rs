@@ -40,7 +40,8 @@ pub struct CodeUrl {
     pub pc: Option<String>,
 }
 
-fn valid_host(host: &str) -> bool {
+/// Whether `host` (lowercase, with an optional port) can stand in a code URL.
+pub fn valid_host(host: &str) -> bool {
     let (name, port) = match host.split_once(':') {
         Some((n, p)) => (n, Some(p)),
         None => (host, None),

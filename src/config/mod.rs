@@ -264,6 +264,13 @@ impl Config {
         if self.gateway.store_cache_mib == 0 {
             p.push("gateway.store_cache_mib must be positive".to_owned());
         }
+        if let Some(h) = &self.gateway.code_host {
+            if !crate::code::valid_host(h) {
+                p.push(format!(
+                    "gateway.code_host {h:?} is not a lowercase host name with an optional port"
+                ));
+            }
+        }
         p.extend(self.audit.problems());
         let std = crate::standard::Standard::embedded();
         let (dialects_dir, dialects) =

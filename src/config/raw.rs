@@ -145,6 +145,11 @@ pub struct GatewayConfig {
     /// ([`crate::store::Store::DEFAULT_CACHE_BYTES`] by default).
     #[serde(default = "d_store_cache")]
     pub store_cache_mib: usize,
+    /// The host (and port, if not 443) of the gateway's public address, as phones reach it:
+    /// the host of the national codes' and venue codes' URLs (`https://HOST/phic/c?…`).
+    /// Absent: `localhost` and the listener's port, for development only.
+    #[serde(default)]
+    pub code_host: Option<String>,
 }
 
 /// `[auth]`.

@@ -70,6 +70,7 @@ impl Validated {
                 s.shutdown_grace != n.shutdown_grace,
             ),
             ("gateway.data_dir", g.data_dir != ng.data_dir),
+            ("gateway.code_host", g.code_host != ng.code_host),
             (
                 "gateway.store_cache_mib",
                 g.store_cache_mib != ng.store_cache_mib,

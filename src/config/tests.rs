@@ -279,4 +279,25 @@ fn caps_and_the_store_cache_must_be_positive() {
     // Their defaults.
     let ok = toml::from_str::<Config>(&minimal("")).unwrap();
     assert_eq!(ok.gateway.store_cache_mib, 64);
+    // A code host must be one a code URL can name.
+    for (host, ok) in [
+        ("jkm.example.cn", true),
+        ("jkm.example.cn:8443", true),
+        ("JKM.example.cn", false),
+        ("a b", false),
+    ] {
+        let text = minimal("").replace(
+            "data_dir = \"d\"",
+            &format!("data_dir = \"d\"\ncode_host = {host:?}"),
+        );
+        let v = toml::from_str::<Config>(&text)
+            .unwrap()
+            .validate(Path::new("/tmp"));
+        assert_eq!(
+            v.is_ok(),
+            ok,
+            "{host}: {:?}",
+            v.err().map(|e| e.to_string())
+        );
+    }
 }

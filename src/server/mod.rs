@@ -371,9 +371,11 @@ pub struct Gateway {
     pub(crate) refusals: refusals::Refusals,
     /// Idempotent calls in progress, by `(appId, requestId)`.
     pub(crate) in_flight: services::InFlight,
-    /// `localhost:{port}` of the configured public listener: see
+    /// `gateway.code_host`, else `localhost:{port}` of the configured public listener: see
     /// [`code_host`](Self::code_host), which reads it.
     configured_code_host: String,
+    /// Whether `gateway.code_host` named it (then a bound port changes nothing).
+    code_host_set: bool,
     /// `localhost:{port}` of the bound listener, set by [`start`] when the configured port
     /// was 0 (the system's choice).
     bound_code_host: std::sync::OnceLock<String>,
@@ -396,10 +398,10 @@ impl std::fmt::Debug for Gateway {
 
 impl Gateway {
     /// The host of national code URLs (`https://{host}/phic/c?…`) that this gateway
-    /// issues and whose page it serves: `localhost:{port}` of the public listener, where a
-    /// phone reaches it in development (a deployment puts its public name in front). A
-    /// listener configured on port 0 has its port once [`start`] has bound it; before that
-    /// the host names port 0, which no code URL accepts.
+    /// issues and whose page it serves: `gateway.code_host`, the public name phones reach;
+    /// without it (development), `localhost:{port}` of the public listener. A listener
+    /// configured on port 0 has its port once [`start`] has bound it; before that the host
+    /// names port 0, which no code URL accepts.
     pub fn code_host(&self) -> &str {
         self.bound_code_host
             .get()
@@ -414,7 +416,7 @@ impl Gateway {
         configured: std::net::SocketAddr,
         bound: std::net::SocketAddr,
     ) {
-        if configured.port() == 0 {
+        if configured.port() == 0 && !self.code_host_set {
             let _ = self
                 .bound_code_host
                 .set(format!("localhost:{}", bound.port()));
@@ -476,7 +478,12 @@ impl Gateway {
             Some(_) => None,
             None => crate::route::local_verifier(&config, None)?,
         };
-        let configured_code_host = format!("localhost:{}", config.server.listen.port());
+        // The public address phones reach; without one, the development default.
+        let configured_code_host = g
+            .code_host
+            .clone()
+            .unwrap_or_else(|| format!("localhost:{}", config.server.listen.port()));
+        let code_host_set = g.code_host.is_some();
         let audit = AuditWriter::start_embedded(
             Arc::new(RedbAuditLog::new(store.clone())),
             config.audit.policy(),
@@ -511,6 +518,7 @@ impl Gateway {
             refusals: refusals::Refusals::default(),
             in_flight: services::InFlight::default(),
             configured_code_host,
+            code_host_set,
             bound_code_host: std::sync::OnceLock::new(),
         })
     }
