@@ -239,6 +239,40 @@ async fn the_default_config_starts_fresh_serves_reloads_and_drains() {
         .unwrap();
     assert_eq!(x.code(), "3004", "{}", String::from_utf8_lossy(&x.raw));
 
+    // An older list, validly signed, that still trusts the key (a stale mirror): refused,
+    // so the key stays revoked.
+    let old_list = format!(
+        r#"{{"version": 1, "issued_at": {now}, "issuers": [
+          {{"id": "33000099", "region": "330000", "name": "hutong development issuer", "keys": [
+            {{"kid": "dev-1", "public_key": "@dev-issuer.pub.pem", "not_before": {}, "not_after": {}, "status": "active"}}]}}]}}"#,
+        now - 60,
+        now + 86_400
+    );
+    std::fs::write(keys.join("list-v1.json"), old_list).unwrap();
+    hutong_out(&[
+        "keys",
+        "trust-list",
+        keys.join("list-v1.json").to_str().unwrap(),
+        "--anchor",
+        keys.join("trust-anchor.key.pem").to_str().unwrap(),
+        "--out",
+        data.join("trust/trust-list.json").to_str().unwrap(),
+    ]);
+    signal(&serve.0, "-HUP");
+    assert!(
+        wait_for("reload refused", &mut log),
+        "the rolled-back list is refused"
+    );
+    assert!(
+        log.last().unwrap().contains("older than version 2"),
+        "{log:?}"
+    );
+    let (status, page) = get_page(&port, &url);
+    assert!(
+        status == 400 && page.starts_with("3004 "),
+        "{status} {page}"
+    );
+
     // Removing [trust] from a gateway that issues codes is refused: the page stays.
     let untrusted = &smaller[..smaller.find("\n[trust]").unwrap()];
     std::fs::write(&path, untrusted).unwrap();

@@ -192,6 +192,10 @@ pub struct TrustConfig {
     /// Where the development issuer's private key goes.
     #[serde(default)]
     pub dev_issuer_key_file: Option<PathBuf>,
+    /// Load a list older than one this gateway has loaded before. Off by default: an older
+    /// list, validly signed, may trust again a key that a newer one revoked.
+    #[serde(default)]
+    pub allow_rollback: bool,
 }
 
 fn d_anchor_kid() -> String {

@@ -527,6 +527,9 @@ fn upstreams(cfg: &Validated, sm2: &SigningKey) -> Result<Vec<Route>, ServerErro
     Ok(out)
 }
 
+/// The file in the data directory that keeps the newest trust-list version loaded.
+pub const TRUST_VERSION_FILE: &str = "trust-list.version";
+
 /// The offline verifier of the `[trust]` section, if configured.
 ///
 /// # Errors
@@ -548,7 +551,36 @@ pub fn local_verifier(
     )
     .map_err(|e| keys(&e))?;
     let loaded = previous.map(|v| v.registry().snapshot());
+    // No rollback: a list older than the newest this gateway has loaded (in force, or
+    // recorded in the data directory before a restart) is refused, unless the operator
+    // says so. The list is signed so that the channel it comes by need not be trusted; an
+    // old list from a stale mirror would otherwise trust revoked keys again.
+    let version_file = cfg.gateway.data_dir.join(TRUST_VERSION_FILE);
+    let recorded = std::fs::read_to_string(&version_file)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok());
+    let floor = loaded
+        .as_deref()
+        .map(|l| l.version())
+        .max(recorded)
+        .unwrap_or(0);
+    if list.version < floor && !t.allow_rollback {
+        return Err(keys(&format!(
+            "the trust list is version {}, older than version {floor} this gateway has \
+             loaded: refused (an older list may trust revoked keys again; \
+             trust.allow_rollback = true loads it on purpose)",
+            list.version
+        )));
+    }
+    let version = list.version;
     let registry = TrustRegistry::new_reusing(list, loaded.as_deref()).map_err(|e| keys(&e))?;
+    if recorded != Some(version) && (version > floor || t.allow_rollback) {
+        let write = std::fs::create_dir_all(&cfg.gateway.data_dir)
+            .and_then(|()| std::fs::write(&version_file, format!("{version}\n")));
+        if let Err(e) = write {
+            tracing::warn!(error = %e, path = %version_file.display(), "trust list version not recorded");
+        }
+    }
     Ok(Some(Verifier::new(
         Arc::new(registry),
         Arc::new(SystemClock),
