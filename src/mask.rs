@@ -12,11 +12,16 @@ pub fn mask(class: PersonalClass, value: &str) -> String {
         PersonalClass::Name => keep(value, 1, 0),
         PersonalClass::Id => keep(value, 2, 2),
         PersonalClass::Phone => {
+            // 3 + 4 for a mobile number (11 digits and more: `186****5247`); a shorter one
+            // (an 8-digit landline) keeps 2 + 2, so that at least half is hidden; below 8,
+            // nothing is shown.
             let n = value.chars().count();
-            if n >= 8 {
+            if n >= 11 {
                 let head: String = value.chars().take(3).collect();
                 let tail: String = value.chars().skip(n - 4).collect();
                 format!("{head}****{tail}")
+            } else if n >= 8 {
+                keep(value, 2, 2)
             } else {
                 "*".repeat(n.max(1))
             }
@@ -64,5 +69,37 @@ mod tests {
         assert_eq!(mask(PersonalClass::Id, "1234"), "1***");
         assert_eq!(mask(PersonalClass::Phone, "12345"), "*****");
         assert_eq!(mask(PersonalClass::Name, ""), "");
+    }
+
+    #[test]
+    fn masking_a_masked_value_changes_nothing_and_a_lax_one_is_tightened() {
+        for (class, masked) in [
+            (PersonalClass::Name, "张*"),
+            (PersonalClass::Name, "欧***"),
+            (PersonalClass::Id, "11**************2X"),
+            (PersonalClass::Phone, "186****5247"),
+        ] {
+            assert_eq!(mask(class, masked), masked);
+        }
+        // A region that kept too much (the whole given name; six digits of the ID).
+        assert_eq!(mask(PersonalClass::Name, "张三丰"), "张**");
+        assert_eq!(
+            mask(PersonalClass::Id, "110105********002X"),
+            "11**************2X"
+        );
+    }
+
+    #[test]
+    fn a_short_phone_number_keeps_no_more_than_half() {
+        // An 8-digit landline: 3 + 4 would have hidden one digit behind four stars.
+        assert_eq!(mask(PersonalClass::Phone, "65123456"), "65****56");
+        for n in 8..=10 {
+            let v = "9".repeat(n);
+            let shown = mask(PersonalClass::Phone, &v)
+                .chars()
+                .filter(|c| *c == '9')
+                .count();
+            assert!(shown * 2 <= n, "{n} digits: {shown} shown");
+        }
     }
 }

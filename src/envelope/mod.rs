@@ -373,6 +373,18 @@ impl Biz<'_> {
 /// Encrypted: bad Base64, bad ciphertext and non-JSON plaintext are all decryption failures
 /// (1008), since a wrong key produces any of them. Plain: they are format errors (1002). In
 /// both, JSON that is not an object is a format error.
+/// A `bizContent` with a key twice in one object is refused (1002): the gateway would act
+/// on the last value while the signed plaintext also holds the first, which another reader
+/// may take (`national::validate::duplicate_key`).
+fn no_repeated_key(plain: &[u8]) -> Result<(), EnvelopeError> {
+    match crate::national::validate::duplicate_key(plain) {
+        Some(_) => Err(EnvelopeError::BadFormat(
+            "bizContent: a key appears twice in one object",
+        )),
+        None => Ok(()),
+    }
+}
+
 fn decode_biz(biz_content: &str, key: Option<&Sm4Key>) -> Result<Value, EnvelopeError> {
     let value = match key {
         Some(key) => {
@@ -382,15 +394,19 @@ fn decode_biz(biz_content: &str, key: Option<&Sm4Key>) -> Result<Value, Envelope
             let plain = key
                 .decrypt_cbc(&data)
                 .map_err(|_| EnvelopeError::DecryptFailed("bizContent"))?;
-            serde_json::from_slice::<Value>(&plain)
-                .map_err(|_| EnvelopeError::DecryptFailed("bizContent is not JSON"))?
+            let value = serde_json::from_slice::<Value>(&plain)
+                .map_err(|_| EnvelopeError::DecryptFailed("bizContent is not JSON"))?;
+            no_repeated_key(&plain)?;
+            value
         }
         None => {
             let plain = BASE64
                 .decode(biz_content)
                 .map_err(|_| EnvelopeError::BadFormat("bizContent"))?;
-            serde_json::from_slice::<Value>(&plain)
-                .map_err(|_| EnvelopeError::BadFormat("bizContent"))?
+            let value = serde_json::from_slice::<Value>(&plain)
+                .map_err(|_| EnvelopeError::BadFormat("bizContent"))?;
+            no_repeated_key(&plain)?;
+            value
         }
     };
     if value.is_object() {

@@ -147,3 +147,34 @@ fn response_body_is_serde_json_of_its_envelope() {
         }
     }
 }
+
+#[test]
+fn a_business_content_with_a_key_twice_is_refused() {
+    // The gateway (serde_json) would act on the last value; the signed plaintext also holds
+    // the first, which another reader may take.
+    let w = World::new();
+    let gw = w.gateway_sk.verifying_key();
+    let sealed = w.seal(
+        "n1",
+        w.sm2(),
+        RequestEncryption::RegisteredKey(&w.client_sm4),
+    );
+    let opened = w.open(sealed.body.as_bytes()).unwrap();
+    let seal = |text: &str| {
+        seal_response_with(
+            &opened.session,
+            &w.gateway_sk,
+            ReturnCode::Success,
+            "success",
+            Some(Biz::Json(text)),
+            NOW,
+        )
+        .unwrap()
+    };
+    let twice = seal(r#"{"user":{"idNo":"A","idNo":"B"}}"#);
+    let e =
+        open_response(twice.body.as_bytes(), &opened.session, Some(&gw), &w.limits).unwrap_err();
+    assert_eq!(e.return_code(), ReturnCode::BadFormat, "{e}");
+    let once = seal(r#"{"user":{"idNo":"A"},"other":{"idNo":"B"}}"#);
+    assert!(open_response(once.body.as_bytes(), &opened.session, Some(&gw), &w.limits).is_ok());
+}

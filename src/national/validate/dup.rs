@@ -10,7 +10,12 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 /// Returns the first duplicated key found, if any. `text` is already known to be JSON.
 pub(super) fn check(text: &str) -> Result<(), String> {
-    let mut de = serde_json::Deserializer::from_str(text);
+    check_bytes(text.as_bytes())
+}
+
+/// [`check`] of JSON bytes (a decrypted `bizContent`, already parsed once).
+pub(super) fn check_bytes(json: &[u8]) -> Result<(), String> {
+    let mut de = serde_json::Deserializer::from_slice(json);
     match de.deserialize_any(Scan) {
         Ok(()) => Ok(()),
         Err(e) => {

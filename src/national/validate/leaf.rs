@@ -242,7 +242,7 @@ fn article(t: WireType) -> &'static str {
 
 /// Digits with an optional leading `+` and inner dashes, 5 to 20 characters; a mainland
 /// mobile number (11 digits) must start with 1.
-fn is_phone(s: &str) -> bool {
+pub(super) fn is_phone(s: &str) -> bool {
     let body = s.strip_prefix('+').unwrap_or(s);
     let digits = body.bytes().filter(u8::is_ascii_digit).count();
     let shape = (5..=20).contains(&s.len())
@@ -250,7 +250,10 @@ fn is_phone(s: &str) -> bool {
         && !body.starts_with('-')
         && !body.ends_with('-')
         && digits >= 5;
-    let mobile_ok =
-        !(s.len() == 11 && body.bytes().all(|b| b.is_ascii_digit())) || s.starts_with('1');
+    // An 11-digit number without a country code is a mainland mobile: it starts with 1.
+    // (`+6591234567` is 11 characters too, and a valid international number.)
+    let mobile_ok = s.starts_with('+')
+        || !(s.len() == 11 && body.bytes().all(|b| b.is_ascii_digit()))
+        || s.starts_with('1');
     shape && mobile_ok
 }

@@ -12,6 +12,14 @@ mod rules;
 
 pub use rules::{FUTURE_SKEW_SECS, ID_TYPE_RESIDENT_CARD};
 
+/// The first key that appears twice in one object of the JSON `json` (which parsed), if
+/// any. serde_json keeps the last of two equal keys and another reader may keep the first,
+/// so such a message could mean two things on its way: it is refused (1002), on the request
+/// path as by `hutong validate`.
+pub fn duplicate_key(json: &[u8]) -> Option<String> {
+    dup::check_bytes(json).err()
+}
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -204,6 +212,17 @@ impl Walker<'_> {
         }
         if self.report.violations.len() >= MAX_VIOLATIONS {
             self.report.truncated = true;
+            // The return code says what to fix first: a missing field (1001) must not be
+            // lost behind a hundred others. It takes the last place.
+            let missing = |v: &Violation| v.code == ReturnCode::MissingParameter;
+            if code == ReturnCode::MissingParameter && !self.report.violations.iter().any(missing) {
+                self.report.violations.pop();
+                self.report.violations.push(Violation {
+                    path: path.to_owned(),
+                    code,
+                    message,
+                });
+            }
             return;
         }
         self.report.violations.push(Violation {

@@ -69,6 +69,44 @@ fn stops_at_the_violation_limit_and_says_so() {
     assert!(r.truncated);
 }
 
+#[test]
+fn a_missing_field_past_the_limit_still_makes_the_code_1001() {
+    // A hundred unknown fields come first in the walk; the missing codeContent after them.
+    let s = Standard::embedded();
+    let mut msg = serde_json::Map::new();
+    for i in 0..150 {
+        msg.insert(format!("extra{i:03}"), json!(1));
+    }
+    msg.insert("verifier".into(), json!({"orgName": "站", "deviceId": "G"}));
+    let r = validate_value(
+        &s,
+        ServiceName::VerifyCode,
+        Direction::Request,
+        &Value::Object(msg),
+        &cx(),
+    );
+    assert!(r.truncated);
+    assert_eq!(r.violations.len(), MAX_VIOLATIONS);
+    assert_eq!(
+        r.return_code(),
+        ReturnCode::MissingParameter,
+        "{:?}",
+        r.violations.last()
+    );
+}
+
+#[test]
+fn an_international_number_of_eleven_characters_is_a_phone_number() {
+    for (phone, ok) in [
+        ("+6591234567", true),
+        ("13812345678", true),
+        ("23812345678", false),
+        ("65123456", true),
+    ] {
+        assert_eq!(leaf::is_phone(phone), ok, "{phone}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 

@@ -29,9 +29,12 @@ pub(in crate::server) async fn link_verification(
         source: Source::Verification,
         seen_ms: now_ms(),
     };
+    // The region masked these; masked again by the gateway's own rules (masking a masked
+    // value changes nothing), since they are shown to other regions' verifiers later and a
+    // region's masking may keep more than the profile allows.
     let who = Holder {
-        name_masked: text(a, &["nameMasked"]).map(str::to_owned),
-        id_no_masked: text(a, &["idNoMasked"]).map(str::to_owned),
+        name_masked: text(a, &["nameMasked"]).map(|s| crate::mask::mask(PersonalClass::Name, s)),
+        id_no_masked: text(a, &["idNoMasked"]).map(|s| crate::mask::mask(PersonalClass::Id, s)),
         id_type: Some(holder.id_type.clone()),
     };
     // The verifier's own region is linked too, without a code: it saw the person, so it
