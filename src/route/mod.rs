@@ -15,14 +15,17 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde_json::Value;
 
-use crate::code::{CodeFormat, Colour, Phic1Format, SystemClock, Verifier, VerifierConfig};
+use crate::code::{CodeFormat, Colour, Phic1Format, Verifier};
 use crate::config::Validated;
 use crate::crypto::{MacKey, SigningKey, Sm4Key};
 use crate::national::time::DateTime;
 use crate::server::{BoxFuture, Call, GatewayError, Relay, Relayed, ServerError};
 use crate::standard::{ReturnCode, ServiceName, Standard};
 use crate::translate::Dialect;
-use crate::trust::{TrustAnchors, TrustRegistry, verify_trust_list};
+mod trust;
+
+pub use trust::{TRUST_VERSION_FILE, local_verifier};
+
 use crate::upstream::{
     ClientIdentity, DialectUpstream, DialectUpstreamConfig, NationalUpstream,
     NationalUpstreamConfig, Reply, Upstream, UpstreamError, UpstreamPolicy,
@@ -525,67 +528,6 @@ fn upstreams(cfg: &Validated, sm2: &SigningKey) -> Result<Vec<Route>, ServerErro
         out.push((Arc::new(u), r.issuer_ids.clone()));
     }
     Ok(out)
-}
-
-/// The file in the data directory that keeps the newest trust-list version loaded.
-pub const TRUST_VERSION_FILE: &str = "trust-list.version";
-
-/// The offline verifier of the `[trust]` section, if configured.
-///
-/// # Errors
-/// [`ServerError::Keys`] when the trust list or its anchor key does not load or verify.
-pub fn local_verifier(
-    cfg: &Validated,
-    previous: Option<&Verifier>,
-) -> Result<Option<Verifier>, ServerError> {
-    let Some(t) = &cfg.trust else { return Ok(None) };
-    let keys = |e: &dyn std::fmt::Display| ServerError::Keys(format!("trust: {e}"));
-    let wire = std::fs::read(&t.list_file)
-        .map_err(|e| keys(&format!("{}: {e}", t.list_file.display())))?;
-    let pem = std::fs::read_to_string(&t.anchor_key_file)
-        .map_err(|e| keys(&format!("{}: {e}", t.anchor_key_file.display())))?;
-    let anchor = crate::crypto::VerifyingKey::from_pem(&pem).map_err(|e| keys(&e))?;
-    let list = verify_trust_list(
-        &wire,
-        &TrustAnchors::new().with(t.anchor_kid.clone(), anchor),
-    )
-    .map_err(|e| keys(&e))?;
-    let loaded = previous.map(|v| v.registry().snapshot());
-    // No rollback: a list older than the newest this gateway has loaded (in force, or
-    // recorded in the data directory before a restart) is refused, unless the operator
-    // says so. The list is signed so that the channel it comes by need not be trusted; an
-    // old list from a stale mirror would otherwise trust revoked keys again.
-    let version_file = cfg.gateway.data_dir.join(TRUST_VERSION_FILE);
-    let recorded = std::fs::read_to_string(&version_file)
-        .ok()
-        .and_then(|t| t.trim().parse::<u64>().ok());
-    let floor = loaded
-        .as_deref()
-        .map(|l| l.version())
-        .max(recorded)
-        .unwrap_or(0);
-    if list.version < floor && !t.allow_rollback {
-        return Err(keys(&format!(
-            "the trust list is version {}, older than version {floor} this gateway has \
-             loaded: refused (an older list may trust revoked keys again; \
-             trust.allow_rollback = true loads it on purpose)",
-            list.version
-        )));
-    }
-    let version = list.version;
-    let registry = TrustRegistry::new_reusing(list, loaded.as_deref()).map_err(|e| keys(&e))?;
-    if recorded != Some(version) && (version > floor || t.allow_rollback) {
-        let write = std::fs::create_dir_all(&cfg.gateway.data_dir)
-            .and_then(|()| std::fs::write(&version_file, format!("{version}\n")));
-        if let Err(e) = write {
-            tracing::warn!(error = %e, path = %version_file.display(), "trust list version not recorded");
-        }
-    }
-    Ok(Some(Verifier::new(
-        Arc::new(registry),
-        Arc::new(SystemClock),
-        VerifierConfig::default(),
-    )))
 }
 
 #[cfg(test)]
