@@ -19,6 +19,7 @@ mod http;
 mod ingress;
 mod page;
 pub(crate) mod pipeline;
+mod published;
 pub mod recognition;
 mod refusals;
 pub mod services;

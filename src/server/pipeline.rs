@@ -36,8 +36,8 @@ pub(super) async fn handle(
     if req.uri().path().starts_with(super::ingress::INGRESS_PREFIX) {
         return super::ingress::handle(gw, permits, peer, req).await;
     }
-    if req.method() == hyper::Method::GET && is_published(req.uri().path()) {
-        return serve_published(gw, &permits, &peer, &req).await;
+    if req.method() == hyper::Method::GET && super::published::is_published(req.uri().path()) {
+        return super::published::serve(gw, &permits, &peer, &req).await;
     }
     let started = Instant::now();
     let tail = req
@@ -162,70 +162,6 @@ pub(super) async fn handle(
 /// Where the signed trust list is published: verifiers fetch it to check national codes
 /// offline (DESIGN.md §3).
 pub const TRUST_LIST_PATH: &str = "/phic/v1/trust-list";
-
-/// The public documents served by GET: the trust list, and the code page of a national
-/// code. `None` for any other path (the caller gets the envelope's 405).
-fn is_published(path: &str) -> bool {
-    path == TRUST_LIST_PATH || path == super::page::PAGE_PATH
-}
-
-/// A published document, under the same guards as a service call: the concurrency limit
-/// (shed: 503), the per-IP limit (429), and the request deadline (504); the work (a file
-/// read, a code's SM2 verification, registry reads) on the blocking pool, off the
-/// runtime's threads.
-async fn serve_published(
-    gw: Arc<Gateway>,
-    permits: &Semaphore,
-    peer: &Peer,
-    req: &Request<Incoming>,
-) -> Response<Full<Bytes>> {
-    const TEXT: &str = "text/plain; charset=utf-8";
-    let Ok(_permit) = permits.try_acquire() else {
-        gw.metrics
-            .shed
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return with_retry_after(plain(503, TEXT, b"overloaded, retry later".to_vec()), 1);
-    };
-    if let Err(l) = gw.limiter.check_ip(peer.addr.ip()) {
-        return with_retry_after(
-            plain(429, TEXT, b"1007 rate limit exceeded".to_vec()),
-            l.retry_after_secs(),
-        );
-    }
-    let deadline = gw.config.load().server.request_timeout;
-    let path = req.uri().path().to_owned();
-    let query = req.uri().query().map(str::to_owned);
-    let work = tokio::task::spawn_blocking(move || published(&gw, &path, query.as_deref()));
-    match tokio::time::timeout(deadline, work).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(_)) => plain(500, TEXT, b"internal error".to_vec()),
-        Err(_) => plain(504, TEXT, b"deadline exceeded".to_vec()),
-    }
-}
-
-fn with_retry_after(mut r: Response<Full<Bytes>>, secs: u64) -> Response<Full<Bytes>> {
-    if let Ok(v) = hyper::header::HeaderValue::from_str(&secs.to_string()) {
-        r.headers_mut().insert(hyper::header::RETRY_AFTER, v);
-    }
-    r
-}
-
-fn published(gw: &Gateway, path: &str, query: Option<&str>) -> Response<Full<Bytes>> {
-    match path {
-        TRUST_LIST_PATH => {
-            let cfg = gw.config.load();
-            let body = cfg
-                .trust
-                .as_ref()
-                .and_then(|t| std::fs::read(&t.list_file).ok());
-            match body {
-                Some(b) => plain(200, "application/json", b),
-                None => plain(404, "text/plain; charset=utf-8", b"no trust list".to_vec()),
-            }
-        }
-        _ => super::page::serve(gw, query),
-    }
-}
 
 /// A response that is not an envelope (a published document).
 pub(super) fn plain(

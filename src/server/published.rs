@@ -1,0 +1,155 @@
+//! The documents served by GET: the signed trust list (with its ETag) and the code page of a
+//! national code, under the same guards as a service call.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use tokio::sync::Semaphore;
+
+use super::pipeline::{TRUST_LIST_PATH, plain};
+use super::{Gateway, Peer};
+
+/// The public documents served by GET: the trust list, and the code page of a national
+/// code. `None` for any other path (the caller gets the envelope's 405).
+pub(super) fn is_published(path: &str) -> bool {
+    path == TRUST_LIST_PATH || path == super::page::PAGE_PATH
+}
+
+/// A published document, under the same guards as a service call: the concurrency limit
+/// (shed: 503), the per-IP limit (429), and the request deadline (504); the work (a file
+/// read, a code's SM2 verification, registry reads) on the blocking pool, off the
+/// runtime's threads.
+pub(super) async fn serve(
+    gw: Arc<Gateway>,
+    permits: &Semaphore,
+    peer: &Peer,
+    req: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    let Ok(_permit) = permits.try_acquire() else {
+        gw.metrics
+            .shed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return with_retry_after(plain(503, TEXT, b"overloaded, retry later".to_vec()), 1);
+    };
+    if let Err(l) = gw.limiter.check_ip(peer.addr.ip()) {
+        return with_retry_after(
+            plain(429, TEXT, b"1007 rate limit exceeded".to_vec()),
+            l.retry_after_secs(),
+        );
+    }
+    let deadline = gw.config.load().server.request_timeout;
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
+    let if_none_match = req
+        .headers()
+        .get(hyper::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let work = tokio::task::spawn_blocking(move || {
+        published(&gw, &path, query.as_deref(), if_none_match.as_deref())
+    });
+    match tokio::time::timeout(deadline, work).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => plain(500, TEXT, b"internal error".to_vec()),
+        Err(_) => plain(504, TEXT, b"deadline exceeded".to_vec()),
+    }
+}
+
+/// The signed trust list with its ETag (SM3 of the bytes, DESIGN.md §3), and 304 without a
+/// body when the verifier already holds that version (`If-None-Match`). Verifiers poll the
+/// list; they fetch it again only when it changed, and revalidate every time (`no-cache`):
+/// a revocation must not wait for a cache's lifetime.
+fn trust_list_answer(list: Vec<u8>, if_none_match: Option<&str>) -> Response<Full<Bytes>> {
+    let etag = format!(
+        "\"sm3-{}\"",
+        crate::crypto::to_hex(&crate::crypto::sm3(&list)[..16])
+    );
+    let held = if_none_match.is_some_and(|h| {
+        h.split(',')
+            .map(str::trim)
+            .any(|t| t == etag || t == "*" || t.strip_prefix("W/") == Some(etag.as_str()))
+    });
+    let mut r = if held {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = hyper::StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        plain(200, "application/json", list)
+    };
+    let h = r.headers_mut();
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&etag) {
+        h.insert(hyper::header::ETAG, v);
+    }
+    h.insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-cache"),
+    );
+    r
+}
+
+fn with_retry_after(mut r: Response<Full<Bytes>>, secs: u64) -> Response<Full<Bytes>> {
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&secs.to_string()) {
+        r.headers_mut().insert(hyper::header::RETRY_AFTER, v);
+    }
+    r
+}
+
+fn published(
+    gw: &Gateway,
+    path: &str,
+    query: Option<&str>,
+    if_none_match: Option<&str>,
+) -> Response<Full<Bytes>> {
+    match path {
+        TRUST_LIST_PATH => {
+            let cfg = gw.config.load();
+            let body = cfg
+                .trust
+                .as_ref()
+                .and_then(|t| std::fs::read(&t.list_file).ok());
+            match body {
+                Some(b) => trust_list_answer(b, if_none_match),
+                None => plain(404, "text/plain; charset=utf-8", b"no trust list".to_vec()),
+            }
+        }
+        _ => super::page::serve(gw, query),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trust_list_carries_its_etag_and_a_held_version_is_304() {
+        let list = br#"{"version":2}"#.to_vec();
+        let first = trust_list_answer(list.clone(), None);
+        assert_eq!(first.status(), 200);
+        let etag = first.headers()[hyper::header::ETAG]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(etag.starts_with("\"sm3-") && etag.len() == 38, "{etag}");
+        assert_eq!(first.headers()[hyper::header::CACHE_CONTROL], "no-cache");
+        for held in [
+            etag.clone(),
+            format!("W/{etag}"),
+            format!("\"x\", {etag}"),
+            "*".into(),
+        ] {
+            assert_eq!(
+                trust_list_answer(list.clone(), Some(&held)).status(),
+                304,
+                "{held}"
+            );
+        }
+        // Another version: the list again.
+        let newer = trust_list_answer(br#"{"version":3}"#.to_vec(), Some(&etag));
+        assert_eq!(newer.status(), 200);
+        assert_ne!(newer.headers()[hyper::header::ETAG].to_str().unwrap(), etag);
+    }
+}
