@@ -27,7 +27,7 @@ pub struct SealError;
 pub const TICKET_TTL_SECS: u32 = 600;
 
 /// Longest ticket accepted, characters (the schema's bound on `bizExtData`).
-const MAX_TICKET_LEN: usize = 1024;
+pub const MAX_TICKET_LEN: usize = 1024;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -77,10 +77,24 @@ pub(in crate::server) async fn apply_code_access(
         rgn: region,
         rac: text(&relayed.biz, &["authCode"]).map(str::to_owned),
     };
-    let token = gw
+    let mut token = gw
         .tokens
         .issue_consent(&claims)
         .map_err(GatewayError::Internal)?;
+    if token.len() > MAX_AUTH_CODE_LEN {
+        // The region's authCode is too long to carry inside the gateway's (the schema bounds
+        // authCode at 2,048 characters, and the next call would be refused): the consent
+        // goes without it. The national code and the cross-region status still work; what
+        // needs the region's own consent is refused as not granted.
+        tracing::info!("region authCode too long to carry; the gateway's consent goes without it");
+        token = gw
+            .tokens
+            .issue_consent(&ConsentClaims {
+                rac: None,
+                ..claims
+            })
+            .map_err(GatewayError::Internal)?;
+    }
     let mut answer = relayed.biz;
     if let Some(o) = answer.as_object_mut() {
         o.insert("authCode".into(), Value::String(token));
@@ -88,6 +102,9 @@ pub(in crate::server) async fn apply_code_access(
     }
     Ok((answer, Some(p)))
 }
+
+/// Longest `authCode` a call may carry (the standard's schemas).
+const MAX_AUTH_CODE_LEN: usize = 2048;
 
 /// The issuer-scoped user token the gateway gives for a person: stable, opaque, and
 /// unlinkable to their pseudonym without the gateway's secret.

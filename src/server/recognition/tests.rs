@@ -216,3 +216,30 @@ fn a_stale_green_passes_no_one() {
         Some("10")
     );
 }
+
+#[test]
+fn a_region_ticket_too_long_to_carry_is_left_out_not_the_verifiers_ticket() {
+    let key = ticket_key(&[9u8; 32]).unwrap();
+    let body = |inner: &str| TicketBody {
+        v: 1,
+        p: Some(Pseudonym([3u8; 32]).to_hex()),
+        app: "B1".into(),
+        rgn: "330000".into(),
+        scope: vec!["code".into()],
+        inner: Some(inner.to_owned()),
+        iat: 0,
+        exp: 10,
+    };
+    // A region ticket of normal length rides inside.
+    let t = tickets::seal_within_limit(&key, body("33000001.short")).unwrap();
+    let back: TicketBody = key.open_json(&t).unwrap();
+    assert_eq!(back.inner.as_deref(), Some("33000001.short"));
+    // One the schema allows (1,024 characters) but too long to wrap: left out, and the
+    // gateway's ticket stays one the next query accepts.
+    let long = format!("33000001.{}", "x".repeat(1000));
+    assert!(key.seal_json(&body(&long)).unwrap().len() > crate::ticket::MAX_TICKET_LEN);
+    let t = tickets::seal_within_limit(&key, body(&long)).unwrap();
+    assert!(t.len() <= crate::ticket::MAX_TICKET_LEN, "{}", t.len());
+    let back: TicketBody = key.open_json(&t).unwrap();
+    assert_eq!((back.inner, back.app.as_str()), (None, "B1"));
+}

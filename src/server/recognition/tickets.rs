@@ -52,15 +52,34 @@ pub(in crate::server) fn mint_ticket(
         iat: now,
         exp: now + TICKET_TTL_SECS,
     };
-    let ticket = gw
-        .tickets
-        .seal_json(&body)
-        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let exp = body.exp;
+    let ticket =
+        seal_within_limit(&gw.tickets, body).map_err(|e| GatewayError::Internal(e.to_string()))?;
     if let Some(o) = answer.as_object_mut() {
         o.insert("bizExtData".into(), Value::String(ticket));
         o.insert(TICKET_LEFT.into(), json!(TICKET_TTL_SECS));
     }
-    Ok(Some(body.exp))
+    Ok(Some(exp))
+}
+
+/// The gateway's ticket for `body`. When the region's ticket inside makes it longer than a
+/// ticket may be (the schema bounds `bizExtData` at 1,024 characters, and the verifier's
+/// next query would be refused), it is sealed without the region's: what the links answer
+/// (code, regions) still works; details that need the region's own ticket are refused as
+/// not granted.
+pub(super) fn seal_within_limit(
+    key: &TicketKey,
+    body: TicketBody,
+) -> Result<String, crate::ticket::SealError> {
+    let ticket = key.seal_json(&body)?;
+    if ticket.len() <= crate::ticket::MAX_TICKET_LEN {
+        return Ok(ticket);
+    }
+    tracing::info!(region = %body.rgn, "region ticket too long to carry; the gateway's goes without it");
+    key.seal_json(&TicketBody {
+        inner: None,
+        ..body
+    })
 }
 
 /// Who a query is about and what it may read, from the gateway's ticket or consent token.
