@@ -478,22 +478,8 @@ impl GatewayClient {
         let req = hyper::Request::get(format!("{}{path_and_query}", self.base))
             .body(Full::new(Bytes::new()))
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let resp = tokio::time::timeout(self.timeout, self.http.request(req))
+        self.exchange(req, hyper::header::RETRY_AFTER.as_str())
             .await
-            .map_err(|_| ClientError::Transport("timed out".into()))?
-            .map_err(|e| ClientError::Transport(format!("{e:?}")))?;
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(hyper::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = tokio::time::timeout(self.timeout, resp.into_body().collect())
-            .await
-            .map_err(|_| ClientError::Transport("timed out".into()))?
-            .map_err(|e| ClientError::Transport(e.to_string()))?
-            .to_bytes();
-        Ok((status, retry_after, body))
     }
 
     /// Posts a body in a region's dialect to the gateway's ingress, `path` under
@@ -546,6 +532,16 @@ impl GatewayClient {
         let req = req
             .body(Full::new(body))
             .map_err(|e| ClientError::Transport(e.to_string()))?;
+        self.exchange(req, header_name).await
+    }
+
+    /// Sends `req`; the status, the value of `header_name`, and the answer, each step under
+    /// the profile's timeout.
+    async fn exchange(
+        &self,
+        req: hyper::Request<Full<Bytes>>,
+        header_name: &str,
+    ) -> Result<(u16, Option<String>, Bytes), ClientError> {
         let resp = tokio::time::timeout(self.timeout, self.http.request(req))
             .await
             .map_err(|_| ClientError::Transport("timed out".into()))?

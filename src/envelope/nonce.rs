@@ -29,6 +29,22 @@ pub enum NonceCheck {
     Unavailable,
 }
 
+impl NonceCheck {
+    /// `Ok` for a fresh nonce; otherwise the error the request is refused with.
+    ///
+    /// # Errors
+    /// [`EnvelopeError::Replayed`], [`EnvelopeError::NonceStoreFull`] or
+    /// [`EnvelopeError::NonceStoreUnavailable`].
+    pub fn fresh(self) -> Result<(), super::EnvelopeError> {
+        match self {
+            Self::Fresh => Ok(()),
+            Self::Replayed => Err(super::EnvelopeError::Replayed),
+            Self::Full => Err(super::EnvelopeError::NonceStoreFull),
+            Self::Unavailable => Err(super::EnvelopeError::NonceStoreUnavailable),
+        }
+    }
+}
+
 /// Records nonces per client and says whether one was seen before.
 ///
 /// Implementations are shared by all request tasks, so they are `Send + Sync`, and a call must

@@ -12,9 +12,9 @@ use serde_json::Value;
 use super::canonical::{Alphabet, Field, MaxLen, Params, parse_params, text};
 use super::{
     BASE64, ClientCredentials, EncType, EnvelopeError, EnvelopeLimits, MAX_ENC_KEY_LEN, MAX_ID_LEN,
-    MAX_SIGN_LEN, MAX_TIMESTAMP_LEN, MAX_TYPE_LEN, MAX_VERSION_LEN, NonceCheck, OpenContext,
-    Session, SignType, Signer, decode_biz, encode_biz, parse_timestamp, sign_canonical,
-    unwrap_enc_key, verify_canonical,
+    MAX_SIGN_LEN, MAX_TIMESTAMP_LEN, MAX_TYPE_LEN, MAX_VERSION_LEN, OpenContext, Session, SignType,
+    Signer, decode_biz, encode_biz, parse_timestamp, sign_canonical, unwrap_enc_key,
+    verify_canonical,
 };
 use crate::crypto::{EncryptionKey, MacKey, SigningKey, Sm4Key};
 use base64::Engine;
@@ -361,15 +361,9 @@ impl ParsedRequest {
         if self.timestamp_ms.abs_diff(ctx.now_ms) > ctx.limits.max_clock_skew_ms {
             return Err(EnvelopeError::Stale);
         }
-        match ctx
-            .nonces
+        ctx.nonces
             .check_and_insert(&env.app_id, &env.nonce, ctx.now_ms)
-        {
-            NonceCheck::Fresh => {}
-            NonceCheck::Replayed => return Err(EnvelopeError::Replayed),
-            NonceCheck::Full => return Err(EnvelopeError::NonceStoreFull),
-            NonceCheck::Unavailable => return Err(EnvelopeError::NonceStoreUnavailable),
-        }
+            .fresh()?;
 
         let sm4_key = match env.enc_type {
             EncType::None if !client.insecure_allow_plaintext => {

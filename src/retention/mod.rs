@@ -13,7 +13,9 @@
 //!   region closed them. Open tickets stay until the region answers.
 //!
 //! [`purge`] does one pass, blocking; `hutong retention purge` runs it from the command
-//! line, and [`spawn_periodic`] runs it in the gateway on tokio's blocking pool.
+//! line. The gateway runs it at start and then every interval, with the link entries and
+//! callback records beside it (`server::recognition::spawn_retention`); [`spawn_periodic`]
+//! runs it alone on a store, for a process that embeds one.
 //!
 //! The policy is the `[retention]` table of the configuration file:
 //!

@@ -212,14 +212,10 @@ async fn stages(
     if let Some(nonce) = sign::one_time_value(&dialect.signing, &msg, &headers, unix_s)
         .map_err(|e| sign_error(&e))?
     {
-        use crate::envelope::{EnvelopeError, NonceCheck};
         let scoped = format!("dialect:{}", client.app_id);
-        match gw.nonces.check_and_insert(&scoped, &nonce, now_ms) {
-            NonceCheck::Fresh => {}
-            NonceCheck::Replayed => return Err(EnvelopeError::Replayed.into()),
-            NonceCheck::Full => return Err(EnvelopeError::NonceStoreFull.into()),
-            NonceCheck::Unavailable => return Err(EnvelopeError::NonceStoreUnavailable.into()),
-        }
+        gw.nonces
+            .check_and_insert(&scoped, &nonce, now_ms)
+            .fresh()?;
     }
     gw.limiter
         .check_client(&client.app_id, service)

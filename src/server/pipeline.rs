@@ -447,17 +447,29 @@ fn answer(
     status: u16,
     retry_after: Option<u64>,
 ) -> Response<Full<Bytes>> {
-    let body = match seal_response_with(session, &gw.signing_key, code, msg, biz, now_ms()) {
-        Ok(s) => s.body,
+    let body = seal_answer(session, &gw.signing_key, code, msg, biz).unwrap_or_else(|b| b);
+    respond(body, status, retry_after)
+}
+
+/// The sealed answer; when sealing fails (the OS random source), logged, and `Err` with the
+/// unsigned 9999 that is sent instead.
+pub(super) fn seal_answer(
+    session: &Session,
+    key: &crate::crypto::SigningKey,
+    code: ReturnCode,
+    msg: &str,
+    biz: Option<Biz<'_>>,
+) -> Result<Bytes, Bytes> {
+    match seal_response_with(session, key, code, msg, biz, now_ms()) {
+        Ok(s) => Ok(Bytes::from(s.body)),
         Err(e) => {
             tracing::error!(error = %e, "cannot seal a response");
-            format!(
+            Err(Bytes::from(format!(
                 "{{\"code\":\"9999\",\"msg\":\"internal error\",\"requestId\":\"{}\"}}",
                 session.request_id()
-            )
+            )))
         }
-    };
-    respond(Bytes::from(body), status, retry_after)
+    }
 }
 
 /// An envelope answer with its status and `Retry-After`.

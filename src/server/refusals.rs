@@ -3,8 +3,8 @@
 use bytes::Bytes;
 
 use super::GatewayError;
-use super::pipeline::now_ms;
-use crate::envelope::{Session, seal_response_with};
+use super::pipeline::{now_ms, seal_answer};
+use crate::envelope::Session;
 use crate::standard::ReturnCode;
 
 /// Signed answers to requests refused before anything of them was read, one per return
@@ -45,12 +45,10 @@ impl Refusals {
             return b.clone();
         }
         let session = Session::for_rejected_request(None);
-        let body = match seal_response_with(&session, key, code, msg, None, now_ms()) {
-            Ok(s) => Bytes::from(s.body),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot seal a response");
-                return Bytes::from_static(b"{\"code\":\"9999\",\"msg\":\"internal error\"}");
-            }
+        // A seal that failed is sent, not kept.
+        let body = match seal_answer(&session, key, code, msg, None) {
+            Ok(b) => b,
+            Err(unsigned) => return unsigned,
         };
         let mut kept = crate::store::lock(&self.0);
         kept.retain(|(c, m, s, _)| (*c != code || m != msg) && *s == second);

@@ -83,7 +83,10 @@ pub enum SignTarget {
 pub enum GatewayFilled {
     /// `appKey`, `appId`, `app_key`, `app_id`: the gateway's id at the region.
     Id,
-    /// `requestId`, `request_id`, `nonce`: the attempt's one-time value.
+    /// `requestId`, `request_id`: the attempt's one-time value, or, for a call named by
+    /// the caller's request (`upstream::request_key`), that key on every attempt.
+    RequestId,
+    /// `nonce`: the attempt's one-time value.
     Nonce,
     /// `timestamp`: the time, in epoch milliseconds.
     Timestamp,
@@ -94,7 +97,8 @@ impl GatewayFilled {
     pub fn of(field: &str) -> Option<Self> {
         match field {
             "appKey" | "appId" | "app_key" | "app_id" => Some(Self::Id),
-            "requestId" | "request_id" | "nonce" => Some(Self::Nonce),
+            "requestId" | "request_id" => Some(Self::RequestId),
+            "nonce" => Some(Self::Nonce),
             "timestamp" => Some(Self::Timestamp),
             _ => None,
         }

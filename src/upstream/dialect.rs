@@ -186,7 +186,10 @@ impl DialectUpstream {
         {
             if let Some(o) = request.body.as_object_mut() {
                 for f in fields {
-                    if matches!(f.as_str(), "requestId" | "request_id") && !o.contains_key(f) {
+                    // Set before the attempts, so that their fill leaves it (it fills only
+                    // what is absent) and each attempt carries the same id.
+                    if GatewayFilled::of(f) == Some(GatewayFilled::RequestId) && !o.contains_key(f)
+                    {
                         o.insert(f.clone(), Value::String(k.to_owned()));
                     }
                 }
@@ -447,7 +450,7 @@ fn fill_signed_fields(
         }
         let v = match GatewayFilled::of(f) {
             Some(GatewayFilled::Id) => id.to_owned(),
-            Some(GatewayFilled::Nonce) => nonce.to_owned(),
+            Some(GatewayFilled::RequestId | GatewayFilled::Nonce) => nonce.to_owned(),
             Some(GatewayFilled::Timestamp) => (unix_s * 1000).to_string(),
             None => continue,
         };

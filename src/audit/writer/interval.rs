@@ -299,7 +299,8 @@ fn run_ticker(writer: &Weak<JournalWriter>) {
     while let Some(w) = writer.upgrade() {
         let mut st = w.lock();
         if !st.unsynced.is_empty() {
-            // Segments an append closed while the committer was behind.
+            // Segments closed while the committer was behind (by an append, or by this
+            // thread's last turn), synced outside the lock.
             let files = std::mem::take(&mut st.unsynced);
             drop(st);
             sync_or_log(files);
@@ -314,14 +315,11 @@ fn run_ticker(writer: &Weak<JournalWriter>) {
                 }
                 if matches!(rotation, Rotation::QueueFull) {
                     // The open segment keeps its records past the interval: to the disk
-                    // with them, once an interval, from this thread.
+                    // with them, once an interval, from this thread (the next turn).
                     if let Some(f) = st.journal.handle() {
                         st.unsynced.push(f);
                     }
                 }
-                let files = std::mem::take(&mut st.unsynced);
-                drop(st);
-                sync_or_log(files);
                 continue;
             }
             Some(due) => (due - now).min(IDLE_LOOK),

@@ -13,12 +13,7 @@ use crate::server::NotifyFailure;
 /// reload that shortens it applies from the next wait.
 pub fn spawn_retention(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut first = true;
         loop {
-            if !first {
-                tokio::time::sleep(gw.config.load().retention.interval()).await;
-            }
-            first = false;
             let policy = gw.config.load().retention;
             let g = Arc::clone(&gw);
             let done = tokio::task::spawn_blocking(move || {
@@ -51,6 +46,7 @@ pub fn spawn_retention(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
                 }
                 Err(e) => tracing::warn!(error = %e, "retention job failed"),
             }
+            tokio::time::sleep(gw.config.load().retention.interval()).await;
         }
     })
 }
