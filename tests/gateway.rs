@@ -481,6 +481,32 @@ async fn a_cache_hit_avoids_the_region_and_a_status_event_purges_it() {
         (Some("10"), Some("2026-11-23 08:30:05"))
     );
 
+    // The proposed grey (90, 灰码/其他) is a colour the element's table knows; a value
+    // outside the table is not.
+    let g = fx.person(12);
+    for (colour, want) in [("90", "0"), ("30", "1002")] {
+        let ev = r
+            .call_raw_service(
+                "statusEvent",
+                &json!({"user": user(&g), "codeColor": colour, "updateTime": "2026-11-23 08:31:00"}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            code(&ev),
+            want,
+            "{colour}: {}",
+            String::from_utf8_lossy(&ev.raw)
+        );
+    }
+    let entry = fx
+        .gw
+        .links
+        .get(&hutong::audit::pseudonym(&key, &g.0, &g.1))
+        .unwrap()
+        .expect("the person is in the registry");
+    assert_eq!(entry.regions["330000"].colour.as_deref(), Some("90"));
+
     // A verifier may not push status events.
     let refused = c
         .call_raw_service("statusEvent", &json!({"codeIds": [cid]}))

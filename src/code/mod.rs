@@ -115,6 +115,9 @@ pub enum Colour {
     Red,
     /// `20` not assessed / not assigned (无法判定/未赋码).
     Unknown,
+    /// `90` grey or another non-standard colour (灰码/其他; proposed in the profile,
+    /// PHIC.04.002, for the grey, orange and purple codes seen in the field).
+    Grey,
 }
 
 impl Colour {
@@ -125,6 +128,7 @@ impl Colour {
             "01" => Some(Colour::Yellow),
             "10" => Some(Colour::Red),
             "20" => Some(Colour::Unknown),
+            "90" => Some(Colour::Grey),
             _ => None,
         }
     }
@@ -136,6 +140,7 @@ impl Colour {
             Colour::Yellow => "01",
             Colour::Red => "10",
             Colour::Unknown => "20",
+            Colour::Grey => "90",
         }
     }
 }

@@ -104,6 +104,30 @@ fn issued_token_verifies_with_its_claims() {
 }
 
 #[test]
+fn every_colour_of_the_table_survives_a_token_and_nothing_else_parses() {
+    let fx = fixture();
+    for wire in ["00", "01", "10", "20", "90"] {
+        let mut c = claims(NOW);
+        c.col = Colour::parse(wire).unwrap_or_else(|| panic!("{wire} is in the colour table"));
+        let v = fx.verifier.verify(&issue(&fx.key, &c).unwrap()).unwrap();
+        assert_eq!(v.claims.col.as_str(), wire);
+    }
+    for wire in ["", "0", "02", "11", "30", "99", "绿"] {
+        assert_eq!(Colour::parse(wire), None, "{wire}");
+    }
+    // The type follows the standard's colour table, code for code.
+    let std = crate::standard::Standard::embedded();
+    let table: Vec<&str> = std
+        .table("colour")
+        .unwrap()
+        .codes
+        .iter()
+        .map(|c| c.code.as_str())
+        .collect();
+    assert_eq!(table, ["00", "01", "10", "20", "90"]);
+}
+
+#[test]
 fn payload_carries_no_personal_fields() {
     let fx = fixture();
     let token = issue(&fx.key, &claims(NOW)).unwrap();

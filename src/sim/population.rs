@@ -124,7 +124,7 @@ impl ColourMix {
 pub fn severity(c: Colour) -> u8 {
     match c {
         Colour::Green => 0,
-        Colour::Unknown => 1,
+        Colour::Unknown | Colour::Grey => 1,
         Colour::Yellow => 2,
         Colour::Red => 3,
     }
@@ -401,6 +401,7 @@ fn person(
     let positive = assigned == Colour::Red && rng.below(3) == 0;
     let assigned_reason = match assigned {
         Colour::Green | Colour::Unknown => "未见异常",
+        Colour::Grey => "其他状态",
         Colour::Yellow => rng.pick(&[
             "14天内有中高风险地区旅居史",
             "未按要求完成核酸检测",

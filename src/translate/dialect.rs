@@ -190,6 +190,17 @@ pub struct ResultRule {
     pub message: Option<String>,
 }
 
+/// The holder's ID type in a dialect answer whose national answer has no element for it
+/// (Zhejiang's verification names `idcardType`; the national `verifyCode` answer carries
+/// only the masked number). The gateway reads it for its link registry and nothing else.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HolderTypeRule {
+    /// Dotted path of the ID type.
+    pub dialect: String,
+    /// National ID type (`10`, `20`, …) ⇄ dialect value.
+    pub map: Option<ValueMap>,
+}
+
 /// The mapping of one direction of one service.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MessageMap {
@@ -201,6 +212,8 @@ pub struct MessageMap {
     pub ignore: Vec<String>,
     /// The result code (responses only).
     pub result: Option<ResultRule>,
+    /// The holder's ID type, where no rule maps it to a national element (responses only).
+    pub holder_type: Option<HolderTypeRule>,
 }
 
 /// One national service as this region serves it.

@@ -329,6 +329,7 @@ pub fn to_national(
     let mut consumed: Vec<&str> = m.rules.iter().map(|r| r.dialect.as_str()).collect();
     consumed.extend(m.constants.iter().map(|(p, _)| p.as_str()));
     consumed.extend(m.ignore.iter().map(String::as_str));
+    consumed.extend(m.holder_type.as_ref().map(|h| h.dialect.as_str()));
     if let Some(res) = &m.result {
         consumed.push(&res.dialect);
         consumed.extend(res.message.as_deref());

@@ -8,8 +8,8 @@ use std::path::Path;
 use toml::Spanned;
 
 use super::dialect::{
-    CALLBACK_FIELDS, CallbackField, CallbackMap, Codec, Dialect, LoadError, MessageMap, Problem,
-    ResultRule, Rule, ServiceMap, Signing,
+    CALLBACK_FIELDS, CallbackField, CallbackMap, Codec, Dialect, HolderTypeRule, LoadError,
+    MessageMap, Problem, ResultRule, Rule, ServiceMap, Signing,
 };
 use super::path;
 use super::value::{DateFormat, JsonType, ValueMap};
@@ -215,6 +215,13 @@ fn check(id: &str, raw: &RawDialect, standard: &Standard, ck: &mut Checker<'_>) 
                 None,
                 &format!("{base}.request.result"),
                 "a result code belongs to responses",
+            );
+        }
+        if request.holder_type.is_some() {
+            ck.push(
+                None,
+                &format!("{base}.request.holder_type"),
+                "the holder's ID type is read from responses",
             );
         }
         let line = ck.line(name.span().start);
@@ -495,6 +502,13 @@ fn check_message(
             message: r.message.clone(),
         })
     });
+    let holder_type = raw.holder_type.as_ref().map(|h| HolderTypeRule {
+        dialect: dialect_path(&h.dialect, &format!("{base}.holder_type.dialect"), ck),
+        map: h
+            .map
+            .as_ref()
+            .and_then(|m| lookup_map(m, &format!("{base}.holder_type.map"), ck)),
+    });
     for (i, p) in raw.ignore.iter().chain(raw.constants.keys()).enumerate() {
         if !path::is_valid(p) {
             ck.push(
@@ -513,6 +527,7 @@ fn check_message(
         rules,
         ignore: raw.ignore.clone(),
         result,
+        holder_type,
     }
 }
 

@@ -464,3 +464,61 @@ fn a_holder_of_an_id_type_the_map_does_not_know_is_not_guessed() {
     // No type at all: a resident ID card.
     assert_eq!(holder(&answer(None)).map(|h| h.0), Some("10".to_owned()));
 }
+
+#[test]
+fn zhejiang_names_the_holder_type_the_national_verification_answer_lacks() {
+    let d = dialect("zhejiang");
+    let answer = |id_type: Option<&str>| {
+        let mut data = json!({"name": "张三", "idcardNo": "E12345678", "level": "green"});
+        if let Some(t) = id_type {
+            data["idcardType"] = json!(t);
+        }
+        json!({"errCode": 0, "errMsg": "success", "resultData": {"data": data}})
+    };
+    let holder = |a: &Value| holder_id(&d, ServiceName::VerifyCode, Direction::Response, a);
+    // A passport holder is filed as one: before, every verified holder was an ID card (10).
+    assert_eq!(
+        holder(&answer(Some("PASSPORT"))),
+        Some(("20".to_owned(), "E12345678".to_owned()))
+    );
+    assert!(holder(&answer(Some("MILITARY_PASS"))).is_none());
+    assert_eq!(holder(&answer(None)).map(|h| h.0), Some("10".to_owned()));
+    // Read for the registry, it is no loss of the translation.
+    let back = to_national(
+        &d,
+        ServiceName::VerifyCode,
+        Direction::Response,
+        &answer(Some("PASSPORT")),
+    )
+    .unwrap();
+    let items = back.losses.items();
+    assert!(!items.iter().any(|l| l.contains("idcardType")), "{items:?}");
+}
+
+#[test]
+fn a_holder_type_is_read_from_responses_through_a_known_map() {
+    let text = r#"
+region = "330000"
+name = "ht"
+codec = "json"
+[maps.id_type]
+pairs = [["10", "ID"]]
+[services.verifyCode]
+path = "verify"
+[services.verifyCode.request]
+holder_type = { dialect = "t" }
+[services.verifyCode.response]
+holder_type = { dialect = "t", map = "kind" }
+"#;
+    let LoadError(problems) =
+        Dialect::from_toml("ht", "ht.toml", text, &Standard::embedded()).unwrap_err();
+    let got: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
+    assert!(
+        got.contains(&"services.verifyCode.response.holder_type.map"),
+        "{problems:#?}"
+    );
+    assert!(
+        got.contains(&"services.verifyCode.request.holder_type"),
+        "{problems:#?}"
+    );
+}

@@ -99,24 +99,29 @@ pub fn holder_id(
         let s = scalar_text(path::get(dialect, &r.dialect)?)?;
         (!s.contains('*') && !s.trim().is_empty()).then(|| s.trim().to_owned())
     })?;
-    // The type as the answer gives it. A type the map does not know gives no holder: a
-    // guess would file a passport number as an ID card number, one person under two
-    // pseudonyms. An answer with no type at all (a dialect whose answer carries none, as
-    // Zhejiang's verification) is taken as an ID card (10), the type its holders have.
-    let given = m
+    // The type as the answer gives it: a rule to a national `idType`, or the message's
+    // `holder_type` where the national answer has no element for it. A type the map does
+    // not know gives no holder: a guess would file a passport number as an ID card number,
+    // one person under two pseudonyms. An answer that names no type at all is taken as an
+    // ID card (10), the type a region's holders have unless it says otherwise.
+    let rules = m
         .rules
         .iter()
         .filter(|r| r.national.ends_with("idType"))
-        .find_map(|r| Some((r, scalar_text(path::get(dialect, &r.dialect)?)?)));
+        .map(|r| (r.dialect.as_str(), r.map.as_ref()));
+    let given = m
+        .holder_type
+        .iter()
+        .map(|h| (h.dialect.as_str(), h.map.as_ref()))
+        .chain(rules)
+        .find_map(|(at, map)| Some((map, scalar_text(path::get(dialect, at)?)?)));
     let id_type = match given {
         None => "10".to_owned(),
-        Some((r, raw)) => match &r.map {
-            Some(map) => match map.to_national(&raw) {
-                Mapped::Exact(c) => c.to_owned(),
-                _ => return None,
-            },
-            None => raw,
+        Some((Some(map), raw)) => match map.to_national(&raw) {
+            Mapped::Exact(c) => c.to_owned(),
+            _ => return None,
         },
+        Some((None, raw)) => raw,
     };
     Some((id_type, id_no))
 }

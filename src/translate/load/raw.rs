@@ -114,6 +114,14 @@ pub(super) struct RawMessage {
     #[serde(default)]
     pub(super) ignore: Vec<String>,
     pub(super) result: Option<RawResult>,
+    pub(super) holder_type: Option<RawHolderType>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHolderType {
+    pub(super) dialect: Spanned<String>,
+    pub(super) map: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
