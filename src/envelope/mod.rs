@@ -375,14 +375,16 @@ impl Biz<'_> {
 /// both, JSON that is not an object is a format error.
 /// A `bizContent` with a key twice in one object is refused (1002): the gateway would act
 /// on the last value while the signed plaintext also holds the first, which another reader
-/// may take (`national::validate::duplicate_key`).
-fn no_repeated_key(plain: &[u8]) -> Result<(), EnvelopeError> {
-    match crate::national::validate::duplicate_key(plain) {
-        Some(_) => Err(EnvelopeError::BadFormat(
-            "bizContent: a key appears twice in one object",
-        )),
-        None => Ok(()),
-    }
+/// may take. One pass parses and checks (`national::validate::parse_unique`); text that
+/// is not JSON is `not_json`.
+fn unique_keys(plain: &[u8], not_json: EnvelopeError) -> Result<Value, EnvelopeError> {
+    use crate::national::validate::NotUnique;
+    crate::national::validate::parse_unique(plain).map_err(|e| match e {
+        NotUnique::Json(_) => not_json,
+        NotUnique::Duplicate(_) => {
+            EnvelopeError::BadFormat("bizContent: a key appears twice in one object")
+        }
+    })
 }
 
 fn decode_biz(biz_content: &str, key: Option<&Sm4Key>) -> Result<Value, EnvelopeError> {
@@ -394,19 +396,16 @@ fn decode_biz(biz_content: &str, key: Option<&Sm4Key>) -> Result<Value, Envelope
             let plain = key
                 .decrypt_cbc(&data)
                 .map_err(|_| EnvelopeError::DecryptFailed("bizContent"))?;
-            let value = serde_json::from_slice::<Value>(&plain)
-                .map_err(|_| EnvelopeError::DecryptFailed("bizContent is not JSON"))?;
-            no_repeated_key(&plain)?;
-            value
+            unique_keys(
+                &plain,
+                EnvelopeError::DecryptFailed("bizContent is not JSON"),
+            )?
         }
         None => {
             let plain = BASE64
                 .decode(biz_content)
                 .map_err(|_| EnvelopeError::BadFormat("bizContent"))?;
-            let value = serde_json::from_slice::<Value>(&plain)
-                .map_err(|_| EnvelopeError::BadFormat("bizContent"))?;
-            no_repeated_key(&plain)?;
-            value
+            unique_keys(&plain, EnvelopeError::BadFormat("bizContent"))?
         }
     };
     if value.is_object() {

@@ -12,13 +12,7 @@ mod rules;
 
 pub use rules::{FUTURE_SKEW_SECS, ID_TYPE_RESIDENT_CARD};
 
-/// The first key that appears twice in one object of the JSON `json` (which parsed), if
-/// any. serde_json keeps the last of two equal keys and another reader may keep the first,
-/// so such a message could mean two things on its way: it is refused (1002), on the request
-/// path as by `hutong validate`.
-pub fn duplicate_key(json: &[u8]) -> Option<String> {
-    dup::check_bytes(json).err()
-}
+pub use dup::{NotUnique, parse_unique};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -146,8 +140,8 @@ pub fn validate_bytes(
     }
     // serde_json refuses nesting deeper than 128 with an error, so a nesting bomb costs
     // one bounded parse and no stack overflow.
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        Report::single(
+    let value = parse_unique(text.as_bytes()).map_err(|e| match e {
+        NotUnique::Json(e) => Report::single(
             ReturnCode::BadFormat,
             format!(
                 "not valid JSON at line {} column {}: {}",
@@ -155,14 +149,12 @@ pub fn validate_bytes(
                 e.column(),
                 json_reason(&e)
             ),
-        )
-    })?;
-    if let Err(key) = dup::check(text) {
-        return Err(Report::single(
+        ),
+        NotUnique::Duplicate(key) => Report::single(
             ReturnCode::BadFormat,
             format!("duplicate key `{key}`: a key may appear once per object"),
-        ));
-    }
+        ),
+    })?;
     let report = validate_value(std, service, dir, &value, cx);
     if report.is_valid() {
         Ok(value)
