@@ -159,6 +159,17 @@ fn read(p: &Path) -> Result<String, ClientError> {
     std::fs::read_to_string(p).map_err(|e| ClientError::Profile(format!("{}: {e}", p.display())))
 }
 
+/// A gateway URL is https, or http on loopback: the access token must not travel in clear.
+fn check_base(url: &str) -> Result<(), ClientError> {
+    if url.starts_with("https://") || crate::config::is_loopback_http(url) {
+        Ok(())
+    } else {
+        Err(ClientError::Profile(format!(
+            "{url}: the gateway must be https, or http on loopback (the token would travel in clear)"
+        )))
+    }
+}
+
 fn hex(h: &str) -> Result<Vec<u8>, ClientError> {
     crate::crypto::decode_hex(h, "key")
         .map(|k| k.to_vec())
@@ -230,12 +241,23 @@ impl GatewayClient {
             .as_deref()
             .map(|f| read(f).map(|t| t.trim().to_owned()))
             .transpose()?;
-        let http = http_client(
-            p.ca_file.as_deref(),
-            p.client_cert_file
-                .as_deref()
-                .zip(p.client_key_file.as_deref()),
-        )?;
+        let client_cert = match (p.client_cert_file.as_deref(), p.client_key_file.as_deref()) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(ClientError::Profile(
+                    "client_cert_file and client_key_file go together (mutual TLS needs both)"
+                        .into(),
+                ));
+            }
+        };
+        check_base(&p.gateway)?;
+        if p.gateway.starts_with("https://") && p.ca_file.is_none() {
+            return Err(ClientError::Profile(
+                "the gateway is https: set ca_file to the CA that signed its certificate".into(),
+            ));
+        }
+        let http = http_client(p.ca_file.as_deref(), client_cert)?;
         match p.sign_type {
             SignTypeName::Sm2 if sm2.is_none() => {
                 return Err(ClientError::Profile(
@@ -248,12 +270,6 @@ impl GatewayClient {
                 ));
             }
             _ => {}
-        }
-        if !p.gateway.starts_with("https://") && !crate::config::is_loopback_http(&p.gateway) {
-            return Err(ClientError::Profile(
-                "gateway must be https, or http on loopback (the token would travel in clear)"
-                    .into(),
-            ));
         }
         if sm4.is_none() && gateway_enc.is_none() {
             return Err(ClientError::Profile(
@@ -444,9 +460,15 @@ impl GatewayClient {
         &self.gateway_key
     }
 
-    /// Points the client at another base URL (the conformance runner's `--target`).
-    pub fn set_base(&mut self, url: &str) {
+    /// Points the client at another base URL (the conformance runner's `--target`), under
+    /// the profile's rule: https, or http on loopback.
+    ///
+    /// # Errors
+    /// [`ClientError::Profile`] for plain http to another host.
+    pub fn set_base(&mut self, url: &str) -> Result<(), ClientError> {
+        check_base(url)?;
         self.base = url.trim_end_matches('/').to_owned();
+        Ok(())
     }
 
     /// The caller's appId.
@@ -545,20 +567,38 @@ impl GatewayClient {
         let resp = tokio::time::timeout(self.timeout, self.http.request(req))
             .await
             .map_err(|_| ClientError::Transport("timed out".into()))?
-            .map_err(|e| ClientError::Transport(format!("{e:?}")))?;
+            .map_err(|e| ClientError::Transport(error_chain(&e)))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get(header_name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let raw = tokio::time::timeout(self.timeout, resp.into_body().collect())
+        let body = http_body_util::Limited::new(resp.into_body(), MAX_ANSWER_BYTES);
+        let raw = tokio::time::timeout(self.timeout, body.collect())
             .await
             .map_err(|_| ClientError::Transport("timed out reading the answer".into()))?
-            .map_err(|e| ClientError::Transport(e.to_string()))?
+            .map_err(|e| ClientError::Transport(format!("reading the answer: {e}")))?
             .to_bytes();
         Ok((status, retry_after, raw))
     }
+}
+
+/// The largest answer read: a national message's limit in Base64, with the envelope around
+/// it. A target that sends more (the conformance suite runs against others' servers) is a
+/// transport error, not memory.
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// An error and its causes, `: `-joined (hyper's top error says only "client error").
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 /// An HTTPS (or loopback HTTP) client trusting `ca`, presenting `client_cert` if given.
@@ -567,10 +607,18 @@ fn http_client(
     client_cert: Option<(&Path, &Path)>,
 ) -> Result<Http, ClientError> {
     let perr = |e: &dyn std::fmt::Display| ClientError::Profile(e.to_string());
+    let at = |p: &Path| {
+        let p = p.display().to_string();
+        move |e: &dyn std::fmt::Display| ClientError::Profile(format!("{p}: {e}"))
+    };
     let mut roots = rustls::RootCertStore::empty();
     if let Some(ca) = ca {
-        for c in CertificateDer::pem_file_iter(ca).map_err(|e| perr(&e))? {
-            roots.add(c.map_err(|e| perr(&e))?).map_err(|e| perr(&e))?;
+        let err = at(ca);
+        for c in CertificateDer::pem_file_iter(ca).map_err(|e| err(&e))? {
+            roots.add(c.map_err(|e| err(&e))?).map_err(|e| err(&e))?;
+        }
+        if roots.is_empty() {
+            return Err(err(&"no certificate in the file"));
         }
     }
     let builder = rustls::ClientConfig::builder_with_provider(crate::server::tls::provider())
@@ -579,12 +627,13 @@ fn http_client(
         .with_root_certificates(Arc::new(roots));
     let tls = match client_cert {
         Some((cert, key)) => {
+            let cert_err = at(cert);
             let chain: Result<Vec<_>, _> = CertificateDer::pem_file_iter(cert)
-                .map_err(|e| perr(&e))?
+                .map_err(|e| cert_err(&e))?
                 .collect();
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| perr(&e))?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| at(key)(&e))?;
             builder
-                .with_client_auth_cert(chain.map_err(|e| perr(&e))?, key)
+                .with_client_auth_cert(chain.map_err(|e| cert_err(&e))?, key)
                 .map_err(|e| perr(&e))?
         }
         None => builder.with_no_client_auth(),
@@ -597,3 +646,6 @@ fn http_client(
         .build();
     Ok(Client::builder(TokioExecutor::new()).build(https))
 }
+
+#[cfg(test)]
+mod tests;

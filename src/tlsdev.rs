@@ -137,6 +137,15 @@ impl DevCerts {
         })
     }
 
+    /// The files [`DevCerts::write_to`] writes, by name.
+    pub fn file_names(&self) -> Vec<String> {
+        std::iter::once(&self.ca)
+            .chain(std::iter::once(&self.server))
+            .chain(&self.clients)
+            .flat_map(|p| [format!("{}.crt.pem", p.name), format!("{}.key.pem", p.name)])
+            .collect()
+    }
+
     /// Writes `<name>.crt.pem` and `<name>.key.pem` for every pair (keys mode 0600).
     ///
     /// # Errors
@@ -147,9 +156,11 @@ impl DevCerts {
             .chain(&self.clients)
         {
             let cert = dir.join(format!("{}.crt.pem", p.name));
-            std::fs::write(&cert, &p.cert_pem).map_err(|source| DevCertError::Write {
-                path: cert.display().to_string(),
-                source,
+            crate::cli::write_public(&cert, p.cert_pem.as_bytes()).map_err(|e| {
+                DevCertError::Write {
+                    path: cert.display().to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                }
             })?;
             let key = dir.join(format!("{}.key.pem", p.name));
             crate::cli::write_secret(&key, p.key_pem.as_bytes()).map_err(|e| {

@@ -95,3 +95,58 @@ fn checks_a_standard_directory_and_reports_all_problems() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn dev_certificates_and_keys_are_not_replaced_by_accident_or_by_halves() {
+    let dir = crate::support::temp_dir("certs");
+    let out_dir = dir.join("certs");
+    let certs = |force: bool| {
+        let mut args = vec!["certs", "dev", "--out", out_dir.to_str().unwrap()];
+        if force {
+            args.push("--force");
+        }
+        hutong(args)
+    };
+    assert!(certs(false).status.success());
+    let ca = std::fs::read(out_dir.join("ca.crt.pem")).unwrap();
+    // A second run would make a new CA that no earlier client certificate chains to.
+    let again = certs(false);
+    assert_eq!(again.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("ca.crt.pem") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(out_dir.join("ca.crt.pem")).unwrap(), ca);
+    assert!(certs(true).status.success());
+    assert_ne!(std::fs::read(out_dir.join("ca.crt.pem")).unwrap(), ca);
+
+    // keys gen --force replaces the pair whole, and leaves no temporary file behind.
+    let key = dir.join("issuer");
+    for _ in 0..2 {
+        let out = hutong(["keys", "gen", "--force", "--out", key.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["certs", "issuer.key.pem", "issuer.pub.pem"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |n: &str| std::fs::metadata(dir.join(n)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("issuer.key.pem"), 0o600);
+        assert_eq!(
+            mode("issuer.pub.pem") & 0o044,
+            0o044,
+            "the public key is readable"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

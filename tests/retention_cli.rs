@@ -59,16 +59,25 @@ impl Fixture {
         self.dir.join("data")
     }
 
-    /// `hutong retention purge` at `now`: (exit status, stdout, stderr).
+    /// `hutong retention purge` at `now` (which may be ahead of the clock): (exit status,
+    /// stdout, stderr).
     fn purge(&self, now: u64) -> (i32, String, String) {
-        let out = hutong([
+        self.purge_with(now, &["--allow-future"])
+    }
+
+    fn purge_with(&self, now: u64, more: &[&str]) -> (i32, String, String) {
+        let config = self.dir.join("hutong.toml");
+        let now = now.to_string();
+        let mut args = vec![
             "retention",
             "purge",
             "--config",
-            self.dir.join("hutong.toml").to_str().unwrap(),
+            config.to_str().unwrap(),
             "--now-ms",
-            &now.to_string(),
-        ]);
+            &now,
+        ];
+        args.extend_from_slice(more);
+        let out = hutong(args);
         (
             out.status.code().unwrap_or(-1),
             stdout(&out),
@@ -130,6 +139,22 @@ fn purge_leaves_a_chain_that_verifies_and_receipts_of_what_is_kept() {
     );
     assert_eq!(fx.verify(&fx.data()).0, 0);
     assert_eq!(fx.receipt_seqs(), vec![7]);
+}
+
+#[test]
+fn a_purge_time_far_ahead_of_the_clock_is_refused_without_allow_future() {
+    let fx = Fixture::new("[retention]\naudit_days = 30\n");
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    // Seconds taken for milliseconds' thousandfold: a purge in the year 50,000.
+    let (code, out, err) = fx.purge_with(clock * 1000, &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("ahead of the system clock"), "{err}");
+    assert_eq!(fx.receipt_seqs(), vec![1, 3, 5, 7], "nothing was purged");
+    // Within a day of the clock it runs.
+    assert_eq!(fx.purge_with(clock + 3_600_000, &[]).0, 0);
 }
 
 #[test]

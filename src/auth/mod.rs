@@ -130,6 +130,11 @@ fn remembered<T: serde::de::DeserializeOwned>(
 /// Most verified tokens remembered; past it the memory is cleared and refilled.
 const MAX_VERIFIED_TOKENS: usize = 100_000;
 
+/// The longest an access token may live: 31 days, a development token's 30 with a day to
+/// spare. A lifetime typed in milliseconds would otherwise give a token for years, and a
+/// token cannot be revoked short of rotating the key that signs them.
+pub const MAX_TOKEN_TTL_SECS: u64 = 31 * 24 * 3600;
+
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenKeys")
@@ -221,6 +226,12 @@ impl TokenKeys {
         services: &[ServiceName],
         ttl_secs: u64,
     ) -> Result<String, String> {
+        if ttl_secs == 0 || ttl_secs > MAX_TOKEN_TTL_SECS {
+            return Err(format!(
+                "a token lives 1 to {MAX_TOKEN_TTL_SECS} seconds (31 days), not {ttl_secs}: \
+                 a token cannot be revoked short of rotating the signing key"
+            ));
+        }
         let now = now_secs();
         let claims = TokenClaims {
             sub: app_id.to_owned(),
@@ -439,6 +450,19 @@ mod tests {
             k.check(None, "A1", ServiceName::VerifyCode),
             Err(AuthError::MissingToken)
         );
+    }
+
+    #[test]
+    fn a_token_lives_at_most_31_days() {
+        let k = keys();
+        assert!(
+            k.issue("A1", &[ServiceName::VerifyCode], MAX_TOKEN_TTL_SECS)
+                .is_ok()
+        );
+        for ttl in [0, MAX_TOKEN_TTL_SECS + 1, u64::MAX] {
+            let e = k.issue("A1", &[ServiceName::VerifyCode], ttl).unwrap_err();
+            assert!(e.contains("31 days"), "{e}");
+        }
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub struct IssueArgs {
     /// The key's id in the trust list.
     #[arg(long)]
     pub kid: String,
-    /// Colour: 00 green, 01 yellow, 10 red, 20 unknown.
+    /// Colour: 00 green, 01 yellow, 10 red, 20 unknown, 90 grey or other.
     #[arg(long, default_value = "00")]
     pub col: String,
     /// Lifetime in seconds (at most 86400; the profile proposes at most 300).
@@ -149,7 +149,7 @@ pub(super) fn load_issuer(key: &Path, iss: &str, kid: &str) -> anyhow::Result<Is
 fn issue(a: &IssueArgs) -> anyhow::Result<ExitCode> {
     let key = load_issuer(&a.key, &a.iss, &a.kid)?;
     let col = Colour::parse(&a.col)
-        .with_context(|| format!("colour `{}` is not 00, 01, 10 or 20", a.col))?;
+        .with_context(|| format!("colour `{}` is not 00, 01, 10, 20 or 90", a.col))?;
     let cid = match &a.cid {
         Some(c) => CodeId::parse(c).context("--cid must be 32 lowercase hex digits")?,
         None => CodeId::random()?,
@@ -165,7 +165,9 @@ fn issue(a: &IssueArgs) -> anyhow::Result<ExitCode> {
             cid,
             col,
             iat,
-            exp: iat + a.ttl,
+            exp: iat
+                .checked_add(a.ttl)
+                .context("--iat plus --ttl is past the end of time")?,
             nc,
         },
     )?;
@@ -201,7 +203,7 @@ fn read_content(arg: &str) -> anyhow::Result<String> {
         return Ok(arg.trim().to_owned());
     }
     // One byte over the limit, so the verifier sees (and names) an oversized content.
-    let raw = super::read_input(arg, code::MAX_CONTENT_BYTES + 1)?;
+    let raw = super::read_head(arg, code::MAX_CONTENT_BYTES)?;
     let text = String::from_utf8(raw).context("the code content is not UTF-8")?;
     Ok(text.trim().to_owned())
 }

@@ -163,13 +163,13 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
     let fixtures = Fixtures::load(fixtures).map_err(anyhow::Error::msg)?;
     let mut c = GatewayClient::from_profile_file(client)?;
     if let Some(t) = target {
-        c.set_base(t);
+        c.set_base(t)?;
     }
     let second = match client2 {
         Some(p) => {
             let mut c2 = GatewayClient::from_profile_file(p)?;
             if let Some(t) = target {
-                c2.set_base(t);
+                c2.set_base(t)?;
             }
             Some(c2)
         }

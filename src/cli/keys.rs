@@ -59,6 +59,10 @@ pub enum CertsCmd {
         /// common name and a URI SAN `phic:app:<appId>`.
         #[arg(long, value_delimiter = ',', default_value = "A3300010001")]
         clients: Vec<String>,
+        /// Overwrite certificates and keys already there. A new CA breaks every client
+        /// certificate the old one signed.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -79,7 +83,7 @@ pub(super) fn run_keys(cmd: &KeysCmd) -> anyhow::Result<ExitCode> {
             let key = SigningKey::generate()?;
             write_secret(&key_path, key.to_pem()?.as_bytes())?;
             let public = key.verifying_key();
-            std::fs::write(&pub_path, public.to_pem()?)?;
+            write_public(&pub_path, public.to_pem()?.as_bytes())?;
             say!("wrote {} and {}", key_path.display(), pub_path.display());
             say!("public key (SEC1 hex): {}", public.to_hex());
             Ok(ExitCode::SUCCESS)
@@ -109,7 +113,7 @@ pub(super) fn run_keys(cmd: &KeysCmd) -> anyhow::Result<ExitCode> {
             let json = signed.to_json();
             match out {
                 Some(p) => {
-                    std::fs::write(p, &json)?;
+                    write_public(p, json.as_bytes())?;
                     say!(
                         "signed trust list v{} ({} issuer(s)) by {anchor_kid}: {} (ETag {})",
                         parsed.version,
@@ -152,28 +156,62 @@ fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Writes a secret file readable by its owner only. The mode given at open applies only
-/// to a file it creates; one that already exists (copied, or unpacked with mode 0644) is
-/// set to 0600 before the secret goes in.
+/// Writes a secret file readable by its owner only (0600), whole or not at all: see
+/// [`write_public`].
 pub(crate) fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_replacing(path, bytes, 0o600)
+}
+
+/// Writes a file others may read (a public key, a certificate, a trust list) whole or not
+/// at all: the bytes go to a new file beside it, are forced to disk, and the new file is
+/// renamed over the old. A full disk or a crash leaves the old file, never half of each.
+pub(crate) fn write_public(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_replacing(path, bytes, 0o644)
+}
+
+fn write_replacing(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     use std::io::Write as _;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} names no file", path.display()))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = dir.join(tmp_name);
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
+        opts.mode(mode);
     }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("cannot restrict {} to its owner", path.display()))?;
+    let written = (|| -> std::io::Result<()> {
+        let mut f = opts.open(&tmp)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            // The mode at open applies only to a file it creates (a stale temporary file
+            // may exist) and passes through the umask.
+            f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
     }
-    f.write_all(bytes)?;
+    // The rename itself reaches the disk with the directory.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
     Ok(())
 }
 
@@ -199,9 +237,25 @@ pub(super) fn run_certs(cmd: &CertsCmd) -> anyhow::Result<ExitCode> {
         out,
         server_names,
         clients,
+        force,
     } = cmd;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let set = crate::tlsdev::DevCerts::generate(server_names, clients)?;
+    if !force {
+        let there: Vec<String> = set
+            .file_names()
+            .iter()
+            .map(|n| out.join(n))
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !there.is_empty() {
+            bail!(
+                "{} exist(s); pass --force to overwrite (a new CA breaks every client certificate the old one signed)",
+                there.join(", ")
+            );
+        }
+    }
     set.write_to(out)?;
     say!(
         "wrote a development CA, a server certificate for {} and {} client certificate(s) to {}",

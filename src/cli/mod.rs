@@ -32,7 +32,7 @@ mod sim;
 mod translate;
 mod validate;
 
-pub(crate) use keys::write_secret;
+pub(crate) use keys::{write_public, write_secret};
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -215,6 +215,17 @@ fn load_standard(dir: Option<&PathBuf>) -> anyhow::Result<Arc<Standard>> {
 
 /// Reads a file, or standard input for `-`, refusing more than `limit` bytes.
 pub(crate) fn read_input(path: &str, limit: usize) -> anyhow::Result<Vec<u8>> {
+    let buf = read_head(path, limit)?;
+    if buf.len() > limit {
+        let what = if path == "-" { "standard input" } else { path };
+        anyhow::bail!("{what} is over the limit of {limit} bytes");
+    }
+    Ok(buf)
+}
+
+/// Reads at most `limit + 1` bytes of a file, or of standard input for `-`: for commands
+/// that report an oversized input themselves (`validate` answers 1002 for it).
+pub(crate) fn read_head(path: &str, limit: usize) -> anyhow::Result<Vec<u8>> {
     let mut buf = Vec::new();
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     if path == "-" {
@@ -230,7 +241,18 @@ pub(crate) fn read_input(path: &str, limit: usize) -> anyhow::Result<Vec<u8>> {
 
 /// Parses a validation-clock value: Unix seconds, `yyyy-MM-dd HH:mm:ss` or `yyyy-MM-dd`
 /// (Beijing time).
+///
+/// Eight bare digits are refused: they are the standard's D8 date (`20261123`) far more
+/// often than a time in 1970.
 pub(crate) fn parse_at(s: &str) -> Result<i64, String> {
+    if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "`{s}` looks like a yyyyMMdd date: write it yyyy-MM-dd (`{}-{}-{}`); Unix seconds of 1970 need a leading 0",
+            &s[..4],
+            &s[4..6],
+            &s[6..]
+        ));
+    }
     if let Ok(n) = s.parse::<i64>() {
         return Ok(n);
     }
@@ -244,3 +266,6 @@ pub(crate) fn parse_at(s: &str) -> Result<i64, String> {
         "`{s}` is not Unix seconds, `yyyy-MM-dd HH:mm:ss` or `yyyy-MM-dd`"
     ))
 }
+
+#[cfg(test)]
+mod tests;

@@ -34,9 +34,14 @@ pub enum RetentionCmd {
         /// are read from it.
         #[arg(long, default_value = super::serve::DEFAULT_CONFIG)]
         config: PathBuf,
-        /// Purge as if it were this time, in Unix milliseconds (default: now).
+        /// Purge as if it were this time, in Unix milliseconds (default: now). More than a
+        /// day ahead of the system clock is refused without --allow-future: deleted
+        /// records cannot be brought back.
         #[arg(long, value_name = "MS")]
         now_ms: Option<u64>,
+        /// Accept a --now-ms more than a day ahead of the system clock.
+        #[arg(long)]
+        allow_future: bool,
     },
 }
 
@@ -64,24 +69,35 @@ struct Settings {
 
 pub(super) fn run(cmd: &RetentionCmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        RetentionCmd::Purge { config, now_ms } => run_purge(config, *now_ms),
+        RetentionCmd::Purge {
+            config,
+            now_ms,
+            allow_future,
+        } => run_purge(config, *now_ms, *allow_future),
     }
 }
 
-fn run_purge(config: &Path, now_ms: Option<u64>) -> anyhow::Result<ExitCode> {
+fn run_purge(config: &Path, now_ms: Option<u64>, allow_future: bool) -> anyhow::Result<ExitCode> {
     let Settings {
         data_dir,
         secret_file,
         policy,
     } = read_config(config)?;
+    let clock: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the system clock is before 1970")?
+        .as_millis()
+        .try_into()
+        .context("the system clock is out of range")?;
+    const DAY_MS: u64 = 86_400_000;
     let now_ms = match now_ms {
+        Some(n) if n > clock.saturating_add(DAY_MS) && !allow_future => anyhow::bail!(
+            "--now-ms is {} day(s) ahead of the system clock (seconds or microseconds instead of milliseconds?): \
+             a purge then would delete records still inside retention; give --allow-future to do it anyway",
+            (n - clock) / DAY_MS
+        ),
         Some(n) => n,
-        None => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .context("the system clock is before 1970")?
-            .as_millis()
-            .try_into()
-            .context("the system clock is out of range")?,
+        None => clock,
     };
     // Replays the audit journal first, so that records a stopped gateway answered for are
     // in the chain before its start is purged.
@@ -216,7 +232,7 @@ mod tests {
     fn the_command_purges_old_link_entries_as_the_gateway_does() {
         let (dir, links) = fixture("links", true);
         drop(links);
-        let code = run_purge(&dir.join("hutong.toml"), Some(NOW)).unwrap();
+        let code = run_purge(&dir.join("hutong.toml"), Some(NOW), true).unwrap();
         assert_eq!(code, ExitCode::SUCCESS);
         let store = crate::store::Store::open(&dir.join("data")).unwrap();
         let links = RedbLinks::new(
@@ -239,7 +255,10 @@ mod tests {
         let (dir, links) = fixture("nosecret", false);
         drop(links);
         let config = dir.join("hutong.toml");
-        assert_eq!(run_purge(&config, Some(NOW)).unwrap(), ExitCode::SUCCESS);
+        assert_eq!(
+            run_purge(&config, Some(NOW), true).unwrap(),
+            ExitCode::SUCCESS
+        );
         {
             let store = crate::store::Store::open(&dir.join("data")).unwrap();
             let key = crate::server::data_at_rest_key(&[0x42u8; 32]).unwrap();
@@ -252,7 +271,10 @@ mod tests {
             "[gateway]\ndata_dir = \"data\"\npseudonym_secret_file = \"secret.hex\"\n",
         )
         .unwrap();
-        assert_eq!(run_purge(&config, Some(NOW)).unwrap(), ExitCode::from(1));
+        assert_eq!(
+            run_purge(&config, Some(NOW), true).unwrap(),
+            ExitCode::from(1)
+        );
         let store = crate::store::Store::open(&dir.join("data")).unwrap();
         let key = crate::server::data_at_rest_key(&[0x42u8; 32]).unwrap();
         assert_eq!(RedbLinks::new(store, key).len().unwrap(), 2);

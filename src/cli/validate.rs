@@ -28,7 +28,7 @@ pub struct Args {
 }
 
 pub(super) fn run(standard: &Standard, a: &Args) -> anyhow::Result<ExitCode> {
-    let bytes = super::read_input(&a.file, MAX_MESSAGE_BYTES)?;
+    let bytes = super::read_head(&a.file, MAX_MESSAGE_BYTES)?;
     let dir = if a.response {
         Direction::Response
     } else {

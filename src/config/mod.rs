@@ -264,6 +264,13 @@ impl Config {
         if self.gateway.store_cache_mib == 0 {
             p.push("gateway.store_cache_mib must be positive".to_owned());
         }
+        let ttl = self.auth.token_ttl_secs;
+        if ttl == 0 || ttl > crate::auth::MAX_TOKEN_TTL_SECS {
+            p.push(format!(
+                "auth.token_ttl_secs must be 1 to {} (31 days)",
+                crate::auth::MAX_TOKEN_TTL_SECS
+            ));
+        }
         if let Some(h) = &self.gateway.code_host {
             if !crate::code::valid_host(h) {
                 p.push(format!(

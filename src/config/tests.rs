@@ -263,7 +263,11 @@ fn caps_and_the_store_cache_must_be_positive() {
             "[server]",
             "[server]\nmax_connections = 0\nmax_connections_per_ip = 0",
         )
-        .replace("data_dir = \"d\"", "data_dir = \"d\"\nstore_cache_mib = 0");
+        .replace("data_dir = \"d\"", "data_dir = \"d\"\nstore_cache_mib = 0")
+        .replace(
+            "jwt_key_file = \"j.pem\"",
+            "jwt_key_file = \"j.pem\"\ntoken_ttl_secs = 3600000",
+        );
     let err = toml::from_str::<Config>(&text)
         .unwrap()
         .validate(Path::new("/tmp"))
@@ -273,6 +277,7 @@ fn caps_and_the_store_cache_must_be_positive() {
         "server.max_connections must be positive",
         "server.max_connections_per_ip must be positive",
         "gateway.store_cache_mib must be positive",
+        "auth.token_ttl_secs must be 1 to 2678400",
     ] {
         assert!(err.contains(want), "missing {want:?} in {err}");
     }

@@ -6,6 +6,9 @@ use std::fmt;
 
 /// Beijing time's offset from UTC, in seconds.
 pub const BEIJING_OFFSET_SECS: i64 = 8 * 3600;
+/// 0001-01-01 and 9999-12-31, in days since 1970-01-01: the years a date's text can hold.
+const FIRST_DAY: i64 = -719_162;
+const LAST_DAY: i64 = 2_932_896;
 
 /// A proleptic Gregorian calendar date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -61,8 +64,10 @@ impl Date {
     }
 
     /// The date of a day count since 1970-01-01.
+    ///
+    /// Days outside years 1 to 9999 are clamped to them.
     pub fn from_days(z: i64) -> Self {
-        let z = z + 719_468;
+        let z = z.clamp(FIRST_DAY, LAST_DAY) + 719_468;
         let era = z.div_euclid(146_097);
         let doe = z - era * 146_097;
         let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
@@ -76,7 +81,11 @@ impl Date {
 
     /// The Beijing date at a Unix time.
     pub fn beijing_today(unix_secs: i64) -> Self {
-        Self::from_days((unix_secs + BEIJING_OFFSET_SECS).div_euclid(86_400))
+        Self::from_days(
+            unix_secs
+                .saturating_add(BEIJING_OFFSET_SECS)
+                .div_euclid(86_400),
+        )
     }
 
     /// Parses `yyyy-MM-dd`.
@@ -136,8 +145,13 @@ impl DateTime {
     }
 
     /// The Beijing date-time at a Unix time.
+    ///
+    /// Times outside years 1 to 9999 are clamped to them: the text form has four digits of
+    /// year, and an unverified code may carry any number.
     pub fn from_unix(unix_secs: i64) -> Self {
-        let local = unix_secs + BEIJING_OFFSET_SECS;
+        let local = unix_secs
+            .saturating_add(BEIJING_OFFSET_SECS)
+            .clamp(FIRST_DAY * 86_400, LAST_DAY * 86_400 + 86_399);
         Self {
             date: Date::from_days(local.div_euclid(86_400)),
             secs: local.rem_euclid(86_400) as u32,
@@ -186,9 +200,25 @@ mod tests {
         assert_eq!(Date::beijing_today(1_588_089_599).to_string(), "2020-04-28");
     }
 
+    #[test]
+    fn far_out_times_are_clamped_to_the_years_a_date_can_hold() {
+        assert_eq!(Date::from_days(FIRST_DAY).to_string(), "0001-01-01");
+        assert_eq!(Date::from_days(LAST_DAY).to_string(), "9999-12-31");
+        assert_eq!(
+            DateTime::from_unix(i64::MAX).to_string(),
+            "9999-12-31 23:59:59"
+        );
+        assert_eq!(
+            DateTime::from_unix(i64::MIN).to_string(),
+            "0001-01-01 00:00:00"
+        );
+        assert_eq!(Date::beijing_today(i64::MAX).to_string(), "9999-12-31");
+        assert_eq!(Date::from_days(i64::MIN).to_string(), "0001-01-01");
+    }
+
     proptest! {
         #[test]
-        fn days_round_trip(z in -800_000i64..800_000) {
+        fn days_round_trip(z in FIRST_DAY..=LAST_DAY) {
             let d = Date::from_days(z);
             prop_assert_eq!(d.days_since_epoch(), z);
             prop_assert_eq!(Date::parse(&d.to_string()).filter(|_| d.year >= 1000 && d.year <= 9999).is_some(), d.year >= 1000 && d.year <= 9999);

@@ -57,7 +57,10 @@ pub fn local_verifier(
     let registry = TrustRegistry::new_reusing(list, loaded.as_deref()).map_err(|e| keys(&e))?;
     if recorded != Some(version) && (version > floor || t.allow_rollback) {
         let write = std::fs::create_dir_all(&cfg.gateway.data_dir)
-            .and_then(|()| std::fs::write(&version_file, format!("{version}\n")));
+            .map_err(anyhow::Error::from)
+            .and_then(|()| {
+                crate::cli::write_public(&version_file, format!("{version}\n").as_bytes())
+            });
         if let Err(e) = write {
             tracing::warn!(error = %e, path = %version_file.display(), "trust list version not recorded");
         }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::auth::TokenKeys;
-use crate::cli::write_secret;
+use crate::cli::{write_public, write_secret};
 use crate::config::Config;
 use crate::crypto::{DecryptionKey, SigningKey, to_hex};
 use crate::tlsdev::DevCerts;
@@ -38,12 +38,12 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
             let set = DevCerts::generate(&["localhost".into(), "127.0.0.1".into()], &apps)
                 .map_err(|e| fail(&cert, &e))?;
             set.write_to(&dir).map_err(|e| fail(&dir, &e))?;
-            std::fs::write(&cert, &set.server.cert_pem).map_err(|e| fail(&cert, &e))?;
+            write_public(&cert, set.server.cert_pem.as_bytes()).map_err(|e| fail(&cert, &e))?;
             let key = resolve(&raw.server.tls_key_file);
             write_secret(&key, set.server.key_pem.as_bytes()).map_err(|e| fail(&key, &e))?;
             if let Some(ca) = &raw.server.client_ca_file {
                 let ca = resolve(ca);
-                std::fs::write(&ca, &set.ca.cert_pem).map_err(|e| fail(&ca, &e))?;
+                write_public(&ca, set.ca.cert_pem.as_bytes()).map_err(|e| fail(&ca, &e))?;
             }
             wrote.push(format!("development certificates in {}", dir.display()));
         }
@@ -106,9 +106,12 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
                 k.to_pem().map_err(|e| fail(&private, &e))?.as_bytes(),
             )
             .map_err(|e| fail(&private, &e))?;
-            std::fs::write(
+            write_public(
                 &public,
-                k.verifying_key().to_pem().map_err(|e| fail(&public, &e))?,
+                k.verifying_key()
+                    .to_pem()
+                    .map_err(|e| fail(&public, &e))?
+                    .as_bytes(),
             )
             .map_err(|e| fail(&public, &e))?;
             wrote.push(format!("client key pair {}", private.display()));
@@ -197,7 +200,7 @@ fn dev_trust_list(
     };
     let signed = sign_trust_list(&trust, anchor_kid, &anchor).map_err(|e| err(&e))?;
     ensure_parent(list)?;
-    std::fs::write(list, signed.to_json()).map_err(|e| err(&e))
+    write_public(list, signed.to_json().as_bytes()).map_err(|e| err(&e))
 }
 
 /// Lifetime of the access tokens written into development profiles: 30 days.
@@ -336,6 +339,6 @@ fn write_key_pair(private: &Path, private_pem: &str, public_pem: &str) -> Result
     write_secret(private, private_pem.as_bytes())
         .map_err(|e| ServerError::Bootstrap(format!("{}: {e}", private.display())))?;
     let public = public_for(private);
-    std::fs::write(&public, public_pem)
+    write_public(&public, public_pem.as_bytes())
         .map_err(|e| ServerError::Bootstrap(format!("{}: {e}", public.display())))
 }

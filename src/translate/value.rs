@@ -5,10 +5,11 @@ use serde_json::Value;
 
 use crate::national::time::{Date, DateTime};
 
-/// The Unix seconds of 0999-12-31 and of 10000-01-02 (UTC), a day beyond each end of the
-/// years the national text form holds: a value outside is refused before it is converted.
-const MIN_UNIX_SECS: i64 = -30_610_310_400;
-const MAX_UNIX_SECS: i64 = 253_402_387_200;
+/// The Unix seconds of 1000-01-01 00:00:00 and of 9999-12-31 23:59:59, Beijing time: the
+/// years the national text form holds. A value outside is refused before it is converted
+/// (the conversion itself clamps to years 1 to 9999).
+const MIN_UNIX_SECS: i64 = -30_610_252_800;
+const MAX_UNIX_SECS: i64 = 253_402_271_999;
 
 /// A dialect's date format. The national side is `yyyy-MM-dd HH:mm:ss` (DT15, Beijing
 /// time), or `yyyy-MM-dd` (D8) for the date-only formats.
@@ -85,10 +86,7 @@ impl DateFormat {
                 if !(MIN_UNIX_SECS..=MAX_UNIX_SECS).contains(&secs) {
                     return None;
                 }
-                let dt = DateTime::from_unix(secs);
-                (1000..=9999)
-                    .contains(&dt.date.year)
-                    .then(|| (dt.to_string(), lost))
+                Some((DateTime::from_unix(secs).to_string(), lost))
             }
             Self::Dashed => DateTime::parse(&text).map(|d| (d.to_string(), false)),
             Self::Date => Date::parse(&text).map(|d| (d.to_string(), false)),
@@ -249,6 +247,12 @@ mod tests {
             Some(("9999-12-31 23:59:59".to_owned(), false))
         );
         assert_eq!(DateFormat::EpochS.to_national(&json!(last + 1)), None);
+        let first = DateTime::parse("1000-01-01 00:00:00").unwrap().unix();
+        assert_eq!(
+            DateFormat::EpochS.to_national(&json!(first)),
+            Some(("1000-01-01 00:00:00".to_owned(), false))
+        );
+        assert_eq!(DateFormat::EpochS.to_national(&json!(first - 1)), None);
     }
 
     #[test]
