@@ -48,9 +48,61 @@ fn keep(value: &str, head: usize, tail: usize) -> String {
     out
 }
 
+/// Masks again, by the profile's rules, every `nameMasked` and `idNoMasked` in a region's
+/// answer, at any depth (`person.nameMasked`, an answer's list of people). A region's own
+/// masking may keep more than the profile allows, or none at all (the schema checks only
+/// a length); masking a masked value changes nothing. A value that is not text is left
+/// for validation.
+pub fn remask_answer(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                let class = match k.as_str() {
+                    "nameMasked" => Some(PersonalClass::Name),
+                    "idNoMasked" => Some(PersonalClass::Id),
+                    _ => None,
+                };
+                match (class, x) {
+                    (Some(c), serde_json::Value::String(s)) => {
+                        let masked = mask(c, s);
+                        if masked != *s {
+                            *s = masked;
+                        }
+                    }
+                    (_, x) => remask_answer(x),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(remask_answer),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_regions_answer_is_masked_again_at_any_depth() {
+        let mut v = serde_json::json!({
+            "nameMasked": "张三丰",
+            "idNoMasked": "110105194912310029",
+            "person": {"nameMasked": "李*", "idNoMasked": 12},
+            "regions": [{"nameMasked": "王小明"}],
+            "name": "unchanged: not a masked field",
+        });
+        remask_answer(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "nameMasked": "张**",
+                "idNoMasked": "11**************29",
+                "person": {"nameMasked": "李*", "idNoMasked": 12},
+                "regions": [{"nameMasked": "王**"}],
+                "name": "unchanged: not a masked field",
+            })
+        );
+    }
 
     #[test]
     fn masks_as_the_profile_shows() {

@@ -370,6 +370,59 @@ fn region_client(fx: &Fixture) -> GatewayClient {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_that_leaks_the_name_and_id_number_is_masked_by_the_gateway() {
+    let mut defects = sim::Defects::NONE;
+    defects.insert(sim::Defect::LeakName);
+    defects.insert(sim::Defect::LeakIdNumber);
+    let fx = Fixture::start(Opts {
+        sim_defects: defects,
+        ..Opts::default()
+    })
+    .await;
+    let c = fx.client(SignTypeName::HmacSm3);
+    let p = fx.person(6);
+    let apply = c
+        .call(
+            ServiceName::ApplyCodeAccess,
+            &json!({"user": user(&p), "authType": "FACE", "authProof": "ok"}),
+        )
+        .await
+        .unwrap();
+    let token = apply.biz.unwrap()["userToken"].as_str().unwrap().to_owned();
+    let generated = c
+        .call(ServiceName::GenerateCode, &json!({"userToken": token}))
+        .await
+        .unwrap();
+    let content = generated.biz.unwrap()["codeContent"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let v = c
+        .call(
+            ServiceName::VerifyCode,
+            &json!({"codeContent": content, "verifier": {"orgName": "某地铁站", "deviceId": "G-01"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(&v), "0", "{}", String::from_utf8_lossy(&v.raw));
+    let biz = v.biz.unwrap();
+    let name_shown = biz["nameMasked"].as_str().unwrap();
+    let id_shown = biz["idNoMasked"].as_str().unwrap();
+    assert_eq!(
+        name_shown,
+        hutong::mask::mask(hutong::standard::PersonalClass::Name, &p.2)
+    );
+    assert_eq!(
+        id_shown,
+        hutong::mask::mask(hutong::standard::PersonalClass::Id, &p.1)
+    );
+    assert!(
+        !biz.to_string().contains(&p.1),
+        "the full ID number reached a verifier"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cache_hit_avoids_the_region_and_a_status_event_purges_it() {
     let fx = Fixture::start(Opts::default()).await;
     let c = fx.client(SignTypeName::HmacSm3);
@@ -445,6 +498,16 @@ async fn a_cache_hit_avoids_the_region_and_a_status_event_purges_it() {
         calls + 1,
         "after the purge the region is asked again"
     );
+
+    // An event id that is not an id is refused: it travels in every callback.
+    let ev = r
+        .call_raw_service(
+            "statusEvent",
+            &json!({"codeIds": [cid], "codeColor": "10", "eventId": "x".repeat(65)}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(&ev), "1002", "{}", String::from_utf8_lossy(&ev.raw));
 
     // A time that is not one is refused before anything changes (every callback would
     // fail on it).

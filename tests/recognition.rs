@@ -278,6 +278,14 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
     let js_code = js_person["codeContent"].as_str().unwrap().to_owned();
     let user = json!({"idType": "10", "idNo": id_no, "name": name});
     let js = client(&dir, JS);
+    // What a link keeps is checked as a status event's is: a colour of the table, a time.
+    for (k, v) in [("codeColor", "zz"), ("updateTime", "x")] {
+        let mut body = json!({"user": user, "codeContent": js_code});
+        body[k] = json!(v);
+        let x = js.call_raw_service("link", &body).await.unwrap();
+        assert_eq!(x.code(), "1002", "{k}: {}", String::from_utf8_lossy(&x.raw));
+        seen.keep(&x);
+    }
     let x = js
         .call_raw_service("link", &json!({"user": user, "codeContent": js_code}))
         .await

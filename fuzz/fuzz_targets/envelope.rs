@@ -9,7 +9,8 @@
 //!   `bizContent` decryption.
 //!
 //! The contract under test: any input gives `Ok` or `Err`, never a panic, and an opened
-//! request's content is a JSON object.
+//! request's content is a JSON object. Every body is also parsed by
+//! `national::validate::parse_unique`, which must agree with `serde_json`.
 //!
 //! Run: `cargo +nightly fuzz run envelope fuzz/corpus/envelope fuzz/seeds/envelope -- -max_total_time=120`
 //! (new inputs go to the first, git-ignored, directory; `fuzz/seeds/envelope` holds hand-made envelopes).
@@ -97,6 +98,9 @@ fuzz_target!(|input: &[u8]| {
         now_ms: NOW,
     };
 
+    // The one-pass parse of bizContent gives serde_json's value, or refuses a repeated key.
+    same_as_serde_json(body);
+
     let body = if mode % 2 == 1 {
         match serde_json::from_slice::<Map<String, Value>>(body) {
             Ok(map) => signed(w, map),
@@ -115,3 +119,15 @@ fuzz_target!(|input: &[u8]| {
         assert!(resp.biz.is_none_or(|b| b.is_object()));
     }
 });
+
+/// `parse_unique` agrees with `serde_json::from_slice::<Value>`: the same value when both
+/// parse, an error whenever serde_json has one, and otherwise only a repeated key.
+fn same_as_serde_json(text: &[u8]) {
+    use hutong::national::validate::{NotUnique, parse_unique};
+    match (parse_unique(text), serde_json::from_slice::<Value>(text)) {
+        (Ok(mine), Ok(theirs)) => assert_eq!(mine, theirs),
+        (Err(NotUnique::Duplicate(_)), Ok(_)) | (Err(_), Err(_)) => {}
+        (Ok(_), Err(e)) => panic!("parse_unique took what serde_json refused: {e}"),
+        (Err(NotUnique::Json(e)), Ok(_)) => panic!("parse_unique refused what serde_json took: {e}"),
+    }
+}

@@ -271,6 +271,12 @@ fn is_id(s: &str) -> bool {
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// Whether `s` is an id by the envelope's rule for `requestId` and `nonce`: 1 to
+/// `MAX_ID_LEN` letters, digits, `.`, `_` or `-`.
+pub fn valid_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_ID_LEN && is_id(s)
+}
+
 /// 32 lowercase hex digits from the OS RNG: a fresh `nonce` or `requestId`.
 pub fn random_id() -> Result<String, EnvelopeError> {
     let mut bytes = [0u8; 16];

@@ -323,10 +323,13 @@ impl Relay for Router {
                     &crate::idempotency::fingerprint(&content),
                 )
             });
-            let reply = upstream
+            let mut reply = upstream
                 .call_keyed(call.service, biz, key.as_deref())
                 .await
                 .map_err(|e| upstream_error(&e))?;
+            // What a region shows of the holder leaves the gateway masked by the profile's
+            // rules, whatever the region's own masking kept.
+            crate::mask::remask_answer(&mut reply.biz);
             call.losses.add(reply.losses);
             Ok(Relayed {
                 biz: reply.biz,
@@ -347,10 +350,12 @@ impl Relay for Router {
                 .upstream_of(region)
                 .ok_or_else(|| GatewayError::Internal(format!("no region {region}")))?;
             let idempotent = self.standard.service(service).idempotent;
-            upstream
+            let mut reply = upstream
                 .call_reported(service, biz, idempotent)
                 .await
-                .map_err(|e| upstream_error(&e))
+                .map_err(|e| upstream_error(&e))?;
+            crate::mask::remask_answer(&mut reply.biz);
+            Ok(reply)
         })
     }
 

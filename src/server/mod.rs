@@ -191,7 +191,7 @@ impl LossSink {
         if report.is_empty() {
             return;
         }
-        crate::store::lock(&self.0).0.extend(report.0);
+        crate::store::lock(&self.0).extend(report);
     }
 
     /// Everything recorded so far.

@@ -300,14 +300,14 @@ async fn cached(
             .and_then(Value::as_str)
             .and_then(DateTime::parse)
             .and_then(|t| u64::try_from(t.unix()).ok())
-            .map(|s| s * 1000);
+            .map(|s| s.saturating_mul(1000));
         let now = now_ms();
         // No updateTime: the answer is fresh as of now, for the region's validity.
         let subject = cache_subject.clone().or_else(|| person.map(|p| p.to_hex()));
         // Nothing a status event could find is kept.
         let ticket_ms = ticket_exp_s
             .and_then(|s| u64::try_from(s).ok())
-            .map(|s| s * 1000);
+            .map(|s| s.saturating_mul(1000));
         let bound_ms = match (*code_exp_ms, ticket_ms) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -387,7 +387,7 @@ fn entry_bounds(call: &Call, biz: &Value, subject: Option<Pseudonym>) -> EntryBo
         .and_then(|r| r.token.as_deref())
         .and_then(|t| token::parse(t).ok())
         .and_then(|p| u64::try_from(p.claims.exp).ok())
-        .map(|s| s * 1000);
+        .map(|s| s.saturating_mul(1000));
     let subject = subject.map(|p| p.to_hex()).or_else(|| {
         recognised
             .as_ref()

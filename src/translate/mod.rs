@@ -103,11 +103,29 @@ impl LossReport {
             .collect()
     }
 
-    /// The compact header form: the [`LossReport::items`] joined by commas.
+    /// The compact header form: the [`LossReport::items`] joined by commas, with every
+    /// byte outside visible ASCII, and `%` and `,`, percent-encoded (a field name may be
+    /// Chinese, and a header value must be ASCII).
     pub fn header_value(&self) -> String {
-        self.items().join(",")
+        let mut out = String::new();
+        for (i, item) in self.items().iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            for b in item.bytes() {
+                if b.is_ascii_graphic() && b != b'%' && b != b',' {
+                    out.push(char::from(b));
+                } else {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+        }
+        out
     }
 
+    /// Adds a loss. A report holds at most [`MAX_LOSSES`] and a last entry that says more
+    /// were left out; a field path is cut at [`MAX_LOSS_PATH`] bytes. A message with
+    /// thousands of stray fields therefore still fits its audit record and its header.
     pub(crate) fn push(
         &mut self,
         kind: LossKind,
@@ -115,13 +133,50 @@ impl LossReport {
         dialect: Option<&str>,
         detail: impl Into<String>,
     ) {
-        self.0.push(Loss {
-            kind,
-            national: national.map(str::to_owned),
-            dialect: dialect.map(str::to_owned),
-            detail: detail.into(),
-        });
+        match self.0.len() {
+            n if n < MAX_LOSSES => self.0.push(Loss {
+                kind,
+                national: national.map(cut_path),
+                dialect: dialect.map(cut_path),
+                detail: detail.into(),
+            }),
+            n if n == MAX_LOSSES => self.0.push(Loss {
+                kind,
+                national: None,
+                dialect: Some("…".to_owned()),
+                detail: format!("more losses, not listed: a report keeps {MAX_LOSSES}"),
+            }),
+            _ => {}
+        }
     }
+
+    /// Adds another report's losses, under the same limits.
+    pub(crate) fn extend(&mut self, other: LossReport) {
+        for l in other.0 {
+            self.push(
+                l.kind,
+                l.national.as_deref(),
+                l.dialect.as_deref(),
+                l.detail,
+            );
+        }
+    }
+}
+
+/// Most losses one report lists (then one entry saying more were left out).
+pub const MAX_LOSSES: usize = 64;
+/// Longest field path a loss names, in bytes (cut on a character boundary).
+pub const MAX_LOSS_PATH: usize = 128;
+
+fn cut_path(p: &str) -> String {
+    if p.len() <= MAX_LOSS_PATH {
+        return p.to_owned();
+    }
+    let mut end = MAX_LOSS_PATH;
+    while !p.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &p[..end])
 }
 
 /// Which half of a service a message is.

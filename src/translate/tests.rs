@@ -522,3 +522,26 @@ holder_type = { dialect = "t", map = "kind" }
         "{problems:#?}"
     );
 }
+
+#[test]
+fn a_loss_report_is_bounded_and_its_header_is_ascii() {
+    let mut r = LossReport::default();
+    for i in 0..5_000 {
+        r.push(LossKind::Unmapped, None, Some(&format!("k{i}")), "stray");
+    }
+    r.push(LossKind::Unmapped, None, Some(&"长".repeat(100)), "long");
+    assert_eq!(r.0.len(), MAX_LOSSES + 1);
+    assert!(r.0.last().unwrap().detail.contains("not listed"));
+    // Another report's losses join under the same limit.
+    let mut s = LossReport::default();
+    s.push(LossKind::Unmapped, None, Some(&"名".repeat(100)), "long");
+    let one = s.0[0].dialect.clone().unwrap();
+    assert!(one.len() <= MAX_LOSS_PATH + '…'.len_utf8(), "{}", one.len());
+    assert!(one.ends_with('…'));
+    s.extend(r);
+    assert_eq!(s.0.len(), MAX_LOSSES + 1);
+    let h = s.header_value();
+    assert!(hyper::header::HeaderValue::from_str(&h).is_ok());
+    assert!(h.starts_with("unmapped:(d)%E5%90%8D"), "{}", &h[..40]);
+    assert!(h.len() < 16 * 1024, "{}", h.len());
+}

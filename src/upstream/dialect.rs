@@ -271,7 +271,7 @@ impl DialectUpstream {
             )));
         }
         let mut losses = request_losses.clone();
-        losses.0.extend(back.losses.0);
+        losses.extend(back.losses);
         Ok(Reply {
             biz,
             losses,

@@ -37,6 +37,8 @@ pub struct Opts {
     pub extra_toml: String,
     /// Lines added to its `[server]` table.
     pub server_toml: String,
+    /// Deviations the simulated region is started with.
+    pub sim_defects: sim::Defects,
 }
 
 impl Default for Opts {
@@ -48,6 +50,7 @@ impl Default for Opts {
             old_audit_records: 0,
             extra_toml: String::new(),
             server_toml: String::new(),
+            sim_defects: sim::Defects::NONE,
         }
     }
 }
@@ -115,9 +118,9 @@ impl Fixture {
         let sim_pub = keys.public();
         let issuer_key = keys.issuer.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sim = sim::start(SimConfig::new(clients), keys, listener)
-            .await
-            .unwrap();
+        let mut sim_config = SimConfig::new(clients);
+        sim_config.defects = opts.sim_defects;
+        let sim = sim::start(sim_config, keys, listener).await.unwrap();
 
         let toml = format!(
             r#"

@@ -3,6 +3,33 @@
 use super::*;
 use crate::server::{Answer, services};
 
+/// A region's `codeColor` and `updateTime`, each checked: they are kept in the links,
+/// merged into answers, and written in each region's own date format into callbacks, so
+/// a value outside the colour table or a time that does not parse is refused (1002).
+pub(super) fn status_of(biz: &Value) -> Result<(Option<String>, Option<String>), GatewayError> {
+    let colour = text(biz, &["codeColor"]).map(str::to_owned);
+    if colour
+        .as_deref()
+        .is_some_and(|c| crate::code::Colour::parse(c).is_none())
+    {
+        return Err(refuse(
+            ReturnCode::BadFormat,
+            "codeColor is not a colour code",
+        ));
+    }
+    let time = text(biz, &["updateTime"]).map(str::to_owned);
+    if time
+        .as_deref()
+        .is_some_and(|t| crate::national::time::DateTime::parse(t).is_none())
+    {
+        return Err(refuse(
+            ReturnCode::BadFormat,
+            "updateTime is not a time (yyyy-MM-dd HH:mm:ss)",
+        ));
+    }
+    Ok((colour, time))
+}
+
 /// `POST /phic/v1/statusEvent` from a region: who changed (`user`, or the region's
 /// `codeIds`), and optionally to what (`codeColor`, `updateTime`). Updates the links,
 /// purges every cached answer about the person, and queues a callback to every other
@@ -22,32 +49,17 @@ pub(in crate::server) async fn status_event(
             "statusEvent names no person (user) and no codeIds",
         ));
     }
-    let colour = text(biz, &["codeColor"]).map(str::to_owned);
-    if colour
-        .as_deref()
-        .is_some_and(|c| crate::code::Colour::parse(c).is_none())
-    {
-        return Err(refuse(
-            ReturnCode::BadFormat,
-            "codeColor is not a colour code",
-        ));
-    }
-    let time = text(biz, &["updateTime"]).map(str::to_owned);
-    // The time goes into the links and, in each region's own date format, into the
-    // callbacks: one that does not parse would fail every delivery.
-    if time
-        .as_deref()
-        .is_some_and(|t| crate::national::time::DateTime::parse(t).is_none())
-    {
-        return Err(refuse(
-            ReturnCode::BadFormat,
-            "updateTime is not a time (yyyy-MM-dd HH:mm:ss)",
-        ));
-    }
-    let event_id = text(biz, &["eventId"])
-        .map(str::to_owned)
-        .map_or_else(crate::envelope::random_id, Ok)
-        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let (colour, time) = status_of(biz)?;
+    let event_id = match text(biz, &["eventId"]) {
+        Some(id) if crate::envelope::valid_id(id) => id.to_owned(),
+        Some(_) => {
+            return Err(refuse(
+                ReturnCode::BadFormat,
+                "eventId is not an id (1 to 64 letters, digits, ., - or _)",
+            ));
+        }
+        None => crate::envelope::random_id().map_err(|e| GatewayError::Internal(e.to_string()))?,
+    };
 
     // The person: named, or found from the region's code ids.
     let (links, src, ids2) = (Arc::clone(&gw.links), source.clone(), ids.clone());

@@ -131,14 +131,15 @@ pub(in crate::server) async fn link_request(
             "a region links only its own codes",
         ));
     }
+    let (colour, status_time) = events::status_of(biz)?;
     let p = pseudonym(&gw.pseudonym_key, t, n);
     let who = holder_of_user(biz, t, n);
     let link = RegionLink {
         region,
         code_id,
         code_content: Some(content),
-        colour: text(biz, &["codeColor"]).map(str::to_owned),
-        status_time: text(biz, &["updateTime"]).map(str::to_owned),
+        colour,
+        status_time,
         source: Source::Request,
         seen_ms: now_ms(),
     };
