@@ -27,6 +27,8 @@ use crate::national::validate::{Context as VContext, validate_value};
 use crate::standard::{Direction, ServiceName, Standard};
 
 mod setup;
+#[cfg(test)]
+mod tests;
 
 pub use setup::{Context, Fixtures, Person, SetupError, fill, setup};
 
@@ -73,9 +75,13 @@ pub struct CaseResult {
 }
 
 impl CaseResult {
-    /// Whether the run counts this case as good: a pass, or an expected failure.
+    /// Whether the run counts this case as good: a pass, or an expected failure (a listed
+    /// deviation that ran and failed; one that errored is not good).
     pub fn ok(&self) -> bool {
-        if self.deviation.is_some() {
+        if self.error.is_some() {
+            // A case that could not be run tested nothing: never good, listed or not.
+            false
+        } else if self.deviation.is_some() {
             !self.passed
         } else {
             self.passed
@@ -300,6 +306,15 @@ fn raw_code(raw: &[u8]) -> String {
         .unwrap_or_default()
 }
 
+/// Whether the case's answer must have business content: it expects success (0) or an
+/// accepted correction (4001), whose response schemas require fields.
+fn content_required(case: &Case) -> bool {
+    case.expect
+        .code
+        .as_ref()
+        .is_some_and(|c| c.iter().any(|x| x == "0" || x == "4001"))
+}
+
 fn judge(
     case: &Case,
     ctx: &Context,
@@ -331,7 +346,6 @@ fn judge(
             | EnvelopeError::KeyUnknown(_)
             | EnvelopeError::MissingParameter("sign"))
     );
-    let other_error = opened.as_ref().err().filter(|_| !sig_error);
     if let Some(want) = e.signature {
         let actual = match opened {
             Ok(_) => "verifies".to_owned(),
@@ -344,16 +358,24 @@ fn judge(
             want == opened.is_ok() || (!want && sig_error),
         );
     }
+    let biz = opened.as_ref().ok().and_then(|o| o.biz.clone());
     if let Some(want) = e.decryption {
+        // "Decrypts" is an answer that opens and has content; "fails" is a decryption
+        // failure. Nothing to decrypt, or an answer that does not open, is neither.
         let decrypt_error = matches!(opened, Err(EnvelopeError::DecryptFailed(_)));
+        let actual = match opened {
+            Ok(_) if biz.is_some() => "decrypts".to_owned(),
+            Ok(_) => "no content".to_owned(),
+            Err(_) if decrypt_error => "fails".to_owned(),
+            Err(err) => err.to_string(),
+        };
         stage(
             "decryption",
             if want { "decrypts" } else { "fails" }.into(),
-            if decrypt_error { "fails" } else { "decrypts" }.into(),
-            want != decrypt_error,
+            actual,
+            if want { biz.is_some() } else { decrypt_error },
         );
     }
-    let biz = opened.as_ref().ok().and_then(|o| o.biz.clone());
     if let Some(want) = e.schema {
         let (valid, actual) = match (&biz, case.service.parse::<ServiceName>()) {
             (Some(b), Ok(s)) => {
@@ -375,10 +397,13 @@ fn judge(
                     },
                 )
             }
-            (None, _) => (
-                other_error.is_none(),
-                other_error.map_or("no content".to_owned(), ToString::to_string),
-            ),
+            // No content: a success answer must have some (its schema requires fields), and
+            // an answer that does not open cannot be said to conform.
+            (None, _) => match opened {
+                Err(err) => (false, err.to_string()),
+                Ok(_) if content_required(case) => (false, "no content".to_owned()),
+                Ok(_) => (true, "no content".to_owned()),
+            },
             (Some(_), Err(_)) => (true, "not a service".into()),
         };
         stage(

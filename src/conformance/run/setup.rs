@@ -49,8 +49,8 @@ impl Fixtures {
 /// The values placeholders stand for, and the personal values no answer may show.
 #[derive(Debug, Default)]
 pub struct Context {
-    values: BTreeMap<String, Value>,
-    secrets: Vec<String>,
+    pub(super) values: BTreeMap<String, Value>,
+    pub(super) secrets: Vec<String>,
 }
 
 impl Context {

@@ -1,0 +1,126 @@
+//! The judging of answers, without a target: answers sealed here, judged per stage.
+
+use super::*;
+use crate::crypto::SigningKey;
+use crate::envelope::{Session, seal_response};
+use crate::standard::ReturnCode;
+
+const RID: &str = "conf-test-1";
+
+fn case(toml_text: &str) -> Case {
+    toml::from_str(toml_text).unwrap()
+}
+
+/// A verifyCode case expecting success with the stages `expect` names.
+fn success_case(expect: &str) -> Case {
+    case(&format!(
+        "id = \"T-001\"\nclause = \"x\"\nlabel = \"P\"\ntitle = \"t\"\n\
+         service = \"verifyCode\"\n[expect]\n{expect}\n"
+    ))
+}
+
+/// An answer signed by `key` with `code`, `msg` and `biz`; its sign altered if `corrupt`.
+fn answer(
+    key: &SigningKey,
+    code: ReturnCode,
+    msg: &str,
+    biz: Option<&Value>,
+    corrupt: bool,
+) -> (
+    Answer,
+    Result<crate::envelope::OpenedResponse, EnvelopeError>,
+) {
+    let session = Session::for_rejected_request(Some(RID));
+    let sealed = seal_response(&session, key, code, msg, biz, 1_800_000_000_000).unwrap();
+    let body = if corrupt {
+        corrupt_sign(&sealed.body)
+    } else {
+        sealed.body.clone()
+    };
+    let raw = bytes::Bytes::from(body);
+    let opened = open_response(
+        &raw,
+        &session,
+        Some(&key.verifying_key()),
+        &EnvelopeLimits::default(),
+    );
+    (Answer { status: 200, raw }, opened)
+}
+
+fn verdicts(out: &[StageOutcome]) -> Vec<(&'static str, bool)> {
+    out.iter().map(|s| (s.stage, s.pass)).collect()
+}
+
+#[test]
+fn a_signed_success_without_content_fails_the_schema_and_decryption_stages() {
+    let key = SigningKey::generate().unwrap();
+    let c = success_case("signature = true\ndecryption = true\nschema = true\ncode = [\"0\"]");
+    let ctx = Context::default();
+    let (a, opened) = answer(&key, ReturnCode::Success, "success", None, false);
+    assert!(opened.as_ref().is_ok_and(|o| o.biz.is_none()));
+    let out = judge(&c, &ctx, &a, &opened, RID);
+    assert_eq!(
+        verdicts(&out)
+            .into_iter()
+            .filter(|(s, _)| *s != "masking")
+            .collect::<Vec<_>>(),
+        [
+            ("signature", true),
+            ("decryption", false),
+            ("schema", false),
+            ("code", true)
+        ]
+    );
+    let schema = out.iter().find(|s| s.stage == "schema").unwrap();
+    assert_eq!(schema.actual, "no content");
+
+    // Content that conforms passes both.
+    let biz = json!({"verifyResult": "PASS", "codeColor": "00",
+        "updateTime": "2026-01-01 08:00:00"});
+    let (a, opened) = answer(&key, ReturnCode::Success, "success", Some(&biz), false);
+    let out = judge(&c, &ctx, &a, &opened, RID);
+    assert!(out.iter().all(|s| s.pass), "{out:?}");
+}
+
+#[test]
+fn an_answer_that_does_not_verify_has_no_conforming_content() {
+    let key = SigningKey::generate().unwrap();
+    let c = success_case("signature = true\nschema = true\ncode = [\"0\"]");
+    let (a, opened) = answer(&key, ReturnCode::Success, "success", None, true);
+    assert!(matches!(opened, Err(EnvelopeError::SignatureInvalid)));
+    let out = judge(&c, &Context::default(), &a, &opened, RID);
+    let schema = out.iter().find(|s| s.stage == "schema").unwrap();
+    assert!(!schema.pass, "{schema:?}");
+    // An error answer without content, where the case expects one: no content to judge.
+    let c = success_case("schema = true\ncode = [\"1002\"]");
+    let (a, opened) = answer(&key, ReturnCode::BadFormat, "bad", None, false);
+    let out = judge(&c, &Context::default(), &a, &opened, RID);
+    assert!(out.iter().all(|s| s.pass), "{out:?}");
+}
+
+fn result(passed: bool, deviation: bool, error: bool) -> CaseResult {
+    CaseResult {
+        id: "T-001".into(),
+        title: String::new(),
+        clause: String::new(),
+        label: super::super::case::Label::P,
+        service: "verifyCode".into(),
+        stages: Vec::new(),
+        passed,
+        deviation: deviation.then(|| "known".to_owned()),
+        error: error.then(|| "timed out".to_owned()),
+        request: String::new(),
+        response: String::new(),
+        millis: 0,
+    }
+}
+
+#[test]
+fn a_case_that_errored_is_never_good_even_as_a_listed_deviation() {
+    assert!(result(true, false, false).ok());
+    assert!(!result(false, false, false).ok());
+    assert!(result(false, true, false).ok());
+    assert!(!result(true, true, false).ok());
+    assert!(!result(false, true, true).ok());
+    assert!(!result(false, false, true).ok());
+}
