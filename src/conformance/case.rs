@@ -85,7 +85,8 @@ pub struct Probe {
     /// content; the second answer is judged.
     #[serde(default)]
     pub same_request_id_with: Option<Value>,
-    /// Send this many at once; judged: whether any answer has the expected code.
+    /// Send this many at once; judged: every request answered, each answer 0 or an expected
+    /// code (the `burst` stage), and the first with an expected code, stage by stage.
     #[serde(default)]
     pub burst: Option<u32>,
     /// Send as the second registered client (`--client2`): another verifier, for the
@@ -130,7 +131,8 @@ pub struct Expect {
 pub const CONSTRAINTS: [&str; 6] = ["required", "type", "enum", "length", "format", "masking"];
 
 /// The stages, in the order they are judged.
-pub const STAGES: [&str; 8] = [
+pub const STAGES: [&str; 9] = [
+    "burst",
     "transport",
     "signature",
     "decryption",

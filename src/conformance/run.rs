@@ -206,8 +206,11 @@ pub async fn run_case(
             .await
             .map(|(status, _, raw)| Answer { status, raw })
     };
+    let mut burst_stage = None;
     let answer = if let Some(n) = p.burst {
-        // Many at once: the judged answer is the first with an expected code, if any.
+        // Many at once: every answer must be admitted (0) or have an expected code, and
+        // every request must get one; the answer judged stage by stage is the first with an
+        // expected code, if any.
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..n {
             let sealed = client.seal_with(&case.service, &biz, &opts);
@@ -222,20 +225,22 @@ pub async fn run_case(
             });
         }
         let mut all = Vec::new();
+        let mut lost = Vec::new();
         while let Some(r) = set.join_next().await {
-            if let Ok(Ok(x)) = r {
-                all.push(x);
+            match r {
+                Ok(Ok(x)) => all.push(x),
+                Ok(Err(e)) => lost.push(e.to_string()),
+                Err(e) => lost.push(e.to_string()),
             }
         }
-        let wanted = case.expect.code.clone().unwrap_or_default();
-        let pick = all
-            .iter()
-            .position(|(_, a)| wanted.contains(&raw_code(&a.raw)))
-            .unwrap_or(0);
         if all.is_empty() {
             result.error = Some("no answer to the burst".into());
             return result;
         }
+        let wanted = case.expect.code.clone().unwrap_or_default();
+        let codes: Vec<String> = all.iter().map(|(_, a)| raw_code(&a.raw)).collect();
+        burst_stage = Some(judge_burst(&codes, &lost, &wanted));
+        let pick = codes.iter().position(|c| wanted.contains(c)).unwrap_or(0);
         let (s, a) = all.swap_remove(pick);
         session = s.session;
         request_id = s.envelope.request_id;
@@ -294,9 +299,35 @@ pub async fn run_case(
         &EnvelopeLimits::default(),
     );
     result.stages = judge(case, ctx, &answer, &opened, &request_id);
+    result.stages.extend(burst_stage);
     result.passed = result.stages.iter().all(|s| s.pass);
     result.millis = started.elapsed().as_millis() as u64;
     result
+}
+
+/// The `burst` stage: every request of a burst answered, each with 0 or one of `wanted`.
+/// `codes` are the answers' codes; `lost`, why the others got none.
+fn judge_burst(codes: &[String], lost: &[String], wanted: &[String]) -> StageOutcome {
+    let mut other: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in codes.iter().filter(|c| *c != "0" && !wanted.contains(c)) {
+        *other
+            .entry(if c.is_empty() { "(none)" } else { c })
+            .or_insert(0) += 1;
+    }
+    let mut problems: Vec<String> = other.iter().map(|(c, n)| format!("{n}× {c}")).collect();
+    if let Some(first) = lost.first() {
+        problems.push(format!("{}× no answer ({first})", lost.len()));
+    }
+    StageOutcome {
+        stage: "burst",
+        expected: format!("every answer 0 or {}", wanted.join(" or ")),
+        actual: if problems.is_empty() {
+            format!("{} answers, all 0 or expected", codes.len())
+        } else {
+            problems.join(", ")
+        },
+        pass: problems.is_empty(),
+    }
 }
 
 fn raw_code(raw: &[u8]) -> String {

@@ -124,3 +124,27 @@ fn a_case_that_errored_is_never_good_even_as_a_listed_deviation() {
     assert!(!result(false, true, true).ok());
     assert!(!result(false, false, true).ok());
 }
+
+#[test]
+fn a_burst_fails_on_any_answer_but_0_or_the_expected_code_and_on_a_lost_request() {
+    let wanted = ["1007".to_owned()];
+    let codes = |spec: &[(&str, usize)]| -> Vec<String> {
+        spec.iter()
+            .flat_map(|(c, n)| std::iter::repeat_n((*c).to_owned(), *n))
+            .collect()
+    };
+    let good = judge_burst(&codes(&[("0", 50), ("1007", 150)]), &[], &wanted);
+    assert!(good.pass, "{good:?}");
+    // 199 server errors and one 1007: the 1007 alone does not make the burst healthy.
+    let bad = judge_burst(&codes(&[("9999", 199), ("1007", 1)]), &[], &wanted);
+    assert!(!bad.pass);
+    assert!(bad.actual.contains("199× 9999"), "{}", bad.actual);
+    // A request without an answer fails the burst.
+    let lost = judge_burst(
+        &codes(&[("1007", 199)]),
+        &["connection reset".to_owned()],
+        &wanted,
+    );
+    assert!(!lost.pass);
+    assert!(lost.actual.contains("1× no answer"), "{}", lost.actual);
+}
