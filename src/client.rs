@@ -444,6 +444,11 @@ impl GatewayClient {
         &self.gateway_key
     }
 
+    /// The base URL it calls.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// Points the client at another base URL (the conformance runner's `--target`).
     pub fn set_base(&mut self, url: &str) {
         self.base = url.trim_end_matches('/').to_owned();

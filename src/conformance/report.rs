@@ -22,6 +22,9 @@ pub struct Report {
     pub millis: u64,
     /// Every case.
     pub cases: Vec<CaseResult>,
+    /// The load profile's figures and verdict, when it ran (`--load`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<super::load::LoadReport>,
 }
 
 impl Report {
@@ -39,9 +42,14 @@ impl Report {
         self.cases.iter().filter(|c| !c.ok()).collect()
     }
 
-    /// Whether the target conforms (every case good).
+    /// Whether the load profile ran and found the target unhealthy.
+    pub fn load_failed(&self) -> bool {
+        self.load.as_ref().is_some_and(|l| !l.healthy)
+    }
+
+    /// Whether the target conforms (every case good, and healthy under load if that ran).
     pub fn conforms(&self) -> bool {
-        self.bad().is_empty()
+        self.bad().is_empty() && !self.load_failed()
     }
 
     /// The terminal summary: one line per bad case with its failing stages, then totals.
@@ -56,6 +64,9 @@ impl Report {
                 failing_stages(c)
             };
             let _ = writeln!(o, "FAIL {} ({}) {}: {why}", c.id, c.clause, c.title);
+        }
+        if self.load_failed() {
+            let _ = writeln!(o, "FAIL load profile: UNHEALTHY under the burst");
         }
         let deviations = self.cases.iter().filter(|c| c.deviation.is_some()).count();
         let _ = writeln!(
