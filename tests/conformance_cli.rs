@@ -195,3 +195,18 @@ async fn the_command_writes_reports_and_a_certificate_of_the_cases_it_ran() {
     );
     cleanup(d);
 }
+
+#[test]
+fn a_run_with_a_case_that_needs_a_second_client_and_none_does_not_start() {
+    // The profile and fixtures are never read: the run stops before them.
+    let d = Path::new("/nonexistent-conformance-inputs");
+    let cases = root().join("conformance/cases");
+    for extra in [&["--case", "QH-007"][..], &[]] {
+        let mut args = vec!["--cases", cases.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = run(d, &args);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(text(&out).contains("give --client2"), "{}", text(&out));
+        assert!(text(&out).contains("QH-007"), "{}", text(&out));
+    }
+}

@@ -155,6 +155,19 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     }
+    // A case that sends as a second client cannot run without one: a set-up problem.
+    let needs_second: Vec<&str> = all
+        .iter()
+        .filter(|c| c.probe.second_client)
+        .map(|c| c.id.as_str())
+        .collect();
+    if client2.is_none() && !needs_second.is_empty() {
+        say!(
+            "give --client2 (a second registered client): {} send as one",
+            needs_second.join(", ")
+        );
+        return Ok(ExitCode::from(2));
+    }
     // The coverage of the cases that run, not of the whole directory.
     let matrix = conformance::coverage::Matrix::build(&all, &rules);
     let deviations = match expectations {
