@@ -125,6 +125,20 @@ pub struct Expect {
     pub request_id: Option<bool>,
 }
 
+impl Expect {
+    /// Whether it names at least one stage to judge.
+    pub fn names_a_stage(&self) -> bool {
+        self.transport.is_some()
+            || self.signature.is_some()
+            || self.decryption.is_some()
+            || self.schema.is_some()
+            || self.code.is_some()
+            || self.result.is_some()
+            || self.masking == Some(true)
+            || self.request_id.is_some()
+    }
+}
+
 /// Kinds of data-element constraint (the third axis of the coverage matrix): a required
 /// element missing, a value of the wrong JSON type, outside its code table, too long or
 /// too short, in the wrong format, and masking of personal elements in answers.
@@ -155,8 +169,8 @@ struct CaseFile {
 #[error("{}", .0.join("\n"))]
 pub struct CaseError(pub Vec<String>);
 
-/// Loads every `*.toml` under `dir` (recursively), sorted by id; ids must be unique and
-/// every service known.
+/// Loads every `*.toml` under `dir` (recursively), sorted by id; ids must be unique, every
+/// service known, and every case must name a stage to judge.
 ///
 /// # Errors
 /// [`CaseError`] listing every unreadable file, malformed case and duplicate id.
@@ -203,6 +217,13 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Case>, CaseError> {
                     CONSTRAINTS.join(", ")
                 ));
             }
+        }
+        if !c.expect.names_a_stage() {
+            problems.push(format!(
+                "{}: case {}: [case.expect] names no stage: it would test nothing",
+                c.file.display(),
+                c.id
+            ));
         }
         if !known {
             problems.push(format!(
@@ -259,4 +280,31 @@ pub fn load_expectations(path: &Path) -> Result<Vec<Deviation>, String> {
     toml::from_str::<ExpectationsFile>(&text)
         .map(|f| f.deviations)
         .map_err(|e| format!("{}: {}", path.display(), e.message()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_whose_expect_names_no_stage_is_refused() {
+        let dir = std::env::temp_dir().join(format!("hutong-case-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let case = |id: &str, expect: &str| {
+            format!(
+                "[[case]]\nid = \"{id}\"\nclause = \"x\"\nlabel = \"P\"\ntitle = \"t\"\n\
+                 service = \"verifyCode\"\n[case.expect]\n{expect}\n"
+            )
+        };
+        std::fs::write(dir.join("a.toml"), case("T-001", "code = [\"0\"]")).unwrap();
+        assert_eq!(load_dir(&dir).unwrap().len(), 1);
+        std::fs::write(dir.join("b.toml"), case("T-002", "")).unwrap();
+        let err = load_dir(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("T-002") && err.contains("names no stage"),
+            "{err}"
+        );
+        assert!(!err.contains("T-001"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
