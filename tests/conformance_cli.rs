@@ -210,3 +210,14 @@ fn a_run_with_a_case_that_needs_a_second_client_and_none_does_not_start() {
         assert!(text(&out).contains("QH-007"), "{}", text(&out));
     }
 }
+
+#[test]
+fn a_load_rate_of_zero_is_refused() {
+    let out = run(
+        Path::new("/nonexistent-conformance-inputs"),
+        &["--load", "0"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--load"), "{}", text(&out));
+    assert!(text(&out).contains("not in 1.."), "{}", text(&out));
+}

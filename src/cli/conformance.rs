@@ -45,10 +45,10 @@ pub enum ConformanceCmd {
         out: Option<PathBuf>,
         /// After the cases, the load profile: this many verifyCode/s for --load-secs, then
         /// ten times as many for as long.
-        #[arg(long, value_name = "REQ_PER_S")]
+        #[arg(long, value_name = "REQ_PER_S", value_parser = clap::value_parser!(u32).range(1..))]
         load: Option<u32>,
         /// Seconds of each load phase.
-        #[arg(long, default_value_t = 10, value_name = "SECS")]
+        #[arg(long, default_value_t = 10, value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..))]
         load_secs: u32,
         /// With --out: sign a conformance certificate (certificate.json) with this SM2
         /// private key (PEM). Not with --case: a certificate is of a whole run.
