@@ -117,7 +117,8 @@ pub struct Expect {
     /// Fields the business content must hold, with these values (a subset match).
     #[serde(default)]
     pub result: Option<Value>,
-    /// `true`: no fixture person's full name or ID number appears in the answer.
+    /// No fixture person's full name or ID number appears in the answer: checked on every
+    /// answer unless `false`.
     #[serde(default)]
     pub masking: Option<bool>,
     /// `true`: the answer echoes the request's `requestId`.

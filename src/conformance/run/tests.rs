@@ -148,3 +148,34 @@ fn a_burst_fails_on_any_answer_but_0_or_the_expected_code_and_on_a_lost_request(
     assert!(!lost.pass);
     assert!(lost.actual.contains("1× no answer"), "{}", lost.actual);
 }
+
+#[test]
+fn every_answer_is_checked_for_the_fixture_persons_values() {
+    let key = SigningKey::generate().unwrap();
+    let id_no = "110101199003071234";
+    let mut ctx = Context::default();
+    ctx.secrets.push(id_no.to_owned());
+    // An error case that names no masking stage: its answer echoes the ID number in msg.
+    let c = success_case("code = [\"1002\"]");
+    let (a, opened) = answer(
+        &key,
+        ReturnCode::BadFormat,
+        &format!("bad idNo {id_no}"),
+        None,
+        false,
+    );
+    let out = judge(&c, &ctx, &a, &opened, RID);
+    let masking = out.iter().find(|s| s.stage == "masking").unwrap();
+    assert!(!masking.pass, "{out:?}");
+    assert!(
+        !masking.actual.contains(id_no),
+        "the report shows the ID unmasked"
+    );
+    // An answer without it passes; `masking = false` turns the check off.
+    let (a, opened) = answer(&key, ReturnCode::BadFormat, "bad idNo", None, false);
+    assert!(judge(&c, &ctx, &a, &opened, RID).iter().all(|s| s.pass));
+    let off = success_case("code = [\"1002\"]\nmasking = false");
+    let (a, opened) = answer(&key, ReturnCode::BadFormat, id_no, None, false);
+    let out = judge(&off, &ctx, &a, &opened, RID);
+    assert!(out.iter().all(|s| s.stage != "masking"), "{out:?}");
+}
