@@ -154,7 +154,8 @@ fn every_answer_is_checked_for_the_fixture_persons_values() {
     let key = SigningKey::generate().unwrap();
     let id_no = "110101199003071234";
     let mut ctx = Context::default();
-    ctx.secrets.push(id_no.to_owned());
+    ctx.secrets
+        .push((crate::standard::PersonalClass::Id, id_no.to_owned()));
     // An error case that names no masking stage: its answer echoes the ID number in msg.
     let c = success_case("code = [\"1002\"]");
     let (a, opened) = answer(
@@ -178,4 +179,18 @@ fn every_answer_is_checked_for_the_fixture_persons_values() {
     let (a, opened) = answer(&key, ReturnCode::BadFormat, id_no, None, false);
     let out = judge(&off, &ctx, &a, &opened, RID);
     assert!(out.iter().all(|s| s.stage != "masking"), "{out:?}");
+}
+
+#[test]
+fn reports_mask_a_name_by_the_name_rule() {
+    use crate::standard::PersonalClass;
+    let mut ctx = Context::default();
+    ctx.secrets
+        .push((PersonalClass::Name, "司马测试员".to_owned()));
+    ctx.secrets
+        .push((PersonalClass::Id, "110101199003071234".to_owned()));
+    let masked = ctx.mask("{\"name\":\"司马测试员\",\"idNo\":\"110101199003071234\"}");
+    // The name keeps its first character only; the ID number its first and last two.
+    assert!(masked.contains("\"司****\""), "{masked}");
+    assert!(masked.contains("\"11**************34\""), "{masked}");
 }
