@@ -163,7 +163,7 @@ impl Report {
              <title>hutong conformance report</title><style>\
              body{font:16px/1.5 system-ui,sans-serif;margin:1.5rem;color:#1a1a1a}\
              table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:center}\
-             th.s,td.s{text-align:left}.cov{background:#c8e6c9}.na{background:#eee;color:#555}.gap{background:#ffcdd2}\
+             th.s,td.s{text-align:left}.cov{background:#c8e6c9}.alt{background:#fff9c4}.na{background:#eee;color:#555}.gap{background:#ffcdd2}\
              .pass{color:#1b5e20}.fail{color:#b71c1c;font-weight:bold}pre{white-space:pre-wrap;background:#f6f6f6;padding:.5rem}\
              .verdict{font-size:1.6rem;padding:.5rem 1rem;display:inline-block;border-radius:6px}\
              .ok{background:#c8e6c9}.no{background:#ffcdd2}</style></head><body>\n",
@@ -193,7 +193,7 @@ impl Report {
         matrix_table(&mut o, &matrix.codes, &matrix.rows);
         o.push_str("<h3>Data-element constraints 数据元约束</h3>");
         matrix_table(&mut o, &matrix.constraints, &matrix.constraint_rows);
-        o.push_str("<p>● covered (hover: the cases) · – not applicable (hover: why) · ✗ gap</p>\n");
+        o.push_str("<p>● covered (hover: the cases) · ○ only accepted among other codes · – not applicable (hover: why) · ✗ gap</p>\n");
         o.push_str("<h2>Cases 用例</h2><table><tr><th>id</th><th class=\"s\">check</th><th>clause</th><th>label</th><th>verdict</th><th class=\"s\">stages</th></tr>\n");
         for c in &self.cases {
             let stages: Vec<String> = c
@@ -274,6 +274,13 @@ fn matrix_table(
                     let _ = write!(
                         o,
                         "<td class=\"cov\" title=\"{}\">●</td>",
+                        xml(&cases.join(", "))
+                    );
+                }
+                Some(Cell::Alternative { cases }) => {
+                    let _ = write!(
+                        o,
+                        "<td class=\"alt\" title=\"only accepted among other codes: {}\">○</td>",
                         xml(&cases.join(", "))
                     );
                 }
