@@ -14,11 +14,11 @@ use hutong::sim::{self, RunningSim, SimConfig, SimKeys};
 
 use crate::support::{root, temp_dir};
 
-const APP: &str = "C3300000001";
-const MAC: [u8; 32] = [0x11; 32];
-const SM4: [u8; 16] = [0x22; 16];
-const APP2: &str = "C3300000002";
-const MAC2: [u8; 32] = [0x33; 32];
+pub const APP: &str = "C3300000001";
+pub const MAC: [u8; 32] = [0x11; 32];
+pub const SM4: [u8; 16] = [0x22; 16];
+pub const APP2: &str = "C3300000002";
+pub const MAC2: [u8; 32] = [0x33; 32];
 
 /// A national simulator with the suite's client registered, and what the suite needs.
 pub struct SimTarget {
@@ -173,7 +173,7 @@ fn fixtures_of(sim: &RunningSim, issuer_key: &SigningKey) -> Fixtures {
     fixtures
 }
 
-fn cleanup(dir: &Path) {
+pub fn cleanup(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -320,107 +320,6 @@ fn every_cell_of_the_coverage_matrix_has_a_case_or_a_reason() {
             .gaps()
             .is_empty()
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_command_writes_reports_and_a_certificate_that_verifies() {
-    let t = sim_target("conf-cli", |_| {}).await;
-    let d = &t.dir;
-    // The client profile and fixtures as a standards team would write them.
-    let profile = format!(
-        "gateway = \"{}\"\napp_id = \"{APP}\"\nsign_type = \"HMAC-SM3\"\nmac_key_hex = \"{}\"\nsm4_key_hex = \"{}\"\ngateway_sign_key_file = \"{}\"\n",
-        t.client_base,
-        to_hex(&MAC),
-        to_hex(&SM4),
-        d.join("sim.pub.pem").display()
-    );
-    std::fs::write(d.join("client.toml"), profile).unwrap();
-    let mut fx = String::new();
-    for (label, p) in &t.fixtures.person {
-        fx.push_str(&format!(
-            "[person.{label}]\nidType = \"{}\"\nidNo = \"{}\"\nname = \"{}\"\n",
-            p.id_type, p.id_no, p.name
-        ));
-    }
-    fx.push_str(&format!(
-        "[code]\nexpired = \"{}\"\n",
-        t.fixtures.code["expired"]
-    ));
-    std::fs::write(d.join("fixtures.toml"), fx).unwrap();
-    let key = SigningKey::generate().unwrap();
-    std::fs::write(d.join("team.key.pem"), key.to_pem().unwrap()).unwrap();
-    std::fs::write(
-        d.join("team.pub.pem"),
-        key.verifying_key().to_pem().unwrap(),
-    )
-    .unwrap();
-    let s = |p: &str| d.join(p).display().to_string();
-    let out = crate::support::hutong([
-        "conformance",
-        "run",
-        "--client",
-        &s("client.toml"),
-        "--fixtures",
-        &s("fixtures.toml"),
-        "--cases",
-        &root().join("conformance/cases").display().to_string(),
-        "--coverage",
-        &root()
-            .join("conformance/coverage.toml")
-            .display()
-            .to_string(),
-        "--case",
-        "VC-001",
-        "--case",
-        "ENV-002",
-        "--out",
-        &s("out"),
-        "--sign-key",
-        &s("team.key.pem"),
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains("2 case(s): 2 passed"), "{text}");
-    assert!(
-        text.contains("service \\ code"),
-        "the matrix is printed: {text}"
-    );
-    for f in [
-        "report.json",
-        "junit.xml",
-        "report.html",
-        "certificate.json",
-    ] {
-        assert!(d.join("out").join(f).exists(), "{f}");
-    }
-    let verify = |report: &str| {
-        crate::support::hutong([
-            "conformance",
-            "verify-cert",
-            "--cert",
-            &s("out/certificate.json"),
-            "--key",
-            &s("team.pub.pem"),
-            "--report",
-            report,
-        ])
-    };
-    let ok = verify(&s("out/report.json"));
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stdout)
-    );
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("VALID certificate"));
-    // Another report is not the one certified.
-    std::fs::write(d.join("other.json"), "{}").unwrap();
-    let bad = verify(&s("other.json"));
-    assert_eq!(bad.status.code(), Some(1));
-    cleanup(d);
 }
 
 #[test]

@@ -12,6 +12,7 @@ mod code_cli;
 mod code_page;
 mod commuter;
 mod conformance;
+mod conformance_cli;
 mod cross_region;
 mod dialects;
 mod gateway;

@@ -45,14 +45,14 @@ pub enum ConformanceCmd {
         out: Option<PathBuf>,
         /// After the cases, the load profile: this many verifyCode/s for --load-secs, then
         /// ten times as many for as long.
-        #[arg(long, value_name = "REQ_PER_S")]
+        #[arg(long, value_name = "REQ_PER_S", value_parser = clap::value_parser!(u32).range(1..))]
         load: Option<u32>,
         /// Seconds of each load phase.
-        #[arg(long, default_value_t = 10, value_name = "SECS")]
+        #[arg(long, default_value_t = 10, value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..))]
         load_secs: u32,
         /// With --out: sign a conformance certificate (certificate.json) with this SM2
-        /// private key (PEM).
-        #[arg(long, value_name = "FILE", requires = "out")]
+        /// private key (PEM). Not with --case: a certificate is of a whole run.
+        #[arg(long, value_name = "FILE", requires = "out", conflicts_with = "only")]
         sign_key: Option<PathBuf>,
     },
     /// Check the offline code vectors (PHIC1 tokens and regional code contents, with the
@@ -148,7 +148,6 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
     let (sign_key, coverage, (load, load_secs, client2)) = sign_key;
     let rules = conformance::coverage::load(coverage).map_err(anyhow::Error::msg)?;
     let mut all = conformance::load_dir(cases)?;
-    let matrix = conformance::coverage::Matrix::build(&all, &rules);
     if !only.is_empty() {
         all.retain(|c| only.contains(&c.id));
         if all.is_empty() {
@@ -156,6 +155,21 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     }
+    // A case that sends as a second client cannot run without one: a set-up problem.
+    let needs_second: Vec<&str> = all
+        .iter()
+        .filter(|c| c.probe.second_client)
+        .map(|c| c.id.as_str())
+        .collect();
+    if client2.is_none() && !needs_second.is_empty() {
+        say!(
+            "give --client2 (a second registered client): {} send as one",
+            needs_second.join(", ")
+        );
+        return Ok(ExitCode::from(2));
+    }
+    // The coverage of the cases that run, not of the whole directory.
+    let matrix = conformance::coverage::Matrix::build(&all, &rules);
     let deviations = match expectations {
         Some(p) => conformance::load_expectations(p).map_err(anyhow::Error::msg)?,
         None => Vec::new(),
@@ -175,7 +189,8 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let target = target.clone().unwrap_or_else(|| "(profile)".into());
+    // What is tested is where the client sends: --target, or the profile's gateway.
+    let target = c.base().to_owned();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -201,25 +216,28 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
         };
         Ok((report, load))
     });
-    let (report, load) = match report {
-        Ok(r) => r,
+    let report = match report {
+        Ok((mut r, load)) => {
+            r.load = load;
+            r
+        }
         Err(e) => {
             say!("{e}");
             return Ok(ExitCode::from(2));
         }
     };
     say_raw!("{}", matrix.text());
-    say_raw!("{}", report.summary());
-    if let Some(l) = &load {
+    if let Some(l) = &report.load {
         say_raw!("{}", l.text());
     }
+    say_raw!("{}", report.summary());
     if let Some(dir) = out {
         std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(dir.join("report.json"), &json)?;
         std::fs::write(dir.join("junit.xml"), report.junit())?;
         std::fs::write(dir.join("report.html"), report.html(&matrix))?;
-        if let Some(l) = &load {
+        if let Some(l) = &report.load {
             std::fs::write(dir.join("load.json"), serde_json::to_string_pretty(l)?)?;
         }
         if let Some(k) = sign_key {
@@ -231,8 +249,7 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
         }
         say!("reports in {}", dir.display());
     }
-    let load_ok = load.as_ref().is_none_or(|l| l.healthy);
-    Ok(if report.conforms() && load_ok {
+    Ok(if report.conforms() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -85,7 +85,8 @@ pub struct Probe {
     /// content; the second answer is judged.
     #[serde(default)]
     pub same_request_id_with: Option<Value>,
-    /// Send this many at once; judged: whether any answer has the expected code.
+    /// Send this many at once; judged: every request answered, each answer 0 or an expected
+    /// code (the `burst` stage), and the first with an expected code, stage by stage.
     #[serde(default)]
     pub burst: Option<u32>,
     /// Send as the second registered client (`--client2`): another verifier, for the
@@ -116,12 +117,27 @@ pub struct Expect {
     /// Fields the business content must hold, with these values (a subset match).
     #[serde(default)]
     pub result: Option<Value>,
-    /// `true`: no fixture person's full name or ID number appears in the answer.
+    /// No fixture person's full name or ID number appears in the answer: checked on every
+    /// answer unless `false`.
     #[serde(default)]
     pub masking: Option<bool>,
     /// `true`: the answer echoes the request's `requestId`.
     #[serde(default, rename = "requestId")]
     pub request_id: Option<bool>,
+}
+
+impl Expect {
+    /// Whether it names at least one stage to judge.
+    pub fn names_a_stage(&self) -> bool {
+        self.transport.is_some()
+            || self.signature.is_some()
+            || self.decryption.is_some()
+            || self.schema.is_some()
+            || self.code.is_some()
+            || self.result.is_some()
+            || self.masking == Some(true)
+            || self.request_id.is_some()
+    }
 }
 
 /// Kinds of data-element constraint (the third axis of the coverage matrix): a required
@@ -130,7 +146,8 @@ pub struct Expect {
 pub const CONSTRAINTS: [&str; 6] = ["required", "type", "enum", "length", "format", "masking"];
 
 /// The stages, in the order they are judged.
-pub const STAGES: [&str; 8] = [
+pub const STAGES: [&str; 9] = [
+    "burst",
     "transport",
     "signature",
     "decryption",
@@ -153,8 +170,8 @@ struct CaseFile {
 #[error("{}", .0.join("\n"))]
 pub struct CaseError(pub Vec<String>);
 
-/// Loads every `*.toml` under `dir` (recursively), sorted by id; ids must be unique and
-/// every service known.
+/// Loads every `*.toml` under `dir` (recursively), sorted by id; ids must be unique, every
+/// service known, and every case must name a stage to judge.
 ///
 /// # Errors
 /// [`CaseError`] listing every unreadable file, malformed case and duplicate id.
@@ -201,6 +218,13 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Case>, CaseError> {
                     CONSTRAINTS.join(", ")
                 ));
             }
+        }
+        if !c.expect.names_a_stage() {
+            problems.push(format!(
+                "{}: case {}: [case.expect] names no stage: it would test nothing",
+                c.file.display(),
+                c.id
+            ));
         }
         if !known {
             problems.push(format!(
@@ -257,4 +281,31 @@ pub fn load_expectations(path: &Path) -> Result<Vec<Deviation>, String> {
     toml::from_str::<ExpectationsFile>(&text)
         .map(|f| f.deviations)
         .map_err(|e| format!("{}: {}", path.display(), e.message()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_whose_expect_names_no_stage_is_refused() {
+        let dir = std::env::temp_dir().join(format!("hutong-case-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let case = |id: &str, expect: &str| {
+            format!(
+                "[[case]]\nid = \"{id}\"\nclause = \"x\"\nlabel = \"P\"\ntitle = \"t\"\n\
+                 service = \"verifyCode\"\n[case.expect]\n{expect}\n"
+            )
+        };
+        std::fs::write(dir.join("a.toml"), case("T-001", "code = [\"0\"]")).unwrap();
+        assert_eq!(load_dir(&dir).unwrap().len(), 1);
+        std::fs::write(dir.join("b.toml"), case("T-002", "")).unwrap();
+        let err = load_dir(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("T-002") && err.contains("names no stage"),
+            "{err}"
+        );
+        assert!(!err.contains("T-001"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

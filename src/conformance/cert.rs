@@ -31,10 +31,15 @@ pub struct Certificate {
     pub cases: usize,
     /// See `cases`.
     pub passed: usize,
+    /// The id of every case run, in order: what `cases` counts.
+    pub case_ids: Vec<String>,
     /// Case ids listed as deviations.
     pub deviations: Vec<String>,
-    /// The verdict.
+    /// The verdict: every case good and, when the load profile ran, healthy under it.
     pub conforms: bool,
+    /// The load profile's verdict, when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_healthy: Option<bool>,
     /// SM3 (hex) of the `report.json` bytes.
     pub result_digest: String,
     /// When (Unix seconds).
@@ -94,6 +99,7 @@ pub fn certify(
         standard: report.standard.clone(),
         cases: report.cases.len(),
         passed: report.passed(),
+        case_ids: report.cases.iter().map(|c| c.id.clone()).collect(),
         deviations: report
             .cases
             .iter()
@@ -101,6 +107,7 @@ pub fn certify(
             .map(|c| c.id.clone())
             .collect(),
         conforms: report.conforms(),
+        load_healthy: report.load.as_ref().map(|l| l.healthy),
         result_digest: to_hex(&sm3(report_json)),
         issued_at: now,
     };
@@ -163,6 +170,7 @@ mod tests {
             started: 1,
             millis: 2,
             cases: Vec::new(),
+            load: None,
         }
     }
 
@@ -194,5 +202,23 @@ mod tests {
             Err(CertError::Digest { .. })
         ));
         assert!(verify(b"not json", &key.verifying_key(), None).is_err());
+    }
+
+    #[test]
+    fn an_unhealthy_load_profile_makes_the_report_and_certificate_say_it_does_not_conform() {
+        let key = SigningKey::generate().unwrap();
+        let mut r = report();
+        r.load = Some(crate::conformance::load::LoadReport {
+            phases: Vec::new(),
+            rate_limited: true,
+            healthy: false,
+        });
+        assert!(!r.conforms());
+        assert!(r.summary().contains("DOES NOT CONFORM"), "{}", r.summary());
+        let json = serde_json::to_vec(&r).unwrap();
+        assert!(String::from_utf8_lossy(&json).contains("\"healthy\":false"));
+        let c = certify(&r, &json, &key, 1_800_000_000).unwrap();
+        assert!(!c.certificate.conforms);
+        assert_eq!(c.certificate.load_healthy, Some(false));
     }
 }

@@ -1,5 +1,6 @@
 //! The coverage matrix: the seven services × the standard's return codes. Every cell holds
-//! the cases that expect that code of that service, or is marked not applicable in
+//! the cases that expect exactly that code of that service (or, marked apart, the cases
+//! that accept it among other codes), or is marked not applicable in
 //! `conformance/coverage.toml` with a reason; a cell with neither is a gap, and the suite's
 //! own test fails on a gap.
 
@@ -65,6 +66,12 @@ pub enum Cell {
         /// Case ids.
         cases: Vec<String>,
     },
+    /// Only cases that accept this code among others: a target that never answers it can
+    /// still pass them, so the code is reached but not required.
+    Alternative {
+        /// Case ids.
+        cases: Vec<String>,
+    },
     /// Marked not applicable.
     NotApplicable {
         /// Why.
@@ -102,14 +109,23 @@ impl Matrix {
             let name = s.as_str().to_owned();
             let mut row = BTreeMap::new();
             for code in &codes {
-                let covering: Vec<String> = cases
+                let accepting: Vec<&Case> = cases
                     .iter()
                     .filter(|c| c.service == name)
                     .filter(|c| c.expect.code.as_ref().is_some_and(|v| v.contains(code)))
+                    .collect();
+                // Covered: a case requires exactly this code.
+                let exact: Vec<String> = accepting
+                    .iter()
+                    .filter(|c| c.expect.code.as_ref().is_some_and(|v| v.len() == 1))
                     .map(|c| c.id.clone())
                     .collect();
-                let cell = if !covering.is_empty() {
-                    Cell::Covered { cases: covering }
+                let cell = if !exact.is_empty() {
+                    Cell::Covered { cases: exact }
+                } else if !accepting.is_empty() {
+                    Cell::Alternative {
+                        cases: accepting.iter().map(|c| c.id.clone()).collect(),
+                    }
                 } else if let Some(r) = rules.iter().find(|r| {
                     (r.services.iter().any(|x| x == "*" || *x == name))
                         && r.codes.iter().any(|x| x == code)
@@ -187,6 +203,7 @@ impl Matrix {
             for c in &self.codes {
                 let mark = match row.get(c) {
                     Some(Cell::Covered { .. }) => "●",
+                    Some(Cell::Alternative { .. }) => "○",
                     Some(Cell::NotApplicable { .. }) => "–",
                     _ => "✗",
                 };
@@ -195,8 +212,32 @@ impl Matrix {
             o.push('\n');
         }
         o.push_str(
-            "● covered by a case   – not applicable (coverage.toml gives the reason)   ✗ gap\n",
+            "● covered by a case   ○ only accepted among other codes   – not applicable \
+             (coverage.toml gives the reason)   ✗ gap\n",
         );
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(id: &str, codes: &str) -> Case {
+        toml::from_str(&format!(
+            "id = \"{id}\"\nclause = \"x\"\nlabel = \"P\"\ntitle = \"t\"\n\
+             service = \"correctHealthInfo\"\n[expect]\ncode = {codes}\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_code_accepted_only_among_others_is_not_covered() {
+        let cases = [case("T-001", "[\"0\", \"4001\"]"), case("T-002", "[\"0\"]")];
+        let m = Matrix::build(&cases, &Rules::default());
+        let row = &m.rows["correctHealthInfo"];
+        assert!(matches!(&row["0"], Cell::Covered { cases } if cases == &["T-002"]));
+        assert!(matches!(&row["4001"], Cell::Alternative { cases } if cases == &["T-001"]));
+        assert!(m.text().contains('○'));
     }
 }

@@ -39,7 +39,8 @@ pub struct LoadReport {
     pub phases: Vec<Phase>,
     /// The burst met 1007s.
     pub rate_limited: bool,
-    /// No errors in either phase, and the burst's admitted p99 at most twice the steady one.
+    /// No errors in either phase, most of the steady phase and some of the burst admitted,
+    /// and the burst's admitted p99 at most twice the steady one (see [`healthy`]).
     pub healthy: bool,
 }
 
@@ -61,7 +62,7 @@ impl LoadReport {
                 "did not answer 1007"
             },
             if self.healthy {
-                "no errors, admitted p99 within 2× steady"
+                "no errors, steady and burst admitted, admitted p99 within 2× steady"
             } else {
                 "UNHEALTHY under the burst"
             }
@@ -124,18 +125,92 @@ async fn phase(client: &GatewayClient, biz: &Value, name: &str, rate: u32, secs:
     }
 }
 
+/// The share of the steady phase that must be admitted (code 0): the steady rate is one the
+/// target's quota for the client should serve.
+pub const STEADY_ADMITTED: f64 = 0.9;
+
+impl Phase {
+    fn sent(&self) -> u64 {
+        self.codes.values().sum()
+    }
+
+    fn admitted(&self) -> u64 {
+        self.codes.get("0").copied().unwrap_or(0)
+    }
+}
+
+/// Healthy: both phases sent something and met no error; most of the steady phase
+/// ([`STEADY_ADMITTED`]) and some of the burst were admitted, not refused with 1007; and the
+/// burst's admitted p99 is at most twice the steady one.
+fn healthy(steady: &Phase, burst: &Phase) -> bool {
+    steady.sent() > 0
+        && burst.sent() > 0
+        && steady.errors == 0
+        && burst.errors == 0
+        && steady.admitted() as f64 >= STEADY_ADMITTED * steady.sent() as f64
+        && burst.admitted() > 0
+        && burst.p99_ms <= 2.0 * steady.p99_ms.max(1.0)
+}
+
 /// Runs the profile: `rate` req/s of `verifyCode` with `biz` for `secs` s, then ten times
 /// the rate for as long.
 pub async fn run(client: &GatewayClient, biz: &Value, rate: u32, secs: u32) -> LoadReport {
     let steady = phase(client, biz, "steady", rate, secs).await;
     let burst = phase(client, biz, "burst", rate.saturating_mul(10), secs).await;
     let rate_limited = burst.codes.get("1007").copied().unwrap_or(0) > 0;
-    let healthy = steady.errors == 0
-        && burst.errors == 0
-        && (steady.p99_ms == 0.0 || burst.p99_ms <= 2.0 * steady.p99_ms.max(1.0));
+    let healthy = healthy(&steady, &burst);
     LoadReport {
         phases: vec![steady, burst],
         rate_limited,
         healthy,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phase(codes: &[(&str, u64)], p99_ms: f64) -> Phase {
+        let codes: BTreeMap<String, u64> =
+            codes.iter().map(|(c, n)| ((*c).to_owned(), *n)).collect();
+        let errors = codes
+            .iter()
+            .filter(|(k, _)| k.as_str() != "0" && k.as_str() != "1007")
+            .map(|(_, n)| n)
+            .sum();
+        Phase {
+            name: "p".into(),
+            rate: 1,
+            secs: 1,
+            codes,
+            errors,
+            p50_ms: p99_ms / 2.0,
+            p99_ms,
+        }
+    }
+
+    #[test]
+    fn a_target_that_refuses_everything_or_is_sent_nothing_is_not_healthy() {
+        let steady = phase(&[("0", 200)], 10.0);
+        assert!(healthy(
+            &steady,
+            &phase(&[("0", 900), ("1007", 1100)], 15.0)
+        ));
+        // Every request refused with 1007, in both phases.
+        let refused = phase(&[("1007", 200)], 0.0);
+        assert!(!healthy(&refused, &phase(&[("1007", 2000)], 0.0)));
+        // The steady phase served, the burst refused whole.
+        assert!(!healthy(&steady, &phase(&[("1007", 2000)], 0.0)));
+        // Half the steady phase refused.
+        let half = phase(&[("0", 100), ("1007", 100)], 10.0);
+        assert!(!healthy(&half, &phase(&[("0", 900), ("1007", 1100)], 15.0)));
+        // Nothing sent (a rate of 0).
+        assert!(!healthy(&phase(&[], 0.0), &phase(&[], 0.0)));
+        // Errors, or a burst much slower than steady.
+        assert!(!healthy(&steady, &phase(&[("0", 900), ("9999", 1)], 15.0)));
+        assert!(!healthy(
+            &steady,
+            &phase(&[("0", 900), ("1007", 1100)], 25.0)
+        ));
     }
 }

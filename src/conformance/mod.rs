@@ -51,6 +51,7 @@ pub async fn run_all(
         started: i64::try_from(crate::auth::now_unix()).unwrap_or_default(),
         millis: started.elapsed().as_millis() as u64,
         cases: results,
+        load: None,
     }
 }
 

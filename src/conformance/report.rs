@@ -22,6 +22,9 @@ pub struct Report {
     pub millis: u64,
     /// Every case.
     pub cases: Vec<CaseResult>,
+    /// The load profile's figures and verdict, when it ran (`--load`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<super::load::LoadReport>,
 }
 
 impl Report {
@@ -39,9 +42,14 @@ impl Report {
         self.cases.iter().filter(|c| !c.ok()).collect()
     }
 
-    /// Whether the target conforms (every case good).
+    /// Whether the load profile ran and found the target unhealthy.
+    pub fn load_failed(&self) -> bool {
+        self.load.as_ref().is_some_and(|l| !l.healthy)
+    }
+
+    /// Whether the target conforms (every case good, and healthy under load if that ran).
     pub fn conforms(&self) -> bool {
-        self.bad().is_empty()
+        self.bad().is_empty() && !self.load_failed()
     }
 
     /// The terminal summary: one line per bad case with its failing stages, then totals.
@@ -56,6 +64,9 @@ impl Report {
                 failing_stages(c)
             };
             let _ = writeln!(o, "FAIL {} ({}) {}: {why}", c.id, c.clause, c.title);
+        }
+        if self.load_failed() {
+            let _ = writeln!(o, "FAIL load profile: UNHEALTHY under the burst");
         }
         let deviations = self.cases.iter().filter(|c| c.deviation.is_some()).count();
         let _ = writeln!(
@@ -152,7 +163,7 @@ impl Report {
              <title>hutong conformance report</title><style>\
              body{font:16px/1.5 system-ui,sans-serif;margin:1.5rem;color:#1a1a1a}\
              table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:center}\
-             th.s,td.s{text-align:left}.cov{background:#c8e6c9}.na{background:#eee;color:#555}.gap{background:#ffcdd2}\
+             th.s,td.s{text-align:left}.cov{background:#c8e6c9}.alt{background:#fff9c4}.na{background:#eee;color:#555}.gap{background:#ffcdd2}\
              .pass{color:#1b5e20}.fail{color:#b71c1c;font-weight:bold}pre{white-space:pre-wrap;background:#f6f6f6;padding:.5rem}\
              .verdict{font-size:1.6rem;padding:.5rem 1rem;display:inline-block;border-radius:6px}\
              .ok{background:#c8e6c9}.no{background:#ffcdd2}</style></head><body>\n",
@@ -182,7 +193,7 @@ impl Report {
         matrix_table(&mut o, &matrix.codes, &matrix.rows);
         o.push_str("<h3>Data-element constraints 数据元约束</h3>");
         matrix_table(&mut o, &matrix.constraints, &matrix.constraint_rows);
-        o.push_str("<p>● covered (hover: the cases) · – not applicable (hover: why) · ✗ gap</p>\n");
+        o.push_str("<p>● covered (hover: the cases) · ○ only accepted among other codes · – not applicable (hover: why) · ✗ gap</p>\n");
         o.push_str("<h2>Cases 用例</h2><table><tr><th>id</th><th class=\"s\">check</th><th>clause</th><th>label</th><th>verdict</th><th class=\"s\">stages</th></tr>\n");
         for c in &self.cases {
             let stages: Vec<String> = c
@@ -263,6 +274,13 @@ fn matrix_table(
                     let _ = write!(
                         o,
                         "<td class=\"cov\" title=\"{}\">●</td>",
+                        xml(&cases.join(", "))
+                    );
+                }
+                Some(Cell::Alternative { cases }) => {
+                    let _ = write!(
+                        o,
+                        "<td class=\"alt\" title=\"only accepted among other codes: {}\">○</td>",
                         xml(&cases.join(", "))
                     );
                 }

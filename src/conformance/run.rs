@@ -27,6 +27,8 @@ use crate::national::validate::{Context as VContext, validate_value};
 use crate::standard::{Direction, ServiceName, Standard};
 
 mod setup;
+#[cfg(test)]
+mod tests;
 
 pub use setup::{Context, Fixtures, Person, SetupError, fill, setup};
 
@@ -73,9 +75,13 @@ pub struct CaseResult {
 }
 
 impl CaseResult {
-    /// Whether the run counts this case as good: a pass, or an expected failure.
+    /// Whether the run counts this case as good: a pass, or an expected failure (a listed
+    /// deviation that ran and failed; one that errored is not good).
     pub fn ok(&self) -> bool {
-        if self.deviation.is_some() {
+        if self.error.is_some() {
+            // A case that could not be run tested nothing: never good, listed or not.
+            false
+        } else if self.deviation.is_some() {
             !self.passed
         } else {
             self.passed
@@ -200,8 +206,11 @@ pub async fn run_case(
             .await
             .map(|(status, _, raw)| Answer { status, raw })
     };
+    let mut burst_stage = None;
     let answer = if let Some(n) = p.burst {
-        // Many at once: the judged answer is the first with an expected code, if any.
+        // Many at once: every answer must be admitted (0) or have an expected code, and
+        // every request must get one; the answer judged stage by stage is the first with an
+        // expected code, if any.
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..n {
             let sealed = client.seal_with(&case.service, &biz, &opts);
@@ -216,20 +225,22 @@ pub async fn run_case(
             });
         }
         let mut all = Vec::new();
+        let mut lost = Vec::new();
         while let Some(r) = set.join_next().await {
-            if let Ok(Ok(x)) = r {
-                all.push(x);
+            match r {
+                Ok(Ok(x)) => all.push(x),
+                Ok(Err(e)) => lost.push(e.to_string()),
+                Err(e) => lost.push(e.to_string()),
             }
         }
-        let wanted = case.expect.code.clone().unwrap_or_default();
-        let pick = all
-            .iter()
-            .position(|(_, a)| wanted.contains(&raw_code(&a.raw)))
-            .unwrap_or(0);
         if all.is_empty() {
             result.error = Some("no answer to the burst".into());
             return result;
         }
+        let wanted = case.expect.code.clone().unwrap_or_default();
+        let codes: Vec<String> = all.iter().map(|(_, a)| raw_code(&a.raw)).collect();
+        burst_stage = Some(judge_burst(&codes, &lost, &wanted));
+        let pick = codes.iter().position(|c| wanted.contains(c)).unwrap_or(0);
         let (s, a) = all.swap_remove(pick);
         session = s.session;
         request_id = s.envelope.request_id;
@@ -288,9 +299,35 @@ pub async fn run_case(
         &EnvelopeLimits::default(),
     );
     result.stages = judge(case, ctx, &answer, &opened, &request_id);
+    result.stages.extend(burst_stage);
     result.passed = result.stages.iter().all(|s| s.pass);
     result.millis = started.elapsed().as_millis() as u64;
     result
+}
+
+/// The `burst` stage: every request of a burst answered, each with 0 or one of `wanted`.
+/// `codes` are the answers' codes; `lost`, why the others got none.
+fn judge_burst(codes: &[String], lost: &[String], wanted: &[String]) -> StageOutcome {
+    let mut other: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in codes.iter().filter(|c| *c != "0" && !wanted.contains(c)) {
+        *other
+            .entry(if c.is_empty() { "(none)" } else { c })
+            .or_insert(0) += 1;
+    }
+    let mut problems: Vec<String> = other.iter().map(|(c, n)| format!("{n}× {c}")).collect();
+    if let Some(first) = lost.first() {
+        problems.push(format!("{}× no answer ({first})", lost.len()));
+    }
+    StageOutcome {
+        stage: "burst",
+        expected: format!("every answer 0 or {}", wanted.join(" or ")),
+        actual: if problems.is_empty() {
+            format!("{} answers, all 0 or expected", codes.len())
+        } else {
+            problems.join(", ")
+        },
+        pass: problems.is_empty(),
+    }
 }
 
 fn raw_code(raw: &[u8]) -> String {
@@ -298,6 +335,15 @@ fn raw_code(raw: &[u8]) -> String {
         .ok()
         .and_then(|v| v.get("code").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_default()
+}
+
+/// Whether the case's answer must have business content: it expects success (0) or an
+/// accepted correction (4001), whose response schemas require fields.
+fn content_required(case: &Case) -> bool {
+    case.expect
+        .code
+        .as_ref()
+        .is_some_and(|c| c.iter().any(|x| x == "0" || x == "4001"))
 }
 
 fn judge(
@@ -331,7 +377,6 @@ fn judge(
             | EnvelopeError::KeyUnknown(_)
             | EnvelopeError::MissingParameter("sign"))
     );
-    let other_error = opened.as_ref().err().filter(|_| !sig_error);
     if let Some(want) = e.signature {
         let actual = match opened {
             Ok(_) => "verifies".to_owned(),
@@ -344,16 +389,24 @@ fn judge(
             want == opened.is_ok() || (!want && sig_error),
         );
     }
+    let biz = opened.as_ref().ok().and_then(|o| o.biz.clone());
     if let Some(want) = e.decryption {
+        // "Decrypts" is an answer that opens and has content; "fails" is a decryption
+        // failure. Nothing to decrypt, or an answer that does not open, is neither.
         let decrypt_error = matches!(opened, Err(EnvelopeError::DecryptFailed(_)));
+        let actual = match opened {
+            Ok(_) if biz.is_some() => "decrypts".to_owned(),
+            Ok(_) => "no content".to_owned(),
+            Err(_) if decrypt_error => "fails".to_owned(),
+            Err(err) => err.to_string(),
+        };
         stage(
             "decryption",
             if want { "decrypts" } else { "fails" }.into(),
-            if decrypt_error { "fails" } else { "decrypts" }.into(),
-            want != decrypt_error,
+            actual,
+            if want { biz.is_some() } else { decrypt_error },
         );
     }
-    let biz = opened.as_ref().ok().and_then(|o| o.biz.clone());
     if let Some(want) = e.schema {
         let (valid, actual) = match (&biz, case.service.parse::<ServiceName>()) {
             (Some(b), Ok(s)) => {
@@ -375,10 +428,13 @@ fn judge(
                     },
                 )
             }
-            (None, _) => (
-                other_error.is_none(),
-                other_error.map_or("no content".to_owned(), ToString::to_string),
-            ),
+            // No content: a success answer must have some (its schema requires fields), and
+            // an answer that does not open cannot be said to conform.
+            (None, _) => match opened {
+                Err(err) => (false, err.to_string()),
+                Ok(_) if content_required(case) => (false, "no content".to_owned()),
+                Ok(_) => (true, "no content".to_owned()),
+            },
             (Some(_), Err(_)) => (true, "not a service".into()),
         };
         stage(
@@ -410,7 +466,9 @@ fn judge(
             subset(want, &got),
         );
     }
-    if let Some(true) = e.masking {
+    // Every answer is checked for the fixture persons' values, unless the case says
+    // `masking = false`.
+    if e.masking != Some(false) {
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&answer.raw),

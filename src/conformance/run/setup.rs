@@ -3,6 +3,7 @@
 //! [`super`]'s docs).
 
 use super::*;
+use crate::standard::PersonalClass;
 
 /// A person the target holds, named by the fixtures file.
 #[derive(Debug, Clone, Deserialize)]
@@ -49,26 +50,24 @@ impl Fixtures {
 /// The values placeholders stand for, and the personal values no answer may show.
 #[derive(Debug, Default)]
 pub struct Context {
-    values: BTreeMap<String, Value>,
-    secrets: Vec<String>,
+    pub(super) values: BTreeMap<String, Value>,
+    /// Each with its class, which says how a report masks it.
+    pub(super) secrets: Vec<(PersonalClass, String)>,
 }
 
 impl Context {
     /// Masks every personal value in `text` (for reports).
     pub fn mask(&self, text: &str) -> String {
-        self.secrets.iter().fold(text.to_owned(), |t, s| {
-            t.replace(
-                s.as_str(),
-                &crate::mask::mask(crate::standard::PersonalClass::Id, s),
-            )
+        self.secrets.iter().fold(text.to_owned(), |t, (class, s)| {
+            t.replace(s.as_str(), &crate::mask::mask(*class, s))
         })
     }
 
     pub(super) fn leaks(&self, text: &str) -> Option<&str> {
         self.secrets
             .iter()
-            .find(|s| text.contains(s.as_str()))
-            .map(String::as_str)
+            .find(|(_, s)| text.contains(s.as_str()))
+            .map(|(_, s)| s.as_str())
     }
 }
 
@@ -107,9 +106,9 @@ pub async fn setup(client: &GatewayClient, fixtures: &Fixtures) -> Result<Contex
         ))
     };
     for (label, p) in &fixtures.person {
-        ctx.secrets.push(p.id_no.clone());
+        ctx.secrets.push((PersonalClass::Id, p.id_no.clone()));
         if p.name.chars().count() > 1 {
-            ctx.secrets.push(p.name.clone());
+            ctx.secrets.push((PersonalClass::Name, p.name.clone()));
         }
         for (k, v) in [
             ("idType", &p.id_type),
