@@ -417,6 +417,22 @@ impl Config {
                     None
                 }
             };
+            for (name, v) in [
+                ("timeout_ms", r.timeout_ms),
+                ("connect_timeout_ms", r.connect_timeout_ms),
+            ] {
+                if v == 0 || v > crate::upstream::MAX_WAIT_MS {
+                    p.push(format!(
+                        "{at}: {name} must be 1 to {} (10 minutes)",
+                        crate::upstream::MAX_WAIT_MS
+                    ));
+                }
+            }
+            if r.validity_secs > 30 * 86_400 {
+                p.push(format!(
+                    "{at}: validity_secs must be at most 2592000 (30 days)"
+                ));
+            }
             for i in &r.issuer_ids {
                 if i.len() != 8 || !i.bytes().all(|b| b.is_ascii_digit()) {
                     p.push(format!("{at}: issuer id {i} must be 8 digits"));

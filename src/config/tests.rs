@@ -67,6 +67,8 @@ code = "330000"
 name = "浙江"
 url = "http://10.1.2.3:80"
 public_key = "04zz"
+timeout_ms = 18446744073709551615
+validity_secs = 86400000
 "#,
     );
     let cfg: Config = toml::from_str(&text).unwrap();
@@ -79,6 +81,8 @@ public_key = "04zz"
         "sign type Sm2 needs its key",
         "https, or http on loopback",
         "public_key",
+        "timeout_ms must be 1 to 600000",
+        "validity_secs must be at most 2592000",
     ] {
         assert!(all.contains(needle), "missing `{needle}` in:\n{all}");
     }

@@ -9,18 +9,23 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use super::Gateway;
+
+/// Admin connections open at once; one more is closed at accept. Scrapers and probes need
+/// a few; idle connections past this would take the process's file descriptors from the
+/// service listener.
+pub(super) const MAX_ADMIN_CONNECTIONS: usize = 64;
 
 pub(super) async fn serve(
     gw: Arc<Gateway>,
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) {
+    let slots = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
     loop {
         let tcp = tokio::select! {
             r = listener.accept() => match r {
@@ -32,16 +37,21 @@ pub(super) async fn serve(
             },
             _ = stop.changed() => return,
         };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            continue; // dropped: closed at once
+        };
         let gw = Arc::clone(&gw);
         tokio::spawn(async move {
+            let _permit = permit;
             let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                 let gw = Arc::clone(&gw);
                 async move { Ok::<_, std::convert::Infallible>(answer(&gw, req.uri().path()).await) }
             });
-            // Slow clients may not hold admin connections open either.
-            let mut http = Builder::new(TokioExecutor::new());
-            http.http1()
-                .timer(TokioTimer::new())
+            // HTTP/1.1 only, so that the header deadline runs from the first byte (a
+            // protocol-detecting server would wait for that byte without one): slow or
+            // silent clients may not hold admin connections open.
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
                 .header_read_timeout(std::time::Duration::from_secs(5));
             let _ = http.serve_connection(TokioIo::new(tcp), svc).await;
         });

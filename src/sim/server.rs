@@ -200,14 +200,34 @@ pub async fn serve(
         let handshake_timeout = config.header_read_timeout;
         tokio::spawn(async move {
             let _permit = permit;
+            // The server detects HTTP/1.1 or HTTP/2 from the first bytes, with no deadline
+            // of its own: a connection that has sent no request within the header deadline
+            // is dropped (below).
+            let asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let seen = Arc::clone(&asked);
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                seen.store(true, std::sync::atomic::Ordering::Relaxed);
                 let handler = Arc::clone(&handler);
-                async move { Ok::<_, Infallible>(respond(req, &handler, max_body).await) }
+                async move {
+                    Ok::<_, Infallible>(respond(req, &handler, max_body, handshake_timeout).await)
+                }
             });
+            let silent = async {
+                tokio::time::sleep(handshake_timeout).await;
+                if asked.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::future::pending::<()>().await;
+                }
+            };
             let result = match acceptor {
                 None => {
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(conn.into_owned()).await
+                    tokio::select! {
+                        r = watcher.watch(conn.into_owned()) => r,
+                        () = silent => {
+                            tracing::debug!(%peer, "no request within the header deadline");
+                            return;
+                        }
+                    }
                 }
                 Some(acceptor) => {
                     let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
@@ -224,7 +244,13 @@ pub async fn serve(
                         }
                     };
                     let conn = builder.serve_connection(TokioIo::new(tls), service);
-                    watcher.watch(conn.into_owned()).await
+                    tokio::select! {
+                        r = watcher.watch(conn.into_owned()) => r,
+                        () = silent => {
+                            tracing::debug!(%peer, "no request within the header deadline");
+                            return;
+                        }
+                    }
                 }
             };
             if let Err(e) = result {
@@ -242,11 +268,12 @@ pub async fn serve(
     Ok(())
 }
 
-/// Reads the body within the limit and calls the handler.
+/// Reads the body within the limit and the deadline, and calls the handler.
 async fn respond(
     req: Request<Incoming>,
     handler: &Handler,
     max_body: usize,
+    read_timeout: Duration,
 ) -> Response<Full<Bytes>> {
     let declared = req
         .headers()
@@ -257,12 +284,14 @@ async fn respond(
         return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
     }
     let (parts, body) = req.into_parts();
-    let bytes = match Limited::new(body, max_body).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+    let read = tokio::time::timeout(read_timeout, Limited::new(body, max_body).collect());
+    let bytes = match read.await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
         }
-        Err(_) => return plain(StatusCode::BAD_REQUEST, "request body could not be read"),
+        Ok(Err(_)) => return plain(StatusCode::BAD_REQUEST, "request body could not be read"),
+        Err(_) => return plain(StatusCode::REQUEST_TIMEOUT, "request body not sent in time"),
     };
     let response = handler(Request::from_parts(parts, bytes)).await;
     response.map(Full::new)
@@ -282,4 +311,73 @@ pub fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
 /// The address a listener is bound to, as a URL base (`http://127.0.0.1:PORT`).
 pub fn base_url(addr: SocketAddr, tls: bool) -> String {
     format!("{}://{addr}", if tls { "https" } else { "http" })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    /// A server answering 200 to everything, with a 300 ms header deadline.
+    async fn quick() -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handler: Handler =
+            Arc::new(|_req| Box::pin(async { Response::new(Bytes::from_static(b"ok")) }));
+        let config = ServerConfig {
+            header_read_timeout: Duration::from_millis(300),
+            ..ServerConfig::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(listener, config, handler, async {
+            let _ = stopped.await;
+        }));
+        (addr, stop)
+    }
+
+    async fn answer_within(s: &mut tokio::net::TcpStream, limit: Duration) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        tokio::time::timeout(limit, s.read_to_end(&mut out))
+            .await
+            .ok()
+            .map(|_| out)
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_and_a_body_never_sent_are_given_up() {
+        let (addr, _stop) = quick().await;
+        // Nothing sent: closed after the header deadline, not held for ever.
+        let started = Instant::now();
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let got = answer_within(&mut silent, Duration::from_secs(5)).await;
+        assert_eq!(
+            got.as_deref(),
+            Some(&b""[..]),
+            "after {:?}",
+            started.elapsed()
+        );
+        // A head that promises a body it never sends: 408 after the deadline.
+        let mut stalled = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stalled
+            .write_all(b"POST /x HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        let read =
+            tokio::time::timeout(Duration::from_secs(5), stalled.read_exact(&mut head)).await;
+        assert!(matches!(read, Ok(Ok(_))), "{read:?}");
+        assert_eq!(&head, b"HTTP/1.1 408");
+        // A client that asks is served.
+        let mut ok = tokio::net::TcpStream::connect(addr).await.unwrap();
+        ok.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let got = answer_within(&mut ok, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(got.starts_with(b"HTTP/1.1 200"));
+    }
 }

@@ -53,6 +53,10 @@ pub use national::{
 /// A boxed, sendable future (the trait stays object-safe).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// The longest wait any upstream setting may name, in milliseconds (10 minutes): each is
+/// added to the clock, and a larger one is a mistake, not a policy.
+pub const MAX_WAIT_MS: u64 = 600_000;
+
 /// A region the gateway can call.
 pub trait Upstream: Send + Sync {
     /// The region's GB/T 2260 code (for routing, metrics and logs).

@@ -87,6 +87,23 @@ impl UpstreamPolicy {
                 out.push(format!("{name} must be positive"));
             }
         }
+        // Each is added to the clock: a value past any sensible wait would overflow it.
+        for (name, v) in [
+            ("connect_timeout_ms", self.connect_timeout_ms),
+            ("attempt_timeout_ms", self.attempt_timeout_ms),
+            ("deadline_ms", self.deadline_ms),
+            ("retry_backoff_ms", self.retry_backoff_ms),
+            ("retry_budget_window_ms", self.retry_budget_window_ms),
+            ("breaker_cool_down_ms", self.breaker_cool_down_ms),
+            ("pool_idle_timeout_ms", self.pool_idle_timeout_ms),
+        ] {
+            if v > super::MAX_WAIT_MS {
+                out.push(format!(
+                    "{name} must be at most {} (10 minutes)",
+                    super::MAX_WAIT_MS
+                ));
+            }
+        }
         if self.max_attempts == 0 {
             out.push("max_attempts must be at least 1".to_owned());
         }

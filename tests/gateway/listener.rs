@@ -135,3 +135,41 @@ async fn open_tcp(addr: std::net::SocketAddr, n: usize) -> Vec<tokio::net::TcpSt
     }
     v
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_listener_closes_silent_clients_and_caps_its_connections() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let fx = Fixture::start(Opts::default()).await;
+    let admin = fx.admin();
+    // A client that sends nothing is closed by the header deadline (5 s).
+    let started = Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(admin).await.unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(15), silent.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "still open after {:?}: {read:?}",
+        started.elapsed()
+    );
+    // Past the cap, a new connection is closed at once, and a scrape still works once
+    // places are free.
+    let held = open_tcp(admin, 64).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut extra = tokio::net::TcpStream::connect(admin).await.unwrap();
+    let read = tokio::time::timeout(Duration::from_secs(3), extra.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "{read:?}");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut probe = tokio::net::TcpStream::connect(admin).await.unwrap();
+    probe
+        .write_all(b"GET /live HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    probe.read_to_end(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+}
