@@ -258,19 +258,27 @@ fn the_rendered_png_decodes_to_a_token_that_verifies() {
     let (code, text) = fx.verify(&scanned, AT);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("10 红码"));
+    // The name from standard input, kept out of the process list.
     let svg = fx.dir.join("code.svg");
-    let out = hutong([
-        "code",
-        "render",
-        &token,
-        "--name",
-        "张三",
-        "--format",
-        "svg",
-        "--out",
-        svg.to_str().unwrap(),
-    ]);
-    assert!(out.status.success());
+    let out = hutong_stdin(
+        &[
+            "code",
+            "render",
+            &token,
+            "--name",
+            "-",
+            "--format",
+            "svg",
+            "--out",
+            svg.to_str().unwrap(),
+        ],
+        "张三\n".as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(svg).unwrap();
     assert!(text.contains("<svg") && text.contains("张*") && !text.contains("张三"));
 }

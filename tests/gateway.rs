@@ -141,9 +141,23 @@ async fn the_seven_services_answer_end_to_end_over_tls() {
     assert_eq!(code(&r), "0", "{}", String::from_utf8_lossy(&r.raw));
     assert_eq!(r.biz.as_ref().unwrap()["status"], "ACCEPTED");
     for step in ["PROCESSING", "DONE"] {
-        let r = correction(&region, json!({"ticketId": ticket_id, "status": step})).await;
+        let body =
+            json!({"ticketId": ticket_id, "status": step, "note": format!("{} 的资料已核实", p.2)});
+        let r = correction(&region, body).await;
         assert_eq!(code(&r), "0", "{}", String::from_utf8_lossy(&r.raw));
     }
+    // The region's free text is not kept: it could name the person.
+    let kept = fx
+        .gw
+        .corrections
+        .get("330000", &ticket_id)
+        .unwrap()
+        .unwrap();
+    assert!(
+        kept.history.iter().all(|h| h.note.is_none()),
+        "{:?}",
+        kept.history
+    );
     let r = correction(&c, json!({"ticketId": ticket_id})).await;
     let b = r.biz.clone().unwrap();
     assert_eq!(b["status"], "DONE");

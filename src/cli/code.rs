@@ -112,7 +112,8 @@ pub enum ImageFormat {
 pub struct RenderArgs {
     /// The token or URL, or - to read it from standard input.
     pub content: String,
-    /// The holder's name; only its masked form (张*) is drawn.
+    /// The holder's name; only its masked form (张*) is drawn. `-` reads it from standard
+    /// input (a name on the command line is in the process list and the shell history).
     #[arg(long)]
     pub name: String,
     /// png or svg.
@@ -282,6 +283,18 @@ fn verify_exit(rc: ReturnCode) -> u8 {
 }
 
 fn render_cmd(standard: &Standard, a: &RenderArgs) -> anyhow::Result<ExitCode> {
+    if a.content == "-" && a.name == "-" {
+        anyhow::bail!("only one of the content and --name can come from standard input");
+    }
+    let name = if a.name == "-" {
+        let raw = super::read_input("-", 256)?;
+        String::from_utf8(raw)
+            .context("the name is not UTF-8")?
+            .trim()
+            .to_owned()
+    } else {
+        a.name.clone()
+    };
     let content = read_content(&a.content)?;
     // The page shows what the token says; rendering is not verification.
     let token = match CodeUrl::parse(&content) {
@@ -300,7 +313,7 @@ fn render_cmd(standard: &Standard, a: &RenderArgs) -> anyhow::Result<ExitCode> {
     let view = CodeView {
         content: content.clone(),
         colour: c.col.as_str().to_owned(),
-        masked_name: MaskedName::mask(&a.name),
+        masked_name: MaskedName::mask(&name),
         updated_at: DateTime::from_unix(c.iat).to_string(),
         region_name,
         status_word: status.word().to_owned(),

@@ -419,13 +419,27 @@ pub(super) async fn serve_call(
         Ok((_, learned)) => (ReturnCode::Success, subject.or(*learned)),
         Err(e) => (e.return_code(), subject),
     };
-    let purpose = biz
-        .get("scene")
-        .and_then(Value::as_str)
-        .unwrap_or(call.service.as_str())
-        .to_owned();
+    let purpose = audit_purpose(biz, call.service);
     services::audit(gw, call, call.service.as_str(), subject, code, &purpose).await?;
     result.map(|(answer, _)| answer)
+}
+
+/// The purpose an audit record keeps: the caller's `scene` when it is a scene code (`VENUE`,
+/// `TRANSPORT`: capitals, digits, `_`), `other` for any other text (the record is kept for
+/// the retention period and shown in the holder's receipts, and free text could name
+/// someone), the service's name without one.
+fn audit_purpose(biz: &Value, service: ServiceName) -> String {
+    match biz.get("scene").and_then(Value::as_str) {
+        None => service.as_str().to_owned(),
+        Some(s)
+            if !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') =>
+        {
+            s.to_owned()
+        }
+        Some(_) => "other".to_owned(),
+    }
 }
 
 /// Unix milliseconds now.
@@ -488,4 +502,23 @@ fn respond(body: Bytes, status: u16, retry_after: Option<u64>) -> Response<Full<
         }
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::audit_purpose;
+    use crate::standard::ServiceName;
+
+    #[test]
+    fn an_audit_purpose_is_a_scene_code_never_free_text() {
+        let p = |biz| audit_purpose(&biz, ServiceName::VerifyCode);
+        assert_eq!(p(json!({"scene": "TRANSPORT"})), "TRANSPORT");
+        assert_eq!(p(json!({"scene": "VENUE_2"})), "VENUE_2");
+        assert_eq!(p(json!({"scene": "张三 去医院"})), "other");
+        assert_eq!(p(json!({"scene": "venue"})), "other");
+        assert_eq!(p(json!({"scene": ""})), "other");
+        assert_eq!(p(json!({})), "verifyCode");
+    }
 }

@@ -139,10 +139,7 @@ impl Store {
     /// redb cannot open the file (held by another process, corrupted beyond repair, or of a
     /// newer format); [`StoreError::Db`] when the tables cannot be created.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Dir {
-            path: dir.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        create_private_dir(dir)?;
         Self::open_file(dir.join(Self::FILE_NAME), Self::DEFAULT_CACHE_BYTES)
     }
 
@@ -174,10 +171,7 @@ impl Store {
     /// # Errors
     /// As [`Store::open`].
     pub fn open_with_cache(dir: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Dir {
-            path: dir.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        create_private_dir(dir)?;
         Self::open_file(dir.join(Self::FILE_NAME), cache_bytes)
     }
 
@@ -256,6 +250,26 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Creates a data directory that does not exist yet readable by its owner only (0700): it
+/// holds the audit chain, the link registry and correction tickets. An existing directory
+/// keeps the mode its operator gave it.
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        b.mode(0o700);
+    }
+    b.create(dir).map_err(|e| StoreError::Dir {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +289,12 @@ mod tests {
         let dir = temp_dir("open").join("nested");
         let store = Store::open(&dir).expect("open");
         assert_eq!(store.path(), dir.join(Store::FILE_NAME));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "a new data directory is its owner's: {mode:o}");
+        }
         drop(store);
         Store::open_existing(&dir).expect("reopen");
         let _ = std::fs::remove_dir_all(&dir);

@@ -452,6 +452,18 @@ fn check_message(
                 "a field has at most one of map, date, region_digits",
             );
         }
+        // A national field that is shown masked must be masked on its way in: without the
+        // rule's `mask`, a region's full name would reach every verifier.
+        if r.national.get_ref().ends_with("Masked") && r.mask.is_none() {
+            ck.at(
+                &r.national,
+                &format!("{f}.mask"),
+                format!(
+                    "`{}` is shown masked: the rule needs `mask` (name, id or phone)",
+                    r.national.get_ref()
+                ),
+            );
+        }
         rules.push(Rule {
             national: r.national.get_ref().clone(),
             dialect,

@@ -545,3 +545,27 @@ fn a_loss_report_is_bounded_and_its_header_is_ascii() {
     assert!(h.starts_with("unmapped:(d)%E5%90%8D"), "{}", &h[..40]);
     assert!(h.len() < 16 * 1024, "{}", h.len());
 }
+
+#[test]
+fn a_field_shown_masked_needs_its_mask() {
+    let text = r#"
+region = "330000"
+name = "nm"
+codec = "json"
+[services.verifyCode]
+path = "/verify"
+[services.verifyCode.response]
+fields = [
+  { national = "nameMasked", dialect = "n" },
+  { national = "idNoMasked", dialect = "i", mask = "id" },
+]
+"#;
+    let LoadError(problems) =
+        Dialect::from_toml("nm", "nm.toml", text, &Standard::embedded()).unwrap_err();
+    let got: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        got,
+        ["services.verifyCode.response.fields[0].mask"],
+        "{problems:#?}"
+    );
+}

@@ -310,7 +310,9 @@ pub(in crate::server) async fn track_correction(
 
 /// `POST /phic/v1/correctionStatus`, `{ticketId, status?, note?}`: the region that owns the
 /// ticket moves it on (with `status`); the client that filed it reads it (without). Anyone
-/// else, and an unknown id, get the same 1002, so ids cannot be probed.
+/// else, and an unknown id, get the same 1002, so ids cannot be probed. A region's `note`
+/// is accepted and not kept: no answer shows it, and free text about one person's
+/// correction may well name them.
 pub(in crate::server) async fn correction_status(
     gw: &Arc<Gateway>,
     call: &Call,
@@ -329,7 +331,6 @@ pub(in crate::server) async fn correction_status(
         })?),
         None => None,
     };
-    let note = text(biz, &["note"]).map(str::to_owned);
     let store = Arc::clone(&gw.corrections);
     let (app, own_region) = (
         call.client.app_id.clone(),
@@ -340,7 +341,7 @@ pub(in crate::server) async fn correction_status(
     let ticket = tokio::task::spawn_blocking(move || {
         // A ticket is its region's: ids are unique within a region only.
         match to {
-            Some(to) if is_region => store.advance(&own_region, &id, to, now, note.as_deref()),
+            Some(to) if is_region => store.advance(&own_region, &id, to, now, None),
             Some(_) => Err(crate::corrections::CorrectionError::UnknownTicket { ticket_id: id }),
             None => {
                 if is_region {
