@@ -172,7 +172,8 @@ fn clients_file_reports_every_problem() {
 
 #[test]
 fn example_clients_file_parses() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sim-national.example.toml");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sim-national.example.toml");
     let clients = load_clients(&path).unwrap();
     assert!(!clients.credentials.is_empty());
     assert!(

@@ -420,7 +420,11 @@ async fn a_dialect_written_as_data_alone_is_simulated() {
     assert_eq!(answer["colour"], json!("G"), "{answer}");
     // A rule to a masked national field must mask (the loader says so): the back-end
     // answers in full, and the gateway masks on the way.
-    assert_eq!(answer["holder"], json!(p.name), "full where the dialect masks");
+    assert_eq!(
+        answer["holder"],
+        json!(p.name),
+        "full where the dialect masks"
+    );
 
     // A fever turns the code yellow, and the next scan says so.
     let declare = json!({"idcard": p.id_no, "temp": 38.2});
