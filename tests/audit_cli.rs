@@ -14,7 +14,7 @@ use crate::support::{hutong, hutong_stdin, stdout, temp_dir};
 
 const SECRET: [u8; 32] = [0x5a; 32];
 const ALICE: &str = "11010519491231002X";
-const BOB: &str = "110105194912310037";
+const BOB: &str = "110105194912310038";
 
 /// A data directory with 8 records: odd seqs about Alice, seqs 4 and 8 about Bob, the rest
 /// about nobody.
@@ -244,7 +244,7 @@ fn receipt_lists_exactly_the_holders_records() {
     assert_eq!(fx.receipt_seqs(BOB), vec![4, 8]);
     // The check character typed in lower case is the same person.
     assert_eq!(fx.receipt_seqs(&ALICE.to_lowercase()), vec![1, 3, 5, 7]);
-    assert!(fx.receipt_seqs("110105194912310045").is_empty());
+    assert!(fx.receipt_seqs("110105194912310046").is_empty());
 }
 
 #[test]
@@ -309,4 +309,27 @@ fn receipt_rejects_a_short_secret() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16 bytes"));
+}
+
+#[test]
+fn receipt_refuses_a_mistyped_id_number_rather_than_finding_nobody() {
+    let fx = Fixture::new();
+    // Alice's number with the wrong check character.
+    let mistyped = "110105194912310021";
+    let out = hutong_stdin(
+        &[
+            "audit",
+            "receipt",
+            "--data-dir",
+            fx.data().to_str().unwrap(),
+            "--secret-file",
+            fx.dir.join("secret.hex").to_str().unwrap(),
+            "--id-no",
+            "-",
+        ],
+        format!("{mistyped}\n").as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a valid resident ID number"), "{err}");
 }

@@ -168,7 +168,7 @@ pub(super) fn alice() -> Pseudonym {
 }
 
 pub(super) fn bob() -> Pseudonym {
-    pseudonym(&secret(), "10", "110105194912310037")
+    pseudonym(&secret(), "10", "110105194912310038")
 }
 
 /// Record `i`: about alice when `i` is odd, bob when it is a multiple of 4, nobody else.

@@ -172,6 +172,21 @@ fn receipt(
     if id_no.trim().is_empty() {
         bail!("the ID number is empty");
     }
+    // A mistyped resident ID number would find no record and look like "nobody asked".
+    if id_type == crate::national::validate::ID_TYPE_RESIDENT_CARD {
+        let std = crate::standard::Standard::embedded();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let today = crate::national::time::Date::beijing_today(now);
+        // As the pseudonym takes it: an `x` is an `X`.
+        let upper = Zeroizing::new(id_no.trim().to_ascii_uppercase());
+        if let Err(e) = crate::national::idno::check(&upper, &std.divisions, today) {
+            bail!(
+                "the ID number is not a valid resident ID number (GB 11643: {e}); nothing was looked up"
+            );
+        }
+    }
     let subject = pseudonym(&secret, id_type, &id_no);
     drop(id_no);
     let (_, log) = open_log(data_dir)?;

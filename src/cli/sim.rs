@@ -320,8 +320,10 @@ pub(super) fn run(standard: &Standard, args: &Args) -> anyhow::Result<ExitCode> 
             ])
         ),
     };
+    // Colours only on a terminal: a log file gets plain text.
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

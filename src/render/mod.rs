@@ -102,11 +102,21 @@ impl StatusColour {
 
     /// Colour of text on the header band: white, or dark on yellow (white on yellow has
     /// a contrast ratio near 1.5).
+    ///
+    /// White or near-black, whichever contrasts more with the band (WCAG), as on the HTML
+    /// page: on the green, grey and yellow bands that is near-black, at least 4.5:1.
     pub fn band_text_rgb(self) -> [u8; 3] {
-        match self {
-            StatusColour::Yellow => [0x33, 0x33, 0x33],
-            _ => [0xFF, 0xFF, 0xFF],
+        page::text_on(self.rgb())
+    }
+
+    /// Colour of the status word under the code, on the white card: the module colour,
+    /// darkened in its own hue until it reaches a contrast of 4.5:1 (WCAG AA for text).
+    pub fn word_rgb(self) -> [u8; 3] {
+        let mut c = self.module_rgb();
+        while page::contrast_ratio(page::PAGE_BG, c) < 4.5 {
+            c = c.map(|v| (u16::from(v) * 9 / 10) as u8);
         }
+        c
     }
 
     /// The status word shown under the code.
@@ -302,7 +312,7 @@ pub(crate) fn text_lines(view: &CodeView, l: &Layout) -> [(String, u32, f32, [u8
             clip(&view.status_word),
             l.status_y,
             STATUS_SIZE,
-            status.module_rgb(),
+            status.word_rgb(),
         ),
         (
             format!("更新于 {}", clip(&view.updated_at)),

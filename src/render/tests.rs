@@ -266,3 +266,19 @@ fn names_are_masked_and_times_formatted() {
     assert_eq!(format_update_time(-1, 0), "1969-12-31 23:59:59");
     assert_eq!(clip(&"长".repeat(30)).chars().count(), 24);
 }
+
+#[test]
+fn the_image_text_reads_at_4_5_to_1_on_every_colour() {
+    use crate::render::page::{PAGE_BG, contrast_ratio};
+    for s in [
+        StatusColour::Green,
+        StatusColour::Yellow,
+        StatusColour::Red,
+        StatusColour::Grey,
+    ] {
+        let band = contrast_ratio(s.band_text_rgb(), s.rgb());
+        assert!(band >= 4.5, "{s:?}: band text {band:.2}:1");
+        let word = contrast_ratio(s.word_rgb(), PAGE_BG);
+        assert!(word >= 4.5, "{s:?}: status word {word:.2}:1");
+    }
+}

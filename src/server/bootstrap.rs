@@ -29,6 +29,9 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
     let fail = |what: &Path, e: &dyn std::fmt::Display| {
         ServerError::Bootstrap(format!("{}: {e}", what.display()))
     };
+    // The data directory first, its owner's alone (0700): what follows creates files in it.
+    let data = resolve(&raw.gateway.data_dir);
+    crate::store::create_private_dir(&data).map_err(|e| fail(&data, &e))?;
     if raw.server.generate_dev_certs {
         let cert = resolve(&raw.server.tls_cert_file);
         if !cert.exists() {

@@ -64,10 +64,7 @@ pub(super) async fn serve(
 /// list; they fetch it again only when it changed, and revalidate every time (`no-cache`):
 /// a revocation must not wait for a cache's lifetime.
 fn trust_list_answer(list: Vec<u8>, if_none_match: Option<&str>) -> Response<Full<Bytes>> {
-    let etag = format!(
-        "\"sm3-{}\"",
-        crate::crypto::to_hex(&crate::crypto::sm3(&list)[..16])
-    );
+    let etag = crate::trust::list::etag_of(&list);
     let held = if_none_match.is_some_and(|h| {
         h.split(',')
             .map(str::trim)

@@ -176,6 +176,7 @@ impl Store {
     }
 
     fn open_file(path: PathBuf, cache_bytes: usize) -> Result<Self, StoreError> {
+        let new = !path.exists();
         let db = Database::builder()
             .set_cache_size(cache_bytes)
             .create(&path)
@@ -183,6 +184,19 @@ impl Store {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
+        // A new database file is its owner's alone, like its directory.
+        #[cfg(unix)]
+        if new {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(
+                |e| StoreError::Open {
+                    path: path.clone(),
+                    reason: format!("cannot restrict it to its owner: {e}"),
+                },
+            )?;
+        }
+        #[cfg(not(unix))]
+        let _ = new;
         let txn = db.begin_write()?;
         txn.open_table(tables::AUDIT_RECORDS)?;
         txn.open_table(tables::AUDIT_META)?;
@@ -253,7 +267,7 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Creates a data directory that does not exist yet readable by its owner only (0700): it
 /// holds the audit chain, the link registry and correction tickets. An existing directory
 /// keeps the mode its operator gave it.
-fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -294,6 +308,12 @@ mod tests {
             use std::os::unix::fs::PermissionsExt as _;
             let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o700, "a new data directory is its owner's: {mode:o}");
+            let file = std::fs::metadata(store.path())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(file, 0o600, "a new database file is its owner's: {file:o}");
         }
         drop(store);
         Store::open_existing(&dir).expect("reopen");

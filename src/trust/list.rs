@@ -48,12 +48,17 @@ impl SignedTrustList {
         serde_json::to_string(self).expect("string fields serialise")
     }
 
-    /// A strong HTTP ETag for the list: the SM3 of the signed list bytes, quoted hex.
+    /// The ETag the gateway publishes this list under, written as [`SignedTrustList::to_json`]
+    /// writes it ([`etag_of`]): what an operator compares after a reload.
     pub fn etag(&self) -> String {
-        let digest = sm3(self.list.as_bytes());
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        format!("\"{hex}\"")
+        etag_of(self.to_json().as_bytes())
     }
+}
+
+/// The strong HTTP ETag of a published trust list's bytes: `"sm3-"` and the first 16 bytes
+/// of their SM3, hex (DESIGN.md §3). The gateway serves the file under it.
+pub fn etag_of(bytes: &[u8]) -> String {
+    format!("\"sm3-{}\"", crate::crypto::to_hex(&sm3(bytes)[..16]))
 }
 
 /// The trust anchors a verifier accepts, by anchor key id.

@@ -99,11 +99,18 @@ pub async fn setup(client: &GatewayClient, fixtures: &Fixtures) -> Result<Contex
         ctx.values.insert(format!("ticket.{label}"), json!(t));
     }
     let fail = |what: &str, x: &crate::client::Exchange| {
-        SetupError(format!(
-            "{what}: code {} {}",
-            x.code(),
-            x.open_error.clone().unwrap_or_default()
-        ))
+        // The target's own message says why (`invalid business content: user.idNo`).
+        let said = x
+            .envelope
+            .as_ref()
+            .map(|e| e.msg.as_str())
+            .unwrap_or_default();
+        let why = x.open_error.as_deref().unwrap_or(said);
+        SetupError(
+            format!("{what}: code {} {}", x.code(), why)
+                .trim_end()
+                .to_owned(),
+        )
     };
     for (label, p) in &fixtures.person {
         ctx.secrets.push((PersonalClass::Id, p.id_no.clone()));
