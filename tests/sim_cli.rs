@@ -178,3 +178,61 @@ fn sim_with_a_defect_serves_it() {
         child.wait().unwrap();
     }
 }
+
+/// The conformance run against the reference simulator, from the command line alone: the
+/// example clients file, `--keys-out` and `--fixtures-out`, two hand-written profiles.
+#[test]
+fn the_suite_runs_against_the_simulator_from_the_command_line() {
+    let dir = temp_dir("sim-suite");
+    let fixtures = dir.join("fixtures.toml");
+    let (mut child, _, port) = spawn_listening(
+        Command::new(env!("CARGO_BIN_EXE_hutong"))
+            .args(["sim", "--national", "--population", "200", "--clients"])
+            .arg(root().join("config/sim-national.example.toml"))
+            .arg("--keys-out")
+            .arg(&dir)
+            .arg("--fixtures-out")
+            .arg(&fixtures)
+            .args(["--fixtures-client", "C3300000001"])
+            .stderr(Stdio::null()),
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&fixtures).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the fixtures name people: {mode:o}");
+    }
+    for (name, app, mac) in [("one", "C3300000001", "11"), ("two", "C3300000002", "33")] {
+        std::fs::write(
+            dir.join(format!("{name}.toml")),
+            format!(
+                "gateway = \"http://127.0.0.1:{port}\"\napp_id = \"{app}\"\nsign_type = \"HMAC-SM3\"\n\
+                 mac_key_hex = \"{}\"\nsm4_key_hex = \"{}\"\ngateway_sign_key_file = \"sim-response.pub.pem\"\n",
+                mac.repeat(32),
+                "22".repeat(16)
+            ),
+        )
+        .unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_hutong"))
+        .current_dir(root())
+        .args(["conformance", "run", "--client"])
+        .arg(dir.join("one.toml"))
+        .arg("--client2")
+        .arg(dir.join("two.toml"))
+        .arg("--fixtures")
+        .arg(&fixtures)
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("CONFORMS"), "{text}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -113,6 +113,15 @@ pub struct Args {
     /// sim-encryption.pub.pem, sim-trust-list.json) before serving. National only.
     #[arg(long, value_name = "DIR")]
     pub keys_out: Option<PathBuf>,
+    /// Write a conformance fixtures file here (mode 0600) once serving: a green and a yellow
+    /// person of the population, a code of its issuer and a ticket for --fixtures-client,
+    /// both expired; what `hutong conformance run --fixtures` needs against this simulator.
+    /// National only.
+    #[arg(long, value_name = "FILE", requires = "fixtures_client")]
+    pub fixtures_out: Option<PathBuf>,
+    /// The suite's appId (a client of --clients), whom the expired ticket is sealed for.
+    #[arg(long, value_name = "APPID", requires = "fixtures_out")]
+    pub fixtures_client: Option<String>,
     /// Largest request body, bytes.
     #[arg(long, default_value_t = sim::server::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
@@ -244,6 +253,7 @@ fn region_config(
         (args.code_host.is_some(), "--code-host"),
         (args.code_ttl_secs.is_some(), "--code-ttl-secs"),
         (args.keys_out.is_some(), "--keys-out"),
+        (args.fixtures_out.is_some(), "--fixtures-out"),
         (!args.defects.is_empty(), "--defect"),
     ] {
         if given {
@@ -385,6 +395,12 @@ async fn serve_region(
 
 async fn serve(args: &Args, config: SimConfig) -> anyhow::Result<ExitCode> {
     let keys = SimKeys::generate()?;
+    if let Some(app) = &args.fixtures_client {
+        if !config.clients.contains_key(app) {
+            bail!("--fixtures-client {app} is not a client of --clients");
+        }
+    }
+    let (issuer_key, ticket_key) = (keys.issuer.clone(), keys.ticket.clone());
     if let Some(dir) = &args.keys_out {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -397,6 +413,10 @@ async fn serve(args: &Args, config: SimConfig) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let (population, region) = (config.population, config.region.clone());
     let running = sim::start(config, keys, listener).await?;
+    if let (Some(path), Some(app)) = (&args.fixtures_out, &args.fixtures_client) {
+        let text = fixtures_text(&running, &issuer_key, ticket_key, app)?;
+        super::write_secret(path, text.as_bytes())?;
+    }
     let stop = StopSignal::install()?;
     say!("listening on {}", running.base_url());
     tracing::info!(
@@ -444,4 +464,73 @@ impl StopSignal {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// The conformance fixtures of a running national simulator: its first green and first
+/// yellow person, a code of its issuer that expired an hour ago, and a ticket it sealed
+/// for `app` that expired ten minutes ago (`conformance/fixtures.example.toml`).
+fn fixtures_text(
+    running: &sim::RunningSim,
+    issuer_key: &crate::crypto::SigningKey,
+    ticket_key: crate::crypto::Sm4Key,
+    app: &str,
+) -> anyhow::Result<String> {
+    use crate::code::{Claims, CodeId, Colour, IssuerKey};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the system clock is before 1970")?
+        .as_secs();
+    let now = i64::try_from(now).context("the system clock is out of range")?;
+    let first = |c: Colour| {
+        running.with_population(|p| {
+            p.iter().find(|x| x.colour == c).map(|x| {
+                (
+                    x.id_no.clone(),
+                    x.name.clone(),
+                    x.code_id.as_str().to_owned(),
+                )
+            })
+        })
+    };
+    let mut doc = toml::Table::new();
+    let mut persons = toml::Table::new();
+    let mut green_code = None;
+    for (label, colour) in [("green", Colour::Green), ("yellow", Colour::Yellow)] {
+        let (id_no, name, cid) = first(colour)
+            .with_context(|| format!("the population has no {label} person: raise --population"))?;
+        let mut p = toml::Table::new();
+        p.insert("idType".into(), "10".into());
+        p.insert("idNo".into(), id_no.into());
+        p.insert("name".into(), name.into());
+        persons.insert(label.into(), p.into());
+        green_code.get_or_insert(cid);
+    }
+    doc.insert("person".into(), persons.into());
+    let kid = crate::trust::Kid::parse(sim::ISSUER_KID).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let issuer = IssuerKey::new(running.issuer().clone(), kid, issuer_key.clone());
+    let code = crate::code::issue(
+        &issuer,
+        &Claims {
+            cid: CodeId::random()?,
+            col: Colour::Green,
+            iat: now - 7200,
+            exp: now - 3600,
+            nc: None,
+        },
+    )?;
+    let mut codes = toml::Table::new();
+    codes.insert("expired".into(), code.into());
+    doc.insert("code".into(), codes.into());
+    let cid = green_code.unwrap_or_default();
+    let ticket = crate::ticket::TicketKey::new(running.issuer().clone(), ticket_key)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .seal(&cid, app, now - 1200, 600)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut tickets = toml::Table::new();
+    tickets.insert("expired".into(), ticket.into());
+    doc.insert("ticket".into(), tickets.into());
+    Ok(format!(
+        "# Written by hutong sim --national --fixtures-out: synthetic people of its population.\n{}",
+        toml::to_string(&doc)?
+    ))
 }
