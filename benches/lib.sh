@@ -463,6 +463,11 @@ rps() {
 # sent_rps KEY: every answer a second, refusals included ((e) sends to be refused).
 sent_rps() { awk -v r="$(field "$1" requests)" -v d="$(field "$1" duration_us)" 'BEGIN{printf "%.1f", r / (d / 1e6)}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", (b > 0 ? a / b : 0)}'; }
+# per_core KEY: successful answers a second per core of CPU the servers under test used.
+per_core() {
+  awk -v r="$(rps "$1")" -v t="$(field "$1" cpu_ticks)" -v d="$(field "$1" duration_us)" -v h="$TICKS" \
+    'BEGIN{c = t / h / (d / 1e6); printf "%.1f", (c > 0 ? r / c : 0)}'
+}
 met() { awk -v a="$1" -v b="$2" 'BEGIN{print ((a >= b) ? "yes" : "NO")}'; }
 # verdict VALUE TARGET KEY...: yes when VALUE ≥ TARGET and no KEY had an error or ran out
 # of distinct requests (a figure with errors in it is not a result).
