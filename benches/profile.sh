@@ -207,7 +207,10 @@ by_function() {
 }
 by_function "$T/long.callgrind" >"$T/self.txt"
 by_function "$T/long.callgrind" --inclusive=yes >"$T/inclusive.txt"
-COMMITTER=$(awk -F'\t' '$2 ~ /audit::writer::run_committer$/ {c = $1} END {print c + 0}' "$T/inclusive.txt")
+COMMITTER=$(awk -F'\t' '$2 ~ /audit::writer::(run_committer|interval::Committer::run)$/ && $1 > c {c = $1} END {print c + 0}' "$T/inclusive.txt")
+# The request's own task, inclusive: steadier than the whole process's difference, which
+# also carries the committer's batches and the script's /metrics reads.
+HANDLE=$(awk -F'\t' '$2 ~ /server::pipeline::handle(::\{\{closure\}\})*$/ && $1 > c {c = $1} END {print c + 0}' "$T/inclusive.txt")
 top() { # FILE [FILTER]: the first TOP lines (matching FILTER), in Ir per request
   awk -F'\t' -v re="${2:-.}" -v n="$N2" -v top="$TOP" \
     '$2 ~ re && k++ < top {printf "  %9.0f  %s\n", $1 / n, substr($2, 1, 110)}' "$1"
@@ -224,6 +227,8 @@ fi
 echo "binary: $H ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?') checked out); wrk -t1 -c$CONNS"
 echo "short run: $N1 requests, $IR1 Ir; long run: $N2 requests, $IR2 Ir"
 echo "Ir per request: $PER"
+echo "  of which the request's task (pipeline::handle, inclusive): about $((HANDLE / N2)), the figure to"
+echo "  compare builds by (the whole process also carries the committer and the /metrics reads)"
 echo "  of which the audit committer thread: about $((COMMITTER / N2)) (it commits every sync_interval_ms"
 echo "  whatever has come, so its share per request depends on the request rate under valgrind)"
 echo
