@@ -38,6 +38,9 @@ pub struct Metrics {
     pub callback_failures: AtomicU64,
     /// Callbacks given up after the outbox's last attempt.
     pub callbacks_abandoned: AtomicU64,
+    /// Linked regions asked for a cross-region answer that gave no status in time (the
+    /// answer was partial, or carried their last known status).
+    pub regions_unanswered: AtomicU64,
 }
 
 /// What the metrics report as it is at the scrape, read from the parts that hold it.
@@ -72,6 +75,7 @@ impl Default for Metrics {
             callbacks_delivered: AtomicU64::new(0),
             callback_failures: AtomicU64::new(0),
             callbacks_abandoned: AtomicU64::new(0),
+            regions_unanswered: AtomicU64::new(0),
         }
     }
 }
@@ -217,6 +221,11 @@ impl Metrics {
                 "Callbacks given up after the last attempt.",
                 &self.callbacks_abandoned,
             ),
+            (
+                "hutong_regions_unanswered_total",
+                "Linked regions that gave no status to a cross-region query in time.",
+                &self.regions_unanswered,
+            ),
         ] {
             let _ = writeln!(
                 o,
@@ -272,6 +281,7 @@ mod tests {
             std::time::Duration::from_millis(0),
         );
         m.callbacks_abandoned.fetch_add(1, Ordering::Relaxed);
+        m.regions_unanswered.fetch_add(2, Ordering::Relaxed);
         let t = m.render(&Gauges {
             callbacks_pending: Some(7),
             ..Gauges::default()
@@ -282,6 +292,7 @@ mod tests {
         );
         assert!(t.contains("hutong_requests_total{service=\"none\",code=\"1002\"} 1"));
         assert!(t.contains("\nhutong_callbacks_abandoned_total 1\n"), "{t}");
+        assert!(t.contains("\nhutong_regions_unanswered_total 2\n"), "{t}");
         assert!(t.contains("# TYPE hutong_callbacks_pending gauge\nhutong_callbacks_pending 7\n"));
         assert!(
             !t.contains("hutong_callbacks_finished"),

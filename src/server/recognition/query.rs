@@ -113,6 +113,9 @@ async fn ask_region(gw: &Arc<Gateway>, l: &RegionLink) -> RegionStatus {
         "verifier": {"orgName": "hutong gateway", "deviceId": gw.config.load().gateway.app_id},
         "scene": "REGIONS",
     });
+    gw.metrics
+        .upstream_calls
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let got = tokio::time::timeout(
         FANOUT_DEADLINE,
         gw.relay
@@ -133,6 +136,11 @@ async fn ask_region(gw: &Arc<Gateway>, l: &RegionLink) -> RegionStatus {
         }
         Err(_) => Known::Unanswered,
     };
+    if matches!(known, Known::Unanswered) {
+        gw.metrics
+            .regions_unanswered
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     settle(l, known)
 }
 
