@@ -369,6 +369,26 @@ async fn over_the_limit_is_1007_with_retry_after() {
     assert!(retry.unwrap().parse::<u64>().unwrap() >= 1);
 }
 
+/// The code the region issues `p` through the gateway: applyCodeAccess, then generateCode.
+async fn code_of(c: &GatewayClient, p: &(String, String, String)) -> String {
+    let apply = c
+        .call(
+            ServiceName::ApplyCodeAccess,
+            &json!({"user": user(p), "authType": "FACE", "authProof": "ok"}),
+        )
+        .await
+        .unwrap();
+    let token = apply.biz.unwrap()["userToken"].as_str().unwrap().to_owned();
+    let generated = c
+        .call(ServiceName::GenerateCode, &json!({"userToken": token}))
+        .await
+        .unwrap();
+    generated.biz.unwrap()["codeContent"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// The region's own client, which pushes status events.
 async fn correction(c: &GatewayClient, body: Value) -> hutong::client::Exchange {
     c.call_raw_service("correctionStatus", &body).await.unwrap()
@@ -395,22 +415,7 @@ async fn a_region_that_leaks_the_name_and_id_number_is_masked_by_the_gateway() {
     .await;
     let c = fx.client(SignTypeName::HmacSm3);
     let p = fx.person(6);
-    let apply = c
-        .call(
-            ServiceName::ApplyCodeAccess,
-            &json!({"user": user(&p), "authType": "FACE", "authProof": "ok"}),
-        )
-        .await
-        .unwrap();
-    let token = apply.biz.unwrap()["userToken"].as_str().unwrap().to_owned();
-    let generated = c
-        .call(ServiceName::GenerateCode, &json!({"userToken": token}))
-        .await
-        .unwrap();
-    let content = generated.biz.unwrap()["codeContent"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let content = code_of(&c, &p).await;
     let v = c
         .call(
             ServiceName::VerifyCode,
@@ -441,22 +446,7 @@ async fn a_cache_hit_avoids_the_region_and_a_status_event_purges_it() {
     let fx = Fixture::start(Opts::default()).await;
     let c = fx.client(SignTypeName::HmacSm3);
     let p = fx.person(5);
-    let apply = c
-        .call(
-            ServiceName::ApplyCodeAccess,
-            &json!({"user": user(&p), "authType": "FACE", "authProof": "ok"}),
-        )
-        .await
-        .unwrap();
-    let token = apply.biz.unwrap()["userToken"].as_str().unwrap().to_owned();
-    let generated = c
-        .call(ServiceName::GenerateCode, &json!({"userToken": token}))
-        .await
-        .unwrap();
-    let content = generated.biz.unwrap()["codeContent"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let content = code_of(&c, &p).await;
     let cid = hutong::code::CodeUrl::parse(&content)
         .unwrap()
         .cid
