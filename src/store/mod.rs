@@ -182,7 +182,15 @@ impl Store {
             .create(&path)
             .map_err(|e| StoreError::Open {
                 path: path.clone(),
-                reason: e.to_string(),
+                reason: match e {
+                    redb::DatabaseError::DatabaseAlreadyOpen => {
+                        "it is held open, most likely by a \
+                        running `hutong serve` on this data directory: stop it first, or \
+                        read a copy"
+                            .to_owned()
+                    }
+                    e => e.to_string(),
+                },
             })?;
         // A new database file is its owner's alone, like its directory.
         #[cfg(unix)]
@@ -337,6 +345,7 @@ mod tests {
         let _first = Store::open(&dir).expect("open");
         let err = Store::open(&dir).expect_err("locked");
         assert!(matches!(err, StoreError::Open { .. }), "{err}");
+        assert!(err.to_string().contains("stop it first"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
