@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use hutong::client::{GatewayClient, Profile};
 use hutong::config::SignTypeName;
-use hutong::conformance::{self, Fixtures, Report, run::Person};
+use hutong::conformance::{self, Fixtures, Report};
 use hutong::crypto::{SigningKey, Sm4Key, to_hex};
 use hutong::envelope::ClientCredentials;
 use hutong::sim::{self, RunningSim, SimConfig, SimKeys};
@@ -83,14 +83,9 @@ pub async fn sim_target(tag: &str, configure: impl FnOnce(&mut SimConfig)) -> Si
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sim = sim::start(cfg, keys, listener).await.unwrap();
 
-    let mut fixtures = fixtures_of(&sim, &issuer_key);
-    // A ticket the simulator sealed for the suite's client, expired ten minutes ago.
-    let cid = sim.with_population(|p| p.get(0).unwrap().code_id.as_str().to_owned());
-    let expired = hutong::ticket::TicketKey::new(sim.issuer().clone(), ticket_key)
-        .unwrap()
-        .seal(&cid, APP, now() - 1200, 600)
-        .unwrap();
-    fixtures.ticket.insert("expired".into(), expired);
+    // A green and a yellow holder, an expired code of its issuer and an expired ticket it
+    // sealed for the suite's client, as `hutong sim --fixtures-out` writes them.
+    let fixtures = sim::conformance_fixtures(&sim, &issuer_key, ticket_key, APP, now()).unwrap();
     let profile = Profile {
         gateway: sim.base_url(),
         app_id: APP.into(),
@@ -134,43 +129,6 @@ pub async fn run_suite(
     cases.retain(|c| !skip.contains(&c.id.as_str()));
     let ctx = conformance::setup(client, fixtures).await.unwrap();
     conformance::run_all(client, Some(client2), "loopback", &cases, &ctx, &[]).await
-}
-
-/// A green and a yellow holder of a simulator, and an expired code of its issuer.
-fn fixtures_of(sim: &RunningSim, issuer_key: &SigningKey) -> Fixtures {
-    let pick = |colour: &str| {
-        sim.with_population(|p| {
-            p.iter()
-                .find(|x| x.colour.as_str() == colour)
-                .map(|x| Person {
-                    id_type: "10".into(),
-                    id_no: x.id_no.clone(),
-                    name: x.name.clone(),
-                })
-                .unwrap()
-        })
-    };
-    let mut fixtures = Fixtures::default();
-    fixtures.person.insert("green".into(), pick("00"));
-    fixtures.person.insert("yellow".into(), pick("01"));
-    let t = now();
-    let expired = hutong::code::issue(
-        &hutong::code::IssuerKey::new(
-            sim.issuer().clone(),
-            hutong::trust::Kid::parse(sim::ISSUER_KID).unwrap(),
-            issuer_key.clone(),
-        ),
-        &hutong::code::Claims {
-            cid: hutong::code::CodeId::random().unwrap(),
-            col: hutong::code::Colour::Green,
-            iat: t - 7200,
-            exp: t - 3600,
-            nc: None,
-        },
-    )
-    .unwrap();
-    fixtures.code.insert("expired".into(), expired);
-    fixtures
 }
 
 pub fn cleanup(dir: &Path) {
@@ -262,7 +220,11 @@ async fn the_gateway_in_front_of_the_simulator_conforms() {
         ..crate::gateway::Opts::default()
     })
     .await;
-    let mut fixtures = fixtures_of(fx.sim.as_ref().unwrap(), &fx.issuer_key);
+    // The simulator's people and expired code; the ticket is replaced below by one the
+    // gateway sealed, the only kind the gateway opens.
+    let any_key = Sm4Key::from_bytes(&[0u8; 16]).unwrap();
+    let sim = fx.sim.as_ref().unwrap();
+    let mut fixtures = sim::conformance_fixtures(sim, &fx.issuer_key, any_key, APP, now()).unwrap();
     // A ticket the gateway sealed for the suite's client, expired ten minutes ago.
     let app = fx.profile(SignTypeName::HmacSm3, true).app_id;
     let t = now();

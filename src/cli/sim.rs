@@ -414,7 +414,16 @@ async fn serve(args: &Args, config: SimConfig) -> anyhow::Result<ExitCode> {
     let (population, region) = (config.population, config.region.clone());
     let running = sim::start(config, keys, listener).await?;
     if let (Some(path), Some(app)) = (&args.fixtures_out, &args.fixtures_client) {
-        let text = fixtures_text(&running, &issuer_key, ticket_key, app)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .context("the system clock is before 1970")?
+            .as_secs();
+        let now = i64::try_from(now).context("the system clock is out of range")?;
+        let fixtures = sim::conformance_fixtures(&running, &issuer_key, ticket_key, app, now)?;
+        let text = format!(
+            "# Written by hutong sim --national --fixtures-out: synthetic people of its population.\n{}",
+            toml::to_string(&fixtures)?
+        );
         super::write_secret(path, text.as_bytes())?;
     }
     let stop = StopSignal::install()?;
@@ -464,73 +473,4 @@ impl StopSignal {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
-}
-
-/// The conformance fixtures of a running national simulator: its first green and first
-/// yellow person, a code of its issuer that expired an hour ago, and a ticket it sealed
-/// for `app` that expired ten minutes ago (`conformance/fixtures.example.toml`).
-fn fixtures_text(
-    running: &sim::RunningSim,
-    issuer_key: &crate::crypto::SigningKey,
-    ticket_key: crate::crypto::Sm4Key,
-    app: &str,
-) -> anyhow::Result<String> {
-    use crate::code::{Claims, CodeId, Colour, IssuerKey};
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .context("the system clock is before 1970")?
-        .as_secs();
-    let now = i64::try_from(now).context("the system clock is out of range")?;
-    let first = |c: Colour| {
-        running.with_population(|p| {
-            p.iter().find(|x| x.colour == c).map(|x| {
-                (
-                    x.id_no.clone(),
-                    x.name.clone(),
-                    x.code_id.as_str().to_owned(),
-                )
-            })
-        })
-    };
-    let mut doc = toml::Table::new();
-    let mut persons = toml::Table::new();
-    let mut green_code = None;
-    for (label, colour) in [("green", Colour::Green), ("yellow", Colour::Yellow)] {
-        let (id_no, name, cid) = first(colour)
-            .with_context(|| format!("the population has no {label} person: raise --population"))?;
-        let mut p = toml::Table::new();
-        p.insert("idType".into(), "10".into());
-        p.insert("idNo".into(), id_no.into());
-        p.insert("name".into(), name.into());
-        persons.insert(label.into(), p.into());
-        green_code.get_or_insert(cid);
-    }
-    doc.insert("person".into(), persons.into());
-    let kid = crate::trust::Kid::parse(sim::ISSUER_KID).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let issuer = IssuerKey::new(running.issuer().clone(), kid, issuer_key.clone());
-    let code = crate::code::issue(
-        &issuer,
-        &Claims {
-            cid: CodeId::random()?,
-            col: Colour::Green,
-            iat: now - 7200,
-            exp: now - 3600,
-            nc: None,
-        },
-    )?;
-    let mut codes = toml::Table::new();
-    codes.insert("expired".into(), code.into());
-    doc.insert("code".into(), codes.into());
-    let cid = green_code.unwrap_or_default();
-    let ticket = crate::ticket::TicketKey::new(running.issuer().clone(), ticket_key)
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .seal(&cid, app, now - 1200, 600)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut tickets = toml::Table::new();
-    tickets.insert("expired".into(), ticket.into());
-    doc.insert("ticket".into(), tickets.into());
-    Ok(format!(
-        "# Written by hutong sim --national --fixtures-out: synthetic people of its population.\n{}",
-        toml::to_string(&doc)?
-    ))
 }

@@ -71,7 +71,7 @@ pub use ticket::{TicketError, TicketKey};
 use grants::Grants;
 use handler::Idempotency;
 use population::Rng;
-pub use published::write_public_keys;
+pub use published::{conformance_fixtures, write_public_keys};
 use quota::ClientQuotas;
 
 /// Path prefix of the national services.

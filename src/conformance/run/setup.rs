@@ -6,7 +6,7 @@ use super::*;
 use crate::standard::PersonalClass;
 
 /// A person the target holds, named by the fixtures file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Person {
     /// ID type code.
@@ -21,7 +21,7 @@ pub struct Person {
 
 /// What the target's operator tells the suite (`--fixtures FILE`): persons it holds, by
 /// label (`green`, `yellow`), and codes only it can make.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fixtures {
     /// Persons by label.
