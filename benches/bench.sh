@@ -12,7 +12,8 @@
 #       verify plus one SM2 sign per request, same build, every core. Target ≥ 0.8.
 #   b   cached verify: verifyCode of a cached PHIC1 code, sign type HMAC-SM3. Baseline:
 #       nginx returning a static body of the same size over TLS. Targets: ≥ 0.7× nginx
-#       (benchmarks) and ≥ 20,000 req/s (gateway).
+#       (benchmarks) and ≥ 20,000 req/s (gateway). Printed beside, for information: the
+#       ceiling the envelope's SM3 and SM4 leave on these cores with wrk beside them.
 #   c   relay through a JSON dialect: queryHealthInfo with the gateway's verification
 #       ticket for a holder linked in Zhejiang; the gateway opens its ticket and asks the
 #       Zhejiang simulator, in the Zhejiang dialect, for the current status. Baseline:
@@ -296,13 +297,18 @@ jq -nc --arg c "$CODE" '{codeContent: $c, verifier: {orgName: "某地铁站", de
 
 # ---------------------------------------------------------------------------------------
 step "nginx ($NGINX_VERSION)"
+# gateway_answer NAME SERVICE BODY CLIENT: one more sealed request of CLIENT to the gateway;
+# its sealed answer, which must have code 0, goes to $T/NAME.json.
+gateway_answer() {
+  "$H" client "$2" --body "$3" --as "$T/$4.toml" --seal-only 1 >"$T/$1.request.json"
+  curl -sS --cacert "$T/certs/ca.crt.pem" -H "Authorization: Bearer $(cat "$T/token-$4")" \
+    -H 'Content-Type: application/json' --data-binary @"$T/$1.request.json" \
+    "https://$GW/phic/v1/$2" -o "$T/$1.json" -w '%{http_code}' >"$T/$1.status"
+  [[ $(cat "$T/$1.status") == 200 ]] && grep -q '"code":"0"' "$T/$1.json" \
+    || die "the gateway did not answer $2 with code 0: $(head -c 300 "$T/$1.json")"
+}
 # The answer nginx serves as its static body: a real answer of the gateway to (b).
-"$H" client verifyCode --body "$T/verify.json" --as "$T/A3100010001.toml" --seal-only 1 >"$T/one.json"
-curl -sS --cacert "$T/certs/ca.crt.pem" -H "Authorization: Bearer $(cat "$T/token-A3100010001")" \
-  -H 'Content-Type: application/json' --data-binary @"$T/one.json" \
-  "https://$GW/phic/v1/verifyCode" -o "$T/static.json" -w '%{http_code}' >"$T/static.status"
-[[ $(cat "$T/static.status") == 200 ]] && grep -q '"code":"0"' "$T/static.json" \
-  || die "the gateway did not answer verifyCode with code 0: $(head -c 300 "$T/static.json")"
+gateway_answer static verifyCode "$T/verify.json" A3100010001
 if grep -q "['\\\\\$]" "$T/static.json"; then die "the answer has characters nginx's return would change"; fi
 STATIC_BYTES=$(wc -c <"$T/static.json")
 NG_PORT=$(free_port)
@@ -381,6 +387,30 @@ unanswered() { curl -s "http://$GW_ADMIN/metrics" | awk '/^hutong_regions_unansw
 # against_proxy TITLE SUMMARY_LABEL LABEL KEY PROXY_LABEL PROXY_KEY [UNANSWERED]: a relay's
 # rows next to nginx proxy_pass's, and the ratio against the 0.8 target (NO when a region
 # left UNANSWERED queries without a status).
+# per_request_us KEY: CPU microseconds per request of wrk and of the servers under test in
+# the run KEY.
+per_request_us() {
+  awk -v r="$(field "$1" requests)" -v w="$(field "$1" wrk_ticks)" -v c="$(field "$1" cpu_ticks)" \
+    -v h="$TICKS" 'BEGIN{printf "%.2f", (w + c) / h / r * 1e6}'
+}
+# crypto_us NAME REQUEST ANSWER [--sm4-only]: microseconds per exchange of the envelope's
+# SM3 and SM4 at these envelopes' sizes, on one core (hutong bench envelope-crypto).
+crypto_us() {
+  "$H" bench envelope-crypto --secs "$SM2_SECS" --request "$2" --answer "$3" ${4:-} >"$T/crypto-$1.json"
+  jq -r '1e6 / .per_second_per_thread' "$T/crypto-$1.json"
+}
+# ceiling LABEL BASELINE_RPS BASELINE_NAME TARGET MICROSECONDS…: the most requests a second
+# the machine's cores allow when a request costs at least the sum of MICROSECONDS of CPU.
+CEILINGS=()
+ceiling() {
+  local label=$1 base=$2 name=$3 target=$4 sum c
+  shift 4
+  sum=$(printf '%s\n' "$@" | awk '{s += $1} END {print s}')
+  c=$(awk -v n="$(nproc)" -v s="$sum" 'BEGIN{printf "%.0f", n / s * 1e6}')
+  CEILINGS+=("$(printf "  %-32s %9s   %9.0f %-16s %7s   %s  (%s µs)" "$label" "$c" "$base" "$name" \
+    "$(ratio "$c" "$base")×" "$target" "$(printf '%s\n' "$@" | awk '{printf "%s%.1f", (NR > 1 ? " + " : ""), $1}')")")
+}
+
 against_proxy() {
   local r
   r=$(ratio "$(rps "$4")" "$(rps "$6")")
@@ -500,6 +530,8 @@ if want b; then
   V_OK=$(verdict "$V_RATIO" 0.7 verify-hmac static)
   V20_OK=$(verdict "$(rps verify-hmac)" 20000 verify-hmac)
   report "      ratio ${V_RATIO}×   targets: ≥ 0.70× nginx static → $V_OK; ≥ 20,000 req/s → $V20_OK"
+  ceiling "(b) cached verify" "$(rps static)" "nginx static" "≥ 0.70" \
+    "$(per_request_us static)" "$(crypto_us b "$T/verify-hmac.00" "$T/static.json")"
   summary "(b) cached verify" "$(rps verify-hmac)" "$(rps static)" "nginx static" "${V_RATIO}×" "$V_OK" "≥ 0.70 (and ≥ 20,000 req/s: $V20_OK)"
   chart_row "(b) cached verify vs nginx" "$V_RATIO" 0.7 higher "$V_OK" \
     "${V_RATIO}× nginx static ($(whole "$(rps static)") req/s)" "≥ 0.70×"
@@ -529,6 +561,9 @@ if want c; then
   against_proxy "(c) queryHealthInfo with a ticket, relayed to the Zhejiang simulator in its dialect (JSON, HMAC); TLS from wrk" \
     "(c) relay, JSON dialect" "hutong → zhejiang sim A" relay-zj "nginx proxy_pass → zhejiang sim B" relay-zj-nginx \
     "$C_UNANSWERED"
+  gateway_answer relay-zj-answer queryHealthInfo "$T/zj-query.json" A3100010005
+  ceiling "(c) relay, JSON dialect" "$(rps relay-zj-nginx)" "nginx proxy" "≥ 0.80" \
+    "$(per_request_us relay-zj-nginx)" "$(crypto_us c "$T/relay-zj.00" "$T/relay-zj-answer.json")"
 fi
 
 if want c0; then
@@ -551,6 +586,9 @@ if want c0; then
   bench relay-gw "https://$GW" "/phic/v1/$RELAY" "$(cat "$T/token-A3100010002")" relay-gw "$PID_gateway" "$PID_simA"
   against_proxy "(c0) relay of $RELAY to hutong sim --national (TLS from wrk, plain HTTP to the simulator)" \
     "(c0) relay, national" "hutong → national sim A" relay-gw "nginx proxy_pass → national sim B" relay-nginx
+  gateway_answer relay-gw-answer "$RELAY" "$RELAY_BODY" A3100010002
+  ceiling "(c0) relay, national" "$(rps relay-nginx)" "nginx proxy" "≥ 0.80" \
+    "$(per_request_us relay-nginx)" "$(crypto_us c0 "$T/relay-gw.00" "$T/relay-gw-answer.json")"
 fi
 
 if want d; then
@@ -659,6 +697,17 @@ if want f; then
   report "(f) after every scenario: VmRSS $(awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$PID_gateway/status") MiB, VmHWM $(awk '/^VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$PID_gateway/status") MiB (for information; the target is judged at (f))"
 fi
 
+# (a) and (a2) need (b)'s nginx run for the CPU that TLS, HTTP and wrk take per request.
+if want b && want a; then
+  ceiling "(a) cold verify" "$SM2_RATE" "raw SM2 verify" "≥ 0.90" "$(per_request_us static)" \
+    "$(jq -r '1e6 / .per_second_per_thread' "$T/sm2.json")" "$(crypto_us a "$T/cold.00" "$T/static.json")"
+fi
+if want b && want a2; then
+  ceiling "(a2) SM2 envelope path" "$BOUND" "SM2 verify+sign" "≥ 0.80" "$(per_request_us static)" \
+    "$(awk -v b="$BOUND" -v c="$BOUND_CORES" 'BEGIN{print 1e6 * c / b}')" \
+    "$(crypto_us a2 "$T/verify-sm2.00" "$T/static.json" --sm4-only)"
+fi
+
 # ---------------------------------------------------------------------------------------
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 {
@@ -676,6 +725,17 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
   echo
   printf "  %-32s %9s   %9s %-16s %7s   %-4s %s\n" "summary" "hutong" "baseline" "" "ratio" "met" "target"
   for line in "${SUMMARY[@]}"; do echo "$line"; done
+  if ((${#CEILINGS[@]})); then
+    echo
+    printf "  %-32s %9s   %9s %-16s %7s   %s\n" "ceiling (for information)" "req/s" "baseline" "" "ratio" "target"
+    for line in "${CEILINGS[@]}"; do echo "$line"; done
+    echo "ceiling: the most req/s the $(nproc) cores allow if a request cost no more than the microseconds in brackets:"
+    echo "wrk's and the baseline servers' CPU per request in the nginx run (TLS, HTTP and, for a relay, the simulator),"
+    echo "then for (a) and (a2) the baseline's own CPU per operation, then the envelope's SM3 and SM4 at this run's"
+    echo "request and answer sizes, timed on one core (hutong bench envelope-crypto; SM4 alone for SM2). The gateway"
+    echo "does all of these and more (JSON, the cache, the audit chain, a relay's second envelope), so each ceiling is"
+    echo "an upper bound: a ratio above the ceiling's ratio is out of reach on this machine with the load generator on it."
+  fi
   echo
   echo "errors: non-2xx answers + 200 answers without success + socket errors + timeouts. RSS: of the servers under"
   echo "test at the end of the run (hutong; nginx's workers; with the simulators where they count)."

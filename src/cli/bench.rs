@@ -10,6 +10,8 @@
 //!   for a baseline that calls the region's simulator directly;
 //! - `memory-parts`, `nonce-sweep`, `outbox-due`: one component timed or weighed in this
 //!   process beside its baseline ([`super::bench_parts`]);
+//! - `envelope-crypto`: the SM3 and SM4 work of one HMAC-SM3 exchange per second, at a
+//!   real request's and answer's sizes: the floor under scenario (b)'s cost per request;
 //! - `chart`: the run's summary as an SVG picture, each scenario against its target
 //!   ([`super::bench_chart`]);
 //! - `fill-links`: synthetic links, loaded in bulk into a gateway's data directory (the
@@ -92,6 +94,24 @@ pub enum BenchCmd {
         /// How many of each.
         #[arg(long, default_value_t = 100_000)]
         count: u64,
+    },
+    /// Time the cryptography an HMAC-SM3 envelope exchange cannot do without, at the sizes
+    /// of a real request and answer, one thread per core: the request's tag checked and its
+    /// `bizContent` decrypted, the answer's `bizContent` encrypted and its tag made (SM3 and
+    /// SM4-CBC, nothing else: no JSON, no TLS, no HTTP). Prints the rate as JSON.
+    EnvelopeCrypto {
+        /// How long to time, seconds.
+        #[arg(long, default_value_t = 3.0)]
+        secs: f64,
+        /// A sealed request envelope (JSON; the first line of the file).
+        #[arg(long)]
+        request: PathBuf,
+        /// A sealed answer envelope (JSON).
+        #[arg(long)]
+        answer: PathBuf,
+        /// Time SM4 alone: for the `SM2` sign type, whose signatures are timed apart.
+        #[arg(long)]
+        sm4_only: bool,
     },
     /// Time the nonce store's sweep: fill a store with COUNT nonces, let them expire, and
     /// time each of the next requests, with one shard (the earlier design) and with the
@@ -196,6 +216,12 @@ pub(super) fn run(standard: &Standard, c: &BenchCmd) -> anyhow::Result<ExitCode>
         } => chart(summary, title, out),
         BenchCmd::FillLinks { config, count } => fill_links(config, *count),
         BenchCmd::MemoryParts { count } => super::bench_parts::memory_parts(*count),
+        BenchCmd::EnvelopeCrypto {
+            secs,
+            request,
+            answer,
+            sm4_only,
+        } => super::bench_parts::envelope_crypto(*secs, request, answer, !sm4_only),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `hutong bench` measurements of one component in this process, each beside its baseline
 //! in the same run: the replay store's sweep (`nonce-sweep`), the callback outbox's poll
-//! and open (`outbox-due`), and bytes per cache entry and per nonce (`memory-parts`).
+//! and open (`outbox-due`), and bytes per cache entry and per nonce (`memory-parts`); and
+//! the envelope's cryptography alone (`envelope-crypto`), the floor of a request's cost.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow, bail};
 use serde_json::{Value, json};
 
+use crate::crypto::SM4_BLOCK_LEN;
 use crate::standard::ServiceName;
 
 /// Resident set size of this process, kB.
@@ -192,4 +194,169 @@ pub(super) fn memory_parts(count: u64) -> anyhow::Result<ExitCode> {
         })
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sizes an envelope's cryptography works on: its canonical string (what the tag
+/// covers) and its `bizContent` (IV and SM4-CBC ciphertext).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct EnvelopeSizes {
+    signed: usize,
+    ciphertext: usize,
+}
+
+/// The sizes of the first line of `path`, a sealed envelope.
+fn envelope_sizes(path: &std::path::Path) -> anyhow::Result<EnvelopeSizes> {
+    use base64::Engine as _;
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let line = text.lines().next().unwrap_or_default();
+    let env: serde_json::Map<String, Value> = serde_json::from_str(line)
+        .with_context(|| format!("{}: the first line is not a JSON object", path.display()))?;
+    let biz = env
+        .get("bizContent")
+        .and_then(Value::as_str)
+        .ok_or_else(|| anyhow!("{}: no bizContent text", path.display()))?;
+    let ciphertext = base64::engine::general_purpose::STANDARD
+        .decode(biz)
+        .with_context(|| format!("{}: bizContent is not base64 (not sealed?)", path.display()))?
+        .len();
+    if ciphertext < 2 * SM4_BLOCK_LEN || ciphertext % SM4_BLOCK_LEN != 0 {
+        bail!("{}: bizContent is not SM4-CBC ciphertext", path.display());
+    }
+    Ok(EnvelopeSizes {
+        signed: crate::envelope::canonical_string(&env).len(),
+        ciphertext,
+    })
+}
+
+/// `envelope-crypto`: per exchange, the request's HMAC-SM3 tag checked and its ciphertext
+/// decrypted, the answer's plaintext encrypted and its tag made (without `macs`, the
+/// decryption and encryption alone), with fresh random keys and texts of the two envelopes'
+/// sizes (padding included). A tag that does not check or a
+/// decryption that fails stops the timing ([`super::bench::rate_on_every_core`]).
+pub(super) fn envelope_crypto(
+    secs: f64,
+    request: &std::path::Path,
+    answer: &std::path::Path,
+    macs: bool,
+) -> anyhow::Result<ExitCode> {
+    use crate::crypto::{MacKey, Sm4Key, fill_random};
+    let req = envelope_sizes(request)?;
+    let ans = envelope_sizes(answer)?;
+    let mac = MacKey::generate()?;
+    let sm4 = Sm4Key::generate()?;
+    let random = |n: usize| -> anyhow::Result<Vec<u8>> {
+        let mut v = vec![0u8; n];
+        fill_random(&mut v)?;
+        Ok(v)
+    };
+    let req_signed = random(req.signed)?;
+    let req_tag = mac.tag(&req_signed);
+    // After the IV, PKCS#7 pads a text one byte short of whole blocks with one byte: the
+    // output has exactly the envelope's length.
+    let plain_len = |ciphertext: usize| ciphertext - SM4_BLOCK_LEN - 1;
+    let req_cipher = sm4.encrypt_cbc(&random(plain_len(req.ciphertext))?)?;
+    let ans_signed = random(ans.signed)?;
+    let ans_plain = random(plain_len(ans.ciphertext))?;
+    if req_cipher.len() != req.ciphertext || sm4.encrypt_cbc(&ans_plain)?.len() != ans.ciphertext {
+        bail!("the test texts do not have the envelopes' sizes");
+    }
+    let bytes = req.ciphertext + ans.ciphertext + if macs { req.signed + ans.signed } else { 0 };
+    let mut report = super::bench::rate_on_every_core(secs, "exchanges", bytes, || {
+        use std::hint::black_box;
+        let opened = (!macs || mac.verify(black_box(&req_signed), &req_tag))
+            && sm4.decrypt_cbc(black_box(&req_cipher)).is_ok();
+        let sealed = sm4.encrypt_cbc(black_box(&ans_plain)).is_ok();
+        if macs {
+            black_box(mac.tag(black_box(&ans_signed)));
+        }
+        opened && sealed
+    })?;
+    report["request"] = json!({"signed_bytes": req.signed, "ciphertext_bytes": req.ciphertext});
+    report["answer"] = json!({"signed_bytes": ans.signed, "ciphertext_bytes": ans.ciphertext});
+    report["macs"] = json!(macs);
+    say!("{report}");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{MacKey, Sm4Key};
+    use crate::envelope::{
+        RequestEncryption, RequestHeader, RequestSigner, canonical_string, random_id, seal_request,
+    };
+
+    /// A fresh directory of this test's own.
+    fn temp_dir(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("hutong-bench-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn sealed(dir: &std::path::Path, biz: &Value) -> (std::path::PathBuf, String) {
+        let nonce = random_id().unwrap();
+        let header = RequestHeader {
+            app_id: "A3300010001",
+            service: "verifyCode",
+            version: "1.0",
+            request_id: "r-1",
+            nonce: &nonce,
+            timestamp_ms: 1_700_000_000_000,
+        };
+        let s = seal_request(
+            &header,
+            biz,
+            RequestSigner::HmacSm3(&MacKey::generate().unwrap()),
+            RequestEncryption::RegisteredKey(&Sm4Key::generate().unwrap()),
+        )
+        .unwrap();
+        let path = dir.join("request.json");
+        std::fs::write(&path, format!("{}\nsecond line\n", s.body)).unwrap();
+        (path, s.body)
+    }
+
+    #[test]
+    fn envelope_sizes_are_the_signed_text_and_the_ciphertext_of_the_first_line() {
+        let dir = temp_dir("sizes");
+        // 44 bytes of JSON: SM4-CBC pads them to 48, after a 16-byte IV.
+        let (path, body) = sealed(
+            dir.as_path(),
+            &json!({"codeContent": "0123456789abcdefghijklmnop"}),
+        );
+        let env: serde_json::Map<String, Value> = serde_json::from_str(&body).unwrap();
+        let sizes = envelope_sizes(&path).unwrap();
+        assert_eq!(sizes.ciphertext, 64);
+        assert_eq!(sizes.signed, canonical_string(&env).len());
+        assert!(sizes.signed > 100, "{sizes:?}");
+    }
+
+    #[test]
+    fn envelope_sizes_refuse_what_is_not_a_sealed_envelope() {
+        let dir = temp_dir("refuse");
+        let plain = dir.as_path().join("plain.json");
+        std::fs::write(&plain, r#"{"bizContent": "{\"a\":1}"}"#).unwrap();
+        let e = envelope_sizes(&plain).unwrap_err();
+        assert!(format!("{e:#}").contains("not base64"), "{e:#}");
+        let short = dir.as_path().join("short.json");
+        std::fs::write(&short, r#"{"bizContent": "AAAA"}"#).unwrap();
+        let e = envelope_sizes(&short).unwrap_err();
+        assert!(format!("{e:#}").contains("not SM4-CBC"), "{e:#}");
+        let none = dir.as_path().join("none.json");
+        std::fs::write(&none, "[1]").unwrap();
+        assert!(envelope_sizes(&none).is_err());
+    }
+
+    #[test]
+    fn envelope_crypto_times_the_exchange() {
+        let dir = temp_dir("crypto");
+        let (path, _) = sealed(dir.as_path(), &json!({"codeContent": "x"}));
+        for macs in [true, false] {
+            assert_eq!(
+                envelope_crypto(0.05, &path, &path, macs).unwrap(),
+                ExitCode::SUCCESS
+            );
+        }
+        assert!(envelope_crypto(0.0, &path, &path, true).is_err());
+    }
 }
