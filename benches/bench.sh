@@ -401,12 +401,14 @@ crypto_us() {
 }
 # ceiling LABEL BASELINE_RPS BASELINE_NAME TARGET MICROSECONDS…: the most requests a second
 # the machine's cores allow when a request costs at least the sum of MICROSECONDS of CPU.
+# LABEL is the chart row's: the chart draws the ceiling's ratio across that bar.
 CEILINGS=()
 ceiling() {
   local label=$1 base=$2 name=$3 target=$4 sum c
   shift 4
   sum=$(printf '%s\n' "$@" | awk '{s += $1} END {print s}')
   c=$(awk -v n="$(nproc)" -v s="$sum" 'BEGIN{printf "%.0f", n / s * 1e6}')
+  printf '%s\t%s\n' "$label" "$(ratio "$c" "$base")" >>"$T/ceilings.tsv"
   CEILINGS+=("$(printf "  %-32s %9s   %9.0f %-16s %7s   %s  (%s µs)" "$label" "$c" "$base" "$name" \
     "$(ratio "$c" "$base")×" "$target" "$(printf '%s\n' "$@" | awk '{printf "%s%.1f", (NR > 1 ? " + " : ""), $1}')")")
 }
@@ -530,7 +532,7 @@ if want b; then
   V_OK=$(verdict "$V_RATIO" 0.7 verify-hmac static)
   V20_OK=$(verdict "$(rps verify-hmac)" 20000 verify-hmac)
   report "      ratio ${V_RATIO}×   targets: ≥ 0.70× nginx static → $V_OK; ≥ 20,000 req/s → $V20_OK"
-  ceiling "(b) cached verify" "$(rps static)" "nginx static" "≥ 0.70" \
+  ceiling "(b) cached verify vs nginx" "$(rps static)" "nginx static" "≥ 0.70" \
     "$(per_request_us static)" "$(crypto_us b "$T/verify-hmac.00" "$T/static.json")"
   summary "(b) cached verify" "$(rps verify-hmac)" "$(rps static)" "nginx static" "${V_RATIO}×" "$V_OK" "≥ 0.70 (and ≥ 20,000 req/s: $V20_OK)"
   chart_row "(b) cached verify vs nginx" "$V_RATIO" 0.7 higher "$V_OK" \
@@ -745,6 +747,10 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # The summary as a picture: each scenario against its target.
 if [[ -s $T/chart.tsv ]]; then
+  if [[ -s $T/ceilings.tsv ]]; then # each ceiling as the eighth field of its scenario's row
+    awk -F'\t' -v OFS='\t' 'NR == FNR {c[$1] = $2; next} ($1 in c) {$8 = c[$1]} {print}' \
+      "$T/ceilings.tsv" "$T/chart.tsv" >"$T/chart-ceilings.tsv" && mv "$T/chart-ceilings.tsv" "$T/chart.tsv"
+  fi
   CHART=${BENCH_CHART:-$ROOT/target/bench/bench-$(date -u +%Y%m%d-%H%M%S).svg}
   [[ $CHART == /* ]] || CHART=$START/$CHART
   BUILD="commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"

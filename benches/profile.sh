@@ -4,7 +4,8 @@
 # with bench.sh's gateway configuration and one `hutong sim --national` as the region.
 # PROFILE_SCENARIO=a profiles scenario (a) instead: every request carries a fresh PHIC1 code
 # of a trust-list issuer, so the gateway checks its SM2 signature and fills the cache.
-# PROFILE_SCENARIO=c0 profiles the relay of (c0): generateCode, relayed to the simulator
+# PROFILE_SCENARIO=c0 profiles the relay of (c0): generateCode (or PROFILE_RELAY_SERVICE,
+# queryHealthInfo with an authCode: the gateway issue's relay), relayed to the simulator
 # (which runs outside callgrind, so only the gateway's instructions are counted).
 # Instruction counts do not change with the machine's load, so they compare two commits
 # where req/s cannot. The gateway runs under `valgrind --tool=callgrind`; once the cache is
@@ -16,7 +17,8 @@
 # Builds nothing unless PROFILE_BUILD=1; runs ./target/release/hutong (or $HUTONG_BIN).
 #
 # Usage: bash benches/profile.sh
-# Knobs (environment): PROFILE_SCENARIO (b, a or c0), PROFILE_REQUESTS (N, 2000),
+# Knobs (environment): PROFILE_SCENARIO (b, a or c0), PROFILE_RELAY_SERVICE (generateCode or
+# queryHealthInfo, for c0), PROFILE_REQUESTS (N, 2000),
 # BENCH_CONNECTIONS (4), PROFILE_TOP (25),
 # PROFILE_BUILD=1, HUTONG_BIN, BENCH_KEEP=1 (keep the directory, with the callgrind files).
 set -euo pipefail
@@ -30,7 +32,9 @@ TOP=${PROFILE_TOP:-25}
 SCENARIO=${PROFILE_SCENARIO:-b}
 [[ $SCENARIO =~ ^(a|b|c0)$ ]] || die "PROFILE_SCENARIO must be a, b or c0 (got '$SCENARIO')"
 SERVICE=verifyCode
-[[ $SCENARIO == c0 ]] && SERVICE=generateCode
+[[ $SCENARIO == c0 ]] && SERVICE=${PROFILE_RELAY_SERVICE:-generateCode}
+[[ $SERVICE =~ ^(verifyCode|generateCode|queryHealthInfo)$ ]] \
+  || die "PROFILE_RELAY_SERVICE must be generateCode or queryHealthInfo (got '$SERVICE')"
 for v in N CONNS TOP; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number (got '${!v}')"
 done
@@ -69,7 +73,7 @@ start sim "$H" sim --national --clients "$T/sim-clients.toml" --listen 127.0.0.1
 SIM=$(wait_line sim 'listening on http://' 10 | sed -E 's#.*://##')
 {
   gateway_toml 200000 interval
-  client_toml A3300010001 330106 '["verifyCode", "applyCodeAccess", "generateCode"]' '["HMAC-SM3"]'
+  client_toml A3300010001 330106 '["verifyCode", "applyCodeAccess", "generateCode", "queryHealthInfo"]' '["HMAC-SM3"]'
   national_region_toml 330000 33000001 "$SIM" sim
   if [[ $SCENARIO == a ]]; then # benches/bench.sh's issuer that no region answers for
     printf '\n[trust]\nlist_file = "trust/trust-list.json"\nanchor_key_file = "keys/trust-anchor.pub.pem"\n'
@@ -94,6 +98,13 @@ CODE=$(call generateCode "$T/generate.json" | jq -er '.bizContent.codeContent')
 jq -nc --arg c "$CODE" '{codeContent: $c, verifier: {orgName: "某地铁站", deviceId: "G-01"}}' >"$T/verify.json"
 call verifyCode "$T/verify.json" >/dev/null
 call verifyCode "$T/verify.json" >/dev/null # a cache hit: first-use costs are paid
+RELAY_BODY=$T/generate.json
+if [[ $SERVICE == queryHealthInfo ]]; then # the holder's consent, as bench.sh's (c0) asks it
+  AUTH_CODE=$(call applyCodeAccess "$T/apply.json" | jq -er '.bizContent.authCode')
+  printf '{"user":%s,"authCode":"%s"}\n' "$USER_JSON" "$AUTH_CODE" >"$T/query.json"
+  RELAY_BODY=$T/query.json
+  call queryHealthInfo "$RELAY_BODY" >/dev/null
+fi
 if [[ $SCENARIO == a ]]; then # fresh codes: one now (first-use costs), then each once
   "$H" bench codes --key "$T/keys/dev-issuer.key.pem" --iss 10000099 --kid dev-1 \
     --count $((1 + 3 * CONNS + N)) >"$T/cold.txt"
@@ -144,7 +155,7 @@ run() {
     sed -n "${COLD_NEXT},$((COLD_NEXT + limit + CONNS - 1))p" "$T/cold.txt" >"$T/$name.codes"
     "$H" client verifyCode --body "$T/$name.codes" --as "$T/client.toml" --seal-lines >"$T/$name.bodies"
   elif [[ $SCENARIO == c0 ]]; then
-    "$H" client generateCode --body "$T/generate.json" --as "$T/client.toml" --seal-only $((limit + CONNS)) \
+    "$H" client "$SERVICE" --body "$RELAY_BODY" --as "$T/client.toml" --seal-only $((limit + CONNS)) \
       >"$T/$name.bodies"
   else
     "$H" client verifyCode --body "$T/verify.json" --as "$T/client.toml" --seal-only $((limit + CONNS)) \
@@ -220,7 +231,7 @@ echo
 if [[ $SCENARIO == a ]]; then
   echo "hutong: verifyCode of unique PHIC1 codes (scenario a), HMAC-SM3, TLS, under callgrind"
 elif [[ $SCENARIO == c0 ]]; then
-  echo "hutong: generateCode relayed to hutong sim --national (scenario c0), HMAC-SM3, TLS, under callgrind"
+  echo "hutong: $SERVICE relayed to hutong sim --national (scenario c0), HMAC-SM3, TLS, under callgrind"
 else
   echo "hutong: verifyCode of a cached PHIC1 code, HMAC-SM3, TLS, under callgrind"
 fi

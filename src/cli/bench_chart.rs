@@ -11,8 +11,12 @@
 //! The summary is a tab-separated file that the script writes, one scenario a line:
 //!
 //! ```text
-//! label <TAB> value <TAB> target <TAB> higher|lower <TAB> yes|no <TAB> shown <TAB> target text
+//! label <TAB> value <TAB> target <TAB> higher|lower <TAB> yes|no <TAB> shown <TAB> target text [<TAB> ceiling]
 //! ```
+//!
+//! The optional `ceiling`, in the value's unit, is the most this machine allows (the
+//! script's "ceiling" lines): it is drawn as a black tick across the bar, so a target
+//! beyond the tick shows at a glance as out of reach here.
 //!
 //! `value` and `target` are numbers in the same unit; whether the target is met is the
 //! script's verdict (`yes`/`no`), since some verdicts take more than the one number (the
@@ -41,6 +45,8 @@ pub(super) struct Bar {
     pub shown: String,
     /// The target as text.
     pub target_text: String,
+    /// The most this machine allows, in the value's unit, where the script measured it.
+    pub ceiling: Option<f64>,
 }
 
 /// Parses the summary file. Each error names its line.
@@ -52,7 +58,12 @@ pub(super) fn parse(text: &str) -> anyhow::Result<Vec<Bar>> {
             continue;
         }
         let f: Vec<&str> = line.split('\t').collect();
-        let [label, value, target, better, met, shown, target_text] = f[..] else {
+        let (fields, ceiling) = match f.len() {
+            7 => (&f[..], None),
+            8 => (&f[..7], Some(f[7])),
+            k => bail!("line {n}: {k} fields, not 7 or 8 (tab-separated)"),
+        };
+        let [label, value, target, better, met, shown, target_text] = fields[..] else {
             bail!("line {n}: {} fields, not 7 (tab-separated)", f.len());
         };
         let number = |s: &str, what: &str| -> anyhow::Result<f64> {
@@ -67,6 +78,10 @@ pub(super) fn parse(text: &str) -> anyhow::Result<Vec<Bar>> {
         };
         let value = number(value, "value")?;
         let target = number(target, "target")?;
+        let ceiling = match ceiling.map(str::trim) {
+            None | Some("") => None,
+            Some(c) => Some(number(c, "ceiling")?.max(0.0)),
+        };
         if target <= 0.0 {
             bail!("line {n}: the target must be positive (got {target})");
         }
@@ -88,6 +103,7 @@ pub(super) fn parse(text: &str) -> anyhow::Result<Vec<Bar>> {
             met,
             shown: shown.to_owned(),
             target_text: target_text.to_owned(),
+            ceiling,
         });
     }
     if bars.is_empty() {
@@ -139,9 +155,14 @@ pub(super) fn render(title: &str, bars: &[Bar]) -> String {
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="13">
 <rect width="100%" height="100%" fill="white"/>
 <text x="12" y="24" font-size="16" font-weight="bold">{}</text>
-<text x="12" y="44" fill="#555">Each bar is the measured figure as a fraction of its target (dashed line). Green: met; red: not met.</text>
+<text x="12" y="44" fill="#555">Each bar is the measured figure as a fraction of its target (dashed line). Green: met; red: not met.{}</text>
 "##,
-        escape(title)
+        escape(title),
+        if bars.iter().any(|b| b.ceiling.is_some()) {
+            " Black tick: the most this machine allows."
+        } else {
+            ""
+        }
     );
     // Grid: every half target, labelled as a fraction of the target.
     let mut tick = 0.0;
@@ -204,6 +225,17 @@ pub(super) fn render(title: &str, bars: &[Bar]) -> String {
                 y + BAR_H + 3.0
             );
         }
+        if let Some(c) = b.ceiling {
+            let x = x_of((c / b.target).max(0.0));
+            let _ = writeln!(
+                s,
+                r#"<rect class="ceiling" x="{:.1}" y="{:.1}" width="3" height="{:.1}" fill="black"><title>ceiling on this machine: {}</title></rect>"#,
+                x - 1.5,
+                y - 4.0,
+                BAR_H + 8.0,
+                fmt_number(c)
+            );
+        }
         let _ = writeln!(
             s,
             r##"<text x="{:.1}" y="{:.1}"><tspan fill="{colour}" font-weight="bold">{}</tspan><tspan fill="#555"> target {}</tspan></text>"##,
@@ -215,6 +247,15 @@ pub(super) fn render(title: &str, bars: &[Bar]) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// A figure as the tooltip shows it: two decimals below 100, whole above.
+fn fmt_number(v: f64) -> String {
+    if v.abs() < 100.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.0}")
+    }
 }
 
 #[cfg(test)]
@@ -274,6 +315,31 @@ mod tests {
     }
 
     #[test]
+    fn a_ceiling_is_a_tick_at_its_fraction_of_the_target() {
+        let bars = parse(
+            "(b) vs nginx\t0.22\t0.7\thigher\tNO\t0.22×\t≥ 0.70×\t0.55\n\
+             (f) memory\t249\t256\tlower\tyes\t249 MiB\t≤ 256 MiB\t\n",
+        )
+        .unwrap();
+        assert_eq!(bars[0].ceiling, Some(0.55));
+        assert_eq!(bars[1].ceiling, None);
+        let svg = render("t", &bars);
+        // The scale is the minimum, 1.5 targets: the tick's middle is at 0.55 / 0.7 of one.
+        let unit = BAR_W / MIN_SCALE;
+        let x = LABEL_W + unit * 0.55 / 0.7 - 1.5;
+        assert!(
+            svg.contains(&format!(r#"<rect class="ceiling" x="{x:.1}""#)),
+            "{svg}"
+        );
+        assert_eq!(svg.matches(r#"class="ceiling""#).count(), 1);
+        assert!(svg.contains("ceiling on this machine: 0.55"));
+        assert!(svg.contains("Black tick"));
+        // Without ceilings, neither ticks nor their legend.
+        let plain = render("t", &parse(SUMMARY).unwrap());
+        assert!(!plain.contains("ceiling") && !plain.contains("Black tick"));
+    }
+
+    #[test]
     fn a_bar_past_the_scale_is_cut_with_an_arrow() {
         let bars = parse("far\t10\t1\thigher\tyes\t10×\t≥ 1×\n").unwrap();
         let svg = render("t", &bars);
@@ -290,6 +356,8 @@ mod tests {
     fn bad_summaries_are_refused_with_their_line() {
         for (text, want) in [
             ("a\t1\t2\thigher\tyes\tx\n", "line 1: 6 fields"),
+            ("a\t1\t2\thigher\tyes\tx\ty\tz\tw\n", "line 1: 9 fields"),
+            ("a\t1\t2\thigher\tyes\tx\ty\tmuch\n", "line 1: ceiling"),
             ("# c\na\tone\t2\thigher\tyes\tx\ty\n", "line 2: value"),
             (
                 "a\t1\t0\thigher\tyes\tx\ty\n",
