@@ -290,8 +290,11 @@ pub(super) fn lines_on_every_core(
 
 /// Runs `op` on one thread per core until `secs` have passed, and reports the rate as JSON:
 /// `threads`, `seconds`, `message_bytes`, the count of successful runs under `count_key`,
-/// `per_second` and `per_second_per_thread`. A failed run stops its thread and counts
-/// nothing for it: a baseline that skips work is no baseline.
+/// `per_second` and `per_second_per_thread`; and, where Linux's scheduler statistics are
+/// there, the CPU time the threads took (`cpu_seconds`) and the runs per second of it
+/// (`per_cpu_second`): the cost of one run whether or not the threads had their cores to
+/// themselves. A failed run stops its thread and counts nothing for it: a baseline that
+/// skips work is no baseline.
 pub(super) fn rate_on_every_core(
     secs: f64,
     count_key: &str,
@@ -305,10 +308,11 @@ pub(super) fn rate_on_every_core(
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(secs);
     let op = &op;
-    let counts: Vec<Option<u64>> = std::thread::scope(|s| {
+    let counts: Vec<Option<(u64, Option<u64>)>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(move || {
+                    let cpu0 = thread_cpu_ns();
                     let mut n = 0u64;
                     while Instant::now() < deadline {
                         if !op() {
@@ -316,7 +320,8 @@ pub(super) fn rate_on_every_core(
                         }
                         n += 1;
                     }
-                    Some(n)
+                    let cpu = cpu0.zip(thread_cpu_ns()).map(|(a, b)| b.saturating_sub(a));
+                    Some((n, cpu))
                 })
             })
             .collect();
@@ -326,11 +331,14 @@ pub(super) fn rate_on_every_core(
             .collect()
     });
     let elapsed = started.elapsed().as_secs_f64();
-    let total: Option<u64> = counts.into_iter().sum();
-    let n = match total {
-        Some(n) if n > 0 => n,
-        _ => bail!("the timed operation failed or did no work"),
+    let Some(counts): Option<Vec<(u64, Option<u64>)>> = counts.into_iter().collect() else {
+        bail!("the timed operation failed or did no work");
     };
+    let n: u64 = counts.iter().map(|(n, _)| n).sum();
+    if n == 0 {
+        bail!("the timed operation failed or did no work");
+    }
+    let cpu_ns: Option<u64> = counts.iter().map(|(_, c)| *c).sum();
     let rate = n as f64 / elapsed;
     let mut report = json!({
         "threads": threads,
@@ -340,7 +348,23 @@ pub(super) fn rate_on_every_core(
     report[count_key] = json!(n);
     report["per_second"] = json!(rate.round());
     report["per_second_per_thread"] = json!((rate / threads as f64).round());
+    if let Some(ns) = cpu_ns.filter(|&ns| ns > 0) {
+        let cpu = ns as f64 / 1e9;
+        report["cpu_seconds"] = json!((cpu * 1000.0).round() / 1000.0);
+        report["per_cpu_second"] = json!((n as f64 / cpu).round());
+    }
     Ok(report)
+}
+
+/// CPU time this thread has run, nanoseconds (`/proc/thread-self/schedstat`, Linux), or
+/// `None` where the file is missing.
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn sm2_verify(secs: f64) -> anyhow::Result<ExitCode> {

@@ -14,9 +14,9 @@
 //! label <TAB> value <TAB> target <TAB> higher|lower <TAB> yes|no <TAB> shown <TAB> target text [<TAB> ceiling]
 //! ```
 //!
-//! The optional `ceiling`, in the value's unit, is the most this machine allows (the
-//! script's "ceiling" lines): it is drawn as a black tick across the bar, so a target
-//! beyond the tick shows at a glance as out of reach here.
+//! The optional `ceiling`, in the value's unit, is the most the script estimates this
+//! machine allows (its "ceiling" lines): it is drawn as a black tick across the bar, so a
+//! target beyond the tick shows at a glance as out of reach here.
 //!
 //! `value` and `target` are numbers in the same unit; whether the target is met is the
 //! script's verdict (`yes`/`no`), since some verdicts take more than the one number (the
@@ -58,13 +58,10 @@ pub(super) fn parse(text: &str) -> anyhow::Result<Vec<Bar>> {
             continue;
         }
         let f: Vec<&str> = line.split('\t').collect();
-        let (fields, ceiling) = match f.len() {
-            7 => (&f[..], None),
-            8 => (&f[..7], Some(f[7])),
-            k => bail!("line {n}: {k} fields, not 7 or 8 (tab-separated)"),
-        };
-        let [label, value, target, better, met, shown, target_text] = fields[..] else {
-            bail!("line {n}: {} fields, not 7 (tab-separated)", f.len());
+        let (label, value, target, better, met, shown, target_text, ceiling) = match f[..] {
+            [l, v, t, b, m, s, tt] => (l, v, t, b, m, s, tt, None),
+            [l, v, t, b, m, s, tt, c] => (l, v, t, b, m, s, tt, Some(c)),
+            _ => bail!("line {n}: {} fields, not 7 or 8 (tab-separated)", f.len()),
         };
         let number = |s: &str, what: &str| -> anyhow::Result<f64> {
             let v: f64 = s
@@ -133,9 +130,11 @@ const MISSED: &str = "#c62828";
 /// The chart of `bars` under `title`, as a standalone SVG document.
 pub(super) fn render(title: &str, bars: &[Bar]) -> String {
     let fraction = |b: &Bar| (b.value / b.target).max(0.0);
+    // The scale takes in the ceilings too, so that a tick is drawn where it belongs.
     let scale = bars
         .iter()
-        .map(fraction)
+        .flat_map(|b| [Some(fraction(b)), b.ceiling.map(|c| c / b.target)])
+        .flatten()
         .fold(MIN_SCALE, f64::max)
         .min(MAX_SCALE);
     let x_of = |f: f64| LABEL_W + BAR_W * f.min(scale) / scale;
@@ -159,7 +158,7 @@ pub(super) fn render(title: &str, bars: &[Bar]) -> String {
 "##,
         escape(title),
         if bars.iter().any(|b| b.ceiling.is_some()) {
-            " Black tick: the most this machine allows."
+            " Black tick: the ceiling the run estimates for this machine."
         } else {
             ""
         }
@@ -334,6 +333,16 @@ mod tests {
         assert_eq!(svg.matches(r#"class="ceiling""#).count(), 1);
         assert!(svg.contains("ceiling on this machine: 0.55"));
         assert!(svg.contains("Black tick"));
+        // A ceiling past every bar widens the scale instead of being drawn at its edge.
+        let wide = render(
+            "t",
+            &parse("x\t0.5\t1\thigher\tNO\t0.5×\t≥ 1×\t2.4\n").unwrap(),
+        );
+        let x = LABEL_W + BAR_W - 1.5;
+        assert!(
+            wide.contains(&format!(r#"<rect class="ceiling" x="{x:.1}""#)),
+            "{wide}"
+        );
         // Without ceilings, neither ticks nor their legend.
         let plain = render("t", &parse(SUMMARY).unwrap());
         assert!(!plain.contains("ceiling") && !plain.contains("Black tick"));
