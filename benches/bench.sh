@@ -727,6 +727,9 @@ if want f; then
 fi
 
 # (a) and (a2) need (b)'s nginx run for the CPU that TLS, HTTP and wrk take per request.
+if ((CEILINGS_OK)) && ! want b && { want a || want a2; }; then
+  say "no ceiling for (a) or (a2): they take TLS's, HTTP's and wrk's cost from (b)'s nginx run (add b)"
+fi
 if ((CEILINGS_OK)) && want b && want a; then
   A_SM2=$(cpu_us "$T/sm2.json")
   A_CRYPTO=$(crypto_us a "$T/cold.00" "$T/cold-answer.json")
