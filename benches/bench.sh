@@ -410,9 +410,10 @@ crypto_us() {
   cpu_us "$T/crypto-$1.json"
 }
 # Builds without `hutong bench envelope-crypto` (an A/B run of an older HUTONG_BIN) print
-# no ceilings, and their chart keeps the seven fields they read.
+# no ceilings, and their chart keeps the seven fields they read; nor does a kernel without
+# per-thread CPU times (/proc/thread-self/schedstat), which the ceilings are made of.
 CEILINGS_OK=0
-"$H" bench envelope-crypto --help >/dev/null 2>&1 && CEILINGS_OK=1
+"$H" bench envelope-crypto --help >/dev/null 2>&1 && [[ -r /proc/thread-self/schedstat ]] && CEILINGS_OK=1
 # ceiling LABEL BASELINE_RPS BASELINE_NAME TARGET MICROSECONDS…: the most requests a second
 # the machine's cores allow when a request costs at least the sum of MICROSECONDS of CPU.
 # LABEL is the chart row's: the chart draws the ceiling's ratio across that bar.
