@@ -41,7 +41,8 @@
 # nginx). The envelope refuses a replayed nonce, so `hutong client … --seal-only N` (or
 # --seal-lines) seals distinct requests beforehand and each is sent once. Keys,
 # certificates, configuration, the gateway's store and the logs live in a temporary
-# directory that is removed at the end (BENCH_KEEP=1 keeps it).
+# directory that is removed at the end (BENCH_KEEP=1 keeps it). One benches/ script runs at
+# a time on a machine: a second one refuses to start.
 #
 # Usage: bash benches/bench.sh            (every scenario, about 6 minutes)
 #        BENCH_SCENARIOS="b c0 a2" bash benches/bench.sh
@@ -58,6 +59,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=benches/lib.sh
 source "$ROOT/benches/lib.sh"
+one_at_a_time
 CMDLINE="bash benches/bench.sh${*:+ $*}"
 START=$PWD # the script works in its temporary directory; a relative BENCH_CHART is from here
 SCENARIOS=" ${BENCH_SCENARIOS:-a a2 b c c0 d e f} "

@@ -10,6 +10,16 @@ die() {
   exit 1
 }
 
+# one_at_a_time: refuse to start while another benches/ script runs on this machine. Two
+# runs share the cores, so neither's figures would mean anything, and one's wrk can reach
+# the other's servers through a port both took (a region refusing the other run's
+# signatures: 401s in a baseline). The lock goes with the process.
+one_at_a_time() {
+  command -v flock >/dev/null 2>&1 || return 0
+  exec 9>"${TMPDIR:-/tmp}/hutong-benches.lock"
+  flock -n 9 || die "another benches/ script is running on this machine; wait for it to end"
+}
+
 # cleanup: the EXIT trap. Stops wrk ($WRK_PID) and every process in PIDS, giving each
 # STOP_WAIT_TENTHS tenths of a second (50) after SIGTERM, then removes $T unless
 # BENCH_KEEP=1.

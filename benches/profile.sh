@@ -26,6 +26,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=benches/lib.sh
 source "$ROOT/benches/lib.sh"
+one_at_a_time
 N=${PROFILE_REQUESTS:-2000}
 CONNS=${BENCH_CONNECTIONS:-4}
 TOP=${PROFILE_TOP:-25}
