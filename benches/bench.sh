@@ -386,9 +386,6 @@ whole() { awk -v v="$1" 'BEGIN{printf "%.0f", v}'; }
 # counts it as a success; a scenario that asks regions compares the count before and after.
 unanswered() { curl -s "http://$GW_ADMIN/metrics" | awk '/^hutong_regions_unanswered_total / {print $2}'; }
 
-# against_proxy TITLE SUMMARY_LABEL LABEL KEY PROXY_LABEL PROXY_KEY [UNANSWERED]: a relay's
-# rows next to nginx proxy_pass's, and the ratio against the 0.8 target (NO when a region
-# left UNANSWERED queries without a status).
 # per_request_us KEY: CPU microseconds per request of wrk and of the servers under test in
 # the run KEY.
 per_request_us() {
@@ -421,18 +418,31 @@ CEILINGS_OK=0
 # LABEL is the chart row's: the chart draws the ceiling's ratio across that bar.
 CEILINGS=()
 ceiling() {
-  local label=$1 base=$2 name=$3 target=$4 sum c term
+  local label=$1 base=$2 name=$3 target=$4 sum c r term
   shift 4
   for term in "$base" "$@"; do
     [[ $term =~ ^[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$ ]] || die "ceiling of $label: '$term' is not a number"
   done
   sum=$(printf '%s\n' "$@" | awk '{s += $1} END {print s}')
   c=$(awk -v n="$(nproc)" -v s="$sum" 'BEGIN{printf "%.0f", n / s * 1e6}')
-  printf '%s\t%s\n' "$label" "$(ratio "$c" "$base")" >>"$T/ceilings.tsv"
+  r=$(ratio "$c" "$base")
+  printf '%s\t%s\n' "$label" "$r" >>"$T/ceilings.tsv"
   CEILINGS+=("$(printf "  %-32s %9s   %9.0f %-16s %7s   %s  (%s µs)" "$label" "$c" "$base" "$name" \
-    "$(ratio "$c" "$base")×" "$target" "$(printf '%s\n' "$@" | awk '{printf "%s%.1f", (NR > 1 ? " + " : ""), $1}')")")
+    "$r×" "$target" "$(printf '%s\n' "$@" | awk '{printf "%s%.1f", (NR > 1 ? " + " : ""), $1}')")")
+}
+# relay_ceiling LABEL PROXY_KEY POOL SERVICE BODY CLIENT: a relay's ceiling against nginx's
+# run PROXY_KEY, with the envelope timed at the sizes of the pool's requests and of one
+# more answer of the gateway to CLIENT's SERVICE call with BODY.
+relay_ceiling() {
+  ((CEILINGS_OK)) || return 0
+  gateway_answer "$3-answer" "$4" "$5" "$6"
+  ceiling "$1" "$(rps "$2")" "nginx proxy" "≥ 0.80" "$(per_request_us "$2")" \
+    "$(crypto_us "$3" "$T/$3.00" "$T/$3-answer.json")"
 }
 
+# against_proxy TITLE SUMMARY_LABEL LABEL KEY PROXY_LABEL PROXY_KEY [UNANSWERED]: a relay's
+# rows next to nginx proxy_pass's, and the ratio against the 0.8 target (NO when a region
+# left UNANSWERED queries without a status).
 against_proxy() {
   local r
   r=$(ratio "$(rps "$4")" "$(rps "$6")")
@@ -589,11 +599,7 @@ if want c; then
   against_proxy "(c) queryHealthInfo with a ticket, relayed to the Zhejiang simulator in its dialect (JSON, HMAC); TLS from wrk" \
     "(c) relay, JSON dialect" "hutong → zhejiang sim A" relay-zj "nginx proxy_pass → zhejiang sim B" relay-zj-nginx \
     "$C_UNANSWERED"
-  if ((CEILINGS_OK)); then
-    gateway_answer relay-zj-answer queryHealthInfo "$T/zj-query.json" A3100010005
-    C_CRYPTO=$(crypto_us c "$T/relay-zj.00" "$T/relay-zj-answer.json")
-    ceiling "(c) relay, JSON dialect" "$(rps relay-zj-nginx)" "nginx proxy" "≥ 0.80" "$(per_request_us relay-zj-nginx)" "$C_CRYPTO"
-  fi
+  relay_ceiling "(c) relay, JSON dialect" relay-zj-nginx relay-zj queryHealthInfo "$T/zj-query.json" A3100010005
 fi
 
 if want c0; then
@@ -616,11 +622,7 @@ if want c0; then
   bench relay-gw "https://$GW" "/phic/v1/$RELAY" "$(cat "$T/token-A3100010002")" relay-gw "$PID_gateway" "$PID_simA"
   against_proxy "(c0) relay of $RELAY to hutong sim --national (TLS from wrk, plain HTTP to the simulator)" \
     "(c0) relay, national" "hutong → national sim A" relay-gw "nginx proxy_pass → national sim B" relay-nginx
-  if ((CEILINGS_OK)); then
-    gateway_answer relay-gw-answer "$RELAY" "$RELAY_BODY" A3100010002
-    C0_CRYPTO=$(crypto_us c0 "$T/relay-gw.00" "$T/relay-gw-answer.json")
-    ceiling "(c0) relay, national" "$(rps relay-nginx)" "nginx proxy" "≥ 0.80" "$(per_request_us relay-nginx)" "$C0_CRYPTO"
-  fi
+  relay_ceiling "(c0) relay, national" relay-nginx relay-gw "$RELAY" "$RELAY_BODY" A3100010002
 fi
 
 if want d; then

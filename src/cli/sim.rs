@@ -402,11 +402,7 @@ async fn serve(args: &Args, config: SimConfig) -> anyhow::Result<ExitCode> {
     }
     let (issuer_key, ticket_key) = (keys.issuer.clone(), keys.ticket.clone());
     if let Some(dir) = &args.keys_out {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or_default();
-        sim::write_public_keys(dir, &keys.public(), &config.issuer, now)?;
+        sim::write_public_keys(dir, &keys.public(), &config.issuer, super::code::now())?;
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -414,12 +410,8 @@ async fn serve(args: &Args, config: SimConfig) -> anyhow::Result<ExitCode> {
     let (population, region) = (config.population, config.region.clone());
     let running = sim::start(config, keys, listener).await?;
     if let (Some(path), Some(app)) = (&args.fixtures_out, &args.fixtures_client) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .context("the system clock is before 1970")?
-            .as_secs();
-        let now = i64::try_from(now).context("the system clock is out of range")?;
-        let fixtures = sim::conformance_fixtures(&running, &issuer_key, ticket_key, app, now)?;
+        let fixtures =
+            sim::conformance_fixtures(&running, &issuer_key, ticket_key, app, super::code::now())?;
         let text = format!(
             "# Written by hutong sim --national --fixtures-out: synthetic people of its population.\n{}",
             toml::to_string(&fixtures)?
