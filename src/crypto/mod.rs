@@ -19,12 +19,13 @@
 //! constant part computed once), `sm2_table` (precomputed tables that speed up
 //! verification with long-lived keys), `pke` (SM2 encryption, GM/T 0009 DER
 //! ciphertexts), `hash` (SM3, HMAC-SM3), `symmetric` (SM4-CBC and the block cipher under it),
-//! `error`.
+//! `random` (the OS random number generator, drawn from in blocks), `error`.
 
 mod error;
 mod hash;
 mod keyed;
 mod pke;
+mod random;
 mod sm2;
 mod sm2_sign;
 mod sm2_table;
@@ -40,14 +41,7 @@ pub use pke::{DecryptionKey, EncryptionKey};
 pub use sm2::{DEFAULT_DISTID, KeyTables, SigningKey, VerifyingKey};
 pub use symmetric::{SM4_BLOCK_LEN, SM4_KEY_LEN, Sm4Key};
 
-use getrandom::rand_core::TryRng;
-
-/// Fills `buf` from the operating system's random number generator.
-pub fn fill_random(buf: &mut [u8]) -> Result<(), CryptoError> {
-    getrandom::SysRng
-        .try_fill_bytes(buf)
-        .map_err(|_| CryptoError::Rng)
-}
+pub use random::fill_random;
 
 /// Lowercase hex of `bytes`.
 pub fn to_hex(bytes: &[u8]) -> String {
