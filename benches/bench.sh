@@ -400,19 +400,21 @@ cpu_us() {
   [[ $v =~ ^[0-9.e+-]+$ ]] || die "$1 has no CPU time (per_cpu_second): $(head -c 200 "$1")"
   echo "$v"
 }
-# crypto_us NAME REQUEST ANSWER [--sm4-only]: CPU microseconds per exchange of the
+# crypto_us NAME REQUEST ANSWER [--sm4-only|--relay]: CPU microseconds per exchange of the
 # envelope's SM3 and SM4 at these envelopes' sizes (hutong bench envelope-crypto, every
-# core at once).
+# core at once); with --relay, of both exchanges of a relayed request (the caller's and
+# the region's).
 crypto_us() {
   "$H" bench envelope-crypto --secs "$SM2_SECS" --request "$2" --answer "$3" ${4:-} >"$T/crypto-$1.json" \
     || die "hutong bench envelope-crypto failed ($1)"
   cpu_us "$T/crypto-$1.json"
 }
-# Builds without `hutong bench envelope-crypto` (an A/B run of an older HUTONG_BIN) print
+# Builds without `hutong bench envelope-crypto --relay` (an A/B run of an older HUTONG_BIN) print
 # no ceilings, and their chart keeps the seven fields they read; nor does a kernel without
 # per-thread CPU times (/proc/thread-self/schedstat), which the ceilings are made of.
 CEILINGS_OK=0
-"$H" bench envelope-crypto --help >/dev/null 2>&1 && [[ -r /proc/thread-self/schedstat ]] && CEILINGS_OK=1
+"$H" bench envelope-crypto --help 2>/dev/null | grep -- --relay >/dev/null && [[ -r /proc/thread-self/schedstat ]] \
+  && CEILINGS_OK=1
 # ceiling LABEL BASELINE_RPS BASELINE_NAME TARGET MICROSECONDS…: the most requests a second
 # the machine's cores allow when a request costs at least the sum of MICROSECONDS of CPU.
 # LABEL is the chart row's: the chart draws the ceiling's ratio across that bar.
@@ -431,13 +433,16 @@ ceiling() {
     "$r×" "$target" "$(printf '%s\n' "$@" | awk '{printf "%s%.1f", (NR > 1 ? " + " : ""), $1}')")")
 }
 # relay_ceiling LABEL PROXY_KEY POOL SERVICE BODY CLIENT: a relay's ceiling against nginx's
-# run PROXY_KEY, with the envelope timed at the sizes of the pool's requests and of one
-# more answer of the gateway to CLIENT's SERVICE call with BODY.
+# run PROXY_KEY, with both of its envelope exchanges timed at the sizes of the pool's
+# requests and of one more answer of the gateway to CLIENT's SERVICE call with BODY: the
+# gateway opens the caller's request and seals its answer, and seals its own request to the
+# region and opens the region's answer (nginx passes them through; the simulator behind it
+# does one exchange, counted in nginx's run).
 relay_ceiling() {
   ((CEILINGS_OK)) || return 0
   gateway_answer "$3-answer" "$4" "$5" "$6"
   ceiling "$1" "$(rps "$2")" "nginx proxy" "≥ 0.80" "$(per_request_us "$2")" \
-    "$(crypto_us "$3" "$T/$3.00" "$T/$3-answer.json")"
+    "$(crypto_us "$3" "$T/$3.00" "$T/$3-answer.json" --relay)"
 }
 
 # against_proxy TITLE SUMMARY_LABEL LABEL KEY PROXY_LABEL PROXY_KEY [UNANSWERED]: a relay's

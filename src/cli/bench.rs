@@ -11,7 +11,8 @@
 //! - `memory-parts`, `nonce-sweep`, `outbox-due`: one component timed or weighed in this
 //!   process beside its baseline ([`super::bench_parts`]);
 //! - `envelope-crypto`: the SM3 and SM4 work of one HMAC-SM3 exchange per second, at a
-//!   real request's and answer's sizes: the floor under scenario (b)'s cost per request;
+//!   real request's and answer's sizes: the floor under scenario (b)'s cost per request
+//!   (with `--relay`, the two exchanges of a relayed request);
 //! - `chart`: the run's summary as an SVG picture, each scenario against its target
 //!   ([`super::bench_chart`]);
 //! - `fill-links`: synthetic links, loaded in bulk into a gateway's data directory (the
@@ -112,6 +113,10 @@ pub enum BenchCmd {
         /// Time SM4 alone: for the `SM2` sign type, whose signatures are timed apart.
         #[arg(long)]
         sm4_only: bool,
+        /// Time both sides, as a relay does: the caller's request opened and its answer
+        /// sealed, and a request of the same size sealed to the region and its answer opened.
+        #[arg(long)]
+        relay: bool,
     },
     /// Time the nonce store's sweep: fill a store with COUNT nonces, let them expire, and
     /// time each of the next requests, with one shard (the earlier design) and with the
@@ -221,7 +226,8 @@ pub(super) fn run(standard: &Standard, c: &BenchCmd) -> anyhow::Result<ExitCode>
             request,
             answer,
             sm4_only,
-        } => super::bench_parts::envelope_crypto(*secs, request, answer, !sm4_only),
+            relay,
+        } => super::bench_parts::envelope_crypto(*secs, request, answer, !sm4_only, *relay),
     }
 }
 

@@ -231,13 +231,16 @@ fn envelope_sizes(path: &std::path::Path) -> anyhow::Result<EnvelopeSizes> {
 /// `envelope-crypto`: per exchange, the request's HMAC-SM3 tag checked and its ciphertext
 /// decrypted, the answer's plaintext encrypted and its tag made (without `macs`, the
 /// decryption and encryption alone), with fresh random keys and texts of the two envelopes'
-/// sizes (padding included). A tag that does not check or a
+/// sizes (padding included). With `relay`, also the other side of the same exchange, as a
+/// relay does it with the region: a request of that size sealed (encrypted and tagged) and
+/// an answer of that size opened (tag checked, decrypted). A tag that does not check or a
 /// decryption that fails stops the timing ([`super::bench::rate_on_every_core`]).
 pub(super) fn envelope_crypto(
     secs: f64,
     request: &std::path::Path,
     answer: &std::path::Path,
     macs: bool,
+    relay: bool,
 ) -> anyhow::Result<ExitCode> {
     use crate::crypto::{MacKey, Sm4Key, fill_random};
     let req = envelope_sizes(request)?;
@@ -254,27 +257,38 @@ pub(super) fn envelope_crypto(
     // After the IV, PKCS#7 pads a text one byte short of whole blocks with one byte: the
     // output has exactly the envelope's length.
     let plain_len = |ciphertext: usize| ciphertext - SM4_BLOCK_LEN - 1;
-    let req_cipher = sm4.encrypt_cbc(&random(plain_len(req.ciphertext))?)?;
+    let req_plain = random(plain_len(req.ciphertext))?;
+    let req_cipher = sm4.encrypt_cbc(&req_plain)?;
     let ans_signed = random(ans.signed)?;
+    let ans_tag = mac.tag(&ans_signed);
     let ans_plain = random(plain_len(ans.ciphertext))?;
-    if req_cipher.len() != req.ciphertext || sm4.encrypt_cbc(&ans_plain)?.len() != ans.ciphertext {
+    let ans_cipher = sm4.encrypt_cbc(&ans_plain)?;
+    if req_cipher.len() != req.ciphertext || ans_cipher.len() != ans.ciphertext {
         bail!("the test texts do not have the envelopes' sizes");
     }
-    let bytes = req.ciphertext + ans.ciphertext + if macs { req.signed + ans.signed } else { 0 };
-    let mut report = super::bench::rate_on_every_core(secs, "exchanges", bytes, || {
+    let sides = if relay { 2 } else { 1 };
+    let bytes =
+        sides * (req.ciphertext + ans.ciphertext + if macs { req.signed + ans.signed } else { 0 });
+    // One side: a request of `signed`/`cipher`'s sizes opened and an answer sealed; every
+    // output goes through black_box, so no part of the work can be left out.
+    let side = |signed: &[u8], tag: &[u8], cipher: &[u8], plain: &[u8], seal_signed: &[u8]| {
         use std::hint::black_box;
-        // Every output goes through black_box, so no part of the work can be left out.
-        let opened = (!macs || mac.verify(black_box(&req_signed), &req_tag))
-            && black_box(sm4.decrypt_cbc(black_box(&req_cipher))).is_ok();
-        let sealed = black_box(sm4.encrypt_cbc(black_box(&ans_plain))).is_ok();
+        let opened = (!macs || mac.verify(black_box(signed), tag))
+            && black_box(sm4.decrypt_cbc(black_box(cipher))).is_ok();
+        let sealed = black_box(sm4.encrypt_cbc(black_box(plain))).is_ok();
         if macs {
-            black_box(mac.tag(black_box(&ans_signed)));
+            black_box(mac.tag(black_box(seal_signed)));
         }
         opened && sealed
+    };
+    let mut report = super::bench::rate_on_every_core(secs, "exchanges", bytes, || {
+        side(&req_signed, &req_tag, &req_cipher, &ans_plain, &ans_signed)
+            && (!relay || side(&ans_signed, &ans_tag, &ans_cipher, &req_plain, &req_signed))
     })?;
     report["request"] = json!({"signed_bytes": req.signed, "ciphertext_bytes": req.ciphertext});
     report["answer"] = json!({"signed_bytes": ans.signed, "ciphertext_bytes": ans.ciphertext});
     report["macs"] = json!(macs);
+    report["relay"] = json!(relay);
     say!("{report}");
     Ok(ExitCode::SUCCESS)
 }
@@ -352,13 +366,13 @@ mod tests {
     fn envelope_crypto_times_the_exchange() {
         let dir = temp_dir("crypto");
         let (path, _) = sealed(dir.as_path(), &json!({"codeContent": "x"}));
-        for macs in [true, false] {
+        for (macs, relay) in [(true, false), (false, false), (true, true)] {
             assert_eq!(
-                envelope_crypto(0.05, &path, &path, macs).unwrap(),
+                envelope_crypto(0.05, &path, &path, macs, relay).unwrap(),
                 ExitCode::SUCCESS
             );
         }
-        assert!(envelope_crypto(0.0, &path, &path, true).is_err());
+        assert!(envelope_crypto(0.0, &path, &path, true, false).is_err());
     }
 
     #[test]
