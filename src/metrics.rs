@@ -24,8 +24,6 @@ pub struct Metrics {
     pub cache_misses: AtomicU64,
     /// Entries purged by status events.
     pub cache_purged: AtomicU64,
-    /// Calls to regions.
-    pub upstream_calls: AtomicU64,
     /// Requests shed under load.
     pub shed: AtomicU64,
     /// Connections refused at the TLS handshake.
@@ -56,6 +54,9 @@ pub struct Gauges {
     /// Whether the gateway is unready for its audit store: commits refused, a store that
     /// has not yet settled after a refusal, or a writer that stopped.
     pub audit_failing: bool,
+    /// Calls made to regions, as the relay counts them (a counter kept by the router, which
+    /// every region call passes); `None` for a relay that does not count, and then left out.
+    pub upstream_calls: Option<u64>,
 }
 
 impl Default for Metrics {
@@ -68,7 +69,6 @@ impl Default for Metrics {
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
             cache_purged: AtomicU64::new(0),
-            upstream_calls: AtomicU64::new(0),
             shed: AtomicU64::new(0),
             tls_failures: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
@@ -190,11 +190,6 @@ impl Metrics {
                 "Cache entries purged by status events.",
                 &self.cache_purged,
             ),
-            (
-                "hutong_upstream_calls_total",
-                "Calls made to regions.",
-                &self.upstream_calls,
-            ),
             ("hutong_shed_total", "Requests shed under load.", &self.shed),
             (
                 "hutong_tls_handshake_failures_total",
@@ -232,6 +227,11 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
                 v.load(Ordering::Relaxed)
             );
+        }
+        if let Some(n) = gauges.upstream_calls {
+            let name = "hutong_upstream_calls_total";
+            let help = "Calls made to regions (a caller's relay, a cache fill, a cross-region query), retries within a call not counted again.";
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}");
         }
         for (name, help, v) in [
             (
@@ -284,8 +284,19 @@ mod tests {
         m.regions_unanswered.fetch_add(2, Ordering::Relaxed);
         let t = m.render(&Gauges {
             callbacks_pending: Some(7),
+            upstream_calls: Some(3),
             ..Gauges::default()
         });
+        assert!(
+            t.contains(
+                "# TYPE hutong_upstream_calls_total counter\nhutong_upstream_calls_total 3\n"
+            ),
+            "{t}"
+        );
+        assert!(
+            !m.render(&Gauges::default())
+                .contains("hutong_upstream_calls_total")
+        );
         assert!(
             t.contains("hutong_requests_total{service=\"verifyCode\",code=\"0\"} 1"),
             "{t}"

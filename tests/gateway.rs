@@ -446,7 +446,19 @@ async fn a_cache_hit_avoids_the_region_and_a_status_event_purges_it() {
     let fx = Fixture::start(Opts::default()).await;
     let c = fx.client(SignTypeName::HmacSm3);
     let p = fx.person(5);
+    let sim = fx.sim.as_ref().unwrap();
+    // /metrics' count of region calls follows the region's own count: the uncached relays
+    // (applyCodeAccess, generateCode), the cache's fill, and nothing for a hit.
+    let counted = || {
+        fx.gw
+            .relay
+            .region_calls()
+            .expect("the router counts region calls")
+    };
+    let (sim0, gw0) = (sim.requests(), counted());
     let content = code_of(&c, &p).await;
+    assert_eq!(sim.requests() - sim0, 2);
+    assert_eq!(counted() - gw0, 2, "both relays counted");
     let cid = hutong::code::CodeUrl::parse(&content)
         .unwrap()
         .cid
@@ -454,14 +466,15 @@ async fn a_cache_hit_avoids_the_region_and_a_status_event_purges_it() {
         .to_owned();
     let biz =
         json!({"codeContent": content, "verifier": {"orgName": "某地铁站", "deviceId": "G-01"}});
-    let sim = fx.sim.as_ref().unwrap();
 
     let first = c.call(ServiceName::VerifyCode, &biz).await.unwrap();
     assert_eq!(code(&first), "0");
     let calls = sim.requests();
+    assert_eq!(counted() - gw0, 3, "the cache's fill counted");
     let second = c.call(ServiceName::VerifyCode, &biz).await.unwrap();
     assert_eq!(code(&second), "0");
     assert_eq!(sim.requests(), calls, "a hit does not reach the region");
+    assert_eq!(counted() - gw0, 3, "nor is it counted as a region call");
     // The same answer (its ticket, bound to this verifier, counts down).
     let no_ticket = |x: &hutong::client::Exchange| {
         let mut b = x.biz.clone().unwrap();
@@ -502,6 +515,7 @@ async fn a_cache_hit_avoids_the_region_and_a_status_event_purges_it() {
         calls + 1,
         "after the purge the region is asked again"
     );
+    assert_eq!(counted() - gw0, 4);
 
     // An event id that is not an id is refused: it travels in every callback.
     let ev = r

@@ -456,12 +456,18 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
     // With Jiangsu down, a cross-region query answers with what the others say, marked
     // partial, and the admin listener counts the region that gave nothing.
     let unanswered = metric("hutong_regions_unanswered_total");
+    let asked = metric("hutong_upstream_calls_total");
     let x = bj.call(ServiceName::QueryHealthInfo, &query).await.unwrap();
     assert_eq!(x.code(), "0", "{}", String::from_utf8_lossy(&x.raw));
     let q = seen.keep(&x);
     assert_eq!(q["partial"], true, "{q}");
     assert_eq!(q["unavailableRegions"], json!(["320000"]), "{q}");
     assert_eq!(metric("hutong_regions_unanswered_total"), unanswered + 1);
+    assert_eq!(
+        metric("hutong_upstream_calls_total"),
+        asked + 2,
+        "both linked regions were asked, the one down included"
+    );
 
     // 5. Beijing's next verification shows red: the cached green was purged.
     let x = bj.call(ServiceName::VerifyCode, &verify).await.unwrap();

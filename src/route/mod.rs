@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use serde_json::Value;
@@ -53,6 +54,9 @@ pub struct Router {
     /// The gateway's SM2 key that signs requests to regions: read once, at start, like the
     /// key that signs its answers, so that a reload never leaves the two different.
     sm2: Option<SigningKey>,
+    /// Calls made to regions: every one passes through [`Relay::relay_reply`] or
+    /// [`Relay::call_region`] here, whether the cache, a relay or a cross-region query asked.
+    calls: AtomicU64,
 }
 
 impl std::fmt::Debug for Router {
@@ -72,6 +76,7 @@ impl Router {
             standard: Standard::embedded(),
             local: ArcSwap::from_pointee(None),
             sm2: None,
+            calls: AtomicU64::new(0),
         }
     }
 
@@ -323,6 +328,7 @@ impl Relay for Router {
                     &crate::idempotency::fingerprint(&content),
                 )
             });
+            self.calls.fetch_add(1, Ordering::Relaxed);
             let mut reply = upstream
                 .call_keyed(call.service, biz, key.as_deref())
                 .await
@@ -350,6 +356,7 @@ impl Relay for Router {
                 .upstream_of(region)
                 .ok_or_else(|| GatewayError::Internal(format!("no region {region}")))?;
             let idempotent = self.standard.service(service).idempotent;
+            self.calls.fetch_add(1, Ordering::Relaxed);
             let mut reply = upstream
                 .call_reported(service, biz, idempotent)
                 .await
@@ -357,6 +364,10 @@ impl Relay for Router {
             crate::mask::remask_answer(&mut reply.biz);
             Ok(reply)
         })
+    }
+
+    fn region_calls(&self) -> Option<u64> {
+        Some(self.calls.load(Ordering::Relaxed))
     }
 
     fn takes_callbacks(&self, region: &str) -> bool {

@@ -273,6 +273,12 @@ pub trait Relay: Send + Sync {
         false
     }
 
+    /// Calls made to regions so far, each counted once whatever its retries (`/metrics`'
+    /// `hutong_upstream_calls_total`); `None` for a relay that does not count them.
+    fn region_calls(&self) -> Option<u64> {
+        None
+    }
+
     /// The configured region that serves the GB/T 2260 `division`: the county, its
     /// prefecture or its province, the first configured (as calls from that area are
     /// routed). `None` when no region serves it.

@@ -280,7 +280,6 @@ async fn cached(
         } = bounds();
         let max_ttl = gw.config.load().cache.max_ttl_ms.get();
         let validity = gw.relay.freshness(call, biz).as_millis() as u64;
-        gw.metrics.upstream_calls.fetch_add(1, Ordering::Relaxed);
         let relayed = gw.relay.relay_reply(call, biz).await?;
         let person = if call.service == ServiceName::VerifyCode {
             recognition::link_verification(gw, call, biz, &relayed).await

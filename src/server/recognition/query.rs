@@ -113,9 +113,6 @@ async fn ask_region(gw: &Arc<Gateway>, l: &RegionLink) -> RegionStatus {
         "verifier": {"orgName": "hutong gateway", "deviceId": gw.config.load().gateway.app_id},
         "scene": "REGIONS",
     });
-    gw.metrics
-        .upstream_calls
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let got = tokio::time::timeout(
         FANOUT_DEADLINE,
         gw.relay
