@@ -13,6 +13,8 @@
 //! - `envelope-crypto`: the SM3 and SM4 work of one HMAC-SM3 exchange per second, at a
 //!   real request's and answer's sizes: the floor under scenario (b)'s cost per request
 //!   (with `--relay`, the two exchanges of a relayed request);
+//! - `envelope-json`: the envelope's JSON and Base64 of one exchange (with `--relay`,
+//!   both), the floor's other part;
 //! - `chart`: the run's summary as an SVG picture, each scenario against its target
 //!   ([`super::bench_chart`]);
 //! - `fill-links`: synthetic links, loaded in bulk into a gateway's data directory (the
@@ -95,6 +97,26 @@ pub enum BenchCmd {
         /// How many of each.
         #[arg(long, default_value_t = 100_000)]
         count: u64,
+    },
+    /// Time the envelopes' own JSON and Base64 of one exchange, at the sizes of a real
+    /// request and answer, one thread per core: the request parsed and its `bizContent`
+    /// decoded, the answer's encoded and the answer written (with the build's libraries; the
+    /// business content's JSON left out). Like `envelope-crypto`, a floor under the cost of
+    /// a request. Prints the rate as JSON.
+    EnvelopeJson {
+        /// How long to time, seconds.
+        #[arg(long, default_value_t = 3.0)]
+        secs: f64,
+        /// A sealed request envelope (JSON; the first line of the file).
+        #[arg(long)]
+        request: PathBuf,
+        /// A sealed answer envelope (JSON).
+        #[arg(long)]
+        answer: PathBuf,
+        /// Both sides, as a relay to a region that speaks the national envelope does: also a
+        /// request of the same size written and an answer of the same size parsed.
+        #[arg(long)]
+        relay: bool,
     },
     /// Time the cryptography an HMAC-SM3 envelope exchange cannot do without, at the sizes
     /// of a real request and answer, one thread per core: the request's tag checked and its
@@ -228,6 +250,12 @@ pub(super) fn run(standard: &Standard, c: &BenchCmd) -> anyhow::Result<ExitCode>
             sm4_only,
             relay,
         } => super::bench_parts::envelope_crypto(*secs, request, answer, !sm4_only, *relay),
+        BenchCmd::EnvelopeJson {
+            secs,
+            request,
+            answer,
+            relay,
+        } => super::bench_parts::envelope_json(*secs, request, answer, *relay),
     }
 }
 

@@ -1,7 +1,8 @@
 //! `hutong bench` measurements of one component in this process, each beside its baseline
 //! in the same run: the replay store's sweep (`nonce-sweep`), the callback outbox's poll
 //! and open (`outbox-due`), and bytes per cache entry and per nonce (`memory-parts`); and
-//! the envelope's cryptography alone (`envelope-crypto`), the floor of a request's cost.
+//! the envelope's cryptography alone (`envelope-crypto`) and its JSON and Base64 alone
+//! (`envelope-json`), floors of a request's cost.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -204,12 +205,15 @@ struct EnvelopeSizes {
     ciphertext: usize,
 }
 
-/// The sizes of the first line of `path`, a sealed envelope.
-fn envelope_sizes(path: &std::path::Path) -> anyhow::Result<EnvelopeSizes> {
+/// The first line of `path`, a sealed envelope: its text, its fields, and its `bizContent`
+/// decoded (IV and SM4-CBC ciphertext).
+fn sealed_envelope(
+    path: &std::path::Path,
+) -> anyhow::Result<(String, serde_json::Map<String, Value>, Vec<u8>)> {
     use base64::Engine as _;
     let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-    let line = text.lines().next().unwrap_or_default();
-    let env: serde_json::Map<String, Value> = serde_json::from_str(line)
+    let line = text.lines().next().unwrap_or_default().to_owned();
+    let env: serde_json::Map<String, Value> = serde_json::from_str(&line)
         .with_context(|| format!("{}: the first line is not a JSON object", path.display()))?;
     let biz = env
         .get("bizContent")
@@ -217,15 +221,71 @@ fn envelope_sizes(path: &std::path::Path) -> anyhow::Result<EnvelopeSizes> {
         .ok_or_else(|| anyhow!("{}: no bizContent text", path.display()))?;
     let ciphertext = base64::engine::general_purpose::STANDARD
         .decode(biz)
-        .with_context(|| format!("{}: bizContent is not base64 (not sealed?)", path.display()))?
-        .len();
-    if ciphertext < 2 * SM4_BLOCK_LEN || ciphertext % SM4_BLOCK_LEN != 0 {
+        .with_context(|| format!("{}: bizContent is not base64 (not sealed?)", path.display()))?;
+    if ciphertext.len() < 2 * SM4_BLOCK_LEN || ciphertext.len() % SM4_BLOCK_LEN != 0 {
         bail!("{}: bizContent is not SM4-CBC ciphertext", path.display());
     }
+    Ok((line, env, ciphertext))
+}
+
+/// The sizes of the first line of `path`, a sealed envelope.
+fn envelope_sizes(path: &std::path::Path) -> anyhow::Result<EnvelopeSizes> {
+    let (_, env, ciphertext) = sealed_envelope(path)?;
     Ok(EnvelopeSizes {
         signed: crate::envelope::canonical_string(&env).len(),
-        ciphertext,
+        ciphertext: ciphertext.len(),
     })
+}
+
+/// `envelope-json`: per exchange, the envelopes' own encoding around their cryptography,
+/// with the build's JSON and Base64 libraries: the request parsed as a JSON object and its
+/// `bizContent` decoded, an answer of `answer`'s size with its `bizContent` encoded and
+/// written out as JSON. With `relay`, also the other side, as a relay does it with a
+/// region that speaks the national envelope: a request of that size written, an answer of
+/// that size parsed. The business content's own JSON is not included. A text that does not
+/// parse stops the timing.
+pub(super) fn envelope_json(
+    secs: f64,
+    request: &std::path::Path,
+    answer: &std::path::Path,
+    relay: bool,
+) -> anyhow::Result<ExitCode> {
+    use base64::Engine as _;
+    use std::hint::black_box;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let (req_text, req_env, req_cipher) = sealed_envelope(request)?;
+    let (ans_text, ans_env, ans_cipher) = sealed_envelope(answer)?;
+    // A received envelope: its fields, and its ciphertext out of Base64.
+    let open = |text: &str| -> bool {
+        let Ok(env) = serde_json::from_str::<serde_json::Map<String, Value>>(black_box(text))
+        else {
+            return false;
+        };
+        let biz = env.get("bizContent").and_then(Value::as_str);
+        black_box(biz.and_then(|b| b64.decode(b).ok())).is_some() && black_box(env).len() > 1
+    };
+    // An envelope sent: its fields (as the received one of its direction has them), the
+    // ciphertext into Base64, the whole written out.
+    let seal = |fields: &serde_json::Map<String, Value>, cipher: &[u8]| -> bool {
+        let mut env = fields.clone();
+        env.insert(
+            "bizContent".into(),
+            Value::String(b64.encode(black_box(cipher))),
+        );
+        serde_json::to_string(black_box(&env)).is_ok_and(|t| black_box(t).len() > 2)
+    };
+    let sides = if relay { 2 } else { 1 };
+    let bytes = sides * (req_text.len() + ans_text.len());
+    let mut report = super::bench::rate_on_every_core(secs, "exchanges", bytes, || {
+        open(&req_text)
+            && seal(&ans_env, &ans_cipher)
+            && (!relay || (seal(&req_env, &req_cipher) && open(&ans_text)))
+    })?;
+    report["request_bytes"] = json!(req_text.len());
+    report["answer_bytes"] = json!(ans_text.len());
+    report["relay"] = json!(relay);
+    say!("{report}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `envelope-crypto`: per exchange, the request's HMAC-SM3 tag checked and its ciphertext
@@ -373,6 +433,22 @@ mod tests {
             );
         }
         assert!(envelope_crypto(0.0, &path, &path, true, false).is_err());
+    }
+
+    #[test]
+    fn envelope_json_times_the_envelopes_and_refuses_what_is_not_one() {
+        let dir = temp_dir("json");
+        let (path, _) = sealed(dir.as_path(), &json!({"codeContent": "x"}));
+        for relay in [false, true] {
+            assert_eq!(
+                envelope_json(0.05, &path, &path, relay).unwrap(),
+                ExitCode::SUCCESS
+            );
+        }
+        let plain = dir.as_path().join("plain.json");
+        std::fs::write(&plain, r#"{"bizContent": "{\"a\":1}"}"#).unwrap();
+        assert!(envelope_json(0.05, &path, &plain, true).is_err());
+        assert!(envelope_json(0.0, &path, &path, false).is_err());
     }
 
     #[test]
