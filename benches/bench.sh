@@ -400,29 +400,31 @@ cpu_us() {
   [[ $v =~ ^[0-9.e+-]+$ ]] || die "$1 has no CPU time (per_cpu_second): $(head -c 200 "$1")"
   echo "$v"
 }
-# crypto_us NAME REQUEST ANSWER [--sm4-only|--relay]: CPU microseconds per exchange of the
-# envelope's SM3 and SM4 at these envelopes' sizes (hutong bench envelope-crypto, every
-# core at once); with --relay, of both exchanges of a relayed request (the caller's and
-# the region's).
+# crypto_us NAME REQUEST ANSWER [OPTION…]: CPU microseconds per exchange of the envelope's
+# SM3 and SM4 at these envelopes' sizes (hutong bench envelope-crypto, every core at once);
+# options: --sm4-only, or --region-request F --region-answer F for a relay's exchange with
+# the region as well.
 crypto_us() {
-  "$H" bench envelope-crypto --secs "$SM2_SECS" --request "$2" --answer "$3" ${4:-} >"$T/crypto-$1.json" \
+  "$H" bench envelope-crypto --secs "$SM2_SECS" --request "$2" --answer "$3" "${@:4}" >"$T/crypto-$1.json" \
     || die "hutong bench envelope-crypto failed ($1)"
   cpu_us "$T/crypto-$1.json"
 }
-# json_us NAME REQUEST ANSWER [--relay]: CPU microseconds per exchange of the envelopes'
-# own JSON and Base64 at these envelopes' sizes (hutong bench envelope-json, every core at
-# once); with --relay, of both exchanges.
+# json_us NAME REQUEST ANSWER [OPTION…]: the same for the least JSON and Base64 of these
+# envelopes (hutong bench envelope-json; the same --region-… options).
 json_us() {
-  "$H" bench envelope-json --secs "$SM2_SECS" --request "$2" --answer "$3" ${4:-} >"$T/json-$1.json" \
+  "$H" bench envelope-json --secs "$SM2_SECS" --request "$2" --answer "$3" "${@:4}" >"$T/json-$1.json" \
     || die "hutong bench envelope-json failed ($1)"
   cpu_us "$T/json-$1.json"
 }
-# Builds without `hutong bench envelope-crypto --relay` or `envelope-json` (an A/B run of an older HUTONG_BIN) print
+# Builds without `hutong bench envelope-crypto` (an A/B run of an older HUTONG_BIN) print
 # no ceilings, and their chart keeps the seven fields they read; nor does a kernel without
 # per-thread CPU times (/proc/thread-self/schedstat), which the ceilings are made of.
 CEILINGS_OK=0
-"$H" bench envelope-crypto --help 2>/dev/null | grep -- --relay >/dev/null \
-  && "$H" bench envelope-json --help 2>/dev/null | grep -- --relay >/dev/null && [[ -r /proc/thread-self/schedstat ]] && CEILINGS_OK=1
+"$H" bench envelope-crypto --help >/dev/null 2>&1 && [[ -r /proc/thread-self/schedstat ]] && CEILINGS_OK=1
+# The relays' ceilings need the region's side and the JSON too (builds of this one on).
+RELAY_CEILINGS_OK=0
+((CEILINGS_OK)) && "$H" bench envelope-json --help 2>/dev/null | grep -- --region-request >/dev/null \
+  && RELAY_CEILINGS_OK=1
 # ceiling LABEL BASELINE_RPS BASELINE_NAME TARGET MICROSECONDS…: the most requests a second
 # the machine's cores allow when a request costs at least the sum of MICROSECONDS of CPU.
 # LABEL is the chart row's: the chart draws the ceiling's ratio across that bar.
@@ -440,20 +442,31 @@ ceiling() {
   CEILINGS+=("$(printf "  %-32s %9s   %9.0f %-16s %7s   %s  (%s µs)" "$label" "$c" "$base" "$name" \
     "$r×" "$target" "$(printf '%s\n' "$@" | awk '{printf "%s%.1f", (NR > 1 ? " + " : ""), $1}')")")
 }
-# relay_ceiling LABEL PROXY_KEY POOL SERVICE BODY CLIENT [--relay]: a relay's ceiling
+# relay_ceiling LABEL PROXY_KEY POOL SERVICE BODY CLIENT [REGION_BODY]: a relay's ceiling
 # against nginx's run PROXY_KEY, with the envelope's cryptography, then its JSON and Base64,
 # timed at the sizes of the pool's requests and of one more answer of the gateway to
 # CLIENT's SERVICE call with BODY: the gateway opens the caller's request and seals its
-# answer. With --relay (a region that speaks the national envelope) it also seals its own
-# request to the region and opens the region's answer, which nginx passes through (the
+# answer. With REGION_BODY (a region that speaks the national envelope: sim B, which nginx
+# proxies to) it also seals its own request to the region and opens the region's answer,
+# which nginx passes through, timed at the sizes of PROXY_KEY's requests (sealed as the
+# gateway seals them) and of sim B's answer to one more of them with REGION_BODY (the
 # simulator behind nginx does its one exchange in nginx's run). A dialect region's own
 # signing (Zhejiang's HMAC-SHA256, no encryption) is left out: the bound stays an upper one.
 relay_ceiling() {
-  ((CEILINGS_OK)) || return 0
+  ((RELAY_CEILINGS_OK)) || return 0
   gateway_answer "$3-answer" "$4" "$5" "$6"
+  local region=()
+  if [[ -n ${7:-} ]]; then
+    "$H" client "$4" --body "$7" --as "$T/gw-at-simB.toml" --seal-only 1 >"$T/$2-region.request.json"
+    curl -sS -H 'Content-Type: application/json' --data-binary @"$T/$2-region.request.json" \
+      "http://$ADDR_simB/phic/v1/$4" -o "$T/$2-region.answer.json"
+    grep -q '"code":"0"' "$T/$2-region.answer.json" \
+      || die "sim B did not answer $4 with code 0: $(head -c 300 "$T/$2-region.answer.json")"
+    region=(--region-request "$T/$2.00" --region-answer "$T/$2-region.answer.json")
+  fi
   ceiling "$1" "$(rps "$2")" "nginx proxy" "≥ 0.80" "$(per_request_us "$2")" \
-    "$(crypto_us "$3" "$T/$3.00" "$T/$3-answer.json" ${7:-})" \
-    "$(json_us "$3" "$T/$3.00" "$T/$3-answer.json" ${7:-})"
+    "$(crypto_us "$3" "$T/$3.00" "$T/$3-answer.json" "${region[@]}")" \
+    "$(json_us "$3" "$T/$3.00" "$T/$3-answer.json" "${region[@]}")"
 }
 
 # against_proxy TITLE SUMMARY_LABEL LABEL KEY PROXY_LABEL PROXY_KEY [UNANSWERED]: a relay's
@@ -638,7 +651,7 @@ if want c0; then
   bench relay-gw "https://$GW" "/phic/v1/$RELAY" "$(cat "$T/token-A3100010002")" relay-gw "$PID_gateway" "$PID_simA"
   against_proxy "(c0) relay of $RELAY to hutong sim --national (TLS from wrk, plain HTTP to the simulator)" \
     "(c0) relay, national" "hutong → national sim A" relay-gw "nginx proxy_pass → national sim B" relay-nginx
-  relay_ceiling "(c0) relay, national" relay-nginx relay-gw "$RELAY" "$RELAY_BODY" A3100010002 --relay
+  relay_ceiling "(c0) relay, national" relay-nginx relay-gw "$RELAY" "$RELAY_BODY" A3100010002 "$RELAY_BODY_NG"
 fi
 
 if want d; then
@@ -786,12 +799,13 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
     echo "ceiling: the most req/s the $(nproc) cores allow if a request cost no more than the CPU microseconds in brackets:"
     echo "(1) wrk's and the baseline servers' CPU per request in the nginx run (TLS, HTTP and, for a relay, the simulator);"
     echo "(2) for (a) and (a2), the baseline's own CPU per operation; (3) the envelope's SM3 and SM4 at this run's request"
-    echo "and answer sizes (hutong bench envelope-crypto, CPU time on every core at once; SM4 alone for SM2), for (c0)"
-    echo "both exchanges, the caller's and the gateway's own with the region, which nginx passes through; (4) for a relay,"
-    echo "those envelopes' JSON and Base64 (hutong bench envelope-json, the same way). The gateway does all of"
-    echo "these and more (the business content's JSON, validation, the cache, the audit chain, the replay store, the rate"
-    echo "limits): so far as its TLS and HTTP cost no less than nginx's and wrk's cost per request does not fall, each"
-    echo "ceiling is an upper bound, and a ratio above the ceiling's is out of reach on this machine with wrk on it."
+    echo "and answer sizes (hutong bench envelope-crypto, CPU time on every core at once; SM4 alone for SM2), for (c0) with"
+    echo "the gateway's own exchange with the region, which nginx passes through; (4) for a relay, the least JSON and"
+    echo "Base64 of the same envelopes (hutong bench envelope-json: borrowed parsing, joined writing). The gateway does"
+    echo "all of these and more (its parser's checks, the business content's JSON, validation, the cache, the audit chain,"
+    echo "the replay store, the rate limits): so far as its TLS and HTTP cost no less than nginx's and wrk's cost per"
+    echo "request does not fall, each ceiling is an upper bound, and a ratio above the ceiling's is out of reach on this"
+    echo "machine with wrk on it."
   fi
   echo
   echo "errors: non-2xx answers + 200 answers without success + socket errors + timeouts. RSS: of the servers under"

@@ -230,7 +230,7 @@ impl Metrics {
         }
         if let Some(n) = gauges.upstream_calls {
             let name = "hutong_upstream_calls_total";
-            let help = "Calls made to regions (a caller's relay, a cache fill, a cross-region query), retries within a call not counted again.";
+            let help = "Calls made to regions for an answer (a caller's relay, a cache fill, a cross-region query), once each whatever its retries; not those the circuit breaker stopped, nor status callbacks.";
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}");
         }
         for (name, help, v) in [

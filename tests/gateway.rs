@@ -296,6 +296,7 @@ async fn a_region_that_is_down_hangs_or_answers_garbage_gives_9001_or_9002_in_ti
         assert!(t0.elapsed() < Duration::from_secs(3));
     }
     let t0 = Instant::now();
+    let calls = fx.gw.relay.region_calls().unwrap();
     let x = c.call(ServiceName::ApplyCodeAccess, &biz).await.unwrap();
     assert_eq!(code(&x), "9001");
     assert!(
@@ -303,6 +304,11 @@ async fn a_region_that_is_down_hangs_or_answers_garbage_gives_9001_or_9002_in_ti
         "the breaker is open"
     );
     assert!(t0.elapsed() < Duration::from_millis(300));
+    // Of the eight failed calls before, those made were counted (the garbage, the timeout,
+    // at least one to the region that was down); those the open breaker stopped were not,
+    // nor is the last.
+    assert!((3..8).contains(&calls), "{calls}");
+    assert_eq!(fx.gw.relay.region_calls(), Some(calls));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,9 +12,9 @@
 //!   process beside its baseline ([`super::bench_parts`]);
 //! - `envelope-crypto`: the SM3 and SM4 work of one HMAC-SM3 exchange per second, at a
 //!   real request's and answer's sizes: the floor under scenario (b)'s cost per request
-//!   (with `--relay`, the two exchanges of a relayed request);
-//! - `envelope-json`: the envelope's JSON and Base64 of one exchange (with `--relay`,
-//!   both), the floor's other part;
+//!   (with `--region-request` and `--region-answer`, a relay's exchange with the region too);
+//! - `envelope-json`: the least JSON and Base64 of the same envelopes, the floor's other
+//!   part;
 //! - `chart`: the run's summary as an SVG picture, each scenario against its target
 //!   ([`super::bench_chart`]);
 //! - `fill-links`: synthetic links, loaded in bulk into a gateway's data directory (the
@@ -113,10 +113,8 @@ pub enum BenchCmd {
         /// A sealed answer envelope (JSON).
         #[arg(long)]
         answer: PathBuf,
-        /// Both sides, as a relay to a region that speaks the national envelope does: also a
-        /// request of the same size written and an answer of the same size parsed.
-        #[arg(long)]
-        relay: bool,
+        #[command(flatten)]
+        region: RegionArgs,
     },
     /// Time the cryptography an HMAC-SM3 envelope exchange cannot do without, at the sizes
     /// of a real request and answer, one thread per core: the request's tag checked and its
@@ -135,10 +133,8 @@ pub enum BenchCmd {
         /// Time SM4 alone: for the `SM2` sign type, whose signatures are timed apart.
         #[arg(long)]
         sm4_only: bool,
-        /// Time both sides, as a relay does: the caller's request opened and its answer
-        /// sealed, and a request of the same size sealed to the region and its answer opened.
-        #[arg(long)]
-        relay: bool,
+        #[command(flatten)]
+        region: RegionArgs,
     },
     /// Time the nonce store's sweep: fill a store with COUNT nonces, let them expire, and
     /// time each of the next requests, with one shard (the earlier design) and with the
@@ -248,14 +244,35 @@ pub(super) fn run(standard: &Standard, c: &BenchCmd) -> anyhow::Result<ExitCode>
             request,
             answer,
             sm4_only,
-            relay,
-        } => super::bench_parts::envelope_crypto(*secs, request, answer, !sm4_only, *relay),
+            region,
+        } => super::bench_parts::envelope_crypto(*secs, request, answer, !sm4_only, region.side()),
         BenchCmd::EnvelopeJson {
             secs,
             request,
             answer,
-            relay,
-        } => super::bench_parts::envelope_json(*secs, request, answer, *relay),
+            region,
+        } => super::bench_parts::envelope_json(*secs, request, answer, region.side()),
+    }
+}
+
+/// The region's side of a relayed request, for `envelope-crypto` and `envelope-json`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegionArgs {
+    /// Also the gateway's exchange with a region that speaks the national envelope: a
+    /// sealed request of the gateway to the region (JSON; the first line of the file)…
+    #[arg(long, requires = "region_answer")]
+    region_request: Option<PathBuf>,
+    /// …and the region's sealed answer to it.
+    #[arg(long, requires = "region_request")]
+    region_answer: Option<PathBuf>,
+}
+
+impl RegionArgs {
+    fn side(&self) -> Option<super::bench_parts::RegionSide<'_>> {
+        Some(super::bench_parts::RegionSide {
+            request: self.region_request.as_deref()?,
+            answer: self.region_answer.as_deref()?,
+        })
     }
 }
 

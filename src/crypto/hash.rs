@@ -88,7 +88,7 @@ impl MacKey {
     /// A fresh random 32-byte key from the OS RNG.
     pub fn generate() -> Result<Self, CryptoError> {
         let mut key = Zeroizing::new(vec![0u8; SM3_LEN]);
-        super::fill_random(&mut key)?;
+        super::fill_key(&mut key)?;
         Ok(Self::new(key))
     }
 

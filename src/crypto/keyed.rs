@@ -27,7 +27,7 @@ static KEYS: LazyLock<[(u64, u64); 2]> = LazyLock::new(draw_keys);
 /// library's per-process random keys (also drawn from the OS), one fresh state per word.
 fn draw_keys() -> [(u64, u64); 2] {
     let mut bytes = [0u8; 32];
-    if super::fill_random(&mut bytes).is_err() {
+    if super::fill_key(&mut bytes).is_err() {
         for (i, word) in bytes.chunks_exact_mut(8).enumerate() {
             word.copy_from_slice(&RandomState::new().hash_one(i).to_le_bytes());
         }

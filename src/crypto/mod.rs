@@ -41,7 +41,7 @@ pub use pke::{DecryptionKey, EncryptionKey};
 pub use sm2::{DEFAULT_DISTID, KeyTables, SigningKey, VerifyingKey};
 pub use symmetric::{SM4_BLOCK_LEN, SM4_KEY_LEN, Sm4Key};
 
-pub use random::fill_random;
+pub use random::{fill_key, fill_random};
 
 /// Lowercase hex of `bytes`.
 pub fn to_hex(bytes: &[u8]) -> String {

@@ -6,7 +6,9 @@
 //! under load). So each thread draws [`BLOCK`] bytes from the OS at a time and hands them
 //! out in order, zeroing each byte as it leaves: every byte given out is still the OS
 //! generator's output, given out once, and what remains in memory is only what has not been
-//! given out yet. Requests of more than [`DIRECT`] bytes go to the OS directly.
+//! given out yet. Requests of more than [`DIRECT`] bytes go to the OS directly, and so do
+//! keys ([`fill_key`]: SM4 and MAC keys, the process's table keys, the pseudonym secret), so
+//! that no key sits in a block before it is drawn.
 //!
 //! A process that `fork`s and goes on without `exec` would give its child the same
 //! remaining bytes; hutong starts other programs only through `exec`.
@@ -31,13 +33,18 @@ struct Pool {
 }
 
 impl Pool {
-    /// Gives out `buf.len()` bytes (at most [`DIRECT`]), drawing a new block when too few
-    /// are left. A failed draw leaves the pool empty and `buf` untouched.
-    fn take(&mut self, buf: &mut [u8]) -> Result<(), CryptoError> {
+    /// Gives out `buf.len()` bytes (at most [`DIRECT`]), drawing a new block with `draw`
+    /// (the OS's generator) when too few are left: the rest of the old block is wiped, never
+    /// given out. A failed draw leaves the pool empty and `buf` untouched.
+    fn take(
+        &mut self,
+        buf: &mut [u8],
+        draw: impl FnOnce(&mut [u8]) -> Result<(), CryptoError>,
+    ) -> Result<(), CryptoError> {
         if BLOCK - self.next < buf.len() {
             self.bytes.zeroize();
             self.next = BLOCK;
-            os_fill(&mut self.bytes)?;
+            draw(&mut self.bytes)?;
             self.next = 0;
         }
         let given = &mut self.bytes[self.next..self.next + buf.len()];
@@ -76,57 +83,84 @@ pub fn fill_random(buf: &mut [u8]) -> Result<(), CryptoError> {
     if buf.len() > DIRECT {
         return os_fill(buf);
     }
-    POOL.with(|pool| match pool.try_borrow_mut() {
-        Ok(mut pool) => pool.take(buf),
-        // Not reached (nothing here calls back into it); the OS is always right.
+    // Without the pool (a thread's storage already torn down, or a call from within it,
+    // which nothing here makes), the OS directly.
+    POOL.try_with(|pool| match pool.try_borrow_mut() {
+        Ok(mut pool) => pool.take(buf, os_fill),
         Err(_) => os_fill(buf),
     })
+    .unwrap_or_else(|_| os_fill(buf))
+}
+
+/// Fills `buf` straight from the operating system's generator, with no block between: for
+/// keys, which then never sit in a block before they are drawn.
+pub fn fill_key(buf: &mut [u8]) -> Result<(), CryptoError> {
+    os_fill(buf)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn bytes_are_given_out_once_and_zeroed_behind() {
-        let mut pool = Pool {
+    /// A draw that writes the next bytes of a counting stream (each byte its position in
+    /// the stream, modulo 251, a prime, so that blocks do not line up with the pattern).
+    fn stream(at: &mut usize) -> impl FnOnce(&mut [u8]) -> Result<(), CryptoError> + '_ {
+        move |block: &mut [u8]| {
+            for b in block.iter_mut() {
+                *b = (*at % 251) as u8;
+                *at += 1;
+            }
+            Ok(())
+        }
+    }
+
+    fn empty() -> Pool {
+        Pool {
             bytes: [0; BLOCK],
             next: BLOCK,
-        };
-        let mut a = [0u8; 32];
-        pool.take(&mut a).unwrap();
-        assert_eq!(pool.next, 32);
-        assert!(
-            pool.bytes[..32].iter().all(|&b| b == 0),
-            "given bytes stay behind"
-        );
-        assert!(
-            pool.bytes[32..].iter().any(|&b| b != 0),
-            "the block was drawn"
-        );
-        let ahead = pool.bytes[32..64].to_vec();
-        let mut b = [0u8; 32];
-        pool.take(&mut b).unwrap();
-        assert_eq!(b.as_slice(), ahead.as_slice(), "handed out in order");
-        assert_ne!(a, b);
+        }
     }
 
     #[test]
-    fn a_request_larger_than_what_is_left_draws_a_new_block() {
-        let mut pool = Pool {
-            bytes: [0; BLOCK],
-            next: BLOCK - 8,
-        };
-        pool.bytes[BLOCK - 8..].copy_from_slice(&[7; 8]);
-        let mut buf = [0u8; 16];
-        pool.take(&mut buf).unwrap();
-        // The new block's first 16 bytes went out: none of the old tail did.
-        assert_eq!(pool.next, 16);
-        assert!(pool.bytes[..16].iter().all(|&b| b == 0));
-        assert!(
-            buf.iter().any(|&b| b != 7) && buf.iter().any(|&b| b != 0),
-            "{buf:?}"
-        );
+    fn bytes_come_out_in_the_streams_order_once_and_are_wiped_behind() {
+        let mut pool = empty();
+        let mut at = 0;
+        let mut out = Vec::new();
+        // 7-byte requests: the 586th does not fit the first block's last 2 bytes.
+        for _ in 0..600 {
+            let mut b = [0u8; 7];
+            pool.take(&mut b, stream(&mut at)).unwrap();
+            out.extend_from_slice(&b);
+            assert!(
+                pool.bytes[..pool.next].iter().all(|&x| x == 0),
+                "given bytes wiped"
+            );
+        }
+        assert_eq!(at, 2 * BLOCK, "two blocks drawn");
+        // The first block gave its first 585 × 7 bytes; its 1-byte tail was skipped.
+        let first = 585 * 7;
+        let expect: Vec<u8> = (0..first)
+            .chain(BLOCK..BLOCK + (600 - 585) * 7)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        assert_eq!(out, expect);
+    }
+
+    #[test]
+    fn a_failed_draw_leaves_the_pool_empty_and_the_buffer_untouched() {
+        let mut pool = empty();
+        pool.next = BLOCK - 4;
+        pool.bytes[BLOCK - 4..].copy_from_slice(&[9; 4]);
+        let mut buf = [1u8; 16];
+        let failed = pool.take(&mut buf, |_| Err(CryptoError::Rng));
+        assert!(failed.is_err());
+        assert_eq!(buf, [1u8; 16]);
+        assert_eq!(pool.next, BLOCK);
+        assert!(pool.bytes.iter().all(|&x| x == 0), "the old tail is wiped");
+        // The next draw that works starts a fresh block.
+        let mut at = 0;
+        pool.take(&mut buf, stream(&mut at)).unwrap();
+        assert_eq!(buf.to_vec(), (0..16u8).collect::<Vec<_>>());
     }
 
     #[test]
@@ -136,14 +170,10 @@ mod tests {
             fill_random(&mut a).unwrap();
             fill_random(&mut b).unwrap();
             assert_ne!(a, b, "{len} bytes");
-            assert!(a.iter().any(|&x| x != 0), "{len} bytes");
         }
-        // Across a block's end: 4096 / 16 fills and one more stay distinct.
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..=BLOCK / 16 {
-            let mut iv = [0u8; 16];
-            fill_random(&mut iv).unwrap();
-            assert!(seen.insert(iv), "a value came out twice");
-        }
+        let (mut k1, mut k2) = ([0u8; 32], [0u8; 32]);
+        fill_key(&mut k1).unwrap();
+        fill_key(&mut k2).unwrap();
+        assert_ne!(k1, k2);
     }
 }

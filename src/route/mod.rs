@@ -54,8 +54,10 @@ pub struct Router {
     /// The gateway's SM2 key that signs requests to regions: read once, at start, like the
     /// key that signs its answers, so that a reload never leaves the two different.
     sm2: Option<SigningKey>,
-    /// Calls made to regions: every one passes through [`Relay::relay_reply`] or
-    /// [`Relay::call_region`] here, whether the cache, a relay or a cross-region query asked.
+    /// Calls made to regions for an answer: every one passes through
+    /// [`Relay::relay_reply`] or [`Relay::call_region`] here, whether a relay, the cache or
+    /// a cross-region query asked ([`Router::count`]). Status callbacks to regions are
+    /// counted by the outbox's own metrics.
     calls: AtomicU64,
 }
 
@@ -91,6 +93,19 @@ impl Router {
         r.set_validity(cfg);
         r.local.store(Arc::new(local_verifier(cfg, None)?));
         Ok(r)
+    }
+
+    /// Counts a call to a region once it has been made, whatever its retries and outcome; not
+    /// one that never left (the region's circuit open, a request that could not be built or
+    /// sealed).
+    fn count(&self, result: &Result<Reply, UpstreamError>) {
+        let never_sent = matches!(
+            result,
+            Err(UpstreamError::CircuitOpen | UpstreamError::Seal(_) | UpstreamError::Build(_))
+        );
+        if !never_sent {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn set_validity(&self, cfg: &Validated) {
@@ -328,11 +343,9 @@ impl Relay for Router {
                     &crate::idempotency::fingerprint(&content),
                 )
             });
-            self.calls.fetch_add(1, Ordering::Relaxed);
-            let mut reply = upstream
-                .call_keyed(call.service, biz, key.as_deref())
-                .await
-                .map_err(|e| upstream_error(&e))?;
+            let reply = upstream.call_keyed(call.service, biz, key.as_deref()).await;
+            self.count(&reply);
+            let mut reply = reply.map_err(|e| upstream_error(&e))?;
             // What a region shows of the holder leaves the gateway masked by the profile's
             // rules, whatever the region's own masking kept.
             crate::mask::remask_answer(&mut reply.biz);
@@ -356,11 +369,9 @@ impl Relay for Router {
                 .upstream_of(region)
                 .ok_or_else(|| GatewayError::Internal(format!("no region {region}")))?;
             let idempotent = self.standard.service(service).idempotent;
-            self.calls.fetch_add(1, Ordering::Relaxed);
-            let mut reply = upstream
-                .call_reported(service, biz, idempotent)
-                .await
-                .map_err(|e| upstream_error(&e))?;
+            let reply = upstream.call_reported(service, biz, idempotent).await;
+            self.count(&reply);
+            let mut reply = reply.map_err(|e| upstream_error(&e))?;
             crate::mask::remask_answer(&mut reply.biz);
             Ok(reply)
         })

@@ -76,7 +76,7 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
         let secret = resolve(&g.pseudonym_secret_file);
         if !secret.exists() {
             let mut b = [0u8; 32];
-            crate::crypto::fill_random(&mut b).map_err(|e| fail(&secret, &e))?;
+            crate::crypto::fill_key(&mut b).map_err(|e| fail(&secret, &e))?;
             ensure_parent(&secret)?;
             write_secret(&secret, to_hex(&b).as_bytes()).map_err(|e| fail(&secret, &e))?;
             wrote.push(secret.display().to_string());

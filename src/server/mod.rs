@@ -273,8 +273,9 @@ pub trait Relay: Send + Sync {
         false
     }
 
-    /// Calls made to regions so far, each counted once whatever its retries (`/metrics`'
-    /// `hutong_upstream_calls_total`); `None` for a relay that does not count them.
+    /// Calls made to regions for an answer so far, each counted once whatever its retries
+    /// (`/metrics`' `hutong_upstream_calls_total`); `None` for a relay that does not count
+    /// them (then the metric is left out).
     fn region_calls(&self) -> Option<u64> {
         None
     }

@@ -60,7 +60,7 @@ impl Sm4Key {
     /// A fresh random key from the OS RNG ([`CryptoError::Rng`] if it fails).
     pub fn generate() -> Result<Self, CryptoError> {
         let mut key = Zeroizing::new([0u8; SM4_KEY_LEN]);
-        super::fill_random(key.as_mut_slice())?;
+        super::fill_key(key.as_mut_slice())?;
         Ok(Self::new(key))
     }
 
