@@ -84,3 +84,6 @@ pub mod tlsdev;
 pub mod translate;
 pub mod trust;
 pub mod upstream;
+
+#[cfg(test)]
+mod testutil;

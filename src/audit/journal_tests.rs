@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::journal::{JOURNAL_FILE, Journal, recover};
@@ -11,13 +10,7 @@ use super::{AuditLog, AuditRecord, AuditSync, AuditWriter, ChainMark, NewRecord,
 use crate::store::Store;
 
 fn dir() -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "hutong-journal-unit-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
+    let d = crate::testutil::fresh_dir("journal-unit");
     std::fs::create_dir_all(&d).expect("mkdir");
     d
 }

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use redb::ReadableTable;
 
@@ -67,13 +66,7 @@ pub(super) struct Redb {
 
 impl Redb {
     pub(super) fn new() -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "hutong-audit-unit-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::testutil::fresh_dir("audit-unit");
         let store = Store::open(&dir).expect("open store");
         let log = RedbAuditLog::new(store.clone());
         Self { dir, store, log }

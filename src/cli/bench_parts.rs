@@ -455,8 +455,7 @@ mod tests {
 
     /// A fresh directory of this test's own.
     fn temp_dir(tag: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("hutong-bench-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
+        let d = crate::testutil::fresh_dir(&format!("bench-{tag}"));
         std::fs::create_dir_all(&d).unwrap();
         d
     }

@@ -2,7 +2,6 @@
 //! functions over `&dyn CorrectionStore`; and of the ticket's stored form.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};
 
 use super::*;
@@ -18,7 +17,7 @@ struct Redb {
 
 impl Redb {
     fn new() -> Self {
-        let dir = temp_dir();
+        let dir = crate::testutil::fresh_dir("corrections-unit");
         let inner = RedbCorrectionStore::new(Store::open(&dir).expect("open store"));
         Self { dir, inner }
     }
@@ -53,17 +52,6 @@ impl CorrectionStore for Redb {
     fn purge_closed_before(&self, time_ms: u64) -> Result<u64, CorrectionError> {
         self.inner.purge_closed_before(time_ms)
     }
-}
-
-fn temp_dir() -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "hutong-corrections-unit-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 fn backends() -> Vec<(&'static str, Arc<dyn CorrectionStore>)> {

@@ -1,7 +1,6 @@
 //! Tests of the idempotency stores, run against both backends.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::*;
 use crate::crypto::Sm4Key;
@@ -16,13 +15,7 @@ struct Redb {
 
 impl Redb {
     fn new() -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "hutong-idem-unit-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::testutil::fresh_dir("idem-unit");
         let store = Store::open(&dir).expect("open store");
         let inner = RedbIdempotencyStore::new(store.clone(), key());
         Self { dir, store, inner }

@@ -7,13 +7,7 @@ use crate::store::tables::{CALLBACKS, CALLBACKS_DUE, CALLBACKS_FINISHED, CALLBAC
 mod deliveries;
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "hutong-link-{tag}-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    crate::testutil::fresh_dir(&format!("link-{tag}"))
 }
 
 fn key() -> Sm4Key {

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::*;
 use crate::audit::{NewRecord, Pseudonym};
@@ -25,13 +25,7 @@ struct TempStore {
 
 impl TempStore {
     fn new() -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "hutong-retention-unit-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::testutil::fresh_dir("retention-unit");
         let store = Store::open(&dir).expect("open store");
         Self { dir, store }
     }

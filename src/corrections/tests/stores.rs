@@ -124,7 +124,7 @@ fn concurrent_reports_of_one_status_add_one_entry() {
 
 #[test]
 fn redb_tickets_and_the_closed_index_survive_a_reopen() {
-    let dir = temp_dir();
+    let dir = crate::testutil::fresh_dir("corrections-unit");
     let t = {
         let s = RedbCorrectionStore::new(Store::open(&dir).expect("open"));
         open(&s, &ticket("T-1", T0));
