@@ -104,37 +104,19 @@ pub enum BenchCmd {
     /// business content's JSON left out). Like `envelope-crypto`, a floor under the cost of
     /// a request. Prints the rate as JSON.
     EnvelopeJson {
-        /// How long to time, seconds.
-        #[arg(long, default_value_t = 3.0)]
-        secs: f64,
-        /// A sealed request envelope (JSON; the first line of the file).
-        #[arg(long)]
-        request: PathBuf,
-        /// A sealed answer envelope (JSON).
-        #[arg(long)]
-        answer: PathBuf,
         #[command(flatten)]
-        region: RegionArgs,
+        envelopes: EnvelopeArgs,
     },
     /// Time the cryptography an HMAC-SM3 envelope exchange cannot do without, at the sizes
     /// of a real request and answer, one thread per core: the request's tag checked and its
     /// `bizContent` decrypted, the answer's `bizContent` encrypted and its tag made (SM3 and
     /// SM4-CBC, nothing else: no JSON, no TLS, no HTTP). Prints the rate as JSON.
     EnvelopeCrypto {
-        /// How long to time, seconds.
-        #[arg(long, default_value_t = 3.0)]
-        secs: f64,
-        /// A sealed request envelope (JSON; the first line of the file).
-        #[arg(long)]
-        request: PathBuf,
-        /// A sealed answer envelope (JSON).
-        #[arg(long)]
-        answer: PathBuf,
+        #[command(flatten)]
+        envelopes: EnvelopeArgs,
         /// Time SM4 alone: for the `SM2` sign type, whose signatures are timed apart.
         #[arg(long)]
         sm4_only: bool,
-        #[command(flatten)]
-        region: RegionArgs,
     },
     /// Time the nonce store's sweep: fill a store with COUNT nonces, let them expire, and
     /// time each of the next requests, with one shard (the earlier design) and with the
@@ -240,24 +222,33 @@ pub(super) fn run(standard: &Standard, c: &BenchCmd) -> anyhow::Result<ExitCode>
         BenchCmd::FillLinks { config, count } => fill_links(config, *count),
         BenchCmd::MemoryParts { count } => super::bench_parts::memory_parts(*count),
         BenchCmd::EnvelopeCrypto {
-            secs,
-            request,
-            answer,
+            envelopes: e,
             sm4_only,
-            region,
-        } => super::bench_parts::envelope_crypto(*secs, request, answer, !sm4_only, region.side()),
-        BenchCmd::EnvelopeJson {
-            secs,
-            request,
-            answer,
-            region,
-        } => super::bench_parts::envelope_json(*secs, request, answer, region.side()),
+        } => super::bench_parts::envelope_crypto(
+            e.secs,
+            &e.request,
+            &e.answer,
+            !sm4_only,
+            e.region(),
+        ),
+        BenchCmd::EnvelopeJson { envelopes: e } => {
+            super::bench_parts::envelope_json(e.secs, &e.request, &e.answer, e.region())
+        }
     }
 }
 
-/// The region's side of a relayed request, for `envelope-crypto` and `envelope-json`.
+/// The envelopes `envelope-crypto` and `envelope-json` work at the sizes of.
 #[derive(Debug, Clone, clap::Args)]
-pub struct RegionArgs {
+pub struct EnvelopeArgs {
+    /// How long to time, seconds.
+    #[arg(long, default_value_t = 3.0)]
+    secs: f64,
+    /// A sealed request envelope (JSON; the first line of the file).
+    #[arg(long)]
+    request: PathBuf,
+    /// A sealed answer envelope (JSON).
+    #[arg(long)]
+    answer: PathBuf,
     /// Also the gateway's exchange with a region that speaks the national envelope: a
     /// sealed request of the gateway to the region (JSON; the first line of the file)…
     #[arg(long, requires = "region_answer")]
@@ -267,8 +258,8 @@ pub struct RegionArgs {
     region_answer: Option<PathBuf>,
 }
 
-impl RegionArgs {
-    fn side(&self) -> Option<super::bench_parts::RegionSide<'_>> {
+impl EnvelopeArgs {
+    fn region(&self) -> Option<super::bench_parts::RegionSide<'_>> {
         Some(super::bench_parts::RegionSide {
             request: self.region_request.as_deref()?,
             answer: self.region_answer.as_deref()?,
