@@ -126,7 +126,7 @@ mod tests {
         let mut pool = empty();
         let mut at = 0;
         let mut out = Vec::new();
-        // 7-byte requests: the 586th does not fit the first block's last 2 bytes.
+        // 7-byte requests: the 586th does not fit the first block's last byte.
         for _ in 0..600 {
             let mut b = [0u8; 7];
             pool.take(&mut b, stream(&mut at)).unwrap();

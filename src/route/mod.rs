@@ -61,6 +61,31 @@ pub struct Router {
     calls: AtomicU64,
 }
 
+/// One region call being counted: it adds itself to the router's count when dropped, at
+/// the call's end or when the caller drops the call mid-way, unless its result showed that
+/// nothing was sent.
+struct CallCount<'a> {
+    calls: &'a AtomicU64,
+    sent: bool,
+}
+
+impl CallCount<'_> {
+    fn settle(&mut self, result: &Result<Reply, UpstreamError>) {
+        self.sent = !matches!(
+            result,
+            Err(UpstreamError::CircuitOpen | UpstreamError::Seal(_) | UpstreamError::Build(_))
+        );
+    }
+}
+
+impl Drop for CallCount<'_> {
+    fn drop(&mut self) {
+        if self.sent {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 impl std::fmt::Debug for Router {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let t = self.table.load();
@@ -95,16 +120,14 @@ impl Router {
         Ok(r)
     }
 
-    /// Counts a call to a region once it has been made, whatever its retries and outcome; not
-    /// one that never left (the region's circuit open, a request that could not be built or
-    /// sealed).
-    fn count(&self, result: &Result<Reply, UpstreamError>) {
-        let never_sent = matches!(
-            result,
-            Err(UpstreamError::CircuitOpen | UpstreamError::Seal(_) | UpstreamError::Build(_))
-        );
-        if !never_sent {
-            self.calls.fetch_add(1, Ordering::Relaxed);
+    /// Counts a call to a region ([`CallCount`]): once, whatever its retries and outcome,
+    /// and also when the caller stops waiting (a cross-region query's deadline drops the
+    /// call); not one that never left (the region's circuit open, a request that could not
+    /// be built or sealed).
+    fn count(&self) -> CallCount<'_> {
+        CallCount {
+            calls: &self.calls,
+            sent: true,
         }
     }
 
@@ -343,8 +366,9 @@ impl Relay for Router {
                     &crate::idempotency::fingerprint(&content),
                 )
             });
+            let mut counted = self.count();
             let reply = upstream.call_keyed(call.service, biz, key.as_deref()).await;
-            self.count(&reply);
+            counted.settle(&reply);
             let mut reply = reply.map_err(|e| upstream_error(&e))?;
             // What a region shows of the holder leaves the gateway masked by the profile's
             // rules, whatever the region's own masking kept.
@@ -369,8 +393,9 @@ impl Relay for Router {
                 .upstream_of(region)
                 .ok_or_else(|| GatewayError::Internal(format!("no region {region}")))?;
             let idempotent = self.standard.service(service).idempotent;
+            let mut counted = self.count();
             let reply = upstream.call_reported(service, biz, idempotent).await;
-            self.count(&reply);
+            counted.settle(&reply);
             let mut reply = reply.map_err(|e| upstream_error(&e))?;
             crate::mask::remask_answer(&mut reply.biz);
             Ok(reply)
@@ -559,7 +584,64 @@ fn upstreams(cfg: &Validated, sm2: &SigningKey) -> Result<Vec<Route>, ServerErro
 
 #[cfg(test)]
 mod tests {
-    use super::serving_region;
+    use super::*;
+
+    /// A region that answers at once, hangs, or stands behind an open breaker.
+    struct StandIn(&'static str);
+
+    impl Upstream for StandIn {
+        fn region(&self) -> &str {
+            "330000"
+        }
+
+        fn call<'a>(
+            &'a self,
+            _service: ServiceName,
+            _biz: &'a Value,
+            _idempotent: bool,
+        ) -> BoxFuture<'a, Result<Value, UpstreamError>> {
+            Box::pin(async move {
+                match self.0 {
+                    "answers" => Ok(serde_json::json!({"ok": true})),
+                    "open" => Err(UpstreamError::CircuitOpen),
+                    _ => std::future::pending().await,
+                }
+            })
+        }
+    }
+
+    fn router(kind: &'static str) -> Router {
+        Router::new(vec![(Arc::new(StandIn(kind)), Vec::new())])
+    }
+
+    #[tokio::test]
+    async fn a_region_call_is_counted_once_made_even_when_the_caller_stops_waiting() {
+        let biz = serde_json::json!({});
+        let r = router("answers");
+        r.call_region("330000", ServiceName::VerifyCode, &biz)
+            .await
+            .unwrap();
+        assert_eq!(r.region_calls(), Some(1));
+
+        // A cross-region query's deadline drops the call: it was made, and counts.
+        let r = router("hangs");
+        let waited = tokio::time::timeout(
+            std::time::Duration::from_millis(20),
+            r.call_region("330000", ServiceName::VerifyCode, &biz),
+        )
+        .await;
+        assert!(waited.is_err());
+        assert_eq!(r.region_calls(), Some(1));
+
+        // The open breaker sent nothing.
+        let r = router("open");
+        assert!(
+            r.call_region("330000", ServiceName::VerifyCode, &biz)
+                .await
+                .is_err()
+        );
+        assert_eq!(r.region_calls(), Some(0));
+    }
 
     #[test]
     fn the_narrowest_configured_region_serves_a_division() {
