@@ -448,8 +448,8 @@ ceiling() {
 # CLIENT's SERVICE call with BODY: the gateway opens the caller's request and seals its
 # answer. With REGION_BODY (a region that speaks the national envelope: sim B, which nginx
 # proxies to) it also seals its own request to the region and opens the region's answer,
-# which nginx passes through, timed at the sizes of PROXY_KEY's requests (sealed as the
-# gateway seals them) and of sim B's answer to one more of them with REGION_BODY (the
+# which nginx passes through, timed at the sizes of one more request like PROXY_KEY's
+# (sealed as the gateway seals its own, with REGION_BODY) and of sim B's answer to it (the
 # simulator behind nginx does its one exchange in nginx's run). A dialect region's own
 # signing (Zhejiang's HMAC-SHA256, no encryption) is left out: the bound stays an upper one.
 relay_ceiling() {
@@ -462,11 +462,11 @@ relay_ceiling() {
       "http://$ADDR_simB/phic/v1/$4" -o "$T/$2-region.answer.json"
     grep -q '"code":"0"' "$T/$2-region.answer.json" \
       || die "sim B did not answer $4 with code 0: $(head -c 300 "$T/$2-region.answer.json")"
-    region=(--region-request "$T/$2.00" --region-answer "$T/$2-region.answer.json")
+    region=(--region-request "$T/$2-region.request.json" --region-answer "$T/$2-region.answer.json")
   fi
   ceiling "$1" "$(rps "$2")" "nginx proxy" "≥ 0.80" "$(per_request_us "$2")" \
-    "$(crypto_us "$3" "$T/$3.00" "$T/$3-answer.json" "${region[@]}")" \
-    "$(json_us "$3" "$T/$3.00" "$T/$3-answer.json" "${region[@]}")"
+    "$(crypto_us "$3" "$T/$3.00" "$T/$3-answer.json" ${region[@]+"${region[@]}"})" \
+    "$(json_us "$3" "$T/$3.00" "$T/$3-answer.json" ${region[@]+"${region[@]}"})"
 }
 
 # against_proxy TITLE SUMMARY_LABEL LABEL KEY PROXY_LABEL PROXY_KEY [UNANSWERED]: a relay's

@@ -192,11 +192,14 @@ impl Transport {
         let deadline = Instant::now() + self.deadline;
         self.budget.record_call();
         let mut n = 1;
+        // The last attempt's error, once a call has been made.
+        let mut last = None;
         loop {
-            let permit = self
-                .breaker
-                .try_acquire()
-                .ok_or(UpstreamError::CircuitOpen)?;
+            let Some(permit) = self.breaker.try_acquire() else {
+                // A retry the breaker refuses (the attempt before may have opened it): the
+                // call was made, and its outcome is that attempt's error, not "no call".
+                return Err(last.unwrap_or(UpstreamError::CircuitOpen));
+            };
             let until = deadline.min(Instant::now() + self.attempt_timeout);
             self.attempts.fetch_add(1, Ordering::Relaxed);
             let result = tokio::time::timeout_at(until, attempt())
@@ -225,6 +228,7 @@ impl Transport {
                 error = %error,
                 "retrying"
             );
+            last = Some(error);
             tokio::time::sleep(self.backoff).await;
             n += 1;
         }

@@ -231,6 +231,36 @@ async fn retries_only_idempotent_calls_within_the_budget() {
 }
 
 #[tokio::test]
+async fn a_retry_the_breaker_refuses_gives_the_attempts_own_error() {
+    let client = TestClient::new("A1");
+    let sim = start_sim(&[&client], failing()).await;
+    // The first attempt's failure opens the breaker, which then refuses the retry.
+    let policy = UpstreamPolicy {
+        max_attempts: 3,
+        retry_backoff_ms: 1,
+        retry_budget_min: 3,
+        breaker_failures: 1,
+        breaker_cool_down_ms: 60_000,
+        ..UpstreamPolicy::default()
+    };
+    let up = upstream_to(&sim, &client, policy);
+    let declare = json!({"user": user(&sim, 0), "symptoms": "1", "highRiskStay": "2",
+        "contactHistory": "2", "declareRegion": "330106", "declareTime": now_text()});
+    let e = up
+        .call(ServiceName::DeclareHealth, &declare, true)
+        .await
+        .unwrap_err();
+    assert_eq!(sim.requests(), 1, "one attempt reached the region");
+    assert_eq!(up.breaker_state(), BreakerState::Open);
+    assert_ne!(e, UpstreamError::CircuitOpen, "the call was made");
+    assert_eq!(
+        e.return_code(),
+        ReturnCode::UpstreamFailed,
+        "the region's 9999"
+    );
+}
+
+#[tokio::test]
 async fn separate_calls_carry_separate_request_ids() {
     let client = TestClient::new("A1");
     let sim = start_sim(&[&client], Faults::default()).await;
