@@ -299,15 +299,22 @@ jq -nc --arg c "$CODE" '{codeContent: $c, verifier: {orgName: "某地铁站", de
 
 # ---------------------------------------------------------------------------------------
 step "nginx ($NGINX_VERSION)"
-# gateway_answer NAME SERVICE BODY CLIENT: one more sealed request of CLIENT to the gateway;
-# its sealed answer, which must have code 0, goes to $T/NAME.json.
+# answer_of NAME SERVICE BODY PROFILE URL [CURL OPTION…]: one more sealed request of
+# PROFILE's SERVICE call with BODY ($T/NAME.request.json), sent to URL; its sealed answer,
+# which must be HTTP 200 with code 0, goes to $T/NAME.json.
+answer_of() {
+  local name=$1 service=$2 body=$3 profile=$4 url=$5
+  shift 5
+  "$H" client "$service" --body "$body" --as "$profile" --seal-only 1 >"$T/$name.request.json"
+  curl -sS "$@" -H 'Content-Type: application/json' --data-binary @"$T/$name.request.json" \
+    "$url/phic/v1/$service" -o "$T/$name.json" -w '%{http_code}' >"$T/$name.status"
+  [[ $(cat "$T/$name.status") == 200 ]] && grep -q '"code":"0"' "$T/$name.json" \
+    || die "$url did not answer $service with code 0: $(head -c 300 "$T/$name.json")"
+}
+# gateway_answer NAME SERVICE BODY CLIENT: answer_of, from CLIENT to the gateway.
 gateway_answer() {
-  "$H" client "$2" --body "$3" --as "$T/$4.toml" --seal-only 1 >"$T/$1.request.json"
-  curl -sS --cacert "$T/certs/ca.crt.pem" -H "Authorization: Bearer $(cat "$T/token-$4")" \
-    -H 'Content-Type: application/json' --data-binary @"$T/$1.request.json" \
-    "https://$GW/phic/v1/$2" -o "$T/$1.json" -w '%{http_code}' >"$T/$1.status"
-  [[ $(cat "$T/$1.status") == 200 ]] && grep -q '"code":"0"' "$T/$1.json" \
-    || die "the gateway did not answer $2 with code 0: $(head -c 300 "$T/$1.json")"
+  answer_of "$1" "$2" "$3" "$T/$4.toml" "https://$GW" --cacert "$T/certs/ca.crt.pem" \
+    -H "Authorization: Bearer $(cat "$T/token-$4")"
 }
 # The answer nginx serves as its static body: a real answer of the gateway to (b).
 gateway_answer static verifyCode "$T/verify.json" A3100010001
@@ -457,12 +464,8 @@ relay_ceiling() {
   gateway_answer "$3-answer" "$4" "$5" "$6"
   local region=()
   if [[ -n ${7:-} ]]; then
-    "$H" client "$4" --body "$7" --as "$T/gw-at-simB.toml" --seal-only 1 >"$T/$2-region.request.json"
-    curl -sS -H 'Content-Type: application/json' --data-binary @"$T/$2-region.request.json" \
-      "http://$ADDR_simB/phic/v1/$4" -o "$T/$2-region.answer.json"
-    grep -q '"code":"0"' "$T/$2-region.answer.json" \
-      || die "sim B did not answer $4 with code 0: $(head -c 300 "$T/$2-region.answer.json")"
-    region=(--region-request "$T/$2-region.request.json" --region-answer "$T/$2-region.answer.json")
+    answer_of "$2-region" "$4" "$7" "$T/gw-at-simB.toml" "http://$ADDR_simB"
+    region=(--region-request "$T/$2-region.request.json" --region-answer "$T/$2-region.json")
   fi
   ceiling "$1" "$(rps "$2")" "nginx proxy" "≥ 0.80" "$(per_request_us "$2")" \
     "$(crypto_us "$3" "$T/$3.00" "$T/$3-answer.json" ${region[@]+"${region[@]}"})" \

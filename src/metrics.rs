@@ -174,66 +174,65 @@ impl Metrics {
                 service_label(s)
             );
         }
-        for (name, help, v) in [
+        let load = |v: &AtomicU64| Some(v.load(Ordering::Relaxed));
+        let counters = [
             (
                 "hutong_cache_hits_total",
                 "Answers served from the cache.",
-                &self.cache_hits,
+                load(&self.cache_hits),
             ),
             (
                 "hutong_cache_misses_total",
                 "Cache lookups that called a region.",
-                &self.cache_misses,
+                load(&self.cache_misses),
             ),
             (
                 "hutong_cache_purged_total",
                 "Cache entries purged by status events.",
-                &self.cache_purged,
+                load(&self.cache_purged),
             ),
-            ("hutong_shed_total", "Requests shed under load.", &self.shed),
+            (
+                "hutong_shed_total",
+                "Requests shed under load.",
+                load(&self.shed),
+            ),
             (
                 "hutong_tls_handshake_failures_total",
                 "Connections that failed the TLS handshake.",
-                &self.tls_failures,
+                load(&self.tls_failures),
             ),
             (
                 "hutong_connections_refused_total",
                 "Connections closed at accept because server.max_connections were open.",
-                &self.connections_refused,
+                load(&self.connections_refused),
             ),
             (
                 "hutong_callbacks_delivered_total",
                 "Callbacks (status and visit) a region acknowledged.",
-                &self.callbacks_delivered,
+                load(&self.callbacks_delivered),
             ),
             (
                 "hutong_callback_failures_total",
                 "Callback attempts that failed (retried with backoff until abandoned).",
-                &self.callback_failures,
+                load(&self.callback_failures),
             ),
             (
                 "hutong_callbacks_abandoned_total",
                 "Callbacks given up after the last attempt.",
-                &self.callbacks_abandoned,
+                load(&self.callbacks_abandoned),
             ),
             (
                 "hutong_regions_unanswered_total",
                 "Linked regions that gave no status to a cross-region query in time.",
-                &self.regions_unanswered,
+                load(&self.regions_unanswered),
             ),
-        ] {
-            let _ = writeln!(
-                o,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                v.load(Ordering::Relaxed)
-            );
-        }
-        if let Some(n) = gauges.upstream_calls {
-            let name = "hutong_upstream_calls_total";
-            let help = "Calls made to regions for an answer (a caller's relay, a cache fill, a cross-region query), once each whatever its retries; not those the circuit breaker stopped, nor status callbacks.";
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}");
-        }
-        for (name, help, v) in [
+            (
+                "hutong_upstream_calls_total",
+                "Calls made to regions for an answer (a caller's relay, a cache fill, a cross-region query), once each whatever its retries; not those the circuit breaker stopped, nor status callbacks.",
+                gauges.upstream_calls,
+            ),
+        ];
+        let levels = [
             (
                 "hutong_cache_entries",
                 "Answers held in the cache, expired ones not yet swept included.",
@@ -254,9 +253,13 @@ impl Metrics {
                 "1 while the gateway is unready for its audit store (commits refused, not yet settled, or the writer stopped), else 0.",
                 Some(u64::from(gauges.audit_failing)),
             ),
-        ] {
-            if let Some(v) = v {
-                let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        ];
+        // A figure the part holding it could not give is left out, not reported as 0.
+        for (kind, list) in [("counter", &counters[..]), ("gauge", &levels[..])] {
+            for &(name, help, v) in list {
+                if let Some(v) = v {
+                    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+                }
             }
         }
         o

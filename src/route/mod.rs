@@ -56,7 +56,7 @@ pub struct Router {
     sm2: Option<SigningKey>,
     /// Calls made to regions for an answer: every one passes through
     /// [`Relay::relay_reply`] or [`Relay::call_region`] here, whether a relay, the cache or
-    /// a cross-region query asked ([`Router::count`]). Status callbacks to regions are
+    /// a cross-region query asked ([`Router::counted`]). Status callbacks to regions are
     /// counted by the outbox's own metrics.
     calls: AtomicU64,
 }
@@ -67,15 +67,6 @@ pub struct Router {
 struct CallCount<'a> {
     calls: &'a AtomicU64,
     sent: bool,
-}
-
-impl CallCount<'_> {
-    fn settle(&mut self, result: &Result<Reply, UpstreamError>) {
-        self.sent = !matches!(
-            result,
-            Err(UpstreamError::CircuitOpen | UpstreamError::Seal(_) | UpstreamError::Build(_))
-        );
-    }
 }
 
 impl Drop for CallCount<'_> {
@@ -120,15 +111,24 @@ impl Router {
         Ok(r)
     }
 
-    /// Counts a call to a region ([`CallCount`]): once, whatever its retries and outcome,
+    /// `call` to a region, counted ([`CallCount`]): once, whatever its retries and outcome,
     /// and also when the caller stops waiting (a cross-region query's deadline drops the
     /// call); not one that never left (the region's circuit open, a request that could not
     /// be built or sealed).
-    fn count(&self) -> CallCount<'_> {
-        CallCount {
+    async fn counted(
+        &self,
+        call: impl Future<Output = Result<Reply, UpstreamError>>,
+    ) -> Result<Reply, UpstreamError> {
+        let mut count = CallCount {
             calls: &self.calls,
             sent: true,
-        }
+        };
+        let reply = call.await;
+        count.sent = !matches!(
+            reply,
+            Err(UpstreamError::CircuitOpen | UpstreamError::Seal(_) | UpstreamError::Build(_))
+        );
+        reply
     }
 
     fn set_validity(&self, cfg: &Validated) {
@@ -366,10 +366,10 @@ impl Relay for Router {
                     &crate::idempotency::fingerprint(&content),
                 )
             });
-            let mut counted = self.count();
-            let reply = upstream.call_keyed(call.service, biz, key.as_deref()).await;
-            counted.settle(&reply);
-            let mut reply = reply.map_err(|e| upstream_error(&e))?;
+            let mut reply = self
+                .counted(upstream.call_keyed(call.service, biz, key.as_deref()))
+                .await
+                .map_err(|e| upstream_error(&e))?;
             // What a region shows of the holder leaves the gateway masked by the profile's
             // rules, whatever the region's own masking kept.
             crate::mask::remask_answer(&mut reply.biz);
@@ -393,10 +393,10 @@ impl Relay for Router {
                 .upstream_of(region)
                 .ok_or_else(|| GatewayError::Internal(format!("no region {region}")))?;
             let idempotent = self.standard.service(service).idempotent;
-            let mut counted = self.count();
-            let reply = upstream.call_reported(service, biz, idempotent).await;
-            counted.settle(&reply);
-            let mut reply = reply.map_err(|e| upstream_error(&e))?;
+            let mut reply = self
+                .counted(upstream.call_reported(service, biz, idempotent))
+                .await
+                .map_err(|e| upstream_error(&e))?;
             crate::mask::remask_answer(&mut reply.biz);
             Ok(reply)
         })
