@@ -436,11 +436,14 @@ child_secs() {
 # $T/KEY.result with the CPU ticks and RSS of CPU_PIDS (the servers under test) and the CPU
 # of everything else on the machine that is neither this benchmark's processes nor wrk
 # ("others": another tenant). Environment: BENCH_SCRIPT (bench.lua or paced.lua),
-# BENCH_REPEAT, BENCH_HEADERS, BENCH_CTYPE, BENCH_OK, BENCH_RATE, WRK_THREADS/WRK_CONNS/WRK_SECS.
+# BENCH_REPEAT, BENCH_HEADERS, BENCH_CTYPE, BENCH_OK, BENCH_RATE, WRK_THREADS/WRK_CONNS/WRK_SECS,
+# BENCH_REGION_PID (a relay's simulator, one of CPU_PIDS: its own ticks go to region_ticks).
 bench() {
-  local key=$1 url=$2 path=$3 token=$4 bodies=$5 t0 t1 a0 a1 m0 m1 wrk_ticks line
+  local key=$1 url=$2 path=$3 token=$4 bodies=$5 t0 t1 a0 a1 m0 m1 r0 r1 wrk_ticks line
   local threads=${WRK_THREADS:-$THREADS} conns=${WRK_CONNS:-$CONNS} secs=${WRK_SECS:-$DURATION}
+  local region=${BENCH_REGION_PID:-}
   shift 5
+  r0=$(cpu_ticks ${region:+"$region"})
   t0=$(cpu_ticks "$@")
   a0=$(cpu_ticks "${PIDS[@]}" $NGINX_PIDS)
   m0=$(busy_ticks)
@@ -456,10 +459,11 @@ bench() {
   m1=$(busy_ticks)
   a1=$(cpu_ticks "${PIDS[@]}" $NGINX_PIDS)
   t1=$(cpu_ticks "$@")
+  r1=$(cpu_ticks ${region:+"$region"})
   wrk_ticks=$(child_secs "$T/$key.times1" "$T/$key.times0" | awk -v h="$TICKS" '{printf "%.0f", $1 * h}')
   line=$(grep '^RESULT ' "$T/$key.wrk") || { cat "$T/$key.wrk" >&2; die "wrk printed no result ($key)"; }
-  printf '%s cpu_ticks=%s wrk_ticks=%s other_ticks=%s rss_kb=%s\n' "$line" "$((t1 - t0))" "$wrk_ticks" \
-    "$((m1 - m0 - (a1 - a0) - wrk_ticks))" "$(rss_kb "$@")" >"$T/$key.result"
+  printf '%s cpu_ticks=%s wrk_ticks=%s other_ticks=%s rss_kb=%s region_ticks=%s\n' "$line" "$((t1 - t0))" \
+    "$wrk_ticks" "$((m1 - m0 - (a1 - a0) - wrk_ticks))" "$(rss_kb "$@")" "$((r1 - r0))" >"$T/$key.result"
   say "$key: $(field "$key" requests) requests, $(rps "$key") req/s, p99 $(field "$key" p99_us) µs"
 }
 
@@ -472,6 +476,14 @@ rps() {
 }
 # sent_rps KEY: every answer a second, refusals included ((e) sends to be refused).
 sent_rps() { awk -v r="$(field "$1" requests)" -v d="$(field "$1" duration_us)" 'BEGIN{printf "%.1f", r / (d / 1e6)}'; }
+# cpu_split KEY: a relay run's CPU microseconds a request (every answer) of the server under
+# test (the gateway, or nginx's workers), of its simulator (BENCH_REGION_PID) and of wrk, and
+# their sum: where the two runs of a relay differ.
+cpu_split() {
+  awk -v r="$(field "$1" requests)" -v c="$(field "$1" cpu_ticks)" -v g="$(field "$1" region_ticks)" \
+    -v w="$(field "$1" wrk_ticks)" -v h="$TICKS" 'BEGIN{u = (r > 0 ? 1e6 / h / r : 0)
+      printf "%.1f + %.1f + %.1f = %.1f µs", (c - g) * u, g * u, w * u, (c + w) * u}'
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", (b > 0 ? a / b : 0)}'; }
 # per_core KEY: successful answers a second per core of CPU the servers under test used.
 per_core() {

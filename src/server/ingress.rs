@@ -35,7 +35,7 @@ use tokio::sync::Semaphore;
 
 use super::http::Peer;
 use super::pipeline::{LOSS_HEADER, now_ms, read_body, serve_call};
-use super::{Call, CodeMemo, Gateway, GatewayError, LossSink};
+use super::{Call, CodeMemo, Gateway, GatewayError, LossSink, PersonMemo};
 use crate::auth::AuthError;
 use crate::standard::{Direction, ReturnCode, ServiceName};
 use crate::translate::sign::{self, Credentials};
@@ -241,6 +241,7 @@ async fn stages(
         request_id,
         losses: losses.clone(),
         code: CodeMemo::default(),
+        person: PersonMemo::default(),
     };
     // The dialect's translation reads the answer as a value.
     serve_call(gw, &call, &biz, now_ms).await?.into_value()

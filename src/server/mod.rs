@@ -44,7 +44,7 @@ pub use pipeline::{
     TRUST_LIST_PATH, VENUE_CODE,
 };
 
-use crate::audit::{AuditWriter, RedbAuditLog};
+use crate::audit::{AuditWriter, Pseudonym, RedbAuditLog};
 use crate::auth::TokenKeys;
 use crate::cache::{MillisClock, ResponseCache};
 use crate::config::{Client, Validated};
@@ -148,6 +148,8 @@ pub struct Call {
     pub losses: LossSink,
     /// The call's code content as a PHIC1 code, recognised once for all the stages that ask.
     pub code: CodeMemo,
+    /// The pseudonym of the person the call names, made once for all the stages that ask.
+    pub person: PersonMemo,
 }
 
 /// A call's `codeContent` recognised as PHIC1 once. Routing asks for it to authorise the
@@ -177,6 +179,39 @@ impl CodeMemo {
             crate::code::Phic1Format
                 .recognise(content)
                 .map(std::borrow::Cow::Owned)
+        }
+    }
+}
+
+/// The pseudonym of the person a call names (`user`), made once. The audit record's subject
+/// and a consent's check that it is for that person each asked for it, and each is an
+/// HMAC-SM3 (about 6,900 instructions, 1.5% of a relayed `queryHealthInfo`). The type and
+/// number it was made from are kept with it, so a stage that asks about another person gets
+/// that person's own.
+#[derive(Clone, Default)]
+pub struct PersonMemo(std::sync::OnceLock<(Box<str>, Box<str>, Pseudonym)>);
+
+/// The type and number are personal data: a `Call` in a log shows neither.
+impl std::fmt::Debug for PersonMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PersonMemo(..)")
+    }
+}
+
+impl PersonMemo {
+    /// [`pseudonym`](crate::audit::pseudonym)`(key, id_type, id_no)`, made once a call.
+    pub fn pseudonym(&self, key: &MacKey, id_type: &str, id_no: &str) -> Pseudonym {
+        let (t, n, p) = self.0.get_or_init(|| {
+            (
+                id_type.into(),
+                id_no.into(),
+                crate::audit::pseudonym(key, id_type, id_no),
+            )
+        });
+        if **t == *id_type && **n == *id_no {
+            *p
+        } else {
+            crate::audit::pseudonym(key, id_type, id_no)
         }
     }
 }
@@ -576,4 +611,34 @@ pub(crate) fn read_pseudonym_secret(path: &Path) -> Result<Zeroizing<Vec<u8>>, S
 /// pseudonym secret.
 pub(crate) fn data_at_rest_key(secret: &[u8]) -> Result<Sm4Key, ServerError> {
     derived_sm4_key(b"hutong data at rest v1", secret).map_err(|e| ServerError::Keys(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::pseudonym;
+
+    fn key() -> MacKey {
+        MacKey::from_bytes(b"0123456789abcdef0123456789abcdef").expect("key")
+    }
+
+    #[test]
+    fn a_person_memo_gives_each_person_their_own_pseudonym() {
+        let memo = PersonMemo::default();
+        let first = memo.pseudonym(&key(), "10", "11010519491231002X");
+        assert_eq!(first, pseudonym(&key(), "10", "11010519491231002X"));
+        // Asked again for the same person: the one made first.
+        assert_eq!(memo.pseudonym(&key(), "10", "11010519491231002X"), first);
+        // Another number, or the same number as another type, is another person: never the
+        // memo's.
+        let other = memo.pseudonym(&key(), "10", "110105194912310038");
+        assert_eq!(other, pseudonym(&key(), "10", "110105194912310038"));
+        assert_ne!(other, first);
+        let passport = memo.pseudonym(&key(), "11", "11010519491231002X");
+        assert_eq!(passport, pseudonym(&key(), "11", "11010519491231002X"));
+        assert_ne!(passport, first);
+        // And the first is still the memo's.
+        assert_eq!(memo.pseudonym(&key(), "10", "11010519491231002X"), first);
+        assert_eq!(format!("{memo:?}"), "PersonMemo(..)");
+    }
 }

@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
 use super::http::Peer;
-use super::{Answer, Call, CodeMemo, Gateway, GatewayError, services};
+use super::{Answer, Call, CodeMemo, Gateway, GatewayError, PersonMemo, services};
 use crate::envelope::{Biz, OpenContext, Session, parse_request, seal_response_with};
 use crate::national::validate::{self, Context};
 use crate::standard::{Direction, ReturnCode, ServiceName};
@@ -328,6 +328,7 @@ async fn stages(
             request_id: opened.envelope.request_id.clone(),
             losses: losses.clone(),
             code: CodeMemo::default(),
+            person: PersonMemo::default(),
         };
         let (answer, subject, purpose) = match path_name {
             LINK => {
@@ -358,6 +359,7 @@ async fn stages(
         request_id: opened.envelope.request_id.clone(),
         losses: losses.clone(),
         code: CodeMemo::default(),
+        person: PersonMemo::default(),
     };
     let answer = serve_call(gw, &call, &opened.biz, now_ms).await?;
     Ok((opened.session, answer))
@@ -413,7 +415,7 @@ pub(super) async fn serve_call(
     if !report.is_valid() {
         return Err(GatewayError::Invalid(report));
     }
-    let subject = services::subject_of(gw, biz);
+    let subject = services::subject_of(gw, call, biz);
     let result = services::process(gw, call, biz, subject).await;
     let (code, subject) = match &result {
         Ok((_, learned)) => (ReturnCode::Success, subject.or(*learned)),

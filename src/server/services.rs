@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::pipeline::now_ms;
 use super::recognition::{self, TICKET_LEFT};
 use super::{Answer, Call, Gateway, GatewayError};
-use crate::audit::{NewRecord, Pseudonym, pseudonym};
+use crate::audit::{NewRecord, Pseudonym};
 use crate::cache::{CacheKey, Cached, freshness_deadline};
 use crate::code::token;
 use crate::idempotency::{PutOutcome, StoredResponse, fingerprint};
@@ -50,10 +50,10 @@ impl Serialize for Sorted<'_> {
 }
 
 /// The person a request is about, as a pseudonym, when it names one (`user`).
-pub fn subject_of(gw: &Gateway, biz: &Value) -> Option<Pseudonym> {
+pub fn subject_of(gw: &Gateway, call: &Call, biz: &Value) -> Option<Pseudonym> {
     let user = biz.get("user")?;
     let (t, n) = (user.get("idType")?.as_str()?, user.get("idNo")?.as_str()?);
-    Some(pseudonym(&gw.pseudonym_key, t, n))
+    Some(call.person.pseudonym(&gw.pseudonym_key, t, n))
 }
 
 /// The strings of the array at `key` of `biz` (a query's `scope`, an event's `codeIds`);

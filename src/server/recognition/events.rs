@@ -42,7 +42,7 @@ pub(in crate::server) async fn status_event(
     let source = home_region(gw, &call.client.region);
     let mut ids = services::strings_at(biz, "codeIds").unwrap_or_default();
     ids.truncate(64);
-    let subject = services::subject_of(gw, biz);
+    let subject = services::subject_of(gw, call, biz);
     if subject.is_none() && ids.is_empty() {
         return Err(refuse(
             ReturnCode::MissingParameter,
@@ -280,7 +280,7 @@ pub(in crate::server) async fn track_correction(
         .unwrap_or_else(|| home_region(gw, &call.client.region));
     let region = crate::trust::RegionCode::parse(&region)
         .map_err(|e| GatewayError::Internal(e.to_string()))?;
-    let subject = services::subject_of(gw, biz);
+    let subject = services::subject_of(gw, call, biz);
     let mut ticket = CorrectionTicket::new(
         id,
         call.client.app_id.clone(),

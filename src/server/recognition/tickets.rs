@@ -148,7 +148,7 @@ pub(super) fn grant_of_consent(
         .ok_or_else(|| refuse(ReturnCode::NotAuthorised, "authCode names no person"))?;
     // A consent is for one person: the user named in the call must be that person.
     if let Some((t, n)) = user_id(biz) {
-        if pseudonym(&gw.pseudonym_key, t, n) != person {
+        if call.person.pseudonym(&gw.pseudonym_key, t, n) != person {
             return Err(refuse(
                 ReturnCode::NotAuthorised,
                 "authCode was given for another person",
