@@ -14,6 +14,8 @@ pub use rules::{FUTURE_SKEW_SECS, ID_TYPE_RESIDENT_CARD};
 
 pub use dup::{NotUnique, parse_unique};
 
+use std::fmt::Write as _;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -185,7 +187,9 @@ pub fn validate_value(
         cx,
         report: Report::default(),
     };
-    let mut path = String::new();
+    // Room for a deep field's path at once: grown a field at a time, it was reallocated five
+    // times a relayed request.
+    let mut path = String::with_capacity(128);
     w.node(std.service(service).schema(dir), value, &mut path);
     w.report
 }
@@ -258,7 +262,7 @@ impl Walker<'_> {
                 }
                 for (i, item) in items.iter().enumerate() {
                     let len = path.len();
-                    path.push_str(&format!("[{i}]"));
+                    let _ = write!(path, "[{i}]");
                     self.node(&a.items, item, path);
                     path.truncate(len);
                 }
