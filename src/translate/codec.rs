@@ -42,10 +42,10 @@ pub fn decode(codec: Codec, body: &[u8]) -> Result<Value, TranslateError> {
                         .map_err(|_| TranslateError::Codec("form field is not UTF-8".into()))
                 };
                 let key = dec(k)?;
-                if out.insert(key.clone(), Value::String(dec(v)?)).is_some() {
-                    return Err(TranslateError::Codec(format!(
-                        "form field `{key}` repeated"
-                    )));
+                if out.insert(key, Value::String(dec(v)?)).is_some() {
+                    // Not named: the key is the sender's text (a region's answer, a
+                    // caller's request), and the message reaches the log.
+                    return Err(TranslateError::Codec("a form field is repeated".into()));
                 }
             }
             Ok(Value::Object(out))

@@ -264,10 +264,9 @@ impl DialectUpstream {
             &Context { now_unix: unix_s },
         );
         if !report.is_valid() {
-            let paths: Vec<&str> = report.violations.iter().map(|v| v.path.as_str()).collect();
             return Err(UpstreamError::Garbage(format!(
                 "translated answer breaks the standard at {}",
-                paths.join(", ")
+                report.paths_for_log()
             )));
         }
         let mut losses = request_losses.clone();

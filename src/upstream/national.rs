@@ -335,10 +335,9 @@ impl NationalUpstream {
             &Context { now_unix: now },
         );
         if !report.is_valid() {
-            let paths: Vec<&str> = report.violations.iter().map(|v| v.path.as_str()).collect();
             return Err(UpstreamError::Garbage(format!(
                 "answer breaks the standard at {}",
-                paths.join(", ")
+                report.paths_for_log()
             )));
         }
         Ok(biz)

@@ -207,6 +207,11 @@ impl Transport {
                 .unwrap_or(Err(UpstreamError::Timeout));
             match &result {
                 Err(e) if e.is_upstream_failure() => permit.failure(),
+                // No call was made (the gateway could not seal or build it): the region's
+                // health is unknown, so the permit goes back unreported. Reported as a
+                // success, it cleared the failures counted so far and closed a half-open
+                // breaker without a word from the region.
+                Err(UpstreamError::Seal(_) | UpstreamError::Build(_)) => drop(permit),
                 _ => permit.success(),
             }
             let error = match result {
@@ -247,10 +252,12 @@ impl Transport {
             .method(method)
             .uri(format!("{}{path}", self.base));
         for (k, v) in headers {
+            // The headers are the gateway's own (a dialect's): a bad one is its fault, no
+            // call is made, and the region's breaker does not count it.
             let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|e| UpstreamError::Connect(format!("request header {k}: {e}")))?;
+                .map_err(|e| UpstreamError::Build(format!("request header {k}: {e}")))?;
             let value = HeaderValue::from_str(v)
-                .map_err(|e| UpstreamError::Connect(format!("request header {k}: {e}")))?;
+                .map_err(|e| UpstreamError::Build(format!("request header {k}: {e}")))?;
             builder = builder.header(name, value);
         }
         if !headers
@@ -261,15 +268,12 @@ impl Transport {
         }
         let request = builder
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| UpstreamError::Connect(format!("request: {e}")))?;
-        let response = self.client.request(request).await.map_err(|e| {
-            let what = if e.is_connect() {
-                "connect"
-            } else {
-                "exchange"
-            };
-            UpstreamError::Connect(format!("{what}: {}", root_cause(&e)))
-        })?;
+            .map_err(|e| UpstreamError::Build(format!("request: {e}")))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| exchange_error(&e))?;
         let status = response.status();
         let body = Limited::new(response.into_body(), self.max_response_bytes)
             .collect()
@@ -291,6 +295,27 @@ fn is_loopback(host: &str) -> bool {
     h == "localhost"
         || h.parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A failed exchange: 9001 when the connection could not be made or broke before an
+/// answer (retryable), 9002 when the region sent something that is not HTTP (a malformed
+/// status line or headers: it answered, wrongly).
+fn exchange_error(e: &hyper_util::client::legacy::Error) -> UpstreamError {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            if h.is_parse() || h.is_parse_status() || h.is_parse_too_large() {
+                return UpstreamError::Garbage(format!("malformed HTTP answer: {h}"));
+            }
+        }
+        cur = err.source();
+    }
+    let what = if e.is_connect() {
+        "connect"
+    } else {
+        "exchange"
+    };
+    UpstreamError::Connect(format!("{what}: {}", root_cause(e)))
 }
 
 /// The innermost cause of an error, which says what happened (refused, reset…).

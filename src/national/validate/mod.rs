@@ -55,6 +55,10 @@ pub struct Violation {
     pub code: ReturnCode,
     /// What is wrong, without the value (it may be personal data).
     pub message: String,
+    /// How much of `path` the schema named: all of it, but for a field the message named
+    /// itself (an unknown field), whose key is the sender's text ([`Report::paths_for_log`]).
+    #[serde(skip)]
+    pub known: usize,
 }
 
 fn ser_code<S: serde::Serializer>(c: &ReturnCode, s: S) -> Result<S::Ok, S::Error> {
@@ -98,11 +102,45 @@ impl Report {
                 path: String::new(),
                 code,
                 message,
+                known: 0,
             }],
             truncated: false,
         }
     }
+
+    /// The violations' paths for a log line about a message from elsewhere (a region's
+    /// answer): a key the message chose itself (an unknown field) is not shown, only where it
+    /// was, since a region that keyed its answer by ID number would put the numbers in the
+    /// log; at most [`LOGGED_PATHS`] paths, then how many more.
+    pub fn paths_for_log(&self) -> String {
+        let mut out = String::new();
+        for (i, v) in self.violations.iter().take(LOGGED_PATHS).enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            let known = v.path.get(..v.known).unwrap_or_default();
+            if v.known >= v.path.len() {
+                out.push_str(known);
+            } else if known.is_empty() {
+                out.push_str("(a field of its own)");
+            } else {
+                let _ = write!(out, "{known}.(a field of its own)");
+            }
+        }
+        let more = self.violations.len().saturating_sub(LOGGED_PATHS);
+        if more > 0 || self.truncated {
+            let _ = write!(
+                out,
+                " and {more}{} more",
+                if self.truncated { "+" } else { "" }
+            );
+        }
+        out
+    }
 }
+
+/// The most violation paths [`Report::paths_for_log`] shows.
+pub const LOGGED_PATHS: usize = 10;
 
 /// Parses and validates raw bytes: size, UTF-8 and JSON syntax first, then the schema.
 /// Returns the parsed value when it is valid.
@@ -202,6 +240,11 @@ pub(crate) struct Walker<'a> {
 
 impl Walker<'_> {
     pub(crate) fn push(&mut self, path: &str, code: ReturnCode, message: String) {
+        self.push_at(path, path.len(), code, message);
+    }
+
+    /// [`Walker::push`] of a path of which the schema named the first `known` bytes.
+    fn push_at(&mut self, path: &str, known: usize, code: ReturnCode, message: String) {
         if self.report.violations.iter().any(|v| v.path == path) && !path.is_empty() {
             // One violation per field: the first says what to fix.
             return;
@@ -217,6 +260,7 @@ impl Walker<'_> {
                     path: path.to_owned(),
                     code,
                     message,
+                    known,
                 });
             }
             return;
@@ -225,6 +269,7 @@ impl Walker<'_> {
             path: path.to_owned(),
             code,
             message,
+            known,
         });
     }
 
@@ -289,7 +334,12 @@ impl Walker<'_> {
         for key in map.keys() {
             if !o.properties.iter().any(|p| &p.name == key) {
                 let at = join(path, key);
-                self.push(&at, ReturnCode::BadFormat, "unknown field".to_owned());
+                self.push_at(
+                    &at,
+                    path.len(),
+                    ReturnCode::BadFormat,
+                    "unknown field".to_owned(),
+                );
             }
         }
         for prop in &o.properties {

@@ -173,3 +173,51 @@ fn arb_json() -> impl Strategy<Value = Value> {
         ]
     })
 }
+
+#[test]
+fn a_log_line_names_no_key_the_message_chose() {
+    let s = Standard::embedded();
+    let id = "110105194912310021";
+    // Unknown keys at the top and inside a known object, one of them an ID number, and a
+    // key with a dot in it: the log shows where each was, not what it was.
+    let msg = json!({
+        "codeContent": "x",
+        id: "1",
+        "verifier": {"orgName": "某地铁站", "deviceId": "G-01", "张三.110105": 1},
+    });
+    let r = validate_value(&s, ServiceName::VerifyCode, Direction::Request, &msg, &cx());
+    // The caller's own report keeps the keys (it goes back to the caller who sent them).
+    assert!(r.violations.iter().any(|v| v.path == id));
+    let logged = r.paths_for_log();
+    assert!(!logged.contains(id) && !logged.contains("110105") && !logged.contains("张三"));
+    assert_eq!(
+        logged,
+        "(a field of its own), verifier.(a field of its own)"
+    );
+    // A path the schema named is shown whole.
+    let msg = json!({"codeContent": "x", "verifier": {"orgName": "", "deviceId": 7}});
+    let r = validate_value(&s, ServiceName::VerifyCode, Direction::Request, &msg, &cx());
+    assert_eq!(r.paths_for_log(), "verifier.orgName, verifier.deviceId");
+}
+
+#[test]
+fn a_log_line_shows_ten_paths_and_how_many_more() {
+    let s = Standard::embedded();
+    let mut msg = serde_json::Map::new();
+    msg.insert("codeContent".into(), json!("x"));
+    for i in 0..25 {
+        msg.insert(format!("k{i}"), json!(i));
+    }
+    let r = validate_value(
+        &s,
+        ServiceName::VerifyCode,
+        Direction::Request,
+        &Value::Object(msg),
+        &cx(),
+    );
+    let logged = r.paths_for_log();
+    assert_eq!(logged.matches("(a field of its own)").count(), LOGGED_PATHS);
+    // 25 unknown fields and the missing verifier: 26 violations, ten shown.
+    assert_eq!(r.violations.len(), 26);
+    assert!(logged.ends_with(" and 16 more"), "{logged}");
+}

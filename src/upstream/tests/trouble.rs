@@ -42,6 +42,95 @@ async fn upstream_down_is_9001_within_the_deadline() {
 }
 
 #[tokio::test]
+async fn an_answer_that_is_not_http_is_9002_not_retried() {
+    // A region that answers every connection with bytes that are not HTTP: it answered,
+    // wrongly (9002, counted against it), rather than failing to connect (9001, retried).
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        while let Ok((mut sock, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock.write_all(b"SSH-2.0-OpenSSH_9.2\r\n\r\n").await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    let client = TestClient::new("A1");
+    let mut config = NationalUpstreamConfig::new(
+        "330000",
+        format!("http://127.0.0.1:{port}"),
+        client.identity(),
+        SigningKey::generate().unwrap().verifying_key(),
+    );
+    config.policy = UpstreamPolicy {
+        max_attempts: 3,
+        ..fast_policy()
+    };
+    let up = NationalUpstream::new(config).unwrap();
+    let declare = json!({"user": {"idType": "10", "idNo": "110105194912310021", "name": "张三"},
+        "symptoms": "1", "highRiskStay": "2", "contactHistory": "2", "declareRegion": "330106",
+        "declareTime": now_text()});
+    let e = up
+        .call(ServiceName::DeclareHealth, &declare, true)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, UpstreamError::Garbage(_)), "{e}");
+    assert_eq!(e.return_code(), ReturnCode::UpstreamFailed);
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "not retried"
+    );
+}
+
+#[tokio::test]
+async fn a_call_never_made_leaves_the_breaker_as_it_was() {
+    // Two failures open this breaker. A call the gateway could not seal, between them, says
+    // nothing about the region: it neither clears the first failure nor counts as one.
+    let policy = UpstreamPolicy {
+        breaker_failures: 2,
+        breaker_cool_down_ms: 60_000,
+        ..fast_policy()
+    };
+    let t = transport::Transport::new(
+        "330000".to_owned(),
+        "http://127.0.0.1:9",
+        None,
+        &policy,
+        1 << 20,
+        Vec::new(),
+    )
+    .unwrap();
+    let fail = || async { Err::<(), _>(UpstreamError::Timeout) };
+    let unsealed = || async {
+        Err::<(), _>(UpstreamError::Seal(
+            crate::envelope::EnvelopeError::NotAnObject,
+        ))
+    };
+    let unbuilt = || async { Err::<(), _>(UpstreamError::Build("header".into())) };
+    t.call(ServiceName::VerifyCode, false, fail)
+        .await
+        .unwrap_err();
+    t.call(ServiceName::VerifyCode, false, unsealed)
+        .await
+        .unwrap_err();
+    t.call(ServiceName::VerifyCode, false, unbuilt)
+        .await
+        .unwrap_err();
+    assert_eq!(t.breaker_state(), BreakerState::Closed);
+    t.call(ServiceName::VerifyCode, false, fail)
+        .await
+        .unwrap_err();
+    assert_eq!(t.breaker_state(), BreakerState::Open);
+}
+
+#[tokio::test]
 async fn hanging_upstream_is_9001_at_the_deadline() {
     let client = TestClient::new("A1");
     let hang = Faults {
