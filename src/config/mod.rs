@@ -157,6 +157,8 @@ pub struct ServerSettings {
     pub max_header_bytes: usize,
     /// Time a client has to send its request head.
     pub header_read_timeout: Duration,
+    /// Time a client has to send its request body once the head is read.
+    pub body_read_timeout: Duration,
     /// Deadline of one request inside the gateway.
     pub request_timeout: Duration,
     /// Requests in flight before new ones are shed.
@@ -256,6 +258,15 @@ impl Config {
             ("max_concurrency", s.max_concurrency),
             ("max_connections", s.max_connections),
             ("max_connections_per_ip", s.max_connections_per_ip),
+        ] {
+            if v == 0 {
+                p.push(format!("server.{name} must be positive"));
+            }
+        }
+        for (name, v) in [
+            ("header_read_timeout_ms", s.header_read_timeout_ms),
+            ("body_read_timeout_ms", s.body_read_timeout_ms),
+            ("request_timeout_ms", s.request_timeout_ms),
         ] {
             if v == 0 {
                 p.push(format!("server.{name} must be positive"));
@@ -512,6 +523,7 @@ impl Config {
                 max_body_bytes: s.max_body_bytes,
                 max_header_bytes: s.max_header_bytes,
                 header_read_timeout: Duration::from_millis(s.header_read_timeout_ms),
+                body_read_timeout: Duration::from_millis(s.body_read_timeout_ms),
                 request_timeout: Duration::from_millis(s.request_timeout_ms),
                 max_concurrency: s.max_concurrency,
                 max_connections: s.max_connections,

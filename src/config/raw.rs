@@ -15,6 +15,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Default time to send the request head.
 pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 5_000;
+/// Default time to send the request body once its head is read.
+pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 5_000;
 /// Default deadline of a request.
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
 /// Default requests in flight before shedding.
@@ -104,6 +106,10 @@ pub struct ServerConfig {
     /// Time a client has to send its request head, ms (slow clients are cut off).
     #[serde(default = "d_header_timeout")]
     pub header_read_timeout_ms: u64,
+    /// Time a client has to send its request body once the head is read, ms: a body that
+    /// trickles in holds a place of `max_concurrency` and its buffer no longer than this.
+    #[serde(default = "d_body_timeout")]
+    pub body_read_timeout_ms: u64,
     /// Deadline of one request inside the gateway, ms.
     #[serde(default = "d_request_timeout")]
     pub request_timeout_ms: u64,
@@ -331,6 +337,9 @@ fn d_header() -> usize {
 }
 fn d_header_timeout() -> u64 {
     DEFAULT_HEADER_READ_TIMEOUT_MS
+}
+fn d_body_timeout() -> u64 {
+    DEFAULT_BODY_READ_TIMEOUT_MS
 }
 fn d_request_timeout() -> u64 {
     DEFAULT_REQUEST_TIMEOUT_MS

@@ -1,8 +1,9 @@
 //! What a configuration reload (SIGHUP) can change, and what only a restart can.
 //!
 //! A reload swaps in the new configuration: clients, regions, dialects, the trust list,
-//! rate limits, `auth.require_token`, `server.max_body_bytes` and `request_timeout`, the
-//! cache's `query_health_info` and a lower `max_ttl_ms`, and retention take effect at once.
+//! rate limits, `auth.require_token`, `server.max_body_bytes`, `body_read_timeout_ms` and
+//! `request_timeout`, the cache's `query_health_info` and a lower `max_ttl_ms`, and
+//! retention take effect at once.
 //! Some settings are read once, when the gateway starts: the listeners and their TLS files,
 //! the connection limits, the gateway's own keys (both signing directions) and store, the
 //! access tokens' key, the cache's size and its cap on entry lifetimes (which a higher

@@ -265,7 +265,8 @@ fn caps_and_the_store_cache_must_be_positive() {
     let text = minimal("")
         .replace(
             "[server]",
-            "[server]\nmax_connections = 0\nmax_connections_per_ip = 0",
+            "[server]\nmax_connections = 0\nmax_connections_per_ip = 0\n\
+             header_read_timeout_ms = 0\nbody_read_timeout_ms = 0\nrequest_timeout_ms = 0",
         )
         .replace("data_dir = \"d\"", "data_dir = \"d\"\nstore_cache_mib = 0")
         .replace(
@@ -280,6 +281,9 @@ fn caps_and_the_store_cache_must_be_positive() {
     for want in [
         "server.max_connections must be positive",
         "server.max_connections_per_ip must be positive",
+        "server.header_read_timeout_ms must be positive",
+        "server.body_read_timeout_ms must be positive",
+        "server.request_timeout_ms must be positive",
         "gateway.store_cache_mib must be positive",
         "auth.token_ttl_secs must be 1 to 2678400",
     ] {

@@ -55,9 +55,13 @@ pub trait NonceStore: Send + Sync {
     fn check_and_insert(&self, app_id: &str, nonce: &str, now_ms: u64) -> NonceCheck;
 }
 
-/// How long a nonce is remembered: 600 s, the profile's rule (twice the ±300 s skew, so a
-/// request is refused as replayed for as long as its timestamp could still be accepted).
-pub const DEFAULT_NONCE_TTL_MS: u64 = 600_000;
+/// How long a nonce is remembered: twice the ±300 s skew, so that a request is refused as
+/// replayed for as long as its timestamp could still be accepted, and one second more. The
+/// window is inclusive: a request first seen with its timestamp 300 s ahead is still within
+/// it 600 s later, to the millisecond, when a nonce kept exactly 600 s had just been
+/// forgotten. A dialect's window counts whole seconds, which can add almost a second more
+/// (its `window_s` is at most 300: `translate::load`).
+pub const DEFAULT_NONCE_TTL_MS: u64 = 2 * super::DEFAULT_MAX_CLOCK_SKEW_MS + 1_000;
 
 /// Default cap on remembered nonces: about 3,300 requests a second sustained over the window.
 /// At the cap the shards' tables have 2^22 slots of 25 bytes in all (105 MB), and half of

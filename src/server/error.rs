@@ -112,7 +112,8 @@ impl GatewayError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             Self::RateLimited { retry_after_secs } => Some((*retry_after_secs).max(1)),
-            Self::Shed => Some(1),
+            // A full replay store is a 1007 too: its places free as nonces expire.
+            Self::Shed | Self::Envelope(EnvelopeError::NonceStoreFull) => Some(1),
             _ => None,
         }
     }
@@ -157,6 +158,19 @@ impl GatewayError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_1007_says_when_to_retry() {
+        let limited = GatewayError::RateLimited {
+            retry_after_secs: 0,
+        };
+        let full = GatewayError::Envelope(EnvelopeError::NonceStoreFull);
+        assert_eq!(full.return_code(), ReturnCode::RateLimited);
+        assert_eq!(full.retry_after(), Some(1), "a full replay store");
+        assert_eq!(limited.retry_after(), Some(1), "at least a second");
+        assert_eq!(GatewayError::Shed.retry_after(), Some(1));
+        assert_eq!(GatewayError::Deadline.retry_after(), None);
+    }
 
     #[test]
     fn a_public_message_always_fits_the_envelope() {

@@ -71,26 +71,32 @@ pub(super) async fn handle(
         code = tracing::field::Empty,
     );
     let losses = LossSink::default();
-    let outcome = match permits.try_acquire() {
-        Err(_) => Err(GatewayError::Shed),
-        Ok(_permit) => {
-            let deadline = cfg.server.request_timeout;
-            let work = async {
-                let (Some(d), Some(service)) = (&dialect, service) else {
-                    return Err(GatewayError::NotFound);
+    // The per-IP limit before a place of the concurrency limit, as on the national path.
+    let outcome = match gw.limiter.check_ip(peer.addr.ip()) {
+        Err(l) => Err(GatewayError::RateLimited {
+            retry_after_secs: l.retry_after_secs(),
+        }),
+        Ok(()) => match permits.try_acquire() {
+            Err(_) => Err(GatewayError::Shed),
+            Ok(_permit) => {
+                let deadline = cfg.server.request_timeout;
+                let work = async {
+                    let (Some(d), Some(service)) = (&dialect, service) else {
+                        return Err(GatewayError::NotFound);
+                    };
+                    stages(&gw, &peer, req, d, service, &losses).await
                 };
-                stages(&gw, &peer, req, d, service, &losses).await
-            };
-            match tokio::time::timeout(
-                deadline,
-                tracing::Instrument::instrument(work, span.clone()),
-            )
-            .await
-            {
-                Ok(r) => r,
-                Err(_) => Err(GatewayError::Deadline),
+                let until = tokio::time::Instant::now() + deadline;
+                let work = crate::upstream::within_caller_deadline(
+                    until,
+                    tracing::Instrument::instrument(work, span.clone()),
+                );
+                match tokio::time::timeout_at(until, work).await {
+                    Ok(r) => r,
+                    Err(_) => Err(GatewayError::Deadline),
+                }
             }
-        }
+        },
     };
     let (code, national) = match outcome {
         Ok(biz) => (
@@ -138,11 +144,6 @@ async fn stages(
     service: ServiceName,
     losses: &LossSink,
 ) -> Result<Value, GatewayError> {
-    gw.limiter
-        .check_ip(peer.addr.ip())
-        .map_err(|l| GatewayError::RateLimited {
-            retry_after_secs: l.retry_after_secs(),
-        })?;
     let cfg = gw.config.load_full();
     let map = dialect.service(service).ok_or(GatewayError::NotFound)?;
     if !req.method().as_str().eq_ignore_ascii_case(&map.method) {
@@ -188,7 +189,7 @@ async fn stages(
         return Err(AuthError::Service(service).into());
     }
 
-    let body = read_body(req, cfg.server.max_body_bytes).await?;
+    let body = read_body(req, cfg.server.max_body_bytes, cfg.server.body_read_timeout).await?;
     let msg = codec::decode(dialect.codec, &body).map_err(|e| GatewayError::Domain {
         code: ReturnCode::BadFormat,
         msg: e.to_string(),

@@ -61,38 +61,51 @@ pub(super) async fn handle(
     let mut request_id: Option<String> = None;
     let losses = super::LossSink::default();
 
-    // Shed first: a request over the concurrency limit costs no parsing or cryptography
-    // (its signed answer is shared by every refusal of the second: refusals.rs).
-    let outcome = match permits.try_acquire() {
-        Err(_) => {
-            gw.metrics
-                .shed
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Err(GatewayError::Shed)
-        }
-        Ok(_permit) => {
-            // The deadline bounds everything after, including the relay to a region.
-            let deadline = gw.config.load().server.request_timeout;
-            let route = match platform {
-                Some(p) => Route::Platform(p),
-                None => Route::Service(service),
-            };
-            // Boxed: the stages' state machine is several kilobytes (every path a request
-            // may take lives in it), and the timeout and the span would each move it again.
-            let stages = Box::pin(stages(
-                &gw,
-                &peer,
-                req,
-                route,
-                &mut session,
-                &mut request_id,
-                &losses,
-            ));
-            match tokio::time::timeout(deadline, stages.instrument(span.clone())).await {
-                Ok(r) => r,
-                Err(_) => Err(GatewayError::Deadline),
+    // The per-IP limit first, then shedding: a flood from one address costs one hash lookup
+    // a request and takes no place of the concurrency limit (it took one, until its body
+    // had arrived, before the limit refused it); a request over the concurrency limit costs
+    // no parsing or cryptography. Either refusal's signed answer is shared by every such
+    // refusal of the second (refusals.rs).
+    let outcome = match gw.limiter.check_ip(peer.addr.ip()) {
+        Err(l) => Err(GatewayError::RateLimited {
+            retry_after_secs: l.retry_after_secs(),
+        }),
+        Ok(()) => match permits.try_acquire() {
+            Err(_) => {
+                gw.metrics
+                    .shed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Err(GatewayError::Shed)
             }
-        }
+            Ok(_permit) => {
+                // The deadline bounds everything after, including the relay to a region.
+                let deadline = gw.config.load().server.request_timeout;
+                let route = match platform {
+                    Some(p) => Route::Platform(p),
+                    None => Route::Service(service),
+                };
+                // Boxed: the stages' state machine is several kilobytes (every path a request
+                // may take lives in it), and the timeout and the span would each move it again.
+                let stages = Box::pin(stages(
+                    &gw,
+                    &peer,
+                    req,
+                    route,
+                    &mut session,
+                    &mut request_id,
+                    &losses,
+                ));
+                // A region call inside ends before the deadline, as a timeout its breaker
+                // counts (crate::upstream::within_caller_deadline).
+                let until = tokio::time::Instant::now() + deadline;
+                let stages =
+                    crate::upstream::within_caller_deadline(until, stages.instrument(span.clone()));
+                match tokio::time::timeout_at(until, stages).await {
+                    Ok(r) => r,
+                    Err(_) => Err(GatewayError::Deadline),
+                }
+            }
+        },
     };
     let (code, resp) = match outcome {
         Ok((sess, biz)) => (
@@ -213,12 +226,6 @@ async fn stages(
     request_id: &mut Option<String>,
     losses: &super::LossSink,
 ) -> Result<(Session, Answer), GatewayError> {
-    // Per-IP limit, before any parsing: a flood costs one hash lookup per request.
-    gw.limiter
-        .check_ip(peer.addr.ip())
-        .map_err(|l| GatewayError::RateLimited {
-            retry_after_secs: l.retry_after_secs(),
-        })?;
     // Route: only POST /phic/v1/{service} and /phic/v1/statusEvent exist.
     if req.method() != hyper::Method::POST {
         return Err(GatewayError::MethodNotAllowed);
@@ -237,7 +244,7 @@ async fn stages(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
 
-    let body = read_body(req, cfg.server.max_body_bytes).await?;
+    let body = read_body(req, cfg.server.max_body_bytes, cfg.server.body_read_timeout).await?;
 
     // Envelope shape (1001/1002) before anything costly.
     let parsed = parse_request(&body, &gw.limits)?;
@@ -365,12 +372,25 @@ async fn stages(
     Ok((opened.session, answer))
 }
 
-/// Body limit: reads at most `limit` bytes, then refuses (413); a body the client broke off
-/// is a bad request.
-pub(super) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, GatewayError> {
-    Ok(Limited::new(req.into_body(), limit)
-        .collect()
-        .await
+/// Body limits: reads at most `limit` bytes, then refuses (413); a body the client broke off,
+/// or did not finish sending within `within`, is a bad request (1002, the client's side: the
+/// request's deadline would have called it 9001, as if a region had been slow).
+pub(super) async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+    within: std::time::Duration,
+) -> Result<Bytes, GatewayError> {
+    let read = Limited::new(req.into_body(), limit).collect();
+    let Ok(read) = tokio::time::timeout(within, read).await else {
+        return Err(GatewayError::Domain {
+            code: ReturnCode::BadFormat,
+            msg: format!(
+                "the request body did not arrive within {} ms",
+                within.as_millis()
+            ),
+        });
+    };
+    Ok(read
         .map_err(|e| {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()

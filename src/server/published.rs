@@ -29,18 +29,19 @@ pub(super) async fn serve(
     req: &Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     const TEXT: &str = "text/plain; charset=utf-8";
-    let Ok(_permit) = permits.try_acquire() else {
-        gw.metrics
-            .shed
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return with_retry_after(plain(503, TEXT, b"overloaded, retry later".to_vec()), 1);
-    };
+    // The per-IP limit before a place of the concurrency limit, as on the services.
     if let Err(l) = gw.limiter.check_ip(peer.addr.ip()) {
         return with_retry_after(
             plain(429, TEXT, b"1007 rate limit exceeded".to_vec()),
             l.retry_after_secs(),
         );
     }
+    let Ok(_permit) = permits.try_acquire() else {
+        gw.metrics
+            .shed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return with_retry_after(plain(503, TEXT, b"overloaded, retry later".to_vec()), 1);
+    };
     let deadline = gw.config.load().server.request_timeout;
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);

@@ -111,6 +111,35 @@ fields = [
 }
 
 #[test]
+fn an_xtif_window_is_at_most_what_the_replay_store_covers() {
+    let text = |w: u32| {
+        format!(
+            r#"
+region = "440000"
+name = "gd"
+codec = "json"
+[signing]
+scheme = "xtif-sha256"
+window_s = {w}
+[services.verifyCode]
+path = "/v"
+[services.verifyCode.request]
+fields = [{{ national = "codeContent", dialect = "qrcode" }}]
+"#
+        )
+    };
+    Dialect::from_toml("gd", "gd.toml", &text(300), &Standard::embedded())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let LoadError(problems) =
+        Dialect::from_toml("gd", "gd.toml", &text(301), &Standard::embedded()).unwrap_err();
+    let got: Vec<_> = problems
+        .iter()
+        .map(|p| (p.line, p.field.as_str()))
+        .collect();
+    assert_eq!(got, vec![(Some(7), "signing.window_s")], "{problems:#?}");
+}
+
+#[test]
 fn checks_ingress_paths_signing_keys_and_xml_roots() {
     let text = r#"
 region = "420000"

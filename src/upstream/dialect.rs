@@ -227,7 +227,7 @@ impl DialectUpstream {
             Err(e) => return Err(UpstreamError::Garbage(format!("answer: {e}"))),
         };
         let back = to_national(&self.dialect, service, Direction::Response, &decoded)
-            .map_err(|e| UpstreamError::Garbage(format!("answer: {e}")))?;
+            .map_err(|e| UpstreamError::Invalid(format!("translating the answer: {e}")))?;
         let holder =
             crate::translate::holder_id(&self.dialect, service, Direction::Response, &decoded).map(
                 |(id_type, id_no)| HolderId {
@@ -264,8 +264,8 @@ impl DialectUpstream {
             &Context { now_unix: unix_s },
         );
         if !report.is_valid() {
-            return Err(UpstreamError::Garbage(format!(
-                "translated answer breaks the standard at {}",
+            return Err(UpstreamError::Invalid(format!(
+                "translated, at {}",
                 report.paths_for_log()
             )));
         }

@@ -36,6 +36,13 @@ pub enum UpstreamError {
     #[error("upstream answered garbage: {0}")]
     Garbage(String),
 
+    /// The region answered well-formed and, for a national region, signed, but this answer
+    /// breaks the standard (or a dialect's answer holds a value its map lacks): one record's
+    /// fault, not the region's health, so the breaker does not count it (five bad records of
+    /// one person opened the breaker for the whole region). → 9002, not retried.
+    #[error("upstream answer breaks the standard: {0}")]
+    Invalid(String),
+
     /// The region answered, signed, with a return code other than success. The code is
     /// passed through when it concerns the caller's request or the person (1001, 1002,
     /// 2xxx, 3xxx, 4002); codes about the gateway's own link to the region (1003 to 1008)
@@ -66,7 +73,7 @@ impl UpstreamError {
     pub fn return_code(&self) -> ReturnCode {
         match self {
             Self::Timeout | Self::Connect(_) | Self::CircuitOpen => ReturnCode::UpstreamTimeout,
-            Self::Status(_) | Self::Garbage(_) => ReturnCode::UpstreamFailed,
+            Self::Status(_) | Self::Garbage(_) | Self::Invalid(_) => ReturnCode::UpstreamFailed,
             Self::Business { code, .. } => match code {
                 ReturnCode::SignatureInvalid
                 | ReturnCode::ExpiredOrReplayed
@@ -95,7 +102,11 @@ impl UpstreamError {
                 code,
                 ReturnCode::SystemError | ReturnCode::UpstreamTimeout | ReturnCode::UpstreamFailed
             ),
-            Self::CircuitOpen | Self::Garbage(_) | Self::Seal(_) | Self::Build(_) => false,
+            Self::CircuitOpen
+            | Self::Garbage(_)
+            | Self::Invalid(_)
+            | Self::Seal(_)
+            | Self::Build(_) => false,
         }
     }
 
@@ -120,7 +131,7 @@ impl UpstreamError {
                 code,
                 ReturnCode::SystemError | ReturnCode::UpstreamTimeout | ReturnCode::UpstreamFailed
             ),
-            Self::CircuitOpen | Self::Seal(_) | Self::Build(_) => false,
+            Self::CircuitOpen | Self::Invalid(_) | Self::Seal(_) | Self::Build(_) => false,
         }
     }
 }

@@ -57,6 +57,33 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// added to the clock, and a larger one is a mistake, not a policy.
 pub const MAX_WAIT_MS: u64 = 600_000;
 
+tokio::task_local! {
+    /// When the caller of the region calls in this future stops waiting for them.
+    static CALLER_DEADLINE: tokio::time::Instant;
+}
+
+/// How long before the caller's deadline a call ends its attempt: its own timeout, which
+/// the region's breaker counts, comes first.
+pub const CALLER_MARGIN: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// Runs `f` knowing that its caller stops waiting at `deadline` (the request's deadline, a
+/// cross-region query's, a callback's; the earliest when nested). A region call inside ends
+/// its attempts [`CALLER_MARGIN`] before it, with a timeout the region's circuit breaker
+/// counts. Without this a region that hangs was never counted: each call was dropped,
+/// unrecorded, when the caller gave up first (a region's `timeout_ms` above the request's
+/// deadline, or a cross-region query's 3 s).
+pub async fn within_caller_deadline<F: Future>(deadline: tokio::time::Instant, f: F) -> F::Output {
+    let deadline = CALLER_DEADLINE
+        .try_with(|d| (*d).min(deadline))
+        .unwrap_or(deadline);
+    CALLER_DEADLINE.scope(deadline, f).await
+}
+
+/// The deadline [`within_caller_deadline`] set for the current future, if any.
+fn caller_deadline() -> Option<tokio::time::Instant> {
+    CALLER_DEADLINE.try_with(|d| *d).ok()
+}
+
 /// A region the gateway can call.
 pub trait Upstream: Send + Sync {
     /// The region's GB/T 2260 code (for routing, metrics and logs).

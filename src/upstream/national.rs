@@ -335,8 +335,8 @@ impl NationalUpstream {
             &Context { now_unix: now },
         );
         if !report.is_valid() {
-            return Err(UpstreamError::Garbage(format!(
-                "answer breaks the standard at {}",
+            return Err(UpstreamError::Invalid(format!(
+                "at {}",
                 report.paths_for_log()
             )));
         }

@@ -151,6 +151,14 @@ fn errors_map_to_return_codes_and_retryability() {
     );
     assert!(!build.is_upstream_failure());
     assert!(UpstreamError::Garbage("x".into()).is_upstream_failure());
+    // An answer that breaks the standard is the region's fault (9002), not retried, and one
+    // record's: the breaker does not count it.
+    let invalid = UpstreamError::Invalid("at user.idNo".into());
+    assert_eq!(
+        (invalid.return_code(), invalid.retryable(), invalid.side()),
+        (ReturnCode::UpstreamFailed, false, Side::Upstream)
+    );
+    assert!(!invalid.is_upstream_failure());
 }
 
 #[tokio::test]

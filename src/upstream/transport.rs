@@ -189,12 +189,20 @@ impl Transport {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, UpstreamError>>,
     {
-        let deadline = Instant::now() + self.deadline;
+        let mut deadline = Instant::now() + self.deadline;
+        if let Some(caller) = super::caller_deadline() {
+            deadline = deadline.min(caller.checked_sub(super::CALLER_MARGIN).unwrap_or(caller));
+        }
         self.budget.record_call();
         let mut n = 1;
         // The last attempt's error, once a call has been made.
         let mut last = None;
         loop {
+            if Instant::now() >= deadline {
+                // The caller is about to give up: no attempt is made (nor counted against
+                // the region, which was not asked).
+                return Err(last.unwrap_or(UpstreamError::Timeout));
+            }
             let Some(permit) = self.breaker.try_acquire() else {
                 // A retry the breaker refuses (the attempt before may have opened it): the
                 // call was made, and its outcome is that attempt's error, not "no call".

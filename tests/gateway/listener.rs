@@ -37,18 +37,13 @@ async fn published_documents_and_early_refusals_are_under_the_per_ip_limit() {
     assert!(x.envelope.is_some(), "the refusal verifies");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_that_sends_nothing_after_the_handshake_is_closed() {
-    // After the TLS handshake the protocol came from reading the first bytes, with no
-    // deadline: a client that sent nothing held its connection (and a descriptor) for good.
+/// A TLS connection to the gateway with the test client's certificate, offering `alpn`.
+async fn tls_to(
+    fx: &Fixture,
+    alpn: Option<Vec<u8>>,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-    use tokio::io::AsyncReadExt as _;
-    let fx = Fixture::start(Opts {
-        server_toml: "header_read_timeout_ms = 300".into(),
-        ..Opts::default()
-    })
-    .await;
     let d = &fx.dir;
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(d.join("certs/ca.crt.pem")).unwrap() {
@@ -61,23 +56,35 @@ async fn a_connection_that_sends_nothing_after_the_handshake_is_closed() {
             .collect();
     let key =
         PrivateKeyDer::from_pem_file(d.join(format!("certs/client-{CLIENT}.key.pem"))).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(hutong::server::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    config.alpn_protocols = alpn.into_iter().collect();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(fx.addr()).await.unwrap();
+    connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_sends_nothing_after_the_handshake_is_closed() {
+    // After the TLS handshake the protocol came from reading the first bytes, with no
+    // deadline: a client that sent nothing held its connection (and a descriptor) for good.
+    use tokio::io::AsyncReadExt as _;
+    let fx = Fixture::start(Opts {
+        server_toml: "header_read_timeout_ms = 300".into(),
+        ..Opts::default()
+    })
+    .await;
     // HTTP/1.1 (and no ALPN, which is HTTP/1.1) times the request head; HTTP/2 is given the
     // same time for its first request.
     for alpn in [Some(b"http/1.1".to_vec()), None, Some(b"h2".to_vec())] {
-        let mut config =
-            rustls::ClientConfig::builder_with_provider(hutong::server::tls::provider())
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots.clone())
-                .with_client_auth_cert(chain.clone(), key.clone_key())
-                .unwrap();
-        config.alpn_protocols = alpn.clone().into_iter().collect();
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let tcp = tokio::net::TcpStream::connect(fx.addr()).await.unwrap();
-        let mut tls = connector
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await
-            .unwrap();
+        let mut tls = tls_to(&fx, alpn.clone()).await;
         let started = Instant::now();
         // Read to the end: an HTTP/2 server speaks first (its SETTINGS).
         let closed = tokio::time::timeout(Duration::from_secs(5), async {
@@ -91,6 +98,86 @@ async fn a_connection_that_sends_nothing_after_the_handshake_is_closed() {
             started.elapsed()
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_trickles_in_is_refused_and_gives_its_place_back() {
+    // A body that never finished held a place of max_concurrency until the request's
+    // deadline (10 s), and was then answered 9001 as if a region had been slow.
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let fx = Fixture::start(Opts {
+        server_toml: "body_read_timeout_ms = 400\nmax_concurrency = 1".into(),
+        ..Opts::default()
+    })
+    .await;
+    let c = fx.client(SignTypeName::HmacSm3);
+    let mut tls = tls_to(&fx, Some(b"http/1.1".to_vec())).await;
+    let started = Instant::now();
+    tls.write_all(
+        b"POST /phic/v1/verifyCode HTTP/1.1\r\nHost: localhost\r\n\
+          Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"appId\"",
+    )
+    .await
+    .unwrap();
+    tls.flush().await.unwrap();
+    // While the body is awaited, its request holds the only place: another is shed.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let x = c.call(ServiceName::VerifyCode, &json!({})).await.unwrap();
+    assert_eq!(code(&x), "9999", "shed while the place is held");
+    // The trickling request is answered 1002 at the body's deadline, not the request's.
+    let answer = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&got).contains("\"code\"") {
+            match tls.read(&mut buf).await {
+                Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    })
+    .await
+    .expect("an answer");
+    let took = started.elapsed();
+    assert!(answer.contains("\"code\":\"1002\""), "{answer}");
+    assert!(answer.contains("did not arrive within 400 ms"), "{answer}");
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    // And the place is free again.
+    let x = c.call(ServiceName::VerifyCode, &json!({})).await.unwrap();
+    assert_ne!(code(&x), "9999", "the place came back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_ip_limit_refuses_before_a_place_is_taken() {
+    // One address over its limit is refused 1007 without taking a place of
+    // max_concurrency; it used to take one first, and be shed (9999) when none was left.
+    use tokio::io::AsyncWriteExt as _;
+    let fx = Fixture::start(Opts {
+        server_toml: "max_concurrency = 1".into(),
+        extra_toml: "[limits]\nper_ip = { per_second = 1, burst = 2 }".into(),
+        ..Opts::default()
+    })
+    .await;
+    let c = fx.client(SignTypeName::HmacSm3);
+    // The first request (the per-IP limit's first token) holds the only place.
+    let mut tls = tls_to(&fx, Some(b"http/1.1".to_vec())).await;
+    tls.write_all(
+        b"POST /phic/v1/verifyCode HTTP/1.1\r\nHost: localhost\r\n\
+          Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    tls.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The second has the last token: past the limit, it finds no place.
+    let x = c.call(ServiceName::VerifyCode, &json!({})).await.unwrap();
+    assert_eq!(code(&x), "9999");
+    // The third is over the limit, and told so.
+    let x = c.call(ServiceName::VerifyCode, &json!({})).await.unwrap();
+    assert_eq!(code(&x), "1007");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -151,6 +151,28 @@ fn replayed_nonces_are_1004_until_they_expire() {
 }
 
 #[test]
+fn a_request_is_a_replay_for_as_long_as_its_timestamp_is_accepted() {
+    // Seen first with its timestamp at the far edge of the skew, a request is still within
+    // the window twice the skew later, to the millisecond: its nonce must still be known.
+    let w = World::new();
+    let enc = RequestEncryption::RegisteredKey(&w.client_sm4);
+    let skew = DEFAULT_MAX_CLOCK_SKEW_MS;
+    let sealed = seal_request(&header("edge", NOW + skew), &biz(), w.sm2(), enc).unwrap();
+    w.open_at(sealed.body.as_bytes(), NOW).unwrap();
+    assert_eq!(
+        w.open_at(sealed.body.as_bytes(), NOW + 2 * skew)
+            .unwrap_err(),
+        EnvelopeError::Replayed
+    );
+    // A millisecond on, its timestamp is stale.
+    assert_eq!(
+        w.open_at(sealed.body.as_bytes(), NOW + 2 * skew + 1)
+            .unwrap_err(),
+        EnvelopeError::Stale
+    );
+}
+
+#[test]
 fn nonce_store_is_per_app_expires_and_is_capped() {
     let store = MemoryNonceStore::new(NonceStoreConfig {
         ttl_ms: 1000,

@@ -113,12 +113,14 @@ async fn ask_region(gw: &Arc<Gateway>, l: &RegionLink) -> RegionStatus {
         "verifier": {"orgName": "hutong gateway", "deviceId": gw.config.load().gateway.app_id},
         "scene": "REGIONS",
     });
-    let got = tokio::time::timeout(
-        FANOUT_DEADLINE,
-        gw.relay
-            .call_region(&l.region, ServiceName::VerifyCode, &ask),
-    )
-    .await;
+    // The region's own call ends first, as a timeout its breaker counts; the outer timeout
+    // only backs it up.
+    let until = tokio::time::Instant::now() + FANOUT_DEADLINE;
+    let call = gw
+        .relay
+        .call_region(&l.region, ServiceName::VerifyCode, &ask);
+    let got =
+        tokio::time::timeout_at(until, crate::upstream::within_caller_deadline(until, call)).await;
     let known = match got {
         Ok(Ok(reply)) => match text(&reply.biz, &["codeColor"]) {
             Some(colour) => Known::Live(

@@ -54,6 +54,19 @@ pub(super) fn check_signing(s: &RawSigning, ck: &mut Checker<'_>) -> Signing {
         .window_s
         .as_ref()
         .map_or(DEFAULT_WINDOW_S, |w| *w.get_ref());
+    // A request is refused as a replay while its nonce is remembered, twice the national
+    // skew (crate::envelope::DEFAULT_NONCE_TTL_MS): a wider window would accept it again.
+    if let (Some(w), "xtif-sha256") = (&s.window_s, scheme) {
+        if *w.get_ref() > DEFAULT_WINDOW_S {
+            ck.at(
+                w,
+                "signing.window_s",
+                format!(
+                    "at most {DEFAULT_WINDOW_S} s: the gateway remembers a nonce for twice that"
+                ),
+            );
+        }
+    }
     match scheme {
         "none" => Signing::None,
         "national-sm2" => Signing::NationalSm2,

@@ -131,6 +131,64 @@ async fn a_call_never_made_leaves_the_breaker_as_it_was() {
 }
 
 #[tokio::test]
+async fn a_region_that_hangs_past_its_callers_deadline_is_counted() {
+    // The region's own timeout (5 s) is past the caller's deadline (200 ms): the call ends
+    // just before the caller gives up, as a timeout the breaker counts. It used to be
+    // dropped with the caller's future, unrecorded, so a hanging region never opened it.
+    let policy = UpstreamPolicy {
+        attempt_timeout_ms: 5_000,
+        deadline_ms: 5_000,
+        breaker_failures: 1,
+        breaker_cool_down_ms: 60_000,
+        ..fast_policy()
+    };
+    let t = transport::Transport::new(
+        "330000".to_owned(),
+        "http://127.0.0.1:9",
+        None,
+        &policy,
+        1 << 20,
+        Vec::new(),
+    )
+    .unwrap();
+    let hang = || std::future::pending::<Result<(), UpstreamError>>();
+    let started = Instant::now();
+    let until = started + Duration::from_millis(200);
+    let got = tokio::time::timeout_at(
+        until,
+        within_caller_deadline(until, t.call(ServiceName::VerifyCode, false, hang)),
+    )
+    .await;
+    assert_eq!(
+        got,
+        Ok(Err(UpstreamError::Timeout)),
+        "the call's own timeout"
+    );
+    assert!(started.elapsed() < Duration::from_millis(200));
+    assert_eq!(t.breaker_state(), BreakerState::Open);
+    // Nested deadlines: the earliest holds.
+    let later = Instant::now() + Duration::from_secs(30);
+    let sooner = Instant::now() + Duration::from_millis(100);
+    let started = Instant::now();
+    let t = transport::Transport::new(
+        "330000".to_owned(),
+        "http://127.0.0.1:9",
+        None,
+        &policy,
+        1 << 20,
+        Vec::new(),
+    )
+    .unwrap();
+    let got = within_caller_deadline(
+        sooner,
+        within_caller_deadline(later, t.call(ServiceName::VerifyCode, false, hang)),
+    )
+    .await;
+    assert_eq!(got, Err(UpstreamError::Timeout));
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test]
 async fn hanging_upstream_is_9001_at_the_deadline() {
     let client = TestClient::new("A1");
     let hang = Faults {
