@@ -204,8 +204,10 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
         // that purge. Only once, so a further purge during that second fetch, or a fetch
         // that outlived the purge log (which counts as purged), is served as it comes, as
         // to the caller whose own fetch was in flight.
+        // A joiner served by another's fetch is a hit; one whose shared fetch failed was
+        // served nothing (the fetch's failure is counted once, by the caller that ran it).
         if ran || !outcome.as_ref().is_ok_and(|s| s.is_purged()) {
-            if !ran {
+            if !ran && outcome.is_ok() {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
             }
             return outcome;
@@ -214,7 +216,7 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
             return Ok(stored);
         }
         let (outcome, ran) = self.fly(digest, &mut fetch).await;
-        if !ran {
+        if !ran && outcome.is_ok() {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
         }
         outcome

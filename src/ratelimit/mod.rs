@@ -145,20 +145,38 @@ impl<C: Clock + Clone> RateLimiter<C> {
     ///
     /// [`Limited`] with [`LimitScope::ClientService`] or [`LimitScope::Client`].
     pub fn check_client(&self, app_id: &str, service: ServiceName) -> Result<(), Limited> {
+        self.check_client_for(app_id, Some(service))
+    }
+
+    /// The per-client limit alone, for the gateway's own endpoints (status events, links,
+    /// venue codes, correction tickets), which are none of the seven services: they spent
+    /// `declareHealth`'s per-service quota, so a region's status events and its declarations
+    /// refused each other.
+    ///
+    /// # Errors
+    ///
+    /// [`Limited`] with [`LimitScope::Client`].
+    pub fn check_client_alone(&self, app_id: &str) -> Result<(), Limited> {
+        self.check_client_for(app_id, None)
+    }
+
+    fn check_client_for(&self, app_id: &str, service: Option<ServiceName>) -> Result<(), Limited> {
         let limits = self.limits.load();
         let own = limits.clients.get(app_id);
         // Allocated once per check and shared by both keys; governor's `check_key` wants an
         // owned key type.
         let key: Arc<str> = Arc::from(app_id);
 
-        let per_service = match own.and_then(|o| o.per_client_service.as_ref()) {
-            Some(buckets) => buckets.check(service),
-            None => match &limits.per_client_service {
-                Some(keyed) => keyed.check(&(Arc::clone(&key), service)),
-                None => Ok(()),
-            },
-        };
-        per_service.map_err(|wait| limited(wait, LimitScope::ClientService))?;
+        if let Some(service) = service {
+            let per_service = match own.and_then(|o| o.per_client_service.as_ref()) {
+                Some(buckets) => buckets.check(service),
+                None => match &limits.per_client_service {
+                    Some(keyed) => keyed.check(&(Arc::clone(&key), service)),
+                    None => Ok(()),
+                },
+            };
+            per_service.map_err(|wait| limited(wait, LimitScope::ClientService))?;
+        }
 
         let per_client = match own.and_then(|o| o.per_client.as_ref()) {
             Some(bucket) => bucket.check(),

@@ -187,6 +187,28 @@ fn per_service_limits_isolate_services() {
 }
 
 #[test]
+fn the_gateways_own_endpoints_spend_no_services_quota() {
+    let limits = LimitsConfig {
+        per_ip: wide(),
+        default_per_client: quota(1, 4),
+        default_per_client_service: Some(quota(1, 2)),
+    };
+    let (rl, _clock) = limiter(&limits);
+    let d = ServiceName::DeclareHealth;
+    // Two status events: the client's own quota only (they took declareHealth's before).
+    rl.check_client_alone("region").unwrap();
+    rl.check_client_alone("region").unwrap();
+    assert_eq!(
+        admitted(&rl, "region", d, 5),
+        2,
+        "declareHealth's two are left"
+    );
+    // And they are under the client's own limit: four in all.
+    let refused = rl.check_client_alone("region").unwrap_err();
+    assert_eq!(refused.scope, LimitScope::Client);
+}
+
+#[test]
 fn service_refusals_do_not_spend_the_client_quota() {
     let limits = LimitsConfig {
         per_ip: wide(),

@@ -298,13 +298,15 @@ async fn stages(
     // Per-client limits once the caller is known, so that nobody spends another client's
     // quota: after the access token when one is required (it names its client), which
     // refuses a flood before the envelope's cryptography; otherwise after the signature.
-    let limit_service = service.unwrap_or(ServiceName::DeclareHealth);
     let check_limit = || {
-        gw.limiter
-            .check_client(&client.app_id, limit_service)
-            .map_err(|l| GatewayError::RateLimited {
-                retry_after_secs: l.retry_after_secs(),
-            })
+        match service {
+            Some(service) => gw.limiter.check_client(&client.app_id, service),
+            // The gateway's own endpoints: the client's own limit, no service's.
+            None => gw.limiter.check_client_alone(&client.app_id),
+        }
+        .map_err(|l| GatewayError::RateLimited {
+            retry_after_secs: l.retry_after_secs(),
+        })
     };
     if cfg.auth.require_token {
         if let Err(e) = check_limit() {

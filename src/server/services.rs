@@ -333,10 +333,12 @@ async fn cached(
         Ok::<_, GatewayError>(cached)
     };
     let result = gw.cache.get_or_fetch(key, fetch).await;
-    if fetched.load(Ordering::Relaxed) {
-        gw.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
-    } else {
+    // Served from the cache (stored, or another caller's fetch) only with an answer: a
+    // caller whose shared fetch failed missed too.
+    if result.is_ok() && !fetched.load(Ordering::Relaxed) {
         gw.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+    } else {
+        gw.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
     }
     match result {
         Ok(c) => match fresh.into_inner() {

@@ -181,20 +181,12 @@ impl DialectUpstream {
         let biz = self.unwrap_ticket(biz);
         let mut request = to_dialect(&self.dialect, service, Direction::Request, &biz)
             .map_err(|e| UpstreamError::Build(format!("request does not translate: {e}")))?;
-        if let (Some(k), crate::translate::Signing::HmacSha256Concat { fields, .. }) =
-            (key, &self.dialect.signing)
-        {
-            if let Some(o) = request.body.as_object_mut() {
-                for f in fields {
-                    // Set before the attempts, so that their fill leaves it (it fills only
-                    // what is absent) and each attempt carries the same id.
-                    if GatewayFilled::of(f) == Some(GatewayFilled::RequestId) && !o.contains_key(f)
-                    {
-                        o.insert(f.clone(), Value::String(k.to_owned()));
-                    }
-                }
-            }
-        }
+        // Retried only when the region can tell a retry from a new request: the key travels
+        // in a signed request id that every attempt repeats. A dialect without one (no
+        // signature, a date password, x-tif headers with a fresh nonce each time) would file
+        // a second declaration for a first that timed out after the region acted.
+        let carried = key.is_some_and(|k| carry_key(&self.dialect.signing, &mut request.body, k));
+        let idempotent = idempotent && carried;
         let method = Method::from_bytes(map.method.as_bytes()).unwrap_or(Method::POST);
         let path = map.path.clone();
         self.transport
@@ -454,5 +446,60 @@ fn fill_signed_fields(
             None => continue,
         };
         obj.insert(f.clone(), Value::String(v));
+    }
+}
+
+/// Puts `key` in the request id field a concatenated signature covers (`requestId`,
+/// `request_id`), unless the message already has one, before the attempts: their fill leaves
+/// it (it fills only what is absent), so each attempt carries the same id. Whether the
+/// message now carries a request id that every attempt repeats.
+fn carry_key(signing: &crate::translate::Signing, body: &mut Value, key: &str) -> bool {
+    let crate::translate::Signing::HmacSha256Concat { fields, .. } = signing else {
+        return false;
+    };
+    let Some(o) = body.as_object_mut() else {
+        return false;
+    };
+    let mut carried = false;
+    for f in fields {
+        if GatewayFilled::of(f) == Some(GatewayFilled::RequestId) {
+            o.entry(f.clone())
+                .or_insert_with(|| Value::String(key.to_owned()));
+            carried = true;
+        }
+    }
+    carried
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::carry_key;
+    use crate::translate::Signing;
+
+    #[test]
+    fn only_a_signed_request_id_carries_a_key() {
+        let concat = |fields: &[&str]| Signing::HmacSha256Concat {
+            fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+            sign_field: "sign".into(),
+        };
+        let mut body = json!({"a": 1});
+        assert!(carry_key(&concat(&["a", "requestId"]), &mut body, "k-1"));
+        assert_eq!(body["requestId"], "k-1");
+        // One the message has already is kept, and repeated by every attempt.
+        let mut body = json!({"request_id": "mine"});
+        assert!(carry_key(&concat(&["request_id"]), &mut body, "k-1"));
+        assert_eq!(body["request_id"], "mine");
+        // No request id signed, or no signature to carry one: no retries.
+        for signing in [
+            concat(&["a", "timestamp"]),
+            Signing::None,
+            Signing::XtifSha256 { window_s: 300 },
+        ] {
+            let mut body = json!({"a": 1});
+            assert!(!carry_key(&signing, &mut body, "k-1"), "{signing:?}");
+            assert_eq!(body, json!({"a": 1}));
+        }
     }
 }

@@ -345,6 +345,38 @@ async fn concurrent_misses_share_one_upstream_call() {
 }
 
 #[tokio::test]
+async fn callers_that_shared_a_failed_fetch_are_not_hits() {
+    const N: usize = 8;
+    let (cache, _clock) = cache();
+    let cache = Arc::new(cache);
+    let gate = Arc::new(Semaphore::new(0));
+    let barrier = Arc::new(Barrier::new(N + 1));
+    let mut tasks = Vec::new();
+    for _ in 0..N {
+        let (cache, gate, barrier) = (Arc::clone(&cache), Arc::clone(&gate), Arc::clone(&barrier));
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let fetch = async move {
+                let _open = gate.acquire().await.unwrap();
+                Err::<Cached, _>(Boom)
+            };
+            cache.get_or_fetch(key("p", "q"), fetch).await.map(|_| ())
+        }));
+    }
+    barrier.wait().await;
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    gate.add_permits(N);
+    for task in tasks {
+        assert!(task.await.unwrap().is_err());
+    }
+    let stats = cache.stats();
+    // One fetch ran and failed; the seven that joined it were served nothing.
+    assert_eq!((stats.misses, stats.fetch_errors, stats.hits), (1, 1, 0));
+}
+
+#[tokio::test]
 async fn callers_with_different_rights_do_not_share_answers() {
     let (cache, _clock) = cache();
     let calls = Arc::new(AtomicUsize::new(0));
