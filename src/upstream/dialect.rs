@@ -218,8 +218,13 @@ impl DialectUpstream {
             Err(_) if !status.is_success() => return Err(UpstreamError::Status(status.as_u16())),
             Err(e) => return Err(UpstreamError::Garbage(format!("answer: {e}"))),
         };
-        let back = to_national(&self.dialect, service, Direction::Response, &decoded)
-            .map_err(|e| UpstreamError::Invalid(format!("translating the answer: {e}")))?;
+        // An answer that does not translate is the region's (or a proxy's) failure, counted
+        // against it; with an HTTP error status, that status (a 503 page in JSON).
+        let back = match to_national(&self.dialect, service, Direction::Response, &decoded) {
+            Ok(b) => b,
+            Err(_) if !status.is_success() => return Err(UpstreamError::Status(status.as_u16())),
+            Err(e) => return Err(UpstreamError::Garbage(format!("answer: {e}"))),
+        };
         let holder =
             crate::translate::holder_id(&self.dialect, service, Direction::Response, &decoded).map(
                 |(id_type, id_no)| HolderId {
@@ -232,7 +237,15 @@ impl DialectUpstream {
             .get("code")
             .and_then(Value::as_str)
             .and_then(ReturnCode::parse)
-            .ok_or_else(|| UpstreamError::Garbage("answer has no known result code".into()))?;
+            .ok_or_else(|| {
+                // A proxy's or server's error page that happens to decode (a 503 in JSON):
+                // the HTTP status says what happened, and 502 to 504 may be retried.
+                if status.is_success() {
+                    UpstreamError::Garbage("answer has no known result code".into())
+                } else {
+                    UpstreamError::Status(status.as_u16())
+                }
+            })?;
         if !matches!(code, ReturnCode::Success | ReturnCode::CorrectionAccepted) {
             let msg = back
                 .body
@@ -473,10 +486,64 @@ fn carry_key(signing: &crate::translate::Signing, body: &mut Value, key: &str) -
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use std::sync::Arc;
 
-    use super::carry_key;
-    use crate::translate::Signing;
+    use serde_json::json;
+    use zeroize::Zeroizing;
+
+    use super::{DialectCredentials, DialectUpstream, DialectUpstreamConfig, carry_key};
+    use crate::standard::{ServiceName, Standard};
+    use crate::translate::{Dialect, Signing};
+    use crate::upstream::{Upstream as _, UpstreamError};
+
+    #[tokio::test]
+    async fn an_error_page_that_decodes_is_its_http_status() {
+        // A proxy in front of the region answers 503 with a JSON page of its own, which no
+        // dialect result code names: 9002 for the status (retryable), not garbage.
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    let _ = sock.read(&mut buf).await;
+                    let body = br#"{"message":"upstream overloaded"}"#;
+                    let head = format!(
+                        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = sock.write_all(head.as_bytes()).await;
+                    let _ = sock.write_all(body).await;
+                });
+            }
+        });
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/regions");
+        let dialect = Dialect::load_dir(&root, &Standard::embedded())
+            .unwrap()
+            .into_iter()
+            .find(|d| d.id == "zhejiang")
+            .unwrap();
+        let creds = DialectCredentials {
+            id: "hutong-gw".into(),
+            key: Zeroizing::new(b"0123456789abcdef0123456789abcdef".to_vec()),
+            secret: Zeroizing::new("s".into()),
+        };
+        let up = DialectUpstream::new(DialectUpstreamConfig::new(
+            "330000",
+            format!("http://{addr}"),
+            Arc::new(dialect),
+            creds,
+        ))
+        .unwrap();
+        let biz = json!({"codeContent": "x", "verifier": {"orgName": "站", "deviceId": "G-01"}});
+        let e = up
+            .call(ServiceName::VerifyCode, &biz, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e, UpstreamError::Status(503));
+    }
 
     #[test]
     fn only_a_signed_request_id_carries_a_key() {

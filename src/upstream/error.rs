@@ -36,10 +36,10 @@ pub enum UpstreamError {
     #[error("upstream answered garbage: {0}")]
     Garbage(String),
 
-    /// The region answered well-formed and, for a national region, signed, but this answer
-    /// breaks the standard (or a dialect's answer holds a value its map lacks): one record's
-    /// fault, not the region's health, so the breaker does not count it (five bad records of
-    /// one person opened the breaker for the whole region). → 9002, not retried.
+    /// The region answered well-formed and, for a national region, signed (a dialect's
+    /// answer translated), but this answer's business content breaks the standard: one
+    /// record's fault, not the region's health, so the breaker does not count it (five bad
+    /// records of one person opened the breaker for the whole region). → 9002, not retried.
     #[error("upstream answer breaks the standard: {0}")]
     Invalid(String),
 
