@@ -89,6 +89,19 @@ async fn an_answer_that_is_not_http_is_9002_not_retried() {
     );
 }
 
+/// The transport of a region no attempt reaches (its attempts are the tests' own).
+fn no_region(policy: &UpstreamPolicy) -> transport::Transport {
+    transport::Transport::new(
+        "330000".to_owned(),
+        "http://127.0.0.1:9",
+        None,
+        policy,
+        1 << 20,
+        Vec::new(),
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_call_never_made_leaves_the_breaker_as_it_was() {
     // Two failures open this breaker. A call the gateway could not seal, between them, says
@@ -98,15 +111,7 @@ async fn a_call_never_made_leaves_the_breaker_as_it_was() {
         breaker_cool_down_ms: 60_000,
         ..fast_policy()
     };
-    let t = transport::Transport::new(
-        "330000".to_owned(),
-        "http://127.0.0.1:9",
-        None,
-        &policy,
-        1 << 20,
-        Vec::new(),
-    )
-    .unwrap();
+    let t = no_region(&policy);
     let fail = || async { Err::<(), _>(UpstreamError::Timeout) };
     let unsealed = || async {
         Err::<(), _>(UpstreamError::Seal(
@@ -142,15 +147,7 @@ async fn a_region_that_hangs_past_its_callers_deadline_is_counted() {
         breaker_cool_down_ms: 60_000,
         ..fast_policy()
     };
-    let t = transport::Transport::new(
-        "330000".to_owned(),
-        "http://127.0.0.1:9",
-        None,
-        &policy,
-        1 << 20,
-        Vec::new(),
-    )
-    .unwrap();
+    let t = no_region(&policy);
     let hang = || std::future::pending::<Result<(), UpstreamError>>();
     let started = Instant::now();
     let until = started + Duration::from_millis(200);
@@ -170,15 +167,7 @@ async fn a_region_that_hangs_past_its_callers_deadline_is_counted() {
     let later = Instant::now() + Duration::from_secs(30);
     let sooner = Instant::now() + Duration::from_millis(100);
     let started = Instant::now();
-    let t = transport::Transport::new(
-        "330000".to_owned(),
-        "http://127.0.0.1:9",
-        None,
-        &policy,
-        1 << 20,
-        Vec::new(),
-    )
-    .unwrap();
+    let t = no_region(&policy);
     let got = within_caller_deadline(
         sooner,
         within_caller_deadline(later, t.call(ServiceName::VerifyCode, false, hang)),
