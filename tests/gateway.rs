@@ -220,6 +220,15 @@ async fn each_authentication_failure_has_its_code() {
         "1006"
     );
 
+    // Neither certificate nor token: 1005. The token comes first, so that a stranger is not
+    // told which clients must present a certificate.
+    let mut neither = GatewayClient::new(&fx.profile(SignTypeName::HmacSm3, false)).unwrap();
+    neither.set_token(None);
+    assert_eq!(
+        code(&neither.call(ServiceName::VerifyCode, &biz).await.unwrap()),
+        "1005"
+    );
+
     // An appId nobody registered: 1005.
     let mut p = fx.profile(SignTypeName::HmacSm3, true);
     p.app_id = "ZZ0000000009".into();
@@ -255,6 +264,35 @@ async fn each_authentication_failure_has_its_code() {
     let bad = c.call(ServiceName::VerifyCode, &json!({"codeContent": "x", "verifier": {"orgName": "站", "deviceId": "G"}, "extra": 1})).await.unwrap();
     assert_eq!(code(&bad), "1002");
     assert!(bad.envelope.unwrap().msg.contains("extra"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_tokens_what_a_client_may_call_is_told_only_to_that_client() {
+    // Without access tokens the signature is the proof of who calls: a request for a
+    // service its appId may not call is 1003 until it is signed by that client, then 1006.
+    let fx = Fixture::start(Opts {
+        auth_toml: "require_token = false".into(),
+        require_mtls: false,
+        ..Opts::default()
+    })
+    .await;
+    let biz = json!({"codeContent": "PHIC1.x.y", "verifier": {"orgName": "站", "deviceId": "G"}});
+    // The region's appId, which may call none of the seven services.
+    let mut p = fx.profile(SignTypeName::HmacSm3, true);
+    p.app_id = REGION_APP.into();
+    let forged = GatewayClient::new(&p).unwrap();
+    assert_eq!(
+        code(&forged.call(ServiceName::VerifyCode, &biz).await.unwrap()),
+        "1003",
+        "signed with another client's key"
+    );
+    p.mac_key_hex = Some(REGION_MAC.into());
+    let region = GatewayClient::new(&p).unwrap();
+    assert_eq!(
+        code(&region.call(ServiceName::VerifyCode, &biz).await.unwrap()),
+        "1006",
+        "the region's own signature"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

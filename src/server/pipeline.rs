@@ -256,43 +256,51 @@ async fn stages(
         });
     }
 
-    // Who: the registered client (1005), its certificate (1006), its token (1005/1006).
+    // Who: the registered client (1005) and its access token (1005/1006); then what it may
+    // do: its certificate (1006), the service or, for the gateway's own endpoints, its role
+    // (1006). Those come after the caller has shown who it is (its token, or without tokens
+    // its signature, below), so that a stranger is not told which clients need a
+    // certificate or what each may call.
     let client = cfg
         .clients
         .get(parsed.app_id())
         .ok_or(crate::auth::AuthError::UnknownApp)?
         .clone();
     tracing::Span::current().record("client", client.app_id.as_str());
-    if client.require_mtls && !peer.cert_app_ids.contains(&client.app_id) {
-        return Err(crate::auth::AuthError::Mtls.into());
-    }
-    match service {
-        Some(service) => {
-            if cfg.auth.require_token {
-                gw.tokens
-                    .check(authorization.as_deref(), &client.app_id, service)?;
-            }
-            if !client.may_call(service) {
-                return Err(crate::auth::AuthError::Service(service).into());
-            }
+    let permitted = || -> Result<(), GatewayError> {
+        if client.require_mtls && !peer.cert_app_ids.contains(&client.app_id) {
+            return Err(crate::auth::AuthError::Mtls.into());
         }
-        // Status events come from regions and the platform only; their token must be valid
-        // (its service scopes do not apply).
-        None => {
-            if cfg.auth.require_token {
-                gw.tokens
-                    .check_any(authorization.as_deref(), &client.app_id)?;
+        match service {
+            Some(service) if !client.may_call(service) => {
+                Err(crate::auth::AuthError::Service(service).into())
             }
-            // Anyone may read the correction tickets they filed; the rest are the regions'.
-            if path_name != CORRECTION_STATUS
+            Some(_) => Ok(()),
+            // Status events come from regions and the platform only; anyone may read the
+            // correction tickets they filed.
+            None if path_name != CORRECTION_STATUS
                 && !matches!(
                     client.role,
                     crate::config::Role::Region | crate::config::Role::Platform
-                )
+                ) =>
             {
-                return Err(crate::auth::AuthError::Role.into());
+                Err(crate::auth::AuthError::Role.into())
             }
+            None => Ok(()),
         }
+    };
+    if cfg.auth.require_token {
+        match service {
+            Some(service) => gw
+                .tokens
+                .check(authorization.as_deref(), &client.app_id, service)?,
+            // The gateway's own endpoints: a valid token of the client (its service scopes
+            // do not apply).
+            None => gw
+                .tokens
+                .check_any(authorization.as_deref(), &client.app_id)?,
+        };
+        permitted()?;
     }
 
     // Per-client limits once the caller is known, so that nobody spends another client's
@@ -327,6 +335,7 @@ async fn stages(
     *session = Some(opened.session.clone());
 
     if !cfg.auth.require_token {
+        permitted()?;
         check_limit()?;
     }
 

@@ -37,6 +37,8 @@ pub struct Opts {
     pub extra_toml: String,
     /// Lines added to its `[server]` table.
     pub server_toml: String,
+    /// Lines added to its `[auth]` table.
+    pub auth_toml: String,
     /// Deviations the simulated region is started with.
     pub sim_defects: sim::Defects,
 }
@@ -50,6 +52,7 @@ impl Default for Opts {
             old_audit_records: 0,
             extra_toml: String::new(),
             server_toml: String::new(),
+            auth_toml: String::new(),
             sim_defects: sim::Defects::NONE,
         }
     }
@@ -142,6 +145,7 @@ pseudonym_secret_file = "pseudonym.hex"
 
 [auth]
 jwt_key_file = "jwt.key.pem"
+{auth_extra}
 
 [[client]]
 app_id = "{CLIENT}"
@@ -178,6 +182,7 @@ connect_timeout_ms = 500
 validity_secs = 691200
 "#,
             server_extra = opts.server_toml,
+            auth_extra = opts.auth_toml,
             mtls = opts.require_mtls,
             extra = opts.extra_client_toml,
             url = sim.base_url(),
