@@ -98,10 +98,11 @@ pub(super) async fn handle(
             }
         },
     };
-    let (code, national) = match outcome {
+    let (code, national, retry_after) = match outcome {
         Ok(biz) => (
             ReturnCode::Success,
             json!({"code": "0", "msg": "success", "bizContent": biz}),
+            None,
         ),
         Err(e) => {
             if let GatewayError::Internal(detail) = &e {
@@ -111,6 +112,7 @@ pub(super) async fn handle(
             (
                 code,
                 json!({"code": code.as_str(), "msg": e.public_message()}),
+                e.retry_after(),
             )
         }
     };
@@ -118,6 +120,13 @@ pub(super) async fn handle(
         (Some(d), Some(s)) => dialect_answer(d, s, &national, &losses),
         _ => plain_answer(&national, 404),
     };
+    // A 1007 or a shed request says when to come back, as on the national endpoints.
+    if let Some(secs) = retry_after {
+        resp.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from(secs),
+        );
+    }
     let report = losses.report();
     if !report.is_empty() {
         if let Ok(v) = hyper::header::HeaderValue::from_str(&report.header_value()) {

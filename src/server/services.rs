@@ -332,7 +332,11 @@ async fn cached(
         let _ = fresh.set(answer);
         Ok::<_, GatewayError>(cached)
     };
-    let result = gw.cache.get_or_fetch(key, fetch).await;
+    // The fetch is shared by every caller that joins it: no one caller's deadline ends it.
+    let result = gw
+        .cache
+        .get_or_fetch(key, crate::upstream::for_every_caller(fetch))
+        .await;
     // Served from the cache (stored, or another caller's fetch) only with an answer: a
     // caller whose shared fetch failed missed too.
     if result.is_ok() && !fetched.load(Ordering::Relaxed) {

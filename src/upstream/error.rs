@@ -38,8 +38,9 @@ pub enum UpstreamError {
 
     /// The region answered well-formed and, for a national region, signed (a dialect's
     /// answer translated), but this answer's business content breaks the standard: one
-    /// record's fault, not the region's health, so the breaker does not count it (five bad
-    /// records of one person opened the breaker for the whole region). → 9002, not retried.
+    /// record's fault, not the region's health, so the breaker takes it as an answer (the
+    /// region is up), not a failure (five bad records of one person opened the breaker for
+    /// the whole region). → 9002, not retried.
     #[error("upstream answer breaks the standard: {0}")]
     Invalid(String),
 

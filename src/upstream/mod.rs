@@ -58,30 +58,43 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub const MAX_WAIT_MS: u64 = 600_000;
 
 tokio::task_local! {
-    /// When the caller of the region calls in this future stops waiting for them.
-    static CALLER_DEADLINE: tokio::time::Instant;
+    /// When the caller of the region calls in this future stops waiting for them (`None`:
+    /// no one caller's time bounds them).
+    static CALLER_DEADLINE: Option<tokio::time::Instant>;
 }
 
 /// How long before the caller's deadline a call ends its attempt: its own timeout, which
 /// the region's breaker counts, comes first.
 pub const CALLER_MARGIN: std::time::Duration = std::time::Duration::from_millis(25);
 
+/// The shortest wait of an attempt cut short by its caller's deadline that counts against
+/// the region: a shorter one says more about the caller's time (a body that trickled in, a
+/// gateway that stalled) than about the region.
+pub const MIN_COUNTED_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Runs `f` knowing that its caller stops waiting at `deadline` (the request's deadline, a
-/// cross-region query's, a callback's; the earliest when nested). A region call inside ends
-/// its attempts [`CALLER_MARGIN`] before it, with a timeout the region's circuit breaker
-/// counts. Without this a region that hangs was never counted: each call was dropped,
-/// unrecorded, when the caller gave up first (a region's `timeout_ms` above the request's
-/// deadline, or a cross-region query's 3 s).
+/// cross-region query's; the earliest when nested). A region call inside ends its attempts
+/// [`CALLER_MARGIN`] before it, with a timeout the region's circuit breaker counts (if the
+/// attempt waited at least [`MIN_COUNTED_WAIT`]). Without this a region that hangs was
+/// never counted: each call was dropped, unrecorded, when the caller gave up first (a
+/// region's `timeout_ms` above the request's deadline, or a cross-region query's 3 s).
 pub async fn within_caller_deadline<F: Future>(deadline: tokio::time::Instant, f: F) -> F::Output {
-    let deadline = CALLER_DEADLINE
-        .try_with(|d| (*d).min(deadline))
-        .unwrap_or(deadline);
-    CALLER_DEADLINE.scope(deadline, f).await
+    let deadline = caller_deadline().map_or(deadline, |d| d.min(deadline));
+    CALLER_DEADLINE.scope(Some(deadline), f).await
 }
 
-/// The deadline [`within_caller_deadline`] set for the current future, if any.
-fn caller_deadline() -> Option<tokio::time::Instant> {
-    CALLER_DEADLINE.try_with(|d| *d).ok()
+/// The deadline [`within_caller_deadline`] set for the current future, if any: for a task
+/// spawned on the caller's behalf, which does not inherit it.
+pub fn caller_deadline() -> Option<tokio::time::Instant> {
+    CALLER_DEADLINE.try_with(|d| *d).ok().flatten()
+}
+
+/// Runs `f`, a fetch that several callers share (the cache's single flight), under no one
+/// caller's deadline: it ends by the region's own, and a caller that stops waiting leaves
+/// it to the others. Under the first caller's deadline it ended with a timeout for every
+/// caller that had joined it, however long each had left.
+pub async fn for_every_caller<F: Future>(f: F) -> F::Output {
+    CALLER_DEADLINE.scope(None, f).await
 }
 
 /// A region the gateway can call.

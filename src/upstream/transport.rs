@@ -189,10 +189,12 @@ impl Transport {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, UpstreamError>>,
     {
-        let mut deadline = Instant::now() + self.deadline;
-        if let Some(caller) = super::caller_deadline() {
-            deadline = deadline.min(caller.checked_sub(super::CALLER_MARGIN).unwrap_or(caller));
-        }
+        let own = Instant::now() + self.deadline;
+        // The caller's deadline, less the margin, when it comes before the call's own.
+        let caller_cut = super::caller_deadline()
+            .map(|c| c.checked_sub(super::CALLER_MARGIN).unwrap_or(c))
+            .filter(|c| *c < own);
+        let deadline = caller_cut.unwrap_or(own);
         self.budget.record_call();
         let mut n = 1;
         // The last attempt's error, once a call has been made.
@@ -208,12 +210,18 @@ impl Transport {
                 // call was made, and its outcome is that attempt's error, not "no call".
                 return Err(last.unwrap_or(UpstreamError::CircuitOpen));
             };
-            let until = deadline.min(Instant::now() + self.attempt_timeout);
+            let began = Instant::now();
+            let until = deadline.min(began + self.attempt_timeout);
             self.attempts.fetch_add(1, Ordering::Relaxed);
             let result = tokio::time::timeout_at(until, attempt())
                 .await
                 .unwrap_or(Err(UpstreamError::Timeout));
+            // An attempt the caller's deadline cut short soon after it began says little of
+            // the region (super::MIN_COUNTED_WAIT): its timeout is not held against it.
+            let cut_short = caller_cut == Some(until)
+                && began.elapsed() < super::MIN_COUNTED_WAIT.min(self.attempt_timeout);
             match &result {
+                Err(UpstreamError::Timeout) if cut_short => drop(permit),
                 Err(e) if e.is_upstream_failure() => permit.failure(),
                 // No call was made (the gateway could not seal or build it): the region's
                 // health is unknown, so the permit goes back unreported. Reported as a

@@ -72,6 +72,26 @@ async fn tls_to(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dialect_ingress_says_when_to_come_back() {
+    // A 1007 at the dialect ingress carried no Retry-After, unlike the national endpoints.
+    let fx = Fixture::start(Opts {
+        extra_toml: "[limits]\nper_ip = { per_second = 1, burst = 1 }".into(),
+        ..Opts::default()
+    })
+    .await;
+    let c = fx.client(SignTypeName::HmacSm3);
+    let (first, _, _) = c.get("/dialect/nowhere/verify").await.unwrap();
+    assert_ne!(first, 429);
+    let (_, retry, body) = c.get("/dialect/nowhere/verify").await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&body).contains("1007"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(retry.unwrap().parse::<u64>().unwrap() >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_sends_nothing_after_the_handshake_is_closed() {
     // After the TLS handshake the protocol came from reading the first bytes, with no
     // deadline: a client that sent nothing held its connection (and a descriptor) for good.

@@ -71,12 +71,12 @@ pub fn spawn_deliveries(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
                 let gw = Arc::clone(&gw);
                 sends.spawn(async move {
                     let event = serde_json::to_value(&d.event).unwrap_or(Value::Null);
-                    let until = tokio::time::Instant::now() + DELIVERY_TIMEOUT;
-                    let notify = crate::upstream::within_caller_deadline(
-                        until,
+                    let outcome = match tokio::time::timeout(
+                        DELIVERY_TIMEOUT,
                         gw.relay.notify_region(&d.target_region, &event),
-                    );
-                    let outcome = match tokio::time::timeout_at(until, notify).await {
+                    )
+                    .await
+                    {
                         Ok(r) => r,
                         Err(_) => Err(NotifyFailure::retry("no acknowledgement in time".into())),
                     };

@@ -137,9 +137,9 @@ async fn a_call_never_made_leaves_the_breaker_as_it_was() {
 
 #[tokio::test]
 async fn a_region_that_hangs_past_its_callers_deadline_is_counted() {
-    // The region's own timeout (5 s) is past the caller's deadline (200 ms): the call ends
-    // just before the caller gives up, as a timeout the breaker counts. It used to be
-    // dropped with the caller's future, unrecorded, so a hanging region never opened it.
+    // The region's own timeout (5 s) is past the caller's deadline: the call ends just
+    // before the caller gives up, as a timeout the breaker counts. It used to be dropped
+    // with the caller's future, unrecorded, so a hanging region never opened it.
     let policy = UpstreamPolicy {
         attempt_timeout_ms: 5_000,
         deadline_ms: 5_000,
@@ -147,27 +147,31 @@ async fn a_region_that_hangs_past_its_callers_deadline_is_counted() {
         breaker_cool_down_ms: 60_000,
         ..fast_policy()
     };
-    let t = no_region(&policy);
     let hang = || std::future::pending::<Result<(), UpstreamError>>();
-    let started = Instant::now();
-    let until = started + Duration::from_millis(200);
-    let got = tokio::time::timeout_at(
-        until,
-        within_caller_deadline(until, t.call(ServiceName::VerifyCode, false, hang)),
-    )
-    .await;
-    assert_eq!(
-        got,
-        Ok(Err(UpstreamError::Timeout)),
-        "the call's own timeout"
-    );
-    assert!(started.elapsed() < Duration::from_millis(200));
-    assert_eq!(t.breaker_state(), BreakerState::Open);
-    // Nested deadlines: the earliest holds.
-    let later = Instant::now() + Duration::from_secs(30);
-    let sooner = Instant::now() + Duration::from_millis(100);
-    let started = Instant::now();
+    async fn ask(
+        t: &transport::Transport,
+        ms: u64,
+    ) -> Result<Result<(), UpstreamError>, tokio::time::error::Elapsed> {
+        let hang = || std::future::pending::<Result<(), UpstreamError>>();
+        let until = Instant::now() + Duration::from_millis(ms);
+        let call = within_caller_deadline(until, t.call(ServiceName::VerifyCode, false, hang));
+        tokio::time::timeout_at(until, call).await
+    }
     let t = no_region(&policy);
+    let started = Instant::now();
+    assert_eq!(ask(&t, 800).await, Ok(Err(UpstreamError::Timeout)));
+    assert!(started.elapsed() < Duration::from_millis(800));
+    assert_eq!(t.breaker_state(), BreakerState::Open);
+    // Cut short by a caller with little time left (under MIN_COUNTED_WAIT), the attempt is
+    // not held against the region: the caller's time ran out, not necessarily the region's.
+    let t = no_region(&policy);
+    assert_eq!(ask(&t, 200).await, Ok(Err(UpstreamError::Timeout)));
+    assert_eq!(t.breaker_state(), BreakerState::Closed);
+    // Nested deadlines: the earliest holds.
+    let t = no_region(&policy);
+    let started = Instant::now();
+    let later = started + Duration::from_secs(30);
+    let sooner = started + Duration::from_millis(100);
     let got = within_caller_deadline(
         sooner,
         within_caller_deadline(later, t.call(ServiceName::VerifyCode, false, hang)),
@@ -175,6 +179,18 @@ async fn a_region_that_hangs_past_its_callers_deadline_is_counted() {
     .await;
     assert_eq!(got, Err(UpstreamError::Timeout));
     assert!(started.elapsed() < Duration::from_secs(1));
+    // A fetch shared by every caller is bound by no one caller's deadline: the call's own
+    // (5 s here) is still ahead when the caller's has passed.
+    let t = no_region(&policy);
+    let until = Instant::now() + Duration::from_millis(300);
+    let shared = within_caller_deadline(
+        until,
+        for_every_caller(t.call(ServiceName::VerifyCode, false, hang)),
+    );
+    assert!(
+        tokio::time::timeout_at(until, shared).await.is_err(),
+        "still waiting"
+    );
 }
 
 #[tokio::test]
