@@ -211,9 +211,14 @@ pub async fn run_case(
         // Many at once: every answer must be admitted (0) or have an expected code, and
         // every request must get one; the answer judged stage by stage is the first with an
         // expected code, if any.
+        // Sealed first, then sent together: sealing each between the sends spread the
+        // burst over the time its cryptography took, which on a loaded machine let the
+        // quota refill and the burst pass unrefused.
+        let sealed: Vec<_> = (0..n)
+            .map(|_| client.seal_with(&case.service, &biz, &opts))
+            .collect();
         let mut set = tokio::task::JoinSet::new();
-        for _ in 0..n {
-            let sealed = client.seal_with(&case.service, &biz, &opts);
+        for sealed in sealed {
             let c = client.clone();
             let service = case.service.clone();
             set.spawn(async move {
