@@ -204,6 +204,7 @@ async fn each_authentication_failure_has_its_code() {
     c.set_token(None);
     let x = c.call(ServiceName::VerifyCode, &biz).await.unwrap();
     assert_eq!((x.status, code(&x).as_str()), (401, "1005"));
+    let no_token = x.envelope.unwrap().msg;
 
     // A token without the service: 1006.
     c.set_token(Some(fx.token(&[ServiceName::DeclareHealth])));
@@ -229,14 +230,14 @@ async fn each_authentication_failure_has_its_code() {
         "1005"
     );
 
-    // An appId nobody registered: 1005.
+    // An appId nobody registered: 1005, told as a registered client without a token is, so
+    // that a stranger cannot learn which appIds are registered.
     let mut p = fx.profile(SignTypeName::HmacSm3, true);
     p.app_id = "ZZ0000000009".into();
     let stranger = GatewayClient::new(&p).unwrap();
-    assert_eq!(
-        code(&stranger.call(ServiceName::VerifyCode, &biz).await.unwrap()),
-        "1005"
-    );
+    let x = stranger.call(ServiceName::VerifyCode, &biz).await.unwrap();
+    assert_eq!(code(&x), "1005");
+    assert_eq!(x.envelope.unwrap().msg, no_token);
 
     // A signature that does not verify: 1003.
     let c = fx.client(SignTypeName::Sm2);

@@ -256,11 +256,24 @@ async fn stages(
         });
     }
 
-    // Who: the registered client (1005) and its access token (1005/1006); then what it may
+    // Who: the access token (1005/1006) and the registered client (1005); then what it may
     // do: its certificate (1006), the service or, for the gateway's own endpoints, its role
-    // (1006). Those come after the caller has shown who it is (its token, or without tokens
-    // its signature, below), so that a stranger is not told which clients need a
-    // certificate or what each may call.
+    // (1006). With tokens the token comes first: a stranger without one is told only that,
+    // not whether the appId is registered. What the client may do comes after it has shown
+    // who it is (its token, or without tokens its signature, below), so that a stranger is
+    // not told which clients need a certificate or what each may call.
+    if cfg.auth.require_token {
+        match service {
+            Some(service) => gw
+                .tokens
+                .check(authorization.as_deref(), parsed.app_id(), service)?,
+            // The gateway's own endpoints: a valid token of the client (its service scopes
+            // do not apply).
+            None => gw
+                .tokens
+                .check_any(authorization.as_deref(), parsed.app_id())?,
+        };
+    }
     let client = cfg
         .clients
         .get(parsed.app_id())
@@ -290,16 +303,6 @@ async fn stages(
         }
     };
     if cfg.auth.require_token {
-        match service {
-            Some(service) => gw
-                .tokens
-                .check(authorization.as_deref(), &client.app_id, service)?,
-            // The gateway's own endpoints: a valid token of the client (its service scopes
-            // do not apply).
-            None => gw
-                .tokens
-                .check_any(authorization.as_deref(), &client.app_id)?,
-        };
         permitted()?;
     }
 
