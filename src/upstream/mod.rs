@@ -89,6 +89,19 @@ pub fn caller_deadline() -> Option<tokio::time::Instant> {
     CALLER_DEADLINE.try_with(|d| *d).ok().flatten()
 }
 
+/// `f` with the current future's caller deadline, if it has one, for a task spawned on the
+/// caller's behalf (a task does not inherit its spawner's task-locals): taken now, when the
+/// future is made, not when the task first runs.
+pub fn carry_caller_deadline<F: Future>(f: F) -> impl Future<Output = F::Output> {
+    let deadline = caller_deadline();
+    async move {
+        match deadline {
+            Some(d) => within_caller_deadline(d, f).await,
+            None => f.await,
+        }
+    }
+}
+
 /// Runs `f`, a fetch that several callers share (the cache's single flight), under no one
 /// caller's deadline: it ends by the region's own, and a caller that stops waiting leaves
 /// it to the others. Under the first caller's deadline it ended with a timeout for every

@@ -193,19 +193,12 @@ pub(in crate::server) async fn status_across(
         vec![ask_region(gw, only).await]
     } else {
         let mut asks = tokio::task::JoinSet::new();
-        // A spawned task does not inherit this one's task-locals: each is given the
-        // request's deadline, so that its region call ends before the request's does.
-        let request_deadline = crate::upstream::caller_deadline();
         for l in targets {
             let (gw, l) = (Arc::clone(gw), l.clone());
-            asks.spawn(async move {
-                match request_deadline {
-                    Some(d) => {
-                        crate::upstream::within_caller_deadline(d, ask_region(&gw, &l)).await
-                    }
-                    None => ask_region(&gw, &l).await,
-                }
-            });
+            // With the request's deadline, so that each region call ends before it does.
+            asks.spawn(crate::upstream::carry_caller_deadline(async move {
+                ask_region(&gw, &l).await
+            }));
         }
         let mut statuses = Vec::with_capacity(asks.len());
         while let Some(r) = asks.join_next().await {

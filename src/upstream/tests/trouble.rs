@@ -194,6 +194,24 @@ async fn a_region_that_hangs_past_its_callers_deadline_is_counted() {
 }
 
 #[tokio::test]
+async fn a_task_spawned_for_the_caller_carries_its_deadline() {
+    // A spawned task does not inherit task-locals: the fan-out's tasks to several regions
+    // ran under no deadline of the request's until they were given it.
+    let d = Instant::now() + Duration::from_secs(5);
+    let (carried, bare) = within_caller_deadline(d, async {
+        let carried = tokio::spawn(carry_caller_deadline(async { caller_deadline() }));
+        let bare = tokio::spawn(async { caller_deadline() });
+        (carried.await.unwrap(), bare.await.unwrap())
+    })
+    .await;
+    assert_eq!(carried, Some(d));
+    assert_eq!(bare, None);
+    // Outside any caller's deadline, nothing is carried.
+    let none = tokio::spawn(carry_caller_deadline(async { caller_deadline() }));
+    assert_eq!(none.await.unwrap(), None);
+}
+
+#[tokio::test]
 async fn hanging_upstream_is_9001_at_the_deadline() {
     let client = TestClient::new("A1");
     let hang = Faults {
