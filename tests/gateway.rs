@@ -216,9 +216,19 @@ async fn each_authentication_failure_has_its_code() {
     // No client certificate, for a client registered to present one: 1006.
     let mut no_cert = GatewayClient::new(&fx.profile(SignTypeName::HmacSm3, false)).unwrap();
     no_cert.set_token(Some(fx.token(&ServiceName::ALL)));
+    let x = no_cert.call(ServiceName::VerifyCode, &biz).await.unwrap();
+    assert_eq!(code(&x), "1006");
+    assert!(x.envelope.unwrap().msg.contains("certificate"));
+
+    // A token issued to this client, with another registered client's envelope: 1005.
+    let mut p = fx.profile(SignTypeName::HmacSm3, true);
+    p.app_id = REGION_APP.into();
+    p.mac_key_hex = Some(REGION_MAC.into());
+    let mut borrowed = GatewayClient::new(&p).unwrap();
+    borrowed.set_token(Some(fx.token(&ServiceName::ALL)));
     assert_eq!(
-        code(&no_cert.call(ServiceName::VerifyCode, &biz).await.unwrap()),
-        "1006"
+        code(&borrowed.call(ServiceName::VerifyCode, &biz).await.unwrap()),
+        "1005"
     );
 
     // Neither certificate nor token: 1005. The token comes first, so that a stranger is not
@@ -289,11 +299,24 @@ async fn without_tokens_what_a_client_may_call_is_told_only_to_that_client() {
     );
     p.mac_key_hex = Some(REGION_MAC.into());
     let region = GatewayClient::new(&p).unwrap();
-    assert_eq!(
-        code(&region.call(ServiceName::VerifyCode, &biz).await.unwrap()),
-        "1006",
-        "the region's own signature"
-    );
+    let x = region.call(ServiceName::VerifyCode, &biz).await.unwrap();
+    assert_eq!(code(&x), "1006", "the region's own signature");
+    assert!(x.envelope.unwrap().msg.contains("may not call"));
+
+    // A client that must present a certificate is refused without one before any of the
+    // envelope's cryptography (which would spend its nonce): 1006 even with a forged
+    // signature.
+    let fx = Fixture::start(Opts {
+        auth_toml: "require_token = false".into(),
+        ..Opts::default()
+    })
+    .await;
+    let mut p = fx.profile(SignTypeName::HmacSm3, false);
+    p.mac_key_hex = Some(REGION_MAC.into());
+    let forged = GatewayClient::new(&p).unwrap();
+    let x = forged.call(ServiceName::VerifyCode, &biz).await.unwrap();
+    assert_eq!(code(&x), "1006");
+    assert!(x.envelope.unwrap().msg.contains("certificate"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -256,12 +256,12 @@ async fn stages(
         });
     }
 
-    // Who: the access token (1005/1006) and the registered client (1005); then what it may
-    // do: its certificate (1006), the service or, for the gateway's own endpoints, its role
+    // Who: the access token (1005/1006), the registered client (1005) and its certificate
+    // (1006); then what it may do: the service or, for the gateway's own endpoints, its role
     // (1006). With tokens the token comes first: a stranger without one is told only that,
-    // not whether the appId is registered. What the client may do comes after it has shown
-    // who it is (its token, or without tokens its signature, below), so that a stranger is
-    // not told which clients need a certificate or what each may call.
+    // not whether the appId is registered, nor whether it needs a certificate. What the
+    // client may call comes after it has shown who it is (its token, or without tokens its
+    // signature, below), so that a stranger is not told that either.
     if cfg.auth.require_token {
         match service {
             Some(service) => gw
@@ -279,11 +279,19 @@ async fn stages(
         .get(parsed.app_id())
         .ok_or(crate::auth::AuthError::UnknownApp)?
         .clone();
-    tracing::Span::current().record("client", client.app_id.as_str());
+    // The certificate: before any cryptography of the envelope, which would spend the
+    // request's nonce and the gateway's time on a caller the transport already refuses.
+    // (Without tokens a stranger can tell from it which clients need a certificate: no
+    // other check can come first.)
+    if client.require_mtls && !peer.cert_app_ids.contains(&client.app_id) {
+        return Err(crate::auth::AuthError::Mtls.into());
+    }
+    // Logged once the caller has shown it is this client: its token here, or without
+    // tokens its signature, below.
+    if cfg.auth.require_token {
+        tracing::Span::current().record("client", client.app_id.as_str());
+    }
     let permitted = || -> Result<(), GatewayError> {
-        if client.require_mtls && !peer.cert_app_ids.contains(&client.app_id) {
-            return Err(crate::auth::AuthError::Mtls.into());
-        }
         match service {
             Some(service) if !client.may_call(service) => {
                 Err(crate::auth::AuthError::Service(service).into())
@@ -338,8 +346,10 @@ async fn stages(
     *session = Some(opened.session.clone());
 
     if !cfg.auth.require_token {
-        permitted()?;
+        tracing::Span::current().record("client", client.app_id.as_str());
+        // The client's own quota first: a refusal of what it may not call is its request.
         check_limit()?;
+        permitted()?;
     }
 
     let Some(service) = service else {
