@@ -12,12 +12,8 @@ fn fast_policy() -> UpstreamPolicy {
     }
 }
 
-#[tokio::test]
-async fn upstream_down_is_9001_within_the_deadline() {
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        l.local_addr().unwrap().port()
-    };
+/// A national region at `127.0.0.1:port` (whatever listens there, or nothing).
+fn national_at(port: u16, policy: UpstreamPolicy) -> NationalUpstream {
     let client = TestClient::new("A1");
     let mut config = NationalUpstreamConfig::new(
         "330000",
@@ -25,8 +21,17 @@ async fn upstream_down_is_9001_within_the_deadline() {
         client.identity(),
         SigningKey::generate().unwrap().verifying_key(),
     );
-    config.policy = fast_policy();
-    let up = NationalUpstream::new(config).unwrap();
+    config.policy = policy;
+    NationalUpstream::new(config).unwrap()
+}
+
+#[tokio::test]
+async fn upstream_down_is_9001_within_the_deadline() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let up = national_at(port, fast_policy());
     let started = Instant::now();
     let e = up
         .call(
@@ -61,18 +66,13 @@ async fn an_answer_that_is_not_http_is_9002_not_retried() {
             });
         }
     });
-    let client = TestClient::new("A1");
-    let mut config = NationalUpstreamConfig::new(
-        "330000",
-        format!("http://127.0.0.1:{port}"),
-        client.identity(),
-        SigningKey::generate().unwrap().verifying_key(),
+    let up = national_at(
+        port,
+        UpstreamPolicy {
+            max_attempts: 3,
+            ..fast_policy()
+        },
     );
-    config.policy = UpstreamPolicy {
-        max_attempts: 3,
-        ..fast_policy()
-    };
-    let up = NationalUpstream::new(config).unwrap();
     let declare = json!({"user": {"idType": "10", "idNo": "110105194912310021", "name": "张三"},
         "symptoms": "1", "highRiskStay": "2", "contactHistory": "2", "declareRegion": "330106",
         "declareTime": now_text()});
