@@ -263,13 +263,16 @@ impl Config {
                 p.push(format!("server.{name} must be positive"));
             }
         }
-        for (name, v) in [
-            ("header_read_timeout_ms", s.header_read_timeout_ms),
-            ("body_read_timeout_ms", s.body_read_timeout_ms),
-            ("request_timeout_ms", s.request_timeout_ms),
+        // Each is added to the clock. A request's deadline leaves a region call the time its
+        // breaker needs to count a region that hangs (upstream::MIN_COUNTED_WAIT).
+        let max = crate::upstream::MAX_WAIT_MS;
+        for (name, v, min) in [
+            ("header_read_timeout_ms", s.header_read_timeout_ms, 1),
+            ("body_read_timeout_ms", s.body_read_timeout_ms, 1),
+            ("request_timeout_ms", s.request_timeout_ms, 1_000),
         ] {
-            if v == 0 {
-                p.push(format!("server.{name} must be positive"));
+            if v < min || v > max {
+                p.push(format!("server.{name} must be {min} to {max} (10 minutes)"));
             }
         }
         if self.gateway.store_cache_mib == 0 {

@@ -206,7 +206,7 @@ fn a_reload_names_the_settings_only_a_restart_applies() {
     ))
     .replace(
         "[server]",
-        "[server]\nmax_body_bytes = 1000\nrequest_timeout_ms = 900",
+        "[server]\nmax_body_bytes = 1000\nrequest_timeout_ms = 1900",
     )
     .replace("[auth]", "[auth]\nrequire_token = false");
     assert_eq!(
@@ -281,14 +281,32 @@ fn caps_and_the_store_cache_must_be_positive() {
     for want in [
         "server.max_connections must be positive",
         "server.max_connections_per_ip must be positive",
-        "server.header_read_timeout_ms must be positive",
-        "server.body_read_timeout_ms must be positive",
-        "server.request_timeout_ms must be positive",
+        "server.header_read_timeout_ms must be 1 to 600000",
+        "server.body_read_timeout_ms must be 1 to 600000",
+        "server.request_timeout_ms must be 1000 to 600000",
         "gateway.store_cache_mib must be positive",
         "auth.token_ttl_secs must be 1 to 2678400",
     ] {
         assert!(err.contains(want), "missing {want:?} in {err}");
     }
+    // A deadline past ten minutes is a mistake, and added to the clock it could overflow.
+    let text = minimal("").replace(
+        "[server]",
+        "[server]\nrequest_timeout_ms = 9223372036854775807\nbody_read_timeout_ms = 600001",
+    );
+    let err = toml::from_str::<Config>(&text)
+        .unwrap()
+        .validate(Path::new("/tmp"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("server.request_timeout_ms must be 1000 to 600000"),
+        "{err}"
+    );
+    assert!(
+        err.contains("server.body_read_timeout_ms must be 1 to 600000"),
+        "{err}"
+    );
     // Their defaults.
     let ok = toml::from_str::<Config>(&minimal("")).unwrap();
     assert_eq!(ok.gateway.store_cache_mib, 64);

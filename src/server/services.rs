@@ -332,11 +332,11 @@ async fn cached(
         let _ = fresh.set(answer);
         Ok::<_, GatewayError>(cached)
     };
-    // The fetch is shared by every caller that joins it: no one caller's deadline ends it.
-    let result = gw
-        .cache
-        .get_or_fetch(key, crate::upstream::for_every_caller(fetch))
-        .await;
+    // The fetch runs in the first caller's future, under its deadline: its region call ends
+    // before that caller gives up, as a timeout the breaker counts, and a caller that
+    // joined it shares that outcome (run past it, the call was dropped with the first
+    // caller, unrecorded, and the next caller's fetch met the same end).
+    let result = gw.cache.get_or_fetch(key, fetch).await;
     // Served from the cache (stored, or another caller's fetch) only with an answer: a
     // caller whose shared fetch failed missed too.
     if result.is_ok() && !fetched.load(Ordering::Relaxed) {

@@ -102,14 +102,6 @@ pub fn carry_caller_deadline<F: Future>(f: F) -> impl Future<Output = F::Output>
     }
 }
 
-/// Runs `f`, a fetch that several callers share (the cache's single flight), under no one
-/// caller's deadline: it ends by the region's own, and a caller that stops waiting leaves
-/// it to the others. Under the first caller's deadline it ended with a timeout for every
-/// caller that had joined it, however long each had left.
-pub async fn for_every_caller<F: Future>(f: F) -> F::Output {
-    CALLER_DEADLINE.scope(None, f).await
-}
-
 /// A region the gateway can call.
 pub trait Upstream: Send + Sync {
     /// The region's GB/T 2260 code (for routing, metrics and logs).

@@ -219,7 +219,8 @@ impl Transport {
             // An attempt the caller's deadline cut short soon after it began says little of
             // the region (super::MIN_COUNTED_WAIT): its timeout is not held against it.
             let cut_short = caller_cut == Some(until)
-                && began.elapsed() < super::MIN_COUNTED_WAIT.min(self.attempt_timeout);
+                && until.saturating_duration_since(began)
+                    < super::MIN_COUNTED_WAIT.min(self.attempt_timeout);
             match &result {
                 Err(UpstreamError::Timeout) if cut_short => drop(permit),
                 Err(e) if e.is_upstream_failure() => permit.failure(),
