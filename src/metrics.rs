@@ -57,6 +57,9 @@ pub struct Gauges {
     /// Calls made to regions, as the relay counts them (a counter kept by the router, which
     /// every region call passes); `None` for a relay that does not count, and then left out.
     pub upstream_calls: Option<u64>,
+    /// Nonces the replay store remembers, and its cap (at which it answers 1007); `None`
+    /// for a store that does not count them cheaply.
+    pub replay_nonces: Option<(u64, u64)>,
 }
 
 impl Default for Metrics {
@@ -249,6 +252,16 @@ impl Metrics {
                 gauges.callbacks_finished,
             ),
             (
+                "hutong_replay_nonces",
+                "Nonces the replay store remembers (each for 601 s).",
+                gauges.replay_nonces.map(|(n, _)| n),
+            ),
+            (
+                "hutong_replay_nonces_max",
+                "The replay store's cap: at it, a request with a new nonce is refused with 1007.",
+                gauges.replay_nonces.map(|(_, max)| max),
+            ),
+            (
                 "hutong_audit_store_failing",
                 "1 while the gateway is unready for its audit store (commits refused, not yet settled, or the writer stopped), else 0.",
                 Some(u64::from(gauges.audit_failing)),
@@ -308,6 +321,16 @@ mod tests {
         assert!(t.contains("\nhutong_callbacks_abandoned_total 1\n"), "{t}");
         assert!(t.contains("\nhutong_regions_unanswered_total 2\n"), "{t}");
         assert!(t.contains("# TYPE hutong_callbacks_pending gauge\nhutong_callbacks_pending 7\n"));
+        assert!(
+            !t.contains("hutong_replay_nonces"),
+            "a store that does not count is left out"
+        );
+        let t = m.render(&Gauges {
+            replay_nonces: Some((5, 9)),
+            ..Gauges::default()
+        });
+        assert!(t.contains("\nhutong_replay_nonces 5\n"), "{t}");
+        assert!(t.contains("\nhutong_replay_nonces_max 9\n"), "{t}");
         assert!(
             !t.contains("hutong_callbacks_finished"),
             "a gauge the store could not give is left out, not 0"

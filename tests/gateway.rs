@@ -407,6 +407,9 @@ async fn admin_listener_serves_metrics_live_and_ready() {
         m.contains("hutong_requests_total{service=\"verifyCode\",code=\"3001\"} 1"),
         "{m}"
     );
+    // The one request's nonce, of the store's default cap.
+    assert!(m.contains("\nhutong_replay_nonces 1\n"), "{m}");
+    assert!(m.contains("\nhutong_replay_nonces_max 2000000\n"), "{m}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

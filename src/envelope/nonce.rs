@@ -53,6 +53,12 @@ pub trait NonceStore: Send + Sync {
     /// Atomically checks that `nonce` has not been used by `app_id` within the retention
     /// window ending at `now_ms` (Unix milliseconds), and records it if so.
     fn check_and_insert(&self, app_id: &str, nonce: &str, now_ms: u64) -> NonceCheck;
+
+    /// How many nonces the store holds and the most it holds before it answers 1007, for
+    /// the metrics; `None` where counting is not cheap.
+    fn fill(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// How long a nonce is remembered: twice the ±300 s skew, so that a request is refused as
@@ -403,6 +409,13 @@ impl Shard {
 }
 
 impl NonceStore for MemoryNonceStore {
+    fn fill(&self) -> Option<(u64, u64)> {
+        Some((
+            self.total.load(Ordering::Acquire) as u64,
+            self.config.max_entries as u64,
+        ))
+    }
+
     fn check_and_insert(&self, app_id: &str, nonce: &str, now_ms: u64) -> NonceCheck {
         // A clock past what an entry can hold (the year 2527) could not keep a nonce from
         // being replayed: fail closed.

@@ -99,6 +99,7 @@ async fn answer(gw: &Arc<Gateway>, path: &str) -> Response<Full<Bytes>> {
                 callbacks_finished,
                 audit_failing: !gw.audit.healthy(),
                 upstream_calls: gw.relay.region_calls(),
+                replay_nonces: gw.nonces.fill(),
             });
             (200, text, "text/plain; version=0.0.4")
         }
