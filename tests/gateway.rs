@@ -320,6 +320,80 @@ async fn without_tokens_what_a_client_may_call_is_told_only_to_that_client() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_that_hangs_past_the_requests_deadline_opens_its_breaker() {
+    // The region's timeout (8 s) is past the request's deadline (the fixture's 5 s). Each
+    // call used to be dropped with its request, unrecorded, so a region that hung never
+    // opened its breaker and every caller waited the whole deadline. The calls now end
+    // just before the deadline, as timeouts the breaker counts (five open it).
+    let fx = Fixture::start(Opts {
+        region_timeout_ms: 8_000,
+        ..Opts::default()
+    })
+    .await;
+    let c = fx.client(SignTypeName::HmacSm3);
+    let mut codes = Vec::new();
+    for i in 0..6 {
+        let p = fx.person(i);
+        let applied = c
+            .call(
+                ServiceName::ApplyCodeAccess,
+                &json!({"user": user(&p), "authType": "FACE", "authProof": "face-ok"}),
+            )
+            .await
+            .unwrap();
+        let token = applied.biz.unwrap()["userToken"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let generated = c
+            .call(ServiceName::GenerateCode, &json!({"userToken": token}))
+            .await
+            .unwrap();
+        let content = generated.biz.unwrap()["codeContent"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        codes.push(content);
+    }
+    let verify = |content: &str| json!({"codeContent": content, "verifier": {"orgName": "某地铁站", "deviceId": "G-01"}});
+    fx.sim
+        .as_ref()
+        .unwrap()
+        .set_faults(sim::Faults {
+            timeout_rate: 1.0,
+            ..sim::Faults::default()
+        })
+        .unwrap();
+    // Five verifications at once, of five codes (each a fetch of its own through the cache).
+    let started = Instant::now();
+    let mut calls = tokio::task::JoinSet::new();
+    for content in &codes[..5] {
+        let (c, biz) = (c.clone(), verify(content));
+        calls.spawn(async move { c.call(ServiceName::VerifyCode, &biz).await.unwrap() });
+    }
+    while let Some(x) = calls.join_next().await {
+        assert_eq!(code(&x.unwrap()), "9001");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "{:?}",
+        started.elapsed()
+    );
+    // The breaker counted them: the sixth is refused at once.
+    let started = Instant::now();
+    let x = c
+        .call(ServiceName::VerifyCode, &verify(&codes[5]))
+        .await
+        .unwrap();
+    assert_eq!(code(&x), "9001");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}: the breaker did not open",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_region_that_is_down_hangs_or_answers_garbage_gives_9001_or_9002_in_time() {
     let mut fx = Fixture::start(Opts {
         region_timeout_ms: 800,
