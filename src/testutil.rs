@@ -1,6 +1,6 @@
 //! Helpers shared by the unit tests of several modules.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A path under the system's temporary directory that no other call uses, in this process
@@ -15,4 +15,11 @@ pub(crate) fn fresh_dir(tag: &str) -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     dir
+}
+
+/// The shipped dialect `id` (config/regions), as a gateway or a simulator loads it.
+pub(crate) fn shipped_dialect(id: &str) -> crate::translate::Dialect {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(crate::sim::region::DEFAULT_REGIONS_DIR);
+    crate::sim::region::load_dialect(&dir, id, &crate::standard::Standard::embedded())
+        .unwrap_or_else(|e| panic!("{e}"))
 }

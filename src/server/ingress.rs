@@ -71,33 +71,20 @@ pub(super) async fn handle(
         code = tracing::field::Empty,
     );
     let losses = LossSink::default();
-    // The per-IP limit before a place of the concurrency limit, as on the national path.
-    let outcome = match gw.limiter.check_ip(peer.addr.ip()) {
-        Err(l) => Err(GatewayError::RateLimited {
-            retry_after_secs: l.retry_after_secs(),
-        }),
-        Ok(()) => match permits.try_acquire() {
-            Err(_) => Err(GatewayError::Shed),
-            Ok(_permit) => {
-                let deadline = cfg.server.request_timeout;
-                let work = async {
-                    let (Some(d), Some(service)) = (&dialect, service) else {
-                        return Err(GatewayError::NotFound);
-                    };
-                    stages(&gw, &peer, req, d, service, &losses).await
+    // The per-IP limit, the concurrency limit and the deadline, as on the national path.
+    let deadline = cfg.server.request_timeout;
+    let outcome = super::pipeline::admit(&gw, &permits, &peer, deadline, || {
+        tracing::Instrument::instrument(
+            async {
+                let (Some(d), Some(service)) = (&dialect, service) else {
+                    return Err(GatewayError::NotFound);
                 };
-                let until = tokio::time::Instant::now() + deadline;
-                let work = crate::upstream::within_caller_deadline(
-                    until,
-                    tracing::Instrument::instrument(work, span.clone()),
-                );
-                match tokio::time::timeout_at(until, work).await {
-                    Ok(r) => r,
-                    Err(_) => Err(GatewayError::Deadline),
-                }
-            }
-        },
-    };
+                stages(&gw, &peer, req, d, service, &losses).await
+            },
+            span.clone(),
+        )
+    })
+    .await;
     let (code, national, retry_after) = match outcome {
         Ok(biz) => (
             ReturnCode::Success,

@@ -61,52 +61,31 @@ pub(super) async fn handle(
     let mut request_id: Option<String> = None;
     let losses = super::LossSink::default();
 
-    // The per-IP limit first, then shedding: a flood from one address costs one hash lookup
-    // a request and takes no place of the concurrency limit (it took one, until its body
-    // had arrived, before the limit refused it); a request over the concurrency limit costs
-    // no parsing or cryptography. Either refusal's signed answer is shared by every such
-    // refusal of the second (refusals.rs).
-    let outcome = match gw.limiter.check_ip(peer.addr.ip()) {
-        Err(l) => Err(GatewayError::RateLimited {
-            retry_after_secs: l.retry_after_secs(),
-        }),
-        Ok(()) => match permits.try_acquire() {
-            Err(_) => {
-                gw.metrics
-                    .shed
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                Err(GatewayError::Shed)
-            }
-            Ok(_permit) => {
-                // The deadline bounds everything after, including the relay to a region.
-                let deadline = gw.config.load().server.request_timeout;
-                let route = match platform {
-                    Some(p) => Route::Platform(p),
-                    None => Route::Service(service),
-                };
-                // Boxed: the stages' state machine is several kilobytes (every path a request
-                // may take lives in it), and the timeout and the span would each move it again.
-                let stages = Box::pin(stages(
-                    &gw,
-                    &peer,
-                    req,
-                    route,
-                    &mut session,
-                    &mut request_id,
-                    &losses,
-                ));
-                // A region call inside ends before the deadline, as a timeout its breaker
-                // counts (crate::upstream::within_caller_deadline).
-                let until = tokio::time::Instant::now() + deadline;
-                let stages =
-                    crate::upstream::within_caller_deadline(until, stages.instrument(span.clone()));
-                match tokio::time::timeout_at(until, stages).await {
-                    Ok(r) => r,
-                    Err(_) => Err(GatewayError::Deadline),
-                }
-            }
-        },
+    let route = match platform {
+        Some(p) => Route::Platform(p),
+        None => Route::Service(service),
     };
+    let deadline = gw.config.load().server.request_timeout;
+    let outcome = admit(&gw, &permits, &peer, deadline, || {
+        // Boxed: the stages' state machine is several kilobytes (every path a request may
+        // take lives in it), and the deadline and the span would each move it again.
+        Box::pin(stages(
+            &gw,
+            &peer,
+            req,
+            route,
+            &mut session,
+            &mut request_id,
+            &losses,
+        ))
+        .instrument(span.clone())
+    })
+    .await;
+    if matches!(outcome, Err(GatewayError::Shed)) {
+        gw.metrics
+            .shed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let (code, resp) = match outcome {
         Ok((sess, biz)) => (
             ReturnCode::Success,
@@ -214,6 +193,38 @@ enum Route {
     /// A gateway endpoint outside the seven services: [`STATUS_EVENT`], [`LINK`],
     /// [`VENUE_CODE`] (regions and the platform only) or [`CORRECTION_STATUS`].
     Platform(&'static str),
+}
+
+/// The per-IP limit first, then shedding, then the work `make` gives, under the request's
+/// `deadline` (a region call inside ends before it, as a timeout its breaker counts: see
+/// crate::upstream::until_deadline). A flood from one address costs one hash lookup a
+/// request and takes no place of the concurrency limit (it took one, until its body had
+/// arrived, before the limit refused it); a request over the concurrency limit costs no
+/// parsing or cryptography, and `make` is not called. Either refusal's signed answer is
+/// shared by every such refusal of the second (refusals.rs). The national endpoints and the
+/// dialect ingress both come in here.
+pub(super) async fn admit<T, F>(
+    gw: &Gateway,
+    permits: &Semaphore,
+    peer: &Peer,
+    deadline: std::time::Duration,
+    make: impl FnOnce() -> F,
+) -> Result<T, GatewayError>
+where
+    F: Future<Output = Result<T, GatewayError>>,
+{
+    if let Err(l) = gw.limiter.check_ip(peer.addr.ip()) {
+        return Err(GatewayError::RateLimited {
+            retry_after_secs: l.retry_after_secs(),
+        });
+    }
+    let Ok(_permit) = permits.try_acquire() else {
+        return Err(GatewayError::Shed);
+    };
+    let until = tokio::time::Instant::now() + deadline;
+    crate::upstream::until_deadline(until, make())
+        .await
+        .unwrap_or(Err(GatewayError::Deadline))
 }
 
 /// The stages after shedding and under the deadline.

@@ -492,8 +492,8 @@ mod tests {
     use zeroize::Zeroizing;
 
     use super::{DialectCredentials, DialectUpstream, DialectUpstreamConfig, carry_key};
-    use crate::standard::{ServiceName, Standard};
-    use crate::translate::{Dialect, Signing};
+    use crate::standard::ServiceName;
+    use crate::translate::Signing;
     use crate::upstream::{Upstream as _, UpstreamError};
 
     #[tokio::test]
@@ -519,12 +519,7 @@ mod tests {
                 });
             }
         });
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/regions");
-        let dialect = Dialect::load_dir(&root, &Standard::embedded())
-            .unwrap()
-            .into_iter()
-            .find(|d| d.id == "zhejiang")
-            .unwrap();
+        let dialect = crate::testutil::shipped_dialect("zhejiang");
         let creds = DialectCredentials {
             id: "hutong-gw".into(),
             key: Zeroizing::new(b"0123456789abcdef0123456789abcdef".to_vec()),

@@ -58,9 +58,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub const MAX_WAIT_MS: u64 = 600_000;
 
 tokio::task_local! {
-    /// When the caller of the region calls in this future stops waiting for them (`None`:
-    /// no one caller's time bounds them).
-    static CALLER_DEADLINE: Option<tokio::time::Instant>;
+    /// When the caller of the region calls in this future stops waiting for them.
+    static CALLER_DEADLINE: tokio::time::Instant;
 }
 
 /// How long before the caller's deadline a call ends its attempt: its own timeout, which
@@ -80,13 +79,25 @@ pub const MIN_COUNTED_WAIT: std::time::Duration = std::time::Duration::from_mill
 /// region's `timeout_ms` above the request's deadline, or a cross-region query's 3 s).
 pub async fn within_caller_deadline<F: Future>(deadline: tokio::time::Instant, f: F) -> F::Output {
     let deadline = caller_deadline().map_or(deadline, |d| d.min(deadline));
-    CALLER_DEADLINE.scope(Some(deadline), f).await
+    CALLER_DEADLINE.scope(deadline, f).await
+}
+
+/// Runs `f` until `deadline`, when it is dropped ([`tokio::time::timeout_at`]), with that
+/// deadline as its caller's ([`within_caller_deadline`]): a region call inside ends first.
+///
+/// # Errors
+/// [`tokio::time::error::Elapsed`] when `f` has not finished by `deadline`.
+pub async fn until_deadline<F: Future>(
+    deadline: tokio::time::Instant,
+    f: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    tokio::time::timeout_at(deadline, within_caller_deadline(deadline, f)).await
 }
 
 /// The deadline [`within_caller_deadline`] set for the current future, if any: for a task
 /// spawned on the caller's behalf, which does not inherit it.
 pub fn caller_deadline() -> Option<tokio::time::Instant> {
-    CALLER_DEADLINE.try_with(|d| *d).ok().flatten()
+    CALLER_DEADLINE.try_with(|d| *d).ok()
 }
 
 /// `f` with the current future's caller deadline, if it has one, for a task spawned on the

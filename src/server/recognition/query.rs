@@ -113,14 +113,13 @@ async fn ask_region(gw: &Arc<Gateway>, l: &RegionLink) -> RegionStatus {
         "verifier": {"orgName": "hutong gateway", "deviceId": gw.config.load().gateway.app_id},
         "scene": "REGIONS",
     });
-    // The region's own call ends first, as a timeout its breaker counts; the outer timeout
-    // only backs it up.
-    let until = tokio::time::Instant::now() + FANOUT_DEADLINE;
+    // The region's own call ends first, as a timeout its breaker counts; the deadline's own
+    // cut only backs it up.
     let call = gw
         .relay
         .call_region(&l.region, ServiceName::VerifyCode, &ask);
-    let got =
-        tokio::time::timeout_at(until, crate::upstream::within_caller_deadline(until, call)).await;
+    let until = tokio::time::Instant::now() + FANOUT_DEADLINE;
+    let got = crate::upstream::until_deadline(until, call).await;
     let known = match got {
         Ok(Ok(reply)) => match text(&reply.biz, &["codeColor"]) {
             Some(colour) => Known::Live(

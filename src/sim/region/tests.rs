@@ -21,8 +21,7 @@ use crate::standard::{Direction, PersonalClass, ServiceName, Standard};
 use crate::translate;
 
 fn shipped(id: &str) -> Dialect {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_REGIONS_DIR);
-    load_dialect(&dir, id, &Standard::embedded()).unwrap()
+    crate::testutil::shipped_dialect(id)
 }
 
 fn caller(app_key: &str, secret: &str) -> Caller {
