@@ -157,6 +157,10 @@ SIM_ARGS=(sim --national --clients "$T/sim-clients.toml" --listen 127.0.0.1:0 --
   --population 1000 --region 310000 --issuer 31000001 --code-ttl-secs 3600)
 start simA "$H" "${SIM_ARGS[@]}" --keys-out "$T/simA"
 start simB "$H" "${SIM_ARGS[@]}" --keys-out "$T/simB"
+# (c0)'s third: behind the relay floor (hutong bench relay-floor), when the build has it.
+FLOOR_OK=0
+want c0 && "$H" bench relay-floor --help >/dev/null 2>&1 && FLOOR_OK=1
+((FLOOR_OK)) && start simC "$H" "${SIM_ARGS[@]}" --keys-out "$T/simC"
 # dialect_sim NAME DIALECT SECRET [ARGS…]: a region simulator whose one caller is the gateway.
 dialect_sim() {
   local name=$1 dialect=$2 secret=$3
@@ -174,6 +178,7 @@ dialect_sim bjD beijing bj-secret "${LAT[@]}"
 dialect_sim jsD jiangsu js-secret "${LAT[@]}"
 dialect_sim ahD anhui ah-secret "${LAT[@]}"
 for s in simA simB zjA zjB bjD jsD ahD; do eval "ADDR_$s=$(listening "$s")"; done
+((FLOOR_OK)) && ADDR_simC=$(listening simC)
 say "national: $ADDR_simA (gateway), $ADDR_simB (nginx); zhejiang: $ADDR_zjA, $ADDR_zjB;"
 say "fan-out: beijing $ADDR_bjD, jiangsu $ADDR_jsD, anhui $ADDR_ahD"
 
@@ -261,6 +266,9 @@ for c in "${CLIENTS[@]}"; do
 done
 # The gateway as the national simulator knows it: for nginx's proxy_pass straight to sim B.
 profile "$T/gw-at-simB.toml" GW0000000001 HMAC-SM3 "http://$ADDR_simB" "$T/simB/sim-response.pub.pem" "$GW_MAC" "$GW_SM4"
+# And for the relay floor's straight to sim C.
+((FLOOR_OK)) && profile "$T/gw-at-simC.toml" GW0000000001 HMAC-SM3 "http://$ADDR_simC" \
+  "$T/simC/sim-response.pub.pem" "$GW_MAC" "$GW_SM4"
 
 call() { # SERVICE BODY PROFILE → the answer as JSON; fails unless code 0
   local out
@@ -381,6 +389,7 @@ NGINX_PIDS=$(pgrep -P "$PID_nginx" | tr '\n' ' ')
 say "nginx on https://127.0.0.1:$NG_PORT and :$NG_ZJ_PORT (workers: $NGINX_PIDS)"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 REPORT=()
+FLOOR="" # the relay floor's run, while (c0)'s report is made
 report() { REPORT+=("$*"); }
 SUMMARY=()
 summary() { # LABEL HUTONG BASELINE BASELINE_NAME RATIO MET TARGET
@@ -469,9 +478,15 @@ relay_ceiling() {
     answer_of "$2-region" "$4" "$7" "$T/gw-at-simB.toml" "http://$ADDR_simB"
     region=(--region-request "$T/$2-region.request.json" --region-answer "$T/$2-region.json")
   fi
-  ceiling "$1" "$(rps "$2")" "nginx proxy" "≥ 0.80" "$(per_request_us "$2")" \
-    "$(crypto_us "$3" "$T/$3.00" "$T/$3-answer.json" ${region[@]+"${region[@]}"})" \
-    "$(json_us "$3" "$T/$3.00" "$T/$3-answer.json" ${region[@]+"${region[@]}"})"
+  local crypto json
+  crypto=$(crypto_us "$3" "$T/$3.00" "$T/$3-answer.json" ${region[@]+"${region[@]}"})
+  json=$(json_us "$3" "$T/$3.00" "$T/$3-answer.json" ${region[@]+"${region[@]}"})
+  ceiling "$1" "$(rps "$2")" "nginx proxy" "≥ 0.80" "$(per_request_us "$2")" "$crypto" "$json"
+  # The same envelope work on the relay floor's TLS, HTTP, simulator and wrk in place of
+  # nginx's: what the gateway's libraries allow a relay that does nothing else.
+  [[ -n $FLOOR ]] && ceiling "$1 on the floor" "$(rps "$2")" "nginx proxy" "≥ 0.80" \
+    "$(per_request_us "$FLOOR")" "$crypto" "$json"
+  return 0
 }
 
 # against_proxy TITLE SUMMARY_LABEL LABEL KEY PROXY_LABEL PROXY_KEY [UNANSWERED]: a relay's
@@ -484,7 +499,13 @@ against_proxy() {
   report "$(header)"
   report "$(row "$3" "$4")"
   report "$(row "$5" "$6")"
+  [[ -n $FLOOR ]] && report "$(row "relay floor → national sim C" "$FLOOR")"
   report "      CPU a request, server + its simulator + wrk: hutong $(cpu_split "$4"); nginx $(cpu_split "$6")"
+  if [[ -n $FLOOR ]]; then
+    report "      relay floor (hutong bench relay-floor: hyper and rustls as the gateway has them, relaying"
+    report "      bytes, nothing of the standard): $(cpu_split "$FLOOR"), $(ratio "$(rps "$FLOOR")" "$(rps "$6")")× nginx;" \
+      "hutong is $(ratio "$(rps "$4")" "$(rps "$FLOOR")")× the floor"
+  fi
   local ok
   ok=$(verdict "$r" 0.8 "$4" "$6")
   if [[ -n ${7:-} ]]; then
@@ -657,11 +678,27 @@ if want c0; then
   call "$RELAY" "$RELAY_BODY" "$T/A3100010002.toml" >/dev/null
   seal relay-nginx "$RELAY" "$RELAY_BODY_NG" "$T/gw-at-simB.toml" "$(pool "$MAX_RPS_RELAY")"
   BENCH_REGION_PID=$PID_simB bench relay-nginx "https://127.0.0.1:$NG_PORT" "/phic/v1/$RELAY" "" relay-nginx $NGINX_PIDS "$PID_simB"
+  if ((FLOOR_OK)); then
+    start floor "$H" bench relay-floor --cert "$T/certs/server.crt.pem" --key "$T/certs/server.key.pem" \
+      --upstream "http://$ADDR_simC"
+    ADDR_floor=$(listening floor)
+    RELAY_BODY_FL=$RELAY_BODY_NG
+    if [[ $RELAY == queryHealthInfo ]]; then
+      RELAY_BODY_FL=$T/query-fl.json
+      AC_FL=$(call applyCodeAccess "$T/apply.json" "$T/gw-at-simC.toml" | jq -er '.bizContent.authCode')
+      printf '{"user":%s,"authCode":"%s"}\n' "$USER_JSON" "$AC_FL" >"$RELAY_BODY_FL"
+    fi
+    seal relay-floor "$RELAY" "$RELAY_BODY_FL" "$T/gw-at-simC.toml" "$(pool "$MAX_RPS_RELAY")"
+    BENCH_REGION_PID=$PID_simC bench relay-floor "https://$ADDR_floor" "/phic/v1/$RELAY" "" relay-floor \
+      "$PID_floor" "$PID_simC"
+    FLOOR=relay-floor
+  fi
   seal relay-gw "$RELAY" "$RELAY_BODY" "$T/A3100010002.toml" "$(pool "$MAX_RPS_RELAY")"
   BENCH_REGION_PID=$PID_simA bench relay-gw "https://$GW" "/phic/v1/$RELAY" "$(cat "$T/token-A3100010002")" relay-gw "$PID_gateway" "$PID_simA"
   against_proxy "(c0) relay of $RELAY to hutong sim --national (TLS from wrk, plain HTTP to the simulator)" \
     "(c0) relay, national" "hutong → national sim A" relay-gw "nginx proxy_pass → national sim B" relay-nginx
   relay_ceiling "(c0) relay, national" relay-nginx relay-gw "$RELAY" "$RELAY_BODY" A3100010002 "$RELAY_BODY_NG"
+  FLOOR=""
 fi
 
 if want d; then

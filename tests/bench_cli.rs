@@ -113,3 +113,117 @@ fn memory_parts_counts_what_it_filled() {
     let o = hutong(["bench", "memory-parts", "--count", "0"]);
     assert!(!o.status.success());
 }
+
+/// `hutong bench relay-floor` started over TLS in front of `upstream_port` with a fresh
+/// certificate (openssl): the process and the port it listens on.
+fn relay_floor(dir: &std::path::Path, upstream_port: u16) -> (Proc, u16) {
+    use std::io::BufRead as _;
+    let (cert, key) = (dir.join("floor.crt"), dir.join("floor.key"));
+    let o = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs (bash .ci/test installs it)");
+    assert!(o.status.success(), "{o:?}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hutong"))
+        .args(["bench", "relay-floor", "--cert"])
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .args(["--upstream", &format!("http://127.0.0.1:{upstream_port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .split("https://127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .parse()
+        .unwrap();
+    (Proc(child), port)
+}
+
+/// curl over TLS to the floor (certificate not checked): the status and the body.
+fn curl(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args([
+            "-ks",
+            "--max-time",
+            "10",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            method,
+        ])
+        .args(["-H", "content-type: application/json"])
+        .args(if body.is_empty() {
+            vec![]
+        } else {
+            vec!["--data-binary", body]
+        })
+        .arg(format!("https://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("curl runs (bash .ci/test installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').expect("curl printed the status");
+    (status.trim().parse().expect("a status"), body.to_owned())
+}
+
+#[test]
+fn the_relay_floor_relays_bodies_both_ways_and_says_502_when_the_upstream_is_down() {
+    let dir = temp_dir("bench-floor");
+    let (child, _out, sim_port) = spawn_listening(
+        Command::new(env!("CARGO_BIN_EXE_hutong"))
+            .args(["sim", "--national", "--population", "5", "--clients"])
+            .arg(root().join("config/sim-national.example.toml"))
+            .arg("--keys-out")
+            .arg(dir.join("sim-keys"))
+            .stderr(Stdio::null()),
+    );
+    let sim = Proc(child);
+    let (_floor, port) = relay_floor(&dir, sim_port);
+    // Each body reaches the simulator and its answer comes back: two bodies, two refusals,
+    // each as the simulator gives it when sent straight (they differ only in their stamp).
+    let seen = |v: &Value| (v["code"].clone(), v["msg"].clone());
+    for (body, code) in [(r#"{"appId":"nobody"}"#, "1001"), ("not json", "1002")] {
+        let (status, relayed) = curl(port, "POST", "/phic/v1/verifyCode", body);
+        let (direct_status, direct) = http(sim_port, "POST", "/phic/v1/verifyCode", body);
+        let relayed: Value = serde_json::from_str(&relayed).unwrap();
+        assert_eq!((status, seen(&relayed)), (direct_status, seen(&direct)));
+        assert_eq!(relayed["code"], code, "{relayed}");
+    }
+    drop(sim);
+    let (status, body) = curl(port, "POST", "/phic/v1/verifyCode", "{}");
+    assert_eq!((status, body.as_str()), (502, ""));
+}
+
+#[test]
+fn the_relay_floor_listens_on_loopback_only() {
+    let o = hutong([
+        "bench",
+        "relay-floor",
+        "--listen",
+        "0.0.0.0:0",
+        "--cert",
+        "c",
+        "--key",
+        "k",
+        "--upstream",
+        "http://127.0.0.1:1",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("loopback only"),
+        "{o:?}"
+    );
+}

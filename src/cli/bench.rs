@@ -17,6 +17,8 @@
 //!   part;
 //! - `chart`: the run's summary as an SVG picture, each scenario against its target
 //!   ([`super::bench_chart`]);
+//! - `relay-floor`: a relay over TLS with the gateway's libraries and nothing of the
+//!   standard, the floor of its stack beside nginx ([`super::bench_floor`]);
 //! - `fill-links`: synthetic links, loaded in bulk into a gateway's data directory (the
 //!   memory scenario's registry of a million links).
 
@@ -151,6 +153,23 @@ pub enum BenchCmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Relay over TLS to one upstream with the gateway's libraries and nothing of the
+    /// standard (no envelope, checks, cache or audit): the floor of the gateway's stack,
+    /// beside nginx's proxy_pass in scenario (c0). Serves until killed; loopback only.
+    RelayFloor {
+        /// Where to listen (port 0: any free port, printed on start).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// The server certificate chain (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+        /// Its private key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// The upstream, http://HOST:PORT; each request goes to its path there.
+        #[arg(long)]
+        upstream: String,
+    },
     /// Load COUNT synthetic links (three regions each) into the link registry of the
     /// gateway configured by CONFIG, in batches. The gateway must not be running.
     FillLinks {
@@ -220,6 +239,12 @@ pub(super) fn run(standard: &Standard, c: &BenchCmd) -> anyhow::Result<ExitCode>
             out,
         } => chart(summary, title, out),
         BenchCmd::FillLinks { config, count } => fill_links(config, *count),
+        BenchCmd::RelayFloor {
+            listen,
+            cert,
+            key,
+            upstream,
+        } => super::bench_floor::relay_floor(*listen, cert, key, upstream),
         BenchCmd::MemoryParts { count } => super::bench_parts::memory_parts(*count),
         BenchCmd::EnvelopeCrypto {
             envelopes: e,

@@ -20,6 +20,7 @@ macro_rules! say_raw {
 mod audit;
 mod bench;
 mod bench_chart;
+mod bench_floor;
 mod bench_parts;
 mod client;
 mod code;
