@@ -159,7 +159,8 @@ start simA "$H" "${SIM_ARGS[@]}" --keys-out "$T/simA"
 start simB "$H" "${SIM_ARGS[@]}" --keys-out "$T/simB"
 # (c0)'s third: behind the relay floor (hutong bench relay-floor), when the build has it.
 FLOOR_OK=0
-want c0 && "$H" bench relay-floor --help >/dev/null 2>&1 && FLOOR_OK=1
+want c0 && "$H" bench relay-floor --help >/dev/null 2>&1 && "$H" bench audit-append --help >/dev/null 2>&1 \
+  && "$H" bench business-json --help >/dev/null 2>&1 && FLOOR_OK=1
 ((FLOOR_OK)) && start simC "$H" "${SIM_ARGS[@]}" --keys-out "$T/simC"
 # dialect_sim NAME DIALECT SECRET [ARGS…]: a region simulator whose one caller is the gateway.
 dialect_sim() {
@@ -483,9 +484,17 @@ relay_ceiling() {
   json=$(json_us "$3" "$T/$3.00" "$T/$3-answer.json" ${region[@]+"${region[@]}"})
   ceiling "$1" "$(rps "$2")" "nginx proxy" "≥ 0.80" "$(per_request_us "$2")" "$crypto" "$json"
   # The same envelope work on the relay floor's TLS, HTTP, simulator and wrk in place of
-  # nginx's: what the gateway's libraries allow a relay that does nothing else.
-  [[ -n $FLOOR ]] && ceiling "$1 on the floor" "$(rps "$2")" "nginx proxy" "≥ 0.80" \
-    "$(per_request_us "$FLOOR")" "$crypto" "$json"
+  # nginx's, with the audit record every relayed request about a person waits for (hutong
+  # bench audit-append, flat out: its least cost): what the gateway's libraries allow a
+  # relay that does what the gateway issue asks and nothing else.
+  if [[ -n $FLOOR ]]; then
+    "$H" bench audit-append --secs "$SM2_SECS" >"$T/audit-append.json" || die "hutong bench audit-append failed"
+    "$H" bench business-json --secs "$SM2_SECS" --service "$4" --request "$T/business-request.json" \
+      --answer "$T/business-answer.json" >"$T/business-json.json" || die "hutong bench business-json failed"
+    ceiling "$1 on the floor" "$(rps "$2")" "nginx proxy" "≥ 0.80" \
+      "$(per_request_us "$FLOOR")" "$crypto" "$json" "$(cpu_us "$T/business-json.json")" \
+      "$(cpu_us "$T/audit-append.json")"
+  fi
   return 0
 }
 
@@ -675,7 +684,9 @@ if want c0; then
       printf '{"user":%s,"authCode":"%s"}\n' "$USER_JSON" "$AC_NG" >"$RELAY_BODY_NG"
       ;;
   esac
-  call "$RELAY" "$RELAY_BODY" "$T/A3100010002.toml" >/dev/null
+  # The business content both ways, for the floor's ceiling (hutong bench business-json).
+  cp "$RELAY_BODY" "$T/business-request.json"
+  call "$RELAY" "$RELAY_BODY" "$T/A3100010002.toml" | jq -e '.bizContent' >"$T/business-answer.json"
   seal relay-nginx "$RELAY" "$RELAY_BODY_NG" "$T/gw-at-simB.toml" "$(pool "$MAX_RPS_RELAY")"
   BENCH_REGION_PID=$PID_simB bench relay-nginx "https://127.0.0.1:$NG_PORT" "/phic/v1/$RELAY" "" relay-nginx $NGINX_PIDS "$PID_simB"
   if ((FLOOR_OK)); then
@@ -853,6 +864,13 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
     echo "the replay store, the rate limits): so far as its TLS and HTTP cost no less than nginx's and wrk's cost per"
     echo "request does not fall, each ceiling is an upper bound, and a ratio above the ceiling's is out of reach on this"
     echo "machine with wrk on it."
+    if [[ -s $T/audit-append.json ]]; then
+      echo "(c0) on the floor: (1) is the relay floor's run (hutong bench relay-floor: the gateway's TLS, HTTP and pooled"
+      echo "client, nothing of the standard) in place of nginx's, and two more are added, both asked by the gateway issue:"
+      echo "(5) the business content's JSON parsed and validated against the standard, request and answer (hutong bench"
+      echo "business-json); (6) one audit record, appended and committed by the gateway's own writer flat out (hutong"
+      echo "bench audit-append: its least cost)."
+    fi
   fi
   echo
   echo "errors: non-2xx answers + 200 answers without success + socket errors + timeouts. RSS: of the servers under"

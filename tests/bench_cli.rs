@@ -227,3 +227,72 @@ fn the_relay_floor_listens_on_loopback_only() {
         "{o:?}"
     );
 }
+
+#[test]
+fn audit_append_commits_what_it_counts_and_refuses_a_bad_interval() {
+    let o = hutong(["bench", "audit-append", "--secs", "0.3"]);
+    assert!(o.status.success(), "{o:?}");
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let records = v["records"].as_u64().unwrap();
+    assert!(records > 0, "{v}");
+    // The CPU of a committed record, not of an append alone: the time includes the drain.
+    assert!(v["per_cpu_second"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["seconds"].as_f64().unwrap() >= 0.3, "{v}");
+    let o = hutong([
+        "bench",
+        "audit-append",
+        "--secs",
+        "0.1",
+        "--interval-ms",
+        "0",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--interval-ms must be"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn business_json_times_valid_content_and_refuses_what_does_not_validate() {
+    let f = |name: &str| {
+        crate::support::fixture(&format!("validate/queryHealthInfo/{name}"))
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let run = |request: &str, answer: &str| {
+        hutong([
+            "bench",
+            "business-json",
+            "--service",
+            "queryHealthInfo",
+            "--secs",
+            "0.2",
+            "--request",
+            request,
+            "--answer",
+            answer,
+        ])
+    };
+    let o = run(&f("valid-request.json"), &f("valid-response.json"));
+    assert!(o.status.success(), "{o:?}");
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert!(v["exchanges"].as_u64().unwrap() > 0, "{v}");
+    // A timing of content the gateway would refuse is no floor.
+    let o = run(&f("bad-anyof-none.json"), &f("valid-response.json"));
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is not a valid request"),
+        "{o:?}"
+    );
+    let o = run(
+        &f("valid-request.json"),
+        &f("bad-response-missing-person.json"),
+    );
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is not a valid answer"),
+        "{o:?}"
+    );
+}

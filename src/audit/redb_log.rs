@@ -120,8 +120,18 @@ impl RedbAuditLog {
                         ),
                     });
                 }
-                insert(&mut records, &mut index, rec)?;
+                records.insert(rec.seq, rec.encode_stored().as_slice())?;
                 head = ChainMark::of(rec);
+            }
+            // The person index in key order: each insert then walks down next to the last
+            // one, through pages this transaction already holds.
+            let mut keys: Vec<([u8; 32], u64)> = sealed
+                .iter()
+                .filter_map(|r| Some((r.subject.as_ref()?.0, r.seq)))
+                .collect();
+            keys.sort_unstable();
+            for k in keys {
+                index.insert(k, ())?;
             }
             meta.insert(HEAD_KEY, head.encode().as_slice())?;
         }

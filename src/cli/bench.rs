@@ -15,8 +15,12 @@
 //!   (with `--region-request` and `--region-answer`, a relay's exchange with the region too);
 //! - `envelope-json`: the least JSON and Base64 of the same envelopes, the floor's other
 //!   part;
+//! - `business-json`: a call's business content parsed and validated both ways, the least
+//!   the gateway does with it;
 //! - `chart`: the run's summary as an SVG picture, each scenario against its target
 //!   ([`super::bench_chart`]);
+//! - `audit-append`: the CPU an audit record costs, appended and committed by the
+//!   gateway's own writer ([`super::bench_audit`]);
 //! - `relay-floor`: a relay over TLS with the gateway's libraries and nothing of the
 //!   standard, the floor of its stack beside nginx ([`super::bench_floor`]);
 //! - `fill-links`: synthetic links, loaded in bulk into a gateway's data directory (the
@@ -109,6 +113,23 @@ pub enum BenchCmd {
         #[command(flatten)]
         envelopes: EnvelopeArgs,
     },
+    /// Time the least the gateway does with one call's business content, one thread per
+    /// core: the request (JSON) parsed and validated against the standard, and the answer
+    /// parsed and validated. Prints the rate as JSON.
+    BusinessJson {
+        /// The national service.
+        #[arg(long)]
+        service: ServiceName,
+        /// The request's business content (JSON).
+        #[arg(long)]
+        request: PathBuf,
+        /// The answer's business content (JSON).
+        #[arg(long)]
+        answer: PathBuf,
+        /// How long to time, seconds.
+        #[arg(long, default_value_t = 3.0)]
+        secs: f64,
+    },
     /// Time the cryptography an HMAC-SM3 envelope exchange cannot do without, at the sizes
     /// of a real request and answer, one thread per core: the request's tag checked and its
     /// `bizContent` decrypted, the answer's `bizContent` encrypted and its tag made (SM3 and
@@ -152,6 +173,18 @@ pub enum BenchCmd {
         /// Where to write the SVG; its directory is made if missing.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Time audit records shaped like a relayed queryHealthInfo's, appended through the
+    /// gateway's `interval` writer over a fresh store as fast as they go, until every one is
+    /// committed; print the CPU of the whole process per record as JSON: a floor under
+    /// what the audit trail costs a request.
+    AuditAppend {
+        /// How long to append, seconds.
+        #[arg(long, default_value_t = 3.0)]
+        secs: f64,
+        /// The journal's commit interval, ms (config/hutong.toml's `sync_interval_ms`).
+        #[arg(long, default_value_t = crate::audit::DEFAULT_SYNC_INTERVAL_MS)]
+        interval_ms: u64,
     },
     /// Relay over TLS to one upstream with the gateway's libraries and nothing of the
     /// standard (no envelope, checks, cache or audit): the floor of the gateway's stack,
@@ -239,6 +272,15 @@ pub(super) fn run(standard: &Standard, c: &BenchCmd) -> anyhow::Result<ExitCode>
             out,
         } => chart(summary, title, out),
         BenchCmd::FillLinks { config, count } => fill_links(config, *count),
+        BenchCmd::BusinessJson {
+            service,
+            request,
+            answer,
+            secs,
+        } => super::bench_parts::business_json(standard, *secs, *service, request, answer),
+        BenchCmd::AuditAppend { secs, interval_ms } => {
+            super::bench_audit::audit_append(*secs, *interval_ms)
+        }
         BenchCmd::RelayFloor {
             listen,
             cert,

@@ -1,8 +1,9 @@
 //! `hutong bench` measurements of one component in this process, each beside its baseline
 //! in the same run: the replay store's sweep (`nonce-sweep`), the callback outbox's poll
 //! and open (`outbox-due`), and bytes per cache entry and per nonce (`memory-parts`); and
-//! the envelope's cryptography alone (`envelope-crypto`) and its JSON and Base64 alone
-//! (`envelope-json`), floors of a request's cost.
+//! the envelope's cryptography alone (`envelope-crypto`), its JSON and Base64 alone
+//! (`envelope-json`) and the business content's parsing and validation (`business-json`),
+//! floors of a request's cost.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -441,6 +442,48 @@ pub(super) fn envelope_crypto(
         report["region"] = json!({"request": sizes(r), "answer": sizes(a)});
     }
     report["macs"] = json!(macs);
+    say!("{report}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hutong bench business-json`: the least the gateway must do with a call's business
+/// content, one thread per core: the request's parsed and validated against the standard
+/// (the gateway issue asks it of every request), and the answer's parsed and validated (how
+/// the gateway tells a region's garbage, 9002, from an answer). No routing, masking or
+/// writing. Prints the rate as JSON; a request or answer that does not validate stops it.
+pub(super) fn business_json(
+    standard: &crate::standard::Standard,
+    secs: f64,
+    service: ServiceName,
+    request: &std::path::Path,
+    answer: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    use crate::national::validate::{Context, validate_value};
+    use crate::standard::Direction;
+    use std::hint::black_box;
+    let read =
+        |p: &std::path::Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let (req, ans) = (read(request)?, read(answer)?);
+    let cx = Context::now();
+    let check = |text: &[u8], dir: Direction| -> Result<(), String> {
+        let value: Value = serde_json::from_slice(black_box(text)).map_err(|e| e.to_string())?;
+        let report = validate_value(standard, service, dir, &value, &cx);
+        if report.is_valid() {
+            Ok(())
+        } else {
+            Err(format!("{report:?}"))
+        }
+    };
+    check(&req, Direction::Request)
+        .map_err(|e| anyhow!("{} is not a valid request: {e}", request.display()))?;
+    check(&ans, Direction::Response)
+        .map_err(|e| anyhow!("{} is not a valid answer: {e}", answer.display()))?;
+    let mut report =
+        super::bench::rate_on_every_core(secs, "exchanges", req.len() + ans.len(), || {
+            check(&req, Direction::Request).is_ok() && check(&ans, Direction::Response).is_ok()
+        })?;
+    report["request_bytes"] = json!(req.len());
+    report["answer_bytes"] = json!(ans.len());
     say!("{report}");
     Ok(ExitCode::SUCCESS)
 }

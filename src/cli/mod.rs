@@ -19,6 +19,7 @@ macro_rules! say_raw {
 
 mod audit;
 mod bench;
+mod bench_audit;
 mod bench_chart;
 mod bench_floor;
 mod bench_parts;
