@@ -129,6 +129,10 @@ pub enum BenchCmd {
         /// How long to time, seconds.
         #[arg(long, default_value_t = 3.0)]
         secs: f64,
+        /// The validation clock (as `hutong validate --at`): Unix seconds, `yyyy-MM-dd
+        /// HH:mm:ss` or `yyyy-MM-dd`, Beijing time. Default: now.
+        #[arg(long, value_parser = super::parse_at, value_name = "TIME")]
+        at: Option<i64>,
     },
     /// Time the cryptography an HMAC-SM3 envelope exchange cannot do without, at the sizes
     /// of a real request and answer, one thread per core: the request's tag checked and its
@@ -176,8 +180,8 @@ pub enum BenchCmd {
     },
     /// Time audit records shaped like a relayed queryHealthInfo's, appended through the
     /// gateway's `interval` writer over a fresh store as fast as they go, until every one is
-    /// committed; print the CPU of the whole process per record as JSON: a floor under
-    /// what the audit trail costs a request.
+    /// committed; print as JSON the records committed per CPU second of the whole process
+    /// (`per_cpu_second`): a floor under what the audit trail costs a request.
     AuditAppend {
         /// How long to append, seconds.
         #[arg(long, default_value_t = 3.0)]
@@ -185,6 +189,10 @@ pub enum BenchCmd {
         /// The journal's commit interval, ms (config/hutong.toml's `sync_interval_ms`).
         #[arg(long, default_value_t = crate::audit::DEFAULT_SYNC_INTERVAL_MS)]
         interval_ms: u64,
+        /// Where the store's temporary directory goes (removed at the end): the gateway's
+        /// data directory's file system. Default: the system's temporary directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
     /// Relay over TLS to one upstream with the gateway's libraries and nothing of the
     /// standard (no envelope, checks, cache or audit): the floor of the gateway's stack,
@@ -199,7 +207,8 @@ pub enum BenchCmd {
         /// Its private key (PEM).
         #[arg(long)]
         key: PathBuf,
-        /// The upstream, http://HOST:PORT; each request goes to its path there.
+        /// The upstream, http://HOST:PORT (no path); each request goes to its own path
+        /// there.
         #[arg(long)]
         upstream: String,
     },
@@ -277,10 +286,13 @@ pub(super) fn run(standard: &Standard, c: &BenchCmd) -> anyhow::Result<ExitCode>
             request,
             answer,
             secs,
-        } => super::bench_parts::business_json(standard, *secs, *service, request, answer),
-        BenchCmd::AuditAppend { secs, interval_ms } => {
-            super::bench_audit::audit_append(*secs, *interval_ms)
-        }
+            at,
+        } => super::bench_parts::business_json(standard, *secs, *service, request, answer, *at),
+        BenchCmd::AuditAppend {
+            secs,
+            interval_ms,
+            dir,
+        } => super::bench_audit::audit_append(*secs, *interval_ms, dir.as_deref()),
         BenchCmd::RelayFloor {
             listen,
             cert,

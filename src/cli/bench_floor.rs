@@ -1,8 +1,9 @@
 //! `hutong bench relay-floor`: the relay of the gateway's own stack with nothing of the
 //! standard in it, a baseline for benches/bench.sh's scenario (c0).
 //!
-//! It accepts TLS with the gateway's rustls configuration (ring, TLS 1.2 and 1.3, ALPN),
-//! serves HTTP/1.1 with hyper as the gateway does, reads each request's body whole, sends it
+//! It accepts TLS as the gateway does (rustls with ring, TLS 1.2 and 1.3; ALPN offers
+//! HTTP/1.1 alone, what the benchmark's wrk speaks), serves HTTP/1.1 with hyper as the
+//! gateway does, reads each request's body whole, sends it
 //! to one upstream through the same kind of pooled hyper-util client the gateway's
 //! transport uses, reads the answer whole and returns its status, content type and body.
 //! No envelope is opened, nothing is checked, counted, cached or recorded: it is what
@@ -10,8 +11,9 @@
 //! distance between nginx and this floor is the stack's; the distance between this floor and
 //! the gateway is the gateway's own work.
 //!
-//! It is a measuring instrument, not a proxy to deploy: it has no limits, no deadlines past
-//! the client's connect timeout, and it refuses anything but loopback.
+//! It is a measuring instrument, not a proxy to deploy: its only limits are the gateway's
+//! cap on a message's size, hyper's own head-read timeout and the client's connect
+//! timeout, and it listens on loopback alone.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -55,8 +57,11 @@ pub(super) fn relay_floor(
     let base: Uri = upstream
         .parse()
         .with_context(|| format!("--upstream {upstream:?} is not a URL"))?;
-    if base.scheme_str() != Some("http") || base.authority().is_none() {
-        bail!("--upstream must be http://HOST:PORT (got {upstream:?})");
+    if base.scheme_str() != Some("http")
+        || base.authority().is_none()
+        || base.path_and_query().is_some_and(|p| p.as_str() != "/")
+    {
+        bail!("--upstream must be http://HOST:PORT, without a path (got {upstream:?})");
     }
     let tls = TlsAcceptor::from(tls_config(cert, key)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -76,7 +81,8 @@ pub(super) fn relay_floor(
         let client: Upstream = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
+            // The default of a region of the gateway (its upstream policy).
+            .pool_max_idle_per_host(32)
             .build(http);
         let shared = Arc::new((client, base));
         loop {

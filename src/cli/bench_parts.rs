@@ -457,6 +457,7 @@ pub(super) fn business_json(
     service: ServiceName,
     request: &std::path::Path,
     answer: &std::path::Path,
+    at: Option<i64>,
 ) -> anyhow::Result<ExitCode> {
     use crate::national::validate::{Context, validate_value};
     use crate::standard::Direction;
@@ -464,7 +465,7 @@ pub(super) fn business_json(
     let read =
         |p: &std::path::Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
     let (req, ans) = (read(request)?, read(answer)?);
-    let cx = Context::now();
+    let cx = at.map_or_else(Context::now, |now_unix| Context { now_unix });
     let check = |text: &[u8], dir: Direction| -> Result<(), String> {
         let value: Value = serde_json::from_slice(black_box(text)).map_err(|e| e.to_string())?;
         let report = validate_value(standard, service, dir, &value, &cx);
