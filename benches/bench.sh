@@ -22,7 +22,10 @@
 #   c0  relay to the national simulator: BENCH_RELAY_SERVICE (generateCode; or
 #       applyCodeAccess, or queryHealthInfo with the gateway's cache off) through the
 #       gateway to `hutong sim --national`, vs nginx proxy_pass of the same request to an
-#       identical simulator. Target ≥ 0.8×.
+#       identical simulator. Target ≥ 0.8×. Beside them, for information, the relay floor
+#       (`hutong bench relay-floor`: TLS, HTTP and a pooled client from the gateway's own
+#       libraries, nothing of the standard) to a third simulator, and a second ceiling on
+#       the floor's run with the least the gateway issue asks of a relayed request.
 #   d   cross-region fan-out: queryHealthInfo with a ticket for a holder linked in three
 #       regions (Beijing JSON, Jiangsu form, Anhui JSON simulators, each adding
 #       BENCH_REGION_LATENCY_MS plus up to BENCH_REGION_JITTER_MS), at BENCH_FANOUT_CONNECTIONS.
