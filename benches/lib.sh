@@ -143,7 +143,7 @@ ${4:-}
 
 [audit]
 sync = "$2"
-sync_interval_ms = 10
+sync_interval_ms = ${BENCH_AUDIT_INTERVAL_MS:-10}
 EOT
 }
 

@@ -153,30 +153,9 @@ fn relay_floor(dir: &std::path::Path, upstream_port: u16) -> (Proc, u16) {
     (Proc(child), port)
 }
 
-/// curl over TLS to the floor (certificate not checked): the status and the body.
-fn curl(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
-    let out = Command::new("curl")
-        .args([
-            "-ks",
-            "--max-time",
-            "10",
-            "-w",
-            "\n%{http_code}",
-            "-X",
-            method,
-        ])
-        .args(["-H", "content-type: application/json"])
-        .args(if body.is_empty() {
-            vec![]
-        } else {
-            vec!["--data-binary", body]
-        })
-        .arg(format!("https://127.0.0.1:{port}{path}"))
-        .output()
-        .expect("curl runs (bash .ci/test installs it)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').expect("curl printed the status");
-    (status.trim().parse().expect("a status"), body.to_owned())
+/// A POST of `body` over TLS to the floor.
+fn curl(port: u16, body: &str) -> (u16, String) {
+    crate::support::curl_tls(&port.to_string(), "POST", "/phic/v1/verifyCode", Some(body))
 }
 
 #[test]
@@ -196,14 +175,14 @@ fn the_relay_floor_relays_bodies_both_ways_and_says_502_when_the_upstream_is_dow
     // each as the simulator gives it when sent straight (they differ only in their stamp).
     let seen = |v: &Value| (v["code"].clone(), v["msg"].clone());
     for (body, code) in [(r#"{"appId":"nobody"}"#, "1001"), ("not json", "1002")] {
-        let (status, relayed) = curl(port, "POST", "/phic/v1/verifyCode", body);
+        let (status, relayed) = curl(port, body);
         let (direct_status, direct) = http(sim_port, "POST", "/phic/v1/verifyCode", body);
         let relayed: Value = serde_json::from_str(&relayed).unwrap();
         assert_eq!((status, seen(&relayed)), (direct_status, seen(&direct)));
         assert_eq!(relayed["code"], code, "{relayed}");
     }
     drop(sim);
-    let (status, body) = curl(port, "POST", "/phic/v1/verifyCode", "{}");
+    let (status, body) = curl(port, "{}");
     assert_eq!((status, body.as_str()), (502, ""));
 }
 

@@ -28,14 +28,7 @@ impl Drop for Serve {
 /// development certificate not checked): the status and the body.
 fn get_page(port: &str, url: &str) -> (u16, String) {
     let path = &url[url.find("/phic/").expect("a code URL")..];
-    let out = Command::new("curl")
-        .args(["-ks", "--max-time", "10", "-w", "\n%{http_code}"])
-        .arg(format!("https://127.0.0.1:{port}{path}"))
-        .output()
-        .expect("curl runs (bash .ci/test installs it)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').expect("curl printed the status");
-    (status.trim().parse().expect("a status"), body.to_owned())
+    crate::support::curl_tls(port, "GET", path, None)
 }
 
 fn signal(child: &Child, sig: &str) {

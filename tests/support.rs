@@ -227,3 +227,33 @@ pub fn http_with(
         serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
     )
 }
+
+/// One exchange over TLS with the server on 127.0.0.1:`port` (curl, the certificate not
+/// checked), with a JSON body when there is one: the status and the body.
+pub fn curl_tls(port: &str, method: &str, path: &str, json: Option<&str>) -> (u16, String) {
+    let mut curl = Command::new("curl");
+    curl.args([
+        "-ks",
+        "--max-time",
+        "10",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        method,
+    ]);
+    if let Some(body) = json {
+        curl.args([
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            body,
+        ]);
+    }
+    let out = curl
+        .arg(format!("https://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("curl runs (bash .ci/test installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').expect("curl printed the status");
+    (status.trim().parse().expect("a status"), body.to_owned())
+}

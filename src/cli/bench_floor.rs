@@ -134,11 +134,7 @@ async fn try_forward(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, ()> {
     let (parts, body) = req.into_parts();
-    let body = http_body_util::Limited::new(body, MAX_BODY)
-        .collect()
-        .await
-        .map_err(drop)?
-        .to_bytes();
+    let body = whole(body).await?;
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let uri = Uri::builder()
         .scheme("http")
@@ -155,16 +151,21 @@ async fn try_forward(
         .await
         .map_err(drop)?;
     let (parts, body) = answer.into_parts();
-    let body = http_body_util::Limited::new(body, MAX_BODY)
-        .collect()
-        .await
-        .map_err(drop)?
-        .to_bytes();
+    let body = whole(body).await?;
     let mut r = Response::builder().status(parts.status);
     if let Some(t) = parts.headers.get(header::CONTENT_TYPE) {
         r = r.header(header::CONTENT_TYPE, t);
     }
     r.body(Full::new(body)).map_err(drop)
+}
+
+/// A body read whole, up to [`MAX_BODY`].
+async fn whole(body: Incoming) -> Result<Bytes, ()> {
+    let collected = http_body_util::Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map_err(drop)?;
+    Ok(collected.to_bytes())
 }
 
 /// The gateway's server TLS configuration without client certificates.
