@@ -491,9 +491,10 @@ relay_ceiling() {
   # The same envelope work on the relay floor's TLS, HTTP, simulator and wrk in place of
   # nginx's, with the business content's parsing and validation and the audit record
   # (hutong bench audit-append, flat out: its least cost under `interval`) that every
-  # relayed request about a person needs: what the gateway's libraries allow a relay that
-  # does that much of what the gateway issue asks (the replay store, the token, the rate
-  # limits and writing the region's request and the answer are still left out).
+  # relayed request about a person needs, as the gateway does them (its validator, both
+  # ways; its audit writer): what nginx's TLS and HTTP, and the gateway's libraries, allow
+  # a relay that does that much (the replay store, the token, the rate limits and writing
+  # the region's request and the answer are still left out).
   if [[ -n $FLOOR && $AUDIT_SYNC == interval ]]; then
     "$H" bench audit-append --secs "$SM2_SECS" --interval-ms "$AUDIT_INTERVAL" --dir "$T" >"$T/audit-append.json" \
       || die "hutong bench audit-append failed"
@@ -890,7 +891,8 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
       echo "(5) the business content's JSON parsed and validated against the standard, request and answer (hutong bench"
       echo "business-json); (6) one audit record, appended and committed by the gateway's own \`interval' writer flat out"
       echo "(hutong bench audit-append: its least cost). The replay store, the token, the rate limits and writing the"
-      echo "region's request and the answer are still left out: this ceiling too is an upper bound. (c0) on the floor:"
+      echo "region's request and the answer are still left out. It bounds a gateway that does (5) and (6) as hutong does"
+      echo "them (the answer's validation and this audit writer are its own choices), not any design. (c0) on the floor:"
       echo "the same, with (1) the relay floor's run (hutong bench relay-floor: the gateway's TLS, HTTP and pooled client,"
       echo "nothing of the standard) in place of nginx's."
     fi
