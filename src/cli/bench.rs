@@ -480,7 +480,13 @@ pub(super) fn rate_on_every_core(
 /// CPU time this thread has run, nanoseconds (`/proc/thread-self/schedstat`, Linux), or
 /// `None` where the file is missing.
 fn thread_cpu_ns() -> Option<u64> {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
+    schedstat_ns(Path::new("/proc/thread-self/schedstat"))
+}
+
+/// The time on CPU a Linux `schedstat` file gives (its first field), nanoseconds, or `None`
+/// where it is missing or unreadable.
+pub(super) fn schedstat_ns(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path)
         .ok()?
         .split_whitespace()
         .next()?

@@ -174,15 +174,12 @@ fn process_cpu_ns() -> anyhow::Result<u64> {
     let mut total = 0u64;
     for task in std::fs::read_dir("/proc/self/task").context("reading /proc/self/task")? {
         let path = task?.path().join("schedstat");
-        // A thread that ended since the listing has nothing more to add.
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        total += text
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| anyhow!("{} is not scheduler statistics", path.display()))?;
+        match super::bench::schedstat_ns(&path) {
+            Some(ns) => total += ns,
+            // A thread that ended since the listing has nothing more to add.
+            None if !path.exists() => {}
+            None => bail!("{} is not scheduler statistics", path.display()),
+        }
     }
     Ok(total)
 }

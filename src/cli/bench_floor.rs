@@ -32,12 +32,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ServerConfig;
-use rustls_pki_types::PrivateKeyDer;
-use rustls_pki_types::pem::PemObject as _;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-
-use crate::server::tls::{provider, read_certs};
 
 /// The largest body either way: the gateway's own cap on a message.
 const MAX_BODY: usize = crate::national::validate::MAX_MESSAGE_BYTES;
@@ -168,16 +164,9 @@ async fn whole(body: Incoming) -> Result<Bytes, ()> {
     Ok(collected.to_bytes())
 }
 
-/// The gateway's server TLS configuration without client certificates.
+/// The gateway's server TLS configuration without client certificates, HTTP/1.1 alone.
 fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<ServerConfig>> {
-    let chain = read_certs(cert)?;
-    let key =
-        PrivateKeyDer::from_pem_file(key).map_err(|e| anyhow::anyhow!("{}: {e}", key.display()))?;
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .context("certificate and key")?;
+    let mut config = crate::server::tls::config_for(cert, key, None)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -40,13 +40,32 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ServerErr
 /// # Errors
 /// [`ServerError::Tls`] for unreadable or mismatched certificate files.
 pub fn server_config(s: &ServerSettings) -> Result<Arc<ServerConfig>, ServerError> {
-    let chain = read_certs(&s.tls_cert_file)?;
-    let key = PrivateKeyDer::from_pem_file(&s.tls_key_file)
-        .map_err(|e| ServerError::Tls(format!("{}: {e}", s.tls_key_file.display())))?;
+    let mut config = config_for(
+        &s.tls_cert_file,
+        &s.tls_key_file,
+        s.client_ca_file.as_deref(),
+    )?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The gateway's TLS (the ring provider, TLS 1.3 and 1.2, optional client certificates from
+/// `client_ca`) with the chain and key of these files, without ALPN.
+///
+/// # Errors
+/// [`ServerError::Tls`] for unreadable or mismatched certificate files.
+pub fn config_for(
+    cert_file: &Path,
+    key_file: &Path,
+    client_ca: Option<&Path>,
+) -> Result<ServerConfig, ServerError> {
+    let chain = read_certs(cert_file)?;
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .map_err(|e| ServerError::Tls(format!("{}: {e}", key_file.display())))?;
     let builder = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| ServerError::Tls(e.to_string()))?;
-    let builder = match &s.client_ca_file {
+    let builder = match client_ca {
         Some(ca) => {
             let mut roots = RootCertStore::empty();
             for c in read_certs(ca)? {
@@ -64,9 +83,7 @@ pub fn server_config(s: &ServerSettings) -> Result<Arc<ServerConfig>, ServerErro
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder
+    builder
         .with_single_cert(chain, key)
-        .map_err(|e| ServerError::Tls(format!("certificate and key: {e}")))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+        .map_err(|e| ServerError::Tls(format!("certificate and key: {e}")))
 }
