@@ -40,6 +40,40 @@ fn signal(child: &Child, sig: &str) {
     assert!(ok);
 }
 
+/// `hutong serve --config path`, once it has announced its listener: the process, the
+/// announcement ("hutong 0.1.0 listening on https://127.0.0.1:PORT (admin
+/// http://127.0.0.1:PORT)") and its log.
+fn start(path: &std::path::Path) -> (Serve, String, std::process::ChildStderr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hutong"))
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    if line.is_empty() {
+        let _ = child.wait();
+        panic!(
+            "hutong serve did not start: {}",
+            std::io::read_to_string(&mut stderr).unwrap_or_default()
+        );
+    }
+    (Serve(child), line, stderr)
+}
+
+/// The port after `after` in a listener's announcement.
+fn port_after(line: &str, after: &str) -> String {
+    line.split(after)
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .unwrap()
+        .to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_config_starts_fresh_serves_reloads_and_drains() {
     let dir = temp_dir("serve");
@@ -52,26 +86,8 @@ async fn the_default_config_starts_fresh_serves_reloads_and_drains() {
     let path = dir.join("config/hutong.toml");
     std::fs::write(&path, &cfg).unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hutong"))
-        .args(["serve", "--config", path.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let serve = Serve(child);
-    // "hutong 0.1.0 listening on https://127.0.0.1:PORT (admin http://127.0.0.1:PORT)"
-    let port = |after: &str| {
-        line.split(after)
-            .nth(1)
-            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-            .unwrap()
-            .to_owned()
-    };
+    let (serve, line, stderr) = start(&path);
+    let port = |after: &str| port_after(&line, after);
     let (port, admin) = (port("https://127.0.0.1:"), port("http://127.0.0.1:"));
     assert!(line.contains("listening on https://"), "{line}");
 
@@ -293,6 +309,16 @@ async fn the_default_config_starts_fresh_serves_reloads_and_drains() {
         .unwrap();
     assert_eq!(again.code(), "3001");
 
+    // A request accepted before the restart below, to be sent again after it.
+    let sealed = client
+        .seal(
+            ServiceName::VerifyCode,
+            &json!({"codeContent": "nope", "verifier": {"orgName": "站", "deviceId": "G"}}),
+        )
+        .unwrap();
+    let first = client.send(ServiceName::VerifyCode, &sealed).await.unwrap();
+    assert_eq!(first.code(), "3001");
+
     // SIGTERM drains and exits cleanly.
     let mut serve = serve;
     signal(&serve.0, "-TERM");
@@ -325,5 +351,50 @@ async fn the_default_config_starts_fresh_serves_reloads_and_drains() {
     }
     assert!(all.contains("\"request\""), "requests are logged: {all}");
     let _ = admin;
+
+    // The replay store outlives the restart: the drain saved it, the next start loads it,
+    // and the request accepted before is refused as a replay (1004).
+    let saved = data.join("nonces.bin");
+    assert!(saved.exists(), "the drain saves the replay store");
+    // The configuration and trust list it last ran with (the refused ones would not start).
+    std::fs::write(&path, &cfg).unwrap();
+    hutong_out(&[
+        "keys",
+        "trust-list",
+        keys.join("list-v2.json").to_str().unwrap(),
+        "--anchor",
+        keys.join("trust-anchor.key.pem").to_str().unwrap(),
+        "--out",
+        data.join("trust/trust-list.json").to_str().unwrap(),
+    ]);
+    let mut client = client;
+    let replay_after_restart = |client: &mut GatewayClient| {
+        let (serve, line, stderr) = start(&path);
+        let port = port_after(&line, "https://127.0.0.1:");
+        client
+            .set_base(&format!("https://127.0.0.1:{port}"))
+            .unwrap();
+        (serve, stderr)
+    };
+    let (second, stderr) = replay_after_restart(&mut client);
+    let again = client.send(ServiceName::VerifyCode, &sealed).await.unwrap();
+    assert_eq!(
+        again.code(),
+        "1004",
+        "{}",
+        String::from_utf8_lossy(&again.raw)
+    );
+    drop(second);
+    let log = std::io::read_to_string(stderr).unwrap();
+    assert!(
+        log.contains("replay store loaded") && log.contains("\"loaded\":"),
+        "the start says what it loaded: {log}"
+    );
+    // What the file does: without it, the same request is accepted again.
+    std::fs::remove_file(&saved).unwrap();
+    let (third, _stderr) = replay_after_restart(&mut client);
+    let forgotten = client.send(ServiceName::VerifyCode, &sealed).await.unwrap();
+    assert_eq!(forgotten.code(), "3001");
+    drop(third);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -36,7 +36,7 @@ mod tests;
 
 pub use error::CryptoError;
 pub use hash::{MIN_MAC_KEY_LEN, MacKey, SM3_LEN, hmac_sm3, hmac_sm3_verify, sm3};
-pub use keyed::{Digest128, DigestHasher, DigestHashing, digest128};
+pub use keyed::{Digest128, DigestHasher, DigestHashing, DigestKey, Digester, digest128};
 pub use pke::{DecryptionKey, EncryptionKey};
 pub use sm2::{DEFAULT_DISTID, KeyTables, SigningKey, VerifyingKey};
 pub use symmetric::{SM4_BLOCK_LEN, SM4_KEY_LEN, Sm4Key};

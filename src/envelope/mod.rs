@@ -48,7 +48,8 @@ pub use canonical::{SIGN_PARAMETER, canonical_string};
 pub use error::EnvelopeError;
 pub use nonce::{
     DEFAULT_MAX_NONCES, DEFAULT_MAX_NONCES_PER_APP, DEFAULT_NONCE_TTL_MS, MemoryNonceStore,
-    NONCE_SHARDS, NonceCheck, NonceStore, NonceStoreConfig,
+    NONCE_SAVE_EVERY, NONCE_SHARDS, NonceCheck, NonceSnapshotError, NonceStore, NonceStoreConfig,
+    SavedNonces,
 };
 pub use request::{
     OpenedRequest, ParsedRequest, RequestEncryption, RequestEnvelope, RequestHeader, RequestSigner,

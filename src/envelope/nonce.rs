@@ -13,7 +13,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use serde::Deserialize;
 
-use crate::crypto::{Digest128, DigestHashing, digest128};
+use crate::crypto::{Digest128, DigestHashing, DigestKey};
+
+mod snapshot;
+pub use snapshot::{NonceSnapshotError, SAVE_EVERY as NONCE_SAVE_EVERY, SavedNonces};
 
 /// What a [`NonceStore`] says about a nonce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,14 +145,25 @@ impl Default for NonceStoreConfig {
 /// nonce falls in that shard. Every request takes one of these locks, so spreading them
 /// also spreads the contention. The caps are counted across shards with atomics: a place
 /// is reserved before the entry is inserted and given back if the insert does not take one.
-#[derive(Debug)]
 pub struct MemoryNonceStore {
     config: NonceStoreConfig,
+    /// Keys the entries' digests: this process's keys, or keys derived from a secret when
+    /// the store is saved and loaded across restarts ([`snapshot`]).
+    key: DigestKey,
     shards: Box<[Mutex<Shard>]>,
     /// Entries across the shards, expired ones not yet swept included, and places reserved
     /// by requests about to insert.
     total: AtomicUsize,
     apps: RwLock<Apps>,
+}
+
+impl std::fmt::Debug for MemoryNonceStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryNonceStore")
+            .field("config", &self.config)
+            .field("total", &self.total)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Shards of a [`MemoryNonceStore`] (at most 256: the shard is picked by one byte).
@@ -214,8 +228,20 @@ impl MemoryNonceStore {
     /// unsharded design this replaced, which `hutong bench nonce-sweep` measures beside
     /// the default.
     pub fn with_shards(config: NonceStoreConfig, shards: usize) -> Self {
+        Self::keyed(config, shards, DigestKey::process())
+    }
+
+    /// A store whose digests are keyed by `key`: one derived from a secret that outlives the
+    /// process, so that nonces saved by one process ([`MemoryNonceStore::save`]) are known to
+    /// the next ([`MemoryNonceStore::load`]).
+    pub fn with_key(config: NonceStoreConfig, key: DigestKey) -> Self {
+        Self::keyed(config, NONCE_SHARDS, key)
+    }
+
+    fn keyed(config: NonceStoreConfig, shards: usize, key: DigestKey) -> Self {
         Self {
             config,
+            key,
             shards: (0..shards.clamp(1, 256))
                 .map(|_| {
                     Mutex::new(Shard {
@@ -304,7 +330,7 @@ impl MemoryNonceStore {
     }
 
     fn check(&self, app_id: &str, nonce: &str, now_ms: u64, at_cap_sweep: bool) -> NonceCheck {
-        let digest = digest(app_id, nonce);
+        let digest = digest(&self.key, app_id, nonce);
         let every_ms = (self.config.ttl_ms / 64).max(1);
         let Some((app, held)) = self.app(app_id) else {
             return NonceCheck::Full;
@@ -369,8 +395,8 @@ fn take_place(count: &AtomicUsize, max: usize) -> bool {
         .is_ok()
 }
 
-fn digest(app_id: &str, nonce: &str) -> Digest128 {
-    digest128(&[
+fn digest(key: &DigestKey, app_id: &str, nonce: &str) -> Digest128 {
+    key.digest(&[
         &(app_id.len() as u64).to_be_bytes(),
         app_id.as_bytes(),
         nonce.as_bytes(),

@@ -96,6 +96,7 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
     let deliveries = super::recognition::spawn_deliveries(Arc::clone(&gw));
     let retention = super::recognition::spawn_retention(Arc::clone(&gw));
     let sweep = spawn_cache_sweep(Arc::clone(&gw));
+    let nonce_saves = spawn_nonce_saves(Arc::clone(&gw));
 
     // Over TLS the protocol is known from ALPN, so each connection goes straight to its
     // HTTP/1.1 or HTTP/2 server: the automatic detection reads the first bytes with no
@@ -213,6 +214,11 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
         deliveries.abort();
         retention.abort();
         sweep.abort();
+        // The replay store, once more after the drain, so that the next start refuses
+        // every nonce this process accepted.
+        nonce_saves.abort();
+        let saving = Arc::clone(&gw);
+        let _ = tokio::task::spawn_blocking(move || saving.saved_nonces.save()).await;
     });
     Ok(Running {
         addr,
@@ -338,6 +344,18 @@ const CACHE_SWEEP: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The cache sweep: every [`CACHE_SWEEP`], answers past their freshness deadline leave
 /// memory (a read would never serve them; this frees what no read meets).
+/// Saves the replay store every [`NONCE_SAVE_EVERY`](crate::envelope::NONCE_SAVE_EVERY), off
+/// the runtime's workers, so that a crash forgets at most that much of it.
+fn spawn_nonce_saves(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(crate::envelope::NONCE_SAVE_EVERY).await;
+            let saving = Arc::clone(&gw);
+            let _ = tokio::task::spawn_blocking(move || saving.saved_nonces.save()).await;
+        }
+    })
+}
+
 fn spawn_cache_sweep(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {

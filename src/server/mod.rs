@@ -26,7 +26,7 @@ pub mod services;
 pub mod tls;
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -371,6 +371,8 @@ pub struct Gateway {
     pub tokens: TokenKeys,
     /// The replay store.
     pub nonces: Arc<dyn NonceStore>,
+    /// The embedded replay store and the file it is saved to across restarts.
+    pub(crate) saved_nonces: SavedNonceStore,
     /// Envelope limits.
     pub limits: EnvelopeLimits,
     /// Counters.
@@ -527,6 +529,7 @@ impl Gateway {
             .clone()
             .unwrap_or_else(|| format!("localhost:{}", config.server.listen.port()));
         let code_host_set = g.code_host.is_some();
+        let saved_nonces = SavedNonceStore::open(&g.data_dir, &secret);
         let audit = AuditWriter::start_embedded(
             Arc::new(RedbAuditLog::new(store.clone())),
             config.audit.policy(),
@@ -539,7 +542,8 @@ impl Gateway {
             signing_key,
             decryption_key,
             tokens,
-            nonces: Arc::new(MemoryNonceStore::new(NonceStoreConfig::default())),
+            nonces: Arc::clone(&saved_nonces.store) as Arc<dyn NonceStore>,
+            saved_nonces,
             limits: EnvelopeLimits::default(),
             metrics: Metrics::default(),
             relay,
@@ -564,6 +568,58 @@ impl Gateway {
             code_host_set,
             bound_code_host: std::sync::OnceLock::new(),
         })
+    }
+}
+
+/// The replay store of the embedded default, kept across restarts in `nonces.bin` in the
+/// data directory ([`MemoryNonceStore::save`]): loaded at start, saved every
+/// [`NONCE_SAVE_EVERY`](crate::envelope::NONCE_SAVE_EVERY) and once more after the drain at shutdown. Its digests are keyed by a
+/// key derived from the pseudonym secret, so that the next process computes the same ones.
+pub(crate) struct SavedNonceStore {
+    store: Arc<MemoryNonceStore>,
+    path: PathBuf,
+}
+
+impl SavedNonceStore {
+    /// The file's name in the data directory.
+    pub(crate) const FILE: &'static str = "nonces.bin";
+
+    /// A store with what the last process saved. A file that cannot be loaded is named in
+    /// the log, and the store starts empty: a restart then forgets the nonces, as it did
+    /// before they were saved (README "Request path").
+    fn open(data_dir: &Path, secret: &[u8]) -> Self {
+        let key = crate::crypto::DigestKey::derived(b"hutong replay store v1", secret);
+        let store = Arc::new(MemoryNonceStore::with_key(NonceStoreConfig::default(), key));
+        let path = data_dir.join(Self::FILE);
+        match store.load(&path, pipeline::now_ms()) {
+            Ok(found) if found.saved_at_ms > 0 => tracing::info!(
+                file = %path.display(),
+                loaded = found.loaded,
+                expired = found.expired,
+                refused = found.refused,
+                saved_at_ms = found.saved_at_ms,
+                "replay store loaded"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(
+                error = %e,
+                "replay store not loaded; nonces of requests before this start are forgotten"
+            ),
+        }
+        Self { store, path }
+    }
+
+    /// Saves the store now. Blocking: call it off the runtime's workers.
+    pub(crate) fn save(&self) {
+        let started = std::time::Instant::now();
+        match self.store.save(&self.path, pipeline::now_ms()) {
+            Ok(n) => tracing::debug!(
+                nonces = n,
+                ms = started.elapsed().as_millis() as u64,
+                "replay store saved"
+            ),
+            Err(e) => tracing::error!(error = %e, "replay store not saved"),
+        }
     }
 }
 

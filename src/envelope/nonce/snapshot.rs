@@ -1,0 +1,400 @@
+//! The replay store across a restart: [`MemoryNonceStore::save`] writes the nonces that have
+//! not expired to a file, and [`MemoryNonceStore::load`] reads them into the next process's
+//! store, so that a request captured before a restart is still refused after it.
+//!
+//! The gateway saves on its way down, once the requests in flight have drained, and every
+//! [`SAVE_EVERY`] while it runs, so that a crash forgets at most the nonces of that time (the
+//! gateway issue's replay bound, README "Request path"). The entries' digests are keyed by a
+//! key derived from the gateway's secret ([`DigestKey::derived`]), the same in every process;
+//! the file carries a check of that key, and a file saved under another key loads nothing.
+//!
+//! # The file
+//!
+//! Little-endian throughout:
+//!
+//! ```text
+//! "hutong-nonces-1\n"                      16 bytes
+//! key check                                16: the key's digest of KEY_CHECK
+//! saved at (Unix ms)                        8
+//! entries, each                            28: digest (16), expiry in Unix ms (8), client (4)
+//! clients, each                             2 + n: the appId's length and the appId
+//! entry count                               8
+//! client count                              4
+//! clients' length in bytes                  4
+//! the key's digest of every byte before    16
+//! ```
+//!
+//! The entries come before the clients so that each shard is written as soon as it is
+//! copied: a save holds one shard's entries in memory at a time, not the whole store. The
+//! last field is a keyed digest ([`DigestKey::digester`]) rather than SM3: it detects a
+//! changed byte as well, at a fraction of the cost on a store of millions of entries.
+//!
+//! A file that is cut short, altered or not this format loads nothing and says why
+//! ([`NonceSnapshotError`]); the gateway then starts with an empty store, as before this file
+//! existed, and says so in its log. It is written to a temporary file that is synced and then
+//! renamed over the old one, so a crash while saving leaves the previous save whole.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::{Digest128, MAX_EXPIRY, MemoryNonceStore, app_of, expiry, lock, pack};
+use crate::crypto::{DigestKey, Digester};
+
+/// How often a running gateway saves its replay store.
+pub const SAVE_EVERY: Duration = Duration::from_secs(30);
+
+const MAGIC: &[u8; 16] = b"hutong-nonces-1\n";
+
+/// What the key check is the digest of.
+const KEY_CHECK: &[u8] = b"hutong replay store key check";
+
+const ENTRY_LEN: usize = 16 + 8 + 4;
+
+/// The trailer: the entry and client counts, the clients' length and the digest.
+const TRAILER_LEN: usize = 8 + 4 + 4 + 16;
+
+/// The header: the magic, the key check and the time of the save.
+const HEADER_LEN: usize = 16 + 16 + 8;
+
+/// Why a saved replay store was not loaded, or not saved.
+#[derive(Debug, thiserror::Error)]
+pub enum NonceSnapshotError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The file is not a whole saved store: cut short, altered, or another format.
+    #[error("{path}: not a saved replay store ({why})")]
+    Malformed {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The file was saved under another key: the gateway's secret changed.
+    #[error("{path}: saved under another key (the gateway's secret changed); nothing loaded")]
+    OtherKey {
+        /// The file.
+        path: String,
+    },
+}
+
+/// What [`MemoryNonceStore::load`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedNonces {
+    /// When the file was saved (Unix ms).
+    pub saved_at_ms: u64,
+    /// Nonces now remembered again.
+    pub loaded: usize,
+    /// Nonces that had expired since.
+    pub expired: usize,
+    /// Nonces left out because the store was at a cap.
+    pub refused: usize,
+}
+
+/// Writes through a buffer and into the digest at once.
+struct Summed<W: Write> {
+    out: W,
+    sum: Digester,
+}
+
+impl<W: Write> Summed<W> {
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.sum.update(bytes);
+        self.out.write_all(bytes)
+    }
+}
+
+impl MemoryNonceStore {
+    /// Saves the nonces that have not expired at `now_ms` to `path`, replacing what was
+    /// there; returns how many. Each shard is locked only while its entries are copied out.
+    ///
+    /// # Errors
+    /// [`NonceSnapshotError::Io`] when the file cannot be written; the previous file stays.
+    pub fn save(&self, path: &Path, now_ms: u64) -> Result<usize, NonceSnapshotError> {
+        let io_err = |source| NonceSnapshotError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let tmp = path.with_extension("tmp");
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode_private()
+            .open(&tmp)
+            .map_err(io_err)?;
+        let written = self.write_to(&file, now_ms).and_then(|n| {
+            file.sync_all()?;
+            fs::rename(&tmp, path)?;
+            // The rename is durable once the directory is; a failure here leaves a file
+            // that is whole either way.
+            if let Some(dir) = path.parent().and_then(|d| File::open(d).ok()) {
+                let _ = dir.sync_all();
+            }
+            Ok(n)
+        });
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written.map_err(io_err)
+    }
+
+    fn write_to(&self, file: &File, now_ms: u64) -> io::Result<usize> {
+        let mut w = Summed {
+            out: BufWriter::with_capacity(1 << 16, file),
+            sum: self.key.digester(),
+        };
+        w.put(MAGIC)?;
+        w.put(&self.key.digest(&[KEY_CHECK]))?;
+        w.put(&now_ms.to_le_bytes())?;
+        // Shard by shard: each is locked while its entries are copied, and written after.
+        let mut count: u64 = 0;
+        let mut copied: Vec<(Digest128, u64)> = Vec::new();
+        for shard in &*self.shards {
+            copied.clear();
+            copied.extend(
+                lock(shard)
+                    .seen
+                    .iter()
+                    .filter(|&(_, &packed)| expiry(packed) > now_ms)
+                    .map(|(d, &packed)| (*d, packed)),
+            );
+            for (digest, packed) in &copied {
+                w.put(digest)?;
+                w.put(&expiry(*packed).to_le_bytes())?;
+                w.put(&app_of(*packed).to_le_bytes())?;
+                count += 1;
+            }
+        }
+        // The clients after the entries, so that every client an entry names is listed.
+        let names: Vec<Box<str>> = {
+            let apps = self.apps.read().unwrap_or_else(PoisonError::into_inner);
+            let mut names = vec![Box::<str>::from(""); apps.held.len()];
+            for (name, &i) in &apps.index {
+                if let Some(slot) = names.get_mut(i as usize) {
+                    slot.clone_from(name);
+                }
+            }
+            names
+        };
+        let too_many = || io::Error::other("more clients than a saved store holds");
+        let mut names_len: u32 = 0;
+        for name in &names {
+            let len = u16::try_from(name.len()).map_err(|_| too_many())?;
+            w.put(&len.to_le_bytes())?;
+            w.put(name.as_bytes())?;
+            names_len = names_len
+                .checked_add(2 + u32::from(len))
+                .ok_or_else(too_many)?;
+        }
+        w.put(&count.to_le_bytes())?;
+        w.put(
+            &u32::try_from(names.len())
+                .map_err(|_| too_many())?
+                .to_le_bytes(),
+        )?;
+        w.put(&names_len.to_le_bytes())?;
+        let Summed { mut out, sum } = w;
+        out.write_all(&sum.finish())?;
+        out.flush()?;
+        Ok(usize::try_from(count).unwrap_or(usize::MAX))
+    }
+
+    /// Loads the nonces saved in `path` that have not expired at `now_ms`, beside those the
+    /// store holds, within its caps. A missing file is an empty save.
+    ///
+    /// # Errors
+    /// [`NonceSnapshotError`] when the file cannot be read, is not a whole saved store, or was
+    /// saved under another key. Nothing is loaded then.
+    pub fn load(&self, path: &Path, now_ms: u64) -> Result<SavedNonces, NonceSnapshotError> {
+        let bytes = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(SavedNonces {
+                    saved_at_ms: 0,
+                    loaded: 0,
+                    expired: 0,
+                    refused: 0,
+                });
+            }
+            Err(source) => {
+                return Err(NonceSnapshotError::Io {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
+        };
+        let bad = |why| NonceSnapshotError::Malformed {
+            path: path.display().to_string(),
+            why,
+        };
+        let parsed = parse(&bytes, &self.key).map_err(bad)?;
+        if parsed.key_check != self.key.digest(&[KEY_CHECK]) {
+            return Err(NonceSnapshotError::OtherKey {
+                path: path.display().to_string(),
+            });
+        }
+        let mut found = SavedNonces {
+            saved_at_ms: parsed.saved_at_ms,
+            loaded: 0,
+            expired: 0,
+            refused: 0,
+        };
+        let mut apps = Vec::with_capacity(parsed.names.len());
+        for name in &parsed.names {
+            apps.push(self.app(name));
+        }
+        for (digest, expires, app) in parsed.entries() {
+            if expires <= now_ms {
+                found.expired += 1;
+                continue;
+            }
+            // A client index past the list was refused by `parse`.
+            let Some(Some((index, held))) = apps.get(app as usize) else {
+                found.refused += 1;
+                continue;
+            };
+            let mut shard = lock(self.shard(&digest));
+            if shard
+                .seen
+                .get(&digest)
+                .is_some_and(|&packed| expiry(packed) > now_ms)
+            {
+                // Already remembered (a save loaded twice): nothing to add.
+                found.loaded += 1;
+                continue;
+            }
+            if expires > MAX_EXPIRY || !self.reserve(held) {
+                found.refused += 1;
+                continue;
+            }
+            let old = shard.seen.insert(digest, pack(expires, *index));
+            shard.earliest = shard.earliest.min(expires);
+            drop(shard);
+            if let Some(old) = old {
+                // An expired entry under the same digest: its place is freed (as in `check`).
+                self.total.fetch_sub(1, Ordering::AcqRel);
+                self.release(super::Freed::from([(app_of(old), 1)]));
+            }
+            found.loaded += 1;
+        }
+        Ok(found)
+    }
+}
+
+/// A saved store, read and checked.
+struct Parsed<'a> {
+    key_check: Digest128,
+    saved_at_ms: u64,
+    names: Vec<&'a str>,
+    entries: &'a [u8],
+}
+
+impl Parsed<'_> {
+    fn entries(&self) -> impl Iterator<Item = (Digest128, u64, u32)> + '_ {
+        self.entries.chunks_exact(ENTRY_LEN).map(|e| {
+            let mut digest = [0u8; 16];
+            digest.copy_from_slice(&e[..16]);
+            (digest, le_u64(&e[16..24]), le_u32(&e[24..28]))
+        })
+    }
+}
+
+fn le_u64(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(w)
+}
+
+fn le_u32(b: &[u8]) -> u32 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&b[..4]);
+    u32::from_le_bytes(w)
+}
+
+fn parse<'a>(bytes: &'a [u8], key: &DigestKey) -> Result<Parsed<'a>, &'static str> {
+    if bytes.len() < HEADER_LEN + TRAILER_LEN || !bytes.starts_with(MAGIC) {
+        return Err("no header");
+    }
+    let (body, sum) = bytes.split_at(bytes.len() - 16);
+    let mut key_check = [0u8; 16];
+    key_check.copy_from_slice(&body[16..32]);
+    if key_check != key.digest(&[KEY_CHECK]) {
+        // Saved under another key: the digest below could not match either.
+        return Ok(Parsed {
+            key_check,
+            saved_at_ms: 0,
+            names: Vec::new(),
+            entries: &[],
+        });
+    }
+    if key.digest(&[body]).as_slice() != sum {
+        return Err("checksum does not match");
+    }
+    let saved_at_ms = le_u64(&body[32..40]);
+    let trailer = &body[body.len() - (TRAILER_LEN - 16)..];
+    let count = le_u64(&trailer[..8]);
+    let clients = le_u32(&trailer[8..12]);
+    let names_len = le_u32(&trailer[12..16]) as usize;
+    let inner = &body[HEADER_LEN..body.len() - (TRAILER_LEN - 16)];
+    let entries_len = usize::try_from(count)
+        .ok()
+        .and_then(|n| n.checked_mul(ENTRY_LEN))
+        .filter(|&n| n.checked_add(names_len) == Some(inner.len()))
+        .ok_or("entry count does not match")?;
+    let (entries, mut list) = inner.split_at(entries_len);
+    let mut names = Vec::new();
+    while !list.is_empty() {
+        let len = usize::from(u16::from_le_bytes([
+            list[0],
+            *list.get(1).ok_or("a client")?,
+        ]));
+        let name = list.get(2..2 + len).ok_or("a client")?;
+        names.push(std::str::from_utf8(name).map_err(|_| "a client")?);
+        list = &list[2 + len..];
+    }
+    if u32::try_from(names.len()).ok() != Some(clients) {
+        return Err("client count does not match");
+    }
+    if entries
+        .chunks_exact(ENTRY_LEN)
+        .any(|e| u64::from(le_u32(&e[24..28])) >= u64::from(clients))
+    {
+        return Err("an entry names no client");
+    }
+    Ok(Parsed {
+        key_check,
+        saved_at_ms,
+        names,
+        entries,
+    })
+}
+
+/// Opens files readable by their owner only: the digests are keyed, but the appIds and the
+/// times of their requests are the operator's business.
+trait PrivateMode {
+    fn mode_private(&mut self) -> &mut Self;
+}
+
+impl PrivateMode for OpenOptions {
+    #[cfg(unix)]
+    fn mode_private(&mut self) -> &mut Self {
+        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
+    }
+    #[cfg(not(unix))]
+    fn mode_private(&mut self) -> &mut Self {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests;
