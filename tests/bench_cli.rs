@@ -114,6 +114,23 @@ fn memory_parts_counts_what_it_filled() {
     assert!(!o.status.success());
 }
 
+#[test]
+fn nonce_save_loads_what_it_saved_and_times_checks_beside_the_save() {
+    let o = hutong(["bench", "nonce-save", "--count", "30000"]);
+    assert!(o.status.success(), "{o:?}");
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    // The filled nonces, and those the checks beside the save added before it reached
+    // their shard.
+    let saved = v["nonces"].as_u64().unwrap();
+    assert!((30_000..=50_000).contains(&saved), "{v}");
+    // 16 + 16 + 8 of header, 28 a nonce, one client, 16 + 16 of trailer.
+    assert_eq!(v["file_bytes"], 40 + saved * 28 + 2 + 11 + 32, "{v}");
+    assert!(v["save_ms"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["checks_alone"]["checks"].as_u64().unwrap() > 0, "{v}");
+    let o = hutong(["bench", "nonce-save", "--count", "0"]);
+    assert!(!o.status.success());
+}
+
 /// `hutong bench relay-floor` started over TLS in front of `upstream_port` with a fresh
 /// certificate (openssl): the process and the port it listens on.
 fn relay_floor(dir: &std::path::Path, upstream_port: u16) -> (Proc, u16) {

@@ -8,7 +8,7 @@
 //! - `codes`: verifyCode bodies, one per line, each with a fresh PHIC1 code (unique tokens);
 //! - `dialect-request`: one request in a region's dialect, signed as the gateway signs it,
 //!   for a baseline that calls the region's simulator directly;
-//! - `memory-parts`, `nonce-sweep`, `outbox-due`: one component timed or weighed in this
+//! - `memory-parts`, `nonce-sweep`, `nonce-save`, `outbox-due`: one component timed or weighed in this
 //!   process beside its baseline ([`super::bench_parts`]);
 //! - `envelope-crypto`: the SM3 and SM4 work of one HMAC-SM3 exchange per second, at a
 //!   real request's and answer's sizes: the floor under scenario (b)'s cost per request
@@ -153,6 +153,15 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 2_000_000)]
         count: usize,
     },
+    /// Time the replay store's save and load across a restart: fill a store with COUNT
+    /// nonces, save it to a file, load it into a new store; and time requests' nonce checks
+    /// while a save runs beside the same checks without one (the save holds each shard's
+    /// lock while it copies it). Print the times as JSON.
+    NonceSave {
+        /// How many nonces to fill the store with.
+        #[arg(long, default_value_t = 2_000_000)]
+        count: usize,
+    },
     /// Time the callback delivery task's poll: an outbox with FINISHED delivered callbacks
     /// and a few pending, asked for what is due through the due index, beside a full scan
     /// of the outbox (what the poll did before the index), and the outbox's open on that
@@ -274,6 +283,7 @@ pub(super) fn run(standard: &Standard, c: &BenchCmd) -> anyhow::Result<ExitCode>
             Ok(ExitCode::SUCCESS)
         }
         BenchCmd::NonceSweep { count } => super::bench_parts::nonce_sweep(*count),
+        BenchCmd::NonceSave { count } => super::bench_parts::nonce_save(*count),
         BenchCmd::OutboxDue { finished } => super::bench_parts::outbox_due(*finished),
         BenchCmd::Chart {
             summary,

@@ -68,6 +68,86 @@ pub(super) fn nonce_sweep(count: usize) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub(super) fn nonce_save(count: usize) -> anyhow::Result<ExitCode> {
+    use crate::crypto::DigestKey;
+    use crate::envelope::{MemoryNonceStore, NonceCheck, NonceStore, NonceStoreConfig};
+    if count == 0 {
+        bail!("--count must be at least 1");
+    }
+    const NOW: u64 = 1_800_000_000_000;
+    let config = NonceStoreConfig {
+        max_entries: count + 100_000,
+        max_entries_per_app: count + 100_000,
+        ..NonceStoreConfig::default()
+    };
+    let key = DigestKey::derived(b"hutong bench nonce-save", b"not a secret");
+    let dir = std::env::temp_dir().join(format!("hutong-bench-nonces-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("nonces.bin");
+    let result = (|| -> anyhow::Result<Value> {
+        let store = MemoryNonceStore::with_key(config.clone(), key);
+        for i in 0..count {
+            store.check_and_insert("A3100010004", &format!("{:032x}", i * 7919), NOW);
+        }
+        let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+        // Nonce checks, timed one by one, until `running` says stop (or 20,000 of them).
+        let checks = |tag: &str, running: &std::sync::atomic::AtomicBool| {
+            let mut times = Vec::new();
+            let mut i = 0;
+            while running.load(std::sync::atomic::Ordering::Acquire) && i < 20_000 {
+                let t = Instant::now();
+                let seen = store.check_and_insert("A3100010004", &format!("{tag} {i}"), NOW);
+                times.push(t.elapsed());
+                assert_eq!(seen, NonceCheck::Fresh);
+                i += 1;
+            }
+            times.sort_unstable();
+            times
+        };
+        let summary = |times: &[Duration]| {
+            if times.is_empty() {
+                return json!({"checks": 0});
+            }
+            json!({
+                "checks": times.len(),
+                "p99_ms": ms(times[times.len() * 99 / 100]),
+                "slowest_ms": ms(times[times.len() - 1]),
+            })
+        };
+        let running = std::sync::atomic::AtomicBool::new(true);
+        let (saved, save_time, during) = std::thread::scope(|s| {
+            let checker = s.spawn(|| checks("during", &running));
+            let t = Instant::now();
+            let saved = store.save(&path, NOW);
+            let took = t.elapsed();
+            running.store(false, std::sync::atomic::Ordering::Release);
+            (saved, took, checker.join())
+        });
+        let saved = saved?;
+        let during = during.map_err(|_| anyhow!("the checking thread failed"))?;
+        let alone = checks("alone", &std::sync::atomic::AtomicBool::new(true));
+        let bytes = std::fs::metadata(&path)?.len();
+        let next = MemoryNonceStore::with_key(config.clone(), key);
+        let t = Instant::now();
+        let found = next.load(&path, NOW)?;
+        let load_time = t.elapsed();
+        if found.loaded != saved {
+            bail!("saved {saved} nonces but loaded {}", found.loaded);
+        }
+        Ok(json!({
+            "nonces": saved,
+            "file_bytes": bytes,
+            "save_ms": ms(save_time),
+            "load_ms": ms(load_time),
+            "checks_during_save": summary(&during),
+            "checks_alone": summary(&alone),
+        }))
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    say!("{}", result?);
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(super) fn outbox_due(finished: usize) -> anyhow::Result<ExitCode> {
     use crate::link::outbox::{CallbackEvent, DeliveryState, KIND_STATUS, Outbox};
     const PENDING: usize = 10;

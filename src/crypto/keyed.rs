@@ -64,7 +64,9 @@ impl DigestKey {
     }
 
     /// Keys derived from `secret` for the use named by `label` (SM3 of `label ‖ secret`), so
-    /// that the digests of a table saved by one process match the next one's.
+    /// that the digests of a table saved by one process match the next one's. Whoever holds
+    /// the secret can then choose colliding inputs, as no one can against a process's own
+    /// keys: the secret must be kept as one (the gateway's is its pseudonym secret).
     pub fn derived(label: &[u8], secret: &[u8]) -> Self {
         let mut material = zeroize::Zeroizing::new(label.to_vec());
         material.extend_from_slice(secret);

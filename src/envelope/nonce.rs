@@ -8,7 +8,7 @@
 //! could still pass the timestamp check.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use serde::Deserialize;
@@ -155,6 +155,8 @@ pub struct MemoryNonceStore {
     /// by requests about to insert.
     total: AtomicUsize,
     apps: RwLock<Apps>,
+    /// Set by [`MemoryNonceStore::close`]: every nonce is refused from then on.
+    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for MemoryNonceStore {
@@ -252,7 +254,14 @@ impl MemoryNonceStore {
                 .collect(),
             total: AtomicUsize::new(0),
             apps: RwLock::default(),
+            closed: AtomicBool::new(false),
         }
+    }
+
+    /// Refuses every nonce from now on ([`NonceCheck::Unavailable`]): before the last save
+    /// of a process that stops, so that no request is accepted that the save would miss.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
     }
 
     /// The number of nonces currently remembered (including expired ones not yet swept).
@@ -445,7 +454,9 @@ impl NonceStore for MemoryNonceStore {
     fn check_and_insert(&self, app_id: &str, nonce: &str, now_ms: u64) -> NonceCheck {
         // A clock past what an entry can hold (the year 2527) could not keep a nonce from
         // being replayed: fail closed.
-        if now_ms.saturating_add(self.config.ttl_ms) > MAX_EXPIRY {
+        if now_ms.saturating_add(self.config.ttl_ms) > MAX_EXPIRY
+            || self.closed.load(Ordering::SeqCst)
+        {
             return NonceCheck::Unavailable;
         }
         self.check(app_id, nonce, now_ms, true)

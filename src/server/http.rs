@@ -215,10 +215,10 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
         retention.abort();
         sweep.abort();
         // The replay store, once more after the drain, so that the next start refuses
-        // every nonce this process accepted.
+        // every nonce this process accepted (closed first: see close_and_save).
         nonce_saves.abort();
         let saving = Arc::clone(&gw);
-        let _ = tokio::task::spawn_blocking(move || saving.saved_nonces.save()).await;
+        let _ = tokio::task::spawn_blocking(move || saving.saved_nonces.close_and_save()).await;
     });
     Ok(Running {
         addr,
@@ -342,8 +342,6 @@ const H2_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How often the cache sweep runs.
 const CACHE_SWEEP: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The cache sweep: every [`CACHE_SWEEP`], answers past their freshness deadline leave
-/// memory (a read would never serve them; this frees what no read meets).
 /// Saves the replay store every [`NONCE_SAVE_EVERY`](crate::envelope::NONCE_SAVE_EVERY), off
 /// the runtime's workers, so that a crash forgets at most that much of it.
 fn spawn_nonce_saves(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
@@ -356,6 +354,8 @@ fn spawn_nonce_saves(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// The cache sweep: every [`CACHE_SWEEP`], answers past their freshness deadline leave
+/// memory (a read would never serve them; this frees what no read meets).
 fn spawn_cache_sweep(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {

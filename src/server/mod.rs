@@ -578,6 +578,9 @@ impl Gateway {
 pub(crate) struct SavedNonceStore {
     store: Arc<MemoryNonceStore>,
     path: PathBuf,
+    /// One save at a time: the last one, after the drain, may find a periodic one running,
+    /// and waits for it rather than writing the same temporary file beside it.
+    saving: std::sync::Mutex<()>,
 }
 
 impl SavedNonceStore {
@@ -606,20 +609,93 @@ impl SavedNonceStore {
                 "replay store not loaded; nonces of requests before this start are forgotten"
             ),
         }
-        Self { store, path }
+        Self {
+            store,
+            path,
+            saving: std::sync::Mutex::new(()),
+        }
     }
 
-    /// Saves the store now. Blocking: call it off the runtime's workers.
-    pub(crate) fn save(&self) {
+    /// Saves the store now, and logs how it went; returns the nonces saved. Blocking: call
+    /// it off the runtime's workers.
+    pub(crate) fn save(&self) -> Option<usize> {
+        let _one = self
+            .saving
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let started = std::time::Instant::now();
         match self.store.save(&self.path, pipeline::now_ms()) {
-            Ok(n) => tracing::debug!(
-                nonces = n,
-                ms = started.elapsed().as_millis() as u64,
-                "replay store saved"
-            ),
-            Err(e) => tracing::error!(error = %e, "replay store not saved"),
+            Ok(n) => {
+                tracing::debug!(
+                    nonces = n,
+                    ms = started.elapsed().as_millis() as u64,
+                    "replay store saved"
+                );
+                Some(n)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "replay store not saved");
+                None
+            }
         }
+    }
+
+    /// The last save of a process that stops: the store refuses every nonce from here on
+    /// (a request still running past the drain's grace is refused, fail closed, rather than
+    /// accepted unsaved), then is saved.
+    pub(crate) fn close_and_save(&self) {
+        self.store.close();
+        self.save();
+    }
+}
+
+#[cfg(test)]
+mod saved_nonce_tests {
+    use super::*;
+    use crate::envelope::NonceCheck;
+
+    #[test]
+    fn saves_that_overlap_take_turns_and_the_last_one_is_whole() {
+        let dir = crate::testutil::fresh_dir("saved-nonces");
+        std::fs::create_dir_all(&dir).unwrap();
+        let saved = SavedNonceStore::open(&dir, b"0123456789abcdef0123456789abcdef");
+        let now = pipeline::now_ms();
+        for i in 0..20_000 {
+            saved.store.check_and_insert("A1", &format!("{i}"), now);
+        }
+        // The periodic save and the last one, at once, many times over: every save is
+        // written whole, by itself.
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    for _ in 0..10 {
+                        assert_eq!(saved.save(), Some(20_000));
+                    }
+                });
+            }
+        });
+        saved.close_and_save();
+        assert_eq!(
+            saved
+                .store
+                .check_and_insert("A1", "after the last save", now),
+            NonceCheck::Unavailable,
+            "a closed store accepts nothing the last save would miss"
+        );
+        let next = SavedNonceStore::open(&dir, b"0123456789abcdef0123456789abcdef");
+        assert_eq!(
+            next.store.fill(),
+            Some((20_000, crate::envelope::DEFAULT_MAX_NONCES as u64))
+        );
+        assert_eq!(
+            next.store.check_and_insert("A1", "7", now),
+            NonceCheck::Replayed
+        );
+        assert_eq!(
+            next.store.check_and_insert("A1", "new", now),
+            NonceCheck::Fresh
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 

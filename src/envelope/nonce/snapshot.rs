@@ -3,8 +3,11 @@
 //! store, so that a request captured before a restart is still refused after it.
 //!
 //! The gateway saves on its way down, once the requests in flight have drained, and every
-//! [`SAVE_EVERY`] while it runs, so that a crash forgets at most the nonces of that time (the
-//! gateway issue's replay bound, README "Request path"). The entries' digests are keyed by a
+//! [`SAVE_EVERY`] while it runs, so that a crash forgets at most the nonces of that time
+//! (README, the paragraph on the replay store). Before the last save the store is closed
+//! ([`MemoryNonceStore::close`]): a request still running past the drain's grace is refused
+//! rather than accepted unsaved. Saves take turns (the gateway's `SavedNonceStore`), and
+//! each writes a temporary file of its own making, then renames it over the last. The entries' digests are keyed by a
 //! key derived from the gateway's secret ([`DigestKey::derived`]), the same in every process;
 //! the file carries a check of that key, and a file saved under another key loads nothing.
 //!
@@ -29,7 +32,8 @@
 //! last field is a keyed digest ([`DigestKey::digester`]) rather than SM3: it detects a
 //! changed byte as well, at a fraction of the cost on a store of millions of entries.
 //!
-//! A file that is cut short, altered or not this format loads nothing and says why
+//! A file that is cut short, altered or not this format loads nothing and says why (a change
+//! within the key check itself reads as another key)
 //! ([`NonceSnapshotError`]); the gateway then starts with an empty store, as before this file
 //! existed, and says so in its log. It is written to a temporary file that is synced and then
 //! renamed over the old one, so a crash while saving leaves the previous save whole.
@@ -125,10 +129,12 @@ impl MemoryNonceStore {
             source,
         };
         let tmp = path.with_extension("tmp");
+        // A file left by a save that was cut off goes first, so that this one is created
+        // afresh (with its mode) and by this save alone.
+        let _ = fs::remove_file(&tmp);
         let file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode_private()
             .open(&tmp)
             .map_err(io_err)?;
@@ -159,6 +165,10 @@ impl MemoryNonceStore {
         // Shard by shard: each is locked while its entries are copied, and written after.
         let mut count: u64 = 0;
         let mut copied: Vec<(Digest128, u64)> = Vec::new();
+        // Room for a shard and a quarter, touched here, so that the copy under a shard's lock
+        // neither grows the buffer nor faults its pages in.
+        let room = self.total.load(Ordering::Acquire) / self.shards.len() * 5 / 4;
+        copied.resize(room, ([0; 16], 0));
         for shard in &*self.shards {
             copied.clear();
             copied.extend(
@@ -216,7 +226,7 @@ impl MemoryNonceStore {
     /// [`NonceSnapshotError`] when the file cannot be read, is not a whole saved store, or was
     /// saved under another key. Nothing is loaded then.
     pub fn load(&self, path: &Path, now_ms: u64) -> Result<SavedNonces, NonceSnapshotError> {
-        let bytes = match fs::read(path) {
+        let bytes = match read_bounded(path, self.max_file_len()) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Ok(SavedNonces {
@@ -263,13 +273,19 @@ impl MemoryNonceStore {
                 found.refused += 1;
                 continue;
             };
+            // A nonce is kept a TTL after it was first seen, so no later than a TTL from now:
+            // an expiry past that was saved while the clock was ahead, and would hold its
+            // place for as long as the clock had been wrong.
+            let expires = expires.min(now_ms.saturating_add(self.config.ttl_ms));
             let mut shard = lock(self.shard(&digest));
-            if shard
-                .seen
-                .get(&digest)
-                .is_some_and(|&packed| expiry(packed) > now_ms)
+            if let Some(packed) = shard.seen.get_mut(&digest)
+                && expiry(*packed) > now_ms
             {
-                // Already remembered (a save loaded twice): nothing to add.
+                // Already remembered (a save loaded twice): the later expiry stands, in the
+                // place the entry holds.
+                if expires > expiry(*packed) {
+                    *packed = pack(expires, app_of(*packed));
+                }
                 found.loaded += 1;
                 continue;
             }
@@ -289,6 +305,37 @@ impl MemoryNonceStore {
         }
         Ok(found)
     }
+}
+
+/// The most bytes a saved list of clients may take: the store's 2^20 clients at 14 bytes of
+/// appId each, far more than any registry holds.
+const MAX_CLIENTS_LEN: u64 = 16 << 20;
+
+impl MemoryNonceStore {
+    /// The longest file this store could have saved: its cap of entries, and clients.
+    fn max_file_len(&self) -> u64 {
+        let entries = u64::try_from(self.config.max_entries).unwrap_or(u64::MAX);
+        entries
+            .saturating_mul(ENTRY_LEN as u64)
+            .saturating_add((HEADER_LEN + TRAILER_LEN) as u64)
+            .saturating_add(MAX_CLIENTS_LEN)
+    }
+}
+
+/// The file's bytes, if it is no longer than `max` (checked before any is read).
+fn read_bounded(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > max {
+        return Err(io::Error::other(format!(
+            "{len} bytes, more than the {max} a store of this cap saves"
+        )));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    // `take`: a file that grows while it is read stops at the bound all the same.
+    file.take(max).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// A saved store, read and checked.

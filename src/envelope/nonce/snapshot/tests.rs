@@ -202,3 +202,73 @@ fn a_missing_file_is_an_empty_save_and_the_file_is_private() {
     }
     assert!(!file(&dir).with_extension("tmp").exists());
 }
+
+#[test]
+fn a_closed_store_refuses_every_nonce() {
+    let store = store_with(key(), 1_000);
+    assert_eq!(store.check_and_insert("A1", "x", NOW), NonceCheck::Fresh);
+    store.close();
+    assert_eq!(
+        store.check_and_insert("A1", "y", NOW),
+        NonceCheck::Unavailable
+    );
+    assert_eq!(
+        store.check_and_insert("A1", "x", NOW),
+        NonceCheck::Unavailable
+    );
+}
+
+#[test]
+fn an_expiry_saved_while_the_clock_was_ahead_is_held_no_longer_than_a_ttl() {
+    let (_dir, path) = saved(1);
+    // The clock is an hour behind the one that saved.
+    let now = NOW - 3_600_000;
+    let next = store_with(key(), 1_000);
+    assert_eq!(next.load(&path, now).unwrap().loaded, 2);
+    assert_eq!(
+        next.check_and_insert("A1", "n0", now + 1),
+        NonceCheck::Replayed
+    );
+    assert_eq!(
+        next.check_and_insert("B22", "n0", now + TTL + 1),
+        NonceCheck::Fresh
+    );
+}
+
+#[test]
+fn a_nonce_loaded_twice_keeps_the_later_expiry() {
+    let dir = crate::testutil::fresh_dir("nonce-snapshot");
+    fs::create_dir_all(&dir).unwrap();
+    let (early, late) = (dir.join("early.bin"), dir.join("late.bin"));
+    let a = store_with(key(), 1_000);
+    a.check_and_insert("A1", "n", NOW);
+    a.save(&early, NOW).unwrap();
+    let b = store_with(key(), 1_000);
+    b.check_and_insert("A1", "n", NOW + 100_000);
+    b.save(&late, NOW + 100_000).unwrap();
+    let next = store_with(key(), 1_000);
+    next.load(&early, NOW + 100_000).unwrap();
+    next.load(&late, NOW + 100_000).unwrap();
+    assert_eq!(next.fill(), Some((1, 1_000)));
+    assert_eq!(
+        next.check_and_insert("A1", "n", NOW + TTL + 50_000),
+        NonceCheck::Replayed
+    );
+}
+
+#[test]
+fn a_file_longer_than_the_store_could_save_is_not_read() {
+    let (_dir, path) = saved(1);
+    let store = store_with(key(), 1_000);
+    // Sparse: the length is what counts, and it is checked before a byte is read.
+    let f = OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(store.max_file_len() + 1).unwrap();
+    let err = store.load(&path, NOW).unwrap_err();
+    assert!(err.to_string().contains("more than the"), "{err}");
+    f.set_len(store.max_file_len()).unwrap();
+    let err = store.load(&path, NOW).unwrap_err();
+    assert!(
+        err.to_string().contains("checksum"),
+        "read, then refused: {err}"
+    );
+}
