@@ -378,12 +378,18 @@ impl Upstream for DialectUpstream {
                 .as_ref()
                 .map(|c| c.path.clone())
                 .unwrap_or_default();
-            let (status, _) = self.send(Method::POST, &path, &msg).await?;
-            if status.is_success() {
-                Ok(())
-            } else {
-                Err(UpstreamError::Status(status.as_u16()))
-            }
+            // Under the region's breaker: a region that is down is not called for each
+            // callback due, and its failed callbacks count against it as its calls do.
+            self.transport
+                .once(async {
+                    let (status, _) = self.send(Method::POST, &path, &msg).await?;
+                    if status.is_success() {
+                        Ok(())
+                    } else {
+                        Err(UpstreamError::Status(status.as_u16()))
+                    }
+                })
+                .await
         })
     }
 }
@@ -538,6 +544,66 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e, UpstreamError::Status(503));
+    }
+
+    #[tokio::test]
+    async fn callbacks_to_a_failing_region_open_its_breaker_and_then_make_no_call() {
+        // Status callbacks went to a region whatever its breaker said: one connection and
+        // one timeout for each callback due, however long the region was down.
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&asked);
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    let _ = sock.read(&mut buf).await;
+                    let head = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\
+                                Connection: close\r\n\r\n";
+                    let _ = sock.write_all(head.as_bytes()).await;
+                });
+            }
+        });
+        let mut config = DialectUpstreamConfig::new(
+            "330000",
+            format!("http://{addr}"),
+            Arc::new(crate::testutil::shipped_dialect("zhejiang")),
+            DialectCredentials {
+                id: "hutong-gw".into(),
+                key: Zeroizing::new(b"0123456789abcdef0123456789abcdef".to_vec()),
+                secret: Zeroizing::new("s".into()),
+            },
+        );
+        config.policy.breaker_failures = 2;
+        config.policy.breaker_cool_down_ms = 60_000;
+        let up = DialectUpstream::new(config).unwrap();
+        let event = serde_json::to_value(crate::link::outbox::CallbackEvent {
+            kind: crate::link::outbox::KIND_STATUS.into(),
+            event_id: "E1".into(),
+            source_region: "110000".into(),
+            code_id: Some(format!("{:032x}", 7)),
+            colour: "10".into(),
+            status_time: Some("2026-12-07 10:00:00".into()),
+            venue_code: None,
+            visit_region: None,
+        })
+        .unwrap();
+        for _ in 0..2 {
+            assert_eq!(up.notify(&event).await, Err(UpstreamError::Status(503)));
+        }
+        assert_eq!(up.breaker_state(), crate::upstream::BreakerState::Open);
+        for _ in 0..3 {
+            assert_eq!(up.notify(&event).await, Err(UpstreamError::CircuitOpen));
+        }
+        assert_eq!(
+            asked.load(Ordering::SeqCst),
+            2,
+            "no call while the breaker is open"
+        );
     }
 
     #[test]

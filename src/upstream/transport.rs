@@ -223,13 +223,7 @@ impl Transport {
                     < super::MIN_COUNTED_WAIT.min(self.attempt_timeout);
             match &result {
                 Err(UpstreamError::Timeout) if cut_short => drop(permit),
-                Err(e) if e.is_upstream_failure() => permit.failure(),
-                // No call was made (the gateway could not seal or build it): the region's
-                // health is unknown, so the permit goes back unreported. Reported as a
-                // success, it cleared the failures counted so far and closed a half-open
-                // breaker without a word from the region.
-                Err(UpstreamError::Seal(_) | UpstreamError::Build(_)) => drop(permit),
-                _ => permit.success(),
+                _ => settle(permit, &result),
             }
             let error = match result {
                 Ok(v) => return Ok(v),
@@ -254,6 +248,25 @@ impl Transport {
             tokio::time::sleep(self.backoff).await;
             n += 1;
         }
+    }
+
+    /// One attempt under the breaker and the attempt timeout, without retries: a status
+    /// callback, which the outbox retries on its own schedule. While the region's breaker
+    /// is open no call is made ([`UpstreamError::CircuitOpen`]), and the attempt's outcome
+    /// counts for the breaker as a call's does, so that callbacks and calls see one region.
+    pub(super) async fn once<T, Fut>(&self, attempt: Fut) -> Result<T, UpstreamError>
+    where
+        Fut: Future<Output = Result<T, UpstreamError>>,
+    {
+        let Some(permit) = self.breaker.try_acquire() else {
+            return Err(UpstreamError::CircuitOpen);
+        };
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+        let result = tokio::time::timeout(self.attempt_timeout, attempt)
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout));
+        settle(permit, &result);
+        result
     }
 
     /// One HTTP exchange: `method` to `{base}{path}` with `headers` and `body`; the status
@@ -317,6 +330,19 @@ fn is_loopback(host: &str) -> bool {
 /// A failed exchange: 9001 when the connection could not be made or broke before an
 /// answer (retryable), 9002 when the region sent something that is not HTTP (a malformed
 /// status line or headers: it answered, wrongly).
+/// Reports an attempt's outcome to the breaker.
+fn settle<T>(permit: super::Permit<'_>, result: &Result<T, UpstreamError>) {
+    match result {
+        Err(e) if e.is_upstream_failure() => permit.failure(),
+        // No call was made (the gateway could not seal or build it): the region's health is
+        // unknown, so the permit goes back unreported. Reported as a success, it cleared the
+        // failures counted so far and closed a half-open breaker without a word from the
+        // region.
+        Err(UpstreamError::Seal(_) | UpstreamError::Build(_)) => drop(permit),
+        _ => permit.success(),
+    }
+}
+
 fn exchange_error(e: &hyper_util::client::legacy::Error) -> UpstreamError {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
