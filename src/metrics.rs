@@ -39,6 +39,10 @@ pub struct Metrics {
     /// Linked regions asked for a cross-region answer that gave no status in time (the
     /// answer was partial, or carried their last known status).
     pub regions_unanswered: AtomicU64,
+    /// Saves of the replay store to its file (periodic and at shutdown).
+    pub replay_saves: AtomicU64,
+    /// Saves of the replay store that failed (the file before stays; the log says why).
+    pub replay_save_failures: AtomicU64,
 }
 
 /// What the metrics report as it is at the scrape, read from the parts that hold it.
@@ -79,6 +83,8 @@ impl Default for Metrics {
             callback_failures: AtomicU64::new(0),
             callbacks_abandoned: AtomicU64::new(0),
             regions_unanswered: AtomicU64::new(0),
+            replay_saves: AtomicU64::new(0),
+            replay_save_failures: AtomicU64::new(0),
         }
     }
 }
@@ -228,6 +234,16 @@ impl Metrics {
                 "hutong_regions_unanswered_total",
                 "Linked regions that gave no status to a cross-region query in time.",
                 load(&self.regions_unanswered),
+            ),
+            (
+                "hutong_replay_store_saves_total",
+                "Saves of the replay store to data/nonces.bin (every 30 s and at shutdown), so that a restart still refuses the nonces it saw.",
+                load(&self.replay_saves),
+            ),
+            (
+                "hutong_replay_store_save_failures_total",
+                "Saves of the replay store that failed: a restart now would forget the nonces since the last good save.",
+                load(&self.replay_save_failures),
             ),
             (
                 "hutong_upstream_calls_total",

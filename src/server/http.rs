@@ -218,7 +218,10 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
         // every nonce this process accepted (closed first: see close_and_save).
         nonce_saves.abort();
         let saving = Arc::clone(&gw);
-        let _ = tokio::task::spawn_blocking(move || saving.saved_nonces.close_and_save()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            saving.saved_nonces.close_and_save(&saving.metrics)
+        })
+        .await;
     });
     Ok(Running {
         addr,
@@ -349,7 +352,8 @@ fn spawn_nonce_saves(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
         loop {
             tokio::time::sleep(crate::envelope::NONCE_SAVE_EVERY).await;
             let saving = Arc::clone(&gw);
-            let _ = tokio::task::spawn_blocking(move || saving.saved_nonces.save()).await;
+            let _ = tokio::task::spawn_blocking(move || saving.saved_nonces.save(&saving.metrics))
+                .await;
         }
     })
 }

@@ -618,7 +618,7 @@ impl SavedNonceStore {
 
     /// Saves the store now, and logs how it went; returns the nonces saved. Blocking: call
     /// it off the runtime's workers.
-    pub(crate) fn save(&self) -> Option<usize> {
+    pub(crate) fn save(&self, metrics: &Metrics) -> Option<usize> {
         let _one = self
             .saving
             .lock()
@@ -626,6 +626,9 @@ impl SavedNonceStore {
         let started = std::time::Instant::now();
         match self.store.save(&self.path, pipeline::now_ms()) {
             Ok(n) => {
+                metrics
+                    .replay_saves
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::debug!(
                     nonces = n,
                     ms = started.elapsed().as_millis() as u64,
@@ -634,6 +637,9 @@ impl SavedNonceStore {
                 Some(n)
             }
             Err(e) => {
+                metrics
+                    .replay_save_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::error!(error = %e, "replay store not saved");
                 None
             }
@@ -643,9 +649,9 @@ impl SavedNonceStore {
     /// The last save of a process that stops: the store refuses every nonce from here on
     /// (a request still running past the drain's grace is refused, fail closed, rather than
     /// accepted unsaved), then is saved.
-    pub(crate) fn close_and_save(&self) {
+    pub(crate) fn close_and_save(&self, metrics: &Metrics) {
         self.store.close();
-        self.save();
+        self.save(metrics);
     }
 }
 
@@ -659,6 +665,7 @@ mod saved_nonce_tests {
         let dir = crate::testutil::fresh_dir("saved-nonces");
         std::fs::create_dir_all(&dir).unwrap();
         let saved = SavedNonceStore::open(&dir, b"0123456789abcdef0123456789abcdef");
+        let metrics = Metrics::default();
         let now = pipeline::now_ms();
         for i in 0..20_000 {
             saved.store.check_and_insert("A1", &format!("{i}"), now);
@@ -669,12 +676,24 @@ mod saved_nonce_tests {
             for _ in 0..2 {
                 s.spawn(|| {
                     for _ in 0..10 {
-                        assert_eq!(saved.save(), Some(20_000));
+                        assert_eq!(saved.save(&metrics), Some(20_000));
                     }
                 });
             }
         });
-        saved.close_and_save();
+        saved.close_and_save(&metrics);
+        assert_eq!(
+            metrics
+                .replay_saves
+                .load(std::sync::atomic::Ordering::Relaxed),
+            21
+        );
+        assert_eq!(
+            metrics
+                .replay_save_failures
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
         assert_eq!(
             saved
                 .store
@@ -695,6 +714,39 @@ mod saved_nonce_tests {
             next.store.check_and_insert("A1", "new", now),
             NonceCheck::Fresh
         );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_save_that_fails_is_counted_and_keeps_the_file_before() {
+        let dir = crate::testutil::fresh_dir("saved-nonces");
+        std::fs::create_dir_all(&dir).unwrap();
+        let saved = SavedNonceStore::open(&dir, b"0123456789abcdef0123456789abcdef");
+        let metrics = Metrics::default();
+        saved.store.check_and_insert("A1", "1", pipeline::now_ms());
+        assert_eq!(saved.save(&metrics), Some(1));
+        // The temporary file's place is taken by a directory: the next save cannot write.
+        let tmp = dir.join(SavedNonceStore::FILE).with_extension("tmp");
+        std::fs::create_dir_all(tmp.join("in the way")).unwrap();
+        saved.store.check_and_insert("A1", "2", pipeline::now_ms());
+        assert_eq!(saved.save(&metrics), None);
+        let load = |m: &std::sync::atomic::AtomicU64| m.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            (
+                load(&metrics.replay_saves),
+                load(&metrics.replay_save_failures)
+            ),
+            (1, 1)
+        );
+        let text = metrics.render(&crate::metrics::Gauges::default());
+        assert!(
+            text.contains("\nhutong_replay_store_save_failures_total 1\n"),
+            "{text}"
+        );
+        // The file of the good save is whole.
+        std::fs::remove_dir_all(&tmp).unwrap();
+        let next = SavedNonceStore::open(&dir, b"0123456789abcdef0123456789abcdef");
+        assert_eq!(next.store.fill().map(|(n, _)| n), Some(1));
         let _ = std::fs::remove_dir_all(dir);
     }
 }
