@@ -237,12 +237,12 @@ impl Metrics {
             ),
             (
                 "hutong_replay_store_saves_total",
-                "Saves of the replay store to data/nonces.bin (every 30 s and at shutdown), so that a restart still refuses the nonces it saw.",
+                "Successful saves of the replay store to nonces.bin in the data directory (every 30 s and at shutdown), so that a restart still refuses the nonces it saw.",
                 load(&self.replay_saves),
             ),
             (
                 "hutong_replay_store_save_failures_total",
-                "Saves of the replay store that failed: a restart now would forget the nonces since the last good save.",
+                "Saves of the replay store that failed (the log says why): a restart now would forget the nonces since the last good save.",
                 load(&self.replay_save_failures),
             ),
             (

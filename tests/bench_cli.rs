@@ -122,7 +122,8 @@ fn nonce_save_loads_what_it_saved_and_times_checks_beside_the_save() {
     // The filled nonces, and those the checks beside the save added before it reached
     // their shard.
     let saved = v["nonces"].as_u64().unwrap();
-    assert!((30_000..=50_000).contains(&saved), "{v}");
+    let beside = v["checks_during_save"]["checks"].as_u64().unwrap();
+    assert!((30_000..=30_000 + beside).contains(&saved), "{v}");
     // 16 + 16 + 8 of header, 28 a nonce, one client, 16 + 16 of trailer.
     assert_eq!(v["file_bytes"], 40 + saved * 28 + 2 + 11 + 32, "{v}");
     assert!(v["save_ms"].as_f64().unwrap() > 0.0, "{v}");

@@ -76,8 +76,9 @@ pub(super) fn nonce_save(count: usize) -> anyhow::Result<ExitCode> {
     }
     const NOW: u64 = 1_800_000_000_000;
     let config = NonceStoreConfig {
-        max_entries: count + 100_000,
-        max_entries_per_app: count + 100_000,
+        // Room for the checks beside the save, and as many alone.
+        max_entries: count + 4_100_000,
+        max_entries_per_app: count + 4_100_000,
         ..NonceStoreConfig::default()
     };
     let key = DigestKey::derived(b"hutong bench nonce-save", b"not a secret");
@@ -90,13 +91,15 @@ pub(super) fn nonce_save(count: usize) -> anyhow::Result<ExitCode> {
             store.check_and_insert("A3100010004", &format!("{:032x}", i * 7919), NOW);
         }
         let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
-        // Nonce checks, timed one by one, until `running` says stop (or 20,000 of them).
-        let checks = |tag: &str, running: &std::sync::atomic::AtomicBool| {
+        // Nonce checks, timed one by one (the nonce made before the clock starts), until
+        // `running` says stop or `most` were made.
+        let checks = |tag: &str, running: &std::sync::atomic::AtomicBool, most: usize| {
             let mut times = Vec::new();
             let mut i = 0;
-            while running.load(std::sync::atomic::Ordering::Acquire) && i < 20_000 {
+            while running.load(std::sync::atomic::Ordering::Acquire) && i < most {
+                let nonce = format!("{tag} {i}");
                 let t = Instant::now();
-                let seen = store.check_and_insert("A3100010004", &format!("{tag} {i}"), NOW);
+                let seen = store.check_and_insert("A3100010004", &nonce, NOW);
                 times.push(t.elapsed());
                 assert_eq!(seen, NonceCheck::Fresh);
                 i += 1;
@@ -114,9 +117,10 @@ pub(super) fn nonce_save(count: usize) -> anyhow::Result<ExitCode> {
                 "slowest_ms": ms(times[times.len() - 1]),
             })
         };
+        // Checks for as long as the save runs (up to 2,000,000), then as many alone.
         let running = std::sync::atomic::AtomicBool::new(true);
         let (saved, save_time, during) = std::thread::scope(|s| {
-            let checker = s.spawn(|| checks("during", &running));
+            let checker = s.spawn(|| checks("during", &running, 2_000_000));
             let t = Instant::now();
             let saved = store.save(&path, NOW);
             let took = t.elapsed();
@@ -125,7 +129,11 @@ pub(super) fn nonce_save(count: usize) -> anyhow::Result<ExitCode> {
         });
         let saved = saved?;
         let during = during.map_err(|_| anyhow!("the checking thread failed"))?;
-        let alone = checks("alone", &std::sync::atomic::AtomicBool::new(true));
+        let alone = checks(
+            "alone",
+            &std::sync::atomic::AtomicBool::new(true),
+            during.len().max(20_000),
+        );
         let bytes = std::fs::metadata(&path)?.len();
         let next = MemoryNonceStore::with_key(config.clone(), key);
         let t = Instant::now();

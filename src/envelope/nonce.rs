@@ -353,6 +353,11 @@ impl MemoryNonceStore {
             self.release(freed);
             shard = lock(self.shard(&digest));
         }
+        // Under the shard's lock: the last save copies this shard after `close` (taking the
+        // lock), so a nonce inserted here before it is saved, and one after it is refused.
+        if self.closed.load(Ordering::SeqCst) {
+            return NonceCheck::Unavailable;
+        }
         let mut replaced = None;
         let verdict = if shard
             .seen
@@ -454,9 +459,7 @@ impl NonceStore for MemoryNonceStore {
     fn check_and_insert(&self, app_id: &str, nonce: &str, now_ms: u64) -> NonceCheck {
         // A clock past what an entry can hold (the year 2527) could not keep a nonce from
         // being replayed: fail closed.
-        if now_ms.saturating_add(self.config.ttl_ms) > MAX_EXPIRY
-            || self.closed.load(Ordering::SeqCst)
-        {
+        if now_ms.saturating_add(self.config.ttl_ms) > MAX_EXPIRY {
             return NonceCheck::Unavailable;
         }
         self.check(app_id, nonce, now_ms, true)

@@ -455,6 +455,42 @@ impl Outbox {
         self.attempt(id, Err(why), true, now_ms)
     }
 
+    /// Moves pending delivery `id` to `until_ms` without counting an attempt: nothing was
+    /// sent (the region's circuit breaker is open), so the delivery keeps every attempt it
+    /// has left for when the region is called again. Blocks.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails, or the delivery is missing or no longer pending.
+    pub fn postpone(&self, id: u64, until_ms: u64) -> Result<Delivery, StoreError> {
+        let txn = self.store.db().begin_write()?;
+        let d = {
+            let mut t = txn.open_table(CALLBACKS)?;
+            let mut due = txn.open_table(CALLBACKS_DUE)?;
+            let mut d = match t.get(id)? {
+                Some(v) => self.open(v.value())?,
+                None => {
+                    return Err(StoreError::Corrupt {
+                        what: "callback delivery",
+                        reason: format!("no delivery {id}"),
+                    });
+                }
+            };
+            if d.state != DeliveryState::Pending {
+                return Err(StoreError::Corrupt {
+                    what: "callback delivery",
+                    reason: format!("delivery {id} is no longer pending"),
+                });
+            }
+            due.remove((d.next_at_ms, id))?;
+            d.next_at_ms = until_ms;
+            t.insert(id, self.seal(&d)?.as_slice())?;
+            due.insert((d.next_at_ms, id), ())?;
+            d
+        };
+        txn.commit()?;
+        Ok(d)
+    }
+
     fn attempt(
         &self,
         id: u64,

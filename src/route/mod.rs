@@ -425,6 +425,7 @@ impl Relay for Router {
                 .await
                 .map_err(|e| crate::server::NotifyFailure {
                     permanent: matches!(e, UpstreamError::Build(_)),
+                    not_sent: matches!(e, UpstreamError::CircuitOpen),
                     why: e.to_string(),
                 })
         })

@@ -243,6 +243,9 @@ pub struct NotifyFailure {
     /// No retry can mend it: the event cannot be put in the region's dialect (a colour its
     /// map lacks, a time its format cannot hold). The delivery is abandoned at once.
     pub permanent: bool,
+    /// Nothing was sent: the region's circuit breaker is open. The delivery waits without
+    /// spending one of its attempts.
+    pub not_sent: bool,
 }
 
 impl NotifyFailure {
@@ -251,6 +254,7 @@ impl NotifyFailure {
         Self {
             why,
             permanent: false,
+            not_sent: false,
         }
     }
 }

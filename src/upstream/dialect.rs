@@ -379,17 +379,27 @@ impl Upstream for DialectUpstream {
                 .map(|c| c.path.clone())
                 .unwrap_or_default();
             // Under the region's breaker: a region that is down is not called for each
-            // callback due, and its failed callbacks count against it as its calls do.
-            self.transport
-                .once(async {
+            // callback due. What counts against it is what says it is not answering (no
+            // connection, no answer in time, a 5xx, 408 or 429); a region that answered
+            // and refused this callback (another 4xx) is up, and the delivery retries.
+            let refused = self
+                .transport
+                .once(super::CALLBACK_TIMEOUT, async {
                     let (status, _) = self.send(Method::POST, &path, &msg).await?;
+                    let code = status.as_u16();
                     if status.is_success() {
-                        Ok(())
+                        Ok(None)
+                    } else if status.is_server_error() || code == 408 || code == 429 {
+                        Err(UpstreamError::Status(code))
                     } else {
-                        Err(UpstreamError::Status(status.as_u16()))
+                        Ok(Some(code))
                     }
                 })
-                .await
+                .await?;
+            match refused {
+                None => Ok(()),
+                Some(code) => Err(UpstreamError::Status(code)),
+            }
         })
     }
 }
@@ -604,6 +614,53 @@ mod tests {
             2,
             "no call while the breaker is open"
         );
+    }
+
+    #[tokio::test]
+    async fn a_region_that_refuses_a_callback_is_up_for_its_breaker() {
+        // A 4xx says the region answered: the callback failed (and is retried), but the
+        // region's calls are not refused for it.
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    let _ = sock.read(&mut buf).await;
+                    let head = "HTTP/1.1 422 Unprocessable Entity\r\nContent-Length: 0\r\n\
+                                Connection: close\r\n\r\n";
+                    let _ = sock.write_all(head.as_bytes()).await;
+                });
+            }
+        });
+        let mut config = DialectUpstreamConfig::new(
+            "330000",
+            format!("http://{addr}"),
+            Arc::new(crate::testutil::shipped_dialect("zhejiang")),
+            DialectCredentials {
+                id: "hutong-gw".into(),
+                key: Zeroizing::new(b"0123456789abcdef0123456789abcdef".to_vec()),
+                secret: Zeroizing::new("s".into()),
+            },
+        );
+        config.policy.breaker_failures = 2;
+        let up = DialectUpstream::new(config).unwrap();
+        let event = serde_json::to_value(crate::link::outbox::CallbackEvent {
+            kind: crate::link::outbox::KIND_STATUS.into(),
+            event_id: "E1".into(),
+            source_region: "110000".into(),
+            code_id: Some(format!("{:032x}", 7)),
+            colour: "10".into(),
+            status_time: Some("2026-12-07 10:00:00".into()),
+            venue_code: None,
+            visit_region: None,
+        })
+        .unwrap();
+        for _ in 0..4 {
+            assert_eq!(up.notify(&event).await, Err(UpstreamError::Status(422)));
+        }
+        assert_eq!(up.breaker_state(), crate::upstream::BreakerState::Closed);
     }
 
     #[test]

@@ -57,6 +57,11 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// added to the clock, and a larger one is a mistake, not a policy.
 pub const MAX_WAIT_MS: u64 = 600_000;
 
+/// Time a region has to acknowledge one status callback ([`Upstream::notify`]). The
+/// delivery task gives a callback a little longer (`server::recognition`), so that this
+/// timeout, which the region's breaker counts, ends it first.
+pub const CALLBACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 tokio::task_local! {
     /// When the caller of the region calls in this future stops waiting for them.
     static CALLER_DEADLINE: tokio::time::Instant;

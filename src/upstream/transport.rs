@@ -250,11 +250,17 @@ impl Transport {
         }
     }
 
-    /// One attempt under the breaker and the attempt timeout, without retries: a status
+    /// One attempt under the breaker, within `timeout`, without retries: a status
     /// callback, which the outbox retries on its own schedule. While the region's breaker
     /// is open no call is made ([`UpstreamError::CircuitOpen`]), and the attempt's outcome
-    /// counts for the breaker as a call's does, so that callbacks and calls see one region.
-    pub(super) async fn once<T, Fut>(&self, attempt: Fut) -> Result<T, UpstreamError>
+    /// is reported to the breaker as a call's is, so that callbacks and calls see one
+    /// region. The timeout is the callback's own, not a call's attempt timeout: a region
+    /// has longer to acknowledge a callback than to answer a caller who waits.
+    pub(super) async fn once<T, Fut>(
+        &self,
+        timeout: Duration,
+        attempt: Fut,
+    ) -> Result<T, UpstreamError>
     where
         Fut: Future<Output = Result<T, UpstreamError>>,
     {
@@ -262,7 +268,7 @@ impl Transport {
             return Err(UpstreamError::CircuitOpen);
         };
         self.attempts.fetch_add(1, Ordering::Relaxed);
-        let result = tokio::time::timeout(self.attempt_timeout, attempt)
+        let result = tokio::time::timeout(timeout, attempt)
             .await
             .unwrap_or(Err(UpstreamError::Timeout));
         settle(permit, &result);
@@ -327,9 +333,6 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// A failed exchange: 9001 when the connection could not be made or broke before an
-/// answer (retryable), 9002 when the region sent something that is not HTTP (a malformed
-/// status line or headers: it answered, wrongly).
 /// Reports an attempt's outcome to the breaker.
 fn settle<T>(permit: super::Permit<'_>, result: &Result<T, UpstreamError>) {
     match result {
@@ -343,6 +346,9 @@ fn settle<T>(permit: super::Permit<'_>, result: &Result<T, UpstreamError>) {
     }
 }
 
+/// A failed exchange: 9001 when the connection could not be made or broke before an
+/// answer (retryable), 9002 when the region sent something that is not HTTP (a malformed
+/// status line or headers: it answered, wrongly).
 fn exchange_error(e: &hyper_util::client::legacy::Error) -> UpstreamError {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {

@@ -312,9 +312,12 @@ impl MemoryNonceStore {
 const MAX_CLIENTS_LEN: u64 = 16 << 20;
 
 impl MemoryNonceStore {
-    /// The longest file this store could have saved: its cap of entries, and clients.
+    /// The longest file read: twice the entries of this store's cap or the default cap,
+    /// whichever is larger, and clients. A file saved under a larger cap than this store's
+    /// is read, and loads what fits; one far past any cap is not a saved store.
     fn max_file_len(&self) -> u64 {
-        let entries = u64::try_from(self.config.max_entries).unwrap_or(u64::MAX);
+        let cap = self.config.max_entries.max(super::DEFAULT_MAX_NONCES);
+        let entries = u64::try_from(cap).unwrap_or(u64::MAX).saturating_mul(2);
         entries
             .saturating_mul(ENTRY_LEN as u64)
             .saturating_add((HEADER_LEN + TRAILER_LEN) as u64)

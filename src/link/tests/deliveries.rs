@@ -61,6 +61,35 @@ fn outbox_retries_with_backoff_and_survives_a_reopen() {
 }
 
 #[test]
+fn a_postponed_delivery_waits_without_spending_an_attempt() {
+    // A callback the region's breaker kept from being sent: it moves, its attempts stay.
+    let dir = temp_dir("outbox");
+    let o = Outbox::new(Store::open(&dir).expect("open"), key()).expect("outbox");
+    let ids = o
+        .enqueue(&[("110000".into(), event(1))], 100)
+        .expect("enqueue");
+    o.record(ids[0], Err("timeout".into()), 100).expect("fail");
+    for until in [10_000, 20_000, 30_000] {
+        let d = o.postpone(ids[0], until).expect("postpone");
+        assert_eq!(
+            (d.state, d.attempts, d.next_at_ms),
+            (DeliveryState::Pending, 1, until)
+        );
+        assert!(o.due(until - 1, 10).expect("due").is_empty());
+        assert_eq!(
+            o.due(until, 10).expect("due").len(),
+            1,
+            "one entry in the due index"
+        );
+    }
+    // Only a pending delivery moves.
+    o.record(ids[0], Ok(()), 30_000).expect("ok");
+    assert!(o.postpone(ids[0], 40_000).is_err());
+    assert!(o.postpone(ids[0] + 100, 40_000).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn due_reads_the_pending_deliveries_in_the_order_they_fell_due() {
     let dir = temp_dir("outbox-due");
     let o = Outbox::new(Store::open(&dir).expect("open"), key()).expect("outbox");

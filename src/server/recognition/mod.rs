@@ -72,8 +72,10 @@ const NATIONAL_CODE_TTL_SECS: i64 = 300;
 /// How often the delivery task looks for due callbacks when nothing wakes it.
 const DELIVERY_TICK: Duration = Duration::from_millis(250);
 
-/// Time a region has to acknowledge one callback.
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a delivery task gives one callback: the region's own callback timeout, which its
+/// breaker counts, and a margin, so that the breaker hears of a region that hangs.
+const DELIVERY_TIMEOUT: Duration =
+    Duration::from_millis(crate::upstream::CALLBACK_TIMEOUT.as_millis() as u64 + 500);
 
 /// The key of the gateway's tickets, derived from the pseudonym secret (one secret to
 /// protect; the derivation keeps the uses apart).

@@ -51,6 +51,10 @@ pub fn spawn_retention(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// The least a callback waits when the region's breaker kept it from being sent: the
+/// breaker's default cool-down.
+const NOT_SENT_WAIT_MS: u64 = 5_000;
+
 /// The delivery task: sends due callbacks, records every attempt, and sleeps until woken
 /// by a new event or [`DELIVERY_TICK`]. Pending deliveries from before a restart are due
 /// at once.
@@ -81,12 +85,24 @@ pub fn spawn_deliveries(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
                         Err(_) => Err(NotifyFailure::retry("no acknowledgement in time".into())),
                     };
                     let ok = outcome.is_ok();
+                    let not_sent = matches!(&outcome, Err(f) if f.not_sent);
                     let (outbox, now) = (Arc::clone(&gw.outbox), now_ms());
                     let recorded = blocking(move || match outcome {
                         Err(f) if f.permanent => outbox.give_up(d.id, f.why, now),
+                        // The region's breaker is open: no attempt was made, none is counted.
+                        Err(f) if f.not_sent => outbox.postpone(
+                            d.id,
+                            now + crate::link::outbox::backoff_ms(d.attempts + 1)
+                                .max(NOT_SENT_WAIT_MS),
+                        ),
                         other => outbox.record(d.id, other.map_err(|f| f.why), now),
                     });
                     match recorded.await {
+                        Ok(rec) if not_sent => tracing::debug!(
+                            delivery = rec.id,
+                            region = %rec.target_region,
+                            "status callback waits: the region's breaker is open"
+                        ),
                         Ok(rec) => {
                             use std::sync::atomic::Ordering::Relaxed;
                             let m = &gw.metrics;
