@@ -209,15 +209,19 @@ async fn the_default_config_starts_fresh_serves_reloads_and_drains() {
         now + 86_400
     );
     std::fs::write(keys.join("list-v2.json"), list).unwrap();
-    hutong_out(&[
-        "keys",
-        "trust-list",
-        keys.join("list-v2.json").to_str().unwrap(),
-        "--anchor",
-        keys.join("trust-anchor.key.pem").to_str().unwrap(),
-        "--out",
-        data.join("trust/trust-list.json").to_str().unwrap(),
-    ]);
+    // Signs the list in `name` with the trust anchor, as the gateway's trust list.
+    let publish = |name: &str| {
+        hutong_out(&[
+            "keys",
+            "trust-list",
+            keys.join(name).to_str().unwrap(),
+            "--anchor",
+            keys.join("trust-anchor.key.pem").to_str().unwrap(),
+            "--out",
+            data.join("trust/trust-list.json").to_str().unwrap(),
+        ])
+    };
+    publish("list-v2.json");
     // The same reload changes a setting read only at start: applied for the rest, and said.
     let smaller = cfg.replace("max_concurrency = 4096", "max_concurrency = 64");
     assert_ne!(smaller, cfg);
@@ -258,15 +262,7 @@ async fn the_default_config_starts_fresh_serves_reloads_and_drains() {
         now + 86_400
     );
     std::fs::write(keys.join("list-v1.json"), old_list).unwrap();
-    hutong_out(&[
-        "keys",
-        "trust-list",
-        keys.join("list-v1.json").to_str().unwrap(),
-        "--anchor",
-        keys.join("trust-anchor.key.pem").to_str().unwrap(),
-        "--out",
-        data.join("trust/trust-list.json").to_str().unwrap(),
-    ]);
+    publish("list-v1.json");
     signal(&serve.0, "-HUP");
     assert!(
         wait_for("reload refused", &mut log),
@@ -358,15 +354,7 @@ async fn the_default_config_starts_fresh_serves_reloads_and_drains() {
     assert!(saved.exists(), "the drain saves the replay store");
     // The configuration and trust list it last ran with (the refused ones would not start).
     std::fs::write(&path, &cfg).unwrap();
-    hutong_out(&[
-        "keys",
-        "trust-list",
-        keys.join("list-v2.json").to_str().unwrap(),
-        "--anchor",
-        keys.join("trust-anchor.key.pem").to_str().unwrap(),
-        "--out",
-        data.join("trust/trust-list.json").to_str().unwrap(),
-    ]);
+    publish("list-v2.json");
     let mut client = client;
     let replay_after_restart = |client: &mut GatewayClient| {
         let (serve, line, stderr) = start(&path);

@@ -466,21 +466,7 @@ impl Outbox {
         let d = {
             let mut t = txn.open_table(CALLBACKS)?;
             let mut due = txn.open_table(CALLBACKS_DUE)?;
-            let mut d = match t.get(id)? {
-                Some(v) => self.open(v.value())?,
-                None => {
-                    return Err(StoreError::Corrupt {
-                        what: "callback delivery",
-                        reason: format!("no delivery {id}"),
-                    });
-                }
-            };
-            if d.state != DeliveryState::Pending {
-                return Err(StoreError::Corrupt {
-                    what: "callback delivery",
-                    reason: format!("delivery {id} is no longer pending"),
-                });
-            }
+            let mut d = self.pending(&t, id)?;
             due.remove((d.next_at_ms, id))?;
             d.next_at_ms = until_ms;
             t.insert(id, self.seal(&d)?.as_slice())?;
@@ -488,6 +474,27 @@ impl Outbox {
             d
         };
         txn.commit()?;
+        Ok(d)
+    }
+
+    /// Delivery `id`, which must be pending: only a pending delivery is attempted or moved;
+    /// its record is final otherwise.
+    fn pending(
+        &self,
+        t: &impl ReadableTable<u64, &'static [u8]>,
+        id: u64,
+    ) -> Result<Delivery, StoreError> {
+        let corrupt = |reason| StoreError::Corrupt {
+            what: "callback delivery",
+            reason,
+        };
+        let d = match t.get(id)? {
+            Some(v) => self.open(v.value())?,
+            None => return Err(corrupt(format!("no delivery {id}"))),
+        };
+        if d.state != DeliveryState::Pending {
+            return Err(corrupt(format!("delivery {id} is no longer pending")));
+        }
         Ok(d)
     }
 
@@ -503,22 +510,7 @@ impl Outbox {
             let mut t = txn.open_table(CALLBACKS)?;
             let mut due = txn.open_table(CALLBACKS_DUE)?;
             let mut finished = txn.open_table(CALLBACKS_FINISHED)?;
-            let mut d = match t.get(id)? {
-                Some(v) => self.open(v.value())?,
-                None => {
-                    return Err(StoreError::Corrupt {
-                        what: "callback delivery",
-                        reason: format!("no delivery {id}"),
-                    });
-                }
-            };
-            if d.state != DeliveryState::Pending {
-                // Only a pending delivery is attempted; its record is final otherwise.
-                return Err(StoreError::Corrupt {
-                    what: "callback delivery",
-                    reason: format!("delivery {id} is no longer pending"),
-                });
-            }
+            let mut d = self.pending(&t, id)?;
             due.remove((d.next_at_ms, id))?;
             d.attempts += 1;
             match outcome {

@@ -556,24 +556,26 @@ mod tests {
         assert_eq!(e, UpstreamError::Status(503));
     }
 
-    #[tokio::test]
-    async fn callbacks_to_a_failing_region_open_its_breaker_and_then_make_no_call() {
-        // Status callbacks went to a region whatever its breaker said: one connection and
-        // one timeout for each callback due, however long the region was down.
-        use std::sync::atomic::{AtomicUsize, Ordering};
+    /// A Zhejiang region on loopback that answers every request with `status_line` and no
+    /// body, whose breaker opens after two failures: the upstream, and how many connections
+    /// the region has taken.
+    async fn callback_region(
+        status_line: &'static str,
+    ) -> (DialectUpstream, Arc<std::sync::atomic::AtomicUsize>) {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let asked = Arc::new(AtomicUsize::new(0));
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counted = Arc::clone(&asked);
         tokio::spawn(async move {
             while let Ok((mut sock, _)) = listener.accept().await {
-                counted.fetch_add(1, Ordering::SeqCst);
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 65536];
                     let _ = sock.read(&mut buf).await;
-                    let head = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\
-                                Connection: close\r\n\r\n";
+                    let head = format!(
+                        "HTTP/1.1 {status_line}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
                     let _ = sock.write_all(head.as_bytes()).await;
                 });
             }
@@ -590,8 +592,12 @@ mod tests {
         );
         config.policy.breaker_failures = 2;
         config.policy.breaker_cool_down_ms = 60_000;
-        let up = DialectUpstream::new(config).unwrap();
-        let event = serde_json::to_value(crate::link::outbox::CallbackEvent {
+        (DialectUpstream::new(config).unwrap(), asked)
+    }
+
+    /// A status callback as the outbox sends it.
+    fn status_event() -> serde_json::Value {
+        serde_json::to_value(crate::link::outbox::CallbackEvent {
             kind: crate::link::outbox::KIND_STATUS.into(),
             event_id: "E1".into(),
             source_region: "110000".into(),
@@ -601,7 +607,15 @@ mod tests {
             venue_code: None,
             visit_region: None,
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn callbacks_to_a_failing_region_open_its_breaker_and_then_make_no_call() {
+        // Status callbacks went to a region whatever its breaker said: one connection and
+        // one timeout for each callback due, however long the region was down.
+        let (up, asked) = callback_region("503 Service Unavailable").await;
+        let event = status_event();
         for _ in 0..2 {
             assert_eq!(up.notify(&event).await, Err(UpstreamError::Status(503)));
         }
@@ -610,7 +624,7 @@ mod tests {
             assert_eq!(up.notify(&event).await, Err(UpstreamError::CircuitOpen));
         }
         assert_eq!(
-            asked.load(Ordering::SeqCst),
+            asked.load(std::sync::atomic::Ordering::SeqCst),
             2,
             "no call while the breaker is open"
         );
@@ -620,47 +634,13 @@ mod tests {
     async fn a_region_that_refuses_a_callback_is_up_for_its_breaker() {
         // A 4xx says the region answered: the callback failed (and is retried), but the
         // region's calls are not refused for it.
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut sock, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 65536];
-                    let _ = sock.read(&mut buf).await;
-                    let head = "HTTP/1.1 422 Unprocessable Entity\r\nContent-Length: 0\r\n\
-                                Connection: close\r\n\r\n";
-                    let _ = sock.write_all(head.as_bytes()).await;
-                });
-            }
-        });
-        let mut config = DialectUpstreamConfig::new(
-            "330000",
-            format!("http://{addr}"),
-            Arc::new(crate::testutil::shipped_dialect("zhejiang")),
-            DialectCredentials {
-                id: "hutong-gw".into(),
-                key: Zeroizing::new(b"0123456789abcdef0123456789abcdef".to_vec()),
-                secret: Zeroizing::new("s".into()),
-            },
-        );
-        config.policy.breaker_failures = 2;
-        let up = DialectUpstream::new(config).unwrap();
-        let event = serde_json::to_value(crate::link::outbox::CallbackEvent {
-            kind: crate::link::outbox::KIND_STATUS.into(),
-            event_id: "E1".into(),
-            source_region: "110000".into(),
-            code_id: Some(format!("{:032x}", 7)),
-            colour: "10".into(),
-            status_time: Some("2026-12-07 10:00:00".into()),
-            venue_code: None,
-            visit_region: None,
-        })
-        .unwrap();
+        let (up, asked) = callback_region("422 Unprocessable Entity").await;
+        let event = status_event();
         for _ in 0..4 {
             assert_eq!(up.notify(&event).await, Err(UpstreamError::Status(422)));
         }
         assert_eq!(up.breaker_state(), crate::upstream::BreakerState::Closed);
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 4);
     }
 
     #[test]
