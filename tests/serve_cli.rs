@@ -386,3 +386,38 @@ async fn the_default_config_starts_fresh_serves_reloads_and_drains() {
     drop(third);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_gateway_whose_log_pipe_has_closed_still_stops_on_sigterm() {
+    // The log collector has gone (its end of stderr closed): every log line fails to be
+    // written. The subscriber reported that with eprintln!, which panicked on the same
+    // stderr, so the signal task died on its "shutting down" line and the gateway ran on.
+    let dir = temp_dir("serve-closed-log");
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    let shipped = std::fs::read_to_string(root().join("config/hutong.toml")).unwrap();
+    let path = dir.join("config/hutong.toml");
+    std::fs::write(
+        &path,
+        shipped
+            .replace("127.0.0.1:8443", "127.0.0.1:0")
+            .replace("127.0.0.1:9464", "127.0.0.1:0"),
+    )
+    .unwrap();
+    let (mut serve, line, stderr) = start(&path);
+    assert!(line.contains("listening on"), "{line}");
+    drop(stderr);
+    signal(&serve.0, "-TERM");
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = serve.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "still running 15 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}

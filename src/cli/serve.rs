@@ -163,16 +163,23 @@ async fn signals(
             },
         }
     }
-    tracing::info!("shutting down: draining requests in flight");
+    // Stop first, then say so: nothing a log line does can keep the gateway from stopping.
     let _ = stop.send(true);
+    tracing::info!("shutting down: draining requests in flight");
 }
 
 /// JSON logs on stderr; `HUTONG_LOG` sets the filter (default `info`).
+///
+/// A log line that cannot be written (the collector reading stderr has gone) is dropped.
+/// The subscriber's default is to report that with `eprintln!`, which panics on the same
+/// closed stderr: every task that logged then panicked, and the signal task with it, so a
+/// gateway whose log pipe had closed ignored SIGTERM (`tests/serve_cli.rs`).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HUTONG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .json()
+        .log_internal_errors(false)
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_current_span(false)

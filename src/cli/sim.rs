@@ -330,8 +330,10 @@ pub(super) fn run(standard: &Standard, args: &Args) -> anyhow::Result<ExitCode> 
             ])
         ),
     };
-    // Colours only on a terminal: a log file gets plain text.
+    // Colours only on a terminal: a log file gets plain text. A line that cannot be written
+    // is dropped (see `serve::init_logging`).
     let _ = tracing_subscriber::fmt()
+        .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
