@@ -171,17 +171,47 @@ pub(crate) fn write_public(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 fn write_replacing(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     use std::io::Write as _;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    replace_with(path, mode, |f| f.write_all(bytes))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Writes a secret file (0600) whole or not at all, as [`write_secret`] does, with what
+/// `write` puts in it: for contents written as they are made rather than held whole
+/// (the replay store's save). Returns what `write` returns.
+pub(crate) fn write_secret_with<T>(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    replace_with(path, 0o600, write)
+}
+
+/// The temporary file a write of `path` goes to before its rename: beside it, hidden, and
+/// named by this process.
+pub(crate) fn temporary_for(path: &Path) -> std::io::Result<PathBuf> {
     let name = path
         .file_name()
-        .with_context(|| format!("{} names no file", path.display()))?;
+        .ok_or_else(|| std::io::Error::other(format!("{} names no file", path.display())))?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
     tmp_name.push(format!(".{}.tmp", std::process::id()));
-    let tmp = dir.join(tmp_name);
+    Ok(directory_of(path).join(tmp_name))
+}
+
+fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// The bytes go to a new file beside `path` (mode `mode`), are forced to disk, and the new
+/// file is renamed over the old; on any failure the new file is removed and the old stays.
+fn replace_with<T>(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    let tmp = temporary_for(path)?;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -189,7 +219,7 @@ fn write_replacing(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt as _;
         opts.mode(mode);
     }
-    let written = (|| -> std::io::Result<()> {
+    let written = (|| -> std::io::Result<T> {
         let mut f = opts.open(&tmp)?;
         #[cfg(unix)]
         {
@@ -198,21 +228,22 @@ fn write_replacing(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
             // may exist) and passes through the umask.
             f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         }
-        f.write_all(bytes)?;
+        let out = write(&mut f)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        Ok(out)
     })();
-    if let Err(e) = written {
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+        return written;
     }
     // The rename itself reaches the disk with the directory.
-    if let Ok(d) = std::fs::File::open(dir) {
+    if let Ok(d) = std::fs::File::open(directory_of(path)) {
         let _ = d.sync_all();
     }
     #[cfg(not(unix))]
     let _ = mode;
-    Ok(())
+    written
 }
 
 #[cfg(all(test, unix))]

@@ -34,7 +34,9 @@ mod sim;
 mod translate;
 mod validate;
 
-pub(crate) use keys::{write_public, write_secret};
+#[cfg(test)]
+pub(crate) use keys::temporary_for;
+pub(crate) use keys::{write_public, write_secret, write_secret_with};
 
 use std::io::Read;
 use std::path::PathBuf;

@@ -730,7 +730,7 @@ mod saved_nonce_tests {
         saved.store.check_and_insert("A1", "1", pipeline::now_ms());
         assert_eq!(saved.save(&metrics), Some(1));
         // The temporary file's place is taken by a directory: the next save cannot write.
-        let tmp = dir.join(SavedNonceStore::FILE).with_extension("tmp");
+        let tmp = crate::cli::temporary_for(&dir.join(SavedNonceStore::FILE)).unwrap();
         std::fs::create_dir_all(tmp.join("in the way")).unwrap();
         saved.store.check_and_insert("A1", "2", pipeline::now_ms());
         assert_eq!(saved.save(&metrics), None);

@@ -6,10 +6,10 @@
 //! [`SAVE_EVERY`] while it runs, so that a crash forgets at most the nonces of that time
 //! (README, the paragraph on the replay store). Before the last save the store is closed
 //! ([`MemoryNonceStore::close`]): a request still running past the drain's grace is refused
-//! rather than accepted unsaved. Saves take turns (the gateway's `SavedNonceStore`), and
-//! each writes a temporary file of its own making, then renames it over the last. The entries' digests are keyed by a
-//! key derived from the gateway's secret ([`DigestKey::derived`]), the same in every process;
-//! the file carries a check of that key, and a file saved under another key loads nothing.
+//! rather than accepted unsaved. Saves take turns (the gateway's `SavedNonceStore`). The
+//! entries' digests are keyed by a key derived from the gateway's secret
+//! ([`DigestKey::derived`]), the same in every process; the file carries a check of that key,
+//! and a file saved under another key loads nothing.
 //!
 //! # The file
 //!
@@ -32,13 +32,14 @@
 //! last field is a keyed digest ([`DigestKey::digester`]) rather than SM3: it detects a
 //! changed byte as well, at a fraction of the cost on a store of millions of entries.
 //!
-//! A file that is cut short, altered or not this format loads nothing and says why (a change
-//! within the key check itself reads as another key)
-//! ([`NonceSnapshotError`]); the gateway then starts with an empty store, as before this file
-//! existed, and says so in its log. It is written to a temporary file that is synced and then
-//! renamed over the old one, so a crash while saving leaves the previous save whole.
+//! A file that is cut short, altered or not this format loads nothing and says why
+//! ([`NonceSnapshotError`]; a change within the key check itself reads as another key); the
+//! gateway then starts with an empty store, as before this file existed, and says so in its
+//! log. It is written as the gateway's other secret files are ([`crate::cli::write_secret`]:
+//! owner-only, to a temporary file that is synced and then renamed over the old one), so a
+//! crash while saving leaves the previous save whole.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::sync::PoisonError;
@@ -124,34 +125,13 @@ impl MemoryNonceStore {
     /// # Errors
     /// [`NonceSnapshotError::Io`] when the file cannot be written; the previous file stays.
     pub fn save(&self, path: &Path, now_ms: u64) -> Result<usize, NonceSnapshotError> {
-        let io_err = |source| NonceSnapshotError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let tmp = path.with_extension("tmp");
-        // A file left by a save that was cut off goes first, so that this one is created
-        // afresh (with its mode) and by this save alone.
-        let _ = fs::remove_file(&tmp);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode_private()
-            .open(&tmp)
-            .map_err(io_err)?;
-        let written = self.write_to(&file, now_ms).and_then(|n| {
-            file.sync_all()?;
-            fs::rename(&tmp, path)?;
-            // The rename is durable once the directory is; a failure here leaves a file
-            // that is whole either way.
-            if let Some(dir) = path.parent().and_then(|d| File::open(d).ok()) {
-                let _ = dir.sync_all();
+        // Owner-only, whole or not at all: a temporary file synced and renamed over the last.
+        crate::cli::write_secret_with(path, |file| self.write_to(file, now_ms)).map_err(|source| {
+            NonceSnapshotError::Io {
+                path: path.display().to_string(),
+                source,
             }
-            Ok(n)
-        });
-        if written.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        written.map_err(io_err)
+        })
     }
 
     fn write_to(&self, file: &File, now_ms: u64) -> io::Result<usize> {
@@ -247,12 +227,12 @@ impl MemoryNonceStore {
             path: path.display().to_string(),
             why,
         };
-        let parsed = parse(&bytes, &self.key).map_err(bad)?;
-        if parsed.key_check != self.key.digest(&[KEY_CHECK]) {
-            return Err(NonceSnapshotError::OtherKey {
+        let parsed = parse(&bytes, &self.key).map_err(|e| match e {
+            Unreadable::OtherKey => NonceSnapshotError::OtherKey {
                 path: path.display().to_string(),
-            });
-        }
+            },
+            Unreadable::Malformed(why) => bad(why),
+        })?;
         let mut found = SavedNonces {
             saved_at_ms: parsed.saved_at_ms,
             loaded: 0,
@@ -343,7 +323,6 @@ fn read_bounded(path: &Path, max: u64) -> io::Result<Vec<u8>> {
 
 /// A saved store, read and checked.
 struct Parsed<'a> {
-    key_check: Digest128,
     saved_at_ms: u64,
     names: Vec<&'a str>,
     entries: &'a [u8],
@@ -371,24 +350,30 @@ fn le_u32(b: &[u8]) -> u32 {
     u32::from_le_bytes(w)
 }
 
-fn parse<'a>(bytes: &'a [u8], key: &DigestKey) -> Result<Parsed<'a>, &'static str> {
+/// Why a file is not a saved store of this key.
+enum Unreadable {
+    /// Not a whole saved store, and why.
+    Malformed(&'static str),
+    /// Saved under another key (the digest of the whole could not match either).
+    OtherKey,
+}
+
+impl From<&'static str> for Unreadable {
+    fn from(why: &'static str) -> Self {
+        Self::Malformed(why)
+    }
+}
+
+fn parse<'a>(bytes: &'a [u8], key: &DigestKey) -> Result<Parsed<'a>, Unreadable> {
     if bytes.len() < HEADER_LEN + TRAILER_LEN || !bytes.starts_with(MAGIC) {
-        return Err("no header");
+        return Err("no header".into());
     }
     let (body, sum) = bytes.split_at(bytes.len() - 16);
-    let mut key_check = [0u8; 16];
-    key_check.copy_from_slice(&body[16..32]);
-    if key_check != key.digest(&[KEY_CHECK]) {
-        // Saved under another key: the digest below could not match either.
-        return Ok(Parsed {
-            key_check,
-            saved_at_ms: 0,
-            names: Vec::new(),
-            entries: &[],
-        });
+    if body[16..32] != key.digest(&[KEY_CHECK]) {
+        return Err(Unreadable::OtherKey);
     }
     if key.digest(&[body]).as_slice() != sum {
-        return Err("checksum does not match");
+        return Err("checksum does not match".into());
     }
     let saved_at_ms = le_u64(&body[32..40]);
     let trailer = &body[body.len() - (TRAILER_LEN - 16)..];
@@ -413,37 +398,19 @@ fn parse<'a>(bytes: &'a [u8], key: &DigestKey) -> Result<Parsed<'a>, &'static st
         list = &list[2 + len..];
     }
     if u32::try_from(names.len()).ok() != Some(clients) {
-        return Err("client count does not match");
+        return Err("client count does not match".into());
     }
     if entries
         .chunks_exact(ENTRY_LEN)
         .any(|e| u64::from(le_u32(&e[24..28])) >= u64::from(clients))
     {
-        return Err("an entry names no client");
+        return Err("an entry names no client".into());
     }
     Ok(Parsed {
-        key_check,
         saved_at_ms,
         names,
         entries,
     })
-}
-
-/// Opens files readable by their owner only: the digests are keyed, but the appIds and the
-/// times of their requests are the operator's business.
-trait PrivateMode {
-    fn mode_private(&mut self) -> &mut Self;
-}
-
-impl PrivateMode for OpenOptions {
-    #[cfg(unix)]
-    fn mode_private(&mut self) -> &mut Self {
-        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
-    }
-    #[cfg(not(unix))]
-    fn mode_private(&mut self) -> &mut Self {
-        self
-    }
 }
 
 #[cfg(test)]
