@@ -514,6 +514,59 @@ async fn over_the_limit_is_1007_with_retry_after() {
     assert!(retry.unwrap().parse::<u64>().unwrap() >= 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replay_store_takes_its_caps_from_the_configuration() {
+    // The caps were fixed in the code; [replay] now sets them, and a client at its cap is
+    // refused 1007 (with Retry-After) rather than having an unexpired nonce forgotten.
+    let fx = Fixture::start(Opts {
+        extra_toml: "[replay]\nmax_entries = 10\nmax_entries_per_app = 2".into(),
+        ..Opts::default()
+    })
+    .await;
+    let c = fx.client(SignTypeName::HmacSm3);
+    let biz = json!({"codeContent": "nope", "verifier": {"orgName": "站", "deviceId": "G"}});
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        let x = c.call(ServiceName::VerifyCode, &biz).await.unwrap();
+        if code(&x) == "1007" {
+            assert!(x.retry_after.is_some());
+        }
+        codes.push(code(&x));
+    }
+    assert_eq!(codes, ["3001", "3001", "1007"]);
+    assert_eq!(fx.gw.nonces.fill(), Some((2, 10)), "(held, the cap of all)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_tokens_a_request_over_the_limit_leaves_its_nonce_unspent() {
+    // Without tokens the limit came after the envelope was opened, so a request refused
+    // 1007 had its nonce recorded: the client's retry of that very request, once the limit
+    // allowed it, was refused again as a replay (1004).
+    let fx = Fixture::start(Opts {
+        auth_toml: "require_token = false".into(),
+        extra_client_toml: "rate_limit = { per_client = { per_second = 1, burst = 1 } }".into(),
+        ..Opts::default()
+    })
+    .await;
+    let c = fx.client(SignTypeName::HmacSm3);
+    let biz = json!({"codeContent": "nope", "verifier": {"orgName": "站", "deviceId": "G"}});
+    assert_eq!(
+        code(&c.call(ServiceName::VerifyCode, &biz).await.unwrap()),
+        "3001"
+    );
+    let sealed = c.seal(ServiceName::VerifyCode, &biz).unwrap();
+    let refused = c.send(ServiceName::VerifyCode, &sealed).await.unwrap();
+    assert_eq!(code(&refused), "1007");
+    assert!(refused.envelope.is_some(), "the refusal verifies");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let retried = c.send(ServiceName::VerifyCode, &sealed).await.unwrap();
+    assert_eq!(code(&retried), "3001", "the retry was taken for a replay");
+    // Once taken, it is spent.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let again = c.send(ServiceName::VerifyCode, &sealed).await.unwrap();
+    assert_eq!(code(&again), "1004");
+}
+
 /// The code the region issues `p` through the gateway: applyCodeAccess, then generateCode.
 async fn code_of(c: &GatewayClient, p: &(String, String, String)) -> String {
     let apply = c

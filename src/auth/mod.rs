@@ -309,7 +309,7 @@ impl TokenKeys {
         authorization: Option<&str>,
     ) -> Result<std::sync::Arc<TokenClaims>, AuthError> {
         let token = authorization
-            .and_then(|h| h.strip_prefix("Bearer "))
+            .and_then(bearer_token)
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::MissingToken)?;
@@ -387,6 +387,13 @@ impl TokenKeys {
     }
 }
 
+/// The token of an `Authorization` header in the `Bearer` scheme, whose name is
+/// case-insensitive (RFC 9110 §11.1).
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
+}
+
 /// The audience of consent tokens for access-token `audience`.
 fn consent_audience(audience: &str) -> String {
     format!("{audience}-consent")
@@ -448,6 +455,13 @@ mod tests {
         ));
         assert_eq!(
             k.check(None, "A1", ServiceName::VerifyCode),
+            Err(AuthError::MissingToken)
+        );
+        // The scheme's name is case-insensitive; another scheme is no token.
+        let lower = format!("bearer {t}");
+        assert!(k.check(Some(&lower), "A1", ServiceName::VerifyCode).is_ok());
+        assert_eq!(
+            k.check(Some(&format!("Basic {t}")), "A1", ServiceName::VerifyCode),
             Err(AuthError::MissingToken)
         );
     }

@@ -191,6 +191,16 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
         None
     }
 
+    /// The stored answer for `digest` if it may be served, counting nothing and removing
+    /// nothing (the caller counts what it serves).
+    fn servable_now(&self, digest: &Digest) -> Option<Arc<Stored>> {
+        let stored = read(self.shard(digest)).get(digest)?;
+        servable(&stored, &self.now()).then(|| {
+            stored.touch();
+            stored
+        })
+    }
+
     /// A miss: the flight for `digest`, joined or flown with `fetch`.
     async fn miss<F>(&self, digest: Digest, fetch: F) -> Result<Arc<Stored>, Arc<E>>
     where
@@ -242,6 +252,13 @@ impl<E: Send + Sync + 'static> ResponseCache<E> {
         let outcome = retire
             .flight()
             .get_or_init(|| async {
+                // The answer may have been stored since this caller missed: a flight that
+                // ended between its read and `join` has left the map, and its answer is in
+                // the store. Served from there, as a joiner of that flight would have been,
+                // rather than fetched once more.
+                if let Some(stored) = self.servable_now(&digest) {
+                    return Ok(stored);
+                }
                 // A caller whose fetch ran returns its outcome: it never comes back for another.
                 let Some(fetch) = fetch.take() else {
                     unreachable!("a caller runs at most one fetch")

@@ -63,6 +63,9 @@ pub(super) fn run_serve(a: &ServeArgs) -> anyhow::Result<ExitCode> {
     for w in &wrote {
         tracing::info!(file = %w, "generated for development");
     }
+    for shortfall in cfg.replay_shortfalls() {
+        tracing::warn!(problem = %shortfall, "replay store too small for a client's rate limit");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -152,6 +155,9 @@ async fn signals(
                 match loaded {
                     Ok((new, later)) => {
                         gw.limiter.reconfigure(&new.limits, new.clients.values().map(|c| (c.app_id.clone(), c.rate_limit)));
+                        for shortfall in new.replay_shortfalls() {
+                            tracing::warn!(problem = %shortfall, "replay store too small for a client's rate limit");
+                        }
                         gw.config.store(Arc::new(new));
                         if !later.is_empty() {
                             tracing::warn!(settings = %later.join(", "), "changed settings that take effect at the next start");

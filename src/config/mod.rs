@@ -25,6 +25,9 @@ use crate::crypto::{EncryptionKey, KeyTables, MacKey, Sm4Key, VerifyingKey};
 use crate::envelope::ClientCredentials;
 use crate::standard::ServiceName;
 
+/// Largest `max_concurrency`, `max_connections` and `max_connections_per_ip`.
+pub const MAX_SERVER_COUNT: usize = 1 << 24;
+
 /// Problems found in a configuration, all of them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
@@ -122,6 +125,8 @@ pub struct Validated {
     pub limits: crate::ratelimit::LimitsConfig,
     /// Cache settings.
     pub cache: crate::cache::CacheConfig,
+    /// The replay store's window and caps.
+    pub replay: crate::envelope::NonceStoreConfig,
     /// Audit writer settings.
     pub audit: crate::audit::AuditConfig,
     /// Retention periods and the purge interval.
@@ -167,6 +172,10 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// Connections open at once from one source (IPv6 by /64).
     pub max_connections_per_ip: usize,
+    /// Requests in flight at once from one source (IPv6 by /64).
+    pub max_requests_per_ip: usize,
+    /// How long an HTTP/2 connection stays open with no request in flight.
+    pub idle_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
 }
@@ -258,9 +267,22 @@ impl Config {
             ("max_concurrency", s.max_concurrency),
             ("max_connections", s.max_connections),
             ("max_connections_per_ip", s.max_connections_per_ip),
+            ("max_requests_per_ip", s.max_requests_per_ip),
         ] {
             if v == 0 {
                 p.push(format!("server.{name} must be positive"));
+            }
+        }
+        // Each sizes a semaphore or a count: a bound far past any machine keeps a typing
+        // slip from panicking at start (a semaphore holds at most usize::MAX >> 3 permits).
+        for (name, v) in [
+            ("max_concurrency", s.max_concurrency),
+            ("max_connections", s.max_connections),
+            ("max_connections_per_ip", s.max_connections_per_ip),
+            ("max_requests_per_ip", s.max_requests_per_ip),
+        ] {
+            if v > MAX_SERVER_COUNT {
+                p.push(format!("server.{name} must be at most {MAX_SERVER_COUNT}"));
             }
         }
         // Each is added to the clock. A request's deadline leaves a region call the time its
@@ -269,6 +291,7 @@ impl Config {
         for (name, v, min) in [
             ("header_read_timeout_ms", s.header_read_timeout_ms, 1),
             ("body_read_timeout_ms", s.body_read_timeout_ms, 1),
+            ("idle_timeout_ms", s.idle_timeout_ms, 1),
             ("request_timeout_ms", s.request_timeout_ms, 1_000),
         ] {
             if v < min || v > max {
@@ -293,6 +316,7 @@ impl Config {
             }
         }
         p.extend(self.audit.problems());
+        p.extend(self.replay.problems());
         let std = crate::standard::Standard::embedded();
         let (dialects_dir, dialects) =
             dialects::load(self.gateway.dialects_dir.as_deref(), base, &std, &mut p);
@@ -531,6 +555,8 @@ impl Config {
                 max_concurrency: s.max_concurrency,
                 max_connections: s.max_connections,
                 max_connections_per_ip: s.max_connections_per_ip,
+                max_requests_per_ip: s.max_requests_per_ip,
+                idle_timeout: Duration::from_millis(s.idle_timeout_ms),
                 shutdown_grace: Duration::from_millis(s.shutdown_grace_ms),
             },
             gateway,
@@ -540,6 +566,7 @@ impl Config {
             trust,
             limits: self.limits,
             cache: self.cache,
+            replay: self.replay,
             audit: self.audit,
             retention: self.retention,
             base_dir: base.to_path_buf(),

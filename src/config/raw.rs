@@ -22,13 +22,17 @@ pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
 /// Default requests in flight before shedding.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 4_096;
 
-/// Default connections open at once; a connection over it is closed at accept. Idle
-/// HTTP/2 connections (answering pings) have no other bound.
+/// Default connections open at once; a connection over it is closed at accept.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 
 /// Default connections open at once from one source (IPv6 by /64), so that one peer that
 /// keeps its connections alive cannot take all of `max_connections`.
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1_024;
+/// Default requests in flight at once from one source: a quarter of the default
+/// `max_concurrency`, so that one source leaves the rest to others.
+pub const DEFAULT_MAX_REQUESTS_PER_IP: usize = 1_024;
+/// Default time an HTTP/2 connection stays open with no request in flight.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
 /// Default shutdown grace.
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
 /// Default region call deadline.
@@ -57,6 +61,9 @@ pub struct Config {
     /// Response cache.
     #[serde(default)]
     pub cache: crate::cache::CacheConfig,
+    /// `[replay]`: the replay store's window and caps.
+    #[serde(default)]
+    pub replay: crate::envelope::NonceStoreConfig,
     /// When audit records reach the disk.
     #[serde(default)]
     pub audit: crate::audit::AuditConfig,
@@ -122,6 +129,14 @@ pub struct ServerConfig {
     /// Connections open at once from one source address (IPv6 by /64).
     #[serde(default = "d_connections_per_ip")]
     pub max_connections_per_ip: usize,
+    /// Requests in flight at once from one source address (IPv6 by /64); more are refused
+    /// with 1007, so that one source cannot hold every place of `max_concurrency`.
+    #[serde(default = "d_requests_per_ip")]
+    pub max_requests_per_ip: usize,
+    /// How long an HTTP/2 connection may stay open with no request in flight, ms (then it
+    /// is closed with GOAWAY). HTTP/1.1 waits between requests under `header_read_timeout_ms`.
+    #[serde(default = "d_idle_timeout")]
+    pub idle_timeout_ms: u64,
     /// How long shutdown waits for requests in flight, ms.
     #[serde(default = "d_grace")]
     pub shutdown_grace_ms: u64,
@@ -355,6 +370,12 @@ fn d_connections() -> usize {
 }
 fn d_connections_per_ip() -> usize {
     DEFAULT_MAX_CONNECTIONS_PER_IP
+}
+fn d_requests_per_ip() -> usize {
+    DEFAULT_MAX_REQUESTS_PER_IP
+}
+fn d_idle_timeout() -> u64 {
+    DEFAULT_IDLE_TIMEOUT_MS
 }
 fn d_grace() -> u64 {
     DEFAULT_SHUTDOWN_GRACE_MS

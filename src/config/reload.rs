@@ -22,6 +22,36 @@
 use super::Validated;
 
 impl Validated {
+    /// Clients whose rate limit admits more requests over the replay window than the replay
+    /// store holds for one client (`replay.max_entries_per_app`), one line each, by appId:
+    /// past that many, their requests are refused 1007 however their limit stands. Logged
+    /// at start and on reload; not an error, since a short burst over it is harmless.
+    pub fn replay_shortfalls(&self) -> Vec<String> {
+        let cap = self.replay.max_entries_per_app as u64;
+        let mut out: Vec<String> = self
+            .clients
+            .values()
+            .filter_map(|c| {
+                let limit = c
+                    .rate_limit
+                    .per_client
+                    .unwrap_or(self.limits.default_per_client);
+                let need = self
+                    .replay
+                    .needed_for(limit.per_second.get(), limit.burst.get());
+                (need > cap).then(|| {
+                    format!(
+                        "client {}: its rate limit admits {need} requests within the replay \
+                         window, more than replay.max_entries_per_app ({cap})",
+                        c.app_id
+                    )
+                })
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// The settings `new` changes that the running gateway read at start, by their names
     /// in the file (empty when a reload applies everything).
     pub fn restart_only_changes(&self, new: &Validated) -> Vec<&'static str> {
@@ -89,6 +119,7 @@ impl Validated {
                 g.pseudonym_secret_file != ng.pseudonym_secret_file,
             ),
             ("auth.jwt_key_file", a.jwt_key_file != na.jwt_key_file),
+            ("replay", self.replay != new.replay),
             ("auth.issuer", a.issuer != na.issuer),
             ("auth.audience", a.audience != na.audience),
             (

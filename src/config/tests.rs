@@ -307,6 +307,22 @@ fn caps_and_the_store_cache_must_be_positive() {
         err.contains("server.body_read_timeout_ms must be 1 to 600000"),
         "{err}"
     );
+    // A count past any machine is refused here rather than panicking at start.
+    let text = minimal("").replace(
+        "[server]",
+        "[server]\nmax_concurrency = 2305843009213693952\nmax_connections_per_ip = 16777217",
+    );
+    let err = toml::from_str::<Config>(&text)
+        .unwrap()
+        .validate(Path::new("/tmp"))
+        .unwrap_err()
+        .to_string();
+    for want in [
+        "server.max_concurrency must be at most 16777216",
+        "server.max_connections_per_ip must be at most 16777216",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in {err}");
+    }
     // Their defaults.
     let ok = toml::from_str::<Config>(&minimal("")).unwrap();
     assert_eq!(ok.gateway.store_cache_mib, 64);
@@ -330,5 +346,60 @@ fn caps_and_the_store_cache_must_be_positive() {
             "{host}: {:?}",
             v.err().map(|e| e.to_string())
         );
+    }
+}
+
+#[test]
+fn the_replay_store_is_sized_by_config_and_named_when_a_client_outgrows_it() {
+    // The store's caps were fixed: one client was held to 500,000 nonces, about 830
+    // requests a second over the window, below the default per-client limit (1,000), whose
+    // requests past that were refused 1007 with nothing in the configuration to say why.
+    let key = crate::crypto::SigningKey::generate()
+        .unwrap()
+        .verifying_key()
+        .to_hex();
+    let client = |app_id: &str, limit: &str| {
+        format!(
+            "\n[[client]]\napp_id = \"{app_id}\"\nregion = \"330106\"\nrole = \"verifier\"\n\
+             services = [\"verifyCode\"]\nsign_types = [\"SM2\"]\nsm2_public_key = \"{key}\"\n{limit}\n"
+        )
+    };
+    let load = |text: &str| {
+        toml::from_str::<Config>(text)
+            .unwrap()
+            .validate(Path::new("/tmp"))
+    };
+    let defaults = load(&minimal(&client("A1", ""))).unwrap();
+    assert_eq!(
+        defaults.replay,
+        crate::envelope::NonceStoreConfig::default()
+    );
+    assert!(
+        defaults.replay_shortfalls().is_empty(),
+        "the default limit fits the default store: {:?}",
+        defaults.replay_shortfalls()
+    );
+    let fast = "[client.rate_limit]\nper_client = { per_second = 2000, burst = 10 }";
+    let both = format!("{}{}", client("A2", fast), client("A1", ""));
+    let v = load(&minimal(&both)).unwrap();
+    assert_eq!(
+        v.replay_shortfalls(),
+        [
+            "client A2: its rate limit admits 1202010 requests within the replay window, \
+             more than replay.max_entries_per_app (640000)"
+        ]
+    );
+    let roomy = format!("{both}\n[replay]\nmax_entries_per_app = 1300000\n");
+    let v = load(&minimal(&roomy)).unwrap();
+    assert!(v.replay_shortfalls().is_empty());
+    assert_eq!(v.replay.max_entries_per_app, 1_300_000);
+    // A window shorter than the timestamps accepted, or caps out of order, are refused.
+    let bad = minimal("[replay]\nttl_ms = 60000\nmax_entries = 10\nmax_entries_per_app = 11\n");
+    let err = load(&bad).unwrap_err().to_string();
+    for want in [
+        "replay.ttl_ms must be 601000",
+        "replay.max_entries_per_app must be 1 to replay.max_entries",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in {err}");
     }
 }

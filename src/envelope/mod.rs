@@ -47,13 +47,13 @@ use crate::crypto::{DecryptionKey, MacKey, SigningKey, Sm4Key, VerifyingKey, fil
 pub use canonical::{SIGN_PARAMETER, canonical_string};
 pub use error::EnvelopeError;
 pub use nonce::{
-    DEFAULT_MAX_NONCES, DEFAULT_MAX_NONCES_PER_APP, DEFAULT_NONCE_TTL_MS, MemoryNonceStore,
-    NONCE_SAVE_EVERY, NONCE_SHARDS, NonceCheck, NonceSnapshotError, NonceStore, NonceStoreConfig,
-    SavedNonces,
+    DEFAULT_MAX_NONCES, DEFAULT_MAX_NONCES_PER_APP, DEFAULT_NONCE_TTL_MS, MAX_NONCES_LIMIT,
+    MemoryNonceStore, NONCE_SAVE_EVERY, NONCE_SHARDS, NonceCheck, NonceSnapshotError, NonceStore,
+    NonceStoreConfig, SavedNonces,
 };
 pub use request::{
     OpenedRequest, ParsedRequest, RequestEncryption, RequestEnvelope, RequestHeader, RequestSigner,
-    SealedRequest, open_request, parse_request, seal_request,
+    SealedRequest, VerifiedRequest, open_request, parse_request, seal_request,
 };
 pub use response::{
     OpenedResponse, ResponseEnvelope, SealedResponse, open_response, seal_response,

@@ -77,8 +77,45 @@ pub const DEFAULT_NONCE_TTL_MS: u64 = 2 * super::DEFAULT_MAX_CLOCK_SKEW_MS + 1_0
 /// one shard's again while that shard last grew. Larger fleets use the cluster backend.
 pub const DEFAULT_MAX_NONCES: usize = 2_000_000;
 
-/// Default cap on one client's remembered nonces, so one client cannot use up the whole store.
-pub const DEFAULT_MAX_NONCES_PER_APP: usize = 500_000;
+/// Default cap on one client's remembered nonces, so one client cannot use up the whole
+/// store: room for the default per-client limit (1,000 a second, bursts of 2,000) over the
+/// whole window, 603,000, and a little more.
+pub const DEFAULT_MAX_NONCES_PER_APP: usize = 640_000;
+
+/// Largest `replay.max_entries`: 50 million nonces, about 2.5 GB of tables.
+pub const MAX_NONCES_LIMIT: usize = 50_000_000;
+
+impl NonceStoreConfig {
+    /// Every problem with the settings, named as under `[replay]`.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        // Shorter, a request could be sent again while its timestamp is still accepted.
+        if self.ttl_ms < DEFAULT_NONCE_TTL_MS || self.ttl_ms > 24 * 3_600_000 {
+            out.push(format!(
+                "replay.ttl_ms must be {DEFAULT_NONCE_TTL_MS} (the timestamp window both \
+                 ways, and a second) to 86400000"
+            ));
+        }
+        if self.max_entries == 0 || self.max_entries > MAX_NONCES_LIMIT {
+            out.push(format!(
+                "replay.max_entries must be 1 to {MAX_NONCES_LIMIT}"
+            ));
+        }
+        if self.max_entries_per_app == 0 || self.max_entries_per_app > self.max_entries {
+            out.push("replay.max_entries_per_app must be 1 to replay.max_entries".to_owned());
+        }
+        out
+    }
+
+    /// The most nonces one client may need held at once when it sends at `per_second`
+    /// with bursts of `burst`: what its limit admits over the window.
+    pub fn needed_for(&self, per_second: u32, burst: u32) -> u64 {
+        u64::from(per_second)
+            .saturating_mul(self.ttl_ms)
+            .div_ceil(1_000)
+            .saturating_add(u64::from(burst))
+    }
+}
 
 /// Configuration of [`MemoryNonceStore`].
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -326,6 +326,14 @@ impl ParsedRequest {
         client: &ClientCredentials,
         ctx: &OpenContext<'_>,
     ) -> Result<OpenedRequest, EnvelopeError> {
+        self.verify(client)?.open(client, ctx)
+    }
+
+    /// The signature alone: [`EnvelopeError::KeyUnknown`] (1005) or
+    /// [`EnvelopeError::SignatureInvalid`] (1003). The caller may refuse the verified request
+    /// for its own reasons (a rate limit, a permission) before [`VerifiedRequest::open`]
+    /// records its nonce, so that such a refusal leaves nothing behind.
+    pub fn verify(self, client: &ClientCredentials) -> Result<VerifiedRequest, EnvelopeError> {
         let env = &self.envelope;
         verify_canonical(
             &self.canonical,
@@ -334,7 +342,7 @@ impl ParsedRequest {
             client.verifying_key.as_ref(),
             client.mac_key.as_ref(),
         )?;
-        self.open_authenticated(client, ctx)
+        Ok(VerifiedRequest(self))
     }
 
     /// [`ParsedRequest::open`] without the signature check: whatever `sign` holds, the
@@ -395,6 +403,28 @@ impl ParsedRequest {
             biz,
             session,
         })
+    }
+}
+
+/// A request whose signature has verified ([`ParsedRequest::verify`]); its freshness, nonce
+/// and content are not checked yet.
+#[derive(Debug, Clone)]
+pub struct VerifiedRequest(ParsedRequest);
+
+impl VerifiedRequest {
+    /// [`ParsedRequest::refusal_session`].
+    pub fn refusal_session(&self, client: &ClientCredentials) -> Session {
+        self.0.refusal_session(client)
+    }
+
+    /// The rest of [`ParsedRequest::open`]: freshness and nonce (1004), plaintext permission
+    /// (1006), decryption (1008), for the client whose key verified it.
+    pub fn open(
+        self,
+        client: &ClientCredentials,
+        ctx: &OpenContext<'_>,
+    ) -> Result<OpenedRequest, EnvelopeError> {
+        self.0.open_authenticated(client, ctx)
     }
 }
 

@@ -8,11 +8,11 @@ use std::sync::atomic::Ordering;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
+use super::sources::Sources;
 use super::{Gateway, ServerError, admin, pipeline};
 use crate::auth::certificate_app_ids;
 
@@ -90,8 +90,10 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
     };
 
     let (stop, mut stopped) = watch::channel(false);
-    let admin_stop = stop.subscribe();
-    tokio::spawn(admin::serve(Arc::clone(&gw), admin_listener, admin_stop));
+    // The admin listener stays up through the drain, so that /ready says 503 to probes
+    // meanwhile; it stops once the drain is over.
+    let (admin_stop, admin_stopped) = watch::channel(false);
+    tokio::spawn(admin::serve(Arc::clone(&gw), admin_listener, admin_stopped));
     // Status-change callbacks, including those still pending from before a restart.
     let deliveries = super::recognition::spawn_deliveries(Arc::clone(&gw));
     let retention = super::recognition::spawn_retention(Arc::clone(&gw));
@@ -102,21 +104,21 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
     // HTTP/1.1 or HTTP/2 server: the automatic detection reads the first bytes with no
     // deadline, and a client that sent nothing after the handshake was held for good.
     // HTTP/1.1 waits between requests under header_read_timeout; HTTP/2 pings an idle
-    // peer and closes a dead one; max_connections bounds the rest.
+    // peer and closes a dead one, and closes one with no request for idle_timeout.
     let builders = Arc::new(Builders {
         auto: builder(s),
         http1: builder(s).http1_only(),
         http2: builder(s).http2_only(),
     });
     let permits = Arc::new(Semaphore::new(s.max_concurrency));
+    // Every open connection holds one of these from accept to close, so the drain is
+    // over when all of them are back.
     let connections = Arc::new(Semaphore::new(s.max_connections));
-    let sources = Arc::new(Sources {
-        open: std::sync::Mutex::new(std::collections::HashMap::new()),
-        cap: s.max_connections_per_ip,
-    });
+    let all_connections = u32::try_from(s.max_connections).unwrap_or(u32::MAX);
+    let sources = Arc::new(Sources::default());
+    let per_source = s.max_connections_per_ip;
     let handshake_deadline = s.header_read_timeout;
     let grace = s.shutdown_grace;
-    let graceful = GracefulShutdown::new();
 
     let done = tokio::spawn(async move {
         loop {
@@ -134,7 +136,7 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
             };
             let (Ok(open), Some(source)) = (
                 Arc::clone(&connections).try_acquire_owned(),
-                Sources::enter(&sources, peer_addr.ip()),
+                Sources::enter(&sources, peer_addr.ip(), per_source),
             ) else {
                 // At a cap (all connections, or this source's): closed at once, before any
                 // TLS work.
@@ -151,7 +153,7 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
                 Arc::clone(&permits),
                 tls.clone(),
             );
-            let watcher = graceful.watcher();
+            let watcher = stopped.clone();
             tokio::spawn(async move {
                 let _open = (open, source);
                 match tls {
@@ -160,10 +162,12 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
                             addr: peer_addr,
                             cert_app_ids: Arc::new(Vec::new()),
                         };
-                        let http = &builders.auto;
-                        let first = Some(handshake_deadline);
+                        let times = Times {
+                            first_request: Some(handshake_deadline),
+                            idle: Some(gw.config.load().server.idle_timeout),
+                        };
                         let io = TokioIo::new(tcp);
-                        serve_conn(http, first, watcher, gw, permits, io, peer).await;
+                        serve_conn(&builders.auto, times, watcher, gw, permits, io, peer).await;
                     }
                     Some(acceptor) => {
                         let stream =
@@ -182,26 +186,33 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
                             .and_then(|c| c.first())
                             .map(|c| certificate_app_ids(c))
                             .unwrap_or_default();
-                        // HTTP/1.1 times its request heads itself; an HTTP/2 client has the
-                        // same time for its first request (preface and headers).
-                        let (http, first) = if tls_state.alpn_protocol() == Some(b"h2".as_slice()) {
-                            (&builders.http2, Some(handshake_deadline))
+                        // HTTP/1.1 times its request heads itself, between requests too; an
+                        // HTTP/2 client has the same time for its first request (preface and
+                        // headers), and idle_timeout between requests.
+                        let (http, times) = if tls_state.alpn_protocol() == Some(b"h2".as_slice()) {
+                            let times = Times {
+                                first_request: Some(handshake_deadline),
+                                idle: Some(gw.config.load().server.idle_timeout),
+                            };
+                            (&builders.http2, times)
                         } else {
-                            (&builders.http1, None)
+                            (&builders.http1, Times::default())
                         };
                         let peer = Peer {
                             addr: peer_addr,
                             cert_app_ids: Arc::new(ids),
                         };
                         let io = TokioIo::new(stream);
-                        serve_conn(http, first, watcher, gw, permits, io, peer).await;
+                        serve_conn(http, times, watcher, gw, permits, io, peer).await;
                     }
                 }
             });
         }
         gw.ready.store(false, Ordering::SeqCst);
         drop(listener);
-        if tokio::time::timeout(grace, graceful.shutdown())
+        // Each connection saw the stop and is closing: HTTP/1.1 after the answer in
+        // flight, HTTP/2 with GOAWAY once its streams are done.
+        if tokio::time::timeout(grace, connections.acquire_many(all_connections))
             .await
             .is_err()
         {
@@ -222,6 +233,7 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
             saving.saved_nonces.close_and_save(&saving.metrics)
         })
         .await;
+        let _ = admin_stop.send(true);
     });
     Ok(Running {
         addr,
@@ -231,15 +243,24 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
     })
 }
 
-/// Serves one connection (plain or TLS) until it closes or shutdown drains it.
-///
-/// With `first_request`, a connection on which no request has arrived by then is closed:
-/// an HTTP/2 client that never sends its preface or a request (hyper waits for them without
-/// a deadline), or a plain-HTTP client that sends nothing.
+/// The deadlines of one connection beyond hyper's own.
+#[derive(Debug, Clone, Copy, Default)]
+struct Times {
+    /// A connection on which no request has arrived by then is closed: an HTTP/2 client
+    /// that never sends its preface or a request (hyper waits for them without a
+    /// deadline), or a plain-HTTP client that sends nothing.
+    first_request: Option<std::time::Duration>,
+    /// A connection with no request in flight for this long is closed gracefully (HTTP/2
+    /// answers pings by itself, so without this an idle one would stay for good).
+    idle: Option<std::time::Duration>,
+}
+
+/// Serves one connection (plain or TLS) until it closes, it has been idle too long
+/// ([`Times`]), or `stop` says the gateway drains: then it is shut down gracefully.
 async fn serve_conn<I>(
     http: &Builder<TokioExecutor>,
-    first_request: Option<std::time::Duration>,
-    watcher: hyper_util::server::graceful::Watcher,
+    times: Times,
+    mut stop: watch::Receiver<bool>,
     gw: Arc<Gateway>,
     permits: Arc<Semaphore>,
     io: TokioIo<I>,
@@ -247,69 +268,112 @@ async fn serve_conn<I>(
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let saw = Arc::clone(&seen);
-    let svc = service_fn(move |req| {
-        saw.store(true, Ordering::Relaxed);
-        let (gw, permits, peer) = (Arc::clone(&gw), Arc::clone(&permits), peer.clone());
-        async move { Ok::<_, std::convert::Infallible>(pipeline::handle(gw, permits, peer, req).await) }
-    });
-    let conn = http.serve_connection(io, svc).into_owned();
-    let served = watcher.watch(conn);
-    let Some(deadline) = first_request else {
-        let _ = served.await;
-        return;
+    let opened = tokio::time::Instant::now();
+    let activity = Arc::new(Activity::default());
+    let svc = {
+        let activity = Arc::clone(&activity);
+        service_fn(move |req| {
+            let busy = Activity::begin(&activity, opened);
+            let (gw, permits, peer) = (Arc::clone(&gw), Arc::clone(&permits), peer.clone());
+            async move {
+                let resp = pipeline::handle(gw, permits, peer, req).await;
+                drop(busy);
+                Ok::<_, std::convert::Infallible>(resp)
+            }
+        })
     };
-    tokio::pin!(served);
-    tokio::select! {
-        _ = &mut served => {}
-        () = tokio::time::sleep(deadline) => {
-            // Dropping the connection closes it.
-            if seen.load(Ordering::Relaxed) {
-                let _ = served.await;
+    let conn = http.serve_connection(io, svc).into_owned();
+    tokio::pin!(conn);
+    loop {
+        let check = activity.next_check(opened, times);
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = stop.wait_for(|stopping| *stopping) => break,
+            () = sleep_until(check) => {
+                if !activity.seen() {
+                    // No first request in time: dropping the connection closes it.
+                    return;
+                }
+                if times.idle.is_some_and(|idle| activity.idle_for(opened) >= Some(idle)) {
+                    break;
+                }
             }
         }
     }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
 }
 
-/// Connections open per source address (IPv6 by /64), against `server.max_connections_per_ip`.
-struct Sources {
-    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
-    cap: usize,
+/// Sleeps until `at`, or for good without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
-/// One open connection of a source; leaves the count when dropped.
-struct Source {
-    sources: Arc<Sources>,
-    ip: std::net::IpAddr,
+/// What one connection is doing: requests in flight, whether one ever came, and since when
+/// it has had none (milliseconds from its opening).
+#[derive(Debug, Default)]
+struct Activity {
+    in_flight: std::sync::atomic::AtomicUsize,
+    seen: std::sync::atomic::AtomicBool,
+    idle_since_ms: std::sync::atomic::AtomicU64,
 }
 
-impl Sources {
-    /// Counts a connection from `ip`, unless its source is at the cap.
-    fn enter(this: &Arc<Self>, ip: std::net::IpAddr) -> Option<Source> {
-        let ip = crate::ratelimit::ip_bucket(ip);
-        let mut open = crate::store::lock(&this.open);
-        let n = open.entry(ip).or_default();
-        if *n >= this.cap {
+/// One request of a connection, from its head to its answer.
+struct Busy {
+    activity: Arc<Activity>,
+    opened: tokio::time::Instant,
+}
+
+impl Activity {
+    fn begin(this: &Arc<Self>, opened: tokio::time::Instant) -> Busy {
+        this.seen.store(true, Ordering::Relaxed);
+        this.in_flight.fetch_add(1, Ordering::AcqRel);
+        Busy {
+            activity: Arc::clone(this),
+            opened,
+        }
+    }
+
+    fn seen(&self) -> bool {
+        self.seen.load(Ordering::Relaxed)
+    }
+
+    /// How long the connection has had no request in flight (None while one is).
+    fn idle_for(&self, opened: tokio::time::Instant) -> Option<std::time::Duration> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
         }
-        *n += 1;
-        Some(Source {
-            sources: Arc::clone(this),
-            ip,
-        })
+        let since = std::time::Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
+        Some(opened.elapsed().saturating_sub(since))
+    }
+
+    /// When to look at the connection next: the first request's deadline until one came,
+    /// then when it would have been idle for `times.idle` (looked at again then, since a
+    /// request may have come or be in flight meanwhile).
+    fn next_check(
+        &self,
+        opened: tokio::time::Instant,
+        times: Times,
+    ) -> Option<tokio::time::Instant> {
+        if !self.seen() {
+            return times.first_request.map(|d| opened + d);
+        }
+        let idle = times.idle?;
+        let since = std::time::Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
+        let soonest = tokio::time::Instant::now() + idle.min(std::time::Duration::from_secs(1));
+        Some((opened + since + idle).max(soonest))
     }
 }
 
-impl Drop for Source {
+impl Drop for Busy {
     fn drop(&mut self) {
-        let mut open = crate::store::lock(&self.sources.open);
-        if let Some(n) = open.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.ip);
-            }
-        }
+        let a = &self.activity;
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        a.idle_since_ms.store(ms, Ordering::Relaxed);
+        a.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

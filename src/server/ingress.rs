@@ -174,9 +174,19 @@ async fn stages(
     if client.require_mtls && !peer.cert_app_ids.contains(&client.app_id) {
         return Err(AuthError::Mtls.into());
     }
+    let check_limit = || {
+        gw.limiter
+            .check_client(&client.app_id, service)
+            .map_err(|l| GatewayError::RateLimited {
+                retry_after_secs: l.retry_after_secs(),
+            })
+    };
     if cfg.auth.require_token {
         gw.tokens
             .check(authorization.as_deref(), &client.app_id, service)?;
+        // The token says who calls: over its limit, the client is refused before any
+        // reading, decoding or cryptography.
+        check_limit()?;
     }
     let Some((client_dialect, creds)) = &client.dialect else {
         return Err(AuthError::Service(service).into());
@@ -203,6 +213,12 @@ async fn stages(
         i64::try_from(now_ms / 1000).unwrap_or(i64::MAX),
     )
     .map_err(|e| sign_error(&e))?;
+    if !cfg.auth.require_token {
+        // Without a token only the signature says who calls: the limit comes after it (a
+        // forged request spends no one's quota), and before the nonce is recorded (a
+        // request over the limit leaves nothing that refuses the client's later ones).
+        check_limit()?;
+    }
     // A verified request is one-time: its nonce is recorded, as the envelope's is, so a
     // captured request cannot be sent again within its window.
     let unix_s = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
@@ -214,11 +230,6 @@ async fn stages(
             .check_and_insert(&scoped, &nonce, now_ms)
             .fresh()?;
     }
-    gw.limiter
-        .check_client(&client.app_id, service)
-        .map_err(|l| GatewayError::RateLimited {
-            retry_after_secs: l.retry_after_secs(),
-        })?;
 
     let national = to_national(dialect, service, Direction::Request, &msg).map_err(|e| {
         GatewayError::Domain {

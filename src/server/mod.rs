@@ -23,6 +23,7 @@ mod published;
 pub mod recognition;
 mod refusals;
 pub mod services;
+mod sources;
 pub mod tls;
 
 use std::future::Future;
@@ -420,6 +421,8 @@ pub struct Gateway {
     pub(crate) refusals: refusals::Refusals,
     /// Idempotent calls in progress, by `(appId, requestId)`.
     pub(crate) in_flight: services::InFlight,
+    /// Requests in flight per source address, against `server.max_requests_per_ip`.
+    pub(crate) requests_by_source: Arc<sources::Sources>,
     /// `gateway.code_host`, else `localhost:{port}` of the configured public listener: see
     /// [`code_host`](Self::code_host), which reads it.
     configured_code_host: String,
@@ -533,7 +536,7 @@ impl Gateway {
             .clone()
             .unwrap_or_else(|| format!("localhost:{}", config.server.listen.port()));
         let code_host_set = g.code_host.is_some();
-        let saved_nonces = SavedNonceStore::open(&g.data_dir, &secret);
+        let saved_nonces = SavedNonceStore::open(&g.data_dir, &secret, config.replay.clone());
         let audit = AuditWriter::start_embedded(
             Arc::new(RedbAuditLog::new(store.clone())),
             config.audit.policy(),
@@ -568,6 +571,7 @@ impl Gateway {
             page_verifier,
             refusals: refusals::Refusals::default(),
             in_flight: services::InFlight::default(),
+            requests_by_source: Arc::default(),
             configured_code_host,
             code_host_set,
             bound_code_host: std::sync::OnceLock::new(),
@@ -594,9 +598,9 @@ impl SavedNonceStore {
     /// A store with what the last process saved. A file that cannot be loaded is named in
     /// the log, and the store starts empty: a restart then forgets the nonces, as it did
     /// before they were saved (README "Request path").
-    fn open(data_dir: &Path, secret: &[u8]) -> Self {
+    fn open(data_dir: &Path, secret: &[u8], config: NonceStoreConfig) -> Self {
         let key = crate::crypto::DigestKey::derived(b"hutong replay store v1", secret);
-        let store = Arc::new(MemoryNonceStore::with_key(NonceStoreConfig::default(), key));
+        let store = Arc::new(MemoryNonceStore::with_key(config, key));
         let path = data_dir.join(Self::FILE);
         match store.load(&path, pipeline::now_ms()) {
             Ok(found) if found.saved_at_ms > 0 => tracing::info!(
@@ -668,7 +672,11 @@ mod saved_nonce_tests {
     fn saves_that_overlap_take_turns_and_the_last_one_is_whole() {
         let dir = crate::testutil::fresh_dir("saved-nonces");
         std::fs::create_dir_all(&dir).unwrap();
-        let saved = SavedNonceStore::open(&dir, b"0123456789abcdef0123456789abcdef");
+        let saved = SavedNonceStore::open(
+            &dir,
+            b"0123456789abcdef0123456789abcdef",
+            NonceStoreConfig::default(),
+        );
         let metrics = Metrics::default();
         let now = pipeline::now_ms();
         for i in 0..20_000 {
@@ -705,7 +713,11 @@ mod saved_nonce_tests {
             NonceCheck::Unavailable,
             "a closed store accepts nothing the last save would miss"
         );
-        let next = SavedNonceStore::open(&dir, b"0123456789abcdef0123456789abcdef");
+        let next = SavedNonceStore::open(
+            &dir,
+            b"0123456789abcdef0123456789abcdef",
+            NonceStoreConfig::default(),
+        );
         assert_eq!(
             next.store.fill(),
             Some((20_000, crate::envelope::DEFAULT_MAX_NONCES as u64))
@@ -725,7 +737,11 @@ mod saved_nonce_tests {
     fn a_save_that_fails_is_counted_and_keeps_the_file_before() {
         let dir = crate::testutil::fresh_dir("saved-nonces");
         std::fs::create_dir_all(&dir).unwrap();
-        let saved = SavedNonceStore::open(&dir, b"0123456789abcdef0123456789abcdef");
+        let saved = SavedNonceStore::open(
+            &dir,
+            b"0123456789abcdef0123456789abcdef",
+            NonceStoreConfig::default(),
+        );
         let metrics = Metrics::default();
         saved.store.check_and_insert("A1", "1", pipeline::now_ms());
         assert_eq!(saved.save(&metrics), Some(1));
@@ -749,7 +765,11 @@ mod saved_nonce_tests {
         );
         // The file of the good save is whole.
         std::fs::remove_dir_all(&tmp).unwrap();
-        let next = SavedNonceStore::open(&dir, b"0123456789abcdef0123456789abcdef");
+        let next = SavedNonceStore::open(
+            &dir,
+            b"0123456789abcdef0123456789abcdef",
+            NonceStoreConfig::default(),
+        );
         assert_eq!(next.store.fill().map(|(n, _)| n), Some(1));
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -218,6 +218,16 @@ where
             retry_after_secs: l.retry_after_secs(),
         });
     }
+    // A source with this many requests still in flight (bodies that trickle in, on many
+    // HTTP/2 streams, say) waits for one of them rather than taking every place below.
+    let per_source = gw.config.load().server.max_requests_per_ip;
+    let Some(_source) =
+        super::sources::Sources::enter(&gw.requests_by_source, peer.addr.ip(), per_source)
+    else {
+        return Err(GatewayError::RateLimited {
+            retry_after_secs: 1,
+        });
+    };
     let Ok(_permit) = permits.try_acquire() else {
         return Err(GatewayError::Shed);
     };
@@ -353,15 +363,21 @@ async fn stages(
         nonces: gw.nonces.as_ref(),
         now_ms,
     };
-    let opened = parsed.open(&client.credentials, &ctx)?;
-    *session = Some(opened.session.clone());
-
-    if !cfg.auth.require_token {
+    let opened = if cfg.auth.require_token {
+        parsed.open(&client.credentials, &ctx)?
+    } else {
+        let verified = parsed.verify(&client.credentials)?;
         tracing::Span::current().record("client", client.app_id.as_str());
         // The client's own quota first: a refusal of what it may not call is its request.
-        check_limit()?;
-        permitted()?;
-    }
+        // Both before its nonce is recorded, so that a refused request leaves nothing that
+        // would refuse the client's later ones.
+        if let Err(e) = check_limit().and_then(|()| permitted()) {
+            *session = Some(verified.refusal_session(&client.credentials));
+            return Err(e);
+        }
+        verified.open(&client.credentials, &ctx)?
+    };
+    *session = Some(opened.session.clone());
 
     let Some(service) = service else {
         let call = Call {
@@ -415,6 +431,14 @@ pub(super) async fn read_body(
     limit: usize,
     within: std::time::Duration,
 ) -> Result<Bytes, GatewayError> {
+    // A body declared too large is refused before any of it is read (and, with
+    // `Expect: 100-continue`, before the client is told to send it).
+    if hyper::body::Body::size_hint(req.body())
+        .exact()
+        .is_some_and(|n| n > limit as u64)
+    {
+        return Err(GatewayError::BodyTooLarge(limit));
+    }
     let read = Limited::new(req.into_body(), limit).collect();
     let Ok(read) = tokio::time::timeout(within, read).await else {
         return Err(GatewayError::Domain {

@@ -42,6 +42,15 @@ async fn tls_to(
     fx: &Fixture,
     alpn: Option<Vec<u8>>,
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    tls_from(fx, alpn, None).await
+}
+
+/// [`tls_to`] from the loopback address `from` (127.0.0.1 when None).
+async fn tls_from(
+    fx: &Fixture,
+    alpn: Option<Vec<u8>>,
+    from: Option<std::net::IpAddr>,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
     let d = &fx.dir;
@@ -64,7 +73,14 @@ async fn tls_to(
         .unwrap();
     config.alpn_protocols = alpn.into_iter().collect();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(fx.addr()).await.unwrap();
+    let tcp = match from {
+        None => tokio::net::TcpStream::connect(fx.addr()).await.unwrap(),
+        Some(ip) => {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(std::net::SocketAddr::new(ip, 0)).unwrap();
+            socket.connect(fx.addr()).await.unwrap()
+        }
+    };
     connector
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
@@ -279,4 +295,171 @@ async fn the_admin_listener_closes_silent_clients_and_caps_its_connections() {
         "{}",
         String::from_utf8_lossy(&answer)
     );
+}
+
+/// Sends the head of a verifyCode request whose body (1,000 bytes) does not follow, on
+/// `tls`: a request in flight for as long as the test likes.
+async fn start_trickling(tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>) {
+    use tokio::io::AsyncWriteExt as _;
+    tls.write_all(
+        b"POST /phic/v1/verifyCode HTTP/1.1\r\nHost: localhost\r\n\
+          Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    tls.flush().await.unwrap();
+}
+
+/// Reads what `tls` says until it closes or 5 s pass.
+async fn read_answer(tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = tls.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&got).contains("\"code\"") {
+                break;
+            }
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_source_cannot_hold_every_place() {
+    // Heads of requests whose bodies never came held places of max_concurrency, as many as
+    // one source liked (256 streams on each HTTP/2 connection): one source shed everyone.
+    let fx = Fixture::start(Opts {
+        server_toml: "max_concurrency = 2\nmax_requests_per_ip = 1\nbody_read_timeout_ms = 3000"
+            .into(),
+        ..Opts::default()
+    })
+    .await;
+    let other: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let mut first = tls_from(&fx, Some(b"http/1.1".to_vec()), Some(other)).await;
+    start_trickling(&mut first).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // That source's second request is refused at once, as over a limit.
+    let mut second = tls_from(&fx, Some(b"http/1.1".to_vec()), Some(other)).await;
+    start_trickling(&mut second).await;
+    let refused = read_answer(&mut second).await;
+    assert!(refused.contains("\"code\":\"1007\""), "{refused}");
+    assert!(
+        refused.to_ascii_lowercase().contains("retry-after: 1"),
+        "{refused}"
+    );
+    // Another source still finds a place.
+    let c = fx.client(SignTypeName::HmacSm3);
+    let x = c.call(ServiceName::VerifyCode, &json!({})).await.unwrap();
+    assert_ne!(code(&x), "9999", "shed: one source held every place");
+    assert_ne!(code(&x), "1007");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_connection_is_closed() {
+    // HTTP/2 answers the gateway's pings by itself, and after its first request nothing
+    // closed an idle connection: each held a place of max_connections for good.
+    let fx = Fixture::start(Opts {
+        server_toml: "idle_timeout_ms = 300".into(),
+        ..Opts::default()
+    })
+    .await;
+    let tls = tls_to(&fx, Some(b"h2".to_vec())).await;
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = hyper::Request::get("/phic/v1/trust-list")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    // Answered (404 here: this fixture publishes no trust list); the connection is idle.
+    drop(send.send_request(req).await.unwrap());
+    let started = Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(5), conn).await;
+    assert!(
+        closed.is_ok(),
+        "still open {:?} after its last request",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "closed early"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_answers_the_request_in_flight_and_says_so_on_ready() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // The admin listener stopped with the public one, so a probe during the drain found
+    // no listener rather than "503 draining".
+    let mut fx = Fixture::start(Opts {
+        server_toml: "body_read_timeout_ms = 8000".into(),
+        ..Opts::default()
+    })
+    .await;
+    let admin = fx.admin();
+    let mut tls = tls_to(&fx, Some(b"http/1.1".to_vec())).await;
+    start_trickling(&mut tls).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let running = fx.running.take().unwrap();
+    let stopping = tokio::spawn(running.shutdown());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut probe = tokio::net::TcpStream::connect(admin).await.unwrap();
+    probe
+        .write_all(b"GET /ready HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut said = String::new();
+    tokio::time::timeout(Duration::from_secs(5), probe.read_to_string(&mut said))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(said.starts_with("HTTP/1.1 503"), "{said}");
+    assert!(said.contains("draining"), "{said}");
+    assert!(!stopping.is_finished(), "stopped with a request in flight");
+    // The request in flight gets its answer (its body is no envelope: 1001 or 1002).
+    tls.write_all(&[b' '; 999]).await.unwrap();
+    tls.flush().await.unwrap();
+    let answer = read_answer(&mut tls).await;
+    assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
+    assert!(answer.contains("\"code\":\"100"), "{answer}");
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .expect("the drain ends once the request is answered")
+        .unwrap();
+    // And then the admin listener is gone too.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(tokio::net::TcpStream::connect(admin).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_declared_too_large_is_refused_before_it_is_sent() {
+    use tokio::io::AsyncWriteExt as _;
+    // The limit counted bytes as they came: a client that asked to send 3 MB was told to go
+    // on (100 Continue), and the gateway read 2 MB before it answered 413.
+    let fx = Fixture::start(Opts {
+        server_toml: "max_body_bytes = 1000".into(),
+        ..Opts::default()
+    })
+    .await;
+    let mut tls = tls_to(&fx, Some(b"http/1.1".to_vec())).await;
+    tls.write_all(
+        b"POST /phic/v1/verifyCode HTTP/1.1\r\nHost: localhost\r\n\
+          Content-Type: application/json\r\nContent-Length: 3000000\r\n\
+          Expect: 100-continue\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    tls.flush().await.unwrap();
+    let answer = read_answer(&mut tls).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"code\":\"1002\""), "{answer}");
 }

@@ -119,3 +119,25 @@ async fn a_wall_clock_stepped_back_does_not_stretch_an_answer_past_max_ttl() {
     ask(&cache, &calls, "q", "10", PERSON).await;
     assert_eq!(calls.load(Ordering::SeqCst), 2, "served past max_ttl");
 }
+
+#[tokio::test]
+async fn a_caller_that_missed_as_a_flight_ended_is_served_its_answer() {
+    // One upstream call per key: a caller that read the store just before the answer went
+    // in, and reached the flights just after that flight had left the map, fetched again.
+    let (cache, _clock) = cache();
+    let calls = Arc::new(AtomicUsize::new(0));
+    ask(&cache, &calls, "q", "00", PERSON).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(cache.stats().in_flight, 0);
+    // Where that caller stands: past its read of the store, with no flight to join.
+    let late = cache
+        .miss(
+            key("p", "q").digest(),
+            fetch(&calls, "10", Some(PERSON), T0 + 60_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(colour(&late), "00", "served the stored answer");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "fetched again");
+    assert_eq!(cache.stats().hits, 1);
+}
