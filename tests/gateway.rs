@@ -640,6 +640,45 @@ async fn a_region_that_leaks_the_name_and_id_number_is_masked_by_the_gateway() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_event_naming_only_the_person_purges_their_code_issued_here() {
+    // A national region's verifyCode answer names no one, so its cached verification was
+    // kept under the code id alone, and an event naming only the person (no codeIds)
+    // purged nothing: the old colour was served until the entry's deadline. A code issued
+    // through the gateway, under its consent, is now linked to the person.
+    let fx = Fixture::start(Opts::default()).await;
+    let c = fx.client(SignTypeName::HmacSm3);
+    let p = fx.person(7);
+    let sim = fx.sim.as_ref().unwrap();
+    let content = code_of(&c, &p).await;
+    let biz =
+        json!({"codeContent": content, "verifier": {"orgName": "某地铁站", "deviceId": "G-01"}});
+    assert_eq!(
+        code(&c.call(ServiceName::VerifyCode, &biz).await.unwrap()),
+        "0"
+    );
+    let calls = sim.requests();
+    assert_eq!(
+        code(&c.call(ServiceName::VerifyCode, &biz).await.unwrap()),
+        "0"
+    );
+    assert_eq!(sim.requests(), calls, "kept");
+    let ev = region_client(&fx)
+        .call_raw_service(
+            "statusEvent",
+            &json!({"user": user(&p), "codeColor": "10", "updateTime": "2026-11-23 08:30:05"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(&ev), "0", "{}", String::from_utf8_lossy(&ev.raw));
+    assert_eq!(ev.biz.unwrap()["purged"], 1);
+    assert_eq!(
+        code(&c.call(ServiceName::VerifyCode, &biz).await.unwrap()),
+        "0"
+    );
+    assert_eq!(sim.requests(), calls + 1, "the region is asked again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cache_hit_avoids_the_region_and_a_status_event_purges_it() {
     let fx = Fixture::start(Opts::default()).await;
     let c = fx.client(SignTypeName::HmacSm3);

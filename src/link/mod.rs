@@ -48,6 +48,9 @@ pub enum Source {
     StatusEvent,
     /// The gateway asked the region during a cross-region query.
     Query,
+    /// The region issued the person's code through the gateway (`generateCode` with the
+    /// gateway's consent).
+    Issuance,
 }
 
 impl Source {
@@ -59,6 +62,7 @@ impl Source {
             Self::Request => "request",
             Self::StatusEvent => "statusEvent",
             Self::Query => "query",
+            Self::Issuance => "issuance",
         }
     }
 }

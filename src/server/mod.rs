@@ -421,6 +421,9 @@ pub struct Gateway {
     pub(crate) refusals: refusals::Refusals,
     /// Idempotent calls in progress, by `(appId, requestId)`.
     pub(crate) in_flight: services::InFlight,
+    /// Region userTokens relayed from applyCodeAccess, with their person (a generateCode
+    /// that brings one back is linked to that person).
+    pub(crate) user_tokens: recognition::issuance::UserTokens,
     /// Requests in flight per source address, against `server.max_requests_per_ip`.
     pub(crate) requests_by_source: Arc<sources::Sources>,
     /// `gateway.code_host`, else `localhost:{port}` of the configured public listener: see
@@ -572,6 +575,7 @@ impl Gateway {
             refusals: refusals::Refusals::default(),
             in_flight: services::InFlight::default(),
             requests_by_source: Arc::default(),
+            user_tokens: recognition::issuance::UserTokens::default(),
             configured_code_host,
             code_host_set,
             bound_code_host: std::sync::OnceLock::new(),

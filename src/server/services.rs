@@ -123,6 +123,18 @@ pub async fn process(
         ServiceName::QueryHealthInfo if gw.config.load().cache.query_health_info => {
             cached(gw, call, biz, subject).await
         }
+        // A region's userToken the gateway relayed names the person whose code this is.
+        ServiceName::GenerateCode => {
+            let person = biz
+                .get("userToken")
+                .and_then(Value::as_str)
+                .and_then(|t| gw.user_tokens.person(&gw.pseudonym_key, t, now_ms()));
+            let relayed = gw.relay.relay_reply(call, biz).await?;
+            if let Some(p) = person {
+                recognition::link_issued_code(gw, p, &relayed).await;
+            }
+            Ok((relayed.biz.into(), person))
+        }
         _ => gw.relay.relay(call, biz).await.map(|v| (v.into(), None)),
     }
 }

@@ -65,6 +65,13 @@ pub(in crate::server) async fn apply_code_access(
         .and_then(Value::as_u64)
         .unwrap_or(CONSENT_TTL_SECS);
     let ttl = region_ttl.clamp(1, CONSENT_TTL_SECS);
+    // The region's own token, should the caller bring it back to generateCode: the code
+    // issued for it is then this person's (issuance.rs).
+    if let Some(token) = text(&relayed.biz, &["userToken"]) {
+        let expires = now.saturating_add(ttl.saturating_mul(1000));
+        gw.user_tokens
+            .remember(&gw.pseudonym_key, token, p, expires, now);
+    }
     let iat = crate::auth::now_unix();
     let claims = ConsentClaims {
         sub: p.to_hex(),

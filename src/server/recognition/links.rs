@@ -58,6 +58,42 @@ pub(in crate::server) async fn link_verification(
     Some(p)
 }
 
+/// Links `person` to the code a region issued them through the gateway (`relayed`, the
+/// answer of a `generateCode`). A code the gateway cannot place (no issuer it knows) is
+/// not linked; a registry that refuses the write is logged, and the code is served.
+pub(in crate::server) async fn link_issued_code(
+    gw: &Arc<Gateway>,
+    person: Pseudonym,
+    relayed: &Relayed,
+) {
+    let a = &relayed.biz;
+    let Some(content) = text(a, &["codeContent"]).map(str::to_owned) else {
+        return;
+    };
+    let Some((region, code_id)) = gw.relay.code_region(&content) else {
+        return;
+    };
+    let link = RegionLink {
+        region,
+        code_id,
+        code_content: Some(content),
+        colour: text(a, &["codeColor"]).map(str::to_owned),
+        status_time: text(a, &["updateTime"]).map(str::to_owned),
+        source: Source::Issuance,
+        seen_ms: now_ms(),
+    };
+    let who = Holder {
+        name_masked: text(a, &["nameMasked"]).map(|s| crate::mask::mask(PersonalClass::Name, s)),
+        id_no_masked: text(a, &["idNoMasked"]).map(|s| crate::mask::mask(PersonalClass::Id, s)),
+        id_type: None,
+    };
+    let links = Arc::clone(&gw.links);
+    let now = now_ms();
+    if let Err(e) = blocking(move || links.link(&person, link, &who, now)).await {
+        tracing::warn!(error = %e, "link registry: the issued code was not linked");
+    }
+}
+
 /// The region a caller (or a venue) in `division` belongs to: the configured region that
 /// serves it, as its calls are routed (county, prefecture, province), else its province.
 /// Links, status events, venue codes and corrections all name regions this way, so a

@@ -131,6 +131,7 @@ fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 
 mod consent;
 mod events;
+pub(crate) mod issuance;
 mod links;
 mod query;
 mod tasks;
@@ -143,7 +144,9 @@ pub(in crate::server) use events::{
     correction_status, issue_venue, record_visit, status_event, track_correction,
 };
 use links::{holder_of_user, home_region};
-pub(in crate::server) use links::{link_declaration, link_request, link_verification};
+pub(in crate::server) use links::{
+    link_declaration, link_issued_code, link_request, link_verification,
+};
 pub(in crate::server) use query::{generate_code, query};
 pub use tasks::{spawn_deliveries, spawn_retention};
 pub(in crate::server) use tickets::{TICKET_LEFT, mint_ticket};

@@ -368,9 +368,14 @@ pub(in crate::server) async fn generate_code(
         .person
         .ok_or_else(|| refuse(ReturnCode::NotAuthorised, "authCode names no person"))?;
     let Some(issuer) = gw.issuer.as_ref() else {
-        // No issuer key: the region issues its own code, under its own authCode.
+        // No issuer key: the region issues its own code, under its own authCode. The
+        // consent names the person, so the code is linked to them: a status event that
+        // names only the person then finds the verifications of this code in the cache
+        // (a national-envelope region's verifyCode answer names no one).
         let biz = unwrap_consent(gw, call, biz)?;
-        return gw.relay.relay(call, &biz).await.map(|v| (v, Some(person)));
+        let relayed = gw.relay.relay_reply(call, &biz).await?;
+        link_issued_code(gw, person, &relayed).await;
+        return Ok((relayed.biz, Some(person)));
     };
     let entry = load_entry(gw, person).await?;
     let regions: Vec<String> = entry.regions.keys().cloned().collect();
