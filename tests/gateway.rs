@@ -445,6 +445,18 @@ async fn a_region_that_is_down_hangs_or_answers_garbage_gives_9001_or_9002_in_ti
     // nor is the last.
     assert!((3..8).contains(&calls), "{calls}");
     assert_eq!(fx.gw.relay.region_calls(), Some(calls));
+
+    // A reload (SIGHUP) keeps the region's breaker while its URL stays: the region that is
+    // down is not called afresh because the configuration was read again.
+    let cfg = hutong::config::Config::load(&fx.dir.join("hutong.toml")).unwrap();
+    fx.router.reconfigure(&cfg).unwrap();
+    let x = c.call(ServiceName::ApplyCodeAccess, &biz).await.unwrap();
+    assert_eq!(code(&x), "9001");
+    assert!(
+        x.envelope.unwrap().msg.to_lowercase().contains("circuit"),
+        "the breaker closed on reload"
+    );
+    assert_eq!(fx.gw.relay.region_calls(), Some(calls));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

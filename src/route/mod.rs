@@ -104,7 +104,7 @@ impl Router {
     /// [`ServerError::Keys`] for key files or region settings that do not work.
     pub fn from_config(cfg: &Validated) -> Result<Self, ServerError> {
         let sm2 = signing_key(cfg)?;
-        let mut r = Self::new(upstreams(cfg, &sm2)?);
+        let mut r = Self::new(upstreams(cfg, &sm2, &HashMap::new())?);
         r.sm2 = Some(sm2);
         r.set_validity(cfg);
         r.local.store(Arc::new(local_verifier(cfg, None)?));
@@ -159,10 +159,24 @@ impl Router {
             Some(k) => k.clone(),
             None => signing_key(cfg)?,
         };
+        // Each region keeps its breaker across the reload while its URL stays: a region
+        // that is down is not called afresh by every request because a client was added.
+        let kept: HashMap<String, Kept> = self
+            .table
+            .load()
+            .regions
+            .iter()
+            .filter_map(|(code, u)| {
+                let (base, breaker) = u.breaker()?;
+                Some((code.clone(), (base.to_owned(), breaker)))
+            })
+            .collect();
         // One store of the whole table: a request during the reload sees the old one or
         // the new one, never one without its dialects (regional codes would get 3001).
-        self.table
-            .store(Arc::new(with_settings(table(upstreams(cfg, &sm2)?), cfg)));
+        self.table.store(Arc::new(with_settings(
+            table(upstreams(cfg, &sm2, &kept)?),
+            cfg,
+        )));
         self.local.store(Arc::new(local));
         Ok(())
     }
@@ -513,9 +527,21 @@ fn signing_key(cfg: &Validated) -> Result<SigningKey, ServerError> {
     SigningKey::from_pem(&key_pem).map_err(|e| ServerError::Keys(e.to_string()))
 }
 
-fn upstreams(cfg: &Validated, sm2: &SigningKey) -> Result<Vec<Route>, ServerError> {
+/// A region's base URL and circuit breaker, from the table a reload replaces.
+type Kept = (String, Arc<crate::upstream::CircuitBreaker>);
+
+fn upstreams(
+    cfg: &Validated,
+    sm2: &SigningKey,
+    kept: &HashMap<String, Kept>,
+) -> Result<Vec<Route>, ServerError> {
     let mut out: Vec<Route> = Vec::new();
     for r in cfg.regions.values() {
+        // Compared as the transport keeps its base (without a trailing slash).
+        let breaker = kept
+            .get(&r.code)
+            .filter(|(base, _)| base.as_str() == r.url.trim_end_matches('/'))
+            .map(|(_, b)| Arc::clone(b));
         let policy = UpstreamPolicy {
             connect_timeout_ms: r.connect_timeout.as_millis() as u64,
             deadline_ms: r.timeout.as_millis() as u64,
@@ -541,6 +567,7 @@ fn upstreams(cfg: &Validated, sm2: &SigningKey) -> Result<Vec<Route>, ServerErro
                 c.ticket_issuer = r.issuer_ids.first().cloned();
                 c.ca_pem = ca_pem;
                 c.policy = policy;
+                c.breaker = breaker;
                 let u = DialectUpstream::new(c)
                     .map_err(|e| ServerError::Keys(format!("region {}: {e}", r.code)))?;
                 out.push((Arc::new(u), r.issuer_ids.clone()));
@@ -576,6 +603,7 @@ fn upstreams(cfg: &Validated, sm2: &SigningKey) -> Result<Vec<Route>, ServerErro
             NationalUpstreamConfig::new(r.code.clone(), r.url.clone(), identity, public_key);
         c.ca_pem = ca_pem;
         c.policy = policy;
+        c.breaker = breaker;
         let u = NationalUpstream::new(c)
             .map_err(|e| ServerError::Keys(format!("region {}: {e}", r.code)))?;
         out.push((Arc::new(u), r.issuer_ids.clone()));

@@ -27,7 +27,7 @@ use crate::translate::{Dialect, GatewayFilled, LossReport, codec, to_dialect, to
 use super::national::now_ms;
 use super::transport::Transport;
 use super::{
-    BoxFuture, BreakerState, DEFAULT_MAX_RESPONSE_BYTES, HolderId, Reply, Upstream,
+    BoxFuture, BreakerState, CircuitBreaker, DEFAULT_MAX_RESPONSE_BYTES, HolderId, Reply, Upstream,
     UpstreamConfigError, UpstreamError, UpstreamPolicy,
 };
 
@@ -69,6 +69,9 @@ pub struct DialectUpstreamConfig {
     pub policy: UpstreamPolicy,
     /// Largest answer body, bytes.
     pub max_response_bytes: usize,
+    /// The breaker of the upstream this one replaces (a reload, same region and URL): its
+    /// state carries over, so that a region that is down is not called afresh.
+    pub breaker: Option<Arc<CircuitBreaker>>,
 }
 
 impl DialectUpstreamConfig {
@@ -88,6 +91,7 @@ impl DialectUpstreamConfig {
             ca_pem: None,
             policy: UpstreamPolicy::default(),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            breaker: None,
         }
     }
 }
@@ -132,6 +136,7 @@ impl DialectUpstream {
             config.ca_pem.as_deref(),
             &config.policy,
             config.max_response_bytes,
+            config.breaker.clone(),
             problems,
         )?;
         Ok(Self {
@@ -327,6 +332,10 @@ impl DialectUpstream {
 impl Upstream for DialectUpstream {
     fn region(&self) -> &str {
         self.transport.region()
+    }
+
+    fn breaker(&self) -> Option<(&str, Arc<CircuitBreaker>)> {
+        Some(self.transport.breaker())
     }
 
     fn call<'a>(

@@ -33,6 +33,7 @@ mod tests;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -167,6 +168,12 @@ pub trait Upstream: Send + Sync {
         key: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Reply, UpstreamError>> {
         self.call_reported(service, biz, key.is_some())
+    }
+
+    /// The base URL this upstream calls and its circuit breaker, for the upstream that
+    /// replaces it on a reload (`None`: it has none to carry over).
+    fn breaker(&self) -> Option<(&str, Arc<CircuitBreaker>)> {
+        None
     }
 
     /// Whether the region takes status-change callbacks ([`Upstream::notify`]).

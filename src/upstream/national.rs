@@ -15,7 +15,9 @@ use crate::national::validate::{Context, validate_value};
 use crate::standard::{Direction, ReturnCode, ServiceKind, ServiceName, Standard};
 
 use super::transport::Transport;
-use super::{BoxFuture, BreakerState, Upstream, UpstreamConfigError, UpstreamError};
+use super::{
+    BoxFuture, BreakerState, CircuitBreaker, Upstream, UpstreamConfigError, UpstreamError,
+};
 
 /// Interface version sent in `version`.
 pub const NATIONAL_VERSION: &str = "1.0";
@@ -158,6 +160,9 @@ pub struct NationalUpstreamConfig {
     pub limits: EnvelopeLimits,
     /// Largest answer body, bytes.
     pub max_response_bytes: usize,
+    /// The breaker of the upstream this one replaces (a reload, same region and URL): its
+    /// state carries over, so that a region that is down is not called afresh.
+    pub breaker: Option<Arc<CircuitBreaker>>,
 }
 
 impl NationalUpstreamConfig {
@@ -177,6 +182,7 @@ impl NationalUpstreamConfig {
             policy: UpstreamPolicy::default(),
             limits: EnvelopeLimits::default(),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            breaker: None,
         }
     }
 }
@@ -221,6 +227,7 @@ impl NationalUpstream {
             config.ca_pem.as_deref(),
             &config.policy,
             config.max_response_bytes,
+            config.breaker.clone(),
             problems,
         )?;
         Ok(Self {
@@ -347,6 +354,10 @@ impl NationalUpstream {
 impl Upstream for NationalUpstream {
     fn region(&self) -> &str {
         self.transport.region()
+    }
+
+    fn breaker(&self) -> Option<(&str, Arc<CircuitBreaker>)> {
+        Some(self.transport.breaker())
     }
 
     fn call<'a>(

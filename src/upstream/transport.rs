@@ -37,7 +37,7 @@ pub(super) struct Transport {
     deadline: Duration,
     max_attempts: u32,
     backoff: Duration,
-    breaker: CircuitBreaker,
+    breaker: Arc<CircuitBreaker>,
     budget: RetryBudget,
     attempts: AtomicU64,
 }
@@ -52,6 +52,7 @@ impl Transport {
         ca_pem: Option<&str>,
         policy: &UpstreamPolicy,
         max_response_bytes: usize,
+        kept: Option<Arc<CircuitBreaker>>,
         mut problems: Vec<String>,
     ) -> Result<Self, UpstreamConfigError> {
         problems.extend(policy.problems());
@@ -150,9 +151,11 @@ impl Transport {
             deadline: Duration::from_millis(p.deadline_ms),
             max_attempts: p.max_attempts,
             backoff: Duration::from_millis(p.retry_backoff_ms),
-            breaker: CircuitBreaker::new(BreakerConfig {
-                failure_threshold,
-                cool_down: Duration::from_millis(p.breaker_cool_down_ms),
+            breaker: kept.unwrap_or_else(|| {
+                Arc::new(CircuitBreaker::new(BreakerConfig {
+                    failure_threshold,
+                    cool_down: Duration::from_millis(p.breaker_cool_down_ms),
+                }))
             }),
             budget: RetryBudget::new(RetryBudgetConfig {
                 ratio: p.retry_budget_ratio,
@@ -171,6 +174,11 @@ impl Transport {
     /// The breaker's state.
     pub(super) fn breaker_state(&self) -> BreakerState {
         self.breaker.state()
+    }
+
+    /// The base URL and the breaker, for the transport that replaces this one on reload.
+    pub(super) fn breaker(&self) -> (&str, Arc<CircuitBreaker>) {
+        (&self.base, Arc::clone(&self.breaker))
     }
 
     /// HTTP attempts made so far (first tries and retries).

@@ -71,6 +71,8 @@ pub fn days_ago_ms(days: u64) -> u64 {
 pub struct Fixture {
     pub dir: PathBuf,
     pub gw: Arc<Gateway>,
+    /// The gateway's router, for reloads (`Router::reconfigure`, as SIGHUP does).
+    pub router: Arc<Router>,
     pub running: Option<Running>,
     pub sim: Option<RunningSim>,
     /// The simulated region's code-signing key (to make codes it would issue, e.g. expired).
@@ -210,11 +212,12 @@ validity_secs = 691200
         }
         let cfg = Config::load(&dir.join("hutong.toml")).unwrap();
         let router = Arc::new(Router::from_config(&cfg).unwrap());
-        let gw = Arc::new(Gateway::new(cfg, router).unwrap());
+        let gw = Arc::new(Gateway::new(cfg, Arc::clone(&router) as _).unwrap());
         let running = server::start(Arc::clone(&gw)).await.unwrap();
         Self {
             dir,
             gw,
+            router,
             running: Some(running),
             sim: Some(sim),
             issuer_key,

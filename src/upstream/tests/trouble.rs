@@ -97,6 +97,7 @@ fn no_region(policy: &UpstreamPolicy) -> transport::Transport {
         None,
         policy,
         1 << 20,
+        None,
         Vec::new(),
     )
     .unwrap()
