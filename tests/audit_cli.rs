@@ -333,3 +333,83 @@ fn receipt_refuses_a_mistyped_id_number_rather_than_finding_nobody() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a valid resident ID number"), "{err}");
 }
+
+#[test]
+fn an_anchor_catches_a_tail_cut_off_with_the_head_marker_moved_back() {
+    let fx = Fixture::new();
+    // The head as `verify` printed it, kept outside the file.
+    let (_, out) = fx.verify(&fx.data());
+    let hash = out
+        .split("head seq 8 hash ")
+        .nth(1)
+        .and_then(|rest| rest.get(..64))
+        .unwrap_or_else(|| panic!("no head in {out}"))
+        .to_owned();
+    let verify = |data: &Path, anchor: &str| {
+        let out = hutong([
+            "audit",
+            "verify",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--anchor",
+            anchor,
+        ]);
+        (out.status.code().unwrap_or(-1), stdout(&out))
+    };
+    let (code, out) = verify(&fx.data(), &format!("8:{hash}"));
+    assert_eq!(code, 0, "the anchor holds on the intact log: {out}");
+    // Seqs 7 and 8 cut off, and the head marker moved onto 6: the file agrees with itself.
+    let copy = fx.tampered("rewound", |db| {
+        let six = record(db, 6);
+        write(db, |t| {
+            t.remove(7).unwrap();
+            t.remove(8).unwrap();
+        });
+        let txn = db.begin_write().unwrap();
+        {
+            use redb::ReadableTable as _;
+            // And their entries in the holders' index, as a careful intruder would.
+            let mut index = txn
+                .open_table(hutong::store::tables::AUDIT_BY_SUBJECT)
+                .unwrap();
+            let gone: Vec<([u8; 32], u64)> = index
+                .iter()
+                .unwrap()
+                .map(|e| e.unwrap().0.value())
+                .filter(|(_, seq)| *seq > 6)
+                .collect();
+            assert_eq!(gone.len(), 2);
+            for k in gone {
+                index.remove(k).unwrap();
+            }
+        }
+        txn.open_table(hutong::store::tables::AUDIT_META)
+            .unwrap()
+            .insert(
+                hutong::audit::HEAD_KEY,
+                hutong::audit::ChainMark::of(&six).encode().as_slice(),
+            )
+            .unwrap();
+        txn.commit().unwrap();
+    });
+    let (code, out) = fx.verify(&copy);
+    assert_eq!(code, 0, "without an anchor the cut does not show: {out}");
+    let (code, out) = verify(&copy, &format!("8:{hash}"));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("seq 8: the anchored record is gone"), "{out}");
+    // The anchor's hash must be the record's, not any record's.
+    let (code, out) = verify(&fx.data(), &format!("6:{hash}"));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("seq 6: hash differs from the anchor"), "{out}");
+    // An anchor that is not one is refused, not ignored.
+    let out = hutong([
+        "audit",
+        "verify",
+        "--data-dir",
+        fx.data().to_str().unwrap(),
+        "--anchor",
+        "8:xyz",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("64 hex digits"));
+}

@@ -16,7 +16,8 @@
 //!
 //! The head marker lives in its own table and is rewritten in the same transaction as each
 //! append. Someone who can rewrite the whole file can rewrite the marker too; anchoring the
-//! head hash outside the file (it is printed by `hutong audit verify`) closes that gap. The
+//! head hash outside the file (it is printed by `hutong audit verify`, and checked again by
+//! its `--anchor SEQ:HASH`: `RedbAuditLog::check_anchor`) closes that gap. The
 //! same holds for the purge checkpoint: moved forward by hand over records the intruder
 //! deleted, it verifies; its hash is printed too, for the same anchoring.
 

@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use zeroize::Zeroizing;
 
-use crate::audit::{AuditLog, AuditRecord, RedbAuditLog, VerifyReport, pseudonym};
+use crate::audit::{
+    Anchored, AuditLog, AuditRecord, ChainMark, RedbAuditLog, VerifyReport, pseudonym,
+};
 use crate::crypto::{MIN_MAC_KEY_LEN, MacKey, to_hex};
 use crate::national::time::DateTime;
 use crate::store::Store;
@@ -20,11 +22,16 @@ pub enum AuditCmd {
     /// Check the audit chain: every record's SM3 hash, every link, no gaps, and the head
     /// marker. Exits 0 when intact, 1 when tampered, listing every problem with its seq.
     ///
-    /// Example: hutong audit verify --data-dir /var/lib/hutong
+    /// Example: hutong audit verify --data-dir /var/lib/hutong --anchor 1207:5e1f…
     Verify {
         /// The gateway's data directory.
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
+        /// A head printed by an earlier run (SEQ:HASH, kept outside the file): the record
+        /// at SEQ must still be there with that hash. Catches a tail cut off together with
+        /// the head marker moved back, which the file alone cannot show.
+        #[arg(long, value_name = "SEQ:HASH", value_parser = parse_anchor)]
+        anchor: Option<ChainMark>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -56,7 +63,11 @@ pub enum AuditCmd {
 
 pub(super) fn run(cmd: &AuditCmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        AuditCmd::Verify { data_dir, json } => verify(data_dir, *json),
+        AuditCmd::Verify {
+            data_dir,
+            anchor,
+            json,
+        } => verify(data_dir, *anchor, *json),
         AuditCmd::Receipt {
             data_dir,
             secret_file,
@@ -104,9 +115,41 @@ pub(super) fn open_log(data_dir: &Path) -> anyhow::Result<(Store, RedbAuditLog)>
     Ok((store, log))
 }
 
-fn verify(data_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
+/// `SEQ:HASH`, as `verify` prints a head (`seq 12 hash 5e1f…`): 64 hex digits.
+fn parse_anchor(s: &str) -> Result<ChainMark, String> {
+    let (seq, hash) = s
+        .split_once(':')
+        .ok_or_else(|| "expected SEQ:HASH".to_owned())?;
+    let seq = seq
+        .parse::<u64>()
+        .map_err(|_| format!("{seq:?} is not a sequence number"))?;
+    let mut h = [0u8; 32];
+    crate::crypto::decode_hex_into(hash, &mut h, "anchor hash")
+        .map_err(|_| "HASH must be 64 hex digits (SM3)".to_owned())?;
+    Ok(ChainMark { seq, hash: h })
+}
+
+fn verify(data_dir: &Path, anchor: Option<ChainMark>, json: bool) -> anyhow::Result<ExitCode> {
     let (store, log) = open_log(data_dir)?;
-    let report = log.verify()?;
+    let mut report = log.verify()?;
+    if let Some(anchor) = anchor {
+        match log.check_anchor(anchor)? {
+            Anchored::Holds => {}
+            Anchored::Broken(problem) => {
+                report.ok = false;
+                report.problems.push(problem);
+            }
+            Anchored::Purged { checkpoint } => {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "anchor seq {} is before the purge checkpoint at seq {checkpoint}: not \
+                     checked (anchor a later head)",
+                    anchor.seq
+                );
+            }
+        }
+    }
     if json {
         say!("{}", serde_json::to_string_pretty(&report)?);
     } else {
