@@ -291,8 +291,11 @@ async fn serve_conn<I>(
             _ = stop.wait_for(|stopping| *stopping) => break,
             () = sleep_until(check) => {
                 if !activity.seen() {
-                    // No first request in time: dropping the connection closes it.
-                    return;
+                    if times.first_request.is_some_and(|d| opened.elapsed() >= d) {
+                        // No first request in time: dropping the connection closes it.
+                        return;
+                    }
+                    continue;
                 }
                 if times.idle.is_some_and(|idle| activity.idle_for(opened) >= Some(idle)) {
                     break;
@@ -350,21 +353,30 @@ impl Activity {
         Some(opened.elapsed().saturating_sub(since))
     }
 
-    /// When to look at the connection next: the first request's deadline until one came,
-    /// then when it would have been idle for `times.idle` (looked at again then, since a
-    /// request may have come or be in flight meanwhile).
+    /// When to look at the connection next: until a first request came, its deadline, or
+    /// sooner (a request may come meanwhile, and idleness is timed from its end); then
+    /// when it would have been idle for `times.idle` (looked at again then, since a
+    /// request may have come or be in flight meanwhile). At most once every
+    /// `min(idle, 1 s)`.
     fn next_check(
         &self,
         opened: tokio::time::Instant,
         times: Times,
     ) -> Option<tokio::time::Instant> {
+        let soonest = |idle: std::time::Duration| {
+            tokio::time::Instant::now() + idle.min(std::time::Duration::from_secs(1))
+        };
         if !self.seen() {
-            return times.first_request.map(|d| opened + d);
+            let first = times.first_request.map(|d| opened + d);
+            let poll = times.idle.map(soonest);
+            return match (first, poll) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
         let idle = times.idle?;
         let since = std::time::Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
-        let soonest = tokio::time::Instant::now() + idle.min(std::time::Duration::from_secs(1));
-        Some((opened + since + idle).max(soonest))
+        Some((opened + since + idle).max(soonest(idle)))
     }
 }
 
