@@ -550,6 +550,92 @@ async fn the_replay_store_takes_its_caps_from_the_configuration() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dialect_request_over_the_limit_records_no_nonce() {
+    // The dialect ingress checked a signed request's nonce (and recorded it) before the
+    // client's limit: a flood over the limit filled the client's place in the replay store,
+    // and once it was full its requests within the limit were refused 1007 for ten minutes.
+    const ZJV: &str = "Z3300010001";
+    let key_hex = hutong::crypto::to_hex(&[9u8; 32]);
+    let fx = Fixture::start(Opts {
+        extra_toml: format!(
+            "\n[[client]]\napp_id = \"{ZJV}\"\nregion = \"330106\"\nrole = \"verifier\"\n\
+             services = [\"verifyCode\"]\nregions = [\"*\"]\nsign_types = []\n\
+             dialect = \"zhejiang\"\n\
+             dialect_credentials = {{ id = \"{ZJV}\", key_hex = \"{key_hex}\", secret = \"zv-secret\" }}\n\
+             rate_limit = {{ per_client = {{ per_second = 1, burst = 1 }} }}\n"
+        ),
+        dialects: true,
+        ..Opts::default()
+    })
+    .await;
+    let zhejiang = hutong::translate::Dialect::load_dir(
+        &crate::support::root().join("config/regions"),
+        &hutong::standard::Standard::embedded(),
+    )
+    .unwrap()
+    .into_iter()
+    .find(|d| d.id == "zhejiang")
+    .unwrap();
+    let mut profile = fx.profile(SignTypeName::HmacSm3, true);
+    profile.app_id = ZJV.into();
+    let mut client = GatewayClient::new(&profile).unwrap();
+    client.set_token(Some(
+        fx.gw
+            .tokens
+            .issue(ZJV, &[ServiceName::VerifyCode], 600)
+            .unwrap(),
+    ));
+    let held = || fx.gw.nonces.fill().unwrap().0;
+    let before = held();
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let mut msg = json!({
+            "appKey": ZJV,
+            "bizData": {"qrCode": "https://healthcode.zj.example.cn/healthAct/index.html?qrCode=x", "unitName": "杭州站"},
+            "deviceId": "ZJ-1",
+            "format": "json",
+            "requestId": format!("req-{i}"),
+            "timestamp": now.as_millis().to_string(),
+            "version": "1.0",
+        });
+        let key = [9u8; 32];
+        let creds = hutong::translate::sign::Credentials {
+            id: ZJV,
+            key: &key,
+            secret: "zv-secret",
+        };
+        let stamp = hutong::translate::sign::Stamp {
+            unix_s: i64::try_from(now.as_secs()).unwrap(),
+            nonce: "",
+        };
+        hutong::translate::sign::sign(&zhejiang.signing, &mut msg, &creds, &stamp).unwrap();
+        let (status, _, raw) = client
+            .post_dialect(
+                "zhejiang/openapi/jkm/parse",
+                "application/json",
+                bytes::Bytes::from(msg.to_string()),
+            )
+            .await
+            .unwrap();
+        statuses.push((status, String::from_utf8_lossy(&raw).into_owned()));
+    }
+    // Answered in Zhejiang's words: a refusal by the limit says so.
+    let limited = statuses
+        .iter()
+        .filter(|(_, body)| body.contains("rate limit"))
+        .count();
+    assert!(limited >= 3, "{statuses:?}");
+    assert_eq!(
+        held() - before,
+        (5 - limited) as u64,
+        "only the admitted requests' nonces are held: {statuses:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_tokens_a_request_over_the_limit_leaves_its_nonce_unspent() {
     // Without tokens the limit came after the envelope was opened, so a request refused
     // 1007 had its nonce recorded: the client's retry of that very request, once the limit

@@ -39,6 +39,8 @@ pub struct Opts {
     pub server_toml: String,
     /// Lines added to its `[auth]` table.
     pub auth_toml: String,
+    /// Load the regional dialects of `config/regions` (for clients of the dialect ingress).
+    pub dialects: bool,
     /// Deviations the simulated region is started with.
     pub sim_defects: sim::Defects,
 }
@@ -52,6 +54,7 @@ impl Default for Opts {
             old_audit_records: 0,
             extra_toml: String::new(),
             server_toml: String::new(),
+            dialects: false,
             auth_toml: String::new(),
             sim_defects: sim::Defects::NONE,
         }
@@ -144,6 +147,7 @@ data_dir = "data"
 signing_key_file = "gw-sign.key.pem"
 encryption_key_file = "gw-enc.key.pem"
 pseudonym_secret_file = "pseudonym.hex"
+{gateway_extra}
 
 [auth]
 jwt_key_file = "jwt.key.pem"
@@ -185,6 +189,14 @@ validity_secs = 691200
 "#,
             server_extra = opts.server_toml,
             auth_extra = opts.auth_toml,
+            gateway_extra = if opts.dialects {
+                format!(
+                    "dialects_dir = \"{}\"",
+                    crate::support::root().join("config/regions").display()
+                )
+            } else {
+                String::new()
+            },
             mtls = opts.require_mtls,
             extra = opts.extra_client_toml,
             url = sim.base_url(),
