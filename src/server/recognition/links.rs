@@ -19,24 +19,12 @@ pub(in crate::server) async fn link_verification(
         .relay
         .code_region(&content)
         .or_else(|| relayed.region.clone().map(|r| (r, None)))?;
-    let a = &relayed.biz;
-    let link = RegionLink {
-        region,
-        code_id,
-        code_content: Some(content),
-        colour: text(a, &["codeColor"]).map(str::to_owned),
-        status_time: text(a, &["updateTime"]).map(str::to_owned),
-        source: Source::Verification,
-        seen_ms: now_ms(),
-    };
-    // The region masked these; masked again by the gateway's own rules (masking a masked
-    // value changes nothing), since they are shown to other regions' verifiers later and a
-    // region's masking may keep more than the profile allows.
-    let who = Holder {
-        name_masked: text(a, &["nameMasked"]).map(|s| crate::mask::mask(PersonalClass::Name, s)),
-        id_no_masked: text(a, &["idNoMasked"]).map(|s| crate::mask::mask(PersonalClass::Id, s)),
-        id_type: Some(holder.id_type.clone()),
-    };
+    let (link, who) = link_of_answer(
+        &relayed.biz,
+        (region, code_id, content),
+        Source::Verification,
+        Some(holder.id_type.clone()),
+    );
     // The verifier's own region is linked too, without a code: it saw the person, so it
     // hears of their status changes (the risk alert).
     let own = home_region(gw, &call.client.region);
@@ -58,6 +46,34 @@ pub(in crate::server) async fn link_verification(
     Some(p)
 }
 
+/// The link a region's answer `a` about a code (`(region, code id, content)`) makes, learned
+/// by `source`, and the holder as it shows them: the colour and its time, and the name and
+/// ID number the region masked, masked again by the gateway's own rules (masking a masked
+/// value changes nothing), since they are shown to other regions' verifiers later and a
+/// region's masking may keep more than the profile allows.
+fn link_of_answer(
+    a: &Value,
+    (region, code_id, content): (String, Option<String>, String),
+    source: Source,
+    id_type: Option<String>,
+) -> (RegionLink, Holder) {
+    let link = RegionLink {
+        region,
+        code_id,
+        code_content: Some(content),
+        colour: text(a, &["codeColor"]).map(str::to_owned),
+        status_time: text(a, &["updateTime"]).map(str::to_owned),
+        source,
+        seen_ms: now_ms(),
+    };
+    let who = Holder {
+        name_masked: text(a, &["nameMasked"]).map(|s| crate::mask::mask(PersonalClass::Name, s)),
+        id_no_masked: text(a, &["idNoMasked"]).map(|s| crate::mask::mask(PersonalClass::Id, s)),
+        id_type,
+    };
+    (link, who)
+}
+
 /// Links `person` to the code a region issued them through the gateway (`relayed`, the
 /// answer of a `generateCode`). A code the gateway cannot place (no issuer it knows) is
 /// not linked; a registry that refuses the write is logged, and the code is served.
@@ -73,20 +89,7 @@ pub(in crate::server) async fn link_issued_code(
     let Some((region, code_id)) = gw.relay.code_region(&content) else {
         return;
     };
-    let link = RegionLink {
-        region,
-        code_id,
-        code_content: Some(content),
-        colour: text(a, &["codeColor"]).map(str::to_owned),
-        status_time: text(a, &["updateTime"]).map(str::to_owned),
-        source: Source::Issuance,
-        seen_ms: now_ms(),
-    };
-    let who = Holder {
-        name_masked: text(a, &["nameMasked"]).map(|s| crate::mask::mask(PersonalClass::Name, s)),
-        id_no_masked: text(a, &["idNoMasked"]).map(|s| crate::mask::mask(PersonalClass::Id, s)),
-        id_type: None,
-    };
+    let (link, who) = link_of_answer(a, (region, code_id, content), Source::Issuance, None);
     let links = Arc::clone(&gw.links);
     let now = now_ms();
     if let Err(e) = blocking(move || links.link(&person, link, &who, now)).await {
