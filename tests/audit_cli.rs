@@ -397,6 +397,37 @@ fn an_anchor_catches_a_tail_cut_off_with_the_head_marker_moved_back() {
     let (code, out) = verify(&copy, &format!("8:{hash}"));
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("seq 8: the anchored record is gone"), "{out}");
+    // Every record deleted and the purge checkpoint moved past the anchor: the file
+    // agrees with itself again, and an anchor that cannot be checked is not a pass.
+    let forward = fx.tampered("forward", |db| {
+        let txn = db.begin_write().unwrap();
+        {
+            let mut records = txn.open_table(AUDIT_RECORDS).unwrap();
+            for seq in 1..=8u64 {
+                records.remove(seq).unwrap();
+            }
+            let _ = txn.delete_table(hutong::store::tables::AUDIT_BY_SUBJECT);
+            let mut meta = txn.open_table(hutong::store::tables::AUDIT_META).unwrap();
+            let mark = hutong::audit::ChainMark {
+                seq: 9,
+                hash: [7u8; 32],
+            }
+            .encode();
+            meta.insert(hutong::audit::CHECKPOINT_KEY, mark.as_slice())
+                .unwrap();
+            meta.insert(hutong::audit::HEAD_KEY, mark.as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    });
+    let (code, out) = fx.verify(&forward);
+    assert_eq!(
+        code, 0,
+        "without an anchor the deletion does not show: {out}"
+    );
+    let (code, out) = verify(&forward, &format!("8:{hash}"));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("cannot be checked"), "{out}");
     // The anchor's hash must be the record's, not any record's.
     let (code, out) = verify(&fx.data(), &format!("6:{hash}"));
     assert_eq!(code, 1, "{out}");

@@ -102,9 +102,9 @@ impl RedbAuditLog {
     /// Checks the chain against `anchor`, a head the operator kept outside the file (as
     /// `hutong audit verify` printed it): the record at its seq must still be there with its
     /// hash. That catches what the markers alone cannot: the tail cut off and the head
-    /// marker moved back onto the last record left. `Ok(None)` when it holds;
-    /// `Ok(Some(problem))` when it does not; an anchor before the purge checkpoint is
-    /// [`Anchored::Purged`] (retention removed that record; nothing to compare).
+    /// marker moved back onto the last record left. An anchor before the purge checkpoint
+    /// is [`Anchored::Purged`]: retention removed that record, or someone moved the
+    /// checkpoint over it, and nothing is left to compare.
     pub fn check_anchor(&self, anchor: ChainMark) -> Result<Anchored, StoreError> {
         let txn = self.store.db().begin_read()?;
         let meta = txn.open_table(AUDIT_META)?;

@@ -139,14 +139,15 @@ fn verify(data_dir: &Path, anchor: Option<ChainMark>, json: bool) -> anyhow::Res
                 report.ok = false;
                 report.problems.push(problem);
             }
+            // Retention moves the checkpoint past old records, and so can an intruder
+            // who deleted them: an anchor that cannot be checked is not a pass.
             Anchored::Purged { checkpoint } => {
-                use std::io::Write as _;
-                let _ = writeln!(
-                    std::io::stderr().lock(),
-                    "anchor seq {} is before the purge checkpoint at seq {checkpoint}: not \
-                     checked (anchor a later head)",
+                report.ok = false;
+                report.problems.push(format!(
+                    "seq {}: the anchor is before the purge checkpoint at seq {checkpoint} and \
+                     cannot be checked (if retention purged it, anchor a later head)",
                     anchor.seq
-                );
+                ));
             }
         }
     }

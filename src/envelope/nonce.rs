@@ -57,6 +57,14 @@ pub trait NonceStore: Send + Sync {
     /// window ending at `now_ms` (Unix milliseconds), and records it if so.
     fn check_and_insert(&self, app_id: &str, nonce: &str, now_ms: u64) -> NonceCheck;
 
+    /// Whether `nonce` of `app_id` is held and has not expired, recording nothing: a
+    /// look before the caller spends anything on the request (its rate limit). A store
+    /// that cannot look cheaply says `false`; [`NonceStore::check_and_insert`] still
+    /// refuses the replay.
+    fn seen(&self, _app_id: &str, _nonce: &str, _now_ms: u64) -> bool {
+        false
+    }
+
     /// How many nonces the store holds and the most it holds before it answers 1007, for
     /// the metrics; `None` where counting is not cheap.
     fn fill(&self) -> Option<(u64, u64)> {
@@ -491,6 +499,14 @@ impl NonceStore for MemoryNonceStore {
             self.total.load(Ordering::Acquire) as u64,
             self.config.max_entries as u64,
         ))
+    }
+
+    fn seen(&self, app_id: &str, nonce: &str, now_ms: u64) -> bool {
+        let digest = digest(&self.key, app_id, nonce);
+        lock(self.shard(&digest))
+            .seen
+            .get(&digest)
+            .is_some_and(|&packed| expiry(packed) > now_ms)
     }
 
     fn check_and_insert(&self, app_id: &str, nonce: &str, now_ms: u64) -> NonceCheck {

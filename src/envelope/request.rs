@@ -417,6 +417,25 @@ impl VerifiedRequest {
         self.0.refusal_session(client)
     }
 
+    /// The timestamp window and a look for the nonce, recording nothing:
+    /// [`EnvelopeError::Stale`] or [`EnvelopeError::Replayed`] (1004). A caller that
+    /// refuses for its own reasons after this (a rate limit) refuses only requests that
+    /// could still be taken: a captured request sent again spends none of the client's
+    /// quota. [`VerifiedRequest::open`] checks both again, and records the nonce.
+    pub fn check_fresh(&self, ctx: &OpenContext<'_>) -> Result<(), EnvelopeError> {
+        let p = &self.0;
+        if p.timestamp_ms.abs_diff(ctx.now_ms) > ctx.limits.max_clock_skew_ms {
+            return Err(EnvelopeError::Stale);
+        }
+        if ctx
+            .nonces
+            .seen(&p.envelope.app_id, &p.envelope.nonce, ctx.now_ms)
+        {
+            return Err(EnvelopeError::Replayed);
+        }
+        Ok(())
+    }
+
     /// The rest of [`ParsedRequest::open`]: freshness and nonce (1004), plaintext permission
     /// (1006), decryption (1008), for the client whose key verified it.
     pub fn open(

@@ -269,6 +269,7 @@ async fn serve_conn<I>(
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let opened = tokio::time::Instant::now();
+    let grace = gw.config.load().server.shutdown_grace;
     let activity = Arc::new(Activity::default());
     let svc = {
         let activity = Arc::clone(&activity);
@@ -284,11 +285,14 @@ async fn serve_conn<I>(
     };
     let conn = http.serve_connection(io, svc).into_owned();
     tokio::pin!(conn);
-    loop {
+    // How long a graceful close may take: at a stop, the drain's grace (requests in flight
+    // finish); when idle, a ping's timeout (nothing is in flight). A peer that holds the
+    // close open past it (an HTTP/2 client that never acknowledges the GOAWAY) is dropped.
+    let close_within = loop {
         let check = activity.next_check(opened, times);
         tokio::select! {
             _ = conn.as_mut() => return,
-            _ = stop.wait_for(|stopping| *stopping) => break,
+            _ = stop.wait_for(|stopping| *stopping) => break grace,
             () = sleep_until(check) => {
                 if !activity.seen() {
                     if times.first_request.is_some_and(|d| opened.elapsed() >= d) {
@@ -298,13 +302,18 @@ async fn serve_conn<I>(
                     continue;
                 }
                 if times.idle.is_some_and(|idle| activity.idle_for(opened) >= Some(idle)) {
-                    break;
+                    break H2_PING_TIMEOUT;
                 }
             }
         }
+    };
+    if !activity.seen() {
+        // Stopped before a first request: nothing of the connection's to finish (hyper
+        // would wait for an HTTP/2 preface that may never come).
+        return;
     }
     conn.as_mut().graceful_shutdown();
-    let _ = conn.await;
+    let _ = tokio::time::timeout(close_within, conn).await;
 }
 
 /// Sleeps until `at`, or for good without one.

@@ -607,6 +607,14 @@ impl SavedNonceStore {
         let store = Arc::new(MemoryNonceStore::with_key(config, key));
         let path = data_dir.join(Self::FILE);
         match store.load(&path, pipeline::now_ms()) {
+            // Nonces the store's caps (lowered since the save) left out: those requests
+            // could be sent again until they expire.
+            Ok(found) if found.refused > 0 => tracing::warn!(
+                file = %path.display(),
+                loaded = found.loaded,
+                refused = found.refused,
+                "replay store loaded in part: nonces past [replay]'s caps were left out"
+            ),
             Ok(found) if found.saved_at_ms > 0 => tracing::info!(
                 file = %path.display(),
                 loaded = found.loaded,

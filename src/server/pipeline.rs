@@ -368,6 +368,9 @@ async fn stages(
     } else {
         let verified = parsed.verify(&client.credentials)?;
         tracing::Span::current().record("client", client.app_id.as_str());
+        // A stale or replayed request is refused before it spends the client's quota: a
+        // captured request sent again cannot hold the client at its limit.
+        verified.check_fresh(&ctx)?;
         // The client's own quota first: a refusal of what it may not call is its request.
         // Both before its nonce is recorded, so that a refused request leaves nothing that
         // would refuse the client's later ones.

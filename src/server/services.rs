@@ -125,11 +125,12 @@ pub async fn process(
         }
         // A region's userToken the gateway relayed names the person whose code this is.
         ServiceName::GenerateCode => {
-            let person = biz
-                .get("userToken")
-                .and_then(Value::as_str)
-                .and_then(|t| gw.user_tokens.person(&gw.pseudonym_key, t, now_ms()));
             let relayed = gw.relay.relay_reply(call, biz).await?;
+            let token = biz.get("userToken").and_then(Value::as_str);
+            let person = match (token, relayed.region.as_deref()) {
+                (Some(t), Some(r)) => gw.user_tokens.person(&gw.pseudonym_key, (r, t), now_ms()),
+                _ => None,
+            };
             if let Some(p) = person {
                 recognition::link_issued_code(gw, p, &relayed).await;
             }

@@ -463,3 +463,24 @@ async fn a_body_declared_too_large_is_refused_before_it_is_sent() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("\"code\":\"1002\""), "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_does_not_wait_for_a_connection_that_never_sent_a_request() {
+    // A stop closed every connection gracefully, and hyper's graceful close of an HTTP/2
+    // connection waits for the client's preface: one silent client held the drain for the
+    // whole grace period.
+    let mut fx = Fixture::start(Opts {
+        server_toml: "header_read_timeout_ms = 8000\nshutdown_grace_ms = 8000".into(),
+        ..Opts::default()
+    })
+    .await;
+    let _silent = tls_to(&fx, Some(b"h2".to_vec())).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    fx.running.take().unwrap().shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the drain waited {:?}",
+        started.elapsed()
+    );
+}

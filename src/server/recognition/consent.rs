@@ -70,7 +70,7 @@ pub(in crate::server) async fn apply_code_access(
     if let Some(token) = text(&relayed.biz, &["userToken"]) {
         let expires = now.saturating_add(ttl.saturating_mul(1000));
         gw.user_tokens
-            .remember(&gw.pseudonym_key, token, p, expires, now);
+            .remember(&gw.pseudonym_key, (&region, token), p, expires, now);
     }
     let iat = crate::auth::now_unix();
     let claims = ConsentClaims {
