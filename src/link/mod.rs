@@ -267,8 +267,16 @@ fn apply_link(
         if link.code_content.is_none() && link.code_id == prev.code_id {
             link.code_content.clone_from(&prev.code_content);
         }
-        // A link without a status keeps the status known before.
-        if link.colour.is_none() {
+        // A link without a status keeps the status known before; so does one of the same
+        // code whose status is older than the known one (a verification answered before a
+        // status event, and written after it). Times are the standard's
+        // `yyyy-MM-dd HH:mm:ss`, which sort as text.
+        let older = link.code_id == prev.code_id
+            && matches!(
+                (&link.status_time, &prev.status_time),
+                (Some(new), Some(known)) if new < known
+            );
+        if link.colour.is_none() || older {
             link.colour.clone_from(&prev.colour);
             link.status_time.clone_from(&prev.status_time);
         }

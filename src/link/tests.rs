@@ -89,6 +89,18 @@ fn registry_contract(r: &dyn LinkRegistry) {
     assert_eq!(e.regions["330000"].colour.as_deref(), Some("10"));
     assert_eq!(e.regions["330000"].source, Source::StatusEvent);
     assert_eq!(e.regions.len(), 2);
+    // A verification of the same code answered before that event (its status 10:00), and
+    // written after it, does not undo it.
+    let e = r
+        .link(&p, zj("A2", Some("00")), &Holder::default(), 55)
+        .expect("late verification");
+    assert_eq!(
+        (
+            e.regions["330000"].colour.as_deref(),
+            e.regions["330000"].status_time.as_deref()
+        ),
+        (Some("10"), Some("2026-11-23 11:00:00"))
+    );
     assert!(
         r.set_status(&p, "440000", "10", None, Source::StatusEvent, 50)
             .expect("status")
