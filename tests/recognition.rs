@@ -525,6 +525,17 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
     );
     let checked = verifier.verify_content(url).unwrap();
     assert_eq!(checked.claims.col.as_str(), "10");
+    // The gateway publishes that list, the one in force: a file overwritten since (a stale
+    // mirror's older list, a half-written copy) is not what verifiers fetch.
+    let (status, _, published) = zj.get("/phic/v1/trust-list").await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(published.as_ref(), wire.as_slice());
+    let list_file = dir.join("data/trust/trust-list.json");
+    std::fs::write(&list_file, b"{\"version\": 1, \"half").unwrap();
+    let (status, _, published) = zj.get("/phic/v1/trust-list").await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(published.as_ref(), wire.as_slice(), "served the file as it is now");
+    std::fs::write(&list_file, &wire).unwrap();
     // Signed tokens live at most five minutes (the profile, §8.2), and the answer says when
     // to fetch the next.
     assert_eq!(checked.claims.exp - checked.claims.iat, 300);

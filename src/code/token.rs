@@ -251,6 +251,9 @@ pub struct Verifier {
     registry: Arc<TrustRegistry>,
     clock: Arc<dyn Clock>,
     config: VerifierConfig,
+    /// The signed trust list the registry was loaded from, as it came (what the gateway
+    /// publishes: the list in force, not whatever its file holds now).
+    published: Option<bytes::Bytes>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -272,7 +275,20 @@ impl Verifier {
             registry,
             clock,
             config,
+            published: None,
         }
+    }
+
+    /// This verifier, with the signed list its registry was loaded from.
+    #[must_use]
+    pub fn with_published(mut self, wire: bytes::Bytes) -> Self {
+        self.published = Some(wire);
+        self
+    }
+
+    /// The signed trust list its registry was loaded from, if it was given one.
+    pub fn published(&self) -> Option<&bytes::Bytes> {
+        self.published.as_ref()
     }
 
     /// The trust registry this verifier reads.

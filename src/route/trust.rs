@@ -65,9 +65,12 @@ pub fn local_verifier(
             tracing::warn!(error = %e, path = %version_file.display(), "trust list version not recorded");
         }
     }
-    Ok(Some(Verifier::new(
-        Arc::new(registry),
-        Arc::new(SystemClock),
-        VerifierConfig::default(),
-    )))
+    Ok(Some(
+        Verifier::new(
+            Arc::new(registry),
+            Arc::new(SystemClock),
+            VerifierConfig::default(),
+        )
+        .with_published(wire.into()),
+    ))
 }

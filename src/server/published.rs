@@ -104,13 +104,16 @@ fn published(
 ) -> Response<Full<Bytes>> {
     match path {
         TRUST_LIST_PATH => {
-            let cfg = gw.config.load();
-            let body = cfg
-                .trust
-                .as_ref()
-                .and_then(|t| std::fs::read(&t.list_file).ok());
+            // The list in force, as verified when it was loaded: not the file, which a
+            // stale mirror may have overwritten with an older list that the reload refused,
+            // and which may be half written, tampered with or of any size.
+            let body = gw
+                .relay
+                .local_verifier()
+                .or_else(|| gw.page_verifier.clone())
+                .and_then(|v| v.published().cloned());
             match body {
-                Some(b) => trust_list_answer(b, if_none_match),
+                Some(b) => trust_list_answer(b.to_vec(), if_none_match),
                 None => plain(404, "text/plain; charset=utf-8", b"no trust list".to_vec()),
             }
         }
