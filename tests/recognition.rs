@@ -534,7 +534,11 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
     std::fs::write(&list_file, b"{\"version\": 1, \"half").unwrap();
     let (status, _, published) = zj.get("/phic/v1/trust-list").await.unwrap();
     assert_eq!(status, 200);
-    assert_eq!(published.as_ref(), wire.as_slice(), "served the file as it is now");
+    assert_eq!(
+        published.as_ref(),
+        wire.as_slice(),
+        "served the file as it is now"
+    );
     std::fs::write(&list_file, &wire).unwrap();
     // Signed tokens live at most five minutes (the profile, §8.2), and the answer says when
     // to fetch the next.

@@ -18,13 +18,24 @@ const FORM: &AsciiSet = &NON_ALPHANUMERIC
 /// Decodes a body in `codec` into the value the engine reads.
 ///
 /// # Errors
-/// [`TranslateError::Codec`] for a body that is not JSON, not UTF-8 form data, repeats
-/// a form field, or is not XML within the limits of [`super::xml`].
+/// [`TranslateError::Codec`] for a body that is not JSON, repeats a key in one JSON
+/// object, is not UTF-8 form data, repeats a form field, or is not XML within the limits
+/// of [`super::xml`].
 pub fn decode(codec: Codec, body: &[u8]) -> Result<Value, TranslateError> {
     match codec {
         Codec::Xml => super::xml::decode(body),
-        Codec::Json => serde_json::from_slice(body)
-            .map_err(|e| TranslateError::Codec(format!("not JSON: {e}"))),
+        // A key twice in one object is refused, as a repeated form field is: the gateway
+        // would act on the last (`errCode` 0 after `errCode` 1, say) where another reader
+        // of the same answer takes the first.
+        Codec::Json => crate::national::validate::parse_unique(body).map_err(|e| match e {
+            crate::national::validate::NotUnique::Json(e) => {
+                TranslateError::Codec(format!("not JSON: {e}"))
+            }
+            // The key is the sender's text: not repeated in a message that may be logged.
+            crate::national::validate::NotUnique::Duplicate(_) => {
+                TranslateError::Codec("a key appears twice in one object".to_owned())
+            }
+        }),
         Codec::Form => {
             let text = std::str::from_utf8(body)
                 .map_err(|_| TranslateError::Codec("form data is not UTF-8".into()))?;

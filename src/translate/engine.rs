@@ -107,7 +107,7 @@ pub fn to_dialect(
         write(&mut out, &r.dialect, v.clone())?;
         written.push((&r.dialect, &r.national, v));
     }
-    for leaf in path::leaves(biz) {
+    for leaf in path::leaves(biz)? {
         if !m.rules.iter().any(|r| path::covers(&r.national, &leaf)) {
             losses.push(
                 LossKind::Unmapped,
@@ -334,7 +334,7 @@ pub fn to_national(
         consumed.push(&res.dialect);
         consumed.extend(res.message.as_deref());
     }
-    for leaf in path::leaves(dialect) {
+    for leaf in path::leaves(dialect)? {
         if envelope.contains(&leaf.as_str())
             || consumed.iter().any(|c| path::covers(c, &leaf))
             || empty_container(dialect, &leaf, &consumed, &envelope)

@@ -34,28 +34,51 @@ pub(crate) fn set(root: &mut Value, path: &str, value: Value) -> Result<(), Stri
     Ok(())
 }
 
+/// Most leaves [`leaves`] lists: a regional message has tens of fields.
+pub(crate) const MAX_LEAVES: usize = 4_096;
+
+/// Longest dotted path [`leaves`] lists, bytes.
+pub(crate) const MAX_PATH_BYTES: usize = 1_024;
+
 /// Every leaf of a document with its dotted path. Arrays and empty objects are leaves:
 /// rules map them whole.
-pub(crate) fn leaves(root: &Value) -> Vec<String> {
-    fn walk(v: &Value, prefix: &str, out: &mut Vec<String>) {
+///
+/// Each path is written out whole, so a long key above many leaves would be copied into
+/// every one of them (a megabyte key over a hundred thousand fields is a hundred
+/// gigabytes): a document with more than [`MAX_LEAVES`] leaves, or a path longer than
+/// [`MAX_PATH_BYTES`], is refused, as no regional message has either.
+pub(crate) fn leaves(root: &Value) -> Result<Vec<String>, super::TranslateError> {
+    fn walk(v: &Value, prefix: &str, out: &mut Vec<String>) -> Result<(), &'static str> {
         match v {
             Value::Object(m) if !m.is_empty() => {
                 for (k, child) in m {
+                    if prefix.len() + 1 + k.len() > MAX_PATH_BYTES {
+                        return Err("field paths of at most 1024 bytes");
+                    }
                     let p = if prefix.is_empty() {
                         k.clone()
                     } else {
                         format!("{prefix}.{k}")
                     };
-                    walk(child, &p, out);
+                    walk(child, &p, out)?;
                 }
             }
-            _ if !prefix.is_empty() => out.push(prefix.to_owned()),
+            _ if !prefix.is_empty() => {
+                if out.len() == MAX_LEAVES {
+                    return Err("at most 4096 fields");
+                }
+                out.push(prefix.to_owned());
+            }
             _ => {}
         }
+        Ok(())
     }
     let mut out = Vec::new();
-    walk(root, "", &mut out);
-    out
+    walk(root, "", &mut out).map_err(|expected| super::TranslateError::Shape {
+        path: "the message".to_owned(),
+        expected,
+    })?;
+    Ok(out)
 }
 
 /// Whether `path` is `covered` or lies under it (`a.b` covers `a.b.c`, not `a.bc`).
@@ -92,7 +115,11 @@ mod tests {
         set(&mut v, "errCode", json!(0)).unwrap();
         assert_eq!(get(&v, "resultData.data.level"), Some(&json!("green")));
         assert_eq!(get(&v, "resultData.nope"), None);
-        assert_eq!(leaves(&v), vec!["resultData.data.level", "errCode"]);
+        assert_eq!(
+            leaves(&v).unwrap(),
+            vec!["resultData.data.level", "errCode"]
+        );
+
         assert_eq!(
             set(&mut v, "errCode.x", json!(1)),
             Err("errCode.x".to_owned())
@@ -101,5 +128,29 @@ mod tests {
         assert!(is_valid("a.b_c") && !is_valid("a..b") && !is_valid(""));
         assert!(is_valid("Envelope.@xmlns") && is_valid("a.#text"));
         assert!(!is_valid("a.@") && !is_valid("a.#b") && !is_valid("a.b@c"));
+    }
+
+    #[test]
+    fn leaves_refuse_a_document_that_would_copy_a_long_key_into_many_paths() {
+        // A key of a megabyte over a hundred thousand fields made each path a copy of it.
+        let many = |n: usize| {
+            (0..n)
+                .map(|i| (format!("f{i}"), Value::from(0)))
+                .collect::<Map<String, Value>>()
+        };
+        let mut wide = Map::new();
+        wide.insert("k".repeat(2_000), Value::Object(many(3)));
+        assert!(
+            leaves(&Value::Object(wide)).is_err(),
+            "a path past 1024 bytes"
+        );
+        assert_eq!(
+            leaves(&Value::Object(many(MAX_LEAVES))).unwrap().len(),
+            MAX_LEAVES
+        );
+        assert!(leaves(&Value::Object(many(MAX_LEAVES + 1))).is_err());
+        let mut long_ok = Map::new();
+        long_ok.insert("k".repeat(1_000), Value::Object(many(2)));
+        assert_eq!(leaves(&Value::Object(long_ok)).unwrap().len(), 2);
     }
 }

@@ -405,6 +405,12 @@ fn round_trips_form_bodies() {
     assert_eq!(codec::decode(Codec::Form, &bytes).unwrap(), v);
     assert!(codec::decode(Codec::Form, b"a=1&a=2").is_err());
     assert!(codec::decode(Codec::Json, b"{").is_err());
+    // A key twice in one JSON object is refused, as a repeated form field is: kept last,
+    // `errCode` 0 after `errCode` 1 made a refusal a success.
+    let twice = br#"{"errCode":1,"errMsg":"expired","errCode":0}"#;
+    let err = codec::decode(Codec::Json, twice).unwrap_err().to_string();
+    assert!(err.contains("appears twice"), "{err}");
+    assert!(codec::decode(Codec::Json, br#"{"a":{"b":1},"c":{"b":2}}"#).is_ok());
 }
 
 #[test]
