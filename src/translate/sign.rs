@@ -314,8 +314,9 @@ pub fn verify(
 }
 
 /// After [`verify`], what makes the verified message one-time: the one-time value to
-/// record against replay (`x-tif-nonce`; the signed `requestId`, `request_id` or `nonce`
-/// of a concatenated signature), once the signed time is checked to be within
+/// record against replay (`x-tif-nonce`; for a concatenated signature that covers a
+/// `requestId`, `request_id` or `nonce`, the signature itself, `sig:` and its hex), once
+/// the signed time is checked to be within
 /// [`DEFAULT_WINDOW_S`] of `now_unix_s` (`x-tif-timestamp` in [`verify`]; a signed
 /// `timestamp` here, in epoch milliseconds or seconds). `None` for schemes that sign
 /// neither (`none`, `md5-date-password`, whose password changes daily): such a dialect's
@@ -332,7 +333,7 @@ pub fn one_time_value(
 ) -> Result<Option<String>, SignError> {
     match signing {
         Signing::XtifSha256 { .. } => Ok(Some(header(headers, TIF_NONCE)?.to_owned())),
-        Signing::HmacSha256Concat { fields, .. } => {
+        Signing::HmacSha256Concat { fields, sign_field } => {
             let signed = |name: &str| {
                 fields
                     .iter()
@@ -358,9 +359,20 @@ pub fn one_time_value(
                     return Err(SignError::Stale("timestamp".to_owned()));
                 }
             }
-            Ok(["requestId", "request_id", "nonce"]
+            // The signature itself, not the one-time field it covers: the fields are
+            // joined with no separator, so characters can move between neighbours under
+            // the same signature (`timestamp` "…805123" and `nonce` "N" become "…805" and
+            // "123N", a fresh nonce and a time read as seconds). Every such variant carries
+            // the same signature, and is refused as the replay it is.
+            let one_time = ["requestId", "request_id", "nonce"]
                 .into_iter()
-                .find_map(signed))
+                .find_map(signed);
+            Ok(one_time.map(
+                |n| match path::get(msg, sign_field).and_then(Value::as_str) {
+                    Some(tag) => format!("sig:{}", tag.to_ascii_lowercase()),
+                    None => n,
+                },
+            ))
         }
         Signing::None | Signing::Md5DatePassword { .. } | Signing::NationalSm2 => Ok(None),
     }

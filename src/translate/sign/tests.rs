@@ -215,7 +215,8 @@ fn a_verified_message_gives_its_one_time_value_within_the_window() {
         json!({"appKey": "zj", "bizData": {"qrCode": "x"}, "deviceId": "D", "format": "json",
                "requestId": "req-7", "timestamp": ts, "version": "1.0"})
     };
-    // Zhejiang: its signed requestId, once the signed time (epoch ms) is in the window.
+    // Zhejiang: it signs a requestId, so the message is one-time, once the signed time
+    // (epoch ms) is in the window; without a signature the requestId is the value.
     let got = one_time_value(&zhejiang(), &msg(json!((T * 1000).to_string())), &[], T);
     assert_eq!(got.unwrap().as_deref(), Some("req-7"));
     let got = one_time_value(&zhejiang(), &msg(json!(T + 299)), &[], T);
@@ -224,6 +225,34 @@ fn a_verified_message_gives_its_one_time_value_within_the_window() {
         Some("req-7"),
         "epoch seconds, at the edge"
     );
+    // Signed, the value is the signature: characters moved between two signed fields
+    // (the concatenation has no separator) make a fresh nonce under the same signature.
+    let beijing_like = Signing::HmacSha256Concat {
+        fields: ["appId", "timestamp", "nonce", "data"]
+            .map(str::to_owned)
+            .to_vec(),
+        sign_field: "sign".into(),
+    };
+    let creds = Credentials {
+        id: "bj",
+        key: b"bj-key",
+        secret: "bj-secret",
+    };
+    let mut first = json!({"appId": "bj", "timestamp": format!("{}123", T), "nonce": "N",
+        "data": {"q": 1}});
+    sign(&beijing_like, &mut first, &creds, &at(T)).unwrap();
+    let mut moved = first.clone();
+    moved["timestamp"] = json!(T.to_string());
+    moved["nonce"] = json!("123N");
+    verify(&beijing_like, &moved, &[], &creds, T).expect("the same signature verifies");
+    let a = one_time_value(&beijing_like, &first, &[], T)
+        .unwrap()
+        .unwrap();
+    let b = one_time_value(&beijing_like, &moved, &[], T)
+        .unwrap()
+        .unwrap();
+    assert!(a.starts_with("sig:"), "{a}");
+    assert_eq!(a, b, "the moved message is a replay of the first");
     for stale in [json!(((T - 301) * 1000).to_string()), json!("yesterday")] {
         let e = one_time_value(&zhejiang(), &msg(stale.clone()), &[], T).unwrap_err();
         assert_eq!(e.return_code(), "1004", "{stale}: {e}");
