@@ -493,11 +493,23 @@ impl GatewayClient {
         &self,
         path_and_query: &str,
     ) -> Result<(u16, Option<String>, Bytes), ClientError> {
+        self.get_with(path_and_query, hyper::header::RETRY_AFTER.as_str())
+            .await
+    }
+
+    /// [`GatewayClient::get`], giving the answer's `header` in place of Retry-After.
+    ///
+    /// # Errors
+    /// [`ClientError::Transport`].
+    pub async fn get_with(
+        &self,
+        path_and_query: &str,
+        header: &str,
+    ) -> Result<(u16, Option<String>, Bytes), ClientError> {
         let req = hyper::Request::get(format!("{}{path_and_query}", self.base))
             .body(Full::new(Bytes::new()))
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        self.exchange(req, hyper::header::RETRY_AFTER.as_str())
-            .await
+        self.exchange(req, header).await
     }
 
     /// Posts a body in a region's dialect to the gateway's ingress, `path` under

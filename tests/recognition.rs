@@ -511,6 +511,21 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
     assert_eq!(code["codeColor"], "10", "{code}");
     let url = code["codeContent"].as_str().unwrap();
     assert!(url.contains("/phic/c?"), "{url}");
+    // The page may not be framed by another site, nor its type sniffed.
+    let page_path = &url[url.find("/phic/c?").unwrap()..];
+    let (status, csp, _) = zj
+        .get_with(page_path, "content-security-policy")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(csp.unwrap_or_default().contains("frame-ancestors 'none'"));
+    let (_, frames, _) = zj.get_with(page_path, "x-frame-options").await.unwrap();
+    assert_eq!(frames.as_deref(), Some("DENY"));
+    let (_, sniff, _) = zj
+        .get_with(page_path, "x-content-type-options")
+        .await
+        .unwrap();
+    assert_eq!(sniff.as_deref(), Some("nosniff"));
     // Offline, against the signed trust list: red.
     let wire = std::fs::read(dir.join("data/trust/trust-list.json")).unwrap();
     let anchor = VerifyingKey::from_pem(

@@ -100,11 +100,18 @@ pub(super) fn serve(gw: &Gateway, query: Option<&str>) -> Response<Full<Bytes>> 
                 hyper::header::CACHE_CONTROL,
                 hyper::header::HeaderValue::from_static("private, no-store"),
             );
+            // Nothing loads, and no other site may frame the page (a holder's masked name
+            // and colour under someone else's overlay).
             h.insert(
                 "content-security-policy",
                 hyper::header::HeaderValue::from_static(
-                    "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+                    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
+                     frame-ancestors 'none'",
                 ),
+            );
+            h.insert(
+                "x-frame-options",
+                hyper::header::HeaderValue::from_static("DENY"),
             );
             r
         }

@@ -167,6 +167,11 @@ pub(super) fn plain(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static(content_type),
     );
+    // The type given is the type meant: no browser sniffs an error text into a page.
+    r.headers_mut().insert(
+        hyper::header::X_CONTENT_TYPE_OPTIONS,
+        hyper::header::HeaderValue::from_static("nosniff"),
+    );
     r
 }
 
