@@ -52,15 +52,28 @@ pub(crate) fn leaves(root: &Value) -> Result<Vec<String>, super::TranslateError>
         match v {
             Value::Object(m) if !m.is_empty() => {
                 for (k, child) in m {
-                    if prefix.len() + 1 + k.len() > MAX_PATH_BYTES {
+                    if prefix.len() + 3 + k.len() > MAX_PATH_BYTES {
                         return Err("field paths of at most 1024 bytes");
                     }
-                    let p = if prefix.is_empty() {
-                        k.clone()
+                    // A key no dotted path can name (empty, or holding a dot) is one leaf,
+                    // in brackets, with all under it: no rule reads it, so it is reported
+                    // as lost, where a path spelt like a rule's would have passed as read.
+                    let unnamable = k.is_empty() || k.contains('.');
+                    let key = if unnamable {
+                        format!("[{k}]")
                     } else {
-                        format!("{prefix}.{k}")
+                        k.clone()
                     };
-                    walk(child, &p, out)?;
+                    let p = if prefix.is_empty() {
+                        key
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    if unnamable {
+                        walk(&Value::Null, &p, out)?;
+                    } else {
+                        walk(child, &p, out)?;
+                    }
                 }
             }
             _ if !prefix.is_empty() => {
@@ -152,5 +165,17 @@ mod tests {
         let mut long_ok = Map::new();
         long_ok.insert("k".repeat(1_000), Value::Object(many(2)));
         assert_eq!(leaves(&Value::Object(long_ok)).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_key_no_path_can_name_is_a_leaf_no_rule_covers() {
+        // `res.name` as one key was listed as the path `res.name`, which a rule for the
+        // nested field covers, so its value passed as read; an empty key was no leaf.
+        let v = json!({"res": {"level": 1}, "res.name": "x", "": {"a": 1}});
+        let got = leaves(&v).unwrap();
+        assert!(got.contains(&"[res.name]".to_owned()), "{got:?}");
+        assert!(got.contains(&"[]".to_owned()), "{got:?}");
+        assert!(!covers("res.name", "[res.name]"));
+        assert_eq!(got.len(), 3, "{got:?}");
     }
 }
