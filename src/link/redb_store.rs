@@ -226,18 +226,24 @@ impl LinkRegistry for RedbLinks {
     /// batches of [`PURGE_BATCH`], each entry checked again under the write transaction
     /// (a link or status since may have touched it).
     fn purge_before(&self, before_ms: u64) -> Result<usize, StoreError> {
-        let old: Vec<[u8; 32]> = {
+        // An entry that does not open (written under another key, or altered) cannot say
+        // its age: it is left, rather than stopping the purge of every other person's
+        // links for good, and the purge reports it as an error once the rest are gone.
+        let (old, unreadable) = {
             let txn = self.store.db().begin_read()?;
             let links = txn.open_table(LINKS)?;
-            let mut old = Vec::new();
+            let (mut old, mut unreadable) = (Vec::new(), 0usize);
             for item in links.iter()? {
                 let (k, v) = item?;
-                if self.open(v.value())?.updated_ms < before_ms {
-                    old.push(k.value());
+                match self.open(v.value()) {
+                    Ok(e) if e.updated_ms < before_ms => old.push(k.value()),
+                    Ok(_) => {}
+                    Err(_) => unreadable += 1,
                 }
             }
-            old
+            (old, unreadable)
         };
+
         let mut n = 0;
         for batch in old.chunks(PURGE_BATCH) {
             let txn = self.store.db().begin_write()?;
@@ -246,7 +252,7 @@ impl LinkRegistry for RedbLinks {
                 let mut codes = txn.open_table(LINK_CODES)?;
                 let mut national = txn.open_table(LINK_NATIONAL)?;
                 for k in batch {
-                    let Some(e) = links.get(k)?.map(|v| self.open(v.value())).transpose()? else {
+                    let Some(Ok(e)) = links.get(k)?.map(|v| self.open(v.value())) else {
                         continue;
                     };
                     if e.updated_ms >= before_ms {
@@ -265,6 +271,15 @@ impl LinkRegistry for RedbLinks {
                 }
             }
             txn.commit()?;
+        }
+        if unreadable > 0 {
+            return Err(StoreError::Corrupt {
+                what: "link entry",
+                reason: format!(
+                    "entries that do not open (another key, or altered) were left: \
+                     {unreadable}; others purged: {n}"
+                ),
+            });
         }
         Ok(n)
     }

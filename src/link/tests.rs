@@ -138,6 +138,41 @@ fn memory_registry_keeps_the_contract() {
 }
 
 #[test]
+fn an_entry_that_does_not_open_does_not_stop_the_purge_of_the_others() {
+    // One entry written under another key made every purge fail, so every person's links
+    // stayed past their retention period.
+    let dir = temp_dir("purge-other-key");
+    let store = Store::open(&dir).expect("open");
+    let other = RedbLinks::new(store.clone(), Sm4Key::from_bytes(&[8u8; 16]).expect("key"));
+    other
+        .link(
+            &person("110101199003070001"),
+            zj("K2", Some("00")),
+            &holder(),
+            10,
+        )
+        .expect("link under the other key");
+    let r = RedbLinks::new(store, key());
+    let p = person("110101199003070002");
+    r.link(&p, zj("K1", Some("00")), &holder(), 10)
+        .expect("link");
+    // Reported, once the readable one is gone.
+    let e = r
+        .purge_before(500)
+        .expect_err("an entry did not open")
+        .to_string();
+    assert!(
+        e.contains("were left: 1") && e.contains("others purged: 1"),
+        "{e}"
+    );
+    assert!(
+        r.get(&p).expect("get").is_none(),
+        "the readable old entry went"
+    );
+    assert_eq!(r.len().expect("len"), 1, "the other key's entry is left");
+}
+
+#[test]
 fn redb_registry_keeps_the_contract_and_survives_a_reopen() {
     let dir = temp_dir("redb");
     {
