@@ -477,6 +477,37 @@ impl Outbox {
         Ok(d)
     }
 
+    /// [`Outbox::postpone`] of every delivery of `ids` still pending, in one transaction:
+    /// the callbacks due to a region whose breaker is open, put past its hold at once
+    /// rather than one write (and one flush) each. Ids no longer pending are passed over.
+    /// Returns how many moved.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    pub fn postpone_many(&self, ids: &[u64], until_ms: u64) -> Result<usize, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.store.db().begin_write()?;
+        let mut moved = 0;
+        {
+            let mut t = txn.open_table(CALLBACKS)?;
+            let mut due = txn.open_table(CALLBACKS_DUE)?;
+            for &id in ids {
+                let Ok(mut d) = self.pending(&t, id) else {
+                    continue;
+                };
+                due.remove((d.next_at_ms, id))?;
+                d.next_at_ms = until_ms;
+                t.insert(id, self.seal(&d)?.as_slice())?;
+                due.insert((d.next_at_ms, id), ())?;
+                moved += 1;
+            }
+        }
+        txn.commit()?;
+        Ok(moved)
+    }
+
     /// Delivery `id`, which must be pending: only a pending delivery is attempted or moved;
     /// its record is final otherwise.
     fn pending(

@@ -90,6 +90,38 @@ fn a_postponed_delivery_waits_without_spending_an_attempt() {
 }
 
 #[test]
+fn a_region_held_by_its_breaker_has_its_callbacks_moved_in_one_go() {
+    // The callbacks to a region whose breaker is open are put past its hold together, and
+    // those behind them in the due index come out at once.
+    let dir = temp_dir("outbox-many");
+    let o = Outbox::new(Store::open(&dir).expect("open"), key()).expect("outbox");
+    let held: Vec<u64> = (0..5)
+        .flat_map(|n| {
+            o.enqueue(&[("110000".into(), event(n))], 100)
+                .expect("enqueue")
+        })
+        .collect();
+    let other = o
+        .enqueue(&[("320000".into(), event(9))], 101)
+        .expect("enqueue");
+    o.record(held[4], Ok(()), 102).expect("delivered");
+    assert_eq!(o.due(200, 3).expect("due").len(), 3, "the held ones first");
+    // The delivered one is passed over; the four pending ones move, attempts unspent.
+    assert_eq!(o.postpone_many(&held, 60_000).expect("postpone"), 4);
+    let due = o.due(200, 3).expect("due");
+    assert_eq!(
+        due.iter().map(|d| d.id).collect::<Vec<_>>(),
+        other,
+        "the other region's callback is next"
+    );
+    let later = o.due(60_000, 10).expect("due");
+    assert_eq!(later.len(), 5);
+    assert!(later.iter().all(|d| d.attempts == 0));
+    assert_eq!(o.postpone_many(&[], 1).expect("nothing"), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn due_reads_the_pending_deliveries_in_the_order_they_fell_due() {
     let dir = temp_dir("outbox-due");
     let o = Outbox::new(Store::open(&dir).expect("open"), key()).expect("outbox");

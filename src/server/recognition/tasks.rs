@@ -55,11 +55,47 @@ pub fn spawn_retention(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
 /// breaker's default cool-down.
 const NOT_SENT_WAIT_MS: u64 = 5_000;
 
+/// The longest a region whose breaker keeps refusing holds its callbacks between looks.
+const MAX_HOLD_MS: u64 = 300_000;
+
+/// The regions whose breaker refused a callback, each with the time its callbacks wait
+/// until and the wait that gave it: doubled (to [`MAX_HOLD_MS`]) each time the breaker
+/// still refuses, forgotten once the region is called again.
+#[derive(Debug, Default)]
+pub(super) struct Holds(std::collections::HashMap<String, (u64, u64)>);
+
+impl Holds {
+    /// Until when `region`'s callbacks wait, if they do at `now_ms`.
+    pub(super) fn until(&self, region: &str, now_ms: u64) -> Option<u64> {
+        self.0
+            .get(region)
+            .map(|&(until, _)| until)
+            .filter(|&until| until > now_ms)
+    }
+
+    /// `region`'s breaker refused a callback at `now_ms`.
+    pub(super) fn refused(&mut self, region: &str, now_ms: u64) {
+        let wait = self
+            .0
+            .get(region)
+            .map_or(NOT_SENT_WAIT_MS, |&(_, w)| (w * 2).min(MAX_HOLD_MS));
+        self.0.insert(region.to_owned(), (now_ms + wait, wait));
+    }
+
+    /// `region` was called (whatever it answered): its callbacks go out as they fall due.
+    pub(super) fn called(&mut self, region: &str) {
+        self.0.remove(region);
+    }
+}
+
 /// The delivery task: sends due callbacks, records every attempt, and sleeps until woken
 /// by a new event or [`DELIVERY_TICK`]. Pending deliveries from before a restart are due
-/// at once.
+/// at once. The callbacks due to a region whose breaker is open are put past its hold in
+/// one transaction each pass, without a call, and the next pass follows at once: a region
+/// that is down for days does not keep the others' callbacks behind its own.
 pub fn spawn_deliveries(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut holds = Holds::default();
         loop {
             let outbox = Arc::clone(&gw.outbox);
             let now = now_ms();
@@ -70,8 +106,26 @@ pub fn spawn_deliveries(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
                     Vec::new()
                 }
             };
-            let mut sends = tokio::task::JoinSet::new();
+            let mut waiting: std::collections::HashMap<u64, Vec<u64>> =
+                std::collections::HashMap::new();
+            let mut to_send = Vec::new();
             for d in due {
+                match holds.until(&d.target_region, now) {
+                    Some(until) => waiting.entry(until).or_default().push(d.id),
+                    None => to_send.push(d),
+                }
+            }
+            let mut moved = 0;
+            for (until, ids) in waiting {
+                let outbox = Arc::clone(&gw.outbox);
+                match blocking(move || outbox.postpone_many(&ids, until)).await {
+                    Ok(n) => moved += n,
+                    Err(e) => tracing::warn!(error = %e, "held callbacks not postponed"),
+                }
+            }
+            let mut sends = tokio::task::JoinSet::new();
+            let sending = !to_send.is_empty();
+            for d in to_send {
                 let gw = Arc::clone(&gw);
                 sends.spawn(async move {
                     let event = serde_json::to_value(&d.event).unwrap_or(Value::Null);
@@ -86,6 +140,7 @@ pub fn spawn_deliveries(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
                     };
                     let ok = outcome.is_ok();
                     let not_sent = matches!(&outcome, Err(f) if f.not_sent);
+                    let region = d.target_region.clone();
                     let (outbox, now) = (Arc::clone(&gw.outbox), now_ms());
                     let recorded = blocking(move || match outcome {
                         Err(f) if f.permanent => outbox.give_up(d.id, f.why, now),
@@ -126,9 +181,22 @@ pub fn spawn_deliveries(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
                         }
                         Err(e) => tracing::warn!(error = %e, "callback attempt not recorded"),
                     }
+                    (region, not_sent)
                 });
             }
-            while sends.join_next().await.is_some() {}
+            while let Some(joined) = sends.join_next().await {
+                if let Ok((region, not_sent)) = joined {
+                    if not_sent {
+                        holds.refused(&region, now_ms());
+                    } else {
+                        holds.called(&region);
+                    }
+                }
+            }
+            // Only held callbacks were due, and they moved: the next ones at once.
+            if !sending && moved > 0 {
+                continue;
+            }
             tokio::select! {
                 () = gw.deliveries.notified() => {}
                 () = tokio::time::sleep(DELIVERY_TICK) => {}

@@ -243,3 +243,26 @@ fn a_region_ticket_too_long_to_carry_is_left_out_not_the_verifiers_ticket() {
     let back: TicketBody = key.open_json(&t).unwrap();
     assert_eq!((back.inner, back.app.as_str()), (None, "B1"));
 }
+
+#[test]
+fn a_held_region_waits_longer_each_time_its_breaker_refuses_and_not_once_called() {
+    use super::tasks::Holds;
+    let mut h = Holds::default();
+    assert_eq!(h.until("110000", 0), None);
+    h.refused("110000", 1_000);
+    assert_eq!(h.until("110000", 1_000), Some(6_000));
+    assert_eq!(h.until("110000", 6_000), None, "due again at its end");
+    assert_eq!(h.until("320000", 1_000), None, "another region is not held");
+    // Refused again: twice the wait, up to five minutes.
+    h.refused("110000", 6_000);
+    assert_eq!(h.until("110000", 6_000), Some(16_000));
+    for _ in 0..10 {
+        h.refused("110000", 0);
+    }
+    assert_eq!(h.until("110000", 0), Some(300_000));
+    // Called (whatever it answered): no longer held, and the wait starts over.
+    h.called("110000");
+    assert_eq!(h.until("110000", 0), None);
+    h.refused("110000", 0);
+    assert_eq!(h.until("110000", 0), Some(5_000));
+}
