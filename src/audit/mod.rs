@@ -31,7 +31,7 @@ pub use config::{AuditConfig, DEFAULT_SYNC_INTERVAL_MS, MAX_SYNC_INTERVAL_MS, Sy
 pub use memory::MemoryAuditLog;
 pub use pseudonym::{Pseudonym, pseudonym};
 pub use record::{AuditRecord, MAX_FIELD_BYTES, MAX_LOSS_ENTRIES, NewRecord, RECORD_VERSION};
-pub use redb_log::{Anchored, RedbAuditLog};
+pub use redb_log::RedbAuditLog;
 pub use writer::{AuditSync, AuditWriter};
 
 use crate::store::StoreError;

@@ -102,19 +102,22 @@ impl RedbAuditLog {
     /// Checks the chain against `anchor`, a head the operator kept outside the file (as
     /// `hutong audit verify` printed it): the record at its seq must still be there with its
     /// hash. That catches what the markers alone cannot: the tail cut off and the head
-    /// marker moved back onto the last record left. An anchor before the purge checkpoint
-    /// is [`Anchored::Purged`]: retention removed that record, or someone moved the
-    /// checkpoint over it, and nothing is left to compare.
-    pub fn check_anchor(&self, anchor: ChainMark) -> Result<Anchored, StoreError> {
+    /// marker moved back onto the last record left. `Ok(None)` when it holds, else the
+    /// problem, starting with its seq. An anchor before the purge checkpoint is a problem
+    /// too: retention removed that record, or someone moved the checkpoint over it, and
+    /// nothing is left to compare.
+    pub fn check_anchor(&self, anchor: ChainMark) -> Result<Option<String>, StoreError> {
         let txn = self.store.db().begin_read()?;
         let meta = txn.open_table(AUDIT_META)?;
         let records = txn.open_table(AUDIT_RECORDS)?;
         let checkpoint = read_mark(&meta, CHECKPOINT_KEY)?.unwrap_or(ChainMark::GENESIS);
         let seq = anchor.seq;
         if seq < checkpoint.seq {
-            return Ok(Anchored::Purged {
-                checkpoint: checkpoint.seq,
-            });
+            return Ok(Some(format!(
+                "seq {seq}: the anchor is before the purge checkpoint at seq {} and cannot \
+                 be checked (if retention purged it, anchor a later head)",
+                checkpoint.seq
+            )));
         }
         let hash = if seq == checkpoint.seq {
             Some(checkpoint.hash)
@@ -122,16 +125,16 @@ impl RedbAuditLog {
             match records.get(seq)? {
                 Some(v) => AuditRecord::decode_stored(v.value()).ok().map(|r| r.hash),
                 None => {
-                    return Ok(Anchored::Broken(format!(
+                    return Ok(Some(format!(
                         "seq {seq}: the anchored record is gone (the chain was cut below the anchor)"
                     )));
                 }
             }
         };
         Ok(match hash {
-            Some(h) if h == anchor.hash => Anchored::Holds,
-            Some(_) => Anchored::Broken(format!("seq {seq}: hash differs from the anchor")),
-            None => Anchored::Broken(format!("seq {seq}: the anchored record is unreadable")),
+            Some(h) if h == anchor.hash => None,
+            Some(_) => Some(format!("seq {seq}: hash differs from the anchor")),
+            None => Some(format!("seq {seq}: the anchored record is unreadable")),
         })
     }
 
@@ -402,18 +405,4 @@ fn read_mark(
         None => Ok(None),
         Some(v) => ChainMark::decode(v.value()).map(Some),
     }
-}
-
-/// What [`RedbAuditLog::check_anchor`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Anchored {
-    /// The anchored record is there, with the anchored hash.
-    Holds,
-    /// It is not: the problem, starting with its seq.
-    Broken(String),
-    /// The anchor is before the purge checkpoint at this seq: retention removed it.
-    Purged {
-        /// The checkpoint's seq.
-        checkpoint: u64,
-    },
 }

@@ -404,11 +404,7 @@ impl MemoryNonceStore {
             return NonceCheck::Unavailable;
         }
         let mut replaced = None;
-        let verdict = if shard
-            .seen
-            .get(&digest)
-            .is_some_and(|&packed| expiry(packed) > now_ms)
-        {
+        let verdict = if shard.holds(&digest, now_ms) {
             NonceCheck::Replayed
         } else if !self.reserve(&held) {
             // Expired entries may hold places; this shard's sweep freed them if it was due,
@@ -463,6 +459,13 @@ fn digest(key: &DigestKey, app_id: &str, nonce: &str) -> Digest128 {
 }
 
 impl Shard {
+    /// Whether `digest` is held and has not expired at `now_ms`.
+    fn holds(&self, digest: &Digest128, now_ms: u64) -> bool {
+        self.seen
+            .get(digest)
+            .is_some_and(|&packed| expiry(packed) > now_ms)
+    }
+
     /// Sweeps expired entries if any have expired and the shard is small or its last sweep
     /// is at least `every_ms` old. Takes the freed places off `total`, and returns them by
     /// client for [`MemoryNonceStore::release`].
@@ -503,10 +506,7 @@ impl NonceStore for MemoryNonceStore {
 
     fn seen(&self, app_id: &str, nonce: &str, now_ms: u64) -> bool {
         let digest = digest(&self.key, app_id, nonce);
-        lock(self.shard(&digest))
-            .seen
-            .get(&digest)
-            .is_some_and(|&packed| expiry(packed) > now_ms)
+        lock(self.shard(&digest)).holds(&digest, now_ms)
     }
 
     fn check_and_insert(&self, app_id: &str, nonce: &str, now_ms: u64) -> NonceCheck {

@@ -359,6 +359,15 @@ impl ParsedRequest {
         self.open_authenticated(client, ctx)
     }
 
+    /// The timestamp within the clock skew of `ctx`'s now: [`EnvelopeError::Stale`] (1004)
+    /// otherwise.
+    fn within_window(&self, ctx: &OpenContext<'_>) -> Result<(), EnvelopeError> {
+        if self.timestamp_ms.abs_diff(ctx.now_ms) > ctx.limits.max_clock_skew_ms {
+            return Err(EnvelopeError::Stale);
+        }
+        Ok(())
+    }
+
     /// The checks after the signature: freshness, nonce, plaintext permission, decryption.
     fn open_authenticated(
         self,
@@ -366,9 +375,7 @@ impl ParsedRequest {
         ctx: &OpenContext<'_>,
     ) -> Result<OpenedRequest, EnvelopeError> {
         let env = &self.envelope;
-        if self.timestamp_ms.abs_diff(ctx.now_ms) > ctx.limits.max_clock_skew_ms {
-            return Err(EnvelopeError::Stale);
-        }
+        self.within_window(ctx)?;
         ctx.nonces
             .check_and_insert(&env.app_id, &env.nonce, ctx.now_ms)
             .fresh()?;
@@ -424,9 +431,7 @@ impl VerifiedRequest {
     /// quota. [`VerifiedRequest::open`] checks both again, and records the nonce.
     pub fn check_fresh(&self, ctx: &OpenContext<'_>) -> Result<(), EnvelopeError> {
         let p = &self.0;
-        if p.timestamp_ms.abs_diff(ctx.now_ms) > ctx.limits.max_clock_skew_ms {
-            return Err(EnvelopeError::Stale);
-        }
+        p.within_window(ctx)?;
         if ctx
             .nonces
             .seen(&p.envelope.app_id, &p.envelope.nonce, ctx.now_ms)

@@ -466,14 +466,26 @@ impl Outbox {
         let d = {
             let mut t = txn.open_table(CALLBACKS)?;
             let mut due = txn.open_table(CALLBACKS_DUE)?;
-            let mut d = self.pending(&t, id)?;
-            due.remove((d.next_at_ms, id))?;
-            d.next_at_ms = until_ms;
-            t.insert(id, self.seal(&d)?.as_slice())?;
-            due.insert((d.next_at_ms, id), ())?;
-            d
+            let d = self.pending(&t, id)?;
+            self.move_due(&mut t, &mut due, d, until_ms)?
         };
         txn.commit()?;
+        Ok(d)
+    }
+
+    /// Files pending delivery `d` as due at `until_ms`, in the write transaction of `t`
+    /// and `due`.
+    fn move_due(
+        &self,
+        t: &mut redb::Table<'_, u64, &'static [u8]>,
+        due: &mut redb::Table<'_, (u64, u64), ()>,
+        mut d: Delivery,
+        until_ms: u64,
+    ) -> Result<Delivery, StoreError> {
+        due.remove((d.next_at_ms, d.id))?;
+        d.next_at_ms = until_ms;
+        t.insert(d.id, self.seal(&d)?.as_slice())?;
+        due.insert((d.next_at_ms, d.id), ())?;
         Ok(d)
     }
 
@@ -494,13 +506,10 @@ impl Outbox {
             let mut t = txn.open_table(CALLBACKS)?;
             let mut due = txn.open_table(CALLBACKS_DUE)?;
             for &id in ids {
-                let Ok(mut d) = self.pending(&t, id) else {
+                let Ok(d) = self.pending(&t, id) else {
                     continue;
                 };
-                due.remove((d.next_at_ms, id))?;
-                d.next_at_ms = until_ms;
-                t.insert(id, self.seal(&d)?.as_slice())?;
-                due.insert((d.next_at_ms, id), ())?;
+                self.move_due(&mut t, &mut due, d, until_ms)?;
                 moved += 1;
             }
         }

@@ -268,13 +268,12 @@ async fn serve_conn<I>(
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let opened = tokio::time::Instant::now();
     let grace = gw.config.load().server.shutdown_grace;
-    let activity = Arc::new(Activity::default());
+    let activity = Arc::new(Activity::new());
     let svc = {
         let activity = Arc::clone(&activity);
         service_fn(move |req| {
-            let busy = Activity::begin(&activity, opened);
+            let busy = Activity::begin(&activity);
             let (gw, permits, peer) = (Arc::clone(&gw), Arc::clone(&permits), peer.clone());
             async move {
                 let resp = pipeline::handle(gw, permits, peer, req).await;
@@ -289,19 +288,19 @@ async fn serve_conn<I>(
     // finish); when idle, a ping's timeout (nothing is in flight). A peer that holds the
     // close open past it (an HTTP/2 client that never acknowledges the GOAWAY) is dropped.
     let close_within = loop {
-        let check = activity.next_check(opened, times);
+        let check = activity.next_check(times);
         tokio::select! {
             _ = conn.as_mut() => return,
             _ = stop.wait_for(|stopping| *stopping) => break grace,
             () = sleep_until(check) => {
                 if !activity.seen() {
-                    if times.first_request.is_some_and(|d| opened.elapsed() >= d) {
+                    if times.first_request.is_some_and(|d| activity.opened.elapsed() >= d) {
                         // No first request in time: dropping the connection closes it.
                         return;
                     }
                     continue;
                 }
-                if times.idle.is_some_and(|idle| activity.idle_for(opened) >= Some(idle)) {
+                if times.idle.is_some_and(|idle| activity.idle_for() >= Some(idle)) {
                     break H2_PING_TIMEOUT;
                 }
             }
@@ -326,27 +325,32 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 
 /// What one connection is doing: requests in flight, whether one ever came, and since when
 /// it has had none (milliseconds from its opening).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Activity {
+    opened: tokio::time::Instant,
     in_flight: std::sync::atomic::AtomicUsize,
     seen: std::sync::atomic::AtomicBool,
     idle_since_ms: std::sync::atomic::AtomicU64,
 }
 
 /// One request of a connection, from its head to its answer.
-struct Busy {
-    activity: Arc<Activity>,
-    opened: tokio::time::Instant,
-}
+struct Busy(Arc<Activity>);
 
 impl Activity {
-    fn begin(this: &Arc<Self>, opened: tokio::time::Instant) -> Busy {
+    /// A connection opened now.
+    fn new() -> Self {
+        Self {
+            opened: tokio::time::Instant::now(),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            seen: std::sync::atomic::AtomicBool::new(false),
+            idle_since_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn begin(this: &Arc<Self>) -> Busy {
         this.seen.store(true, Ordering::Relaxed);
         this.in_flight.fetch_add(1, Ordering::AcqRel);
-        Busy {
-            activity: Arc::clone(this),
-            opened,
-        }
+        Busy(Arc::clone(this))
     }
 
     fn seen(&self) -> bool {
@@ -354,12 +358,12 @@ impl Activity {
     }
 
     /// How long the connection has had no request in flight (None while one is).
-    fn idle_for(&self, opened: tokio::time::Instant) -> Option<std::time::Duration> {
+    fn idle_for(&self) -> Option<std::time::Duration> {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
         }
         let since = std::time::Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
-        Some(opened.elapsed().saturating_sub(since))
+        Some(self.opened.elapsed().saturating_sub(since))
     }
 
     /// When to look at the connection next: until a first request came, its deadline, or
@@ -367,16 +371,12 @@ impl Activity {
     /// when it would have been idle for `times.idle` (looked at again then, since a
     /// request may have come or be in flight meanwhile). At most once every
     /// `min(idle, 1 s)`.
-    fn next_check(
-        &self,
-        opened: tokio::time::Instant,
-        times: Times,
-    ) -> Option<tokio::time::Instant> {
+    fn next_check(&self, times: Times) -> Option<tokio::time::Instant> {
         let soonest = |idle: std::time::Duration| {
             tokio::time::Instant::now() + idle.min(std::time::Duration::from_secs(1))
         };
         if !self.seen() {
-            let first = times.first_request.map(|d| opened + d);
+            let first = times.first_request.map(|d| self.opened + d);
             let poll = times.idle.map(soonest);
             return match (first, poll) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -385,14 +385,14 @@ impl Activity {
         }
         let idle = times.idle?;
         let since = std::time::Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
-        Some((opened + since + idle).max(soonest(idle)))
+        Some((self.opened + since + idle).max(soonest(idle)))
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        let a = &self.activity;
-        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let a = &self.0;
+        let ms = u64::try_from(a.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
         a.idle_since_ms.store(ms, Ordering::Relaxed);
         a.in_flight.fetch_sub(1, Ordering::AcqRel);
     }

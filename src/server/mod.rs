@@ -680,15 +680,20 @@ mod saved_nonce_tests {
     use super::*;
     use crate::envelope::NonceCheck;
 
+    /// The saved store of `dir`, under one secret and the default caps.
+    fn open_at(dir: &Path) -> SavedNonceStore {
+        SavedNonceStore::open(
+            dir,
+            b"0123456789abcdef0123456789abcdef",
+            NonceStoreConfig::default(),
+        )
+    }
+
     #[test]
     fn saves_that_overlap_take_turns_and_the_last_one_is_whole() {
         let dir = crate::testutil::fresh_dir("saved-nonces");
         std::fs::create_dir_all(&dir).unwrap();
-        let saved = SavedNonceStore::open(
-            &dir,
-            b"0123456789abcdef0123456789abcdef",
-            NonceStoreConfig::default(),
-        );
+        let saved = open_at(&dir);
         let metrics = Metrics::default();
         let now = pipeline::now_ms();
         for i in 0..20_000 {
@@ -725,11 +730,7 @@ mod saved_nonce_tests {
             NonceCheck::Unavailable,
             "a closed store accepts nothing the last save would miss"
         );
-        let next = SavedNonceStore::open(
-            &dir,
-            b"0123456789abcdef0123456789abcdef",
-            NonceStoreConfig::default(),
-        );
+        let next = open_at(&dir);
         assert_eq!(
             next.store.fill(),
             Some((20_000, crate::envelope::DEFAULT_MAX_NONCES as u64))
@@ -749,11 +750,7 @@ mod saved_nonce_tests {
     fn a_save_that_fails_is_counted_and_keeps_the_file_before() {
         let dir = crate::testutil::fresh_dir("saved-nonces");
         std::fs::create_dir_all(&dir).unwrap();
-        let saved = SavedNonceStore::open(
-            &dir,
-            b"0123456789abcdef0123456789abcdef",
-            NonceStoreConfig::default(),
-        );
+        let saved = open_at(&dir);
         let metrics = Metrics::default();
         saved.store.check_and_insert("A1", "1", pipeline::now_ms());
         assert_eq!(saved.save(&metrics), Some(1));
@@ -777,11 +774,7 @@ mod saved_nonce_tests {
         );
         // The file of the good save is whole.
         std::fs::remove_dir_all(&tmp).unwrap();
-        let next = SavedNonceStore::open(
-            &dir,
-            b"0123456789abcdef0123456789abcdef",
-            NonceStoreConfig::default(),
-        );
+        let next = open_at(&dir);
         assert_eq!(next.store.fill().map(|(n, _)| n), Some(1));
         let _ = std::fs::remove_dir_all(dir);
     }
