@@ -605,6 +605,7 @@ fn fill_links(config: &Path, count: usize) -> anyhow::Result<ExitCode> {
                         status_time: Some("2026-11-23 09:00:00".into()),
                         source: Source::Verification,
                         seen_ms: now,
+                        scanned_code_id: None,
                     },
                     holder.clone(),
                 ));

@@ -73,6 +73,9 @@ pub struct Args {
     /// are static links.
     #[arg(long)]
     pub code_ttl_secs: Option<u32>,
+    /// Lifetime of an authCode it grants, seconds, 1 to 300 [default: 300]. National only.
+    #[arg(long)]
+    pub auth_code_ttl_secs: Option<u32>,
     /// Latency added to every request, milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
@@ -222,6 +225,7 @@ fn config(args: &Args) -> anyhow::Result<SimConfig> {
     }
     config.high_risk_regions.clone_from(&args.high_risk_regions);
     config.code_ttl_secs = args.code_ttl_secs.unwrap_or(sim::DEFAULT_CODE_TTL_SECS);
+    config.auth_code_ttl_secs = args.auth_code_ttl_secs.unwrap_or(sim::AUTH_CODE_TTL_SECS);
     config.faults = faults(args);
     config.defects = defects(args, &mut problems);
     config.server = server(args, &mut problems);
@@ -252,6 +256,7 @@ fn region_config(
         (args.issuer.is_some(), "--issuer"),
         (args.code_host.is_some(), "--code-host"),
         (args.code_ttl_secs.is_some(), "--code-ttl-secs"),
+        (args.auth_code_ttl_secs.is_some(), "--auth-code-ttl-secs"),
         (args.keys_out.is_some(), "--keys-out"),
         (args.fixtures_out.is_some(), "--fixtures-out"),
         (!args.defects.is_empty(), "--defect"),

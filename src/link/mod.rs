@@ -84,6 +84,11 @@ pub struct RegionLink {
     pub source: Source,
     /// Unix milliseconds when the gateway learned it.
     pub seen_ms: u64,
+    /// A region that watches the person without a code of its own (its verifier scanned
+    /// another region's code): the id of the code it last scanned, the one name of the
+    /// person it may be told in a callback. Never another region's code it did not see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanned_code_id: Option<String>,
 }
 
 impl RegionLink {
@@ -98,6 +103,7 @@ impl RegionLink {
             status_time: None,
             source,
             seen_ms: now_ms,
+            scanned_code_id: None,
         }
     }
 }
@@ -266,6 +272,9 @@ fn apply_link(
         }
         if link.code_content.is_none() && link.code_id == prev.code_id {
             link.code_content.clone_from(&prev.code_content);
+        }
+        if link.scanned_code_id.is_none() {
+            link.scanned_code_id.clone_from(&prev.scanned_code_id);
         }
         // A link without a status keeps the status known before; so does one of the same
         // code whose status is older than the known one (a verification answered before a

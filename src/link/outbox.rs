@@ -80,7 +80,8 @@ pub struct CallbackEvent {
     pub event_id: String,
     /// The region whose status changed.
     pub source_region: String,
-    /// The person's local code id in the region being told.
+    /// The person's code id, as the region being told has seen it: its own code's, or
+    /// the code its verifier last scanned; none when it knows no code of theirs.
     pub code_id: Option<String>,
     /// The new colour (`00`, `01`, `10`, …).
     pub colour: String,

@@ -30,6 +30,7 @@ fn zj(code: &str, colour: Option<&str>) -> RegionLink {
         status_time: colour.map(|_| "2026-11-23 10:00:00".to_owned()),
         source: Source::Verification,
         seen_ms: 1,
+        scanned_code_id: None,
     }
 }
 
@@ -72,6 +73,7 @@ fn registry_contract(r: &dyn LinkRegistry) {
         status_time: None,
         source: Source::Request,
         seen_ms: 40,
+        scanned_code_id: None,
     };
     r.link(&p, bj, &Holder::default(), 40)
         .expect("second region");
@@ -130,6 +132,30 @@ fn registry_contract(r: &dyn LinkRegistry) {
     assert_eq!(r.by_code("330000", "A2").expect("index"), None);
     assert_eq!(r.by_national(&n1).expect("index"), None);
     assert!(r.get(&q).expect("get").is_some());
+}
+
+#[test]
+fn a_watchers_scanned_code_survives_a_later_link_that_names_none() {
+    let r = MemoryLinks::default();
+    let p = person("110101199001011234");
+    let mut w = RegionLink::without_code("110000".into(), Source::Verification, 1);
+    w.scanned_code_id = Some("ZJ-CODE".into());
+    r.link(&p, w, &holder(), 1).unwrap();
+    // Beijing's consent later: a link to the same region that names no code.
+    let consent = RegionLink::without_code("110000".into(), Source::Request, 2);
+    let e = r.link(&p, consent, &Holder::default(), 2).unwrap();
+    assert_eq!(
+        e.regions["110000"].scanned_code_id.as_deref(),
+        Some("ZJ-CODE")
+    );
+    // A later scan of another code replaces it.
+    let mut w = RegionLink::without_code("110000".into(), Source::Verification, 3);
+    w.scanned_code_id = Some("JS-CODE".into());
+    let e = r.link(&p, w, &Holder::default(), 3).unwrap();
+    assert_eq!(
+        e.regions["110000"].scanned_code_id.as_deref(),
+        Some("JS-CODE")
+    );
 }
 
 #[test]

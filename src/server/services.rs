@@ -81,20 +81,20 @@ pub async fn process(
     biz: &Value,
     subject: Option<Pseudonym>,
 ) -> Result<(Answer, Option<Pseudonym>), GatewayError> {
-    // The gateway's consent stands for the region's own authCode on the way to the region.
-    let unwrapped;
-    let biz = if call.service != ServiceName::QueryHealthInfo
-        && call.service != ServiceName::GenerateCode
-        && recognition::is_gateway_consent(biz)
-    {
-        unwrapped = recognition::unwrap_consent(gw, call, biz)?;
-        &unwrapped
-    } else {
-        biz
-    };
+    // A repeat of a declaration or a correction is answered from its record before its
+    // consent is looked at: a retry after the consent expired still gets the first answer.
     if gw.standard.service(call.service).idempotent {
         return idempotent(gw, call, biz).await.map(|v| (v.into(), None));
     }
+    let unwrapped;
+    let biz = if call.service != ServiceName::QueryHealthInfo
+        && call.service != ServiceName::GenerateCode
+    {
+        unwrapped = with_region_consent(gw, call, biz)?;
+        unwrapped.as_ref()
+    } else {
+        biz
+    };
     // The gateway's own tickets and consents name the person; no region is involved yet.
     if call.service == ServiceName::QueryHealthInfo
         && (recognition::is_gateway_ticket(biz) || recognition::is_gateway_consent(biz))
@@ -138,6 +138,20 @@ pub async fn process(
         }
         _ => gw.relay.relay(call, biz).await.map(|v| (v.into(), None)),
     }
+}
+
+/// The call as it goes to the region: the gateway's consent, where the call carries one,
+/// replaced by the region's own authCode inside it.
+fn with_region_consent<'a>(
+    gw: &Gateway,
+    call: &Call,
+    biz: &'a Value,
+) -> Result<std::borrow::Cow<'a, Value>, GatewayError> {
+    Ok(if recognition::is_gateway_consent(biz) {
+        std::borrow::Cow::Owned(recognition::unwrap_consent(gw, call, biz)?)
+    } else {
+        std::borrow::Cow::Borrowed(biz)
+    })
 }
 
 /// Calls of one `(appId, requestId)` in progress: a twin waits for the first to finish,
@@ -234,6 +248,9 @@ async fn idempotent(gw: &Arc<Gateway>, call: &Call, biz: &Value) -> Result<Value
             Err(reused(dup_code))
         };
     }
+    // The record's fingerprint is of the call as the caller sent it (`fp` above); the
+    // region is sent its own consent.
+    let biz = &*with_region_consent(gw, call, biz)?;
     let relayed = gw.relay.relay_reply(call, biz).await?;
     if matches!(
         call.service,

@@ -187,6 +187,9 @@ pub struct SimConfig {
     pub high_risk_regions: Vec<String>,
     /// Lifetime of an issued code, seconds.
     pub code_ttl_secs: u32,
+    /// Lifetime of an `authCode` it grants, seconds (its `expiresIn`; 1 to 300, the
+    /// schema's bound).
+    pub auth_code_ttl_secs: u32,
     /// Faults to inject.
     pub faults: Faults,
     /// The clients that may call it, by `appId`.
@@ -216,6 +219,7 @@ impl SimConfig {
             colour_mix: ColourMix::default(),
             high_risk_regions: Vec::new(),
             code_ttl_secs: DEFAULT_CODE_TTL_SECS,
+            auth_code_ttl_secs: AUTH_CODE_TTL_SECS,
             faults: Faults::default(),
             clients,
             rate_limits: HashMap::new(),
@@ -249,6 +253,12 @@ impl SimConfig {
         }
         if self.code_ttl_secs == 0 || self.code_ttl_secs > 86_400 {
             out.push("code lifetime must be 1 to 86400 seconds".to_owned());
+        }
+        if !(1..=AUTH_CODE_TTL_SECS).contains(&self.auth_code_ttl_secs) {
+            out.push(format!(
+                "authCode lifetime must be 1 to {} seconds",
+                AUTH_CODE_TTL_SECS
+            ));
         }
         if self.clients.is_empty() {
             out.push("no client may call the simulator".to_owned());
@@ -296,6 +306,7 @@ pub(crate) struct SimState {
     issuer: IssuerId,
     code_host: String,
     code_ttl_secs: u32,
+    auth_code_ttl_secs: u32,
     high_risk: HashSet<String>,
     response_key: SigningKey,
     decryption_key: DecryptionKey,
@@ -500,6 +511,7 @@ pub async fn start(
         issuer: config.issuer.clone(),
         code_host: config.code_host.clone(),
         code_ttl_secs: config.code_ttl_secs,
+        auth_code_ttl_secs: config.auth_code_ttl_secs,
         high_risk: config.high_risk_regions.iter().cloned().collect(),
         response_key,
         decryption_key: keys.encryption,

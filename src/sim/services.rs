@@ -253,7 +253,7 @@ fn apply_code_access(
         Grant {
             person: i,
             app_id: app_id.to_owned(),
-            expires_at: now + i64::from(AUTH_CODE_TTL_SECS),
+            expires_at: now + i64::from(state.auth_code_ttl_secs),
         },
         now,
     );
@@ -262,7 +262,7 @@ fn apply_code_access(
         &ApplyCodeAccessResponse {
             auth_code,
             user_token,
-            expires_in: AUTH_CODE_TTL_SECS,
+            expires_in: state.auth_code_ttl_secs,
             code_page_url: None,
         },
     ))

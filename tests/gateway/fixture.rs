@@ -43,6 +43,8 @@ pub struct Opts {
     pub dialects: bool,
     /// Deviations the simulated region is started with.
     pub sim_defects: sim::Defects,
+    /// Lifetime of the authCodes the simulated region grants, seconds (default 300).
+    pub sim_auth_code_ttl_secs: u32,
 }
 
 impl Default for Opts {
@@ -57,6 +59,7 @@ impl Default for Opts {
             dialects: false,
             auth_toml: String::new(),
             sim_defects: sim::Defects::NONE,
+            sim_auth_code_ttl_secs: sim::AUTH_CODE_TTL_SECS,
         }
     }
 }
@@ -128,6 +131,7 @@ impl Fixture {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut sim_config = SimConfig::new(clients);
         sim_config.defects = opts.sim_defects;
+        sim_config.auth_code_ttl_secs = opts.sim_auth_code_ttl_secs;
         let sim = sim::start(sim_config, keys, listener).await.unwrap();
 
         let toml = format!(

@@ -54,6 +54,64 @@ async fn a_repeated_request_id_gets_the_first_answer_and_other_content_is_refuse
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_correction_gets_its_first_answer_after_its_consent_expired() {
+    // The region grants one-second authCodes: the gateway's consent lives as long (its
+    // check allows 5 s of clock skew).
+    let fx = Fixture::start(Opts {
+        sim_auth_code_ttl_secs: 1,
+        ..Opts::default()
+    })
+    .await;
+    let c = fx.client(SignTypeName::HmacSm3);
+    let p = fx.person(4);
+    let x = c
+        .call(
+            ServiceName::ApplyCodeAccess,
+            &json!({"user": user(&p), "authType": "SMS", "authProof": "123456"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(&x), "0", "{}", String::from_utf8_lossy(&x.raw));
+    let consent = x.biz.as_ref().unwrap()["authCode"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let biz = json!({"user": user(&p), "authCode": consent, "items": [{"element": "nucleicResult", "claimedValue": "1"}], "reason": "登记错误"});
+    let sealed = c.seal(ServiceName::CorrectHealthInfo, &biz).unwrap();
+    let first = c
+        .send(ServiceName::CorrectHealthInfo, &sealed)
+        .await
+        .unwrap();
+    assert_eq!(code(&first), "0", "{}", String::from_utf8_lossy(&first.raw));
+    let calls = fx.sim.as_ref().unwrap().requests();
+
+    tokio::time::sleep(Duration::from_millis(7_000)).await;
+    // The answer was lost; the client retries the same call after the consent expired.
+    let again = c
+        .reseal_with_request_id(
+            ServiceName::CorrectHealthInfo,
+            &biz,
+            &sealed.envelope.request_id,
+        )
+        .unwrap();
+    let second = c
+        .send(ServiceName::CorrectHealthInfo, &again)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(&second),
+        "0",
+        "{}",
+        String::from_utf8_lossy(&second.raw)
+    );
+    assert_eq!(second.biz, first.biz, "the same ticket");
+    assert_eq!(fx.sim.as_ref().unwrap().requests(), calls);
+    // A new correction with that consent is refused: it has expired.
+    let x = c.call(ServiceName::CorrectHealthInfo, &biz).await.unwrap();
+    assert_eq!(code(&x), "2003", "{}", String::from_utf8_lossy(&x.raw));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_access_is_audited_in_a_chain_that_verifies() {
     let fx = Fixture::start(Opts::default()).await;
     let c = fx.client(SignTypeName::HmacSm3);

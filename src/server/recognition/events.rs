@@ -119,28 +119,9 @@ pub(in crate::server) async fn status_event(
     // The risk alert: every other linked region that takes callbacks.
     let mut notified = 0;
     if let (Some(e), Some(c)) = (&entry, &colour) {
-        // A region that only watches the person knows them by the code it scanned.
-        let source_code = e.regions.get(&source).and_then(|l| l.code_id.clone());
-        let targets: Vec<(String, CallbackEvent)> = e
-            .regions
-            .values()
-            .filter(|l| l.region != source && gw.relay.takes_callbacks(&l.region))
-            .map(|l| {
-                (
-                    l.region.clone(),
-                    CallbackEvent {
-                        kind: crate::link::outbox::KIND_STATUS.into(),
-                        event_id: event_id.clone(),
-                        source_region: source.clone(),
-                        code_id: l.code_id.clone().or_else(|| source_code.clone()),
-                        colour: c.clone(),
-                        status_time: time.clone(),
-                        venue_code: None,
-                        visit_region: None,
-                    },
-                )
-            })
-            .collect();
+        let targets = status_callbacks(e, &source, (&event_id, c, time.as_ref()), |r: &str| {
+            gw.relay.takes_callbacks(r)
+        });
         notified = targets.len();
         if !targets.is_empty() {
             let (outbox, now) = (Arc::clone(&gw.outbox), now_ms());
@@ -154,6 +135,38 @@ pub(in crate::server) async fn status_event(
         json!({"purged": purged, "notified": notified, "eventId": event_id}),
         person,
     ))
+}
+
+/// The callbacks of a status change in `source` (`(event id, colour, time)`) about the
+/// person of `e`: one to every other linked region that `takes` them. Each names the person
+/// by a code the region told knows: its own, or the one its verifier last scanned; none when
+/// it knows no code of theirs (a consent, a declaration). Another region's code id is never
+/// told to a region that did not see it.
+pub(super) fn status_callbacks(
+    e: &LinkEntry,
+    source: &str,
+    (event_id, colour, time): (&str, &str, Option<&String>),
+    takes: impl Fn(&str) -> bool,
+) -> Vec<(String, CallbackEvent)> {
+    e.regions
+        .values()
+        .filter(|l| l.region != source && takes(&l.region))
+        .map(|l| {
+            (
+                l.region.clone(),
+                CallbackEvent {
+                    kind: crate::link::outbox::KIND_STATUS.into(),
+                    event_id: event_id.to_owned(),
+                    source_region: source.to_owned(),
+                    code_id: l.code_id.clone().or_else(|| l.scanned_code_id.clone()),
+                    colour: colour.to_owned(),
+                    status_time: time.cloned(),
+                    venue_code: None,
+                    visit_region: None,
+                },
+            )
+        })
+        .collect()
 }
 
 /// `POST /phic/v1/venueCode` from a region: a venue code (场所码) for a place in it.
@@ -264,32 +277,26 @@ pub(in crate::server) async fn track_correction(
     biz: &Value,
     relayed: &Relayed,
 ) -> Result<(), GatewayError> {
-    use crate::corrections::{CorrectionStatus, CorrectionTicket, OpenOutcome};
+    use crate::corrections::OpenOutcome;
     let Some(id) = text(&relayed.biz, &["ticketId"]) else {
         return Err(GatewayError::Domain {
             code: ReturnCode::UpstreamFailed,
             msg: "the region accepted the correction without a ticketId".into(),
         });
     };
-    let status = text(&relayed.biz, &["status"])
-        .and_then(CorrectionStatus::parse)
-        .unwrap_or(CorrectionStatus::Accepted);
     let region = relayed
         .region
         .clone()
         .unwrap_or_else(|| home_region(gw, &call.client.region));
-    let region = crate::trust::RegionCode::parse(&region)
-        .map_err(|e| GatewayError::Internal(e.to_string()))?;
     let subject = services::subject_of(gw, call, biz);
-    let mut ticket = CorrectionTicket::new(
+    let ticket = correction_ticket(
         id,
-        call.client.app_id.clone(),
-        region,
+        &call.client.app_id,
+        &region,
         subject,
-        status,
+        &relayed.biz,
         now_ms(),
-    );
-    ticket.expected_time = text(&relayed.biz, &["expectedTime"]).map(str::to_owned);
+    )?;
     let store = Arc::clone(&gw.corrections);
     let opened = blocking(move || {
         store
@@ -306,6 +313,36 @@ pub(in crate::server) async fn track_correction(
         }
     }
     Ok(())
+}
+
+/// The ticket a region's acceptance `answer` of a correction opens: its `ticketId` (`id`)
+/// and status, filed by `app_id` in `region` about `subject`. The region's `expectedTime`
+/// is a hint: one that is not the standard's time is left out (the ticket is tracked
+/// without it). A ticket the registry cannot hold (its id too long, or with a control
+/// character) is the region's error: 9002.
+pub(super) fn correction_ticket(
+    id: &str,
+    app_id: &str,
+    region: &str,
+    subject: Option<Pseudonym>,
+    answer: &Value,
+    now_ms: u64,
+) -> Result<crate::corrections::CorrectionTicket, GatewayError> {
+    use crate::corrections::{CorrectionStatus, CorrectionTicket};
+    let status = text(answer, &["status"])
+        .and_then(CorrectionStatus::parse)
+        .unwrap_or(CorrectionStatus::Accepted);
+    let region = crate::trust::RegionCode::parse(region)
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let mut ticket = CorrectionTicket::new(id, app_id.to_owned(), region, subject, status, now_ms);
+    ticket.expected_time = text(answer, &["expectedTime"])
+        .filter(|t| crate::national::time::DateTime::parse(t).is_some())
+        .map(str::to_owned);
+    ticket.check().map_err(|e| GatewayError::Domain {
+        code: ReturnCode::UpstreamFailed,
+        msg: format!("the region's correction ticket cannot be tracked: {e}"),
+    })?;
+    Ok(ticket)
 }
 
 /// `POST /phic/v1/correctionStatus`, `{ticketId, status?, note?}`: the region that owns the

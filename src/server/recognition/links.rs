@@ -28,8 +28,10 @@ pub(in crate::server) async fn link_verification(
     // The verifier's own region is linked too, without a code: it saw the person, so it
     // hears of their status changes (the risk alert).
     let own = home_region(gw, &call.client.region);
-    let watcher = (gw.relay.takes_callbacks(&own) && own != link.region)
-        .then(|| RegionLink::without_code(own, Source::Verification, now_ms()));
+    let watcher = (gw.relay.takes_callbacks(&own) && own != link.region).then(|| RegionLink {
+        scanned_code_id: link.code_id.clone(),
+        ..RegionLink::without_code(own, Source::Verification, now_ms())
+    });
     let links = Arc::clone(&gw.links);
     let now = now_ms();
     let linked = blocking(move || {
@@ -65,6 +67,7 @@ fn link_of_answer(
         status_time: text(a, &["updateTime"]).map(str::to_owned),
         source,
         seen_ms: now_ms(),
+        scanned_code_id: None,
     };
     let who = Holder {
         name_masked: text(a, &["nameMasked"]).map(|s| crate::mask::mask(PersonalClass::Name, s)),
@@ -181,6 +184,7 @@ pub(in crate::server) async fn link_request(
         status_time,
         source: Source::Request,
         seen_ms: now_ms(),
+        scanned_code_id: None,
     };
     let (links, now) = (Arc::clone(&gw.links), now_ms());
     let entry = blocking(move || links.link(&p, link, &who, now))

@@ -192,6 +192,61 @@ fn a_status_event_naming_the_person_reaches_answers_kept_under_their_codes() {
 }
 
 #[test]
+fn a_callback_names_the_person_only_by_a_code_the_region_told_has_seen() {
+    let mut e = entry();
+    for (region, code) in [("330000", "ZJ-CODE"), ("320000", "JS-CODE")] {
+        let mut l = RegionLink::without_code(region.into(), Source::Verification, 1);
+        l.code_id = Some(code.into());
+        e.regions.insert(region.into(), l);
+    }
+    // Beijing's verifier scanned Zhejiang's code; Shanghai only took a declaration.
+    let mut bj = RegionLink::without_code("110000".into(), Source::Verification, 1);
+    bj.scanned_code_id = Some("ZJ-CODE".into());
+    e.regions.insert("110000".into(), bj);
+    e.regions.insert(
+        "310000".into(),
+        RegionLink::without_code("310000".into(), Source::Declaration, 1),
+    );
+    let time = "2026-12-08 09:00:00".to_owned();
+    // Jiangsu turns the person red.
+    let got = events::status_callbacks(&e, "320000", ("E1", "10", Some(&time)), |_| true);
+    let told: Vec<(&str, Option<&str>)> = got
+        .iter()
+        .map(|(r, c)| (r.as_str(), c.code_id.as_deref()))
+        .collect();
+    assert_eq!(
+        told,
+        [
+            ("110000", Some("ZJ-CODE")),
+            ("310000", None),
+            ("330000", Some("ZJ-CODE")),
+        ],
+        "Jiangsu's code id reaches no other region"
+    );
+    assert!(got.iter().all(|(_, c)| c.source_region == "320000"
+        && c.colour == "10"
+        && c.event_id == "E1"
+        && c.status_time.as_ref() == Some(&time)));
+    // A region that takes no callbacks is not told.
+    let got = events::status_callbacks(&e, "320000", ("E1", "10", None), |r| r != "110000");
+    assert!(got.iter().all(|(r, _)| r != "110000"), "{got:?}");
+}
+
+#[test]
+fn a_regions_unreadable_expected_time_is_left_out_and_the_ticket_kept() {
+    let answer = json!({"ticketId": "CT-1", "status": "ACCEPTED", "expectedTime": "next week"});
+    let t = events::correction_ticket("CT-1", "A1", "330000", None, &answer, 5).unwrap();
+    assert_eq!(t.ticket_id, "CT-1");
+    assert_eq!(t.expected_time, None);
+    let answer = json!({"ticketId": "CT-1", "expectedTime": "2026-12-15 09:00:00"});
+    let t = events::correction_ticket("CT-1", "A1", "330000", None, &answer, 5).unwrap();
+    assert_eq!(t.expected_time.as_deref(), Some("2026-12-15 09:00:00"));
+    // A ticket id the registry cannot hold: the region's error, 9002.
+    let e = events::correction_ticket("CT-\n1", "A1", "330000", None, &answer, 5).unwrap_err();
+    assert_eq!(e.return_code(), ReturnCode::UpstreamFailed);
+}
+
+#[test]
 fn a_stale_green_passes_no_one() {
     // The registry's green for a region that is down now: shown, but it clears no one.
     let stale_green = settle(&link("320000", Some("00")), Known::Unanswered);

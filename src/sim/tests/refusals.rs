@@ -180,6 +180,11 @@ fn config_problems_are_all_reported() {
     c.region = "999999".to_owned();
     c.code_host = "Bad Host".to_owned();
     c.faults.error_rate = 2.0;
+    c.auth_code_ttl_secs = 301;
     let problems = c.problems(&Standard::embedded());
-    assert_eq!(problems.len(), 5, "{problems:?}");
+    assert_eq!(problems.len(), 6, "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.contains("authCode lifetime")),
+        "{problems:?}"
+    );
 }
