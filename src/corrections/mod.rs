@@ -509,7 +509,8 @@ impl CorrectionError {
     ///   `9002` (upstream failed): tickets, statuses and notes come from the region's
     ///   answers (the gateway's own fields, `app_id` and `region`, are valid before they
     ///   get here), so an answer the state machine or the bounds refuse is the region's
-    ///   failure, not the caller's.
+    ///   failure, not the caller's. (`POST /phic/v1/correctionStatus`, where the calling
+    ///   region itself reports the move, answers a refused one with `1002`.)
     /// - [`CorrectionError::Store`] → `9999`, as every store failure.
     pub const fn return_code(&self) -> ReturnCode {
         match self {

@@ -5,7 +5,9 @@
 //! pushing region. A delivery worker sends what is due, and records each attempt: success
 //! marks it delivered; a failure schedules the next attempt with exponential backoff
 //! (200 ms doubling, at most 60 s apart) until [`MAX_ATTEMPTS`], after which the delivery
-//! is kept as abandoned, for an operator to see. Because the outbox is on disk, a callback
+//! is kept as abandoned, for an operator to see. A callback to a region that cannot be
+//! called (its circuit breaker open) waits without spending attempts, for at most a day
+//! from its event ([`MAX_PENDING_MS`]), then is abandoned the same way. Because the outbox is on disk, a callback
 //! pending when the gateway stops is sent after it starts again: none is lost.
 //!
 //! Finished deliveries stay for the audit period (180 days by default), so the outbox
@@ -45,6 +47,12 @@ use crate::store::{Store, StoreError};
 
 /// Attempts before a delivery is abandoned (about 45 minutes of retries).
 pub const MAX_ATTEMPTS: u32 = 50;
+
+/// How long a delivery may wait for a region that cannot be called (its circuit breaker
+/// stays open): one that would wait past a day from its event is abandoned instead, as
+/// after [`MAX_ATTEMPTS`], for an operator to see. A region that is down never has its
+/// attempts spent, so without this its callbacks would wait for ever.
+pub const MAX_PENDING_MS: u64 = 86_400_000;
 
 /// First retry delay, milliseconds; doubles per attempt.
 const BACKOFF_BASE_MS: u64 = 200;
@@ -113,7 +121,8 @@ pub enum DeliveryState {
     Pending,
     /// The region acknowledged it.
     Delivered,
-    /// [`MAX_ATTEMPTS`] failed.
+    /// [`MAX_ATTEMPTS`] failed, or the region could not be called for
+    /// [`MAX_PENDING_MS`].
     Abandoned,
 }
 
@@ -465,57 +474,72 @@ impl Outbox {
     pub fn postpone(&self, id: u64, until_ms: u64) -> Result<Delivery, StoreError> {
         let txn = self.store.db().begin_write()?;
         let d = {
-            let mut t = txn.open_table(CALLBACKS)?;
-            let mut due = txn.open_table(CALLBACKS_DUE)?;
-            let d = self.pending(&t, id)?;
-            self.move_due(&mut t, &mut due, d, until_ms)?
+            let mut tables = MoveTables {
+                records: txn.open_table(CALLBACKS)?,
+                due: txn.open_table(CALLBACKS_DUE)?,
+                finished: txn.open_table(CALLBACKS_FINISHED)?,
+            };
+            let d = self.pending(&tables.records, id)?;
+            self.move_due(&mut tables, d, until_ms)?
         };
         txn.commit()?;
         Ok(d)
     }
 
-    /// Files pending delivery `d` as due at `until_ms`, in the write transaction of `t`
-    /// and `due`.
+    /// Files pending delivery `d` as due at `until_ms`, in the write transaction of
+    /// `tables`; or, when that is [`MAX_PENDING_MS`] or more after its event, abandons it.
     fn move_due(
         &self,
-        t: &mut redb::Table<'_, u64, &'static [u8]>,
-        due: &mut redb::Table<'_, (u64, u64), ()>,
+        tables: &mut MoveTables<'_>,
         mut d: Delivery,
         until_ms: u64,
     ) -> Result<Delivery, StoreError> {
-        due.remove((d.next_at_ms, d.id))?;
-        d.next_at_ms = until_ms;
-        t.insert(d.id, self.seal(&d)?.as_slice())?;
-        due.insert((d.next_at_ms, d.id), ())?;
+        tables.due.remove((d.next_at_ms, d.id))?;
+        if until_ms >= d.created_ms.saturating_add(MAX_PENDING_MS) {
+            d.state = DeliveryState::Abandoned;
+            d.last_error = Some("the region could not be called for a day".into());
+            tables.finished.insert((d.created_ms, d.id), ())?;
+        } else {
+            d.next_at_ms = until_ms;
+            tables.due.insert((d.next_at_ms, d.id), ())?;
+        }
+        tables.records.insert(d.id, self.seal(&d)?.as_slice())?;
         Ok(d)
     }
 
     /// [`Outbox::postpone`] of every delivery of `ids` still pending, in one transaction:
     /// the callbacks due to a region whose breaker is open, put past its hold at once
     /// rather than one write (and one flush) each. Ids no longer pending are passed over.
-    /// Returns how many moved.
+    /// Returns how many moved, and how many of those were abandoned instead
+    /// ([`MAX_PENDING_MS`]).
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
-    pub fn postpone_many(&self, ids: &[u64], until_ms: u64) -> Result<usize, StoreError> {
+    pub fn postpone_many(&self, ids: &[u64], until_ms: u64) -> Result<(usize, usize), StoreError> {
         if ids.is_empty() {
-            return Ok(0);
+            return Ok((0, 0));
         }
         let txn = self.store.db().begin_write()?;
-        let mut moved = 0;
+        let (mut moved, mut abandoned) = (0, 0);
         {
-            let mut t = txn.open_table(CALLBACKS)?;
-            let mut due = txn.open_table(CALLBACKS_DUE)?;
+            let mut tables = MoveTables {
+                records: txn.open_table(CALLBACKS)?,
+                due: txn.open_table(CALLBACKS_DUE)?,
+                finished: txn.open_table(CALLBACKS_FINISHED)?,
+            };
             for &id in ids {
-                let Ok(d) = self.pending(&t, id) else {
+                let Ok(d) = self.pending(&tables.records, id) else {
                     continue;
                 };
-                self.move_due(&mut t, &mut due, d, until_ms)?;
+                let d = self.move_due(&mut tables, d, until_ms)?;
                 moved += 1;
+                if d.state == DeliveryState::Abandoned {
+                    abandoned += 1;
+                }
             }
         }
         txn.commit()?;
-        Ok(moved)
+        Ok((moved, abandoned))
     }
 
     /// Delivery `id`, which must be pending: only a pending delivery is attempted or moved;
@@ -580,6 +604,13 @@ impl Outbox {
         txn.commit()?;
         Ok(d)
     }
+}
+
+/// The tables a delivery moves between, open in one write transaction.
+struct MoveTables<'t> {
+    records: redb::Table<'t, u64, &'static [u8]>,
+    due: redb::Table<'t, (u64, u64), ()>,
+    finished: redb::Table<'t, (u64, u64), ()>,
 }
 
 /// The id the next delivery takes: past the last id written (the counter) and past every

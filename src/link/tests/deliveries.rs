@@ -90,6 +90,41 @@ fn a_postponed_delivery_waits_without_spending_an_attempt() {
 }
 
 #[test]
+fn a_callback_to_a_region_that_cannot_be_called_for_a_day_is_abandoned() {
+    use crate::link::outbox::MAX_PENDING_MS;
+    let dir = temp_dir("outbox-day");
+    let o = Outbox::new(Store::open(&dir).expect("open"), key()).expect("outbox");
+    let ids: Vec<u64> = (0..3)
+        .flat_map(|n| {
+            o.enqueue(&[("110000".into(), event(n))], 100 + n as u64)
+                .expect("enqueue")
+        })
+        .collect();
+    // Held past the first's day, not the others': the first is abandoned, kept to be seen.
+    assert_eq!(
+        o.postpone_many(&ids[..2], 100 + MAX_PENDING_MS)
+            .expect("postpone"),
+        (2, 1)
+    );
+    let all = o.all().expect("all");
+    assert_eq!(all[0].state, DeliveryState::Abandoned);
+    assert_eq!(all[0].attempts, 0);
+    assert!(all[0].last_error.as_deref().unwrap().contains("a day"));
+    assert_eq!(all[1].state, DeliveryState::Pending);
+    let due = o.due(u64::MAX, 10).expect("due");
+    assert_eq!(
+        due.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [ids[2], ids[1]],
+        "the abandoned one is no longer due (the second is due at its new time)"
+    );
+    // One at a time too; and the purge finds it among the finished.
+    let d = o.postpone(ids[2], 102 + MAX_PENDING_MS).expect("postpone");
+    assert_eq!(d.state, DeliveryState::Abandoned);
+    assert_eq!(o.purge_before(u64::MAX).expect("purge"), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_region_held_by_its_breaker_has_its_callbacks_moved_in_one_go() {
     // The callbacks to a region whose breaker is open are put past its hold together, and
     // those behind them in the due index come out at once.
@@ -107,7 +142,7 @@ fn a_region_held_by_its_breaker_has_its_callbacks_moved_in_one_go() {
     o.record(held[4], Ok(()), 102).expect("delivered");
     assert_eq!(o.due(200, 3).expect("due").len(), 3, "the held ones first");
     // The delivered one is passed over; the four pending ones move, attempts unspent.
-    assert_eq!(o.postpone_many(&held, 60_000).expect("postpone"), 4);
+    assert_eq!(o.postpone_many(&held, 60_000).expect("postpone"), (4, 0));
     let due = o.due(200, 3).expect("due");
     assert_eq!(
         due.iter().map(|d| d.id).collect::<Vec<_>>(),
@@ -117,7 +152,7 @@ fn a_region_held_by_its_breaker_has_its_callbacks_moved_in_one_go() {
     let later = o.due(60_000, 10).expect("due");
     assert_eq!(later.len(), 5);
     assert!(later.iter().all(|d| d.attempts == 0));
-    assert_eq!(o.postpone_many(&[], 1).expect("nothing"), 0);
+    assert_eq!(o.postpone_many(&[], 1).expect("nothing"), (0, 0));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

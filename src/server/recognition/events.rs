@@ -392,7 +392,14 @@ pub(in crate::server) async fn correction_status(
     })
     .await
     .map_err(|e| GatewayError::Internal(e.to_string()))?
-    .map_err(correction_error)?;
+    .map_err(|e| match e {
+        // Here the status comes from the calling region, not from an answer behind the
+        // gateway: a move the state machine refuses is its bad value.
+        e @ crate::corrections::CorrectionError::InvalidTransition { .. } => {
+            refuse(ReturnCode::BadFormat, &e.to_string())
+        }
+        e => correction_error(e),
+    })?;
     let history: Vec<Value> = ticket
         .history
         .iter()

@@ -88,6 +88,20 @@ impl Holds {
     }
 }
 
+/// Counts `n` callbacks abandoned without an attempt: their region could not be called
+/// for [`crate::link::outbox::MAX_PENDING_MS`].
+fn count_abandoned(gw: &Gateway, n: usize) {
+    if n > 0 {
+        gw.metrics
+            .callbacks_abandoned
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(
+            callbacks = n,
+            "status callbacks abandoned: their region could not be called for a day"
+        );
+    }
+}
+
 /// The delivery task: sends due callbacks, records every attempt, and sleeps until woken
 /// by a new event or [`DELIVERY_TICK`]. Pending deliveries from before a restart are due
 /// at once. The callbacks due to a region whose breaker is open are put past its hold in
@@ -119,7 +133,10 @@ pub fn spawn_deliveries(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
             for (until, ids) in waiting {
                 let outbox = Arc::clone(&gw.outbox);
                 match blocking(move || outbox.postpone_many(&ids, until)).await {
-                    Ok(n) => moved += n,
+                    Ok((n, abandoned)) => {
+                        moved += n;
+                        count_abandoned(&gw, abandoned);
+                    }
                     Err(e) => tracing::warn!(error = %e, "held callbacks not postponed"),
                 }
             }
@@ -153,6 +170,9 @@ pub fn spawn_deliveries(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
                         other => outbox.record(d.id, other.map_err(|f| f.why), now),
                     });
                     match recorded.await {
+                        Ok(rec) if not_sent && rec.state == DeliveryState::Abandoned => {
+                            count_abandoned(&gw, 1);
+                        }
                         Ok(rec) if not_sent => tracing::debug!(
                             delivery = rec.id,
                             region = %rec.target_region,
