@@ -175,7 +175,7 @@ impl GatewayClient {
     pub fn from_profile_file(path: &Path) -> Result<Self, ClientError> {
         let text = read(path)?;
         let mut p: Profile = toml::from_str(&text)
-            .map_err(|e| ClientError::Profile(format!("{}: {}", path.display(), e.message())))?;
+            .map_err(|e| ClientError::Profile(crate::config::toml_error(path, &text, &e)))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let fix = |f: &mut PathBuf| {
             if f.is_relative() {

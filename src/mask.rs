@@ -10,7 +10,19 @@ use crate::standard::PersonalClass;
 pub fn mask(class: PersonalClass, value: &str) -> String {
     match class {
         PersonalClass::Name => keep(value, 1, 0),
-        PersonalClass::Id => keep(value, 2, 2),
+        PersonalClass::Id => {
+            // 2 + 2 of an ID number of 8 characters and more (`11**************01`); a
+            // shorter document number keeps 1 + 1 (from 5 characters) or its first alone,
+            // so that more than half is hidden.
+            let n = value.chars().count();
+            if n >= 8 {
+                keep(value, 2, 2)
+            } else if n >= 5 {
+                keep(value, 1, 1)
+            } else {
+                keep(value, 1, 0)
+            }
+        }
         PersonalClass::Phone => {
             // 3 + 4 for a mobile number (11 digits and more: `186****5247`); a shorter one
             // (an 8-digit landline) keeps 2 + 2, so that at least half is hidden; below 8,
@@ -127,6 +139,16 @@ mod tests {
     fn never_shows_a_short_value_whole() {
         assert_eq!(mask(PersonalClass::Name, "张"), "*");
         assert_eq!(mask(PersonalClass::Id, "1234"), "1***");
+        // A short document number: more than half hidden.
+        assert_eq!(mask(PersonalClass::Id, "AB123"), "A***3");
+        assert_eq!(mask(PersonalClass::Id, "A123456"), "A*****6");
+        assert_eq!(mask(PersonalClass::Id, "E1234567"), "E1****67");
+        for id in ["AB123", "A123456", "1234"] {
+            let m = mask(PersonalClass::Id, id);
+            assert_eq!(mask(PersonalClass::Id, &m), m, "idempotent");
+            let shown = m.chars().filter(|&c| c != '*').count();
+            assert!(2 * shown < id.chars().count(), "{id} → {m}");
+        }
         assert_eq!(mask(PersonalClass::Phone, "12345"), "*****");
         assert_eq!(mask(PersonalClass::Name, ""), "");
     }

@@ -261,7 +261,7 @@ async fn the_default_config_starts_fresh_serves_reloads_and_drains() {
         now - 60,
         now + 86_400
     );
-    std::fs::write(keys.join("list-v1.json"), old_list).unwrap();
+    std::fs::write(keys.join("list-v1.json"), &old_list).unwrap();
     publish("list-v1.json");
     signal(&serve.0, "-HUP");
     assert!(
@@ -272,6 +272,24 @@ async fn the_default_config_starts_fresh_serves_reloads_and_drains() {
         log.last().unwrap().contains("older than version 2"),
         "{log:?}"
     );
+    let (status, page) = get_page(&port, &url);
+    assert!(
+        status == 400 && page.starts_with("3004 "),
+        "{status} {page}"
+    );
+    // Another list signed under version 2, one that trusts the key again: refused too.
+    std::fs::write(
+        keys.join("list-v2-other.json"),
+        old_list.replace("\"version\": 1", "\"version\": 2"),
+    )
+    .unwrap();
+    publish("list-v2-other.json");
+    signal(&serve.0, "-HUP");
+    assert!(
+        wait_for("reload refused", &mut log),
+        "the other list of version 2 is refused"
+    );
+    assert!(log.last().unwrap().contains("not that list"), "{log:?}");
     let (status, page) = get_page(&port, &url);
     assert!(
         status == 400 && page.starts_with("3004 "),

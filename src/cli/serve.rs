@@ -50,7 +50,7 @@ pub fn load_with_bootstrap(path: &Path) -> anyhow::Result<(Validated, Vec<String
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let raw: Config = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+        .map_err(|e| anyhow::anyhow!("{}", crate::config::toml_error(path, &text, &e)))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let wrote = server::bootstrap::bootstrap(&raw, &base)?;
     let validated = raw.validate(&base)?;

@@ -136,6 +136,14 @@ impl CodeUrl {
         let (mut v, mut cid, mut iss, mut nc, mut pc) = (None, None, None, None, None);
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, raw) = pair.split_once('=').ok_or(CodeError::Malformed("query"))?;
+            // A name of ours spelled otherwise (`%70c`, `PC`) is refused, not skipped: a
+            // region's parser that decodes or folds names would read that one instead.
+            let spelled = decode_value(key)
+                .map_err(|_| CodeError::Malformed("query parameter name"))?
+                .to_ascii_lowercase();
+            if spelled != key && ["v", "cid", "iss", "nc", "pc"].contains(&spelled.as_str()) {
+                return Err(CodeError::Malformed("query parameter name"));
+            }
             let slot = match key {
                 "v" => &mut v,
                 "cid" => &mut cid,

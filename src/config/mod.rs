@@ -201,18 +201,8 @@ impl Config {
     ) -> Result<Validated, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(vec![format!("{}: {e}", path.display())]))?;
-        let raw: Config = toml::from_str(&text).map_err(|e| {
-            let at = e
-                .span()
-                .map(|s| {
-                    format!(
-                        " (line {})",
-                        text[..s.start.min(text.len())].lines().count().max(1)
-                    )
-                })
-                .unwrap_or_default();
-            ConfigError(vec![format!("{}{at}: {}", path.display(), e.message())])
-        })?;
+        let raw: Config =
+            toml::from_str(&text).map_err(|e| ConfigError(vec![toml_error(path, &text, &e)]))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         raw.validate_reusing(&base, previous)
     }
@@ -321,8 +311,23 @@ impl Config {
         let (dialects_dir, dialects) =
             dialects::load(self.gateway.dialects_dir.as_deref(), base, &std, &mut p);
         let mut clients = HashMap::new();
-        for c in self.client {
-            let at = format!("client {}", c.app_id);
+        for (n, c) in self.client.into_iter().enumerate() {
+            let at = if c.app_id.is_empty() {
+                format!(
+                    "client #{} (the {} [[client]] table)",
+                    n + 1,
+                    ordinal(n + 1)
+                )
+            } else {
+                format!("client {}", c.app_id)
+            };
+            if c.require_mtls && (s.client_ca_file.is_none() || s.insecure_plain_http) {
+                p.push(format!(
+                    "{at}: require_mtls needs server.client_ca_file, and TLS (not \
+                     server.insecure_plain_http): without them no certificate is asked for, \
+                     and every call of this client would be refused"
+                ));
+            }
             if c.app_id.is_empty()
                 || c.app_id.len() > 32
                 || !c.app_id.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -381,7 +386,11 @@ impl Config {
                     SignTypeName::HmacSm3 => mac.is_some() || c.mac_key_hex.is_some(),
                 };
                 if !has {
-                    p.push(format!("{at}: sign type {t:?} needs its key"));
+                    let key = match t {
+                        SignTypeName::Sm2 => "SM2 needs sm2_public_key",
+                        SignTypeName::HmacSm3 => "HMAC-SM3 needs mac_key_hex",
+                    };
+                    p.push(format!("{at}: sign type {key}"));
                 }
             }
             let rate_limit = c.rate_limit;
@@ -421,7 +430,26 @@ impl Config {
                 p.push(format!("{at}: duplicate app_id"));
             }
         }
+        if let Some(t) = &self.trust {
+            if !(1..=crate::code::DEFAULT_MAX_LIFETIME_SECS).contains(&t.max_code_lifetime_secs) {
+                p.push(format!(
+                    "trust.max_code_lifetime_secs must be 1 to {}",
+                    crate::code::DEFAULT_MAX_LIFETIME_SECS
+                ));
+            }
+            if t.clock_skew_secs > 300 {
+                p.push("trust.clock_skew_secs must be at most 300".to_owned());
+            }
+        }
+        if !crate::envelope::valid_id(&self.gateway.app_id) {
+            p.push(format!(
+                "gateway.app_id {:?} must be 1 to 64 letters, digits, '.', '-' or '_' (the \
+                 envelope's appId)",
+                self.gateway.app_id
+            ));
+        }
         let mut regions = HashMap::new();
+        let mut issuer_region: HashMap<String, String> = HashMap::new();
         for r in self.region {
             let at = format!("region {}", r.code);
             if !std.divisions.is_current(&r.code) {
@@ -474,6 +502,21 @@ impl Config {
             for i in &r.issuer_ids {
                 if i.len() != 8 || !i.bytes().all(|b| b.is_ascii_digit()) {
                     p.push(format!("{at}: issuer id {i} must be 8 digits"));
+                } else if !within_region(&i[..6], &r.code) {
+                    // Codes are routed by their issuer: one listed under a region it is not
+                    // in would send that region's people's codes elsewhere.
+                    p.push(format!(
+                        "{at}: issuer id {i} is not of this region (its first 6 digits name \
+                         the division it belongs to)"
+                    ));
+                }
+                if let Some(other) = issuer_region.insert(i.clone(), r.code.clone()) {
+                    if other != r.code {
+                        p.push(format!(
+                            "{at}: issuer id {i} is listed under region {other} too (each \
+                             issuer's codes go to one region)"
+                        ));
+                    }
                 }
             }
             if let Some(k) = key {
@@ -490,6 +533,9 @@ impl Config {
                     validity: Duration::from_secs(r.validity_secs),
                     gateway_mac_key: r.gateway_mac_key_hex.as_deref().and_then(|h| {
                         hex_bytes(h)
+                            .and_then(|k| {
+                                MacKey::from_bytes(&k).map(|_| k).map_err(|e| e.to_string())
+                            })
                             .map_err(|e| p.push(format!("{at}: gateway_mac_key_hex: {e}")))
                             .ok()
                     }),
@@ -506,6 +552,9 @@ impl Config {
                     ),
                     gateway_sm4_key: r.gateway_sm4_key_hex.as_deref().and_then(|h| {
                         hex_bytes(h)
+                            .and_then(|k| {
+                                Sm4Key::from_bytes(&k).map(|_| k).map_err(|e| e.to_string())
+                            })
                             .map_err(|e| p.push(format!("{at}: gateway_sm4_key_hex: {e}")))
                             .ok()
                     }),
@@ -598,10 +647,56 @@ fn read_public_key(v: &str, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Verify
     }
 }
 
+/// A TOML file's parse error as an operator reads it: the file, the line, the message.
+pub fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
+    let at = e
+        .span()
+        .map(|s| {
+            let start = s.start.min(text.len());
+            // Lines before the error's start, plus its own (counting newlines, not lines:
+            // an error at the start of a line is on that line).
+            format!(
+                " (line {})",
+                text.as_bytes()[..start]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+                    + 1
+            )
+        })
+        .unwrap_or_default();
+    format!("{}{at}: {}", path.display(), e.message())
+}
+
+/// "1st", "2nd", "3rd", "4th", …
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
 fn hex_bytes(h: &str) -> Result<Vec<u8>, String> {
     crate::crypto::decode_hex(h, "key")
         .map(|k| k.to_vec())
         .map_err(|e| e.to_string())
+}
+
+/// Whether 6-digit division `division` lies within configured region `region`: a
+/// province (`xx0000`) holds its prefectures and counties, a prefecture (`xxxx00`) its
+/// counties, a county itself.
+fn within_region(division: &str, region: &str) -> bool {
+    if let Some(p) = region.strip_suffix("0000") {
+        division.starts_with(p)
+    } else if let Some(p) = region.strip_suffix("00") {
+        division.starts_with(p)
+    } else {
+        division == region
+    }
 }
 
 /// Whether `url` is `http://` to a loopback host (parsed, not prefix-matched:

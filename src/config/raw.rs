@@ -217,10 +217,27 @@ pub struct TrustConfig {
     /// list, validly signed, may trust again a key that a newer one revoked.
     #[serde(default)]
     pub allow_rollback: bool,
+    /// Longest lifetime (`exp - iat`) of a code verified against the list, seconds (1 to
+    /// 86400). Longer codes are refused (3001): the bound is what an issuer's stolen key,
+    /// before its revocation reaches the list, can mint. The default is the profile's
+    /// example token's (an hour); the profile proposes at most 300 s.
+    #[serde(default = "d_max_code_lifetime")]
+    pub max_code_lifetime_secs: u32,
+    /// Clock difference tolerated between an issuer and the gateway, seconds (0 to 300).
+    #[serde(default = "d_code_clock_skew")]
+    pub clock_skew_secs: u32,
 }
 
 fn d_anchor_kid() -> String {
     "anchor-1".into()
+}
+
+fn d_max_code_lifetime() -> u32 {
+    3_600
+}
+
+fn d_code_clock_skew() -> u32 {
+    crate::code::DEFAULT_SKEW_SECS
 }
 
 /// What a client is.

@@ -62,6 +62,15 @@ role = "verifier"
 services = ["verifyCode", "flyToMoon"]
 sign_types = ["SM2"]
 
+require_mtls = true
+
+[[client]]
+app_id = ""
+region = "330106"
+role = "verifier"
+services = ["verifyCode"]
+sign_types = ["HMAC-SM3"]
+
 [[region]]
 code = "330000"
 name = "浙江"
@@ -69,7 +78,25 @@ url = "http://10.1.2.3:80"
 public_key = "04zz"
 timeout_ms = 18446744073709551615
 validity_secs = 86400000
+issuer_ids = ["33000001", "32000001"]
+
+[[region]]
+code = "310000"
+name = "上海"
+url = "http://127.0.0.1:7001"
+public_key = "KEY"
+issuer_ids = ["33000001"]
+gateway_sm4_key_hex = "00112233"
+gateway_mac_key_hex = "0011"
 "#,
+    )
+    .replace("app_id = \"GW1\"", "app_id = \"GW 1\"")
+    .replace(
+        "KEY",
+        &crate::crypto::SigningKey::generate()
+            .unwrap()
+            .verifying_key()
+            .to_hex(),
     );
     let cfg: Config = toml::from_str(&text).unwrap();
     let err = cfg.validate(Path::new("/tmp")).unwrap_err();
@@ -78,14 +105,63 @@ validity_secs = 86400000
         "app_id must be",
         "region 999999",
         "flyToMoon",
-        "sign type Sm2 needs its key",
+        "sign type SM2 needs sm2_public_key",
         "https, or http on loopback",
         "public_key",
         "timeout_ms must be 1 to 600000",
         "validity_secs must be at most 2592000",
+        "client bad id!: require_mtls needs server.client_ca_file",
+        "client #2 (the 2nd [[client]] table): app_id must be",
+        "client #2 (the 2nd [[client]] table): sign type HMAC-SM3 needs mac_key_hex",
+        "region 330000: issuer id 32000001 is not of this region",
+        "issuer id 33000001 is listed under region",
+        "region 310000: gateway_sm4_key_hex",
+        "region 310000: gateway_mac_key_hex",
+        "gateway.app_id \"GW 1\" must be",
     ] {
         assert!(all.contains(needle), "missing `{needle}` in:\n{all}");
     }
+}
+
+#[test]
+fn the_trust_lists_code_lifetime_and_skew_are_bounded() {
+    let trust = |extra: &str| {
+        minimal(&format!(
+            "[trust]\nlist_file = \"l.json\"\nanchor_key_file = \"a.pem\"\n{extra}"
+        ))
+    };
+    let cfg: Config = toml::from_str(&trust("")).unwrap();
+    let t = cfg.trust.as_ref().unwrap();
+    assert_eq!((t.max_code_lifetime_secs, t.clock_skew_secs), (3_600, 60));
+    let cfg: Config =
+        toml::from_str(&trust("max_code_lifetime_secs = 0\nclock_skew_secs = 301")).unwrap();
+    let e = cfg.validate(Path::new("/tmp")).unwrap_err().to_string();
+    assert!(
+        e.contains("trust.max_code_lifetime_secs must be 1 to 86400"),
+        "{e}"
+    );
+    assert!(
+        e.contains("trust.clock_skew_secs must be at most 300"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_syntax_error_names_its_own_line() {
+    let text = "[server]\nlisten = \"127.0.0.1:1\"\n\nbogus\n";
+    let e = toml::from_str::<Config>(text).unwrap_err();
+    let m = toml_error(Path::new("h.toml"), text, &e);
+    assert!(m.starts_with("h.toml (line 4): "), "{m}");
+}
+
+#[test]
+fn regions_hold_their_own_divisions() {
+    assert!(within_region("330106", "330000"));
+    assert!(within_region("330106", "330100"));
+    assert!(!within_region("330206", "330100"));
+    assert!(within_region("330106", "330106"));
+    assert!(!within_region("330107", "330106"));
+    assert!(!within_region("320000", "330000"));
 }
 
 #[test]

@@ -377,10 +377,10 @@ impl Biz<'_> {
 
 /// The business JSON object in `bizContent`.
 ///
-/// Encrypted: bad Base64, bad ciphertext and non-JSON plaintext are all decryption failures
-/// (1008), since a wrong key produces any of them. Plain: they are format errors (1002). In
-/// both, JSON that is not an object is a format error.
-/// A `bizContent` with a key twice in one object is refused (1002): the gateway would act
+/// Encrypted: bad Base64, bad ciphertext, and plaintext that is not a JSON object with
+/// unique keys are all decryption failures (1008), the last three with one message
+/// ([`UNDECRYPTABLE`]). Plain: they are format errors (1002).
+/// A `bizContent` with a key twice in one object is refused: the gateway would act
 /// on the last value while the signed plaintext also holds the first, which another reader
 /// may take. One pass parses and checks (`national::validate::parse_unique`); text that
 /// is not JSON is `not_json`.
@@ -394,19 +394,28 @@ fn unique_keys(plain: &[u8], not_json: EnvelopeError) -> Result<Value, EnvelopeE
     })
 }
 
+/// Every way an encrypted `bizContent` can fail once decoded, in one answer: the padding,
+/// the JSON, an object, unique keys. Told apart, they would be a padding oracle: an
+/// `encKey` is not bound to its sender, so a client holding another's `encKey` and
+/// ciphertext could send them under its own signature and learn the plaintext block by
+/// block from which failure it got.
+const UNDECRYPTABLE: EnvelopeError =
+    EnvelopeError::DecryptFailed("bizContent does not decrypt to a JSON object with unique keys");
+
 fn decode_biz(biz_content: &str, key: Option<&Sm4Key>) -> Result<Value, EnvelopeError> {
     let value = match key {
         Some(key) => {
             let data = BASE64
                 .decode(biz_content)
                 .map_err(|_| EnvelopeError::DecryptFailed("bizContent is not Base64"))?;
-            let plain = key
-                .decrypt_cbc(&data)
-                .map_err(|_| EnvelopeError::DecryptFailed("bizContent"))?;
-            unique_keys(
-                &plain,
-                EnvelopeError::DecryptFailed("bizContent is not JSON"),
-            )?
+            let plain = key.decrypt_cbc(&data).map_err(|_| UNDECRYPTABLE)?;
+            let value =
+                crate::national::validate::parse_unique(&plain).map_err(|_| UNDECRYPTABLE)?;
+            return if value.is_object() {
+                Ok(value)
+            } else {
+                Err(UNDECRYPTABLE)
+            };
         }
         None => {
             let plain = BASE64

@@ -499,6 +499,9 @@ fn with_settings(mut t: Table, cfg: &Validated) -> Table {
                 .map(|(d, _)| (Arc::clone(d), r.code.clone()))
         })
         .collect();
+    // Recognition tries the dialects in this order: the regions' own (by code), the same
+    // at every start and reload, not the order of a hash map.
+    t.dialects.sort_by(|a, b| a.1.cmp(&b.1));
     t
 }
 

@@ -29,12 +29,54 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
     let fail = |what: &Path, e: &dyn std::fmt::Display| {
         ServerError::Bootstrap(format!("{}: {e}", what.display()))
     };
+    // Development files only for a gateway on loopback: a production configuration copied
+    // from the shipped one, whose volume with its real files did not mount, must not come
+    // up with new certificates and keys that no client or region knows.
+    let on_loopback = [&raw.server.listen, &raw.server.admin_listen]
+        .iter()
+        .all(|a| {
+            a.parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| a.ip().is_loopback())
+        });
+    let may_generate = |what: &Path| {
+        if on_loopback {
+            Ok(())
+        } else {
+            Err(ServerError::Bootstrap(format!(
+                "{}: missing; development files are generated only for a gateway whose \
+                 listeners are on loopback (server.listen {}, server.admin_listen {}): put \
+                 the file in place, or set server.generate_dev_certs and \
+                 gateway.generate_keys to false",
+                what.display(),
+                raw.server.listen,
+                raw.server.admin_listen
+            )))
+        }
+    };
+    // Never over a file that is there: one missing file is no leave to replace the others.
+    let refuse_over = |missing: &Path, present: &Path| {
+        if present.exists() {
+            Err(ServerError::Bootstrap(format!(
+                "{}: missing while {} is there; development files are not generated over \
+                 existing ones: put the missing file back, or move the other away",
+                missing.display(),
+                present.display()
+            )))
+        } else {
+            Ok(())
+        }
+    };
     // The data directory first, its owner's alone (0700): what follows creates files in it.
     let data = resolve(&raw.gateway.data_dir);
     crate::store::create_private_dir(&data).map_err(|e| fail(&data, &e))?;
     if raw.server.generate_dev_certs {
         let cert = resolve(&raw.server.tls_cert_file);
         if !cert.exists() {
+            may_generate(&cert)?;
+            refuse_over(&cert, &resolve(&raw.server.tls_key_file))?;
+            if let Some(ca) = &raw.server.client_ca_file {
+                refuse_over(&cert, &resolve(ca))?;
+            }
             let dir = cert.parent().map(Path::to_path_buf).unwrap_or_default();
             std::fs::create_dir_all(&dir).map_err(|e| fail(&dir, &e))?;
             let apps: Vec<String> = raw.client.iter().map(|c| c.app_id.clone()).collect();
@@ -55,6 +97,7 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
         let g = &raw.gateway;
         let sign = resolve(&g.signing_key_file);
         if !sign.exists() {
+            may_generate(&sign)?;
             let k = SigningKey::generate().map_err(|e| fail(&sign, &e))?;
             write_key_pair(
                 &sign,
@@ -65,6 +108,7 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
         }
         let enc = resolve(&g.encryption_key_file);
         if !enc.exists() {
+            may_generate(&enc)?;
             let k = DecryptionKey::generate().map_err(|e| fail(&enc, &e))?;
             write_key_pair(
                 &enc,
@@ -75,6 +119,10 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
         }
         let secret = resolve(&g.pseudonym_secret_file);
         if !secret.exists() {
+            may_generate(&secret)?;
+            // The store's data is sealed under keys derived from the secret: a new one
+            // would leave every link, record and saved nonce in it unreadable.
+            refuse_over(&secret, &data.join(crate::store::Store::FILE_NAME))?;
             let mut b = [0u8; 32];
             crate::crypto::fill_key(&mut b).map_err(|e| fail(&secret, &e))?;
             ensure_parent(&secret)?;
@@ -83,6 +131,7 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
         }
         let jwt = resolve(&raw.auth.jwt_key_file);
         if !jwt.exists() {
+            may_generate(&jwt)?;
             let pem = TokenKeys::generate_pem().map_err(|e| fail(&jwt, &e))?;
             ensure_parent(&jwt)?;
             write_secret(&jwt, pem.as_bytes()).map_err(|e| fail(&jwt, &e))?;
@@ -101,6 +150,7 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
             if public.exists() {
                 continue;
             }
+            may_generate(&public)?;
             let k = SigningKey::generate().map_err(|e| fail(&public, &e))?;
             let private = private_for(&public);
             ensure_parent(&public)?;
@@ -125,6 +175,8 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
             if let (false, Some(iss), Some(key_file)) =
                 (list.exists(), &t.dev_issuer_id, &t.dev_issuer_key_file)
             {
+                may_generate(&list)?;
+                refuse_over(&list, &resolve(&t.anchor_key_file))?;
                 dev_trust_list(
                     &list,
                     &resolve(&t.anchor_key_file),
@@ -344,4 +396,65 @@ fn write_key_pair(private: &Path, private_pem: &str, public_pem: &str) -> Result
     let public = public_for(private);
     write_public(&public, public_pem.as_bytes())
         .map_err(|e| ServerError::Bootstrap(format!("{}: {e}", public.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped configuration, with `listen` as given, in a fresh directory (`config/`
+    /// beside the `data/` its paths name).
+    fn shipped(tag: &str, listen: &str) -> (Config, PathBuf) {
+        let root = crate::testutil::fresh_dir(tag);
+        let base = root.join("config");
+        std::fs::create_dir_all(&base).unwrap();
+        let text = include_str!("../../config/hutong.toml").replace(
+            "listen = \"127.0.0.1:8443\"",
+            &format!("listen = \"{listen}\""),
+        );
+        (toml::from_str(&text).unwrap(), base)
+    }
+
+    #[test]
+    fn a_first_start_on_loopback_generates_what_is_missing() {
+        let (raw, base) = shipped("boot-first", "127.0.0.1:8443");
+        let wrote = bootstrap(&raw, &base).unwrap();
+        assert!(wrote.len() >= 6, "{wrote:?}");
+        assert!(base.join("../data/certs/server.crt.pem").exists());
+        // A second start has nothing to do.
+        assert!(bootstrap(&raw, &base).unwrap().is_empty());
+    }
+
+    #[test]
+    fn nothing_is_generated_for_a_gateway_off_loopback() {
+        let (raw, base) = shipped("boot-public", "0.0.0.0:8443");
+        let e = bootstrap(&raw, &base).unwrap_err().to_string();
+        assert!(e.contains("loopback"), "{e}");
+        assert!(!base.join("../data/certs/server.crt.pem").exists());
+        assert!(!base.join("../data/keys/gateway-sign.key.pem").exists());
+    }
+
+    #[test]
+    fn one_missing_file_does_not_replace_the_others() {
+        let (raw, base) = shipped("boot-over", "127.0.0.1:8443");
+        bootstrap(&raw, &base).unwrap();
+        let data = base.join("../data");
+        let key = std::fs::read(data.join("certs/server.key.pem")).unwrap();
+        // The certificate is lost; its key and the client CA are kept, not replaced.
+        std::fs::remove_file(data.join("certs/server.crt.pem")).unwrap();
+        let e = bootstrap(&raw, &base).unwrap_err().to_string();
+        assert!(e.contains("server.key.pem"), "{e}");
+        assert_eq!(
+            std::fs::read(data.join("certs/server.key.pem")).unwrap(),
+            key
+        );
+        assert!(!data.join("certs/server.crt.pem").exists());
+        // The pseudonym secret is lost while the store it sealed is there.
+        std::fs::write(data.join("certs/server.crt.pem"), b"kept").unwrap();
+        std::fs::write(data.join(crate::store::Store::FILE_NAME), b"").unwrap();
+        std::fs::remove_file(data.join("keys/pseudonym.hex")).unwrap();
+        let e = bootstrap(&raw, &base).unwrap_err().to_string();
+        assert!(e.contains(crate::store::Store::FILE_NAME), "{e}");
+        assert!(!data.join("keys/pseudonym.hex").exists());
+    }
 }

@@ -293,7 +293,9 @@ fn convert_elements(
     let mut out = Vec::new();
     for e in raw.element {
         let at = e.id.clone();
+        // ASCII first: the slices below are by byte.
         let well_formed_id = e.id.len() == 11
+            && e.id.is_ascii()
             && e.id.starts_with("PHIC.")
             && e.id[5..7] == e.group
             && e.id.as_bytes()[7] == b'.'

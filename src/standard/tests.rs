@@ -133,6 +133,12 @@ fn reports_every_problem_at_once() {
         "name = \"declareTravel\"",
     );
     std::fs::write(dir.join("tables/gb2659.tsv"), "alpha2\talpha3\n").unwrap();
+    // Eleven bytes, not eleven characters: reported, not a panic on a char boundary.
+    edit(
+        "elements.toml",
+        "id = \"PHIC.01.001\"",
+        "id = \"PHIC.0é123\"",
+    );
     let err = Standard::load(&Source::Dir(dir.clone())).unwrap_err();
     let text = err.to_string();
     for needle in [
@@ -143,6 +149,7 @@ fn reports_every_problem_at_once() {
         "declareTravel",
         "services.toml: declareTrip: service is missing",
         "tables/gb2659.tsv",
+        "PHIC.0é123: id must be PHIC.gg.nnn",
     ] {
         assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
     }

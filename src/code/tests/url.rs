@@ -136,6 +136,10 @@ fn malformed_urls_are_refused() {
         format!("https://h_x.cn/phic/c?v=1&cid={cid}&iss=33000001"),
         format!("https://user@h.cn/phic/c?v=1&cid={cid}&iss=33000001"),
         format!("https://h.cn:99999/phic/c?v=1&cid={cid}&iss=33000001"),
+        // Our names spelled another way: a region's parser may read these instead.
+        format!("https://h.cn/phic/c?v=1&cid={cid}&iss=33000001&%69ss=11000001"),
+        format!("https://h.cn/phic/c?v=1&CID={cid}&cid={cid}&iss=33000001"),
+        format!("https://h.cn/phic/c?v=1&cid={cid}&iss=33000001&P%43=x"),
         "https://".to_owned(),
         "https://h.cn/phic/c".to_owned(),
     ] {
@@ -146,6 +150,13 @@ fn malformed_urls_are_refused() {
     ))
     .unwrap();
     assert_eq!((ok.host.as_str(), ok.pc), ("h.cn:8443", None));
+    // Other parameters are passed over, however spelled.
+    assert!(
+        CodeUrl::parse(&format!(
+            "https://h.cn/phic/c?v=1&cid={cid}&iss=33000001&utm%5Fsource=x&Ref=y"
+        ))
+        .is_ok()
+    );
 }
 
 #[test]

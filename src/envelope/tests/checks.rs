@@ -389,24 +389,43 @@ fn bad_base64_or_garbage_ciphertext_is_1008() {
 }
 
 #[test]
-fn decrypted_content_that_is_not_an_object_is_1002() {
+fn every_failure_of_decrypted_content_is_one_answer() {
+    // Bad padding, not JSON, not an object, a key twice: one error, one message. Told
+    // apart, they are a padding oracle to a client replaying another's encKey.
     let w = World::new();
-    let mut map = object(
-        &w.seal(
-            "base",
-            w.sm2(),
-            RequestEncryption::RegisteredKey(&w.client_sm4),
+    let base = |name: &str| {
+        object(
+            &w.seal(
+                name,
+                w.sm2(),
+                RequestEncryption::RegisteredKey(&w.client_sm4),
+            )
+            .body,
         )
-        .body,
-    );
-    map.insert(
-        "bizContent".into(),
-        json!(BASE64.encode(w.client_sm4.encrypt_cbc(b"[1,2]").unwrap())),
-    );
-    assert_eq!(
-        w.open(&w.sign_map(map)).unwrap_err(),
-        EnvelopeError::BadFormat("bizContent")
-    );
+    };
+    let good = w.client_sm4.encrypt_cbc(br#"{"a":1}"#).unwrap();
+    let mut bad_padding = good.clone();
+    let n = bad_padding.len();
+    bad_padding[n - 17] ^= 0x01; // the last byte of the block before: the padding changes
+    let ciphertexts = [
+        bad_padding,
+        w.client_sm4.encrypt_cbc(b"not json").unwrap(),
+        w.client_sm4.encrypt_cbc(b"[1,2]").unwrap(),
+        w.client_sm4.encrypt_cbc(br#"{"a":1,"a":2}"#).unwrap(),
+    ];
+    let mut errors = Vec::new();
+    for (i, c) in ciphertexts.into_iter().enumerate() {
+        let mut map = base(&format!("n{i}"));
+        map.insert("bizContent".into(), json!(BASE64.encode(c)));
+        let e = w.open(&w.sign_map(map)).unwrap_err();
+        errors.push((e.return_code(), e.to_string()));
+    }
+    assert_eq!(errors[0].0, ReturnCode::DecryptFailed);
+    assert!(errors.iter().all(|e| *e == errors[0]), "{errors:?}");
+    // And the content that does decrypt opens.
+    let mut map = base("good");
+    map.insert("bizContent".into(), json!(BASE64.encode(good)));
+    assert!(w.open(&w.sign_map(map)).is_ok());
 }
 
 // ---------------------------------------------------------------------------------------------

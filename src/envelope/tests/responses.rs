@@ -174,7 +174,7 @@ fn a_business_content_with_a_key_twice_is_refused() {
     let twice = seal(r#"{"user":{"idNo":"A","idNo":"B"}}"#);
     let e =
         open_response(twice.body.as_bytes(), &opened.session, Some(&gw), &w.limits).unwrap_err();
-    assert_eq!(e.return_code(), ReturnCode::BadFormat, "{e}");
+    assert_eq!(e.return_code(), ReturnCode::DecryptFailed, "{e}");
     let once = seal(r#"{"user":{"idNo":"A"},"other":{"idNo":"B"}}"#);
     assert!(open_response(once.body.as_bytes(), &opened.session, Some(&gw), &w.limits).is_ok());
 }
