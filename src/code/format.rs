@@ -64,6 +64,15 @@ impl CodeFormat for Phic1Format {
             });
         }
         let url = CodeUrl::parse(content).ok()?;
+        // The URL's unsigned `iss`, `cid` and `nc` route the code and name it in the links:
+        // a URL whose token names another code is not taken as either (3001), before any
+        // region is asked or any link made under the URL's ids.
+        let signed = url.pc.as_deref().and_then(|t| token::parse(t).ok());
+        if let Some(c) = signed.map(|p| p.claims) {
+            if c.iss != url.iss || c.cid != url.cid || (url.nc.is_some() && url.nc != c.nc) {
+                return None;
+            }
+        }
         Some(Recognised {
             format: PHIC1_FORMAT.to_owned(),
             issuer_hint: Some(url.iss.to_string()),

@@ -72,8 +72,8 @@ impl Client {
     }
 }
 
-/// A region after validation.
-#[derive(Debug, Clone)]
+/// A region after validation. Its Debug output leaves out the gateway's keys there.
+#[derive(Clone)]
 pub struct Region {
     /// GB/T 2260 code.
     pub code: String,
@@ -104,6 +104,27 @@ pub struct Region {
     pub gateway_sm4_key: Option<Vec<u8>>,
     /// The region's SM2 encryption key, for `encKey`.
     pub encryption_key: Option<EncryptionKey>,
+}
+
+impl std::fmt::Debug for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |k: &Option<Vec<u8>>| k.as_ref().map(|_| "(set)");
+        f.debug_struct("Region")
+            .field("code", &self.code)
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("issuer_ids", &self.issuer_ids)
+            .field("public_key", &self.public_key)
+            .field("dialect", &self.dialect.as_ref().map(|(d, _)| &d.id))
+            .field("ca_file", &self.ca_file)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("validity", &self.validity)
+            .field("gateway_mac_key", &set(&self.gateway_mac_key))
+            .field("gateway_sm4_key", &set(&self.gateway_sm4_key))
+            .field("encryption_key", &self.encryption_key)
+            .finish()
+    }
 }
 
 /// The whole configuration, validated.
@@ -466,6 +487,15 @@ impl Config {
                 &resolve,
                 &mut p,
             );
+            if let Some((d, _)) = &dialect {
+                // A dialect's code patterns are credited to the region that speaks it.
+                if d.region.get(..2) != r.code.get(..2) {
+                    p.push(format!(
+                        "{at}: dialect {} is the dialect of province {}, not of this region",
+                        d.id, d.region
+                    ));
+                }
+            }
             let key = match (&r.public_key, &r.dialect) {
                 (Some(k), _) => match read_public_key(k, &resolve) {
                     // It verifies every response of the region.

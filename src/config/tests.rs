@@ -147,6 +147,59 @@ fn the_trust_lists_code_lifetime_and_skew_are_bounded() {
 }
 
 #[test]
+fn a_region_speaks_a_dialect_of_its_own_province() {
+    let region = |code: &str, dialect: &str| {
+        minimal(&format!(
+            "[[region]]\ncode = \"{code}\"\nname = \"x\"\nurl = \"http://127.0.0.1:7001\"\n\
+             dialect = \"{dialect}\"\ndialect_credentials = {{ id = \"gw\", secret = \"s\" }}\n"
+        ))
+    };
+    let config_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let problems = |text: String| {
+        let cfg: Config = toml::from_str(&text).unwrap();
+        cfg.validate(&config_dir)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let e = problems(region("330000", "jiangsu"));
+    assert!(
+        e.contains("region 330000: dialect jiangsu is the dialect of province 320000"),
+        "{e}"
+    );
+    assert!(!problems(region("320000", "jiangsu")).contains("the dialect of province"));
+}
+
+#[test]
+fn the_debug_output_of_a_configuration_holds_no_key() {
+    let key = crate::crypto::SigningKey::generate()
+        .unwrap()
+        .verifying_key()
+        .to_hex();
+    let (mac, sm4) = (
+        "a1a2a3a4a5a6a7a8a9aaabacadaeafb0",
+        "c1c2c3c4c5c6c7c8c9cacbcccdcecfd0",
+    );
+    let text = minimal(&format!(
+        "[[client]]\napp_id = \"A1\"\nregion = \"330106\"\nrole = \"verifier\"\n\
+         services = [\"verifyCode\"]\nsign_types = [\"HMAC-SM3\"]\nmac_key_hex = \"{mac}\"\n\
+         sm4_key_hex = \"{sm4}\"\n\n[[region]]\ncode = \"330000\"\nname = \"x\"\n\
+         url = \"http://127.0.0.1:7001\"\npublic_key = \"{key}\"\n\
+         gateway_mac_key_hex = \"{mac}\"\ngateway_sm4_key_hex = \"{sm4}\"\n"
+    ));
+    let cfg: Config = toml::from_str(&text).unwrap();
+    let v = cfg.validate(Path::new("/tmp")).unwrap();
+    assert!(v.regions["330000"].gateway_sm4_key.is_some());
+    let shown = format!("{v:?}").to_lowercase();
+    for secret in [mac, sm4] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    // Nor as the bytes' list.
+    assert!(!shown.contains("[161, 162"), "{shown}");
+    assert!(!shown.contains("[193, 194"), "{shown}");
+}
+
+#[test]
 fn a_syntax_error_names_its_own_line() {
     let text = "[server]\nlisten = \"127.0.0.1:1\"\n\nbogus\n";
     let e = toml::from_str::<Config>(text).unwrap_err();

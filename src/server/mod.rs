@@ -790,6 +790,12 @@ fn issuer_key(config: &Validated) -> Result<Option<crate::code::IssuerKey>, Serv
         return Ok(None);
     };
     if !file.exists() {
+        // Configured, not there: the gateway serves without issuing national codes, and
+        // says so (bootstrap would have made it on a development machine).
+        tracing::warn!(
+            path = %file.display(),
+            "trust.dev_issuer_key_file is missing: the gateway issues no national codes"
+        );
         return Ok(None);
     }
     let bad = |e: &dyn std::fmt::Display| ServerError::Keys(format!("{}: {e}", file.display()));

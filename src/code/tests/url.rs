@@ -48,6 +48,14 @@ fn url_hints_must_match_the_signed_token() {
         fx.verifier.verify_content(&url.to_url()).unwrap_err(),
         CodeError::UrlMismatch
     );
+    // Nor is it recognised for routing and links (a region would be asked under the URL's
+    // cid, and the holder linked under it).
+    assert_eq!(Phic1Format.recognise(&url.to_url()), None);
+    let mut other_iss = CodeUrl::for_token("code.example.cn", &token).unwrap();
+    other_iss.iss = IssuerId::parse("11000001").unwrap();
+    assert_eq!(Phic1Format.recognise(&other_iss.to_url()), None);
+    let same = CodeUrl::for_token("code.example.cn", &token).unwrap();
+    assert!(Phic1Format.recognise(&same.to_url()).is_some());
     url = CodeUrl::for_token("code.example.cn", &token).unwrap();
     url.nc = Some(CodeId::random().unwrap());
     assert_eq!(code_of(fx.verifier.verify_content(&url.to_url())), "3001");
