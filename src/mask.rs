@@ -11,11 +11,11 @@ pub fn mask(class: PersonalClass, value: &str) -> String {
     match class {
         PersonalClass::Name => keep(value, 1, 0),
         PersonalClass::Id => {
-            // 2 + 2 of an ID number of 8 characters and more (`11**************01`); a
+            // 2 + 2 of an ID number of 9 characters and more (`11**************01`); a
             // shorter document number keeps 1 + 1 (from 5 characters) or its first alone,
             // so that more than half is hidden.
             let n = value.chars().count();
-            if n >= 8 {
+            if n >= 9 {
                 keep(value, 2, 2)
             } else if n >= 5 {
                 keep(value, 1, 1)
@@ -142,8 +142,9 @@ mod tests {
         // A short document number: more than half hidden.
         assert_eq!(mask(PersonalClass::Id, "AB123"), "A***3");
         assert_eq!(mask(PersonalClass::Id, "A123456"), "A*****6");
-        assert_eq!(mask(PersonalClass::Id, "E1234567"), "E1****67");
-        for id in ["AB123", "A123456", "1234"] {
+        assert_eq!(mask(PersonalClass::Id, "E1234567"), "E******7");
+        assert_eq!(mask(PersonalClass::Id, "E12345678"), "E1*****78");
+        for id in ["AB123", "A123456", "1234", "E1234567", "E12345678"] {
             let m = mask(PersonalClass::Id, id);
             assert_eq!(mask(PersonalClass::Id, &m), m, "idempotent");
             let shown = m.chars().filter(|&c| c != '*').count();

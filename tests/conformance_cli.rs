@@ -221,3 +221,34 @@ fn a_load_rate_of_zero_is_refused() {
     assert!(text(&out).contains("--load"), "{}", text(&out));
     assert!(text(&out).contains("not in 1.."), "{}", text(&out));
 }
+
+#[test]
+fn a_run_of_no_case_or_of_an_unknown_case_does_not_start() {
+    // The profile and fixtures are never read: the run stops before them.
+    let d = Path::new("/nonexistent-conformance-inputs");
+    let empty = std::env::temp_dir().join(format!("hutong-no-cases-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = run(d, &["--cases", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("no conformance case"), "{}", text(&out));
+    let _ = std::fs::remove_dir_all(&empty);
+    // A typo among the ids: the run does not go on without it.
+    let cases = root().join("conformance/cases");
+    let out = run(
+        d,
+        &[
+            "--cases",
+            cases.to_str().unwrap(),
+            "--case",
+            "VC-001",
+            "--case",
+            "VC-0O2",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("no case with id VC-0O2"),
+        "{}",
+        text(&out)
+    );
+}

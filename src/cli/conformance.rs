@@ -148,12 +148,22 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
     let (sign_key, coverage, (load, load_secs, client2)) = sign_key;
     let rules = conformance::coverage::load(coverage).map_err(anyhow::Error::msg)?;
     let mut all = conformance::load_dir(cases)?;
+    // No case run is no verdict: "conforms" of nothing would sign a certificate.
+    if all.is_empty() {
+        say!("no conformance case in {}", cases.display());
+        return Ok(ExitCode::from(2));
+    }
     if !only.is_empty() {
-        all.retain(|c| only.contains(&c.id));
-        if all.is_empty() {
-            say!("no case with id {}", only.join(", "));
+        let unknown: Vec<&str> = only
+            .iter()
+            .filter(|id| !all.iter().any(|c| &c.id == *id))
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            say!("no case with id {}", unknown.join(", "));
             return Ok(ExitCode::from(2));
         }
+        all.retain(|c| only.contains(&c.id));
     }
     // A case that sends as a second client cannot run without one: a set-up problem.
     let needs_second: Vec<&str> = all

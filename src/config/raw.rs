@@ -218,9 +218,10 @@ pub struct TrustConfig {
     #[serde(default)]
     pub allow_rollback: bool,
     /// Longest lifetime (`exp - iat`) of a code verified against the list, seconds (1 to
-    /// 86400). Longer codes are refused (3001): the bound is what an issuer's stolen key,
-    /// before its revocation reaches the list, can mint. The default is the profile's
-    /// example token's (an hour); the profile proposes at most 300 s.
+    /// 86400, the default). Longer codes are refused (3001): the bound is what an issuer's
+    /// stolen key, before its revocation reaches the list, can mint. The profile's example
+    /// token lives an hour, and it proposes at most 300 s: an operator whose issuers keep
+    /// to that sets it so.
     #[serde(default = "d_max_code_lifetime")]
     pub max_code_lifetime_secs: u32,
     /// Clock difference tolerated between an issuer and the gateway, seconds (0 to 300).
@@ -233,7 +234,7 @@ fn d_anchor_kid() -> String {
 }
 
 fn d_max_code_lifetime() -> u32 {
-    3_600
+    crate::code::DEFAULT_MAX_LIFETIME_SECS
 }
 
 fn d_code_clock_skew() -> u32 {

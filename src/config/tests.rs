@@ -132,7 +132,7 @@ fn the_trust_lists_code_lifetime_and_skew_are_bounded() {
     };
     let cfg: Config = toml::from_str(&trust("")).unwrap();
     let t = cfg.trust.as_ref().unwrap();
-    assert_eq!((t.max_code_lifetime_secs, t.clock_skew_secs), (3_600, 60));
+    assert_eq!((t.max_code_lifetime_secs, t.clock_skew_secs), (86_400, 60));
     let cfg: Config =
         toml::from_str(&trust("max_code_lifetime_secs = 0\nclock_skew_secs = 301")).unwrap();
     let e = cfg.validate(Path::new("/tmp")).unwrap_err().to_string();

@@ -474,17 +474,29 @@ fn judge(
     // Every answer is checked for the fixture persons' values, unless the case says
     // `masking = false`.
     if e.masking != Some(false) {
+        // The body as sent, the envelope decoded (a `msg` may spell a name in `\u` escapes)
+        // and the business content.
+        let envelope = serde_json::from_slice::<Value>(&answer.raw).ok();
         let text = format!(
-            "{}{}",
+            "{}\n{}\n{}",
             String::from_utf8_lossy(&answer.raw),
+            envelope.as_ref().map(Value::to_string).unwrap_or_default(),
             biz.as_ref().map(Value::to_string).unwrap_or_default()
         );
-        let leak = ctx.leaks(&text);
+        let lax = biz.as_ref().and_then(setup::lax_mask);
+        let (actual, ok) = match (ctx.leaks(&text), lax) {
+            (Some(s), _) => (format!("leaks {}", ctx.mask(s)), false),
+            (None, Some((key, strict))) => (
+                format!("{key} shows more than the profile allows (masked by it: {strict})"),
+                false,
+            ),
+            (None, None) => ("masked".to_owned(), true),
+        };
         stage(
             "masking",
-            "no full name or ID number".into(),
-            leak.map_or("masked".to_owned(), |s| format!("leaks {}", ctx.mask(s))),
-            leak.is_none(),
+            "no full name or ID number; names and ID numbers masked as the profile says".into(),
+            actual,
+            ok,
         );
     }
     if let Some(true) = e.request_id {

@@ -7,7 +7,7 @@
 //! (200 ms doubling, at most 60 s apart) until [`MAX_ATTEMPTS`], after which the delivery
 //! is kept as abandoned, for an operator to see. A callback to a region that cannot be
 //! called (its circuit breaker open) waits without spending attempts, for at most a day
-//! from its event ([`MAX_PENDING_MS`]), then is abandoned the same way. Because the outbox is on disk, a callback
+//! from when it was first held ([`MAX_PENDING_MS`]), then is abandoned the same way. Because the outbox is on disk, a callback
 //! pending when the gateway stops is sent after it starts again: none is lost.
 //!
 //! Finished deliveries stay for the audit period (180 days by default), so the outbox
@@ -49,7 +49,8 @@ use crate::store::{Store, StoreError};
 pub const MAX_ATTEMPTS: u32 = 50;
 
 /// How long a delivery may wait for a region that cannot be called (its circuit breaker
-/// stays open): one that would wait past a day from its event is abandoned instead, as
+/// stays open): one that would wait past a day from when it was first held is abandoned
+/// instead, as
 /// after [`MAX_ATTEMPTS`], for an operator to see. A region that is down never has its
 /// attempts spent, so without this its callbacks would wait for ever.
 pub const MAX_PENDING_MS: u64 = 86_400_000;
@@ -89,7 +90,8 @@ pub struct CallbackEvent {
     /// The region whose status changed.
     pub source_region: String,
     /// The person's code id, as the region being told has seen it: its own code's, or
-    /// the code its verifier last scanned; none when it knows no code of theirs.
+    /// the code its verifier last scanned (a status callback goes only to a region that
+    /// knows one; a visit names the code scanned).
     pub code_id: Option<String>,
     /// The new colour (`00`, `01`, `10`, …).
     pub colour: String,
@@ -148,6 +150,10 @@ pub struct Delivery {
     pub delivered_ms: Option<u64>,
     /// Why the last attempt failed (a transport or region error, never personal data).
     pub last_error: Option<String>,
+    /// Unix milliseconds since when it has waited without a call (its region's breaker
+    /// open): from when it was first held, cleared by an attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_since_ms: Option<u64>,
 }
 
 /// The callback outbox over the gateway's store; entries SM4-encrypted at rest (an event
@@ -330,6 +336,7 @@ impl Outbox {
                     created_ms: now_ms,
                     delivered_ms: None,
                     last_error: None,
+                    held_since_ms: None,
                 };
                 t.insert(next, self.seal(&d)?.as_slice())?;
                 due.insert((now_ms, next), ())?;
@@ -471,7 +478,7 @@ impl Outbox {
     ///
     /// # Errors
     /// [`StoreError`] when the store fails, or the delivery is missing or no longer pending.
-    pub fn postpone(&self, id: u64, until_ms: u64) -> Result<Delivery, StoreError> {
+    pub fn postpone(&self, id: u64, until_ms: u64, now_ms: u64) -> Result<Delivery, StoreError> {
         let txn = self.store.db().begin_write()?;
         let d = {
             let mut tables = MoveTables {
@@ -480,22 +487,26 @@ impl Outbox {
                 finished: txn.open_table(CALLBACKS_FINISHED)?,
             };
             let d = self.pending(&tables.records, id)?;
-            self.move_due(&mut tables, d, until_ms)?
+            self.move_due(&mut tables, d, until_ms, now_ms)?
         };
         txn.commit()?;
         Ok(d)
     }
 
     /// Files pending delivery `d` as due at `until_ms`, in the write transaction of
-    /// `tables`; or, when that is [`MAX_PENDING_MS`] or more after its event, abandons it.
+    /// `tables`; or, when that is [`MAX_PENDING_MS`] or more after it was first held (not
+    /// after its event: a backlog a day old after an outage of the gateway is not abandoned
+    /// at the first brief trip of the breaker), abandons it.
     fn move_due(
         &self,
         tables: &mut MoveTables<'_>,
         mut d: Delivery,
         until_ms: u64,
+        now_ms: u64,
     ) -> Result<Delivery, StoreError> {
         tables.due.remove((d.next_at_ms, d.id))?;
-        if until_ms >= d.created_ms.saturating_add(MAX_PENDING_MS) {
+        let since = *d.held_since_ms.get_or_insert(now_ms);
+        if until_ms >= since.saturating_add(MAX_PENDING_MS) {
             d.state = DeliveryState::Abandoned;
             d.last_error = Some("the region could not be called for a day".into());
             tables.finished.insert((d.created_ms, d.id), ())?;
@@ -515,7 +526,12 @@ impl Outbox {
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
-    pub fn postpone_many(&self, ids: &[u64], until_ms: u64) -> Result<(usize, usize), StoreError> {
+    pub fn postpone_many(
+        &self,
+        ids: &[u64],
+        until_ms: u64,
+        now_ms: u64,
+    ) -> Result<(usize, usize), StoreError> {
         if ids.is_empty() {
             return Ok((0, 0));
         }
@@ -531,7 +547,7 @@ impl Outbox {
                 let Ok(d) = self.pending(&tables.records, id) else {
                     continue;
                 };
-                let d = self.move_due(&mut tables, d, until_ms)?;
+                let d = self.move_due(&mut tables, d, until_ms, now_ms)?;
                 moved += 1;
                 if d.state == DeliveryState::Abandoned {
                     abandoned += 1;
@@ -578,6 +594,7 @@ impl Outbox {
             let mut d = self.pending(&t, id)?;
             due.remove((d.next_at_ms, id))?;
             d.attempts += 1;
+            d.held_since_ms = None;
             match outcome {
                 Ok(()) => {
                     d.state = DeliveryState::Delivered;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::code::{SystemClock, Verifier, VerifierConfig};
 use crate::config::Validated;
 use crate::server::ServerError;
-use crate::trust::{TrustAnchors, TrustRegistry, verify_trust_list};
+use crate::trust::{TrustAnchors, TrustRegistry, signed_list_digest, verify_trust_list};
 
 /// The file in the data directory that keeps the newest trust-list version loaded.
 pub const TRUST_VERSION_FILE: &str = "trust-list.version";
@@ -40,13 +40,13 @@ pub fn local_verifier(
     // two lists signed under one version could otherwise replace each other.
     let version_file = cfg.gateway.data_dir.join(TRUST_VERSION_FILE);
     let recorded = read_recorded(&version_file).map_err(|e| keys(&e))?;
-    let digest = crate::crypto::to_hex(&crate::crypto::sm3(&wire));
+    // Of the signed list, not its wrapper: one list re-signed by a rotated anchor is the
+    // same list.
+    let digest_of = |w: &[u8]| signed_list_digest(w).map(|d| crate::crypto::to_hex(&d));
+    let digest = digest_of(&wire).unwrap_or_default();
     let in_force = loaded.as_deref().map(|l| {
         let bytes = previous.and_then(Verifier::published);
-        (
-            l.version(),
-            bytes.map(|b| crate::crypto::to_hex(&crate::crypto::sm3(b))),
-        )
+        (l.version(), bytes.and_then(|b| digest_of(b)))
     });
     let floor = in_force
         .iter()

@@ -34,10 +34,7 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
     // up with new certificates and keys that no client or region knows.
     let on_loopback = [&raw.server.listen, &raw.server.admin_listen]
         .iter()
-        .all(|a| {
-            a.parse::<std::net::SocketAddr>()
-                .is_ok_and(|a| a.ip().is_loopback())
-        });
+        .all(|a| on_loopback(a));
     let may_generate = |what: &Path| {
         if on_loopback {
             Ok(())
@@ -45,8 +42,8 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
             Err(ServerError::Bootstrap(format!(
                 "{}: missing; development files are generated only for a gateway whose \
                  listeners are on loopback (server.listen {}, server.admin_listen {}): put \
-                 the file in place, or set server.generate_dev_certs and \
-                 gateway.generate_keys to false",
+                 the file in place (a production configuration also sets \
+                 server.generate_dev_certs and gateway.generate_keys to false)",
                 what.display(),
                 raw.server.listen,
                 raw.server.admin_listen
@@ -78,6 +75,15 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
                 refuse_over(&cert, &resolve(ca))?;
             }
             let dir = cert.parent().map(Path::to_path_buf).unwrap_or_default();
+            // The set's own files beside the certificate: the CA's key above all.
+            for name in std::iter::once("ca".to_owned())
+                .chain(std::iter::once("server".to_owned()))
+                .chain(raw.client.iter().map(|c| format!("client-{}", c.app_id)))
+            {
+                for ext in ["crt.pem", "key.pem"] {
+                    refuse_over(&cert, &dir.join(format!("{name}.{ext}")))?;
+                }
+            }
             std::fs::create_dir_all(&dir).map_err(|e| fail(&dir, &e))?;
             let apps: Vec<String> = raw.client.iter().map(|c| c.app_id.clone()).collect();
             let set = DevCerts::generate(&["localhost".into(), "127.0.0.1".into()], &apps)
@@ -176,7 +182,16 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
                 (list.exists(), &t.dev_issuer_id, &t.dev_issuer_key_file)
             {
                 may_generate(&list)?;
-                refuse_over(&list, &resolve(&t.anchor_key_file))?;
+                let anchor = resolve(&t.anchor_key_file);
+                let issuer = resolve(key_file);
+                for present in [
+                    anchor.clone(),
+                    private_for(&anchor),
+                    issuer.clone(),
+                    public_for(&issuer),
+                ] {
+                    refuse_over(&list, &present)?;
+                }
                 dev_trust_list(
                     &list,
                     &resolve(&t.anchor_key_file),
@@ -190,8 +205,9 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
                 ));
             }
         }
-        // A profile per development client, for `hutong client --as`.
-        for c in &raw.client {
+        // A profile per development client, for `hutong client --as`: its keys and a
+        // bearer token, so only for a gateway on loopback.
+        for c in raw.client.iter().filter(|_| on_loopback) {
             let profile = resolve(&g.data_dir)
                 .join("clients")
                 .join(format!("{}.toml", c.app_id));
@@ -205,6 +221,17 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
         }
     }
     Ok(wrote)
+}
+
+/// Whether listener address `a` (`host:port`) is on loopback: an IP address that is, or
+/// `localhost`. Anything else, unparsable included, is not (validation says why later).
+fn on_loopback(a: &str) -> bool {
+    if let Ok(addr) = a.parse::<std::net::SocketAddr>() {
+        return addr.ip().is_loopback();
+    }
+    a.rsplit_once(':').is_some_and(|(host, port)| {
+        host.eq_ignore_ascii_case("localhost") && port.parse::<u16>().is_ok()
+    })
 }
 
 /// Key id of the development issuer key.
@@ -432,6 +459,17 @@ mod tests {
         assert!(e.contains("loopback"), "{e}");
         assert!(!base.join("../data/certs/server.crt.pem").exists());
         assert!(!base.join("../data/keys/gateway-sign.key.pem").exists());
+        // Every file in place (made on loopback): a public gateway starts, and writes no
+        // client profile with its keys and a bearer token.
+        let (dev, _) = shipped("boot-public-dev", "127.0.0.1:8443");
+        bootstrap(&dev, &base).unwrap();
+        let profiles = base.join("../data/clients");
+        std::fs::remove_dir_all(&profiles).unwrap();
+        assert!(bootstrap(&raw, &base).unwrap().is_empty());
+        assert!(!profiles.exists());
+        // `localhost` is loopback.
+        assert!(on_loopback("localhost:8443") && on_loopback("[::1]:1"));
+        assert!(!on_loopback("0.0.0.0:8443") && !on_loopback("localhost.example:1"));
     }
 
     #[test]

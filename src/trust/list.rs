@@ -249,6 +249,15 @@ pub fn sign_trust_list(
     })
 }
 
+/// SM3 of the signed list inside `wire` (its decoded `list`, not the wrapper): the same for
+/// one list however it is signed (a rotated anchor re-signing it). `None` when `wire` is not
+/// a wrapper; call it on a list [`verify_trust_list`] took.
+pub fn signed_list_digest(wire: &[u8]) -> Option<[u8; 32]> {
+    let signed: SignedTrustList = serde_json::from_slice(wire).ok()?;
+    let bytes = B64.decode(&signed.list).ok()?;
+    Some(sm3(&bytes))
+}
+
 /// Parse the wire form, check the anchor signature over the exact list bytes, then parse
 /// and validate the list. Nothing from the list is looked at before the signature
 /// verifies.

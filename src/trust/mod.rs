@@ -25,8 +25,8 @@ use arc_swap::ArcSwap;
 use crate::crypto::{KeyTables, VerifyingKey};
 
 pub use list::{
-    SignedTrustList, TrustAnchors, parse_unsigned_list, sign_trust_list, unsigned_list_json,
-    verify_trust_list,
+    SignedTrustList, TrustAnchors, parse_unsigned_list, sign_trust_list, signed_list_digest,
+    unsigned_list_json, verify_trust_list,
 };
 
 /// Longest key id accepted, in bytes.

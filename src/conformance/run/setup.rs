@@ -63,11 +63,42 @@ impl Context {
         })
     }
 
+    /// The first fixture value `text` carries whole: an ID number in either case (`…123x`
+    /// is the same number), a name as written.
     pub(super) fn leaks(&self, text: &str) -> Option<&str> {
+        let folded = text.to_ascii_lowercase();
         self.secrets
             .iter()
-            .find(|(_, s)| text.contains(s.as_str()))
+            .find(|(class, s)| {
+                text.contains(s.as_str())
+                    || (*class == PersonalClass::Id && folded.contains(&s.to_ascii_lowercase()))
+            })
             .map(|(_, s)| s.as_str())
+    }
+}
+
+/// The first `nameMasked` or `idNoMasked`, at any depth of `v`, that shows more than the
+/// profile's masking allows (the first character of a name; 2 + 2 of an ID number): as
+/// its key and the value masked by the profile's rule (never the value itself). A value
+/// masked by the rule is unchanged by it; one that is not, is.
+pub(super) fn lax_mask(v: &Value) -> Option<(String, String)> {
+    match v {
+        Value::Object(m) => m.iter().find_map(|(k, x)| {
+            let class = match k.as_str() {
+                "nameMasked" => Some(PersonalClass::Name),
+                "idNoMasked" => Some(PersonalClass::Id),
+                _ => None,
+            };
+            match (class, x) {
+                (Some(c), Value::String(s)) => {
+                    let strict = crate::mask::mask(c, s);
+                    (strict != *s).then(|| (k.clone(), strict))
+                }
+                (_, x) => lax_mask(x),
+            }
+        }),
+        Value::Array(a) => a.iter().find_map(lax_mask),
+        _ => None,
     }
 }
 
@@ -98,8 +129,21 @@ pub async fn setup(client: &GatewayClient, fixtures: &Fixtures) -> Result<Contex
     for (label, t) in &fixtures.ticket {
         ctx.values.insert(format!("ticket.{label}"), json!(t));
     }
+    // The fixture persons' values, to mask what the target says before it is printed.
+    let mut all_secrets = Vec::new();
+    for p in fixtures.person.values() {
+        all_secrets.push((PersonalClass::Id, p.id_no.clone()));
+        if p.name.chars().count() > 1 {
+            all_secrets.push((PersonalClass::Name, p.name.clone()));
+        }
+    }
+    let masker = Context {
+        secrets: all_secrets,
+        ..Context::default()
+    };
     let fail = |what: &str, x: &crate::client::Exchange| {
-        // The target's own message says why (`invalid business content: user.idNo`).
+        // The target's own message says why (`invalid business content: user.idNo`); it
+        // may echo a person's values, masked here before the terminal and the CI log.
         let said = x
             .envelope
             .as_ref()
@@ -107,7 +151,8 @@ pub async fn setup(client: &GatewayClient, fixtures: &Fixtures) -> Result<Contex
             .unwrap_or_default();
         let why = x.open_error.as_deref().unwrap_or(said);
         SetupError(
-            format!("{what}: code {} {}", x.code(), why)
+            masker
+                .mask(&format!("{what}: code {} {}", x.code(), why))
                 .trim_end()
                 .to_owned(),
         )

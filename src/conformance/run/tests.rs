@@ -194,3 +194,53 @@ fn reports_mask_a_name_by_the_name_rule() {
     assert!(masked.contains("\"司****\""), "{masked}");
     assert!(masked.contains("\"11**************34\""), "{masked}");
 }
+
+#[test]
+fn a_leak_is_found_in_another_case_in_escapes_or_in_part() {
+    let key = SigningKey::generate().unwrap();
+    let id_no = "11010119900307123X";
+    let mut ctx = Context::default();
+    ctx.secrets
+        .push((crate::standard::PersonalClass::Id, id_no.to_owned()));
+    ctx.secrets
+        .push((crate::standard::PersonalClass::Name, "欧阳娜娜".to_owned()));
+    let c = success_case("code = [\"0\"]");
+    let masking = |msg: &str, biz: Option<&Value>| {
+        let (a, opened) = answer(&key, ReturnCode::Success, msg, biz, false);
+        let out = judge(&c, &ctx, &a, &opened, RID);
+        let s = out.into_iter().find(|s| s.stage == "masking").unwrap();
+        (s.pass, s.actual)
+    };
+    // The ID number with a lower-case x.
+    let (pass, actual) = masking(&id_no.to_ascii_lowercase(), None);
+    assert!(!pass && !actual.contains("0307"), "{actual}");
+    // The name in \u escapes, as the envelope's JSON may carry it.
+    let (a, opened) = answer(&key, ReturnCode::Success, "欧阳娜娜", None, false);
+    let escaped =
+        String::from_utf8_lossy(&a.raw).replace("欧阳娜娜", "\\u6b27\\u9633\\u5a1c\\u5a1c");
+    let a = Answer {
+        status: 200,
+        raw: bytes::Bytes::from(escaped),
+    };
+    assert!(!String::from_utf8_lossy(&a.raw).contains("欧阳娜娜"));
+    let out = judge(&c, &ctx, &a, &opened, RID);
+    assert!(
+        out.iter().any(|s| s.stage == "masking" && !s.pass),
+        "{out:?}"
+    );
+    // Masked, but less than the profile says: 15 of 18 characters, three of four.
+    for biz in [
+        json!({"idNoMasked": "110101199003071***"}),
+        json!({"person": {"nameMasked": "欧阳娜*"}}),
+    ] {
+        let (pass, actual) = masking("success", Some(&biz));
+        assert!(!pass, "{biz}: {actual}");
+        assert!(
+            actual.contains("shows more than the profile allows"),
+            "{actual}"
+        );
+    }
+    // Masked as the profile says: passes.
+    let ok = json!({"idNoMasked": "11**************3X", "nameMasked": "欧***"});
+    assert_eq!(masking("success", Some(&ok)), (true, "masked".to_owned()));
+}

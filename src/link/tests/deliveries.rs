@@ -70,7 +70,7 @@ fn a_postponed_delivery_waits_without_spending_an_attempt() {
         .expect("enqueue");
     o.record(ids[0], Err("timeout".into()), 100).expect("fail");
     for until in [10_000, 20_000, 30_000] {
-        let d = o.postpone(ids[0], until).expect("postpone");
+        let d = o.postpone(ids[0], until, until - 1).expect("postpone");
         assert_eq!(
             (d.state, d.attempts, d.next_at_ms),
             (DeliveryState::Pending, 1, until)
@@ -84,14 +84,14 @@ fn a_postponed_delivery_waits_without_spending_an_attempt() {
     }
     // Only a pending delivery moves.
     o.record(ids[0], Ok(()), 30_000).expect("ok");
-    assert!(o.postpone(ids[0], 40_000).is_err());
-    assert!(o.postpone(ids[0] + 100, 40_000).is_err());
+    assert!(o.postpone(ids[0], 40_000, 39_000).is_err());
+    assert!(o.postpone(ids[0] + 100, 40_000, 39_000).is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_callback_to_a_region_that_cannot_be_called_for_a_day_is_abandoned() {
-    use crate::link::outbox::MAX_PENDING_MS;
+    use crate::link::outbox::MAX_PENDING_MS as DAY;
     let dir = temp_dir("outbox-day");
     let o = Outbox::new(Store::open(&dir).expect("open"), key()).expect("outbox");
     let ids: Vec<u64> = (0..3)
@@ -100,9 +100,16 @@ fn a_callback_to_a_region_that_cannot_be_called_for_a_day_is_abandoned() {
                 .expect("enqueue")
         })
         .collect();
-    // Held past the first's day, not the others': the first is abandoned, kept to be seen.
+    // First held at 1,000: both move.
     assert_eq!(
-        o.postpone_many(&ids[..2], 100 + MAX_PENDING_MS)
+        o.postpone_many(&ids[..2], 6_000, 1_000).expect("postpone"),
+        (2, 0)
+    );
+    // The second is called once in between; then both are held past the first's day.
+    o.record(ids[1], Err("timeout".into()), 2_000)
+        .expect("attempt");
+    assert_eq!(
+        o.postpone_many(&ids[..2], 1_000 + DAY, 1_000 + DAY - 10)
             .expect("postpone"),
         (2, 1)
     );
@@ -118,9 +125,49 @@ fn a_callback_to_a_region_that_cannot_be_called_for_a_day_is_abandoned() {
         "the abandoned one is no longer due (the second is due at its new time)"
     );
     // One at a time too; and the purge finds it among the finished.
-    let d = o.postpone(ids[2], 102 + MAX_PENDING_MS).expect("postpone");
+    o.postpone(ids[2], 5_000, 102).expect("postpone");
+    let d = o.postpone(ids[2], 102 + DAY, 50_000).expect("postpone");
     assert_eq!(d.state, DeliveryState::Abandoned);
     assert_eq!(o.purge_before(u64::MAX).expect("purge"), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_day_a_held_callback_may_wait_runs_from_when_it_was_first_held() {
+    use crate::link::outbox::MAX_PENDING_MS as DAY;
+    let dir = temp_dir("outbox-held");
+    let o = Outbox::new(Store::open(&dir).expect("open"), key()).expect("outbox");
+    // A backlog two days old (the gateway was down), held now for the first time: it
+    // waits, its day starting now.
+    let ids = o
+        .enqueue(&[("110000".into(), event(1))], 100)
+        .expect("enqueue");
+    let now = 2 * DAY;
+    let d = o.postpone(ids[0], now + 5_000, now).expect("postpone");
+    assert_eq!(
+        (d.state, d.held_since_ms),
+        (DeliveryState::Pending, Some(now))
+    );
+    // Held again and again: still the first hold's day.
+    let d = o
+        .postpone(ids[0], now + DAY - 1, now + 10)
+        .expect("postpone");
+    assert_eq!(
+        (d.state, d.held_since_ms),
+        (DeliveryState::Pending, Some(now))
+    );
+    // An attempt in between (the region was called) starts it afresh.
+    o.record(ids[0], Err("timeout".into()), now + 20)
+        .expect("attempt");
+    assert_eq!(o.all().expect("all")[0].held_since_ms, None);
+    let x = now + 30;
+    let d = o.postpone(ids[0], x + DAY - 1, x).expect("postpone");
+    assert_eq!(
+        (d.state, d.held_since_ms),
+        (DeliveryState::Pending, Some(x))
+    );
+    let d = o.postpone(ids[0], x + DAY, x + 40).expect("postpone");
+    assert_eq!(d.state, DeliveryState::Abandoned);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -142,7 +189,10 @@ fn a_region_held_by_its_breaker_has_its_callbacks_moved_in_one_go() {
     o.record(held[4], Ok(()), 102).expect("delivered");
     assert_eq!(o.due(200, 3).expect("due").len(), 3, "the held ones first");
     // The delivered one is passed over; the four pending ones move, attempts unspent.
-    assert_eq!(o.postpone_many(&held, 60_000).expect("postpone"), (4, 0));
+    assert_eq!(
+        o.postpone_many(&held, 60_000, 200).expect("postpone"),
+        (4, 0)
+    );
     let due = o.due(200, 3).expect("due");
     assert_eq!(
         due.iter().map(|d| d.id).collect::<Vec<_>>(),
@@ -152,7 +202,7 @@ fn a_region_held_by_its_breaker_has_its_callbacks_moved_in_one_go() {
     let later = o.due(60_000, 10).expect("due");
     assert_eq!(later.len(), 5);
     assert!(later.iter().all(|d| d.attempts == 0));
-    assert_eq!(o.postpone_many(&[], 1).expect("nothing"), (0, 0));
+    assert_eq!(o.postpone_many(&[], 1, 0).expect("nothing"), (0, 0));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

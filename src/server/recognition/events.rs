@@ -138,10 +138,11 @@ pub(in crate::server) async fn status_event(
 }
 
 /// The callbacks of a status change in `source` (`(event id, colour, time)`) about the
-/// person of `e`: one to every other linked region that `takes` them. Each names the person
-/// by a code the region told knows: its own, or the one its verifier last scanned; none when
-/// it knows no code of theirs (a consent, a declaration). Another region's code id is never
-/// told to a region that did not see it.
+/// person of `e`: one to every other linked region that `takes` them and knows a code of
+/// theirs, named by it: the region's own, or the one its verifier last scanned. A region
+/// that knows the person by no code (a consent, a declaration) is not told: a callback would
+/// name no one to it, and another region's code id is never told to a region that did not
+/// see it.
 pub(super) fn status_callbacks(
     e: &LinkEntry,
     source: &str,
@@ -151,20 +152,21 @@ pub(super) fn status_callbacks(
     e.regions
         .values()
         .filter(|l| l.region != source && takes(&l.region))
-        .map(|l| {
-            (
+        .filter_map(|l| {
+            let code_id = l.code_id.clone().or_else(|| l.scanned_code_id.clone())?;
+            Some((
                 l.region.clone(),
                 CallbackEvent {
                     kind: crate::link::outbox::KIND_STATUS.into(),
                     event_id: event_id.to_owned(),
                     source_region: source.to_owned(),
-                    code_id: l.code_id.clone().or_else(|| l.scanned_code_id.clone()),
+                    code_id: Some(code_id),
                     colour: colour.to_owned(),
                     status_time: time.cloned(),
                     venue_code: None,
                     visit_region: None,
                 },
-            )
+            ))
         })
         .collect()
 }

@@ -132,7 +132,7 @@ pub fn spawn_deliveries(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
             let mut moved = 0;
             for (until, ids) in waiting {
                 let outbox = Arc::clone(&gw.outbox);
-                match blocking(move || outbox.postpone_many(&ids, until)).await {
+                match blocking(move || outbox.postpone_many(&ids, until, now)).await {
                     Ok((n, abandoned)) => {
                         moved += n;
                         count_abandoned(&gw, abandoned);
@@ -166,6 +166,7 @@ pub fn spawn_deliveries(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
                             d.id,
                             now + crate::link::outbox::backoff_ms(d.attempts + 1)
                                 .max(NOT_SENT_WAIT_MS),
+                            now,
                         ),
                         other => outbox.record(d.id, other.map_err(|f| f.why), now),
                     });
