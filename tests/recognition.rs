@@ -27,6 +27,8 @@ use hutong::trust::{TrustAnchors, TrustRegistry, verify_trust_list};
 
 use crate::support::{Proc, http, root, temp_dir};
 
+/// A valid ID number of someone the test never links (GB 11643 check digit X).
+const OTHER_ID_NO: &str = "11010519491231002X";
 const BJ: &str = "B1100000001";
 /// A second Beijing client whose registration reads Beijing's and Zhejiang's data only.
 const BJ2: &str = "B1100000002";
@@ -377,6 +379,16 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
         .collect();
     assert_eq!(regions, ["320000", "330000"], "{q}");
     assert!(q["person"]["idNoMasked"].as_str().unwrap().contains('*'));
+    // The same ticket with someone else's `user` block: the answer is the ticket's person's,
+    // and so is the audit record (the other person's receipt does not show it; step 7).
+    let mut other_user = query.clone();
+    other_user["user"] = json!({"idType": "10", "idNo": OTHER_ID_NO, "name": "李四"});
+    let x = bj
+        .call(ServiceName::QueryHealthInfo, &other_user)
+        .await
+        .unwrap();
+    assert_eq!(x.code(), "0", "{}", String::from_utf8_lossy(&x.raw));
+    assert_eq!(seen.keep(&x)["person"], q["person"]);
     // A client registered for Beijing's and Zhejiang's data verifies the same code and asks
     // the same question: Jiangsu's status is not in its answer.
     let bj2 = client(&dir, BJ2);
@@ -625,5 +637,25 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
     for app in [BJ, ZJ, JS] {
         assert!(receipt.contains(app), "{app} missing from the receipt");
     }
+    let out = Command::new(env!("CARGO_BIN_EXE_hutong"))
+        .args([
+            "audit",
+            "receipt",
+            "--data-dir",
+            dir.join("data").to_str().unwrap(),
+            "--secret-file",
+            dir.join("data/keys/pseudonym.hex").to_str().unwrap(),
+            "--id-no",
+            OTHER_ID_NO,
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let other = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{other}");
+    assert!(
+        !other.contains("queryHealthInfo"),
+        "a query about the ticket's person is in another's receipt: {other}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

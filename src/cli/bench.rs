@@ -587,6 +587,7 @@ fn fill_links(config: &Path, count: usize) -> anyhow::Result<ExitCode> {
             getrandom::fill(&mut p).map_err(|e| anyhow!("RNG: {e}"))?;
             let holder = Holder {
                 name_masked: Some("张*".into()),
+                claimed_name: None,
                 id_no_masked: Some("11**************1X".into()),
                 id_type: Some("10".into()),
             };

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{Holder, LinkEntry, LinkRegistry, RegionLink, Source, apply_link, apply_status};
+use super::{
+    Holder, LinkEntry, LinkRegistry, RegionLink, Source, apply_link, apply_status, drop_code,
+};
 use crate::audit::Pseudonym;
 use crate::store::{StoreError, lock};
 
@@ -47,10 +49,20 @@ impl LinkRegistry for MemoryLinks {
         let change = apply_link(entry, link, holder, now_ms);
         let out = entry.clone();
         if let Some(old) = change.remove {
-            g.codes.remove(&old);
+            if g.codes.get(&old) == Some(pseudonym) {
+                g.codes.remove(&old);
+            }
         }
         if let Some(new) = change.add {
-            g.codes.insert(new, *pseudonym);
+            // As the redb store: a code the region gave someone else before is theirs no
+            // longer.
+            if let Some(other) = g.codes.insert(new.clone(), *pseudonym) {
+                if other != *pseudonym {
+                    if let Some(e) = g.entries.get_mut(&other) {
+                        drop_code(e, &new.0, &new.1);
+                    }
+                }
+            }
         }
         Ok(out)
     }
@@ -113,7 +125,10 @@ impl LinkRegistry for MemoryLinks {
             g.entries.remove(&e.pseudonym);
             for (r, l) in &e.regions {
                 if let Some(c) = &l.code_id {
-                    g.codes.remove(&(r.clone(), c.clone()));
+                    let key = (r.clone(), c.clone());
+                    if g.codes.get(&key) == Some(&e.pseudonym) {
+                        g.codes.remove(&key);
+                    }
                 }
             }
             if let Some(n) = &e.national_code_id {

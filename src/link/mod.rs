@@ -149,8 +149,12 @@ impl LinkEntry {
 /// What a link or update says about the person, besides the region.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Holder {
-    /// Masked name.
+    /// Masked name, as a region named the holder.
     pub name_masked: Option<String>,
+    /// Masked name a caller gave (a `user` block of a declaration or a consent): kept only
+    /// while no one has named the person, so that no caller renames someone every verifier
+    /// then sees.
+    pub claimed_name: Option<String>,
     /// Masked ID number.
     pub id_no_masked: Option<String>,
     /// ID type code.
@@ -302,6 +306,9 @@ fn apply_link(
     };
     entry.regions.insert(link.region.clone(), link);
     fill(&mut entry.name_masked, &holder.name_masked);
+    if entry.name_masked.is_none() {
+        fill(&mut entry.name_masked, &holder.claimed_name);
+    }
     fill(&mut entry.id_no_masked, &holder.id_no_masked);
     fill(&mut entry.id_type, &holder.id_type);
     entry.updated_ms = now_ms;
@@ -312,6 +319,24 @@ fn fill(slot: &mut Option<String>, v: &Option<String>) {
     if v.is_some() {
         slot.clone_from(v);
     }
+}
+
+/// Takes code `code_id` of `region` out of `entry` (the region has given it to someone
+/// else): the region's link stays, without the code and the status that came with it.
+/// Returns whether anything changed.
+fn drop_code(entry: &mut LinkEntry, region: &str, code_id: &str) -> bool {
+    let Some(l) = entry
+        .regions
+        .get_mut(region)
+        .filter(|l| l.code_id.as_deref() == Some(code_id))
+    else {
+        return false;
+    };
+    l.code_id = None;
+    l.code_content = None;
+    l.colour = None;
+    l.status_time = None;
+    true
 }
 
 fn apply_status(
@@ -325,6 +350,19 @@ fn apply_status(
     let Some(l) = entry.regions.get_mut(region) else {
         return false;
     };
+    // What the region said earlier, written later, leaves the newer status: a query's
+    // answer that left the region before a status event came in, its write after the
+    // event's. Times are the standard's `yyyy-MM-dd HH:mm:ss`, which sort as text. A
+    // query's answer without a time does not replace a status that has one: which came
+    // first cannot be told, and the registry keeps the one it can date.
+    let stale = match (status_time, l.status_time.as_deref()) {
+        (Some(new), Some(known)) => new < known,
+        (None, Some(_)) => source == Source::Query,
+        _ => false,
+    };
+    if stale {
+        return true;
+    }
     l.colour = Some(colour.to_owned());
     if let Some(t) = status_time {
         l.status_time = Some(t.to_owned());

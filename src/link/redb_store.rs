@@ -6,7 +6,9 @@
 
 use redb::{ReadableTable, ReadableTableMetadata};
 
-use super::{Holder, LinkEntry, LinkRegistry, RegionLink, Source, apply_link, apply_status};
+use super::{
+    Holder, LinkEntry, LinkRegistry, RegionLink, Source, apply_link, apply_status, drop_code,
+};
 use crate::audit::Pseudonym;
 use crate::crypto::Sm4Key;
 use crate::store::tables::{LINK_CODES, LINK_NATIONAL, LINKS};
@@ -95,10 +97,26 @@ impl RedbLinks {
             links.insert(p.0, self.seal(&entry)?.as_slice())?;
             let mut codes = txn.open_table(LINK_CODES)?;
             for (r, c) in &ix.remove_codes {
-                codes.remove((r.as_str(), self.code_key(c).as_str()))?;
+                remove_if_owned(&mut codes, (r.as_str(), self.code_key(c).as_str()), p)?;
             }
             for (r, c) in &ix.add_codes {
-                codes.insert((r.as_str(), self.code_key(c).as_str()), p.0)?;
+                let previous = codes
+                    .insert((r.as_str(), self.code_key(c).as_str()), p.0)?
+                    .map(|v| v.value());
+                // The region gave this code to someone else before (a code id it reused, or
+                // a link it corrected): it is theirs no longer. Left in their entry, their
+                // queries would show it to the region and take this person's status.
+                if let Some(other) = previous.filter(|o| *o != p.0) {
+                    let theirs = match links.get(other)? {
+                        Some(v) => Some(self.open(v.value())?),
+                        None => None,
+                    };
+                    if let Some(mut e) = theirs {
+                        if drop_code(&mut e, r, c) {
+                            links.insert(other, self.seal(&e)?.as_slice())?;
+                        }
+                    }
+                }
             }
             let mut national = txn.open_table(LINK_NATIONAL)?;
             for n in &ix.add_national {
@@ -128,6 +146,19 @@ impl RedbLinks {
         txn.commit()?;
         Ok(())
     }
+}
+
+/// Removes `key` from the code index if it names `p`: a code the region has since given
+/// to someone else stays theirs.
+fn remove_if_owned(
+    codes: &mut redb::Table<'_, (&'static str, &'static str), [u8; 32]>,
+    key: (&str, &str),
+    p: &Pseudonym,
+) -> Result<(), StoreError> {
+    if codes.get(key)?.is_some_and(|v| v.value() == p.0) {
+        codes.remove(key)?;
+    }
+    Ok(())
 }
 
 /// [`apply_link`], with the code index changes it makes noted in `ix`.
@@ -261,7 +292,8 @@ impl LinkRegistry for RedbLinks {
                     links.remove(k)?;
                     for (r, l) in &e.regions {
                         if let Some(c) = &l.code_id {
-                            codes.remove((r.as_str(), self.code_key(c).as_str()))?;
+                            let code = self.code_key(c);
+                            remove_if_owned(&mut codes, (r.as_str(), code.as_str()), &e.pseudonym)?;
                         }
                     }
                     if let Some(id) = &e.national_code_id {

@@ -37,6 +37,7 @@ fn zj(code: &str, colour: Option<&str>) -> RegionLink {
 fn holder() -> Holder {
     Holder {
         name_masked: Some("张*".into()),
+        claimed_name: None,
         id_no_masked: Some("33**************12".into()),
         id_type: Some("10".into()),
     }
@@ -103,6 +104,38 @@ fn registry_contract(r: &dyn LinkRegistry) {
         ),
         (Some("10"), Some("2026-11-23 11:00:00"))
     );
+    // Nor does a query's answer from before the event (10:30), written after it; nor one
+    // that gives no time.
+    for (time, source) in [
+        (Some("2026-11-23 10:30:00"), Source::Query),
+        (None, Source::Query),
+    ] {
+        let e = r
+            .set_status(&p, "330000", "00", time, source, 56)
+            .expect("status")
+            .expect("linked");
+        assert_eq!(
+            (
+                e.regions["330000"].colour.as_deref(),
+                e.regions["330000"].status_time.as_deref()
+            ),
+            (Some("10"), Some("2026-11-23 11:00:00")),
+            "{time:?}"
+        );
+    }
+    // A newer one does.
+    let e = r
+        .set_status(
+            &p,
+            "330000",
+            "00",
+            Some("2026-11-23 12:00:00"),
+            Source::Query,
+            57,
+        )
+        .expect("status")
+        .expect("linked");
+    assert_eq!(e.regions["330000"].colour.as_deref(), Some("00"));
     assert!(
         r.set_status(&p, "440000", "10", None, Source::StatusEvent, 50)
             .expect("status")
@@ -132,6 +165,29 @@ fn registry_contract(r: &dyn LinkRegistry) {
     assert_eq!(r.by_code("330000", "A2").expect("index"), None);
     assert_eq!(r.by_national(&n1).expect("index"), None);
     assert!(r.get(&q).expect("get").is_some());
+
+    // The region gives Q's code to S (an id it reused, or a link it corrected): the code
+    // is S's alone, Q keeps the region without it.
+    let s = person("440106199001011234");
+    r.link(&s, zj("Q1", Some("10")), &holder(), 1100)
+        .expect("reused");
+    assert_eq!(r.by_code("330000", "Q1").expect("index"), Some(s));
+    let qe = r.get(&q).expect("get").expect("q");
+    assert_eq!(qe.regions["330000"].code_id, None);
+    assert_eq!(
+        qe.regions["330000"].colour, None,
+        "the code's status went with it"
+    );
+    // Q's next code in the region, and Q's purge, leave S's index entry alone.
+    r.link(&q, zj("Q2", Some("00")), &holder(), 1200)
+        .expect("new code");
+    assert_eq!(r.by_code("330000", "Q1").expect("index"), Some(s));
+    assert_eq!(r.by_code("330000", "Q2").expect("index"), Some(q));
+    r.link(&s, zj("Q1", Some("10")), &holder(), 5000)
+        .expect("s again");
+    assert_eq!(r.purge_before(1300).expect("purge"), 1, "Q only");
+    assert_eq!(r.by_code("330000", "Q1").expect("index"), Some(s));
+    assert_eq!(r.by_code("330000", "Q2").expect("index"), None);
 }
 
 #[test]
@@ -156,6 +212,25 @@ fn a_watchers_scanned_code_survives_a_later_link_that_names_none() {
         e.regions["110000"].scanned_code_id.as_deref(),
         Some("JS-CODE")
     );
+}
+
+#[test]
+fn a_callers_name_for_a_person_does_not_replace_the_one_a_region_gave() {
+    let r = MemoryLinks::default();
+    let p = person("110101199001011234");
+    let claimed = |n: &str| Holder {
+        claimed_name: Some(n.into()),
+        ..Holder::default()
+    };
+    // No one has named them yet: the caller's (masked) name is kept.
+    let e = r.link(&p, zj("A1", None), &claimed("王*"), 1).unwrap();
+    assert_eq!(e.name_masked.as_deref(), Some("王*"));
+    // A region names them: its name stands.
+    let e = r.link(&p, zj("A1", None), &holder(), 2).unwrap();
+    assert_eq!(e.name_masked.as_deref(), Some("张*"));
+    // A later declaration with another name changes nothing.
+    let e = r.link(&p, zj("A1", None), &claimed("李*"), 3).unwrap();
+    assert_eq!(e.name_masked.as_deref(), Some("张*"));
 }
 
 #[test]

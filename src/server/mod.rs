@@ -404,6 +404,9 @@ pub struct Gateway {
     pub deliveries: tokio::sync::Notify,
     /// Seals and opens the gateway's BizExtData tickets.
     pub tickets: crate::ticket::TicketKey,
+    /// Seals the person a consent token names (its `sub`): the app holding the token reads
+    /// its claims, and the pseudonym, the same for every app, would let apps match people.
+    pub(crate) consent_subjects: Sm4Key,
     /// Signs the national codes the gateway issues (mechanism 3), when configured.
     pub issuer: Option<crate::code::IssuerKey>,
     /// The embedded store (for the retention job).
@@ -523,6 +526,8 @@ impl Gateway {
                 .map_err(|e| ServerError::Keys(format!("callback outbox: {e}")))?,
         );
         let tickets = recognition::ticket_key(&secret).map_err(ServerError::Keys)?;
+        let consent_subjects = derived_sm4_key(b"hutong consent subjects v1", &secret)
+            .map_err(|e| ServerError::Keys(e.to_string()))?;
         let venues = crate::link::venue::Venues::new(store.clone());
         let corrections: Arc<dyn crate::corrections::CorrectionStore> =
             Arc::new(crate::corrections::RedbCorrectionStore::new(store.clone()));
@@ -567,6 +572,7 @@ impl Gateway {
             outbox,
             deliveries: tokio::sync::Notify::new(),
             tickets,
+            consent_subjects,
             issuer,
             store: store.clone(),
             corrections,

@@ -504,8 +504,11 @@ pub(super) async fn serve_call(
     }
     let subject = services::subject_of(gw, call, biz);
     let result = services::process(gw, call, biz, subject).await;
+    // The person the gateway found (a ticket's, a consent's, the holder a region named)
+    // is the one the answer is about, whatever `user` block came with the call: the audit
+    // record, and so the holder's receipt, names them.
     let (code, subject) = match &result {
-        Ok((_, learned)) => (ReturnCode::Success, subject.or(*learned)),
+        Ok((_, learned)) => (ReturnCode::Success, learned.or(subject)),
         Err(e) => (e.return_code(), subject),
     };
     let purpose = audit_purpose(biz, call.service);

@@ -1,6 +1,7 @@
 //! Consent: the gateway's `authCode`, and the region's own inside it.
 
 use super::*;
+use crate::crypto::Sm4Key;
 
 /// A relayed call that carries the gateway's consent token goes to the region with the
 /// region's own authCode inside it; a consent of another client, or an expired one, is
@@ -41,7 +42,7 @@ pub(in crate::server) async fn apply_code_access(
     // region that holds the person, whose authCode the consent then carries.
     let relayed = if call.client.role == crate::config::Role::Region {
         Relayed {
-            biz: json!({ "userToken": user_token(gw, &p) }),
+            biz: json!({ "userToken": user_token(gw, &call.client.app_id, &p) }),
             region: Some(home_region(gw, &call.client.region)),
             holder: None,
         }
@@ -74,7 +75,7 @@ pub(in crate::server) async fn apply_code_access(
     }
     let iat = crate::auth::now_unix();
     let claims = ConsentClaims {
-        sub: p.to_hex(),
+        sub: seal_subject(&gw.consent_subjects, &p)?,
         iss: String::new(),
         aud: String::new(),
         azp: call.client.app_id.clone(),
@@ -113,13 +114,41 @@ pub(in crate::server) async fn apply_code_access(
 /// Longest `authCode` a call may carry (the standard's schemas).
 const MAX_AUTH_CODE_LEN: usize = 2048;
 
-/// The issuer-scoped user token the gateway gives for a person: stable, opaque, and
-/// unlinkable to their pseudonym without the gateway's secret.
-pub(super) fn user_token(gw: &Gateway, p: &Pseudonym) -> String {
-    let mut m = b"hutong user token v1".to_vec();
+/// The user token the gateway gives a region's client for a person: stable for that client,
+/// opaque, unlinkable to their pseudonym without the gateway's secret, and different for
+/// every client.
+pub(super) fn user_token(gw: &Gateway, app_id: &str, p: &Pseudonym) -> String {
+    // Per client: two regions' code services holding one person's token cannot match it.
+    let mut m = b"hutong user token v2".to_vec();
+    m.extend_from_slice(&(app_id.len() as u64).to_be_bytes());
+    m.extend_from_slice(app_id.as_bytes());
     m.extend_from_slice(&p.0);
     format!(
         "hut-{}",
         &crate::crypto::to_hex(&gw.pseudonym_key.tag(&m))[..32]
     )
+}
+
+/// A consent's `sub`: the person's pseudonym, SM4-encrypted under a key derived from the
+/// gateway's secret with a fresh IV, Base64url. Every consent names the person differently,
+/// so the apps that hold consents cannot match them with each other's, or with their own
+/// over time. The token's signature covers it.
+pub(super) fn seal_subject(key: &Sm4Key, p: &Pseudonym) -> Result<String, GatewayError> {
+    use base64::Engine as _;
+    let sealed = key
+        .encrypt_cbc(&p.0)
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed))
+}
+
+/// The person a consent's `sub` names ([`seal_subject`]); `None` when it does not open (the
+/// token was checked first: only a token of another gateway, or of a build before the
+/// sealed subject, gets here).
+pub(super) fn open_subject(key: &Sm4Key, sub: &str) -> Option<Pseudonym> {
+    use base64::Engine as _;
+    let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(sub)
+        .ok()?;
+    let plain = key.decrypt_cbc(&sealed).ok()?;
+    <[u8; 32]>::try_from(plain.as_slice()).ok().map(Pseudonym)
 }

@@ -71,6 +71,7 @@ fn link_of_answer(
     };
     let who = Holder {
         name_masked: text(a, &["nameMasked"]).map(|s| crate::mask::mask(PersonalClass::Name, s)),
+        claimed_name: None,
         id_no_masked: text(a, &["idNoMasked"]).map(|s| crate::mask::mask(PersonalClass::Id, s)),
         id_type,
     };
@@ -143,7 +144,8 @@ pub(in crate::server) async fn link_declaration(
 /// number): the link registry keeps only this.
 pub(super) fn holder_of_user(biz: &Value, t: &str, n: &str) -> Holder {
     Holder {
-        name_masked: text(biz, &["user", "name"])
+        name_masked: None,
+        claimed_name: text(biz, &["user", "name"])
             .map(|s| crate::mask::mask(PersonalClass::Name, s)),
         id_no_masked: Some(crate::mask::mask(PersonalClass::Id, n)),
         id_type: Some(t.to_owned()),

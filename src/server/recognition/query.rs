@@ -106,7 +106,16 @@ pub(super) struct RegionStatus {
 /// known one for a region that keeps no code, or that does not answer ([`settle`]).
 async fn ask_region(gw: &Arc<Gateway>, l: &RegionLink) -> RegionStatus {
     let Some(content) = l.code_content.as_deref() else {
-        return settle(l, Known::Stored);
+        let validity = gw.config.load().regions.get(&l.region).map_or(
+            Duration::from_secs(crate::config::raw::DEFAULT_REGION_VALIDITY_SECS),
+            |r| r.validity,
+        );
+        let known = if outlived(l, validity, now_ms()) {
+            Known::Unanswered
+        } else {
+            Known::Stored
+        };
+        return settle(l, known);
     };
     let ask = json!({
         "codeContent": content,
@@ -152,6 +161,23 @@ pub(super) enum Known {
     Unanswered,
 }
 
+/// Whether the status the registry holds for `l` is older than the region's `validity`:
+/// by its `updateTime`, or, without one, by when the gateway learned it. Such a status is
+/// no longer current: shown as the region's last known, it passes no one ([`counts`]).
+pub(super) fn outlived(l: &RegionLink, validity: Duration, now_ms: u64) -> bool {
+    let learned_ms = l
+        .status_time
+        .as_deref()
+        .and_then(crate::national::time::DateTime::parse)
+        .map_or(l.seen_ms, |t| {
+            u64::try_from(t.unix())
+                .unwrap_or_default()
+                .saturating_mul(1000)
+        });
+    let validity_ms = u64::try_from(validity.as_millis()).unwrap_or(u64::MAX);
+    now_ms > learned_ms.saturating_add(validity_ms)
+}
+
 /// A region's status from what it said and what the registry holds. A region that does
 /// not answer keeps the last status the registry holds for it, marked stale: a red that a
 /// status event brought must not turn into "no colour" (and so drop out of the merged,
@@ -159,10 +185,22 @@ pub(super) enum Known {
 /// stale status only ever makes an answer more severe ([`counts`]): a stale green is shown
 /// as the region's last known status, but passes no one.
 pub(super) fn settle(l: &RegionLink, known: Known) -> RegionStatus {
+    // A held status without the region's time is dated by when the gateway learned it,
+    // never by now: an answer must not make an old status look new.
+    let held_time = || {
+        l.status_time.clone().or_else(|| {
+            l.colour.as_ref().map(|_| {
+                crate::national::time::DateTime::from_unix(
+                    i64::try_from(l.seen_ms / 1000).unwrap_or_default(),
+                )
+                .to_string()
+            })
+        })
+    };
     let (colour, update_time, stale) = match known {
         Known::Live(colour, time) => (Some(colour), time, false),
-        Known::Stored => (l.colour.clone(), l.status_time.clone(), false),
-        Known::Unanswered => (l.colour.clone(), l.status_time.clone(), true),
+        Known::Stored => (l.colour.clone(), held_time(), false),
+        Known::Unanswered => (l.colour.clone(), held_time(), true),
     };
     RegionStatus {
         region: l.region.clone(),
@@ -217,7 +255,13 @@ pub(in crate::server) async fn status_across(
             entry
                 .regions
                 .get(&s.region)
-                .is_none_or(|l| l.colour != s.colour || l.status_time != s.update_time)
+                // An answer without a time changes nothing held with one (apply_status),
+                // so it is not written at every query.
+                .is_none_or(|l| match (&s.update_time, &l.status_time) {
+                    (None, Some(_)) => false,
+                    (None, None) => l.colour != s.colour,
+                    (Some(t), known) => l.colour != s.colour || known.as_ref() != Some(t),
+                })
         })
         .filter_map(|s| {
             let colour = s.colour.clone()?;
@@ -339,12 +383,11 @@ pub(super) fn national_status(statuses: &[RegionStatus]) -> Result<&RegionStatus
         .find(|s| !counts(s))
         .filter(|_| !decided_red)
     {
+        // The region is not named to the caller: it may be outside the caller's regions.
+        tracing::info!(region = %s.region, "national code refused: a linked region's status is not known");
         return Err(GatewayError::Domain {
             code: ReturnCode::UpstreamTimeout,
-            msg: format!(
-                "region {} did not answer and its status is not known; a national code needs every linked region's",
-                s.region
-            ),
+            msg: "a linked region did not answer and its status is not known; a national code needs every linked region's".into(),
         });
     }
     worst(statuses).ok_or_else(|| GatewayError::Domain {

@@ -1,4 +1,4 @@
-use super::query::{Known, RegionStatus, merge, national_status, settle};
+use super::query::{Known, RegionStatus, merge, national_status, outlived, settle};
 use super::tickets::TicketBody;
 use super::*;
 
@@ -69,7 +69,12 @@ fn no_national_code_while_a_linked_regions_status_is_unknown() {
     let statuses = [unknown, status("330000", Some("00"))];
     let e = national_status(&statuses).unwrap_err();
     assert_eq!(e.return_code(), ReturnCode::UpstreamTimeout);
-    assert!(e.to_string().contains("320000"), "{e}");
+    // Without naming the region: it may be outside the caller's regions.
+    assert!(
+        e.to_string().contains("a linked region did not answer"),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("320000"), "{e}");
     // The query still answers, partially, with the green it has.
     let a = merge(&entry(), &statuses, true).unwrap();
     assert_eq!(
@@ -240,6 +245,47 @@ fn a_regions_unreadable_expected_time_is_left_out_and_the_ticket_kept() {
     // A ticket id the registry cannot hold: the region's error, 9002.
     let e = events::correction_ticket("CT-\n1", "A1", "330000", None, &answer, 5).unwrap_err();
     assert_eq!(e.return_code(), ReturnCode::UpstreamFailed);
+}
+
+#[test]
+fn a_held_status_older_than_its_regions_validity_is_no_longer_current() {
+    use crate::national::time::DateTime;
+    let day_ms = 86_400_000u64;
+    let now = 1_800_000_000_000u64;
+    let validity = Duration::from_secs(8 * 86_400);
+    let at = |ms: u64| DateTime::from_unix((ms / 1000) as i64).to_string();
+    let mut l = link("320000", Some("00"));
+    l.status_time = Some(at(now - 10 * day_ms));
+    assert!(outlived(&l, validity, now), "ten days old");
+    l.status_time = Some(at(now - day_ms));
+    assert!(!outlived(&l, validity, now), "a day old");
+    // Without the region's time: by when the gateway learned it.
+    l.status_time = None;
+    l.seen_ms = now - 9 * day_ms;
+    assert!(outlived(&l, validity, now));
+    // And an answer dates it so, not now.
+    let s = settle(&l, Known::Stored);
+    assert_eq!(s.update_time, Some(at(now - 9 * day_ms)));
+}
+
+#[test]
+fn a_consent_names_its_person_sealed_and_differently_each_time() {
+    use super::consent::{open_subject, seal_subject};
+    let key = crate::crypto::Sm4Key::from_bytes(&[5u8; 16]).unwrap();
+    let p = Pseudonym([3u8; 32]);
+    let (a, b) = (
+        seal_subject(&key, &p).unwrap(),
+        seal_subject(&key, &p).unwrap(),
+    );
+    assert_ne!(a, b, "two consents for one person cannot be matched");
+    assert!(!a.contains(&p.to_hex()) && !a.contains("0303030303"));
+    assert_eq!(open_subject(&key, &a), Some(p));
+    assert_eq!(open_subject(&key, &b), Some(p));
+    // Another gateway's key, the pseudonym in clear (an older build's), garbage: no one.
+    let other = crate::crypto::Sm4Key::from_bytes(&[6u8; 16]).unwrap();
+    assert_eq!(open_subject(&other, &a), None);
+    assert_eq!(open_subject(&key, &p.to_hex()), None);
+    assert_eq!(open_subject(&key, "!"), None);
 }
 
 #[test]

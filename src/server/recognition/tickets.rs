@@ -144,7 +144,7 @@ pub(super) fn grant_of_consent(
         .tokens
         .check_consent(token, &call.client.app_id)
         .map_err(|_| refuse(ReturnCode::NotAuthorised, "authCode is not a live consent"))?;
-    let person = Pseudonym::parse_hex(&c.sub)
+    let person = consent::open_subject(&gw.consent_subjects, &c.sub)
         .ok_or_else(|| refuse(ReturnCode::NotAuthorised, "authCode names no person"))?;
     // A consent is for one person: the user named in the call must be that person.
     if let Some((t, n)) = user_id(biz) {
