@@ -135,6 +135,8 @@ pub struct GatewayClient {
     token: Option<String>,
     sign_type: SignTypeName,
     timeout: Duration,
+    /// The largest answer read ([`GatewayClient::with_answer_limit`]).
+    answer_limit: usize,
 }
 
 impl std::fmt::Debug for GatewayClient {
@@ -279,6 +281,7 @@ impl GatewayClient {
             token,
             sign_type: p.sign_type,
             timeout: Duration::from_millis(p.timeout_ms),
+            answer_limit: MAX_ANSWER_BYTES,
         })
     }
 
@@ -446,6 +449,14 @@ impl GatewayClient {
         self.post_path(name, body).await
     }
 
+    /// This client, reading answers of at most `bytes` (16 MiB by default): a larger one is
+    /// a transport error. For many calls at once (a burst) against a target that may answer
+    /// each with a huge body.
+    pub fn with_answer_limit(mut self, bytes: usize) -> Self {
+        self.answer_limit = bytes.min(MAX_ANSWER_BYTES);
+        self
+    }
+
     /// The key the gateway (or target) signs its answers with.
     pub fn gateway_key(&self) -> &VerifyingKey {
         &self.gateway_key
@@ -582,7 +593,7 @@ impl GatewayClient {
             .get(header_name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = http_body_util::Limited::new(resp.into_body(), MAX_ANSWER_BYTES);
+        let body = http_body_util::Limited::new(resp.into_body(), self.answer_limit);
         let raw = tokio::time::timeout(self.timeout, body.collect())
             .await
             .map_err(|_| ClientError::Transport("timed out reading the answer".into()))?

@@ -219,7 +219,7 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
                         "verifier": {"orgName": "conformance load", "deviceId": "CONF-LOAD"}}),
                     &ctx,
                 )
-                .map_err(conformance::run::SetupError)?;
+                .map_err(conformance::run::SetupError::new)?;
                 Some(conformance::load::run(&c, &biz, rate, load_secs).await)
             }
             None => None,
@@ -230,6 +230,13 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
         Ok((mut r, load)) => {
             r.load = load;
             r
+        }
+        // An answer of the target's that breaks the standard at set-up is its failure
+        // (exit 1), not the suite's (exit 2).
+        Err(e) if e.nonconforming => {
+            say!("{e}");
+            say!("DOES NOT CONFORM: the target's answer at set-up breaks the standard");
+            return Ok(ExitCode::from(1));
         }
         Err(e) => {
             say!("{e}");

@@ -128,3 +128,31 @@ async fn an_answer_past_the_limit_is_a_transport_error_not_memory() {
     let _ = server.await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn a_client_with_a_smaller_answer_limit_refuses_past_it() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        for _ in 0..2 {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let body = vec![b'x'; 2048];
+            let head = "HTTP/1.1 200 OK\r\ncontent-length: 2048\r\nconnection: close\r\n\r\n";
+            let _ = s.write_all(head.as_bytes()).await;
+            let _ = s.write_all(&body).await;
+        }
+    });
+    let (p, dir) = profile(&format!("http://{addr}"));
+    let c = GatewayClient::new(&p).unwrap();
+    // The default reads it; a client limited to 1 KiB does not.
+    assert_eq!(c.get("/x").await.unwrap().2.len(), 2048);
+    let small = c.with_answer_limit(1024);
+    assert!(matches!(
+        small.get("/x").await,
+        Err(ClientError::Transport(m)) if m.contains("reading the answer")
+    ));
+    let _ = server.await;
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -136,7 +136,7 @@ impl Expect {
             || self.code.is_some()
             || self.result.is_some()
             || self.masking == Some(true)
-            || self.request_id.is_some()
+            || self.request_id == Some(true)
     }
 }
 

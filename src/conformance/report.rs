@@ -56,14 +56,14 @@ impl Report {
     pub fn summary(&self) -> String {
         let mut o = String::new();
         for c in self.bad() {
-            let why = if let Some(e) = &c.error {
-                e.clone()
-            } else if c.deviation.is_some() {
-                "unexpected pass: remove it from the expectations file".into()
-            } else {
-                failing_stages(c)
-            };
-            let _ = writeln!(o, "FAIL {} ({}) {}: {why}", c.id, c.clause, c.title);
+            let _ = writeln!(
+                o,
+                "FAIL {} ({}) {}: {}",
+                c.id,
+                c.clause,
+                c.title,
+                why_bad(c)
+            );
         }
         if self.load_failed() {
             let _ = writeln!(o, "FAIL load profile: UNHEALTHY under the burst");
@@ -86,7 +86,8 @@ impl Report {
         o
     }
 
-    /// JUnit XML: one test case per case, a failure element per bad one.
+    /// JUnit XML: one test case per case; a failure element per bad one that ran, an error
+    /// element per one that could not, a skipped element per known deviation.
     pub fn junit(&self) -> String {
         let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let _ = writeln!(
@@ -105,19 +106,33 @@ impl Report {
                 xml(&c.title),
                 c.millis as f64 / 1000.0
             );
-            if c.ok() {
+            if c.ok() && c.deviation.is_none() {
                 o.push_str("/>\n");
                 continue;
             }
             o.push_str(">\n");
-            let msg = c.error.clone().unwrap_or_else(|| failing_stages(c));
-            let _ = writeln!(
-                o,
-                "    <failure message=\"{}\">request: {}\nresponse: {}</failure>",
-                xml(&msg),
-                xml(&c.request),
-                xml(&c.response)
-            );
+            if c.ok() {
+                // A listed deviation that failed as expected: skipped, with its reason.
+                let _ = writeln!(
+                    o,
+                    "    <skipped message=\"known deviation: {}\"/>",
+                    xml(c.deviation.as_deref().unwrap_or_default())
+                );
+            } else {
+                // A case that could not run is an error; one that ran and failed, a failure.
+                let tag = if c.error.is_some() {
+                    "error"
+                } else {
+                    "failure"
+                };
+                let _ = writeln!(
+                    o,
+                    "    <{tag} message=\"{}\">request: {}\nresponse: {}</{tag}>",
+                    xml(&why_bad(c)),
+                    xml(&c.request),
+                    xml(&c.response)
+                );
+            }
             o.push_str("  </testcase>\n");
         }
         o.push_str("</testsuite>\n");
@@ -229,6 +244,8 @@ impl Report {
             );
             if let Some(e) = &c.error {
                 let _ = writeln!(o, "<li>{}</li>", xml(e));
+            } else if c.deviation.is_some() && c.stages.iter().all(|s| s.pass) {
+                let _ = writeln!(o, "<li>{}</li>", xml(&why_bad(c)));
             }
             for s in c.stages.iter().filter(|s| !s.pass) {
                 let _ = writeln!(
@@ -293,4 +310,16 @@ fn matrix_table(
         o.push_str("</tr>\n");
     }
     o.push_str("</table>\n");
+}
+
+/// Why a bad case is bad, as every report says it: the error that kept it from running, a
+/// listed deviation that now passes, or its failing stages.
+fn why_bad(c: &CaseResult) -> String {
+    if let Some(e) = &c.error {
+        e.clone()
+    } else if c.deviation.is_some() && c.stages.iter().all(|s| s.pass) {
+        "unexpected pass: remove it from the expectations file".into()
+    } else {
+        failing_stages(c)
+    }
 }

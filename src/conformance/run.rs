@@ -165,7 +165,7 @@ pub async fn run_case(
             return result;
         }
     };
-    result.request = ctx.mask(&biz.to_string());
+    result.request = clip(ctx.mask(&biz.to_string()));
     let p = &case.probe;
     let client = if p.second_client {
         match second {
@@ -218,8 +218,11 @@ pub async fn run_case(
             .map(|_| client.seal_with(&case.service, &biz, &opts))
             .collect();
         let mut set = tokio::task::JoinSet::new();
+        // A burst's answers are short refusals: each is read up to 1 MiB, so that a target
+        // answering every one with a huge body cannot take gigabytes.
+        let burst_client = client.clone().with_answer_limit(BURST_ANSWER_LIMIT);
         for sealed in sealed {
-            let c = client.clone();
+            let c = burst_client.clone();
             let service = case.service.clone();
             set.spawn(async move {
                 let s = sealed.map_err(|e| crate::client::ClientError::Transport(e.to_string()))?;
@@ -229,24 +232,31 @@ pub async fn run_case(
                 Ok::<_, crate::client::ClientError>((s, Answer { status, raw }))
             });
         }
-        let mut all = Vec::new();
+        let wanted = case.expect.code.clone().unwrap_or_default();
+        // Each answer is kept as its code, but for the one judged: the first with a wanted
+        // code, else the first.
+        let mut codes = Vec::new();
         let mut lost = Vec::new();
+        let mut kept: Option<(_, Answer, bool)> = None;
         while let Some(r) = set.join_next().await {
             match r {
-                Ok(Ok(x)) => all.push(x),
+                Ok(Ok((s, a))) => {
+                    let code = raw_code(&a.raw);
+                    let is_wanted = wanted.contains(&code);
+                    codes.push(code);
+                    if kept.as_ref().is_none_or(|(_, _, w)| !w && is_wanted) {
+                        kept = Some((s, a, is_wanted));
+                    }
+                }
                 Ok(Err(e)) => lost.push(e.to_string()),
                 Err(e) => lost.push(e.to_string()),
             }
         }
-        if all.is_empty() {
+        let Some((s, a, _)) = kept else {
             result.error = Some("no answer to the burst".into());
             return result;
-        }
-        let wanted = case.expect.code.clone().unwrap_or_default();
-        let codes: Vec<String> = all.iter().map(|(_, a)| raw_code(&a.raw)).collect();
+        };
         burst_stage = Some(judge_burst(&codes, &lost, &wanted));
-        let pick = codes.iter().position(|c| wanted.contains(c)).unwrap_or(0);
-        let (s, a) = all.swap_remove(pick);
         session = s.session;
         request_id = s.envelope.request_id;
         // Let the target's quota refill before the next case.
@@ -296,7 +306,7 @@ pub async fn run_case(
             return result;
         }
     };
-    result.response = ctx.mask(&String::from_utf8_lossy(&answer.raw));
+    result.response = clip(ctx.mask(&String::from_utf8_lossy(&answer.raw)));
     let opened = open_response(
         &answer.raw,
         &session,
@@ -308,6 +318,26 @@ pub async fn run_case(
     result.passed = result.stages.iter().all(|s| s.pass);
     result.millis = started.elapsed().as_millis() as u64;
     result
+}
+
+/// How much of a burst's answer is read.
+const BURST_ANSWER_LIMIT: usize = 1024 * 1024;
+
+/// How much of a request or an answer a case's result keeps for the reports.
+const KEPT_TEXT: usize = 8 * 1024;
+
+/// `text` cut to [`KEPT_TEXT`] bytes (at a character boundary), saying how long it was: a
+/// report shows what a case sent and got, and a target's huge answer is not copied into
+/// every report.
+fn clip(text: String) -> String {
+    if text.len() <= KEPT_TEXT {
+        return text;
+    }
+    let mut end = KEPT_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &text[..end], text.len())
 }
 
 /// The `burst` stage: every request of a burst answered, each with 0 or one of `wanted`.
@@ -391,7 +421,9 @@ fn judge(
             "signature",
             if want { "verifies" } else { "does not verify" }.into(),
             actual,
-            want == opened.is_ok() || (!want && sig_error),
+            // `false` wants a signature that does not verify: another failure (an answer
+            // that is not an envelope at all) is not that.
+            if want { opened.is_ok() } else { sig_error },
         );
     }
     let biz = opened.as_ref().ok().and_then(|o| o.biz.clone());

@@ -104,8 +104,25 @@ pub(super) fn lax_mask(v: &Value) -> Option<(String, String)> {
 
 /// Why the suite could not run at all.
 #[derive(Debug, thiserror::Error)]
-#[error("set-up: {0}")]
-pub struct SetupError(pub String);
+#[error("set-up: {why}")]
+pub struct SetupError {
+    /// What failed, masked.
+    pub why: String,
+    /// The target answered, and its answer breaks the standard (its signature does not
+    /// verify, or it answers another request): the target does not conform, as a failed
+    /// case would say, though no case could run.
+    pub nonconforming: bool,
+}
+
+impl SetupError {
+    /// A set-up that could not be done (the target unreachable, a fixture missing).
+    pub fn new(why: impl Into<String>) -> Self {
+        Self {
+            why: why.into(),
+            nonconforming: false,
+        }
+    }
+}
 
 /// Asks the target for what the cases need: per fixture person, a consent, a code and a
 /// verification ticket.
@@ -150,12 +167,13 @@ pub async fn setup(client: &GatewayClient, fixtures: &Fixtures) -> Result<Contex
             .map(|e| e.msg.as_str())
             .unwrap_or_default();
         let why = x.open_error.as_deref().unwrap_or(said);
-        SetupError(
-            masker
+        SetupError {
+            why: masker
                 .mask(&format!("{what}: code {} {}", x.code(), why))
                 .trim_end()
                 .to_owned(),
-        )
+            nonconforming: x.open_error.is_some(),
+        }
     };
     for (label, p) in &fixtures.person {
         ctx.secrets.push((PersonalClass::Id, p.id_no.clone()));
@@ -176,7 +194,7 @@ pub async fn setup(client: &GatewayClient, fixtures: &Fixtures) -> Result<Contex
                 &json!({"user": user, "authType": "FACE", "authProof": "conformance-suite"}),
             )
             .await
-            .map_err(|e| SetupError(e.to_string()))?;
+            .map_err(|e| SetupError::new(e.to_string()))?;
         let biz = x
             .biz
             .clone()
@@ -192,7 +210,7 @@ pub async fn setup(client: &GatewayClient, fixtures: &Fixtures) -> Result<Contex
                 &json!({"userToken": biz.get("userToken").cloned().unwrap_or_default()}),
             )
             .await
-            .map_err(|e| SetupError(e.to_string()))?;
+            .map_err(|e| SetupError::new(e.to_string()))?;
         let code = x
             .biz
             .as_ref()
@@ -214,7 +232,7 @@ pub async fn setup(client: &GatewayClient, fixtures: &Fixtures) -> Result<Contex
                 &json!({"codeContent": code, "verifier": {"orgName": "conformance", "deviceId": "CONF-01"}}),
             )
             .await
-            .map_err(|e| SetupError(e.to_string()))?;
+            .map_err(|e| SetupError::new(e.to_string()))?;
         if let Some(t) = x.biz.as_ref().and_then(|b| b.get("bizExtData")) {
             ctx.values.insert(format!("ticket.{label}"), t.clone());
         }
@@ -236,7 +254,7 @@ fn tamper_signature(content: &str) -> String {
 
 /// A well-formed PHIC1 code from an issuer no trust list knows.
 fn untrusted_code(now: i64) -> Result<String, SetupError> {
-    let err = |e: &dyn std::fmt::Display| SetupError(format!("untrusted code: {e}"));
+    let err = |e: &dyn std::fmt::Display| SetupError::new(format!("untrusted code: {e}"));
     let key = crate::crypto::SigningKey::generate().map_err(|e| err(&e))?;
     let iss = crate::trust::IssuerId::parse("99000001").map_err(|e| err(&e))?;
     let kid = crate::trust::Kid::parse("conformance-1").map_err(|e| err(&e))?;

@@ -244,3 +244,35 @@ fn a_leak_is_found_in_another_case_in_escapes_or_in_part() {
     let ok = json!({"idNoMasked": "11**************3X", "nameMasked": "欧***"});
     assert_eq!(masking("success", Some(&ok)), (true, "masked".to_owned()));
 }
+
+#[test]
+fn a_huge_answer_is_kept_clipped_in_the_reports() {
+    let short = "短".repeat(10);
+    assert_eq!(clip(short.clone()), short);
+    let long = "长".repeat(100_000);
+    let kept = clip(long.clone());
+    assert!(kept.len() < KEPT_TEXT + 64, "{}", kept.len());
+    assert!(
+        kept.ends_with(&format!("({} bytes in all)", long.len())),
+        "{kept}"
+    );
+}
+
+#[test]
+fn an_answer_to_another_request_fails_the_request_id_stage() {
+    let key = SigningKey::generate().unwrap();
+    let c = success_case("code = [\"0\"]\nrequestId = true");
+    let (a, opened) = answer(&key, ReturnCode::Success, "success", None, false);
+    let stage = |rid: &str| {
+        judge(&c, &Context::default(), &a, &opened, rid)
+            .into_iter()
+            .find(|s| s.stage == "requestId")
+            .map(|s| s.pass)
+    };
+    assert_eq!(stage(RID), Some(true));
+    assert_eq!(
+        stage("conf-test-2"),
+        Some(false),
+        "the answer echoes another request"
+    );
+}
