@@ -329,7 +329,8 @@ fn render_cmd(standard: &Standard, a: &RenderArgs) -> anyhow::Result<ExitCode> {
             None => render::render_png(&view)?,
         },
     };
-    std::fs::write(&a.out, bytes).with_context(|| format!("cannot write {}", a.out.display()))?;
+    super::write_public(&a.out, &bytes)
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
     say!(
         "wrote {} ({} {}, {})",
         a.out.display(),

@@ -251,18 +251,25 @@ pub(super) fn run(cmd: &ConformanceCmd) -> anyhow::Result<ExitCode> {
     if let Some(dir) = out {
         std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
         let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(dir.join("report.json"), &json)?;
-        std::fs::write(dir.join("junit.xml"), report.junit())?;
-        std::fs::write(dir.join("report.html"), report.html(&matrix))?;
+        // Whole or not at all, and never through a name planted in the directory.
+        super::write_public(&dir.join("report.json"), json.as_bytes())?;
+        super::write_public(&dir.join("junit.xml"), report.junit().as_bytes())?;
+        super::write_public(&dir.join("report.html"), report.html(&matrix).as_bytes())?;
         if let Some(l) = &report.load {
-            std::fs::write(dir.join("load.json"), serde_json::to_string_pretty(l)?)?;
+            super::write_public(
+                &dir.join("load.json"),
+                serde_json::to_string_pretty(l)?.as_bytes(),
+            )?;
         }
         if let Some(k) = sign_key {
             let pem = std::fs::read_to_string(k).with_context(|| format!("{}", k.display()))?;
             let key = crate::crypto::SigningKey::from_pem(&pem)?;
             let now = i64::try_from(crate::auth::now_unix()).unwrap_or_default();
             let c = conformance::cert::certify(&report, json.as_bytes(), &key, now)?;
-            std::fs::write(dir.join("certificate.json"), conformance::cert::to_json(&c))?;
+            super::write_public(
+                &dir.join("certificate.json"),
+                conformance::cert::to_json(&c).as_bytes(),
+            )?;
         }
         say!("reports in {}", dir.display());
     }

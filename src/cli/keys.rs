@@ -212,8 +212,16 @@ fn replace_with<T>(
     write: impl FnOnce(&mut std::fs::File) -> std::io::Result<T>,
 ) -> std::io::Result<T> {
     let tmp = temporary_for(path)?;
+    // A stale temporary file of an earlier run goes first; then the file is created afresh
+    // (O_EXCL): a name planted meanwhile, a symbolic link above all, is an error, never
+    // followed, and never renamed into place.
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
@@ -224,8 +232,7 @@ fn replace_with<T>(
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            // The mode at open applies only to a file it creates (a stale temporary file
-            // may exist) and passes through the umask.
+            // The mode at open passes through the umask.
             f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         }
         let out = write(&mut f)?;
@@ -260,6 +267,27 @@ mod tests {
         assert_eq!(mode, 0o600, "{mode:o}");
         assert_eq!(std::fs::read(&path).unwrap(), b"new key");
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_link_planted_at_the_temporary_name_is_not_followed() {
+        let dir = crate::testutil::fresh_dir("planted");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("report.json");
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "untouched").unwrap();
+        // Someone with the directory plants the temporary file's name as a link.
+        std::os::unix::fs::symlink(&victim, super::temporary_for(&path).unwrap()).unwrap();
+        super::write_public(&path, b"{}").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"untouched");
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}");
+        assert!(
+            !std::fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 

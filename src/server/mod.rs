@@ -17,6 +17,7 @@ pub mod bootstrap;
 mod error;
 mod http;
 mod ingress;
+mod modes;
 mod page;
 pub(crate) mod pipeline;
 mod published;
@@ -491,6 +492,9 @@ impl Gateway {
                 .map_err(|e| ServerError::Keys(format!("{}: {e}", p.display())))
         };
         let g = &config.gateway;
+        for loose in modes::loose_modes(&config) {
+            tracing::warn!(file = %loose, "file mode wider than it should be");
+        }
         let signing_key = SigningKey::from_pem(&read(&g.signing_key_file)?)
             .map_err(|e| ServerError::Keys(format!("{}: {e}", g.signing_key_file.display())))?;
         let decryption_key = DecryptionKey::from_pem(&read(&g.encryption_key_file)?)
