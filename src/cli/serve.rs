@@ -199,7 +199,9 @@ pub(super) fn run_token(cmd: &TokenCmd) -> anyhow::Result<ExitCode> {
         ttl,
         out,
     } = cmd;
-    let (cfg, _) = load_with_bootstrap(config)?;
+    // No development files from here: a token is issued from what is there (run as
+    // another user, generating would leave files and directories the gateway cannot open).
+    let cfg = Config::load(config)?;
     let c = cfg
         .clients
         .get(client)

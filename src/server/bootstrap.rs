@@ -63,6 +63,17 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
             Ok(())
         }
     };
+    // App ids name files here (certificates, profiles) before validation has seen them.
+    if let Some(c) = raw.client.iter().find(|c| {
+        c.app_id.is_empty()
+            || c.app_id.len() > 32
+            || !c.app_id.bytes().all(|b| b.is_ascii_alphanumeric())
+    }) {
+        return Err(ServerError::Bootstrap(format!(
+            "client {:?}: app_id must be 1-32 ASCII letters and digits; nothing generated",
+            c.app_id
+        )));
+    }
     // The data directory first, its owner's alone (0700): what follows creates files in it.
     let data = resolve(&raw.gateway.data_dir);
     crate::store::create_private_dir(&data).map_err(|e| fail(&data, &e))?;
@@ -470,6 +481,18 @@ mod tests {
         // `localhost` is loopback.
         assert!(on_loopback("localhost:8443") && on_loopback("[::1]:1"));
         assert!(!on_loopback("0.0.0.0:8443") && !on_loopback("localhost.example:1"));
+    }
+
+    #[test]
+    fn an_app_id_that_would_name_a_file_badly_stops_it_before_any_file() {
+        let (raw, base) = shipped("boot-appid", "127.0.0.1:8443");
+        let text = include_str!("../../config/hutong.toml")
+            .replace("app_id = \"A3300010001\"", "app_id = \"../../A1\"");
+        let bad: Config = toml::from_str(&text).unwrap();
+        let e = bootstrap(&bad, &base).unwrap_err().to_string();
+        assert!(e.contains("app_id must be"), "{e}");
+        assert!(!base.join("../data").exists(), "nothing generated");
+        assert!(bootstrap(&raw, &base).is_ok());
     }
 
     #[test]
