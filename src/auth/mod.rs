@@ -327,7 +327,8 @@ impl TokenKeys {
 /// given to, what it allows, and the region's own authorisation it stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsentClaims {
-    /// The holder's pseudonym (hex): never their ID number.
+    /// The holder's pseudonym, SM4-sealed by the gateway (a fresh IV each time, Base64url):
+    /// never their ID number, and not the same for two consents.
     pub sub: String,
     /// Issuer.
     pub iss: String,

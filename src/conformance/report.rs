@@ -92,9 +92,14 @@ impl Report {
         let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let _ = writeln!(
             o,
-            "<testsuite name=\"hutong conformance\" tests=\"{}\" failures=\"{}\" time=\"{:.3}\">",
+            "<testsuite name=\"hutong conformance\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
             self.cases.len(),
-            self.bad().len(),
+            self.bad().iter().filter(|c| c.error.is_none()).count(),
+            self.cases.iter().filter(|c| c.error.is_some()).count(),
+            self.cases
+                .iter()
+                .filter(|c| c.ok() && c.deviation.is_some())
+                .count(),
             self.millis as f64 / 1000.0
         );
         for c in &self.cases {

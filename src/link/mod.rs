@@ -292,6 +292,10 @@ fn apply_link(
         if link.colour.is_none() || older {
             link.colour.clone_from(&prev.colour);
             link.status_time.clone_from(&prev.status_time);
+            // With when and how it was learned: a later link that says no status must
+            // not make an old undated one look new.
+            link.seen_ms = prev.seen_ms;
+            link.source = prev.source;
         }
     }
     let old = entry
@@ -339,6 +343,20 @@ fn drop_code(entry: &mut LinkEntry, region: &str, code_id: &str) -> bool {
     true
 }
 
+/// Whether a status of `l`'s region at `status_time`, learned by `source`, is older than
+/// the one `l` holds, and so leaves it: what the region said earlier, written later (a
+/// query's answer that left the region before a status event came in, its write after the
+/// event's). Times are the standard's `yyyy-MM-dd HH:mm:ss`, which sort as text. A query's
+/// answer without a time does not replace a status that has one: which came first cannot
+/// be told, and the registry keeps the one it can date.
+pub fn outdated(l: &RegionLink, status_time: Option<&str>, source: Source) -> bool {
+    match (status_time, l.status_time.as_deref()) {
+        (Some(new), Some(known)) => new < known,
+        (None, Some(_)) => source == Source::Query,
+        _ => false,
+    }
+}
+
 fn apply_status(
     entry: &mut LinkEntry,
     region: &str,
@@ -350,17 +368,7 @@ fn apply_status(
     let Some(l) = entry.regions.get_mut(region) else {
         return false;
     };
-    // What the region said earlier, written later, leaves the newer status: a query's
-    // answer that left the region before a status event came in, its write after the
-    // event's. Times are the standard's `yyyy-MM-dd HH:mm:ss`, which sort as text. A
-    // query's answer without a time does not replace a status that has one: which came
-    // first cannot be told, and the registry keeps the one it can date.
-    let stale = match (status_time, l.status_time.as_deref()) {
-        (Some(new), Some(known)) => new < known,
-        (None, Some(_)) => source == Source::Query,
-        _ => false,
-    };
-    if stale {
+    if outdated(l, status_time, source) {
         return true;
     }
     l.colour = Some(colour.to_owned());

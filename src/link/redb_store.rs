@@ -107,8 +107,14 @@ impl RedbLinks {
                 // a link it corrected): it is theirs no longer. Left in their entry, their
                 // queries would show it to the region and take this person's status.
                 if let Some(other) = previous.filter(|o| *o != p.0) {
-                    let theirs = match links.get(other)? {
-                        Some(v) => Some(self.open(v.value())?),
+                    // Their entry unreadable (another key, altered): left as it is, rather
+                    // than refusing this link and every later one of the code.
+                    let theirs = match links.get(other)?.map(|v| self.open(v.value())) {
+                        Some(Ok(e)) => Some(e),
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "link registry: an entry that held a reused code does not open");
+                            None
+                        }
                         None => None,
                     };
                     if let Some(mut e) = theirs {
@@ -199,6 +205,16 @@ impl LinkRegistry for RedbLinks {
         source: Source,
         now_ms: u64,
     ) -> Result<Option<LinkEntry>, StoreError> {
+        // An outdated status changes nothing: it is answered from a read, without a write
+        // (and its fsync) of the same entry.
+        if let Some(e) = self.get(pseudonym)? {
+            if e.regions
+                .get(region)
+                .is_some_and(|l| super::outdated(l, status_time, source))
+            {
+                return Ok(Some(e));
+            }
+        }
         self.update(pseudonym, None, |e, _| {
             Ok(apply_status(e, region, colour, status_time, source, now_ms).then(|| e.clone()))
         })

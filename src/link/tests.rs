@@ -234,6 +234,22 @@ fn a_callers_name_for_a_person_does_not_replace_the_one_a_region_gave() {
 }
 
 #[test]
+fn a_later_link_without_a_status_keeps_when_the_held_one_was_learned() {
+    let r = MemoryLinks::default();
+    let p = person("110101199001011234");
+    let mut l = RegionLink::without_code("320000".into(), Source::StatusEvent, 1_000);
+    l.colour = Some("00".into());
+    r.link(&p, l, &holder(), 1_000).unwrap();
+    // A declaration in the same region, days later, says no status.
+    let d = RegionLink::without_code("320000".into(), Source::Declaration, 900_000_000);
+    let e = r.link(&p, d, &Holder::default(), 900_000_000).unwrap();
+    let held = &e.regions["320000"];
+    assert_eq!(held.colour.as_deref(), Some("00"));
+    assert_eq!(held.seen_ms, 1_000, "the status is as old as it was");
+    assert_eq!(held.source, Source::StatusEvent);
+}
+
+#[test]
 fn memory_registry_keeps_the_contract() {
     registry_contract(&MemoryLinks::new());
 }

@@ -507,9 +507,13 @@ pub(super) async fn serve_call(
     // The person the gateway found (a ticket's, a consent's, the holder a region named)
     // is the one the answer is about, whatever `user` block came with the call: the audit
     // record, and so the holder's receipt, names them.
+    // A refused call that carried a ticket or a consent is not recorded under its `user`
+    // block: that names whoever the caller chose, not the person the grant is for.
+    let grant =
+        super::recognition::is_gateway_ticket(biz) || super::recognition::is_gateway_consent(biz);
     let (code, subject) = match &result {
         Ok((_, learned)) => (ReturnCode::Success, learned.or(subject)),
-        Err(e) => (e.return_code(), subject),
+        Err(e) => (e.return_code(), subject.filter(|_| !grant)),
     };
     let purpose = audit_purpose(biz, call.service);
     services::audit(gw, call, call.service.as_str(), subject, code, &purpose).await?;

@@ -116,8 +116,15 @@ fn verifying_recognised_content_agrees_with_verifying_the_text() {
     ];
     let mut outcomes = Vec::new();
     for content in &contents {
-        let rec = Phic1Format.recognise(content).expect("PHIC1");
         let by_text = fx.verifier.verify_content(content).map(|v| v.claims.cid);
+        let Some(rec) = Phic1Format.recognise(content) else {
+            // A URL whose token names another code is not recognised at all, and the
+            // text does not verify either: both 3001.
+            let code = by_text.map_err(|e| e.return_code().as_str().to_owned());
+            assert_eq!(code, Err("3001".to_owned()), "{content}");
+            outcomes.push("3001".to_owned());
+            continue;
+        };
         let by_rec = fx.verifier.verify_recognised(&rec).map(|v| v.claims.cid);
         assert_eq!(by_text, by_rec, "{content}");
         outcomes.push(by_rec.map_or_else(|e| e.return_code().as_str().to_owned(), |_| "ok".into()));

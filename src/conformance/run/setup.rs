@@ -167,12 +167,24 @@ pub async fn setup(client: &GatewayClient, fixtures: &Fixtures) -> Result<Contex
             .map(|e| e.msg.as_str())
             .unwrap_or_default();
         let why = x.open_error.as_deref().unwrap_or(said);
+        // A signed envelope (it has its code and its sign) that does not verify, or
+        // answers another request, is the target's; anything else (a proxy's HTML page, a
+        // wrong path) says nothing of it.
+        let envelope = serde_json::from_slice::<Value>(&x.raw)
+            .ok()
+            .is_some_and(|v| v.get("sign").is_some() && v.get("code").is_some());
+        let nonconforming = envelope && x.open_error.is_some();
+        let hint = if nonconforming {
+            " (or the client profile's key of the target is not the one it signs with)"
+        } else {
+            ""
+        };
         SetupError {
             why: masker
-                .mask(&format!("{what}: code {} {}", x.code(), why))
+                .mask(&format!("{what}: code {} {}{hint}", x.code(), why))
                 .trim_end()
                 .to_owned(),
-            nonconforming: x.open_error.is_some(),
+            nonconforming,
         }
     };
     for (label, p) in &fixtures.person {

@@ -18,17 +18,31 @@ pub(super) fn status_of(biz: &Value) -> Result<(Option<String>, Option<String>),
         ));
     }
     let time = text(biz, &["updateTime"]).map(str::to_owned);
-    if time
-        .as_deref()
-        .is_some_and(|t| crate::national::time::DateTime::parse(t).is_none())
-    {
-        return Err(refuse(
-            ReturnCode::BadFormat,
-            "updateTime is not a time (yyyy-MM-dd HH:mm:ss)",
-        ));
+    match time.as_deref().map(crate::national::time::DateTime::parse) {
+        Some(None) => {
+            return Err(refuse(
+                ReturnCode::BadFormat,
+                "updateTime is not a time (yyyy-MM-dd HH:mm:ss)",
+            ));
+        }
+        // Times order statuses (a newer one is never replaced by an older): one far ahead
+        // of the clock would pin the region's status until then.
+        Some(Some(t))
+            if t.unix() > i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX) + FUTURE_SKEW_SECS =>
+        {
+            return Err(refuse(
+                ReturnCode::BadFormat,
+                "updateTime is ahead of the clock (by more than 5 minutes)",
+            ));
+        }
+        _ => {}
     }
     Ok((colour, time))
 }
+
+/// How far ahead of the gateway's clock a region's `updateTime` may be, seconds (the
+/// envelope's own timestamp window).
+const FUTURE_SKEW_SECS: i64 = 300;
 
 /// `POST /phic/v1/statusEvent` from a region: who changed (`user`, or the region's
 /// `codeIds`), and optionally to what (`codeColor`, `updateTime`). Updates the links,
@@ -50,6 +64,16 @@ pub(in crate::server) async fn status_event(
         ));
     }
     let (colour, time) = status_of(biz)?;
+    // An event without a time is dated when the gateway received it: kept undated, it
+    // would keep the time of the region's previous event, and look old at once.
+    let time = time.or_else(|| {
+        Some(
+            crate::national::time::DateTime::from_unix(
+                i64::try_from(now_ms() / 1000).unwrap_or_default(),
+            )
+            .to_string(),
+        )
+    });
     let event_id = match text(biz, &["eventId"]) {
         Some(id) if crate::envelope::valid_id(id) => id.to_owned(),
         Some(_) => {
@@ -116,9 +140,16 @@ pub(in crate::server) async fn status_event(
         .cache_purged
         .fetch_add(purged as u64, std::sync::atomic::Ordering::Relaxed);
 
-    // The risk alert: every other linked region that takes callbacks.
+    // The risk alert: every other linked region that takes callbacks. An event older than
+    // the status the registry holds for its region (the region's events came out of order)
+    // changed nothing, and tells no one.
     let mut notified = 0;
-    if let (Some(e), Some(c)) = (&entry, &colour) {
+    let applied = |e: &LinkEntry| {
+        e.regions
+            .get(&source)
+            .is_some_and(|l| l.status_time == time)
+    };
+    if let (Some(e), Some(c)) = (entry.as_ref().filter(|e| applied(e)), &colour) {
         let targets = status_callbacks(e, &source, (&event_id, c, time.as_ref()), |r: &str| {
             gw.relay.takes_callbacks(r)
         });

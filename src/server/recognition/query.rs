@@ -100,6 +100,10 @@ pub(super) struct RegionStatus {
     /// The region did not answer now: `colour` is the last one the registry holds for it
     /// (from a status event or an earlier answer), if any.
     pub(super) stale: bool,
+    /// The region said it just now ([`Known::Live`]): only such a status is written back to
+    /// the registry (a held one is the registry's own, its time perhaps made up by
+    /// [`settle`]).
+    pub(super) live: bool,
 }
 
 /// The person's current status in `l.region`, asked within [`FANOUT_DEADLINE`]; the last
@@ -197,6 +201,7 @@ pub(super) fn settle(l: &RegionLink, known: Known) -> RegionStatus {
             })
         })
     };
+    let live = matches!(known, Known::Live(..));
     let (colour, update_time, stale) = match known {
         Known::Live(colour, time) => (Some(colour), time, false),
         Known::Stored => (l.colour.clone(), held_time(), false),
@@ -207,6 +212,7 @@ pub(super) fn settle(l: &RegionLink, known: Known) -> RegionStatus {
         colour,
         update_time,
         stale,
+        live,
     }
 }
 
@@ -251,16 +257,20 @@ pub(in crate::server) async fn status_across(
     // queries by the disk's fsync rate.
     let fresh: Vec<(String, String, Option<String>)> = statuses
         .iter()
+        .filter(|s| s.live)
         .filter(|s| {
             entry
                 .regions
                 .get(&s.region)
-                // An answer without a time changes nothing held with one (apply_status),
-                // so it is not written at every query.
+                // Only what changes the registry is written (a durable write per region
+                // per query would bound the queries by the disk): an answer without a time
+                // changes nothing held with one, nor does one older than it
+                // (apply_status).
                 .is_none_or(|l| match (&s.update_time, &l.status_time) {
                     (None, Some(_)) => false,
                     (None, None) => l.colour != s.colour,
-                    (Some(t), known) => l.colour != s.colour || known.as_ref() != Some(t),
+                    (Some(_), None) => true,
+                    (Some(t), Some(k)) => t > k || (t == k && l.colour != s.colour),
                 })
         })
         .filter_map(|s| {
@@ -387,7 +397,7 @@ pub(super) fn national_status(statuses: &[RegionStatus]) -> Result<&RegionStatus
         tracing::info!(region = %s.region, "national code refused: a linked region's status is not known");
         return Err(GatewayError::Domain {
             code: ReturnCode::UpstreamTimeout,
-            msg: "a linked region did not answer and its status is not known; a national code needs every linked region's".into(),
+            msg: "a linked region's status is not known now (it did not answer, or what is held of it is past its validity); a national code needs every linked region's".into(),
         });
     }
     worst(statuses).ok_or_else(|| GatewayError::Domain {

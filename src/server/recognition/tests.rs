@@ -12,6 +12,7 @@ fn entry() -> LinkEntry {
 
 fn status(region: &str, colour: Option<&str>) -> RegionStatus {
     RegionStatus {
+        live: colour.is_some(),
         region: region.into(),
         colour: colour.map(str::to_owned),
         update_time: colour.map(|_| "2026-11-23 10:00:00".to_owned()),
@@ -71,7 +72,8 @@ fn no_national_code_while_a_linked_regions_status_is_unknown() {
     assert_eq!(e.return_code(), ReturnCode::UpstreamTimeout);
     // Without naming the region: it may be outside the caller's regions.
     assert!(
-        e.to_string().contains("a linked region did not answer"),
+        e.to_string()
+            .contains("a linked region's status is not known"),
         "{e}"
     );
     assert!(!e.to_string().contains("320000"), "{e}");
@@ -286,6 +288,30 @@ fn a_consent_names_its_person_sealed_and_differently_each_time() {
     assert_eq!(open_subject(&other, &a), None);
     assert_eq!(open_subject(&key, &p.to_hex()), None);
     assert_eq!(open_subject(&key, "!"), None);
+}
+
+#[test]
+fn only_what_a_region_said_now_is_written_back() {
+    let l = link("320000", Some("00"));
+    assert!(settle(&l, Known::Live("10".into(), None)).live);
+    assert!(!settle(&l, Known::Stored).live);
+    assert!(!settle(&l, Known::Unanswered).live);
+}
+
+#[test]
+fn a_status_time_ahead_of_the_clock_is_refused() {
+    use crate::national::time::DateTime;
+    let now = (now_ms() / 1000) as i64;
+    let at = |t: i64| json!({"codeColor": "10", "updateTime": DateTime::from_unix(t).to_string()});
+    assert!(
+        events::status_of(&at(now + 60)).is_ok(),
+        "a minute: clocks differ"
+    );
+    let e = events::status_of(&at(now + 3_600)).unwrap_err();
+    assert_eq!(e.return_code(), ReturnCode::BadFormat);
+    assert!(e.to_string().contains("ahead of the clock"), "{e}");
+    let e = events::status_of(&json!({"updateTime": "2062-01-01 00:00:00"})).unwrap_err();
+    assert_eq!(e.return_code(), ReturnCode::BadFormat);
 }
 
 #[test]
