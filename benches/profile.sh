@@ -84,12 +84,13 @@ SIM=$(wait_line sim 'listening on http://' 10 | sed -E 's#.*://##')
     printf 'anchor_kid = "anchor-1"\ndev_issuer_id = "10000099"\ndev_issuer_key_file = "keys/dev-issuer.key.pem"\n'
   fi
 } >"$T/hutong.toml"
-"$H" token issue --client A3300010001 --config "$T/hutong.toml" --out "$T/token" >/dev/null
 start gateway env HUTONG_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$T/callgrind.out" \
   "$H" serve --config "$T/hutong.toml"
 GW_LINE=$(wait_line gateway 'listening on https://' 300)
 GW=$(sed -E 's#.*listening on https://([0-9.:]+).*#\1#' <<<"$GW_LINE")
 ADMIN=$(sed -E 's#.*admin http://([0-9.:]+).*#\1#' <<<"$GW_LINE")
+# After the start: `token issue` generates nothing, and the first start made the JWT key.
+"$H" token issue --client A3300010001 --config "$T/hutong.toml" --out "$T/token" >/dev/null
 profile "$T/client.toml" A3300010001 HMAC-SM3 "https://$GW" "$T/gw-sign.pub.pem" "$CL_MAC" "$CL_SM4" "$T/token"
 call() { "$H" client "$1" --body "$2" --as "$T/client.toml" || die "$1 did not answer code 0"; }
 

@@ -64,15 +64,6 @@ impl CodeFormat for Phic1Format {
             });
         }
         let url = CodeUrl::parse(content).ok()?;
-        // The URL's unsigned `iss`, `cid` and `nc` route the code and name it in the links:
-        // a URL whose token names another code is not taken as either (3001), before any
-        // region is asked or any link made under the URL's ids.
-        let signed = url.pc.as_deref().and_then(|t| token::parse(t).ok());
-        if let Some(c) = signed.map(|p| p.claims) {
-            if c.iss != url.iss || c.cid != url.cid || (url.nc.is_some() && url.nc != c.nc) {
-                return None;
-            }
-        }
         Some(Recognised {
             format: PHIC1_FORMAT.to_owned(),
             issuer_hint: Some(url.iss.to_string()),
@@ -82,6 +73,26 @@ impl CodeFormat for Phic1Format {
             host: Some(url.host),
         })
     }
+}
+
+/// Whether a recognised PHIC1 URL's own (unsigned) `iss`, `cid` and `nc` name the code its
+/// token does, when it carries one that parses: the ids the gateway links a person under,
+/// or files a visit by, must be the signed ones. (A verification checks this with the
+/// signature; this is for what the gateway records after a region answered. It parses the
+/// token, so it is not asked on every request.)
+pub fn ids_match_token(rec: &Recognised) -> bool {
+    let Some(c) = rec
+        .token
+        .as_deref()
+        .and_then(|t| token::parse(t).ok())
+        .map(|p| p.claims)
+    else {
+        return true;
+    };
+    rec.issuer_hint.as_deref() == Some(c.iss.as_str())
+        && rec.code_id.as_deref() == Some(c.cid.as_str())
+        && (rec.national_code_id.is_none()
+            || rec.national_code_id.as_deref() == c.nc.as_ref().map(|n| n.as_str()))
 }
 
 /// Try each format in order and return the first match. Content over

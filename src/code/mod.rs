@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::standard::ReturnCode;
 
-pub use format::{CodeFormat, Phic1Format, Recognised, recognise_any};
+pub use format::{CodeFormat, Phic1Format, Recognised, ids_match_token, recognise_any};
 pub use token::{
     Claims, DEFAULT_MAX_LIFETIME_SECS, DEFAULT_SKEW_SECS, IssuerKey, TokenClaims, VerifiedCode,
     Verifier, VerifierConfig, issue,

@@ -453,6 +453,11 @@ impl Relay for Router {
     fn code_region(&self, content: &str) -> Option<(String, Option<String>)> {
         let t = self.table.load();
         if let Some(rec) = Phic1Format.recognise(content) {
+            // A URL whose token names another code is placed nowhere: no person is linked,
+            // and no visit filed, under ids the caller wrote.
+            if !crate::code::ids_match_token(&rec) {
+                return None;
+            }
             let region = t.issuers.get(rec.issuer_hint?.as_str())?.clone();
             return Some((region, rec.code_id.map(|c| c.as_str().to_owned())));
         }

@@ -509,11 +509,13 @@ pub(super) async fn serve_call(
     // record, and so the holder's receipt, names them.
     // A refused call that carried a ticket or a consent is not recorded under its `user`
     // block: that names whoever the caller chose, not the person the grant is for.
-    let grant =
-        super::recognition::is_gateway_ticket(biz) || super::recognition::is_gateway_consent(biz);
     let (code, subject) = match &result {
         Ok((_, learned)) => (ReturnCode::Success, learned.or(subject)),
-        Err(e) => (e.return_code(), subject.filter(|_| !grant)),
+        Err(e) => {
+            let grant = super::recognition::is_gateway_ticket(biz)
+                || super::recognition::is_gateway_consent(biz);
+            (e.return_code(), subject.filter(|_| !grant))
+        }
     };
     let purpose = audit_purpose(biz, call.service);
     services::audit(gw, call, call.service.as_str(), subject, code, &purpose).await?;
