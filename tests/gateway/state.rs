@@ -55,10 +55,11 @@ async fn a_repeated_request_id_gets_the_first_answer_and_other_content_is_refuse
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_correction_gets_its_first_answer_after_its_consent_expired() {
-    // The region grants one-second authCodes: the gateway's consent lives as long (its
-    // check allows 5 s of clock skew).
+    // The region grants four-second authCodes (time enough for the first correction on a
+    // loaded machine: the region checks its own): the gateway's consent lives as long, and
+    // its check allows 5 s of clock skew.
     let fx = Fixture::start(Opts {
-        sim_auth_code_ttl_secs: 1,
+        sim_auth_code_ttl_secs: 4,
         ..Opts::default()
     })
     .await;
@@ -72,6 +73,8 @@ async fn a_repeated_correction_gets_its_first_answer_after_its_consent_expired()
         .await
         .unwrap();
     assert_eq!(code(&x), "0", "{}", String::from_utf8_lossy(&x.raw));
+    // The consent was issued by now: its `iat` (whole seconds) is no later.
+    let granted = Instant::now();
     let consent = x.biz.as_ref().unwrap()["authCode"]
         .as_str()
         .unwrap()
@@ -85,7 +88,8 @@ async fn a_repeated_correction_gets_its_first_answer_after_its_consent_expired()
     assert_eq!(code(&first), "0", "{}", String::from_utf8_lossy(&first.raw));
     let calls = fx.sim.as_ref().unwrap().requests();
 
-    tokio::time::sleep(Duration::from_millis(7_000)).await;
+    // Past the consent's 4 s, the 5 s of skew, and the second its `iat` was rounded down.
+    tokio::time::sleep(Duration::from_millis(10_500).saturating_sub(granted.elapsed())).await;
     // The answer was lost; the client retries the same call after the consent expired.
     let again = c
         .reseal_with_request_id(
