@@ -61,8 +61,25 @@ pub(crate) fn public_from_hex(hex: &str) -> Result<sm2::PublicKey, CryptoError> 
 
 /// Parses a PEM SubjectPublicKeyInfo (`-----BEGIN PUBLIC KEY-----`) holding an SM2 point.
 pub(crate) fn public_from_pem(pem: &str) -> Result<sm2::PublicKey, CryptoError> {
-    sm2::PublicKey::from_public_key_pem(pem)
-        .map_err(|_| CryptoError::InvalidPem { what: "public key" })
+    let key = sm2::PublicKey::from_public_key_pem(pem)
+        .map_err(|_| CryptoError::InvalidPem { what: "public key" })?;
+    // As public_from_sec1: the uncompressed point only. The SPKI ends in its BIT STRING,
+    // `03 42 00 04 x y` for an uncompressed point (`03 22 00 02|03 x` compressed).
+    let body: String = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .map(str::trim)
+        .collect();
+    let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body)
+        .map_err(|_| CryptoError::InvalidPem { what: "public key" })?;
+    let uncompressed =
+        der.len() >= 68 && der[der.len() - 68..der.len() - 64] == [0x03, 0x42, 0x00, 0x04];
+    if !uncompressed {
+        return Err(CryptoError::InvalidPem {
+            what: "public key (not an uncompressed point)",
+        });
+    }
+    Ok(key)
 }
 
 /// `04‖x‖y`.

@@ -559,3 +559,33 @@ proptest! {
         prop_assert!(dk.decrypt(&der).is_err());
     }
 }
+
+#[test]
+fn a_public_key_in_compressed_form_is_refused_from_pem_too() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let pem = SigningKey::generate()
+        .unwrap()
+        .verifying_key()
+        .to_pem()
+        .unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = b64.decode(body).unwrap();
+    assert_eq!(der.len(), 91);
+    assert!(VerifyingKey::from_pem(&pem).is_ok());
+    // The same key, its point compressed: 02 or 03 by the parity of y, then x.
+    let (x, y) = (&der[27..59], &der[59..91]);
+    let mut c = vec![0x30, 0x39];
+    c.extend_from_slice(&der[2..23]);
+    c.extend_from_slice(&[0x03, 0x22, 0x00, 0x02 | (y[31] & 1)]);
+    c.extend_from_slice(x);
+    let text = b64.encode(&c);
+    let (head, tail) = text.split_at(64);
+    let compressed =
+        format!("-----BEGIN PUBLIC KEY-----\n{head}\n{tail}\n-----END PUBLIC KEY-----\n");
+    // The crate itself takes it: the refusal is hutong's.
+    use ::sm2::pkcs8::DecodePublicKey as _;
+    assert!(::sm2::PublicKey::from_public_key_pem(&compressed).is_ok());
+    assert!(VerifyingKey::from_pem(&compressed).is_err());
+    assert!(EncryptionKey::from_pem(&compressed).is_err());
+}

@@ -125,7 +125,11 @@ impl Sm4Key {
         done += self.decrypt_runs::<1>(&mut out[done..], &body[done..], &data[done..]);
         debug_assert_eq!(done, body.len());
 
-        let kept = unpadded_len(&out).ok_or(CryptoError::Sm4DecryptFailed)?;
+        let Some(kept) = unpadded_len(&out) else {
+            // What a wrong key or a forged block gave is not kept either.
+            zeroize::Zeroize::zeroize(&mut out);
+            return Err(CryptoError::Sm4DecryptFailed);
+        };
         out.truncate(kept);
         Ok(out)
     }
