@@ -604,22 +604,26 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
 
     // 7. The holder's receipt lists every access.
     stop(gw);
-    let out = Command::new(env!("CARGO_BIN_EXE_hutong"))
-        .args([
-            "audit",
-            "receipt",
-            "--data-dir",
-            dir.join("data").to_str().unwrap(),
-            "--secret-file",
-            dir.join("data/keys/pseudonym.hex").to_str().unwrap(),
-            "--id-no",
-            &id_no,
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let receipt = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{receipt}");
+    let receipt_of = |id_no: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_hutong"))
+            .args([
+                "audit",
+                "receipt",
+                "--data-dir",
+                dir.join("data").to_str().unwrap(),
+                "--secret-file",
+                dir.join("data/keys/pseudonym.hex").to_str().unwrap(),
+                "--id-no",
+                id_no,
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        let receipt = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{receipt}");
+        receipt
+    };
+    let receipt = receipt_of(&id_no);
     for action in [
         "link",
         "venueScan",
@@ -637,22 +641,7 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
     for app in [BJ, ZJ, JS] {
         assert!(receipt.contains(app), "{app} missing from the receipt");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_hutong"))
-        .args([
-            "audit",
-            "receipt",
-            "--data-dir",
-            dir.join("data").to_str().unwrap(),
-            "--secret-file",
-            dir.join("data/keys/pseudonym.hex").to_str().unwrap(),
-            "--id-no",
-            OTHER_ID_NO,
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let other = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{other}");
+    let other = receipt_of(OTHER_ID_NO);
     assert!(
         !other.contains("queryHealthInfo"),
         "a query about the ticket's person is in another's receipt: {other}"

@@ -349,10 +349,7 @@ impl Config {
                      and every call of this client would be refused"
                 ));
             }
-            if c.app_id.is_empty()
-                || c.app_id.len() > 32
-                || !c.app_id.bytes().all(|b| b.is_ascii_alphanumeric())
-            {
+            if !valid_client_app_id(&c.app_id) {
                 p.push(format!(
                     "{at}: app_id must be 1-32 ASCII letters and digits"
                 ));
@@ -696,6 +693,12 @@ pub fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
         })
         .unwrap_or_default();
     format!("{}{at}: {}", path.display(), e.message())
+}
+
+/// A client's `appId`: 1 to 32 ASCII letters and digits (it names the client's
+/// certificate and profile files too).
+pub(crate) fn valid_client_app_id(id: &str) -> bool {
+    (1..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// "1st", "2nd", "3rd", "4th", …

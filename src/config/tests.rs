@@ -51,6 +51,15 @@ jwt_key_file = "j.pem"
     )
 }
 
+/// What validation says of configuration `text` (paths under /tmp), which must be refused.
+fn refusal(text: &str) -> String {
+    toml::from_str::<Config>(text)
+        .unwrap()
+        .validate(Path::new("/tmp"))
+        .unwrap_err()
+        .to_string()
+}
+
 #[test]
 fn reports_every_problem_at_once() {
     let text = minimal(
@@ -98,9 +107,7 @@ gateway_mac_key_hex = "0011"
             .verifying_key()
             .to_hex(),
     );
-    let cfg: Config = toml::from_str(&text).unwrap();
-    let err = cfg.validate(Path::new("/tmp")).unwrap_err();
-    let all = err.to_string();
+    let all = refusal(&text);
     for needle in [
         "app_id must be",
         "region 999999",
@@ -133,9 +140,7 @@ fn the_trust_lists_code_lifetime_and_skew_are_bounded() {
     let cfg: Config = toml::from_str(&trust("")).unwrap();
     let t = cfg.trust.as_ref().unwrap();
     assert_eq!((t.max_code_lifetime_secs, t.clock_skew_secs), (86_400, 60));
-    let cfg: Config =
-        toml::from_str(&trust("max_code_lifetime_secs = 0\nclock_skew_secs = 301")).unwrap();
-    let e = cfg.validate(Path::new("/tmp")).unwrap_err().to_string();
+    let e = refusal(&trust("max_code_lifetime_secs = 0\nclock_skew_secs = 301"));
     assert!(
         e.contains("trust.max_code_lifetime_secs must be 1 to 86400"),
         "{e}"
@@ -233,13 +238,7 @@ fn refuses_plain_http_off_loopback_and_unknown_keys() {
         "[server]",
         "[server]\nlisten = \"0.0.0.0:80\"\ninsecure_plain_http = true",
     );
-    let cfg: Config = toml::from_str(&text).unwrap();
-    assert!(
-        cfg.validate(Path::new("/tmp"))
-            .unwrap_err()
-            .to_string()
-            .contains("loopback only")
-    );
+    assert!(refusal(&text).contains("loopback only"));
     let text = minimal("").replace("[auth]", "[auth]\ncolour = 1");
     assert!(toml::from_str::<Config>(&text).is_err());
 }
@@ -402,11 +401,7 @@ fn caps_and_the_store_cache_must_be_positive() {
             "jwt_key_file = \"j.pem\"",
             "jwt_key_file = \"j.pem\"\ntoken_ttl_secs = 3600000",
         );
-    let err = toml::from_str::<Config>(&text)
-        .unwrap()
-        .validate(Path::new("/tmp"))
-        .unwrap_err()
-        .to_string();
+    let err = refusal(&text);
     for want in [
         "server.max_connections must be positive",
         "server.max_connections_per_ip must be positive",
@@ -423,11 +418,7 @@ fn caps_and_the_store_cache_must_be_positive() {
         "[server]",
         "[server]\nrequest_timeout_ms = 9223372036854775807\nbody_read_timeout_ms = 600001",
     );
-    let err = toml::from_str::<Config>(&text)
-        .unwrap()
-        .validate(Path::new("/tmp"))
-        .unwrap_err()
-        .to_string();
+    let err = refusal(&text);
     assert!(
         err.contains("server.request_timeout_ms must be 1000 to 600000"),
         "{err}"
@@ -441,11 +432,7 @@ fn caps_and_the_store_cache_must_be_positive() {
         "[server]",
         "[server]\nmax_concurrency = 2305843009213693952\nmax_connections_per_ip = 16777217",
     );
-    let err = toml::from_str::<Config>(&text)
-        .unwrap()
-        .validate(Path::new("/tmp"))
-        .unwrap_err()
-        .to_string();
+    let err = refusal(&text);
     for want in [
         "server.max_concurrency must be at most 16777216",
         "server.max_connections_per_ip must be at most 16777216",

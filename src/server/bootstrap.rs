@@ -64,11 +64,11 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
         }
     };
     // App ids name files here (certificates, profiles) before validation has seen them.
-    if let Some(c) = raw.client.iter().find(|c| {
-        c.app_id.is_empty()
-            || c.app_id.len() > 32
-            || !c.app_id.bytes().all(|b| b.is_ascii_alphanumeric())
-    }) {
+    if let Some(c) = raw
+        .client
+        .iter()
+        .find(|c| !crate::config::valid_client_app_id(&c.app_id))
+    {
         return Err(ServerError::Bootstrap(format!(
             "client {:?}: app_id must be 1-32 ASCII letters and digits; nothing generated",
             c.app_id
@@ -86,19 +86,14 @@ pub fn bootstrap(raw: &Config, base: &Path) -> Result<Vec<String>, ServerError> 
                 refuse_over(&cert, &resolve(ca))?;
             }
             let dir = cert.parent().map(Path::to_path_buf).unwrap_or_default();
-            // The set's own files beside the certificate: the CA's key above all.
-            for name in std::iter::once("ca".to_owned())
-                .chain(std::iter::once("server".to_owned()))
-                .chain(raw.client.iter().map(|c| format!("client-{}", c.app_id)))
-            {
-                for ext in ["crt.pem", "key.pem"] {
-                    refuse_over(&cert, &dir.join(format!("{name}.{ext}")))?;
-                }
-            }
-            std::fs::create_dir_all(&dir).map_err(|e| fail(&dir, &e))?;
             let apps: Vec<String> = raw.client.iter().map(|c| c.app_id.clone()).collect();
             let set = DevCerts::generate(&["localhost".into(), "127.0.0.1".into()], &apps)
                 .map_err(|e| fail(&cert, &e))?;
+            // The set's own files beside the certificate: the CA's key above all.
+            for name in set.file_names() {
+                refuse_over(&cert, &dir.join(name))?;
+            }
+            std::fs::create_dir_all(&dir).map_err(|e| fail(&dir, &e))?;
             set.write_to(&dir).map_err(|e| fail(&dir, &e))?;
             write_public(&cert, set.server.cert_pem.as_bytes()).map_err(|e| fail(&cert, &e))?;
             let key = resolve(&raw.server.tls_key_file);

@@ -66,14 +66,7 @@ pub(in crate::server) async fn status_event(
     let (colour, time) = status_of(biz)?;
     // An event without a time is dated when the gateway received it: kept undated, it
     // would keep the time of the region's previous event, and look old at once.
-    let time = time.or_else(|| {
-        Some(
-            crate::national::time::DateTime::from_unix(
-                i64::try_from(now_ms() / 1000).unwrap_or_default(),
-            )
-            .to_string(),
-        )
-    });
+    let time = time.or_else(|| Some(standard_time(now_ms())));
     let event_id = match text(biz, &["eventId"]) {
         Some(id) if crate::envelope::valid_id(id) => id.to_owned(),
         Some(_) => {
@@ -266,9 +259,7 @@ pub(in crate::server) async fn record_visit(
     };
     let home = text(biz, &["codeContent"]).and_then(|c| gw.relay.code_region(c));
     let now = now_ms();
-    let time =
-        crate::national::time::DateTime::from_unix(i64::try_from(now / 1000).unwrap_or_default())
-            .to_string();
+    let time = standard_time(now);
     if let Some((home, code_id)) = home.filter(|(h, _)| gw.relay.takes_callbacks(h)) {
         let event = CallbackEvent {
             kind: crate::link::outbox::KIND_VISIT.into(),
@@ -439,7 +430,7 @@ pub(in crate::server) async fn correction_status(
         .map(|h| {
             json!({
                 "status": h.status.as_str(),
-                "time": crate::national::time::DateTime::from_unix(i64::try_from(h.time_ms / 1000).unwrap_or_default()).to_string(),
+                "time": standard_time(h.time_ms),
             })
         })
         .collect();

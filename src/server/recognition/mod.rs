@@ -89,6 +89,12 @@ pub fn ticket_key(secret: &[u8]) -> Result<TicketKey, String> {
     TicketKey::new(issuer, key).map_err(|e| e.to_string())
 }
 
+/// Unix milliseconds as the standard's time (`yyyy-MM-dd HH:mm:ss`, Beijing).
+fn standard_time(ms: u64) -> String {
+    crate::national::time::DateTime::from_unix(i64::try_from(ms / 1000).unwrap_or_default())
+        .to_string()
+}
+
 /// Whether a query carries one of the gateway's own tickets.
 pub fn is_gateway_ticket(biz: &Value) -> bool {
     biz.get("bizExtData")

@@ -192,14 +192,9 @@ pub(super) fn settle(l: &RegionLink, known: Known) -> RegionStatus {
     // A held status without the region's time is dated by when the gateway learned it,
     // never by now: an answer must not make an old status look new.
     let held_time = || {
-        l.status_time.clone().or_else(|| {
-            l.colour.as_ref().map(|_| {
-                crate::national::time::DateTime::from_unix(
-                    i64::try_from(l.seen_ms / 1000).unwrap_or_default(),
-                )
-                .to_string()
-            })
-        })
+        l.status_time
+            .clone()
+            .or_else(|| l.colour.as_ref().map(|_| standard_time(l.seen_ms)))
     };
     let live = matches!(known, Known::Live(..));
     let (colour, update_time, stale) = match known {
@@ -327,7 +322,7 @@ pub(super) fn merge(
     let colour = w.colour.clone().unwrap_or_default();
     let mut code = json!({
         "codeColor": colour,
-        "updateTime": w.update_time.clone().unwrap_or_else(|| crate::national::time::DateTime::from_unix(i64::try_from(now_ms() / 1000).unwrap_or_default()).to_string()),
+        "updateTime": w.update_time.clone().unwrap_or_else(|| standard_time(now_ms())),
         "issuerRegion": w.region,
     });
     if with_regions {
