@@ -281,13 +281,31 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
     let user = json!({"idType": "10", "idNo": id_no, "name": name});
     let js = client(&dir, JS);
     // What a link keeps is checked as a status event's is: a colour of the table, a time.
-    for (k, v) in [("codeColor", "zz"), ("updateTime", "x")] {
+    // And what it keeps on disk is within the standard's lengths (the gateway's own
+    // endpoints are not checked against its schemas).
+    let long_code = format!("{js_code}{}", "A".repeat(513));
+    let long_user = json!({"idType": "10", "idNo": id_no, "name": "张".repeat(51)});
+    for (k, v) in [
+        ("codeColor", json!("zz")),
+        ("updateTime", json!("x")),
+        ("codeContent", json!(long_code)),
+        ("user", long_user),
+    ] {
         let mut body = json!({"user": user, "codeContent": js_code});
-        body[k] = json!(v);
+        body[k] = v;
         let x = js.call_raw_service("link", &body).await.unwrap();
         assert_eq!(x.code(), "1002", "{k}: {}", String::from_utf8_lossy(&x.raw));
         seen.keep(&x);
     }
+    let x = js
+        .call_raw_service(
+            "statusEvent",
+            &json!({"codeIds": ["A".repeat(513)], "codeColor": "10"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(x.code(), "1002", "{}", String::from_utf8_lossy(&x.raw));
+    seen.keep(&x);
     let x = js
         .call_raw_service("link", &json!({"user": user, "codeContent": js_code}))
         .await
@@ -306,6 +324,15 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
     // verifies the Zhejiang code (mechanism 2): green, masked, and a ticket of the
     // gateway's own, bound to Beijing.
     let bj = client(&dir, BJ);
+    let x = bj
+        .call_raw_service(
+            "venueCode",
+            &json!({"venueName": "北京某商场", "region": "110101", "address": "路".repeat(201)}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(x.code(), "1002", "{}", String::from_utf8_lossy(&x.raw));
+    seen.keep(&x);
     let x = bj
         .call_raw_service(
             "venueCode",

@@ -111,7 +111,7 @@ pub fn to_dialect(
         if !m.rules.iter().any(|r| path::covers(&r.national, &leaf)) {
             losses.push(
                 LossKind::Unmapped,
-                Some(&leaf),
+                Some(&super::message_path(&leaf)),
                 None,
                 "the dialect has no field for it",
             );
@@ -344,7 +344,7 @@ pub fn to_national(
         losses.push(
             LossKind::Unmapped,
             None,
-            Some(&leaf),
+            Some(&super::message_path(&leaf)),
             "the national model has no field for it",
         );
     }

@@ -106,19 +106,34 @@ impl LossReport {
     /// The compact header form: the [`LossReport::items`] joined by commas, with every
     /// byte outside visible ASCII, and `%` and `,`, percent-encoded (a field name may be
     /// Chinese, and a header value must be ASCII).
+    ///
+    /// The value stays within [`MAX_LOSS_HEADER`] bytes: the items that would go past it
+    /// are left out and a last item `more` says so (a proxy in front of a verifier may
+    /// refuse an answer with a header over its buffer, 4 or 8 KiB by default).
     pub fn header_value(&self) -> String {
         let mut out = String::new();
+        let mut item_text = String::new();
         for (i, item) in self.items().iter().enumerate() {
+            item_text.clear();
             if i > 0 {
-                out.push(',');
+                item_text.push(',');
             }
             for b in item.bytes() {
                 if b.is_ascii_graphic() && b != b'%' && b != b',' {
-                    out.push(char::from(b));
+                    item_text.push(char::from(b));
                 } else {
-                    out.push_str(&format!("%{b:02X}"));
+                    item_text.push_str(&format!("%{b:02X}"));
                 }
             }
+            // Room is kept for the last item, `,more`.
+            if out.len() + item_text.len() + ",more".len() > MAX_LOSS_HEADER {
+                if !out.is_empty() {
+                    out.push(',');
+                }
+                out.push_str("more");
+                break;
+            }
+            out.push_str(&item_text);
         }
         out
     }
@@ -167,6 +182,36 @@ impl LossReport {
 pub const MAX_LOSSES: usize = 64;
 /// Longest field path a loss names, in bytes (cut on a character boundary).
 pub const MAX_LOSS_PATH: usize = 128;
+/// Longest `X-Hutong-Loss` header value, in bytes.
+pub const MAX_LOSS_HEADER: usize = 4 * 1024;
+
+/// A field path found in a message (not named by the dialect or the standard) as a loss
+/// report may show it. The keys of a message are the sender's text: a region may key a map
+/// by an ID number, a phone number or a name (`members.110101199003071234`), and a loss
+/// goes to the caller in a header and into the audit record. Each segment that does not
+/// look like a field's name (ASCII letters, digits, `_` and `-`, starting with a letter or
+/// `_`, at most 64 bytes, no run of six digits) is shown as `(key)`.
+pub(crate) fn message_path(p: &str) -> String {
+    fn field_like(seg: &str) -> bool {
+        let b = seg.as_bytes();
+        let mut digits = 0;
+        b.len() <= 64
+            && b.first()
+                .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+            && b.iter().all(|&c| {
+                digits = if c.is_ascii_digit() { digits + 1 } else { 0 };
+                digits < 6 && (c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+            })
+    }
+    let mut out = String::with_capacity(p.len());
+    for (i, seg) in p.split('.').enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(if field_like(seg) { seg } else { "(key)" });
+    }
+    out
+}
 
 fn cut_path(p: &str) -> String {
     if p.len() <= MAX_LOSS_PATH {

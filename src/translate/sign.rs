@@ -378,13 +378,25 @@ pub fn one_time_value(
     }
 }
 
+/// The bytes of a hex string: digits and `a`–`f` in either case, nothing else. (A parse
+/// of each pair as a number would take `+f` for `0f`, and every such spelling of one
+/// signature would be a fresh one-time value: [`one_time_value`] records the signature's
+/// text.)
 fn unhex(s: &str) -> Option<Vec<u8>> {
+    fn nibble(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
     if s.len() % 2 != 0 {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+    s.as_bytes()
+        .chunks_exact(2)
+        .map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?))
         .collect()
 }
 

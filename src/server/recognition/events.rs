@@ -56,6 +56,18 @@ pub(in crate::server) async fn status_event(
     let source = home_region(gw, &call.client.region);
     let mut ids = services::strings_at(biz, "codeIds").unwrap_or_default();
     ids.truncate(64);
+    // Each id becomes a cache subject, kept in the cache's purge log: bounded as a code
+    // content is (`A..512`), in visible ASCII as every code id is.
+    if ids
+        .iter()
+        .any(|id| id.is_empty() || id.len() > 512 || !id.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(refuse(
+            ReturnCode::BadFormat,
+            "codeIds: each is a code id of 1 to 512 visible ASCII characters",
+        ));
+    }
+    bounded_user_id(biz)?;
     let subject = services::subject_of(gw, call, biz);
     if subject.is_none() && ids.is_empty() {
         return Err(refuse(
@@ -210,7 +222,7 @@ pub(in crate::server) async fn issue_venue(
             "venueName is longer than 100",
         ));
     }
-    let address = text(biz, &["address"]).map(str::to_owned);
+    let address = bounded_text(biz, &["address"], 200)?.map(str::to_owned);
     let region = text(biz, &["region"]).map_or_else(|| call.client.region.clone(), str::to_owned);
     if region.len() != 6 || !region.bytes().all(|b| b.is_ascii_digit()) {
         return Err(refuse(

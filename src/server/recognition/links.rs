@@ -159,10 +159,10 @@ pub(in crate::server) async fn link_request(
     call: &Call,
     biz: &Value,
 ) -> Result<(Value, Option<Pseudonym>), GatewayError> {
-    let Some((t, n)) = user_id(biz) else {
+    let Some((t, n)) = bounded_user_id(biz)? else {
         return Err(refuse(ReturnCode::MissingParameter, "user is required"));
     };
-    let content = text(biz, &["codeContent"])
+    let content = bounded_text(biz, &["codeContent"], 512)?
         .ok_or_else(|| refuse(ReturnCode::MissingParameter, "codeContent is required"))?
         .to_owned();
     let (region, code_id) = gw

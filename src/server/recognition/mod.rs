@@ -135,6 +135,31 @@ fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     cur.as_str().filter(|s| !s.is_empty())
 }
 
+/// The text at `path`, refused with 1002 when it is longer than `max` characters (the
+/// standard's length for the element). The gateway's own endpoints (`link`, `venueCode`,
+/// `statusEvent`, `correctionStatus`) are not validated against the standard's schemas,
+/// and what they are given is kept on disk.
+fn bounded_text<'a>(
+    v: &'a Value,
+    path: &[&str],
+    max: usize,
+) -> Result<Option<&'a str>, GatewayError> {
+    match text(v, path) {
+        Some(s) if s.chars().count() > max => Err(refuse(
+            ReturnCode::BadFormat,
+            &format!("{} is longer than {max}", path.join(".")),
+        )),
+        t => Ok(t),
+    }
+}
+
+/// `user`'s ID type and number, each within the standard's length (`N2`, `AN..32`), and
+/// its name within `A..50`, for the gateway's own endpoints. `None` when the ID is missing.
+fn bounded_user_id(biz: &Value) -> Result<Option<(&str, &str)>, GatewayError> {
+    bounded_text(biz, &["user", "name"], 50)?;
+    Ok(bounded_text(biz, &["user", "idType"], 2)?.zip(bounded_text(biz, &["user", "idNo"], 32)?))
+}
+
 mod consent;
 mod events;
 pub(crate) mod issuance;

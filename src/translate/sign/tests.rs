@@ -48,6 +48,14 @@ fn signs_like_zhejiang_parse_jkm_and_verifies() {
         json!("326e007fcaa359742401aa886dc8c812c67baa21ce780cf2d65dac3febb18d08")
     );
     verify(&zhejiang(), &msg, &[], &creds, T).unwrap();
+    // The same bytes spelt otherwise (`+0` parses as the byte 0x00) would be a fresh
+    // one-time value for a captured request: only hex digits are read.
+    let mut respelt = msg.clone();
+    respelt["sign"] = json!("326e+07fcaa359742401aa886dc8c812c67baa21ce780cf2d65dac3febb18d08");
+    assert_eq!(
+        verify(&zhejiang(), &respelt, &[], &creds, T),
+        Err(SignError::BadSignature("sign".into()))
+    );
     msg["deviceId"] = json!("G-02");
     assert_eq!(
         verify(&zhejiang(), &msg, &[], &creds, T),
