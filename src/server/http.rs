@@ -165,6 +165,7 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
                         let times = Times {
                             first_request: Some(handshake_deadline),
                             idle: Some(gw.config.load().server.idle_timeout),
+                            close_idle_within: H2_PING_TIMEOUT,
                         };
                         let io = TokioIo::new(tcp);
                         serve_conn(&builders.auto, times, watcher, gw, permits, io, peer).await;
@@ -188,15 +189,25 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
                             .unwrap_or_default();
                         // HTTP/1.1 times its request heads itself, between requests too; an
                         // HTTP/2 client has the same time for its first request (preface and
-                        // headers), and idle_timeout between requests.
+                        // headers), and idle_timeout between requests. HTTP/1.1 has
+                        // idle_timeout as well, for a client that sends requests and never
+                        // reads their answers: the gateway's writes stop, and only a head
+                        // it had begun to read was timed.
+                        let idle = Some(gw.config.load().server.idle_timeout);
                         let (http, times) = if tls_state.alpn_protocol() == Some(b"h2".as_slice()) {
                             let times = Times {
                                 first_request: Some(handshake_deadline),
-                                idle: Some(gw.config.load().server.idle_timeout),
+                                idle,
+                                close_idle_within: H2_PING_TIMEOUT,
                             };
                             (&builders.http2, times)
                         } else {
-                            (&builders.http1, Times::default())
+                            let times = Times {
+                                first_request: None,
+                                idle,
+                                close_idle_within: H1_IDLE_CLOSE,
+                            };
+                            (&builders.http1, times)
                         };
                         let peer = Peer {
                             addr: peer_addr,
@@ -244,7 +255,7 @@ pub async fn start(gw: Arc<Gateway>) -> Result<Running, ServerError> {
 }
 
 /// The deadlines of one connection beyond hyper's own.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Times {
     /// A connection on which no request has arrived by then is closed: an HTTP/2 client
     /// that never sends its preface or a request (hyper waits for them without a
@@ -253,7 +264,14 @@ struct Times {
     /// A connection with no request in flight for this long is closed gracefully (HTTP/2
     /// answers pings by itself, so without this an idle one would stay for good).
     idle: Option<std::time::Duration>,
+    /// How long the graceful close of an idle connection may take: an HTTP/2 ping's
+    /// timeout; for HTTP/1.1, [`H1_IDLE_CLOSE`] (an answer that cannot be written is not
+    /// waited for long).
+    close_idle_within: std::time::Duration,
 }
+
+/// How long the close of an idle HTTP/1.1 connection may take before it is dropped.
+const H1_IDLE_CLOSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Serves one connection (plain or TLS) until it closes, it has been idle too long
 /// ([`Times`]), or `stop` says the gateway drains: then it is shut down gracefully.
@@ -301,7 +319,7 @@ async fn serve_conn<I>(
                     continue;
                 }
                 if times.idle.is_some_and(|idle| activity.idle_for() >= Some(idle)) {
-                    break H2_PING_TIMEOUT;
+                    break times.close_idle_within;
                 }
             }
         }

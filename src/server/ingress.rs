@@ -85,7 +85,7 @@ pub(super) async fn handle(
         )
     })
     .await;
-    let (code, national, retry_after) = match outcome {
+    let (mut code, national, retry_after) = match outcome {
         Ok(biz) => (
             ReturnCode::Success,
             json!({"code": "0", "msg": "success", "bizContent": biz}),
@@ -104,7 +104,12 @@ pub(super) async fn handle(
         }
     };
     let mut resp = match (&dialect, service) {
-        (Some(d), Some(s)) => dialect_answer(d, s, &national, &losses),
+        (Some(d), Some(s)) => {
+            let _entered = span.enter();
+            let (said, resp) = answer_in_dialect(d, s, code, national, &losses);
+            code = said;
+            resp
+        }
         _ => plain_answer(&national, 404),
     };
     // A 1007 or a shed request says when to come back, as on the national endpoints.
@@ -292,33 +297,49 @@ fn caller_defaults(
     report
 }
 
+/// The answer to a dialect's caller, and the return code it says: the national outcome
+/// (`code`, `national`) in the dialect. An answer that holds a value the dialect cannot say
+/// (a colour outside its map, say) is not sent as its result code alone, which would read as
+/// a success without data: the caller is told the gateway failed (9999), in its dialect. A
+/// failure outside the dialect's result map goes as the national outcome, plainly.
+fn answer_in_dialect(
+    d: &Dialect,
+    service: ServiceName,
+    mut code: ReturnCode,
+    mut national: Value,
+    losses: &LossSink,
+) -> (ReturnCode, Response<Full<Bytes>>) {
+    match dialect_answer(d, service, &national, losses) {
+        Ok(r) => (code, r),
+        Err(e) => {
+            tracing::warn!(dialect = %d.id, error = %e, "answer does not translate");
+            if code == ReturnCode::Success {
+                code = ReturnCode::SystemError;
+                national = json!({"code": code.as_str(),
+                    "msg": "the answer holds a value this dialect cannot express"});
+            }
+            let resp = dialect_answer(d, service, &national, losses)
+                .unwrap_or_else(|_| plain_answer(&national, 500));
+            (code, resp)
+        }
+    }
+}
+
 /// The national outcome in the dialect: its result code and message, its fields.
 fn dialect_answer(
     d: &Dialect,
     service: ServiceName,
     national: &Value,
     losses: &LossSink,
-) -> Response<Full<Bytes>> {
-    let translated = to_dialect(d, service, Direction::Response, national).and_then(|t| {
-        let body = codec::encode(d.response_codec, &t.body)?;
-        Ok((body, t.losses))
-    });
-    match translated {
-        Ok((body, l)) => {
-            losses.add(l);
-            let mut r = Response::new(Full::new(Bytes::from(body)));
-            if let Ok(v) = hyper::header::HeaderValue::from_str(d.response_codec.content_type()) {
-                r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
-            }
-            r
-        }
-        // The dialect cannot say it (a failure outside its result map, say): the national
-        // outcome, plainly.
-        Err(e) => {
-            tracing::warn!(dialect = %d.id, error = %e, "answer does not translate");
-            plain_answer(national, 200)
-        }
+) -> Result<Response<Full<Bytes>>, crate::translate::TranslateError> {
+    let t = to_dialect(d, service, Direction::Response, national)?;
+    let body = codec::encode(d.response_codec, &t.body)?;
+    losses.add(t.losses);
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    if let Ok(v) = hyper::header::HeaderValue::from_str(d.response_codec.content_type()) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
     }
+    Ok(r)
 }
 
 fn plain_answer(national: &Value, status: u16) -> Response<Full<Bytes>> {
@@ -340,3 +361,6 @@ fn sign_error(e: &sign::SignError) -> GatewayError {
         msg: e.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests;

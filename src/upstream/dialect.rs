@@ -251,6 +251,14 @@ impl DialectUpstream {
                     UpstreamError::Status(status.as_u16())
                 }
             })?;
+        if !status.is_success()
+            && matches!(code, ReturnCode::Success | ReturnCode::CorrectionAccepted)
+        {
+            // A success under an HTTP error status is an error page that reads as one (a
+            // dialect without a result code reads every answer as a success): the status says
+            // what happened, and 502 to 504 may be retried and count against the region.
+            return Err(UpstreamError::Status(status.as_u16()));
+        }
         if !matches!(code, ReturnCode::Success | ReturnCode::CorrectionAccepted) {
             let msg = back
                 .body

@@ -51,6 +51,17 @@ async fn tls_from(
     alpn: Option<Vec<u8>>,
     from: Option<std::net::IpAddr>,
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    tls_with(fx, alpn, from, None).await
+}
+
+/// [`tls_from`] with the socket's receive buffer set to `recv_buffer` bytes: a client that
+/// reads nothing then stops the gateway's writes soon.
+async fn tls_with(
+    fx: &Fixture,
+    alpn: Option<Vec<u8>>,
+    from: Option<std::net::IpAddr>,
+    recv_buffer: Option<u32>,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
     let d = &fx.dir;
@@ -73,14 +84,14 @@ async fn tls_from(
         .unwrap();
     config.alpn_protocols = alpn.into_iter().collect();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = match from {
-        None => tokio::net::TcpStream::connect(fx.addr()).await.unwrap(),
-        Some(ip) => {
-            let socket = tokio::net::TcpSocket::new_v4().unwrap();
-            socket.bind(std::net::SocketAddr::new(ip, 0)).unwrap();
-            socket.connect(fx.addr()).await.unwrap()
-        }
-    };
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(ip) = from {
+        socket.bind(std::net::SocketAddr::new(ip, 0)).unwrap();
+    }
+    if let Some(n) = recv_buffer {
+        socket.set_recv_buffer_size(n).unwrap();
+    }
+    let tcp = socket.connect(fx.addr()).await.unwrap();
     connector
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
@@ -393,6 +404,50 @@ async fn an_idle_http2_connection_is_closed() {
         started.elapsed() >= Duration::from_millis(250),
         "closed early"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http1_connection_whose_client_reads_nothing_is_closed() {
+    use tokio::io::AsyncWriteExt as _;
+    // Over TLS, HTTP/1.1 had no deadline but hyper's for a request head: a client that sent
+    // pipelined requests and never read their answers stopped the gateway's writes, and the
+    // connection held its place of max_connections until the head it had begun to read
+    // timed out (header_read_timeout_ms, long here). Now idle_timeout_ms closes it.
+    let fx = Fixture::start(Opts {
+        server_toml: "max_connections = 2\nidle_timeout_ms = 300\nheader_read_timeout_ms = 20000"
+            .into(),
+        ..Opts::default()
+    })
+    .await;
+    let one = b"POST /phic/v1/nowhere HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n";
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut tls = tls_with(&fx, Some(b"http/1.1".to_vec()), None, Some(4096)).await;
+        let burst = one.repeat(4000);
+        // The gateway stops reading once its answers cannot be written: this write may
+        // never finish, and need not.
+        let _ = tokio::time::timeout(Duration::from_secs(3), tls.write_all(&burst)).await;
+        stalled.push(tls);
+    }
+    let started = Instant::now();
+    let served = loop {
+        let c = fx.client(SignTypeName::HmacSm3);
+        if let Ok(Ok(x)) = tokio::time::timeout(
+            Duration::from_secs(2),
+            c.call(ServiceName::VerifyCode, &json!({})),
+        )
+        .await
+        {
+            break Some(x);
+        }
+        if started.elapsed() > Duration::from_secs(8) {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let x = served.expect("no place came free: the stalled connections were kept");
+    assert_ne!(code(&x), "9999");
+    drop(stalled);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -506,3 +506,71 @@ async fn a_keyed_call_is_one_request_at_the_region_however_often_it_is_sent() {
     }
     assert_eq!(sim.corrections(), 4);
 }
+
+/// A region whose every answer is `status` with `body`, and how many requests it had.
+async fn answering(
+    status: &'static str,
+    body: &'static str,
+) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::clone(&asked);
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        while let Ok((mut sock, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 8192];
+                let _ = sock.read(&mut buf).await;
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(answer.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    (port, asked)
+}
+
+#[tokio::test]
+async fn a_success_under_an_http_error_status_is_that_status() {
+    // The answer's HTTP status was read only when the body did not translate: an error
+    // page that reads as a success in the dialect (Jiangsu's resCode 0, or any answer of a
+    // dialect without a result code) was taken for one.
+    let jiangsu = crate::translate::Dialect::load_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/regions"),
+        &crate::standard::Standard::embedded(),
+    )
+    .unwrap()
+    .into_iter()
+    .find(|d| d.id == "jiangsu")
+    .unwrap();
+    let (port, _) = answering(
+        "503 Service Unavailable",
+        r#"{"resCode":0,"res":{"level":"1","updateTime":"20261123083005"}}"#,
+    )
+    .await;
+    let mut config = DialectUpstreamConfig::new(
+        "320000",
+        format!("http://127.0.0.1:{port}"),
+        Arc::new(jiangsu),
+        DialectCredentials {
+            id: "hutong".into(),
+            key: zeroize::Zeroizing::new(Vec::new()),
+            secret: zeroize::Zeroizing::new("s3cret".into()),
+        },
+    );
+    config.policy = fast_policy();
+    let up = DialectUpstream::new(config).unwrap();
+    let verify = json!({"codeContent": "https://skm.js.example.cn/healthAct/index.html?qrCode=A1B2",
+        "verifier": verifier()});
+    let e = up
+        .call(ServiceName::VerifyCode, &verify, true)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, UpstreamError::Status(503)), "{e}");
+}

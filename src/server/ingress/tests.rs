@@ -1,0 +1,61 @@
+use std::path::Path;
+
+use serde_json::json;
+
+use super::*;
+use crate::standard::Standard;
+
+fn jiangsu() -> Dialect {
+    Dialect::load_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("config/regions"),
+        &Standard::embedded(),
+    )
+    .unwrap()
+    .into_iter()
+    .find(|d| d.id == "jiangsu")
+    .unwrap()
+}
+
+async fn text(r: Response<Full<Bytes>>) -> String {
+    use http_body_util::BodyExt as _;
+    let body = r.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// Jiangsu's colour map knows green, yellow and red; a code another region reports as 20
+/// went back to a Jiangsu checkpoint as `{"code":"0","msg":"success"}`, which reads as a
+/// success with no colour.
+#[tokio::test]
+async fn an_answer_the_dialect_cannot_say_is_a_failure_in_the_dialect() {
+    let js = jiangsu();
+    let answer = |colour: &str| {
+        json!({"code": "0", "msg": "success", "bizContent": {
+            "codeColor": colour, "verifyResult": "PASS", "updateTime": "2026-11-23 08:30:05"}})
+    };
+    let losses = LossSink::default();
+    let (code, said) = answer_in_dialect(
+        &js,
+        ServiceName::VerifyCode,
+        ReturnCode::Success,
+        answer("00"),
+        &losses,
+    );
+    assert_eq!(code, ReturnCode::Success);
+    assert_eq!(said.status(), 200);
+    let body = text(said).await;
+    assert!(body.contains("\"level\""), "{body}");
+
+    let (code, said) = answer_in_dialect(
+        &js,
+        ServiceName::VerifyCode,
+        ReturnCode::Success,
+        answer("20"),
+        &losses,
+    );
+    assert_eq!(code, ReturnCode::SystemError);
+    let body = text(said).await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    // Jiangsu's own result code for a system error (9999 is its resCode 1), not success.
+    assert_eq!(v["resCode"], json!(1), "{body}");
+    assert!(!body.contains("\"level\""), "{body}");
+}
