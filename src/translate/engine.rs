@@ -300,13 +300,30 @@ pub fn to_national(
         });
     }
     let mut losses = LossReport::default();
+    // A response's outcome first. The fields of a refusal are read where they can be: a
+    // region that refuses may fill them with placeholders (an empty colour), and the caller
+    // is owed the refusal (3001), not a translation failure (9002) counted against the
+    // region.
+    let outcome = match dir {
+        Direction::Request => None,
+        Direction::Response => Some(outcome_to_national(m, dialect, &mut losses)?),
+    };
+    let refusal = outcome
+        .as_ref()
+        .is_some_and(|(code, _)| !matches!(code.as_str(), "0" | "4001"));
     let mut biz = Value::Object(Map::new());
     for r in &m.rules {
         match path::get(dialect, &r.dialect).filter(|v| !v.is_null()) {
-            Some(v) => {
-                let v = rule_to_national(r, v, &mut losses)?;
-                write(&mut biz, &r.national, v)?;
-            }
+            Some(v) => match rule_to_national(r, v, &mut losses) {
+                Ok(v) => write(&mut biz, &r.national, v)?,
+                Err(_) if refusal => losses.push(
+                    LossKind::Truncated,
+                    Some(&r.national),
+                    Some(&r.dialect),
+                    "a refusal's value that does not read was left out",
+                ),
+                Err(e) => return Err(e),
+            },
             None => {
                 if let Some(def) = &r.national_default {
                     write(&mut biz, &r.national, def.clone())?;
@@ -348,11 +365,10 @@ pub fn to_national(
             "the national model has no field for it",
         );
     }
-    let body = match dir {
-        Direction::Request => biz,
-        Direction::Response => {
+    let body = match outcome {
+        None => biz,
+        Some((code, msg)) => {
             let mut out = Map::new();
-            let (code, msg) = outcome_to_national(m, dialect, &mut losses)?;
             out.insert("code".into(), Value::String(code));
             if let Some(msg) = msg {
                 out.insert("msg".into(), Value::String(msg));

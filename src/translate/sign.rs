@@ -116,11 +116,28 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     hmac::verify(&k, a, hmac::sign(&k, b).as_ref()).is_ok()
 }
 
+/// Writes a signing field at `at`. The containers on its path go first in their parents:
+/// a message is signed after its business content is written, and the credentials a SOAP
+/// `Header` carries must come before the `Body` (SOAP 1.1).
 fn put(msg: &mut Value, at: &str, v: String) -> Result<(), SignError> {
     if !msg.is_object() {
         return Err(SignError::NotObject("(message)".into()));
     }
-    path::set(msg, at, Value::String(v)).map_err(SignError::NotObject)
+    path::set(msg, at, Value::String(v)).map_err(SignError::NotObject)?;
+    let mut cur = msg;
+    let mut segs = at.split('.').peekable();
+    while let Some(seg) = segs.next() {
+        let Some(m) = cur.as_object_mut() else { break };
+        if segs.peek().is_none() {
+            break;
+        }
+        if let Some(child) = m.shift_remove(seg) {
+            m.shift_insert(0, seg.to_owned(), child);
+        }
+        let Some(next) = m.get_mut(seg) else { break };
+        cur = next;
+    }
+    Ok(())
 }
 
 fn concatenation(fields: &[String], msg: &Value, secret: &str) -> Result<String, SignError> {

@@ -660,3 +660,62 @@ fields = [
         "{problems:#?}"
     );
 }
+
+/// Hubei's SOAP request carries its credentials in `Envelope.Header`, put in when the
+/// request is signed, after the business content was written under `Envelope.Body`: the
+/// Header came after the Body, which SOAP 1.1 does not allow.
+#[test]
+fn a_soap_header_comes_before_its_body() {
+    let hb = dialect("hubei");
+    let mut t = to_dialect(
+        &hb,
+        ServiceName::VerifyCode,
+        Direction::Request,
+        &json!({"codeContent": "x", "verifier": {"orgName": "武汉某站", "deviceId": "D-1"}}),
+    )
+    .unwrap();
+    let creds = sign::Credentials {
+        id: "hutong",
+        key: b"",
+        secret: "s3cret",
+    };
+    let at = sign::Stamp {
+        unix_s: 1_795_393_805,
+        nonce: "n",
+    };
+    sign::sign(&hb.signing, &mut t.body, &creds, &at).unwrap();
+    let xml = String::from_utf8(codec::encode(hb.codec, &t.body).unwrap()).unwrap();
+    let (header, body) = (xml.find("<Header").unwrap(), xml.find("<Body").unwrap());
+    assert!(header < body, "{xml}");
+    assert!(xml.contains("<appId>hutong</appId>"), "{xml}");
+}
+
+/// A refusal whose fields hold placeholders: Jiangsu's "no code" (112) with an empty colour
+/// failed the whole translation, so the caller got 9002 and the region's breaker counted a
+/// failure, instead of the refusal. A success with the same value still fails.
+#[test]
+fn a_refusal_is_read_though_its_fields_do_not() {
+    let js = dialect("jiangsu");
+    let t = to_national(
+        &js,
+        ServiceName::VerifyCode,
+        Direction::Response,
+        &json!({"resCode": 112, "res": {"level": ""}}),
+    )
+    .unwrap();
+    assert_eq!(t.body["code"], "3001", "{}", t.body);
+    assert!(t.body.get("bizContent").is_none(), "{}", t.body);
+    assert!(
+        t.losses.header_value().contains("truncated:codeColor"),
+        "{}",
+        t.losses.header_value()
+    );
+    let e = to_national(
+        &js,
+        ServiceName::VerifyCode,
+        Direction::Response,
+        &json!({"resCode": 0, "res": {"level": ""}}),
+    )
+    .unwrap_err();
+    assert_eq!(e.return_code(Direction::Response), "9002");
+}

@@ -56,10 +56,18 @@ pub struct Context {
 }
 
 impl Context {
-    /// Masks every personal value in `text` (for reports).
+    /// Masks every personal value in `text` (for reports) as [`Context::leaks`] finds them:
+    /// in any ASCII case (an ID number's `x`), and written as JSON's `\uXXXX` escapes (a
+    /// target that writes ASCII-only JSON sends a name that way).
     pub fn mask(&self, text: &str) -> String {
         self.secrets.iter().fold(text.to_owned(), |t, (class, s)| {
-            t.replace(s.as_str(), &crate::mask::mask(*class, s))
+            let masked = crate::mask::mask(*class, s);
+            let t = replace_any_case(&t, s, &masked);
+            if s.is_ascii() {
+                t
+            } else {
+                replace_any_case(&t, &json_escaped(s), &masked)
+            }
         })
     }
 
@@ -75,6 +83,42 @@ impl Context {
             })
             .map(|(_, s)| s.as_str())
     }
+}
+
+/// `text` with every occurrence of `what`, in any ASCII case, replaced by `with`.
+fn replace_any_case(text: &str, what: &str, with: &str) -> String {
+    if what.is_empty() {
+        return text.to_owned();
+    }
+    // ASCII case folding keeps every byte where it was, so offsets in the folded text are
+    // offsets in `text`, on character boundaries.
+    let (folded, what) = (text.to_ascii_lowercase(), what.to_ascii_lowercase());
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
+    while let Some(at) = folded[from..].find(&what) {
+        out.push_str(&text[from..from + at]);
+        out.push_str(with);
+        from += at + what.len();
+    }
+    out.push_str(&text[from..]);
+    out
+}
+
+/// `s` with every character outside ASCII written as JSON's `\uXXXX` (a pair of them
+/// beyond the Basic Multilingual Plane).
+fn json_escaped(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for c in s.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
 }
 
 /// The first `nameMasked` or `idNoMasked`, at any depth of `v`, that shows more than the

@@ -195,6 +195,30 @@ fn reports_mask_a_name_by_the_name_rule() {
     assert!(masked.contains("\"11**************34\""), "{masked}");
 }
 
+/// The leak check reads the decoded answer, in any case; the report's masking read the raw
+/// text as written, so a name sent as `\uXXXX` escapes (ASCII-only JSON) or an ID number's
+/// `x` in the other case failed the masking stage and went into the report whole.
+#[test]
+fn reports_mask_what_the_leak_check_finds() {
+    use crate::standard::PersonalClass;
+    let mut ctx = Context::default();
+    ctx.secrets.push((PersonalClass::Name, "张三丰".to_owned()));
+    ctx.secrets
+        .push((PersonalClass::Id, "11010119900307002X".to_owned()));
+    for raw in [
+        r#"{"msg":"\u5f20\u4e09\u4e30"}"#,
+        r#"{"msg":"\u5F20\u4E09\u4E30"}"#,
+        r#"{"idNo":"11010119900307002x"}"#,
+    ] {
+        let masked = ctx.mask(raw);
+        assert!(ctx.leaks(&masked).is_none(), "{masked}");
+        for whole in ["5f20\\u4e09\\u4e30", "900307002"] {
+            assert!(!masked.to_ascii_lowercase().contains(whole), "{masked}");
+        }
+    }
+    assert_eq!(ctx.mask(r#"{"msg":"\u5f20"}"#), r#"{"msg":"\u5f20"}"#);
+}
+
 #[test]
 fn a_leak_is_found_in_another_case_in_escapes_or_in_part() {
     let key = SigningKey::generate().unwrap();
