@@ -291,10 +291,8 @@ impl CorrectionTicket {
 
     /// Decodes and checks the stored form.
     fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
-        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-            what: "correction ticket",
-            reason: e.to_string(),
-        })
+        serde_json::from_slice(bytes)
+            .map_err(|e| crate::store::undecodable("correction ticket", &e))
     }
 }
 

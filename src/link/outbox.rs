@@ -302,10 +302,8 @@ impl Outbox {
             op: "decrypt",
             what: "callback delivery",
         })?;
-        serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt {
-            what: "callback delivery",
-            reason: e.to_string(),
-        })
+        serde_json::from_slice(&json)
+            .map_err(|e| crate::store::undecodable("callback delivery", &e))
     }
 
     /// Writes one pending delivery per target, durably, in one transaction. Returns their

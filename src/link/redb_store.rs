@@ -55,10 +55,7 @@ impl RedbLinks {
             op: "decrypt",
             what: "link entry",
         })?;
-        serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt {
-            what: "link entry",
-            reason: e.to_string(),
-        })
+        serde_json::from_slice(&json).map_err(|e| crate::store::undecodable("link entry", &e))
     }
 
     /// Reads, changes and writes one entry in one transaction. `f` returns whether it

@@ -105,14 +105,9 @@ impl Venues {
         let txn = self.store.db().begin_read()?;
         let t = txn.open_table(VENUES)?;
         match t.get(id)? {
-            Some(v) => {
-                serde_json::from_slice(v.value())
-                    .map(Some)
-                    .map_err(|e| StoreError::Corrupt {
-                        what: "venue",
-                        reason: e.to_string(),
-                    })
-            }
+            Some(v) => serde_json::from_slice(v.value())
+                .map(Some)
+                .map_err(|e| crate::store::undecodable("venue", &e)),
             None => Ok(None),
         }
     }

@@ -21,7 +21,10 @@ pub fn local_verifier(
 ) -> Result<Option<Verifier>, ServerError> {
     let Some(t) = &cfg.trust else { return Ok(None) };
     let keys = |e: &dyn std::fmt::Display| ServerError::Keys(format!("trust: {e}"));
-    let wire = std::fs::read(&t.list_file)
+    // Bounded before it is read: a wrong path or a mirror gone wrong must not take the
+    // gateway's memory (at start, or at a reload).
+    let max = crate::trust::list::MAX_TRUST_LIST_BYTES as u64;
+    let wire = crate::store::read_bounded(&t.list_file, max)
         .map_err(|e| keys(&format!("{}: {e}", t.list_file.display())))?;
     let pem = std::fs::read_to_string(&t.anchor_key_file)
         .map_err(|e| keys(&format!("{}: {e}", t.anchor_key_file.display())))?;

@@ -206,9 +206,14 @@ async fn stages(
         msg: e.to_string(),
     })?;
     let now_ms = now_ms();
-    sign::verify(
+    let sent = match dialect.codec {
+        crate::translate::Codec::Json => sign::SentText::of_json(&body),
+        _ => sign::SentText::default(),
+    };
+    sign::verify_as_sent(
         &dialect.signing,
         &msg,
+        &sent,
         &headers,
         &Credentials {
             id: &creds.id,

@@ -292,12 +292,77 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     })
 }
 
+/// A stored entry that does not decode, said without serde's message: its messages quote
+/// the values they did not expect (`invalid type: string "https://…"`), and the error
+/// reaches the log.
+pub(crate) fn undecodable(what: &'static str, e: &serde_json::Error) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        reason: format!(
+            "does not decode ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ),
+    }
+}
+
+/// The bytes of the file at `path`, if it is no longer than `max` (checked before any is
+/// read, and again as it is read: a file that grows meanwhile stops at the bound).
+pub(crate) fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > max {
+        return Err(std::io::Error::other(format!(
+            "{len} bytes, more than the {max} allowed"
+        )));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::other(format!(
+            "more than the {max} bytes allowed (the file grew as it was read)"
+        )));
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn temp_dir(tag: &str) -> PathBuf {
         crate::testutil::fresh_dir(&format!("store-{tag}"))
+    }
+
+    #[test]
+    fn an_entry_that_does_not_decode_is_said_without_its_values() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Entry {
+            #[allow(dead_code)]
+            n: u32,
+        }
+        let e = serde_json::from_str::<Entry>(r#"{"n":"110101199003071234"}"#).unwrap_err();
+        assert!(
+            e.to_string().contains("110101199003071234"),
+            "serde quotes it: {e}"
+        );
+        let said = undecodable("link entry", &e).to_string();
+        assert!(!said.contains("110101199003071234"), "{said}");
+        assert!(said.contains("line 1"), "{said}");
+    }
+
+    #[test]
+    fn a_file_over_its_bound_is_not_read() {
+        let dir = temp_dir("bounded");
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f");
+        std::fs::write(&p, b"12345").unwrap();
+        assert_eq!(read_bounded(&p, 5).unwrap(), b"12345");
+        let e = read_bounded(&p, 4).unwrap_err();
+        assert!(e.to_string().contains("more than the 4"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -141,6 +141,17 @@ fn put(msg: &mut Value, at: &str, v: String) -> Result<(), SignError> {
 }
 
 fn concatenation(fields: &[String], msg: &Value, secret: &str) -> Result<String, SignError> {
+    concatenation_as_sent(fields, msg, &SentText::default(), secret)
+}
+
+/// [`concatenation`], with each top-level object field as `sent` has its text, where it
+/// has it.
+fn concatenation_as_sent(
+    fields: &[String],
+    msg: &Value,
+    sent: &SentText,
+    secret: &str,
+) -> Result<String, SignError> {
     if !msg.is_object() {
         return Err(SignError::NotObject("(message)".into()));
     }
@@ -149,13 +160,32 @@ fn concatenation(fields: &[String], msg: &Value, secret: &str) -> Result<String,
         match path::get(msg, f) {
             Some(Value::String(s)) => out.push_str(s),
             Some(v @ (Value::Number(_) | Value::Bool(_))) => out.push_str(&v.to_string()),
-            // A nested business object (`bizData`) is signed as its compact JSON text.
-            Some(v @ Value::Object(_)) => out.push_str(&v.to_string()),
+            // A nested business object (`bizData`) is signed as its compact JSON text: the
+            // gateway's own, or the sender's as it was sent.
+            Some(v @ Value::Object(_)) => match sent.0.get(f.as_str()) {
+                Some(raw) => out.push_str(raw.get()),
+                None => out.push_str(&v.to_string()),
+            },
             _ => return Err(SignError::MissingField(f.clone())),
         }
     }
     out.push_str(secret);
     Ok(out)
+}
+
+/// The text of each top-level field of a JSON message as it was sent. A sender signs an
+/// object field (Beijing's `data`) over its own serialization, which may escape `/` (PHP)
+/// or write `\uXXXX` and spaces (Python's defaults) where the gateway's compact JSON would
+/// not: [`verify_as_sent`] checks the signature over this text, and then over the
+/// gateway's.
+#[derive(Debug, Default)]
+pub struct SentText(std::collections::HashMap<String, Box<serde_json::value::RawValue>>);
+
+impl SentText {
+    /// The top-level fields of the JSON object `body` (none when it is not one).
+    pub fn of_json(body: &[u8]) -> Self {
+        serde_json::from_slice(body).map(Self).unwrap_or_default()
+    }
 }
 
 /// The md5 scheme's password for the Beijing date of `unix_s`.
@@ -250,6 +280,29 @@ pub fn verify(
     creds: &Credentials<'_>,
     now_unix_s: i64,
 ) -> Result<(), SignError> {
+    verify_as_sent(
+        signing,
+        msg,
+        &SentText::default(),
+        headers,
+        creds,
+        now_unix_s,
+    )
+}
+
+/// [`verify`], with a signature over an object field checked over its text as `sent`
+/// first, then over the gateway's compact JSON of it.
+///
+/// # Errors
+/// As [`verify`].
+pub fn verify_as_sent(
+    signing: &Signing,
+    msg: &Value,
+    sent: &SentText,
+    headers: &[(String, String)],
+    creds: &Credentials<'_>,
+    now_unix_s: i64,
+) -> Result<(), SignError> {
     match signing {
         Signing::None => Ok(()),
         Signing::NationalSm2 => Err(SignError::Unsupported),
@@ -259,13 +312,16 @@ pub fn verify(
                 .and_then(Value::as_str)
                 .ok_or_else(bad)?;
             let tag = unhex(given).ok_or_else(bad)?;
-            let text = concatenation(fields, msg, creds.secret)?;
-            hmac::verify(
-                &hmac::Key::new(hmac::HMAC_SHA256, creds.key),
-                text.as_bytes(),
-                &tag,
-            )
-            .map_err(|_| bad())
+            let key = hmac::Key::new(hmac::HMAC_SHA256, creds.key);
+            let as_sent = concatenation_as_sent(fields, msg, sent, creds.secret)?;
+            if hmac::verify(&key, as_sent.as_bytes(), &tag).is_ok() {
+                return Ok(());
+            }
+            let ours = concatenation(fields, msg, creds.secret)?;
+            if ours == as_sent {
+                return Err(bad());
+            }
+            hmac::verify(&key, ours.as_bytes(), &tag).map_err(|_| bad())
         }
         Signing::Md5DatePassword {
             target,

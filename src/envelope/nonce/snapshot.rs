@@ -206,7 +206,7 @@ impl MemoryNonceStore {
     /// [`NonceSnapshotError`] when the file cannot be read, is not a whole saved store, or was
     /// saved under another key. Nothing is loaded then.
     pub fn load(&self, path: &Path, now_ms: u64) -> Result<SavedNonces, NonceSnapshotError> {
-        let bytes = match read_bounded(path, self.max_file_len()) {
+        let bytes = match crate::store::read_bounded(path, self.max_file_len()) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Ok(SavedNonces {
@@ -303,22 +303,6 @@ impl MemoryNonceStore {
             .saturating_add((HEADER_LEN + TRAILER_LEN) as u64)
             .saturating_add(MAX_CLIENTS_LEN)
     }
-}
-
-/// The file's bytes, if it is no longer than `max` (checked before any is read).
-fn read_bounded(path: &Path, max: u64) -> io::Result<Vec<u8>> {
-    use std::io::Read as _;
-    let file = File::open(path)?;
-    let len = file.metadata()?.len();
-    if len > max {
-        return Err(io::Error::other(format!(
-            "{len} bytes, more than the {max} a store of this cap saves"
-        )));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    // `take`: a file that grows while it is read stops at the bound all the same.
-    file.take(max).read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 /// A saved store, read and checked.

@@ -289,3 +289,66 @@ fn a_verified_message_gives_its_one_time_value_within_the_window() {
     );
     assert_eq!(one_time_value(&hubei(), &json!({}), &[], T).unwrap(), None);
 }
+
+/// A sender signs an object field over its own JSON of it: PHP escapes `/`, Python writes
+/// `\uXXXX` and spaces. The signature was checked over the gateway's compact JSON only, so
+/// such a caller's every request failed with 1003.
+#[test]
+fn an_object_field_is_checked_over_the_text_sent() {
+    let beijing = Signing::HmacSha256Concat {
+        fields: ["appId", "timestamp", "nonce", "data"]
+            .map(str::to_owned)
+            .to_vec(),
+        sign_field: "sign".into(),
+    };
+    let creds = Credentials {
+        id: "bj",
+        key: b"bj-key",
+        secret: "bj-secret",
+    };
+    let data = r#"{"qrCode": "https:\/\/jkb.bj.example.cn\/q?c=1", "name": "\u738b"}"#;
+    let text = format!("bj{T}n-1{data}bj-secret");
+    let tag = hex(hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, creds.key),
+        text.as_bytes(),
+    )
+    .as_ref());
+    let body =
+        format!(r#"{{"appId":"bj","timestamp":"{T}","nonce":"n-1","data":{data},"sign":"{tag}"}}"#);
+    let msg: Value = serde_json::from_str(&body).unwrap();
+    let sent = SentText::of_json(body.as_bytes());
+    verify_as_sent(&beijing, &msg, &sent, &[], &creds, T).expect("signed over the text sent");
+    assert_eq!(
+        verify(&beijing, &msg, &[], &creds, T),
+        Err(SignError::BadSignature("sign".into())),
+        "the gateway's own JSON of `data` is another text"
+    );
+    // Signed over the gateway's compact JSON and sent otherwise (spaces): still good.
+    let mut ours = msg.clone();
+    sign(&beijing, &mut ours, &creds, &at(T)).unwrap();
+    let spaced = body.replace(&tag, ours["sign"].as_str().unwrap());
+    let spaced_msg: Value = serde_json::from_str(&spaced).unwrap();
+    verify_as_sent(
+        &beijing,
+        &spaced_msg,
+        &SentText::of_json(spaced.as_bytes()),
+        &[],
+        &creds,
+        T,
+    )
+    .expect("signed over the compact text");
+    // And a text that is neither is refused.
+    let altered = body.replace("c=1", "c=2");
+    let altered_msg: Value = serde_json::from_str(&altered).unwrap();
+    assert_eq!(
+        verify_as_sent(
+            &beijing,
+            &altered_msg,
+            &SentText::of_json(altered.as_bytes()),
+            &[],
+            &creds,
+            T
+        ),
+        Err(SignError::BadSignature("sign".into()))
+    );
+}
