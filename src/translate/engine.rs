@@ -313,7 +313,16 @@ pub fn to_national(
         .is_some_and(|(code, _)| !matches!(code.as_str(), "0" | "4001"));
     let mut biz = Value::Object(Map::new());
     for r in &m.rules {
-        match path::get(dialect, &r.dialect).filter(|v| !v.is_null()) {
+        let found = path::get_first(dialect, &r.dialect).filter(|(v, _)| !v.is_null());
+        if found.is_some_and(|(_, more)| more) {
+            losses.push(
+                LossKind::Truncated,
+                Some(&r.national),
+                Some(&r.dialect),
+                "an element on its path is repeated: the first was read",
+            );
+        }
+        match found.map(|(v, _)| v) {
             Some(v) => match rule_to_national(r, v, &mut losses) {
                 Ok(v) => write(&mut biz, &r.national, v)?,
                 Err(_) if refusal => losses.push(
@@ -355,6 +364,10 @@ pub fn to_national(
         if envelope.contains(&leaf.as_str())
             || consumed.iter().any(|c| path::covers(c, &leaf))
             || empty_container(dialect, &leaf, &consumed, &envelope)
+            // An array that rules read into (its first element): what they left is
+            // reported with them.
+            || (path::get(dialect, &leaf).is_some_and(Value::is_array)
+                && m.rules.iter().any(|r| path::covers(&leaf, &r.dialect)))
         {
             continue;
         }

@@ -217,6 +217,27 @@ fn check(id: &str, raw: &RawDialect, standard: &Standard, ck: &mut Checker<'_>) 
                 "a result code belongs to responses",
             );
         }
+        // The region's own address, whether or not it is also the ingress path: joined to
+        // the base URL as it is (`x/y` would make `https://hostx/y`).
+        let egress = s.path.get_ref();
+        if !egress.starts_with('/')
+            || egress
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '#')
+        {
+            ck.at(
+                &s.path,
+                &format!("{base}.path"),
+                "must start with `/` and have no fragment or space",
+            );
+        }
+        if !matches!(s.method.as_str(), "GET" | "POST" | "PUT") {
+            ck.push(
+                None,
+                &format!("{base}.method"),
+                format!("`{}` is not GET, POST or PUT (in capitals)", s.method),
+            );
+        }
         if request.holder_type.is_some() {
             ck.push(
                 None,
@@ -260,7 +281,7 @@ fn check(id: &str, raw: &RawDialect, standard: &Standard, ck: &mut Checker<'_>) 
     }
     parts::check_unique_ingress(&ingress, ck);
     let callback = raw.callback.as_ref().map(|c| {
-        let callback = check_callback(c, &maps, ck);
+        let callback = check_callback(c, &maps, codec, ck);
         let line = ck.line(c.path.span().start);
         parts::check_signed_fields(
             &signing,
@@ -291,6 +312,7 @@ fn check(id: &str, raw: &RawDialect, standard: &Standard, ck: &mut Checker<'_>) 
 fn check_callback(
     raw: &RawCallback,
     maps: &BTreeMap<String, ValueMap>,
+    codec: Codec,
     ck: &mut Checker<'_>,
 ) -> CallbackMap {
     if !raw.path.get_ref().starts_with('/') {
@@ -308,6 +330,21 @@ fn check_callback(
                     f.event.get_ref(),
                     CALLBACK_FIELDS.join(", ")
                 ),
+            );
+        }
+        let dialect = f.dialect.get_ref();
+        if !path::is_valid(dialect) {
+            ck.at(
+                &f.dialect,
+                &format!("{at}.dialect"),
+                format!("`{dialect}` is not a dotted field path"),
+            );
+        } else if codec == Codec::Form && dialect.contains('.') {
+            // Every callback would fail as it is written, and be given up.
+            ck.at(
+                &f.dialect,
+                &format!("{at}.dialect"),
+                "a form has no nested fields",
             );
         }
         let map = f.map.as_ref().and_then(|m| {
@@ -507,6 +544,13 @@ fn check_message(
             }
             parsed
         });
+        if let Some(m) = r.message.as_deref().filter(|m| !path::is_valid(m)) {
+            ck.push(
+                None,
+                &format!("{base}.result.message"),
+                format!("`{m}` is not a dotted field path"),
+            );
+        }
         Some(ResultRule {
             dialect,
             map,

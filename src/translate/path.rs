@@ -9,6 +9,22 @@ pub(crate) fn get<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
         .try_fold(root, |v, key| v.as_object()?.get(key))
 }
 
+/// [`get`], stepping into the first element of an array met on the way: an XML element
+/// repeated (two `<yqReports>`) is an array, where one of it is an object. Also whether an
+/// array met had more than one element, so that the rest went unread.
+pub(crate) fn get_first<'a>(root: &'a Value, path: &str) -> Option<(&'a Value, bool)> {
+    let mut more = false;
+    let mut cur = root;
+    for key in path.split('.') {
+        if let Value::Array(items) = cur {
+            more |= items.len() > 1;
+            cur = items.first()?;
+        }
+        cur = cur.as_object()?.get(key)?;
+    }
+    Some((cur, more))
+}
+
 /// Writes `value` at a dotted path, creating objects on the way. Fails with the prefix
 /// that is already something other than an object.
 pub(crate) fn set(root: &mut Value, path: &str, value: Value) -> Result<(), String> {

@@ -719,3 +719,99 @@ fn a_refusal_is_read_though_its_fields_do_not() {
     .unwrap_err();
     assert_eq!(e.return_code(Direction::Response), "9002");
 }
+
+/// Two `<yqReports>` in Hubei's answer are an array, where one is an object: the rules
+/// under it read nothing, and the declaration's temperature, symptoms and time were lost
+/// with only the array reported.
+#[test]
+fn a_repeated_element_is_read_from_its_first() {
+    let hb = dialect("hubei");
+    let xml = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/dialects/hubei/query.response.xml"),
+    )
+    .unwrap();
+    let twice = xml.replace(
+        "</yqReports>",
+        "</yqReports>\n<yqReports><date>2026-11-22 07:00:00</date><temperature>36.5</temperature><symptom>1</symptom></yqReports>",
+    );
+    let once = codec::decode(hb.codec, xml.as_bytes()).unwrap();
+    let twice = codec::decode(hb.codec, twice.as_bytes()).unwrap();
+    let one = to_national(
+        &hb,
+        ServiceName::QueryHealthInfo,
+        Direction::Response,
+        &once,
+    )
+    .unwrap();
+    let two = to_national(
+        &hb,
+        ServiceName::QueryHealthInfo,
+        Direction::Response,
+        &twice,
+    )
+    .unwrap();
+    assert_eq!(
+        two.body["bizContent"]["health"], one.body["bizContent"]["health"],
+        "{}",
+        two.body
+    );
+    assert_eq!(two.body["bizContent"]["health"]["temperature"], json!(37.4));
+    let h = two.losses.header_value();
+    assert!(h.contains("truncated:health.temperature"), "{h}");
+    assert!(
+        !h.contains("unmapped:(d)Envelope.Body.validateInfoResponse.content.data.yqReports,"),
+        "{h}"
+    );
+    assert!(
+        !one.losses.header_value().contains("truncated:health"),
+        "{}",
+        one.losses.header_value()
+    );
+}
+
+/// What made every call or every callback fail at run time is refused at load: an egress
+/// path that is not absolute when ingress is off, a lowercase method, a result message
+/// that is no path, a nested callback field of a form dialect, a date password's window of
+/// a day.
+#[test]
+fn a_dialect_that_would_fail_at_run_time_is_refused_at_load() {
+    let text = r#"
+region = "330000"
+name = "nm"
+codec = "form"
+response_codec = "json"
+[signing]
+scheme = "md5-date-password"
+sign_field = "pwd"
+window_s = 86400
+[maps.res]
+pairs = [["0", "0"]]
+[services.verifyCode]
+path = "x/y"
+method = "post"
+ingress = false
+[services.verifyCode.request]
+fields = [{ national = "codeContent", dialect = "qrcode" }]
+[services.verifyCode.response]
+result = { dialect = "code", map = "res", message = "a..b" }
+[callback]
+path = "/cb"
+fields = [{ event = "eventId", dialect = "event.id" }]
+"#;
+    let LoadError(problems) =
+        Dialect::from_toml("bad", "bad.toml", text, &Standard::embedded()).unwrap_err();
+    let mut got: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        vec![
+            "callback.fields[0].dialect",
+            "services.verifyCode.method",
+            "services.verifyCode.path",
+            "services.verifyCode.response.result.message",
+            "signing.window_s",
+        ],
+        "{problems:#?}"
+    );
+}

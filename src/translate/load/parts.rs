@@ -13,6 +13,8 @@ use super::{Checker, RawCode, RawService, RawSigning};
 use crate::standard::ServiceName;
 
 /// The schemes a file may name, for the error message.
+/// Largest `window_s` of a date password, seconds.
+const MAX_DATE_WINDOW_S: u32 = 3_600;
 const SCHEMES: &str = "none, hmac-sha256-concat, md5-date-password, xtif-sha256, national-sm2";
 
 pub(super) fn check_signing(s: &RawSigning, ck: &mut Checker<'_>) -> Signing {
@@ -56,6 +58,16 @@ pub(super) fn check_signing(s: &RawSigning, ck: &mut Checker<'_>) -> Signing {
         .map_or(DEFAULT_WINDOW_S, |w| *w.get_ref());
     // A request is refused as a replay while its nonce is remembered, twice the national
     // skew (crate::envelope::DEFAULT_NONCE_TTL_MS): a wider window would accept it again.
+    // A date password holds for its Beijing date; the window is the slack at midnight.
+    if let (Some(w), "md5-date-password") = (&s.window_s, scheme) {
+        if *w.get_ref() > MAX_DATE_WINDOW_S {
+            ck.at(
+                w,
+                "signing.window_s",
+                format!("at most {MAX_DATE_WINDOW_S} s, the slack around midnight"),
+            );
+        }
+    }
     if let (Some(w), "xtif-sha256") = (&s.window_s, scheme) {
         if *w.get_ref() > DEFAULT_WINDOW_S {
             ck.at(
