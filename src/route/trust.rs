@@ -26,8 +26,10 @@ pub fn local_verifier(
     let max = crate::trust::list::MAX_TRUST_LIST_BYTES as u64;
     let wire = crate::store::read_bounded(&t.list_file, max)
         .map_err(|e| keys(&format!("{}: {e}", t.list_file.display())))?;
-    let pem = std::fs::read_to_string(&t.anchor_key_file)
+    let pem = crate::store::read_bounded(&t.anchor_key_file, 64 * 1024)
         .map_err(|e| keys(&format!("{}: {e}", t.anchor_key_file.display())))?;
+    let pem = String::from_utf8(pem)
+        .map_err(|_| keys(&format!("{}: not UTF-8", t.anchor_key_file.display())))?;
     let anchor = crate::crypto::VerifyingKey::from_pem(&pem).map_err(|e| keys(&e))?;
     let list = verify_trust_list(
         &wire,

@@ -106,7 +106,7 @@ pub(super) async fn handle(
     let mut resp = match (&dialect, service) {
         (Some(d), Some(s)) => {
             let _entered = span.enter();
-            let (said, resp) = answer_in_dialect(d, s, code, national, &losses);
+            let (said, resp) = answer_in_dialect(d, s, &gw.standard, code, national, &losses);
             code = said;
             resp
         }
@@ -206,8 +206,11 @@ async fn stages(
         msg: e.to_string(),
     })?;
     let now_ms = now_ms();
-    let sent = match dialect.codec {
-        crate::translate::Codec::Json => sign::SentText::of_json(&body),
+    // Only a signature over fields reads them as sent (a second parse of the body).
+    let sent = match (&dialect.codec, &dialect.signing) {
+        (crate::translate::Codec::Json, crate::translate::Signing::HmacSha256Concat { .. }) => {
+            sign::SentText::of_json(&body)
+        }
         _ => sign::SentText::default(),
     };
     sign::verify_as_sent(
@@ -305,29 +308,47 @@ fn caller_defaults(
 /// The answer to a dialect's caller, and the return code it says: the national outcome
 /// (`code`, `national`) in the dialect. An answer that holds a value the dialect cannot say
 /// (a colour outside its map, say) is not sent as its result code alone, which would read as
-/// a success without data: the caller is told the gateway failed (9999), in its dialect. A
-/// failure outside the dialect's result map goes as the national outcome, plainly.
+/// a success without data: the caller is told the gateway failed (9999), in its dialect.
+/// A failure the dialect cannot say (it has no result codes, or none for this one) goes as
+/// the national outcome, plainly, with the return code's HTTP status (never 2xx).
 fn answer_in_dialect(
     d: &Dialect,
     service: ServiceName,
+    std: &crate::standard::Standard,
     mut code: ReturnCode,
     mut national: Value,
     losses: &LossSink,
 ) -> (ReturnCode, Response<Full<Bytes>>) {
-    match dialect_answer(d, service, &national, losses) {
-        Ok(r) => (code, r),
-        Err(e) => {
-            tracing::warn!(dialect = %d.id, error = %e, "answer does not translate");
-            if code == ReturnCode::Success {
-                code = ReturnCode::SystemError;
-                national = json!({"code": code.as_str(),
-                    "msg": "the answer holds a value this dialect cannot express"});
+    // A dialect without result codes says an outcome by HTTP status alone.
+    let says_outcome = d
+        .service(service)
+        .is_some_and(|m| m.response.result.is_some());
+    if code == ReturnCode::Success || says_outcome {
+        match dialect_answer(d, service, &national, losses) {
+            Ok(r) => return (code, r),
+            Err(e) => {
+                tracing::warn!(dialect = %d.id, error = %e, "answer does not translate");
+                if code == ReturnCode::Success {
+                    code = ReturnCode::SystemError;
+                    national = json!({"code": code.as_str(),
+                        "msg": "the answer holds a value this dialect cannot express"});
+                }
             }
-            let resp = dialect_answer(d, service, &national, losses)
-                .unwrap_or_else(|_| plain_answer(&national, 500));
-            (code, resp)
         }
     }
+    let status = std.return_code(code).http;
+    let status = if (200..300).contains(&status) {
+        500
+    } else {
+        status
+    };
+    let resp = if says_outcome {
+        dialect_answer(d, service, &national, losses)
+            .unwrap_or_else(|_| plain_answer(&national, status))
+    } else {
+        plain_answer(&national, status)
+    };
+    (code, resp)
 }
 
 /// The national outcome in the dialect: its result code and message, its fields.

@@ -190,10 +190,15 @@ pub const MAX_LOSS_HEADER: usize = 4 * 1024;
 /// by an ID number, a phone number or a name (`members.110101199003071234`), and a loss
 /// goes to the caller in a header and into the audit record. Each segment that does not
 /// look like a field's name (ASCII letters, digits, `_` and `-`, starting with a letter or
-/// `_`, at most 64 bytes, no run of six digits) is shown as `(key)`.
+/// `_`, at most 64 bytes, no run of six digits; an XML attribute's `@` before it, or XML's
+/// `#text`) is shown as `(key)`.
 pub(crate) fn message_path(p: &str) -> String {
     fn field_like(seg: &str) -> bool {
-        let b = seg.as_bytes();
+        // XML's attributes (`@id`) and text (`#text`) are named so by the codec.
+        if seg == "#text" {
+            return true;
+        }
+        let b = seg.strip_prefix('@').unwrap_or(seg).as_bytes();
         let mut digits = 0;
         b.len() <= 64
             && b.first()

@@ -116,26 +116,32 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     hmac::verify(&k, a, hmac::sign(&k, b).as_ref()).is_ok()
 }
 
-/// Writes a signing field at `at`. The containers on its path go first in their parents:
-/// a message is signed after its business content is written, and the credentials a SOAP
-/// `Header` carries must come before the `Body` (SOAP 1.1).
+/// Writes a signing field at `at`. A container it creates goes first in its parent: a
+/// message is signed after its business content is written, and the credentials a SOAP
+/// `Header` carries must come before the `Body` (SOAP 1.1). Containers that were there
+/// already stay where they are.
 fn put(msg: &mut Value, at: &str, v: String) -> Result<(), SignError> {
     if !msg.is_object() {
         return Err(SignError::NotObject("(message)".into()));
     }
+    let segs: Vec<&str> = at.split('.').collect();
+    // The first container on the path that does not exist yet, by its depth.
+    let created = (1..segs.len()).find(|&i| path::get(msg, &segs[..i].join(".")).is_none());
     path::set(msg, at, Value::String(v)).map_err(SignError::NotObject)?;
-    let mut cur = msg;
-    let mut segs = at.split('.').peekable();
-    while let Some(seg) = segs.next() {
-        let Some(m) = cur.as_object_mut() else { break };
-        if segs.peek().is_none() {
-            break;
+    if let Some(depth) = created {
+        let mut parent = &mut *msg;
+        for seg in &segs[..depth - 1] {
+            match parent.get_mut(*seg) {
+                Some(p) => parent = p,
+                None => return Ok(()),
+            }
         }
-        if let Some(child) = m.shift_remove(seg) {
-            m.shift_insert(0, seg.to_owned(), child);
+        if let Some(m) = parent.as_object_mut() {
+            let name = segs[depth - 1];
+            if let Some(child) = m.shift_remove(name) {
+                m.shift_insert(0, name.to_owned(), child);
+            }
         }
-        let Some(next) = m.get_mut(seg) else { break };
-        cur = next;
     }
     Ok(())
 }
@@ -162,7 +168,10 @@ fn concatenation_as_sent(
             Some(v @ (Value::Number(_) | Value::Bool(_))) => out.push_str(&v.to_string()),
             // A nested business object (`bizData`) is signed as its compact JSON text: the
             // gateway's own, or the sender's as it was sent.
-            Some(v @ Value::Object(_)) => match sent.0.get(f.as_str()) {
+            // `sent` holds top-level fields only: a dotted path is not looked up in it (a
+            // top-level key spelt `body.data` is another field).
+            Some(v @ Value::Object(_)) => match sent.0.get(f.as_str()).filter(|_| !f.contains('.'))
+            {
                 Some(raw) => out.push_str(raw.get()),
                 None => out.push_str(&v.to_string()),
             },

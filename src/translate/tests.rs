@@ -611,6 +611,9 @@ fn a_message_path_shows_only_what_looks_like_field_names() {
         ("data.yq_2026-11", "data.yq_2026-11"),
         ("data.r330100x", "data.(key)"),
         ("data.9lives", "data.(key)"),
+        ("data.@id", "data.@id"),
+        ("data.#text", "data.#text"),
+        ("data.@110101199003071234", "data.(key)"),
     ] {
         assert_eq!(message_path(path), shown, "{path}");
     }

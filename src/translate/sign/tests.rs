@@ -352,3 +352,70 @@ fn an_object_field_is_checked_over_the_text_sent() {
         Err(SignError::BadSignature("sign".into()))
     );
 }
+
+/// The text as sent is looked up for top-level fields only: a dialect that signs a nested
+/// `body.data` would otherwise take the signature over a top-level key spelt `body.data`
+/// (a captured request's text), and act on whatever object sits at `body.data`.
+#[test]
+fn a_dotted_signed_field_is_not_read_from_a_key_spelt_like_it() {
+    let nested = Signing::HmacSha256Concat {
+        fields: vec!["body.data".into()],
+        sign_field: "sign".into(),
+    };
+    let creds = Credentials {
+        id: "x",
+        key: b"k",
+        secret: "s",
+    };
+    let captured = r#"{"q":1}"#;
+    let tag = hex(hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, creds.key),
+        format!("{captured}s").as_bytes(),
+    )
+    .as_ref());
+    let body = format!(r#"{{"body":{{"data":{{"q":2}}}},"body.data":{captured},"sign":"{tag}"}}"#);
+    let msg: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        verify_as_sent(
+            &nested,
+            &msg,
+            &SentText::of_json(body.as_bytes()),
+            &[],
+            &creds,
+            T
+        ),
+        Err(SignError::BadSignature("sign".into()))
+    );
+}
+
+/// A signing field's new container goes first; one the business content made stays where
+/// it is (each `put` moving its own containers forward let the last one decide).
+#[test]
+fn only_a_container_the_signature_creates_is_moved_first() {
+    let md5 = Signing::Md5DatePassword {
+        target: SignTarget::Field("Envelope.Body.op.pwd".into()),
+        id_field: Some("Envelope.Header.appId".into()),
+        window_s: DEFAULT_WINDOW_S,
+    };
+    let creds = Credentials {
+        id: "hutong",
+        key: b"",
+        secret: "s",
+    };
+    let mut msg = json!({"Envelope": {"@xmlns": "urn:x", "Body": {"op": {"a": "1"}}}});
+    sign(&md5, &mut msg, &creds, &at(T)).unwrap();
+    let keys: Vec<&str> = msg["Envelope"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["Header", "@xmlns", "Body"], "{msg}");
+    let op: Vec<&str> = msg["Envelope"]["Body"]["op"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(op, ["a", "pwd"], "{msg}");
+}
