@@ -111,13 +111,14 @@ impl Metrics {
             .position(|x| *x == code)
             .unwrap_or(CODES - 1);
         self.requests[s * CODES + c].fetch_add(1, Ordering::Relaxed);
-        let ms = elapsed.as_millis() as u64;
+        // In microseconds: whole milliseconds would count 1.9 ms as within `le="0.001"`.
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let b = BUCKETS_MS
             .iter()
-            .position(|&le| ms <= le)
+            .position(|&le| us <= le * 1000)
             .unwrap_or(BUCKETS_MS.len());
         self.latency[s * (BUCKETS_MS.len() + 1) + b].fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_us[s].fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.latency_sum_us[s].fetch_add(us, Ordering::Relaxed);
     }
 
     /// Requests answered with `code` for `service` so far.
@@ -298,6 +299,20 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_latency_falls_in_the_first_bucket_that_holds_it() {
+        let m = Metrics::default();
+        m.record(
+            Some(ServiceName::VerifyCode),
+            ReturnCode::Success,
+            std::time::Duration::from_micros(1_900),
+        );
+        let t = m.render(&Gauges::default());
+        let bucket = |le: &str| format!("service=\"verifyCode\",le=\"{le}\"}} ");
+        assert!(t.contains(&format!("{}0\n", bucket("0.001"))), "{t}");
+        assert!(t.contains(&format!("{}1\n", bucket("0.002"))), "{t}");
+    }
 
     #[test]
     fn renders_counters_with_bounded_labels() {

@@ -332,6 +332,10 @@ fn receipt_refuses_a_mistyped_id_number_rather_than_finding_nobody() {
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a valid resident ID number"), "{err}");
+    assert!(err.contains("check character does not match"), "{err}");
+    // No part of the number is said: not its birth date, not the right check character.
+    assert!(!err.contains("19491231"), "{err}");
+    assert!(!err.contains("expected"), "{err}");
 }
 
 #[test]

@@ -210,8 +210,10 @@ fn receipt(
         // As the pseudonym takes it: an `x` is an `X`.
         let upper = Zeroizing::new(id_no.trim().to_ascii_uppercase());
         if let Err(e) = crate::national::idno::check(&upper, &std.divisions, today) {
+            // Said without the number's parts (a birth date, the right check character).
             bail!(
-                "the ID number is not a valid resident ID number (GB 11643: {e}); nothing was looked up"
+                "the ID number is not a valid resident ID number (GB 11643: {}); nothing was looked up",
+                e.without_values()
             );
         }
     }

@@ -47,6 +47,23 @@ pub enum IdNumberError {
     },
 }
 
+impl IdNumberError {
+    /// What is wrong, without any part of the number (its birth date, its address code,
+    /// its check character): for messages that may be read by someone other than the
+    /// number's holder, or kept.
+    pub const fn without_values(&self) -> &'static str {
+        match self {
+            Self::Length(_) => "it is not 18 characters",
+            Self::Characters => "it is not 17 digits followed by a digit or X",
+            Self::LowercaseX => "its check character must be an upper-case X",
+            Self::BirthDate => "characters 7-14 are not a real date",
+            Self::BirthOutOfRange(_) => "its birth date is out of range",
+            Self::Region(_) => "its address code is in no revision of GB/T 2260",
+            Self::CheckDigit { .. } => "its check character does not match",
+        }
+    }
+}
+
 /// The sex an ID number records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdSex {

@@ -36,8 +36,21 @@ pub(super) async fn handle(
     if req.uri().path().starts_with(super::ingress::INGRESS_PREFIX) {
         return super::ingress::handle(gw, permits, peer, req).await;
     }
-    if req.method() == hyper::Method::GET && super::published::is_published(req.uri().path()) {
-        return super::published::serve(gw, &permits, &peer, &req).await;
+    if super::published::is_published(req.uri().path()) {
+        return match *req.method() {
+            // HEAD is GET without its body (hyper leaves the body out).
+            hyper::Method::GET | hyper::Method::HEAD => {
+                super::published::serve(gw, permits, &peer, &req).await
+            }
+            _ => {
+                let mut r = plain(405, "text/plain; charset=utf-8", b"GET or HEAD".to_vec());
+                r.headers_mut().insert(
+                    hyper::header::ALLOW,
+                    hyper::header::HeaderValue::from_static("GET, HEAD"),
+                );
+                r
+            }
+        };
     }
     let started = Instant::now();
     let tail = req
@@ -598,6 +611,13 @@ fn respond(body: Bytes, status: u16, retry_after: Option<u64>) -> Response<Full<
         if let Ok(v) = hyper::header::HeaderValue::from_str(&secs.to_string()) {
             h.insert(hyper::header::RETRY_AFTER, v);
         }
+    }
+    // The services take POST only (a 405 names what the resource allows, RFC 9110).
+    if status == 405 {
+        h.insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static("POST"),
+        );
     }
     r
 }

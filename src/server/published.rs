@@ -18,13 +18,15 @@ pub(super) fn is_published(path: &str) -> bool {
     path == TRUST_LIST_PATH || path == super::page::PAGE_PATH
 }
 
-/// A published document, under the same guards as a service call: the concurrency limit
-/// (shed: 503), the per-IP limit (429), and the request deadline (504); the work (a file
-/// read, a code's SM2 verification, registry reads) on the blocking pool, off the
-/// runtime's threads.
+/// A published document, under the same guards as a service call: the per-IP limit and
+/// the per-source cap on requests in flight (429), the concurrency limit (shed: 503), and
+/// the request deadline (504); the work (a code's SM2 verification, registry reads) on the
+/// blocking pool, off the runtime's threads. The work holds its place of both limits until
+/// it ends: a blocking task cannot be cancelled, and one that outlived its 504 would
+/// otherwise run beside the places it gave back.
 pub(super) async fn serve(
     gw: Arc<Gateway>,
-    permits: &Semaphore,
+    permits: Arc<Semaphore>,
     peer: &Peer,
     req: &Request<Incoming>,
 ) -> Response<Full<Bytes>> {
@@ -36,7 +38,13 @@ pub(super) async fn serve(
             l.retry_after_secs(),
         );
     }
-    let Ok(_permit) = permits.try_acquire() else {
+    let per_source = gw.config.load().server.max_requests_per_ip;
+    let Some(source) =
+        super::sources::Sources::enter(&gw.requests_by_source, peer.addr.ip(), per_source)
+    else {
+        return with_retry_after(plain(429, TEXT, b"1007 rate limit exceeded".to_vec()), 1);
+    };
+    let Ok(permit) = permits.try_acquire_owned() else {
         gw.metrics
             .shed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -51,6 +59,7 @@ pub(super) async fn serve(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let work = tokio::task::spawn_blocking(move || {
+        let _held = (permit, source);
         published(&gw, &path, query.as_deref(), if_none_match.as_deref())
     });
     match tokio::time::timeout(deadline, work).await {

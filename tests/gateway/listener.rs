@@ -450,6 +450,78 @@ async fn an_http1_connection_whose_client_reads_nothing_is_closed() {
     drop(stalled);
 }
 
+/// What one request over its own TLS connection (closed after it) was answered.
+async fn exchange_raw(fx: &Fixture, request: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tls = tls_to(fx, Some(b"http/1.1".to_vec())).await;
+    tls.write_all(request.as_bytes()).await.unwrap();
+    tls.flush().await.unwrap();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut got)).await;
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_document_counts_against_its_sources_requests_in_flight() {
+    // The trust list and the code page skipped the cap on one source's requests in flight
+    // that every service call passes: one address could hold every place with them.
+    let fx = Fixture::start(Opts {
+        server_toml: "max_requests_per_ip = 1\nbody_read_timeout_ms = 3000".into(),
+        ..Opts::default()
+    })
+    .await;
+    let mut held = tls_to(&fx, Some(b"http/1.1".to_vec())).await;
+    start_trickling(&mut held).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let got = exchange_raw(
+        &fx,
+        "GET /phic/v1/trust-list HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(got.starts_with("HTTP/1.1 429"), "{got}");
+    drop(held);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_is_get_without_a_body_and_a_405_says_what_is_allowed() {
+    // HEAD of a published document was refused 405, and no 405 had an Allow header.
+    let fx = Fixture::start(Opts::default()).await;
+    let get = exchange_raw(
+        &fx,
+        "GET /phic/v1/trust-list HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let head = exchange_raw(
+        &fx,
+        "HEAD /phic/v1/trust-list HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let status = |a: &str| a.split_whitespace().nth(1).unwrap_or_default().to_owned();
+    assert_eq!(status(&head), status(&get), "{head}");
+    assert_ne!(status(&head), "405", "{head}");
+    assert!(head.ends_with("\r\n\r\n"), "HEAD has no body: {head}");
+    let post = exchange_raw(
+        &fx,
+        "POST /phic/v1/trust-list HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+    assert!(
+        post.to_ascii_lowercase().contains("allow: get, head"),
+        "{post}"
+    );
+    let service = exchange_raw(
+        &fx,
+        "GET /phic/v1/verifyCode HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(service.starts_with("HTTP/1.1 405"), "{service}");
+    assert!(
+        service.to_ascii_lowercase().contains("allow: post"),
+        "{service}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_answers_the_request_in_flight_and_says_so_on_ready() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
