@@ -8,8 +8,18 @@ use crate::standard::{ReturnCode, ServiceName};
 
 /// Latency buckets, milliseconds.
 const BUCKETS_MS: [u64; 13] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
-/// Services, plus one slot for requests that named none.
-const SERVICES: usize = ServiceName::ALL.len() + 1;
+/// The gateway's own endpoints, labelled as services are: the platform endpoints, and the
+/// documents served by GET.
+pub const OWN_ENDPOINTS: [&str; 6] = [
+    "statusEvent",
+    "link",
+    "venueCode",
+    "correctionStatus",
+    "trust-list",
+    "code-page",
+];
+/// Services, the gateway's own endpoints, and one slot for requests that named none.
+const SERVICES: usize = ServiceName::ALL.len() + OWN_ENDPOINTS.len() + 1;
 const CODES: usize = ReturnCode::ALL.len();
 
 /// The gateway's counters.
@@ -89,12 +99,23 @@ impl Default for Metrics {
     }
 }
 
+/// The slot of requests that named no service or endpoint.
+const NONE: usize = ServiceName::ALL.len() + OWN_ENDPOINTS.len();
+
 fn service_index(s: Option<ServiceName>) -> usize {
-    s.map_or(ServiceName::ALL.len(), |s| s as usize)
+    s.map_or(NONE, |s| s as usize)
 }
 
 fn service_label(i: usize) -> &'static str {
-    ServiceName::ALL.get(i).map_or("none", |s| s.as_str())
+    ServiceName::ALL.get(i).map_or_else(
+        || {
+            OWN_ENDPOINTS
+                .get(i - ServiceName::ALL.len())
+                .copied()
+                .unwrap_or("none")
+        },
+        |s| s.as_str(),
+    )
 }
 
 impl Metrics {
@@ -105,7 +126,20 @@ impl Metrics {
         code: ReturnCode,
         elapsed: std::time::Duration,
     ) {
-        let s = service_index(service);
+        self.record_at(service_index(service), code, elapsed);
+    }
+
+    /// Records one finished request to the gateway's own endpoint `name` (one of
+    /// [`OWN_ENDPOINTS`]; another is counted with the requests that named none).
+    pub fn record_own(&self, name: &str, code: ReturnCode, elapsed: std::time::Duration) {
+        let s = OWN_ENDPOINTS
+            .iter()
+            .position(|e| *e == name)
+            .map_or(NONE, |i| ServiceName::ALL.len() + i);
+        self.record_at(s, code, elapsed);
+    }
+
+    fn record_at(&self, s: usize, code: ReturnCode, elapsed: std::time::Duration) {
         let c = ReturnCode::ALL
             .iter()
             .position(|x| *x == code)
@@ -299,6 +333,29 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gateways_own_endpoints_have_their_own_labels() {
+        let m = Metrics::default();
+        let t = std::time::Duration::from_millis(1);
+        m.record_own("code-page", ReturnCode::Success, t);
+        m.record_own("statusEvent", ReturnCode::BadFormat, t);
+        m.record_own("elsewhere", ReturnCode::BadFormat, t);
+        m.record(None, ReturnCode::BadFormat, t);
+        let r = m.render(&Gauges::default());
+        assert!(
+            r.contains("hutong_requests_total{service=\"code-page\",code=\"0\"} 1"),
+            "{r}"
+        );
+        assert!(
+            r.contains("hutong_requests_total{service=\"statusEvent\",code=\"1002\"} 1"),
+            "{r}"
+        );
+        assert!(
+            r.contains("hutong_requests_total{service=\"none\",code=\"1002\"} 2"),
+            "{r}"
+        );
+    }
 
     #[test]
     fn a_latency_falls_in_the_first_bucket_that_holds_it() {

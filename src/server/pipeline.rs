@@ -149,7 +149,10 @@ pub(super) async fn handle(
             resp.headers_mut().insert(LOSS_HEADER, v);
         }
     }
-    gw.metrics.record(service, code, started.elapsed());
+    match platform {
+        Some(name) => gw.metrics.record_own(name, code, started.elapsed()),
+        None => gw.metrics.record(service, code, started.elapsed()),
+    }
     span.record("request_id", request_id.as_deref().unwrap_or("-"));
     span.record("code", code.as_str());
     let _entered = span.enter(); // the summary line below belongs to the request

@@ -30,6 +30,38 @@ pub(super) async fn serve(
     peer: &Peer,
     req: &Request<Incoming>,
 ) -> Response<Full<Bytes>> {
+    let started = std::time::Instant::now();
+    let label = if req.uri().path() == TRUST_LIST_PATH {
+        "trust-list"
+    } else {
+        "code-page"
+    };
+    let metrics = Arc::clone(&gw);
+    let r = answer(gw, permits, peer, req).await;
+    metrics
+        .metrics
+        .record_own(label, code_of(r.status()), started.elapsed());
+    r
+}
+
+/// The return code a document's HTTP status stands for, in the request metrics.
+fn code_of(status: hyper::StatusCode) -> crate::standard::ReturnCode {
+    use crate::standard::ReturnCode;
+    match status.as_u16() {
+        200..=399 => ReturnCode::Success,
+        429 => ReturnCode::RateLimited,
+        504 => ReturnCode::UpstreamTimeout,
+        400..=499 => ReturnCode::BadFormat,
+        _ => ReturnCode::SystemError,
+    }
+}
+
+async fn answer(
+    gw: Arc<Gateway>,
+    permits: Arc<Semaphore>,
+    peer: &Peer,
+    req: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
     const TEXT: &str = "text/plain; charset=utf-8";
     // The per-IP limit before a place of the concurrency limit, as on the services.
     if let Err(l) = gw.limiter.check_ip(peer.addr.ip()) {

@@ -520,6 +520,22 @@ async fn head_is_get_without_a_body_and_a_405_says_what_is_allowed() {
         service.to_ascii_lowercase().contains("allow: post"),
         "{service}"
     );
+    // The documents are counted under their own label (they were in no request metric).
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut admin = tokio::net::TcpStream::connect(fx.admin()).await.unwrap();
+    admin
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut metrics = String::new();
+    tokio::time::timeout(Duration::from_secs(5), admin.read_to_string(&mut metrics))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        metrics.contains("hutong_requests_total{service=\"trust-list\",code=\"1002\"} 2"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
