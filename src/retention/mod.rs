@@ -118,6 +118,10 @@ pub struct PurgeReport {
     pub idempotency_records: u64,
     /// Closed correction tickets removed.
     pub correction_tickets: u64,
+    /// Whether the audit journal's discarded tail went (records a crash cut short or that
+    /// did not continue the chain, kept aside at a start: it goes once its last write is
+    /// older than the audit period).
+    pub discarded_journal: bool,
 }
 
 impl fmt::Display for PurgeReport {
@@ -126,7 +130,11 @@ impl fmt::Display for PurgeReport {
             f,
             "purged {} audit record(s), {} expired idempotency record(s), {} closed correction ticket(s)",
             self.audit_records, self.idempotency_records, self.correction_tickets
-        )
+        )?;
+        if self.discarded_journal {
+            f.write_str(", and the audit journal's discarded tail")?;
+        }
+        Ok(())
     }
 }
 
@@ -146,6 +154,9 @@ pub enum PurgeFailure {
     /// not decode).
     #[error("correction tickets: {0}")]
     Corrections(CorrectionError),
+    /// The audit journal's discarded tail could not be read or removed.
+    #[error("the audit journal's discarded tail: {0}")]
+    DiscardedJournal(String),
 }
 
 /// A purge that did not complete: what it removed anyway, and every step that failed.
@@ -208,11 +219,38 @@ pub fn purge(
         Err(e) => failures.push(PurgeFailure::Corrections(e)),
     }
 
+    if let Some(dir) = store.path().parent() {
+        let tail =
+            crate::audit::journal::discarded_path(&dir.join(crate::audit::journal::JOURNAL_FILE));
+        match purge_if_older(&tail, policy.audit_cutoff_ms(now_ms)) {
+            Ok(gone) => done.discarded_journal = gone,
+            Err(e) => failures.push(PurgeFailure::DiscardedJournal(e.to_string())),
+        }
+    }
+
     if failures.is_empty() {
         Ok(done)
     } else {
         Err(RetentionError { done, failures })
     }
+}
+
+/// Removes the file at `path` if it was last written before `cutoff_ms` (Unix
+/// milliseconds); whether it did. A missing file is nothing to do.
+fn purge_if_older(path: &std::path::Path, cutoff_ms: u64) -> std::io::Result<bool> {
+    let modified = match std::fs::metadata(path) {
+        Ok(m) => m.modified()?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let ms = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    if ms >= cutoff_ms {
+        return Ok(false);
+    }
+    std::fs::remove_file(path)?;
+    Ok(true)
 }
 
 /// Runs [`purge`] at once and then every `every`, on tokio's blocking pool, and logs each

@@ -177,6 +177,7 @@ fn the_report_reads_as_a_sentence() {
         audit_records: 4,
         idempotency_records: 2,
         correction_tickets: 1,
+        discarded_journal: false,
     };
     assert_eq!(
         r.to_string(),
@@ -198,6 +199,7 @@ fn purge_removes_what_the_policy_no_longer_keeps() {
             audit_records: 4,
             idempotency_records: 2,
             correction_tickets: 1,
+            discarded_journal: false,
         }
     );
 
@@ -251,6 +253,7 @@ fn a_failing_step_does_not_stop_the_others() {
             audit_records: 0,
             idempotency_records: 2,
             correction_tickets: 1,
+            discarded_journal: false,
         }
     );
     assert!(
@@ -314,4 +317,39 @@ async fn the_periodic_task_purges_at_once_and_then_every_interval() {
     }
     assert_eq!(checkpoint(&store), 5);
     task.abort();
+}
+
+/// The journal's discarded tail holds whole records a start could not replay (with their
+/// subjects' pseudonyms): it outlived every purge. It goes once its last write is older
+/// than the audit period, and not before.
+#[test]
+fn the_journals_discarded_tail_goes_after_the_audit_period() {
+    let t = TempStore::new();
+    let tail =
+        crate::audit::journal::discarded_path(&t.dir.join(crate::audit::journal::JOURNAL_FILE));
+    std::fs::write(&tail, b"a torn frame").unwrap();
+    let written = std::time::UNIX_EPOCH + std::time::Duration::from_millis(NOW);
+    std::fs::File::options()
+        .write(true)
+        .open(&tail)
+        .unwrap()
+        .set_modified(written)
+        .unwrap();
+    let policy = RetentionPolicy::default();
+    let within = NOW + u64::from(policy.audit_days.get()) * 86_400_000 - 1;
+    assert!(
+        !purge(&t.store, &policy, within)
+            .expect("purge")
+            .discarded_journal
+    );
+    assert!(tail.exists());
+    let after = NOW + u64::from(policy.audit_days.get()) * 86_400_000 + 1;
+    let report = purge(&t.store, &policy, after).expect("purge");
+    assert!(report.discarded_journal, "{report}");
+    assert!(!tail.exists());
+    assert!(
+        report
+            .to_string()
+            .ends_with("and the audit journal's discarded tail")
+    );
 }
