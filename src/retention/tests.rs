@@ -328,7 +328,7 @@ fn the_journals_discarded_tail_goes_after_the_audit_period() {
     let tail =
         crate::audit::journal::discarded_path(&t.dir.join(crate::audit::journal::JOURNAL_FILE));
     std::fs::write(&tail, b"a torn frame").unwrap();
-    let written = std::time::UNIX_EPOCH + std::time::Duration::from_millis(NOW);
+    let written = std::time::UNIX_EPOCH + Duration::from_millis(NOW);
     std::fs::File::options()
         .write(true)
         .open(&tail)
