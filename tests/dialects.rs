@@ -119,6 +119,14 @@ fn a_wrong_expectation_fails_every_golden_pair() {
     for (d, dir, cases) in fixture_sets() {
         for c in &cases.case {
             let (national, dialect) = sides(&d, &dir, c).expect("sides");
+            // A pair with no way checks nothing: it is refused, not passed.
+            let none = Case {
+                ways: Vec::new(),
+                ..c.clone()
+            };
+            if check(&d, &none, &national, &dialect).is_ok() {
+                survivors.push(format!("{}: {}: no way at all", d.id, c.name));
+            }
             for way in &c.ways {
                 let one = Case {
                     ways: vec![way.clone()],

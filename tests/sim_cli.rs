@@ -180,14 +180,30 @@ fn sim_with_a_defect_serves_it() {
 }
 
 /// The conformance run against the reference simulator, from the command line alone: the
-/// example clients file, `--keys-out` and `--fixtures-out`, two hand-written profiles.
+/// example clients file, `--keys-out` and `--fixtures-out`, two hand-written profiles. A
+/// simulator that conforms exits 0; one with a seeded defect exits 1 and names the case
+/// that caught it (no test saw the command's "does not conform" exit before).
 #[test]
 fn the_suite_runs_against_the_simulator_from_the_command_line() {
-    let dir = temp_dir("sim-suite");
+    let (code, text) = suite_against("sim-suite", &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("CONFORMS"), "{text}");
+    let (code, text) = suite_against("sim-suite-replay", &["--defect", "accept-replay"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("DOES NOT CONFORM"), "{text}");
+    assert!(text.contains("ENV-005"), "{text}");
+}
+
+/// The exit code and what `hutong conformance run` said against a simulator started with
+/// `flags`.
+fn suite_against(tag: &str, flags: &[&str]) -> (Option<i32>, String) {
+    let dir = temp_dir(tag);
     let fixtures = dir.join("fixtures.toml");
     let (mut child, _, port) = spawn_listening(
         Command::new(env!("CARGO_BIN_EXE_hutong"))
-            .args(["sim", "--national", "--population", "200", "--clients"])
+            .args(["sim", "--national", "--population", "200"])
+            .args(flags)
+            .arg("--clients")
             .arg(root().join("config/sim-national.example.toml"))
             .arg("--keys-out")
             .arg(&dir)
@@ -226,13 +242,11 @@ fn the_suite_runs_against_the_simulator_from_the_command_line() {
         .unwrap();
     let _ = child.kill();
     let _ = child.wait();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}{}",
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("CONFORMS"), "{text}");
     let _ = std::fs::remove_dir_all(dir);
+    (out.status.code(), text)
 }

@@ -111,6 +111,10 @@ pub fn sides(d: &Dialect, dir: &Path, c: &GoldenCase) -> Result<(Value, Value), 
 pub fn check(d: &Dialect, c: &GoldenCase, national: &Value, dialect: &Value) -> Result<(), String> {
     let (service, direction) = kind(c)?;
     let wire = wire_of(d, direction);
+    // A pair that names no way would check nothing and pass.
+    if c.ways.is_empty() {
+        return Err("names no way (to_dialect, to_national or both)".to_owned());
+    }
     for way in &c.ways {
         match way.as_str() {
             "to_dialect" => {

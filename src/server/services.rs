@@ -310,6 +310,9 @@ async fn cached(
         } = bounds();
         let max_ttl = gw.config.load().cache.max_ttl_ms.get();
         let validity = gw.relay.freshness(call, biz).as_millis() as u64;
+        // What the caller's own request lost (its dialect, its registration's defaults) is
+        // not the answer's: a hit reports its own.
+        let callers_losses = call.losses.report().0.len();
         let relayed = gw.relay.relay_reply(call, biz).await?;
         let person = if call.service == ServiceName::VerifyCode {
             recognition::link_verification(gw, call, biz, &relayed).await
@@ -354,8 +357,8 @@ async fn cached(
         let kept = without_left.as_ref().unwrap_or(&answer);
         let mut cached = Cached::new(kept, subject.map(Arc::from), deadline);
         let losses = call.losses.report();
-        if !losses.is_empty() {
-            cached.losses = Arc::new(losses);
+        if let Some(fetched) = losses.0.get(callers_losses..).filter(|l| !l.is_empty()) {
+            cached.losses = Arc::new(crate::translate::LossReport(fetched.to_vec()));
         }
         cached.person = person;
         cached.ticket_exp_s = ticket_exp_s;

@@ -128,13 +128,15 @@ async fn every_access_is_audited_in_a_chain_that_verifies() {
         .await
         .unwrap();
     assert_eq!(code(&x), "0");
-    let _ = c
+    let x = c
         .call(
             ServiceName::VerifyCode,
             &json!({"codeContent": "nope", "verifier": {"orgName": "站", "deviceId": "G"}}),
         )
         .await
         .unwrap();
+    // A code no issuer owns: refused, and audited as refused.
+    assert_eq!(code(&x), "3001");
     let report = fx.gw.audit.log().verify().unwrap();
     assert!(report.ok, "{:?}", report.problems);
     assert_eq!(report.records, 2);

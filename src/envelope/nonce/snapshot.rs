@@ -253,10 +253,15 @@ impl MemoryNonceStore {
                 found.refused += 1;
                 continue;
             };
-            // A nonce is kept a TTL after it was first seen, so no later than a TTL from now:
-            // an expiry past that was saved while the clock was ahead, and would hold its
-            // place for as long as the clock had been wrong.
-            let expires = expires.min(now_ms.saturating_add(self.config.ttl_ms));
+            // A nonce is kept a TTL after it was first seen, so no later than a TTL from the
+            // save, or from now if that is later: an expiry past that was written by a
+            // clock gone wrong, and would hold its place for as long as it had been. Not a
+            // TTL from now alone: a start with the clock behind would cut every saved
+            // nonce short, and once the clock was set right a captured request within its
+            // window would pass again. Held longer instead, a place is held in vain: the
+            // caps bound that.
+            let from = now_ms.max(parsed.saved_at_ms);
+            let expires = expires.min(from.saturating_add(self.config.ttl_ms));
             let mut shard = lock(self.shard(&digest));
             if let Some(packed) = shard.seen.get_mut(&digest)
                 && expiry(*packed) > now_ms

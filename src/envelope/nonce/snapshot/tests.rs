@@ -214,9 +214,11 @@ fn a_closed_store_refuses_every_nonce() {
 }
 
 #[test]
-fn an_expiry_saved_while_the_clock_was_ahead_is_held_no_longer_than_a_ttl() {
+fn an_expiry_is_held_no_longer_than_a_ttl_past_the_save() {
     let (_dir, path) = saved(1);
-    // The clock is an hour behind the one that saved.
+    // The clock is an hour behind the one that saved. Which was wrong cannot be told: the
+    // saved nonces are held until a TTL past the save (refused in vain if the saving clock
+    // was ahead; bounded by the caps), and no longer.
     let now = NOW - 3_600_000;
     let next = store_with(key(), 1_000);
     assert_eq!(next.load(&path, now).unwrap().loaded, 2);
@@ -226,7 +228,25 @@ fn an_expiry_saved_while_the_clock_was_ahead_is_held_no_longer_than_a_ttl() {
     );
     assert_eq!(
         next.check_and_insert("B22", "n0", now + TTL + 1),
+        NonceCheck::Replayed
+    );
+    assert_eq!(
+        next.check_and_insert("B22", "n0", NOW + TTL + 1),
         NonceCheck::Fresh
+    );
+}
+
+/// A start with the clock 15 minutes behind cut every saved nonce to a TTL from that
+/// clock: once the clock was set right, a captured request still within its window was
+/// taken as fresh.
+#[test]
+fn a_start_with_the_clock_behind_does_not_forget_the_saved_nonces() {
+    let (_dir, path) = saved(1);
+    let next = store_with(key(), 1_000);
+    next.load(&path, NOW - 900_000).unwrap();
+    assert_eq!(
+        next.check_and_insert("A1", "n0", NOW + 60_000),
+        NonceCheck::Replayed
     );
 }
 
