@@ -68,11 +68,15 @@ pub enum Defect {
     MissingSignatureOnError,
     /// Every answer, errors included, has HTTP status 200.
     WrongHttpStatus,
+    /// Business content that breaks the standard (a missing parameter, a wrong type,
+    /// format, length or code) is accepted: answered 0 with no business content (no 1001 or
+    /// 1002).
+    SkipBusinessValidation,
 }
 
 impl Defect {
     /// Every defect, in the order `--defect list` prints them.
-    pub const ALL: [Defect; 21] = [
+    pub const ALL: [Defect; 22] = [
         Defect::SkipSignatureCheck,
         Defect::WrongCanonicalOrder,
         Defect::AcceptReplay,
@@ -94,6 +98,7 @@ impl Defect {
         Defect::DuplicateCorrectionAccepted,
         Defect::MissingSignatureOnError,
         Defect::WrongHttpStatus,
+        Defect::SkipBusinessValidation,
     ];
 
     /// The name on the command line (`--defect skip-signature-check`).
@@ -120,6 +125,7 @@ impl Defect {
             Defect::DuplicateCorrectionAccepted => "duplicate-correction-accepted",
             Defect::MissingSignatureOnError => "missing-signature-on-error",
             Defect::WrongHttpStatus => "wrong-http-status",
+            Defect::SkipBusinessValidation => "skip-business-validation",
         }
     }
 
@@ -159,6 +165,9 @@ impl Defect {
             }
             Defect::MissingSignatureOnError => "answers with a non-zero code carry no sign",
             Defect::WrongHttpStatus => "every answer, errors included, has HTTP status 200",
+            Defect::SkipBusinessValidation => {
+                "business content that breaks the standard is answered 0 (no 1001 or 1002)"
+            }
         }
     }
 

@@ -334,6 +334,9 @@ defect_probes! {
         defective "error refused MissingParameter(\"sign\"), success 0";
     wrong_http_status_answers_errors_with_200: WrongHttpStatus => error_statuses,
         clean "1005 401, 2001 404", defective "1005 200, 2001 200";
+    skip_business_validation_answers_a_request_without_parameters: SkipBusinessValidation =>
+        no_parameters,
+        clean "1001", defective "0";
 }
 
 #[test]
@@ -359,7 +362,7 @@ fn defect_names_round_trip_and_are_unique() {
         );
         assert!(!d.description().is_empty() && !d.description().contains('\n'));
     }
-    assert_eq!(names.len(), 21);
+    assert_eq!(names.len(), 22);
 }
 
 #[test]

@@ -287,3 +287,16 @@ pub(super) async fn error_statuses(h: &Harness) -> String {
         missing.status
     )
 }
+
+/// A verifyCode with no parameters at all: its code.
+pub(super) async fn no_parameters(h: &Harness) -> String {
+    let raw = h
+        .call(
+            &h.venue,
+            ServiceName::VerifyCode,
+            &json!({}),
+            &Opts::default(),
+        )
+        .await;
+    h.read(&raw)
+}
