@@ -529,3 +529,61 @@ fn the_example_fixtures_file_reads() {
     assert_eq!(f.person.len(), 2);
     assert!(f.code.contains_key("expired") && f.ticket.contains_key("expired"));
 }
+
+/// Every offline vector can fail: with its expectation changed (another code, another
+/// colour, another dialect or code id), the check reports that vector, and only it.
+#[test]
+fn every_vector_fails_with_its_expectation_changed() {
+    let src = root().join("conformance/vectors");
+    let dialects = hutong::translate::Dialect::load_dir(
+        &root().join("config/regions"),
+        &hutong::standard::Standard::embedded(),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(src.join("vectors.toml")).unwrap();
+    let doc: toml::Table = toml::from_str(&text).unwrap();
+    let dir = temp_dir("conf-vectors-each");
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    std::fs::copy(src.join("trust-list.json"), dir.join("trust-list.json")).unwrap();
+    std::fs::copy(
+        src.join("keys/anchor.pub.pem"),
+        dir.join("keys/anchor.pub.pem"),
+    )
+    .unwrap();
+    let mut survivors = Vec::new();
+    let mut checked = 0;
+    for kind in ["vector", "regional"] {
+        let n = doc
+            .get(kind)
+            .and_then(toml::Value::as_array)
+            .map_or(0, Vec::len);
+        for i in 0..n {
+            let mut changed = doc.clone();
+            let v = &mut changed[kind].as_array_mut().unwrap()[i];
+            let id = v["id"].as_str().unwrap().to_owned();
+            let expect = v["expect"].as_table_mut().unwrap();
+            if kind == "vector" {
+                let code = expect["code"].as_str().unwrap();
+                let other = if code == "0" { "3004" } else { "0" };
+                expect.insert("code".into(), other.into());
+            } else {
+                let id_of = expect["code_id"].as_str().unwrap().to_owned();
+                expect.insert("code_id".into(), format!("{id_of}x").into());
+            }
+            std::fs::write(dir.join("vectors.toml"), toml::to_string(&changed).unwrap()).unwrap();
+            let outcomes = hutong::conformance::vectors::check(&dir, &dialects).unwrap();
+            let failed: Vec<&str> = outcomes
+                .iter()
+                .filter(|(_, r)| r.is_err())
+                .map(|(id, _)| id.as_str())
+                .collect();
+            if failed != [id.as_str()] {
+                survivors.push(format!("{id}: failed {failed:?}"));
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 14, "every vector and regional content");
+    assert!(survivors.is_empty(), "{}", survivors.join("\n"));
+    cleanup(&dir);
+}
