@@ -571,7 +571,7 @@ fn every_vector_fails_with_its_expectation_changed() {
                 expect.insert("code_id".into(), format!("{id_of}x").into());
             }
             std::fs::write(dir.join("vectors.toml"), toml::to_string(&changed).unwrap()).unwrap();
-            let outcomes = hutong::conformance::vectors::check(&dir, &dialects).unwrap();
+            let outcomes = conformance::vectors::check(&dir, &dialects).unwrap();
             let failed: Vec<&str> = outcomes
                 .iter()
                 .filter(|(_, r)| r.is_err())
