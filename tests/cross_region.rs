@@ -15,7 +15,7 @@ use hutong::crypto::to_hex;
 use hutong::route::Router;
 use hutong::server::{self, Gateway};
 use hutong::sim::region::{self as region_sim, Caller, RegionSimConfig};
-use hutong::standard::{ServiceName, Standard};
+use hutong::standard::{ReturnCode, ServiceName, Standard};
 use hutong::translate::Dialect;
 
 use crate::support::{root, temp_dir};
@@ -206,6 +206,12 @@ timeout_ms = 2000
 
     // Without a token the caller is unknown: 1005/1006 in Jiangsu's words, never a 200 answer
     // with data.
+    // Each refusal's national code, as the gateway counted it (Jiangsu writes 9999, 9002 and
+    // every code it has no pair for as the same resCode 1).
+    let counted = |code: ReturnCode| gw.metrics.requests(Some(ServiceName::VerifyCode), code);
+    let counts_before =
+        |codes: &[ReturnCode]| codes.iter().map(|c| counted(*c)).collect::<Vec<_>>();
+    let auth_before = counts_before(&[ReturnCode::UnknownApp, ReturnCode::NoPermission]);
     let mut anonymous = GatewayClient::new(&profile).unwrap();
     anonymous.set_token(None);
     let (_, _, raw) = anonymous
@@ -219,9 +225,15 @@ timeout_ms = 2000
     let answer: Value = serde_json::from_slice(&raw).unwrap();
     assert_ne!(answer["resCode"], Value::from(0), "{answer}");
     assert!(answer.get("res").is_none(), "{answer}");
+    assert_ne!(
+        counts_before(&[ReturnCode::UnknownApp, ReturnCode::NoPermission]),
+        auth_before,
+        "the anonymous call was not refused as unknown (1005) or not permitted (1006)"
+    );
 
     // A body that is not a form (bad percent-encoding, not UTF-8) is the caller's fault,
     // answered in Jiangsu's words, never a panic.
+    let bad_form = counted(ReturnCode::BadFormat);
     let (status, _, raw) = client
         .post_dialect(
             "jiangsu/skm/verify",
@@ -233,6 +245,11 @@ timeout_ms = 2000
     let answer: Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(status, 200);
     assert_ne!(answer["resCode"], Value::from(0), "{answer}");
+    assert_eq!(
+        counted(ReturnCode::BadFormat),
+        bad_form + 1,
+        "the caller's form: 1002"
+    );
 
     // The Zhejiang back-end answers garbage: the region's fault (9002), in Jiangsu's words,
     // with no person data.
@@ -242,6 +259,7 @@ timeout_ms = 2000
     })
     .unwrap();
     let fresh = zj.sample(45).unwrap().code_content.unwrap();
+    let garbage = counted(ReturnCode::UpstreamFailed);
     let (_, _, raw) = client
         .post_dialect(
             "jiangsu/skm/verify",
@@ -257,6 +275,11 @@ timeout_ms = 2000
     let answer: Value = serde_json::from_slice(&raw).unwrap();
     assert_ne!(answer["resCode"], Value::from(0), "{answer}");
     assert!(answer.get("res").is_none(), "{answer}");
+    assert_eq!(
+        counted(ReturnCode::UpstreamFailed),
+        garbage + 1,
+        "the region's garbage: 9002"
+    );
 
     // The audit chain holds a record per verification, with the loss report.
     let report = gw.audit.log().verify().unwrap();
