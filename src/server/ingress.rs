@@ -260,6 +260,7 @@ async fn stages(
         service,
         client,
         request_id,
+        callers_request_id: false,
         losses: losses.clone(),
         code: CodeMemo::default(),
         person: PersonMemo::default(),

@@ -145,6 +145,10 @@ pub struct Call {
     pub client: Client,
     /// The request's id, for idempotency and the audit.
     pub request_id: String,
+    /// Whether `request_id` is the caller's own (the national envelope's `requestId`), so
+    /// that a retry names it again. A dialect caller's is drawn by the gateway: no
+    /// idempotency record is looked up or kept for it (one no retry could ever find).
+    pub callers_request_id: bool,
     /// What translations lost on the way (a dialect region's answer, a dialect caller's
     /// request): it goes to the audit record and the `X-Hutong-Loss` header.
     pub losses: LossSink,

@@ -238,9 +238,16 @@ async fn idempotent(gw: &Arc<Gateway>, call: &Call, biz: &Value) -> Result<Value
         ReturnCode::BadFormat
     };
     let (a, r) = (app.clone(), rid.clone());
-    if let Some(prev) = blocking(move || store.get(&a, &r, now))
-        .await
-        .map_err(internal)?
+    let keyed = call.callers_request_id;
+    if let Some(prev) = blocking(move || {
+        if keyed {
+            store.get(&a, &r, now)
+        } else {
+            Ok(None)
+        }
+    })
+    .await
+    .map_err(internal)?
     {
         return if prev.same_request(&fp) {
             decode(&prev.body)
@@ -262,6 +269,9 @@ async fn idempotent(gw: &Arc<Gateway>, call: &Call, biz: &Value) -> Result<Value
         recognition::track_correction(gw, call, biz, &relayed).await?;
     }
     let answer = relayed.biz;
+    if !call.callers_request_id {
+        return Ok(answer);
+    }
     let stored = StoredResponse {
         code: "0".into(),
         body: serde_json::to_vec(&answer).map_err(|e| internal(e.to_string()))?,
