@@ -164,15 +164,31 @@ async fn the_clean_simulator_conforms() {
         &format!("file://{}", html.display()),
         &[],
     );
-    let img = crate::code_page::decode(&png);
-    let green = (0..img.height)
-        .flat_map(|y| (0..img.width).map(move |x| (x, y)))
-        .filter(|&(x, y)| img.pixel(x, y) == [0xC8, 0xE6, 0xC9])
-        .count();
-    assert!(
-        green > 500,
-        "no verdict or matrix colour in the screenshot ({green} px)"
+    // The band is the first thing drawn in either verdict colour (the matrix's cells,
+    // below it, share the green): its colour is the colour of the topmost such row.
+    let band = |png: &Path| {
+        let img = crate::code_page::decode(png);
+        (0..img.height).find_map(|y| {
+            (0..img.width).find_map(|x| match img.pixel(x, y) {
+                [0xC8, 0xE6, 0xC9] => Some("green"),
+                [0xFF, 0xCD, 0xD2] => Some("red"),
+                _ => None,
+            })
+        })
+    };
+    assert_eq!(band(&png), Some("green"), "the verdict band of a conforming run");
+    // One case failed: the band is red.
+    let mut failing = report.clone();
+    failing.cases[0].passed = false;
+    assert!(!failing.conforms());
+    std::fs::write(&html, failing.html(&matrix)).unwrap();
+    let png = crate::code_page::screenshot_url(
+        &t.dir,
+        "report-failing",
+        &format!("file://{}", html.display()),
+        &[],
     );
+    assert_eq!(band(&png), Some("red"), "the verdict band of a failing run");
     cleanup(&t.dir);
 }
 
