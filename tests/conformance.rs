@@ -176,7 +176,11 @@ async fn the_clean_simulator_conforms() {
             })
         })
     };
-    assert_eq!(band(&png), Some("green"), "the verdict band of a conforming run");
+    assert_eq!(
+        band(&png),
+        Some("green"),
+        "the verdict band of a conforming run"
+    );
     // One case failed: the band is red.
     let mut failing = report.clone();
     failing.cases[0].passed = false;

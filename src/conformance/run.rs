@@ -226,10 +226,10 @@ pub async fn run_case(
             let service = case.service.clone();
             set.spawn(async move {
                 let s = sealed.map_err(|e| crate::client::ClientError::Transport(e.to_string()))?;
-                let (status, _, raw) = c
+                let (status, retry_after, raw) = c
                     .post_named(&service, bytes::Bytes::from(s.body.clone()))
                     .await?;
-                Ok::<_, crate::client::ClientError>((s, Answer { status, raw }))
+                Ok::<_, crate::client::ClientError>((s, Answer { status, raw }, retry_after))
             });
         }
         let wanted = case.expect.code.clone().unwrap_or_default();
@@ -237,11 +237,19 @@ pub async fn run_case(
         // code, else the first.
         let mut codes = Vec::new();
         let mut lost = Vec::new();
+        // A 1007 says when to come back (Retry-After, in whole seconds).
+        let mut no_retry_after = 0;
         let mut kept: Option<(_, Answer, bool)> = None;
         while let Some(r) = set.join_next().await {
             match r {
-                Ok(Ok((s, a))) => {
+                Ok(Ok((s, a, retry_after))) => {
                     let code = raw_code(&a.raw);
+                    let says_when = retry_after
+                        .as_deref()
+                        .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()));
+                    if code == "1007" && !says_when {
+                        no_retry_after += 1;
+                    }
                     let is_wanted = wanted.contains(&code);
                     codes.push(code);
                     if kept.as_ref().is_none_or(|(_, _, w)| !w && is_wanted) {
@@ -256,7 +264,7 @@ pub async fn run_case(
             result.error = Some("no answer to the burst".into());
             return result;
         };
-        burst_stage = Some(judge_burst(&codes, &lost, &wanted));
+        burst_stage = Some(judge_burst(&codes, &lost, no_retry_after, &wanted));
         session = s.session;
         request_id = s.envelope.request_id;
         // Let the target's quota refill before the next case.
@@ -340,9 +348,15 @@ fn clip(text: String) -> String {
     format!("{}… ({} bytes in all)", &text[..end], text.len())
 }
 
-/// The `burst` stage: every request of a burst answered, each with 0 or one of `wanted`.
-/// `codes` are the answers' codes; `lost`, why the others got none.
-fn judge_burst(codes: &[String], lost: &[String], wanted: &[String]) -> StageOutcome {
+/// The `burst` stage: every request of a burst answered, each with 0 or one of `wanted`,
+/// and every 1007 with a Retry-After. `codes` are the answers' codes; `lost`, why the others
+/// got none; `no_retry_after`, the 1007s without one.
+fn judge_burst(
+    codes: &[String],
+    lost: &[String],
+    no_retry_after: usize,
+    wanted: &[String],
+) -> StageOutcome {
     let mut other: BTreeMap<&str, usize> = BTreeMap::new();
     for c in codes.iter().filter(|c| *c != "0" && !wanted.contains(c)) {
         *other
@@ -352,6 +366,9 @@ fn judge_burst(codes: &[String], lost: &[String], wanted: &[String]) -> StageOut
     let mut problems: Vec<String> = other.iter().map(|(c, n)| format!("{n}× {c}")).collect();
     if let Some(first) = lost.first() {
         problems.push(format!("{}× no answer ({first})", lost.len()));
+    }
+    if no_retry_after > 0 {
+        problems.push(format!("{no_retry_after}× 1007 without Retry-After"));
     }
     StageOutcome {
         stage: "burst",

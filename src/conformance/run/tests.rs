@@ -133,20 +133,29 @@ fn a_burst_fails_on_any_answer_but_0_or_the_expected_code_and_on_a_lost_request(
             .flat_map(|(c, n)| std::iter::repeat_n((*c).to_owned(), *n))
             .collect()
     };
-    let good = judge_burst(&codes(&[("0", 50), ("1007", 150)]), &[], &wanted);
+    let good = judge_burst(&codes(&[("0", 50), ("1007", 150)]), &[], 0, &wanted);
     assert!(good.pass, "{good:?}");
     // 199 server errors and one 1007: the 1007 alone does not make the burst healthy.
-    let bad = judge_burst(&codes(&[("9999", 199), ("1007", 1)]), &[], &wanted);
+    let bad = judge_burst(&codes(&[("9999", 199), ("1007", 1)]), &[], 0, &wanted);
     assert!(!bad.pass);
     assert!(bad.actual.contains("199× 9999"), "{}", bad.actual);
     // A request without an answer fails the burst.
     let lost = judge_burst(
         &codes(&[("1007", 199)]),
         &["connection reset".to_owned()],
+        0,
         &wanted,
     );
     assert!(!lost.pass);
     assert!(lost.actual.contains("1× no answer"), "{}", lost.actual);
+    // A 1007 that does not say when to come back fails it too.
+    let silent = judge_burst(&codes(&[("0", 50), ("1007", 150)]), &[], 3, &wanted);
+    assert!(!silent.pass);
+    assert!(
+        silent.actual.contains("3× 1007 without Retry-After"),
+        "{}",
+        silent.actual
+    );
 }
 
 #[test]
