@@ -74,6 +74,9 @@ fn readiness(taking_traffic: bool, audit_healthy: impl FnOnce() -> bool) -> (u16
     }
 }
 
+/// How long a scrape waits for the callback outbox's counts.
+const OUTBOX_COUNT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn answer(gw: &Arc<Gateway>, path: &str) -> Response<Full<Bytes>> {
     let (status, body, kind) = match path {
         "/live" => (200, "live\n".to_owned(), "text/plain"),
@@ -84,12 +87,23 @@ async fn answer(gw: &Arc<Gateway>, path: &str) -> Response<Full<Bytes>> {
         "/metrics" => {
             // The outbox's counts are two table lengths (no record is read), on the blocking
             // pool like every store call: a stalling disk must not stall a runtime worker.
+            // Within OUTBOX_COUNT_WAIT: past it the scrape goes without them (left out, as
+            // when unreadable), so that scrapes of a stalled disk do not pile up and take
+            // the admin listener's places, /live and /ready with them.
             let outbox = Arc::clone(&gw.outbox);
-            let counts = crate::store::blocking(move || outbox.counts()).await;
+            let counts = tokio::time::timeout(
+                OUTBOX_COUNT_WAIT,
+                crate::store::blocking(move || outbox.counts()),
+            )
+            .await;
             let (callbacks_pending, callbacks_finished) = match counts {
-                Ok((p, f)) => (Some(p), Some(f)),
-                Err(e) => {
+                Ok(Ok((p, f))) => (Some(p), Some(f)),
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "callback outbox counts unreadable");
+                    (None, None)
+                }
+                Err(_) => {
+                    tracing::warn!("callback outbox counts not read in time");
                     (None, None)
                 }
             };
