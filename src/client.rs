@@ -523,6 +523,22 @@ impl GatewayClient {
         self.exchange(req, header).await
     }
 
+    /// HEAD of a published document: the status, the answer's `header`, and the body
+    /// (which a server must leave out).
+    ///
+    /// # Errors
+    /// [`ClientError::Transport`].
+    pub async fn head_with(
+        &self,
+        path_and_query: &str,
+        header: &str,
+    ) -> Result<(u16, Option<String>, Bytes), ClientError> {
+        let req = hyper::Request::head(format!("{}{path_and_query}", self.base))
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        self.exchange(req, header).await
+    }
+
     /// Posts a body in a region's dialect to the gateway's ingress, `path` under
     /// `/dialect/` (`jiangsu/skm/verify`), with the profile's token. Gives the status, the
     /// `X-Hutong-Loss` header, and the raw answer.

@@ -584,6 +584,19 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
     let (status, _, published) = zj.get("/phic/v1/trust-list").await.unwrap();
     assert_eq!(status, 200);
     assert_eq!(published.as_ref(), wire.as_slice());
+    // HEAD is the same answer without its body: its length and its ETag.
+    let (status, etag, body) = zj.head_with("/phic/v1/trust-list", "etag").await.unwrap();
+    assert_eq!(status, 200);
+    assert!(body.is_empty(), "HEAD sent a body");
+    assert_eq!(
+        etag.as_deref(),
+        Some(hutong::trust::list::etag_of(&wire).as_str())
+    );
+    let (_, length, _) = zj
+        .head_with("/phic/v1/trust-list", "content-length")
+        .await
+        .unwrap();
+    assert_eq!(length, Some(wire.len().to_string()));
     let list_file = dir.join("data/trust/trust-list.json");
     std::fs::write(&list_file, b"{\"version\": 1, \"half").unwrap();
     let (status, _, published) = zj.get("/phic/v1/trust-list").await.unwrap();

@@ -38,9 +38,20 @@ pub(super) async fn handle(
     }
     if super::published::is_published(req.uri().path()) {
         return match *req.method() {
-            // HEAD is GET without its body (hyper leaves the body out).
-            hyper::Method::GET | hyper::Method::HEAD => {
-                super::published::serve(gw, permits, &peer, &req).await
+            hyper::Method::GET => super::published::serve(gw, permits, &peer, &req).await,
+            // HEAD is GET without its body, with the length it would have (left to the
+            // protocol, HTTP/2 sent the body's frames all the same).
+            hyper::Method::HEAD => {
+                let r = super::published::serve(gw, permits, &peer, &req).await;
+                let (mut parts, body) = r.into_parts();
+                let len = hyper::body::Body::size_hint(&body).exact();
+                if let Some(len) = len {
+                    parts.headers.insert(
+                        hyper::header::CONTENT_LENGTH,
+                        hyper::header::HeaderValue::from(len),
+                    );
+                }
+                Response::from_parts(parts, Full::new(Bytes::new()))
             }
             _ => {
                 let mut r = plain(405, "text/plain; charset=utf-8", b"GET or HEAD".to_vec());
