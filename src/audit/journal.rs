@@ -154,6 +154,16 @@ pub fn discarded_path(base: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Discarded tails this process wrote ([`recover`]): retention leaves them for a later run
+/// to judge by their time. A start is when a clock is most often wrong, and a tail dated
+/// by a clock far behind would otherwise go at the next purge, unseen.
+static SET_ASIDE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Whether this process set records aside in the discarded tail at `path`.
+pub(crate) fn set_aside_by_this_process(path: &Path) -> bool {
+    crate::store::lock(&SET_ASIDE).iter().any(|p| p == path)
+}
+
 /// The path of segment `n` of the journal at `base`.
 pub fn segment_path(base: &Path, n: u64) -> PathBuf {
     let mut name = base.as_os_str().to_owned();
@@ -257,6 +267,7 @@ pub(super) fn recover_segments(
             f.write_all(t).map_err(|e| io_error(&aside, &e))?;
         }
         f.sync_data().map_err(|e| io_error(&aside, &e))?;
+        crate::store::lock(&SET_ASIDE).push(aside);
     }
     out.replayed = replay.len() as u64;
     for path in &files {

@@ -120,7 +120,8 @@ pub struct PurgeReport {
     pub correction_tickets: u64,
     /// Whether the audit journal's discarded tail went (records a crash cut short or that
     /// did not continue the chain, kept aside at a start: it goes once its last write is
-    /// older than the audit period).
+    /// older than the audit period, and not in the run that wrote it, whose clock may have
+    /// dated it wrong).
     pub discarded_journal: bool,
 }
 
@@ -238,6 +239,9 @@ pub fn purge(
 /// Removes the file at `path` if it was last written before `cutoff_ms` (Unix
 /// milliseconds); whether it did. A missing file is nothing to do.
 fn purge_if_older(path: &std::path::Path, cutoff_ms: u64) -> std::io::Result<bool> {
+    if crate::audit::journal::set_aside_by_this_process(path) {
+        return Ok(false);
+    }
     let modified = match std::fs::metadata(path) {
         Ok(m) => m.modified()?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),

@@ -359,6 +359,7 @@ impl Relay for Router {
                         biz,
                         region: None,
                         holder: None,
+                        losses: crate::translate::LossReport::default(),
                     });
                 }
             }
@@ -387,11 +388,12 @@ impl Relay for Router {
             // What a region shows of the holder leaves the gateway masked by the profile's
             // rules, whatever the region's own masking kept.
             crate::mask::remask_answer(&mut reply.biz);
-            call.losses.add(reply.losses);
+            call.losses.add(reply.losses.clone());
             Ok(Relayed {
                 biz: reply.biz,
                 region: Some(region),
                 holder: reply.holder,
+                losses: reply.losses,
             })
         })
     }

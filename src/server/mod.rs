@@ -299,6 +299,7 @@ pub trait Relay: Send + Sync {
                 biz: self.relay(call, biz).await?,
                 region: None,
                 holder: None,
+                losses: crate::translate::LossReport::default(),
             })
         })
     }
@@ -365,6 +366,9 @@ pub struct Relayed {
     /// The holder's full ID, when the region's answer carried it (it becomes a pseudonym at
     /// once).
     pub holder: Option<crate::upstream::HolderId>,
+    /// What the exchange with the region lost (also added to the call's): an answer kept
+    /// for other callers carries these, not what the caller's own request lost.
+    pub losses: crate::translate::LossReport,
 }
 
 /// The shared state of the request path.
@@ -628,6 +632,13 @@ impl SavedNonceStore {
                 loaded = found.loaded,
                 refused = found.refused,
                 "replay store loaded in part: nonces past [replay]'s caps were left out"
+            ),
+            Ok(found) if found.saved_at_ms > pipeline::now_ms() => tracing::warn!(
+                file = %path.display(),
+                loaded = found.loaded,
+                ahead_ms = found.saved_at_ms.saturating_sub(pipeline::now_ms()),
+                "replay store saved by a clock ahead of this one: its nonces are held a TTL \
+                 past the save (at most an hour past now); check the clock"
             ),
             Ok(found) if found.saved_at_ms > 0 => tracing::info!(
                 file = %path.display(),

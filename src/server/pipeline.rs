@@ -26,8 +26,31 @@ pub const LOSS_HEADER: &str = "x-hutong-loss";
 /// Path prefix of the national services.
 pub const PATH_PREFIX: &str = "/phic/v1/";
 
-/// Answers one HTTP request. Never fails: every error becomes a signed envelope.
+/// Answers one HTTP request. Never fails: every error becomes a signed envelope. A HEAD
+/// request gets the answer GET would, without its body and with the length it would have
+/// (left to the protocol, HTTP/2 sends the body's frames all the same).
 pub(super) async fn handle(
+    gw: Arc<Gateway>,
+    permits: Arc<Semaphore>,
+    peer: Peer,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let head = req.method() == hyper::Method::HEAD;
+    let r = answer_request(gw, permits, peer, req).await;
+    if !head {
+        return r;
+    }
+    let (mut parts, body) = r.into_parts();
+    if let Some(len) = hyper::body::Body::size_hint(&body).exact() {
+        parts.headers.insert(
+            hyper::header::CONTENT_LENGTH,
+            hyper::header::HeaderValue::from(len),
+        );
+    }
+    Response::from_parts(parts, Full::new(Bytes::new()))
+}
+
+async fn answer_request(
     gw: Arc<Gateway>,
     permits: Arc<Semaphore>,
     peer: Peer,
@@ -38,20 +61,8 @@ pub(super) async fn handle(
     }
     if super::published::is_published(req.uri().path()) {
         return match *req.method() {
-            hyper::Method::GET => super::published::serve(gw, permits, &peer, &req).await,
-            // HEAD is GET without its body, with the length it would have (left to the
-            // protocol, HTTP/2 sent the body's frames all the same).
-            hyper::Method::HEAD => {
-                let r = super::published::serve(gw, permits, &peer, &req).await;
-                let (mut parts, body) = r.into_parts();
-                let len = hyper::body::Body::size_hint(&body).exact();
-                if let Some(len) = len {
-                    parts.headers.insert(
-                        hyper::header::CONTENT_LENGTH,
-                        hyper::header::HeaderValue::from(len),
-                    );
-                }
-                Response::from_parts(parts, Full::new(Bytes::new()))
+            hyper::Method::GET | hyper::Method::HEAD => {
+                super::published::serve(gw, permits, &peer, &req).await
             }
             _ => {
                 let mut r = plain(405, "text/plain; charset=utf-8", b"GET or HEAD".to_vec());
@@ -644,6 +655,16 @@ mod tests {
 
     use super::audit_purpose;
     use crate::standard::ServiceName;
+
+    #[test]
+    fn every_platform_endpoint_has_its_metrics_label() {
+        for p in super::PLATFORM_ENDPOINTS {
+            assert!(crate::metrics::OWN_ENDPOINTS.contains(&p), "{p}");
+        }
+        for label in ["trust-list", "code-page"] {
+            assert!(crate::metrics::OWN_ENDPOINTS.contains(&label), "{label}");
+        }
+    }
 
     #[test]
     fn an_audit_purpose_is_a_scene_code_never_free_text() {

@@ -12,8 +12,8 @@ use tokio::sync::Semaphore;
 use super::pipeline::{TRUST_LIST_PATH, plain};
 use super::{Gateway, Peer};
 
-/// The public documents served by GET: the trust list, and the code page of a national
-/// code. `None` for any other path (the caller gets the envelope's 405).
+/// The public documents served by GET (and HEAD): the trust list, and the code page of a
+/// national code. Another method on these paths gets a plain 405 naming GET and HEAD.
 pub(super) fn is_published(path: &str) -> bool {
     path == TRUST_LIST_PATH || path == super::page::PAGE_PATH
 }

@@ -238,17 +238,14 @@ async fn idempotent(gw: &Arc<Gateway>, call: &Call, biz: &Value) -> Result<Value
         ReturnCode::BadFormat
     };
     let (a, r) = (app.clone(), rid.clone());
-    let keyed = call.callers_request_id;
-    if let Some(prev) = blocking(move || {
-        if keyed {
-            store.get(&a, &r, now)
-        } else {
-            Ok(None)
-        }
-    })
-    .await
-    .map_err(internal)?
-    {
+    let prev = if call.callers_request_id {
+        blocking(move || store.get(&a, &r, now))
+            .await
+            .map_err(internal)?
+    } else {
+        None
+    };
+    if let Some(prev) = prev {
         return if prev.same_request(&fp) {
             decode(&prev.body)
         } else {
@@ -320,15 +317,15 @@ async fn cached(
         } = bounds();
         let max_ttl = gw.config.load().cache.max_ttl_ms.get();
         let validity = gw.relay.freshness(call, biz).as_millis() as u64;
-        // What the caller's own request lost (its dialect, its registration's defaults) is
-        // not the answer's: a hit reports its own.
-        let callers_losses = call.losses.report().0.len();
         let relayed = gw.relay.relay_reply(call, biz).await?;
         let person = if call.service == ServiceName::VerifyCode {
             recognition::link_verification(gw, call, biz, &relayed).await
         } else {
             None
         };
+        // What the caller's own request lost (its dialect, its registration's defaults) is
+        // not the answer's: a hit reports its own, and the region's exchange's.
+        let fetch_losses = relayed.losses;
         let (mut answer, region) = (relayed.biz, relayed.region);
         // The ticket is sealed now, once: the entry serves only this verifier (the cache
         // key's partition is its appId), and it is not kept past the ticket.
@@ -366,9 +363,8 @@ async fn cached(
         });
         let kept = without_left.as_ref().unwrap_or(&answer);
         let mut cached = Cached::new(kept, subject.map(Arc::from), deadline);
-        let losses = call.losses.report();
-        if let Some(fetched) = losses.0.get(callers_losses..).filter(|l| !l.is_empty()) {
-            cached.losses = Arc::new(crate::translate::LossReport(fetched.to_vec()));
+        if !fetch_losses.is_empty() {
+            cached.losses = Arc::new(fetch_losses);
         }
         cached.person = person;
         cached.ticket_exp_s = ticket_exp_s;

@@ -255,12 +255,17 @@ impl MemoryNonceStore {
             };
             // A nonce is kept a TTL after it was first seen, so no later than a TTL from the
             // save, or from now if that is later: an expiry past that was written by a
-            // clock gone wrong, and would hold its place for as long as it had been. Not a
-            // TTL from now alone: a start with the clock behind would cut every saved
-            // nonce short, and once the clock was set right a captured request within its
-            // window would pass again. Held longer instead, a place is held in vain: the
-            // caps bound that.
-            let from = now_ms.max(parsed.saved_at_ms);
+            // clock gone wrong. Not a TTL from now alone: a start with the clock behind
+            // would cut every saved nonce short, and once the clock was set right a captured
+            // request within its window would pass again. The save's clock is believed up
+            // to MAX_SAVED_AHEAD_MS ahead of this one: further, it was the wrong one, and
+            // its nonces would hold their places (refusing new requests at a cap) for as
+            // long as it had been ahead.
+            let from = now_ms.max(
+                parsed
+                    .saved_at_ms
+                    .min(now_ms.saturating_add(MAX_SAVED_AHEAD_MS)),
+            );
             let expires = expires.min(from.saturating_add(self.config.ttl_ms));
             let mut shard = lock(self.shard(&digest));
             if let Some(packed) = shard.seen.get_mut(&digest)
@@ -309,6 +314,10 @@ impl MemoryNonceStore {
             .saturating_add(MAX_CLIENTS_LEN)
     }
 }
+
+/// How far ahead of the loading clock a save's clock is believed (its nonces are held a
+/// TTL past the save): a start up to this far behind keeps every saved nonce.
+const MAX_SAVED_AHEAD_MS: u64 = 3_600_000;
 
 /// A saved store, read and checked.
 struct Parsed<'a> {

@@ -45,6 +45,7 @@ pub(in crate::server) async fn apply_code_access(
             biz: json!({ "userToken": user_token(gw, &call.client.app_id, &p) }),
             region: Some(home_region(gw, &call.client.region)),
             holder: None,
+            losses: crate::translate::LossReport::default(),
         }
     } else {
         gw.relay.relay_reply(call, biz).await?

@@ -287,3 +287,23 @@ fn a_file_longer_than_the_store_could_save_is_not_read() {
         "read, then refused: {err}"
     );
 }
+
+/// A save's clock is believed at most an hour ahead of the loading one: further, its
+/// nonces would hold their places (refusing new requests at a cap) as long as it had been
+/// ahead.
+#[test]
+fn a_save_far_ahead_of_the_clock_is_believed_an_hour_ahead() {
+    let (_dir, path) = saved(1);
+    let now = NOW - 5 * 3_600_000;
+    let next = store_with(key(), 1_000);
+    next.load(&path, now).unwrap();
+    let held_until = now + 3_600_000 + TTL;
+    assert_eq!(
+        next.check_and_insert("A1", "n0", held_until - 1),
+        NonceCheck::Replayed
+    );
+    assert_eq!(
+        next.check_and_insert("B22", "n0", held_until + 1),
+        NonceCheck::Fresh
+    );
+}
