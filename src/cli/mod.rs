@@ -84,8 +84,9 @@ pub enum Command {
     /// The audit log: verify its hash chain, print a holder's receipt.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
-    /// Retention: purge audit records, idempotency records and closed correction tickets
-    /// past their period.
+    /// Retention: purge audit records, idempotency records, closed correction tickets, the
+    /// audit journal's discarded tail, and link entries and callback records, past their
+    /// period.
     #[command(subcommand)]
     Retention(retention::RetentionCmd),
     /// Run a simulated region back-end with a synthetic population: the national envelope
@@ -110,8 +111,9 @@ pub enum Command {
     /// The conformance suite of GB/T 38963: run its cases against an implementation of the
     /// national envelope.
     ///
-    /// Example: hutong conformance run --target https://127.0.0.1:8443 --client
-    /// data/clients/A3300010001.toml --fixtures conformance/fixtures.example.toml
+    /// Example: hutong conformance run --target https://codes.example.cn --client
+    /// my-client.toml --client2 my-second-client.toml --fixtures my-target.fixtures.toml
+    /// --out reports/ (conformance/README.md: against the reference simulator)
     #[command(subcommand)]
     Conformance(conformance::ConformanceCmd),
     /// Translate one message between the national model and a regional dialect (or

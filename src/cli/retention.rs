@@ -23,7 +23,8 @@ pub enum RetentionCmd {
     /// Purge what the retention policy no longer keeps: audit records older than
     /// retention.audit_days (from the start of the chain, which still verifies afterwards),
     /// expired idempotency records, and correction tickets closed more than
-    /// retention.corrections_closed_days ago; with gateway.pseudonym_secret_file, also link
+    /// retention.corrections_closed_days ago, the audit journal's discarded tail last written
+    /// more than retention.audit_days ago; with gateway.pseudonym_secret_file, also link
     /// entries and finished callback records not touched for retention.audit_days, as the
     /// gateway's own job does. Exits 0 when done, 1 when a step failed (the others still
     /// ran; an audit chain that does not verify is never purged).

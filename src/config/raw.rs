@@ -31,7 +31,7 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1_024;
 /// Default requests in flight at once from one source: a quarter of the default
 /// `max_concurrency`, so that one source leaves the rest to others.
 pub const DEFAULT_MAX_REQUESTS_PER_IP: usize = 1_024;
-/// Default time an HTTP/2 connection stays open with no request in flight.
+/// Default time a connection stays open with no request in flight.
 pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
 /// Default shutdown grace.
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
@@ -133,8 +133,9 @@ pub struct ServerConfig {
     /// with 1007, so that one source cannot hold every place of `max_concurrency`.
     #[serde(default = "d_requests_per_ip")]
     pub max_requests_per_ip: usize,
-    /// How long an HTTP/2 connection may stay open with no request in flight, ms (then it
-    /// is closed with GOAWAY). HTTP/1.1 waits between requests under `header_read_timeout_ms`.
+    /// How long a connection may stay open with no request in flight, ms (HTTP/2: then
+    /// closed with GOAWAY). HTTP/1.1 waits between requests under `header_read_timeout_ms`;
+    /// this closes one whose client sends requests and never reads the answers.
     #[serde(default = "d_idle_timeout")]
     pub idle_timeout_ms: u64,
     /// How long shutdown waits for requests in flight, ms.
