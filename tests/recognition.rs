@@ -465,6 +465,20 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
     let e = seen.keep(&x);
     assert_eq!(e["notified"], 2, "Beijing and Jiangsu: {e}");
     assert!(e["purged"].as_u64().unwrap() >= 1, "{e}");
+    // The same event again (a retry, a periodic sync): no second alert under a fresh id.
+    let x = zj
+        .call_raw_service(
+            "statusEvent",
+            &json!({"codeIds": [set["codeId"]], "codeColor": "10", "updateTime": set["updateTime"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(x.code(), "0", "{}", String::from_utf8_lossy(&x.raw));
+    assert_eq!(
+        seen.keep(&x)["notified"],
+        0,
+        "a repeat told the regions again"
+    );
     // Within a second, Beijing's back-end has the callback, in its own dialect.
     let took = wait_for("Beijing callback", Duration::from_secs(1), || {
         http(ports[0], "GET", "/sim/callbacks", "")

@@ -76,6 +76,7 @@ pub(in crate::server) async fn status_event(
         ));
     }
     let (colour, time) = status_of(biz)?;
+    let dated = time.is_some();
     // An event without a time is dated when the gateway received it: kept undated, it
     // would keep the time of the region's previous event, and look old at once.
     let time = time.or_else(|| Some(standard_time(now_ms())));
@@ -105,7 +106,9 @@ pub(in crate::server) async fn status_event(
         .await
         .map_err(|e| GatewayError::Internal(e.to_string()))?,
     };
-    let entry = match person {
+    // The region's status before this event, to tell a repeat (a retry, a periodic sync)
+    // from a change.
+    let (entry, before) = match person {
         Some(p) => {
             let (links, src, c, t, now) = (
                 Arc::clone(&gw.links),
@@ -115,6 +118,11 @@ pub(in crate::server) async fn status_event(
                 now_ms(),
             );
             blocking(move || {
+                let before = links.get(&p)?.and_then(|e| {
+                    e.regions
+                        .get(&src)
+                        .map(|l| (l.colour.clone(), l.status_time.clone()))
+                });
                 if let Some(c) = c {
                     let set =
                         links.set_status(&p, &src, &c, t.as_deref(), Source::StatusEvent, now)?;
@@ -126,16 +134,24 @@ pub(in crate::server) async fn status_event(
                         let mut l = RegionLink::without_code(src, Source::StatusEvent, now);
                         l.colour = Some(c);
                         l.status_time = t;
-                        return links.link(&p, l, &Holder::default(), now).map(Some);
+                        return Ok((
+                            links.link(&p, l, &Holder::default(), now).map(Some)?,
+                            before,
+                        ));
                     }
                 }
-                links.get(&p)
+                Ok((links.get(&p)?, before))
             })
             .await
             .map_err(|e| GatewayError::Internal(e.to_string()))?
         }
-        None => None,
+        None => (None, None),
     };
+    // The same colour again, at the same time (or undated): the regions were told, and a
+    // second alert under a fresh event id could not be told from a new one.
+    let repeated = before
+        .as_ref()
+        .is_some_and(|(c0, t0)| c0.is_some() && *c0 == colour && (!dated || *t0 == time));
 
     let mut purged = 0;
     for subject in purge_subjects(person, &ids, entry.as_ref()) {
@@ -154,7 +170,7 @@ pub(in crate::server) async fn status_event(
             .get(&source)
             .is_some_and(|l| l.status_time == time)
     };
-    if let (Some(e), Some(c)) = (entry.as_ref().filter(|e| applied(e)), &colour) {
+    if let (Some(e), Some(c)) = (entry.as_ref().filter(|e| applied(e) && !repeated), &colour) {
         let targets = status_callbacks(e, &source, (&event_id, c, time.as_ref()), |r: &str| {
             gw.relay.takes_callbacks(r)
         });
