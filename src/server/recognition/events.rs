@@ -106,6 +106,51 @@ pub(in crate::server) async fn status_event(
         .await
         .map_err(|e| GatewayError::Internal(e.to_string()))?,
     };
+    // From the registry's write on, the work runs in its own task: the caller's deadline
+    // drops the caller's future, and with it, work after the write (the cache's purge, the
+    // callbacks) would be lost with the status already recorded.
+    let event = Event {
+        source,
+        person,
+        ids,
+        colour,
+        time,
+        dated,
+        event_id: event_id.clone(),
+    };
+    let (purged, notified) = tokio::spawn(apply_event(Arc::clone(gw), event))
+        .await
+        .map_err(|e| GatewayError::Internal(e.to_string()))??;
+    Ok((
+        json!({"purged": purged, "notified": notified, "eventId": event_id}),
+        person,
+    ))
+}
+
+/// A status event, checked, and the person it is about.
+struct Event {
+    source: String,
+    person: Option<Pseudonym>,
+    ids: Vec<String>,
+    colour: Option<String>,
+    time: Option<String>,
+    dated: bool,
+    event_id: String,
+}
+
+/// Records `e` in the registry, purges the cache and queues the callbacks: how many
+/// answers were purged, and how many regions are told.
+async fn apply_event(gw: Arc<Gateway>, e: Event) -> Result<(usize, usize), GatewayError> {
+    let gw = &gw;
+    let Event {
+        source,
+        person,
+        ids,
+        colour,
+        time,
+        dated,
+        event_id,
+    } = e;
     // The region's status before this event, to tell a repeat (a retry, a periodic sync)
     // from a change.
     let (entry, before) = match person {
@@ -183,10 +228,7 @@ pub(in crate::server) async fn status_event(
             gw.deliveries.notify_one();
         }
     }
-    Ok((
-        json!({"purged": purged, "notified": notified, "eventId": event_id}),
-        person,
-    ))
+    Ok((purged, notified))
 }
 
 /// The callbacks of a status change in `source` (`(event id, colour, time)`) about the
