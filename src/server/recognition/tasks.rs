@@ -88,6 +88,83 @@ impl Holds {
     }
 }
 
+/// The newest status each region was told of each person's code, by the region it came
+/// from: a status callback older than one already delivered is not sent. Callbacks go out
+/// in parallel and a failed one is retried later, so an older status (red, retried after a
+/// 503) could reach a region after a newer one (green) and overwrite it there. Kept in
+/// memory, for this run (a gateway restarted between the two deliveries is not covered),
+/// and at most [`MAX_NEWEST`] keys (then it starts again).
+#[derive(Debug, Default)]
+pub(super) struct Newest(std::collections::HashMap<(String, String, String), String>);
+
+/// Keys [`Newest`] holds at most.
+const MAX_NEWEST: usize = 100_000;
+
+impl Newest {
+    fn key(d: &crate::link::outbox::Delivery) -> Option<((String, String, String), &str)> {
+        let e = &d.event;
+        if e.kind != crate::link::outbox::KIND_STATUS {
+            return None;
+        }
+        let key = (
+            d.target_region.clone(),
+            e.code_id.clone()?,
+            e.source_region.clone(),
+        );
+        Some((key, e.status_time.as_deref()?))
+    }
+
+    /// Whether `d` is a status older than one its region was already told (times are the
+    /// standard's `yyyy-MM-dd HH:mm:ss`, which sort as text).
+    pub(super) fn superseded(&self, d: &crate::link::outbox::Delivery) -> bool {
+        Self::key(d).is_some_and(|(k, t)| self.0.get(&k).is_some_and(|told| t < told.as_str()))
+    }
+
+    /// `d` was delivered.
+    pub(super) fn delivered(&mut self, d: &crate::link::outbox::Delivery) {
+        if let Some((k, t)) = Self::key(d) {
+            if self.0.len() >= MAX_NEWEST && !self.0.contains_key(&k) {
+                self.0.clear();
+            }
+            let newer = self.0.get(&k).is_none_or(|told| t > told.as_str());
+            if newer {
+                self.0.insert(k, t.to_owned());
+            }
+        }
+    }
+}
+
+/// Of `due`, the ones to send now, each status the newest of its (region, code, source) in
+/// the batch and not older than one delivered (`newest`); and the older ones, which are
+/// given up.
+pub(super) fn newest_first(
+    due: Vec<crate::link::outbox::Delivery>,
+    newest: &Newest,
+) -> (Vec<crate::link::outbox::Delivery>, Vec<u64>) {
+    let mut latest: std::collections::HashMap<(String, String, String), String> =
+        std::collections::HashMap::new();
+    for d in &due {
+        if let Some((k, t)) = Newest::key(d) {
+            let e = latest.entry(k).or_default();
+            if t > e.as_str() {
+                *e = t.to_owned();
+            }
+        }
+    }
+    let mut send = Vec::new();
+    let mut older = Vec::new();
+    for d in due {
+        let older_in_batch =
+            Newest::key(&d).is_some_and(|(k, t)| latest.get(&k).is_some_and(|l| t < l.as_str()));
+        if older_in_batch || newest.superseded(&d) {
+            older.push(d.id);
+        } else {
+            send.push(d);
+        }
+    }
+    (send, older)
+}
+
 /// Counts `n` callbacks abandoned without an attempt: their region could not be called
 /// for [`crate::link::outbox::MAX_PENDING_MS`].
 fn count_abandoned(gw: &Gateway, n: usize) {
@@ -110,6 +187,7 @@ fn count_abandoned(gw: &Gateway, n: usize) {
 pub fn spawn_deliveries(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut holds = Holds::default();
+        let mut newest = Newest::default();
         loop {
             let outbox = Arc::clone(&gw.outbox);
             let now = now_ms();
@@ -123,6 +201,14 @@ pub fn spawn_deliveries(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
             let mut waiting: std::collections::HashMap<u64, Vec<u64>> =
                 std::collections::HashMap::new();
             let mut to_send = Vec::new();
+            let (due, older) = newest_first(due, &newest);
+            for id in older {
+                let outbox = Arc::clone(&gw.outbox);
+                let why = "a newer status of the same code was sent".to_owned();
+                if let Err(e) = blocking(move || outbox.give_up(id, why, now)).await {
+                    tracing::warn!(error = %e, "an older status callback not given up");
+                }
+            }
             for d in due {
                 match holds.until(&d.target_region, now) {
                     Some(until) => waiting.entry(until).or_default().push(d.id),
@@ -158,6 +244,7 @@ pub fn spawn_deliveries(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
                     let ok = outcome.is_ok();
                     let not_sent = matches!(&outcome, Err(f) if f.not_sent);
                     let region = d.target_region.clone();
+                    let sent = d.clone();
                     let (outbox, now) = (Arc::clone(&gw.outbox), now_ms());
                     let recorded = blocking(move || match outcome {
                         Err(f) if f.permanent => outbox.give_up(d.id, f.why, now),
@@ -202,11 +289,14 @@ pub fn spawn_deliveries(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
                         }
                         Err(e) => tracing::warn!(error = %e, "callback attempt not recorded"),
                     }
-                    (region, not_sent)
+                    (region, not_sent, ok.then_some(sent))
                 });
             }
             while let Some(joined) = sends.join_next().await {
-                if let Ok((region, not_sent)) = joined {
+                if let Ok((region, not_sent, delivered)) = joined {
+                    if let Some(d) = delivered {
+                        newest.delivered(&d);
+                    }
                     if not_sent {
                         holds.refused(&region, now_ms());
                     } else {

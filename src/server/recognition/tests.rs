@@ -389,3 +389,55 @@ fn a_held_region_waits_longer_each_time_its_breaker_refuses_and_not_once_called(
     h.refused("110000", 0);
     assert_eq!(h.until("110000", 0), Some(5_000));
 }
+
+fn delivery(id: u64, target: &str, colour: &str, time: &str) -> crate::link::outbox::Delivery {
+    crate::link::outbox::Delivery {
+        id,
+        target_region: target.into(),
+        event: CallbackEvent {
+            kind: crate::link::outbox::KIND_STATUS.into(),
+            event_id: format!("e{id}"),
+            source_region: "330000".into(),
+            code_id: Some("ZJ01".into()),
+            colour: colour.into(),
+            status_time: Some(time.into()),
+            venue_code: None,
+            visit_region: None,
+        },
+        state: crate::link::outbox::DeliveryState::Pending,
+        attempts: 0,
+        next_at_ms: 0,
+        created_ms: 0,
+        delivered_ms: None,
+        last_error: None,
+        held_since_ms: None,
+    }
+}
+
+/// Red at 10:00 failed and is retried after green at 10:05 was delivered: sent, it would
+/// overwrite green at the region. Older statuses are given up, in a batch and after a
+/// delivery; other regions and other codes are not touched.
+#[test]
+fn an_older_status_callback_is_not_sent_after_a_newer_one() {
+    use super::tasks::{Newest, newest_first};
+    let red = delivery(1, "110000", "10", "2026-11-23 10:00:00");
+    let green = delivery(2, "110000", "00", "2026-11-23 10:05:00");
+    let other_region = delivery(3, "320000", "10", "2026-11-23 10:00:00");
+    let mut newest = Newest::default();
+    // Both due at once: only the newer goes.
+    let (send, older) = newest_first(
+        vec![red.clone(), green.clone(), other_region.clone()],
+        &newest,
+    );
+    assert_eq!(send.iter().map(|d| d.id).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(older, [1]);
+    // Green delivered first; red's retry comes due later: given up.
+    newest.delivered(&green);
+    let (send, older) = newest_first(vec![red.clone(), other_region], &newest);
+    assert_eq!(send.iter().map(|d| d.id).collect::<Vec<_>>(), [3]);
+    assert_eq!(older, [1]);
+    // A newer one still goes.
+    let later = delivery(4, "110000", "10", "2026-11-23 10:09:00");
+    let (send, older) = newest_first(vec![later], &newest);
+    assert_eq!((send.len(), older.len()), (1, 0));
+}
