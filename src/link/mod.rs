@@ -284,11 +284,16 @@ fn apply_link(
         // code whose status is older than the known one (a verification answered before a
         // status event, and written after it). Times are the standard's
         // `yyyy-MM-dd HH:mm:ss`, which sort as text.
+        // A link without a time is older than a dated status when it is the gateway's
+        // reading of an answer (a verification, a query), as `outdated` holds for a
+        // status: not when the region itself says it (a status event, its own link).
+        let undated_reading = matches!(link.source, Source::Verification | Source::Query);
         let older = link.code_id == prev.code_id
-            && matches!(
-                (&link.status_time, &prev.status_time),
-                (Some(new), Some(known)) if new < known
-            );
+            && match (&link.status_time, &prev.status_time) {
+                (Some(new), Some(known)) => new < known,
+                (None, Some(_)) => undated_reading,
+                _ => false,
+            };
         if link.colour.is_none() || older {
             link.colour.clone_from(&prev.colour);
             link.status_time.clone_from(&prev.status_time);

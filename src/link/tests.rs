@@ -249,6 +249,27 @@ fn a_later_link_without_a_status_keeps_when_the_held_one_was_learned() {
     assert_eq!(held.source, Source::StatusEvent);
 }
 
+/// A region pushed red at 10:00; a verification answered after it with green and no time
+/// replaced it (an undated answer cannot be ordered against a dated status).
+#[test]
+fn an_undated_verification_does_not_replace_a_dated_status() {
+    let r = MemoryLinks::new();
+    let p = person("330106199001011234");
+    let mut red = zj("A1", Some("10"));
+    red.source = Source::StatusEvent;
+    r.link(&p, red, &holder(), 10).expect("link");
+    let mut green = zj("A1", Some("00"));
+    green.status_time = None;
+    let e = r.link(&p, green, &holder(), 20).expect("link");
+    assert_eq!(e.regions["330000"].colour.as_deref(), Some("10"));
+    // The region's own word, undated, still counts.
+    let mut own = zj("A1", Some("00"));
+    own.status_time = None;
+    own.source = Source::Request;
+    let e = r.link(&p, own, &holder(), 30).expect("link");
+    assert_eq!(e.regions["330000"].colour.as_deref(), Some("00"));
+}
+
 #[test]
 fn memory_registry_keeps_the_contract() {
     registry_contract(&MemoryLinks::new());
