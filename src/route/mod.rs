@@ -433,15 +433,32 @@ impl Relay for Router {
         event: &'a Value,
     ) -> BoxFuture<'a, Result<(), crate::server::NotifyFailure>> {
         Box::pin(async move {
-            let upstream = self.upstream_of(region).ok_or_else(|| {
-                crate::server::NotifyFailure::retry(format!("no region {region}"))
-            })?;
+            // A region no longer configured (a reload) is held, as one whose breaker is
+            // open: its callbacks wait, without spending their attempts, for up to a day.
+            let upstream =
+                self.upstream_of(region)
+                    .ok_or_else(|| crate::server::NotifyFailure {
+                        why: format!("no region {region}"),
+                        permanent: false,
+                        not_sent: true,
+                    })?;
             upstream
                 .notify(event)
                 .await
                 .map_err(|e| crate::server::NotifyFailure {
                     permanent: matches!(e, UpstreamError::Build(_)),
-                    not_sent: matches!(e, UpstreamError::CircuitOpen),
+                    // Refused the gateway's credentials (a rotation at one end): every
+                    // callback would meet the same until an operator mends it, so they are
+                    // held rather than spend their attempts in under an hour.
+                    not_sent: matches!(
+                        e,
+                        UpstreamError::CircuitOpen
+                            | UpstreamError::Status(401 | 403)
+                            | UpstreamError::Business {
+                                code: ReturnCode::SignatureInvalid | ReturnCode::UnknownApp,
+                                ..
+                            }
+                    ),
                     why: e.to_string(),
                 })
         })
@@ -647,6 +664,46 @@ mod tests {
                 }
             })
         }
+
+        fn notify<'a>(&'a self, _event: &'a Value) -> BoxFuture<'a, Result<(), UpstreamError>> {
+            Box::pin(async move {
+                match self.0 {
+                    "forbidden" => Err(UpstreamError::Status(403)),
+                    "unknown-app" => Err(UpstreamError::Business {
+                        code: ReturnCode::UnknownApp,
+                        msg: "who?".into(),
+                    }),
+                    "garbage" => Err(UpstreamError::Garbage("x".into())),
+                    _ => Ok(()),
+                }
+            })
+        }
+    }
+
+    /// A region that refuses the gateway's credentials, or is no longer configured, holds
+    /// its callbacks without spending their attempts: each would meet the same until an
+    /// operator mends it, and fifty attempts were spent in about 42 minutes.
+    #[tokio::test]
+    async fn a_callback_a_region_cannot_take_now_is_held() {
+        let event = serde_json::json!({});
+        for kind in ["forbidden", "unknown-app"] {
+            let f = router(kind)
+                .notify_region("330000", &event)
+                .await
+                .unwrap_err();
+            assert!(f.not_sent && !f.permanent, "{kind}: {}", f.why);
+        }
+        let f = router("answers")
+            .notify_region("110000", &event)
+            .await
+            .unwrap_err();
+        assert!(f.not_sent, "{}", f.why);
+        // Garbage is a failed attempt, counted.
+        let f = router("garbage")
+            .notify_region("330000", &event)
+            .await
+            .unwrap_err();
+        assert!(!f.not_sent, "{}", f.why);
     }
 
     fn router(kind: &'static str) -> Router {

@@ -249,8 +249,10 @@ pub struct NotifyFailure {
     /// No retry can mend it: the event cannot be put in the region's dialect (a colour its
     /// map lacks, a time its format cannot hold). The delivery is abandoned at once.
     pub permanent: bool,
-    /// Nothing was sent: the region's circuit breaker is open. The delivery waits without
-    /// spending one of its attempts.
+    /// The region cannot take it now: its circuit breaker is open (nothing was sent), it
+    /// is no longer configured, or it refused the gateway's credentials (401, 403). The
+    /// delivery waits without spending one of its attempts, at most a day from the first
+    /// such wait.
     pub not_sent: bool,
 }
 
