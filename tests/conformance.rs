@@ -399,15 +399,8 @@ fn the_offline_code_vectors_hold_and_a_wrong_verdict_is_caught() {
     assert!(ok.status.success(), "{text}");
     assert!(text.contains("14 vector(s), 0 failed"), "{text}");
     // The same vectors with V-002 (expired) expected valid: the verifier disagrees.
-    let dir = temp_dir("conf-vectors");
-    std::fs::create_dir_all(dir.join("keys")).unwrap();
     let src = root().join("conformance/vectors");
-    std::fs::copy(src.join("trust-list.json"), dir.join("trust-list.json")).unwrap();
-    std::fs::copy(
-        src.join("keys/anchor.pub.pem"),
-        dir.join("keys/anchor.pub.pem"),
-    )
-    .unwrap();
+    let dir = vectors_beside("conf-vectors");
     let v = std::fs::read_to_string(src.join("vectors.toml")).unwrap();
     let changed = v.replacen(
         "clock = 1795003660\nexpect = { code = \"3002\" }",
@@ -550,6 +543,21 @@ fn the_example_fixtures_file_reads() {
     assert!(f.code.contains_key("expired") && f.ticket.contains_key("expired"));
 }
 
+/// A directory with the offline vectors' trust list and anchor key, for a changed
+/// `vectors.toml` to be written beside them.
+fn vectors_beside(tag: &str) -> PathBuf {
+    let src = root().join("conformance/vectors");
+    let dir = temp_dir(tag);
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    std::fs::copy(src.join("trust-list.json"), dir.join("trust-list.json")).unwrap();
+    std::fs::copy(
+        src.join("keys/anchor.pub.pem"),
+        dir.join("keys/anchor.pub.pem"),
+    )
+    .unwrap();
+    dir
+}
+
 /// Every offline vector can fail: with its expectation changed (another code, another
 /// colour, another dialect or code id), the check reports that vector, and only it.
 #[test]
@@ -562,14 +570,7 @@ fn every_vector_fails_with_its_expectation_changed() {
     .unwrap();
     let text = std::fs::read_to_string(src.join("vectors.toml")).unwrap();
     let doc: toml::Table = toml::from_str(&text).unwrap();
-    let dir = temp_dir("conf-vectors-each");
-    std::fs::create_dir_all(dir.join("keys")).unwrap();
-    std::fs::copy(src.join("trust-list.json"), dir.join("trust-list.json")).unwrap();
-    std::fs::copy(
-        src.join("keys/anchor.pub.pem"),
-        dir.join("keys/anchor.pub.pem"),
-    )
-    .unwrap();
+    let dir = vectors_beside("conf-vectors-each");
     let mut survivors = Vec::new();
     let mut checked = 0;
     for kind in ["vector", "regional"] {

@@ -454,25 +454,15 @@ async fn a_zhejiang_traveler_in_beijing_across_three_regions_and_two_restarts() 
     );
     assert_eq!(set["colour"], "10");
     let zj = client(&dir, ZJ);
-    let x = zj
-        .call_raw_service(
-            "statusEvent",
-            &json!({"codeIds": [set["codeId"]], "codeColor": "10", "updateTime": set["updateTime"]}),
-        )
-        .await
-        .unwrap();
+    let red =
+        json!({"codeIds": [set["codeId"]], "codeColor": "10", "updateTime": set["updateTime"]});
+    let x = zj.call_raw_service("statusEvent", &red).await.unwrap();
     assert_eq!(x.code(), "0", "{}", String::from_utf8_lossy(&x.raw));
     let e = seen.keep(&x);
     assert_eq!(e["notified"], 2, "Beijing and Jiangsu: {e}");
     assert!(e["purged"].as_u64().unwrap() >= 1, "{e}");
     // The same event again (a retry, a periodic sync): no second alert under a fresh id.
-    let x = zj
-        .call_raw_service(
-            "statusEvent",
-            &json!({"codeIds": [set["codeId"]], "codeColor": "10", "updateTime": set["updateTime"]}),
-        )
-        .await
-        .unwrap();
+    let x = zj.call_raw_service("statusEvent", &red).await.unwrap();
     assert_eq!(x.code(), "0", "{}", String::from_utf8_lossy(&x.raw));
     assert_eq!(
         seen.keep(&x)["notified"],

@@ -36,10 +36,8 @@ pub(super) async fn serve(
     } else {
         "code-page"
     };
-    let metrics = Arc::clone(&gw);
-    let r = answer(gw, permits, peer, req).await;
-    metrics
-        .metrics
+    let r = answer(Arc::clone(&gw), permits, peer, req).await;
+    gw.metrics
         .record_own(label, code_of(r.status()), started.elapsed());
     r
 }

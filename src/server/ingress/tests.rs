@@ -1,20 +1,8 @@
-use std::path::Path;
-
 use serde_json::json;
 
 use super::*;
 use crate::standard::Standard;
-
-fn jiangsu() -> Dialect {
-    Dialect::load_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("config/regions"),
-        &Standard::embedded(),
-    )
-    .unwrap()
-    .into_iter()
-    .find(|d| d.id == "jiangsu")
-    .unwrap()
-}
+use crate::testutil::shipped_dialect;
 
 async fn text_of(r: Response<Full<Bytes>>) -> String {
     use http_body_util::BodyExt as _;
@@ -27,7 +15,7 @@ async fn text_of(r: Response<Full<Bytes>>) -> String {
 /// success with no colour.
 #[tokio::test]
 async fn an_answer_the_dialect_cannot_say_is_a_failure_in_the_dialect() {
-    let js = jiangsu();
+    let js = shipped_dialect("jiangsu");
     let std = Standard::embedded();
     let answer = |colour: &str| {
         json!({"code": "0", "msg": "success", "bizContent": {

@@ -290,6 +290,24 @@ fn a_verified_message_gives_its_one_time_value_within_the_window() {
     assert_eq!(one_time_value(&hubei(), &json!({}), &[], T).unwrap(), None);
 }
 
+/// Hex HMAC-SHA256 of `text` under `key`, as a sender computes it.
+fn tag_of(key: &[u8], text: &str) -> String {
+    hex(hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), text.as_bytes()).as_ref())
+}
+
+/// [`verify_as_sent`] of the JSON message `body`, with the text it was sent as.
+fn verify_body(signing: &Signing, body: &str, creds: &Credentials<'_>) -> Result<(), SignError> {
+    let msg: Value = serde_json::from_str(body).unwrap();
+    verify_as_sent(
+        signing,
+        &msg,
+        &SentText::of_json(body.as_bytes()),
+        &[],
+        creds,
+        T,
+    )
+}
+
 /// A sender signs an object field over its own JSON of it: PHP escapes `/`, Python writes
 /// `\uXXXX` and spaces. The signature was checked over the gateway's compact JSON only, so
 /// such a caller's every request failed with 1003.
@@ -307,17 +325,11 @@ fn an_object_field_is_checked_over_the_text_sent() {
         secret: "bj-secret",
     };
     let data = r#"{"qrCode": "https:\/\/jkb.bj.example.cn\/q?c=1", "name": "\u738b"}"#;
-    let text = format!("bj{T}n-1{data}bj-secret");
-    let tag = hex(hmac::sign(
-        &hmac::Key::new(hmac::HMAC_SHA256, creds.key),
-        text.as_bytes(),
-    )
-    .as_ref());
+    let tag = tag_of(creds.key, &format!("bj{T}n-1{data}bj-secret"));
     let body =
         format!(r#"{{"appId":"bj","timestamp":"{T}","nonce":"n-1","data":{data},"sign":"{tag}"}}"#);
     let msg: Value = serde_json::from_str(&body).unwrap();
-    let sent = SentText::of_json(body.as_bytes());
-    verify_as_sent(&beijing, &msg, &sent, &[], &creds, T).expect("signed over the text sent");
+    verify_body(&beijing, &body, &creds).expect("signed over the text sent");
     assert_eq!(
         verify(&beijing, &msg, &[], &creds, T),
         Err(SignError::BadSignature("sign".into())),
@@ -327,28 +339,10 @@ fn an_object_field_is_checked_over_the_text_sent() {
     let mut ours = msg.clone();
     sign(&beijing, &mut ours, &creds, &at(T)).unwrap();
     let spaced = body.replace(&tag, ours["sign"].as_str().unwrap());
-    let spaced_msg: Value = serde_json::from_str(&spaced).unwrap();
-    verify_as_sent(
-        &beijing,
-        &spaced_msg,
-        &SentText::of_json(spaced.as_bytes()),
-        &[],
-        &creds,
-        T,
-    )
-    .expect("signed over the compact text");
+    verify_body(&beijing, &spaced, &creds).expect("signed over the compact text");
     // And a text that is neither is refused.
-    let altered = body.replace("c=1", "c=2");
-    let altered_msg: Value = serde_json::from_str(&altered).unwrap();
     assert_eq!(
-        verify_as_sent(
-            &beijing,
-            &altered_msg,
-            &SentText::of_json(altered.as_bytes()),
-            &[],
-            &creds,
-            T
-        ),
+        verify_body(&beijing, &body.replace("c=1", "c=2"), &creds),
         Err(SignError::BadSignature("sign".into()))
     );
 }
@@ -368,22 +362,10 @@ fn a_dotted_signed_field_is_not_read_from_a_key_spelt_like_it() {
         secret: "s",
     };
     let captured = r#"{"q":1}"#;
-    let tag = hex(hmac::sign(
-        &hmac::Key::new(hmac::HMAC_SHA256, creds.key),
-        format!("{captured}s").as_bytes(),
-    )
-    .as_ref());
+    let tag = tag_of(creds.key, &format!("{captured}s"));
     let body = format!(r#"{{"body":{{"data":{{"q":2}}}},"body.data":{captured},"sign":"{tag}"}}"#);
-    let msg: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
-        verify_as_sent(
-            &nested,
-            &msg,
-            &SentText::of_json(body.as_bytes()),
-            &[],
-            &creds,
-            T
-        ),
+        verify_body(&nested, &body, &creds),
         Err(SignError::BadSignature("sign".into()))
     );
 }

@@ -541,14 +541,7 @@ async fn a_success_under_an_http_error_status_is_that_status() {
     // The answer's HTTP status was read only when the body did not translate: an error
     // page that reads as a success in the dialect (Jiangsu's resCode 0, or any answer of a
     // dialect without a result code) was taken for one.
-    let jiangsu = crate::translate::Dialect::load_dir(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/regions"),
-        &crate::standard::Standard::embedded(),
-    )
-    .unwrap()
-    .into_iter()
-    .find(|d| d.id == "jiangsu")
-    .unwrap();
+    let jiangsu = crate::testutil::shipped_dialect("jiangsu");
     let (port, _) = answering(
         "503 Service Unavailable",
         r#"{"resCode":0,"res":{"level":"1","updateTime":"20261123083005"}}"#,
